@@ -1,0 +1,35 @@
+# kws_assets — the commands a user runs. `make demo` materializes the whole graph on kws.yaml;
+# `make test` runs the suite; `make ui` serves the Dagster UI on 127.0.0.1.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DAGSTER_HOME
+UI_PORT ?= 3000
+
+.PHONY: install demo ui test check clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/python -m kws_assets.demo
+
+ui: install
+	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+check: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+clean:
+	rm -rf .kws_data .dagster_home

@@ -1,0 +1,62 @@
+"""Ship: the int8 ONNX artifact (model + labels + the feature config it expects)."""
+
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from kws_assets.config import ModelSettings
+from kws_assets.core.export import export_onnx, onnx_accuracy, quantize_int8, write_artifact
+from kws_assets.core.feature_table import split_arrays
+from kws_assets.core.features import FeatureSpec, normalize
+from kws_assets.core.model import DSCNN
+from kws_assets.defs.resources import KwsSettings
+
+ARTIFACT_DIR = ("artifacts", "quantized_model")
+
+
+@dg.asset(
+    group_name="ship",
+    kinds={"onnx"},
+    code_version="1",
+    owners=["team:kws-ml"],
+    description="ONNX export of kws_model, int8 static quantization (QDQ) with onnxruntime "
+                "calibrated on validation rows; the artifact folder holds model.int8.onnx, "
+                "labels.json, feature_config.json and metrics.json.",
+)
+def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_model: dict,
+                    mfcc_table: pl.DataFrame) -> dg.MaterializeResult:
+    cfg = settings.config
+    labels = kws_model["labels"]
+    spec = FeatureSpec.model_validate(kws_model["feature_spec"])
+    model = DSCNN(len(labels), ModelSettings.model_validate(kws_model["model_settings"]))
+    model.load_state_dict(kws_model["state_dict"])
+    model.eval()
+    x_val, _ = split_arrays(mfcc_table, labels, "val")
+    x_test, y_test = split_arrays(mfcc_table, labels, "test")
+    x_val, x_test = normalize(x_val, spec), normalize(x_test, spec)
+    calibration = x_val[: cfg.quantize.calibration_rows]
+
+    with tempfile.TemporaryDirectory(prefix="kws-export-") as tmp:
+        float_path, int8_path = Path(tmp) / "model.float.onnx", Path(tmp) / "model.int8.onnx"
+        export_onnx(model, spec, float_path)
+        quantize_int8(float_path, int8_path, calibration, per_channel=cfg.quantize.per_channel)
+        metrics = {
+            "test_rows": int(len(y_test)),
+            "float_test_accuracy": round(onnx_accuracy(float_path, x_test, y_test), 4) if len(y_test) else None,
+            "int8_test_accuracy": round(onnx_accuracy(int8_path, x_test, y_test), 4) if len(y_test) else None,
+            "float_size_kb": round(float_path.stat().st_size / 1024, 1),
+            "int8_size_kb": round(int8_path.stat().st_size / 1024, 1),
+            "torch_accuracy": kws_model["accuracy"],
+        }
+        artifact = cfg.storage_path(*ARTIFACT_DIR)
+        write_artifact(artifact, int8_path, labels, spec, metrics)
+
+    return dg.MaterializeResult(metadata={
+        **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+        "artifact_dir": dg.MetadataValue.path(str(artifact)),
+        "labels": dg.MetadataValue.json(labels),
+        "classify_command": dg.MetadataValue.text(f"kws classify --model {artifact} clip.wav"),
+    })

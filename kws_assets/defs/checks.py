@@ -1,0 +1,96 @@
+"""Asset checks: pandera schemas and dataset invariants, run by Dagster after each materialization.
+
+Blocking checks stop a bad table from flowing downstream in the same run; the quarantine-rate
+check only warns, because a high rejection rate is a signal to look, not a broken table.
+"""
+
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from kws_assets.core import schemas
+from kws_assets.core.features import FeatureSpec
+from kws_assets.defs.resources import KwsSettings
+
+SPLITS = ("train", "val", "test")
+MAX_FAILURES_SHOWN = 20
+QUARANTINE_WARN_FRACTION = 0.25
+
+
+def _schema_result(df: pl.DataFrame, schema) -> dg.AssetCheckResult:
+    _, failures = schemas.validate(df, schema)
+    return dg.AssetCheckResult(
+        passed=failures.height == 0,
+        metadata={"rows": df.height, "failure_cases": failures.height,
+                  "failures": dg.MetadataValue.json(
+                      failures.head(MAX_FAILURES_SHOWN).to_dicts() if failures.height else [])},
+    )
+
+
+@dg.asset_check(asset="validated_set", blocking=True,
+                description="The validated set satisfies the pandera clip-table schema.")
+def validated_set_schema(settings: KwsSettings, validated_set: pl.DataFrame) -> dg.AssetCheckResult:
+    cfg = settings.config
+    schema = schemas.clip_table_schema(cfg.labels, cfg.audio.sample_rate, cfg.audio.clip_samples)
+    return _schema_result(validated_set, schema)
+
+
+@dg.asset_check(asset="validated_set", blocking=True,
+                description="No speaker appears in more than one split.")
+def validated_set_speaker_disjoint(validated_set: pl.DataFrame) -> dg.AssetCheckResult:
+    shared = (validated_set.group_by("speaker").agg(pl.col("split").n_unique().alias("n"))
+              .filter(pl.col("n") > 1))
+    return dg.AssetCheckResult(
+        passed=shared.height == 0,
+        metadata={"speakers": validated_set["speaker"].n_unique(),
+                  "speakers_in_several_splits": dg.MetadataValue.json(shared["speaker"].to_list())},
+    )
+
+
+@dg.asset_check(asset="validated_set", blocking=True,
+                description="Every label has training clips, and val and test are not empty.")
+def validated_set_label_coverage(settings: KwsSettings,
+                                 validated_set: pl.DataFrame) -> dg.AssetCheckResult:
+    labels = settings.config.labels
+    train = validated_set.filter(pl.col("split") == "train")
+    train_counts = dict(train.group_by("label").len().iter_rows())
+    missing = [label for label in labels if train_counts.get(label, 0) == 0]
+    split_sizes = {s: validated_set.filter(pl.col("split") == s).height for s in SPLITS}
+    empty = [s for s, n in split_sizes.items() if n == 0]
+    return dg.AssetCheckResult(
+        passed=not missing and not empty,
+        metadata={"labels_without_train_clips": dg.MetadataValue.json(missing),
+                  "empty_splits": dg.MetadataValue.json(empty),
+                  "split_sizes": dg.MetadataValue.json(split_sizes)},
+    )
+
+
+@dg.asset_check(asset="quarantined_clips",
+                additional_ins={"validated_set": dg.AssetIn("validated_set")},
+                description="Warns when more than a quarter of the candidate clips are quarantined.")
+def quarantine_rate(quarantined_clips: pl.DataFrame,
+                    validated_set: pl.DataFrame) -> dg.AssetCheckResult:
+    total = quarantined_clips.height + validated_set.height
+    fraction = quarantined_clips.height / total if total else 0.0
+    return dg.AssetCheckResult(
+        passed=fraction <= QUARANTINE_WARN_FRACTION,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined_fraction": round(fraction, 4), "quarantined": quarantined_clips.height},
+    )
+
+
+@dg.asset_check(asset="mfcc_table", blocking=True,
+                description="Every MFCC has the configured shape and only finite values.")
+def mfcc_table_schema(settings: KwsSettings, mfcc_table: pl.DataFrame) -> dg.AssetCheckResult:
+    cfg = settings.config
+    spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
+    result = _schema_result(mfcc_table, schemas.mfcc_table_schema(spec.n_frames, spec.n_mfcc, cfg.labels))
+    values = mfcc_table["mfcc"].to_numpy() if mfcc_table.height else np.zeros((0, *spec.shape))
+    finite = bool(np.isfinite(values).all())
+    return dg.AssetCheckResult(passed=result.passed and finite and mfcc_table.height > 0,
+                               metadata={**result.metadata, "all_finite": finite})
+
+
+ALL_CHECKS = [validated_set_schema, validated_set_speaker_disjoint, validated_set_label_coverage,
+              quarantine_rate, mfcc_table_schema]

@@ -1,0 +1,186 @@
+"""ONNX export, int8 quantisation, the artifact folder and the file classifier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from kws_assets.config import ModelSettings
+from kws_assets.core.audio import AudioReadError, resample, write_wav
+from kws_assets.core.export import (
+    ARTIFACT_FILES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    KwsClassifier,
+    export_onnx,
+    onnx_accuracy,
+    onnx_logits,
+    quantize_int8,
+    softmax,
+    write_artifact,
+)
+from kws_assets.core.features import FeatureSpec, features_for_files
+from kws_assets.core.model import DSCNN
+from kws_assets.core.training import evaluate, predict_logits
+from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
+
+KIB = 1024
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """The trained tone model as float ONNX, int8 ONNX and an artifact folder."""
+    task, result, _ = trained_tone_model()
+    out = tmp_path_factory.mktemp("export")
+    float_path = export_onnx(result.model, task.spec, out / "model.onnx")
+    int8_path = quantize_int8(float_path, out / "model.int8.onnx", task.x_val)
+    float_acc = onnx_accuracy(float_path, task.x_test, task.y_test)
+    int8_acc = onnx_accuracy(int8_path, task.x_test, task.y_test)
+    metrics = {"float_accuracy": float_acc, "int8_accuracy": int8_acc,
+               "test": evaluate(result.model, task.x_test, task.y_test, TONE_LABELS).as_dict(),
+               "int8_bytes": np.int64(int8_path.stat().st_size)}
+    artifact = write_artifact(out / "artifact", int8_path, TONE_LABELS, task.spec, metrics)
+    return {"task": task, "result": result, "float": float_path, "int8": int8_path,
+            "artifact": artifact, "float_acc": float_acc, "int8_acc": int8_acc, "out": out}
+
+
+def test_float_onnx_matches_torch_with_dynamic_batch(exported) -> None:
+    task, result = exported["task"], exported["result"]
+    model = onnx.load(str(exported["float"]))
+    assert [i.name for i in model.graph.input] == [INPUT_NAME]
+    assert [o.name for o in model.graph.output] == [OUTPUT_NAME]
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
+    for n in (1, 37):
+        x = task.x_test[:n]
+        np.testing.assert_allclose(onnx_logits(exported["float"], x), predict_logits(result.model, x),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_export_leaves_the_model_untouched(exported, tmp_path) -> None:
+    model = DSCNN(4, ModelSettings(n_filters=8, n_blocks=1))
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, exported["task"].spec, tmp_path / "m.onnx")
+    assert model.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_int8_model_is_quantised_and_as_accurate_as_float(exported) -> None:
+    task = exported["task"]
+    model = onnx.load(str(exported["int8"]))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert sum(int(np.prod(t.dims)) for t in int8_weights) > 0.9 * sum(
+        p.numel() for n, p in exported["result"].model.named_parameters() if "weight" in n and p.dim() > 1)
+    assert exported["float_acc"] >= 0.85
+    assert exported["int8_acc"] >= exported["float_acc"] - 0.05
+    agree = (onnx_logits(exported["int8"], task.x_test).argmax(1)
+             == onnx_logits(exported["float"], task.x_test).argmax(1)).mean()
+    assert agree >= 0.95
+
+
+def test_reference_ds_cnn_s_int8_size(exported, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = DSCNN(12, ModelSettings()).eval()
+    spec = exported["task"].spec
+    float_path = export_onnx(model, spec, tmp_path / "s.onnx")
+    calibration = np.random.default_rng(0).standard_normal((64, *spec.shape)).astype(np.float32)
+    int8_path = quantize_int8(float_path, tmp_path / "s.int8.onnx", calibration)
+    float_size, int8_size = float_path.stat().st_size, int8_path.stat().st_size
+    assert 20 * KIB <= int8_size <= 80 * KIB
+    assert int8_size < 0.7 * float_size
+
+
+def test_artifact_folder_contents(exported) -> None:
+    artifact: Path = exported["artifact"]
+    assert sorted(p.name for p in artifact.iterdir()) == sorted(ARTIFACT_FILES)
+    assert json.loads((artifact / "labels.json").read_text()) == TONE_LABELS
+    spec = FeatureSpec.model_validate_json((artifact / "feature_config.json").read_text())
+    assert spec == exported["task"].spec and spec.has_stats
+    metrics = json.loads((artifact / "metrics.json").read_text())
+    assert metrics["int8_accuracy"] == exported["int8_acc"]
+    assert metrics["int8_bytes"] == exported["int8"].stat().st_size
+    assert (artifact / "model.int8.onnx").read_bytes() == exported["int8"].read_bytes()
+
+
+def test_write_artifact_replaces_whole_folder_and_leaves_no_temp(exported, tmp_path) -> None:
+    task = exported["task"]
+    target = tmp_path / "art"
+    write_artifact(target, exported["int8"], TONE_LABELS, task.spec, {"run": 1})
+    (target / "stale.txt").write_text("from an older run")
+    write_artifact(target, exported["int8"], TONE_LABELS, task.spec, {"run": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+    assert not (target / "stale.txt").exists()
+    assert json.loads((target / "metrics.json").read_text()) == {"run": 2}
+    no_stats = FeatureSpec(**{**task.spec.model_dump(), "mean": None, "std": None})
+    with pytest.raises(ValueError):
+        write_artifact(tmp_path / "bad", exported["int8"], TONE_LABELS, no_stats, {})
+    assert not (tmp_path / "bad").exists()
+
+
+def _tone_wavs(folder: Path, clips: np.ndarray) -> list[str]:
+    """Write clips as WAVs in assorted formats: 16 kHz, 8 kHz, 44.1 kHz, 16 kHz float."""
+    paths = []
+    for i, clip in enumerate(clips):
+        path = folder / f"clip{i}.wav"
+        kind = i % 4
+        if kind == 1:
+            write_wav(path, resample(clip, SR, 8000), 8000)
+        elif kind == 2:
+            write_wav(path, resample(clip, SR, 44100), 44100)
+        else:
+            write_wav(path, clip, SR, subtype="FLOAT" if kind == 3 else "PCM_16")
+        paths.append(str(path))
+    return paths
+
+
+def test_classifier_from_artifact_classifies_wav_files(exported, tmp_path) -> None:
+    task = exported["task"]
+    classifier = KwsClassifier.load(exported["artifact"], threads=1)
+    assert classifier.labels == TONE_LABELS
+    clips, y = task.clips_test[:16], task.y_test[:16]
+    paths = _tone_wavs(tmp_path, clips)
+    results = classifier.classify_files(paths)
+    assert [r["path"] for r in results] == paths
+    predicted = np.array([TONE_LABELS.index(r["label"]) for r in results])
+    assert (predicted == y).mean() >= 0.8
+    for r in results:
+        assert set(r["scores"]) == set(TONE_LABELS)
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert r["score"] == max(r["scores"].values())
+    # same numbers as the feature path + int8 model directly
+    probs = softmax(onnx_logits(exported["int8"], features_for_files(paths, classifier.spec)))
+    np.testing.assert_allclose([[r["scores"][lab] for lab in TONE_LABELS] for r in results], probs, atol=1e-5)
+    np.testing.assert_allclose(classifier.classify_features(task.x_test[:4]),
+                               softmax(onnx_logits(exported["int8"], task.x_test[:4])), atol=1e-6)
+
+
+def test_classifier_reports_or_raises_for_bad_files(exported, tmp_path) -> None:
+    task = exported["task"]
+    classifier = KwsClassifier.load(exported["artifact"])
+    good = _tone_wavs(tmp_path, task.clips_test[:2])
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not a wav file at all")
+    missing = str(tmp_path / "missing.wav")
+    with pytest.raises(AudioReadError):
+        classifier.classify_files([good[0], str(broken)])
+    results = classifier.classify_files([good[0], str(broken), missing, good[1]], skip_errors=True)
+    assert [("error" in r) for r in results] == [False, True, True, False]
+    assert results[1]["path"] == str(broken)
+    assert results[3] == classifier.classify_files([good[1]])[0]
+
+
+def test_load_rejects_incomplete_or_mismatched_artifacts(exported, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        KwsClassifier.load(tmp_path)
+    task = exported["task"]
+    wrong = write_artifact(tmp_path / "wrong", exported["int8"], TONE_LABELS + ["extra"], task.spec, {})
+    with pytest.raises(ValueError):
+        KwsClassifier.load(wrong)

@@ -1,0 +1,220 @@
+"""Training: learns a separable synthetic task, stops early, is reproducible, reports correctly.
+
+``make_tone_clips`` and ``trained_tone_model`` are also used by the export and CLI tests (the
+trained model is built once per test process).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
+from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.training import (
+    NO_AUGMENT,
+    MfccAugment,
+    TrainResult,
+    augment_batch,
+    classification_report,
+    evaluate,
+    predict_logits,
+    train_model,
+)
+
+SR = 16000
+CLIP = 16000
+TONE_LABELS = ["low_tone", "high_tone", "chirp", "noise_burst"]
+SMALL_MODEL = ModelSettings(n_filters=32, n_blocks=2)
+FAST_TRAIN = TrainSettings(max_epochs=30, min_epochs=1, batch_size=32, learning_rate=3e-3, patience=3,
+                           seed=0, threads=1)
+
+
+def tone_clip(label_index: int, rng: np.random.Generator) -> np.ndarray:
+    """One 1-s clip of a class: a burst of a low tone, high tone, rising chirp or noise, in noise."""
+    t = np.arange(CLIP) / SR
+    start = rng.uniform(0.05, 0.5)
+    duration = rng.uniform(0.25, 0.45)
+    envelope = ((t >= start) & (t < start + duration)).astype(np.float64)
+    if label_index == 0:
+        burst = np.sin(2 * np.pi * rng.uniform(300, 600) * t)
+    elif label_index == 1:
+        burst = np.sin(2 * np.pi * rng.uniform(1500, 2800) * t)
+    elif label_index == 2:
+        freq = np.interp(t, [start, start + duration], [300.0, 2800.0])
+        burst = np.sin(2 * np.pi * np.cumsum(freq) / SR)
+    else:
+        burst = rng.standard_normal(CLIP) * 0.5
+    clip = burst * envelope * rng.uniform(0.05, 0.5) + rng.standard_normal(CLIP) * rng.uniform(0.002, 0.02)
+    return clip.astype(np.float32)
+
+
+def make_tone_clips(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(clips [n, 16000] float32, labels [n] int64)`` of the four tone classes, interleaved."""
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.arange(len(TONE_LABELS)), n_per_class).astype(np.int64)
+    return np.stack([tone_clip(int(label), rng) for label in y]), y
+
+
+@dataclass(frozen=True)
+class ToneTask:
+    spec: FeatureSpec  # with train normalisation stats
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    clips_test: np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def tone_task() -> ToneTask:
+    """Normalised MFCC train/val/test sets of the tone task."""
+    spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
+    extractor = MfccExtractor(spec)
+    clips_train, y_train = make_tone_clips(50, seed=10)
+    clips_val, y_val = make_tone_clips(15, seed=11)
+    clips_test, y_test = make_tone_clips(15, seed=12)
+    raw_train = extractor(clips_train)
+    spec = spec.with_stats(*compute_norm_stats(raw_train))
+    return ToneTask(
+        spec=spec,
+        x_train=normalize(raw_train, spec),
+        y_train=y_train,
+        x_val=normalize(extractor(clips_val), spec),
+        y_val=y_val,
+        x_test=normalize(extractor(clips_test), spec),
+        y_test=y_test,
+        clips_test=clips_test,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def trained_tone_model() -> tuple[ToneTask, TrainResult, list[str]]:
+    """The tone task, a small DS-CNN trained on it, and the log lines of that training."""
+    task = tone_task()
+    lines: list[str] = []
+    result = train_model(task.x_train, task.y_train, task.x_val, task.y_val, TONE_LABELS,
+                         SMALL_MODEL, FAST_TRAIN, log=lines.append)
+    return task, result, lines
+
+
+def test_learns_the_tone_task_and_keeps_the_best_epoch() -> None:
+    task, result, lines = trained_tone_model()
+    assert result.best_val_accuracy >= 0.9
+    assert evaluate(result.model, task.x_test, task.y_test, TONE_LABELS).accuracy >= 0.85
+    best = result.history[result.best_epoch - 1]
+    assert best.val_accuracy == max(h.val_accuracy for h in result.history)
+    # the returned weights are those of the best epoch, not the last one
+    restored = evaluate(result.model, task.x_val, task.y_val, TONE_LABELS)
+    assert restored.accuracy == pytest.approx(best.val_accuracy)
+    assert not result.model.training
+    assert len(lines) >= result.epochs_run
+    assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+def test_early_stopping_stops_patience_epochs_after_the_last_gain() -> None:
+    _, result, _ = trained_tone_model()
+    assert result.stopped_early
+    assert result.epochs_run < FAST_TRAIN.max_epochs
+    accuracies = [h.val_accuracy for h in result.history]
+    last_gain = max(i for i, acc in enumerate(accuracies) if acc > max(accuracies[:i], default=-1.0))
+    assert result.epochs_run == last_gain + 1 + FAST_TRAIN.patience
+
+
+def test_min_epochs_holds_off_early_stopping() -> None:
+    task = tone_task()
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 8, "patience": 1, "min_epochs": 6})
+    result = train_model(task.x_train[:40], task.y_train[:40], task.x_val, task.y_val, TONE_LABELS,
+                         ModelSettings(n_filters=8, n_blocks=1), settings)
+    assert result.epochs_run >= settings.min_epochs
+
+
+def test_runs_to_max_epochs_when_patience_is_never_exhausted() -> None:
+    task = tone_task()
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 2, "patience": 5})
+    result = train_model(task.x_train[:40], task.y_train[:40], task.x_val, task.y_val, TONE_LABELS,
+                         ModelSettings(n_filters=8, n_blocks=1), settings)
+    assert result.epochs_run == 2 and not result.stopped_early
+
+
+def test_same_seed_reproduces_and_other_seed_differs() -> None:
+    task = tone_task()
+    tiny = ModelSettings(n_filters=16, n_blocks=1)
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 2})
+    args = (task.x_train[:96], task.y_train[:96], task.x_val, task.y_val, TONE_LABELS, tiny)
+    first = train_model(*args, settings)
+    second = train_model(*args, settings)
+    other = train_model(*args, settings.model_copy(update={"seed": 1}))
+    assert first.history == second.history
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert not np.allclose(predict_logits(first.model, task.x_val), predict_logits(other.model, task.x_val))
+
+
+def test_thread_count_is_restored() -> None:
+    task = tone_task()
+    before = torch.get_num_threads()
+    train_model(task.x_train[:16], task.y_train[:16], task.x_val[:8], task.y_val[:8], TONE_LABELS,
+                ModelSettings(n_filters=8, n_blocks=1),
+                FAST_TRAIN.model_copy(update={"max_epochs": 1, "threads": 1}))
+    assert torch.get_num_threads() == before
+
+
+def test_rejects_bad_inputs() -> None:
+    task = tone_task()
+    with pytest.raises(ValueError):
+        train_model(task.x_train, task.y_train, task.x_val[:0], task.y_val[:0], TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+    with pytest.raises(ValueError):
+        train_model(task.x_train, task.y_train + 10, task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+    with pytest.raises(ValueError):
+        train_model(task.x_train, task.y_train[:-1], task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+
+
+def test_augmentation_shifts_and_masks() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.arange(4 * 49 * 10, dtype=torch.float32).reshape(4, 49, 10) + 1.0
+    torch.testing.assert_close(augment_batch(x, NO_AUGMENT, generator), x)
+
+    shifted = augment_batch(x, MfccAugment(max_shift_frames=3, time_masks=0, coeff_masks=0), generator)
+    for row in range(4):
+        matches = [s for s in range(-3, 4)
+                   if torch.equal(shifted[row, max(s, 0):49 + min(s, 0)], x[row, max(-s, 0):49 - max(s, 0)])]
+        assert len(matches) == 1
+        s = matches[0]
+        zero_frames = shifted[row, :s] if s > 0 else shifted[row, 49 + s:]
+        assert torch.count_nonzero(zero_frames) == 0
+
+    masked = augment_batch(x, MfccAugment(max_shift_frames=0, time_masks=1, max_time_mask_frames=5,
+                                          coeff_masks=1, max_coeff_mask=2), generator)
+    zero = masked == 0
+    assert torch.equal(masked[~zero], x[~zero])  # only zeroing, nothing moved
+    for row in range(4):
+        frames_zeroed = int(zero[row].all(dim=1).sum())
+        coeffs_zeroed = int(zero[row].all(dim=0).sum())
+        assert frames_zeroed <= 5 and coeffs_zeroed <= 2
+
+
+def test_classification_report_counts() -> None:
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c"]
+    y_true = rng.integers(0, 3, size=200)
+    y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 3, size=200))
+    report = classification_report(y_true, y_pred, labels)
+    confusion = np.array(report.confusion)
+    assert confusion.sum() == 200
+    assert report.accuracy == pytest.approx(float((y_true == y_pred).mean()))
+    for i, label in enumerate(labels):
+        tp = int(((y_true == i) & (y_pred == i)).sum())
+        assert report.per_class[label].precision == pytest.approx(tp / (y_pred == i).sum())
+        assert report.per_class[label].recall == pytest.approx(tp / (y_true == i).sum())
+        assert report.per_class[label].support == int((y_true == i).sum())
+    assert report.as_dict()["confusion"] == report.confusion
+    never_predicted = classification_report(np.array([0, 1]), np.array([0, 0]), ["a", "b"])
+    assert never_predicted.per_class["b"].precision == 0.0
+    assert never_predicted.per_class["b"].recall == 0.0

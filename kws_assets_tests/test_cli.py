@@ -1,0 +1,88 @@
+"""The ``kws classify`` command: one JSON line per file, error lines and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws_assets.cli import EXIT_FILE_ERRORS, EXIT_OK, EXIT_USAGE, main
+from kws_assets.core.audio import write_wav
+from kws_assets.core.export import export_onnx, quantize_int8, write_artifact
+from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory) -> Path:
+    task, result, _ = trained_tone_model()
+    out = tmp_path_factory.mktemp("cli_model")
+    float_path = export_onnx(result.model, task.spec, out / "model.onnx")
+    int8_path = quantize_int8(float_path, out / "model.int8.onnx", task.x_val)
+    return write_artifact(out / "artifact", int8_path, TONE_LABELS, task.spec, {})
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory) -> tuple[list[str], list[str]]:
+    """Test clips of the tone task as WAVs, with their true labels."""
+    task, _, _ = trained_tone_model()
+    folder = tmp_path_factory.mktemp("cli_wavs")
+    paths, labels = [], []
+    for i, (clip, y) in enumerate(zip(task.clips_test[:8], task.y_test[:8])):
+        path = folder / f"{TONE_LABELS[y]}_{i}.wav"
+        write_wav(path, clip, SR)
+        paths.append(str(path))
+        labels.append(TONE_LABELS[y])
+    return paths, labels
+
+
+def _lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_classify_prints_one_json_line_per_file(artifact, wavs, capsys) -> None:
+    paths, labels = wavs
+    assert main(["classify", "--model", str(artifact), *paths]) == EXIT_OK
+    rows = _lines(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == paths
+    assert np.mean([r["label"] == truth for r, truth in zip(rows, labels)]) >= 0.75
+    for r in rows:
+        assert set(r) == {"path", "label", "score", "scores"}
+        assert r["score"] == max(r["scores"].values())
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_module_entry_point_with_a_broken_file(artifact, wavs, tmp_path) -> None:
+    paths, _ = wavs
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "kws_assets.cli", "classify", "--model", str(artifact),
+         paths[0], str(broken), paths[1]],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == EXIT_FILE_ERRORS, proc.stderr
+    rows = _lines(proc.stdout)
+    assert [r["path"] for r in rows] == [paths[0], str(broken), paths[1]]
+    assert "error" in rows[1] and "label" not in rows[1]
+    assert "label" in rows[0] and "label" in rows[2]
+
+
+def test_unusable_model_folder_is_a_usage_error(tmp_path, wavs, capsys) -> None:
+    paths, _ = wavs
+    assert main(["classify", "--model", str(tmp_path / "nothing"), paths[0]]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == "" and "cannot load model" in captured.err
+
+
+def test_missing_arguments_exit_with_usage() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["classify"])
+    assert exc.value.code == EXIT_USAGE
