@@ -18,11 +18,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/python -m kws_assets.demo
 
 ui: install
-	mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/python -c "from kws_assets.demo import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
 
 test: install

@@ -53,18 +53,30 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     return "\n".join(out)
 
 
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def ensure_dagster_home() -> Path:
+    """``$DAGSTER_HOME`` (default ``./.dagster_home``) with a dagster.yaml: SQLite, no telemetry."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(INSTANCE_YAML)
+    return home
+
+
 def main() -> int:
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(Path.cwd() / ".dagster_home")
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     defs = build_definitions()
     settings: KwsSettings = defs.resources["settings"]
     print(f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
           f"DAGSTER_HOME {os.environ['DAGSTER_HOME']}", flush=True)
     started = time.monotonic()
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance,
-                                                                   raise_on_error=False)
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        instance=instance, run_config=RUN_CONFIG, raise_on_error=False)
     elapsed = time.monotonic() - started
     if not result.success:
         print(f"run {result.run_id} failed after {elapsed:.1f} s:", file=sys.stderr)

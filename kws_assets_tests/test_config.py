@@ -1,0 +1,71 @@
+"""The configuration model and its YAML loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from kws_assets.config import (SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig, load_config, parse_yaml)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_kws_yaml_spells_out_the_embedded_default():
+    from_file = load_config(PROJECT_ROOT / "kws.yaml")
+    assert from_file.model_dump(exclude={"storage"}) == KwsConfig().model_dump(exclude={"storage"})
+    assert Path(from_file.storage.root) == PROJECT_ROOT / ".kws_data"
+
+
+def test_yes_no_on_off_stay_strings():
+    assert parse_yaml("keywords: [yes, no, on, off]\nflag: true") == {
+        "keywords": ["yes", "no", "on", "off"], "flag": True}
+
+
+def test_labels_put_silence_and_unknown_first():
+    cfg = KwsConfig(keywords=["Marvin", " sheila "])
+    assert cfg.labels == [SILENCE_LABEL, UNKNOWN_LABEL, "marvin", "sheila"]
+
+
+@pytest.mark.parametrize("keywords", [[], ["yes", "yes"], ["_unknown_"], [""]])
+def test_bad_keyword_lists_are_rejected(keywords):
+    with pytest.raises(ValidationError):
+        KwsConfig(keywords=keywords)
+
+
+def test_unknown_fields_are_rejected_with_their_name(tmp_path):
+    path = tmp_path / "kws.yaml"
+    path.write_text("keywords: [yes]\ntrain: {epochz: 3}\n")
+    with pytest.raises(ValidationError, match="epochz"):
+        load_config(path)
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    path = tmp_path / "sub" / "kws.yaml"
+    path.parent.mkdir()
+    path.write_text("storage: {root: data}\nsources:\n  - {kind: manifest, name: mine, root: corpus}\n")
+    cfg = load_config(path)
+    assert Path(cfg.storage.root) == path.parent / "data"
+    assert Path(cfg.sources[0].root) == path.parent / "corpus"
+
+
+def test_env_var_names_the_config(tmp_path, monkeypatch):
+    path = tmp_path / "other.yaml"
+    path.write_text("keywords: [alpha, beta]\n")
+    monkeypatch.setenv("KWS_CONFIG", str(path))
+    assert load_config().keywords == ["alpha", "beta"]
+    monkeypatch.setenv("KWS_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_config()
+
+
+def test_mfcc_shape_settings_are_checked():
+    with pytest.raises(ValidationError):
+        KwsConfig(features={"n_mels": 8, "n_mfcc": 10})
+
+
+def test_section_hash_changes_only_with_its_section():
+    base = KwsConfig()
+    assert base.section_hash("audio") == KwsConfig(keywords=["x"]).section_hash("audio")
+    assert base.section_hash("audio") != KwsConfig(audio={"sample_rate": 8000}).section_hash("audio")
