@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,10 +45,13 @@ def test_assets_groups_lineage_and_job(tiny_config_file):
     assert defs.resolve_job_def(PIPELINE_JOB) is not None
 
 
-def test_dagster_definitions_validate_passes(tiny_config_file):
+def test_dg_check_defs_passes(tiny_config_file, tmp_path):
     root = Path(__file__).resolve().parents[2]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=root, capture_output=True, text=True, timeout=180,
-        env={**__import__("os").environ, "KWS_CONFIG": str(tiny_config_file)})
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
