@@ -26,7 +26,6 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from pocketsphinx import Decoder
 
 from kws_assets.core import tts
@@ -54,6 +53,7 @@ _NON_WORD = re.compile(r"[^a-z0-9']+")
 _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
 
 # --- espeak-ng (en) phoneme mnemonics -> CMU ARPAbet -------------------------------------------
+# The phones of the bundled en-us acoustic model (CMU ARPAbet without stress digits).
 ARPABET_PHONES = frozenset(
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW "
     "V W Y Z ZH".split()
@@ -94,7 +94,12 @@ class G2pError(ValueError):
 
 @dataclass(frozen=True)
 class WordSpan:
-    """One aligned word: seconds from the start of the (unpadded) audio, and a 0-1 confidence."""
+    """One aligned word: seconds from the start of the audio as given (padding removed).
+
+    ``confidence`` is pocketsphinx's word posterior (0-1).  Forced alignment scores the best
+    placement of the given words, so it stays high even for a wrong transcript: it is a weak
+    quality signal, not a verification that the word was spoken.
+    """
 
     word: str
     start_s: float
@@ -164,7 +169,9 @@ def g2p_arpabet(word: str, voice: str = G2P_VOICE) -> list[str]:
 class Aligner:
     """A reusable pocketsphinx forced aligner (loading the model is the slow part: keep one).
 
-    Not safe to share between threads: calls are serialised with a lock.
+    ``sample_rate`` is the decoder's input rate (the bundled model is a 16 kHz model); audio at
+    other rates is resampled.  Words added through the g2p stay in the decoder's dictionary for
+    later utterances.  One decoder per instance: concurrent calls are serialised with a lock.
     """
 
     def __init__(
@@ -194,9 +201,6 @@ class Aligner:
             bestpath=False,
             loglevel="FATAL",
         )
-        # The cepstral mean adapts during each utterance and would carry over into the next one;
-        # restoring the start-up value makes every alignment independent of earlier calls.
-        self._initial_cmn: str = self._decoder.get_cmn()
         self._g2p_added: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -246,6 +250,8 @@ class Aligner:
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if x.size == 0:
             return AlignmentResult(ok=False, error="empty audio")
+        if sample_rate <= 0:
+            return AlignmentResult(ok=False, error=f"invalid sample rate {sample_rate}")
         if not np.all(np.isfinite(x)):
             return AlignmentResult(ok=False, error="audio contains NaN or infinite samples")
         if float(np.max(np.abs(x))) < SILENT_PEAK:
@@ -280,8 +286,10 @@ class Aligner:
         clipped to ``duration_s``, the length of the audio as the caller gave it."""
         in_utterance = False
         try:
+            # Feature extraction (cepstral mean among others) carries state from one utterance
+            # to the next; rebuilding it (~0.1 ms) makes every alignment independent of history.
+            self._decoder.reinit_feat()
             self._decoder.set_align_text(" ".join(words))
-            self._decoder.set_cmn(self._initial_cmn)
             self._decoder.start_utt()
             in_utterance = True
             self._decoder.process_raw(self._prepare_pcm(x, dither_dbfs), False, True)
@@ -318,7 +326,8 @@ class Aligner:
                     confidence=float(min(max(seg.prob, 0.0), 1.0)),
                 )
             )
-            inside_fractions.append((clipped_end - clipped_start) / max(end_s - start_s, _TINY_SECONDS))
+            inside = (clipped_end - clipped_start) / max(end_s - start_s, _TINY_SECONDS)
+            inside_fractions.append(inside)
         return spans, inside_fractions
 
 

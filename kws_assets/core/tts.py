@@ -37,6 +37,10 @@ PARAM_WORDGAP = 7
 EE_OK = 0
 PHONEME_SEPARATOR_SHIFT = 8  # bits 8-23 of phoneme_mode hold a separator character
 RANDOM_SEED = 12345  # replaces espeak's clock-based seed (breath noise, klatt voices)
+# Every voice change queues a sample-rate event that is only cleared by a synthesis; espeak's event
+# list holds about 30 entries, and once it is full the first word events of the next synthesis
+# are lost.  After this many changes without a synthesis, an empty synthesis clears the list.
+MAX_UNFLUSHED_VOICE_CHANGES = 8
 
 RATE_MIN_WPM = 80
 RATE_MAX_WPM = 450
@@ -161,6 +165,8 @@ class _Engine:
             lib.espeak_ng_SetRandSeed(RANDOM_SEED)
         self.lib = lib
         self.sample_rate: int = rate
+        self._current_voice: str | None = None
+        self._unflushed_voice_changes = 0
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, int, int]] = []  # (text_position, length, audio_position ms)
         # Keep the ctypes callback object referenced for the life of the process.
@@ -185,9 +191,14 @@ class _Engine:
             raise TtsError(f"empty voice name in {voice!r}")
         if variant and not os.path.isfile(self.variant_path(variant)):
             raise TtsError(f"unknown espeak-ng voice variant {variant!r} in {voice!r}")
+        if voice == self._current_voice:
+            return
+        self._current_voice = None
         status = self.lib.espeak_SetVoiceByName(voice.encode())
+        self._unflushed_voice_changes += 1
         if status != EE_OK:
             raise TtsError(f"unknown espeak-ng voice {voice!r} (status {status})")
+        self._current_voice = voice
 
     def variant_path(self, variant: str) -> str:
         if variant.isdigit():
@@ -204,17 +215,23 @@ class _Engine:
             raise TtsError(f"espeak_SetParameter({parameter}, {value}) failed (status {status})")
 
     def synth(self, text: str) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-        self._chunks, self._events = [], []
-        data = text.encode("utf-8")
-        status = self.lib.espeak_Synth(
-            data, len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
-        )
+        if self._unflushed_voice_changes > MAX_UNFLUSHED_VOICE_CHANGES:
+            self._raw_synth(b"")  # clears the queued voice-change events
+        status = self._raw_synth(text.encode("utf-8"))
         chunks, events = self._chunks, self._events
         self._chunks, self._events = [], []
         if status != EE_OK:
             raise TtsError(f"espeak_Synth failed (status {status})")
         pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         return pcm, events
+
+    def _raw_synth(self, data: bytes) -> int:
+        self._chunks, self._events = [], []
+        status = self.lib.espeak_Synth(
+            data, len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
+        )
+        self._unflushed_voice_changes = 0
+        return status
 
     def text_to_phonemes(self, text: str, phoneme_mode: int) -> list[str]:
         buffer = ctypes.create_string_buffer(text.encode("utf-8"))
@@ -227,7 +244,10 @@ class _Engine:
         return [c for c in clauses if c]
 
     def voices(self) -> list[tuple[str, str, str]]:
-        """(primary language code, identifier, display name) of every installed voice."""
+        """(primary language code, identifier, display name) of every installed voice.
+
+        The identifier is the voice file's path under espeak-ng-data (``gmw/en-US``); its file
+        name, lower-cased, is what ``espeak_SetVoiceByName`` accepts (``en-us``)."""
         table = self.lib.espeak_ListVoices(None)
         found: list[tuple[str, str, str]] = []
         i = 0
@@ -283,7 +303,8 @@ def synthesize(
     ``rate`` is in words per minute, ``pitch`` is espeak's 0-99 base pitch and ``word_gap`` adds
     pauses between words in units of 10 ms.  Returns audio at espeak's native rate plus one
     :class:`WordEvent` per spoken word.  Raises :class:`TtsError` for an unknown voice or variant,
-    empty text or out-of-range parameters.
+    empty text, out-of-range parameters, or text that produced no spoken word (a few voices in
+    ``list_voices()`` have no dictionary in the bundled data and fail this way).
     """
     if not text or not text.strip():
         raise TtsError("cannot synthesise empty text")
@@ -299,6 +320,11 @@ def synthesize(
         engine.set_parameter(PARAM_WORDGAP, word_gap)
         pcm, raw_events = engine.synth(text)
         sample_rate = engine.sample_rate
+    if not raw_events:
+        raise TtsError(
+            f"voice {voice!r} spoke no words for {text!r} (nothing pronounceable, or the voice's "
+            "dictionary is missing from espeak-ng-data)"
+        )
     samples = (pcm.astype(np.float32) / INT16_FULL_SCALE).clip(-1.0, 1.0)
     words = []
     for text_position, length, audio_ms in raw_events:
@@ -314,10 +340,17 @@ def synthesize(
     return Synthesis(samples=samples, sample_rate=sample_rate, words=words)
 
 
-def synthesize_at(text: str, sample_rate: int, **kw: object) -> Synthesis:
+def synthesize_at(
+    text: str,
+    sample_rate: int,
+    voice: str = "en-us",
+    rate: int = 175,
+    pitch: int = 50,
+    word_gap: int = 0,
+) -> Synthesis:
     """:func:`synthesize`, resampled to ``sample_rate`` with ``core.audio.resample`` (word times
     are unaffected)."""
-    native = synthesize(text, **kw)  # type: ignore[arg-type]
+    native = synthesize(text, voice=voice, rate=rate, pitch=pitch, word_gap=word_gap)
     if native.sample_rate == sample_rate:
         return native
     samples = resample(native.samples, native.sample_rate, sample_rate)
@@ -325,14 +358,18 @@ def synthesize_at(text: str, sample_rate: int, **kw: object) -> Synthesis:
 
 
 def list_voices(language_prefix: str | None = None) -> list[str]:
-    """Names usable as ``voice`` (each voice's primary language code, e.g. ``"en-gb-scotland"``),
-    sorted, optionally only those starting with ``language_prefix`` (case-insensitive)."""
+    """Names usable as ``voice`` (the voice file names, e.g. ``"en-us"``, ``"en-gb-scotland"``,
+    ``"en"`` for British English), sorted, optionally only those whose name or primary language
+    code starts with ``language_prefix`` (case-insensitive)."""
     with _LOCK:
-        codes = {code for code, _, _ in _engine().voices()}
-    if language_prefix is not None:
-        prefix = language_prefix.lower()
-        codes = {c for c in codes if c.lower().startswith(prefix)}
-    return sorted(codes)
+        voices = _engine().voices()
+    prefix = (language_prefix or "").lower()
+    names = {
+        identifier.rsplit("/", 1)[-1].lower()
+        for code, identifier, _ in voices
+        if code.lower().startswith(prefix) or identifier.rsplit("/", 1)[-1].lower().startswith(prefix)
+    }
+    return sorted(names)
 
 
 def list_variants() -> list[str]:

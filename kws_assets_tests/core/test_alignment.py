@@ -12,6 +12,8 @@ from pocketsphinx import get_model_path
 from kws_assets.core import tts
 from kws_assets.core.audio import resample
 from kws_assets.core.alignment import (
+    ARPABET_PHONES,
+    ESPEAK_TO_ARPABET,
     AlignmentResult,
     Aligner,
     G2pError,
@@ -64,6 +66,14 @@ def test_normalize_transcript():
     assert normalize_transcript("  ...  ") == []
 
 
+def test_mapping_targets_are_model_phones():
+    used = {phone for phones in ESPEAK_TO_ARPABET.values() for phone in phones}
+    assert used <= ARPABET_PHONES
+    with open(get_model_path("en-us/cmudict-en-us.dict"), encoding="utf-8") as fh:
+        dictionary_phones = {p for line in fh for p in line.split()[1:]}
+    assert dictionary_phones == ARPABET_PHONES
+
+
 def test_espeak_to_arpabet_mapping():
     assert espeak_to_arpabet("h_@_l_'oU") == ["HH", "AH", "L", "OW"]
     assert espeak_to_arpabet("z_'i@_r_oU") == ["Z", "IY", "R", "OW"]
@@ -94,6 +104,8 @@ def test_aligns_espeak_sentences_with_espeak_timing(aligner):
                 assert overlap > 0, (voice, rate, span, ev_start, ev_end)
                 start_errors.append(abs(span.start_s - ev_start))
     within = np.mean(np.asarray(start_errors) <= START_TOLERANCE_S)
+    print(f"start error vs espeak: median {np.median(start_errors) * 1000:.0f} ms, "
+          f"{within:.1%} within {START_TOLERANCE_S * 1000:.0f} ms, max {max(start_errors):.3f} s")
     assert within >= MIN_FRACTION_WITHIN_TOLERANCE, (within, np.median(start_errors))
     assert np.median(start_errors) < 0.05
 
@@ -135,6 +147,7 @@ def test_unpronounceable_word_is_reported_not_dropped():
         (np.zeros(0, np.float32), "yes"),
         (np.full(1600, np.nan, np.float32), "yes"),
         (np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1, ""),
+        (np.random.default_rng(3).standard_normal(16000).astype(np.float32) * 0.1, "!?"),
     ],
 )
 def test_garbage_input_fails_cleanly(aligner, samples, transcript):
@@ -142,6 +155,11 @@ def test_garbage_input_fails_cleanly(aligner, samples, transcript):
     assert not result.ok
     assert result.error
     assert all(0.0 <= w.start_s <= w.end_s <= len(samples) / 16000 for w in result.words)
+
+
+def test_invalid_sample_rate_fails_cleanly(aligner):
+    result = aligner.align(np.ones(100, np.float32) * 0.1, 0, "yes")
+    assert not result.ok and "sample rate" in (result.error or "")
 
 
 def test_rejects_words_pushed_into_the_padding(aligner):
