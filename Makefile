@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 UI_PORT ?= 3000
 
-.PHONY: install demo ui test check clean
+.PHONY: install demo ui test check clean bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: install
 
 check: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
+
+# Benchmarks against peers (librosa, python_speech_features, the machine's FLOP bound) and the
+# end-to-end scaling curve; writes bench/results/report.{md,json}.  Not part of `make test`.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .kws_data .dagster_home

@@ -1,11 +1,21 @@
-"""The ``kws`` command line: classify audio files with a trained model artifact folder.
+"""The ``kws`` command line: classify clips or spot keywords in long recordings with a trained
+model artifact folder.
 
     kws classify --model DIR a.wav b.wav
 
 prints one JSON object per file on stdout, in argument order:
 ``{"path": ..., "label": ..., "score": ..., "scores": {label: probability}}``, or
-``{"path": ..., "error": ...}`` for a file that cannot be read.  The exit status is 0 when every
-file was classified, 1 when any file failed, 2 for a usage error or an unusable model folder.
+``{"path": ..., "error": ...}`` for a file that cannot be read.
+
+    kws detect --model DIR long.wav [more.wav ...] [--threshold 0.8] [--hop-ms 100]
+
+slides the int8 model over each recording (posterior smoothing, a refractory period after each
+detection) and prints one JSON line per detection:
+``{"path": ..., "start": s, "end": s, "keyword": ..., "score": p}``; a file that cannot be read
+prints ``{"path": ..., "error": ...}``.
+
+The exit status is 0 when every file was processed, 1 when any file failed, 2 for a usage error
+or an unusable model folder.
 """
 
 from __future__ import annotations
@@ -18,6 +28,11 @@ from collections.abc import Sequence
 EXIT_OK = 0
 EXIT_FILE_ERRORS = 1
 EXIT_USAGE = 2
+# Detection defaults (the same numbers as kws_assets.core.detect; kept here so --help needs no torch).
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_HOP_MS = 100.0
+DEFAULT_SMOOTHING_WINDOWS = 3
+DEFAULT_REFRACTORY_S = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...).")
     classify.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
     classify.add_argument("files", nargs="+", help="Audio files (any rate / channel count).")
+    detect = commands.add_parser("detect", help="Spot keywords in long recordings.")
+    detect.add_argument("--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...).")
+    detect.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="Smoothed keyword posterior that fires a detection (the evaluation "
+                             "asset reports the threshold of its FA/h operating point).")
+    detect.add_argument("--hop-ms", type=float, default=DEFAULT_HOP_MS, help="Window stride.")
+    detect.add_argument("--smooth", type=int, default=DEFAULT_SMOOTHING_WINDOWS,
+                        help="Windows in the posterior moving average.")
+    detect.add_argument("--refractory-s", type=float, default=DEFAULT_REFRACTORY_S,
+                        help="No new detection this long after one.")
+    detect.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
+    detect.add_argument("files", nargs="+", help="Audio files (any rate / channel count / length).")
     return parser
 
 
@@ -44,11 +71,39 @@ def _classify(args: argparse.Namespace) -> int:
     return EXIT_FILE_ERRORS if any("error" in r for r in results) else EXIT_OK
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from kws_assets.core.audio import AudioReadError
+    from kws_assets.core.detect import StreamingDetector
+    from kws_assets.core.export import KwsClassifier
+
+    try:
+        classifier = KwsClassifier.load(args.model, threads=args.threads)
+        detector = StreamingDetector(classifier, threshold=args.threshold, hop_ms=args.hop_ms,
+                                     smoothing_windows=args.smooth,
+                                     refractory_s=args.refractory_s)
+    except (OSError, ValueError) as err:
+        print(f"kws: cannot use model from {args.model}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    failed = False
+    for path in args.files:
+        try:
+            detections = detector.detect_file(path)
+        except (AudioReadError, OSError) as err:
+            print(json.dumps({"path": path, "error": str(err)}), flush=True)
+            failed = True
+            continue
+        for detection in detections:
+            print(json.dumps({"path": path, **detection.as_dict()}), flush=True)
+    return EXIT_FILE_ERRORS if failed else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kws`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "classify":
         return _classify(args)
+    if args.command == "detect":
+        return _detect(args)
     return EXIT_USAGE
 
 

@@ -86,3 +86,38 @@ def test_missing_arguments_exit_with_usage() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["classify"])
     assert exc.value.code == EXIT_USAGE
+
+
+def test_detect_prints_one_json_line_per_detection(tmp_path, capsys) -> None:
+    from kws_assets_tests.tone_detector import tone_artifact, tone_stream
+
+    model = tone_artifact().folder
+    truth = [(1.5, "low_tone"), (4.0, "_unknown_"), (6.5, "high_tone")]
+    long_wav = tmp_path / "long.wav"
+    write_wav(long_wav, tone_stream(truth, 9.0, seed=5), SR)
+    quiet_wav = tmp_path / "quiet.wav"
+    write_wav(quiet_wav, tone_stream([], 3.0, seed=6), SR)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEjunk")
+    code = main(["detect", "--model", str(model), "--threshold", "0.45", str(long_wav),
+                 str(broken), str(quiet_wav)])
+    rows = _lines(capsys.readouterr().out)
+    assert code == EXIT_FILE_ERRORS
+    detections = [r for r in rows if "keyword" in r]
+    assert [(r["path"], r["keyword"]) for r in detections] == [
+        (str(long_wav), "low_tone"), (str(long_wav), "high_tone")]
+    for row, (start, _) in zip(detections, [truth[0], truth[2]]):
+        assert set(row) == {"path", "start", "end", "keyword", "score"}
+        assert row["start"] <= start < row["end"]
+    errors = [r for r in rows if "error" in r]
+    assert [r["path"] for r in errors] == [str(broken)]
+    assert main(["detect", "--model", str(tmp_path / "nothing"), str(long_wav)]) == EXIT_USAGE
+
+
+def test_detect_defaults_match_the_detector() -> None:
+    from kws_assets import cli
+    from kws_assets.core import detect
+
+    for name in ("DEFAULT_THRESHOLD", "DEFAULT_HOP_MS", "DEFAULT_SMOOTHING_WINDOWS",
+                 "DEFAULT_REFRACTORY_S"):
+        assert getattr(cli, name) == getattr(detect, name)

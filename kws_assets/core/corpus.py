@@ -1,91 +1,90 @@
-"""Corpus connectors: paired audio + transcripts in, one row per utterance out.
+"""Corpus ingestion: every configured source, listed by its connector, each file read once.
 
-Two sources exist today:
+One row per corpus entry (``raw_corpus``).  A usable recording carries its provenance (source,
+original path, license, speaker), what the file is (sample rate, channels, libsndfile subtype and
+bit depth, duration, size, sha256) and its levels.  An entry that cannot be used stays in the
+table as a *rejected* row — ``reject_reason`` and ``reject_detail`` set, named by its original
+path — so the quarantine table downstream lists it (stage ``ingest``); nothing is dropped silently
+and one bad file never stops the others.
 
-* the **demo corpus**: carrier sentences that contain the configured keywords among other words,
-  spoken by several espeak-ng voices and written once as WAV files plus a ``manifest.jsonl``.  It
-  is regenerated only when its recipe (keywords, voices, sentence count, rate, seed) changes.
-* a **user manifest**: a folder with a CSV or JSONL manifest whose rows name an audio file
-  (``path``, relative to the folder), its ``transcript`` and its ``speaker``.
+Layouts (see :mod:`kws_assets.core.connectors`): manifest (CSV/TSV/JSONL), Common Voice,
+LibriSpeech, Speech Commands, and the generated demo corpus.  Roots may be local folders or
+``s3://`` prefixes; remote files are mirrored locally, content-addressed, as they are hashed.
 
-Every utterance row carries its provenance: source, original path, license, speaker.  A row that
-cannot be used becomes a :class:`CorpusProblem` naming the file and the reason; it never stops the
-other rows.
+Re-ingesting an unchanged corpus reads nothing: each file's facts are cached by (location, size,
+modification stamp) in a small SQLite table under the ingest work folder.  The table's data
+version (:func:`content_version`) is a hash of content, not of paths or times.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import os
-import random
-import tempfile
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import polars as pl
-import soundfile as sf
+from upath import UPath
 
-from kws_assets.config import DemoCorpusSource, KwsConfig, ManifestSource
-from kws_assets.core import tts
-from kws_assets.core.audio import resample, write_wav
+from kws_assets.config import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
+from kws_assets.core import quality
+from kws_assets.core.connectors import DecoderMissingError, list_source
+from kws_assets.core.connectors.base import (
+    CorpusEntry,
+    EntryProblem,
+    UnsafePathError,
+    corpus_root,
+    is_remote,
+    member,
+)
+from kws_assets.core.connectors.demo import (
+    demo_source_as_manifest,
+    generate_demo_corpus,
+    tts_speaker_id,
+)
+from kws_assets.core.connectors.files import CACHE_FILE, FileFacts, FileFactsCache, inspect_file
 
-# Words the demo corpus puts around each keyword: common English words that pocketsphinx's
-# dictionary knows.  Any of them that is also a keyword is left out.
-FILLER_WORDS = (
-    "please", "say", "now", "the", "word", "is", "next", "i", "heard", "you", "that", "again",
-    "we", "will", "then", "maybe", "after", "this", "said", "today", "before", "dinner", "house",
-    "green", "water", "seven", "paper", "music", "little", "window", "morning", "garden", "never",
-    "yellow", "table", "people", "number", "open", "close", "river", "coffee", "simple",
-)
-FILLERS_PER_SENTENCE = 3
-DEMO_MANIFEST = "manifest.jsonl"
-UTTERANCE_COLUMNS = (
-    "utterance_id", "uri", "transcript", "speaker", "language", "source", "license",
-    "original_path", "sample_rate", "channels", "duration_s", "sha256",
-)
+__all__ = ["CORPUS_SCHEMA", "CorpusLoad", "IngestStats", "attach_provenance", "content_version",
+           "corpus_table", "ingest_summary", "labeled_rows", "load_corpus", "namespaced_speaker",
+           "rejected_rows", "rows_to_align", "silence_windows_by_source", "tts_speaker_id",
+           "usable_rows"]
+
+CORPUS_SCHEMA: dict[str, pl.DataType] = {
+    "utterance_id": pl.String, "uri": pl.String, "transcript": pl.String, "speaker": pl.String,
+    "language": pl.String, "source": pl.String, "license": pl.String, "original_path": pl.String,
+    "clip_label": pl.String, "sample_rate": pl.Int64, "channels": pl.Int64, "subtype": pl.String,
+    "bit_depth": pl.Int64, "duration_s": pl.Float64, "size_bytes": pl.Int64, "sha256": pl.String,
+    "peak_dbfs": pl.Float64, "rms_dbfs": pl.Float64, "clipping_ratio": pl.Float64,
+    "dc_offset": pl.Float64, "reject_reason": pl.String, "reject_detail": pl.String,
+}
+UTTERANCE_COLUMNS = tuple(CORPUS_SCHEMA)
+MIRROR_FOLDER = "mirror"
+_WORD = re.compile(r"[\w']+")
+
+
+@dataclass
+class IngestStats:
+    """How much work an ingestion did (a re-run over an unchanged corpus reads no file)."""
+
+    entries_listed: int = 0
+    files_read: int = 0
+    files_from_cache: int = 0
+    bytes_read: int = 0
+    skipped_without_keyword: int = 0
 
 
 @dataclass(frozen=True)
-class Utterance:
-    utterance_id: str
-    uri: str
-    transcript: str
-    speaker: str
-    language: str
-    source: str
-    license: str
-    original_path: str
-    sample_rate: int
-    channels: int
-    duration_s: float
-    sha256: str
+class CorpusLoad:
+    table: pl.DataFrame
+    stats: IngestStats
 
-    def as_row(self) -> dict:
-        return asdict(self)
+    @property
+    def usable(self) -> pl.DataFrame:
+        return usable_rows(self.table)
 
-
-@dataclass(frozen=True)
-class CorpusProblem:
-    source: str
-    path: str
-    reason: str
-    detail: str
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def tts_speaker_id(voice: str) -> str:
-    """Speaker identity of an espeak-ng voice (the same in every source, so splits stay disjoint)."""
-    return f"tts:{voice}"
+    @property
+    def rejected(self) -> pl.DataFrame:
+        return rejected_rows(self.table)
 
 
 def namespaced_speaker(source_name: str, speaker: str) -> str:
@@ -97,187 +96,239 @@ def namespaced_speaker(source_name: str, speaker: str) -> str:
     return speaker if ":" in speaker else f"{source_name}:{speaker}"
 
 
-def demo_sentences(keywords: list[str], per_keyword: int, seed: int) -> list[tuple[str, str]]:
-    """Deterministic carrier sentences: ``(keyword, sentence)`` with the keyword among fillers."""
-    rng = random.Random(seed)
-    fillers = [w for w in FILLER_WORDS if w not in set(keywords)]
-    sentences = []
-    for keyword in keywords:
-        for _ in range(per_keyword):
-            words = rng.sample(fillers, FILLERS_PER_SENTENCE)
-            words.insert(rng.randrange(1, FILLERS_PER_SENTENCE + 1), keyword)
-            sentences.append((keyword, " ".join(words)))
-    return sentences
+def mentions_keyword(transcript: str, keywords: list[str]) -> bool:
+    """Whether a transcript contains one of the keywords as a word (case-insensitive)."""
+    return bool(set(_WORD.findall(transcript.lower())) & set(keywords))
 
 
-def demo_recipe_hash(source: DemoCorpusSource, keywords: list[str], sample_rate: int) -> str:
-    recipe = {"source": source.model_dump(mode="json"), "keywords": keywords, "sr": sample_rate,
-              "fillers": FILLER_WORDS}
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+def _reject_row(source: str, original_path: str, reason: str, detail: str, *, uri: str = "",
+                speaker: str = "", transcript: str = "", clip_label: str | None = None,
+                language: str = "", license_: str = "", facts: FileFacts | None = None) -> dict:
+    key = hashlib.sha256(f"{source}|{original_path}|{reason}".encode("utf-8")).hexdigest()[:16]
+    row = {c: None for c in CORPUS_SCHEMA}
+    row.update(
+        utterance_id=f"{source}:rejected:{key}", uri=uri or original_path, transcript=transcript,
+        speaker=namespaced_speaker(source, speaker) if speaker else "", language=language,
+        source=source, license=license_, original_path=original_path, clip_label=clip_label,
+        reject_reason=reason, reject_detail=detail,
+    )
+    if facts is not None:
+        row.update(size_bytes=facts.size_bytes, sha256=facts.sha256, sample_rate=facts.sample_rate,
+                   channels=facts.channels, subtype=facts.subtype, bit_depth=quality.bit_depth(facts.subtype),
+                   duration_s=facts.duration_s)
+    return row
 
 
-def generate_demo_corpus(source: DemoCorpusSource, keywords: list[str], language: str,
-                         sample_rate: int, corpora_root: Path) -> Path:
-    """Write the demo corpus (WAVs + manifest) once; return its folder.
-
-    The folder name carries the recipe hash, so changing the keywords makes a new corpus and an
-    unchanged recipe reuses the files already written.
-    """
-    folder = Path(corpora_root) / f"{source.name}-{demo_recipe_hash(source, keywords, sample_rate)}"
-    manifest = folder / DEMO_MANIFEST
-    if manifest.is_file():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for voice in source.voices:
-        for index, (keyword, sentence) in enumerate(demo_sentences(keywords, source.sentences_per_keyword, source.seed)):
-            synthesis = tts.synthesize(sentence, voice=voice, rate=source.rate)
-            samples = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
-            rel = f"audio/{voice.replace('+', '_')}/{index:04d}_{keyword}.wav"
-            write_wav(folder / rel, samples, sample_rate)
-            rows.append({"path": rel, "transcript": sentence, "speaker": tts_speaker_id(voice),
-                         "language": language, "license": "generated (espeak-ng, GPL-3.0 voices)"})
-    _write_jsonl_atomic(manifest, rows)
-    return folder
+def _problem_row(problem: EntryProblem, language: str, license_: str) -> dict:
+    return _reject_row(problem.source, problem.original_path, problem.reason, problem.detail,
+                       speaker=problem.speaker, transcript=problem.transcript,
+                       clip_label=problem.clip_label, language=language, license_=license_)
 
 
-def _write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _entry_row(entry: CorpusEntry, root: UPath, cfg: KwsConfig, cache: FileFactsCache, mirror_dir: Path,
+               stats: IngestStats) -> dict:
+    """Read (or recall) one entry's file and turn it into a usable or rejected row."""
+    common = dict(speaker=entry.speaker, transcript=entry.transcript, clip_label=entry.clip_label,
+                  language=entry.language, license_=entry.license)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path = member(root, entry.original_path)
+    except UnsafePathError as exc:
+        return _reject_row(entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc), **common)
+    inspection = inspect_file(path, cfg.ingest, cache, mirror_dir)
+    facts = inspection.facts
+    if inspection.read_now:
+        stats.files_read += 1
+        stats.bytes_read += facts.size_bytes
+    elif facts.sha256:
+        stats.files_from_cache += 1
+    if facts.error_reason:
+        return _reject_row(entry.source, entry.original_path, facts.error_reason,
+                           facts.error_detail or facts.error_reason, uri=str(path), facts=facts, **common)
+    levels = {c: getattr(facts, c) for c in quality.LEVEL_COLUMNS}
+    reasons = quality.recording_reasons(
+        facts.duration_s or 0.0, levels, cfg.quality, max_duration_s=cfg.ingest.max_utterance_s,
+        min_duration_s=cfg.ingest.min_utterance_s, silence_peak_dbfs=cfg.ingest.silence_peak_dbfs,
+        is_silence=entry.clip_label == SILENCE_LABEL)
+    if reasons:
+        detail = (f"{'; '.join(reasons)} | duration_s={facts.duration_s:.3g}, "
+                  + ", ".join(f"{k}={v:.3g}" for k, v in levels.items()))
+        row = _reject_row(entry.source, entry.original_path, reasons[0], detail, uri=str(path),
+                          facts=facts, **common)
+        row.update(levels)
+        return row
+    return {
+        "utterance_id": f"{entry.source}:{facts.sha256[:16]}", "uri": inspection.local_uri,
+        "transcript": entry.transcript, "speaker": namespaced_speaker(entry.source, entry.speaker),
+        "language": entry.language, "source": entry.source, "license": entry.license,
+        "original_path": entry.original_path, "clip_label": entry.clip_label,
+        "sample_rate": facts.sample_rate, "channels": facts.channels, "subtype": facts.subtype,
+        "bit_depth": quality.bit_depth(facts.subtype), "duration_s": facts.duration_s,
+        "size_bytes": facts.size_bytes, "sha256": facts.sha256, **levels,
+        "reject_reason": None, "reject_detail": None,
+    }
 
 
-REQUIRED_MANIFEST_COLUMNS = ("path", "transcript", "speaker")
-
-
-def read_manifest_rows(manifest_path: Path) -> list[dict]:
-    """Rows of a CSV (header line) or JSONL manifest, as dicts of strings."""
-    suffix = manifest_path.suffix.lower()
-    text = manifest_path.read_text(encoding="utf-8")
-    if suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{manifest_path}:{number}: not JSON ({exc.msg})") from exc
-            if not isinstance(value, dict):
-                raise ValueError(f"{manifest_path}:{number}: each line must be a JSON object")
-            rows.append(value)
-        return rows
-    if suffix in {".csv", ".tsv"}:
-        dialect = "excel-tab" if suffix == ".tsv" else "excel"
-        return list(csv.DictReader(text.splitlines(), dialect=dialect))
-    raise ValueError(f"{manifest_path}: unsupported manifest type {suffix!r} (use .csv, .tsv or .jsonl)")
-
-
-def load_manifest_corpus(root: Path, manifest_name: str, source_name: str, language: str,
-                         license: str) -> tuple[list[Utterance], list[CorpusProblem]]:
-    """Read a manifest folder into utterances; unusable rows become problems, not exceptions."""
-    root = Path(root).expanduser().resolve()
-    manifest_path = root / manifest_name
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"corpus source {source_name!r}: manifest {manifest_path} not found")
-    rows = read_manifest_rows(manifest_path)
-    if rows:
-        missing = [c for c in REQUIRED_MANIFEST_COLUMNS if c not in rows[0]]
-        if missing:
-            raise ValueError(f"{manifest_path}: missing columns {missing}; "
-                             f"a manifest needs {list(REQUIRED_MANIFEST_COLUMNS)}")
-    utterances: list[Utterance] = []
-    problems: list[CorpusProblem] = []
-    for row in rows:
-        rel = str(row.get("path") or "").strip()
-        transcript = " ".join(str(row.get("transcript") or "").split())
-        speaker = str(row.get("speaker") or "").strip()
-        problem = _check_manifest_row(root, rel, transcript, speaker)
-        if problem:
-            problems.append(CorpusProblem(source_name, rel, *problem))
+def _mark_duplicate_audio(rows: list[dict]) -> None:
+    """Later rows byte-identical to an earlier usable row (any source) become rejected rows."""
+    first: dict[str, dict] = {}
+    for index, row in enumerate(rows):
+        if row["reject_reason"] is not None or not row["sha256"]:
             continue
-        path = (root / rel).resolve()
-        try:
-            info = sf.info(str(path))
-        except Exception as exc:  # soundfile raises several types for undecodable files
-            problems.append(CorpusProblem(source_name, rel, "unreadable", str(exc)[:200]))
+        earlier = first.get(row["sha256"])
+        if earlier is None:
+            first[row["sha256"]] = row
             continue
-        if info.frames <= 0:
-            problems.append(CorpusProblem(source_name, rel, "empty", "no audio frames"))
-            continue
-        sha = file_sha256(path)
-        utterances.append(Utterance(
-            utterance_id=f"{source_name}:{sha[:16]}",
-            uri=str(path),
-            transcript=transcript,
-            speaker=namespaced_speaker(source_name, speaker),
-            language=str(row.get("language") or language),
-            source=source_name,
-            license=str(row.get("license") or license),
-            original_path=rel,
-            sample_rate=int(info.samplerate),
-            channels=int(info.channels),
-            duration_s=float(info.frames) / float(info.samplerate),
-            sha256=sha,
-        ))
-    return utterances, problems
+        duplicate = _reject_row(
+            row["source"], row["original_path"], quality.DUPLICATE_AUDIO,
+            f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 {row['sha256'][:16]})",
+            uri=row["uri"], transcript=row["transcript"], clip_label=row["clip_label"],
+            language=row["language"], license_=row["license"])
+        duplicate["speaker"] = row["speaker"]
+        duplicate.update({k: row[k] for k in ("sample_rate", "channels", "subtype", "bit_depth",
+                                               "duration_s", "size_bytes", "sha256")})
+        rows[index] = duplicate
 
 
-def _check_manifest_row(root: Path, rel: str, transcript: str, speaker: str) -> tuple[str, str] | None:
-    if not rel:
-        return "missing_path", "manifest row has no path"
-    candidate = (root / rel).resolve()
-    if root not in candidate.parents:
-        return "path_outside_root", f"{rel!r} resolves outside the corpus root {root}"
-    if not candidate.is_file():
-        return "missing_file", f"{candidate} does not exist"
-    if not transcript:
-        return "missing_transcript", "manifest row has an empty transcript"
-    if not speaker:
-        return "missing_speaker", "manifest row has no speaker"
-    return None
+def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
+                sources: list | None = None) -> CorpusLoad:
+    """Every configured source (or ``sources``), read through its connector, as one table.
 
-
-def demo_source_as_manifest(source: DemoCorpusSource, folder: Path, language: str) -> ManifestSource:
-    """The generated demo corpus is read back through the same manifest connector."""
-    return ManifestSource(name=source.name, root=str(folder), manifest=DEMO_MANIFEST,
-                          language=language, license="generated (espeak-ng)")
-
-
-def load_corpus(cfg: KwsConfig) -> tuple[list[Utterance], list[CorpusProblem]]:
-    """Every configured source, read through its connector (the demo corpus is generated once)."""
-    utterances: list[Utterance] = []
-    problems: list[CorpusProblem] = []
-    for source in cfg.sources:
+    ``work_dir`` (default ``<storage>/ingest``) holds the file-facts cache and the local mirror of
+    remote corpora.  The demo corpus is generated once under ``<storage>/corpora``.  A source that
+    cannot be listed at all (missing manifest or root, no MP3 decoder) becomes one rejected row
+    naming its root, and the other sources go on.
+    """
+    work = Path(work_dir) if work_dir is not None else cfg.storage_path("ingest")
+    cache = FileFactsCache(work / CACHE_FILE if cfg.ingest.hash_cache else None)
+    mirror_dir = work / MIRROR_FOLDER
+    stats = IngestStats()
+    rows: list[dict] = []
+    for source in (cfg.sources if sources is None else sources):
         if isinstance(source, DemoCorpusSource):
             folder = generate_demo_corpus(source, cfg.keywords, cfg.language, cfg.audio.sample_rate,
                                           cfg.storage_path("corpora"))
             source = demo_source_as_manifest(source, folder, cfg.language)
-        found, bad = load_manifest_corpus(Path(source.root), source.manifest, source.name,
-                                          source.language, source.license)
-        utterances += found
-        problems += bad
-    return utterances, problems
+        language = getattr(source, "language", None) or cfg.language
+        try:
+            root = corpus_root(source.root)
+            if is_remote(root):
+                root.fs.invalidate_cache()  # list what is there now, not what fsspec saw before
+            entries, problems = list_source(source, root, cfg.keywords, cfg.language)
+        except DecoderMissingError as exc:
+            rows.append(_reject_row(source.name, source.root, quality.DECODER_MISSING, str(exc),
+                                    language=language, license_=source.license))
+            continue
+        except Exception as exc:  # noqa: BLE001 - any listing failure is this source's problem only
+            rows.append(_reject_row(source.name, source.root, quality.SOURCE_UNREADABLE,
+                                    f"{type(exc).__name__}: {exc}", language=language,
+                                    license_=source.license))
+            continue
+        stats.entries_listed += len(entries) + len(problems)
+        rows += [_problem_row(p, language, source.license) for p in problems]
+        if getattr(source, "only_with_keywords", False):
+            kept = [e for e in entries if mentions_keyword(e.transcript, cfg.keywords)]
+            stats.skipped_without_keyword += len(entries) - len(kept)
+            entries = kept
+        rows += [_entry_row(e, root, cfg, cache, mirror_dir, stats) for e in entries]
+    _mark_duplicate_audio(rows)
+    return CorpusLoad(corpus_table(rows), stats)
 
 
-def corpus_table(utterances: list[Utterance]) -> pl.DataFrame:
-    schema = {c: pl.String for c in UTTERANCE_COLUMNS}
-    schema.update(sample_rate=pl.Int64, channels=pl.Int64, duration_s=pl.Float64)
-    if not utterances:
-        return pl.DataFrame(schema=schema)
-    return pl.DataFrame([u.as_row() for u in utterances], schema=schema).sort("utterance_id")
+def corpus_table(rows: list[dict]) -> pl.DataFrame:
+    """Corpus rows as a table with CORPUS_SCHEMA, sorted by utterance id."""
+    if not rows:
+        return pl.DataFrame(schema=CORPUS_SCHEMA)
+    return pl.DataFrame(rows, schema=CORPUS_SCHEMA).sort("utterance_id")
+
+
+def usable_rows(table: pl.DataFrame) -> pl.DataFrame:
+    """Rows that were read and passed the recording checks."""
+    return table.filter(pl.col("reject_reason").is_null())
+
+
+def rejected_rows(table: pl.DataFrame) -> pl.DataFrame:
+    """Rows that cannot be used, each with its reason (stage ``ingest`` of the quarantine)."""
+    return table.filter(pl.col("reject_reason").is_not_null())
+
+
+def rows_to_align(table: pl.DataFrame) -> pl.DataFrame:
+    """Usable recordings with a transcript to align (no ``clip_label``)."""
+    return usable_rows(table).filter(pl.col("clip_label").is_null())
+
+
+def labeled_rows(table: pl.DataFrame) -> pl.DataFrame:
+    """Usable recordings that already are labelled clips (Speech Commands): no alignment."""
+    return usable_rows(table).filter(pl.col("clip_label").is_not_null())
+
+
+PROVENANCE_COLUMNS: dict[str, pl.DataType] = {
+    "license": pl.String, "original_path": pl.String, "original_sample_rate": pl.Int64,
+    "original_channels": pl.Int64, "original_subtype": pl.String, "original_bit_depth": pl.Int64,
+    "original_duration_s": pl.Float64,
+}
+
+
+def attach_provenance(clips: pl.DataFrame, corpus: pl.DataFrame) -> pl.DataFrame:
+    """Clips cut from corpus recordings, with the recording's license, original path and format
+    (joined on ``origin_id`` = ``utterance_id``; values a clip row already has are kept)."""
+    recordings = corpus.select(
+        pl.col("utterance_id").alias("origin_id"), "license", "original_path",
+        pl.col("sample_rate").alias("original_sample_rate"),
+        pl.col("channels").alias("original_channels"), pl.col("subtype").alias("original_subtype"),
+        pl.col("bit_depth").alias("original_bit_depth"),
+        pl.col("duration_s").alias("original_duration_s"),
+    ).unique(subset="origin_id", keep="first")
+    present = [c for c in PROVENANCE_COLUMNS if c in clips.columns]
+    joined = clips.join(recordings.rename({c: f"{c}__recording" for c in present}),
+                        on="origin_id", how="left")
+    return joined.with_columns(
+        [pl.coalesce(pl.col(c).cast(PROVENANCE_COLUMNS[c]), pl.col(f"{c}__recording")).alias(c)
+         for c in present]
+    ).drop([f"{c}__recording" for c in present])
+
+
+def silence_windows_by_source(cfg: KwsConfig) -> dict[str, int]:
+    """Source name -> most ``_silence_`` windows per background-noise file (Speech Commands)."""
+    return {s.name: s.silence_clips_per_file for s in cfg.sources if isinstance(s, SpeechCommandsSource)}
+
+
+def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]:
+    """Plain numbers and rows describing one ingestion, for metadata and logs."""
+    usable, rejected = usable_rows(table), rejected_rows(table)
+    per_source = (table.group_by("source").agg(
+        pl.col("reject_reason").is_null().sum().alias("recordings"),
+        pl.col("reject_reason").is_not_null().sum().alias("rejected"),
+        pl.col("speaker").filter(pl.col("reject_reason").is_null()).n_unique().alias("speakers"),
+        (pl.col("duration_s").filter(pl.col("reject_reason").is_null()).sum() / 3600).alias("hours"),
+        pl.col("license").first().alias("license"),
+    ).sort("source"))
+    by_reason = rejected.group_by("reject_reason").len().sort(["len", "reject_reason"],
+                                                             descending=[True, False])
+    return {
+        "recordings": usable.height,
+        "speakers": usable["speaker"].n_unique() if usable.height else 0,
+        "hours": round(float(usable["duration_s"].sum() or 0.0) / 3600, 4),
+        "labelled_clips": usable.filter(pl.col("clip_label").is_not_null()).height,
+        "rejected": rejected.height,
+        "rejected_by_reason": dict(by_reason.iter_rows()),
+        "rejected_entries": rejected.select("source", "original_path", "reject_reason",
+                                            "reject_detail").to_dicts(),
+        "per_source": per_source,
+        "entries_listed": stats.entries_listed,
+        "files_read": stats.files_read,
+        "files_from_cache": stats.files_from_cache,
+        "mb_read": round(stats.bytes_read / 2**20, 3),
+        "skipped_without_keyword": stats.skipped_without_keyword,
+    }
 
 
 def content_version(table: pl.DataFrame) -> str:
-    """A data version from content alone: file hashes, transcripts and speakers, order-free."""
+    """A data version from content alone: per entry its file hash, transcript, speaker, language,
+    license, label and rejection — independent of row order, absolute paths and file times."""
+    columns = ("source", "original_path", "sha256", "transcript", "speaker", "language", "license",
+               "clip_label", "reject_reason")
     digest = hashlib.sha256()
-    for row in table.select("sha256", "transcript", "speaker", "language").sort("sha256").iter_rows():
-        digest.update("\x1f".join(row).encode("utf-8"))
+    for row in table.select(columns).sort("source", "original_path").iter_rows():
+        digest.update("\x1f".join("" if v is None else str(v) for v in row).encode("utf-8"))
         digest.update(b"\x1e")
     return digest.hexdigest()[:16]

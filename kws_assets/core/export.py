@@ -3,7 +3,10 @@
 The artifact folder is self-contained: ``model.int8.onnx`` (input ``mfcc`` ``[batch, n_frames,
 n_mfcc]`` of normalised features, output ``logits``), ``labels.json`` (class names in output
 order), ``feature_config.json`` (the ``FeatureSpec`` with normalisation stats) and
-``metrics.json``.  ``KwsClassifier`` needs nothing else to classify WAV files.
+``metrics.json``.  ``KwsClassifier`` needs nothing else to classify WAV files.  For
+microcontroller builds the folder also holds ``model_data.h`` / ``model_data.c``: the int8 ONNX
+bytes as a 16-byte-aligned C array plus the labels and the feature constants (rate, window, hop,
+mel bands, coefficients, normalisation mean/std) the device front end must reproduce.
 
 Export uses the TorchScript exporter (``dynamo=False``) at opset 17: it folds batch norm into the
 convolutions and yields a small Conv/Relu graph that onnxruntime's static QDQ quantiser handles
@@ -13,13 +16,16 @@ directly.
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import math
 import os
 import shutil
 import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +55,13 @@ MODEL_FILE = "model.int8.onnx"
 LABELS_FILE = "labels.json"
 FEATURES_FILE = "feature_config.json"
 METRICS_FILE = "metrics.json"
-ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FEATURES_FILE, METRICS_FILE)
+C_HEADER_FILE = "model_data.h"
+C_SOURCE_FILE = "model_data.c"
+C_SYMBOL = "kws_model"
+C_BYTES_PER_LINE = 12
+C_ALIGNMENT = 16
+ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FEATURES_FILE, METRICS_FILE, C_HEADER_FILE,
+                  C_SOURCE_FILE)
 SCORE_DECIMALS = 6
 
 PathLike = str | os.PathLike[str]
@@ -218,17 +230,128 @@ def write_artifact(
         (staging / METRICS_FILE).write_text(
             json.dumps(dict(metrics), indent=2, sort_keys=True, default=_json_default) + "\n"
         )
-        if directory.exists():
-            retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(directory, retired)
-            os.replace(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
+        header, source = model_c_files(Path(int8_onnx_path).read_bytes(), labels, spec)
+        (staging / C_HEADER_FILE).write_text(header)
+        (staging / C_SOURCE_FILE).write_text(source)
+        swap_folder_into_place(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+SWAP_ATTEMPTS = 20
+
+
+def swap_folder_into_place(staging: Path, directory: Path, attempts: int = SWAP_ATTEMPTS) -> None:
+    """Rename the finished folder ``staging`` to ``directory``, retiring a folder already there.
+
+    Two runs writing the same artifact at once race here: between one writer moving the old
+    folder aside and renaming its own in, the other may do either.  Each rename is retried until
+    one lands (the last writer wins, no writer fails); retired folders are removed.
+    """
+    for _ in range(attempts):
+        try:
+            os.replace(staging, directory)  # lands when nothing (or an empty folder) is there
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(directory, retired)
+        except FileNotFoundError:
+            continue  # another writer moved it first; try our rename again
+        try:
+            os.replace(staging, directory)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
+    raise OSError(errno.EBUSY, f"could not rename {staging} to {directory}: "
+                               f"{attempts} attempts lost to concurrent writers")
+
+
+def _c_string(text: str) -> str:
+    """A C string literal (UTF-8 bytes; non-printable and non-ASCII bytes as octal escapes)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 32 <= byte < 127:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _c_float(value: float) -> str:
+    """A C float literal (``20.0f``, ``1.5e-05f``): always with a point or an exponent."""
+    if not math.isfinite(value):
+        raise ValueError(f"cannot write {value} as a C float literal")
+    text = f"{float(value):.9g}"
+    if not any(c in text for c in ".e"):
+        text += ".0"
+    return text + "f"
+
+
+def _c_floats(values: Sequence[float]) -> str:
+    return ", ".join(_c_float(v) for v in values)
+
+
+def model_c_files(model: bytes, labels: Sequence[str], spec: FeatureSpec,
+                  symbol: str = C_SYMBOL) -> tuple[str, str]:
+    """``(header, source)`` text declaring and defining the model bytes as a C array.
+
+    The header declares ``<symbol>[]`` / ``<symbol>_len``, the labels in output order and the
+    feature constants of the spec (upper-case ``<SYMBOL>_*`` macros and mean/std arrays).
+    """
+    if not symbol.isidentifier():
+        raise ValueError(f"{symbol!r} is not a C identifier")
+    macro = symbol.upper()
+    guard = f"{macro}_DATA_H_"
+    constants = {
+        "SAMPLE_RATE": spec.sample_rate, "CLIP_SAMPLES": spec.clip_samples,
+        "WINDOW_SAMPLES": spec.win_length, "HOP_SAMPLES": spec.hop_length, "N_FFT": spec.n_fft,
+        "N_MELS": spec.n_mels, "N_MFCC": spec.n_mfcc, "N_FRAMES": spec.n_frames,
+        "NUM_LABELS": len(labels),
+    }
+    lines = [
+        "/* Generated by kws_assets: the int8 keyword-spotting model (ONNX, QDQ) and its front end.",
+        " * Features: log-mel MFCC, Hann window, no centre padding, then (x - mean) / std per",
+        " * coefficient; input [1, N_FRAMES, N_MFCC] float32, output logits [1, NUM_LABELS]. */",
+        f"#ifndef {guard}", f"#define {guard}", "",
+        *(f"#define {macro}_{name} {value}" for name, value in constants.items()),
+        f"#define {macro}_F_MIN_HZ {_c_float(spec.f_min)}", f"#define {macro}_F_MAX_HZ {_c_float(spec.f_max)}",
+        "", f"extern const unsigned char {symbol}[];", f"extern const unsigned int {symbol}_len;",
+        f"extern const char *const {symbol}_labels[{macro}_NUM_LABELS];",
+    ]
+    if spec.has_stats:
+        lines += [f"extern const float {symbol}_mfcc_mean[{macro}_N_MFCC];",
+                  f"extern const float {symbol}_mfcc_std[{macro}_N_MFCC];"]
+    lines += ["", f"#endif /* {guard} */", ""]
+    header = "\n".join(lines)
+
+    rows = [", ".join(f"0x{b:02x}" for b in model[i : i + C_BYTES_PER_LINE])
+            for i in range(0, len(model), C_BYTES_PER_LINE)]
+    body = [
+        "/* Generated by kws_assets. */", f'#include "{C_HEADER_FILE}"', "",
+        "#if defined(__GNUC__) || defined(__clang__)",
+        f"#define {macro}_ALIGNED __attribute__((aligned({C_ALIGNMENT})))",
+        "#else", f"#define {macro}_ALIGNED", "#endif", "",
+        f"const unsigned char {symbol}[] {macro}_ALIGNED = {{",
+        *(f"  {row}," for row in rows), "};",
+        f"const unsigned int {symbol}_len = {len(model)}u;", "",
+        f"const char *const {symbol}_labels[{macro}_NUM_LABELS] = {{",
+        *(f"  {_c_string(label)}," for label in labels), "};",
+    ]
+    if spec.has_stats:
+        body += [f"const float {symbol}_mfcc_mean[{macro}_N_MFCC] = {{{_c_floats(spec.mean or [])}}};",
+                 f"const float {symbol}_mfcc_std[{macro}_N_MFCC] = {{{_c_floats(spec.std or [])}}};"]
+    return header, "\n".join(body) + "\n"
 
 
 class KwsClassifier:
@@ -294,6 +417,43 @@ class KwsClassifier:
         probs = self.classify_features(features_for_clips(clips, self.spec, self._extractor))
         rows = iter(probs)
         return [r if r is not None else self._result(p, next(rows)) for p, r in zip(paths, results)]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A shipping gate: the measured value against its limit."""
+
+    passed: bool
+    value: float | None
+    limit: float
+    detail: str
+
+
+def read_metrics(artifact_dir: PathLike) -> dict[str, object]:
+    """The ``metrics.json`` of an artifact folder."""
+    path = Path(artifact_dir) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: materialize quantized_model first")
+    return json.loads(path.read_text())
+
+
+def accuracy_drop_gate(metrics: Mapping[str, object], max_drop_points: float) -> GateResult:
+    """Float-minus-int8 test accuracy, in percentage points, must not exceed the limit.  Without
+    test rows there is nothing to compare, and the gate fails rather than pass blind."""
+    float_acc, int8_acc = metrics.get("float_test_accuracy"), metrics.get("int8_test_accuracy")
+    if not isinstance(float_acc, (int, float)) or not isinstance(int8_acc, (int, float)):
+        return GateResult(False, None, max_drop_points, "no test accuracies in metrics.json")
+    drop = (float(float_acc) - float(int8_acc)) * 100.0
+    return GateResult(drop <= max_drop_points, round(drop, 3), max_drop_points,
+                      f"float {float_acc:.4f} vs int8 {int8_acc:.4f}: drop {drop:.2f} points "
+                      f"(limit {max_drop_points:g})")
+
+
+def size_gate(model_path: PathLike, max_kb: float) -> GateResult:
+    """The int8 model file must not exceed ``max_kb`` KiB."""
+    size = file_size_kib(model_path)
+    return GateResult(size <= max_kb, round(size, 1), max_kb,
+                      f"{Path(model_path).name}: {size:.1f} KiB (limit {max_kb:g} KiB)")
 
 
 def file_size_kib(path: PathLike) -> float:

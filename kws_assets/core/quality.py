@@ -39,6 +39,7 @@ EMPTY = REASON_EMPTY
 MISSING = REASON_MISSING
 BAD_SAMPLE_RATE = REASON_BAD_SAMPLE_RATE
 SCHEMA_VIOLATION = "schema_violation"  # a table row failed its pandera schema
+OUTLIER = "outlier"  # far from its keyword's other clips (kws_assets.core.outliers)
 REASONS = (
     WRONG_SAMPLE_RATE,
     WRONG_DURATION,
@@ -55,7 +56,55 @@ REASONS = (
     MISSING,
     BAD_SAMPLE_RATE,
     SCHEMA_VIOLATION,
+    OUTLIER,
 )
+
+# Reason codes of corpus rows and recordings that never become clips (quarantine stages "ingest",
+# "alignment" and "synthesis").  Read errors above (MISSING, UNREADABLE, TRUNCATED, EMPTY,
+# NON_FINITE, BAD_SAMPLE_RATE) apply to recordings too.
+SOURCE_UNREADABLE = "source_unreadable"  # a whole source: manifest or root missing/unparsable
+DECODER_MISSING = "decoder_missing"  # a whole source: its audio format has no decoder here
+BAD_MANIFEST_ROW = "bad_manifest_row"  # a manifest line that cannot be parsed
+MISSING_PATH = "missing_path"
+PATH_OUTSIDE_ROOT = "path_outside_root"  # a security rejection: the path leaves the corpus root
+NOT_A_FILE = "not_a_file"
+MISSING_TRANSCRIPT = "missing_transcript"
+BAD_TRANSCRIPT = "bad_transcript"  # undecodable bytes or control characters
+MISSING_SPEAKER = "missing_speaker"
+DUPLICATE_ROW = "duplicate_row"  # the same file listed again
+DUPLICATE_AUDIO = "duplicate_audio"  # byte-identical to a file already ingested
+TOO_LARGE = "too_large"
+TOO_LONG = "too_long"
+TOO_SHORT = "too_short"
+UNSUPPORTED_ENCODING = "unsupported_encoding"
+SILENT = "silent"
+ALIGNMENT_FAILED = "alignment_failed"
+OUT_OF_DICTIONARY = "out_of_dictionary"
+RENDER_FAILED = "render_failed"
+RECORDING_REASONS = (
+    SOURCE_UNREADABLE, DECODER_MISSING, BAD_MANIFEST_ROW, MISSING_PATH, PATH_OUTSIDE_ROOT,
+    NOT_A_FILE, MISSING_TRANSCRIPT, BAD_TRANSCRIPT, MISSING_SPEAKER, DUPLICATE_ROW,
+    DUPLICATE_AUDIO, TOO_LARGE, TOO_LONG, TOO_SHORT, UNSUPPORTED_ENCODING, SILENT, CLIPPED,
+    DC_OFFSET, ALIGNMENT_FAILED, OUT_OF_DICTIONARY, RENDER_FAILED,
+)
+# The alignment-confidence gate (see alignment_reasons below): an aligned clip whose word
+# confidence is below alignment.min_confidence.
+LOW_ALIGNMENT_CONFIDENCE = "low_alignment_confidence"
+ALL_REASONS = tuple(dict.fromkeys((*REASONS, *RECORDING_REASONS, LOW_ALIGNMENT_CONFIDENCE)))
+
+# Bits per sample of libsndfile subtypes; compressed formats (MP3, Vorbis, Opus) have none.
+SUBTYPE_BIT_DEPTHS = {
+    "PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32,
+    "DOUBLE": 64, "ULAW": 8, "ALAW": 8, "IMA_ADPCM": 4, "MS_ADPCM": 4, "VOX_ADPCM": 4,
+    "G721_32": 4, "G723_24": 3, "G723_40": 5, "DWVW_12": 12, "DWVW_16": 16, "DWVW_24": 24,
+    "DPCM_8": 8, "DPCM_16": 16, "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32,
+    "NMS_ADPCM_16": 2, "NMS_ADPCM_24": 3, "NMS_ADPCM_32": 4,
+}
+
+
+def bit_depth(subtype: str | None) -> int | None:
+    """Bits per sample of a libsndfile subtype (``PCM_16`` -> 16), None for compressed formats."""
+    return SUBTYPE_BIT_DEPTHS.get(subtype or "")
 
 # Frame analysis behind snr_db and speech_ratio.
 FRAME_MS = 25.0
@@ -163,6 +212,49 @@ def measure_clip(samples: np.ndarray, sample_rate: int) -> ClipQuality:
     )
 
 
+LEVEL_COLUMNS = ("peak_dbfs", "rms_dbfs", "clipping_ratio", "dc_offset")
+
+
+def measure_levels(samples: np.ndarray) -> dict[str, float]:
+    """Peak and RMS level (dBFS), clipped-sample ratio and DC offset of a whole recording.
+
+    Cheaper than :func:`measure_clip` (no frame analysis), for recordings of any length.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size == 0:
+        return {"peak_dbfs": dbfs(0.0), "rms_dbfs": dbfs(0.0), "clipping_ratio": 0.0, "dc_offset": 0.0}
+    return {
+        "peak_dbfs": dbfs(float(np.max(np.abs(x)))),
+        "rms_dbfs": dbfs(math.sqrt(float(np.mean(x**2)))),
+        "clipping_ratio": float(np.mean(np.abs(x) >= CLIP_LEVEL)),
+        "dc_offset": float(x.mean()),
+    }
+
+
+def recording_reasons(duration_s: float, levels: dict[str, float], thresholds: QualitySettings,
+                      max_duration_s: float, min_duration_s: float, silence_peak_dbfs: float,
+                      is_silence: bool) -> list[str]:
+    """Reason codes that rule out a whole corpus recording before it is cut into clips.
+
+    A recording is rejected when it is shorter than ``min_duration_s`` or longer than
+    ``max_duration_s``, digitally silent (peak below ``silence_peak_dbfs``; not checked for
+    background-noise recordings, ``is_silence``), or breaks the clip gate's clipping or DC-offset
+    threshold over its whole length (then its clips would too).
+    """
+    found = []
+    if duration_s < min_duration_s:
+        found.append(TOO_SHORT)
+    if duration_s > max_duration_s:
+        found.append(TOO_LONG)
+    if not is_silence and levels["peak_dbfs"] < silence_peak_dbfs:
+        found.append(SILENT)
+    if levels["clipping_ratio"] > thresholds.max_clipping_ratio:
+        found.append(CLIPPED)
+    if abs(levels["dc_offset"]) > thresholds.max_abs_dc_offset:
+        found.append(DC_OFFSET)
+    return found
+
+
 def rejection_reasons(
     q: ClipQuality,
     label: str,
@@ -204,3 +296,12 @@ def rejection_reasons(
 def read_error_reason(error: AudioReadError) -> str:
     """The quarantine reason code for a failed read (the read error's own code when known)."""
     return error.reason if error.reason in REASONS else UNREADABLE
+
+
+def alignment_reasons(confidence: float | None, min_confidence: float) -> list[str]:
+    """``[LOW_ALIGNMENT_CONFIDENCE]`` for an aligned clip whose word confidence (0-1, from the
+    aligner that placed the word) is below ``min_confidence``; empty for clips that passed and
+    for clips that were never aligned (``confidence`` None or NaN: synthetic, labelled, noise)."""
+    if confidence is None or math.isnan(float(confidence)):
+        return []
+    return [LOW_ALIGNMENT_CONFIDENCE] if float(confidence) < min_confidence else []

@@ -4,7 +4,8 @@ Training is seeded and deterministic for a given thread count: the weights are i
 ``torch.manual_seed(seed)`` and the batch order and augmentation draw from one seeded generator.
 Early stopping watches validation accuracy: training stops once it has not risen for ``patience``
 epochs.  The weights kept are those of the best epoch, where "best" is the highest validation
-accuracy with ties broken by the lower validation loss.
+accuracy with ties broken by the lower validation loss.  With ``lr_schedule: cosine`` the
+learning rate decays along a half cosine over ``max_epochs`` (see ``learning_rate_schedule``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.config import ModelSettings, TrainSettings
+from kws_assets.config import ModelSettings, SpecAugmentSettings, TrainSettings
 from kws_assets.core.model import DSCNN, build_model
 
 EVAL_BATCH = 512
@@ -43,6 +44,11 @@ class MfccAugment:
     @property
     def active(self) -> bool:
         return self.max_shift_frames > 0 or self.time_masks > 0 or self.coeff_masks > 0
+
+    @classmethod
+    def from_settings(cls, settings: SpecAugmentSettings) -> "MfccAugment":
+        """The augmentation ``train.spec_augment`` in the config describes."""
+        return cls(**settings.model_dump())
 
 
 NO_AUGMENT = MfccAugment(max_shift_frames=0, time_masks=0, coeff_masks=0)
@@ -207,6 +213,18 @@ def _loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tu
     return losses / x.shape[0], hits / x.shape[0]
 
 
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings
+                           ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """``cosine``: the learning rate falls along a half cosine from ``learning_rate`` to
+    ``learning_rate * min_lr_fraction`` over ``max_epochs`` (stepped once per epoch), which lets
+    a fixed epoch budget end on small, careful steps; ``constant``: no schedule."""
+    if settings.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=settings.max_epochs,
+        eta_min=settings.learning_rate * settings.min_lr_fraction)
+
+
 def train_model(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -246,6 +264,7 @@ def train_model(
             lr=train_settings.learning_rate,
             weight_decay=train_settings.weight_decay,
         )
+        scheduler = learning_rate_schedule(optimizer, train_settings)
         xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
 
@@ -273,6 +292,8 @@ def train_model(
                 optimizer.step()
                 loss_sum += float(loss.detach()) * yb.shape[0]
                 hits += int((logits.detach().argmax(1) == yb).sum())
+            if scheduler is not None:
+                scheduler.step()
             val_loss, val_acc = _loss_and_accuracy(model, xv, yv)
             stats = EpochStats(
                 epoch=epoch,

@@ -7,29 +7,41 @@ import os
 import dagster as dg
 
 from kws_assets.config import KwsConfig, config_path, load_config
-from kws_assets.defs.assets import curate, features, ingest, ship, train
+from kws_assets.defs.assets import augment, curate, data_card, evaluate, features, ingest, ship, train
 from kws_assets.defs.checks import ALL_CHECKS
-from kws_assets.defs.io_managers import PolarsParquetIOManager, TorchCheckpointIOManager
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
+from kws_assets.defs.jobs import JOBS, PIPELINE_JOB, SCHEDULES
+from kws_assets.defs.resources import KwsSettings, storage_resources
+from kws_assets.defs.sensors import build_sensors
 
-PIPELINE_JOB = "kws_pipeline"
+__all__ = ["PIPELINE_JOB", "build_definitions"]
 
 
-def build_definitions(config_file: str | os.PathLike[str] | None = None) -> dg.Definitions:
-    """All assets, checks, jobs and resources, with storage rooted where the config says."""
+def build_definitions(config_file: str | os.PathLike[str] | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """All assets, checks, jobs and resources, with storage rooted where the config says.
+
+    ``executor`` replaces the default in-process executor, e.g. ``dagster_k8s.k8s_job_executor``
+    or ``dagster_celery.celery_executor`` with ``storage.deployment: s3`` (README, "Scaling out").
+    """
     if config_file is None:
         config_file = config_path()
     cfg: KwsConfig = load_config(config_file)
-    assets = dg.load_assets_from_modules([ingest, curate, features, train, ship])
+    assets = dg.load_assets_from_modules([ingest, curate, data_card, augment, features, train,
+                                          ship, evaluate])
     return dg.Definitions(
         assets=assets,
         asset_checks=ALL_CHECKS,
-        jobs=[dg.define_asset_job(PIPELINE_JOB, selection=dg.AssetSelection.all(),
-                                  description="Materialize the whole graph, corpus to int8 artifact.")],
+        # Partitioned by keyword / corpus batch upstream, fan-in downstream: see defs/partitions.py;
+        # jobs and the nightly schedule: defs/jobs.py; sensors: defs/sensors.py.
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=build_sensors(cfg),
+        # One process per run: a step subprocess would re-import torch & co. for seconds of work;
+        # parallelism comes from runs (one per partition), not from steps.
+        executor=executor or dg.in_process_executor,
         resources={
             "settings": KwsSettings(config_path=str(config_file) if config_file else ""),
-            "clip_store": ClipStoreResource(root=str(cfg.storage_path("clips"))),
-            "io_manager": PolarsParquetIOManager(base_path=str(cfg.storage_path("tables"))),
-            "model_io_manager": TorchCheckpointIOManager(base_path=str(cfg.storage_path("models"))),
+            # clip_store, io_manager, model_io_manager (+ s3): local or S3 per storage.deployment
+            **storage_resources(cfg),
         },
     )

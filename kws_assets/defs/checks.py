@@ -9,9 +9,11 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from kws_assets.core import schemas
+from kws_assets.core import export, schemas
 from kws_assets.core.features import FeatureSpec
+from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
 SPLITS = ("train", "val", "test")
 MAX_FAILURES_SHOWN = 20
@@ -29,6 +31,7 @@ def _schema_result(df: pl.DataFrame, schema) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
                 description="The validated set satisfies the pandera clip-table schema.")
 def validated_set_schema(settings: KwsSettings, validated_set: pl.DataFrame) -> dg.AssetCheckResult:
     cfg = settings.config
@@ -37,6 +40,7 @@ def validated_set_schema(settings: KwsSettings, validated_set: pl.DataFrame) -> 
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
                 description="No speaker appears in more than one split.")
 def validated_set_speaker_disjoint(validated_set: pl.DataFrame) -> dg.AssetCheckResult:
     shared = (validated_set.group_by("speaker").agg(pl.col("split").n_unique().alias("n"))
@@ -49,6 +53,7 @@ def validated_set_speaker_disjoint(validated_set: pl.DataFrame) -> dg.AssetCheck
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
                 description="Every label has training clips, and val and test are not empty.")
 def validated_set_label_coverage(settings: KwsSettings,
                                  validated_set: pl.DataFrame) -> dg.AssetCheckResult:
@@ -67,6 +72,7 @@ def validated_set_label_coverage(settings: KwsSettings,
 
 
 @dg.asset_check(asset="quarantined_clips",
+                retry_policy=STORAGE_RETRY_POLICY,
                 additional_ins={"validated_set": dg.AssetIn("validated_set")},
                 description="Warns when more than a quarter of the candidate clips are quarantined.")
 def quarantine_rate(quarantined_clips: pl.DataFrame,
@@ -81,6 +87,7 @@ def quarantine_rate(quarantined_clips: pl.DataFrame,
 
 
 @dg.asset_check(asset="mfcc_table", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
                 description="Every MFCC has the configured shape and only finite values.")
 def mfcc_table_schema(settings: KwsSettings, mfcc_table: pl.DataFrame) -> dg.AssetCheckResult:
     cfg = settings.config
@@ -92,5 +99,30 @@ def mfcc_table_schema(settings: KwsSettings, mfcc_table: pl.DataFrame) -> dg.Ass
                                metadata={**result.metadata, "all_finite": finite})
 
 
+def _gate_result(gate: export.GateResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=gate.passed, metadata={
+        "value": gate.value, "limit": gate.limit, "detail": gate.detail})
+
+
+@dg.asset_check(asset="quantized_model", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
+                description="Quantization gate: int8 test accuracy is at most "
+                            "quant_gate.max_accuracy_drop_points below the float model's.")
+def int8_accuracy_drop(settings: KwsSettings) -> dg.AssetCheckResult:
+    cfg = settings.config
+    metrics = export.read_metrics(cfg.storage_path(*ARTIFACT_DIR))
+    return _gate_result(export.accuracy_drop_gate(metrics, cfg.quant_gate.max_accuracy_drop_points))
+
+
+@dg.asset_check(asset="quantized_model", blocking=True,
+                retry_policy=STORAGE_RETRY_POLICY,
+                description="Quantization gate: the int8 model file fits in "
+                            "quant_gate.max_artifact_kb KiB.")
+def int8_artifact_size(settings: KwsSettings) -> dg.AssetCheckResult:
+    cfg = settings.config
+    model = cfg.storage_path(*ARTIFACT_DIR) / export.MODEL_FILE
+    return _gate_result(export.size_gate(model, cfg.quant_gate.max_artifact_kb))
+
+
 ALL_CHECKS = [validated_set_schema, validated_set_speaker_disjoint, validated_set_label_coverage,
-              quarantine_rate, mfcc_table_schema]
+              quarantine_rate, mfcc_table_schema, int8_accuracy_drop, int8_artifact_size]

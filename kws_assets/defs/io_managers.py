@@ -1,43 +1,34 @@
-"""IO managers: polars tables as Parquet and torch checkpoints, on any path UPath understands.
+"""IO managers: polars tables as Parquet and torch checkpoints, in a local folder or on S3.
 
-Both are built on ``dg.UPathIOManager`` so partitioned assets get one file per partition and the
-same code serves a local folder or an object-store prefix.  Local writes go to a temporary name
-and are renamed into place, so a reader (or a re-run after a crash) never sees half a file.
+Both are ``dg.UPathIOManager`` subclasses — so partitioned assets get one object per partition
+and paths follow Dagster's conventions — whose bytes go through an
+:class:`~kws_assets.core.object_store.ObjectStore`.  That gives every table the store's
+guarantees: an atomic write (staged file + rename locally, one PUT of a finished object on S3),
+so a reader or a re-run after a crash never sees half a table; transient errors retried by the
+S3 client and then by the assets' retry policy; permanent errors failing the step at once with
+the object's URI and the reason (:mod:`kws_assets.defs.retries`).
+
+Deployments pick the flavour (``storage.deployment`` in ``kws.yaml``): ``PolarsParquetIOManager``
+and ``TorchCheckpointIOManager`` take a local ``base_path``; ``S3PolarsParquetIOManager`` and
+``S3TorchCheckpointIOManager`` take a ``dagster-aws`` ``S3Resource`` plus bucket and prefix.
 """
 
-
 import io
-import os
-import tempfile
+from abc import abstractmethod
 from typing import Any
 
 import dagster as dg
 import polars as pl
 import torch
+from dagster._core.storage.upath_io_manager import escape_dotdot_segments
+from dagster_aws.s3 import S3Resource
 from upath import UPath
 
-_LOCAL_PROTOCOLS = {"", "file", "local"}
+from kws_assets.core.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
+from kws_assets.core.parquet_stream import StagedParquet, place_staged_file
+from kws_assets.defs.retries import FailFastObjectStore
 
-
-def _write_bytes_atomic(path: UPath, payload: bytes) -> None:
-    if path.protocol in _LOCAL_PROTOCOLS:
-        local = os.fspath(path.path if hasattr(path, "path") else path)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(local), prefix=f".{os.path.basename(local)}.",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, local)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    else:
-        # An object-store PUT of a finished buffer is atomic: readers see all of it or nothing.
-        path.write_bytes(payload)
+PARQUET_COMPRESSION = "zstd"
 
 
 def table_metadata(df: pl.DataFrame) -> dict[str, Any]:
@@ -49,45 +40,151 @@ def table_metadata(df: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-class PolarsParquetUPathIOManager(dg.UPathIOManager):
+def parquet_bytes(df: pl.DataFrame) -> bytes:
+    """A whole Parquet file in memory (zstd, column statistics), ready for one atomic write."""
+    buffer = io.BytesIO()
+    df.write_parquet(buffer, compression=PARQUET_COMPRESSION, statistics=True)
+    return buffer.getvalue()
+
+
+class ObjectStoreUPathIOManager(dg.UPathIOManager):
+    """A UPathIOManager whose reads and writes are whole objects of an :class:`ObjectStore`."""
+
+    def __init__(self, objects: ObjectStore):
+        self.objects = objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
+        super().__init__(base_path=UPath(objects.root_uri))
+
+    # Serialization, per subclass -------------------------------------------------------------
+
+    @abstractmethod
+    def serialize(self, context: dg.OutputContext, obj: Any) -> bytes:
+        """The bytes stored for ``obj``."""
+
+    @abstractmethod
+    def deserialize(self, context: dg.InputContext, data: bytes) -> Any:
+        """The object stored as ``data``."""
+
+    # Paths -> object keys ---------------------------------------------------------------------
+
+    def key_for_path(self, path: UPath) -> str:
+        return relative_key(path.as_posix(), self._base_path.as_posix())
+
+    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
+        return super().make_safe_partition_path(base_path, escape_dotdot_segments(partition))
+
+    # UPathIOManager hooks ---------------------------------------------------------------------
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        self.objects.put_bytes(self.key_for_path(path), self.serialize(context, obj))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        # A missing object raises ObjectNotFound, a FileNotFoundError, as UPathIOManager expects.
+        return self.deserialize(context, self.objects.get_bytes(self.key_for_path(path)))
+
+    def path_exists(self, path: UPath) -> bool:
+        return self.objects.exists(self.key_for_path(path))
+
+    def unlink(self, path: UPath) -> None:
+        self.objects.delete(self.key_for_path(path))
+
+    def make_directory(self, path: UPath) -> None:
+        return None  # the object store creates folders (locally) or needs none (S3)
+
+    def _handle_transition_to_partitioned_asset(self, context: dg.OutputContext, path: UPath) -> None:
+        # Same rule as UPathIOManager's, through the object store instead of fsspec: an object
+        # left where the partition folder goes (the asset used to be unpartitioned) is removed.
+        key = self.key_for_path(path)
+        if self.objects.exists(key):
+            context.log.warning(f"removing {self.objects.uri_for(key)}: {context.asset_key} is "
+                                "now partitioned and stores one object per partition there")
+            self.objects.delete(key)
+
+
+def place_staged_parquet(objects: ObjectStore, key: str, staged: StagedParquet) -> str:
+    """Streaming write path (issue 6): store a Parquet file an asset already wrote, batch by
+    batch, to local disk (:class:`~kws_assets.core.parquet_stream.StagedParquet`) at ``key``.
+
+    In a local store the finished file is renamed into place (copied first if it sits on another
+    file system), never loaded into memory; other stores get its bytes in one atomic put.
+    The staged file is gone afterwards either way.  Returns the object's URI.
+    """
+    inner = objects.inner if isinstance(objects, FailFastObjectStore) else objects
+    try:
+        if isinstance(inner, LocalObjectStore):
+            target = place_staged_file(staged, inner.uri_for(key))
+            return str(target)
+        return objects.put_bytes(key, staged.path.read_bytes())
+    finally:
+        staged.discard()
+
+
+def staged_table_metadata(staged: StagedParquet) -> dict[str, Any]:
+    """:func:`table_metadata` of a staged table, from what its writer recorded."""
+    columns = [dg.TableColumn(name, dtype) for name, dtype in staged.columns.items()]
+    return {
+        "dagster/row_count": dg.MetadataValue.int(staged.rows),
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }
+
+
+class PolarsParquetUPathIOManager(ObjectStoreUPathIOManager):
+    """Tables as Parquet; an asset may also return a :class:`StagedParquet` it streamed itself."""
+
     extension = ".parquet"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        if isinstance(obj, StagedParquet):
+            place_staged_parquet(self.objects, self.key_for_path(path), obj)
+            return
+        super().dump_to_path(context, obj, path)
+
+    def serialize(self, context: dg.OutputContext, obj: pl.DataFrame) -> bytes:
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, "
                             f"got {type(obj).__name__}")
-        buffer = io.BytesIO()
-        obj.write_parquet(buffer, compression="zstd", statistics=True)
-        _write_bytes_atomic(path, buffer.getvalue())
+        return parquet_bytes(obj)
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
-        with path.open("rb") as fh:
-            return pl.read_parquet(fh)
+    def deserialize(self, context: dg.InputContext, data: bytes) -> pl.DataFrame:
+        return pl.read_parquet(io.BytesIO(data))
 
-    def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+    def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame | StagedParquet) -> dict[str, Any]:
+        if isinstance(obj, StagedParquet):
+            return staged_table_metadata(obj)
         return table_metadata(obj)
 
 
+class TorchCheckpointUPathIOManager(ObjectStoreUPathIOManager):
+    extension = ".pt"
+
+    def serialize(self, context: dg.OutputContext, obj: dict) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return buffer.getvalue()
+
+    def deserialize(self, context: dg.InputContext, data: bytes) -> dict:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def _local_objects(base_path: str) -> LocalObjectStore:
+    if "://" in base_path:
+        raise ValueError(f"base_path {base_path!r}: a local folder is expected here; for S3 use "
+                         "the S3 IO managers (storage.deployment: s3)")
+    objects = LocalObjectStore.at(base_path)
+    objects.sweep_partials()  # staging files of killed writers are removed, live ones kept
+    return objects
+
+
+def _s3_objects(s3: S3Resource, bucket: str, prefix: str) -> S3ObjectStore:
+    return S3ObjectStore(s3.get_client(), bucket, prefix)
+
+
 class PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores polars DataFrames as Parquet files under ``base_path`` (a folder or s3:// prefix)."""
+    """Stores polars DataFrames as Parquet files under the local folder ``base_path``."""
 
     base_path: str
 
     def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetUPathIOManager:
-        return PolarsParquetUPathIOManager(base_path=UPath(self.base_path))
-
-
-class TorchCheckpointUPathIOManager(dg.UPathIOManager):
-    extension = ".pt"
-
-    def dump_to_path(self, context: dg.OutputContext, obj: dict, path: UPath) -> None:
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        _write_bytes_atomic(path, buffer.getvalue())
-
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> dict:
-        with path.open("rb") as fh:
-            return torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=False)
+        return PolarsParquetUPathIOManager(_local_objects(self.base_path))
 
 
 class TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
@@ -96,4 +193,26 @@ class TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
     base_path: str
 
     def create_io_manager(self, context: dg.InitResourceContext) -> TorchCheckpointUPathIOManager:
-        return TorchCheckpointUPathIOManager(base_path=UPath(self.base_path))
+        return TorchCheckpointUPathIOManager(_local_objects(self.base_path))
+
+
+class S3PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores polars DataFrames as Parquet objects under ``s3://bucket/prefix``."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    bucket: str
+    prefix: str = ""
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetUPathIOManager:
+        return PolarsParquetUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix))
+
+
+class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores trained-model checkpoints as objects under ``s3://bucket/prefix``."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    bucket: str
+    prefix: str = ""
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> TorchCheckpointUPathIOManager:
+        return TorchCheckpointUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix))

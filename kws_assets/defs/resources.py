@@ -1,12 +1,36 @@
-"""Typed resources injected into assets: the pipeline config and the clip store."""
+"""Typed resources injected into assets: the pipeline config, the clip store and storage wiring.
 
+Storage resources come in a local and an S3 flavour, chosen per deployment by
+``storage.deployment`` in ``kws.yaml`` (the pattern of Dagster's ``project_fully_featured``:
+one resource dict per deployment).  ``ClipStoreResource`` is the interface assets depend on;
+``LocalClipStoreResource`` and ``S3ClipStoreResource`` implement it.  S3 access goes through
+``dagster-aws``'s ``S3Resource`` (botocore ``standard`` retries, ``storage.s3_retries``).
+Credentials never appear in config: boto3 resolves them from the environment
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or pod role).
+"""
 
+from abc import ABC, abstractmethod
 from functools import cached_property
+from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
-from kws_assets.config import KwsConfig, load_config
+from kws_assets.config import KwsConfig, StorageSettings, load_config
 from kws_assets.core.clip_store import ClipStore
+from kws_assets.core.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from kws_assets.defs.io_managers import (
+    PolarsParquetIOManager,
+    S3PolarsParquetIOManager,
+    S3TorchCheckpointIOManager,
+    TorchCheckpointIOManager,
+)
+from kws_assets.defs.retries import FailFastObjectStore
+
+# Sub-prefixes (S3) and sub-folders (local) of the storage root.
+CLIPS = "clips"
+TABLES = "tables"
+MODELS = "models"
 
 
 class KwsSettings(dg.ConfigurableResource):
@@ -19,11 +43,94 @@ class KwsSettings(dg.ConfigurableResource):
         return load_config(self.config_path or None)
 
 
-class ClipStoreResource(dg.ConfigurableResource):
+class ClipStoreResource(dg.ConfigurableResource, ABC):
     """Where clip WAVs are written; tables hold the URIs it returns."""
 
-    root: str
+    @abstractmethod
+    def open_objects(self) -> ObjectStore:
+        """The object store holding the clips."""
 
     @cached_property
     def store(self) -> ClipStore:
-        return ClipStore.at(self.root)
+        """The clip store; permanent storage errors fail the step at once (see ``retries``)."""
+        return ClipStore(FailFastObjectStore(self.open_objects()))
+
+
+class LocalClipStoreResource(ClipStoreResource):
+    """Clips as WAV files under a local folder (URIs are absolute paths)."""
+
+    root: str
+
+    def open_objects(self) -> ObjectStore:
+        return LocalObjectStore.at(self.root)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        removed = LocalObjectStore.at(self.root).sweep_partials()
+        if removed and context.log is not None:
+            context.log.info(f"removed {len(removed)} staging file(s) left by killed writers "
+                             f"under {self.root}")
+
+
+class S3ClipStoreResource(ClipStoreResource):
+    """Clips as WAV objects under ``s3://bucket/prefix`` (URIs are ``s3://`` URIs)."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    bucket: str
+    prefix: str = ""
+
+    def open_objects(self) -> ObjectStore:
+        return S3ObjectStore(self.s3.get_client(), self.bucket, self.prefix)
+
+
+def s3_prefix(storage: StorageSettings, part: str) -> str:
+    """The key prefix of one kind of data (clips, tables, models) under ``storage.s3_prefix``."""
+    base = storage.s3_prefix.strip("/")
+    return f"{base}/{part}" if base else part
+
+
+def s3_resource(storage: StorageSettings) -> S3Resource:
+    """dagster-aws's S3 client resource for this deployment: endpoint, region and retries only.
+
+    ``S3Resource.max_attempts`` goes to botocore's ``retries={"max_attempts": n}``, which botocore
+    reads as the number of retries after the first attempt (``total_max_attempts`` would count
+    the first one): so ``storage.s3_retries`` is passed as is.
+    """
+    return S3Resource(
+        endpoint_url=storage.s3_endpoint_url or None,
+        region_name=storage.s3_region or None,
+        max_attempts=storage.s3_retries,
+    )
+
+
+def local_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
+    """Clips, tables and checkpoints in folders under ``storage.root``."""
+    return {
+        "clip_store": LocalClipStoreResource(root=str(cfg.storage_path(CLIPS))),
+        "io_manager": PolarsParquetIOManager(base_path=str(cfg.storage_path(TABLES))),
+        "model_io_manager": TorchCheckpointIOManager(base_path=str(cfg.storage_path(MODELS))),
+    }
+
+
+def s3_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
+    """Clips, tables and checkpoints under ``s3://<s3_bucket>/<s3_prefix>/``."""
+    storage = cfg.storage
+    s3 = s3_resource(storage)
+    bucket = storage.s3_bucket
+    return {
+        "s3": s3,
+        "clip_store": S3ClipStoreResource(s3=s3, bucket=bucket, prefix=s3_prefix(storage, CLIPS)),
+        "io_manager": S3PolarsParquetIOManager(s3=s3, bucket=bucket, prefix=s3_prefix(storage, TABLES)),
+        "model_io_manager": S3TorchCheckpointIOManager(
+            s3=s3, bucket=bucket, prefix=s3_prefix(storage, MODELS)),
+    }
+
+
+STORAGE_RESOURCES_BY_DEPLOYMENT = {
+    "local": local_storage_resources,
+    "s3": s3_storage_resources,
+}
+
+
+def storage_resources(cfg: KwsConfig) -> dict[str, Any]:
+    """The storage resources of the deployment ``cfg.storage.deployment`` names."""
+    return STORAGE_RESOURCES_BY_DEPLOYMENT[cfg.storage.deployment](cfg)

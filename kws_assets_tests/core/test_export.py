@@ -184,3 +184,56 @@ def test_load_rejects_incomplete_or_mismatched_artifacts(exported, tmp_path) -> 
     wrong = write_artifact(tmp_path / "wrong", exported["int8"], TONE_LABELS + ["extra"], task.spec, {})
     with pytest.raises(ValueError):
         KwsClassifier.load(wrong)
+
+
+def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_path) -> None:
+    """The generated C files compile, and the array holds exactly the bytes of model.int8.onnx."""
+    import shutil
+    import subprocess
+
+    from kws_assets.core.export import C_HEADER_FILE, C_SOURCE_FILE
+
+    artifact = exported["artifact"]
+    model = (artifact / "model.int8.onnx").read_bytes()
+    header = (artifact / C_HEADER_FILE).read_text()
+    assert f"#define KWS_MODEL_N_FRAMES {exported['task'].spec.n_frames}" in header
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler on this machine (.ci/system-deps installs gcc)")
+    main_c = tmp_path / "main.c"
+    main_c.write_text(
+        '#include <stdio.h>\n#include <stdint.h>\n#include "model_data.h"\n'
+        "int main(void) {\n"
+        "  unsigned long sum = 0; unsigned int i;\n"
+        "  for (i = 0; i < kws_model_len; ++i) sum = (sum * 31u + kws_model[i]) % 4294967291u;\n"
+        '  printf("%u %lu %d %s %s %.6f %lu\\n", kws_model_len, sum, KWS_MODEL_NUM_LABELS,\n'
+        "         kws_model_labels[0], kws_model_labels[KWS_MODEL_NUM_LABELS - 1],\n"
+        "         kws_model_mfcc_std[0], (unsigned long)((uintptr_t)kws_model % 16u));\n"
+        "  return 0;\n}\n")
+    binary = tmp_path / "model_check"
+    subprocess.run([compiler, "-std=c99", "-Wall", "-Werror", "-I", str(artifact), str(main_c),
+                    str(artifact / C_SOURCE_FILE), "-o", str(binary)], check=True)
+    out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.split()
+    checksum = 0
+    for byte in model:
+        checksum = (checksum * 31 + byte) % 4294967291
+    spec = exported["task"].spec
+    assert out[:5] == [str(len(model)), str(checksum), str(len(TONE_LABELS)), TONE_LABELS[0],
+                       TONE_LABELS[-1]]
+    assert float(out[5]) == pytest.approx(spec.std[0], rel=1e-6)
+    assert out[6] == "0"  # 16-byte aligned
+
+
+def test_quantization_gates(exported) -> None:
+    from kws_assets.core.export import MODEL_FILE, accuracy_drop_gate, read_metrics, size_gate
+
+    ok = accuracy_drop_gate({"float_test_accuracy": 0.90, "int8_test_accuracy": 0.895}, 1.0)
+    assert ok.passed and ok.value == pytest.approx(0.5)
+    bad = accuracy_drop_gate({"float_test_accuracy": 0.90, "int8_test_accuracy": 0.88}, 1.0)
+    assert not bad.passed and bad.value == pytest.approx(2.0)
+    assert accuracy_drop_gate({"float_test_accuracy": 0.9, "int8_test_accuracy": 0.95}, 0.0).passed
+    assert not accuracy_drop_gate({"float_test_accuracy": None}, 1.0).passed  # nothing measured
+    model = exported["artifact"] / MODEL_FILE
+    size_kib = model.stat().st_size / KIB
+    assert size_gate(model, size_kib + 1).passed and not size_gate(model, size_kib - 1).passed
+    assert read_metrics(exported["artifact"])["int8_accuracy"] == pytest.approx(exported["int8_acc"])

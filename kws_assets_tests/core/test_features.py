@@ -159,3 +159,56 @@ def test_unreadable_file_raises_audio_read_error(tmp_path, spec: FeatureSpec) ->
     broken.write_bytes(b"RIFF....WAVEfmt garbage")
     with pytest.raises(AudioReadError):
         features_for_files([str(broken)], spec)
+
+
+# ------------------------------------------------------------------ the batched fast path
+
+
+@pytest.mark.parametrize("settings", [
+    FeatureSettings(),
+    FeatureSettings(n_mels=64, n_mfcc=13, f_min=0.0, f_max=8000.0),  # every FFT bin in use
+    FeatureSettings(window_ms=25.0, hop_ms=10.0, n_mels=32, f_max=6000.0),
+])
+def test_fast_path_equals_the_torchaudio_transform(settings: FeatureSettings) -> None:
+    spec = FeatureSpec.from_settings(settings, AudioSettings())
+    clips = np.concatenate([noise_clips(9, seed=7), np.zeros((1, CLIP), np.float32),
+                            np.stack([sine(440), sine(3500, amp=0.9)])])
+    extractor = MfccExtractor(spec)
+    fast, reference = extractor(clips), extractor.reference(clips)
+    assert fast.shape == reference.shape == (12, *spec.shape)
+    scale = np.abs(reference).max()
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-5 * scale)
+
+
+def test_threads_do_not_change_the_result(spec: FeatureSpec) -> None:
+    clips = noise_clips(37, seed=8)
+    one = MfccExtractor(spec, chunk_clips=4, workers=1)(clips)
+    np.testing.assert_array_equal(MfccExtractor(spec, chunk_clips=4, workers=3)(clips), one)
+    np.testing.assert_array_equal(MfccExtractor(spec, chunk_clips=5, workers=2)(clips), one)
+
+
+def test_single_threaded_torch_restores_the_thread_count() -> None:
+    import torch
+
+    from kws_assets.core.features import single_threaded_torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with single_threaded_torch():
+            assert torch.get_num_threads() == 1
+            with single_threaded_torch():
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1  # the outer block still holds it
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            with single_threaded_torch():
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_workers_must_be_positive(spec: FeatureSpec) -> None:
+    with pytest.raises(ValueError):
+        MfccExtractor(spec, workers=0)

@@ -218,3 +218,22 @@ def test_classification_report_counts() -> None:
     never_predicted = classification_report(np.array([0, 1]), np.array([0, 0]), ["a", "b"])
     assert never_predicted.per_class["b"].precision == 0.0
     assert never_predicted.per_class["b"].recall == 0.0
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
+    from kws_assets.core.training import learning_rate_schedule
+
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 10, "lr_schedule": "cosine",
+                                             "min_lr_fraction": 0.1})
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=settings.learning_rate)
+    schedule = learning_rate_schedule(optimizer, settings)
+    rates = []
+    for _ in range(settings.max_epochs):
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
+    assert rates[4] == pytest.approx(settings.learning_rate * (0.1 + 0.9 * 0.5), rel=1e-6)  # halfway
+    assert rates[-1] == pytest.approx(settings.learning_rate * 0.1)
+    constant = settings.model_copy(update={"lr_schedule": "constant"})
+    assert learning_rate_schedule(optimizer, constant) is None

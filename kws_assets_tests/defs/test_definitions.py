@@ -15,7 +15,8 @@ from kws_assets.defs import PIPELINE_JOB, build_definitions
 PACKAGE = Path(__file__).resolve().parents[2] / "kws_assets"
 GROUPS = {"raw_corpus": "ingest", "synthetic_clips": "ingest", "aligned_keywords": "ingest",
           "validated_set": "curate", "quarantined_clips": "curate", "mfcc_table": "features",
-          "kws_model": "train", "quantized_model": "ship"}
+          "kws_model": "train", "quantized_model": "ship", "augmented_clips": "curate",
+          "evaluation": "ship"}
 
 
 def test_core_never_imports_dagster():

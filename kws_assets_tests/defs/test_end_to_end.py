@@ -1,5 +1,8 @@
 """One end-to-end materialization of the whole graph on the tiny config, through a real
-(temporary, persistent) Dagster instance, asserting properties of what it produced."""
+(temporary, persistent) Dagster instance, asserting properties of what it produced.
+
+The graph is partitioned, so "the whole graph" is what ``make demo`` runs: every corpus batch
+(``ingest_batch``), every keyword (``keyword_clips``), then ``kws_pipeline``."""
 
 from __future__ import annotations
 
@@ -14,15 +17,20 @@ from kws_assets.config import load_config
 from kws_assets.core import tts
 from kws_assets.core.audio import cut_centered, resample, write_wav
 from kws_assets.core.export import KwsClassifier
-from kws_assets.defs import PIPELINE_JOB, build_definitions
+from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
+from kws_assets.defs.in_process import materialize_graph
 
 pytestmark = pytest.mark.slow
 
-ALL_ASSETS = {"raw_corpus", "synthetic_clips", "aligned_keywords", "validated_set",
-              "quarantined_clips", "mfcc_table", "kws_model", "quantized_model"}
-# Voices that the tiny config uses neither for the corpus nor for the synthetic grid.
-HELD_OUT_VOICES = ["en-us+f3", "en+m7", "en-gb-x-gbcwmd+f4"]
+ALL_ASSETS = {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords", "validated_set",
+              "quarantined_clips", "data_card", "augmented_clips", "mfcc_table", "kws_model",
+              "quantized_model", "evaluation"}
+PER_KEYWORD = {"synthetic_clips", "aligned_keywords"}
+PER_BATCH = {"raw_corpus", "unknown_clips"}
+# Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their
+# variants are outside tts.variants, so no sampled speaker has them either).
+HELD_OUT_VOICES = ["en-us+steph3", "en+michel", "en-gb-x-gbcwmd+Hugo"]
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +44,37 @@ def pipeline(tmp_path_factory):
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(config_file)
-        result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(instance=instance,
-                                                                       raise_on_error=False)
-        yield {"defs": defs, "instance": instance, "result": result,
+        graph = materialize_graph(defs, instance)
+        yield {"defs": defs, "instance": instance, "graph": graph,
                "cfg": load_config(config_file), "root": root}
 
 
 def _load(pipeline, key: str):
-    return pipeline["defs"].load_asset_value(key, instance=pipeline["instance"])
+    """An asset's value; a partitioned asset's partitions concatenated (every partition)."""
+    defs, instance = pipeline["defs"], pipeline["instance"]
+    partitions_def = defs.resolve_asset_graph().get(dg.AssetKey(key)).partitions_def
+    if partitions_def is None:
+        return defs.load_asset_value(key, instance=instance)
+    keys = instance.get_dynamic_partitions(partitions_def.name)
+    return pl.concat([defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
+                     how="diagonal_relaxed")
 
 
 def test_run_succeeds_and_materializes_every_asset(pipeline):
-    result = pipeline["result"]
-    assert result.success
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == ALL_ASSETS
+    graph, cfg = pipeline["graph"], pipeline["cfg"]
+    assert graph.success
+    materialized = graph.materialized()
+    assert {key for key, _ in materialized} == ALL_ASSETS
+    for key in PER_KEYWORD:
+        assert {p for k, p in materialized if k == key} == set(cfg.keywords), key
+    for key in PER_BATCH:
+        assert {p for k, p in materialized if k == key} == {"source-demo"}, key
     records = pipeline["instance"].fetch_materializations(dg.AssetKey("quantized_model"), limit=1)
     assert records.records, "the persistent instance recorded the artifact's materialization"
 
 
 def test_blocking_checks_ran_and_passed(pipeline):
-    evaluations = pipeline["result"].get_asset_check_evaluations()
+    evaluations = pipeline["graph"].check_evaluations()
     by_name = {e.check_name: e for e in evaluations}
     for name in ("validated_set_schema", "validated_set_speaker_disjoint",
                  "validated_set_label_coverage", "mfcc_table_schema"):
@@ -67,9 +85,15 @@ def test_clip_counts_per_label(pipeline):
     cfg = pipeline["cfg"]
     synthetic = _load(pipeline, "synthetic_clips")
     grid = len(cfg.tts.voices) * len(cfg.tts.rates) * len(cfg.tts.pitches)
-    expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip)
-    assert dict(synthetic.group_by("label").len().iter_rows()) == {
+    sampled = cfg.tts.sampled_speakers * cfg.tts.renders_per_speaker
+    expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip) + sampled
+    synthetic_counts = dict(synthetic.group_by("label").len().iter_rows())
+    assert {k: synthetic_counts[k] for k in cfg.keywords} == {
         k: expected_per_kw for k in cfg.keywords}
+    # synthetic _unknown_: unknown_ratio x the clean renders of each keyword, plus the windows of
+    # running speech
+    assert synthetic_counts["_unknown_"] == len(cfg.keywords) * (round(
+        cfg.negatives.unknown_ratio * (grid + sampled)) + cfg.negatives.speech_windows)
 
     aligned = _load(pipeline, "aligned_keywords")
     corpus = _load(pipeline, "raw_corpus")
@@ -78,7 +102,9 @@ def test_clip_counts_per_label(pipeline):
     aligned_counts = dict(aligned.group_by("label").len().iter_rows())
     for keyword in cfg.keywords:  # the aligner finds most keyword occurrences in the corpus
         assert aligned_counts.get(keyword, 0) >= 0.75 * per_kw_utterances, aligned_counts
-    assert aligned_counts.get("_unknown_", 0) >= 0.75 * corpus.height
+    unknown = _load(pipeline, "unknown_clips")
+    assert set(aligned["label"]) == set(cfg.keywords)  # _unknown_ words live per batch
+    assert unknown.filter(pl.col("label") == "_unknown_").height >= 0.75 * corpus.height
 
     validated = _load(pipeline, "validated_set")
     quarantined = _load(pipeline, "quarantined_clips")
@@ -86,7 +112,8 @@ def test_clip_counts_per_label(pipeline):
     assert validated.filter(pl.col("label") == "_silence_").height + quarantined.filter(
         pl.col("label") == "_silence_").height == cfg.noise.silence_clips
     # Nothing lost: every candidate is either validated or quarantined, never both.
-    assert validated.height + quarantined.height == synthetic.height + aligned.height + cfg.noise.silence_clips
+    assert validated.height + quarantined.height == (synthetic.height + aligned.height + unknown.height
+                                                     + cfg.noise.silence_clips)
     assert not set(validated["clip_id"]) & set(quarantined["clip_id"])
 
 
@@ -100,7 +127,9 @@ def test_splits_are_speaker_disjoint(pipeline):
 def test_mfcc_shape_and_finiteness(pipeline):
     table = _load(pipeline, "mfcc_table")
     validated = _load(pipeline, "validated_set")
-    assert table.height == validated.height
+    augmented = _load(pipeline, "augmented_clips")
+    assert table.height == validated.height + augmented.height
+    assert set(augmented["origin_id"]) <= set(validated.filter(pl.col("split") == "train")["clip_id"])
     values = table["mfcc"].to_numpy()
     assert values.shape == (table.height, 49, 10)
     assert np.isfinite(values).all()
@@ -115,6 +144,7 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
     paths, truth = [], []
     for voice in HELD_OUT_VOICES:
         assert voice not in cfg.tts.voices and voice not in cfg.sources[0].voices
+        assert voice.split("+")[1] not in cfg.tts.variants
         for keyword in cfg.keywords:
             synthesis = tts.synthesize(keyword, voice=voice, rate=160)
             samples = resample(synthesis.samples, synthesis.sample_rate, cfg.audio.sample_rate)
@@ -133,3 +163,19 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
     metrics = json.loads((artifact / "metrics.json").read_text())
     assert metrics["int8_test_accuracy"] > chance
     assert 10 < metrics["int8_size_kb"] < 200
+
+
+def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
+    from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE
+
+    cfg = pipeline["cfg"]
+    by_name = {e.check_name: e for e in pipeline["graph"].check_evaluations()}
+    assert by_name["int8_artifact_size"].passed
+    assert "int8_accuracy_drop" in by_name  # the quantization gate ran (its verdict is the model's)
+    report = json.loads(cfg.storage_path(*EVALUATION_DIR, REPORT_FILE).read_text())
+    summary = report["summary"]
+    chance = 1 / len(cfg.labels)
+    assert summary["unseen_voice_clips"] > 0 and summary["unseen_voice_accuracy"] > chance
+    assert 0.0 <= summary["frr_at_target"] <= 1.0
+    assert summary["negative_hours"] == pytest.approx(cfg.evaluation.negative_minutes / 60, rel=1e-3)
+    assert summary["positives"] > 0

@@ -2,35 +2,55 @@
 
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
-from kws_assets.core.feature_table import build_mfcc_table
+from kws_assets.core.feature_table import ClipReader, FeatureCache, local_file_stamp, stage_mfcc_table
 from kws_assets.core.features import FeatureSpec
+from kws_assets.core.parquet_stream import StagedParquet, sweep_stale_staged
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+
+
+# Under storage.root (always local): the feature cache, and where the table is built before the
+# IO manager moves it into place.
+FEATURE_CACHE_DIR = ("cache", "features")
+STAGING_DIR = ("cache", "staging")
 
 
 @dg.asset(
     group_name="features",
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"torchaudio", "parquet"},
-    code_version="1",
+    code_version="2",
     owners=["team:kws-ml"],
     description="MFCC of every validated clip (torchaudio, MLPerf Tiny convention: 40 ms window, "
                 "20 ms hop, 40 mel bands, 10 coefficients) as a fixed-shape array column, with "
-                "clip id, label and split.",
+                "clip id, label and split. Built batch by batch on all cores and written as "
+                "Parquet row groups as it goes; clips unchanged since the last build come from "
+                "the feature cache under storage.root/cache/features.",
 )
 def mfcc_table(context: dg.AssetExecutionContext, settings: KwsSettings,
-               clip_store: ClipStoreResource, validated_set: pl.DataFrame) -> pl.DataFrame:
+               clip_store: ClipStoreResource, validated_set: pl.DataFrame,
+               augmented_clips: pl.DataFrame) -> StagedParquet:
     cfg = settings.config
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
-    store = clip_store.store
-    table = build_mfcc_table(validated_set, spec,
-                             lambda uri: store.read(uri, target_sr=spec.sample_rate))
-    values = table["mfcc"].to_numpy() if table.height else np.zeros((0, *spec.shape))
+    staging = cfg.storage_path(*STAGING_DIR)
+    sweep_stale_staged(staging)
+    staged, stats = stage_mfcc_table(
+        pl.concat([validated_set, augmented_clips], how="diagonal_relaxed"), spec, staging,
+        ClipReader(load_bytes=clip_store.store.read_bytes, stamp=local_file_stamp),
+        cache=FeatureCache.for_spec(cfg.storage_path(*FEATURE_CACHE_DIR), spec,
+                                    name=f"mfcc-{context.partition_key}" if context.has_partition_key
+                                    else "mfcc"))
     context.add_output_metadata({
-        "rows": table.height,
+        "rows": stats.rows,
+        "featurized": stats.featurized,
+        "from_cache": stats.from_cache,
+        "clips_per_s": round(stats.clips_per_s, 1),
+        "threads": stats.workers,
+        "row_groups": stats.row_groups,
         "feature_shape": f"{spec.n_frames}x{spec.n_mfcc}",
-        "all_finite": bool(np.isfinite(values).all()),
+        "all_finite": stats.all_finite,
         "feature_config": dg.MetadataValue.json(spec.model_dump(mode="json")),
     })
-    return table
+    return staged  # the IO manager moves the finished Parquet file into place

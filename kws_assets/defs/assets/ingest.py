@@ -1,14 +1,31 @@
-"""Ingest: the raw corpus, its forced-aligned keyword clips, and the synthetic TTS clips."""
+"""Ingest: the raw corpus, its forced-aligned keyword clips, and the synthetic TTS clips.
 
+Per corpus batch (``corpus_batches``): ``raw_corpus`` and ``unknown_clips``.  Per keyword
+(``keywords``): ``synthetic_clips`` and ``aligned_keywords``.  See ``kws_assets.defs.partitions``.
+"""
+
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from kws_assets.core import corpus, segment, synthesis
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.curation import clip_table
+from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.core import corpus, curation, labeled_clips, segment, synthesis
+from kws_assets.core.batches import keyword_seed
+from kws_assets.core.landing import batch_config
+from kws_assets.core.aligners import AlignerChoice
+from kws_assets.core.curation import clip_candidates, clip_table
 from kws_assets.defs.assets.summaries import label_counts_md, md_table
+from kws_assets.defs.partitions import (
+    CORPUS_BATCHES,
+    KEYWORDS,
+    ONE_PARTITION_PER_RUN,
+    all_partitions_of,
+    loaded_partitions,
+    missing_partitions,
+)
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
 GROUP = "ingest"
 MAX_LISTED = 50
@@ -16,53 +33,67 @@ MAX_LISTED = 50
 
 @dg.asset(
     group_name=GROUP,
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"polars", "parquet"},
-    code_version="1",
+    code_version="3",
     owners=["team:kws-data"],
-    description="Paired audio + transcripts, one row per utterance, from every configured source "
-                "(the demo corpus is generated once with espeak-ng). Data version = content hash.",
+    partitions_def=CORPUS_BATCHES,
+    backfill_policy=ONE_PARTITION_PER_RUN,
+    description="Per corpus batch (a configured source, or a folder that landed in the landing "
+                "zone): one row per corpus entry (manifest, Common Voice, "
+                "LibriSpeech, Speech Commands; local or s3://; the demo corpus is generated once "
+                "with espeak-ng): provenance, format, sha256 and levels. Entries that cannot be "
+                "used stay as rows with reject_reason and reach quarantined_clips (stage ingest). "
+                "Data version = content hash; unchanged files are not read again.",
 )
 def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.Output[pl.DataFrame]:
-    cfg = settings.config
-    utterances, problems = corpus.load_corpus(cfg)
-    table = corpus.corpus_table(utterances)
-    if problems:
-        context.log.warning(f"{len(problems)} corpus rows could not be used; see metadata")
-    per_source = table.group_by("source").len().sort("source")
+    loaded = corpus.load_corpus(batch_config(settings.config, context.partition_key))
+    summary = corpus.ingest_summary(loaded.table, loaded.stats)
+    if summary["rejected"]:
+        context.log.warning(f"{summary['rejected']} corpus entries cannot be used "
+                            f"({summary['rejected_by_reason']}); see quarantined_clips")
     return dg.Output(
-        table,
-        data_version=dg.DataVersion(corpus.content_version(table)),
+        loaded.table,
+        data_version=dg.DataVersion(corpus.content_version(loaded.table)),
         metadata={
-            "utterances": len(utterances),
-            "speakers": table["speaker"].n_unique() if table.height else 0,
-            "hours": round(float(table["duration_s"].sum() or 0.0) / 3600, 4),
-            "per_source": dg.MetadataValue.md(md_table(per_source)),
-            "problems": len(problems),
-            "problem_files": dg.MetadataValue.json(
-                [p.__dict__ for p in problems[:MAX_LISTED]]),
+            **{k: summary[k] for k in ("recordings", "speakers", "hours", "labelled_clips",
+                                       "rejected", "files_read", "files_from_cache", "mb_read",
+                                       "skipped_without_keyword")},
+            "per_source": dg.MetadataValue.md(md_table(summary["per_source"])),
+            "rejected_by_reason": dg.MetadataValue.json(summary["rejected_by_reason"]),
+            "rejected_entries": dg.MetadataValue.json(summary["rejected_entries"][:MAX_LISTED]),
         },
     )
 
 
 @dg.asset(
     group_name=GROUP,
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"espeak-ng", "parquet"},
-    code_version="1",
+    code_version="2",
     owners=["team:kws-data"],
-    description="Each keyword spoken by espeak-ng over the voice x rate x pitch grid, centred in "
-                "1-s clips, plus copies with coloured background noise at a random SNR.",
+    partitions_def=KEYWORDS,
+    backfill_policy=ONE_PARTITION_PER_RUN,
+    description="Per keyword: the keyword spoken by espeak-ng over the voice x rate x pitch grid "
+                "(plus noisy copies) and by sampled accent+variant speakers at drawn rate, pitch "
+                "and word gap, alone or cut out of carrier phrases; with its phoneme neighbours "
+                "and a share of other words as _unknown_. Centred in 1-s clips.",
 )
 def synthetic_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
                     clip_store: ClipStoreResource) -> pl.DataFrame:
     cfg = settings.config
-    recipes = synthesis.keyword_recipes(cfg.keywords, cfg.tts, cfg.noise,
-                                        salt=cfg.section_hash("audio"))
+    keyword = configured_keyword(cfg.keywords, context.partition_key)
+    recipes = synthesis.keyword_recipes([keyword], cfg.tts, cfg.noise, seed=keyword_seed(keyword),
+                                        salt=cfg.section_hash("audio"),
+                                        **synthesis.recipe_options(cfg))
     rows, failures = synthesis.render_to_store(recipes, cfg.audio, clip_store.store, cfg.language)
-    table = clip_table(rows)
+    table = clip_table(rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE,
+                                                           cfg.language))
     context.add_output_metadata({
+        "keyword": keyword,
         "clips": table.height,
         "voices": len(cfg.tts.voices),
-        "per_label": dg.MetadataValue.md(label_counts_md(table)),
+        "per_label": dg.MetadataValue.md(label_counts_md(clip_candidates(table))),
         "render_failures": len(failures),
         "failed_recipes": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
         "sample_clips": dg.MetadataValue.json(table["uri"].head(5).to_list()),
@@ -70,33 +101,120 @@ def synthetic_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
     return table
 
 
+def configured_keyword(keywords: list[str], partition_key: str) -> str:
+    """The keyword a ``keywords`` partition stands for; a clear failure if it is not configured."""
+    if partition_key not in keywords:
+        raise dg.Failure(f"keyword partition {partition_key!r} is not in the config's keywords "
+                         f"{keywords}: add it to kws.yaml, or delete the partition (the keyword "
+                         "sensor deletes partitions of removed keywords)", allow_retries=False)
+    return partition_key
+
+
+def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -> pl.DataFrame:
+    batches = loaded_partitions(context, "raw_corpus", raw_corpus)
+    missing = missing_partitions(context, "raw_corpus", batches)
+    if missing:
+        context.log.warning(f"corpus batches not ingested yet, left out: {missing}")
+    tables = [t for _, t in sorted(batches.items())]
+    return pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(schema=corpus.CORPUS_SCHEMA)
+
+
 @dg.asset(
     group_name=GROUP,
+    retry_policy=STORAGE_RETRY_POLICY,
+    kinds={"pocketsphinx", "parquet"},
+    code_version="3",
+    owners=["team:kws-data"],
+    partitions_def=KEYWORDS,
+    backfill_policy=ONE_PARTITION_PER_RUN,
+    ins={"raw_corpus": all_partitions_of()},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Per keyword, over every corpus batch: forced alignment (pocketsphinx for "
+                "English, espeak-ng TTS+DTW for other languages; alignment.aligners) of the "
+                "utterances that mention the keyword, and a 1-s clip centred on each occurrence; "
+                "recordings already labelled with the keyword (Speech Commands) are cut without "
+                "alignment. Eager: re-cut when a batch is (re-)ingested, cut when a keyword is "
+                "added. Unalignable utterances are dead-lettered once, by unknown_clips.",
+)
+def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
+                     clip_store: ClipStoreResource, raw_corpus: Any) -> pl.DataFrame:
+    cfg = settings.config
+    keyword = configured_keyword(cfg.keywords, context.partition_key)
+    recordings = _corpus_of_every_batch(context, raw_corpus)
+    aligner = AlignerChoice(cfg.alignment, sample_rate=cfg.audio.sample_rate)  # per language
+    to_align = corpus.rows_to_align(recordings).filter(
+        pl.col("transcript").map_elements(lambda t: corpus.mentions_keyword(t, [keyword]),
+                                          return_dtype=pl.Boolean))
+    rows, failures, g2p_words = segment.align_utterances(
+        list(to_align.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
+        cfg.audio, cfg.alignment, labels={keyword})
+    labelled, cut_failures = labeled_clips.cut_labeled_clips(
+        list(corpus.labeled_rows(recordings).filter(pl.col("clip_label") == keyword)
+             .iter_rows(named=True)), clip_store.store, cfg.audio, corpus.silence_windows_by_source(cfg))
+    dead_letters = curation.recording_dead_letters(cut_failures, recordings, curation.STAGE_CLIP)
+    table = corpus.attach_provenance(clip_table(rows + labelled + dead_letters), recordings)
+    clips = clip_candidates(table)
+    context.add_output_metadata({
+        "keyword": keyword,
+        "clips": clips.height,
+        "batches": recordings["source"].n_unique() if recordings.height else 0,
+        "utterances_mentioning_keyword": to_align.height,
+        "utterances_failed": len(failures),
+        "labelled_clips": len(labelled),
+        "dead_letters": len(dead_letters),
+        "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
+        "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
+    })
+    return table
+
+
+@dg.asset(
+    group_name=GROUP,
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"pocketsphinx", "parquet"},
     code_version="1",
     owners=["team:kws-data"],
-    description="Forced alignment of raw_corpus with pocketsphinx; 1-s clips centred on every "
-                "keyword occurrence plus non-keyword words as _unknown_. Utterances that cannot "
-                "be aligned and out-of-dictionary words are listed in the metadata.",
+    partitions_def=CORPUS_BATCHES,
+    backfill_policy=ONE_PARTITION_PER_RUN,
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Per corpus batch, the clips that are not keywords: after forced alignment "
+                "(pocketsphinx for English, espeak-ng TTS+DTW for other languages), "
+                "non-keyword words cut as _unknown_; recordings labelled _unknown_ or "
+                "_silence_ (Speech Commands) cut without alignment. The batch's dead letters ride "
+                "along as rows with reject_reason: rejected corpus entries (stage ingest), "
+                "utterances that cannot be aligned (stage alignment) and recordings that cannot be "
+                "cut (stage clip); validated_set moves them to quarantined_clips.",
 )
-def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
-                     clip_store: ClipStoreResource, raw_corpus: pl.DataFrame) -> pl.DataFrame:
+def unknown_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
+                  clip_store: ClipStoreResource, raw_corpus: pl.DataFrame) -> pl.DataFrame:
     cfg = settings.config
-    aligner = Aligner(sample_rate=cfg.audio.sample_rate, pad_seconds=cfg.alignment.pad_seconds)
+    aligner = AlignerChoice(cfg.alignment, sample_rate=cfg.audio.sample_rate)  # per language
+    to_align = corpus.rows_to_align(raw_corpus)
     rows, failures, g2p_words = segment.align_utterances(
-        list(raw_corpus.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
-        cfg.audio, cfg.alignment)
-    table = clip_table(rows)
+        list(to_align.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
+        cfg.audio, cfg.alignment, labels={UNKNOWN_LABEL})
+    labelled, cut_failures = labeled_clips.cut_labeled_clips(
+        list(corpus.labeled_rows(raw_corpus).filter(~pl.col("clip_label").is_in(cfg.keywords))
+             .iter_rows(named=True)), clip_store.store, cfg.audio, corpus.silence_windows_by_source(cfg))
+    dead_letters = (curation.corpus_dead_letters(raw_corpus)
+                    + curation.recording_dead_letters(failures, raw_corpus, curation.STAGE_ALIGNMENT)
+                    + curation.recording_dead_letters(cut_failures, raw_corpus, curation.STAGE_CLIP))
+    table = corpus.attach_provenance(clip_table(rows + labelled + dead_letters), raw_corpus)
+    clips = clip_candidates(table)
     oov = sorted({w for f in failures for w in f.oov_words})
     if failures:
-        context.log.warning(f"{len(failures)} of {raw_corpus.height} utterances not aligned")
+        context.log.warning(f"{len(failures)} of {to_align.height} utterances not aligned")
     context.add_output_metadata({
-        "clips": table.height,
-        "utterances_aligned": raw_corpus.height - len(failures),
+        "batch": context.partition_key,
+        "clips": clips.height,
+        "utterances_aligned": to_align.height - len(failures),
         "utterances_failed": len(failures),
-        "per_label": dg.MetadataValue.md(label_counts_md(table)),
+        "labelled_clips": len(labelled),
+        "dead_letters": len(dead_letters),
+        "per_label": dg.MetadataValue.md(label_counts_md(clips)),
         "out_of_dictionary_words": dg.MetadataValue.json(oov),
         "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
         "failed_utterances": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
+        "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
     })
     return table

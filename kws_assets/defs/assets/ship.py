@@ -13,12 +13,14 @@ from kws_assets.core.feature_table import split_arrays
 from kws_assets.core.features import FeatureSpec, normalize
 from kws_assets.core.model import DSCNN
 from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
 ARTIFACT_DIR = ("artifacts", "quantized_model")
 
 
 @dg.asset(
     group_name="ship",
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"onnx"},
     code_version="1",
     owners=["team:kws-ml"],

@@ -8,16 +8,21 @@ def md_table(df: pl.DataFrame) -> str:
     """A polars DataFrame as a Markdown table."""
     if df.is_empty():
         return "_(empty)_"
-    header = "| " + " | ".join(df.columns) + " |"
+    header = "| " + " | ".join(md_escape(c) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.iter_rows()]
     return "\n".join([header, rule, *body])
 
 
+def md_escape(text: str) -> str:
+    """Text for a Markdown table cell: ``_silence_`` must not turn into italic *silence*."""
+    return text.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*").replace("|", "\\|")
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return md_escape(str(value))
 
 
 def label_counts_md(table: pl.DataFrame, by: str | None = None) -> str:
@@ -33,8 +38,8 @@ def label_counts_md(table: pl.DataFrame, by: str | None = None) -> str:
 
 def confusion_md(labels: list[str], matrix: list[list[int]]) -> str:
     """Confusion matrix (rows = true label, columns = predicted) as Markdown."""
-    header = "| true \\ pred | " + " | ".join(labels) + " |"
+    header = "| true \\ pred | " + " | ".join(md_escape(label) for label in labels) + " |"
     rule = "|" + "|".join("---" for _ in range(len(labels) + 1)) + "|"
-    body = [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+    body = [f"| {md_escape(label)} | " + " | ".join(str(v) for v in row) + " |"
             for label, row in zip(labels, matrix)]
     return "\n".join([header, rule, *body])

@@ -1,20 +1,26 @@
 """Train: a DS-CNN on the train split, early-stopped on the validation split."""
 
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
 from kws_assets.core.feature_table import split_arrays
 from kws_assets.core.features import FeatureSpec, compute_norm_stats, normalize
-from kws_assets.core.training import evaluate, train_model
+from kws_assets.core.plots import confusion_matrix_png, png_markdown, write_file_atomic
+from kws_assets.core.training import MfccAugment, evaluate, train_model
 from kws_assets.defs.assets.summaries import confusion_md
 from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
 SPLITS = ("train", "val", "test")
+CONFUSION_PNG = ("reports", "kws_model", "test_confusion_matrix.png")
 
 
 @dg.asset(
     group_name="train",
+    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"pytorch"},
     io_manager_key="model_io_manager",
     code_version="1",
@@ -30,12 +36,13 @@ def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
     raw = {split: split_arrays(mfcc_table, labels, split) for split in SPLITS}
     if len(raw["train"][1]) == 0 or len(raw["val"][1]) == 0:
         raise dg.Failure(f"kws_model needs train and val rows; got "
-                         f"{ {s: len(raw[s][1]) for s in SPLITS} }")
+                         f"{ {s: len(raw[s][1]) for s in SPLITS} }", allow_retries=False)
     mean, std = compute_norm_stats(raw["train"][0])
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio).with_stats(mean, std)
     data = {split: (normalize(x, spec), y) for split, (x, y) in raw.items()}
     result = train_model(*data["train"], *data["val"], labels, cfg.model, cfg.train,
-                         log=context.log.info)
+                         log=context.log.info,
+                         augment=MfccAugment.from_settings(cfg.train.spec_augment))
     reports = {split: evaluate(result.model, x, y, labels)
                for split, (x, y) in data.items() if len(y)}
     accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
@@ -48,6 +55,8 @@ def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
         "rows_per_split": dg.MetadataValue.json({s: int(len(data[s][1])) for s in SPLITS}),
         "test_confusion_matrix": dg.MetadataValue.md(
             confusion_md(labels, test_report.confusion) if test_report else "_(no test rows)_"),
+        **(_confusion_image(cfg.storage_path(*CONFUSION_PNG), labels, test_report.confusion,
+                            accuracy["test"]) if test_report else {}),
     })
     return {
         "state_dict": result.model.state_dict(),
@@ -58,3 +67,12 @@ def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
         "history": [epoch.__dict__ for epoch in result.history],
         "best_epoch": result.best_epoch,
     }
+
+
+def _confusion_image(path: Path, labels: list[str], confusion: list[list[int]],
+                     accuracy: float) -> dict[str, dg.MetadataValue]:
+    """The test confusion matrix as a PNG file under the storage root, and inline in the UI."""
+    png = confusion_matrix_png(labels, confusion, title=f"test split, accuracy {accuracy:.3f}")
+    write_file_atomic(path, png)
+    return {"test_confusion_matrix_image": dg.MetadataValue.path(str(path)),
+            "test_confusion_matrix_plot": dg.MetadataValue.md(png_markdown(png, "test confusion matrix"))}

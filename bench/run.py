@@ -1,0 +1,190 @@
+"""``make bench``: every benchmark in one run, written to ``bench/results/report.{json,md}``.
+
+    python -m bench.run                  # the full suite (about 15-25 minutes on 2 cores)
+    python -m bench.run --skip-e2e       # everything but the end-to-end scaling curve
+    python -m bench.run --clips 64 ...   # smaller inputs (the smoke test uses these knobs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import e2e, machine, stages
+from bench.clips import make_clip_set
+from bench.mfcc import run_mfcc_bench, run_table_bench
+from bench.detect_latency import run_detect_bench
+from bench.onnx_latency import run_onnx_bench
+from bench.table_memory import run_table_memory_bench
+from bench.report import check_targets, render_markdown, targets_as_dicts
+from kws_assets.config import AudioSettings, FeatureSettings, parse_yaml
+from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "bench" / "results"
+DEFAULT_BASE_CONFIG = ROOT / "kws.yaml"
+DEFAULT_SCALES = (1, 4, 16)
+DEFAULT_EPOCHS = 1
+DEFAULT_EVAL_MINUTES = 1.0
+DEFAULT_MODEL_FILTERS = 16
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="kws_assets benchmarks against peers")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
+    parser.add_argument("--clips", type=int, default=1024, help="clips for MFCC/decode/table")
+    parser.add_argument("--peer-clips", type=int, default=256,
+                        help="clips the per-clip peers (librosa, python_speech_features) run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    parser.add_argument("--synth-utterances", type=int, default=48)
+    parser.add_argument("--align-utterances", type=int, default=8)
+    parser.add_argument("--onnx-runs", type=int, default=300, help="calls per model per round")
+    parser.add_argument("--base-config", type=Path, default=DEFAULT_BASE_CONFIG,
+                        help="the config scaled for the end-to-end curve (the demo's kws.yaml)")
+    parser.add_argument("--scales", default=",".join(map(str, DEFAULT_SCALES)),
+                        help="comma-separated perfect squares")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                        help="training epochs at every end-to-end scale")
+    parser.add_argument("--eval-minutes", type=float, default=DEFAULT_EVAL_MINUTES,
+                        help="keyword-free stream of the evaluation asset at every scale")
+    parser.add_argument("--model-filters", type=int, default=DEFAULT_MODEL_FILTERS,
+                        help="DS-CNN width at every end-to-end scale (the demo's is 64)")
+    parser.add_argument("--table-memory-clips", default="2000,32000",
+                        help="table sizes whose build peak RSS is compared (comma-separated)")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--matmul-size", type=int, default=machine.MATMUL_SIZE)
+    return parser.parse_args(argv)
+
+
+def _explain(results: dict, targets) -> list[str]:
+    """Why a target was missed, from the measurements themselves."""
+    notes = []
+    for target in targets:
+        if target.met:
+            continue
+        if "FLOP" in target.name:
+            mfcc = results["mfcc"]
+            flops = mfcc["flops_per_clip"]
+            fft_share = flops["fft"] / flops["total"]
+            notes.append(
+                f"FLOP bound: the bound prices every counted FLOP at dense-matmul speed "
+                f"({mfcc['machine_flops_per_s'] / 1e9:.0f} GFLOP/s). {fft_share * 100:.0f}% of the "
+                f"counted FLOPs are the FFT, whose butterflies are limited by data shuffling "
+                f"and memory traffic, not multiply-add throughput; the mel and DCT matmuls are "
+                f"small (K=320, N=40). One thread reaches "
+                f"{mfcc['fraction_of_one_core_bound_one_thread'] * 100:.0f}% of one core's "
+                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the rest.")
+        elif "scaling" in target.name:
+            scaling = results["e2e"]["scaling"]
+            worst = sorted(scaling["step_exponents"].items(), key=lambda kv: -kv[1])[:3]
+            notes.append(f"Scaling: wall-time exponent {scaling['exponent']:.2f}, CPU-time exponent "
+                         f"{scaling['exponent_cpu']:.2f}; steepest steps: "
+                         + ", ".join(f"{step} (k={k:.2f})" for step, k in worst) + ".")
+        elif "RSS" in target.name:
+            runs = results["e2e"]["runs"]
+            first, last = runs[0], runs[-1]
+            peaks = last.get("step_peak_rss_kib") or {}
+            top = max(peaks, key=peaks.get) if peaks else "unknown"
+            notes.append(f"Peak RSS grew from {first['maxrss_self_kib'] / 1024:.0f} MiB to "
+                         f"{last['maxrss_self_kib'] / 1024:.0f} MiB; at {last['scale']}x the peak "
+                         f"is reached in {top} ({peaks.get(top, 0) / 1024:.0f} MiB, vs "
+                         f"{(first.get('step_peak_rss_kib') or {}).get(top, 0) / 1024:.0f} MiB at "
+                         f"{first['scale']}x).")
+    return notes
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
+    results: dict = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     "machine": machine.machine_info(), "spec": spec.model_dump(mode="json")}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kws-bench-") as tmp:
+        log(f"making {args.clips} clips")
+        clip_set = make_clip_set(spec, args.clips, Path(tmp) / "clips")
+        log("matmul FLOP/s")
+        before = machine.matmul_flops(args.matmul_size)
+        log("MFCC: project vs librosa vs python_speech_features")
+        mfcc = run_mfcc_bench(spec, clip_set, before, args.rounds, args.peer_clips, args.matmul_size)
+        after = machine.matmul_flops(args.matmul_size)
+        # The bound uses the best matmul seen before, during or after the MFCC timings.
+        best = {key: max(before[key], after[key]) for key in before}
+        best["achievable"] = max(best["achievable"], mfcc["matmul_flops_per_s_in_rounds"])
+        mfcc = {**mfcc, **_rebound(mfcc, best)}
+        results.update(matmul={"before_mfcc": before, "after_mfcc": after, "best": best}, mfcc=mfcc)
+        log("WAV files -> MFCC table, feature cache")
+        results["table"] = run_table_bench(spec, clip_set, args.rounds)
+        sizes = [int(n) for n in args.table_memory_clips.split(",") if n.strip()]
+        if len(sizes) > 1:
+            log(f"MFCC table build peak memory at {sizes} clips")
+            results["table_memory"] = run_table_memory_bench(clip_set.paths, sizes)
+        log("WAV decode")
+        results["decode"] = stages.run_decode_bench(spec, clip_set, args.rounds)
+        log("synthesis")
+        results["synthesis"] = stages.run_synthesis_bench(args.synth_utterances, max(1, args.rounds // 2))
+        log("alignment")
+        results["alignment"] = stages.run_alignment_bench(spec, args.align_utterances,
+                                                          max(1, args.rounds // 2))
+        log("ONNX float vs int8")
+        raw = MfccExtractor(spec)(clip_set.samples[:256])
+        normed = normalize(raw, spec.with_stats(*compute_norm_stats(raw)))
+        results["onnx"] = run_onnx_bench(spec, normed, args.onnx_runs)
+        log("streaming detection vs per-window classification")
+        results["detect"] = run_detect_bench(rounds=max(1, args.rounds // 2))
+    if not args.skip_e2e:
+        base = parse_yaml(args.base_config.read_text())
+        scales = [int(s) for s in args.scales.split(",") if s.strip()]
+        overrides = e2e.cheaper_overrides(args.epochs, args.eval_minutes, args.model_filters)
+        results["e2e"] = e2e.run_e2e_bench(base, scales, overrides, log)
+        first = results["e2e"]["runs"][0]
+        results["e2e_definition"] = (
+            f"Base config: {args.base_config.name}; 1x is its validated-set size "
+            f"({first['validated_clips']} clips here, {first['mfcc_rows']} MFCC rows with the "
+            f"augmented copies). The full demo trains a 64-filter DS-CNN for up to 40 epochs and "
+            f"streams 30 minutes of audio through the evaluation; at 16x that would take hours "
+            f"on 2 cores, so every scale runs the same cheaper config instead: "
+            f"{json.dumps(overrides)} — a fixed {args.epochs} training epoch(s) of a "
+            f"{args.model_filters}-filter DS-CNN, a {args.eval_minutes:g}-minute evaluation "
+            f"stream, and no int8 accuracy gate (a model trained that briefly is not one to "
+            f"ship). Everything else is the demo's: keywords, voices, sampled speakers, "
+            f"negatives, augmentation, features.")
+    results["bench_seconds"] = time.perf_counter() - started
+    return results
+
+
+def _rebound(mfcc: dict, matmul: dict) -> dict:
+    total = mfcc["flops_per_clip"]["total"]
+    best = mfcc["clips_per_s"]
+    return {"machine_flops_per_s": matmul["achievable"],
+            "flop_bound_clips_per_s": matmul["achievable"] / total,
+            "fraction_of_flop_bound": best["project"] * total / matmul["achievable"],
+            "achieved_flops_per_s": best["project"] * total,
+            "fraction_of_one_core_bound_one_thread": best["project_one_thread"] * total / matmul["torch_one_core"]}
+
+
+def write_report(results: dict, out: Path) -> tuple[Path, Path]:
+    targets = check_targets(results)
+    results["targets"] = targets_as_dicts(targets)
+    results["notes"] = _explain(results, targets)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "report.json", out / "report.md"
+    json_path.write_text(json.dumps(results, indent=1, default=str))
+    md_path.write_text(render_markdown(results, targets, results["notes"]))
+    return json_path, md_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args, log=lambda msg: print(f"[bench] {msg}", flush=True))
+    json_path, md_path = write_report(results, args.out)
+    print(md_path.read_text())
+    print(f"[bench] wrote {md_path} and {json_path} in {results['bench_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

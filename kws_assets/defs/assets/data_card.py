@@ -1,0 +1,61 @@
+"""The data card: what the dataset is, rendered from its tables, shown in the UI and kept as a file."""
+
+
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from kws_assets.core import data_card as card
+from kws_assets.core.corpus import CORPUS_SCHEMA
+from kws_assets.defs.partitions import all_partitions_of, loaded_partitions
+from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+
+CARD_FILE = ("data_card", "DATA_CARD.md")
+DESCRIBED_ASSETS = ("raw_corpus", "validated_set", "quarantined_clips")
+
+
+def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -> pl.DataFrame:
+    tables = [t for _, t in sorted(loaded_partitions(context, "raw_corpus", raw_corpus).items())]
+    return pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(schema=CORPUS_SCHEMA)
+
+
+def _latest_data_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
+    versions = {}
+    for name in DESCRIBED_ASSETS:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        materialization = event.asset_materialization if event else None
+        version = (materialization.tags or {}).get("dagster/data_version") if materialization else None
+        versions[name] = version or "unknown"
+    return versions
+
+
+@dg.asset(
+    group_name="curate",
+    retry_policy=STORAGE_RETRY_POLICY,
+    kinds={"markdown"},
+    code_version="1",
+    owners=["team:kws-data"],
+    ins={"raw_corpus": all_partitions_of()},
+    description="Data card (Markdown): composition per source, keyword and split, speaker counts, "
+                "quality distributions, quarantine reasons, provenance and licenses, known "
+                "limitations, and the versions of code and data it describes. Also written to "
+                "<storage root>/data_card/DATA_CARD.md.",
+)
+def data_card(context: dg.AssetExecutionContext, settings: KwsSettings, raw_corpus: Any,
+              validated_set: pl.DataFrame, quarantined_clips: pl.DataFrame) -> dg.MaterializeResult:
+    cfg = settings.config
+    validated, quarantined = validated_set, quarantined_clips
+    corpus = _corpus_of_every_batch(context, raw_corpus)
+    versions = card.code_versions(cfg, _latest_data_versions(context))
+    text = card.render_data_card(validated, quarantined, corpus, cfg, versions)
+    path = card.write_card(cfg.storage_path(*CARD_FILE), text)
+    return dg.MaterializeResult(metadata={
+        "card": dg.MetadataValue.md(text),
+        "path": dg.MetadataValue.path(str(path)),
+        "clips": validated.height,
+        "quarantined": quarantined.height,
+        "speakers": validated["speaker"].n_unique() if validated.height else 0,
+        "git_commit": versions.git_commit or "unknown",
+    })

@@ -1,0 +1,72 @@
+"""Materialize the whole partitioned graph in one process, in dependency order.
+
+What ``make demo`` and the end-to-end test use instead of a daemon and backfills: register the
+partitions the config names (keywords, configured sources, ready landing-zone batches), run
+``ingest_batch`` once per batch, ``keyword_clips`` once per keyword, then ``kws_pipeline``
+(curate to ship) once.  Each run is recorded in the instance like any other, so the UI shows the
+same partitions and materializations a backfill would have made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB
+from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+
+
+@dataclass
+class GraphRun:
+    """The runs of one whole-graph materialization, in order; ``failed`` is the first failed one."""
+
+    results: list[tuple[str, str | None, dg.ExecuteInProcessResult]] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.results) and all(r.success for _, _, r in self.results)
+
+    @property
+    def failed(self) -> tuple[str, str | None, dg.ExecuteInProcessResult] | None:
+        return next(((j, p, r) for j, p, r in self.results if not r.success), None)
+
+    def materialized(self) -> set[tuple[str, str | None]]:
+        """(asset key, partition) of every materialization of every run."""
+        return {(e.asset_key.to_user_string(), e.partition)
+                for _, _, r in self.results for e in r.get_asset_materialization_events()}
+
+    def check_evaluations(self) -> list:
+        return [e for _, _, r in self.results for e in r.get_asset_check_evaluations()]
+
+
+def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance,
+                      log: Callable[[str], None] = lambda _: None,
+                      run_config: Mapping[str, Any] | None = None) -> GraphRun:
+    """Every partition of every asset, then the unpartitioned rest; stops at the first failure."""
+    cfg = defs.resources["settings"].config
+    partitions = register_config_partitions(instance, cfg)
+    plan = ([(INGEST_JOB, key) for key in partitions[CORPUS_BATCHES.name]]
+            + [(KEYWORD_JOB, key) for key in partitions[KEYWORDS.name]]
+            + [(PIPELINE_JOB, None)])
+    graph = GraphRun()
+    for job_name, partition in plan:
+        log(f"{job_name}" + (f" [{partition}]" if partition else ""))
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition, run_config=run_config,
+            raise_on_error=False)
+        graph.results.append((job_name, partition, result))
+        if not result.success:
+            break
+    return graph
+
+
+def failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
+    """``step: error message`` for each failed step of a run."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            lines.append(f"{event.step_key}: {event.step_failure_data.error.message.strip()}")
+    return lines

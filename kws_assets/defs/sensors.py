@@ -1,0 +1,136 @@
+"""Sensors: how a running deployment notices new work without anyone clicking.
+
+1. ``landing_zone_sensor`` — new corpus batches.  Lists the configured sources and the landing
+   zone (a folder or ``s3://`` prefix); registers a ``corpus_batches`` partition per new batch and
+   requests its ``ingest_batch`` run.  Its cursor holds each requested batch's fingerprint, so a
+   batch is requested once, a corrected manifest is requested again, and any number of batches
+   landing between two ticks are all requested on the next one.
+2. ``keyword_sensor`` — keyword changes in ``kws.yaml``.  Re-reads the config each tick, adds a
+   ``keywords`` partition per new keyword and requests its ``keyword_clips`` run; a keyword
+   removed from the config has its partition deleted (the config is the source of truth).
+3. ``retrain_on_validated_data`` — the data flywheel.  An asset sensor on ``validated_set``:
+   new validated data requests ``retrain_model`` (features, training, int8 quantization), unless
+   a model was already trained after that data (e.g. by ``kws_pipeline``, which does both).
+4. ``kws_automation`` — evaluates the assets' ``AutomationCondition``s: ``unknown_clips``,
+   ``aligned_keywords`` and ``validated_set`` are ``eager``, so corpus or keyword changes flow
+   through to a new validated set (and from there, through sensor 3, to a new model).
+
+All of them start **stopped**: a fresh ``dagster dev`` after ``make demo`` runs nothing until a
+user turns a sensor on (Automation tab in the UI, or ``dagster sensor start``).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from kws_assets.config import KwsConfig, load_config
+from kws_assets.core.batches import keyword_changes
+from kws_assets.core.landing import BatchCursor, known_batches
+from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB, ingest_batch, keyword_clips, retrain_model
+from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.defs.resources import KwsSettings
+
+LANDING_SENSOR = "landing_zone_sensor"
+KEYWORD_SENSOR = "keyword_sensor"
+RETRAIN_SENSOR = "retrain_on_validated_data"
+AUTOMATION_SENSOR = "kws_automation"
+BATCH_FINGERPRINT_TAG = "kws/batch_fingerprint"
+MODEL_ASSET = dg.AssetKey("kws_model")
+VALIDATED_ASSET = dg.AssetKey("validated_set")
+
+
+def _fresh_config(settings: KwsSettings) -> KwsConfig:
+    """The config as it is on disk now (sensors must see edits without a code reload)."""
+    return load_config(settings.config_path or None)
+
+
+def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
+    """One evaluation of the landing-zone sensor (separate from the decorator for tests)."""
+    cursor = BatchCursor.from_json(context.cursor)
+    batches, problems = known_batches(cfg)
+    for problem in problems:
+        context.log.warning(f"landing zone: skipped {problem.folder}: {problem.reason}: {problem.detail}")
+    pending = cursor.pending(batches)
+    if not pending:
+        return dg.SensorResult(skip_reason=f"no new or changed batch among {len(batches)}",
+                               cursor=cursor.to_json())
+    registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
+    new_keys = [b.key for b in pending if b.key not in registered]
+    run_requests = [
+        dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB, partition_key=b.key,
+                      tags={BATCH_FINGERPRINT_TAG: b.fingerprint})
+        for b in pending
+    ]
+    for b in pending:
+        context.log.info(f"batch {b.key} ({b.origin}), fingerprint {b.fingerprint}: requesting ingestion")
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[CORPUS_BATCHES.build_add_request(new_keys)] if new_keys else [],
+        cursor=cursor.mark(pending).to_json(),
+    )
+
+
+def keyword_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
+    """One evaluation of the keyword sensor."""
+    registered = context.instance.get_dynamic_partitions(KEYWORDS.name)
+    added, removed = keyword_changes(cfg.keywords, registered)
+    cursor = ",".join(cfg.keywords)
+    if not added and not removed:
+        return dg.SensorResult(skip_reason=f"keyword partitions match the config ({len(cfg.keywords)})",
+                               cursor=cursor)
+    requests: list = []
+    if added:
+        requests.append(KEYWORDS.build_add_request(added))
+        context.log.info(f"new keywords: {added}")
+    if removed:
+        requests.append(KEYWORDS.build_delete_request(removed))
+        context.log.info(f"keywords no longer in the config, partitions deleted: {removed}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(job_name=KEYWORD_JOB, partition_key=k) for k in added],
+        dynamic_partitions_requests=requests,
+        cursor=cursor,
+    )
+
+
+def retrain_tick(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """A retrain request for new validated data, unless a model is already newer than it."""
+    latest_model = context.instance.get_latest_materialization_event(MODEL_ASSET)
+    if latest_model is not None and latest_model.timestamp > asset_event.timestamp:
+        return dg.SkipReason(f"kws_model (run {latest_model.run_id}) was trained after this "
+                             f"validated_set (run {asset_event.run_id})")
+    return dg.RunRequest(run_key=f"validated_set@{asset_event.run_id}@{asset_event.timestamp}",
+                         job_name=RETRAIN_JOB,
+                         tags={"kws/trigger": "validated_set", "kws/validated_run": asset_event.run_id})
+
+
+def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
+    """The four sensors, ticking at most every ``automation.sensor_interval_s`` seconds."""
+    interval = cfg.automation.sensor_interval_s
+    stopped = dg.DefaultSensorStatus.STOPPED
+
+    @dg.sensor(name=LANDING_SENSOR, jobs=[ingest_batch], minimum_interval_seconds=interval,
+               default_status=stopped,
+               description="New corpus batches (configured sources and landing-zone folders with a "
+                           "manifest): registers a corpus_batches partition, requests ingestion.")
+    def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+        return landing_zone_tick(context, _fresh_config(settings))
+
+    @dg.sensor(name=KEYWORD_SENSOR, jobs=[keyword_clips], minimum_interval_seconds=interval,
+               default_status=stopped,
+               description="Keywords added to (removed from) the config: adds (deletes) keywords "
+                           "partitions and requests the new keywords' clips.")
+    def keyword_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+        return keyword_tick(context, _fresh_config(settings))
+
+    @dg.asset_sensor(name=RETRAIN_SENSOR, asset_key=VALIDATED_ASSET, job=retrain_model,
+                     minimum_interval_seconds=interval, default_status=stopped,
+                     description="New validated data requests retraining and re-quantization.")
+    def retrain_on_validated_data(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        return retrain_tick(context, asset_event)
+
+    automation = dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR, target=dg.AssetSelection.all(), minimum_interval_seconds=interval,
+        default_status=stopped,
+        description="Evaluates the eager automation conditions of unknown_clips, "
+                    "aligned_keywords and validated_set.")
+    return [landing_zone_sensor, keyword_sensor, retrain_on_validated_data, automation]

@@ -1,0 +1,141 @@
+"""The benchmark suite on tiny inputs, so its code cannot rot.  Nothing here is timed: the
+assertions are about the report being complete and consistent, not about speed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench import run as bench_run
+from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
+from bench.mfcc import mfcc_flops_per_clip
+from bench.timing import interleaved, loglog_slope
+from kws_assets.config import AudioSettings, FeatureSettings, KwsConfig
+from kws_assets.core.features import FeatureSpec
+
+pytestmark = pytest.mark.slow
+
+# A graph small enough to materialize twice in a test: 2 keywords, 3 corpus voices, 5 TTS voices.
+NANO_BASE = {
+    "keywords": ["yes", "no"],
+    "sources": [{"kind": "demo_tts", "name": "demo", "voices": ["en-us+m2", "en-us+f1", "en+m3"],
+                 "sentences_per_keyword": 1, "rate": 160}],
+    "tts": {"voices": ["en-us+m1", "en-us+f2", "en+m2", "en-gb-scotland+m4", "en-029+m6"],
+            "rates": [150], "pitches": [50], "sampled_speakers": 2, "renders_per_speaker": 1},
+    "noise": {"silence_clips": 8, "noisy_copies_per_clip": 1},
+    "splits": {"val_percent": 25.0, "test_percent": 25.0},
+    "model": {"n_filters": 8, "n_blocks": 1},
+    "train": {"batch_size": 16, "threads": 1},
+    "quantize": {"calibration_rows": 8},
+    "evaluation": {"positives_per_keyword": 2, "threshold_steps": 10},
+    "negatives": {"neighbours_per_keyword": 1, "other_words": 2, "speech_windows": 2},
+    "augment": {"copies_per_clip": 0},
+}
+
+
+def test_scaled_configs_multiply_the_clip_sources() -> None:
+    overrides = cheaper_overrides(epochs=2, eval_minutes=1.5, model_filters=8)
+    for scale, side in [(1, 1), (4, 2), (16, 4)]:
+        cfg = scaled_config(NANO_BASE, scale, overrides, storage_root="/tmp/x")
+        KwsConfig.model_validate(cfg)  # still a valid pipeline config
+        assert len(cfg["tts"]["rates"]) * len(cfg["tts"]["pitches"]) == scale
+        assert len(set(cfg["tts"]["rates"])) == side and len(set(cfg["tts"]["pitches"])) == side
+        assert cfg["sources"][0]["sentences_per_keyword"] == scale
+        assert cfg["noise"]["silence_clips"] == 8 * scale
+        assert cfg["tts"]["renders_per_speaker"] == scale
+        assert cfg["train"]["max_epochs"] == cfg["train"]["min_epochs"] == 2
+        assert cfg["train"]["batch_size"] == 16  # the base's other fields survive the overrides
+        assert cfg["model"] == {"n_filters": 8, "n_blocks": 1}
+    demo, demo16 = KwsConfig(), scaled_config({}, 16, overrides, storage_root="/tmp/x")
+    assert len(demo16["tts"]["rates"]) == 4 * len(demo.tts.rates)
+    assert len(demo16["tts"]["pitches"]) == 4 * len(demo.tts.pitches)
+    KwsConfig.model_validate(demo16)
+    with pytest.raises(ValueError):
+        scaled_config(NANO_BASE, 3, overrides, storage_root="/tmp/x")
+
+
+def test_flop_count_and_fit_helpers() -> None:
+    flops = mfcc_flops_per_clip(FeatureSpec.from_settings(FeatureSettings(), AudioSettings()))
+    # 49 frames of a 640-point FFT at 5 N log2 N, the dense 321 x 40 mel matmul, ...
+    assert flops["fft"] == pytest.approx(49 * 5 * 640 * math.log2(640))
+    assert flops["mel"] == 49 * 2 * 321 * 40
+    assert flops["total"] == pytest.approx(sum(v for k, v in flops.items() if k != "total"))
+    assert loglog_slope([1, 4, 16], [3, 12, 48]) == pytest.approx(1.0)
+    assert loglog_slope([1, 4, 16], [2, 4, 8]) == pytest.approx(0.5)
+    calls = []
+    timings = interleaved({"a": (lambda: calls.append("a"), 3), "b": (lambda: calls.append("b"), 1)},
+                          rounds=2)
+    assert calls == ["a", "b", "a", "b", "a", "b"]  # warm-up, then round after round
+    assert len(timings["a"].seconds) == 2 and timings["a"].best_rate > 0
+
+
+def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
+    base = tmp_path / "nano.yaml"
+    base.write_text(json.dumps(NANO_BASE))  # JSON is YAML
+    args = bench_run.parse_args([
+        "--out", str(tmp_path / "results"), "--clips", "12", "--peer-clips", "4", "--rounds", "1",
+        "--synth-utterances", "2", "--align-utterances", "1", "--onnx-runs", "5",
+        "--matmul-size", "128", "--base-config", str(base), "--scales", "1", "--epochs", "1",
+        "--eval-minutes", "0.2", "--model-filters", "8",
+        "--table-memory-clips", "8,32"])
+    results = bench_run.run(args, log=lambda _msg: None)
+    json_path, md_path = bench_run.write_report(results, args.out)
+
+    report = json.loads(json_path.read_text())
+    mfcc = report["mfcc"]
+    assert set(mfcc["clips_per_s"]) == {"project", "project_one_thread", "torchaudio_transform",
+                                        "librosa_per_clip", "psf_per_clip"}
+    assert all(v > 0 and math.isfinite(v) for v in mfcc["clips_per_s"].values())
+    assert 0 < mfcc["fraction_of_flop_bound"] < 1
+    assert mfcc["agreement"]["relative_to_max_abs_value"] < 1e-4  # same maths as librosa
+    assert report["table"]["clips_per_s"]["table_rebuild_unchanged_clips"] > 0
+    memory = report["table_memory"]
+    assert [r["clips"] for r in memory["runs"]] == [8, 32] and memory["size_ratio"] == 4
+    assert all(r["featurized"] == r["clips"] and r["maxrss_after_build_kib"] > 0 for r in memory["runs"])
+    assert report["decode"]["fast_path_max_abs_diff_vs_read_audio"] == 0.0
+    assert report["synthesis"]["utterances_per_s"] > 0
+    assert report["alignment"]["aligned_ok"] == 1 and report["alignment"]["real_time_factor"] > 0
+    onnx = report["onnx"]
+    assert onnx["size_kib"]["int8"] < onnx["size_kib"]["float"]
+    assert all(onnx["median_us"][k] > 0 for k in ("float", "int8"))
+    detect = report["detect"]
+    assert all(detect["ms_per_window"][k] > 0 for k in ("streaming", "per_window"))
+    assert detect["windows"]["streaming"] >= detect["windows"]["per_window"]  # padded ends
+
+    runs = report["e2e"]["runs"]
+    assert [r["scale"] for r in runs] == [1]
+    run = runs[0]
+    assert run["success"] and run["validated_clips"] > 0 and run["graph_cpu_s"] > 0
+    assert run["mfcc_rows"] >= run["validated_clips"]  # every validated clip (+ augmented copies)
+    assert run["maxrss_self_kib"] > 0 and run["peak_tree_rss_kib"] > 0
+    assert {"mfcc_table", "validated_set", "kws_model"} <= set(run["step_seconds"])
+    assert set(run["step_peak_rss_kib"]) <= set(run["step_seconds"])
+    assert report["e2e"]["scaling"] is None  # one scale: nothing to fit
+
+    names = {t["name"] for t in report["targets"]}
+    assert names == {"MFCC path vs librosa per-clip loop", "MFCC path, fraction of the FLOP bound"}
+    markdown = md_path.read_text()
+    for heading in ("## Targets (issue 6)", "## MFCC throughput", "## End-to-end scaling",
+                    "## ONNX inference", "## Streaming detection", "## Other stages"):
+        assert heading in markdown
+    missed = [t for t in report["targets"] if not t["met"]]
+    assert len(report["notes"]) == len(missed)  # every missed target is explained
+
+
+def test_scaling_summary_fits_the_curve() -> None:
+    def run(scale: int, clips: int, seconds: float, rss: int) -> dict:
+        return {"scale": scale, "validated_clips": clips, "graph_s": seconds, "graph_cpu_s": seconds,
+                "maxrss_self_kib": rss, "peak_tree_rss_kib": rss + 10,
+                "step_seconds": {"fixed": 5.0, "linear": seconds - 5.0}}
+
+    # 5 s fixed + 0.01 s per clip: the whole curve is sublinear, its linear part exactly linear.
+    runs = [run(16, 16000, 165.0, 1500), run(1, 1000, 15.0, 1000), run(4, 4000, 45.0, 1200)]
+    summary = summarize_scaling(runs)
+    assert summary["clips"] == [1000.0, 4000.0, 16000.0]
+    assert 0.8 < summary["exponent"] < 1.0
+    assert summary["exponent_last_two"] > summary["exponent"]
+    assert summary["step_exponents"]["linear"] == pytest.approx(1.0)
+    assert summary["step_exponents"]["fixed"] == pytest.approx(0.0)
+    assert summary["rss_ratio_last_vs_first"] == pytest.approx(1.5)

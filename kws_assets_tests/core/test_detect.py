@@ -1,0 +1,95 @@
+"""Streaming detection: stream features equal clip features, smoothing, events, refractory period,
+and the real int8 tone model finding its keywords in a long recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_assets.core.detect import (
+    Detection,
+    StreamingDetector,
+    find_events,
+    smooth_posteriors,
+    stream_frames,
+    window_features,
+    window_latency_ms,
+)
+from kws_assets.core.export import KwsClassifier
+from kws_assets.core.features import features_for_clips
+from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
+
+
+@pytest.fixture(scope="module")
+def classifier() -> KwsClassifier:
+    return KwsClassifier.load(tone_artifact().folder)
+
+
+def test_stream_windows_equal_the_features_of_the_cut_out_clips(classifier) -> None:
+    spec = classifier.spec
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(int(3.3 * SR)) * 0.1).astype(np.float32)
+    stride = 5  # frames: 100 ms
+    windows = window_features(stream_frames(audio, spec, chunk_frames=37), spec, stride)
+    starts = range(0, audio.size - spec.clip_samples + 1, stride * spec.hop_length)
+    clips = [audio[s : s + spec.clip_samples] for s in starts]
+    expected = features_for_clips(clips, spec)
+    assert windows.shape[1:] == expected.shape[1:]
+    np.testing.assert_allclose(windows[: len(clips)], expected, atol=2e-4)
+
+
+def test_smoothing_is_a_causal_moving_average() -> None:
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    smoothed = smooth_posteriors(probs, 2)
+    np.testing.assert_allclose(smoothed, [[1, 0], [0.5, 0.5], [0.5, 0.5], [1, 0]])
+    np.testing.assert_array_equal(smooth_posteriors(probs, 1), probs)
+
+
+def test_events_fire_once_per_bump_and_respect_the_refractory_period() -> None:
+    scores = np.zeros((60, 2), dtype=np.float32)
+    scores[10:14, 0] = [0.6, 0.9, 0.95, 0.7]  # one bump: one event, at its peak
+    scores[30:33, 1] = 0.8
+    scores[36:38, 1] = 0.85  # 6 windows after the second bump's trigger
+    scores[50, 0] = 0.4  # below threshold
+    events = find_events(scores, threshold=0.5, refractory_windows=10)
+    assert events == [(12, 0, pytest.approx(0.95)), (30, 1, pytest.approx(0.8))]
+    events = find_events(scores, threshold=0.5, refractory_windows=5)
+    assert [(w, c) for w, c, _ in events] == [(12, 0), (30, 1), (36, 1)]
+    assert find_events(scores, threshold=0.99, refractory_windows=5) == []
+
+
+def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> None:
+    truth = [(2.0, "low_tone"), (5.0, "high_tone"), (8.0, "_unknown_"), (11.0, "low_tone"),
+             (14.5, "high_tone")]
+    audio = tone_stream(truth, 17.0, seed=1)
+    detector = StreamingDetector(classifier, threshold=0.45, hop_ms=100, smoothing_windows=3,
+                                 refractory_s=1.0)
+    detections = detector.detect(audio, SR)
+    keywords = [(t, k) for t, k in truth if k != "_unknown_"]
+    assert [d.keyword for d in detections] == [k for _, k in keywords]
+    for detection, (start, _) in zip(detections, keywords):
+        assert detection.start_s <= start and start + 0.3 <= detection.end_s  # window holds it
+        assert detection.end_s - detection.start_s == pytest.approx(1.0)
+        assert 0.45 <= detection.score <= 1.0
+    # resampled input gives the same detections
+    from kws_assets.core.audio import resample
+
+    again = detector.detect(resample(audio, SR, 8000), 8000)
+    assert [d.keyword for d in again] == [d.keyword for d in detections]
+
+
+def test_a_keyword_at_the_very_start_is_still_found(classifier) -> None:
+    audio = tone_stream([(0.05, "high_tone")], 2.0, seed=2)
+    detections = StreamingDetector(classifier, threshold=0.45).detect(audio, SR)
+    assert [d.keyword for d in detections] == ["high_tone"]
+    assert detections[0].start_s < 0.05  # the window started before the recording did
+
+
+def test_detector_rejects_bad_settings_and_reports_latency(classifier) -> None:
+    with pytest.raises(ValueError):
+        StreamingDetector(classifier, threshold=0.0)
+    with pytest.raises(ValueError):
+        StreamingDetector(classifier, smoothing_windows=0)
+    assert Detection("x", 1.23456, 2.23456, 0.5).as_dict() == {
+        "start": 1.235, "end": 2.235, "keyword": "x", "score": 0.5}
+    assert 0 < window_latency_ms(classifier, repeats=5) < 1000

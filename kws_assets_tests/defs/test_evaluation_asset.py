@@ -1,0 +1,134 @@
+"""The ``evaluation`` asset and the quantization gates, materialized on their own: the inputs
+(a real int8 artifact of the tone task, its clips, the feature table) are written where the
+IO manager and the asset expect them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from kws_assets.core import export
+from kws_assets.core.clip_store import ClipStore
+from kws_assets.core.features import FeatureSpec, MfccExtractor, normalize
+from kws_assets.core.feature_table import mfcc_dtype
+from kws_assets.defs import build_definitions
+from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE, evaluation
+from kws_assets.defs.assets.ship import ARTIFACT_DIR
+from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
+from kws_assets_tests.tone_detector import LABELS, SR, labelled_clips, tone_artifact
+
+pytestmark = pytest.mark.slow  # a model, two materializations and an evaluation: ~30-60 s
+
+CONFIG = """
+keywords: [low_tone, high_tone]
+sources: []
+evaluation: {negative_minutes: 0.5, positives_per_keyword: 6, threshold_steps: 25,
+             held_out_voices: [en+michel], target_fa_per_hour: 60.0}
+quant_gate: {max_accuracy_drop_points: 1.0, max_artifact_kb: 256.0}
+storage: {root: data}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("evaluation_asset")
+    config_file = root / "kws.yaml"
+    config_file.write_text(CONFIG)
+    defs = build_definitions(config_file)
+    cfg = defs.resources["settings"].config
+    artifact = tone_artifact()
+    export_dir = cfg.storage_path(*ARTIFACT_DIR)
+    export_dir.parent.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(artifact.folder, export_dir)
+    store = ClipStore.at(cfg.storage_path("clips"))
+    clips, y = labelled_clips(8, seed=40)
+    rows = []
+    for i, (clip, label_index) in enumerate(zip(clips, y)):
+        label = LABELS[label_index]
+        clip_id = f"clip{i:03d}"
+        uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
+        rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
+                     "speaker": f"tts:voice{i % 4}", "split": "test"})
+    validated = pl.DataFrame(rows)
+    spec = FeatureSpec.model_validate_json((export_dir / export.FEATURES_FILE).read_text())
+    raw = MfccExtractor(spec)(clips)
+    mfcc = validated.select("clip_id", "label", "split", "speaker", "source").with_columns(
+        pl.Series("mfcc", raw, dtype=mfcc_dtype(spec)))
+    tables = cfg.storage_path("tables")
+    tables.mkdir(parents=True)
+    validated.write_parquet(tables / "validated_set.parquet")
+    mfcc.write_parquet(tables / "mfcc_table.parquet")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [dg.SourceAsset("mfcc_table"), dg.SourceAsset("validated_set"),
+             dg.SourceAsset("quantized_model"), evaluation],
+            resources=defs.resources, instance=instance, raise_on_error=False)
+    return {"cfg": cfg, "result": result, "raw": raw, "y": y, "export_dir": export_dir,
+            "spec": spec, "defs": defs}
+
+
+def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
+    result = project["result"]
+    assert result.success
+    folder = project["cfg"].storage_path(*EVALUATION_DIR)
+    for name in ("confusion_test.png", "det_curve.png", REPORT_FILE):
+        assert (folder / name).is_file(), name
+    assert (folder / "det_curve.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((folder / REPORT_FILE).read_text())
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["test_accuracy"].value == report["summary"]["test_accuracy"]
+    point = report["streaming"]["operating_point"]
+    assert metadata["frr_at_target"].value == pytest.approx(point["frr"], abs=1e-4)
+    assert point["fa_per_hour"] <= 60.0 or point == report["streaming"]["det_curve"][-1]
+    assert report["streaming"]["negative_hours"] == pytest.approx(0.5 / 60, rel=1e-3)
+    assert report["streaming"]["positives"] == 2 * 6
+    assert report["summary"]["window_latency_ms"] > 0
+
+
+def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
+    classifier = export.KwsClassifier.load(project["export_dir"])
+    probs = classifier.classify_features(normalize(project["raw"], project["spec"]))
+    expected = float((probs.argmax(axis=1) == project["y"]).mean())
+    folder = project["cfg"].storage_path(*EVALUATION_DIR)
+    report = json.loads((folder / REPORT_FILE).read_text())
+    assert report["test"]["accuracy"] == pytest.approx(expected)
+    confusion = np.array(report["test"]["confusion"])
+    assert confusion.sum() == len(project["y"]) and np.trace(confusion) == round(expected * len(project["y"]))
+
+
+def _run_gates(project, metrics: dict, max_kb: float | None = None):
+    cfg = project["cfg"]
+    export_dir = cfg.storage_path(*ARTIFACT_DIR)
+    (export_dir / export.METRICS_FILE).write_text(json.dumps(metrics))
+
+    @dg.asset(name="quantized_model")
+    def artifact_already_written() -> None:
+        """The artifact folder prepared by the test stands for quantized_model's output."""
+
+    resources = dict(project["defs"].resources)
+    if max_kb is not None:
+        path = Path(cfg.storage.root).parent / "gate.yaml"
+        path.write_text(CONFIG.replace("max_artifact_kb: 256.0", f"max_artifact_kb: {max_kb}")
+                        .replace("root: data", f"root: {cfg.storage.root}"))
+        resources["settings"] = type(resources["settings"])(config_path=str(path))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([artifact_already_written, int8_accuracy_drop, int8_artifact_size],
+                                resources=resources, instance=instance, raise_on_error=False)
+        return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_quantization_gates_pass_and_fail_on_the_configured_thresholds(project) -> None:
+    passing = _run_gates(project, {"float_test_accuracy": 0.90, "int8_test_accuracy": 0.895})
+    assert passing["int8_accuracy_drop"].passed and passing["int8_artifact_size"].passed
+    failing = _run_gates(project, {"float_test_accuracy": 0.90, "int8_test_accuracy": 0.87},
+                         max_kb=1.0)
+    assert not failing["int8_accuracy_drop"].passed
+    assert failing["int8_accuracy_drop"].metadata["value"].value == pytest.approx(3.0)
+    assert not failing["int8_artifact_size"].passed

@@ -1,0 +1,92 @@
+"""A small real int8 artifact for streaming tests: two "keywords" that are tone bursts.
+
+Labels follow the pipeline's convention: ``_silence_`` (faint noise), ``_unknown_`` (chirps and
+noise bursts), then the keywords ``low_tone`` (300-600 Hz) and ``high_tone`` (1.5-2.8 kHz).
+A DS-CNN is trained on them for real, exported, quantised to int8 and written as an artifact
+folder, so the detection, evaluation and CLI tests run the genuine model path end to end.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
+from kws_assets.core.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.training import train_model
+from kws_assets_tests.core.test_training import CLIP, SR, tone_clip
+
+LABELS = ["_silence_", "_unknown_", "low_tone", "high_tone"]
+KEYWORDS = LABELS[2:]
+SMALL_MODEL = ModelSettings(n_filters=24, n_blocks=1)
+TRAIN = TrainSettings(max_epochs=15, min_epochs=5, batch_size=32, learning_rate=3e-3, patience=3,
+                      seed=0, threads=1)
+SILENCE_NOISE = 0.004
+
+
+def labelled_clip(label: str, rng: np.random.Generator) -> np.ndarray:
+    """One 1-s clip of a class (tone bursts reuse the training tests' generator)."""
+    if label == "_silence_":
+        return (rng.standard_normal(CLIP) * SILENCE_NOISE * rng.uniform(0.3, 1.5)).astype(np.float32)
+    if label == "_unknown_":
+        return tone_clip(int(rng.choice([2, 3])), rng)
+    return tone_clip(0 if label == "low_tone" else 1, rng)
+
+
+def labelled_clips(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.arange(len(LABELS)), n_per_class)
+    return np.stack([labelled_clip(LABELS[i], rng) for i in y]), y.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ToneArtifact:
+    folder: Path
+    spec: FeatureSpec
+    val_accuracy: float
+
+
+@functools.lru_cache(maxsize=1)
+def tone_artifact() -> ToneArtifact:
+    """Train, quantise and write the artifact once per test process (a few seconds)."""
+    spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
+    extractor = MfccExtractor(spec)
+    clips_train, y_train = labelled_clips(40, seed=20)
+    clips_val, y_val = labelled_clips(12, seed=21)
+    raw = extractor(clips_train)
+    spec = spec.with_stats(*compute_norm_stats(raw))
+    x_train, x_val = normalize(raw, spec), normalize(extractor(clips_val), spec)
+    result = train_model(x_train, y_train, x_val, y_val, LABELS, SMALL_MODEL, TRAIN)
+    folder = Path(tempfile.mkdtemp(prefix="kws-tone-artifact-"))
+    float_path = export_onnx(result.model, spec, folder / "model.onnx")
+    int8_path = quantize_int8(float_path, folder / "model.int8.onnx", x_val)
+    artifact = write_artifact(folder / "artifact", int8_path, LABELS, spec,
+                              {"val_accuracy": result.best_val_accuracy})
+    return ToneArtifact(artifact, spec, result.best_val_accuracy)
+
+
+def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> np.ndarray:
+    """Faint noise with tone bursts (0.3 s) starting at the given times; ``_unknown_`` events are
+    chirps/noise bursts."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    audio = (rng.standard_normal(n) * SILENCE_NOISE).astype(np.float32)
+    t = np.arange(int(0.3 * SR)) / SR
+    for start_s, label in events:
+        if label == "low_tone":
+            burst = np.sin(2 * np.pi * 450 * t)
+        elif label == "high_tone":
+            burst = np.sin(2 * np.pi * 2200 * t)
+        else:
+            burst = rng.standard_normal(t.size)
+        start = int(start_s * SR)
+        audio[start : start + t.size] += (0.3 * burst).astype(np.float32)[: n - start]
+    return audio
+
+
+__all__ = ["LABELS", "KEYWORDS", "SR", "tone_artifact", "tone_stream", "labelled_clips"]
