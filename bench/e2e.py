@@ -23,6 +23,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -201,22 +202,28 @@ def step_peaks(windows: list, samples: list[tuple[float, int]]) -> dict[str, int
     return peaks
 
 
-def run_scale(base: dict, scale: int, overrides: dict, workdir: Path, log) -> dict:
-    """Materialize the graph for ``scale`` in a fresh child process; its timings and peak RSS."""
+def run_scale(base: dict, scale: int, overrides: dict, workdir: Path, log,
+              code: Path | None = None) -> dict:
+    """Materialize the graph for ``scale`` in a fresh child process; its timings and peak RSS.
+    ``code`` is a folder holding the ``kws_assets`` and ``bench`` packages to run (default: the
+    working tree)."""
     folder = workdir / f"scale_{scale}"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kws.yaml"
     config.write_text(yaml.safe_dump(scaled_config(base, scale, overrides, str(folder / "data")),
                                      sort_keys=False))
     out = folder / "result.json"
+    root = code or Path(__file__).resolve().parents[1]
     env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "KWS_CONFIG": str(config)}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
     log(f"e2e {scale}x: materializing in {folder}")
     started = time.perf_counter()
     with open(folder / "child.log", "wb") as child_log:
         child = subprocess.Popen(
             [sys.executable, "-m", "bench.e2e", "child", "--config", str(config), "--out", str(out)],
-            env=env, stdout=child_log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+            env=env, stdout=child_log, stderr=subprocess.STDOUT, cwd=root)
         peak = 0
         samples: list[tuple[float, int]] = []  # (epoch seconds, tree RSS KiB)
         try:
@@ -274,14 +281,34 @@ def summarize_scaling(runs: list[dict]) -> dict:
     return out
 
 
+def snapshot_code(folder: Path) -> Path:
+    """Copy ``kws_assets`` and ``bench`` into ``folder``: every scale then runs the same code,
+    even if the working tree is edited while the (long) bench runs."""
+    root = Path(__file__).resolve().parents[1]
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results")
+    for package in ("kws_assets", "bench"):
+        shutil.copytree(root / package, folder / package, ignore=ignore)
+    return folder
+
+
 def run_e2e_bench(base: dict, scales: list[int], overrides: dict, log,
                   workdir: Path | None = None) -> dict:
-    """All scales, smallest first, each in a fresh child; the work folder is removed afterwards
-    unless ``workdir`` is given."""
+    """All scales, smallest first, each in a fresh child running a snapshot of the code taken
+    at the start.  A scale that fails is recorded with its error and ends the curve (the larger
+    ones would fail the same way); the work folder is removed unless ``workdir`` is given."""
+    runs: list[dict] = []
+    failure: dict | None = None
     with tempfile.TemporaryDirectory(prefix="kws-bench-e2e-") as tmp:
         folder = workdir or Path(tmp)
-        runs = [run_scale(base, scale, overrides, folder, log) for scale in scales]
-    return {"overrides": overrides, "runs": runs,
+        code = snapshot_code(folder / "code")
+        for scale in scales:
+            try:
+                runs.append(run_scale(base, scale, overrides, folder, log, code=code))
+            except (RuntimeError, TimeoutError) as exc:
+                log(f"e2e {scale}x failed: {str(exc)[:500]}")
+                failure = {"scale": scale, "error": str(exc)[-4000:]}
+                break
+    return {"overrides": overrides, "runs": runs, "failed": failure,
             "scaling": summarize_scaling(runs) if len(runs) > 1 else None}
 
 

@@ -138,6 +138,10 @@ def _e2e_section(e2e: dict) -> list[str]:
                      _fmt(run["maxrss_self_kib"] / 1024, 0), _fmt(run["peak_tree_rss_kib"] / 1024, 0)])
     lines = _table(["scale", "validated clips", "MFCC rows", "graph wall s", "graph CPU s",
                     "clips/s", "peak RSS MiB (getrusage)", "peak RSS MiB (/proc tree)"], rows)
+    if e2e.get("failed"):
+        error = e2e["failed"]["error"].strip().splitlines()[-1][:400]
+        lines += ["", f"**The {e2e['failed']['scale']}x run failed** (the curve stops there): "
+                      f"`{error}`"]
     scaling = e2e.get("scaling")
     if scaling:
         lines += ["", f"Fitted exponent (time ~ clips^k, least squares over all scales): "

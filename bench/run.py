@@ -140,11 +140,12 @@ def run(args: argparse.Namespace, log=print) -> dict:
         scales = [int(s) for s in args.scales.split(",") if s.strip()]
         overrides = e2e.cheaper_overrides(args.epochs, args.eval_minutes, args.model_filters)
         results["e2e"] = e2e.run_e2e_bench(base, scales, overrides, log)
-        first = results["e2e"]["runs"][0]
+        first = results["e2e"]["runs"][0] if results["e2e"]["runs"] else None
+        counted = (f" ({first['validated_clips']} clips here, {first['mfcc_rows']} MFCC rows with "
+                   f"the augmented copies)" if first else "")
         results["e2e_definition"] = (
-            f"Base config: {args.base_config.name}; 1x is its validated-set size "
-            f"({first['validated_clips']} clips here, {first['mfcc_rows']} MFCC rows with the "
-            f"augmented copies). The full demo trains a 64-filter DS-CNN for up to 40 epochs and "
+            f"Base config: {args.base_config.name}; 1x is its validated-set size{counted}. "
+            f"Each scale runs a snapshot of the code taken when the bench started. The full demo trains a 64-filter DS-CNN for up to 40 epochs and "
             f"streams 30 minutes of audio through the evaluation; at 16x that would take hours "
             f"on 2 cores, so every scale runs the same cheaper config instead: "
             f"{json.dumps(overrides)} — a fixed {args.epochs} training epoch(s) of a "

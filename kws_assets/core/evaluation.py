@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, AudioSettings, KwsConfig, TtsSettings
-from kws_assets.core import lexicon, plots, synthesis, tts
+from kws_assets.core import plots, synthesis, tts
 from kws_assets.core.fillers import filler_words as everyday_words
 from kws_assets.core.audio import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.detect import (
@@ -434,11 +434,8 @@ def evaluation_vocabulary(cfg: KwsConfig, count: int, seed: int) -> tuple[list[s
         # No pronouncing dictionary: the language's everyday words (core.fillers), if any.
         everyday = everyday_words(cfg.language) or ()
         return [w for w in everyday if w not in set(cfg.keywords)][:count], neighbours
-    lex = lexicon.load_lexicon(cfg.negatives.lexicon or None)
-    forbidden = set(cfg.keywords)
-    for keyword in cfg.keywords:
-        forbidden |= lexicon.homophones(keyword, lex)
-    words = lexicon.common_words(lex, count, exclude=forbidden, salt=f"evaluation|{seed}")
+    words = synthesis.sentence_vocabulary(cfg.keywords, cfg.negatives, cfg.language, count,
+                                          salt=f"evaluation|{seed}")
     return words, neighbours
 
 

@@ -263,17 +263,17 @@ def keyword_recipes(keywords: list[str], grid: TtsSettings, noise: NoiseSettings
 
 
 def sentence_vocabulary(all_keywords: Sequence[str], negatives: NegativeSettings,
-                        language: str = ENGLISH) -> list[str]:
-    """Common dictionary words that are neither keywords nor their homophones (empty for a
-    language without a pronouncing dictionary)."""
+                        language: str = ENGLISH, count: int = SENTENCE_VOCABULARY,
+                        salt: str = "sentences") -> list[str]:
+    """``count`` common dictionary words that are neither keywords nor their homophones, drawn
+    by ``salt`` (empty for a language without a pronouncing dictionary)."""
     if not negatives.lexicon and not language.lower().startswith(ENGLISH):
         return []
     lex = lexicon.load_lexicon(negatives.lexicon or None)
     forbidden = {k.lower() for k in all_keywords}
     for keyword in all_keywords:
         forbidden |= lexicon.homophones(keyword, lex)
-    return lexicon.common_words(lex, SENTENCE_VOCABULARY, exclude=forbidden,
-                                salt=f"sentences|{negatives.seed}")
+    return lexicon.common_words(lex, count, exclude=forbidden, salt=f"{salt}|{negatives.seed}")
 
 
 def speech_window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: Sequence[str],

@@ -92,14 +92,21 @@ def keyword_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.Sens
     )
 
 
+def _latest_storage_id(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> int | None:
+    records = context.instance.fetch_materializations(key, limit=1).records
+    return records[0].storage_id if records else None
+
+
 def retrain_tick(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    """A retrain request for new validated data, unless a model is already newer than it."""
-    latest_model = context.instance.get_latest_materialization_event(MODEL_ASSET)
-    if latest_model is not None and latest_model.timestamp > asset_event.timestamp:
-        return dg.SkipReason(f"kws_model (run {latest_model.run_id}) was trained after this "
-                             f"validated_set (run {asset_event.run_id})")
-    return dg.RunRequest(run_key=f"validated_set@{asset_event.run_id}@{asset_event.timestamp}",
-                         job_name=RETRAIN_JOB,
+    """A retrain request for new validated data, unless a model is already newer than it.
+
+    "Newer" compares event-log storage ids, which strictly increase (timestamps can tie).
+    """
+    validated_id = _latest_storage_id(context, VALIDATED_ASSET)
+    model_id = _latest_storage_id(context, MODEL_ASSET)
+    if model_id is not None and validated_id is not None and model_id > validated_id:
+        return dg.SkipReason(f"kws_model was trained after this validated_set (run {asset_event.run_id})")
+    return dg.RunRequest(run_key=f"validated_set@{validated_id}", job_name=RETRAIN_JOB,
                          tags={"kws/trigger": "validated_set", "kws/validated_run": asset_event.run_id})
 
 
