@@ -31,9 +31,12 @@ def test_staged_table_is_moved_into_place_and_loads_as_a_dataframe(tmp_path) -> 
     def downstream(streamed: pl.DataFrame) -> pl.DataFrame:
         return streamed.select(pl.col("x").arr.first().sum().alias("total"))
 
-    result = dg.materialize(
-        [streamed, downstream],
-        resources={"io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "tables"))})
+    # An explicit instance, held for the whole test: the ephemeral one that materialize() makes
+    # by default can be garbage-collected while output metadata still refers to it.
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [streamed, downstream], instance=instance,
+            resources={"io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "tables"))})
     assert result.success
     table = pl.read_parquet(tmp_path / "tables" / "streamed.parquet")
     assert table["clip_id"].to_list() == [f"c{i}" for i in range(10)]
