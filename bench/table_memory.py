@@ -29,7 +29,8 @@ def _table(paths: list[str], n: int):
         "label": ["yes"] * n, "split": ["train"] * n, "speaker": ["s"] * n, "source": ["bench"] * n})
 
 
-def _child(paths_file: Path, n: int, out: Path) -> int:
+def measure_build(paths_file: Path, n: int, out: Path) -> int:
+    """One size, in this process (run it in a fresh one: peak RSS is per process)."""
     from kws_assets.config import AudioSettings, FeatureSettings
     from kws_assets.core.feature_table import FeatureCache, stage_mfcc_table
     from kws_assets.core.features import FeatureSpec
@@ -66,6 +67,11 @@ def run_table_memory_bench(paths: list[Path], sizes: list[int]) -> dict:
                             "--clips", str(n), "--out", str(out)], check=True, cwd=root,
                            stdout=subprocess.DEVNULL)
             runs.append(json.loads(out.read_text()))
+    return summarize_table_memory(runs)
+
+
+def summarize_table_memory(runs: list[dict]) -> dict:
+    """Growth of each build, and the largest build's peak RSS and table size against the smallest's."""
     for run in runs:
         run["build_growth_kib"] = run["maxrss_after_build_kib"] - run["maxrss_before_build_kib"]
     first, last = runs[0], runs[-1]
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    return _child(args.paths, args.clips, args.out)
+    return measure_build(args.paths, args.clips, args.out)
 
 
 if __name__ == "__main__":

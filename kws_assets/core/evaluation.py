@@ -58,6 +58,8 @@ TRIM_DB = -45.0
 MIN_THRESHOLD = 0.01
 MAX_THRESHOLD = 0.999
 FRECHET_EPS = 1e-6
+ZERO_FA_DRAWN_AT = 0.25
+"""On the log-scale DET plot, zero false accepts are drawn as this fraction of one accept."""
 UNSEEN_VOCABULARY = 3000
 """Common words the negative sentences draw from (most never spoken in training)."""
 UNSEEN_UNKNOWN_WORDS = 10
@@ -327,7 +329,7 @@ def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve"
 
     import matplotlib.pyplot as plt  # the Agg backend is selected by importing core.plots
 
-    floor = 0.5 / max(curve.negative_hours, 1e-9)  # half a false accept: where 0 FA/h is drawn
+    floor = ZERO_FA_DRAWN_AT / max(curve.negative_hours, 1e-9)  # where 0 FA/h is drawn (log x)
     fa = np.maximum(curve.fa_per_hour, floor)
     point = curve.at_fa_rate(target_fa_per_hour)
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
@@ -339,7 +341,7 @@ def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve"
                       f"(threshold {point.threshold:.3f})")
         ax.set_xscale("log")
         ax.set_xlabel(f"false accepts per hour ({curve.negative_hours:.2f} h of negatives; "
-                      "0 drawn at half an accept)")
+                      f"0 drawn at {floor:.2g})")
         ax.set_ylabel(f"false rejection rate, % ({curve.positives} positives)")
         ax.set_ylim(-2, 102)
         ax.set_title(title)

@@ -26,7 +26,14 @@ import dagster as dg
 from kws_assets.config import KwsConfig, load_config
 from kws_assets.core.batches import keyword_changes
 from kws_assets.core.landing import BatchCursor, known_batches
-from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB, ingest_batch, keyword_clips, retrain_model
+from kws_assets.defs.jobs import (
+    INGEST_JOB,
+    KEYWORD_JOB,
+    RETRAIN_JOB,
+    ingest_batch,
+    keyword_clips,
+    retrain_model,
+)
 from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
 from kws_assets.defs.resources import KwsSettings
 

@@ -27,7 +27,8 @@ def _cfg(**kw) -> KwsConfig:
 
 def test_keys_round_trip_and_reject_foreign_keys():
     assert parse_batch_key(source_batch_key("demo")) == BatchRef("source", "demo")
-    assert parse_batch_key(landing_batch_key("2024-06-01.batch_7")) == BatchRef("landing", "2024-06-01.batch_7")
+    folder = "2024-06-01.batch_7"
+    assert parse_batch_key(landing_batch_key(folder)) == BatchRef("landing", folder)
     for bad in ("demo", "source-", "landing-", "landing-.hidden", "landing-a b", "yes"):
         with pytest.raises(BatchKeyError):
             parse_batch_key(bad)

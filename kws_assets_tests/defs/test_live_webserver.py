@@ -180,7 +180,8 @@ def test_code_location_lists_jobs_schedule_and_stopped_sensors(dagster_dev):
     repo = data["repositoryOrError"]
     assert repo["__typename"] == "Repository"
     assert {INGEST_JOB, KEYWORD_JOB, CURATE_JOB, RETRAIN_JOB} <= {j["name"] for j in repo["jobs"]}
-    assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {"nightly_retrain": "STOPPED"}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert schedules == {"nightly_retrain": "STOPPED"}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
     assert sensors == {name: "STOPPED" for name in
                        (LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR)}

@@ -104,7 +104,8 @@ def test_landing_zone_sensor_registers_each_batch_once(config_file, instance):
 
     # A corrected manifest is requested again (the partition exists already); renaming a staged
     # folder into place makes it a batch.
-    (Path(landing_root(load_config(config_file))) / "b1" / "manifest.csv").write_text(CSV + "audio/b.wav,no,bob\n")
+    zone = Path(landing_root(load_config(config_file)))
+    (zone / "b1" / "manifest.csv").write_text(CSV + "audio/b.wav,no,bob\n")
     staged.rename(staged.with_name("b6"))
     fourth = _tick(config_file, LANDING_SENSOR, instance, third.cursor)
     assert _requested(fourth) == [(INGEST_JOB, "landing-b1"), (INGEST_JOB, "landing-b6")]
