@@ -88,7 +88,6 @@ def test_missing_arguments_exit_with_usage() -> None:
     assert exc.value.code == EXIT_USAGE
 
 
-@pytest.mark.skip(reason="issue 5 still open: the streaming detector misses the second keyword of this fixture")
 def test_detect_prints_one_json_line_per_detection(tmp_path, capsys) -> None:
     from kws_assets_tests.tone_detector import tone_artifact, tone_stream
 

@@ -58,7 +58,6 @@ def test_events_fire_once_per_bump_and_respect_the_refractory_period() -> None:
     assert find_events(scores, threshold=0.99, refractory_windows=5) == []
 
 
-@pytest.mark.skip(reason="issue 5 still open: the streaming detector misses the second keyword of this fixture")
 def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> None:
     truth = [(2.0, "low_tone"), (5.0, "high_tone"), (8.0, "_unknown_"), (11.0, "low_tone"),
              (14.5, "high_tone")]
