@@ -8,6 +8,7 @@ MFCC_VS_LIBROSA_TARGET = 10.0
 FLOP_FRACTION_TARGET = 0.25
 SCALING_EXPONENT_TARGET = 1.1
 RSS_RATIO_TARGET = 1.5
+ALIGNMENT_AGREEMENT_TARGET = 0.85  # issue 8: DTW word starts within 100 ms of pocketsphinx
 
 
 @dataclass
@@ -41,6 +42,11 @@ def check_targets(results: dict) -> list[Target]:
                                      mfcc["speedup_vs_librosa"], MFCC_VS_LIBROSA_TARGET, True))
         targets.append(_ratio_target("MFCC path, fraction of the FLOP bound",
                                      mfcc["fraction_of_flop_bound"], FLOP_FRACTION_TARGET, True, "%"))
+    agreement = (results.get("alignment_agreement") or {}).get("english_vs_pocketsphinx")
+    if agreement and agreement["words_compared"]:
+        targets.append(_ratio_target("TTS+DTW word starts within 100 ms of pocketsphinx",
+                                     agreement["starts_within_100ms"], ALIGNMENT_AGREEMENT_TARGET,
+                                     True, "%"))
     scaling = (results.get("e2e") or {}).get("scaling")
     if scaling:
         targets.append(_ratio_target("end-to-end scaling exponent", scaling["exponent"],
@@ -202,6 +208,9 @@ def render_markdown(results: dict, targets: list[Target], notes: list[str]) -> s
                            f"{_fmt(results['decode']['clips_per_s']['read_audio'], 0)} clips/s"])
     if stage_rows:
         out += ["", "## Other stages", "", *_table(["stage", "throughput"], stage_rows)]
+    if results.get("alignment_agreement"):
+        out += ["", "## Language-agnostic alignment (issue 8)", "",
+                *_alignment_agreement_section(results["alignment_agreement"])]
     if results.get("e2e"):
         e2e = results["e2e"]
         out += ["", "## End-to-end scaling", "",
@@ -230,6 +239,39 @@ def render_markdown(results: dict, targets: list[Target], notes: list[str]) -> s
                 f"(each window featurized and classified alone) on {d['audio_seconds']:.0f} s of "
                 f"audio; real-time factor {d['real_time_factor_streaming']:.4f}."]
     return "\n".join(out) + "\n"
+
+
+def _alignment_agreement_section(agreement: dict) -> list[str]:
+    english = agreement["english_vs_pocketsphinx"]
+    speed = agreement["speed"]
+    lines = [f"English recordings by espeak-ng voices other than the alignment voice "
+             f"(`{english['alignment_voice']}`), with pauses and coloured noise at "
+             f"{english['snr_db'][0]:g}-{english['snr_db'][1]:g} dB SNR, aligned by pocketsphinx and "
+             f"by TTS+DTW on the same audio.", ""]
+    lines += _table(["measure", "value"], [
+        ["words compared", f"{english['words_compared']} in {english['utterances_compared']}/"
+                           f"{english['utterances']} utterances"],
+        ["word starts within 100 ms", f"{english['starts_within_100ms'] * 100:.1f}%"],
+        ["word ends within 100 ms", f"{english['ends_within_100ms'] * 100:.1f}%"],
+        ["median / p90 start error", f"{english['median_start_error_ms']:.0f} / "
+                                     f"{english['p90_start_error_ms']:.0f} ms"],
+        ["median confidence, right vs wrong transcript",
+         f"{english['median_confidence_right_transcript']:.2f} vs "
+         f"{english['median_confidence_wrong_transcript']:.2f}"],
+        ["real-time factor, pocketsphinx vs TTS+DTW",
+         f"{speed['real_time_factor']['pocketsphinx']:.4f} vs "
+         f"{speed['real_time_factor']['tts_dtw']:.4f} "
+         f"(TTS+DTW {speed['tts_dtw_speedup_vs_pocketsphinx']:.1f}x faster)"],
+    ])
+    rows = [[language, str(v["words"]), f"{v['starts_within_100ms_of_espeak_events'] * 100:.1f}%",
+             f"{v['median_start_error_ms']:.0f} ms", str(v["failed_utterances"])]
+            for language, v in agreement["other_languages_vs_espeak_events"].items()]
+    if rows:
+        lines += ["", "Other languages (the recordings are espeak-ng speech, so its own word "
+                      "events are the truth):", ""]
+        lines += _table(["language", "words", "starts within 100 ms", "median error",
+                         "failed utterances"], rows)
+    return lines
 
 
 def targets_as_dicts(targets: list[Target]) -> list[dict]:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import e2e, machine, stages
+from bench.alignment_agreement import run_alignment_agreement_bench
 from bench.clips import make_clip_set
 from bench.mfcc import run_mfcc_bench, run_table_bench
 from bench.detect_latency import run_detect_bench
@@ -56,6 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="DS-CNN width at every end-to-end scale (the demo's is 64)")
     parser.add_argument("--table-memory-clips", default="2000,32000",
                         help="table sizes whose build peak RSS is compared (comma-separated)")
+    parser.add_argument("--agreement-utterances", type=int, default=24,
+                        help="English recordings for the TTS+DTW vs pocketsphinx agreement (0: skip)")
+    parser.add_argument("--agreement-per-voice", type=int, default=4,
+                        help="recordings per voice for the other-language alignment check")
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--matmul-size", type=int, default=machine.MATMUL_SIZE)
     return parser.parse_args(argv)
@@ -90,6 +95,14 @@ def _explain(results: dict, targets) -> list[str]:
                 f"small (K=320, N=40). One thread reaches "
                 f"{mfcc['fraction_of_one_core_bound_one_thread'] * 100:.0f}% of one core's "
                 f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the rest.")
+        elif "pocketsphinx" in target.name:
+            english = results["alignment_agreement"]["english_vs_pocketsphinx"]
+            notes.append(
+                f"Alignment agreement: {english['words_compared']} words in "
+                f"{english['utterances_compared']} utterances compared (median start error "
+                f"{english['median_start_error_ms']:.0f} ms, p90 {english['p90_start_error_ms']:.0f} "
+                f"ms); {english['dtw_failed']} utterance(s) the DTW aligner could not place. Few "
+                f"words make this share coarse; the test suite measures it on more.")
         elif "scaling" in target.name:
             scaling = results["e2e"]["scaling"]
             worst = sorted(scaling["step_exponents"].items(), key=lambda kv: -kv[1])[:3]
@@ -140,6 +153,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
         log("alignment")
         results["alignment"] = stages.run_alignment_bench(spec, args.align_utterances,
                                                           max(1, args.rounds // 2))
+        if args.agreement_utterances > 0:
+            log("alignment agreement: TTS+DTW vs pocketsphinx, other languages")
+            results["alignment_agreement"] = run_alignment_agreement_bench(
+                args.agreement_utterances, max(1, args.rounds // 2),
+                other_language_per_voice=args.agreement_per_voice)
         log("ONNX float vs int8")
         raw = MfccExtractor(spec)(clip_set.samples[:256])
         normed = normalize(raw, spec.with_stats(*compute_norm_stats(raw)))

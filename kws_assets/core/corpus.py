@@ -19,14 +19,18 @@ version (:func:`content_version`) is a hash of content, not of paths or times.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 from upath import UPath
 
-from kws_assets.config import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
+from kws_assets.config import (
+    SILENCE_LABEL,
+    DemoCorpusSource,
+    KwsConfig,
+    SpeechCommandsSource,
+)
 from kws_assets.core import quality
 from kws_assets.core.connectors import DecoderMissingError, list_source
 from kws_assets.core.connectors.base import (
@@ -42,7 +46,13 @@ from kws_assets.core.connectors.demo import (
     generate_demo_corpus,
     tts_speaker_id,
 )
-from kws_assets.core.connectors.files import CACHE_FILE, FileFacts, FileFactsCache, inspect_file
+from kws_assets.core.connectors.files import (
+    CACHE_FILE,
+    FileFacts,
+    FileFactsCache,
+    inspect_file,
+)
+from kws_assets.core.text_normalize import normalize_keyword, normalize_text
 
 __all__ = ["CORPUS_SCHEMA", "CorpusLoad", "IngestStats", "attach_provenance", "content_version",
            "corpus_table", "ingest_summary", "labeled_rows", "load_corpus", "namespaced_speaker",
@@ -59,7 +69,6 @@ CORPUS_SCHEMA: dict[str, pl.DataType] = {
 }
 UTTERANCE_COLUMNS = tuple(CORPUS_SCHEMA)
 MIRROR_FOLDER = "mirror"
-_WORD = re.compile(r"[\w']+")
 
 
 @dataclass
@@ -96,9 +105,12 @@ def namespaced_speaker(source_name: str, speaker: str) -> str:
     return speaker if ":" in speaker else f"{source_name}:{speaker}"
 
 
-def mentions_keyword(transcript: str, keywords: list[str]) -> bool:
-    """Whether a transcript contains one of the keywords as a word (case-insensitive)."""
-    return bool(set(_WORD.findall(transcript.lower())) & set(keywords))
+def mentions_keyword(transcript: str, keywords: list[str], language: str) -> bool:
+    """Whether a transcript contains one of the keywords as a word, after the same normalisation
+    the aligners apply (case folding, numbers spoken, punctuation): "Stop!" and "STOP" mention
+    ``stop``, "2" mentions ``two`` in English and ``dos`` in Spanish."""
+    spoken = f" {normalize_text(transcript, language)} "
+    return any(f" {normalize_keyword(k, language)} " in spoken for k in keywords)
 
 
 def _reject_row(source: str, original_path: str, reason: str, detail: str, *, uri: str = "",
@@ -226,7 +238,8 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
         stats.entries_listed += len(entries) + len(problems)
         rows += [_problem_row(p, language, source.license) for p in problems]
         if getattr(source, "only_with_keywords", False):
-            kept = [e for e in entries if mentions_keyword(e.transcript, cfg.keywords)]
+            kept = [e for e in entries
+                    if mentions_keyword(e.transcript, cfg.keywords, e.language or language)]
             stats.skipped_without_keyword += len(entries) - len(kept)
             entries = kept
         rows += [_entry_row(e, root, cfg, cache, mirror_dir, stats) for e in entries]

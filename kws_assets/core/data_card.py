@@ -9,15 +9,14 @@ limitations are rules over those numbers plus what the pipeline's method cannot 
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
+from kws_assets.core.atomic_files import write_file_atomic
 from kws_assets.core.corpus import rejected_rows, usable_rows
 from kws_assets.core.curation import QUALITY_COLUMNS, reason_table
 
@@ -313,14 +312,4 @@ def _settings_text(values: dict) -> str:
 
 def write_card(path: str | Path, card: str) -> Path:
     """Write the card to ``path`` atomically (temporary file in the same folder, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(card)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_file_atomic(path, card)

@@ -325,9 +325,9 @@ def synthetic_real_gap(table: pl.DataFrame, keywords: Sequence[str], min_clips: 
 def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve") -> bytes:
     """A PNG of the DET curve: false rejection rate against false accepts per hour (log x),
     with the operating point at the target rate marked."""
-    import io
-
     import matplotlib.pyplot as plt  # the Agg backend is selected by importing core.plots
+
+    from kws_assets.core.plots import figure_png
 
     floor = ZERO_FA_DRAWN_AT / max(curve.negative_hours, 1e-9)  # where 0 FA/h is drawn (log x)
     fa = np.maximum(curve.fa_per_hour, floor)
@@ -347,12 +347,9 @@ def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve"
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return figure_png(fig)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 @dataclass

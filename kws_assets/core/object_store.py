@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kws_assets.core.atomic_files import fsync_folder
+
 STAGING_DIR = ".partial"
 STAGING_SUFFIX = ".tmp"
 # Staging files written by another host are only swept when older than this (their writer's
@@ -234,7 +236,7 @@ class LocalObjectStore(ObjectStore):
                 raise _local_error(uri, exc, REASON_UNWRITABLE) from exc
             raise
         if self.durable:
-            _fsync_dir(target.parent)
+            fsync_folder(target.parent)
         return uri
 
     def get_bytes(self, key: str) -> bytes:
@@ -299,18 +301,6 @@ class LocalObjectStore(ObjectStore):
                 removed.append(path)
         return removed
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on folders; the data itself is synced
-        pass
-    finally:
-        os.close(fd)
 
 
 def _local_error(uri: str, exc: OSError, reason: str) -> StorageError:

@@ -18,6 +18,8 @@ from types import TracebackType
 import polars as pl
 import pyarrow.parquet as pq
 
+from kws_assets.core.atomic_files import copy_file_atomic, fsync_folder
+
 ROW_GROUP_ROWS = 2048
 """Rows per Parquet row group: big enough for efficient scans, small enough to bound memory."""
 
@@ -144,38 +146,14 @@ def place_staged_file(staged: StagedParquet, destination: str | os.PathLike[str]
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(staged.path, target)
-        _fsync_folder(target.parent)
+        fsync_folder(target.parent)
         return target
     except OSError:
         pass  # another file system: copy next to the target, then rename
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(staged.path, "rb") as src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    copy_file_atomic(staged.path, target)
     staged.discard()
-    _fsync_folder(target.parent)
     return target
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort: not every platform can open folders)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def sweep_stale_staged(folder: str | os.PathLike[str], max_age_s: float = STALE_STAGED_AGE_S) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Pictures a user looks at in the Dagster UI: the confusion matrix as a PNG image.
+"""Pictures a user looks at in the Dagster UI: the confusion matrix as a PNG image, and the
+PNG rendering every plot of the project shares.
 
 Rendered with matplotlib's non-interactive Agg backend (no display needed).  Cells are shaded by
 the share of each true label's clips (row-normalised), annotated with the raw counts.
@@ -8,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -48,11 +46,16 @@ def confusion_matrix_png(labels: Sequence[str], matrix: Sequence[Sequence[int]],
             for j in range(n):
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
                         color="white" if share[i, j] > DARK_CELL_SHARE else "black")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        return figure_png(fig)
     finally:
         plt.close(fig)
+
+
+def figure_png(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
+    """The figure, laid out tightly, as PNG bytes (the caller closes it)."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
@@ -60,17 +63,3 @@ def png_markdown(png: bytes, alt: str) -> str:
     """Markdown showing a PNG inline (a data URI: the UI needs no access to the file)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
-
-def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

@@ -80,7 +80,7 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
         "--synth-utterances", "2", "--align-utterances", "1", "--onnx-runs", "5",
         "--matmul-size", "128", "--base-config", str(base), "--scales", "1", "--epochs", "1",
         "--eval-minutes", "0.2", "--model-filters", "8",
-        "--table-memory-clips", "8"])  # one size: skipped here, measured in-process below
+        "--table-memory-clips", "8", "--agreement-utterances", "2", "--agreement-per-voice", "1"])  # one size: skipped here, measured in-process below
     results = bench_run.run(args, log=lambda _msg: None)
     json_path, md_path = bench_run.write_report(results, args.out)
 
@@ -113,11 +113,19 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert set(run["step_peak_rss_kib"]) <= set(run["step_seconds"])
     assert report["e2e"]["scaling"] is None  # one scale: nothing to fit
 
+    agreement = report["alignment_agreement"]
+    assert agreement["english_vs_pocketsphinx"]["utterances"] == 2
+    assert 0 <= agreement["english_vs_pocketsphinx"]["starts_within_100ms"] <= 1
+    assert agreement["speed"]["real_time_factor"]["tts_dtw"] > 0
+    assert all(v["words"] + v["failed_utterances"] > 0
+               for v in agreement["other_languages_vs_espeak_events"].values())
     names = {t["name"] for t in report["targets"]}
-    assert names == {"MFCC path vs librosa per-clip loop", "MFCC path, fraction of the FLOP bound"}
+    assert names == {"MFCC path vs librosa per-clip loop", "MFCC path, fraction of the FLOP bound",
+                     "TTS+DTW word starts within 100 ms of pocketsphinx"}
     markdown = md_path.read_text()
     for heading in ("## Targets (issue 6)", "## MFCC throughput", "## End-to-end scaling",
-                    "## ONNX inference", "## Streaming detection", "## Other stages"):
+                    "## ONNX inference", "## Streaming detection", "## Other stages",
+                    "## Language-agnostic alignment (issue 8)"):
         assert heading in markdown
     missed = [t for t in report["targets"] if not t["met"]]
     assert len(report["notes"]) == len(missed)  # every missed target is explained

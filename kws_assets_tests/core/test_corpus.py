@@ -112,3 +112,14 @@ def test_attach_provenance_carries_the_recording_into_clip_rows(tmp_path):
     assert first["original_path"] == utterance["original_path"] and first["license"] == "unknown"
     assert (first["original_sample_rate"], first["original_bit_depth"]) == (SR, 16)
     assert second["license"] == "generated" and second["original_path"] is None
+
+
+def test_keyword_mentions_use_the_aligners_normalisation() -> None:
+    from kws_assets.core.corpus import mentions_keyword
+
+    assert mentions_keyword("STOP! Don't go.", ["stop"], "en")
+    assert mentions_keyword("I counted to 2 twice", ["two"], "en")
+    assert mentions_keyword("Dijo que sí, claro", ["Sí"], "es")
+    assert mentions_keyword("tengo 2 gatos", ["dos"], "es")
+    assert not mentions_keyword("stopping is not stop-words", ["go"], "en")
+    assert not mentions_keyword("stopping now", ["stop"], "en")  # a word, not a prefix

@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import struct
-import tempfile
 from contextlib import closing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,6 +25,7 @@ from upath import UPath
 
 from kws_assets.config import IngestSettings
 from kws_assets.core import quality
+from kws_assets.core.atomic_files import write_file_atomic
 from kws_assets.core.audio import AudioReadError, read_audio
 from kws_assets.core.connectors.base import is_remote
 
@@ -166,17 +166,6 @@ def _mirror_path(mirror_dir: Path, sha256: str, name: str) -> Path:
     return mirror_dir / sha256[:2] / f"{sha256}{suffix}"
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
     """Facts of audio bytes: hash, format and levels, or the reason they cannot be used.
@@ -256,7 +245,7 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
     if remote and facts.sha256:
         mirrored = _mirror_path(mirror_dir, facts.sha256, path.name)
         if not mirrored.is_file():
-            _write_atomic(mirrored, data)
+            write_file_atomic(mirrored, data)
         local_uri = str(mirrored)
     if facts.error_reason != quality.TOO_LONG:  # the limit may be raised later: decide again
         cache.put(location, size, stamp, facts)

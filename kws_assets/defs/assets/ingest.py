@@ -143,8 +143,9 @@ def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
     recordings = _corpus_of_every_batch(context, raw_corpus)
     aligner = AlignerChoice(cfg.alignment, sample_rate=cfg.audio.sample_rate)  # per language
     to_align = corpus.rows_to_align(recordings).filter(
-        pl.col("transcript").map_elements(lambda t: corpus.mentions_keyword(t, [keyword]),
-                                          return_dtype=pl.Boolean))
+        pl.struct("transcript", "language").map_elements(
+            lambda row: corpus.mentions_keyword(row["transcript"], [keyword], row["language"]),
+            return_dtype=pl.Boolean))
     rows, failures, g2p_words = segment.align_utterances(
         list(to_align.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
         cfg.audio, cfg.alignment, labels={keyword})

@@ -8,7 +8,8 @@ import polars as pl
 
 from kws_assets.core.feature_table import split_arrays
 from kws_assets.core.features import FeatureSpec, compute_norm_stats, normalize
-from kws_assets.core.plots import confusion_matrix_png, png_markdown, write_file_atomic
+from kws_assets.core.atomic_files import write_file_atomic
+from kws_assets.core.plots import confusion_matrix_png, png_markdown
 from kws_assets.core.training import MfccAugment, evaluate, train_model
 from kws_assets.defs.assets.summaries import confusion_md
 from kws_assets.defs.resources import KwsSettings
