@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
@@ -218,8 +219,10 @@ def known_limitations(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus
 
 
 def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus: pl.DataFrame,
-                     cfg: KwsConfig, versions: CardVersions) -> str:
-    """The data card as Markdown (see the module docstring)."""
+                     cfg: KwsConfig, versions: CardVersions,
+                     synthetic_real: pl.DataFrame | None = None) -> str:
+    """The data card as Markdown (see the module docstring); ``synthetic_real`` is the per-keyword
+    gap of :func:`kws_assets.core.domain_gap.synthetic_real_gap`, when it was measured."""
     comp = composition_tables(validated, cfg.labels)
     seen = validated.height + quarantined.height
     speakers = validated["speaker"].n_unique() if validated.height else 0
@@ -276,6 +279,7 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "",
         md_table(_format_counts(validated)),
         "",
+        *synthetic_real_section(synthetic_real),
         "## Quarantine",
         "",
         f"`quarantined_clips` holds {quarantined.height} row(s); by stage and reason:",
@@ -304,6 +308,38 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "",
     ]
     return "\n".join(lines)
+
+
+GAP_WARNING_RATIO = 5.0
+"""A synthetic-vs-real distance above this many times the real-halves distance is flagged."""
+
+
+def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
+    """The card's "Synthetic vs recorded speech" section (empty when the gap was not measured)."""
+    if gap is None:
+        return []
+    lines = ["## Synthetic vs recorded speech", "",
+             "Per keyword, the Fréchet distance between Gaussian fits of per-clip MFCC summaries "
+             "(mean and std of each coefficient, standardised over both sets) of the synthetic "
+             "clips and of the clips cut from recorded corpora, beside the distance between two "
+             "halves of the recorded clips — the noise floor of the estimate. Null: fewer than 5 "
+             "clips on a side.", "", md_table(gap), ""]
+    measured = gap.filter(pl.col("frechet_synthetic_real").is_not_null()
+                          & pl.col("frechet_real_halves").is_not_null()
+                          & (pl.col("frechet_real_halves") > 0))
+    if measured.height:
+        ratio = (measured["frechet_synthetic_real"] / measured["frechet_real_halves"]).to_list()
+        far = [k for k, r in zip(measured["keyword"].to_list(), ratio) if r > GAP_WARNING_RATIO]
+        lines += [f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
+                  f"real-halves distance."
+                  + (f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
+                     f"{', '.join(far)} — what the model learns from their synthetic clips may "
+                     f"not transfer to real speakers." if far else ""), ""]
+    else:
+        lines += ["No keyword has enough recorded clips to compare: the dataset's keyword "
+                  "clips are synthetic only, so nothing here says how they compare to real "
+                  "speech.", ""]
+    return lines
 
 
 def _settings_text(values: dict) -> str:

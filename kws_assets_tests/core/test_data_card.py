@@ -107,3 +107,26 @@ def test_git_state_of_this_checkout_or_none(tmp_path):
     commit, dirty = data_card.git_state()
     assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
     assert data_card.git_state(tmp_path) == (None, None)
+
+
+def test_card_shows_how_far_synthetic_clips_are_from_recorded_ones():
+    versions = data_card.CardVersions("1.2.3", None, False, "cfg", {})
+    gap = pl.DataFrame({"keyword": ["yes", "no", "up"], "synthetic_clips": [20, 20, 20],
+                        "real_clips": [12, 12, 0], "frechet_synthetic_real": [9.0, 1.5, None],
+                        "frechet_real_halves": [1.0, 1.0, None]})
+    card = data_card.render_data_card(validated_table(), quarantine_table(), corpus_table(), CFG,
+                                      versions, synthetic_real=gap)
+    section = card[card.index("## Synthetic vs recorded speech"):card.index("## Quarantine")]
+    rows = table_rows(section, "## Synthetic vs recorded speech")
+    assert rows["yes"] == ["20", "12", "9", "1"]
+    assert "Median synthetic-vs-real distance: 5.2x" in section
+    assert "over 5x): yes —" in section and "no," not in section
+    synthetic_only = gap.with_columns(real_clips=pl.lit(0),
+                                      frechet_synthetic_real=pl.lit(None, pl.Float64))
+    card = data_card.render_data_card(validated_table(), quarantine_table(), corpus_table(), CFG,
+                                      versions, synthetic_real=synthetic_only)
+    assert "No keyword has enough recorded clips to compare" in card
+    # not measured: no section at all
+    plain = data_card.render_data_card(validated_table(), quarantine_table(), corpus_table(), CFG,
+                                       versions)
+    assert "## Synthetic vs recorded speech" not in plain

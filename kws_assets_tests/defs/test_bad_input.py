@@ -188,6 +188,7 @@ def test_data_card_states_the_real_counts(graph):
     assert f"**{validated.height} clips**" in card
     assert f"**{quarantined.height} quarantined**" in card
     assert "path_outside_root" in card and "CC-BY-4.0" in card
+    assert "## Synthetic vs recorded speech" in card  # measured from the clips' features
     corpus_event = instance.get_latest_materialization_event(dg.AssetKey("raw_corpus"))
     corpus_version = corpus_event.asset_materialization.tags["dagster/data_version"]
     assert f"| data: raw_corpus | {corpus_version} |" in card

@@ -7,12 +7,16 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core import data_card as card
+from kws_assets.config import KwsConfig
 from kws_assets.core.corpus import CORPUS_SCHEMA
+from kws_assets.core.domain_gap import synthetic_real_gap
+from kws_assets.defs.assets.features import stage_features
 from kws_assets.defs.partitions import all_partitions_of, loaded_partitions
-from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.resources import ClipStoreResource, KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
 CARD_FILE = ("data_card", "DATA_CARD.md")
+CARD_FEATURE_CACHE = "data-card-mfcc"
 DESCRIBED_ASSETS = ("raw_corpus", "validated_set", "quarantined_clips")
 
 
@@ -31,6 +35,20 @@ def _latest_data_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
     return versions
 
 
+def _synthetic_real_gap(cfg: KwsConfig, clip_store: ClipStoreResource,
+                        validated: pl.DataFrame) -> pl.DataFrame:
+    """Per keyword, how far its synthetic clips are from its recorded ones in MFCC space, with
+    the feature code of mfcc_table (its own cache file: a cache holds exactly the clips of the
+    last build that used it, and this build holds only the keyword clips)."""
+    keyword_clips = validated.filter(pl.col("label").is_in(cfg.keywords))
+    staged, _ = stage_features(cfg, clip_store, keyword_clips, cache_name=CARD_FEATURE_CACHE)
+    try:
+        features = staged.read()
+    finally:
+        staged.discard()
+    return synthetic_real_gap(features, cfg.keywords)
+
+
 @dg.asset(
     group_name="curate",
     retry_policy=STORAGE_RETRY_POLICY,
@@ -43,13 +61,15 @@ def _latest_data_versions(context: dg.AssetExecutionContext) -> dict[str, str]:
                 "limitations, and the versions of code and data it describes. Also written to "
                 "<storage root>/data_card/DATA_CARD.md.",
 )
-def data_card(context: dg.AssetExecutionContext, settings: KwsSettings, raw_corpus: Any,
-              validated_set: pl.DataFrame, quarantined_clips: pl.DataFrame) -> dg.MaterializeResult:
+def data_card(context: dg.AssetExecutionContext, settings: KwsSettings,
+              clip_store: ClipStoreResource, raw_corpus: Any, validated_set: pl.DataFrame,
+              quarantined_clips: pl.DataFrame) -> dg.MaterializeResult:
     cfg = settings.config
     validated, quarantined = validated_set, quarantined_clips
     corpus = _corpus_of_every_batch(context, raw_corpus)
     versions = card.code_versions(cfg, _latest_data_versions(context))
-    text = card.render_data_card(validated, quarantined, corpus, cfg, versions)
+    gap = _synthetic_real_gap(cfg, clip_store, validated)
+    text = card.render_data_card(validated, quarantined, corpus, cfg, versions, synthetic_real=gap)
     path = card.write_card(cfg.storage_path(*CARD_FILE), text)
     return dg.MaterializeResult(metadata={
         "card": dg.MetadataValue.md(text),

@@ -4,7 +4,14 @@
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.feature_table import ClipReader, FeatureCache, local_file_stamp, stage_mfcc_table
+from kws_assets.config import KwsConfig
+from kws_assets.core.feature_table import (
+    ClipReader,
+    FeatureCache,
+    MfccTableStats,
+    local_file_stamp,
+    stage_mfcc_table,
+)
 from kws_assets.core.features import FeatureSpec
 from kws_assets.core.parquet_stream import StagedParquet, sweep_stale_staged
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings
@@ -15,6 +22,19 @@ from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 # IO manager moves it into place.
 FEATURE_CACHE_DIR = ("cache", "features")
 STAGING_DIR = ("cache", "staging")
+
+
+def stage_features(cfg: KwsConfig, clip_store: ClipStoreResource, clips: pl.DataFrame,
+                   cache_name: str = "mfcc") -> tuple[StagedParquet, MfccTableStats]:
+    """MFCCs of ``clips`` as a staged Parquet file, through the feature cache: the one feature
+    path of every asset that needs features (a clip featurized once is read from the cache)."""
+    spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
+    staging = cfg.storage_path(*STAGING_DIR)
+    sweep_stale_staged(staging)
+    return stage_mfcc_table(
+        clips, spec, staging,
+        ClipReader(load_bytes=clip_store.store.read_bytes, stamp=local_file_stamp),
+        cache=FeatureCache.for_spec(cfg.storage_path(*FEATURE_CACHE_DIR), spec, name=cache_name))
 
 
 @dg.asset(
@@ -34,14 +54,10 @@ def mfcc_table(context: dg.AssetExecutionContext, settings: KwsSettings,
                augmented_clips: pl.DataFrame) -> StagedParquet:
     cfg = settings.config
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
-    staging = cfg.storage_path(*STAGING_DIR)
-    sweep_stale_staged(staging)
-    staged, stats = stage_mfcc_table(
-        pl.concat([validated_set, augmented_clips], how="diagonal_relaxed"), spec, staging,
-        ClipReader(load_bytes=clip_store.store.read_bytes, stamp=local_file_stamp),
-        cache=FeatureCache.for_spec(cfg.storage_path(*FEATURE_CACHE_DIR), spec,
-                                    name=f"mfcc-{context.partition_key}" if context.has_partition_key
-                                    else "mfcc"))
+    staged, stats = stage_features(cfg, clip_store, pl.concat([validated_set, augmented_clips],
+                                                              how="diagonal_relaxed"),
+                                   cache_name=f"mfcc-{context.partition_key}"
+                                   if context.has_partition_key else "mfcc")
     context.add_output_metadata({
         "rows": stats.rows,
         "featurized": stats.featurized,
