@@ -131,10 +131,19 @@ def concatenate_pieces(pieces: Sequence[np.ndarray], seconds: float, sample_rate
     return np.concatenate(parts)[:target].astype(np.float32), passes - 1
 
 
+NOISE_FLOOR_BLOCK_SAMPLES = 1 << 19
+"""Pink noise floor generated block by block (about 33 s at 16 kHz): one FFT over a 30-minute
+stream holds ~1.5 GB of float64 and complex intermediates; blocks keep it to ~40 MB."""
+
+
 def add_noise_floor(samples: np.ndarray, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
-    """Pink noise at ``level_dbfs`` under the whole recording (no stretch is digital silence)."""
-    floor = scale_to_dbfs(colored_noise("pink", samples.size, rng), level_dbfs)
-    return (samples + floor).astype(np.float32)
+    """Pink noise at ``level_dbfs`` under the whole recording (no stretch is digital silence),
+    made in blocks of :data:`NOISE_FLOOR_BLOCK_SAMPLES` so memory does not grow with length."""
+    out = np.array(samples, dtype=np.float32, copy=True)
+    for start in range(0, out.size, NOISE_FLOOR_BLOCK_SAMPLES):
+        block = out[start : start + NOISE_FLOOR_BLOCK_SAMPLES]
+        block += scale_to_dbfs(colored_noise("pink", block.size, rng), level_dbfs)
+    return out
 
 
 @dataclass(frozen=True)

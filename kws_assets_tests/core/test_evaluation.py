@@ -111,3 +111,13 @@ def test_det_curve_counts_the_detections_the_model_actually_makes(classifier) ->
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     summary = report.as_dict()
     assert summary["positives"] == 12 and len(summary["det_curve"]) == 30
+
+
+def test_noise_floor_is_at_its_level_everywhere_and_leaves_the_input_alone() -> None:
+    silence = np.zeros(E.NOISE_FLOOR_BLOCK_SAMPLES * 2 + 12345, dtype=np.float32)
+    floored = E.add_noise_floor(silence, -60.0, np.random.default_rng(0))
+    assert floored.dtype == np.float32 and floored.shape == silence.shape
+    assert not silence.any()  # a new array
+    for start in (0, E.NOISE_FLOOR_BLOCK_SAMPLES, 2 * E.NOISE_FLOOR_BLOCK_SAMPLES):
+        piece = floored[start : start + E.NOISE_FLOOR_BLOCK_SAMPLES].astype(np.float64)
+        assert 20 * np.log10(np.sqrt(np.mean(piece**2))) == pytest.approx(-60.0, abs=0.5)
