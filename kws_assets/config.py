@@ -372,11 +372,11 @@ class SpecAugmentSettings(_Strict):
 
 
 class TrainSettings(_Strict):
-    max_epochs: int = Field(24, ge=1)
+    max_epochs: int = Field(40, ge=1)
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    learning_rate: float = Field(4e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    patience: int = Field(8, ge=1, description="Epochs without val improvement before stopping.")
+    patience: int = Field(12, ge=1, description="Epochs without val improvement before stopping.")
     min_epochs: int = Field(8, ge=1, description="Never stop early before this epoch: validation "
                             "accuracy sits at chance while BatchNorm statistics warm up.")
     seed: int = 0
