@@ -58,6 +58,7 @@ SECONDS_PER_HOUR = 3600.0
 TRIM_DB = -45.0
 MIN_THRESHOLD = 0.01
 MAX_THRESHOLD = 0.999
+SATURATED_THRESHOLDS = (0.9995, 0.9999, 0.99995, 0.99999)
 ZERO_FA_DRAWN_AT = 0.25
 """On the log-scale DET plot, zero false accepts are drawn as this fraction of one accept."""
 UNSEEN_VOCABULARY = 3000
@@ -248,9 +249,14 @@ def count_hits(detections: Sequence[tuple[float, str]], positives: Sequence[Posi
 
 
 def threshold_grid(steps: int) -> np.ndarray:
-    """Thresholds from 0.01 to 0.999, denser near 1 where wake-word operating points live."""
-    linear = np.linspace(0.0, 1.0, steps)
-    return MIN_THRESHOLD + (MAX_THRESHOLD - MIN_THRESHOLD) * (1.0 - (1.0 - linear) ** 2)
+    """``steps`` thresholds from 0.01 to 0.999, denser near 1 where wake-word operating points
+    live, the last few of them replaced by :data:`SATURATED_THRESHOLDS` (0.9995 ... 0.99999):
+    a confident model's false accepts score above 0.999, and a sweep that stops there cannot
+    reach a low false-accept target."""
+    tail = SATURATED_THRESHOLDS[: max(0, steps - 2)]
+    linear = np.linspace(0.0, 1.0, steps - len(tail))
+    head = MIN_THRESHOLD + (MAX_THRESHOLD - MIN_THRESHOLD) * (1.0 - (1.0 - linear) ** 2)
+    return np.concatenate([head, np.asarray(tail, dtype=np.float64)])
 
 
 def det_curve(detector: StreamingDetector, negative: StreamPosteriors, negative_seconds: float,
@@ -292,7 +298,7 @@ def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve"
         ax.axvline(target_fa_per_hour, color="0.6", linestyle="--", linewidth=1)
         ax.plot([max(point.fa_per_hour, floor)], [point.frr * 100], "o", color="tab:red",
                 label=f"{point.frr:.1%} FRR at {point.fa_per_hour:.2g} FA/h "
-                      f"(threshold {point.threshold:.3f})")
+                      f"(threshold {point.threshold:.6g})")
         ax.set_xscale("log")
         ax.set_xlabel(f"false accepts per hour ({curve.negative_hours:.2f} h of negatives; "
                       f"0 drawn at {floor:.2g})")
@@ -424,7 +430,7 @@ class EvaluationResult:
             "frr_at_target": round(point.frr, 4),
             "fa_per_hour_at_target": round(point.fa_per_hour, 3),
             "target_fa_per_hour": self.stream.target_fa_per_hour,
-            "threshold_at_target": round(point.threshold, 4),
+            "threshold_at_target": float(f"{point.threshold:.6g}"),
             "negative_hours": round(self.stream.negative_seconds / SECONDS_PER_HOUR, 6),
             "positives": self.stream.positives,
             "window_latency_ms": round(self.latency_ms, 3),

@@ -121,3 +121,11 @@ def test_noise_floor_is_at_its_level_everywhere_and_leaves_the_input_alone() -> 
     for start in (0, E.NOISE_FLOOR_BLOCK_SAMPLES, 2 * E.NOISE_FLOOR_BLOCK_SAMPLES):
         piece = floored[start : start + E.NOISE_FLOOR_BLOCK_SAMPLES].astype(np.float64)
         assert 20 * np.log10(np.sqrt(np.mean(piece**2))) == pytest.approx(-60.0, abs=0.5)
+
+
+def test_threshold_grid_reaches_into_saturated_scores() -> None:
+    grid = E.threshold_grid(200)
+    assert grid.size == 200 and np.all(np.diff(grid) > 0)
+    assert grid[0] == pytest.approx(0.01) and grid[-1] == pytest.approx(0.99999)
+    assert (grid > 0.999).sum() == len(E.SATURATED_THRESHOLDS)
+    assert E.threshold_grid(3).size == 3

@@ -66,5 +66,5 @@ def evaluation(context: dg.AssetExecutionContext, settings: KwsSettings,
         "report": dg.MetadataValue.path(str(folder / REPORT_FILE)),
         "detect_command": dg.MetadataValue.text(
             f"kws detect --model {cfg.storage_path(*ARTIFACT_DIR)} "
-            f"--threshold {point.threshold:.3f} long.wav"),
+            f"--threshold {point.threshold:.6g} long.wav"),
     })
