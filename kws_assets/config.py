@@ -408,7 +408,7 @@ class NegativeSettings(_Strict):
         0.6, ge=0, description="Synthetic _unknown_ word renders relative to the renders of one "
                                "keyword (class balance: 1.0 = as many as an average keyword class).")
     speech_windows: int = Field(
-        40, ge=0, description="Per keyword: 1-s windows cut at random points out of sentences of "
+        120, ge=0, description="Per keyword: 1-s windows cut at random points out of sentences of "
                               "other words, as _unknown_ (what a streaming detector mostly hears).")
     window_sentence_words: tuple[int, int] = Field((5, 10), description="Words per such sentence.")
     seed: int = 0
