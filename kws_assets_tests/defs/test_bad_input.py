@@ -34,7 +34,7 @@ tts:
   rates: [150]
   pitches: [50]
   sampled_speakers: 0
-negatives: {{neighbours_per_keyword: 0, other_words: 0}}
+negatives: {{neighbours_per_keyword: 0, other_words: 0, speech_windows: 40}}
 noise: {{silence_clips: 8, noisy_copies_per_clip: 0}}
 splits: {{val_percent: 25.0, test_percent: 25.0}}
 quality: {{min_rms_dbfs: {min_rms_dbfs}}}
