@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import soundfile as sf
 
@@ -208,3 +209,15 @@ def secrets_found(instance, run_ids: list[str], secrets: list[str],
                 text = path.read_bytes().decode("utf-8", errors="replace")
                 found += [f"{path}: secret #{i}" for i, s in enumerate(secrets) if s in text]
     return found
+
+
+def load_asset(pipeline: dict, key: str) -> pl.DataFrame:
+    """An asset's value from ``pipeline["defs"]`` / ``pipeline["instance"]``; a partitioned
+    asset's partitions (every registered one) concatenated."""
+    defs, instance = pipeline["defs"], pipeline["instance"]
+    partitions_def = defs.resolve_asset_graph().get(dg.AssetKey(key)).partitions_def
+    if partitions_def is None:
+        return defs.load_asset_value(key, instance=instance)
+    keys = instance.get_dynamic_partitions(partitions_def.name)
+    return pl.concat([defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
+                     how="diagonal_relaxed")

@@ -20,6 +20,7 @@ from kws_assets.core.export import KwsClassifier
 from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.in_process import materialize_graph
+from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
 
@@ -49,16 +50,6 @@ def pipeline(tmp_path_factory):
                "cfg": load_config(config_file), "root": root}
 
 
-def _load(pipeline, key: str):
-    """An asset's value; a partitioned asset's partitions concatenated (every partition)."""
-    defs, instance = pipeline["defs"], pipeline["instance"]
-    partitions_def = defs.resolve_asset_graph().get(dg.AssetKey(key)).partitions_def
-    if partitions_def is None:
-        return defs.load_asset_value(key, instance=instance)
-    keys = instance.get_dynamic_partitions(partitions_def.name)
-    return pl.concat([defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
-                     how="diagonal_relaxed")
-
 
 def test_run_succeeds_and_materializes_every_asset(pipeline):
     graph, cfg = pipeline["graph"], pipeline["cfg"]
@@ -83,7 +74,7 @@ def test_blocking_checks_ran_and_passed(pipeline):
 
 def test_clip_counts_per_label(pipeline):
     cfg = pipeline["cfg"]
-    synthetic = _load(pipeline, "synthetic_clips")
+    synthetic = load_asset(pipeline, "synthetic_clips")
     grid = len(cfg.tts.voices) * len(cfg.tts.rates) * len(cfg.tts.pitches)
     sampled = cfg.tts.sampled_speakers * cfg.tts.renders_per_speaker
     expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip) + sampled
@@ -95,19 +86,19 @@ def test_clip_counts_per_label(pipeline):
     assert synthetic_counts["_unknown_"] == len(cfg.keywords) * (round(
         cfg.negatives.unknown_ratio * (grid + sampled)) + cfg.negatives.speech_windows)
 
-    aligned = _load(pipeline, "aligned_keywords")
-    corpus = _load(pipeline, "raw_corpus")
+    aligned = load_asset(pipeline, "aligned_keywords")
+    corpus = load_asset(pipeline, "raw_corpus")
     per_kw_utterances = len(cfg.sources[0].voices) * cfg.sources[0].sentences_per_keyword
     assert corpus.height == per_kw_utterances * len(cfg.keywords)
     aligned_counts = dict(aligned.group_by("label").len().iter_rows())
     for keyword in cfg.keywords:  # the aligner finds most keyword occurrences in the corpus
         assert aligned_counts.get(keyword, 0) >= 0.75 * per_kw_utterances, aligned_counts
-    unknown = _load(pipeline, "unknown_clips")
+    unknown = load_asset(pipeline, "unknown_clips")
     assert set(aligned["label"]) == set(cfg.keywords)  # _unknown_ words live per batch
     assert unknown.filter(pl.col("label") == "_unknown_").height >= 0.75 * corpus.height
 
-    validated = _load(pipeline, "validated_set")
-    quarantined = _load(pipeline, "quarantined_clips")
+    validated = load_asset(pipeline, "validated_set")
+    quarantined = load_asset(pipeline, "quarantined_clips")
     assert set(validated["label"].unique()) == set(cfg.labels)
     assert validated.filter(pl.col("label") == "_silence_").height + quarantined.filter(
         pl.col("label") == "_silence_").height == cfg.noise.silence_clips
@@ -118,16 +109,16 @@ def test_clip_counts_per_label(pipeline):
 
 
 def test_splits_are_speaker_disjoint(pipeline):
-    validated = _load(pipeline, "validated_set")
+    validated = load_asset(pipeline, "validated_set")
     splits_per_speaker = validated.group_by("speaker").agg(pl.col("split").n_unique())
     assert splits_per_speaker["split"].max() == 1
     assert set(validated["split"].unique()) == {"train", "val", "test"}
 
 
 def test_mfcc_shape_and_finiteness(pipeline):
-    table = _load(pipeline, "mfcc_table")
-    validated = _load(pipeline, "validated_set")
-    augmented = _load(pipeline, "augmented_clips")
+    table = load_asset(pipeline, "mfcc_table")
+    validated = load_asset(pipeline, "validated_set")
+    augmented = load_asset(pipeline, "augmented_clips")
     assert table.height == validated.height + augmented.height
     assert set(augmented["origin_id"]) <= set(validated.filter(pl.col("split") == "train")["clip_id"])
     values = table["mfcc"].to_numpy()

@@ -19,6 +19,7 @@ from kws_assets.core.fillers import FILLER_WORDS
 from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.in_process import materialize_graph
+from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
 
@@ -42,18 +43,9 @@ def pipeline(tmp_path_factory):
         yield {"defs": defs, "instance": instance, "graph": graph, "cfg": load_config(config_file)}
 
 
-def _load(pipeline, key: str) -> pl.DataFrame:
-    defs, instance = pipeline["defs"], pipeline["instance"]
-    partitions_def = defs.resolve_asset_graph().get(dg.AssetKey(key)).partitions_def
-    if partitions_def is None:
-        return defs.load_asset_value(key, instance=instance)
-    keys = instance.get_dynamic_partitions(partitions_def.name)
-    return pl.concat([defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
-                     how="diagonal_relaxed")
-
 
 def _keyword_clips(pipeline) -> pl.DataFrame:
-    aligned = _load(pipeline, "aligned_keywords")
+    aligned = load_asset(pipeline, "aligned_keywords")
     if "reject_reason" in aligned.columns:
         aligned = aligned.filter(pl.col("reject_reason").is_null())
     return aligned
@@ -69,7 +61,7 @@ def test_the_run_succeeds_with_spanish_keyword_partitions(pipeline):
 
 
 def test_the_demo_corpus_is_spanish(pipeline):
-    corpus = _load(pipeline, "raw_corpus")
+    corpus = load_asset(pipeline, "raw_corpus")
     assert corpus.height == 4 * 2 * 3  # voices x sentences per keyword x keywords
     assert set(corpus["language"]) == {"es"}
     assert all(s.startswith("tts:es") for s in corpus["speaker"])
@@ -81,13 +73,13 @@ def test_the_demo_corpus_is_spanish(pipeline):
 def test_keyword_clips_were_aligned_by_tts_dtw(pipeline):
     cfg = pipeline["cfg"]
     clips = _keyword_clips(pipeline)
-    corpus = _load(pipeline, "raw_corpus")
+    corpus = load_asset(pipeline, "raw_corpus")
     assert set(clips["aligner"]) == {"tts_dtw"}
     for keyword in cfg.keywords:
         mentions = corpus.filter(pl.col("transcript").str.split(" ").list.contains(keyword)).height
         assert clips.filter(pl.col("label") == keyword).height >= 0.75 * mentions, keyword
     assert clips["confidence"].is_between(0.0, 1.0).all()
-    unknown = _load(pipeline, "unknown_clips")
+    unknown = load_asset(pipeline, "unknown_clips")
     words = set(unknown.filter(pl.col("label") == "_unknown_")["word"].drop_nulls())
     assert words and words <= set(FILLER_WORDS["es"])
 
@@ -115,7 +107,7 @@ def test_aligned_starts_match_espeaks_own_word_timing(pipeline):
     keyword start (voice other than the alignment voice) lies near the event."""
     cfg = pipeline["cfg"]
     clips = _keyword_clips(pipeline)
-    corpus = _load(pipeline, "raw_corpus").select("utterance_id", "transcript", "speaker")
+    corpus = load_asset(pipeline, "raw_corpus").select("utterance_id", "transcript", "speaker")
     errors = []
     for row in clips.join(corpus, left_on="origin_id", right_on="utterance_id").iter_rows(named=True):
         voice = row["speaker"].removeprefix("tts:")
@@ -136,6 +128,6 @@ def test_a_model_and_its_int8_artifact(pipeline):
     assert (artifact / "model.int8.onnx").stat().st_size > 1000
     metrics = json.loads((artifact / "metrics.json").read_text())
     assert metrics["int8_test_accuracy"] > 1 / len(cfg.labels)
-    validated = _load(pipeline, "validated_set")
+    validated = load_asset(pipeline, "validated_set")
     assert set(validated["label"]) == set(cfg.labels)
     assert set(validated["language"].drop_nulls()) == {"es"}
