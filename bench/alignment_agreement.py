@@ -24,11 +24,11 @@ import random
 import numpy as np
 
 from bench.timing import interleaved
-from kws_assets.core import tts
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.audio import colored_noise, mix_at_snr, resample
-from kws_assets.core.dtw_aligner import DtwAligner
-from kws_assets.core.fillers import FILLER_WORDS
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
+from kws_assets.core.speech.dtw_aligner import DtwAligner
+from kws_assets.core.speech.fillers import FILLER_WORDS
 
 SR = 16000
 TOLERANCE_S = 0.1

@@ -22,11 +22,11 @@ import torch
 
 from bench.timing import interleaved
 from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings
-from kws_assets.core.audio import colored_noise
-from kws_assets.core.detect import StreamingDetector
-from kws_assets.core.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
-from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
-from kws_assets.core.model import DSCNN
+from kws_assets.core.audio.io import colored_noise
+from kws_assets.core.model.detect import StreamingDetector
+from kws_assets.core.model.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.model.networks import DSCNN
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
           "stop", "go"]

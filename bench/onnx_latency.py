@@ -12,9 +12,9 @@ import onnxruntime as ort
 import torch
 
 from kws_assets.config import ModelSettings
-from kws_assets.core.export import export_onnx, quantize_int8
-from kws_assets.core.features import FeatureSpec
-from kws_assets.core.model import DSCNN
+from kws_assets.core.model.export import export_onnx, quantize_int8
+from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.model.networks import DSCNN
 
 DEMO_CLASSES = 12  # _silence_, _unknown_ and the ten Speech Commands keywords
 WARMUP_RUNS = 50

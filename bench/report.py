@@ -112,7 +112,7 @@ def _table_section(table: dict, decode: dict) -> list[str]:
         ["MFCC table rebuild, clips unchanged (feature cache)", _fmt(rates["table_rebuild_unchanged_clips"], 0)],
     ]
     drows = [
-        ["kws_assets.core.audio.read_audio", _fmt(decode["clips_per_s"]["read_audio"], 0)],
+        ["kws_assets.core.audio.io.read_audio", _fmt(decode["clips_per_s"]["read_audio"], 0)],
         ["feature path decode (PCM_16 fast path)", _fmt(decode["clips_per_s"]["feature_path_decode"], 0)],
         ["soundfile.read", _fmt(decode["clips_per_s"]["soundfile_read"], 0)],
     ]

@@ -7,11 +7,11 @@ import soundfile as sf
 
 from bench.clips import VOICES, WORDS, ClipSet
 from bench.timing import interleaved
-from kws_assets.core import tts
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.audio import read_audio, resample
-from kws_assets.core.feature_table import decode_clip, read_uri_bytes
-from kws_assets.core.features import FeatureSpec
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.io import read_audio, resample
+from kws_assets.core.model.feature_table import decode_clip, read_uri_bytes
+from kws_assets.core.audio.features import FeatureSpec
 
 # Carrier sentences for the alignment benchmark (dictionary words, keywords among fillers).
 SENTENCES = (

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 EXIT_OK = 0
 EXIT_FILE_ERRORS = 1
 EXIT_USAGE = 2
-# Detection defaults (the same numbers as kws_assets.core.detect; kept here so --help needs no torch).
+# Detection defaults (the same numbers as kws_assets.core.model.detect; kept here so --help needs no torch).
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
 DEFAULT_SMOOTHING_WINDOWS = 3
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from kws_assets.core.export import KwsClassifier
+    from kws_assets.core.model.export import KwsClassifier
 
     try:
         classifier = KwsClassifier.load(args.model, threads=args.threads)
@@ -72,9 +72,9 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from kws_assets.core.audio import AudioReadError
-    from kws_assets.core.detect import StreamingDetector
-    from kws_assets.core.export import KwsClassifier
+    from kws_assets.core.audio.io import AudioReadError
+    from kws_assets.core.model.detect import StreamingDetector
+    from kws_assets.core.model.export import KwsClassifier
 
     try:
         classifier = KwsClassifier.load(args.model, threads=args.threads)

@@ -265,7 +265,7 @@ AlignerKind = Literal["pocketsphinx", "tts_dtw"]
 
 
 class DtwAlignmentSettings(_Strict):
-    """The TTS+DTW aligner (``kws_assets.core.dtw_aligner``): recordings are aligned against
+    """The TTS+DTW aligner (``kws_assets.core.speech.dtw_aligner``): recordings are aligned against
     espeak-ng's rendering of their transcript, so it serves any language espeak-ng speaks."""
 
     voices: dict[str, str] = Field(
@@ -298,7 +298,7 @@ class AlignmentSettings(_Strict):
     pad_seconds: float = Field(0.5, ge=0, description="Silence padded around utterances before aligning.")
     unknown_per_utterance: int = Field(1, ge=0, description="Non-keyword words cut as _unknown_ per utterance.")
     min_word_seconds: float = Field(0.08, gt=0, description="Shorter aligned words are treated as misses.")
-    # --- aligner per language (kws_assets.core.aligners) ---------------------------------------
+    # --- aligner per language (kws_assets.core.speech.aligners) ---------------------------------------
     aligners: dict[str, AlignerKind] = Field(
         default_factory=dict,
         description="Language -> aligner, overriding the default choice: pocketsphinx for English "
@@ -546,8 +546,8 @@ def language_voice_defaults(language: str) -> dict:
     ``tts.carrier_phrases`` (its phrases in ``core.fillers``, or none), the demo corpus voices and
     ``evaluation.held_out_voices``, all distinct.  Raises ValueError when espeak-ng has no voice
     for the language."""
-    from kws_assets.core.fillers import carrier_phrases  # espeak-ng is loaded only when needed
-    from kws_assets.core.languages import default_voices
+    from kws_assets.core.speech.fillers import carrier_phrases  # espeak-ng is loaded only when needed
+    from kws_assets.core.speech.languages import default_voices
 
     demo_end = LANGUAGE_GRID_VOICES + LANGUAGE_DEMO_VOICES
     speakers = default_voices(language, demo_end + LANGUAGE_HELD_OUT_VOICES)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kws_assets.core import tts
-from kws_assets.core.audio import resample
+from kws_assets.core.speech import tts
+from kws_assets.core.audio.io import resample
 
 SR = 16000
 
@@ -212,7 +212,7 @@ KEYWORD_VOICES = ["en-us+m1", "en-us+m3", "en-us+f2", "en-us+f4", "en+m2", "en+f
 def keyword_clip(word: str, voice: str, rate: int, rng: np.random.Generator,
                  noise_level: float = 0.003) -> np.ndarray:
     """A 1-s clip of ``word`` centred on its spoken part, with a little noise and a random gain."""
-    from kws_assets.core.audio import cut_centered
+    from kws_assets.core.audio.io import cut_centered
 
     synthesis = tts.synthesize(word, voice=voice, rate=rate)
     x = resample(synthesis.samples, synthesis.sample_rate, SR)

@@ -21,7 +21,7 @@ import dagster as dg
 import polars as pl
 import soundfile as sf
 
-from kws_assets.core.object_store import STAGING_DIR
+from kws_assets.core.storage.object_store import STAGING_DIR
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 
 # The child: register the partitions the config names, then ingest every corpus batch, make

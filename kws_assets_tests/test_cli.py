@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from kws_assets.cli import EXIT_FILE_ERRORS, EXIT_OK, EXIT_USAGE, main
-from kws_assets.core.audio import write_wav
-from kws_assets.core.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.audio.io import write_wav
+from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
 from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_detect_prints_one_json_line_per_detection(tmp_path, capsys) -> None:
 
 def test_detect_defaults_match_the_detector() -> None:
     from kws_assets import cli
-    from kws_assets.core import detect
+    from kws_assets.core.model import detect
 
     for name in ("DEFAULT_THRESHOLD", "DEFAULT_HOP_MS", "DEFAULT_SMOOTHING_WINDOWS",
                  "DEFAULT_REFRACTORY_S"):

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
-from kws_assets.core.export import export_onnx, quantize_int8, write_artifact
-from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
-from kws_assets.core.training import train_model
+from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.model.training import train_model
 from kws_assets_tests.core.test_training import CLIP, SR, tone_clip
 
 LABELS = ["_silence_", "_unknown_", "low_tone", "high_tone"]

@@ -19,8 +19,8 @@ import pandera.errors as pa_errors
 import pandera.polars as pa
 import polars as pl
 
-from kws_assets.core.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
-from kws_assets.core.splits import SPLITS
+from kws_assets.core.audio.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
+from kws_assets.core.dataset.splits import SPLITS
 
 MFCC_COLUMN = "mfcc"
 # Columns of a failures table returned by ``validate``.

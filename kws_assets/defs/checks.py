@@ -9,8 +9,9 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from kws_assets.core import export, schemas
-from kws_assets.core.features import FeatureSpec
+from kws_assets.core.model import export
+from kws_assets.core import schemas
+from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.resources import KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY

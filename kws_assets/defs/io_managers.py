@@ -2,7 +2,7 @@
 
 Both are ``dg.UPathIOManager`` subclasses — so partitioned assets get one object per partition
 and paths follow Dagster's conventions — whose bytes go through an
-:class:`~kws_assets.core.object_store.ObjectStore`.  That gives every table the store's
+:class:`~kws_assets.core.storage.object_store.ObjectStore`.  That gives every table the store's
 guarantees: an atomic write (staged file + rename locally, one PUT of a finished object on S3),
 so a reader or a re-run after a crash never sees half a table; transient errors retried by the
 S3 client and then by the assets' retry policy; permanent errors failing the step at once with
@@ -24,8 +24,8 @@ from dagster._core.storage.upath_io_manager import escape_dotdot_segments
 from dagster_aws.s3 import S3Resource
 from upath import UPath
 
-from kws_assets.core.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
-from kws_assets.core.parquet_stream import StagedParquet, place_staged_file
+from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
+from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_file
 from kws_assets.defs.retries import FailFastObjectStore
 
 PARQUET_COMPRESSION = "zstd"
@@ -102,7 +102,7 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
 
 def place_staged_parquet(objects: ObjectStore, key: str, staged: StagedParquet) -> str:
     """Streaming write path (issue 6): store a Parquet file an asset already wrote, batch by
-    batch, to local disk (:class:`~kws_assets.core.parquet_stream.StagedParquet`) at ``key``.
+    batch, to local disk (:class:`~kws_assets.core.storage.parquet_stream.StagedParquet`) at ``key``.
 
     In a local store the finished file is renamed into place (copied first if it sits on another
     file system), never loaded into memory; other stores get its bytes in one atomic put.

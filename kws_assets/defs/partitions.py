@@ -20,8 +20,8 @@ from typing import Any
 import dagster as dg
 
 from kws_assets.config import KwsConfig
-from kws_assets.core.batches import configured_batch_keys
-from kws_assets.core.landing import landing_root, scan_landing_zone
+from kws_assets.core.corpus.batches import configured_batch_keys
+from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
 
 KEYWORDS = dg.DynamicPartitionsDefinition(name="keywords")
 CORPUS_BATCHES = dg.DynamicPartitionsDefinition(name="corpus_batches")

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from kws_assets.core.object_store import ObjectNotFound, ObjectStore, StorageError
+from kws_assets.core.storage.object_store import ObjectNotFound, ObjectStore, StorageError
 
 STEP_MAX_RETRIES = 3
 STEP_RETRY_DELAY_S = 1.0  # waits (2**n - 1) * delay: about 1, 3 and 7 s, each +/- 1 s of jitter

@@ -14,7 +14,7 @@ from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
 from bench.mfcc import mfcc_flops_per_clip
 from bench.timing import interleaved, loglog_slope
 from kws_assets.config import AudioSettings, FeatureSettings, KwsConfig
-from kws_assets.core.features import FeatureSpec
+from kws_assets.core.audio.features import FeatureSpec
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def test_scaling_summary_fits_the_curve() -> None:
 def test_table_memory_measurement(tmp_path) -> None:
     """The per-size measurement the bench runs in fresh processes, run here in-process."""
     from bench.table_memory import measure_build, summarize_table_memory
-    from kws_assets.core.audio import write_wav
+    from kws_assets.core.audio.io import write_wav
 
     paths = []
     for i in range(3):

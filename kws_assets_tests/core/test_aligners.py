@@ -8,8 +8,10 @@ import polars as pl
 import pytest
 
 from kws_assets.config import AlignmentSettings, AudioSettings, KwsConfig
-from kws_assets.core import curation, quality, tts
-from kws_assets.core.aligners import (
+from kws_assets.core.dataset import curation
+from kws_assets.core.audio import quality
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.aligners import (
     AlignerChoice,
     NoAlignerError,
     PocketsphinxAligner,
@@ -18,11 +20,11 @@ from kws_assets.core.aligners import (
     as_word_aligner,
     build_aligner,
 )
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.audio import read_audio, resample, write_wav
-from kws_assets.core.clip_store import ClipStore
-from kws_assets.core.dtw_aligner import DtwAligner
-from kws_assets.core.segment import align_utterances
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.io import read_audio, resample, write_wav
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.speech.dtw_aligner import DtwAligner
+from kws_assets.core.corpus.segment import align_utterances
 
 SR = 16000
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pocketsphinx import get_model_path
 
-from kws_assets.core import tts
-from kws_assets.core.audio import resample
-from kws_assets.core.alignment import (
+from kws_assets.core.speech import tts
+from kws_assets.core.audio.io import resample
+from kws_assets.core.speech.alignment import (
     ARPABET_PHONES,
     ESPEAK_TO_ARPABET,
     AlignmentResult,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kws_assets.core.atomic_files import copy_file_atomic, write_file_atomic
+from kws_assets.core.storage.atomic_files import copy_file_atomic, write_file_atomic
 
 
 def test_writes_bytes_and_text_and_replaces_whole_files(tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Tests of kws_assets.core.audio on generated files and signals."""
+"""Tests of kws_assets.core.audio.io on generated files and signals."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_assets.core import audio
-from kws_assets.core.audio import (
+from kws_assets.core.audio import io as audio
+from kws_assets.core.audio.io import (
     AudioReadError,
     apply_fades,
     colored_noise,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kws_assets.config import DemoCorpusSource, KwsConfig, ManifestSource
-from kws_assets.core.batches import (
+from kws_assets.core.corpus.batches import (
     BatchKeyError,
     BatchRef,
     config_for_sources,

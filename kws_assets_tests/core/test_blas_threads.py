@@ -6,8 +6,8 @@ import threading
 
 from threadpoolctl import ThreadpoolController
 
-from kws_assets.core import blas_threads
-from kws_assets.core.blas_threads import single_threaded_blas  # imports numpy (its BLAS)
+from kws_assets.core.audio import blas_threads
+from kws_assets.core.audio.blas_threads import single_threaded_blas  # imports numpy (its BLAS)
 
 
 def _blas_threads() -> list[int]:

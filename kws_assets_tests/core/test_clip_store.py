@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_assets.core.audio import REASON_MISSING, AudioReadError
-from kws_assets.core.clip_store import ClipStore, clip_id_for, safe_key_part
-from kws_assets.core.object_store import (
+from kws_assets.core.audio.io import REASON_MISSING, AudioReadError
+from kws_assets.core.storage.clip_store import ClipStore, clip_id_for, safe_key_part
+from kws_assets.core.storage.object_store import (
     STAGING_DIR,
     LocalObjectStore,
     ObjectNotFound,
@@ -153,7 +153,7 @@ def test_a_full_disk_fails_naming_the_object_and_keeps_the_old_version(tmp_path,
 
 KILLED_WRITER = """
 import os, signal, sys
-from kws_assets.core.object_store import LocalObjectStore
+from kws_assets.core.storage.object_store import LocalObjectStore
 store = LocalObjectStore.at(sys.argv[1])
 os.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # die between write and rename
 store.put_bytes("synthetic/yes/victim.wav", b"RIFF" + b"x" * 100_000)

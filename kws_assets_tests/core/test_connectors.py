@@ -13,11 +13,13 @@ import pytest
 import soundfile as sf
 
 from kws_assets.config import KwsConfig
-from kws_assets.core import corpus, labeled_clips, quality
-from kws_assets.core.clip_store import ClipStore
-from kws_assets.core.connectors import common_voice
-from kws_assets.core.connectors.base import UnsafePathError, corpus_root, member
-from kws_assets.core.connectors.speech_commands import keep_unknown, speaker_from_name
+from kws_assets.core.corpus import ingest as corpus
+from kws_assets.core.corpus import labeled_clips
+from kws_assets.core.audio import quality
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.corpus.connectors import common_voice
+from kws_assets.core.corpus.connectors.base import UnsafePathError, corpus_root, member
+from kws_assets.core.corpus.connectors.speech_commands import keep_unknown, speaker_from_name
 
 SR = 16000
 

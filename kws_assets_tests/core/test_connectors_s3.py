@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from kws_assets.config import KwsConfig
-from kws_assets.core import corpus, quality
+from kws_assets.core.corpus import ingest as corpus
+from kws_assets.core.audio import quality
 
 boto3 = pytest.importorskip("boto3")
 s3fs = pytest.importorskip("s3fs")

@@ -12,8 +12,8 @@ import polars as pl
 import soundfile as sf
 
 from kws_assets.config import KwsConfig
-from kws_assets.core import corpus
-from kws_assets.core.connectors.files import CACHE_FILE, FileFactsCache
+from kws_assets.core.corpus import ingest as corpus
+from kws_assets.core.corpus.connectors.files import CACHE_FILE, FileFactsCache
 
 SR = 16000
 
@@ -115,7 +115,7 @@ def test_attach_provenance_carries_the_recording_into_clip_rows(tmp_path):
 
 
 def test_keyword_mentions_use_the_aligners_normalisation() -> None:
-    from kws_assets.core.corpus import mentions_keyword
+    from kws_assets.core.corpus.ingest import mentions_keyword
 
     assert mentions_keyword("STOP! Don't go.", ["stop"], "en")
     assert mentions_keyword("I counted to 2 twice", ["two"], "en")

@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from kws_assets.config import KwsConfig
-from kws_assets.core import curation, quality
-from kws_assets.core.audio import apply_fades
-from kws_assets.core.clip_store import ClipStore
+from kws_assets.core.dataset import curation
+from kws_assets.core.audio import quality
+from kws_assets.core.audio.io import apply_fades
+from kws_assets.core.storage.clip_store import ClipStore
 
 SR = 16000
 

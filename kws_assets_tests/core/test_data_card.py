@@ -7,9 +7,9 @@ import re
 import polars as pl
 
 from kws_assets.config import KwsConfig
-from kws_assets.core import data_card
-from kws_assets.core.corpus import CORPUS_SCHEMA
-from kws_assets.core.curation import QUARANTINE_COLUMNS, VALIDATED_COLUMNS
+from kws_assets.core.dataset import data_card
+from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
+from kws_assets.core.dataset.curation import QUARANTINE_COLUMNS, VALIDATED_COLUMNS
 
 CFG = KwsConfig.model_validate({
     "keywords": ["yes", "no"],

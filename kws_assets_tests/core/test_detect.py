@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.core.detect import (
+from kws_assets.core.model.detect import (
     Detection,
     StreamingDetector,
     find_events,
@@ -15,8 +15,8 @@ from kws_assets.core.detect import (
     window_features,
     window_latency_ms,
 )
-from kws_assets.core.export import KwsClassifier
-from kws_assets.core.features import features_for_clips
+from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.audio.features import features_for_clips
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 
@@ -72,7 +72,7 @@ def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> No
         assert detection.end_s - detection.start_s == pytest.approx(1.0)
         assert 0.45 <= detection.score <= 1.0
     # resampled input gives the same detections
-    from kws_assets.core.audio import resample
+    from kws_assets.core.audio.io import resample
 
     again = detector.detect(resample(audio, SR, 8000), 8000)
     assert [d.keyword for d in again] == [d.keyword for d in detections]

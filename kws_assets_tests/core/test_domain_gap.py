@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.core import domain_gap as G
+from kws_assets.core.dataset import domain_gap as G
 
 
 def test_frechet_distance_grows_with_the_gap_between_distributions() -> None:

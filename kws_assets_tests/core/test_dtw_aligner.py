@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from kws_assets.core import tts
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.audio import colored_noise, mix_at_snr, resample
-from kws_assets.core.dtw_aligner import (
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
+from kws_assets.core.speech.dtw_aligner import (
     DtwAligner,
     FrameFeatures,
     LanguageNotSpokenError,
@@ -241,7 +241,7 @@ def test_identical_sequences_warp_along_the_diagonal():
 
 
 def test_chunked_band_distances_give_the_same_path(monkeypatch):
-    from kws_assets.core import dtw_aligner
+    from kws_assets.core.speech import dtw_aligner
 
     rng = np.random.default_rng(5)
     reference, query = rng.standard_normal((120, 8)), rng.standard_normal((170, 8))

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from kws_assets.config import ModelSettings
-from kws_assets.core.audio import AudioReadError, resample, write_wav
-from kws_assets.core.export import (
+from kws_assets.core.audio.io import AudioReadError, resample, write_wav
+from kws_assets.core.model.export import (
     ARTIFACT_FILES,
     INPUT_NAME,
     OUTPUT_NAME,
@@ -24,9 +24,9 @@ from kws_assets.core.export import (
     softmax,
     write_artifact,
 )
-from kws_assets.core.features import FeatureSpec, features_for_files
-from kws_assets.core.model import DSCNN
-from kws_assets.core.training import evaluate, predict_logits
+from kws_assets.core.audio.features import FeatureSpec, features_for_files
+from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.model.training import evaluate, predict_logits
 from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
 
 KIB = 1024
@@ -191,7 +191,7 @@ def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_
     import shutil
     import subprocess
 
-    from kws_assets.core.export import C_HEADER_FILE, C_SOURCE_FILE
+    from kws_assets.core.model.export import C_HEADER_FILE, C_SOURCE_FILE
 
     artifact = exported["artifact"]
     model = (artifact / "model.int8.onnx").read_bytes()
@@ -225,7 +225,7 @@ def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_
 
 
 def test_quantization_gates(exported) -> None:
-    from kws_assets.core.export import MODEL_FILE, accuracy_drop_gate, read_metrics, size_gate
+    from kws_assets.core.model.export import MODEL_FILE, accuracy_drop_gate, read_metrics, size_gate
 
     ok = accuracy_drop_gate({"float_test_accuracy": 0.90, "int8_test_accuracy": 0.895}, 1.0)
     assert ok.passed and ok.value == pytest.approx(0.5)

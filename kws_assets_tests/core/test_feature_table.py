@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 
 from kws_assets.config import AudioSettings, FeatureSettings
-from kws_assets.core import feature_table
-from kws_assets.core.audio import AudioReadError, write_wav
-from kws_assets.core.feature_table import (
+from kws_assets.core.model import feature_table
+from kws_assets.core.audio.io import AudioReadError, write_wav
+from kws_assets.core.model.feature_table import (
     ClipReader,
     FeatureCache,
     build_mfcc_table,
@@ -23,7 +23,7 @@ from kws_assets.core.feature_table import (
     iter_mfcc_batches,
     stage_mfcc_table,
 )
-from kws_assets.core.features import FeatureSpec, MfccExtractor, features_for_files
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_files
 
 SR = 16000
 

@@ -8,8 +8,8 @@ import soundfile as sf
 from pydantic import ValidationError
 
 from kws_assets.config import AudioSettings, FeatureSettings
-from kws_assets.core.audio import AudioReadError
-from kws_assets.core.features import (
+from kws_assets.core.audio.io import AudioReadError
+from kws_assets.core.audio.features import (
     FeatureSpec,
     MfccExtractor,
     compute_norm_stats,
@@ -190,7 +190,7 @@ def test_threads_do_not_change_the_result(spec: FeatureSpec) -> None:
 def test_single_threaded_torch_restores_the_thread_count() -> None:
     import torch
 
-    from kws_assets.core.features import single_threaded_torch
+    from kws_assets.core.audio.features import single_threaded_torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -13,8 +13,8 @@ import pytest
 from upath import UPath
 
 from kws_assets.config import KwsConfig, ManifestSource, load_config
-from kws_assets.core.batches import BatchKeyError
-from kws_assets.core.landing import (
+from kws_assets.core.corpus.batches import BatchKeyError
+from kws_assets.core.corpus.landing import (
     INVALID_NAME,
     BatchCursor,
     KnownBatch,

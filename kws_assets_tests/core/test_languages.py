@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kws_assets.config import KwsConfig, TtsSettings
-from kws_assets.core import tts
-from kws_assets.core.connectors.demo import FILLER_WORDS, demo_recipe_hash, demo_sentences
-from kws_assets.core.fillers import CARRIER_PHRASES, FILLER_WORDS as FILLERS_BY_LANGUAGE
-from kws_assets.core.fillers import carrier_phrases, filler_words
-from kws_assets.core.languages import (
+from kws_assets.core.speech import tts
+from kws_assets.core.corpus.connectors.demo import FILLER_WORDS, demo_recipe_hash, demo_sentences
+from kws_assets.core.speech.fillers import CARRIER_PHRASES, FILLER_WORDS as FILLERS_BY_LANGUAGE
+from kws_assets.core.speech.fillers import carrier_phrases, filler_words
+from kws_assets.core.speech.languages import (
     LanguageNotSpokenError,
     alignment_voice,
     default_voices,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.core import lexicon as L
+from kws_assets.core.speech import lexicon as L
 
 
 @pytest.fixture(scope="module")

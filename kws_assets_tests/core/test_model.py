@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from kws_assets.config import ModelSettings
-from kws_assets.core.model import DSCNN, build_model, count_parameters
+from kws_assets.core.model.networks import DSCNN, build_model, count_parameters
 
 N_FRAMES, N_MFCC = 49, 10
 

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from kws_assets.config import AudioSettings, FeatureSettings, KwsConfig
-from kws_assets.core import curation
-from kws_assets.core.clip_store import ClipStore
-from kws_assets.core.features import FeatureSpec
-from kws_assets.core.outliers import MfccStatsEmbedder, outlier_scores, scores_by_label
+from kws_assets.core.dataset import curation
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.dataset.outliers import MfccStatsEmbedder, outlier_scores, scores_by_label
 from kws_assets_tests.corpus_files import KEYWORD_VOICES, SR, beep, keyword_clip
 
 SPEC = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())

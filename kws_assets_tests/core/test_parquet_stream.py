@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from kws_assets.core.parquet_stream import (
+from kws_assets.core.storage.parquet_stream import (
     ParquetBatchWriter,
     place_staged_file,
     sweep_stale_staged,

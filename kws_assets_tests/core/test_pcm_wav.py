@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_assets.core.audio import read_audio, wav_bytes
-from kws_assets.core.pcm_wav import decode_pcm16_mono, pcm16_mono_samples
+from kws_assets.core.audio.io import read_audio, wav_bytes
+from kws_assets.core.audio.pcm_wav import decode_pcm16_mono, pcm16_mono_samples
 
 SR = 16000
 

@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from kws_assets.core.atomic_files import write_file_atomic
-from kws_assets.core.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 

@@ -1,4 +1,4 @@
-"""Tests of kws_assets.core.quality on generated signals with known properties."""
+"""Tests of kws_assets.core.audio.quality on generated signals with known properties."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from kws_assets.config import SILENCE_LABEL, QualitySettings
-from kws_assets.core import quality as q
-from kws_assets.core.audio import AudioReadError, apply_fades, colored_noise, dbfs, read_audio, write_wav
-from kws_assets.core.quality import ClipQuality, measure_clip, read_error_reason, rejection_reasons
+from kws_assets.core.audio import quality as q
+from kws_assets.core.audio.io import AudioReadError, apply_fades, colored_noise, dbfs, read_audio, write_wav
+from kws_assets.core.audio.quality import ClipQuality, measure_clip, read_error_reason, rejection_reasons
 
 SR = 16000
 THRESHOLDS = QualitySettings()

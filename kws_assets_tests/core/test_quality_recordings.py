@@ -1,4 +1,4 @@
-"""Recording-level checks of kws_assets.core.quality (applied at ingest, before any clip is cut)
+"""Recording-level checks of kws_assets.core.audio.quality (applied at ingest, before any clip is cut)
 and the bit depth of libsndfile subtypes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kws_assets.config import QualitySettings
-from kws_assets.core import quality
+from kws_assets.core.audio import quality
 
 SR = 16000
 THRESHOLDS = QualitySettings()

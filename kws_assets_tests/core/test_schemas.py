@@ -10,7 +10,7 @@ import pytest
 
 from kws_assets.config import KwsConfig
 from kws_assets.core import schemas
-from kws_assets.core.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
+from kws_assets.core.audio.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
 from kws_assets.core.schemas import (
     TableSchemaError,
     candidate_clip_schema,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from kws_assets.config import UNKNOWN_LABEL
-from kws_assets.core.alignment import WordSpan
-from kws_assets.core.segment import choose_clips, cut_word_clips
+from kws_assets.core.speech.alignment import WordSpan
+from kws_assets.core.corpus.segment import choose_clips, cut_word_clips
 
 SR = 16000
 

@@ -1,4 +1,4 @@
-"""Tests of kws_assets.core.splits: stable, speaker-disjoint hash splits."""
+"""Tests of kws_assets.core.dataset.splits: stable, speaker-disjoint hash splits."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from kws_assets.config import SplitSettings
-from kws_assets.core.splits import (
+from kws_assets.core.dataset.splits import (
     SPLITS,
     TEST,
     TRAIN,
@@ -53,7 +53,7 @@ def test_splits_are_deterministic_across_processes():
     speakers = [f"speaker{i}" for i in range(50)]
     here = [split_for_speaker(s, 10.0, 10.0, "salt-x") for s in speakers]
     code = (
-        "import json, sys; from kws_assets.core.splits import split_for_speaker; "
+        "import json, sys; from kws_assets.core.dataset.splits import split_for_speaker; "
         "print(json.dumps([split_for_speaker(s, 10.0, 10.0, 'salt-x') for s in json.loads(sys.argv[1])]))"
     )
     for hash_seed in ("1", "999"):

@@ -15,11 +15,13 @@ from kws_assets.config import (
     SplitSettings,
     TtsSettings,
 )
-from kws_assets.core import lexicon, synthesis as S, tts
-from kws_assets.core.alignment import Aligner
-from kws_assets.core.audio import resample
-from kws_assets.core.clip_store import ClipStore
-from kws_assets.core.splits import assign_splits
+from kws_assets.core.speech import lexicon
+from kws_assets.core.dataset import synthesis as S
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.io import resample
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.dataset.splits import assign_splits
 
 AUDIO = AudioSettings()
 KEYWORDS = ["yes", "no", "stop"]

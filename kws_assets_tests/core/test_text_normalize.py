@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from kws_assets.core.text_normalize import (
+from kws_assets.core.speech.text_normalize import (
     expand_numbers,
     normalize_keyword,
     normalize_text,

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
-from kws_assets.core.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
-from kws_assets.core.training import (
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.model.training import (
     NO_AUGMENT,
     MfccAugment,
     TrainResult,
@@ -221,7 +221,7 @@ def test_classification_report_counts() -> None:
 
 
 def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
-    from kws_assets.core.training import learning_rate_schedule
+    from kws_assets.core.model.training import learning_rate_schedule
 
     settings = FAST_TRAIN.model_copy(update={"max_epochs": 10, "lr_schedule": "cosine",
                                              "min_lr_fraction": 0.1})

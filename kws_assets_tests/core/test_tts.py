@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kws_assets.config import DemoCorpusSource, TtsSettings
-from kws_assets.core import tts
+from kws_assets.core.speech import tts
 
 SENTENCE = "please say yes to the stop sign"
 F0_MIN_HZ = 60.0

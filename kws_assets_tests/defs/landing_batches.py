@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from kws_assets.core import tts
-from kws_assets.core.audio import resample, write_wav
+from kws_assets.core.speech import tts
+from kws_assets.core.audio.io import resample, write_wav
 
 SAMPLE_RATE = 16000
 

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from kws_assets.config import UNKNOWN_LABEL, AudioSettings, FeatureSettings, load_config
-from kws_assets.core.export import write_artifact
-from kws_assets.core.features import FeatureSpec
+from kws_assets.core.model.export import write_artifact
+from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.defs.partitions import KEYWORDS, register_config_partitions
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.pipeline_runs import (

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core import tts
-from kws_assets.core.audio import cut_centered, resample, write_wav
-from kws_assets.core.export import KwsClassifier
+from kws_assets.core.speech import tts
+from kws_assets.core.audio.io import cut_centered, resample, write_wav
+from kws_assets.core.model.export import KwsClassifier
 from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.in_process import materialize_graph

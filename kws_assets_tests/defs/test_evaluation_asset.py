@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.core import export
-from kws_assets.core.clip_store import ClipStore
-from kws_assets.core.features import FeatureSpec, MfccExtractor, normalize
-from kws_assets.core.feature_table import mfcc_dtype
+from kws_assets.core.model import export
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
+from kws_assets.core.model.feature_table import mfcc_dtype
 from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE, evaluation
 from kws_assets.defs.assets.ship import ARTIFACT_DIR

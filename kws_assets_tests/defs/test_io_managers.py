@@ -10,7 +10,7 @@ import torch
 from dagster_aws.s3 import S3Resource
 
 from kws_assets.config import KwsConfig, StorageSettings
-from kws_assets.core.object_store import STAGING_DIR
+from kws_assets.core.storage.object_store import STAGING_DIR
 from kws_assets.defs.io_managers import (
     PolarsParquetIOManager,
     S3PolarsParquetIOManager,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core.landing import landing_root
+from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
 from kws_assets.defs.partitions import KEYWORDS
 from kws_assets.defs.sensors import (

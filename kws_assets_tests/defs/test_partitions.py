@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from kws_assets.config import UNKNOWN_LABEL, load_config
-from kws_assets.core.landing import landing_root
+from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs import build_definitions
 from kws_assets.defs.in_process import failed_steps
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB, RETRAIN_JOB

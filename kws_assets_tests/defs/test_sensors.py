@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core.landing import landing_root
+from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
 from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS

@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core import tts
-from kws_assets.core.audio import read_audio
-from kws_assets.core.dtw_aligner import DtwAligner
-from kws_assets.core.fillers import FILLER_WORDS
+from kws_assets.core.speech import tts
+from kws_assets.core.audio.io import read_audio
+from kws_assets.core.speech.dtw_aligner import DtwAligner
+from kws_assets.core.speech.fillers import FILLER_WORDS
 from kws_assets.defs import build_definitions
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.in_process import materialize_graph

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.parquet_stream import ParquetBatchWriter, StagedParquet
+from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 from kws_assets.defs.io_managers import PolarsParquetIOManager
 
 SCHEMA = {"clip_id": pl.String, "x": pl.Array(pl.Float32, 2)}

@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from kws_assets.core import augment
+from kws_assets.core.dataset import augment
 from kws_assets.defs.assets.summaries import label_counts_md
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY

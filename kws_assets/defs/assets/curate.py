@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.config import UNKNOWN_LABEL
-from kws_assets.core import curation, synthesis
+from kws_assets.core.dataset import curation
+from kws_assets.core.dataset import synthesis
 from kws_assets.defs.assets.summaries import label_counts_md, md_table
 from kws_assets.defs.partitions import all_partitions_of, loaded_partitions, missing_partitions
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings

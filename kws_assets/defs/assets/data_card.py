@@ -6,10 +6,10 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from kws_assets.core import data_card as card
+from kws_assets.core.dataset import data_card as card
 from kws_assets.config import KwsConfig
-from kws_assets.core.corpus import CORPUS_SCHEMA
-from kws_assets.core.domain_gap import synthetic_real_gap
+from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
+from kws_assets.core.dataset.domain_gap import synthetic_real_gap
 from kws_assets.defs.assets.features import stage_features
 from kws_assets.defs.partitions import all_partitions_of, loaded_partitions
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings

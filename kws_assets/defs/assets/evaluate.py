@@ -7,10 +7,10 @@ import json
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.evaluation import evaluate_artifact
-from kws_assets.core.export import KwsClassifier
-from kws_assets.core.atomic_files import write_file_atomic
-from kws_assets.core.plots import png_markdown
+from kws_assets.core.model.evaluation import evaluate_artifact
+from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.model.plots import png_markdown
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.assets.summaries import md_table
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings

@@ -5,15 +5,15 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.config import KwsConfig
-from kws_assets.core.feature_table import (
+from kws_assets.core.model.feature_table import (
     ClipReader,
     FeatureCache,
     MfccTableStats,
     local_file_stamp,
     stage_mfcc_table,
 )
-from kws_assets.core.features import FeatureSpec
-from kws_assets.core.parquet_stream import StagedParquet, sweep_stale_staged
+from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
 from kws_assets.defs.resources import ClipStoreResource, KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 

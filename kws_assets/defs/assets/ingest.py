@@ -10,11 +10,15 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.config import UNKNOWN_LABEL
-from kws_assets.core import corpus, curation, labeled_clips, segment, synthesis
-from kws_assets.core.batches import keyword_seed
-from kws_assets.core.landing import batch_config
-from kws_assets.core.aligners import AlignerChoice
-from kws_assets.core.curation import clip_candidates, clip_table
+from kws_assets.core.corpus import ingest as corpus
+from kws_assets.core.dataset import curation
+from kws_assets.core.corpus import labeled_clips
+from kws_assets.core.corpus import segment
+from kws_assets.core.dataset import synthesis
+from kws_assets.core.corpus.batches import keyword_seed
+from kws_assets.core.corpus.landing import batch_config
+from kws_assets.core.speech.aligners import AlignerChoice
+from kws_assets.core.dataset.curation import clip_candidates, clip_table
 from kws_assets.defs.assets.summaries import label_counts_md, md_table
 from kws_assets.defs.partitions import (
     CORPUS_BATCHES,

@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.config import ModelSettings
-from kws_assets.core.export import export_onnx, onnx_accuracy, quantize_int8, write_artifact
-from kws_assets.core.feature_table import split_arrays
-from kws_assets.core.features import FeatureSpec, normalize
-from kws_assets.core.model import DSCNN
+from kws_assets.core.model.export import export_onnx, onnx_accuracy, quantize_int8, write_artifact
+from kws_assets.core.model.feature_table import split_arrays
+from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.model.networks import DSCNN
 from kws_assets.defs.resources import KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 

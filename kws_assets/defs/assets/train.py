@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.feature_table import split_arrays
-from kws_assets.core.features import FeatureSpec, compute_norm_stats, normalize
-from kws_assets.core.atomic_files import write_file_atomic
-from kws_assets.core.plots import confusion_matrix_png, png_markdown
-from kws_assets.core.training import MfccAugment, evaluate, train_model
+from kws_assets.core.model.feature_table import split_arrays
+from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, normalize
+from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.model.training import MfccAugment, evaluate, train_model
 from kws_assets.defs.assets.summaries import confusion_md
 from kws_assets.defs.resources import KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY

@@ -1,0 +1,1 @@
+"""Audio: reading and writing clips, the fast WAV path, MFCC features, quality metrics."""

@@ -1,0 +1,1 @@
+"""Corpora: connectors per layout, ingestion, the landing zone, batches and clip cutting."""

@@ -1,0 +1,73 @@
+"""The LibriSpeech layout: ``<reader>/<chapter>/<reader>-<chapter>.trans.txt`` files whose lines
+are ``<utterance-id> <TRANSCRIPT>``, next to ``<utterance-id>.flac``.  The speaker is the reader.
+"""
+
+from __future__ import annotations
+
+from upath import UPath
+
+from kws_assets.config import LibriSpeechSource
+from kws_assets.core.corpus.connectors.base import (
+    BAD_MANIFEST_ROW,
+    BAD_TRANSCRIPT,
+    DUPLICATE_ROW,
+    MISSING_TRANSCRIPT,
+    CorpusEntry,
+    EntryProblem,
+    clean_text,
+    relative_to_root,
+    text_problem,
+)
+from kws_assets.core.corpus.connectors.manifest import ManifestError, decode_manifest
+
+TRANSCRIPT_GLOB = "*.trans.txt"
+ID_SEPARATOR = "-"
+ID_PARTS = 3  # reader-chapter-utterance
+
+
+def list_librispeech(source: LibriSpeechSource, root: UPath
+                     ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+    """Entries of every transcript file under ``root`` (any depth), in sorted path order."""
+    if not root.exists():
+        raise ManifestError(f"corpus source {source.name!r}: {root} not found")
+    transcript_files = sorted(root.rglob(TRANSCRIPT_GLOB), key=str)
+    if not transcript_files:
+        raise ManifestError(f"corpus source {source.name!r}: no {TRANSCRIPT_GLOB} under {root}")
+    entries: list[CorpusEntry] = []
+    problems: list[EntryProblem] = []
+    seen: set[str] = set()
+    for trans in transcript_files:
+        folder = relative_to_root(root, trans.parent)
+        trans_rel = relative_to_root(root, trans)
+        text = decode_manifest(trans.read_bytes())
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            ref = f"{trans_rel}:{number}"
+            utterance_id, _, words = line.strip().partition(" ")
+            parts = utterance_id.split(ID_SEPARATOR)
+            if len(parts) != ID_PARTS or text_problem(utterance_id, "utterance id"):
+                problems.append(EntryProblem(source.name, ref, BAD_MANIFEST_ROW,
+                                             f"{ref}: expected '<reader>-<chapter>-<n> TEXT'"))
+                continue
+            rel = f"{folder}/{utterance_id}{source.audio_extension}"
+            speaker = parts[0]
+            issue = text_problem(words, "transcript")
+            if issue:
+                problems.append(EntryProblem(source.name, rel, BAD_TRANSCRIPT, f"{ref}: {issue}",
+                                             speaker=speaker))
+                continue
+            transcript = clean_text(words)
+            if not transcript:
+                problems.append(EntryProblem(source.name, rel, MISSING_TRANSCRIPT,
+                                             f"{ref}: no transcript", speaker=speaker))
+                continue
+            if rel in seen:
+                problems.append(EntryProblem(source.name, rel, DUPLICATE_ROW, f"{ref}: listed twice",
+                                             speaker=speaker))
+                continue
+            seen.add(rel)
+            entries.append(CorpusEntry(source=source.name, original_path=rel, transcript=transcript,
+                                       speaker=speaker, language=source.language,
+                                       license=source.license))
+    return entries, problems

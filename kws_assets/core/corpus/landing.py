@@ -1,0 +1,183 @@
+"""The landing zone: where new corpus batches arrive, locally or under an ``s3://`` prefix.
+
+A batch is a folder directly under the landing root that holds a manifest (``manifest.csv``,
+``.tsv`` or ``.jsonl``, the same format as a ``kind: manifest`` source) next to its audio.  The
+manifest is the "ready" signal: write it last.  Folders whose names start with ``.`` or ``_`` are
+never picked up, so a batch can also be staged under ``_incoming-x`` and renamed when complete.
+
+Everything here goes through :class:`upath.UPath`, so the same code lists a local folder or an
+object-store prefix.  :class:`BatchCursor` is what the landing-zone sensor remembers between
+ticks: the fingerprint of every batch it has requested, so a batch is requested once, a corrected
+manifest is requested again, and any number of batches landing between two ticks are all seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from upath import UPath
+
+from kws_assets.config import KwsConfig
+from kws_assets.core.corpus.batches import (
+    BatchKeyError,
+    config_for_sources,
+    configured_batch_keys,
+    configured_source,
+    content_fingerprint,
+    landed_fingerprint,
+    landed_source,
+    landing_batch_key,
+    parse_batch_key,
+    source_fingerprint,
+)
+
+HIDDEN_PREFIXES = (".", "_")
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+INVALID_NAME = "invalid_batch_name"
+UNREADABLE_MANIFEST = "unreadable_manifest"
+
+
+@dataclass(frozen=True)
+class LandedBatch:
+    """A ready batch folder: its key, where it is, which manifest it holds and that file's hash."""
+
+    key: str
+    folder: str
+    manifest: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class LandingProblem:
+    """A folder in the landing zone that cannot become a batch, and why."""
+
+    folder: str
+    reason: str
+    detail: str
+
+
+def landing_root(cfg: KwsConfig) -> str:
+    """The landing zone of a config: ``automation.landing_root``, relative ones under storage.root."""
+    root = cfg.automation.landing_root
+    if "://" in root:
+        return root.rstrip("/")
+    path = Path(root).expanduser()
+    if path.is_absolute():
+        return str(path.resolve())
+    storage_root = cfg.storage.root
+    if "://" in storage_root:
+        return f"{storage_root.rstrip('/')}/{root}"
+    return str(cfg.storage_path(root))
+
+
+def _as_upath(root: str | os.PathLike[str]) -> UPath:
+    return UPath(os.fspath(root))
+
+
+def scan_landing_zone(root: str | os.PathLike[str], manifest_names: list[str],
+                      ) -> tuple[list[LandedBatch], list[LandingProblem]]:
+    """Every ready batch under ``root`` (sorted by key) and the folders that cannot be batches.
+
+    A missing root is an empty landing zone, not an error: nothing has landed yet.
+    """
+    base = _as_upath(root)
+    if base.protocol not in LOCAL_PROTOCOLS:
+        base.fs.invalidate_cache()  # list what is there now, not what fsspec saw on the last tick
+    if not base.exists():
+        return [], []
+    batches: list[LandedBatch] = []
+    problems: list[LandingProblem] = []
+    for folder in sorted(base.iterdir(), key=lambda p: p.name):
+        if folder.name.startswith(HIDDEN_PREFIXES) or not folder.is_dir():
+            continue
+        manifest = next((name for name in manifest_names if (folder / name).is_file()), None)
+        if manifest is None:
+            continue  # not ready yet: the manifest is written last
+        try:
+            key = landing_batch_key(folder.name)
+        except ValueError as exc:
+            problems.append(LandingProblem(str(folder), INVALID_NAME, str(exc)))
+            continue
+        try:
+            fingerprint = content_fingerprint((folder / manifest).read_bytes())
+        except OSError as exc:
+            problems.append(LandingProblem(str(folder), UNREADABLE_MANIFEST, f"{manifest}: {exc}"))
+            continue
+        batches.append(LandedBatch(key, str(folder), manifest, fingerprint))
+    return batches, problems
+
+
+def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: list[str]) -> LandedBatch:
+    """The ready batch with this key; :class:`BatchKeyError` naming the root when there is none."""
+    ref = parse_batch_key(key)
+    if ref.kind != "landing":
+        raise BatchKeyError(f"{key!r} is not a landing batch")
+    folder = _as_upath(root) / ref.name
+    manifest = next((name for name in manifest_names if (folder / name).is_file()), None)
+    if manifest is None:
+        raise BatchKeyError(f"batch {key!r}: no folder {ref.name!r} with a manifest "
+                            f"({', '.join(manifest_names)}) under the landing zone {root}")
+    return LandedBatch(key, str(folder), manifest,
+                       content_fingerprint((folder / manifest).read_bytes()))
+
+
+@dataclass(frozen=True)
+class KnownBatch:
+    """A batch a sensor can request: its key and fingerprint (configured source or landed folder)."""
+
+    key: str
+    fingerprint: str
+    origin: str
+
+
+def known_batches(cfg: KwsConfig) -> tuple[list[KnownBatch], list[LandingProblem]]:
+    """The configured sources and the ready landed folders, as batches with fingerprints."""
+    batches = [KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
+               for key, source in configured_batch_keys(cfg).items()]
+    landed, problems = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests)
+    batches += [KnownBatch(b.key, landed_fingerprint(cfg, b.fingerprint), b.folder) for b in landed]
+    return batches, problems
+
+
+def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
+    """``cfg`` narrowed to the single source batch ``key`` stands for (configured or landed)."""
+    ref = parse_batch_key(key)
+    if ref.kind == "source":
+        return config_for_sources(cfg, [configured_source(cfg, key)])
+    batch = find_landed_batch(landing_root(cfg), key, cfg.automation.landing_manifests)
+    return config_for_sources(cfg, [landed_source(key, batch.folder, batch.manifest, cfg)])
+
+
+class BatchCursor:
+    """Batch key -> fingerprint of the last request, serialised as a sensor cursor (JSON)."""
+
+    def __init__(self, requested: dict[str, str] | None = None):
+        self.requested: dict[str, str] = dict(requested or {})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "BatchCursor":
+        if not text:
+            return cls()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"landing-zone sensor cursor is not JSON ({exc.msg}); reset the "
+                             "sensor's cursor in the UI") from exc
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("landing-zone sensor cursor must map batch keys to fingerprints; "
+                             "reset the sensor's cursor in the UI")
+        return cls(value)
+
+    def to_json(self) -> str:
+        return json.dumps(self.requested, sort_keys=True, separators=(",", ":"))
+
+    def pending(self, batches: list[KnownBatch]) -> list[KnownBatch]:
+        """The batches never requested, or requested with another fingerprint (changed since)."""
+        return [b for b in batches if self.requested.get(b.key) != b.fingerprint]
+
+    def mark(self, batches: list[KnownBatch]) -> "BatchCursor":
+        """A new cursor that also remembers these batches as requested."""
+        return BatchCursor({**self.requested, **{b.key: b.fingerprint for b in batches}})

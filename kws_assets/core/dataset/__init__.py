@@ -1,0 +1,1 @@
+"""The dataset: synthesis, augmentation, curation, outliers, splits, the data card."""

@@ -1,0 +1,1 @@
+"""Models: feature tables, networks, training, export, detection, evaluation, plots."""

@@ -1,0 +1,239 @@
+"""Streaming keyword detection: slide the int8 classifier over long audio.
+
+The MFCC frames of the whole recording are computed once (the frame grid of a window starting
+at a multiple of the hop equals the frames of that window cut out as a clip: no centre padding,
+frame-local log-mel and DCT), then every ``hop_ms`` a window of ``n_frames`` frames — one clip
+length — is classified.  Posteriors are smoothed with a causal moving average over
+``smoothing_windows`` windows; a detection fires when a keyword's smoothed posterior reaches the
+threshold outside the refractory period that follows the previous detection.  Its time span is
+the window where that keyword's smoothed posterior peaks before falling back below the threshold.
+
+The stream is padded with half a clip of silence at both ends so a word at the very start or end
+can still sit in the middle of a window.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.core.audio.io import read_audio, resample
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
+
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_HOP_MS = 100.0
+DEFAULT_SMOOTHING_WINDOWS = 3
+DEFAULT_REFRACTORY_S = 1.0
+STREAM_CHUNK_FRAMES = 500
+"""MFCC frames computed per call when featurizing a long recording (10 s at a 20 ms hop)."""
+MS_PER_S = 1000.0
+SCORE_DECIMALS = 4
+TIME_DECIMALS = 3
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected keyword: the 1-s window (seconds from the start of the audio) and its score."""
+
+    keyword: str
+    start_s: float
+    end_s: float
+    score: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"start": round(self.start_s, TIME_DECIMALS), "end": round(self.end_s, TIME_DECIMALS),
+                "keyword": self.keyword, "score": round(self.score, SCORE_DECIMALS)}
+
+
+def hop_frames(spec: FeatureSpec, hop_ms: float) -> int:
+    """Window stride in feature frames (at least one); the effective hop is a frame multiple."""
+    return max(1, int(round(hop_ms / spec.hop_ms)))
+
+
+def stream_padding(spec: FeatureSpec) -> int:
+    """Samples of silence padded at each end: half a clip, rounded to whole feature hops."""
+    return (spec.clip_samples // 2) // spec.hop_length * spec.hop_length
+
+
+def stream_frames(samples: np.ndarray, spec: FeatureSpec,
+                  chunk_frames: int = STREAM_CHUNK_FRAMES) -> np.ndarray:
+    """Normalised MFCC frames ``[n_frames, n_mfcc]`` of a whole recording (at the spec's rate).
+
+    Computed in chunks of ``chunk_frames`` frames with the same :class:`MfccExtractor` maths as
+    the clips, so window ``i`` of :func:`window_features` equals the features of the clip that
+    starts at sample ``i * hop``.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    hop, win = spec.hop_length, spec.win_length
+    if x.size < win:
+        x = np.concatenate([x, np.zeros(win - x.size, dtype=np.float32)])
+    total = 1 + (x.size - win) // hop
+    chunk_len = win + (chunk_frames - 1) * hop
+    extractor = MfccExtractor(spec.model_copy(update={"clip_samples": chunk_len}))
+    out = np.empty((total, spec.n_mfcc), dtype=np.float32)
+    for first in range(0, total, chunk_frames):
+        piece = x[first * hop : first * hop + chunk_len]
+        if piece.size < chunk_len:
+            piece = np.concatenate([piece, np.zeros(chunk_len - piece.size, dtype=np.float32)])
+        frames = extractor(piece[None, :])[0]
+        count = min(chunk_frames, total - first)
+        out[first : first + count] = frames[:count]
+    return normalize(out, spec)
+
+
+def window_features(frames: np.ndarray, spec: FeatureSpec, stride_frames: int) -> np.ndarray:
+    """Windows of ``spec.n_frames`` frames every ``stride_frames``: ``[n_windows, n_frames, n_mfcc]``."""
+    n = spec.n_frames
+    if frames.shape[0] < n:
+        frames = np.concatenate([frames, np.zeros((n - frames.shape[0], frames.shape[1]),
+                                                  dtype=frames.dtype)])
+    view = np.lib.stride_tricks.sliding_window_view(frames, n, axis=0)[::stride_frames]
+    return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+
+def smooth_posteriors(probs: np.ndarray, windows: int) -> np.ndarray:
+    """Causal moving average over the last ``windows`` rows (fewer at the start)."""
+    if windows <= 1:
+        return np.asarray(probs, dtype=np.float32).copy()
+    cumulative = np.cumsum(np.asarray(probs, dtype=np.float64), axis=0)
+    out = cumulative.copy()
+    out[windows:] = cumulative[windows:] - cumulative[:-windows]
+    counts = np.minimum(np.arange(1, len(probs) + 1), windows)[:, None]
+    return (out / counts).astype(np.float32)
+
+
+def keyword_columns(labels: Sequence[str]) -> list[int]:
+    """Indices of the keyword classes (every label except _silence_ and _unknown_)."""
+    return [i for i, lab in enumerate(labels) if lab not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+
+
+def find_events(smoothed: np.ndarray, threshold: float,
+                refractory_windows: int) -> list[tuple[int, int, float]]:
+    """Detections in smoothed keyword posteriors ``[n_windows, n_keywords]``, as
+    ``(peak window, keyword column, score)``.
+
+    A detection triggers at the first window where any keyword reaches ``threshold`` and
+    ``refractory_windows`` have passed since the last trigger; the keyword is the best one at
+    the trigger window, and the peak is where its score is highest until it drops below the
+    threshold (or the refractory period ends).
+    """
+    if smoothed.size == 0:
+        return []
+    best = smoothed.max(axis=1)
+    above = np.flatnonzero(best >= threshold)
+    events: list[tuple[int, int, float]] = []
+    next_allowed = 0
+    position = 0
+    while position < above.size:
+        trigger = int(above[position])
+        if trigger < next_allowed:
+            position = int(np.searchsorted(above, next_allowed))
+            continue
+        column = int(np.argmax(smoothed[trigger]))
+        end = min(len(smoothed), trigger + max(refractory_windows, 1))
+        track = smoothed[trigger:end, column]
+        below = np.flatnonzero(track < threshold)
+        if below.size:
+            track = track[: below[0]]
+        peak = trigger + int(np.argmax(track))
+        events.append((peak, column, float(smoothed[peak, column])))
+        next_allowed = trigger + max(refractory_windows, 1)
+        position += 1
+    return events
+
+
+@dataclass(frozen=True)
+class StreamPosteriors:
+    """Per-window class posteriors of a recording and the window start times (seconds)."""
+
+    start_s: np.ndarray
+    probs: np.ndarray
+    labels: list[str]
+    window_s: float
+    hop_s: float
+
+
+class StreamingDetector:
+    """Keyword detection over long audio with a classifier loaded from an artifact folder."""
+
+    def __init__(self, classifier, threshold: float = DEFAULT_THRESHOLD,  # noqa: ANN001
+                 hop_ms: float = DEFAULT_HOP_MS, smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
+                 refractory_s: float = DEFAULT_REFRACTORY_S) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+        if smoothing_windows < 1 or refractory_s < 0 or hop_ms <= 0:
+            raise ValueError("need smoothing_windows >= 1, refractory_s >= 0 and hop_ms > 0")
+        self.classifier = classifier
+        self.spec: FeatureSpec = classifier.spec
+        self.labels: list[str] = list(classifier.labels)
+        self.threshold = threshold
+        self.stride_frames = hop_frames(self.spec, hop_ms)
+        self.smoothing_windows = smoothing_windows
+        self.refractory_s = refractory_s
+
+    @property
+    def hop_s(self) -> float:
+        return self.stride_frames * self.spec.hop_length / self.spec.sample_rate
+
+    @property
+    def window_s(self) -> float:
+        return self.spec.clip_samples / self.spec.sample_rate
+
+    def posteriors(self, samples: np.ndarray, sample_rate: int) -> StreamPosteriors:
+        """Class posteriors of every window of a recording (any rate; resampled to the spec)."""
+        x = np.asarray(samples, dtype=np.float32)
+        if sample_rate != self.spec.sample_rate:
+            x = resample(x, sample_rate, self.spec.sample_rate)
+        pad = stream_padding(self.spec)
+        padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
+        windows = window_features(stream_frames(padded, self.spec), self.spec, self.stride_frames)
+        probs = self.classifier.classify_features(windows)
+        starts = (np.arange(len(windows)) * self.stride_frames * self.spec.hop_length - pad)
+        return StreamPosteriors(starts / self.spec.sample_rate, probs, self.labels,
+                                self.window_s, self.hop_s)
+
+    def events(self, posteriors: StreamPosteriors, threshold: float | None = None) -> list[Detection]:
+        """Detections from precomputed posteriors (so one pass serves many thresholds)."""
+        columns = keyword_columns(self.labels)
+        smoothed = smooth_posteriors(posteriors.probs, self.smoothing_windows)[:, columns]
+        refractory = int(np.ceil(self.refractory_s / self.hop_s))
+        found = find_events(smoothed, self.threshold if threshold is None else threshold, refractory)
+        return [Detection(self.labels[columns[c]], float(posteriors.start_s[w]),
+                          float(posteriors.start_s[w] + self.window_s), score)
+                for w, c, score in found]
+
+    def detect(self, samples: np.ndarray, sample_rate: int) -> list[Detection]:
+        """Keyword detections in a recording."""
+        return self.events(self.posteriors(samples, sample_rate))
+
+    def detect_file(self, path: PathLike) -> list[Detection]:
+        """Keyword detections in an audio file (raises ``AudioReadError`` if it is unusable)."""
+        info = read_audio(path)
+        return self.detect(info.samples, info.sample_rate)
+
+
+def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
+    """Median wall time (ms) to featurize and classify one 1-s window, one window at a time —
+    what a device pays per hop when it runs the model on each new window."""
+    spec: FeatureSpec = classifier.spec
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(spec.clip_samples)).astype(np.float32)
+    extractor = MfccExtractor(spec)
+    timings = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        classifier.classify_features(normalize(extractor(clip[None, :]), spec))
+        timings.append((time.perf_counter() - started) * MS_PER_S)
+    return float(np.median(timings[1:]))
+
+
+def detections_as_dicts(detections: Sequence[Detection]) -> list[dict[str, object]]:
+    return [d.as_dict() for d in detections]
+

@@ -1,0 +1,481 @@
+"""The MFCC feature table: one row per validated clip, with a fixed-shape MFCC array column.
+
+Clips are featurized with the same :class:`MfccExtractor` the classifier uses at inference time,
+so training and serving share one feature path.  The table is built as a stream:
+
+- the clip list is cut into batches of ``batch_size`` rows, in table order;
+- ``workers`` threads each take a batch: read the WAV bytes, decode them (a numpy fast path for
+  the clip store's mono PCM_16 files) and run the batched torch MFCC — torch releases the GIL in
+  its kernels, so the threads use all cores; at most ``workers + 1`` batches are in flight, so
+  memory does not grow with the number of clips;
+- finished batches are written, in order, as Parquet row groups (:class:`ParquetBatchWriter`).
+
+Repeated work is avoided with a :class:`FeatureCache`: a Parquet file under a name carrying a hash
+of the feature configuration, with one row per clip of the last build — clip id, URI, the file's
+size and modification time, a checksum of its bytes, and its MFCC.  On the next build a clip whose
+id, URI, size and mtime are unchanged is copied from the cache without opening the file; a clip
+whose file was rewritten (or whose stamp was taken too soon after a write to be trusted) is read
+and checksummed, and recomputed only if its bytes changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from kws_assets.core.audio.io import REASON_MISSING, REASON_UNREADABLE, AudioReadError, fit_to_length, read_audio
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, default_workers, single_threaded_torch
+from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
+from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
+
+READ_BATCH = 256
+"""Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
+
+KEY_COLUMNS = ("clip_id", "label", "split", "speaker", "source")
+MFCC_COLUMN = "mfcc"
+CACHE_FORMAT = "mfcc-cache-v2"
+"""Goes into the cache file's name with the feature config: change it when the maths change."""
+
+CACHED_ROW_GROUPS = 2
+"""Row groups of the old cache kept decoded while copying hits (the access is nearly in order)."""
+
+RACY_STAMP_NS = 2_000_000_000
+"""A file modified less than this before it was stat'ed may change again within the same
+timestamp tick without its mtime moving; such stamps are not trusted (git's "racy" rule), the
+file is read and checksummed instead."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+Stamp = tuple[int, int]  # (size in bytes, modification time in ns)
+
+
+def mfcc_dtype(spec: FeatureSpec) -> pl.DataType:
+    return pl.Array(pl.Float32, (spec.n_frames, spec.n_mfcc))
+
+
+def table_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+    """Columns of the MFCC table: the clip keys, then the MFCC array."""
+    return {**{c: pl.String for c in KEY_COLUMNS}, MFCC_COLUMN: mfcc_dtype(spec)}
+
+
+def cache_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+    """Columns of the feature cache file."""
+    return {"clip_id": pl.String, "uri": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64,
+            "stamped_ns": pl.Int64, "checksum": pl.String, MFCC_COLUMN: mfcc_dtype(spec)}
+
+
+def read_uri_bytes(uri: str) -> bytes:
+    """The bytes of a clip URI: a local path, or any ``scheme://`` location universal-pathlib
+    knows.  A missing or unreadable file raises :class:`AudioReadError` naming it."""
+    try:
+        if "://" in uri:
+            from upath import UPath
+
+            return UPath(uri).read_bytes()
+        with open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise AudioReadError(uri, REASON_MISSING, str(exc)) from exc
+    except OSError as exc:
+        raise AudioReadError(uri, REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+
+
+def local_file_stamp(uri: str) -> Stamp | None:
+    """``(size, mtime_ns)`` of a local file; ``None`` for remote URIs or files that cannot be
+    stat'ed (those are then read and checksummed instead)."""
+    if "://" in uri:
+        return None
+    try:
+        st = os.stat(uri)
+    except OSError:
+        return None
+    return (int(st.st_size), int(st.st_mtime_ns))
+
+
+@dataclass(frozen=True)
+class ClipReader:
+    """How the feature path reaches clip files: their bytes, and a cheap change stamp."""
+
+    load_bytes: Callable[[str], bytes] = read_uri_bytes
+    stamp: Callable[[str], Stamp | None] = local_file_stamp
+
+
+def content_checksum(data: bytes) -> str:
+    """A 64-bit checksum of a file's bytes (CRC-32 and Adler-32): tells a rewritten-but-identical
+    clip from a changed one.  It detects changes, it is no defence against crafted collisions."""
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
+def decode_clip_into(data: bytes, uri: str, spec: FeatureSpec, out: np.ndarray) -> None:
+    """Decode WAV bytes into ``out`` (float32 ``[clip_samples]``): mono at the spec's rate, cut
+    or zero-padded to the clip length.  Errors are :class:`AudioReadError` naming ``uri``.
+
+    Mono 16-bit PCM at the spec's rate (what the clip store writes) is converted straight from
+    the file bytes into ``out``; everything else goes through ``read_audio``.
+    """
+    pcm = pcm16_mono_samples(data, spec.sample_rate)
+    if pcm is not None and pcm.size:
+        keep = min(pcm.size, out.size)
+        pcm16_to_float(pcm[:keep], out=out[:keep])
+        out[keep:] = 0.0
+        return
+    stream = io.BytesIO(data)
+    stream.name = uri  # read_audio names the source in its errors
+    out[:] = fit_to_length(read_audio(stream, target_sr=spec.sample_rate).samples, out.size)
+
+
+def decode_clip(data: bytes, uri: str, spec: FeatureSpec) -> np.ndarray:
+    """WAV bytes as a model-ready float32 clip (see :func:`decode_clip_into`)."""
+    out = np.empty(spec.clip_samples, dtype=np.float32)
+    decode_clip_into(data, uri, spec, out)
+    return out
+
+
+def feature_config_hash(spec: FeatureSpec) -> str:
+    """A short hash of everything that determines a clip's MFCC (normalisation stats excluded)."""
+    payload = spec.model_dump(mode="json", exclude={"mean", "std"})
+    payload["format"] = CACHE_FORMAT
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class CacheEntry(NamedTuple):
+    uri: str
+    size: int | None
+    mtime_ns: int | None
+    stamped_ns: int | None  # when the stamp was taken
+    checksum: str
+    row: int
+
+    def stamp_matches(self, uri: str, stamp: Stamp | None) -> bool:
+        """Whether the file is the one featurized before, judged by its stamp alone."""
+        if stamp is None or self.mtime_ns is None or self.stamped_ns is None or uri != self.uri:
+            return False
+        if self.mtime_ns + RACY_STAMP_NS > self.stamped_ns:
+            return False  # modified just before it was stat'ed: the stamp proves nothing
+        return (self.size, self.mtime_ns) == stamp
+
+
+class _CacheRows:
+    """Random access to the MFCC rows of a cache file, decoding a few row groups at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = pq.ParquetFile(path)
+        meta = self._file.metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _row_group(self, index: int) -> np.ndarray:
+        if index in self._decoded:
+            self._decoded.move_to_end(index)
+            return self._decoded[index]
+        table = pl.from_arrow(self._file.read_row_group(index, columns=[MFCC_COLUMN]))
+        values = table[MFCC_COLUMN].to_numpy().astype(np.float32, copy=False)
+        self._decoded[index] = values
+        while len(self._decoded) > CACHED_ROW_GROUPS:
+            self._decoded.popitem(last=False)
+        return values
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The MFCC of the given cache rows, in the given order."""
+        groups = np.searchsorted(self._starts, rows, side="right") - 1
+        out: np.ndarray | None = None
+        for group in np.unique(groups):
+            values = self._row_group(int(group))
+            mask = groups == group
+            picked = values[rows[mask] - self._starts[group]]
+            if out is None:
+                out = np.empty((rows.size, *values.shape[1:]), dtype=np.float32)
+            out[mask] = picked
+        return out if out is not None else np.empty((0,), np.float32)
+
+    def close(self) -> None:
+        self._decoded.clear()
+        self._file.close()
+
+
+@dataclass
+class FeatureCache:
+    """Features of clips featurized before, in ``<folder>/<name>-<feature config hash>.parquet``.
+
+    The file holds exactly the clips of the last successful build; it is replaced atomically at
+    the end of each build.  An unreadable cache file is ignored (and rebuilt), never an error.
+    """
+
+    path: Path
+
+    @classmethod
+    def for_spec(cls, folder: str | os.PathLike[str], spec: FeatureSpec, name: str = "mfcc") -> "FeatureCache":
+        return cls(Path(folder) / f"{name}-{feature_config_hash(spec)}.parquet")
+
+    def load_index(self) -> dict[str, CacheEntry]:
+        """``clip_id -> CacheEntry`` of the cached clips; empty when there is no usable cache."""
+        if not self.path.is_file():
+            return {}
+        try:
+            keys = pl.read_parquet(self.path, columns=["clip_id", "uri", "size", "mtime_ns",
+                                                       "stamped_ns", "checksum"])
+        except Exception:  # a damaged or foreign file: rebuild rather than fail the run
+            return {}
+        return {clip_id: CacheEntry(uri, size, mtime, stamped, checksum, row)
+                for row, (clip_id, uri, size, mtime, stamped, checksum) in enumerate(keys.iter_rows())}
+
+    def open_rows(self) -> _CacheRows:
+        return _CacheRows(self.path)
+
+
+@dataclass
+class MfccTableStats:
+    """What one build did: rows written, how many were featurized vs copied from the cache."""
+
+    rows: int = 0
+    featurized: int = 0
+    from_cache: int = 0
+    row_groups: int = 0
+    seconds: float = 0.0
+    all_finite: bool = True
+    workers: int = 1
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class FeatureBatch:
+    """One batch of the stream: its clip rows, their MFCC, and what the cache needs to know."""
+
+    rows: pl.DataFrame
+    mfcc: np.ndarray  # [n, n_frames, n_mfcc] float32, un-normalised
+    featurized: int  # how many of the rows were computed now (the rest came from the cache)
+    sizes: list[int | None] = field(default_factory=list)
+    mtimes_ns: list[int | None] = field(default_factory=list)
+    stamped_ns: list[int | None] = field(default_factory=list)
+    checksums: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _WorkResult:
+    rows: pl.DataFrame
+    computed_at: np.ndarray  # positions in the batch featurized now
+    computed: np.ndarray  # their MFCC [k, n_frames, n_mfcc]
+    cached_at: np.ndarray  # positions in the batch found in the cache
+    cache_rows: np.ndarray  # their rows in the old cache file
+    sizes: list[int | None]
+    mtimes_ns: list[int | None]
+    stamped_ns: list[int | None]
+    checksums: list[str]
+
+
+def _bounded_ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, results in input order, at most
+    ``workers + 1`` items in flight (so memory stays bounded however many items there are)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mfcc")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_mfcc_batches(
+    clips: pl.DataFrame,
+    spec: FeatureSpec,
+    reader: ClipReader | None = None,
+    *,
+    cache: FeatureCache | None = None,
+    workers: int = 1,
+    batch_size: int = READ_BATCH,
+) -> Iterator[FeatureBatch]:
+    """The MFCC of every clip of ``clips`` (needs ``clip_id`` and ``uri``), batch by batch, in
+    table order.  With a ``cache``, unchanged clips come from it (and the batches carry the
+    stamps and checksums a new cache needs); unreadable clips raise :class:`AudioReadError`."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if "uri" not in clips.columns or "clip_id" not in clips.columns:
+        raise ValueError(f"clips need 'clip_id' and 'uri' columns, got {clips.columns}")
+    reader = reader or ClipReader()
+    extractor = MfccExtractor(spec)
+    caching = cache is not None
+    index = cache.load_index() if cache is not None else {}
+    cache_rows = cache.open_rows() if index and cache is not None else None
+
+    buffers = threading.local()  # one decode buffer per thread, reused batch after batch
+
+    def featurize(batch: pl.DataFrame) -> _WorkResult:
+        audio = getattr(buffers, "audio", None)
+        if audio is None or audio.shape[0] < batch.height:
+            audio = buffers.audio = np.empty((batch_size, spec.clip_samples), dtype=np.float32)
+        computed_at: list[int] = []
+        cached_at: list[int] = []
+        rows: list[int] = []
+        sizes: list[int | None] = []
+        mtimes: list[int | None] = []
+        stamped: list[int | None] = []
+        checksums: list[str] = []
+        for pos, (clip_id, uri) in enumerate(zip(batch["clip_id"].to_list(), batch["uri"].to_list())):
+            stamp = reader.stamp(uri) if caching else None
+            entry = index.get(clip_id)
+            sizes.append(stamp[0] if stamp else None)
+            mtimes.append(stamp[1] if stamp else None)
+            stamped.append(time.time_ns() if stamp else None)
+            if entry is not None and entry.stamp_matches(uri, stamp):
+                checksums.append(entry.checksum)  # untouched since the last build: not even read
+                cached_at.append(pos)
+                rows.append(entry.row)
+                continue
+            data = reader.load_bytes(uri)
+            checksum = content_checksum(data) if caching else ""
+            checksums.append(checksum)
+            if entry is not None and entry.checksum == checksum:
+                cached_at.append(pos)  # rewritten with the same bytes
+                rows.append(entry.row)
+                continue
+            decode_clip_into(data, uri, spec, audio[len(computed_at)])
+            computed_at.append(pos)
+        mfcc = extractor(audio[: len(computed_at)])
+        return _WorkResult(batch, np.array(computed_at, dtype=np.int64), mfcc,
+                           np.array(cached_at, dtype=np.int64), np.array(rows, dtype=np.int64),
+                           sizes, mtimes, stamped, checksums)
+
+    batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
+    try:
+        with single_threaded_torch():
+            for result in _bounded_ordered_map(featurize, batches, workers):
+                mfcc = np.empty((result.rows.height, *spec.shape), dtype=np.float32)
+                mfcc[result.computed_at] = result.computed
+                if result.cached_at.size and cache_rows is not None:
+                    mfcc[result.cached_at] = cache_rows.take(result.cache_rows)
+                yield FeatureBatch(result.rows, mfcc, int(result.computed_at.size), result.sizes,
+                                   result.mtimes_ns, result.stamped_ns, result.checksums)
+    finally:
+        if cache_rows is not None:
+            cache_rows.close()
+
+
+def _mfcc_frame(batch: pl.DataFrame, mfcc: np.ndarray, spec: FeatureSpec) -> pl.DataFrame:
+    return batch.select(list(KEY_COLUMNS)).with_columns(
+        pl.Series(MFCC_COLUMN, mfcc, dtype=mfcc_dtype(spec)))
+
+
+def _cache_frame(batch: FeatureBatch, spec: FeatureSpec) -> pl.DataFrame:
+    return pl.DataFrame({
+        "clip_id": batch.rows["clip_id"], "uri": batch.rows["uri"],
+        "size": pl.Series(batch.sizes, dtype=pl.Int64),
+        "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
+        "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
+        "checksum": pl.Series(batch.checksums, dtype=pl.String),
+        MFCC_COLUMN: pl.Series(batch.mfcc, dtype=mfcc_dtype(spec)),
+    })
+
+
+def write_mfcc_table(
+    clips: pl.DataFrame,
+    spec: FeatureSpec,
+    writer: ParquetBatchWriter,
+    reader: ClipReader | None = None,
+    *,
+    cache: FeatureCache | None = None,
+    workers: int | None = None,
+    batch_size: int = READ_BATCH,
+) -> MfccTableStats:
+    """Featurize every clip of ``clips`` (needs ``uri`` and the key columns) into ``writer``.
+
+    Rows come out in the order of ``clips``.  With a cache, unchanged clips are copied from it and
+    the cache is replaced by one holding exactly these clips once the table is complete.
+    Unreadable clips raise :class:`AudioReadError` naming the file.
+    """
+    workers = workers or default_workers()
+    stats = MfccTableStats(workers=workers)
+    started = time.perf_counter()
+    new_cache = (ParquetBatchWriter(cache.path.parent, cache_schema(spec), prefix=cache.path.stem + "-")
+                 if cache is not None else None)
+    try:
+        for batch in iter_mfcc_batches(clips, spec, reader, cache=cache, workers=workers,
+                                       batch_size=batch_size):
+            writer.write(_mfcc_frame(batch.rows, batch.mfcc, spec))
+            if new_cache is not None:
+                new_cache.write(_cache_frame(batch, spec))
+            stats.rows += batch.rows.height
+            stats.featurized += batch.featurized
+            stats.from_cache += batch.rows.height - batch.featurized
+            stats.all_finite = stats.all_finite and bool(np.isfinite(batch.mfcc).all())
+    except BaseException:
+        if new_cache is not None:
+            new_cache.abort()
+        raise
+    if new_cache is not None and cache is not None:
+        os.replace(new_cache.close().path, cache.path)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def stage_mfcc_table(
+    clips: pl.DataFrame,
+    spec: FeatureSpec,
+    staging_folder: str | os.PathLike[str],
+    reader: ClipReader | None = None,
+    *,
+    cache: FeatureCache | None = None,
+    workers: int | None = None,
+    batch_size: int = READ_BATCH,
+) -> tuple[StagedParquet, MfccTableStats]:
+    """Build the MFCC table as a staged Parquet file in ``staging_folder`` (see
+    :func:`write_mfcc_table`); the caller moves it into place or discards it."""
+    with ParquetBatchWriter(staging_folder, table_schema(spec), prefix="mfcc_table-") as writer:
+        stats = write_mfcc_table(clips, spec, writer, reader, cache=cache, workers=workers,
+                                 batch_size=batch_size)
+    assert writer.staged is not None
+    stats.row_groups = writer.row_groups
+    return writer.staged, stats
+
+
+def build_mfcc_table(
+    clips: pl.DataFrame,
+    spec: FeatureSpec,
+    reader: ClipReader | None = None,
+    *,
+    workers: int | None = None,
+    batch_size: int = READ_BATCH,
+) -> pl.DataFrame:
+    """The MFCC table in memory (for small tables and tests; the asset streams to Parquet)."""
+    parts = [_mfcc_frame(batch.rows, batch.mfcc, spec) for batch in iter_mfcc_batches(
+        clips, spec, reader, workers=workers or default_workers(), batch_size=batch_size)]
+    if not parts:
+        return pl.DataFrame(schema=table_schema(spec))
+    return pl.concat(parts)
+
+
+def split_arrays(table: pl.DataFrame, labels: list[str], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x [n, frames, mfcc] float32, y [n] int64)`` for one split, labels indexed by ``labels``."""
+    rows = table.filter(pl.col("split") == split)
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = set(rows["label"].unique().to_list()) - set(index)
+    if unknown:
+        raise ValueError(f"feature table has labels the model does not know: {sorted(unknown)}")
+    x = rows["mfcc"].to_numpy().astype(np.float32)
+    y = np.array([index[label] for label in rows["label"].to_list()], dtype=np.int64)
+    return x, y

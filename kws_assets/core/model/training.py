@@ -1,0 +1,338 @@
+"""Training and evaluation of the DS-CNN on (normalised) MFCC arrays.
+
+Training is seeded and deterministic for a given thread count: the weights are initialised after
+``torch.manual_seed(seed)`` and the batch order and augmentation draw from one seeded generator.
+Early stopping watches validation accuracy: training stops once it has not risen for ``patience``
+epochs.  The weights kept are those of the best epoch, where "best" is the highest validation
+accuracy with ties broken by the lower validation loss.  With ``lr_schedule: cosine`` the
+learning rate decays along a half cosine over ``max_epochs`` (see ``learning_rate_schedule``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from kws_assets.config import ModelSettings, SpecAugmentSettings, TrainSettings
+from kws_assets.core.model.networks import DSCNN, build_model
+
+EVAL_BATCH = 512
+"""Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
+
+
+@dataclass(frozen=True)
+class MfccAugment:
+    """Training-time augmentation on normalised MFCC tensors ``[N, n_frames, n_mfcc]``.
+
+    A random time shift of up to ``max_shift_frames`` frames either way (frames shifted in are
+    zero, i.e. the train mean after normalisation), then ``time_masks`` SpecAugment-style masks
+    of up to ``max_time_mask_frames`` frames and ``coeff_masks`` masks of up to
+    ``max_coeff_mask`` coefficients, all set to zero.
+    """
+
+    max_shift_frames: int = 3
+    time_masks: int = 1
+    max_time_mask_frames: int = 4
+    coeff_masks: int = 0
+    max_coeff_mask: int = 2
+
+    @property
+    def active(self) -> bool:
+        return self.max_shift_frames > 0 or self.time_masks > 0 or self.coeff_masks > 0
+
+    @classmethod
+    def from_settings(cls, settings: SpecAugmentSettings) -> "MfccAugment":
+        """The augmentation ``train.spec_augment`` in the config describes."""
+        return cls(**settings.model_dump())
+
+
+NO_AUGMENT = MfccAugment(max_shift_frames=0, time_masks=0, coeff_masks=0)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Metrics of one training epoch."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class TrainResult:
+    """The best model (eval mode, CPU) and how training went."""
+
+    model: DSCNN
+    history: list[EpochStats]
+    best_epoch: int
+    epochs_run: int
+    best_val_accuracy: float
+    best_val_loss: float
+    stopped_early: bool
+
+    def history_dicts(self) -> list[dict[str, float]]:
+        return [asdict(h) for h in self.history]
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    precision: float
+    recall: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Accuracy, per-class precision/recall and the confusion matrix (rows true, columns predicted)."""
+
+    accuracy: float
+    n: int
+    labels: list[str]
+    per_class: dict[str, ClassMetrics]
+    confusion: list[list[int]] = field(repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "labels": list(self.labels),
+            "per_class": {k: asdict(v) for k, v in self.per_class.items()},
+            "confusion": [list(row) for row in self.confusion],
+        }
+
+
+def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str) -> None:
+    if x.ndim != 3:
+        raise ValueError(f"{name}: features must be [n, n_frames, n_mfcc], got {x.shape}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"{name}: need one label per row, got x {x.shape} and y {y.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: no rows")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"{name}: label indices must lie in [0, {n_classes})")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: features contain NaN or inf")
+
+
+def augment_batch(x: torch.Tensor, aug: MfccAugment, generator: torch.Generator) -> torch.Tensor:
+    """A randomly shifted and masked copy of ``x`` ``[N, T, C]`` (see ``MfccAugment``)."""
+    n, t, c = x.shape
+    out = x
+    if aug.max_shift_frames > 0:
+        shifts = torch.randint(-aug.max_shift_frames, aug.max_shift_frames + 1, (n, 1),
+                               generator=generator)
+        src = torch.arange(t).unsqueeze(0) - shifts  # frame each output frame is copied from
+        valid = (src >= 0) & (src < t)
+        gathered = torch.gather(out, 1, src.clamp(0, t - 1).unsqueeze(-1).expand(n, t, c))
+        out = gathered * valid.unsqueeze(-1)
+    for _ in range(aug.time_masks):
+        out = _mask_axis(out, axis=1, max_width=aug.max_time_mask_frames, generator=generator)
+    for _ in range(aug.coeff_masks):
+        out = _mask_axis(out, axis=2, max_width=aug.max_coeff_mask, generator=generator)
+    return out
+
+
+def _mask_axis(x: torch.Tensor, axis: int, max_width: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero one random band of up to ``max_width`` positions along ``axis`` per row."""
+    n, size = x.shape[0], x.shape[axis]
+    width = torch.randint(0, max(0, min(max_width, size)) + 1, (n, 1), generator=generator)
+    start = (torch.rand((n, 1), generator=generator) * (size - width + 1)).floor()
+    pos = torch.arange(size).unsqueeze(0)
+    keep = ~((pos >= start) & (pos < start + width))  # [n, size]
+    keep = keep.unsqueeze(2) if axis == 1 else keep.unsqueeze(1)
+    return x * keep
+
+
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Logits ``[n, n_classes]`` of a model for features ``[n, n_frames, n_mfcc]`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    outputs: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], np.float32))
+            outputs.append(model(chunk).numpy())
+    model.train(was_training)
+    if not outputs:
+        return np.empty((0, getattr(model, "n_classes", 0)), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def classification_report(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
+) -> EvalReport:
+    """An ``EvalReport`` from true and predicted class indices (precision 0 for unpredicted classes)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(labels)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_class: dict[str, ClassMetrics] = {}
+    for i, label in enumerate(labels):
+        predicted = int(confusion[:, i].sum())
+        support = int(confusion[i, :].sum())
+        hits = int(confusion[i, i])
+        per_class[label] = ClassMetrics(
+            precision=hits / predicted if predicted else 0.0,
+            recall=hits / support if support else 0.0,
+            support=support,
+        )
+    n = int(y_true.shape[0])
+    accuracy = float(np.trace(confusion) / n) if n else 0.0
+    return EvalReport(
+        accuracy=accuracy,
+        n=n,
+        labels=list(labels),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+    )
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> EvalReport:
+    """Accuracy, per-class precision/recall and confusion matrix of a model on ``(x, y)``."""
+    logits = predict_logits(model, x)
+    return classification_report(y, logits.argmax(axis=1), labels)
+
+
+def _loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    model.eval()
+    losses, hits = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], EVAL_BATCH):
+            logits = model(x[start : start + EVAL_BATCH])
+            target = y[start : start + EVAL_BATCH]
+            losses += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+            hits += int((logits.argmax(1) == target).sum())
+    return losses / x.shape[0], hits / x.shape[0]
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings
+                           ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """``cosine``: the learning rate falls along a half cosine from ``learning_rate`` to
+    ``learning_rate * min_lr_fraction`` over ``max_epochs`` (stepped once per epoch), which lets
+    a fixed epoch budget end on small, careful steps; ``constant``: no schedule."""
+    if settings.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=settings.max_epochs,
+        eta_min=settings.learning_rate * settings.min_lr_fraction)
+
+
+def train_model(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    labels: Sequence[str],
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    log: Callable[[str], None] | None = None,
+    augment: MfccAugment | None = MfccAugment(),
+) -> TrainResult:
+    """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
+
+    ``x_*`` are normalised features ``[n, n_frames, n_mfcc]`` (float32) and ``y_*`` class indices
+    into ``labels``.  ``augment=None`` (or ``NO_AUGMENT``) trains on the features as they are.
+    """
+    n_classes = len(labels)
+    x_train = np.ascontiguousarray(x_train, dtype=np.float32)
+    x_val = np.ascontiguousarray(x_val, dtype=np.float32)
+    y_train = np.asarray(y_train, dtype=np.int64)
+    y_val = np.asarray(y_val, dtype=np.int64)
+    _check_xy(x_train, y_train, n_classes, "train")
+    _check_xy(x_val, y_val, n_classes, "val")
+    if x_train.shape[1:] != x_val.shape[1:]:
+        raise ValueError(f"train/val feature shapes differ: {x_train.shape} vs {x_val.shape}")
+    say = log or (lambda _msg: None)
+    augment = augment if augment is not None and augment.active else None
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(train_settings.threads)
+    try:
+        torch.manual_seed(train_settings.seed)
+        generator = torch.Generator().manual_seed(train_settings.seed)
+        model = build_model(n_classes, model_settings)
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=train_settings.learning_rate,
+            weight_decay=train_settings.weight_decay,
+        )
+        scheduler = learning_rate_schedule(optimizer, train_settings)
+        xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+        xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
+
+        history: list[EpochStats] = []
+        best_state = copy.deepcopy(model.state_dict())
+        best_key = (-1.0, float("-inf"))  # (val accuracy, -val loss): larger is better
+        best_epoch = 0
+        best_acc_for_patience = -1.0
+        epochs_without_gain = 0
+        stopped_early = False
+
+        for epoch in range(1, train_settings.max_epochs + 1):
+            model.train()
+            order = torch.randperm(xt.shape[0], generator=generator)
+            loss_sum, hits = 0.0, 0
+            for start in range(0, xt.shape[0], train_settings.batch_size):
+                idx = order[start : start + train_settings.batch_size]
+                xb, yb = xt[idx], yt[idx]
+                if augment is not None:
+                    xb = augment_batch(xb, augment, generator)
+                logits = model(xb)
+                loss = nn.functional.cross_entropy(logits, yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += float(loss.detach()) * yb.shape[0]
+                hits += int((logits.detach().argmax(1) == yb).sum())
+            if scheduler is not None:
+                scheduler.step()
+            val_loss, val_acc = _loss_and_accuracy(model, xv, yv)
+            stats = EpochStats(
+                epoch=epoch,
+                train_loss=loss_sum / xt.shape[0],
+                train_accuracy=hits / xt.shape[0],
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+            )
+            history.append(stats)
+            say(
+                f"epoch {epoch}: train loss {stats.train_loss:.4f} acc {stats.train_accuracy:.3f}"
+                f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
+            )
+            key = (val_acc, -val_loss)
+            if key > best_key:
+                best_key, best_epoch = key, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            if val_acc > best_acc_for_patience:
+                best_acc_for_patience = val_acc
+                epochs_without_gain = 0
+            else:
+                epochs_without_gain += 1
+                if (epochs_without_gain >= train_settings.patience
+                        and epoch >= train_settings.min_epochs):
+                    stopped_early = epoch < train_settings.max_epochs
+                    say(f"early stop at epoch {epoch}: no val accuracy gain for "
+                        f"{train_settings.patience} epochs (best epoch {best_epoch})")
+                    break
+
+        model.load_state_dict(best_state)
+        model.eval()
+        return TrainResult(
+            model=model,
+            history=history,
+            best_epoch=best_epoch,
+            epochs_run=len(history),
+            best_val_accuracy=best_key[0],
+            best_val_loss=-best_key[1],
+            stopped_early=stopped_early,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)

@@ -1,0 +1,1 @@
+"""Speech: TTS engines, lexicons, languages, text normalisation and aligners."""
