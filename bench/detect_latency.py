@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench.timing import interleaved
-from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
 from kws_assets.core.audio.io import colored_noise
 from kws_assets.core.model.detect import StreamingDetector
 from kws_assets.core.model.export import KwsClassifier, export_onnx, quantize_int8, write_artifact

@@ -61,7 +61,7 @@ def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> d
     keyword-free stream for the streaming evaluation, and no int8 accuracy gate (a model trained
     this briefly is not one to ship; the gate would rightly stop the run).  Sections the config
     model lacks are skipped."""
-    from kws_assets.config import KwsConfig
+    from kws_assets.settings import KwsConfig
 
     wanted = {
         "train": {"max_epochs": epochs, "min_epochs": epochs, "patience": epochs},
@@ -78,7 +78,7 @@ def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) ->
     side = math.isqrt(scale)
     if side * side != scale or scale < 1:
         raise ValueError(f"scale must be a perfect square (1, 4, 16...), got {scale}")
-    from kws_assets.config import KwsConfig
+    from kws_assets.settings import KwsConfig
 
     effective = KwsConfig.model_validate(base)  # the values in force, defaults included
     cfg = copy.deepcopy(base)

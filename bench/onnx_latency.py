@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from kws_assets.config import ModelSettings
+from kws_assets.settings import ModelSettings
 from kws_assets.core.model.export import export_onnx, quantize_int8
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.model.networks import DSCNN

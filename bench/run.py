@@ -23,7 +23,7 @@ from bench.detect_latency import run_detect_bench
 from bench.onnx_latency import run_onnx_bench
 from bench.table_memory import run_table_memory_bench
 from bench.report import check_targets, render_markdown, targets_as_dicts
-from kws_assets.config import AudioSettings, FeatureSettings, parse_yaml
+from kws_assets.settings import AudioSettings, FeatureSettings, parse_yaml
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 
 ROOT = Path(__file__).resolve().parents[1]

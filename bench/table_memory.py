@@ -31,7 +31,7 @@ def _table(paths: list[str], n: int):
 
 def measure_build(paths_file: Path, n: int, out: Path) -> int:
     """One size, in this process (run it in a fresh one: peak RSS is per process)."""
-    from kws_assets.config import AudioSettings, FeatureSettings
+    from kws_assets.settings import AudioSettings, FeatureSettings
     from kws_assets.core.model.feature_table import FeatureCache, stage_mfcc_table
     from kws_assets.core.audio.features import FeatureSpec
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from kws_assets.config import (SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig, load_config, parse_yaml)
+from kws_assets.config import load_config
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig, parse_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.training import train_model

@@ -19,14 +19,15 @@ import pandera.errors as pa_errors
 import pandera.polars as pa
 import polars as pl
 
-from kws_assets.core.audio.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
+from kws_assets.core.audio.quality import SCHEMA_VIOLATION
+from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.dataset.splits import SPLITS
 
 MFCC_COLUMN = "mfcc"
 # Columns of a failures table returned by ``validate``.
 FAILURE_COLUMNS = ("index", "column", "check", "failure_case")
 # Quality columns stored as Float64 (sample_rate is an Int64 column of the clip table itself).
-QUALITY_FLOAT_COLUMNS = tuple(c for c in QUALITY_COLUMNS if c != "sample_rate")
+QUALITY_FLOAT_COLUMNS = QUALITY_COLUMNS
 
 
 class TableSchemaError(ValueError):

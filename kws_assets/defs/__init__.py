@@ -6,7 +6,8 @@ import os
 
 import dagster as dg
 
-from kws_assets.config import KwsConfig, config_path, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import KwsConfig, config_path
 from kws_assets.defs.assets import augment, curate, data_card, evaluate, features, ingest, ship, train
 from kws_assets.defs.checks import ALL_CHECKS
 from kws_assets.defs.jobs import JOBS, PIPELINE_JOB, SCHEDULES

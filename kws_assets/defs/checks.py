@@ -16,7 +16,7 @@ from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.resources import KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
-SPLITS = ("train", "val", "test")
+from kws_assets.core.tables import SPLITS
 MAX_FAILURES_SHOWN = 20
 QUARANTINE_WARN_FRACTION = 0.25
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import configured_batch_keys
 from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
 

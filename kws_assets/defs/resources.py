@@ -16,7 +16,8 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from kws_assets.config import KwsConfig, StorageSettings, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from kws_assets.defs.io_managers import (

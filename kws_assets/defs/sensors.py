@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kws_assets.config import KwsConfig, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import keyword_changes
 from kws_assets.core.corpus.landing import BatchCursor, known_batches
 from kws_assets.defs.jobs import (

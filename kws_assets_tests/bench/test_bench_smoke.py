@@ -13,7 +13,7 @@ from bench import run as bench_run
 from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
 from bench.mfcc import mfcc_flops_per_clip
 from bench.timing import interleaved, loglog_slope
-from kws_assets.config import AudioSettings, FeatureSettings, KwsConfig
+from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets.core.audio.features import FeatureSpec
 
 pytestmark = pytest.mark.slow

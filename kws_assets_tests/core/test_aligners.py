@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.config import AlignmentSettings, AudioSettings, KwsConfig
+from kws_assets.settings import AlignmentSettings, AudioSettings, KwsConfig
 from kws_assets.core.dataset import curation
 from kws_assets.core.audio import quality
 from kws_assets.core.speech import tts

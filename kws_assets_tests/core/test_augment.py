@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.config import AudioSettings, AugmentSettings
+from kws_assets.settings import AudioSettings, AugmentSettings
 from kws_assets.core.dataset import augment as A
 from kws_assets.core.audio.io import colored_noise, write_wav
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.dataset.splits import assign_splits
-from kws_assets.config import SplitSettings
+from kws_assets.settings import SplitSettings
 
 SR = 16000
 

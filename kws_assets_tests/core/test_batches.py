@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kws_assets.config import DemoCorpusSource, KwsConfig, ManifestSource
+from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
     BatchRef,

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import soundfile as sf
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus import labeled_clips
 from kws_assets.core.audio import quality

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import soundfile as sf
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.files import CACHE_FILE, FileFactsCache
 

@@ -6,7 +6,7 @@ import re
 
 import polars as pl
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.dataset import data_card
 from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset.curation import QUARANTINE_COLUMNS, VALIDATED_COLUMNS

@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from kws_assets.config import ModelSettings
+from kws_assets.settings import ModelSettings
 from kws_assets.core.audio.io import AudioReadError, resample, write_wav
 from kws_assets.core.model.export import (
     ARTIFACT_FILES,

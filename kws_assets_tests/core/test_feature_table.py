@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from kws_assets.config import AudioSettings, FeatureSettings
+from kws_assets.settings import AudioSettings, FeatureSettings
 from kws_assets.core.model import feature_table
 from kws_assets.core.audio.io import AudioReadError, write_wav
 from kws_assets.core.model.feature_table import (

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from pydantic import ValidationError
 
-from kws_assets.config import AudioSettings, FeatureSettings
+from kws_assets.settings import AudioSettings, FeatureSettings
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.audio.features import (
     FeatureSpec,

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from upath import UPath
 
-from kws_assets.config import KwsConfig, ManifestSource, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import KwsConfig, ManifestSource
 from kws_assets.core.corpus.batches import BatchKeyError
 from kws_assets.core.corpus.landing import (
     INVALID_NAME,

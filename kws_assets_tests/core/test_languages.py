@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kws_assets.config import KwsConfig, TtsSettings
+from kws_assets.config import with_language_voices
+from kws_assets.settings import KwsConfig, TtsSettings
 from kws_assets.core.speech import tts
 from kws_assets.core.corpus.connectors.demo import FILLER_WORDS, demo_recipe_hash, demo_sentences
 from kws_assets.core.speech.fillers import CARRIER_PHRASES, FILLER_WORDS as FILLERS_BY_LANGUAGE
@@ -57,7 +58,7 @@ def test_default_voices_are_distinct_speakers_of_the_language():
 
 
 def test_a_non_english_config_gets_its_languages_voices():
-    cfg = KwsConfig(language="es", keywords=["Sí", "arriba"])
+    cfg = with_language_voices(KwsConfig(language="es", keywords=["Sí", "arriba"]))
     assert cfg.keywords == ["sí", "arriba"]
     assert all(v.split("+")[0] in {"es", "es-419"} for v in cfg.tts.voices)
     assert cfg.tts.accents == []  # = every Spanish voice
@@ -69,19 +70,19 @@ def test_a_non_english_config_gets_its_languages_voices():
 
 
 def test_explicit_voice_lists_are_kept():
-    cfg = KwsConfig(language="fr", tts={"voices": ["fr+m1"], "carrier_phrases": []},
-                    sources=[{"kind": "demo_tts", "name": "d", "voices": ["fr-be+f2"]}])
+    cfg = with_language_voices(KwsConfig(language="fr", tts={"voices": ["fr+m1"], "carrier_phrases": []},
+                                         sources=[{"kind": "demo_tts", "name": "d", "voices": ["fr-be+f2"]}]))
     assert cfg.tts.voices == ["fr+m1"] and cfg.tts.carrier_phrases == []
     assert cfg.sources[0].voices == ["fr-be+f2"]
-    kept = KwsConfig(language="de", tts=TtsSettings(voices=["de+m1"], rates=[150]))
+    kept = with_language_voices(KwsConfig(language="de", tts=TtsSettings(voices=["de+m1"], rates=[150])))
     assert kept.tts.voices == ["de+m1"] and kept.tts.rates == [150]
-    english = KwsConfig()
+    english = with_language_voices(KwsConfig())
     assert english.tts.voices == TtsSettings().voices  # English defaults untouched
 
 
 def test_a_language_without_voices_is_a_config_error():
     with pytest.raises(ValueError, match="no voice for language 'xx'"):
-        KwsConfig(language="xx")
+        with_language_voices(KwsConfig(language="xx"))
 
 
 def test_filler_words_and_carriers_are_spoken_word_by_word():

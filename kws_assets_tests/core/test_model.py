@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from kws_assets.config import ModelSettings
+from kws_assets.settings import ModelSettings
 from kws_assets.core.model.networks import DSCNN, build_model, count_parameters
 
 N_FRAMES, N_MFCC = 49, 10

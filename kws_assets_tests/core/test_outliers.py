@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.config import AudioSettings, FeatureSettings, KwsConfig
+from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets.core.dataset import curation
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.audio.features import FeatureSpec

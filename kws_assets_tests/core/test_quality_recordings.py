@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.config import QualitySettings
+from kws_assets.settings import QualitySettings
 from kws_assets.core.audio import quality
 
 SR = 16000

@@ -8,9 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core import schemas
-from kws_assets.core.audio.quality import QUALITY_COLUMNS, SCHEMA_VIOLATION
+from kws_assets.core.audio.quality import SCHEMA_VIOLATION
+from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.schemas import (
     TableSchemaError,
     candidate_clip_schema,

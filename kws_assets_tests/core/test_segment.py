@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.speech.alignment import WordSpan
 from kws_assets.core.corpus.segment import choose_clips, cut_word_clips
 

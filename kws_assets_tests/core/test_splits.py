@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.config import SplitSettings
+from kws_assets.settings import SplitSettings
 from kws_assets.core.dataset.splits import (
     SPLITS,
     TEST,

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.config import (
+from kws_assets.settings import (
     AudioSettings,
     NegativeSettings,
     NoiseSettings,

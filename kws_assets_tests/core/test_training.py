@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.config import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.training import (
     NO_AUGMENT,

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from kws_assets.config import DemoCorpusSource, TtsSettings
+from kws_assets.settings import DemoCorpusSource, TtsSettings
 from kws_assets.core.speech import tts
 
 SENTENCE = "please say yes to the stop sign"

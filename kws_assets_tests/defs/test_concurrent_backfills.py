@@ -10,7 +10,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from kws_assets.config import UNKNOWN_LABEL, AudioSettings, FeatureSettings, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, FeatureSettings
 from kws_assets.core.model.export import write_artifact
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.defs.partitions import KEYWORDS, register_config_partitions

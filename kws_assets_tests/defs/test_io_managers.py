@@ -9,7 +9,7 @@ import pytest
 import torch
 from dagster_aws.s3 import S3Resource
 
-from kws_assets.config import KwsConfig, StorageSettings
+from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.storage.object_store import STAGING_DIR
 from kws_assets.defs.io_managers import (
     PolarsParquetIOManager,

@@ -9,7 +9,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from kws_assets.config import UNKNOWN_LABEL, load_config
+from kws_assets.config import load_config
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs import build_definitions
 from kws_assets.defs.in_process import failed_steps

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.storage.object_store import REASON_NO_CREDENTIALS, StorageError
 from kws_assets.defs import build_definitions

@@ -5,7 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET_WORDS = re.compile(r"(secret|password|passwd|token|access_key|credential)", re.I)

@@ -31,7 +31,7 @@ import torch
 import torchaudio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kws_assets.config import AudioSettings, FeatureSettings
+from kws_assets.settings import AudioSettings, FeatureSettings
 from kws_assets.core.audio.io import fit_to_length, read_audio
 
 CHUNK_CLIPS = 16

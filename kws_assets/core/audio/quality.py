@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from kws_assets.config import SILENCE_LABEL, QualitySettings
+from kws_assets.settings import SILENCE_LABEL, QualitySettings
 from kws_assets.core.audio.io import (
     REASON_BAD_SAMPLE_RATE,
     REASON_EMPTY,
@@ -135,7 +135,7 @@ class ClipQuality:
         return asdict(self)
 
 
-QUALITY_COLUMNS = tuple(f.name for f in fields(ClipQuality))
+CLIP_QUALITY_FIELDS = tuple(f.name for f in fields(ClipQuality))
 
 
 def frame_energies_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -270,7 +270,7 @@ def rejection_reasons(
     """
     silence = is_silence or label == SILENCE_LABEL
     found: set[str] = set()
-    values = [float(getattr(q, name)) for name in QUALITY_COLUMNS]
+    values = [float(getattr(q, name)) for name in CLIP_QUALITY_FIELDS]
     if not all(math.isfinite(v) for v in values):
         found.add(NON_FINITE)
     if q.sample_rate != expected_sr:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from kws_assets.config import DemoCorpusSource, KwsConfig, ManifestSource
+from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
 
 SOURCE_PREFIX = "source-"
 LANDING_PREFIX = "landing-"

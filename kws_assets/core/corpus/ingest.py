@@ -25,13 +25,9 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from kws_assets.config import (
-    SILENCE_LABEL,
-    DemoCorpusSource,
-    KwsConfig,
-    SpeechCommandsSource,
-)
+from kws_assets.settings import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
 from kws_assets.core.audio import quality
+from kws_assets.core.tables import CORPUS_SCHEMA, PROVENANCE_COLUMNS
 from kws_assets.core.corpus.connectors import DecoderMissingError, list_source
 from kws_assets.core.corpus.connectors.base import (
     CorpusEntry,
@@ -59,14 +55,6 @@ __all__ = ["CORPUS_SCHEMA", "CorpusLoad", "IngestStats", "attach_provenance", "c
            "rejected_rows", "rows_to_align", "silence_windows_by_source", "tts_speaker_id",
            "usable_rows"]
 
-CORPUS_SCHEMA: dict[str, pl.DataType] = {
-    "utterance_id": pl.String, "uri": pl.String, "transcript": pl.String, "speaker": pl.String,
-    "language": pl.String, "source": pl.String, "license": pl.String, "original_path": pl.String,
-    "clip_label": pl.String, "sample_rate": pl.Int64, "channels": pl.Int64, "subtype": pl.String,
-    "bit_depth": pl.Int64, "duration_s": pl.Float64, "size_bytes": pl.Int64, "sha256": pl.String,
-    "peak_dbfs": pl.Float64, "rms_dbfs": pl.Float64, "clipping_ratio": pl.Float64,
-    "dc_offset": pl.Float64, "reject_reason": pl.String, "reject_detail": pl.String,
-}
 UTTERANCE_COLUMNS = tuple(CORPUS_SCHEMA)
 MIRROR_FOLDER = "mirror"
 
@@ -274,11 +262,6 @@ def labeled_rows(table: pl.DataFrame) -> pl.DataFrame:
     return usable_rows(table).filter(pl.col("clip_label").is_not_null())
 
 
-PROVENANCE_COLUMNS: dict[str, pl.DataType] = {
-    "license": pl.String, "original_path": pl.String, "original_sample_rate": pl.Int64,
-    "original_channels": pl.Int64, "original_subtype": pl.String, "original_bit_depth": pl.Int64,
-    "original_duration_s": pl.Float64,
-}
 
 
 def attach_provenance(clips: pl.DataFrame, corpus: pl.DataFrame) -> pl.DataFrame:

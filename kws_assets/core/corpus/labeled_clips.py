@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_assets.config import SILENCE_LABEL, AudioSettings
+from kws_assets.settings import SILENCE_LABEL, AudioSettings
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from upath import UPath
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
     config_for_sources,

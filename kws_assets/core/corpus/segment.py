@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kws_assets.config import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
+from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.speech.aligners import AlignerChoice, NoAlignerError, WordAligner, as_word_aligner
 from kws_assets.core.speech.alignment import Aligner, WordSpan
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio

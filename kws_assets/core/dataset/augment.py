@@ -38,13 +38,12 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from kws_assets.config import UNKNOWN_LABEL, AudioSettings, AugmentSettings
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
-from kws_assets.core.dataset.curation import CLIP_COLUMNS
+from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.core.audio.features import single_threaded_torch
 
-AUGMENTED_SOURCE_SUFFIX = "+aug"
 PEAK_LIMIT = 0.99
 """After augmentation a clip peaking above this is scaled down as a whole."""
 
@@ -550,7 +549,6 @@ def _augment_one(row: dict, settings: AugmentSettings, audio: AudioSettings, sto
         })
 
 
-AUGMENTED_COLUMNS = {"split": pl.String, "augment_params": pl.String}
 TRANSFORM_KEYS = ("speed", "pitch_semitones", "shift_samples", "rir", "noise", "telephone",
                   "resample_via_hz", "gain_db")
 

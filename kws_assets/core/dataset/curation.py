@@ -26,38 +26,23 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from kws_assets.config import SILENCE_LABEL, KwsConfig
+from kws_assets.settings import SILENCE_LABEL, KwsConfig
 from kws_assets.core.audio import quality
 from kws_assets.core import schemas
+from kws_assets.core.tables import (
+    CLIP_COLUMNS,
+    CLIP_DETAIL_COLUMNS,
+    QUALITY_COLUMNS,
+    QUARANTINE_COLUMNS,
+    REJECT_COLUMNS,
+    VALIDATED_COLUMNS,
+)
 from kws_assets.core.audio.io import AudioInfo, AudioReadError
 from kws_assets.core.storage.clip_store import clip_id_for
-from kws_assets.core.corpus.ingest import PROVENANCE_COLUMNS
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
 from kws_assets.core.dataset.splits import assign_splits
 
-QUALITY_COLUMNS = ("duration_s", "peak_dbfs", "rms_dbfs", "clipping_ratio", "dc_offset", "snr_db",
-                   "speech_ratio")
-CLIP_COLUMNS = {
-    "clip_id": pl.String, "uri": pl.String, "label": pl.String, "source": pl.String,
-    "speaker": pl.String, "language": pl.String, "origin_id": pl.String, "start_s": pl.Float64,
-    "sample_rate": pl.Int64, "num_samples": pl.Int64,
-}
-# Nullable columns a clip may carry: where it came from, and what alignment said about it.
-CLIP_DETAIL_COLUMNS = {**PROVENANCE_COLUMNS, "word": pl.String, "confidence": pl.Float64}
-# Columns by which an upstream stage marks a candidate row as a dead letter.
-REJECT_COLUMNS = {"reject_stage": pl.String, "reject_reason": pl.String, "reject_detail": pl.String}
-VALIDATED_COLUMNS = {
-    **CLIP_COLUMNS, **CLIP_DETAIL_COLUMNS, **{c: pl.Float64 for c in QUALITY_COLUMNS},
-    "outlier_score": pl.Float64, "split": pl.String,
-}
-QUARANTINE_COLUMNS = {
-    "clip_id": pl.String, "source": pl.String, "uri": pl.String, "label": pl.String,
-    "speaker": pl.String, "stage": pl.String, "reason": pl.String, "detail": pl.String,
-    "reasons": pl.String, "origin_id": pl.String, "original_path": pl.String, "license": pl.String,
-    "original_sample_rate": pl.Int64, "original_bit_depth": pl.Int64, "confidence": pl.Float64,
-    **{c: pl.Float64 for c in QUALITY_COLUMNS}, "outlier_score": pl.Float64,
-}
 # Stages of the quarantine table.
 STAGE_INGEST = "ingest"
 STAGE_ALIGNMENT = "alignment"

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.corpus.ingest import rejected_rows, usable_rows
-from kws_assets.core.dataset.curation import QUALITY_COLUMNS, reason_table
+from kws_assets.core.dataset.curation import reason_table
+from kws_assets.core.tables import QUALITY_COLUMNS
 
 PACKAGE = "kws_assets"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from kws_assets.core.tables import is_augmented
+
 FRECHET_EPS = 1e-6
 
 
@@ -48,7 +50,7 @@ def synthetic_real_gap(table: pl.DataFrame, keywords: Sequence[str], min_clips: 
     distance between two halves of the real clips.  Keywords with fewer than ``min_clips`` on
     either side get null distances."""
     rows = []
-    originals = table.filter(~pl.col("source").str.ends_with("+aug")
+    originals = table.filter(~is_augmented()
                              & (pl.col("source") != "noise"))
     for keyword in keywords:
         clips = originals.filter(pl.col("label") == keyword)

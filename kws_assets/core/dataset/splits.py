@@ -12,12 +12,9 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
-from kws_assets.config import SplitSettings
+from kws_assets.settings import SplitSettings
 
-TRAIN = "train"
-VAL = "val"
-TEST = "test"
-SPLITS = (TRAIN, VAL, TEST)
+from kws_assets.core.tables import SPLITS, TEST, TRAIN, VAL
 
 # speech_commands' constant: 2**27 - 1, about 134M buckets.
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1

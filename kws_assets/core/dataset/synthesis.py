@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_assets.config import (
+from kws_assets.settings import (
     SILENCE_LABEL,
     UNKNOWN_LABEL,
     AudioSettings,

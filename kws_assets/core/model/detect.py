@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, AudioSettings, KwsConfig, TtsSettings
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, AudioSettings, KwsConfig, TtsSettings
 from kws_assets.core.model import plots
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.speech import tts

@@ -46,7 +46,7 @@ from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
-KEY_COLUMNS = ("clip_id", "label", "split", "speaker", "source")
+from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"
 """Goes into the cache file's name with the feature config: change it when the maths change."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kws_assets.config import ModelSettings
+from kws_assets.settings import ModelSettings
 
 DEPTHWISE_KERNEL = (3, 3)
 

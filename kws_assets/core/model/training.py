@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.config import ModelSettings, SpecAugmentSettings, TrainSettings
+from kws_assets.settings import ModelSettings, SpecAugmentSettings, TrainSettings
 from kws_assets.core.model.networks import DSCNN, build_model
 
 EVAL_BATCH = 512

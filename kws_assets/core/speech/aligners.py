@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from kws_assets.config import AlignerKind, AlignmentSettings
+from kws_assets.settings import AlignerKind, AlignmentSettings
 from kws_assets.core.speech import alignment
 from kws_assets.core.speech.alignment import AlignmentResult
 from kws_assets.core.speech.dtw_aligner import DtwAligner

@@ -9,6 +9,7 @@ a default speaker grid for synthetic clips (:func:`default_voices`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from kws_assets.core.speech import tts
 
@@ -84,3 +85,26 @@ def default_voices(code: str, count: int = DEFAULT_GRID_SIZE) -> list[str]:
         raise LanguageNotSpokenError(f"espeak-ng has no voice for language {code!r}")
     combos = [f"{voices[i % len(voices)]}+{variant}" for i, variant in enumerate(DEFAULT_VARIANTS)]
     return list(dict.fromkeys(combos))[:count]
+
+
+LANGUAGE_GRID_VOICES = 8  # synthetic grid voices of a non-English config without its own list
+LANGUAGE_DEMO_VOICES = 4  # demo corpus voices of such a config (other variants than the grid's)
+LANGUAGE_HELD_OUT_VOICES = 2  # evaluation voices of such a config (used by neither of the above)
+
+
+@dataclass(frozen=True)
+class LanguageVoices:
+    """The espeak-ng speakers a config in one language uses where it names none: the synthetic
+    grid, the demo corpus and the evaluation's held-out voices, all distinct."""
+
+    grid: list[str]
+    demo: list[str]
+    held_out: list[str]
+
+
+def language_voices(language: str) -> LanguageVoices:
+    """Raises :class:`LanguageNotSpokenError` when espeak-ng has no voice for the language."""
+    demo_end = LANGUAGE_GRID_VOICES + LANGUAGE_DEMO_VOICES
+    speakers = default_voices(language, demo_end + LANGUAGE_HELD_OUT_VOICES)
+    return LanguageVoices(grid=speakers[:LANGUAGE_GRID_VOICES], demo=speakers[LANGUAGE_GRID_VOICES:demo_end],
+                          held_out=speakers[demo_end:])

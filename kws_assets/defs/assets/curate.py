@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.dataset import curation
 from kws_assets.core.dataset import synthesis
 from kws_assets.defs.assets.summaries import label_counts_md, md_table

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import data_card as card
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
 from kws_assets.defs.assets.features import stage_features

@@ -10,6 +10,7 @@ import polars as pl
 from kws_assets.core.model.evaluation import evaluate_artifact
 from kws_assets.core.model.export import KwsClassifier
 from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.tables import is_augmented
 from kws_assets.core.model.plots import png_markdown
 from kws_assets.defs.assets.ship import ARTIFACT_DIR
 from kws_assets.defs.assets.summaries import md_table
@@ -38,7 +39,7 @@ def evaluation(context: dg.AssetExecutionContext, settings: KwsSettings,
                validated_set: pl.DataFrame) -> dg.MaterializeResult:
     cfg = settings.config
     classifier = KwsClassifier.load(cfg.storage_path(*ARTIFACT_DIR))
-    test = mfcc_table.filter((pl.col("split") == "test") & ~pl.col("source").str.ends_with("+aug"))
+    test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented())
     if test.is_empty():
         raise dg.Failure("evaluation needs test-split rows in mfcc_table")
     store = clip_store.store

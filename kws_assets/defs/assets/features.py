@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from kws_assets.config import KwsConfig
+from kws_assets.settings import KwsConfig
 from kws_assets.core.model.feature_table import (
     ClipReader,
     FeatureCache,

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.dataset import curation
 from kws_assets.core.corpus import labeled_clips

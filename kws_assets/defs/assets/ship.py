@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from kws_assets.config import ModelSettings
+from kws_assets.settings import ModelSettings
 from kws_assets.core.model.export import export_onnx, onnx_accuracy, quantize_int8, write_artifact
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.audio.features import FeatureSpec, normalize

@@ -15,7 +15,7 @@ from kws_assets.defs.assets.summaries import confusion_md
 from kws_assets.defs.resources import KwsSettings
 from kws_assets.defs.retries import STORAGE_RETRY_POLICY
 
-SPLITS = ("train", "val", "test")
+from kws_assets.core.tables import SPLITS
 CONFUSION_PNG = ("reports", "kws_model", "test_confusion_matrix.png")
 
 

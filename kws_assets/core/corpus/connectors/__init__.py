@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from kws_assets.config import (
+from kws_assets.settings import (
     CommonVoiceSource,
     LibriSpeechSource,
     ManifestSource,

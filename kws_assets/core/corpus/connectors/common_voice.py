@@ -11,7 +11,7 @@ import io
 import soundfile as sf
 from upath import UPath
 
-from kws_assets.config import CommonVoiceSource
+from kws_assets.settings import CommonVoiceSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,

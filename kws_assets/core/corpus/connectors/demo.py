@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from kws_assets.config import DemoCorpusSource, ManifestSource
+from kws_assets.settings import DemoCorpusSource, ManifestSource
 from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import resample, write_wav
 from kws_assets.core.speech.fillers import filler_words

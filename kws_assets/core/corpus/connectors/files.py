@@ -23,7 +23,7 @@ from pathlib import Path
 import soundfile as sf
 from upath import UPath
 
-from kws_assets.config import IngestSettings
+from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.audio.io import AudioReadError, read_audio

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from kws_assets.config import LibriSpeechSource
+from kws_assets.settings import LibriSpeechSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,

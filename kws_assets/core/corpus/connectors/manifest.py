@@ -15,7 +15,7 @@ import posixpath
 
 from upath import UPath
 
-from kws_assets.config import ManifestSource
+from kws_assets.settings import ManifestSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,

@@ -13,7 +13,7 @@ import hashlib
 
 from upath import UPath
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommandsSource
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommandsSource
 from kws_assets.core.corpus.connectors.base import CorpusEntry, EntryProblem, relative_to_root
 from kws_assets.core.corpus.connectors.manifest import ManifestError
 

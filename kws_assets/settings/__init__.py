@@ -1,0 +1,55 @@
+"""Settings: the pydantic models of ``kws.yaml`` and its YAML 1.2 loader.
+
+A leaf package: nothing here imports ``kws_assets.core`` (a test keeps it so).  One module per
+concern: ``audio`` (sample rate, MFCC), ``speech`` (TTS, negatives, alignment), ``corpus`` (sources,
+ingest limits), ``dataset`` (noise, quality, outliers, splits, augmentation), ``model`` (network,
+training, export, evaluation, gates), ``deploy`` (storage, automation); ``pipeline`` holds the root
+``KwsConfig`` and ``loader`` the file loader.
+"""
+
+from kws_assets.settings.audio import AudioSettings, FeatureSettings
+from kws_assets.settings.base import (
+    SILENCE_LABEL,
+    SPEECH_COMMANDS_TEN,
+    UNKNOWN_LABEL,
+    StrictSettings,
+    primary_language,
+)
+from kws_assets.settings.corpus import (
+    CommonVoiceSource,
+    CorpusSource,
+    DemoCorpusSource,
+    IngestSettings,
+    LibriSpeechSource,
+    ManifestSource,
+    SpeechCommandsSource,
+)
+from kws_assets.settings.dataset import (
+    AugmentSettings,
+    NoiseSettings,
+    OutlierSettings,
+    QualitySettings,
+    SplitSettings,
+)
+from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.loader import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, config_path, load_settings, parse_yaml
+from kws_assets.settings.model import (
+    DEFAULT_HELD_OUT_VOICES,
+    EvalSettings,
+    ModelSettings,
+    QuantGateSettings,
+    QuantizeSettings,
+    SpecAugmentSettings,
+    TrainSettings,
+)
+from kws_assets.settings.pipeline import KwsConfig
+from kws_assets.settings.speech import (
+    DEFAULT_CARRIER_PHRASES,
+    DEFAULT_ENGLISH_ACCENTS,
+    DEFAULT_VOICE_VARIANTS,
+    AlignerKind,
+    AlignmentSettings,
+    DtwAlignmentSettings,
+    NegativeSettings,
+    TtsSettings,
+)

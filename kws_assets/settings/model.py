@@ -1,0 +1,85 @@
+"""Model settings: the network, training, int8 export, evaluation and the shipping gates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kws_assets.settings.base import StrictSettings
+
+
+class ModelSettings(StrictSettings):
+    """DS-CNN, MLPerf Tiny reference shape (DS-CNN-S)."""
+
+    n_filters: int = Field(64, gt=0)
+    n_blocks: int = Field(4, ge=1)
+    first_kernel: tuple[int, int] = (10, 4)
+    first_stride: tuple[int, int] = (2, 2)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    final_dropout: float = Field(0.4, ge=0, lt=1)
+
+
+class SpecAugmentSettings(StrictSettings):
+    """Training-time augmentation on normalised MFCCs (time shift + SpecAugment-style masks)."""
+
+    max_shift_frames: int = Field(3, ge=0, description="Random roll of up to this many frames.")
+    time_masks: int = Field(1, ge=0)
+    max_time_mask_frames: int = Field(4, ge=0)
+    coeff_masks: int = Field(1, ge=0)
+    max_coeff_mask: int = Field(2, ge=0)
+
+
+class TrainSettings(StrictSettings):
+    max_epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(4e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(12, ge=1, description="Epochs without val improvement before stopping.")
+    min_epochs: int = Field(8, ge=1, description="Never stop early before this epoch: validation "
+                            "accuracy sits at chance while BatchNorm statistics warm up.")
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+    spec_augment: SpecAugmentSettings = Field(default_factory=SpecAugmentSettings)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="cosine: decay from learning_rate to learning_rate * min_lr_fraction "
+                              "over max_epochs; constant: no decay.")
+    min_lr_fraction: float = Field(0.05, gt=0, le=1)
+
+
+class QuantizeSettings(StrictSettings):
+    calibration_rows: int = Field(256, ge=1, description="Validation rows used to calibrate int8.")
+    per_channel: bool = True
+
+# Voices the training grid never uses (variants outside DEFAULT_VOICE_VARIANTS): the evaluation's
+# "unseen voices" accuracy.
+DEFAULT_HELD_OUT_VOICES = ("en-us+steph3", "en-gb-x-rp+Alicia", "en-029+Hugo",
+                           "en-gb-scotland+Denis", "en-us-nyc+pablo", "en+michel")
+
+
+class EvalSettings(StrictSettings):
+    """The evaluation asset: clip accuracy, streaming detection (FRR at a false-accepts-per-hour
+    operating point) and accuracy on voices the training grid never used."""
+
+    negative_minutes: float = Field(30.0, gt=0, description="Length of the keyword-free stream.")
+    positives_per_keyword: int = Field(60, ge=1, description="Most test clips embedded per keyword.")
+    hop_ms: float = Field(100.0, gt=0, description="Stride of the 1-s detection window.")
+    smoothing_windows: int = Field(3, ge=1, description="Posterior moving average, in windows.")
+    refractory_s: float = Field(1.0, ge=0, description="No new detection this long after one.")
+    target_fa_per_hour: float = Field(1.0, gt=0, description="Operating point reported as FRR@FA/h.")
+    threshold_steps: int = Field(200, ge=2, description="Detection thresholds swept for the DET curve.")
+    noise_floor_dbfs: float = Field(-60.0, description="Pink noise under the whole stream.")
+    held_out_voices: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_HELD_OUT_VOICES),
+        description="voice+variant never used for training: keywords and other words spoken by "
+                    "them give the unseen-voice accuracy (voices that are training speakers are "
+                    "dropped and reported).")
+    seed: int = 0
+
+
+class QuantGateSettings(StrictSettings):
+    """Asset-check thresholds for shipping the int8 artifact."""
+
+    max_accuracy_drop_points: float = Field(
+        1.0, ge=0, description="Largest float-minus-int8 test accuracy drop, percentage points.")
+    max_artifact_kb: float = Field(256.0, gt=0, description="Largest int8 model file, KiB.")

@@ -1,0 +1,103 @@
+"""The whole pipeline's configuration: one section per concern, each defined in its module.
+
+``KwsConfig`` is what ``kws.yaml`` holds.  Sections are frozen and validated; a core function
+takes the section(s) it uses.  Voices a non-English config leaves out are filled in where the
+installed espeak-ng voices are known (:func:`kws_assets.config.load_config`), not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from kws_assets.settings.audio import AudioSettings, FeatureSettings
+from kws_assets.settings.base import SILENCE_LABEL, SPEECH_COMMANDS_TEN, UNKNOWN_LABEL, StrictSettings
+from kws_assets.settings.corpus import CorpusSource, DemoCorpusSource, IngestSettings
+from kws_assets.settings.dataset import (
+    AugmentSettings,
+    NoiseSettings,
+    OutlierSettings,
+    QualitySettings,
+    SplitSettings,
+)
+from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.model import (
+    EvalSettings,
+    ModelSettings,
+    QuantGateSettings,
+    QuantizeSettings,
+    TrainSettings,
+)
+from kws_assets.settings.speech import AlignmentSettings, NegativeSettings, TtsSettings
+
+
+class KwsConfig(StrictSettings):
+    keywords: list[str] = Field(default_factory=lambda: list(SPEECH_COMMANDS_TEN), min_length=1)
+    language: str = "en"
+    sources: list[CorpusSource] = Field(default_factory=lambda: [DemoCorpusSource()])
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    noise: NoiseSettings = Field(default_factory=NoiseSettings)
+    alignment: AlignmentSettings = Field(default_factory=AlignmentSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    splits: SplitSettings = Field(default_factory=SplitSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    outliers: OutlierSettings = Field(default_factory=OutlierSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    negatives: NegativeSettings = Field(default_factory=NegativeSettings)
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
+    evaluation: EvalSettings = Field(default_factory=EvalSettings)
+    quant_gate: QuantGateSettings = Field(default_factory=QuantGateSettings)
+
+    @field_validator("keywords")
+    @classmethod
+    def _normalise_keywords(cls, keywords: list[str]) -> list[str]:
+        cleaned = [k.strip().lower() for k in keywords]
+        if any(not k for k in cleaned):
+            raise ValueError("keywords must be non-empty strings")
+        if any(k.startswith("_") for k in cleaned):
+            raise ValueError("keywords may not start with '_' (reserved for _unknown_/_silence_)")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError(f"duplicate keywords: {cleaned}")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> "KwsConfig":
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"corpus source names must be unique: {names}")
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in model output order: silence, unknown, then the keywords."""
+        return [SILENCE_LABEL, UNKNOWN_LABEL, *self.keywords]
+
+    def storage_path(self, *parts: str) -> Path:
+        return Path(self.storage.root).expanduser().resolve().joinpath(*parts)
+
+    def section_hash(self, *sections: str) -> str:
+        """A short stable hash of some config sections: used as an asset code/data version."""
+        payload = {s: _dump(getattr(self, s)) for s in sections}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+
+
+
+def _dump(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
