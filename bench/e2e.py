@@ -115,8 +115,8 @@ def _child(config: Path, out: Path) -> int:
     started = time.perf_counter()
     import dagster as dg
 
-    from kws_assets.defs import build_definitions
-    from kws_assets.defs.in_process import materialize_graph
+    from kws_assets.definitions import build_definitions
+    from kws_assets.lib.in_process import materialize_graph
 
     instance = dg.DagsterInstance.get()
     defs = build_definitions(config)

@@ -1,5 +1,52 @@
-"""Code location entry point (``workspace.yaml`` and ``dg`` load ``defs`` from here)."""
+"""Code location entry point: ``workspace.yaml``, ``dg list defs`` / ``dg check defs`` and
+``dg dev`` load :func:`defs` from here.
 
-from kws_assets.defs import build_definitions
+Assets, checks, jobs and schedules come from the ``defs/`` folder (``dg.load_from_defs_folder``);
+what depends on the config in force — sensors, the storage resources of its deployment, the
+executor — is added by :func:`build_definitions`.
+"""
 
-defs = build_definitions()
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from kws_assets.config import load_config
+from kws_assets.defs.sensors import build_sensors
+from kws_assets.lib.resources import KwsSettings, storage_resources
+from kws_assets.settings import config_path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_definitions(config_file: str | os.PathLike[str] | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Everything in ``defs/`` plus the sensors and resources of ``config_file`` (default: the
+    config in force, ``$KWS_CONFIG`` or ``./kws.yaml``).
+
+    ``executor`` replaces the default in-process executor, e.g. ``dagster_k8s.k8s_job_executor``
+    or ``dagster_celery.celery_executor`` with ``storage.deployment: s3`` (README, "Scaling out").
+    """
+    if config_file is None:
+        config_file = config_path()
+    cfg = load_config(config_file)
+    folder = dg.load_from_defs_folder(project_root=PROJECT_ROOT)
+    configured = dg.Definitions(
+        sensors=build_sensors(cfg),
+        # One process per run: a step subprocess would re-import torch & co. for seconds of work;
+        # parallelism comes from runs (one per partition), not from steps.
+        executor=executor or dg.in_process_executor,
+        resources={
+            "settings": KwsSettings(config_path=str(config_file) if config_file else ""),
+            # clip_store, io_manager, model_io_manager (+ s3): local or S3 per storage.deployment
+            **storage_resources(cfg),
+        },
+    )
+    return dg.Definitions.merge(folder, configured)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

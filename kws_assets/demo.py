@@ -2,7 +2,7 @@
 
 The graph is partitioned (per corpus batch, per keyword), so the demo registers the partitions
 the config names and runs them in order, as a backfill would: ``ingest_batch`` per batch,
-``keyword_clips`` per keyword, then ``kws_pipeline`` (see ``kws_assets.defs.in_process``).
+``keyword_clips`` per keyword, then ``kws_pipeline`` (see ``kws_assets.lib.in_process``).
 The runs are recorded in ``$DAGSTER_HOME`` (SQLite), so ``make ui`` afterwards shows the
 partitions, materializations, their metadata and the lineage.
 """
@@ -18,18 +18,19 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from kws_assets.defs import build_definitions
+from kws_assets.definitions import build_definitions
+from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.defs.assets.data_card import CARD_FILE
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
-from kws_assets.defs.in_process import failed_steps, materialize_graph
-from kws_assets.defs.resources import KwsSettings
+from kws_assets.defs.assets.evaluate import REPORT_FILE
+from kws_assets.lib.in_process import failed_steps, materialize_graph
+from kws_assets.lib.resources import KwsSettings
 
 
 def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     cfg = defs.resources["settings"].config
     validated: pl.DataFrame = defs.load_asset_value("validated_set", instance=instance)
     quarantined: pl.DataFrame = defs.load_asset_value("quarantined_clips", instance=instance)
-    artifact = cfg.storage_path(*ARTIFACT_DIR)
+    artifact = defs.load_asset_value("quantized_model", instance=instance).path
     metrics = json.loads((artifact / "metrics.json").read_text())
     counts = (validated.group_by("label", "source").len()
               .pivot(on="source", index="label", values="len").fill_null(0).sort("label"))
@@ -47,18 +48,25 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     out.append(f"int8 artifact: {metrics['int8_size_kb']} KB (float {metrics['float_size_kb']} KB)"
                f" at {artifact}")
     out.append(f"classify a clip: .venv/bin/kws classify --model {artifact} some.wav")
-    out += evaluation_lines(cfg, artifact)
-    out.append(f"data card: {cfg.storage_path(*CARD_FILE)} (also on the data_card asset in the UI)")
+    out += evaluation_lines(_stored(defs, instance, "evaluation"), artifact)
+    card = _stored(defs, instance, "data_card")
+    if card is not None:
+        out.append(f"data card: {card.file(CARD_FILE)} (also on the data_card asset in the UI)")
     return "\n".join(out)
 
 
-def evaluation_lines(cfg, artifact: Path) -> list[str]:
-    """The evaluation asset's headline numbers (nothing if it has not run)."""
-    from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE
+def _stored(defs: dg.Definitions, instance: dg.DagsterInstance, asset: str) -> ArtifactFolder | None:
+    """An artifact asset's stored folder, or None when it has not been materialized."""
+    if instance.get_latest_materialization_event(dg.AssetKey(asset)) is None:
+        return None
+    return defs.load_asset_value(asset, instance=instance)
 
-    report_path = cfg.storage_path(*EVALUATION_DIR, REPORT_FILE)
-    if not report_path.is_file():
+
+def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]:
+    """The evaluation asset's headline numbers (nothing if it has not run)."""
+    if report is None or not report.file(REPORT_FILE).is_file():
         return []
+    report_path = report.file(REPORT_FILE)
     s = json.loads(report_path.read_text())["summary"]
     return [
         f"evaluation (int8): test accuracy {s['test_accuracy']} on {s['test_clips']} clips of "

@@ -6,7 +6,7 @@ and Celery executors do in their pods and workers; the config file comes from ``
 
 import dagster as dg
 
-from kws_assets.defs import build_definitions
+from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import KEYWORD_JOB
 
 

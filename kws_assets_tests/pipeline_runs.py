@@ -22,7 +22,7 @@ import polars as pl
 import soundfile as sf
 
 from kws_assets.core.storage.object_store import STAGING_DIR
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
+from kws_assets.lib.resources import ARTIFACTS
 
 # The child: register the partitions the config names, then ingest every corpus batch, make
 # every keyword's clips (in the order of $KWS_TEST_KEYWORD_ORDER when set), and run the pipeline
@@ -30,9 +30,9 @@ from kws_assets.defs.assets.ship import ARTIFACT_DIR
 GRAPH_RUNNER = r"""
 import os, sys
 import dagster as dg
-from kws_assets.defs import build_definitions
+from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
 
 instance = dg.DagsterInstance.get()
 defs = build_definitions()
@@ -166,7 +166,7 @@ def unreadable_outputs(root: Path) -> list[str]:
                 onnx.checker.check_model(onnx.load_from_string(path.read_bytes()))
         except Exception as exc:  # any failure to read is what this check reports
             problems.append(f"{path}: {type(exc).__name__}: {exc}")
-    artifact = root.joinpath(*ARTIFACT_DIR)
+    artifact = root.joinpath(ARTIFACTS, "quantized_model")
     if artifact.is_dir():
         missing = ARTIFACT_FILES - {p.name for p in artifact.iterdir()}
         if missing:

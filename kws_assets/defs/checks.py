@@ -12,9 +12,8 @@ import polars as pl
 from kws_assets.core.model import export
 from kws_assets.core import schemas
 from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
-from kws_assets.defs.resources import KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.lib.resources import KwsSettings
 
 from kws_assets.core.tables import SPLITS
 MAX_FAILURES_SHOWN = 20
@@ -32,7 +31,6 @@ def _schema_result(df: pl.DataFrame, schema) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="The validated set satisfies the pandera clip-table schema.")
 def validated_set_schema(settings: KwsSettings, validated_set: pl.DataFrame) -> dg.AssetCheckResult:
     cfg = settings.config
@@ -41,7 +39,6 @@ def validated_set_schema(settings: KwsSettings, validated_set: pl.DataFrame) -> 
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="No speaker appears in more than one split.")
 def validated_set_speaker_disjoint(validated_set: pl.DataFrame) -> dg.AssetCheckResult:
     shared = (validated_set.group_by("speaker").agg(pl.col("split").n_unique().alias("n"))
@@ -54,7 +51,6 @@ def validated_set_speaker_disjoint(validated_set: pl.DataFrame) -> dg.AssetCheck
 
 
 @dg.asset_check(asset="validated_set", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="Every label has training clips, and val and test are not empty.")
 def validated_set_label_coverage(settings: KwsSettings,
                                  validated_set: pl.DataFrame) -> dg.AssetCheckResult:
@@ -73,7 +69,6 @@ def validated_set_label_coverage(settings: KwsSettings,
 
 
 @dg.asset_check(asset="quarantined_clips",
-                retry_policy=STORAGE_RETRY_POLICY,
                 additional_ins={"validated_set": dg.AssetIn("validated_set")},
                 description="Warns when more than a quarter of the candidate clips are quarantined.")
 def quarantine_rate(quarantined_clips: pl.DataFrame,
@@ -88,7 +83,6 @@ def quarantine_rate(quarantined_clips: pl.DataFrame,
 
 
 @dg.asset_check(asset="mfcc_table", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="Every MFCC has the configured shape and only finite values.")
 def mfcc_table_schema(settings: KwsSettings, mfcc_table: pl.DataFrame) -> dg.AssetCheckResult:
     cfg = settings.config
@@ -106,22 +100,20 @@ def _gate_result(gate: export.GateResult) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="quantized_model", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="Quantization gate: int8 test accuracy is at most "
                             "quant_gate.max_accuracy_drop_points below the float model's.")
-def int8_accuracy_drop(settings: KwsSettings) -> dg.AssetCheckResult:
+def int8_accuracy_drop(settings: KwsSettings, quantized_model: ArtifactFolder) -> dg.AssetCheckResult:
     cfg = settings.config
-    metrics = export.read_metrics(cfg.storage_path(*ARTIFACT_DIR))
+    metrics = export.read_metrics(quantized_model.path)
     return _gate_result(export.accuracy_drop_gate(metrics, cfg.quant_gate.max_accuracy_drop_points))
 
 
 @dg.asset_check(asset="quantized_model", blocking=True,
-                retry_policy=STORAGE_RETRY_POLICY,
                 description="Quantization gate: the int8 model file fits in "
                             "quant_gate.max_artifact_kb KiB.")
-def int8_artifact_size(settings: KwsSettings) -> dg.AssetCheckResult:
+def int8_artifact_size(settings: KwsSettings, quantized_model: ArtifactFolder) -> dg.AssetCheckResult:
     cfg = settings.config
-    model = cfg.storage_path(*ARTIFACT_DIR) / export.MODEL_FILE
+    model = quantized_model.file(export.MODEL_FILE)
     return _gate_result(export.size_gate(model, cfg.quant_gate.max_artifact_kb))
 
 

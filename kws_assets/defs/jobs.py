@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
 
 INGEST_JOB = "ingest_batch"
 KEYWORD_JOB = "keyword_clips"

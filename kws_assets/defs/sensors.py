@@ -35,8 +35,8 @@ from kws_assets.defs.jobs import (
     keyword_clips,
     retrain_model,
 )
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
-from kws_assets.defs.resources import KwsSettings
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.resources import KwsSettings
 
 LANDING_SENSOR = "landing_zone_sensor"
 KEYWORD_SENSOR = "keyword_sensor"

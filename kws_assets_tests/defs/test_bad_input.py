@@ -15,10 +15,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from kws_assets.defs import build_definitions
-from kws_assets.defs.in_process import failed_steps
+from kws_assets.definitions import build_definitions
+from kws_assets.lib.in_process import failed_steps
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
 from kws_assets_tests.corpus_files import build_bad_input_corpus
 
 pytestmark = pytest.mark.slow

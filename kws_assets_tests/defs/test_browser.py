@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
 from kws_assets_tests.defs.conftest import PROJECT_ROOT, DagsterDev, wait_for
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from kws_assets.config import load_config
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, FeatureSettings
 from kws_assets.core.model.export import write_artifact
 from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.defs.partitions import KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import KEYWORDS, register_config_partitions
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.pipeline_runs import (
     hidden_leftovers,

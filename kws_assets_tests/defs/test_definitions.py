@@ -10,7 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from kws_assets.defs import PIPELINE_JOB, build_definitions
+from kws_assets.definitions import build_definitions
+from kws_assets.defs.jobs import PIPELINE_JOB
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kws_assets"
 GROUPS = {"raw_corpus": "ingest", "synthetic_clips": "ingest", "aligned_keywords": "ingest",

@@ -17,9 +17,8 @@ from kws_assets.config import load_config
 from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import cut_centered, resample, write_wav
 from kws_assets.core.model.export import KwsClassifier
-from kws_assets.defs import build_definitions
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
-from kws_assets.defs.in_process import materialize_graph
+from kws_assets.definitions import build_definitions
+from kws_assets.lib.in_process import materialize_graph
 from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
@@ -129,7 +128,7 @@ def test_mfcc_shape_and_finiteness(pipeline):
 
 def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
     cfg = pipeline["cfg"]
-    artifact = cfg.storage_path(*ARTIFACT_DIR)
+    artifact = load_asset(pipeline, "quantized_model").path
     assert json.loads((artifact / "labels.json").read_text()) == cfg.labels
     classifier = KwsClassifier.load(artifact)
     paths, truth = [], []
@@ -157,13 +156,13 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
 
 
 def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
-    from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE
+    from kws_assets.defs.assets.evaluate import REPORT_FILE
 
     cfg = pipeline["cfg"]
     by_name = {e.check_name: e for e in pipeline["graph"].check_evaluations()}
     assert by_name["int8_artifact_size"].passed
     assert "int8_accuracy_drop" in by_name  # the quantization gate ran (its verdict is the model's)
-    report = json.loads(cfg.storage_path(*EVALUATION_DIR, REPORT_FILE).read_text())
+    report = json.loads(load_asset(pipeline, "evaluation").file(REPORT_FILE).read_text())
     summary = report["summary"]
     chance = 1 / len(cfg.labels)
     assert summary["unseen_voice_clips"] > 0 and summary["unseen_voice_accuracy"] > chance

@@ -16,9 +16,11 @@ from kws_assets.core.model import export
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.model.feature_table import mfcc_dtype
-from kws_assets.defs import build_definitions
-from kws_assets.defs.assets.evaluate import EVALUATION_DIR, REPORT_FILE, evaluation
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
+from kws_assets.definitions import build_definitions
+from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifact
+from kws_assets.core.storage.object_store import LocalObjectStore
+from kws_assets.defs.assets.evaluate import REPORT_FILE, evaluation
+from kws_assets.lib.resources import ARTIFACTS
 from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
 from kws_assets_tests.tone_detector import LABELS, SR, labelled_clips, tone_artifact
 
@@ -42,11 +44,9 @@ def project(tmp_path_factory) -> dict:
     defs = build_definitions(config_file)
     cfg = defs.resources["settings"].config
     artifact = tone_artifact()
-    export_dir = cfg.storage_path(*ARTIFACT_DIR)
-    export_dir.parent.mkdir(parents=True)
-    import shutil
-
-    shutil.copytree(artifact.folder, export_dir)
+    # The tone model stands for quantized_model's output, stored as that asset's IO manager does.
+    export_dir = Path(store_artifact(LocalObjectStore.at(cfg.storage_path(ARTIFACTS)),
+                                     "quantized_model", ArtifactFolder(Path(artifact.folder))))
     store = ClipStore.at(cfg.storage_path("clips"))
     clips, y = labelled_clips(8, seed=40)
     rows = []
@@ -68,7 +68,7 @@ def project(tmp_path_factory) -> dict:
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [dg.SourceAsset("mfcc_table"), dg.SourceAsset("validated_set"),
-             dg.SourceAsset("quantized_model"), evaluation],
+             dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"), evaluation],
             resources=defs.resources, instance=instance, raise_on_error=False)
     return {"cfg": cfg, "result": result, "raw": raw, "y": y, "export_dir": export_dir,
             "spec": spec, "defs": defs}
@@ -77,7 +77,7 @@ def project(tmp_path_factory) -> dict:
 def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
     result = project["result"]
     assert result.success
-    folder = project["cfg"].storage_path(*EVALUATION_DIR)
+    folder = project["cfg"].storage_path(ARTIFACTS, "evaluation")
     for name in ("confusion_test.png", "det_curve.png", REPORT_FILE):
         assert (folder / name).is_file(), name
     assert (folder / "det_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -96,7 +96,7 @@ def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
     classifier = export.KwsClassifier.load(project["export_dir"])
     probs = classifier.classify_features(normalize(project["raw"], project["spec"]))
     expected = float((probs.argmax(axis=1) == project["y"]).mean())
-    folder = project["cfg"].storage_path(*EVALUATION_DIR)
+    folder = project["cfg"].storage_path(ARTIFACTS, "evaluation")
     report = json.loads((folder / REPORT_FILE).read_text())
     assert report["test"]["accuracy"] == pytest.approx(expected)
     confusion = np.array(report["test"]["confusion"])
@@ -105,12 +105,15 @@ def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
 
 def _run_gates(project, metrics: dict, max_kb: float | None = None):
     cfg = project["cfg"]
-    export_dir = cfg.storage_path(*ARTIFACT_DIR)
-    (export_dir / export.METRICS_FILE).write_text(json.dumps(metrics))
+    prepared = ArtifactFolder.staging()
+    for path in project["export_dir"].iterdir():
+        (prepared.path / path.name).write_bytes(path.read_bytes())
+    (prepared.path / export.METRICS_FILE).write_text(json.dumps(metrics))
 
-    @dg.asset(name="quantized_model")
-    def artifact_already_written() -> None:
+    @dg.asset(name="quantized_model", io_manager_key="artifact_io_manager")
+    def artifact_already_written() -> ArtifactFolder:
         """The artifact folder prepared by the test stands for quantized_model's output."""
+        return prepared
 
     resources = dict(project["defs"].resources)
     if max_kb is not None:

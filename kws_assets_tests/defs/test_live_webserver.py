@@ -21,7 +21,7 @@ import pytest
 from kws_assets.config import load_config
 from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
-from kws_assets.defs.partitions import KEYWORDS
+from kws_assets.lib.partitions import KEYWORDS
 from kws_assets.defs.sensors import (
     AUTOMATION_SENSOR,
     KEYWORD_SENSOR,

@@ -12,10 +12,10 @@ import pytest
 from kws_assets.config import load_config
 from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.corpus.landing import landing_root
-from kws_assets.defs import build_definitions
-from kws_assets.defs.in_process import failed_steps
+from kws_assets.definitions import build_definitions
+from kws_assets.lib.in_process import failed_steps
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB, RETRAIN_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
 from kws_assets_tests.defs.landing_batches import write_landing_batch
 
 PER_KEYWORD = ("synthetic_clips", "aligned_keywords")

@@ -17,7 +17,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from kws_assets.defs import build_definitions
+from kws_assets.definitions import build_definitions
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.multiprocess_job import keyword_clips_multiprocess
 from kws_assets_tests.pipeline_runs import run_graph, secrets_found

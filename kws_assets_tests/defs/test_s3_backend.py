@@ -1,6 +1,6 @@
 """The S3 backend under faults: a proxy in front of the moto server injects HTTP 5xx, dropped
 connections and 403s.  Transient faults are absorbed by the S3 client's retries, longer outages
-by the assets' retry policy; permanent errors fail the step at once, naming the object."""
+by the step (dg.RetryRequested from the storage layer); permanent errors fail the step at once, naming the object."""
 
 import shutil
 
@@ -13,9 +13,8 @@ from dagster_aws.s3 import S3Resource
 from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.storage.object_store import REASON_NO_CREDENTIALS, StorageError
-from kws_assets.defs import build_definitions
-from kws_assets.defs.partitions import KEYWORDS
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.definitions import build_definitions
+from kws_assets.lib.partitions import KEYWORDS
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.pipeline_runs import secrets_found
 from kws_assets_tests.servers import DROP_CONNECTION, FaultProxy
@@ -66,12 +65,14 @@ def test_missing_credentials_are_a_clear_permanent_error(s3_server, monkeypatch)
     assert "AWS_ACCESS_KEY_ID" in str(err.value) and f"s3://{s3_server.bucket}/clips/demo/yes/a.wav" in str(err.value)
 
 
-def test_every_asset_and_check_retries_storage_errors():
+def test_no_asset_or_check_carries_a_blanket_retry_policy():
+    """Retries come from the storage layer (transient errors only), never from a policy that
+    would re-run a deterministic failure."""
     defs = build_definitions(FIXTURES / "micro.yaml")
     nodes = {a.node_def.name: a.node_def.retry_policy
              for a in defs.resolve_asset_graph().assets_defs if a.is_executable}
     assert {"synthetic_clips", "validated_set", "mfcc_table", "kws_model"} <= set(nodes)
-    assert {name for name, policy in nodes.items() if policy != STORAGE_RETRY_POLICY} == set()
+    assert {name: policy for name, policy in nodes.items() if policy is not None} == {}
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def _events(result: dg.ExecuteInProcessResult, event_type: str) -> list:
 @pytest.mark.slow
 def test_outage_longer_than_client_retries_is_retried_by_the_step(s3_keyword_run, s3_server):
     proxy, run = s3_keyword_run
-    # The table write fails on every client attempt once: the step fails, the policy re-runs it.
+    # The table write fails on every client attempt once: the storage layer asks for a step retry.
     outage = proxy.fail(CLIENT_RETRIES + 1, 500, "InternalError", path_contains="/kws/tables/",
                         methods=("PUT",))
     result, instance = run()

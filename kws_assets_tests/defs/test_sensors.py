@@ -12,10 +12,10 @@ import pytest
 
 from kws_assets.config import load_config
 from kws_assets.core.corpus.landing import landing_root
-from kws_assets.defs import build_definitions
+from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS
-from kws_assets.defs.resources import KwsSettings
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.resources import KwsSettings
 from kws_assets.defs.sensors import (
     AUTOMATION_SENSOR,
     KEYWORD_SENSOR,

@@ -16,9 +16,8 @@ from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import read_audio
 from kws_assets.core.speech.dtw_aligner import DtwAligner
 from kws_assets.core.speech.fillers import FILLER_WORDS
-from kws_assets.defs import build_definitions
-from kws_assets.defs.assets.ship import ARTIFACT_DIR
-from kws_assets.defs.in_process import materialize_graph
+from kws_assets.definitions import build_definitions
+from kws_assets.lib.in_process import materialize_graph
 from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
@@ -123,7 +122,7 @@ def test_aligned_starts_match_espeaks_own_word_timing(pipeline):
 
 def test_a_model_and_its_int8_artifact(pipeline):
     cfg = pipeline["cfg"]
-    artifact = cfg.storage_path(*ARTIFACT_DIR)
+    artifact = load_asset(pipeline, "quantized_model").path
     assert json.loads((artifact / "labels.json").read_text(encoding="utf-8")) == cfg.labels
     assert (artifact / "model.int8.onnx").stat().st_size > 1000
     metrics = json.loads((artifact / "metrics.json").read_text())

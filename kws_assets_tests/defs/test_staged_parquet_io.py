@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
-from kws_assets.defs.io_managers import PolarsParquetIOManager
+from kws_assets.lib.io_managers import PolarsParquetIOManager
 
 SCHEMA = {"clip_id": pl.String, "x": pl.Array(pl.Float32, 2)}
 

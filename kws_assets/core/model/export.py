@@ -16,7 +16,6 @@ directly.
 from __future__ import annotations
 
 import copy
-import errno
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from onnxruntime.quantization import (
 from torch import nn
 
 from kws_assets.core.audio.io import AudioReadError
+from kws_assets.core.storage.atomic_files import swap_folder_into_place
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
 
 INPUT_NAME = "mfcc"
@@ -238,40 +238,6 @@ def write_artifact(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
-
-
-SWAP_ATTEMPTS = 20
-
-
-def swap_folder_into_place(staging: Path, directory: Path, attempts: int = SWAP_ATTEMPTS) -> None:
-    """Rename the finished folder ``staging`` to ``directory``, retiring a folder already there.
-
-    Two runs writing the same artifact at once race here: between one writer moving the old
-    folder aside and renaming its own in, the other may do either.  Each rename is retried until
-    one lands (the last writer wins, no writer fails); retired folders are removed.
-    """
-    for _ in range(attempts):
-        try:
-            os.replace(staging, directory)  # lands when nothing (or an empty folder) is there
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-        retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-        try:
-            os.replace(directory, retired)
-        except FileNotFoundError:
-            continue  # another writer moved it first; try our rename again
-        try:
-            os.replace(staging, directory)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-        finally:
-            shutil.rmtree(retired, ignore_errors=True)
-    raise OSError(errno.EBUSY, f"could not rename {staging} to {directory}: "
-                               f"{attempts} attempts lost to concurrent writers")
 
 
 def _c_string(text: str) -> str:

@@ -8,12 +8,15 @@ and the folder fsynced so the rename survives a power cut.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 COPY_CHUNK_BYTES = 1 << 20
+SWAP_ATTEMPTS = 20  # renames lost to concurrent writers of the same folder before giving up
 
 
 def fsync_folder(folder: str | os.PathLike[str]) -> None:
@@ -59,3 +62,34 @@ def copy_file_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str
             shutil.copyfileobj(src, fh, COPY_CHUNK_BYTES)
 
     return _replace_with(Path(path), fill)
+
+
+def swap_folder_into_place(staging: Path, directory: Path, attempts: int = SWAP_ATTEMPTS) -> None:
+    """Rename the finished folder ``staging`` to ``directory``, retiring a folder already there.
+
+    Two runs writing the same artifact at once race here: between one writer moving the old
+    folder aside and renaming its own in, the other may do either.  Each rename is retried until
+    one lands (the last writer wins, no writer fails); retired folders are removed.
+    """
+    for _ in range(attempts):
+        try:
+            os.replace(staging, directory)  # lands when nothing (or an empty folder) is there
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        retired = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(directory, retired)
+        except FileNotFoundError:
+            continue  # another writer moved it first; try our rename again
+        try:
+            os.replace(staging, directory)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            shutil.rmtree(retired, ignore_errors=True)
+    raise OSError(errno.EBUSY, f"could not rename {staging} to {directory}: "
+                               f"{attempts} attempts lost to concurrent writers")

@@ -143,6 +143,11 @@ class ObjectStore(ABC):
         """The bytes of the object a table row points at."""
         return self.get_bytes(self.key_for_uri(uri))
 
+    def local_path(self, key: str) -> Path | None:
+        """Where ``key`` lives on this machine's disk, for a store that is a local folder;
+        None for a remote store (its objects are only reachable through the methods above)."""
+        return None
+
 
 # ------------------------------------------------------------------------------------ local disk
 
@@ -202,6 +207,9 @@ class LocalObjectStore(ObjectStore):
 
     def uri_for(self, key: str) -> str:
         return str(self._path(key))
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
 
     def key_for_uri(self, uri: str) -> str:
         path = Path(uri).expanduser()

@@ -5,16 +5,14 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import augment
-from kws_assets.defs.assets.summaries import label_counts_md
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.lib.metadata import label_counts_md
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 MAX_LISTED = 50
 
 
 @dg.asset(
     group_name="curate",
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"torchaudio", "parquet"},
     code_version="1",
     owners=["team:kws-data"],

@@ -9,17 +9,15 @@ import polars as pl
 from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.dataset import curation
 from kws_assets.core.dataset import synthesis
-from kws_assets.defs.assets.summaries import label_counts_md, md_table
-from kws_assets.defs.partitions import all_partitions_of, loaded_partitions, missing_partitions
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.lib.metadata import label_counts_md, md_table
+from kws_assets.lib.partitions import all_partitions_of, loaded_partitions, missing_partitions
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 GROUP = "curate"
 
 
 @dg.multi_asset(
     group_name=GROUP,
-    retry_policy=STORAGE_RETRY_POLICY,
     # Fan-in: every keyword partition and every corpus batch becomes one dataset.
     ins={"synthetic_clips": all_partitions_of(), "aligned_keywords": all_partitions_of(),
          "unknown_clips": all_partitions_of()},

@@ -11,11 +11,11 @@ from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
 from kws_assets.defs.assets.features import stage_features
-from kws_assets.defs.partitions import all_partitions_of, loaded_partitions
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.lib.partitions import all_partitions_of, loaded_partitions
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
-CARD_FILE = ("data_card", "DATA_CARD.md")
+CARD_FILE = "DATA_CARD.md"
 CARD_FEATURE_CACHE = "data-card-mfcc"
 DESCRIBED_ASSETS = ("raw_corpus", "validated_set", "quarantined_clips")
 
@@ -51,29 +51,29 @@ def _synthetic_real_gap(cfg: KwsConfig, clip_store: ClipStoreResource,
 
 @dg.asset(
     group_name="curate",
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"markdown"},
+    io_manager_key="artifact_io_manager",
     code_version="1",
     owners=["team:kws-data"],
     ins={"raw_corpus": all_partitions_of()},
     description="Data card (Markdown): composition per source, keyword and split, speaker counts, "
                 "quality distributions, quarantine reasons, provenance and licenses, known "
-                "limitations, and the versions of code and data it describes. Also written to "
-                "<storage root>/data_card/DATA_CARD.md.",
+                "limitations, and the versions of code and data it describes. Stored as a folder "
+                "holding DATA_CARD.md beside the tables (local folder or S3).",
 )
 def data_card(context: dg.AssetExecutionContext, settings: KwsSettings,
               clip_store: ClipStoreResource, raw_corpus: Any, validated_set: pl.DataFrame,
-              quarantined_clips: pl.DataFrame) -> dg.MaterializeResult:
+              quarantined_clips: pl.DataFrame) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     validated, quarantined = validated_set, quarantined_clips
     corpus = _corpus_of_every_batch(context, raw_corpus)
     versions = card.code_versions(cfg, _latest_data_versions(context))
     gap = _synthetic_real_gap(cfg, clip_store, validated)
     text = card.render_data_card(validated, quarantined, corpus, cfg, versions, synthetic_real=gap)
-    path = card.write_card(cfg.storage_path(*CARD_FILE), text)
-    return dg.MaterializeResult(metadata={
+    folder = ArtifactFolder.staging(prefix="kws-data-card-")
+    card.write_card(folder.file(CARD_FILE), text)
+    return dg.Output(folder, metadata={
         "card": dg.MetadataValue.md(text),
-        "path": dg.MetadataValue.path(str(path)),
         "clips": validated.height,
         "quarantined": quarantined.height,
         "speakers": validated["speaker"].n_unique() if validated.height else 0,

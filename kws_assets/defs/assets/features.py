@@ -14,8 +14,7 @@ from kws_assets.core.model.feature_table import (
 )
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 
 # Under storage.root (always local): the feature cache, and where the table is built before the
@@ -39,7 +38,6 @@ def stage_features(cfg: KwsConfig, clip_store: ClipStoreResource, clips: pl.Data
 
 @dg.asset(
     group_name="features",
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"torchaudio", "parquet"},
     code_version="2",
     owners=["team:kws-ml"],

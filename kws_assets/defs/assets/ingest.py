@@ -1,7 +1,7 @@
 """Ingest: the raw corpus, its forced-aligned keyword clips, and the synthetic TTS clips.
 
 Per corpus batch (``corpus_batches``): ``raw_corpus`` and ``unknown_clips``.  Per keyword
-(``keywords``): ``synthetic_clips`` and ``aligned_keywords``.  See ``kws_assets.defs.partitions``.
+(``keywords``): ``synthetic_clips`` and ``aligned_keywords``.  See ``kws_assets.lib.partitions``.
 """
 
 from typing import Any
@@ -19,8 +19,8 @@ from kws_assets.core.corpus.batches import keyword_seed
 from kws_assets.core.corpus.landing import batch_config
 from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
-from kws_assets.defs.assets.summaries import label_counts_md, md_table
-from kws_assets.defs.partitions import (
+from kws_assets.lib.metadata import label_counts_md, md_table
+from kws_assets.lib.partitions import (
     CORPUS_BATCHES,
     KEYWORDS,
     ONE_PARTITION_PER_RUN,
@@ -28,8 +28,7 @@ from kws_assets.defs.partitions import (
     loaded_partitions,
     missing_partitions,
 )
-from kws_assets.defs.resources import ClipStoreResource, KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 GROUP = "ingest"
 MAX_LISTED = 50
@@ -37,7 +36,6 @@ MAX_LISTED = 50
 
 @dg.asset(
     group_name=GROUP,
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"polars", "parquet"},
     code_version="3",
     owners=["team:kws-data"],
@@ -72,7 +70,6 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
 
 @dg.asset(
     group_name=GROUP,
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"espeak-ng", "parquet"},
     code_version="2",
     owners=["team:kws-data"],
@@ -125,7 +122,6 @@ def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -
 
 @dg.asset(
     group_name=GROUP,
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"pocketsphinx", "parquet"},
     code_version="3",
     owners=["team:kws-data"],
@@ -175,7 +171,6 @@ def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
 
 @dg.asset(
     group_name=GROUP,
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"pocketsphinx", "parquet"},
     code_version="1",
     owners=["team:kws-data"],

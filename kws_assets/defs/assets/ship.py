@@ -11,30 +11,30 @@ from kws_assets.settings import ModelSettings
 from kws_assets.core.model.export import export_onnx, onnx_accuracy, quantize_int8, write_artifact
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.networks import DSCNN
-from kws_assets.defs.resources import KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
-
-ARTIFACT_DIR = ("artifacts", "quantized_model")
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.lib.resources import KwsSettings
 
 
 @dg.asset(
     group_name="ship",
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"onnx"},
+    io_manager_key="artifact_io_manager",
     code_version="1",
     owners=["team:kws-ml"],
     description="ONNX export of kws_model, int8 static quantization (QDQ) with onnxruntime "
                 "calibrated on validation rows; the artifact folder holds model.int8.onnx, "
-                "labels.json, feature_config.json and metrics.json.",
+                "labels.json, feature_config.json, metrics.json and the C array; stored beside the tables "
+                "(local folder or S3) and handed to evaluation and the checks as a value.",
 )
-def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_model: dict,
-                    mfcc_table: pl.DataFrame) -> dg.MaterializeResult:
+def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings,
+                    kws_model: ModelCheckpoint, mfcc_table: pl.DataFrame) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
-    labels = kws_model["labels"]
-    spec = FeatureSpec.model_validate(kws_model["feature_spec"])
-    model = DSCNN(len(labels), ModelSettings.model_validate(kws_model["model_settings"]))
-    model.load_state_dict(kws_model["state_dict"])
+    labels = kws_model.labels
+    spec = FeatureSpec.model_validate(kws_model.front_end)
+    model = DSCNN(len(labels), ModelSettings.model_validate(kws_model.network))
+    model.load_state_dict(kws_model.state_dict)
     model.eval()
     x_val, _ = split_arrays(mfcc_table, labels, "val")
     x_test, y_test = split_arrays(mfcc_table, labels, "test")
@@ -51,14 +51,12 @@ def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings, kw
             "int8_test_accuracy": round(onnx_accuracy(int8_path, x_test, y_test), 4) if len(y_test) else None,
             "float_size_kb": round(float_path.stat().st_size / 1024, 1),
             "int8_size_kb": round(int8_path.stat().st_size / 1024, 1),
-            "torch_accuracy": kws_model["accuracy"],
+            "torch_accuracy": kws_model.accuracy,
         }
-        artifact = cfg.storage_path(*ARTIFACT_DIR)
-        write_artifact(artifact, int8_path, labels, spec, metrics)
+        artifact = ArtifactFolder.staging(prefix="kws-quantized-model-")
+        write_artifact(artifact.path, int8_path, labels, spec, metrics)
 
-    return dg.MaterializeResult(metadata={
+    return dg.Output(artifact, metadata={
         **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
-        "artifact_dir": dg.MetadataValue.path(str(artifact)),
         "labels": dg.MetadataValue.json(labels),
-        "classify_command": dg.MetadataValue.text(f"kws classify --model {artifact} clip.wav"),
     })

@@ -1,27 +1,22 @@
 """Train: a DS-CNN on the train split, early-stopped on the validation split."""
 
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, normalize
-from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.model.checkpoint import MFCC_DSCNN, ModelCheckpoint
 from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
 from kws_assets.core.model.training import MfccAugment, evaluate, train_model
-from kws_assets.defs.assets.summaries import confusion_md
-from kws_assets.defs.resources import KwsSettings
-from kws_assets.defs.retries import STORAGE_RETRY_POLICY
+from kws_assets.lib.metadata import confusion_md
+from kws_assets.lib.resources import KwsSettings
 
 from kws_assets.core.tables import SPLITS
-CONFUSION_PNG = ("reports", "kws_model", "test_confusion_matrix.png")
 
 
 @dg.asset(
     group_name="train",
-    retry_policy=STORAGE_RETRY_POLICY,
     kinds={"pytorch"},
     io_manager_key="model_io_manager",
     code_version="1",
@@ -31,7 +26,7 @@ CONFUSION_PNG = ("reports", "kws_model", "test_confusion_matrix.png")
                 "matrix as metadata. Normalisation stats come from the train split only.",
 )
 def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
-              mfcc_table: pl.DataFrame) -> dict:
+              mfcc_table: pl.DataFrame) -> ModelCheckpoint:
     cfg = settings.config
     labels = cfg.labels
     raw = {split: split_arrays(mfcc_table, labels, split) for split in SPLITS}
@@ -56,24 +51,17 @@ def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
         "rows_per_split": dg.MetadataValue.json({s: int(len(data[s][1])) for s in SPLITS}),
         "test_confusion_matrix": dg.MetadataValue.md(
             confusion_md(labels, test_report.confusion) if test_report else "_(no test rows)_"),
-        **(_confusion_image(cfg.storage_path(*CONFUSION_PNG), labels, test_report.confusion,
-                            accuracy["test"]) if test_report else {}),
+        **(_confusion_image(labels, test_report.confusion, accuracy["test"]) if test_report else {}),
     })
-    return {
-        "state_dict": result.model.state_dict(),
-        "labels": labels,
-        "model_settings": cfg.model.model_dump(mode="json"),
-        "feature_spec": spec.model_dump(mode="json"),
-        "accuracy": accuracy,
-        "history": [epoch.__dict__ for epoch in result.history],
-        "best_epoch": result.best_epoch,
-    }
+    return ModelCheckpoint(
+        family=MFCC_DSCNN, labels=labels, state_dict=result.model.state_dict(),
+        network=cfg.model.model_dump(mode="json"), front_end=spec.model_dump(mode="json"),
+        accuracy=accuracy, history=[dict(epoch.__dict__) for epoch in result.history],
+        best_epoch=result.best_epoch)
 
 
-def _confusion_image(path: Path, labels: list[str], confusion: list[list[int]],
+def _confusion_image(labels: list[str], confusion: list[list[int]],
                      accuracy: float) -> dict[str, dg.MetadataValue]:
-    """The test confusion matrix as a PNG file under the storage root, and inline in the UI."""
+    """The test confusion matrix as a PNG inline in the UI."""
     png = confusion_matrix_png(labels, confusion, title=f"test split, accuracy {accuracy:.3f}")
-    write_file_atomic(path, png)
-    return {"test_confusion_matrix_image": dg.MetadataValue.path(str(path)),
-            "test_confusion_matrix_plot": dg.MetadataValue.md(png_markdown(png, "test confusion matrix"))}
+    return {"test_confusion_matrix_plot": dg.MetadataValue.md(png_markdown(png, "test confusion matrix"))}

@@ -1,39 +1,50 @@
 """What is retried and what fails at once.
 
-Two layers retry transient storage errors (HTTP 5xx, throttling, dropped connections):
+Only transient storage errors (HTTP 5xx, throttling, dropped connections) are retried, in two
+layers:
 
 1. the S3 client itself — botocore's ``standard`` retry mode, ``storage.s3_retries`` retries of
    each request with exponential backoff and jitter;
-2. the step — :data:`STORAGE_RETRY_POLICY` on every asset and asset check re-runs a step whose
-   storage errors outlasted the client's attempts (a longer outage), again with exponential
-   backoff.  Dagster's policy cannot tell exception types apart, so a step failing for another
-   reason is retried too (a few seconds lost); failures known to be deterministic — a missing
-   keyword partition, a split without rows, a permanent storage error — are raised as
-   ``dg.Failure(allow_retries=False)`` and skip the policy.
+2. the step — an error still transient after the client's attempts (a longer outage) is raised
+   as ``dg.RetryRequested`` by the storage layer (:class:`FailFastObjectStore`, used by the IO
+   managers and the clip store), so Dagster re-runs the step after an exponential backoff, at
+   most :data:`STEP_MAX_RETRIES` times.
 
-Permanent errors (access denied, no such bucket, no credentials) are not worth a retry: the
-storage layer raises them as ``dg.Failure(allow_retries=False)`` whose description names the
-object and the reason, so the step fails at once instead of waiting through the policy.
+Nothing else is retried: there is no blanket ``RetryPolicy``, so a deterministic failure (a
+missing keyword partition, a split without rows, a failing check, a bug) fails once, with its
+reason.  Permanent storage errors (access denied, no such bucket, no credentials) are raised as
+``dg.Failure(allow_retries=False)`` whose description names the object and the reason.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
 from kws_assets.core.storage.object_store import ObjectNotFound, ObjectStore, StorageError
 
 STEP_MAX_RETRIES = 3
-STEP_RETRY_DELAY_S = 1.0  # waits (2**n - 1) * delay: about 1, 3 and 7 s, each +/- 1 s of jitter
+STEP_RETRY_DELAY_S = 1.0  # waits delay * 2**n for the n-th retry: about 1, 2 and 4 s
+STEP_RETRY_JITTER = 0.25  # +/- this fraction of the wait, so parallel steps do not retry in step
 
-STORAGE_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=STEP_MAX_RETRIES,
-    delay=STEP_RETRY_DELAY_S,
-    backoff=dg.Backoff.EXPONENTIAL,
-    jitter=dg.Jitter.PLUS_MINUS,
-)
+
+def _retry_number() -> int:
+    """How many times the current step has been retried (0 outside a step)."""
+    try:
+        return dg.OpExecutionContext.get().retry_number
+    except Exception:  # noqa: BLE001 - no current step context (a direct call, a test)
+        return 0
+
+
+def transient_retry(error: StorageError) -> dg.RetryRequested:
+    """The step retry for a storage error that outlasted the client's own retries."""
+    wait = STEP_RETRY_DELAY_S * 2 ** _retry_number()
+    wait *= 1 + random.uniform(-STEP_RETRY_JITTER, STEP_RETRY_JITTER)  # noqa: S311 - jitter only
+    return dg.RetryRequested(max_retries=STEP_MAX_RETRIES, seconds_to_wait=round(wait, 3))
 
 
 def permanent_failure(error: StorageError) -> dg.Failure:
@@ -49,11 +60,11 @@ def permanent_failure(error: StorageError) -> dg.Failure:
 
 @contextmanager
 def fail_fast_on_permanent_errors() -> Iterator[None]:
-    """Re-raise permanent :class:`StorageError` as a non-retried ``dg.Failure``.
+    """Re-raise a permanent :class:`StorageError` as a non-retried ``dg.Failure`` and a
+    transient one as ``dg.RetryRequested`` (with backoff).
 
-    Transient errors and missing objects pass through unchanged: the former for the retry policy,
-    the latter for callers that treat a missing object as data (a quarantined clip, a missing
-    partition).
+    Missing objects pass through unchanged, for callers that treat a missing object as data (a
+    quarantined clip, a missing partition).
     """
     try:
         yield
@@ -61,12 +72,13 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
         raise
     except StorageError as error:
         if error.transient:
-            raise
+            raise transient_retry(error) from error
         raise permanent_failure(error) from error
 
 
 class FailFastObjectStore(ObjectStore):
-    """An object store whose permanent errors stop the step at once (see the module docstring)."""
+    """An object store whose permanent errors stop the step at once and whose transient errors
+    ask Dagster to re-run it (see the module docstring)."""
 
     def __init__(self, inner: ObjectStore):
         self.inner = inner
@@ -103,3 +115,6 @@ class FailFastObjectStore(ObjectStore):
     def list_keys(self, prefix: str = "") -> list[str]:
         with fail_fast_on_permanent_errors():
             return self.inner.list_keys(prefix)
+
+    def local_path(self, key: str) -> Path | None:
+        return self.inner.local_path(key)

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB
-from kws_assets.defs.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
 
 
 @dataclass

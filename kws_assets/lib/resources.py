@@ -20,18 +20,22 @@ from kws_assets.config import load_config
 from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
-from kws_assets.defs.io_managers import (
+from kws_assets.lib.io_managers import (
+    ArtifactIOManager,
     PolarsParquetIOManager,
+    S3ArtifactIOManager,
     S3PolarsParquetIOManager,
     S3TorchCheckpointIOManager,
     TorchCheckpointIOManager,
 )
-from kws_assets.defs.retries import FailFastObjectStore
+from kws_assets.lib.retries import FailFastObjectStore
 
 # Sub-prefixes (S3) and sub-folders (local) of the storage root.
 CLIPS = "clips"
 TABLES = "tables"
 MODELS = "models"
+ARTIFACTS = "artifacts"
+ARTIFACT_CACHE = "artifact_cache"  # local copies of remote artifacts, per machine
 
 
 class KwsSettings(dg.ConfigurableResource):
@@ -104,16 +108,18 @@ def s3_resource(storage: StorageSettings) -> S3Resource:
 
 
 def local_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
-    """Clips, tables and checkpoints in folders under ``storage.root``."""
+    """Clips, tables, checkpoints and artifacts in folders under ``storage.root``."""
     return {
         "clip_store": LocalClipStoreResource(root=str(cfg.storage_path(CLIPS))),
         "io_manager": PolarsParquetIOManager(base_path=str(cfg.storage_path(TABLES))),
         "model_io_manager": TorchCheckpointIOManager(base_path=str(cfg.storage_path(MODELS))),
+        "artifact_io_manager": ArtifactIOManager(base_path=str(cfg.storage_path(ARTIFACTS))),
     }
 
 
 def s3_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
-    """Clips, tables and checkpoints under ``s3://<s3_bucket>/<s3_prefix>/``."""
+    """Clips, tables, checkpoints and artifacts under ``s3://<s3_bucket>/<s3_prefix>/``; a step
+    that reads an artifact gets a verified local copy under ``storage.root``/artifact_cache."""
     storage = cfg.storage
     s3 = s3_resource(storage)
     bucket = storage.s3_bucket
@@ -123,6 +129,9 @@ def s3_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
         "io_manager": S3PolarsParquetIOManager(s3=s3, bucket=bucket, prefix=s3_prefix(storage, TABLES)),
         "model_io_manager": S3TorchCheckpointIOManager(
             s3=s3, bucket=bucket, prefix=s3_prefix(storage, MODELS)),
+        "artifact_io_manager": S3ArtifactIOManager(
+            s3=s3, bucket=bucket, prefix=s3_prefix(storage, ARTIFACTS),
+            cache_root=str(cfg.storage_path(ARTIFACT_CACHE))),
     }
 
 

@@ -1,16 +1,20 @@
-"""IO managers: polars tables as Parquet and torch checkpoints, in a local folder or on S3.
+"""IO managers: polars tables as Parquet, model checkpoints and artifact folders, in a local
+folder or on S3.
 
-Both are ``dg.UPathIOManager`` subclasses — so partitioned assets get one object per partition
+All three are ``dg.UPathIOManager`` subclasses — so partitioned assets get one object per partition
 and paths follow Dagster's conventions — whose bytes go through an
 :class:`~kws_assets.core.storage.object_store.ObjectStore`.  That gives every table the store's
 guarantees: an atomic write (staged file + rename locally, one PUT of a finished object on S3),
 so a reader or a re-run after a crash never sees half a table; transient errors retried by the
-S3 client and then by the assets' retry policy; permanent errors failing the step at once with
-the object's URI and the reason (:mod:`kws_assets.defs.retries`).
+S3 client and then by a step retry (``dg.RetryRequested``); permanent errors failing the step at once with
+the object's URI and the reason (:mod:`kws_assets.lib.retries`).
 
-Deployments pick the flavour (``storage.deployment`` in ``kws.yaml``): ``PolarsParquetIOManager``
-and ``TorchCheckpointIOManager`` take a local ``base_path``; ``S3PolarsParquetIOManager`` and
-``S3TorchCheckpointIOManager`` take a ``dagster-aws`` ``S3Resource`` plus bucket and prefix.
+Artifact folders (the int8 model, the evaluation report, the data card) are asset values too
+(:class:`~kws_assets.core.storage.artifact_store.ArtifactFolder`): stored under the same root,
+loaded as a local folder on whichever machine runs the next step (:mod:`artifact_store`).
+
+Deployments pick the flavour (``storage.deployment`` in ``kws.yaml``): the local IO managers take
+a ``base_path``; the ``S3...`` ones take a ``dagster-aws`` ``S3Resource`` plus bucket and prefix.
 """
 
 import io
@@ -20,15 +24,22 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import torch
-from dagster._core.storage.upath_io_manager import escape_dotdot_segments
 from dagster_aws.s3 import S3Resource
 from upath import UPath
 
+from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.storage.artifact_store import ArtifactFolder, artifact_exists, load_artifact, store_artifact
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
 from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_file
-from kws_assets.defs.retries import FailFastObjectStore
+from kws_assets.lib.retries import FailFastObjectStore
 
 PARQUET_COMPRESSION = "zstd"
+
+
+def escape_dotdot_segments(partition: str) -> str:
+    """``..`` path segments of a partition key percent-encoded (``%2E%2E``), as Dagster's own
+    helper for hierarchical file systems does, so a key never climbs out of its asset's folder."""
+    return "/".join("%2E%2E" if part == ".." else part for part in partition.split("/"))
 
 
 def table_metadata(df: pl.DataFrame) -> dict[str, Any]:
@@ -70,6 +81,8 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
         return relative_key(path.as_posix(), self._base_path.as_posix())
 
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
+        # Partition keys are data (keywords, batch names): ".." segments are escaped (the
+        # override point Dagster documents for hierarchical file systems).
         return super().make_safe_partition_path(base_path, escape_dotdot_segments(partition))
 
     # UPathIOManager hooks ---------------------------------------------------------------------
@@ -154,15 +167,53 @@ class PolarsParquetUPathIOManager(ObjectStoreUPathIOManager):
 
 
 class TorchCheckpointUPathIOManager(ObjectStoreUPathIOManager):
+    """Typed model checkpoints (:class:`ModelCheckpoint`) saved with ``torch.save``."""
+
     extension = ".pt"
 
-    def serialize(self, context: dg.OutputContext, obj: dict) -> bytes:
+    def serialize(self, context: dg.OutputContext, obj: ModelCheckpoint) -> bytes:
+        if not isinstance(obj, ModelCheckpoint):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a ModelCheckpoint, "
+                            f"got {type(obj).__name__}")
         buffer = io.BytesIO()
-        torch.save(obj, buffer)
+        torch.save(obj.to_dict(), buffer)
         return buffer.getvalue()
 
-    def deserialize(self, context: dg.InputContext, data: bytes) -> dict:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    def deserialize(self, context: dg.InputContext, data: bytes) -> ModelCheckpoint:
+        return ModelCheckpoint.from_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=False))
+
+
+class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
+    """Artifact folders: stored as a folder (local) or objects under a prefix (S3) with an index
+    written last; loaded as a local folder, downloaded and verified into ``cache_root`` when the
+    store is remote."""
+
+    extension = ""
+
+    def __init__(self, objects: ObjectStore, cache_root: str):
+        super().__init__(objects)
+        self.cache_root = UPath(cache_root)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: ArtifactFolder, path: UPath) -> None:
+        if not isinstance(obj, ArtifactFolder):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected an ArtifactFolder, "
+                            f"got {type(obj).__name__}")
+        store_artifact(self.objects, self.key_for_path(path), obj)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> ArtifactFolder:
+        return load_artifact(self.objects, self.key_for_path(path), self.cache_root)
+
+    def path_exists(self, path: UPath) -> bool:
+        return artifact_exists(self.objects, self.key_for_path(path))
+
+    def serialize(self, context: dg.OutputContext, obj: Any) -> bytes:
+        raise NotImplementedError("artifact folders are stored file by file (dump_to_path)")
+
+    def deserialize(self, context: dg.InputContext, data: bytes) -> Any:
+        raise NotImplementedError("artifact folders are loaded file by file (load_from_path)")
+
+    def get_metadata(self, context: dg.OutputContext, obj: ArtifactFolder) -> dict[str, Any]:
+        return {"artifact_files": dg.MetadataValue.int(sum(1 for p in obj.path.rglob("*") if p.is_file()))}
 
 
 def _local_objects(base_path: str) -> LocalObjectStore:
@@ -216,3 +267,26 @@ class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: dg.InitResourceContext) -> TorchCheckpointUPathIOManager:
         return TorchCheckpointUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix))
+
+
+class ArtifactIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores artifact folders under the local folder ``base_path`` (each one a real folder)."""
+
+    base_path: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> ArtifactFolderUPathIOManager:
+        return ArtifactFolderUPathIOManager(_local_objects(self.base_path), cache_root=self.base_path)
+
+
+class S3ArtifactIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores artifact folders as objects under ``s3://bucket/prefix``; a step that reads one gets
+    a verified local copy under ``cache_root``."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    bucket: str
+    prefix: str = ""
+    cache_root: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> ArtifactFolderUPathIOManager:
+        return ArtifactFolderUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
+                                            cache_root=self.cache_root)

@@ -1,0 +1,109 @@
+"""The structure rules of the package (README "Layout"): settings are a leaf, folders stay small,
+the import graph has no cycle, and the definitions expose the same objects as before the move."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kws_assets.definitions import build_definitions
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "kws_assets"
+MAX_MODULES_PER_FOLDER = 12
+BEFORE = Path(__file__).parent / "fixtures" / "definitions_before_one_house.json"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {name for name in found if name.split(".")[0] == "kws_assets"}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_settings_import_nothing_of_the_core():
+    offenders = {name: sorted(deps) for name, deps in _graph().items()
+                 if name.startswith("kws_assets.settings")
+                 and any(not d.startswith("kws_assets.settings") for d in deps)}
+    assert not offenders
+
+
+def test_no_folder_holds_more_than_twelve_modules():
+    crowded = {}
+    for folder in [PACKAGE, *[p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        if len(modules) > MAX_MODULES_PER_FOLDER:
+            crowded[str(folder.relative_to(ROOT))] = len(modules)
+    assert not crowded
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _graph()
+    # A package's __init__ importing its own submodules is the package, not a cycle.
+    edges = {n: {d for d in deps if not (d.startswith(n + ".") and n == d.rsplit(".", 1)[0])}
+             for n, deps in graph.items()}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, stack: list[str]) -> bool:
+        state[node] = 1
+        for dep in sorted(edges.get(node, ())):
+            if state.get(dep) == 1:
+                cycle.extend(stack[stack.index(dep):] + [node, dep] if dep in stack else [node, dep])
+                return True
+            if state.get(dep) is None and visit(dep, [*stack, node]):
+                return True
+        state[node] = 2
+        return False
+
+    for name in sorted(edges):
+        if state.get(name) is None and visit(name, []):
+            break
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_the_definitions_expose_what_they_did_before_the_move(tiny_config_file):
+    defs = build_definitions(tiny_config_file)
+    graph = defs.resolve_asset_graph()
+    now = {
+        "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+        "checks": sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys),
+        "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
+        "sensors": sorted(s.name for s in defs.sensors or []),
+        "schedules": sorted(s.name for s in defs.schedules or []),
+        "resources": sorted((defs.resources or {}).keys()),
+    }
+    before = json.loads(BEFORE.read_text())
+    for kind, names in before.items():
+        assert set(names) <= set(now[kind]), (kind, sorted(set(names) - set(now[kind])))
+
+
+def test_dg_list_defs_lists_the_assets(tiny_config_file, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    proc = subprocess.run([str(Path(sys.executable).parent / "dg"), "list", "defs", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    listed = json.loads(proc.stdout[proc.stdout.index("{"):])
+    keys = {a["asset_key"] for a in listed.get("assets", [])}
+    assert {"raw_corpus", "validated_set", "mfcc_table", "quantized_model", "evaluation"} <= keys
