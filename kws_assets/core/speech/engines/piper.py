@@ -152,10 +152,9 @@ def _seeded_noise_model(model_path: Path) -> bytes:
 class _LoadedVoice:
     def __init__(self, voice_file: PiperVoiceFile) -> None:
         import onnxruntime
-        from piper import PiperVoice
+        from piper import PiperConfig, PiperVoice
 
         self.file = voice_file
-        self.voice = PiperVoice.load(voice_file.model, config_path=voice_file.config)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -163,7 +162,10 @@ class _LoadedVoice:
             _seeded_noise_model(voice_file.model), sess_options=options,
             providers=["CPUExecutionProvider"],
         )
-        self.config = self.voice.config
+        self.config = PiperConfig.from_dict(_voice_config(voice_file.config))
+        # piper's phonemizer and id mapping, over the seeded session (its own synthesize()
+        # would not feed noise_seed, so it is never called)
+        self.voice = PiperVoice(session=self.session, config=self.config)
         self.lock = threading.Lock()
 
 
