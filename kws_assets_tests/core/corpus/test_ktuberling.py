@@ -1,0 +1,104 @@
+"""Sound lists of ktuberling / klettres: parsing generated XML, and the real English files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws_assets.config import UNKNOWN_LABEL, AudioSettings
+from kws_assets.core.audio.io import write_wav
+from kws_assets.core.corpus.ktuberling import (
+    KLETTRES_DIR,
+    KTUBERLING_SOUNDS_DIR,
+    SoundListError,
+    id_word,
+    ktuberling_sounds,
+    parse_sound_list,
+    write_dev_manifest,
+)
+from kws_assets.core.corpus.real_sources import load_real_source
+from kws_assets.settings.real_sources import RealSourceSettings
+
+THEME = b"""<?xml version="1.0" encoding="utf-8"?>
+<language code="xx">
+    <sound name="ball" file="xx/patate_ballon.wav" />
+    <sound name="egypt_camel" file="xx/egypt_camel.wav" />
+    <sound name="kid-tux" file="xx/kid.wav" />
+    <sound name="tv_breakdown_lorry" file="xx/lorry.wav" />
+    <sound name="again" file="xx/patate_ballon.wav" />
+    <sound name="" file="xx/x.wav" />
+    <sound name="nofile" />
+    <sound name="escape" file="../../etc/passwd" />
+    <sound name="gone" file="xx/gone.wav" />
+</language>
+"""
+
+
+def _theme_dir(tmp_path: Path) -> Path:
+    for stem in ("patate_ballon", "egypt_camel", "kid", "lorry"):
+        write_wav(tmp_path / "xx" / f"{stem}.wav", np.zeros(800, np.float32), 16000)
+    (tmp_path / "xx.soundtheme").write_bytes(THEME)
+    return tmp_path
+
+
+def test_generated_soundtheme(tmp_path: Path) -> None:
+    sounds = parse_sound_list(THEME, _theme_dir(tmp_path), "xx.soundtheme")
+    assert sounds.language == "xx"
+    assert [(e.name, e.word, e.file_word) for e in sounds.entries] == [
+        ("ball", "ball", "ballon"), ("egypt_camel", "camel", "camel"), ("kid-tux", "kid", "kid"),
+        ("tv_breakdown_lorry", "breakdown lorry", "lorry")]
+    assert [p.reason for p in sounds.problems] == [
+        "duplicate_file", "missing_name", "missing_file", "path_outside_folder", "file_absent"]
+    assert id_word("pizzeria_brocolli") == "brocolli" and id_word("tux-apple") == "apple"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"<language code='x'><sound name='a' file='a.wav'>", "well-formed"),
+    (b"<!DOCTYPE x [<!ENTITY a 'aaaa'>]><language>&a;</language>", "DTD"),
+    (b"<language>" + b" " * (1 << 20) + b"</language>", "bytes"),
+])
+def test_bad_xml_is_refused(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(SoundListError, match=message):
+        parse_sound_list(data, tmp_path)
+
+
+def test_dev_manifest_with_a_keyword_map(tmp_path: Path) -> None:
+    root = _theme_dir(tmp_path)
+    dev = write_dev_manifest("xx", {"ballon": "ballon", "kamel": "egypt_camel"}, tmp_path / "out",
+                             sounds_dir=root)
+    assert dev.label_counts == {"ballon": 1, "kamel": 1, UNKNOWN_LABEL: 2}
+    assert dev.path.read_text().splitlines()[0] == "path,label,speaker,word"
+    with pytest.raises(ValueError, match="zebra"):
+        write_dev_manifest("xx", ["zebra"], tmp_path / "out", sounds_dir=root)
+    with pytest.raises(SoundListError, match="ktuberling-data"):
+        ktuberling_sounds("yy", root)
+
+
+EN_KEYWORDS = ["ball", "hat", "nose", "train", "cheese", "rocket", "camel", "donkey", "monster",
+               "hotel"]
+
+
+@pytest.mark.skipif(not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file(),
+                    reason="Debian ktuberling-data is not installed")
+def test_real_english_ktuberling(tmp_path: Path) -> None:
+    klettres = ["en", "en_GB"] if (KLETTRES_DIR / "en_GB" / "sounds.xml").is_file() else []
+    dev = write_dev_manifest("en", EN_KEYWORDS, tmp_path, klettres_languages=klettres)
+    source = RealSourceSettings(name="ktuberling_en", manifest=str(dev.path), kind="clips")
+    clips = load_real_source(source, EN_KEYWORDS, AudioSettings())
+    assert clips.rejections == []
+    assert len(clips) >= 60
+    ktuberling = [lab for lab, who in zip(clips.labels, clips.speakers) if who == "ktuberling-en"]
+    assert len(ktuberling) == 71
+    assert all(ktuberling.count(k) == 1 for k in EN_KEYWORDS)  # its speaker says each once
+    assert ktuberling.count(UNKNOWN_LABEL) == 71 - len(EN_KEYWORDS)
+    if klettres:  # the en_GB klettres speaker says "BALL" among its syllables
+        extra = [(w, lab) for w, lab, who in zip(clips.words, clips.labels, clips.speakers)
+                 if who == "klettres-en_GB" and lab != UNKNOWN_LABEL]
+        assert extra == [("BALL", "ball")]
+    labelled = dict(zip(clips.words, clips.labels))
+    assert labelled["egypt_camel"] == "camel" and labelled["moon_rocket"] == "rocket"
+    assert labelled["umbrella"] == UNKNOWN_LABEL
+    peaks = np.abs(clips.samples).max(axis=1)
+    assert peaks.min() > 0.01  # a word in every clip, not padding
