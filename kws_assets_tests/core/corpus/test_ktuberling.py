@@ -102,3 +102,21 @@ def test_real_english_ktuberling(tmp_path: Path) -> None:
     assert labelled["umbrella"] == UNKNOWN_LABEL
     peaks = np.abs(clips.samples).max(axis=1)
     assert peaks.min() > 0.01  # a word in every clip, not padding
+
+
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ktuberling_en.yaml"
+
+
+@pytest.mark.skipif(not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file()
+                    or not (KLETTRES_DIR / "en_GB" / "sounds.xml").is_file(),
+                    reason="Debian ktuberling-data / klettres-data is not installed")
+def test_committed_english_dev_manifest_is_current(tmp_path: Path) -> None:
+    """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's keywords."""
+    import yaml
+
+    raw = yaml.safe_load(CONFIG.read_text())
+    (entry,) = raw["evaluation"]["real_sources"]
+    source = RealSourceSettings(**entry)
+    committed = CONFIG.parent / source.manifest
+    fresh = write_dev_manifest("en", raw["keywords"], tmp_path, klettres_languages=["en", "en_GB"])
+    assert committed.read_text() == fresh.path.read_text()
