@@ -76,3 +76,34 @@ def test_bad_inputs_are_named() -> None:
         score_real_source(_from_table({i: i for i in range(4)}), clips, LABELS)
     with pytest.raises(ValueError, match="shape"):
         score_real_source(lambda x: np.zeros((len(x), 2)), _clips(["ball"], ["a"]), LABELS)
+
+
+def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
+    """The int8 tone artifact through waveform_classifier on files of other lengths and rates:
+    loading centres each burst again, so the model sees clips like its training clips."""
+    from kws_assets.config import AudioSettings
+    from kws_assets.core.audio.io import resample, write_wav
+    from kws_assets.core.corpus.real_sources import load_real_source
+    from kws_assets.core.model.export import KwsClassifier
+    from kws_assets.core.model.real_speech import waveform_classifier
+    from kws_assets.settings.real_sources import RealSourceSettings
+    from kws_assets_tests.tone_detector import LABELS as TONE_LABELS, labelled_clip, tone_artifact
+
+    rng = np.random.default_rng(5)
+    lines = ["path,label,speaker"]
+    for i in range(24):
+        label = TONE_LABELS[1 + i % 3]  # _unknown_, low_tone, high_tone
+        clip = labelled_clip(label, rng)
+        lead = np.zeros(int(rng.integers(0, 16000)), np.float32)  # burst anywhere in a longer file
+        write_wav(tmp_path / f"{i}.wav", resample(np.concatenate([lead, clip, lead[:4000]]),
+                                                  16000, 44100), 44100)
+        lines.append(f"{i}.wav,{label},{'ab'[i % 2]}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    clips = load_real_source(RealSourceSettings(name="tones", manifest=str(tmp_path / "m.csv")),
+                             TONE_LABELS[2:], AudioSettings())
+    assert len(clips) == 24 and clips.rejections == []
+    classifier = KwsClassifier.load(tone_artifact().folder)
+    report = score_real_source(waveform_classifier(classifier), clips, classifier.labels)
+    assert report.unknown_baseline == pytest.approx(1 / 3)
+    assert report.accuracy >= 0.9 and report.keyword_accuracy >= 0.9
+    assert set(report.per_speaker) == {"a", "b"}
