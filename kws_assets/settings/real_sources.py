@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from kws_assets.settings.base import StrictSettings
 
 RealSourceKind = Literal["clips", "utterances"]
 
 
-class RealSourceSettings(BaseModel):
+class RealSourceSettings(StrictSettings):
     """One manifest of real recordings used only to evaluate."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("real", min_length=1,
                       description="Name of the source in reports (and the default speaker id "

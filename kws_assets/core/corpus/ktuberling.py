@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 
 KTUBERLING_SOUNDS_DIR = Path("/usr/share/ktuberling/sounds")
 KLETTRES_DIR = Path("/usr/share/klettres")

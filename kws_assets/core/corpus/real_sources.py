@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL, AlignmentSettings, AudioSettings
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.audio.io import AudioReadError, cut_centered, dbfs, read_audio
 from kws_assets.core.audio.quality import (
     ALIGNMENT_FAILED,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 from kws_assets.core.audio.features import MfccExtractor, features_for_clips
 from kws_assets.core.corpus.real_sources import RealClips
 from kws_assets.core.model.export import KwsClassifier

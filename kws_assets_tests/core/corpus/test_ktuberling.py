@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.config import UNKNOWN_LABEL, AudioSettings
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.corpus.ktuberling import (
     KLETTRES_DIR,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.config import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
+from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.corpus.real_sources import RealSourceError, load_real_source
 from kws_assets.core.speech.tts import synthesize_at

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from kws_assets.config import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 from kws_assets.core.corpus.real_sources import RealClips
 from kws_assets.core.model.real_speech import score_real_source
 
@@ -81,7 +81,7 @@ def test_bad_inputs_are_named() -> None:
 def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
     """The int8 tone artifact through waveform_classifier on files of other lengths and rates:
     loading centres each burst again, so the model sees clips like its training clips."""
-    from kws_assets.config import AudioSettings
+    from kws_assets.settings import AudioSettings
     from kws_assets.core.audio.io import resample, write_wav
     from kws_assets.core.corpus.real_sources import load_real_source
     from kws_assets.core.model.export import KwsClassifier
