@@ -40,7 +40,7 @@ MAX_XML_BYTES = 1 << 20
 # Scene prefixes/suffixes of ktuberling ids and localised file names (the word follows them).
 SCENE_PREFIX = re.compile(
     r"^(?:egypt|egypte|tv|moon|lune|pizzeria|butterflies|papillons|robot_workshop|xmas|noel|"
-    r"patate|patata|tux)[_-]", re.IGNORECASE)
+    r"patate|patata|pizza|robin|robot|tux)[_-]", re.IGNORECASE)
 TUX_SUFFIX = re.compile(r"[_-]tux$", re.IGNORECASE)
 MISSING_NAME = "missing_name"
 MISSING_FILE = "missing_file"
