@@ -168,11 +168,15 @@ def klettres_sounds(language: str, klettres_dir: str | Path = KLETTRES_DIR) -> S
     return parse_sound_list(listing.read_bytes(), klettres_dir, f"{language}/{KLETTRES_SOUND_LIST}")
 
 
-def _keyword_of(entry: SoundEntry, keywords: Mapping[str, str]) -> str:
-    for keyword, target in keywords.items():
-        wanted = target.casefold()
-        if wanted in (entry.name.casefold(), entry.word.casefold(), entry.file_word.casefold()):
-            return keyword
+def _keyword_of(entry: SoundEntry, keywords: Mapping[str, str], by_id: bool) -> str:
+    """The keyword an entry is a recording of: by its exact id (``by_id``: the same word in
+    another scene may be another object, ru ``xmas_ball`` is not ``ball``), else by its id's or
+    file's word (fr ``patate_ballon`` and ``robot_ballon`` both say "ballon")."""
+    names = (entry.name,) if by_id else (entry.name, entry.file_word, entry.word)
+    for name in names:  # the most specific first: the file's word before the id's English word
+        for keyword, target in keywords.items():
+            if target.casefold() == name.casefold():
+                return keyword
     return UNKNOWN_LABEL
 
 
@@ -191,12 +195,15 @@ def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str
     speaker,word) of the language's recordings: a recording of a keyword is labelled with the
     keyword, every other one ``_unknown_``.
 
-    ``keywords`` is a list of words (matched against the id, the id's word and the file's word)
-    or ``{keyword: id or word}`` for languages whose file names do not spell the spoken word.
+    ``keywords`` is a list of words (matched against the id, the id's word and the file's word:
+    ``camel`` finds ``egypt_camel``) or ``{keyword: exact ktuberling id}`` for languages whose
+    file names do not spell the spoken word (de ``{"Nase": "nose"}``); klettres entries are
+    matched by word either way.
     ``klettres_languages`` (e.g. ``["en", "en_GB"]``) adds those klettres recordings, labelled
     the same way.  Raises ValueError when a keyword matches no recording.
     """
-    wanted = dict(keywords) if isinstance(keywords, Mapping) else {k: k for k in keywords}
+    by_id = isinstance(keywords, Mapping)
+    wanted = dict(keywords) if by_id else {k: k for k in keywords}
     lists = [(f"ktuberling-{language}", ktuberling_sounds(language, sounds_dir))]
     lists += [(f"klettres-{lang}", klettres_sounds(lang, klettres_dir)) for lang in klettres_languages]
     rows: list[dict[str, str]] = []
@@ -205,7 +212,7 @@ def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str
     for speaker, sounds in lists:
         problems += sounds.problems
         for entry in sounds.entries:
-            label = _keyword_of(entry, wanted)
+            label = _keyword_of(entry, wanted, by_id and speaker.startswith("ktuberling"))
             found.add(label)
             rows.append({"path": str(entry.path), "label": label, "speaker": speaker,
                          "word": entry.name})

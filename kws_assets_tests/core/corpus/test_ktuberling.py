@@ -27,6 +27,7 @@ THEME = b"""<?xml version="1.0" encoding="utf-8"?>
     <sound name="egypt_camel" file="xx/egypt_camel.wav" />
     <sound name="kid-tux" file="xx/kid.wav" />
     <sound name="tv_breakdown_lorry" file="xx/lorry.wav" />
+    <sound name="xmas_ball" file="xx/xmas_boule.wav" />
     <sound name="again" file="xx/patate_ballon.wav" />
     <sound name="" file="xx/x.wav" />
     <sound name="nofile" />
@@ -37,7 +38,7 @@ THEME = b"""<?xml version="1.0" encoding="utf-8"?>
 
 
 def _theme_dir(tmp_path: Path) -> Path:
-    for stem in ("patate_ballon", "egypt_camel", "kid", "lorry"):
+    for stem in ("patate_ballon", "egypt_camel", "kid", "lorry", "xmas_boule"):
         write_wav(tmp_path / "xx" / f"{stem}.wav", np.zeros(800, np.float32), 16000)
     (tmp_path / "xx.soundtheme").write_bytes(THEME)
     return tmp_path
@@ -48,7 +49,7 @@ def test_generated_soundtheme(tmp_path: Path) -> None:
     assert sounds.language == "xx"
     assert [(e.name, e.word, e.file_word) for e in sounds.entries] == [
         ("ball", "ball", "ballon"), ("egypt_camel", "camel", "camel"), ("kid-tux", "kid", "kid"),
-        ("tv_breakdown_lorry", "breakdown lorry", "lorry")]
+        ("tv_breakdown_lorry", "breakdown lorry", "lorry"), ("xmas_ball", "ball", "boule")]
     assert [p.reason for p in sounds.problems] == [
         "duplicate_file", "missing_name", "missing_file", "path_outside_folder", "file_absent"]
     assert id_word("pizzeria_brocolli") == "brocolli" and id_word("tux-apple") == "apple"
@@ -66,9 +67,12 @@ def test_bad_xml_is_refused(tmp_path: Path, data: bytes, message: str) -> None:
 
 def test_dev_manifest_with_a_keyword_map(tmp_path: Path) -> None:
     root = _theme_dir(tmp_path)
-    dev = write_dev_manifest("xx", {"ballon": "ballon", "kamel": "egypt_camel"}, tmp_path / "out",
+    dev = write_dev_manifest("xx", {"ballon": "ball", "kamel": "egypt_camel"}, tmp_path / "out",
                              sounds_dir=root)
-    assert dev.label_counts == {"ballon": 1, "kamel": 1, UNKNOWN_LABEL: 2}
+    # by id: the Christmas ball is another object, spoken with another word
+    assert dev.label_counts == {"ballon": 1, "kamel": 1, UNKNOWN_LABEL: 3}
+    by_word = write_dev_manifest("xx", ["ball", "boule"], tmp_path / "out", sounds_dir=root)
+    assert by_word.label_counts == {"ball": 1, "boule": 1, UNKNOWN_LABEL: 3}
     assert dev.path.read_text().splitlines()[0] == "path,label,speaker,word"
     with pytest.raises(ValueError, match="zebra"):
         write_dev_manifest("xx", ["zebra"], tmp_path / "out", sounds_dir=root)
