@@ -218,8 +218,9 @@ def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str
                          "word": entry.name})
     missing = [k for k in wanted if k not in found]
     if missing:
+        known = sorted({e.name if by_id else e.word for e in lists[0][1].entries})
         raise ValueError(f"keywords {missing} name no {language} ktuberling recording; known "
-                         f"words: {sorted({e.word for e in lists[0][1].entries})}")
+                         f"{'ids' if by_id else 'words'}: {known}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"ktuberling_{language}.csv"
