@@ -46,9 +46,12 @@ def decode_manifest(data: bytes) -> str:
     return text.replace("\x00", REPLACEMENT_CHARACTER)
 
 
-def manifest_rows(name: str, text: str) -> list[tuple[str, dict | None, str]]:
+def manifest_rows(name: str, text: str, required: tuple[str, ...] = REQUIRED_COLUMNS
+                  ) -> list[tuple[str, dict | None, str]]:
     """``(row_ref, row, error)`` per manifest row: row is None and error says why when a line
-    cannot be parsed.  ``row_ref`` is ``<manifest>:<line>`` for messages."""
+    cannot be parsed.  ``row_ref`` is ``<manifest>:<line>`` for messages.  A CSV/TSV header
+    lacking one of ``required`` raises :class:`ManifestError` (JSONL rows are checked by the
+    caller, row by row)."""
     suffix = posixpath.splitext(name)[1].lower()
     out: list[tuple[str, dict | None, str]] = []
     if suffix == ".jsonl":
@@ -68,10 +71,10 @@ def manifest_rows(name: str, text: str) -> list[tuple[str, dict | None, str]]:
         return out
     if suffix in {".csv", ".tsv"}:
         reader = csv.DictReader(io.StringIO(text, newline=""), dialect="excel-tab" if suffix == ".tsv" else "excel")
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise ManifestError(f"{name}: missing columns {missing}; a manifest needs "
-                                f"{list(REQUIRED_COLUMNS)} (found {reader.fieldnames})")
+                                f"{list(required)} (found {reader.fieldnames})")
         for row in reader:
             ref = f"{name}:{reader.line_num}"
             if None in row or any(v is None for v in row.values()):

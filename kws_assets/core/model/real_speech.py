@@ -1,0 +1,154 @@
+"""Scores of a classifier on the clips of a real source (recordings by people).
+
+A synthetic test split says how well the model learnt espeak-ng; real voices are what it meets.
+:func:`score_real_source` runs any waveform classifier on :class:`RealClips` and reports the
+accuracy on every clip and on keyword clips alone, next to the always-``_unknown_`` baseline (a
+dev set of mostly other words flatters a model that never fires), the false-accept rate of the
+``_unknown_`` clips, per-class precision/recall/support, the confusion matrix (from
+``training.classification_report``) and the accuracy per speaker.
+
+:func:`waveform_classifier` adapts the shipped artifact's :class:`KwsClassifier` (which classifies
+normalised MFCCs) to the waveform interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.core.audio.features import MfccExtractor, features_for_clips
+from kws_assets.core.corpus.real_sources import RealClips
+from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.model.training import EvalReport, classification_report
+
+WaveformClassifier = Callable[[np.ndarray], np.ndarray]
+SCORE_BATCH = 256
+MAX_LISTED_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class SpeakerScore:
+    n: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ClipError:
+    """A misclassified clip (for listening to)."""
+
+    name: str
+    speaker: str
+    label: str
+    predicted: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RealSourceReport:
+    """How a classifier did on one real source (see the module docstring)."""
+
+    source: str
+    n: int
+    accuracy: float
+    n_keyword: int
+    keyword_accuracy: float  # on clips whose true label is a keyword; 0 when there are none
+    unknown_baseline: float  # accuracy of always answering _unknown_ on the same clips
+    unknown_false_accept_rate: float  # _unknown_ clips classified as a keyword
+    report: EvalReport
+    per_speaker: dict[str, SpeakerScore]
+    errors: list[ClipError] = field(default_factory=list)  # the first MAX_LISTED_ERRORS
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "n_keyword": self.n_keyword,
+            "keyword_accuracy": self.keyword_accuracy,
+            "unknown_baseline": self.unknown_baseline,
+            "unknown_false_accept_rate": self.unknown_false_accept_rate,
+            **{k: v for k, v in self.report.as_dict().items() if k not in ("accuracy", "n")},
+            "per_speaker": {k: asdict(v) for k, v in self.per_speaker.items()},
+            "errors": [asdict(e) for e in self.errors],
+        }
+
+
+def _probabilities(classify: WaveformClassifier, samples: np.ndarray, n_labels: int,
+                   batch_size: int) -> np.ndarray:
+    parts = []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        probs = np.asarray(classify(chunk))
+        if probs.shape != (len(chunk), n_labels):
+            raise ValueError(f"classifier returned shape {probs.shape} for {len(chunk)} clips; "
+                             f"expected ({len(chunk)}, {n_labels}), one column per label")
+        if not np.isfinite(probs).all():
+            raise ValueError("classifier returned NaN or inf probabilities")
+        parts.append(probs)
+    return np.concatenate(parts) if parts else np.zeros((0, n_labels))
+
+
+def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Sequence[str],
+                      batch_size: int = SCORE_BATCH) -> RealSourceReport:
+    """Classify every clip (``classify``: waveforms ``[n, samples]`` -> probabilities
+    ``[n, len(labels)]``) and score it against the clip labels.
+
+    Raises ValueError when a clip's label is not one of ``labels`` (the source was loaded with
+    other keywords than the model has) or the classifier's output has the wrong shape.
+    """
+    labels = list(labels)
+    index = {label: i for i, label in enumerate(labels)}
+    strangers = sorted(set(clips.labels) - set(index))
+    if strangers:
+        raise ValueError(f"real source {clips.source!r}: labels {strangers} are not classifier "
+                         f"labels {labels}; load the source with the model's keywords")
+    if UNKNOWN_LABEL not in index:
+        raise ValueError(f"classifier labels {labels} have no {UNKNOWN_LABEL}")
+    y_true = np.array([index[label] for label in clips.labels], dtype=np.int64)
+    probs = _probabilities(classify, clips.samples, len(labels), batch_size)
+    y_pred = probs.argmax(axis=1).astype(np.int64) if len(y_true) else y_true
+    report = classification_report(y_true, y_pred, labels)
+    hit = y_true == y_pred
+    keyword_ids = np.array([i for i, lab in enumerate(labels)
+                            if lab not in (UNKNOWN_LABEL, SILENCE_LABEL)], dtype=np.int64)
+    is_keyword = np.isin(y_true, keyword_ids)
+    is_unknown = y_true == index[UNKNOWN_LABEL]
+    per_speaker: dict[str, SpeakerScore] = {}
+    speakers = np.array(clips.speakers, dtype=object)
+    for speaker in sorted(set(clips.speakers)):
+        mine = speakers == speaker
+        per_speaker[speaker] = SpeakerScore(int(mine.sum()), float(hit[mine].mean()))
+    errors = [ClipError(clips.names[i], clips.speakers[i], labels[y_true[i]], labels[y_pred[i]],
+                        round(float(probs[i, y_pred[i]]), 6))
+              for i in np.flatnonzero(~hit)[:MAX_LISTED_ERRORS]]
+    return RealSourceReport(
+        source=clips.source,
+        n=len(y_true),
+        accuracy=report.accuracy,
+        n_keyword=int(is_keyword.sum()),
+        keyword_accuracy=float(hit[is_keyword].mean()) if is_keyword.any() else 0.0,
+        unknown_baseline=float(is_unknown.mean()) if len(y_true) else 0.0,
+        unknown_false_accept_rate=(float(np.isin(y_pred[is_unknown], keyword_ids).mean())
+                                   if is_unknown.any() else 0.0),
+        report=report,
+        per_speaker=per_speaker,
+        errors=errors,
+    )
+
+
+def waveform_classifier(classifier: KwsClassifier) -> WaveformClassifier:
+    """The artifact's classifier on 1-s waveforms at its spec's rate: MFCCs normalised with the
+    artifact's own statistics, then the int8 model's softmax."""
+    spec = classifier.spec
+    extractor = MfccExtractor(spec)
+
+    def classify(samples: np.ndarray) -> np.ndarray:
+        if samples.ndim != 2 or samples.shape[1] != spec.clip_samples:
+            raise ValueError(f"expected clips [n, {spec.clip_samples}] at {spec.sample_rate} Hz, "
+                             f"got {samples.shape}")
+        return classifier.classify_features(features_for_clips(samples, spec, extractor))
+
+    return classify
