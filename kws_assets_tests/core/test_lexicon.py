@@ -33,7 +33,7 @@ def test_vectorised_distances_agree_with_the_plain_levenshtein() -> None:
     rng = np.random.default_rng(0)
     query = [int(v) for v in rng.integers(0, 6, size=4)]
     candidates = rng.integers(0, 6, size=(200, 5))
-    fast = L._distances_to(query, candidates)
+    fast = L.distances_to(query, candidates)
     slow = [L.edit_distance(query, list(row)) for row in candidates]
     assert fast.tolist() == slow
 

@@ -15,10 +15,10 @@ A speaker is the voice with its variant (``tts:en-us+f2``), so the speaker-hash 
 synthetic voice in one split.  Keywords of another language (``tts.keyword_languages``) are
 spoken by that language's voices.
 
-Negatives (``_unknown_``): for each keyword, the dictionary words that sound close to it
-(:func:`kws_assets.core.speech.lexicon.phoneme_neighbours`, most common first) and a share of other
-common words, spoken by the same speakers; ``negatives.unknown_ratio`` sets how many renders
-that is relative to one keyword's.
+Negatives (``_unknown_``): for each keyword, the words that sound close to it (most common first,
+in any language: :func:`kws_assets.core.speech.negatives.negative_vocabulary`) and a share of
+other common words, spoken by the same speakers; ``negatives.unknown_ratio`` sets how many
+renders that is relative to one keyword's.
 
 Every clip is described by a :class:`ClipRecipe`; rendering a recipe is deterministic (the noise
 generator is seeded from the recipe), so the same config always yields the same audio.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ from kws_assets.settings import (
     NoiseSettings,
     TtsSettings,
 )
-from kws_assets.core.speech import lexicon
+from kws_assets.core.speech import negatives as speech_negatives
 from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import colored_noise, cut_centered, mix_at_snr, resample, scale_to_dbfs
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
@@ -64,7 +63,6 @@ SELF_NOISE_DBFS = (-75.0, -55.0)
 """RMS range of the faint noise floor under each sampled render (a microphone's self-noise)."""
 SENTENCE_VOCABULARY = 3000
 """Common words the running-speech windows draw their sentences from."""
-STRESS_MARKS = re.compile(r"[',%=_:]")
 
 
 @dataclass(frozen=True)
@@ -266,15 +264,9 @@ def keyword_recipes(keywords: list[str], grid: TtsSettings, noise: NoiseSettings
 def sentence_vocabulary(all_keywords: Sequence[str], negatives: NegativeSettings,
                         language: str = ENGLISH, count: int = SENTENCE_VOCABULARY,
                         salt: str = "sentences") -> list[str]:
-    """``count`` common dictionary words that are neither keywords nor their homophones, drawn
-    by ``salt`` (empty for a language without a pronouncing dictionary)."""
-    if not negatives.lexicon and not language.lower().startswith(ENGLISH):
-        return []
-    lex = lexicon.load_lexicon(negatives.lexicon or None)
-    forbidden = {k.lower() for k in all_keywords}
-    for keyword in all_keywords:
-        forbidden |= lexicon.homophones(keyword, lex)
-    return lexicon.common_words(lex, count, exclude=forbidden, salt=f"{salt}|{negatives.seed}")
+    """``count`` common words of ``language`` that are neither keywords nor their homophones,
+    drawn by ``salt`` (:func:`kws_assets.core.speech.negatives.sentence_words`)."""
+    return speech_negatives.sentence_words(language, all_keywords, negatives, count, salt)
 
 
 def speech_window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: Sequence[str],
@@ -314,53 +306,15 @@ def _renders_per_word(grid: TtsSettings, speakers: Sequence[str]) -> int:
             + len(speakers) * grid.renders_per_speaker)
 
 
-def _plain_phonemes(word: str, voice: str) -> str:
-    return STRESS_MARKS.sub("", tts.phonemize(word, voice=voice))
-
-
 def negative_words(keyword: str, all_keywords: Sequence[str], negatives: NegativeSettings,
                    language: str = ENGLISH) -> list[str]:
     """The ``_unknown_`` words that go with one keyword: its closest phoneme neighbours (most
     common first; words that merely extend the keyword, like "stops", left out) then its share
     of the other common words.  Never a keyword, a keyword's homophone, or a word espeak-ng
-    pronounces like a keyword.  Empty for languages without a pronouncing dictionary."""
-    if not negatives.lexicon and not language.lower().startswith(ENGLISH):
-        return []
-    lex = lexicon.load_lexicon(negatives.lexicon or None)
-    keywords = [k.lower() for k in all_keywords]
-    forbidden = set(keywords)
-    for k in keywords:
-        forbidden |= lexicon.homophones(k, lex)
-    voice = "en-us" if language.lower().startswith(ENGLISH) else language
-    keyword_sounds = {_plain_phonemes(k, voice) for k in keywords}
-
-    def sounds_like_a_keyword(word: str) -> bool:
-        try:
-            return _plain_phonemes(word, voice) in keyword_sounds
-        except tts.TtsError:
-            return True
-
-    prons = lex.get(keyword)
-    chosen: list[str] = []
-    for n in lexicon.phoneme_neighbours(keyword, lex, negatives.min_phoneme_distance,
-                                        negatives.max_phoneme_distance, exclude=forbidden):
-        if len(chosen) >= negatives.neighbours_per_keyword:
-            break
-        if any(n.pronunciation[: len(p)] == p for p in prons) or sounds_like_a_keyword(n.word):
-            continue
-        chosen.append(n.word)
-    others = lexicon.common_words(lex, negatives.other_words, exclude=forbidden,
-                                  salt=f"negatives|{negatives.seed}")
-    index = keywords.index(keyword.lower()) if keyword.lower() in keywords else 0
-    share = [w for w in others
-             if _share_of(w, len(keywords)) == index and w not in chosen
-             and not sounds_like_a_keyword(w)]
-    return chosen + share
-
-
-def _share_of(word: str, n_keywords: int) -> int:
-    """Which keyword's partition renders an 'other' word (a stable hash)."""
-    return int(hashlib.sha256(f"share|{word}".encode()).hexdigest()[:8], 16) % max(n_keywords, 1)
+    pronounces like a keyword.  Any language (the CMU dictionary for English, espeak-ng and
+    wordfreq for the others): :func:`kws_assets.core.speech.negatives.negative_vocabulary`."""
+    vocabulary = speech_negatives.negative_vocabulary(language, all_keywords, negatives)
+    return vocabulary.words_for(keyword)
 
 
 def unknown_recipes(words: Sequence[str], renders: int, speakers: Sequence[str],

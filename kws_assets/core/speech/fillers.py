@@ -37,6 +37,18 @@ FILLER_WORDS: dict[str, tuple[str, ...]] = {
         "finestra", "mattina", "giardino", "mai", "giallo", "tavolo", "gente", "numero", "aprire",
         "chiudere", "fiume", "caffè", "semplice", "libro", "cane", "gatto", "città",
     ),
+    "nl": (
+        "alsjeblieft", "zeg", "het", "woord", "is", "nu", "nog", "een", "keer", "dan", "misschien",
+        "vandaag", "eerst", "huis", "groen", "water", "zeven", "papier", "muziek", "klein", "raam",
+        "morgen", "tuin", "nooit", "geel", "tafel", "mensen", "nummer", "open", "rivier", "koffie",
+        "boek", "hond", "kat", "stad",
+    ),
+    "ru": (
+        "пожалуйста", "скажи", "слово", "это", "сейчас", "снова", "потом", "может", "после",
+        "сегодня", "раньше", "ужин", "дом", "зелёный", "вода", "семь", "бумага", "музыка",
+        "маленький", "окно", "утро", "сад", "никогда", "жёлтый", "стол", "люди", "номер",
+        "открыть", "закрыть", "река", "кофе", "простой", "книга", "собака", "кошка", "город",
+    ),
     "pt": (
         "por", "favor", "diga", "a", "palavra", "é", "agora", "outra", "vez", "depois", "talvez",
         "hoje", "antes", "jantar", "casa", "verde", "água", "sete", "papel", "música", "pequeno",
@@ -51,6 +63,8 @@ CARRIER_PHRASES: dict[str, tuple[str, ...]] = {
     "de": ("sag bitte {} noch einmal", "das wort ist {}", "ich sagte {} jetzt", "er hat {} gesagt"),
     "it": ("per favore dì {} ancora", "la parola è {}", "ho detto {} adesso", "dimmi {} di nuovo"),
     "pt": ("por favor diga {} de novo", "a palavra é {}", "eu disse {} agora", "ouvi {} hoje"),
+    "nl": ("zeg {} nog een keer", "het woord is {}", "ik zei {} net", "hij heeft {} gezegd"),
+    "ru": ("скажи {} ещё раз", "это слово {}", "я сказал {} сейчас", "он сказал {} вчера"),
 }
 
 

@@ -104,7 +104,7 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
     return row[-1]
 
 
-def _distances_to(query: Sequence[int], candidates: np.ndarray) -> np.ndarray:
+def distances_to(query: Sequence[int], candidates: np.ndarray) -> np.ndarray:
     """Levenshtein distance from ``query`` to every row of ``candidates`` ``[n, length]``."""
     n, length = candidates.shape
     row = np.tile(np.arange(length + 1), (n, 1))
@@ -175,7 +175,7 @@ def phoneme_neighbours(keyword: str, lexicon: Lexicon, min_distance: int = 1,
             if length not in groups:
                 continue
             words, matrix, kept = groups[length]
-            distances = _distances_to(query, matrix)
+            distances = distances_to(query, matrix)
             for index in np.flatnonzero(distances <= max_distance):
                 word, distance = words[index], int(distances[index])
                 if word not in best or distance < best[word][0]:

@@ -1,0 +1,184 @@
+"""The ``_unknown_`` vocabulary of a keyword set, in any language, behind one interface.
+
+:func:`negative_vocabulary` gives, per keyword, the words that sound close to it (hard negatives,
+most common first) and a pool of other common words; :func:`sentence_words` gives the words the
+running-speech windows are made of.  Two sources stand behind them:
+
+* **English** (or any language with ``negatives.lexicon`` set): the CMU pronouncing dictionary
+  pocketsphinx ships and its language model's word frequencies (:mod:`.lexicon`) — exactly the
+  words this project chose before other languages were supported;
+* **every other language**: the language's frequency-ranked words (:mod:`.word_lists`, wordfreq)
+  pronounced by its espeak-ng voice (:mod:`.espeak_lexicon`).  Where wordfreq lacks the language
+  the words are the number words of num2words only, and the vocabulary's ``note`` says so.
+
+Neither source ever yields a keyword, a keyword's homophone, or a word espeak-ng pronounces like
+a keyword.  The other words are shared out among the keywords (:func:`share_of`) so that
+rendering one keyword's partition at a time renders each word once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kws_assets.core.speech import espeak_lexicon, lexicon, tts
+from kws_assets.core.speech.languages import is_english
+
+if TYPE_CHECKING:  # the settings section only; core code never needs the whole config
+    from kws_assets.config import NegativeSettings
+
+CMU_SOURCE = "cmudict"
+"""Words and pronunciations from the CMU-format dictionary (pocketsphinx's en-us by default)."""
+ESPEAK_SOURCE_PREFIX = "espeak-ng+"
+"""Pronunciations by espeak-ng, words from the named word list (``espeak-ng+wordfreq``)."""
+ENGLISH_VOICE = "en-us"
+COMMON_POOL = 5000
+"""Other words and sentence words are drawn from this many most frequent words (both paths)."""
+STRESS_MARKS = re.compile(r"[',%=_:]")
+
+
+@dataclass(frozen=True)
+class NegativeVocabulary:
+    """The ``_unknown_`` words of one keyword set.
+
+    ``neighbours[keyword]`` are the keyword's phoneme neighbours (at most
+    ``negatives.neighbours_per_keyword``, closest and most common first); ``other_words`` the
+    other common words; ``forbidden`` the keywords and every word that sounds like one.
+    ``source`` is :data:`CMU_SOURCE` or ``espeak-ng+<word list>``; ``note`` explains a fallback
+    (number words only, or nothing)."""
+
+    language: str
+    source: str
+    keywords: tuple[str, ...]
+    neighbours: dict[str, tuple[str, ...]] = field(hash=False)
+    other_words: tuple[str, ...]
+    forbidden: frozenset[str]
+    note: str = ""
+
+    def words_for(self, keyword: str) -> list[str]:
+        """One keyword partition's ``_unknown_`` words: its neighbours, then its share of the
+        other words (:func:`share_of`) that are not among them."""
+        key = keyword.lower()
+        chosen = list(self.neighbours.get(key, ()))
+        index = self.keywords.index(key) if key in self.keywords else 0
+        return chosen + [w for w in self.other_words
+                         if share_of(w, len(self.keywords)) == index and w not in chosen]
+
+
+def share_of(word: str, n_keywords: int) -> int:
+    """Which keyword's partition renders an 'other' word (a stable hash)."""
+    return int(hashlib.sha256(f"share|{word}".encode()).hexdigest()[:8], 16) % max(n_keywords, 1)
+
+
+def uses_pronouncing_dictionary(language: str, negatives: NegativeSettings) -> bool:
+    """True where the CMU-format dictionary serves (English, or ``negatives.lexicon`` set)."""
+    return bool(negatives.lexicon) or is_english(language)
+
+
+def negative_vocabulary(language: str, keywords: Sequence[str], negatives: NegativeSettings
+                        ) -> NegativeVocabulary:
+    """Per keyword its phoneme neighbours, plus the other common words, for ``language``
+    (cached per process: every keyword partition asks for the same set)."""
+    return _vocabulary(language, tuple(k.lower() for k in keywords), negatives)
+
+
+@functools.lru_cache(maxsize=16)
+def _vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+                ) -> NegativeVocabulary:
+    if uses_pronouncing_dictionary(language, negatives):
+        return _cmu_vocabulary(language, keywords, negatives)
+    return _espeak_vocabulary(language, keywords, negatives)
+
+
+def _plain_phonemes(word: str, voice: str) -> str:
+    return STRESS_MARKS.sub("", tts.phonemize(word, voice=voice))
+
+
+def _cmu_vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+                    ) -> NegativeVocabulary:
+    """The dictionary path: neighbours that do not start with the keyword's pronunciation and
+    that espeak-ng does not pronounce like a keyword; other words from the 5000 most common."""
+    lex = lexicon.load_lexicon(negatives.lexicon or None)
+    forbidden = set(keywords)
+    for k in keywords:
+        forbidden |= lexicon.homophones(k, lex)
+    voice = ENGLISH_VOICE if is_english(language) else language
+    keyword_sounds = {_plain_phonemes(k, voice) for k in keywords}
+
+    def sounds_like_a_keyword(word: str) -> bool:
+        try:
+            return _plain_phonemes(word, voice) in keyword_sounds
+        except tts.TtsError:
+            return True
+
+    neighbours: dict[str, tuple[str, ...]] = {}
+    for keyword in keywords:
+        prons = lex.get(keyword)
+        chosen: list[str] = []
+        for n in lexicon.phoneme_neighbours(keyword, lex, negatives.min_phoneme_distance,
+                                            negatives.max_phoneme_distance, exclude=forbidden):
+            if len(chosen) >= negatives.neighbours_per_keyword:
+                break
+            if any(n.pronunciation[: len(p)] == p for p in prons) or sounds_like_a_keyword(n.word):
+                continue
+            chosen.append(n.word)
+        neighbours[keyword] = tuple(chosen)
+    others = lexicon.common_words(lex, negatives.other_words, exclude=forbidden,
+                                  salt=f"negatives|{negatives.seed}")
+    others = [w for w in others if not sounds_like_a_keyword(w)]
+    return NegativeVocabulary(language, CMU_SOURCE, keywords, neighbours, tuple(others),
+                              frozenset(forbidden))
+
+
+def _espeak_forbidden(keywords: tuple[str, ...], lex: espeak_lexicon.SpokenLexicon) -> set[str]:
+    """Keywords and every lexicon word espeak-ng pronounces exactly like one."""
+    forbidden = set(keywords)
+    for k in keywords:
+        forbidden |= espeak_lexicon.spoken_homophones(k, lex)
+    return forbidden
+
+
+def _espeak_vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+                       ) -> NegativeVocabulary:
+    """The espeak-ng path: neighbours among the language's 20k most frequent words, other words
+    from the 5000 most frequent."""
+    lex = espeak_lexicon.spoken_lexicon(language)
+    forbidden = _espeak_forbidden(keywords, lex)
+    neighbours = {
+        k: tuple(n.word for n in espeak_lexicon.spoken_neighbours(
+            k, lex, negatives.min_phoneme_distance, negatives.max_phoneme_distance,
+            exclude=forbidden, at_least=negatives.neighbours_per_keyword,
+        )[: negatives.neighbours_per_keyword])
+        for k in keywords
+    }
+    others = _common_spoken(lex, forbidden, negatives.other_words, f"negatives|{negatives.seed}")
+    return NegativeVocabulary(language, ESPEAK_SOURCE_PREFIX + lex.source, keywords, neighbours,
+                              tuple(others), frozenset(forbidden), note=lex.note)
+
+
+def _common_spoken(lex: espeak_lexicon.SpokenLexicon, forbidden: set[str], count: int,
+                   salt: str) -> list[str]:
+    """``count`` words drawn by ``salt`` from the :data:`COMMON_POOL` most frequent lexicon words
+    (the pool is taken before ``forbidden`` is removed, as :func:`.lexicon.common_words` does)."""
+    pool = [w for w in lex.words[:COMMON_POOL] if w not in forbidden]
+    return lexicon.stable_order(pool, salt)[:count]
+
+
+def sentence_words(language: str, keywords: Sequence[str], negatives: NegativeSettings,
+                   count: int, salt: str) -> list[str]:
+    """``count`` common words that are neither keywords nor their homophones, drawn by ``salt``
+    and ``negatives.seed``: the words running-speech ``_unknown_`` windows are made of."""
+    keys = tuple(k.lower() for k in keywords)
+    salted = f"{salt}|{negatives.seed}"
+    if uses_pronouncing_dictionary(language, negatives):
+        lex = lexicon.load_lexicon(negatives.lexicon or None)
+        forbidden = set(keys)
+        for keyword in keys:
+            forbidden |= lexicon.homophones(keyword, lex)
+        return lexicon.common_words(lex, count, exclude=forbidden, salt=salted)
+    spoken = espeak_lexicon.spoken_lexicon(language)
+    return _common_spoken(spoken, _espeak_forbidden(keys, spoken), count, salted)
