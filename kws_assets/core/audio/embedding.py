@@ -236,8 +236,13 @@ def per_clip_mel_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, float]:
     floor_nodes |= {n.output[0] for n in graph.node if n.op_type == "Cast" and n.input[0] == sub.output[0]}
     kept = [n for n in cut.graph.node if n.output[0] not in floor_nodes]
     kept.append(helper.make_node("Identity", [log_mel], [output]))
+    used = {name for node in kept for name in node.input}
+    kept = [n for n in kept if n.op_type != "Constant" or n.output[0] in used]
+    initializers = [i for i in cut.graph.initializer if i.name in used]
     del cut.graph.node[:]
     cut.graph.node.extend(kept)
+    del cut.graph.initializer[:]
+    cut.graph.initializer.extend(initializers)
     del cut.graph.value_info[:]
     return cut, top_db
 
