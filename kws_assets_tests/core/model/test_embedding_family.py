@@ -229,6 +229,10 @@ def test_altered_graph_in_the_folder_is_refused(artifact, tmp_path) -> None:
         KwsClassifier.load(broken)
 
 
+def test_a_folder_without_front_end_json_is_the_mfcc_family(tmp_path) -> None:
+    assert artifact_family(tmp_path) == "mfcc"  # every folder written before families existed
+
+
 def test_unknown_family_is_a_clear_error(artifact, tmp_path) -> None:
     other = tmp_path / "other"
     shutil.copytree(artifact, other)
