@@ -14,6 +14,9 @@ detection) and prints one JSON line per detection:
 ``{"path": ..., "start": s, "end": s, "keyword": ..., "score": p}``; a file that cannot be read
 prints ``{"path": ..., "error": ...}``.
 
+``--model`` takes an artifact folder of either model family: MFCC + DS-CNN, or
+``speech_embedding`` (its ``front_end.json`` says so; the folder carries the front-end graphs).
+
 The exit status is 0 when every file was processed, 1 when any file failed, 2 for a usage error
 or an unusable model folder.
 """

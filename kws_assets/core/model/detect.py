@@ -10,6 +10,11 @@ the window where that keyword's smoothed posterior peaks before falling back bel
 
 The stream is padded with half a clip of silence at both ends so a word at the very start or end
 can still sit in the middle of a window.
+
+With a ``speech_embedding`` classifier (see :mod:`kws_assets.core.model.export`) each window is
+cut out of the stream as a 1-s clip and classified through the artifact's front end exactly as a
+training clip is (padded with silence to the front end's context), ``WINDOW_CHUNK`` windows at a
+time; the hop is then any whole number of samples rather than a multiple of the MFCC hop.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.core.audio.embedding import EmbeddingSpec
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 
@@ -31,6 +37,8 @@ DEFAULT_SMOOTHING_WINDOWS = 3
 DEFAULT_REFRACTORY_S = 1.0
 STREAM_CHUNK_FRAMES = 500
 """MFCC frames computed per call when featurizing a long recording (10 s at a 20 ms hop)."""
+WINDOW_CHUNK = 256
+"""Windows cut out and classified per call by a clip-level (embedding) classifier."""
 MS_PER_S = 1000.0
 SCORE_DECIMALS = 4
 TIME_DECIMALS = 3
@@ -160,6 +168,15 @@ class StreamPosteriors:
     hop_s: float
 
 
+def clip_windows(samples: np.ndarray, clip_samples: int, hop_samples: int) -> np.ndarray:
+    """A read-only view of the 1-s windows every ``hop_samples``: ``[n_windows, clip_samples]``
+    (a stream shorter than one clip is zero-padded to one window)."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.size < clip_samples:
+        x = np.concatenate([x, np.zeros(clip_samples - x.size, dtype=np.float32)])
+    return np.lib.stride_tricks.sliding_window_view(x, clip_samples)[::hop_samples]
+
+
 class StreamingDetector:
     """Keyword detection over long audio with a classifier loaded from an artifact folder."""
 
@@ -171,16 +188,20 @@ class StreamingDetector:
         if smoothing_windows < 1 or refractory_s < 0 or hop_ms <= 0:
             raise ValueError("need smoothing_windows >= 1, refractory_s >= 0 and hop_ms > 0")
         self.classifier = classifier
-        self.spec: FeatureSpec = classifier.spec
+        self.spec: FeatureSpec | EmbeddingSpec = classifier.spec
         self.labels: list[str] = list(classifier.labels)
         self.threshold = threshold
-        self.stride_frames = hop_frames(self.spec, hop_ms)
+        if isinstance(self.spec, FeatureSpec):
+            self.stride_frames = hop_frames(self.spec, hop_ms)
+            self.hop_samples = self.stride_frames * self.spec.hop_length
+        else:
+            self.hop_samples = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S)))
         self.smoothing_windows = smoothing_windows
         self.refractory_s = refractory_s
 
     @property
     def hop_s(self) -> float:
-        return self.stride_frames * self.spec.hop_length / self.spec.sample_rate
+        return self.hop_samples / self.spec.sample_rate
 
     @property
     def window_s(self) -> float:
@@ -191,11 +212,18 @@ class StreamingDetector:
         x = np.asarray(samples, dtype=np.float32)
         if sample_rate != self.spec.sample_rate:
             x = resample(x, sample_rate, self.spec.sample_rate)
-        pad = stream_padding(self.spec)
-        padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
-        windows = window_features(stream_frames(padded, self.spec), self.spec, self.stride_frames)
-        probs = self.classifier.classify_features(windows)
-        starts = (np.arange(len(windows)) * self.stride_frames * self.spec.hop_length - pad)
+        if isinstance(self.spec, FeatureSpec):
+            pad = stream_padding(self.spec)
+            padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
+            windows = window_features(stream_frames(padded, self.spec), self.spec, self.stride_frames)
+            probs = self.classifier.classify_features(windows)
+        else:
+            pad = self.spec.clip_samples // 2
+            padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
+            views = clip_windows(padded, self.spec.clip_samples, self.hop_samples)
+            probs = np.concatenate([self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
+                                    for i in range(0, len(views), WINDOW_CHUNK)])
+        starts = (np.arange(len(probs)) * self.hop_samples - pad)
         return StreamPosteriors(starts / self.spec.sample_rate, probs, self.labels,
                                 self.window_s, self.hop_s)
 
@@ -221,15 +249,23 @@ class StreamingDetector:
 
 def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
     """Median wall time (ms) to featurize and classify one 1-s window, one window at a time —
-    what a device pays per hop when it runs the model on each new window."""
-    spec: FeatureSpec = classifier.spec
+    what a device pays per hop when it runs the model on each new window (for the embedding
+    family: both front-end graphs over the padded context, then the head)."""
+    spec = classifier.spec
     rng = np.random.default_rng(0)
     clip = (0.1 * rng.standard_normal(spec.clip_samples)).astype(np.float32)
-    extractor = MfccExtractor(spec)
+    if isinstance(spec, FeatureSpec):
+        extractor = MfccExtractor(spec)
+
+        def one_window() -> None:
+            classifier.classify_features(normalize(extractor(clip[None, :]), spec))
+    else:
+        def one_window() -> None:
+            classifier.classify_clips(clip[None, :])
     timings = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        classifier.classify_features(normalize(extractor(clip[None, :]), spec))
+        one_window()
         timings.append((time.perf_counter() - started) * MS_PER_S)
     return float(np.median(timings[1:]))
 

