@@ -33,7 +33,13 @@ REASON_TRUNCATED = "truncated"
 REASON_EMPTY = "empty"
 REASON_NON_FINITE = "non_finite"
 REASON_BAD_SAMPLE_RATE = "bad_sample_rate"
+REASON_TOO_LONG = "too_long"  # header declares more than the caller's max_seconds
+REASON_TOO_LARGE = "too_large"  # header declares more decoded bytes than the caller allows
+REASON_TOO_MANY_CHANNELS = "too_many_channels"  # header declares more than max_channels
 READ_ERROR_REASONS = (
+    REASON_TOO_LONG,
+    REASON_TOO_LARGE,
+    REASON_TOO_MANY_CHANNELS,
     REASON_MISSING,
     REASON_UNREADABLE,
     REASON_TRUNCATED,
