@@ -31,6 +31,8 @@ from kws_assets.core.corpus.connectors.base import is_remote
 
 # Bump when what inspect_file measures changes: cached facts of another version are ignored.
 FACTS_VERSION = "1"
+# Rejections that depend on a configurable limit, not on the file alone: never cached.
+LIMIT_REASONS = frozenset({quality.TOO_LONG, quality.TOO_LARGE, quality.TOO_MANY_CHANNELS})
 CACHE_FILE = "file_facts.sqlite"
 SQLITE_TIMEOUT_S = 60.0
 BYTES_PER_MB = 1024 * 1024
@@ -170,8 +172,9 @@ def _mirror_path(mirror_dir: Path, sha256: str, name: str) -> Path:
 def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
     """Facts of audio bytes: hash, format and levels, or the reason they cannot be used.
 
-    The header is probed first, so a recording longer than ``limits.max_utterance_s`` is refused
-    without decoding it.
+    The header is probed first, so a recording longer than ``limits.max_utterance_s``, with more
+    than ``limits.max_channels`` channels, declaring more samples than ``limits.max_decoded_mb``
+    or than the file can hold is refused without decoding it (no sample array is allocated).
     """
     sha = hashlib.sha256(data).hexdigest()
     size = len(data)
@@ -189,7 +192,8 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
                              error_detail=f"{name}: {duration:.1f} s > max_utterance_s "
                                           f"{limits.max_utterance_s:g}")
     try:
-        info = read_audio(data)
+        info = read_audio(data, max_seconds=limits.max_utterance_s, max_channels=limits.max_channels,
+                          max_decoded_bytes=int(limits.max_decoded_mb * BYTES_PER_MB))
     except AudioReadError as exc:
         reason = quality.read_error_reason(exc)
         detail = exc.detail or reason
@@ -247,7 +251,7 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
         if not mirrored.is_file():
             write_file_atomic(mirrored, data)
         local_uri = str(mirrored)
-    if facts.error_reason != quality.TOO_LONG:  # the limit may be raised later: decide again
+    if facts.error_reason not in LIMIT_REASONS:  # the limit may be raised later: decide again
         cache.put(location, size, stamp, facts)
     return Inspection(facts, local_uri, read_now=True)
 
