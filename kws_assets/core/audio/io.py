@@ -11,6 +11,7 @@ import functools
 import io
 import math
 import os
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -192,6 +193,15 @@ def _check_header(name: str, file_bytes: int, sample_rate: int, channels: int, f
                              f"{max_decoded_bytes}")
 
 
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>")
+
+
+def _stable(exc: BaseException) -> str:
+    """An exception's message without object addresses (libsndfile names the BytesIO it was
+    given), so the same bad file gets the same reject detail on every run."""
+    return _OBJECT_REPR.sub("<bytes>", str(exc))
+
+
 def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
                max_seconds: float | None = None, max_channels: int | None = None,
                max_decoded_bytes: int | None = None) -> AudioInfo:
@@ -227,7 +237,7 @@ def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
     except AudioReadError:
         raise
     except Exception as exc:  # libsndfile reports corrupt input through several exception types
-        raise AudioReadError(name, REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
+        raise AudioReadError(name, REASON_UNREADABLE, f"{type(exc).__name__}: {_stable(exc)}") from exc
     if decoded.shape[0] == 0:
         raise AudioReadError(name, REASON_EMPTY, "no audio frames")
     if not np.isfinite(decoded).all():
