@@ -39,7 +39,7 @@ def list_source(source: FileSource, root: UPath, keywords: list[str], default_la
     if isinstance(source, CommonVoiceSource):
         return list_common_voice(source, root, default_language, limits)
     if isinstance(source, LibriSpeechSource):
-        return list_librispeech(source, root)
+        return list_librispeech(source, root, limits)
     if isinstance(source, SpeechCommandsSource):
         return list_speech_commands(source, root, keywords)
     raise TypeError(f"no connector for source kind {getattr(source, 'kind', type(source).__name__)!r}")
