@@ -16,6 +16,7 @@ import struct
 import uuid
 
 import numpy as np
+import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,8 @@ settings.register_profile("fuzz", max_examples=3000, derandomize=True, deadline=
                           suppress_health_check=[HealthCheck.too_slow], database=None)
 settings.load_profile(os.environ.get("KWS_HYPOTHESIS_PROFILE", "ci"))
 
+# An exception swallowed inside a C callback (libsndfile's virtual I/O) is a failure too.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 CALL_TIMEOUT_S = 10.0
 LIMITS = RowLimits(max_field_bytes=256, max_line_bytes=1024, max_rows=50)
 INGEST = IngestSettings(max_utterance_s=5.0, max_decoded_mb=4.0)

@@ -119,3 +119,33 @@ def test_manifest_is_streamed_not_held(tmp_path):
     tracemalloc.stop()
     assert count == 20_000
     assert peak < size / 4, (peak, size)
+
+
+def test_common_voice_and_librispeech_isolate_oversized_lines(tmp_path):
+    from kws_assets.config import CommonVoiceSource, LibriSpeechSource
+    from kws_assets.core.corpus.connectors.common_voice import list_common_voice
+    from kws_assets.core.corpus.connectors.librispeech import list_librispeech
+
+    cv = tmp_path / "cv"
+    cv.mkdir()
+    (cv / "validated.tsv").write_text(
+        "client_id\tpath\tsentence\n"
+        "c1\ta.wav\tsay \"yes\" now\n"
+        f"c2\tb.wav\t{'x' * 300_000}\n"
+        "c3\tc.wav\textra\tfield\n"
+        "c4\td.wav\tno\n")
+    entries, problems = list_common_voice(CommonVoiceSource(name="cv", root=str(cv)), corpus_root(cv), "en")
+    assert [e.original_path for e in entries] == ["clips/a.wav", "clips/d.wav"]
+    assert entries[0].transcript == 'say "yes" now'
+    assert [(p.original_path, p.reason) for p in problems] == [
+        ("validated.tsv:3", quality.LINE_TOO_LONG), ("validated.tsv:4", quality.BAD_MANIFEST_ROW)]
+
+    ls = tmp_path / "ls" / "19" / "198"
+    ls.mkdir(parents=True)
+    (ls / "19-198.trans.txt").write_text(
+        f"19-198-0001 YES\n19-198-0002 {'N' * 200_000}\n19-198-0003 NO\n")
+    entries, problems = list_librispeech(LibriSpeechSource(name="ls", root=str(tmp_path / "ls")),
+                                         corpus_root(tmp_path / "ls"))
+    assert [e.transcript for e in entries] == ["YES", "NO"]
+    assert [(p.original_path, p.reason) for p in problems] == [
+        ("19/198/19-198.trans.txt:2", quality.LINE_TOO_LONG)]

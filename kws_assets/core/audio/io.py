@@ -193,6 +193,21 @@ def _check_header(name: str, file_bytes: int, sample_rate: int, channels: int, f
                              f"{max_decoded_bytes}")
 
 
+class SeekSafeBytes(io.BytesIO):
+    """In-memory bytes for libsndfile's virtual I/O that refuse a seek before the start quietly.
+
+    A damaged header makes libsndfile seek to a negative offset; BytesIO raises ValueError inside
+    soundfile's cffi callback, where it cannot propagate and is printed as an "exception ignored"
+    on every such file.  Staying put makes libsndfile see a failed seek and report the file as
+    unreadable, which is what it is."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return self.tell()
+
+
 _OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>")
 
 
@@ -227,7 +242,7 @@ def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
     if truncation:
         raise AudioReadError(name, REASON_TRUNCATED, truncation)
     try:
-        with sf.SoundFile(io.BytesIO(data)) as handle:
+        with sf.SoundFile(SeekSafeBytes(data)) as handle:
             original_sr = int(handle.samplerate)
             channels = int(handle.channels)
             subtype = str(handle.subtype)

@@ -11,7 +11,6 @@ object store is read once per changed object.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -26,7 +25,7 @@ from upath import UPath
 from kws_assets.config import IngestSettings
 from kws_assets.core.audio import quality
 from kws_assets.core.storage.atomic_files import write_file_atomic
-from kws_assets.core.audio.io import AudioReadError, read_audio
+from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
 from kws_assets.core.corpus.connectors.base import is_remote
 
 # Bump when what inspect_file measures changes: cached facts of another version are ignored.
@@ -181,7 +180,7 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
     if size == 0:
         return FileFacts(0, sha, error_reason=quality.EMPTY, error_detail=f"{name}: zero bytes")
     try:
-        header = sf.info(io.BytesIO(data))
+        header = sf.info(SeekSafeBytes(data))
     except Exception:  # noqa: BLE001 - read_audio below classifies the failure
         header = None
     if header is not None and header.samplerate > 0 and header.frames > 0:

@@ -23,7 +23,6 @@ from kws_assets.core.corpus.connectors.base import (
     MISSING_PATH,
     MISSING_SPEAKER,
     MISSING_TRANSCRIPT,
-    REPLACEMENT_CHARACTER,
     CorpusEntry,
     EntryProblem,
     clean_text,
@@ -45,13 +44,6 @@ DEFAULT_LIMITS = IngestSettings()
 
 class ManifestError(ValueError):
     """The manifest as a whole cannot be read (missing, wrong type, no required columns)."""
-
-
-def decode_manifest(data: bytes) -> str:
-    """Manifest bytes as text, never failing: undecodable bytes become lone surrogates (so the row
-    holding them can be rejected by name) and NUL bytes become U+FFFD (csv cannot parse NUL)."""
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    return text.replace("\x00", REPLACEMENT_CHARACTER)
 
 
 def manifest_rows(name: str, stream: BinaryIO, limits: RowLimits) -> Iterator[ManifestRow]:

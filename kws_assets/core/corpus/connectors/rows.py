@@ -26,8 +26,8 @@ from kws_assets.core.audio.quality import (
     LINE_TOO_LONG,
     TOO_MANY_ROWS,
 )
+from kws_assets.core.corpus.connectors.base import REPLACEMENT_CHARACTER
 
-REPLACEMENT_CHARACTER = "\ufffd"
 UTF8_BOM = "\ufeff"
 SKIP_CHUNK_BYTES = 1 << 16  # an over-long line is skipped in pieces this big (never held whole)
 
