@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 UI_PORT ?= 3000
 
-.PHONY: install demo ui test check clean bench
+.PHONY: install demo ui test fuzz check clean bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ ui: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Long fuzzing run of the property tests over untrusted input (hypothesis profile "fuzz");
+# `make test` runs the same tests with the short "ci" profile.
+fuzz: install
+	KWS_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q kws_assets_tests/core/test_fuzz_inputs.py
 
 check: install
 	$(BIN)/dagster definitions validate -w workspace.yaml

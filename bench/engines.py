@@ -65,7 +65,7 @@ def engine_rates(
 def perturb_rate(seconds_budget: float = 5.0) -> dict:
     """Speaker perturbations per second of a 1 s, 16 kHz clip (random draws, one thread)."""
     from kws_assets.core.dataset.perturb import draw_perturbation, perturb
-    from kws_assets.settings.speaker_perturbation import SpeakerPerturbationSettings
+    from kws_assets.settings import SpeakerPerturbationSettings
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(PERTURB_SEED)

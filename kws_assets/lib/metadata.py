@@ -1,7 +1,13 @@
-"""Small renderers for the metadata a user reads at a glance in the Dagster UI."""
+"""Small renderers for the metadata a user reads at a glance in the Dagster UI.
+
+Every value rendered here may come from a corpus (labels, speakers, transcripts, reject details):
+it goes through :func:`kws_assets.core.text_safety.escape_cell`, so it stays text.
+"""
 
 
 import polars as pl
+
+from kws_assets.core.text_safety import escape_cell
 
 
 def md_table(df: pl.DataFrame) -> str:
@@ -14,9 +20,10 @@ def md_table(df: pl.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def md_escape(text: str) -> str:
-    """Text for a Markdown table cell: ``_silence_`` must not turn into italic *silence*."""
-    return text.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*").replace("|", "\\|")
+def md_escape(text: object) -> str:
+    """Text for a Markdown table cell: ``_silence_`` must not turn into italic *silence*, and a
+    corpus value cannot become a link, an image or HTML."""
+    return escape_cell(text)
 
 
 def _fmt(value: object) -> str:

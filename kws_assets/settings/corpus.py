@@ -99,3 +99,25 @@ class IngestSettings(StrictSettings):
     hash_cache: bool = Field(
         True, description="Remember each file's sha256 and audio facts by (path, size, mtime) under "
                           "the storage root, so an unchanged corpus is not read again.")
+    max_field_bytes: int = Field(
+        65_536, gt=0, description="A manifest field (transcript, speaker, path...) longer than this "
+                                  "many UTF-8 bytes makes its row a field_too_large problem. 600 s "
+                                  "of speech is ~2000 words (~12 KB); 64 KiB leaves room for any "
+                                  "real transcript and stops a pasted blob from reaching the tables.")
+    max_line_bytes: int = Field(
+        131_072, gt=0, description="A manifest line longer than this is skipped unread as one "
+                                   "line_too_long problem (the rest of the manifest goes on). Also "
+                                   "bounds the memory one row can take while a manifest is streamed; "
+                                   "128 KiB is Python csv's own default field limit.")
+    max_manifest_rows: int = Field(
+        2_000_000, gt=0, description="Rows after this many in one manifest are not read (one "
+                                     "too_many_rows problem says from which line): a runaway or "
+                                     "hostile manifest cannot fill memory with entries.")
+    max_channels: int = Field(
+        8, ge=1, description="Recordings whose header declares more channels are rejected as "
+                             "too_many_channels before any sample is decoded (7.1 audio has 8).")
+    max_decoded_mb: float = Field(
+        1024.0, gt=0, description="Recordings whose header declares more float32 samples than this "
+                                  "many MB (frames x channels x 4) are rejected as too_large before "
+                                  "decoding: a compressed file cannot make the reader allocate "
+                                  "gigabytes. 600 s of 48 kHz stereo is ~230 MB.")

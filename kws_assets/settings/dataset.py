@@ -111,3 +111,15 @@ class AugmentSettings(StrictSettings):
         if any(w < 0 for w in self.noise_source_weights.values()):
             raise ValueError("augment.noise_source_weights must not be negative")
         return self
+
+
+class DatasetGuardSettings(StrictSettings):
+    """How much ``_unknown_`` and how many test clips a validated set needs before training."""
+
+
+    min_unknown_share: float = Field(
+        0.10, ge=0, lt=1, description="Smallest share of _unknown_ clips in the train split; a "
+                                      "model trained with fewer calls every sound a keyword.")
+    min_test_clips_per_label: int = Field(
+        20, ge=0, description="Fewest test-split clips of any label; below this the test "
+                              "accuracy of that label is noise.")

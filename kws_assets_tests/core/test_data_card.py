@@ -60,7 +60,10 @@ def table_rows(card: str, heading: str) -> dict[str, list[str]]:
     rows = {}
     for line in tail.splitlines()[1:]:
         if line.startswith("|") and not line.startswith("|---"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
+            # cells are split on unescaped pipes and read back as the text they render as
+            cells = [re.sub(r"\\(.)", r"\1", c).replace("&lt;", "<").replace("&gt;", ">")
+                     .replace("&amp;", "&").strip()
+                     for c in re.split(r"(?<!\\)\|", line.strip().removeprefix("|").removesuffix("|"))]
             rows.setdefault(cells[0], cells[1:])
         elif rows and not line.startswith("|"):
             break
@@ -86,7 +89,9 @@ def test_card_states_the_counts_of_its_tables(tmp_path):
     assert quantiles["confidence"][0] == "7"  # aligned (field) clips only
     provenance = table_rows(card, "## Provenance and licenses")
     assert provenance["field"][2] == "CC-BY-4.0" and provenance["field"][3:6] == ["2", "1", "1"]
-    assert "abc123 (uncommitted changes)" in card and "| data: raw_corpus | r9 |" in card
+    versions_rows = table_rows(card, "## Versions")
+    assert versions_rows["git commit"] == ["abc123 (uncommitted changes)"]
+    assert versions_rows["data: raw_corpus"] == ["r9"]
     assert "1.2.3" in card and "cfg42" in card
     limitations = card[card.index("## Known limitations"):]
     assert "53% of the clips (8 of 15) are generated" in limitations

@@ -11,6 +11,7 @@ import functools
 import io
 import math
 import os
+import re
 import struct
 import uuid
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ REASON_TRUNCATED = "truncated"
 REASON_EMPTY = "empty"
 REASON_NON_FINITE = "non_finite"
 REASON_BAD_SAMPLE_RATE = "bad_sample_rate"
+REASON_TOO_LONG = "too_long"  # header declares more than the caller's max_seconds
+REASON_TOO_LARGE = "too_large"  # header declares more decoded bytes than the caller allows
+REASON_TOO_MANY_CHANNELS = "too_many_channels"  # header declares more than max_channels
 READ_ERROR_REASONS = (
+    REASON_TOO_LONG,
+    REASON_TOO_LARGE,
+    REASON_TOO_MANY_CHANNELS,
     REASON_MISSING,
     REASON_UNREADABLE,
     REASON_TRUNCATED,
@@ -153,14 +160,76 @@ def _riff_truncation(data: bytes) -> str | None:
     return None
 
 
-def read_audio(path_or_file: AudioSource, target_sr: int | None = None) -> AudioInfo:
+# Bytes per sample of libsndfile's uncompressed subtypes: their declared frames must fit the file
+# (except in containers that compress them: FLAC reports PCM_16/PCM_24 too).
+PCM_SUBTYPE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                     "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+COMPRESSING_FORMATS = frozenset({"FLAC"})
+FLOAT32_BYTES = 4
+
+
+def _check_header(name: str, file_bytes: int, sample_rate: int, channels: int, frames: int,
+                  subtype: str, container: str, max_seconds: float | None, max_channels: int | None,
+                  max_decoded_bytes: int | None) -> None:
+    """Refuse, from the header alone, what cannot be decoded safely (see :func:`read_audio`)."""
+    if channels < 1:
+        raise AudioReadError(name, REASON_EMPTY, f"header declares {channels} channels")
+    if max_channels is not None and channels > max_channels:
+        raise AudioReadError(name, REASON_TOO_MANY_CHANNELS,
+                             f"header declares {channels} channels > max_channels {max_channels}")
+    if not (MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
+        raise AudioReadError(name, REASON_BAD_SAMPLE_RATE, f"{sample_rate} Hz")
+    width = None if container in COMPRESSING_FORMATS else PCM_SUBTYPE_BYTES.get(subtype)
+    if width is not None and frames * channels * width > file_bytes:
+        raise AudioReadError(name, REASON_TRUNCATED,
+                             f"header declares {frames} frames x {channels} ch of {subtype} "
+                             f"({frames * channels * width} bytes), the file holds {file_bytes}")
+    if max_seconds is not None and frames / sample_rate > max_seconds:
+        raise AudioReadError(name, REASON_TOO_LONG,
+                             f"header declares {frames / sample_rate:.1f} s > {max_seconds:g} s")
+    if max_decoded_bytes is not None and frames * channels * FLOAT32_BYTES > max_decoded_bytes:
+        raise AudioReadError(name, REASON_TOO_LARGE,
+                             f"decoding needs {frames * channels * FLOAT32_BYTES} bytes > "
+                             f"{max_decoded_bytes}")
+
+
+class SeekSafeBytes(io.BytesIO):
+    """In-memory bytes for libsndfile's virtual I/O that refuse a seek before the start quietly.
+
+    A damaged header makes libsndfile seek to a negative offset; BytesIO raises ValueError inside
+    soundfile's cffi callback, where it cannot propagate and is printed as an "exception ignored"
+    on every such file.  Staying put makes libsndfile see a failed seek and report the file as
+    unreadable, which is what it is."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return self.tell()
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>")
+
+
+def _stable(exc: BaseException) -> str:
+    """An exception's message without object addresses (libsndfile names the BytesIO it was
+    given), so the same bad file gets the same reject detail on every run."""
+    return _OBJECT_REPR.sub("<bytes>", str(exc))
+
+
+def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
+               max_seconds: float | None = None, max_channels: int | None = None,
+               max_decoded_bytes: int | None = None) -> AudioInfo:
     """Decode an audio file (path, bytes or binary stream) to float32 mono.
 
     Multi-channel audio is downmixed by averaging the channels; with ``target_sr`` the audio is
     resampled.  Every decoding problem raises :class:`AudioReadError` whose ``reason`` is one of
     ``READ_ERROR_REASONS``: ``missing`` (no such file), ``unreadable`` (not decodable audio),
-    ``truncated`` (WAV data chunk cut short), ``empty`` (zero frames), ``non_finite`` (NaN/inf
-    samples in a float file), ``bad_sample_rate`` (rate outside MIN/MAX_SAMPLE_RATE).
+    ``truncated`` (WAV data chunk cut short, or a header declaring more PCM samples than the file
+    holds), ``empty`` (zero frames), ``non_finite`` (NaN/inf samples in a float file),
+    ``bad_sample_rate`` (rate outside MIN/MAX_SAMPLE_RATE), and — judged from the header before
+    any sample array is allocated — ``too_long`` (over ``max_seconds``), ``too_many_channels``
+    (over ``max_channels``), ``too_large`` (frames x channels x 4 over ``max_decoded_bytes``).
     Float files may hold samples beyond +-1; they are kept so the quality gate can see them.
     """
     name = _source_name(path_or_file)
@@ -173,17 +242,19 @@ def read_audio(path_or_file: AudioSource, target_sr: int | None = None) -> Audio
     if truncation:
         raise AudioReadError(name, REASON_TRUNCATED, truncation)
     try:
-        with sf.SoundFile(io.BytesIO(data)) as handle:
+        with sf.SoundFile(SeekSafeBytes(data)) as handle:
             original_sr = int(handle.samplerate)
             channels = int(handle.channels)
             subtype = str(handle.subtype)
+            _check_header(name, len(data), original_sr, channels, int(handle.frames), subtype,
+                          str(handle.format), max_seconds, max_channels, max_decoded_bytes)
             decoded = handle.read(dtype="float32", always_2d=True)
+    except AudioReadError:
+        raise
     except Exception as exc:  # libsndfile reports corrupt input through several exception types
-        raise AudioReadError(name, REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
-    if decoded.shape[0] == 0 or channels < 1:
+        raise AudioReadError(name, REASON_UNREADABLE, f"{type(exc).__name__}: {_stable(exc)}") from exc
+    if decoded.shape[0] == 0:
         raise AudioReadError(name, REASON_EMPTY, "no audio frames")
-    if not (MIN_SAMPLE_RATE <= original_sr <= MAX_SAMPLE_RATE):
-        raise AudioReadError(name, REASON_BAD_SAMPLE_RATE, f"{original_sr} Hz")
     if not np.isfinite(decoded).all():
         bad = int((~np.isfinite(decoded)).sum())
         raise AudioReadError(name, REASON_NON_FINITE, f"{bad} non-finite samples")

@@ -17,8 +17,12 @@ from kws_assets.core.audio.io import (
     REASON_EMPTY,
     REASON_MISSING,
     REASON_NON_FINITE,
+    REASON_TOO_LARGE,
+    REASON_TOO_LONG,
+    REASON_TOO_MANY_CHANNELS,
     REASON_TRUNCATED,
     REASON_UNREADABLE,
+    READ_ERROR_REASONS,
     AudioReadError,
     dbfs,
 )
@@ -65,6 +69,10 @@ REASONS = (
 SOURCE_UNREADABLE = "source_unreadable"  # a whole source: manifest or root missing/unparsable
 DECODER_MISSING = "decoder_missing"  # a whole source: its audio format has no decoder here
 BAD_MANIFEST_ROW = "bad_manifest_row"  # a manifest line that cannot be parsed
+LINE_TOO_LONG = "line_too_long"  # a manifest line over ingest.max_line_bytes (skipped unread)
+FIELD_TOO_LARGE = "field_too_large"  # a manifest field over ingest.max_field_bytes
+TOO_MANY_ROWS = "too_many_rows"  # manifest rows past ingest.max_manifest_rows (not read)
+TOO_MANY_CHANNELS = REASON_TOO_MANY_CHANNELS  # header declares more than ingest.max_channels
 MISSING_PATH = "missing_path"
 PATH_OUTSIDE_ROOT = "path_outside_root"  # a security rejection: the path leaves the corpus root
 NOT_A_FILE = "not_a_file"
@@ -73,8 +81,8 @@ BAD_TRANSCRIPT = "bad_transcript"  # undecodable bytes or control characters
 MISSING_SPEAKER = "missing_speaker"
 DUPLICATE_ROW = "duplicate_row"  # the same file listed again
 DUPLICATE_AUDIO = "duplicate_audio"  # byte-identical to a file already ingested
-TOO_LARGE = "too_large"
-TOO_LONG = "too_long"
+TOO_LARGE = REASON_TOO_LARGE
+TOO_LONG = REASON_TOO_LONG
 TOO_SHORT = "too_short"
 UNSUPPORTED_ENCODING = "unsupported_encoding"
 SILENT = "silent"
@@ -82,7 +90,8 @@ ALIGNMENT_FAILED = "alignment_failed"
 OUT_OF_DICTIONARY = "out_of_dictionary"
 RENDER_FAILED = "render_failed"
 RECORDING_REASONS = (
-    SOURCE_UNREADABLE, DECODER_MISSING, BAD_MANIFEST_ROW, MISSING_PATH, PATH_OUTSIDE_ROOT,
+    SOURCE_UNREADABLE, DECODER_MISSING, BAD_MANIFEST_ROW, LINE_TOO_LONG, FIELD_TOO_LARGE,
+    TOO_MANY_ROWS, TOO_MANY_CHANNELS, MISSING_PATH, PATH_OUTSIDE_ROOT,
     NOT_A_FILE, MISSING_TRANSCRIPT, BAD_TRANSCRIPT, MISSING_SPEAKER, DUPLICATE_ROW,
     DUPLICATE_AUDIO, TOO_LARGE, TOO_LONG, TOO_SHORT, UNSUPPORTED_ENCODING, SILENT, CLIPPED,
     DC_OFFSET, ALIGNMENT_FAILED, OUT_OF_DICTIONARY, RENDER_FAILED,
@@ -295,7 +304,7 @@ def rejection_reasons(
 
 def read_error_reason(error: AudioReadError) -> str:
     """The quarantine reason code for a failed read (the read error's own code when known)."""
-    return error.reason if error.reason in REASONS else UNREADABLE
+    return error.reason if error.reason in REASONS or error.reason in READ_ERROR_REASONS else UNREADABLE
 
 
 def alignment_reasons(confidence: float | None, min_confidence: float) -> list[str]:

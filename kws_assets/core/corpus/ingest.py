@@ -213,7 +213,7 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
             root = corpus_root(source.root)
             if is_remote(root):
                 root.fs.invalidate_cache()  # list what is there now, not what fsspec saw before
-            entries, problems = list_source(source, root, cfg.keywords, cfg.language)
+            entries, problems = list_source(source, root, cfg.keywords, cfg.language, cfg.ingest)
         except DecoderMissingError as exc:
             rows.append(_reject_row(source.name, source.root, quality.DECODER_MISSING, str(exc),
                                     language=language, license_=source.license))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,13 @@ HIDDEN_PREFIXES = (".", "_")
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 INVALID_NAME = "invalid_batch_name"
 UNREADABLE_MANIFEST = "unreadable_manifest"
+AMBIGUOUS_MANIFEST = "ambiguous_manifest"  # two uploads left two manifests in one batch folder
+MANIFEST_SETTLING = "manifest_settling"  # deferred: written too recently, or changed while read
+MANIFEST_CHANGED = "manifest_changed"  # replaced after the scan that requested the run
+BATCH_DELETED = "batch_deleted"  # gone after the scan that requested the run
+# Seconds a manifest must be unchanged before a scan takes it (``automation.landing_settle_s``
+# when the config has one).  0 keeps the original behaviour: the manifest is the ready signal.
+DEFAULT_SETTLE_S = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,37 +85,122 @@ def _as_upath(root: str | os.PathLike[str]) -> UPath:
     return UPath(os.fspath(root))
 
 
-def scan_landing_zone(root: str | os.PathLike[str], manifest_names: list[str],
-                      ) -> tuple[list[LandedBatch], list[LandingProblem]]:
-    """Every ready batch under ``root`` (sorted by key) and the folders that cannot be batches.
+@dataclass(frozen=True)
+class LandingScan:
+    """One look at the landing zone: ready batches, folders that cannot be batches, and batches
+    deferred to a later tick (their manifest is still being written or settling)."""
 
-    A missing root is an empty landing zone, not an error: nothing has landed yet.
+    batches: list[LandedBatch]
+    problems: list[LandingProblem]
+    deferred: list[LandingProblem]
+
+
+def _manifest_stamp(path: UPath) -> tuple[int, float | None]:
+    """(size, modification time in epoch seconds or None where the store has none)."""
+    info = path.fs.info(path.path) if path.protocol not in LOCAL_PROTOCOLS else None
+    if info is None:
+        st = os.stat(os.fspath(path))
+        return int(st.st_size), st.st_mtime
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if hasattr(stamp, "timestamp"):
+        stamp = stamp.timestamp()
+    return int(info.get("size") or 0), float(stamp) if isinstance(stamp, (int, float)) else None
+
+
+def read_settled_manifest(path: UPath, settle_s: float, now: float | None = None
+                          ) -> tuple[bytes | None, str]:
+    """The manifest's bytes, or (None, why) when it is not safe to take yet: younger than
+    ``settle_s`` seconds, or its size/stamp changed while it was read (a writer is still at it).
+    Raises FileNotFoundError when it vanished."""
+    size, mtime = _manifest_stamp(path)
+    clock = time.time() if now is None else now
+    if settle_s > 0 and mtime is not None and clock - mtime < settle_s:
+        return None, f"{path.name} was modified {clock - mtime:.1f} s ago (< {settle_s:g} s to settle)"
+    data = path.read_bytes()
+    after = _manifest_stamp(path)
+    if len(data) != size or after != (size, mtime):
+        return None, f"{path.name} changed while it was read ({size} -> {after[0]} bytes)"
+    return data, ""
+
+
+def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
+                 settle_s: float = DEFAULT_SETTLE_S, now: float | None = None) -> LandingScan:
+    """Every ready batch under ``root`` (sorted by key), the folders that cannot be batches, and
+    the batches deferred because their manifest is not settled (see :func:`read_settled_manifest`).
+
+    A missing root is an empty landing zone, not an error: nothing has landed yet.  A folder that
+    vanishes during the scan is skipped (deleted batches are not batches).  Each batch's
+    fingerprint is the hash of the exact manifest bytes read here: a run started for it can check
+    with :func:`check_batch_unchanged` that it ingests the same manifest.
     """
     base = _as_upath(root)
     if base.protocol not in LOCAL_PROTOCOLS:
         base.fs.invalidate_cache()  # list what is there now, not what fsspec saw on the last tick
+    scan = LandingScan([], [], [])
     if not base.exists():
-        return [], []
-    batches: list[LandedBatch] = []
-    problems: list[LandingProblem] = []
+        return scan
     for folder in sorted(base.iterdir(), key=lambda p: p.name):
-        if folder.name.startswith(HIDDEN_PREFIXES) or not folder.is_dir():
-            continue
-        manifest = next((name for name in manifest_names if (folder / name).is_file()), None)
-        if manifest is None:
+        try:
+            if folder.name.startswith(HIDDEN_PREFIXES) or not folder.is_dir():
+                continue
+            present = [name for name in manifest_names if (folder / name).is_file()]
+        except FileNotFoundError:
+            continue  # deleted while we looked
+        if not present:
             continue  # not ready yet: the manifest is written last
         try:
             key = landing_batch_key(folder.name)
         except ValueError as exc:
-            problems.append(LandingProblem(str(folder), INVALID_NAME, str(exc)))
+            scan.problems.append(LandingProblem(str(folder), INVALID_NAME, str(exc)))
             continue
+        if len(present) > 1:
+            scan.problems.append(LandingProblem(
+                str(folder), AMBIGUOUS_MANIFEST,
+                f"{', '.join(present)} are all present: two uploads used the batch name "
+                f"{folder.name!r}; keep one manifest (or land the other under a new name)"))
+            continue
+        manifest = present[0]
         try:
-            fingerprint = content_fingerprint((folder / manifest).read_bytes())
+            data, why = read_settled_manifest(folder / manifest, settle_s, now)
+        except FileNotFoundError:
+            continue  # deleted while we looked
         except OSError as exc:
-            problems.append(LandingProblem(str(folder), UNREADABLE_MANIFEST, f"{manifest}: {exc}"))
+            scan.problems.append(LandingProblem(str(folder), UNREADABLE_MANIFEST, f"{manifest}: {exc}"))
             continue
-        batches.append(LandedBatch(key, str(folder), manifest, fingerprint))
-    return batches, problems
+        if data is None:
+            scan.deferred.append(LandingProblem(str(folder), MANIFEST_SETTLING, why))
+            continue
+        scan.batches.append(LandedBatch(key, str(folder), manifest, content_fingerprint(data)))
+    return scan
+
+
+def scan_landing_zone(root: str | os.PathLike[str], manifest_names: list[str],
+                      settle_s: float = DEFAULT_SETTLE_S,
+                      ) -> tuple[list[LandedBatch], list[LandingProblem]]:
+    """Ready batches and problem folders of :func:`scan_landing` (deferred batches are neither:
+    a later tick sees them)."""
+    scan = scan_landing(root, manifest_names, settle_s)
+    return scan.batches, scan.problems
+
+
+def check_batch_unchanged(batch: LandedBatch) -> LandingProblem | None:
+    """None when the batch's manifest still has the bytes it was scanned with; otherwise why a run
+    for it must stop: ``batch_deleted`` or ``manifest_changed`` (the changed manifest is a new
+    batch version: the next scan gives it a new fingerprint and the sensor requests it again)."""
+    path = _as_upath(batch.folder) / batch.manifest
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LandingProblem(batch.folder, BATCH_DELETED,
+                              f"{batch.manifest} is gone: the batch was deleted after it was scanned")
+    except OSError as exc:
+        return LandingProblem(batch.folder, UNREADABLE_MANIFEST, f"{batch.manifest}: {exc}")
+    found = content_fingerprint(data)
+    if found != batch.fingerprint:
+        return LandingProblem(batch.folder, MANIFEST_CHANGED,
+                              f"{batch.manifest} was replaced after the scan (fingerprint "
+                              f"{batch.fingerprint} -> {found}); the new version is a new request")
+    return None
 
 
 def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: list[str]) -> LandedBatch:
@@ -137,7 +230,8 @@ def known_batches(cfg: KwsConfig) -> tuple[list[KnownBatch], list[LandingProblem
     """The configured sources and the ready landed folders, as batches with fingerprints."""
     batches = [KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
                for key, source in configured_batch_keys(cfg).items()]
-    landed, problems = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests)
+    landed, problems = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests,
+                                         getattr(cfg.automation, "landing_settle_s", DEFAULT_SETTLE_S))
     batches += [KnownBatch(b.key, landed_fingerprint(cfg, b.fingerprint), b.folder) for b in landed]
     return batches, problems
 

@@ -46,7 +46,7 @@ from kws_assets.core.corpus.connectors.manifest import ManifestError, decode_man
 from kws_assets.core.corpus.segment import as_keywords, cut_word_clips
 from kws_assets.core.speech.aligners import AlignerChoice, NoAlignerError, WordAligner, as_word_aligner
 from kws_assets.core.speech.tts import trim_silence
-from kws_assets.settings.real_sources import RealSourceSettings
+from kws_assets.settings import RealSourceSettings
 
 CLIPS_KIND = "clips"
 UTTERANCES_KIND = "utterances"

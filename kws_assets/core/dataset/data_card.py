@@ -21,6 +21,7 @@ from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.corpus.ingest import rejected_rows, usable_rows
 from kws_assets.core.dataset.curation import reason_table
 from kws_assets.core.tables import QUALITY_COLUMNS
+from kws_assets.core.text_safety import escape_cell, escape_markdown
 
 PACKAGE = "kws_assets"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -80,7 +81,7 @@ def md_table(df: pl.DataFrame) -> str:
     """A polars DataFrame as a Markdown table."""
     if df.is_empty():
         return "_(none)_"
-    header = "| " + " | ".join(df.columns) + " |"
+    header = "| " + " | ".join(escape_cell(c) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.iter_rows()]
     return "\n".join([header, rule, *body])
@@ -91,7 +92,7 @@ def _cell(value: object) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return escape_cell(value)  # corpus text (sources, licenses, labels, reasons) stays text
 
 
 def _pivot_counts(df: pl.DataFrame, index: str, on: str, order: list[str] | None = None) -> pl.DataFrame:
@@ -187,7 +188,7 @@ def known_limitations(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus
                      f"overstates accuracy on real recordings.")
         train = validated.filter(pl.col("split") == "train")
         counts = dict(train.group_by("label").len().iter_rows())
-        thin = [f"{label} ({counts.get(label, 0)})" for label in cfg.labels
+        thin = [f"{escape_markdown(label)} ({counts.get(label, 0)})" for label in cfg.labels
                 if counts.get(label, 0) < FEW_TRAIN_CLIPS]
         if thin:
             notes.append(f"Labels with fewer than {FEW_TRAIN_CLIPS} training clips: {', '.join(thin)}.")
@@ -197,7 +198,7 @@ def known_limitations(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus
                 notes.append(f"The {split} split has {speakers} speaker(s): its accuracy is a noisy "
                              f"estimate of accuracy on new speakers.")
     languages = sorted(set(validated["language"].drop_nulls().to_list())) if total else []
-    notes.append(f"Languages: {', '.join(languages) or 'none'}. Keyword clips from sentences are "
+    notes.append(f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips from sentences are "
                  f"cut around pocketsphinx (en-us model) forced alignments; misalignments that "
                  f"pass the quality gate and the outlier check stay in the data.")
     seen = validated.height + quarantined.height
@@ -232,7 +233,7 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "# Data card — keyword-spotting dataset",
         "",
         f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s at {cfg.audio.sample_rate} Hz "
-        f"for {len(cfg.labels)} labels ({', '.join(cfg.labels)}), from **{speakers} speakers** "
+        f"for {len(cfg.labels)} labels ({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
         f"and {validated['source'].n_unique() if validated.height else 0} sources; "
         f"split train/val/test = {per_split.get('train', 0)}/{per_split.get('val', 0)}/"
         f"{per_split.get('test', 0)}. **{quarantined.height} quarantined** of {seen} seen "
@@ -300,7 +301,7 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "",
         "## How it was made",
         "",
-        f"- Keywords: {', '.join(cfg.keywords)}; `{UNKNOWN_LABEL}` from other words, "
+        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` from other words, "
         f"`{SILENCE_LABEL}` from noise.",
         f"- Quality gate: {_settings_text(cfg.quality.model_dump())}.",
         f"- Recording checks: {_settings_text(cfg.ingest.model_dump())}.",
@@ -334,7 +335,7 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
         lines += [f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
                   f"real-halves distance."
                   + (f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
-                     f"{', '.join(far)} — what the model learns from their synthetic clips may "
+                     f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their synthetic clips may "
                      f"not transfer to real speakers." if far else ""), ""]
     else:
         lines += ["No keyword has enough recorded clips to compare: the dataset's keyword "
@@ -344,7 +345,7 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
 
 
 def _settings_text(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+    return ", ".join(f"{k}={escape_markdown(v)}" for k, v in values.items())
 
 
 def write_card(path: str | Path, card: str) -> Path:

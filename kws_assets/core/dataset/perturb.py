@@ -29,7 +29,7 @@ import torch
 
 from kws_assets.core.audio.io import apply_fades
 from kws_assets.core.dataset.augment import PEAK_LIMIT, shift_pitch, time_stretch
-from kws_assets.settings.speaker_perturbation import SpeakerPerturbationSettings
+from kws_assets.settings import SpeakerPerturbationSettings
 
 ENVELOPE_WINDOW_S = 0.032  # STFT window for the formant warp (next power of two samples)
 ENVELOPE_HOP_FRACTION = 4  # hop = window / 4 (Hann, constant overlap-add)

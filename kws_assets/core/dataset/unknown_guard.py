@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kws_assets.config import UNKNOWN_LABEL
+from kws_assets.settings import UNKNOWN_LABEL
 
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
@@ -24,7 +24,7 @@ def unknown_share_problems(label_split_counts: Mapping[str, Mapping[str, int]],
     ``label_split_counts[label][split]`` is the clip count of a label in a split.  Problems: the
     ``_unknown_`` share of the train split below ``min_unknown_share`` (0-1); a label with fewer
     than ``min_test_clips_per_label`` clips in the test split.  Each message names the setting to
-    change (the two minimums are ``DatasetGuardSettings`` in ``kws_assets/settings/dataset_guard.py``)."""
+    change (the two minimums are ``DatasetGuardSettings`` in ``kws_assets/settings/dataset.py``)."""
     if not 0.0 <= min_unknown_share < 1.0:
         raise ValueError(f"min_unknown_share={min_unknown_share} must be in [0, 1)")
     if min_test_clips_per_label < 0:

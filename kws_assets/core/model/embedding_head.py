@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.config import ModelSettings, TrainSettings
+from kws_assets.settings import ModelSettings, TrainSettings
 from kws_assets.core.model.training import EmbeddingAugment, TrainResult, train_model
 
 HeadKind = Literal["dnn", "conv"]

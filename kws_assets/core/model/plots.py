@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 
+from kws_assets.core.text_safety import escape_markdown, plot_label
+
 matplotlib.use("Agg")  # before pyplot: render to memory, never open a window
 
 CELL_INCHES = 0.55
@@ -31,6 +33,8 @@ def confusion_matrix_png(labels: Sequence[str], matrix: Sequence[Sequence[int]],
         raise ValueError(f"confusion matrix shape {counts.shape} does not match {n} labels")
     import matplotlib.pyplot as plt  # here, not at import: pyplot costs every run process a second
 
+    labels = [plot_label(label) for label in labels]  # labels come from data: text, not mathtext
+
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     side = max(MIN_SIDE_INCHES, CELL_INCHES * n + 1.8)
@@ -41,7 +45,7 @@ def confusion_matrix_png(labels: Sequence[str], matrix: Sequence[Sequence[int]],
         ax.set_yticks(range(n), labels=list(labels))
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(title)
+        ax.set_title(plot_label(title, max_chars=120))
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
@@ -61,5 +65,5 @@ def figure_png(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
 
 def png_markdown(png: bytes, alt: str) -> str:
     """Markdown showing a PNG inline (a data URI: the UI needs no access to the file)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    return f"![{escape_markdown(alt)}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 

@@ -29,7 +29,7 @@ from kws_assets.core.speech import espeak_lexicon, lexicon, tts
 from kws_assets.core.speech.languages import is_english
 
 if TYPE_CHECKING:  # the settings section only; core code never needs the whole config
-    from kws_assets.config import NegativeSettings
+    from kws_assets.settings import NegativeSettings
 
 CMU_SOURCE = "cmudict"
 """Words and pronunciations from the CMU-format dictionary (pocketsphinx's en-us by default)."""

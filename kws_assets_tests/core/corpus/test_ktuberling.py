@@ -19,7 +19,7 @@ from kws_assets.core.corpus.ktuberling import (
     write_dev_manifest,
 )
 from kws_assets.core.corpus.real_sources import load_real_source
-from kws_assets.settings.real_sources import RealSourceSettings
+from kws_assets.settings import RealSourceSettings
 
 THEME = b"""<?xml version="1.0" encoding="utf-8"?>
 <language code="xx">

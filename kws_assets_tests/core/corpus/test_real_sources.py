@@ -12,7 +12,7 @@ from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.corpus.real_sources import RealSourceError, load_real_source
 from kws_assets.core.speech.tts import synthesize_at
-from kws_assets.settings.real_sources import RealSourceSettings
+from kws_assets.settings import RealSourceSettings
 
 AUDIO = AudioSettings()
 SR = 22050  # files at another rate than the clips: the loader resamples

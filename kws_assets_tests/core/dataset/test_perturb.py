@@ -11,7 +11,7 @@ import pytest
 from kws_assets.core.dataset.perturb import (
     Perturbation, draw_perturbation, perturb, warp_formants,
 )
-from kws_assets.settings.speaker_perturbation import SpeakerPerturbationSettings
+from kws_assets.settings import SpeakerPerturbationSettings
 from kws_assets_tests.voice_measures import (
     lpc_formants, median_f0, median_semitone_shift, spectral_centroid, synthetic_vowel,
 )

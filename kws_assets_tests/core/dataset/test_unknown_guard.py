@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kws_assets.core.dataset.unknown_guard import unknown_share_problems
-from kws_assets.settings.dataset_guard import DatasetGuardSettings
+from kws_assets.settings import DatasetGuardSettings
 
 
 def _counts(unknown_train: int, test: int = 30) -> dict[str, dict[str, int]]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from kws_assets.cli import EXIT_OK, main
-from kws_assets.config import TrainSettings
+from kws_assets.settings import TrainSettings
 from kws_assets.core.audio import embedding as embedding_module
 from kws_assets.core.audio.embedding import EmbeddingSpec, FrontEndModelError, SpeechEmbeddingFrontEnd
 from kws_assets.core.audio.io import read_audio, write_wav

@@ -86,7 +86,7 @@ def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
     from kws_assets.core.corpus.real_sources import load_real_source
     from kws_assets.core.model.export import KwsClassifier
     from kws_assets.core.model.real_speech import waveform_classifier
-    from kws_assets.settings.real_sources import RealSourceSettings
+    from kws_assets.settings import RealSourceSettings
     from kws_assets_tests.tone_detector import LABELS as TONE_LABELS, labelled_clip, tone_artifact
 
     rng = np.random.default_rng(5)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from kws_assets.config import NegativeSettings
+from kws_assets.settings import NegativeSettings
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.speech import espeak_lexicon as E
 from kws_assets.core.speech import lexicon, tts

@@ -11,6 +11,7 @@ from upath import UPath
 
 from kws_assets.settings import (
     CommonVoiceSource,
+    IngestSettings,
     LibriSpeechSource,
     ManifestSource,
     SpeechCommandsSource,
@@ -27,16 +28,18 @@ __all__ = ["CorpusEntry", "DecoderMissingError", "EntryProblem", "FileSource", "
            "list_source"]
 
 
-def list_source(source: FileSource, root: UPath, keywords: list[str], default_language: str
-                ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
-    """Entries and listing problems of one source.  Raises ManifestError / DecoderMissingError /
+def list_source(source: FileSource, root: UPath, keywords: list[str], default_language: str,
+                limits: IngestSettings | None = None) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+    """Entries and listing problems of one source; manifests are streamed row by row under
+    ``limits`` (default: IngestSettings()).  Raises ManifestError / DecoderMissingError /
     OSError when the source as a whole cannot be listed."""
+    limits = limits if limits is not None else IngestSettings()
     if isinstance(source, ManifestSource):
-        return list_manifest(source, root)
+        return list_manifest(source, root, limits)
     if isinstance(source, CommonVoiceSource):
-        return list_common_voice(source, root, default_language)
+        return list_common_voice(source, root, default_language, limits)
     if isinstance(source, LibriSpeechSource):
-        return list_librispeech(source, root)
+        return list_librispeech(source, root, limits)
     if isinstance(source, SpeechCommandsSource):
         return list_speech_commands(source, root, keywords)
     raise TypeError(f"no connector for source kind {getattr(source, 'kind', type(source).__name__)!r}")

@@ -6,14 +6,12 @@ rows name an MP3 under ``<root>/clips/``, with the speaker as ``client_id`` and 
 from __future__ import annotations
 
 import csv
-import io
 
 import soundfile as sf
 from upath import UPath
 
-from kws_assets.settings import CommonVoiceSource
+from kws_assets.settings import CommonVoiceSource, IngestSettings
 from kws_assets.core.corpus.connectors.base import (
-    BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
     DUPLICATE_ROW,
     MISSING_PATH,
@@ -25,7 +23,8 @@ from kws_assets.core.corpus.connectors.base import (
     member,
     text_problem,
 )
-from kws_assets.core.corpus.connectors.manifest import ManifestError, decode_manifest
+from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
+from kws_assets.core.corpus.connectors.rows import HeaderError, RowLimits, delimited_rows
 
 SPEAKER_COLUMN = "client_id"
 PATH_COLUMN = "path"
@@ -55,29 +54,44 @@ def require_mp3_support() -> None:
             f"convert the clips to WAV/FLAC and use a manifest source.")
 
 
-def list_common_voice(source: CommonVoiceSource, root: UPath, default_language: str
+def list_common_voice(source: CommonVoiceSource, root: UPath, default_language: str,
+                      limits: IngestSettings = DEFAULT_LIMITS
                       ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
-    """Entries of one Common Voice TSV; rows with blank fields or undecodable text are problems."""
+    """Entries of one Common Voice TSV, streamed row by row under ``limits``; rows with blank
+    fields, undecodable text, oversized fields or lines, or the wrong field count are problems."""
     tsv_path = member(root, source.tsv)
     if not tsv_path.is_file():
         raise ManifestError(f"corpus source {source.name!r}: {tsv_path} not found")
-    text = decode_manifest(tsv_path.read_bytes())
-    # Sentences hold quotes of every kind: the TSV is written without quoting.
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ManifestError(f"{tsv_path}: missing Common Voice columns {missing} "
-                            f"(found {reader.fieldnames})")
     entries: list[CorpusEntry] = []
     problems: list[EntryProblem] = []
+    with tsv_path.open("rb") as stream:
+        # Sentences hold quotes of every kind: the TSV is written without quoting.
+        try:
+            columns, rows = delimited_rows(stream, source.tsv, RowLimits.of(limits), delimiter="\t",
+                                           quoting=csv.QUOTE_NONE)
+        except HeaderError as exc:
+            raise ManifestError(str(exc)) from exc
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ManifestError(f"{tsv_path}: missing Common Voice columns {missing} "
+                                f"(found {[c[:40] for c in columns[:20]]})")
+        needs_mp3 = _collect(source, default_language, rows, entries, problems)
+    if needs_mp3:
+        require_mp3_support()
+    return entries, problems
+
+
+def _collect(source: CommonVoiceSource, default_language: str, rows, entries: list[CorpusEntry],  # noqa: ANN001
+             problems: list[EntryProblem]) -> bool:
+    """Entries and problems of the TSV's rows; whether any entry is an MP3."""
     seen: dict[str, str] = {}
     needs_mp3 = False
-    for row in reader:
-        ref = f"{source.tsv}:{reader.line_num}"
-        if None in row or any(v is None for v in row.values()):
-            problems.append(EntryProblem(source.name, ref, BAD_MANIFEST_ROW,
-                                         "row does not have the header's number of fields"))
+    for parsed in rows:
+        ref = parsed.ref
+        if parsed.values is None:
+            problems.append(EntryProblem(source.name, ref, parsed.reason, parsed.detail))
             continue
+        row = parsed.values
         name = clean_text(row[PATH_COLUMN])
         if text_problem(row[PATH_COLUMN], "path") or not name:
             problems.append(EntryProblem(source.name, ref, MISSING_PATH, f"{ref}: no usable path"))
@@ -107,6 +121,4 @@ def list_common_voice(source: CommonVoiceSource, root: UPath, default_language: 
         entries.append(CorpusEntry(
             source=source.name, original_path=rel, transcript=transcript, speaker=speaker,
             language=source.language or locale or default_language, license=source.license))
-    if needs_mp3:
-        require_mp3_support()
-    return entries, problems
+    return needs_mp3

@@ -11,7 +11,6 @@ object store is read once per changed object.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -26,11 +25,13 @@ from upath import UPath
 from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
 from kws_assets.core.storage.atomic_files import write_file_atomic
-from kws_assets.core.audio.io import AudioReadError, read_audio
+from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
 from kws_assets.core.corpus.connectors.base import is_remote
 
 # Bump when what inspect_file measures changes: cached facts of another version are ignored.
 FACTS_VERSION = "1"
+# Rejections that depend on a configurable limit, not on the file alone: never cached.
+LIMIT_REASONS = frozenset({quality.TOO_LONG, quality.TOO_LARGE, quality.TOO_MANY_CHANNELS})
 CACHE_FILE = "file_facts.sqlite"
 SQLITE_TIMEOUT_S = 60.0
 BYTES_PER_MB = 1024 * 1024
@@ -170,15 +171,16 @@ def _mirror_path(mirror_dir: Path, sha256: str, name: str) -> Path:
 def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
     """Facts of audio bytes: hash, format and levels, or the reason they cannot be used.
 
-    The header is probed first, so a recording longer than ``limits.max_utterance_s`` is refused
-    without decoding it.
+    The header is probed first, so a recording longer than ``limits.max_utterance_s``, with more
+    than ``limits.max_channels`` channels, declaring more samples than ``limits.max_decoded_mb``
+    or than the file can hold is refused without decoding it (no sample array is allocated).
     """
     sha = hashlib.sha256(data).hexdigest()
     size = len(data)
     if size == 0:
         return FileFacts(0, sha, error_reason=quality.EMPTY, error_detail=f"{name}: zero bytes")
     try:
-        header = sf.info(io.BytesIO(data))
+        header = sf.info(SeekSafeBytes(data))
     except Exception:  # noqa: BLE001 - read_audio below classifies the failure
         header = None
     if header is not None and header.samplerate > 0 and header.frames > 0:
@@ -189,7 +191,8 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
                              error_detail=f"{name}: {duration:.1f} s > max_utterance_s "
                                           f"{limits.max_utterance_s:g}")
     try:
-        info = read_audio(data)
+        info = read_audio(data, max_seconds=limits.max_utterance_s, max_channels=limits.max_channels,
+                          max_decoded_bytes=int(limits.max_decoded_mb * BYTES_PER_MB))
     except AudioReadError as exc:
         reason = quality.read_error_reason(exc)
         detail = exc.detail or reason
@@ -247,7 +250,7 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
         if not mirrored.is_file():
             write_file_atomic(mirrored, data)
         local_uri = str(mirrored)
-    if facts.error_reason != quality.TOO_LONG:  # the limit may be raised later: decide again
+    if facts.error_reason not in LIMIT_REASONS:  # the limit may be raised later: decide again
         cache.put(location, size, stamp, facts)
     return Inspection(facts, local_uri, read_now=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from kws_assets.settings import LibriSpeechSource
+from kws_assets.settings import IngestSettings, LibriSpeechSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -18,16 +18,19 @@ from kws_assets.core.corpus.connectors.base import (
     relative_to_root,
     text_problem,
 )
-from kws_assets.core.corpus.connectors.manifest import ManifestError, decode_manifest
+from kws_assets.core.audio.quality import LINE_TOO_LONG, TOO_MANY_ROWS
+from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
+from kws_assets.core.corpus.connectors.rows import physical_lines
 
 TRANSCRIPT_GLOB = "*.trans.txt"
 ID_SEPARATOR = "-"
 ID_PARTS = 3  # reader-chapter-utterance
 
 
-def list_librispeech(source: LibriSpeechSource, root: UPath
+def list_librispeech(source: LibriSpeechSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
                      ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
-    """Entries of every transcript file under ``root`` (any depth), in sorted path order."""
+    """Entries of every transcript file under ``root`` (any depth), in sorted path order; each
+    file streamed line by line, a line over ``limits.max_line_bytes`` one line_too_long problem."""
     if not root.exists():
         raise ManifestError(f"corpus source {source.name!r}: {root} not found")
     transcript_files = sorted(root.rglob(TRANSCRIPT_GLOB), key=str)
@@ -39,10 +42,9 @@ def list_librispeech(source: LibriSpeechSource, root: UPath
     for trans in transcript_files:
         folder = relative_to_root(root, trans.parent)
         trans_rel = relative_to_root(root, trans)
-        text = decode_manifest(trans.read_bytes())
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        with trans.open("rb") as stream:
+            lines = list(_transcript_lines(stream, trans_rel, limits, problems, source.name))
+        for number, line in lines:
             ref = f"{trans_rel}:{number}"
             utterance_id, _, words = line.strip().partition(" ")
             parts = utterance_id.split(ID_SEPARATOR)
@@ -71,3 +73,27 @@ def list_librispeech(source: LibriSpeechSource, root: UPath
                                        speaker=speaker, language=source.language,
                                        license=source.license))
     return entries, problems
+
+
+def _transcript_lines(stream, trans_rel: str, limits: IngestSettings,  # noqa: ANN001 - binary stream
+                      problems: list[EntryProblem], source_name: str):
+    """(line number, text) of the non-blank lines of one transcript file; over-long lines become
+    problems, and reading stops (one too_many_rows problem) after ``limits.max_manifest_rows``."""
+    count = 0
+    for number, text, size in physical_lines(stream, limits.max_line_bytes):
+        ref = f"{trans_rel}:{number}"
+        if text is None:
+            problems.append(EntryProblem(source_name, ref, LINE_TOO_LONG,
+                                         f"{ref}: line is {size} bytes > max_line_bytes "
+                                         f"{limits.max_line_bytes}"))
+            continue
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            continue
+        count += 1
+        if count > limits.max_manifest_rows:
+            problems.append(EntryProblem(source_name, ref, TOO_MANY_ROWS,
+                                         f"{ref}: more than max_manifest_rows "
+                                         f"{limits.max_manifest_rows} lines; the rest was not read"))
+            return
+        yield number, text

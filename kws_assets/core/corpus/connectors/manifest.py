@@ -2,20 +2,20 @@
 whose rows name an audio file (``path``, relative to the folder), its ``transcript`` and its
 ``speaker``; optional ``language`` and ``license`` override the source's defaults per row.
 
-Each manifest row is judged on its own: an unparsable line, undecodable text, a blank field or a
-path listed twice becomes an :class:`EntryProblem` naming the row, and the other rows go on.
+Each manifest row is judged on its own: an unparsable or over-long line, an oversized field,
+undecodable text, a blank field or a path listed twice becomes an :class:`EntryProblem` naming
+the row (file and line), and the other rows go on.  The manifest is streamed, never read whole.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import posixpath
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from upath import UPath
 
-from kws_assets.settings import ManifestSource
+from kws_assets.settings import IngestSettings, ManifestSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -23,95 +23,79 @@ from kws_assets.core.corpus.connectors.base import (
     MISSING_PATH,
     MISSING_SPEAKER,
     MISSING_TRANSCRIPT,
-    REPLACEMENT_CHARACTER,
     CorpusEntry,
     EntryProblem,
     clean_text,
     member,
     text_problem,
 )
+from kws_assets.core.corpus.connectors.rows import (
+    HeaderError,
+    ManifestRow,
+    RowLimits,
+    delimited_rows,
+    jsonl_rows,
+)
 
 REQUIRED_COLUMNS = ("path", "transcript", "speaker")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
+DEFAULT_LIMITS = IngestSettings()
 
 
 class ManifestError(ValueError):
     """The manifest as a whole cannot be read (missing, wrong type, no required columns)."""
 
 
-def decode_manifest(data: bytes) -> str:
-    """Manifest bytes as text, never failing: undecodable bytes become lone surrogates (so the row
-    holding them can be rejected by name) and NUL bytes become U+FFFD (csv cannot parse NUL)."""
-    text = data.decode("utf-8-sig", errors="surrogateescape")
-    return text.replace("\x00", REPLACEMENT_CHARACTER)
-
-
-def manifest_rows(name: str, text: str, required: tuple[str, ...] = REQUIRED_COLUMNS
-                  ) -> list[tuple[str, dict | None, str]]:
-    """``(row_ref, row, error)`` per manifest row: row is None and error says why when a line
-    cannot be parsed.  ``row_ref`` is ``<manifest>:<line>`` for messages.  A CSV/TSV header
-    lacking one of ``required`` raises :class:`ManifestError` (JSONL rows are checked by the
-    caller, row by row)."""
+def manifest_rows(name: str, stream: BinaryIO, limits: RowLimits,
+                  required: tuple[str, ...] = REQUIRED_COLUMNS) -> Iterator[ManifestRow]:
+    """The rows of a manifest stream, one at a time (see :mod:`.rows`).  Raises ManifestError
+    when the manifest type is unknown or its header lacks one of ``required`` (JSONL rows are
+    checked by the caller, row by row)."""
     suffix = posixpath.splitext(name)[1].lower()
-    out: list[tuple[str, dict | None, str]] = []
     if suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            ref = f"{name}:{number}"
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                out.append((ref, None, f"not JSON ({exc.msg})"))
-                continue
-            if not isinstance(value, dict):
-                out.append((ref, None, "line is not a JSON object"))
-                continue
-            out.append((ref, value, ""))
-        return out
+        return jsonl_rows(stream, name, limits)
     if suffix in {".csv", ".tsv"}:
-        reader = csv.DictReader(io.StringIO(text, newline=""), dialect="excel-tab" if suffix == ".tsv" else "excel")
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        try:
+            columns, rows = delimited_rows(stream, name, limits,
+                                           delimiter="\t" if suffix == ".tsv" else ",")
+        except HeaderError as exc:
+            raise ManifestError(str(exc)) from exc
+        missing = [c for c in required if c not in columns]
         if missing:
             raise ManifestError(f"{name}: missing columns {missing}; a manifest needs "
-                                f"{list(required)} (found {reader.fieldnames})")
-        for row in reader:
-            ref = f"{name}:{reader.line_num}"
-            if None in row or any(v is None for v in row.values()):
-                out.append((ref, None, f"row has {len([v for v in row.values() if v is not None])} "
-                                       f"fields, the header has {len(reader.fieldnames or [])}"))
-                continue
-            out.append((ref, row, ""))
-        return out
+                                f"{list(required)} (found {[c[:40] for c in columns[:20]]})")
+        return rows
     raise ManifestError(f"{name}: unsupported manifest type {suffix!r} (use one of {MANIFEST_SUFFIXES})")
 
 
-def list_manifest(source: ManifestSource, root: UPath) -> tuple[list[CorpusEntry], list[EntryProblem]]:
-    """Entries and row problems of a manifest corpus.  Raises ManifestError (or OSError) only
-    when the manifest itself is missing or unreadable."""
+def list_manifest(source: ManifestSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
+                  ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+    """Entries and row problems of a manifest corpus, the manifest streamed row by row under
+    ``limits`` (max_field_bytes, max_line_bytes, max_manifest_rows).  Raises ManifestError (or
+    OSError) only when the manifest itself is missing, of an unknown type or has no header."""
     manifest_path = member(root, source.manifest)
     if not manifest_path.is_file():
         raise ManifestError(f"corpus source {source.name!r}: manifest {manifest_path} not found")
-    rows = manifest_rows(source.manifest, decode_manifest(manifest_path.read_bytes()))
     entries: list[CorpusEntry] = []
     problems: list[EntryProblem] = []
     seen: dict[str, str] = {}
-    for ref, row, error in rows:
-        if row is None:
-            problems.append(EntryProblem(source.name, ref, BAD_MANIFEST_ROW, error))
-            continue
-        entry, problem = _entry_from_row(source, ref, row)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        key = posixpath.normpath(entry.original_path.replace("\\", "/"))
-        if key in seen:
-            problems.append(EntryProblem(source.name, entry.original_path, DUPLICATE_ROW,
-                                         f"{ref} lists the same file as {seen[key]}",
-                                         speaker=entry.speaker, transcript=entry.transcript))
-            continue
-        seen[key] = ref
-        entries.append(entry)
+    with manifest_path.open("rb") as stream:
+        for row in manifest_rows(source.manifest, stream, RowLimits.of(limits)):
+            if row.values is None:
+                problems.append(EntryProblem(source.name, row.ref, row.reason, row.detail))
+                continue
+            entry, problem = _entry_from_row(source, row.ref, row.values)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            key = posixpath.normpath(entry.original_path.replace("\\", "/"))
+            if key in seen:
+                problems.append(EntryProblem(source.name, entry.original_path, DUPLICATE_ROW,
+                                             f"{row.ref} lists the same file as {seen[key]}",
+                                             speaker=entry.speaker, transcript=entry.transcript))
+                continue
+            seen[key] = row.ref
+            entries.append(entry)
     return entries, problems
 
 
