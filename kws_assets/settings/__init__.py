@@ -25,6 +25,7 @@ from kws_assets.settings.corpus import (
     SpeechCommandsSource,
 )
 from kws_assets.settings.dataset import (
+    DatasetGuardSettings,
     AugmentSettings,
     NoiseSettings,
     OutlierSettings,
@@ -32,8 +33,12 @@ from kws_assets.settings.dataset import (
     SplitSettings,
 )
 from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.embedding import EmbeddingAugmentSettings, EmbeddingSettings
 from kws_assets.settings.loader import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, config_path, load_settings, parse_yaml
 from kws_assets.settings.model import (
+    MODEL_FAMILIES,
+    ModelFamily,
+    RealSourceSettings,
     DEFAULT_HELD_OUT_VOICES,
     EvalSettings,
     ModelSettings,
@@ -50,6 +55,8 @@ from kws_assets.settings.speech import (
     AlignerKind,
     AlignmentSettings,
     DtwAlignmentSettings,
+    EngineVoiceSettings,
     NegativeSettings,
+    SpeakerPerturbationSettings,
     TtsSettings,
 )

@@ -1,6 +1,6 @@
 """Settings of the ``speech_embedding`` model family (front end, head, augmentation).
 
-Proposed section ``embedding`` of the pipeline config.  Field names match the core's arguments:
+Section ``embedding`` of the pipeline config.  Field names match the core's arguments:
 ``SpeechEmbeddingFrontEnd(EmbeddingSpec(context_seconds=...), threads=..., batch_clips=...)``,
 ``train_head(..., kind=head, width=..., dropout=..., n_blocks=...)`` and
 ``EmbeddingAugment(**augment.model_dump())``.
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from kws_assets.settings.base import StrictSettings
 
 
-class EmbeddingAugmentSettings(BaseModel):
+class EmbeddingAugmentSettings(StrictSettings):
     """SpecAugment-style masking of the embedding sequence while training the head."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_shift_frames: int = Field(1, ge=0, description="Random shift of up to this many 80-ms embedding frames.")
     time_masks: int = Field(1, ge=0, description="Bands of embedding frames zeroed per clip.")
@@ -25,10 +26,9 @@ class EmbeddingAugmentSettings(BaseModel):
     max_feature_mask: int = Field(12, ge=0, description="Widest dimension band (of 96).")
 
 
-class EmbeddingSettings(BaseModel):
+class EmbeddingSettings(StrictSettings):
     """The frozen speech_embedding front end and the small head trained on it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     context_seconds: float = Field(2.0, ge=1.0, description="Each 1-s clip is padded with silence "
                                    "symmetrically to this length before embedding (2.0 -> 16 frames).")

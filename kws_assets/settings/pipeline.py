@@ -17,6 +17,7 @@ from kws_assets.settings.audio import AudioSettings, FeatureSettings
 from kws_assets.settings.base import SILENCE_LABEL, SPEECH_COMMANDS_TEN, UNKNOWN_LABEL, StrictSettings
 from kws_assets.settings.corpus import CorpusSource, DemoCorpusSource, IngestSettings
 from kws_assets.settings.dataset import (
+    DatasetGuardSettings,
     AugmentSettings,
     NoiseSettings,
     OutlierSettings,
@@ -24,6 +25,7 @@ from kws_assets.settings.dataset import (
     SplitSettings,
 )
 from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.embedding import EmbeddingSettings
 from kws_assets.settings.model import (
     EvalSettings,
     ModelSettings,
@@ -56,6 +58,8 @@ class KwsConfig(StrictSettings):
     augment: AugmentSettings = Field(default_factory=AugmentSettings)
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
     quant_gate: QuantGateSettings = Field(default_factory=QuantGateSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
 
     @field_validator("keywords")
     @classmethod

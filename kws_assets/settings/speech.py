@@ -26,64 +26,36 @@ DEFAULT_CARRIER_PHRASES = (
 )
 
 
-class TtsSettings(StrictSettings):
-    """The espeak-ng grid used for synthetic keyword clips (voice x rate x pitch)."""
+EngineName = Literal["flite", "festival", "piper"]
 
-    voices: list[str] = Field(
-        default_factory=lambda: [
-            "en-us+m1", "en-us+m3", "en-us+f2", "en-us+f4",
-            "en+m2", "en+f1", "en+m5", "en+f3",
-            "en-gb-scotland+m4", "en-gb-x-rp+f5", "en-029+m6", "en-us-nyc+m7",
-            "en-gb-x-gbclan+f2", "en-gb-x-gbcwmd+m3",
-        ],
-        min_length=1,
-        description="espeak-ng voice names, optionally with a +variant. Each is one speaker.",
-    )
-    rates: list[int] = Field(default_factory=lambda: [160], min_length=1,
-                             description="Words per minute.")
-    pitches: list[int] = Field(default_factory=lambda: [50], min_length=1,
-                               description="espeak-ng pitch, 0-99.")
-    word_gap: int = Field(0, ge=0, description="Extra pause between words, in units of 10 ms.")
-    # --- sampled speakers: voice diversity beyond the fixed grid above --------------------------
-    accents: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_ENGLISH_ACCENTS),
-        description="espeak-ng voices (accents) crossed with `variants` to draw extra speakers "
-                    "from; empty = every espeak-ng voice of the config language.")
-    variants: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_VOICE_VARIANTS),
-        description="espeak-ng voice variants (male/female timbres) crossed with `accents`.")
-    sampled_speakers: int = Field(
-        64, ge=0, description="Extra speakers (accent+variant pairs) drawn without replacement; "
-                               "each is one speaker id, so it lands in exactly one split.")
-    renders_per_speaker: int = Field(
-        1, ge=1, description="Renders of each keyword per sampled speaker, each with its own "
-                             "rate, pitch and word gap drawn from the ranges below.")
-    rate_range: tuple[int, int] = Field((115, 215), description="Words per minute, min and max.")
-    pitch_range: tuple[int, int] = Field((20, 80), description="espeak-ng pitch 0-99, min and max.")
-    word_gap_range: tuple[int, int] = Field((0, 6), description="Word gap (10 ms units), min/max.")
-    carrier_phrases: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_CARRIER_PHRASES),
-        description="Sentences with '{}' where the word goes; the word is cut out of the spoken "
-                    "sentence at espeak-ng's word events, with its real coarticulation.")
-    carrier_probability: float = Field(
-        0.5, ge=0, le=1, description="Share of sampled renders spoken inside a carrier phrase "
-                                     "(the rest are spoken alone).")
-    keyword_languages: dict[str, str] = Field(
-        default_factory=dict,
-        description="Keywords of another language: keyword -> espeak-ng language (e.g. "
-                    "{hola: es}); spoken alone by that language's voices x `variants`.")
-    seed: int = Field(0, description="Seed of the speaker draw and the rate/pitch/gap draws.")
+
+class EngineVoiceSettings(StrictSettings):
+    """One more TTS engine as a speaker source beside espeak-ng: each of its voices is a speaker
+    (``<engine>:<voice>``) of the speaker-disjoint split.  An engine that is not installed is
+    skipped with a log line and a data-card note."""
+
+    engine: EngineName
+    voices: list[str] = Field(default_factory=list,
+                              description="Voices to use; empty = every voice the engine has for "
+                                          "the config language.")
+    renders_per_voice: int = Field(4, ge=1, description="Renders of each keyword per voice, each "
+                                                        "with its own rate, pitch and perturbation.")
+    rate_range: tuple[float, float] = Field((0.85, 1.2), description="Speaking-rate multiplier.")
+    pitch_range: tuple[float, float] = Field((0.9, 1.12), description="Mean-F0 multiplier (voices "
+                                             "without pitch control render at 1.0).")
 
     @model_validator(mode="after")
-    def _check_sampling(self) -> "TtsSettings":
-        for name in ("rate_range", "pitch_range", "word_gap_range"):
+    def _check(self) -> "EngineVoiceSettings":
+        for name in ("rate_range", "pitch_range"):
             low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"tts.{name}: min {low} exceeds max {high}")
-        for phrase in self.carrier_phrases:
-            if phrase.count("{}") != 1:
-                raise ValueError(f"tts.carrier_phrases: {phrase!r} needs exactly one '{{}}'")
+            if not 0 < low <= high:
+                raise ValueError(f"tts.engines[{self.engine}].{name}: need 0 < min <= max")
         return self
+
+
+def _default_engines() -> list["EngineVoiceSettings"]:
+    return [EngineVoiceSettings(engine="flite"), EngineVoiceSettings(engine="piper", renders_per_voice=12),
+            EngineVoiceSettings(engine="festival")]
 
 
 class NegativeSettings(StrictSettings):
@@ -198,4 +170,71 @@ class SpeakerPerturbationSettings(StrictSettings):
         for name in ("warp_factor", "tempo"):
             if getattr(self, name)[0] <= 0:
                 raise ValueError(f"{name} must be positive")
+        return self
+
+
+class TtsSettings(StrictSettings):
+    """The espeak-ng grid used for synthetic keyword clips (voice x rate x pitch)."""
+
+    voices: list[str] = Field(
+        default_factory=lambda: [
+            "en-us+m1", "en-us+m3", "en-us+f2", "en-us+f4",
+            "en+m2", "en+f1", "en+m5", "en+f3",
+            "en-gb-scotland+m4", "en-gb-x-rp+f5", "en-029+m6", "en-us-nyc+m7",
+            "en-gb-x-gbclan+f2", "en-gb-x-gbcwmd+m3",
+        ],
+        min_length=1,
+        description="espeak-ng voice names, optionally with a +variant. Each is one speaker.",
+    )
+    rates: list[int] = Field(default_factory=lambda: [160], min_length=1,
+                             description="Words per minute.")
+    pitches: list[int] = Field(default_factory=lambda: [50], min_length=1,
+                               description="espeak-ng pitch, 0-99.")
+    word_gap: int = Field(0, ge=0, description="Extra pause between words, in units of 10 ms.")
+    # --- sampled speakers: voice diversity beyond the fixed grid above --------------------------
+    accents: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENGLISH_ACCENTS),
+        description="espeak-ng voices (accents) crossed with `variants` to draw extra speakers "
+                    "from; empty = every espeak-ng voice of the config language.")
+    variants: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_VOICE_VARIANTS),
+        description="espeak-ng voice variants (male/female timbres) crossed with `accents`.")
+    sampled_speakers: int = Field(
+        64, ge=0, description="Extra speakers (accent+variant pairs) drawn without replacement; "
+                               "each is one speaker id, so it lands in exactly one split.")
+    renders_per_speaker: int = Field(
+        1, ge=1, description="Renders of each keyword per sampled speaker, each with its own "
+                             "rate, pitch and word gap drawn from the ranges below.")
+    rate_range: tuple[int, int] = Field((115, 215), description="Words per minute, min and max.")
+    pitch_range: tuple[int, int] = Field((20, 80), description="espeak-ng pitch 0-99, min and max.")
+    word_gap_range: tuple[int, int] = Field((0, 6), description="Word gap (10 ms units), min/max.")
+    carrier_phrases: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CARRIER_PHRASES),
+        description="Sentences with '{}' where the word goes; the word is cut out of the spoken "
+                    "sentence at espeak-ng's word events, with its real coarticulation.")
+    carrier_probability: float = Field(
+        0.5, ge=0, le=1, description="Share of sampled renders spoken inside a carrier phrase "
+                                     "(the rest are spoken alone).")
+    keyword_languages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Keywords of another language: keyword -> espeak-ng language (e.g. "
+                    "{hola: es}); spoken alone by that language's voices x `variants`.")
+    seed: int = Field(0, description="Seed of the speaker draw and the rate/pitch/gap draws.")
+    engines: list[EngineVoiceSettings] = Field(
+        default_factory=_default_engines,
+        description="Other TTS engines as speaker sources (flite, festival, piper); the one named "
+                    "by evaluation.held_out_engine is only used to evaluate.")
+    perturbation: SpeakerPerturbationSettings = Field(
+        default_factory=lambda: SpeakerPerturbationSettings(),
+        description="Formant warp, pitch and tempo drawn per render of the other engines.")
+
+    @model_validator(mode="after")
+    def _check_sampling(self) -> "TtsSettings":
+        for name in ("rate_range", "pitch_range", "word_gap_range"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"tts.{name}: min {low} exceeds max {high}")
+        for phrase in self.carrier_phrases:
+            if phrase.count("{}") != 1:
+                raise ValueError(f"tts.carrier_phrases: {phrase!r} needs exactly one '{{}}'")
         return self

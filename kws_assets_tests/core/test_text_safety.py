@@ -15,7 +15,7 @@ from kws_assets.core.text_safety import (
     plain_text,
     plot_label,
 )
-from kws_assets.defs.assets.summaries import md_escape, md_table
+from kws_assets.lib.metadata import md_escape, md_table
 
 HOSTILE = "[x](http://e.vil) ![i](http://e.vil/a.png) <script>alert(1)</script>"
 

@@ -42,7 +42,9 @@ from kws_assets.core.audio.quality import (
     TOO_LONG,
 )
 from kws_assets.core.corpus.connectors.base import clean_text, text_problem
-from kws_assets.core.corpus.connectors.manifest import ManifestError, decode_manifest, manifest_rows
+from kws_assets.core.corpus.connectors.manifest import ManifestError, manifest_rows
+from kws_assets.core.corpus.connectors.rows import RowLimits
+from kws_assets.settings import IngestSettings
 from kws_assets.core.corpus.segment import as_keywords, cut_word_clips
 from kws_assets.core.speech.aligners import AlignerChoice, NoAlignerError, WordAligner, as_word_aligner
 from kws_assets.core.speech.tts import trim_silence
@@ -146,7 +148,10 @@ def read_real_manifest(source: RealSourceSettings, path: Path
     if not path.is_file():
         raise RealSourceError(f"real source {source.name!r}: manifest {path} not found")
     try:
-        rows = manifest_rows(path.name, decode_manifest(path.read_bytes()), required=required)
+        with open(path, "rb") as stream:
+            rows = [(row.ref, row.values, row.detail or row.reason)
+                    for row in manifest_rows(path.name, stream, RowLimits.of(IngestSettings()),
+                                             required=required)]
     except ManifestError as exc:
         raise RealSourceError(f"real source {source.name!r} (kind {source.kind}): {exc}") from exc
     except OSError as exc:

@@ -14,6 +14,8 @@ so the row holding them is rejected by name by the connector's text checks.
 
 from __future__ import annotations
 
+import io
+
 import csv
 import json
 from collections.abc import Iterator
@@ -69,6 +71,10 @@ def decode_line(raw: bytes) -> str:
 def physical_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, str | None, int]]:
     """``(line_number, text, n_bytes)`` per physical line; text is None for a line over
     ``max_line_bytes``, whose bytes were skipped without being kept."""
+    if not isinstance(stream, (io.BufferedIOBase, io.RawIOBase)):
+        # fsspec's remote files (s3://...) take no size in readline(): read them through a
+        # standard buffer, whose readline(limit) bounds what one line can take.
+        stream = io.BufferedReader(stream, buffer_size=1 << 16)  # type: ignore[arg-type]
     number = 0
     while True:
         raw = stream.readline(max_line_bytes + 1)
