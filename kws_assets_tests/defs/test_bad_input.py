@@ -11,6 +11,8 @@ the data card states the tables' real counts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -192,5 +194,5 @@ def test_data_card_states_the_real_counts(graph):
     corpus_event = instance.get_latest_materialization_event(dg.AssetKey("raw_corpus"))
     corpus_version = corpus_event.asset_materialization.tags["dagster/data_version"]
     assert f"| data: raw_corpus | {corpus_version} |" in card
-    with open(metadata["path"].value, encoding="utf-8") as fh:
-        assert fh.read() == card
+    stored = Path(metadata["path"].value) / "DATA_CARD.md"  # the data_card artifact folder
+    assert stored.read_text(encoding="utf-8") == card

@@ -31,7 +31,8 @@ AUGMENTED_CLIPS = "clips/*+aug/*/*.wav"  # what augmented_clips writes into the 
 KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being written
 
 # What is not bit-reproducible between two runs, and why: evaluation.json's window latency is a
-# wall-clock measurement, so that file is compared without the field.
+# wall-clock measurement, so that file is compared without the field (and the evaluation
+# artifact's index, which holds that file's sha256, without its entry).
 #
 # Where the kill lands: after every corpus and keyword clip is rendered.  espeak-ng's output
 # depends on every synthesis the same process ran before (wavegen.c keeps its pitch-flutter
@@ -39,7 +40,8 @@ KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being writt
 # finished, so a kill in the middle of rendering yields clips that are valid but not bit-equal to
 # an uninterrupted run's.  Augmentation, features, training, quantization and the evaluation
 # figures are bit-reproducible, and the augmented clips are clip-store writes like any other.
-TIMING_FIELDS = {"artifacts/evaluation/evaluation.json": {"window_latency_ms"}}
+TIMING_FIELDS = {"artifacts/evaluation/evaluation.json": {"window_latency_ms"},
+                 "artifacts/evaluation/artifact.json": {"evaluation.json"}}
 
 
 def _without(value, fields: set[str]):
