@@ -12,6 +12,7 @@ import polars as pl
 from kws_assets.core.model import export
 from kws_assets.core import schemas
 from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.dataset.unknown_guard import unknown_share_problems
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.resources import KwsSettings
 
@@ -68,6 +69,26 @@ def validated_set_label_coverage(settings: KwsSettings,
     )
 
 
+@dg.asset_check(asset="validated_set", blocking=True,
+                description="Enough _unknown_ to train on and enough test clips per label to "
+                            "measure (dataset_guard); the message names the setting to change.")
+def validated_set_unknown_and_test_size(settings: KwsSettings,
+                                        validated_set: pl.DataFrame) -> dg.AssetCheckResult:
+    guard = settings.config.dataset_guard
+    counts: dict[str, dict[str, int]] = {}
+    for label, split, n in validated_set.group_by("label", "split").len().iter_rows():
+        counts.setdefault(label, {})[split] = int(n)
+    for label in settings.config.labels:
+        counts.setdefault(label, {})
+    problems = unknown_share_problems(counts, guard.min_unknown_share, guard.min_test_clips_per_label)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) if problems else None,
+        metadata={"problems": dg.MetadataValue.json(problems),
+                  "clips_per_label_and_split": dg.MetadataValue.json(counts)},
+    )
+
+
 @dg.asset_check(asset="quarantined_clips",
                 additional_ins={"validated_set": dg.AssetIn("validated_set")},
                 description="Warns when more than a quarter of the candidate clips are quarantined.")
@@ -118,4 +139,5 @@ def int8_artifact_size(settings: KwsSettings, quantized_model: ArtifactFolder) -
 
 
 ALL_CHECKS = [validated_set_schema, validated_set_speaker_disjoint, validated_set_label_coverage,
+              validated_set_unknown_and_test_size,
               quarantine_rate, mfcc_table_schema, int8_accuracy_drop, int8_artifact_size]

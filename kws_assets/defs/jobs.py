@@ -35,7 +35,8 @@ NIGHTLY_CRON = "0 3 * * *"
 INGEST_ASSETS = ("raw_corpus", "unknown_clips")
 KEYWORD_ASSETS = ("synthetic_clips", "aligned_keywords")
 CURATE_ASSETS = ("validated_set", "quarantined_clips", "data_card")
-RETRAIN_ASSETS = ("augmented_clips", "mfcc_table", "kws_model", "quantized_model", "evaluation")
+RETRAIN_ASSETS = ("augmented_clips", "mfcc_table", "kws_model", "quantized_model", "evaluation",
+                  "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation")
 
 ingest_batch = dg.define_asset_job(
     INGEST_JOB, selection=dg.AssetSelection.assets(*INGEST_ASSETS), partitions_def=CORPUS_BATCHES,
@@ -48,8 +49,8 @@ curate_dataset = dg.define_asset_job(
     description="Quality gate, quarantine and splits over every materialized partition.")
 retrain_model = dg.define_asset_job(
     RETRAIN_JOB, selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
-    description="Augmentation, features, DS-CNN training, int8 quantization and evaluation from "
-                "the current validated set.")
+    description="Augmentation, features, training of both model families, int8 quantization and "
+                "evaluation (real speech and the held-out engine first) from the current validated set.")
 kws_pipeline = dg.define_asset_job(
     PIPELINE_JOB, selection=dg.AssetSelection.assets(*CURATE_ASSETS, *RETRAIN_ASSETS),
     description="Curate, featurize, train and ship over every materialized partition.")

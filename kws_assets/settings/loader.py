@@ -76,4 +76,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> KwsConfig:
     if isinstance(augment, dict) and augment.get("noise_folder"):
         if not Path(augment["noise_folder"]).expanduser().is_absolute():
             augment["noise_folder"] = str(base / augment["noise_folder"])
+    evaluation = raw.get("evaluation")
+    if isinstance(evaluation, dict):
+        for real in evaluation.get("real_sources") or []:
+            if isinstance(real, dict) and real.get("manifest") and "://" not in real["manifest"]:
+                if not Path(real["manifest"]).expanduser().is_absolute():
+                    real["manifest"] = str(base / real["manifest"])
     return KwsConfig.model_validate(raw)

@@ -9,22 +9,22 @@ from pydantic import Field
 from kws_assets.settings.base import StrictSettings
 
 
-MODEL_FAMILIES = ("speech_embedding", "mfcc_dscnn")
-ModelFamily = Literal["speech_embedding", "mfcc_dscnn"]
+MODEL_FAMILIES = ("speech_embedding", "mfcc")
+ModelFamily = Literal["speech_embedding", "mfcc"]
 
 
 class ModelSettings(StrictSettings):
     """Which model family ships as *the* model, and the DS-CNN's shape (MLPerf Tiny DS-CNN-S).
 
     Both families are trained by the graph (``kws_model``/``quantized_model`` for the DS-CNN on
-    MFCC, ``embedding_model``/``embedding_artifact`` for the head on the speech embedding);
+    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech embedding);
     ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech accuracy.
     """
 
     family: ModelFamily = Field(
         "speech_embedding", description="The default family: speech_embedding (frozen Google "
                                         "speech_embedding front end + small head; transfers to "
-                                        "real speech) or mfcc_dscnn (DS-CNN on MFCC; fits a "
+                                        "real speech) or mfcc (DS-CNN on MFCC; fits a "
                                         "microcontroller).")
 
     n_filters: int = Field(64, gt=0)

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 ALL_ASSETS = {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords", "validated_set",
               "quarantined_clips", "data_card", "augmented_clips", "mfcc_table", "kws_model",
-              "quantized_model", "evaluation"}
+              "quantized_model", "evaluation",
+              "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation"}
 PER_KEYWORD = {"synthetic_clips", "aligned_keywords"}
 PER_BATCH = {"raw_corpus", "unknown_clips"}
 # Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their
@@ -67,7 +68,8 @@ def test_blocking_checks_ran_and_passed(pipeline):
     evaluations = pipeline["graph"].check_evaluations()
     by_name = {e.check_name: e for e in evaluations}
     for name in ("validated_set_schema", "validated_set_speaker_disjoint",
-                 "validated_set_label_coverage", "mfcc_table_schema"):
+                 "validated_set_label_coverage", "validated_set_unknown_and_test_size",
+                 "mfcc_table_schema"):
         assert by_name[name].passed, name
 
 
@@ -76,14 +78,17 @@ def test_clip_counts_per_label(pipeline):
     synthetic = load_asset(pipeline, "synthetic_clips")
     grid = len(cfg.tts.voices) * len(cfg.tts.rates) * len(cfg.tts.pitches)
     sampled = cfg.tts.sampled_speakers * cfg.tts.renders_per_speaker
-    expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip) + sampled
+    # the other engines: every configured voice renders each keyword renders_per_voice times
+    engine_renders = sum(len(e.voices) * e.renders_per_voice for e in cfg.tts.engines)
+    expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip) + sampled + engine_renders
     synthetic_counts = dict(synthetic.group_by("label").len().iter_rows())
     assert {k: synthetic_counts[k] for k in cfg.keywords} == {
         k: expected_per_kw for k in cfg.keywords}
     # synthetic _unknown_: unknown_ratio x the clean renders of each keyword, plus the windows of
-    # running speech
-    assert synthetic_counts["_unknown_"] == len(cfg.keywords) * (round(
-        cfg.negatives.unknown_ratio * (grid + sampled)) + cfg.negatives.speech_windows)
+    # running speech (espeak-ng's, and half a window per other-engine keyword render)
+    assert synthetic_counts["_unknown_"] == len(cfg.keywords) * (
+        round(cfg.negatives.unknown_ratio * (grid + sampled)) + cfg.negatives.speech_windows
+        + round(cfg.negatives.unknown_ratio * engine_renders) + round(0.5 * engine_renders))
 
     aligned = load_asset(pipeline, "aligned_keywords")
     corpus = load_asset(pipeline, "raw_corpus")
@@ -169,3 +174,51 @@ def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
     assert 0.0 <= summary["frr_at_target"] <= 1.0
     assert summary["negative_hours"] == pytest.approx(cfg.evaluation.negative_minutes / 60, rel=1e-3)
     assert summary["positives"] > 0
+
+
+def test_other_engines_speak_and_the_held_out_engine_never_trains(pipeline):
+    validated = load_asset(pipeline, "validated_set")
+    speakers = set(validated["speaker"].unique())
+    flite = {s for s in speakers if s.startswith("flite:")}
+    assert flite == {"flite:slt", "flite:kal"}  # the configured voices, each one speaker
+    assert not any(s.startswith("piper:") for s in speakers)  # held out: evaluation only
+    by_voice = validated.filter(pl.col("speaker").is_in(list(flite)))
+    assert {"yes", "no", "up", "_unknown_"} <= set(by_voice["label"])
+    # each voice stays in one split; its perturbed renders are recorded in the origin id
+    assert by_voice.group_by("speaker").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert by_voice["origin_id"].str.contains("|w").all()
+
+
+def test_both_families_are_scored_on_the_held_out_engine(pipeline):
+    report = json.loads(load_asset(pipeline, "transfer_evaluation").file("transfer.json").read_text())
+    rows = {(r["family"], r["set"]): r for r in report["table"]}
+    for family in ("speech_embedding", "mfcc"):
+        held_out = rows[(family, "held-out engine: piper")]
+        assert held_out["clips"] >= 3 * 2  # every keyword and unknown word by the Piper voice
+        assert 0.0 <= held_out["accuracy"] <= 1.0
+        assert (family, "synthetic test split (in-distribution)") in rows
+    assert report["default_family"] == pipeline["cfg"].model.family
+
+
+def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_path):
+    import shutil
+
+    from kws_assets.core.model.export import load_classifier
+
+    cfg = pipeline["cfg"]
+    folder = tmp_path / "copied_artifact"
+    shutil.copytree(load_asset(pipeline, "embedding_artifact").path, folder)
+    classifier = load_classifier(folder)
+    assert classifier.labels == cfg.labels
+    clips, truth = [], []
+    for voice in ("en-us+steph3", "en+michel"):  # held-out voices: never trained on
+        for keyword in cfg.keywords:
+            synthesis = tts.synthesize(keyword, voice=voice, rate=160)
+            samples = resample(synthesis.samples, synthesis.sample_rate, cfg.audio.sample_rate)
+            spoken, offset = tts.trim_silence(samples, cfg.audio.sample_rate)
+            clips.append(cut_centered(samples, cfg.audio.sample_rate,
+                                      (offset + len(spoken) / 2) / cfg.audio.sample_rate,
+                                      cfg.audio.clip_samples, cfg.audio.fade_ms))
+            truth.append(keyword)
+    predicted = [cfg.labels[i] for i in classifier.classify_clips(np.stack(clips)).argmax(axis=1)]
+    assert sum(p == t for p, t in zip(predicted, truth)) / len(truth) > 2 / len(cfg.labels)

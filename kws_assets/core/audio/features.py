@@ -49,6 +49,9 @@ MS_PER_SECOND = 1000.0
 
 PathLike = str | os.PathLike[str]
 
+FAMILY = "mfcc"
+"""The model family whose front end this is (artifacts and checkpoints record it)."""
+
 
 class FeatureSpec(BaseModel):
     """Everything needed to turn a WAV file into model input, saved as ``feature_config.json``."""

@@ -95,6 +95,46 @@ def _cell(value: object) -> str:
     return escape_cell(value)  # corpus text (sources, licenses, labels, reasons) stays text
 
 
+ESPEAK_SPEAKER_PREFIX = "tts:"
+TTS_ENGINES_BY_PREFIX = ("espeak", "flite", "festival", "piper")
+
+
+def speaker_engine(speaker: str) -> str | None:
+    """The TTS engine a speaker id belongs to (``tts:en-us+f2`` -> espeak, ``flite:slt`` ->
+    flite), None for a recorded speaker."""
+    if speaker.startswith(ESPEAK_SPEAKER_PREFIX):
+        return "espeak"
+    engine = speaker.split(":", 1)[0]
+    return engine if ":" in speaker and engine in TTS_ENGINES_BY_PREFIX else None
+
+
+def engine_counts(table: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Clips and speakers per TTS engine (recorded speech under ``recorded``)."""
+    if table.is_empty() or "speaker" not in table.columns:
+        return {}
+    engines = table.select(pl.col("speaker").map_elements(lambda s: speaker_engine(s) or "recorded",
+                                                          return_dtype=pl.String).alias("engine"),
+                           "speaker")
+    counts = engines.group_by("engine").agg(pl.len().alias("clips"),
+                                            pl.col("speaker").n_unique().alias("speakers"))
+    return {row["engine"]: {"clips": int(row["clips"]), "speakers": int(row["speakers"])}
+            for row in counts.sort("engine").iter_rows(named=True)}
+
+
+def engine_table(validated: pl.DataFrame, configured: list[str], held_out: str) -> pl.DataFrame:
+    """Clips and speakers per engine, with a note for a configured engine that gave none."""
+    counts = engine_counts(validated)
+    rows = [{"engine": name, "clips": c["clips"], "speakers": c["speakers"], "note": ""}
+            for name, c in counts.items()]
+    for name in configured:
+        if name not in counts:
+            note = ("held out: evaluation only" if name == held_out
+                    else "configured, no clips: not installed or no voice for the language")
+            rows.append({"engine": name, "clips": 0, "speakers": 0, "note": note})
+    return pl.DataFrame(rows, schema={"engine": pl.String, "clips": pl.Int64, "speakers": pl.Int64,
+                                      "note": pl.String})
+
+
 def _pivot_counts(df: pl.DataFrame, index: str, on: str, order: list[str] | None = None) -> pl.DataFrame:
     if df.is_empty():
         return pl.DataFrame()
@@ -268,6 +308,11 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "Clips, speakers and labels per source:",
         "",
         md_table(comp["per_source"]),
+        "",
+        "Clips and speakers per TTS engine (each engine voice is a speaker of the split):",
+        "",
+        md_table(engine_table(validated, ["espeak", *[e.engine for e in cfg.tts.engines]],
+                              cfg.evaluation.held_out_engine)),
         "",
         "## Quality",
         "",

@@ -30,6 +30,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from kws_assets.settings import (
 )
 from kws_assets.core.speech import negatives as speech_negatives
 from kws_assets.core.speech import tts
+from kws_assets.core.speech.engines import TtsEngineError
 from kws_assets.core.audio.io import colored_noise, cut_centered, mix_at_snr, resample, scale_to_dbfs
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.corpus.ingest import tts_speaker_id
@@ -428,6 +430,18 @@ def render_silence_clip(recipe: SilenceRecipe, audio: AudioSettings) -> np.ndarr
 
 
 
+class Renderable(Protocol):
+    """What :func:`render_to_store` needs of a recipe of another engine."""
+
+    label: str
+    clip_id: str
+    origin_id: str
+    speaker: str
+    language: str | None
+
+    def render(self, audio: AudioSettings) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class RenderFailure:
     clip_id: str
@@ -436,12 +450,14 @@ class RenderFailure:
     reason: str
 
 
-def render_to_store(recipes: list[ClipRecipe | SilenceRecipe], audio: AudioSettings, store: ClipStore,
+def render_to_store(recipes: Sequence[Renderable], audio: AudioSettings, store: ClipStore,
                     language: str) -> tuple[list[dict], list[RenderFailure]]:
     """Render each recipe into the clip store (skipping clips already there) and describe it.
 
     Rendering is deterministic, so a clip whose id is already stored is reused, not redone.
-    A recipe that espeak-ng cannot speak becomes a failure row, never an exception for the batch.
+    A recipe that an engine cannot speak becomes a failure row, never an exception for the batch.
+    Besides espeak-ng's :class:`ClipRecipe` and :class:`SilenceRecipe`, any recipe with a
+    ``render(audio)`` method (the other engines' ``engine_voices.EngineRecipe``) is rendered.
     """
     rows, failures = [], []
     with single_threaded_torch():  # one small resampling kernel per clip: one thread is fastest
@@ -450,7 +466,7 @@ def render_to_store(recipes: list[ClipRecipe | SilenceRecipe], audio: AudioSetti
     return rows, failures
 
 
-def _render_one(recipe: ClipRecipe | SilenceRecipe, audio: AudioSettings, store: ClipStore,
+def _render_one(recipe: Renderable, audio: AudioSettings, store: ClipStore,
                 language: str, rows: list[dict], failures: list[RenderFailure]) -> None:
     """Render one recipe (unless already stored) and describe it, or note why it failed."""
     is_silence = isinstance(recipe, SilenceRecipe)
@@ -459,9 +475,13 @@ def _render_one(recipe: ClipRecipe | SilenceRecipe, audio: AudioSettings, store:
     key = store.key_for(source, label, recipe.clip_id)
     if not store.exists(key):
         try:
-            samples = (render_silence_clip(recipe, audio) if is_silence
-                       else render_keyword_clip(recipe, audio))
-        except tts.TtsError as exc:
+            if is_silence:
+                samples = render_silence_clip(recipe, audio)
+            elif isinstance(recipe, ClipRecipe):
+                samples = render_keyword_clip(recipe, audio)
+            else:
+                samples = recipe.render(audio)
+        except (tts.TtsError, TtsEngineError) as exc:
             failures.append(RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc)))
             return
         store.put(key, samples, audio.sample_rate)

@@ -1,8 +1,8 @@
 """A trained model as ``kws_model`` hands it over: weights plus everything needed to rebuild,
 export and describe it, typed rather than a loose dict.
 
-``family`` names the model family (``mfcc_dscnn``: the DS-CNN on MFCC; ``speech_embedding``: a
-head over a frozen speech-embedding front end); ``network`` the settings the network is built
+``family`` names the model family (``mfcc``: the DS-CNN on MFCC; ``speech_embedding``: a head
+over a frozen speech-embedding front end); ``network`` the settings the network is built
 from and ``front_end`` the feature spec its inputs were computed with (normalisation stats
 included), so export and inference use the same features as training.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MFCC_DSCNN = "mfcc_dscnn"
+from kws_assets.core.audio.embedding import FAMILY as EMBEDDING_FAMILY
+from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
+
 CHECKPOINT_FORMAT = "kws-checkpoint-v1"
 
 
@@ -38,7 +40,7 @@ class ModelCheckpoint:
             fields = {k: v for k, v in data.items() if k != "format"}
             return cls(**fields)
         if {"state_dict", "labels", "model_settings", "feature_spec"} <= set(data):
-            return cls(family=MFCC_DSCNN, labels=list(data["labels"]), state_dict=data["state_dict"],
+            return cls(family=MFCC_FAMILY, labels=list(data["labels"]), state_dict=data["state_dict"],
                        network=dict(data["model_settings"]), front_end=dict(data["feature_spec"]),
                        accuracy=dict(data.get("accuracy") or {}), history=list(data.get("history") or []),
                        best_epoch=int(data.get("best_epoch") or 0))

@@ -60,12 +60,12 @@ from kws_assets.core.audio.embedding import (
 )
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
+from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
 
 INPUT_NAME = "mfcc"
 EMBEDDING_INPUT_NAME = "embedding"
 """Input name of a speech-embedding head graph: ``[batch, n_frames, 96]``."""
-MFCC_FAMILY = "mfcc"
 FRONT_END_FILE = "front_end.json"
 """Written by model families other than MFCC: their front-end spec, with a ``family`` field."""
 OUTPUT_NAME = "logits"

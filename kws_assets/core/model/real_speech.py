@@ -7,8 +7,9 @@ dev set of mostly other words flatters a model that never fires), the false-acce
 ``_unknown_`` clips, per-class precision/recall/support, the confusion matrix (from
 ``training.classification_report``) and the accuracy per speaker.
 
-:func:`waveform_classifier` adapts the shipped artifact's :class:`KwsClassifier` (which classifies
-normalised MFCCs) to the waveform interface.
+:func:`waveform_classifier` adapts an artifact's classifier (either family) to the waveform
+interface; :func:`score_families` scores every family on every set, and :func:`transfer_rows`
+puts the numbers side by side.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
-from kws_assets.core.audio.features import MfccExtractor, features_for_clips
 from kws_assets.core.corpus.real_sources import RealClips
-from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.model.export import EmbeddingClassifier, KwsClassifier
 from kws_assets.core.model.training import EvalReport, classification_report
 
 WaveformClassifier = Callable[[np.ndarray], np.ndarray]
@@ -139,16 +139,32 @@ def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Se
     )
 
 
-def waveform_classifier(classifier: KwsClassifier) -> WaveformClassifier:
-    """The artifact's classifier on 1-s waveforms at its spec's rate: MFCCs normalised with the
-    artifact's own statistics, then the int8 model's softmax."""
-    spec = classifier.spec
-    extractor = MfccExtractor(spec)
+def waveform_classifier(classifier: KwsClassifier | EmbeddingClassifier) -> WaveformClassifier:
+    """An artifact's classifier (either family) on 1-s waveforms at 16 kHz, through the
+    artifact's own front end (``classify_clips``), with the input shape checked."""
+    clip_samples = int(classifier.spec.clip_samples)
 
     def classify(samples: np.ndarray) -> np.ndarray:
-        if samples.ndim != 2 or samples.shape[1] != spec.clip_samples:
-            raise ValueError(f"expected clips [n, {spec.clip_samples}] at {spec.sample_rate} Hz, "
-                             f"got {samples.shape}")
-        return classifier.classify_features(features_for_clips(samples, spec, extractor))
+        if samples.ndim != 2 or samples.shape[1] != clip_samples:
+            raise ValueError(f"expected clips [n, {clip_samples}], got {samples.shape}")
+        return classifier.classify_clips(samples)
 
     return classify
+
+
+def score_families(classifiers: dict[str, KwsClassifier | EmbeddingClassifier],
+                   sets: Sequence[RealClips]) -> dict[str, dict[str, RealSourceReport]]:
+    """Every family's classifier on every evaluation set: ``{family: {set: report}}``."""
+    return {family: {clips.source: score_real_source(waveform_classifier(classifier), clips,
+                                                     classifier.labels)
+                     for clips in sets if len(clips)}
+            for family, classifier in classifiers.items()}
+
+
+def transfer_rows(scores: dict[str, dict[str, RealSourceReport]]) -> list[dict[str, object]]:
+    """One row per family and evaluation set: the numbers to compare families by."""
+    return [{"family": family, "set": name, "clips": r.n, "accuracy": round(r.accuracy, 4),
+             "keyword_clips": r.n_keyword, "keyword_accuracy": round(r.keyword_accuracy, 4),
+             "always_unknown": round(r.unknown_baseline, 4),
+             "unknown_false_accepts": round(r.unknown_false_accept_rate, 4)}
+            for family, by_set in scores.items() for name, r in by_set.items()]

@@ -14,7 +14,8 @@ from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.dataset import curation
 from kws_assets.core.corpus import labeled_clips
 from kws_assets.core.corpus import segment
-from kws_assets.core.dataset import synthesis
+from kws_assets.core.dataset import engine_voices, synthesis
+from kws_assets.core.dataset.data_card import engine_counts
 from kws_assets.core.corpus.batches import keyword_seed
 from kws_assets.core.corpus.landing import batch_config
 from kws_assets.core.speech.aligners import AlignerChoice
@@ -70,30 +71,41 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"espeak-ng", "parquet"},
-    code_version="2",
+    kinds={"espeak-ng", "piper", "parquet"},
+    code_version="3",
     owners=["team:kws-data"],
     partitions_def=KEYWORDS,
     backfill_policy=ONE_PARTITION_PER_RUN,
     description="Per keyword: the keyword spoken by espeak-ng over the voice x rate x pitch grid "
                 "(plus noisy copies) and by sampled accent+variant speakers at drawn rate, pitch "
                 "and word gap, alone or cut out of carrier phrases; with its phoneme neighbours "
-                "and a share of other words as _unknown_. Centred in 1-s clips.",
+                "and a share of other words as _unknown_; then the same words by every voice of the other "
+                "TTS engines (tts.engines: flite, piper, festival — each voice a speaker, each "
+                "render at a drawn rate/pitch and speaker perturbation), the held-out engine left "
+                "out. Centred in 1-s clips.",
 )
 def synthetic_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
                     clip_store: ClipStoreResource) -> pl.DataFrame:
     cfg = settings.config
     keyword = configured_keyword(cfg.keywords, context.partition_key)
+    salt = cfg.section_hash("audio")
     recipes = synthesis.keyword_recipes([keyword], cfg.tts, cfg.noise, seed=keyword_seed(keyword),
-                                        salt=cfg.section_hash("audio"),
-                                        **synthesis.recipe_options(cfg))
-    rows, failures = synthesis.render_to_store(recipes, cfg.audio, clip_store.store, cfg.language)
+                                        salt=salt, **synthesis.recipe_options(cfg))
+    others, skipped = engine_voices.partition_recipes(
+        keyword, cfg.keywords, cfg.tts.engines, cfg.tts.perturbation, cfg.negatives, cfg.language,
+        salt, held_out_engine=cfg.evaluation.held_out_engine)
+    for engine, reason in skipped.items():
+        context.log.warning(f"TTS engine {engine} skipped: {reason}")
+    rows, failures = synthesis.render_to_store([*recipes, *others], cfg.audio, clip_store.store,
+                                               cfg.language)
     table = clip_table(rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE,
                                                            cfg.language))
     context.add_output_metadata({
         "keyword": keyword,
         "clips": table.height,
         "voices": len(cfg.tts.voices),
+        "clips_by_engine": dg.MetadataValue.json(engine_counts(table)),
+        "engines_skipped": dg.MetadataValue.json(skipped),
         "per_label": dg.MetadataValue.md(label_counts_md(clip_candidates(table))),
         "render_failures": len(failures),
         "failed_recipes": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
