@@ -7,15 +7,28 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
 UI_PORT ?= 3000
 
-.PHONY: install demo ui test fuzz check clean bench
+LOCK := requirements.lock
+LOCK_VENV ?= /tmp/kws_assets-lock-venv
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: install lock demo ui test fuzz check clean bench
+
+# Installs the versions pinned in requirements.lock (pyproject.toml says what, the lock which).
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
+
+# Refreshes requirements.lock: resolves pyproject.toml afresh in a throw-away venv (newest versions
+# its ranges allow) and freezes it.  Run after changing dependencies, then `make install` and commit.
+lock:
+	rm -rf $(LOCK_VENV) && $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	{ sed -n '/^#/p' $(LOCK); $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf $(LOCK_VENV)
 
 demo: install
 	$(BIN)/python -m kws_assets.demo

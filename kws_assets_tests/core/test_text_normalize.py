@@ -12,6 +12,7 @@ from kws_assets.core.speech.text_normalize import (
     normalize_text,
     normalize_words,
     num2words_language,
+    number_symbols,
     split_words,
 )
 
@@ -47,7 +48,7 @@ def test_numbers_become_words_in_the_language():
     assert normalize_text("1,500 people", "en") == "one thousand five hundred people"
     assert normalize_text("1.500 personas", "es") == "mil quinientos personas"
     assert normalize_text("2 500 euros", "fr") == "deux mille cinq cents euros"
-    assert normalize_text("3,5 kg", "es") == "tres punto cinco kg"  # num2words' Spanish decimal
+    assert normalize_text("3,5 kg", "es") == "tres coma cinco kg"  # Spain reads its comma
     assert normalize_text("3.5", "en") == "three point five"
 
 
@@ -85,3 +86,46 @@ def test_keywords_meet_transcript_words(keyword, language, form):
 
 def test_split_words_is_the_tokeniser():
     assert split_words("a--b 'c' d'e -f-") == ["a", "b", "c", "d'e", "f"]
+
+
+@pytest.mark.parametrize("text,language,spoken", [
+    # es-MX (CLDR: decimal point, comma groups) against es-ES (decimal comma, point groups)
+    ("1,500 personas", "es_MX", "mil quinientos personas"),
+    ("3.5", "es_MX", "tres punto cinco"),
+    ("1.500", "es-ES", "mil quinientos"),
+    ("3,5", "es-ES", "tres coma cinco"),
+    ("1,500.25", "es-419", "mil quinientos punto dos cinco"),
+    ("1.500", "es_MX", "uno punto cinco cero cero"),  # a decimal point in Mexico, not a group
+    ("3,5", "es_MX", "tres cinco"),  # a comma groups three digits in Mexico: not one number
+    # de-CH: decimal point, apostrophe groups (CLDR ' and the typographic one)
+    ("1'500.5", "de-CH", "eintausendfünfhundert komma fünf"),
+    ("1\u2019500", "de_CH", "eintausendfünfhundert"),
+    ("3.5", "de-CH", "drei komma fünf"),
+    ("3,5", "de-DE", "drei komma fünf"),
+    ("3.5", "de-DE", "drei fünf"),
+    # fr-CA: decimal comma, no-break space groups (narrow and plain spaces read the same)
+    ("1\u00a0500,5", "fr-CA", "mille cinq cents virgule cinq"),
+    ("1\u202f500", "fr-CA", "mille cinq cents"),
+    ("2 500 euros", "fr-CA", "deux mille cinq cents euros"),
+    ("1.234.567,89", "pt-BR", "um milhão duzentos e trinta e quatro mil quinhentos e sessenta e "
+                              "sete vírgula oito nove"),
+    ("3,5", "it", "tre virgola cinque"),  # num2words alone would say "tre"
+])
+def test_numbers_are_read_with_the_locales_separators(text, language, spoken):
+    assert normalize_text(text, language) == spoken
+
+
+def test_number_symbols_come_from_cldr_per_locale():
+    mexico, spain = number_symbols("es-MX"), number_symbols("es_ES")
+    assert (mexico.decimal, mexico.groups[0], mexico.source) == (".", ",", "es_MX")
+    assert (spain.decimal, spain.groups[0], spain.source) == (",", ".", "es_ES")
+    assert number_symbols("es-419").source == "es_419"
+    swiss = number_symbols("de-CH")
+    assert swiss.decimal == "." and "'" in swiss.groups and "\u2019" in swiss.groups
+    canada = number_symbols("fr-CA")
+    assert canada.decimal == "," and {"\u00a0", "\u202f"} <= set(canada.groups)
+    assert "." not in canada.groups and "," not in canada.groups
+    assert number_symbols("en-US").groups == (",",)  # no space grouping: "5 100" is two numbers
+    # A code CLDR lacks falls back to the primary subtag, then to the built-in table.
+    assert number_symbols("es-XX").source == "es"
+    assert number_symbols("qq").source == "fallback"
