@@ -21,33 +21,57 @@ import polars as pl
 from kws_assets.definitions import build_definitions
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.defs.assets.data_card import CARD_FILE
-from kws_assets.defs.assets.evaluate import REPORT_FILE
+from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import failed_steps, materialize_graph
 from kws_assets.lib.resources import KwsSettings
+
+
+FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
+
+
+def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[str]:
+    """Accuracy of every family on speech it never trained on: real sources first, then the
+    held-out engine, the synthetic test split last (in-distribution, it flatters)."""
+    if report is None or not report.file(TRANSFER_REPORT_FILE).is_file():
+        return []
+    table = json.loads(report.file(TRANSFER_REPORT_FILE).read_text())["table"]
+    out = ["accuracy on speech the models never trained on (all clips | keyword clips | "
+           "always-_unknown_ would score):"]
+    for row in table:
+        mark = "*" if row["family"] == default_family else " "
+        keyword = (f"{row['keyword_accuracy']:.3f} of {row['keyword_clips']}" if row["keyword_clips"]
+                   else "no keyword clips")
+        out.append(f" {mark} {row['family']:<17} {row['set']:<42} {row['accuracy']:.3f} of "
+                   f"{row['clips']:<5} | {keyword:<16} | {row['always_unknown']:.3f}")
+    out.append(f"   (* = model.family, the default; the synthetic test split is in-distribution)")
+    return out
 
 
 def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     cfg = defs.resources["settings"].config
     validated: pl.DataFrame = defs.load_asset_value("validated_set", instance=instance)
     quarantined: pl.DataFrame = defs.load_asset_value("quarantined_clips", instance=instance)
+    default = defs.load_asset_value(FAMILY_ARTIFACTS[cfg.model.family], instance=instance).path
     artifact = defs.load_asset_value("quantized_model", instance=instance).path
     metrics = json.loads((artifact / "metrics.json").read_text())
     counts = (validated.group_by("label", "source").len()
               .pivot(on="source", index="label", values="len").fill_null(0).sort("label"))
     reasons = (quarantined.group_by("reason").len().sort("len", descending=True)
                if quarantined.height else None)
-    out = ["clips per keyword (rows) and source (columns), after the quality gate:"]
+    out = transfer_lines(_stored(defs, instance, "transfer_evaluation"), cfg.model.family)
+    out.append(f"\nthe model ({cfg.model.family}): .venv/bin/kws classify --model {default} some.wav")
+    out.append("\nclips per keyword (rows) and source (columns), after the quality gate:")
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         out.append(str(counts))
     split_sizes = dict(validated.group_by("split").len().iter_rows())
     out.append(f"splits (speaker-disjoint): {split_sizes}")
     reason_text = ", ".join(f"{r}={n}" for r, n in reasons.iter_rows()) if reasons is not None else "-"
     out.append(f"quarantined: {quarantined.height} ({reason_text})")
-    out.append(f"test accuracy ({metrics['test_rows']} clips): float {metrics['float_test_accuracy']}"
-               f"  int8 {metrics['int8_test_accuracy']}")
-    out.append(f"int8 artifact: {metrics['int8_size_kb']} KB (float {metrics['float_size_kb']} KB)"
-               f" at {artifact}")
-    out.append(f"classify a clip: .venv/bin/kws classify --model {artifact} some.wav")
+    out.append(f"clips by engine: {engine_counts(validated)}")
+    out.append(f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
+               f"{metrics['float_size_kb']} KB) at {artifact}; synthetic test split (in-distribution) "
+               f"{metrics['int8_test_accuracy']} on {metrics['test_rows']} clips")
     out += evaluation_lines(_stored(defs, instance, "evaluation"), artifact)
     card = _stored(defs, instance, "data_card")
     if card is not None:
@@ -69,9 +93,9 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
     report_path = report.file(REPORT_FILE)
     s = json.loads(report_path.read_text())["summary"]
     return [
-        f"evaluation (int8): test accuracy {s['test_accuracy']} on {s['test_clips']} clips of "
-        f"unseen speakers; {s['unseen_voice_accuracy']} on {s['unseen_voice_clips']} clips of "
-        f"held-out voices",
+        f"DS-CNN evaluation (int8): {s['unseen_voice_accuracy']} on {s['unseen_voice_clips']} clips "
+        f"of held-out espeak-ng voices; synthetic test split (in-distribution) "
+        f"{s['test_accuracy']} on {s['test_clips']} clips",
         f"  streaming: FRR {s['frr_at_target']:.1%} at {s['fa_per_hour_at_target']} FA/h "
         f"(target {s['target_fa_per_hour']} FA/h, {s['negative_hours']:.2f} h of negatives, "
         f"{s['positives']} keywords, threshold {s['threshold_at_target']}); "
