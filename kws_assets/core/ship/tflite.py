@@ -191,12 +191,15 @@ def export_int8_tflite(model: nn.Module, spec: FeatureSpec, calibration: np.ndar
 
 
 def _interpreter(path: PathLike, threads: int | None = None):  # type: ignore[no-untyped-def]
-    from ai_edge_litert.interpreter import Interpreter
+    """The LiteRT interpreter with the reference kernels (no XNNPACK delegate): the same integer
+    arithmetic as TFLM's reference kernels, so host scores predict the device's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .tflite file")
-    interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
+    interpreter = Interpreter(model_path=str(path), num_threads=threads or 1,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
     return interpreter
 
