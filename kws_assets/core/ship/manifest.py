@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kws_assets.core.audio.embedding import EMBEDDING_FILE, MELSPEC_FILE, EmbeddingSpec
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
@@ -148,7 +149,7 @@ def write_manifest(folder: PathLike, *, family: str, model_file: str, labels: Se
 
     ``front_end`` is the MFCC :class:`FeatureSpec` (with stats), or for the speech-embedding
     family ``(spec dict, names of its graph files in folder)``.  The written manifest is loaded
-    back with :func:`load_manifest`, so a folder that would not load is never left behind.
+    back with :func:`load_manifest`; one that would not load is removed, never left behind.
     """
     folder = Path(folder)
     labels = list(labels)
@@ -185,7 +186,11 @@ def write_manifest(folder: PathLike, *, family: str, model_file: str, labels: Se
         raise ManifestError(f"cannot write {folder / MANIFEST_FILE}: {_first_error(err)}") from err
     path = write_file_atomic(folder / MANIFEST_FILE,
                              manifest.model_dump_json(indent=2, by_alias=True) + "\n")
-    load_manifest(folder)
+    try:
+        load_manifest(folder)
+    except ManifestError:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -236,4 +241,15 @@ def load_manifest(folder: PathLike) -> Manifest:
             raise ManifestError(f"{path}: the MFCC front end lacks normalisation stats")
         if manifest.front_end.features.sample_rate != manifest.audio.sample_rate:
             raise ManifestError(f"{path}: audio.sample_rate disagrees with the front end's")
+    else:
+        try:
+            spec = EmbeddingSpec.from_dict(dict(manifest.front_end.spec))
+        except (TypeError, ValueError) as err:
+            raise ManifestError(f"{path}: front_end.spec is not a speech-embedding spec ({err})") from err
+        expected = {MELSPEC_FILE: spec.melspec_sha256, EMBEDDING_FILE: spec.embedding_sha256}
+        listed = {e.path: e.sha256 for e in manifest.front_end.files}
+        for name, digest in expected.items():
+            if listed.get(name) != digest:
+                raise ManifestError(f"{path}: front-end graph {name} is not listed with the "
+                                    f"sha256 its spec names ({digest[:12]}...)")
     return manifest
