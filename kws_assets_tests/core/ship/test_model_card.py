@@ -1,0 +1,97 @@
+"""MODEL_CARD.md states the real per-group numbers of a trained model, escaped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_assets.core.ship.model_card import (
+    LicenseEntry,
+    ModelCardInputs,
+    render_model_card,
+    speaker_group_metrics,
+)
+from kws_assets.core.ship.tflite import TfliteClassifier
+from kws_assets_tests.tone_detector import LABELS
+
+HOSTILE_ENGINE = "evil|engine <script>"
+
+
+def _groups(n: int) -> dict[str, list[object]]:
+    rng = np.random.default_rng(5)
+    return {"engine": [("espeak", "piper", HOSTILE_ENGINE)[i % 3] for i in range(n)],
+            "perturbed": [bool(v) for v in rng.integers(0, 2, n)]}
+
+
+def _predictions(ship_model) -> tuple[list[str], list[str], np.ndarray]:
+    x = ship_model.x_test.copy()
+    groups = _groups(len(x))
+    # perturbed clips get strong noise, so the groups really differ
+    noisy = np.array(groups["perturbed"])
+    x[noisy] += np.random.default_rng(6).normal(0, 1.2, x[noisy].shape).astype(np.float32)
+    probs = TfliteClassifier(ship_model.tflite).classify_features(x)
+    return ([LABELS[i] for i in ship_model.y_test], [LABELS[i] for i in probs.argmax(axis=1)],
+            noisy)
+
+
+def _expected(truth, pred, values, wanted):
+    """Plain loops, independent of the numpy code under test."""
+    clips = correct = kw = missed = nk = fa = 0
+    for t, p, v in zip(truth, pred, values):
+        if str(v) != wanted:
+            continue
+        clips += 1
+        correct += t == p
+        if t.startswith("_"):
+            nk += 1
+            fa += not p.startswith("_")
+        else:
+            kw += 1
+            missed += t != p
+    return clips, correct / clips, missed / kw if kw else None, fa / nk if nk else None
+
+
+def test_group_metrics_and_card(ship_model) -> None:
+    truth, pred, _ = _predictions(ship_model)
+    groups = _groups(len(truth))
+    rows = speaker_group_metrics(truth, pred, groups)
+    assert [(r.grouping, r.group) for r in rows] == [
+        ("engine", "espeak"), ("engine", HOSTILE_ENGINE), ("engine", "piper"),
+        ("perturbed", "False"), ("perturbed", "True")]
+    for row in rows:
+        clips, acc, frr, far = _expected(truth, pred, groups[row.grouping], row.group)
+        assert (row.clips, row.accuracy, row.frr, row.false_accept_rate) == pytest.approx(
+            (clips, acc, frr, far))
+    by = {(r.grouping, r.group): r for r in rows}
+    assert by[("perturbed", "True")].accuracy < by[("perturbed", "False")].accuracy
+
+    card = render_model_card(ModelCardInputs(
+        model_name="tones", family="mfcc_dscnn", keywords=LABELS[2:],
+        intended_use="Detect two tones on a microcontroller.",
+        limitations=["Synthetic tones only."],
+        training_counts=[("espeak", "synthetic", 120), (HOSTILE_ENGINE, "[link](http://x)", 40)],
+        evaluation={"synthetic test": {"accuracy": 0.95, "frr": 0.05},
+                    "held-out voices": {"accuracy": 0.9}},
+        target_fa_per_hour=0.5, frr_at_target=0.125, threshold=0.7, group_metrics=rows,
+        licenses=[LicenseEntry("voice", "en-us+steph3", "GPL-3.0"),
+                  LicenseEntry("corpus", "Speech Commands", "CC-BY-4.0")],
+        sizes={"int8_weight_bytes": 2152}))
+    for row in rows:
+        assert f"| {row.accuracy:.4f} | {row.keyword_clips} |" in card
+        frr = "n/a" if row.frr is None else f"{row.frr:.4f}"
+        assert f"| {row.accuracy:.4f} | {row.keyword_clips} | {frr} |" in card
+    assert "<script>" not in card and "evil\\|engine &lt;script&gt;" in card
+    assert "\\[link\\]" in card
+    assert "FRR at 0.5 false accepts per hour: 0.1250 (threshold 0.7000)" in card
+    assert "| held-out voices | 0.9000 | n/a |" in card
+    assert "160 clips by engine and source." in card
+    assert "| voice | en-us+steph3 | GPL-3.0 |" in card
+
+
+def test_group_metrics_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="2 labels but 1 predictions"):
+        speaker_group_metrics(["a", "b"], ["a"], {})
+    with pytest.raises(ValueError, match="grouping 'engine' has 1 values for 2 clips"):
+        speaker_group_metrics(["a", "b"], ["a", "b"], {"engine": ["x"]})
+    with pytest.raises(ValueError, match="no clips"):
+        speaker_group_metrics([], [], {})
