@@ -64,9 +64,13 @@ def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance,
 
 
 def failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:
-    """``step: error message`` for each failed step of a run."""
+    """``step: error message`` for each failed step of a run, and each failed blocking check
+    with what it found (its description names the setting to change)."""
     lines = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             lines.append(f"{event.step_key}: {event.step_failure_data.error.message.strip()}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.description:
+            lines.append(f"check {evaluation.check_name} failed: {evaluation.description}")
     return lines

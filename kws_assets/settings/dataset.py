@@ -121,5 +121,5 @@ class DatasetGuardSettings(StrictSettings):
         0.10, ge=0, lt=1, description="Smallest share of _unknown_ clips in the train split; a "
                                       "model trained with fewer calls every sound a keyword.")
     min_test_clips_per_label: int = Field(
-        20, ge=0, description="Fewest test-split clips of any label; below this the test "
+        5, ge=0, description="Fewest test-split clips of any label; below this the test "
                               "accuracy of that label is noise.")

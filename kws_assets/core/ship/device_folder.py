@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.ship.c_array import TFLITE_C_HEADER_FILE, TFLITE_C_SOURCE_FILE, write_tflite_c_files
 from kws_assets.core.ship.manifest import OperatingPoint, write_manifest
@@ -27,7 +28,6 @@ from kws_assets.core.storage.atomic_files import swap_folder_into_place, write_f
 
 TFLITE_FILE = "model.int8.tflite"
 MODEL_CARD_FILE = "MODEL_CARD.md"
-MFCC_FAMILY = "mfcc_dscnn"
 
 PathLike = str | os.PathLike[str]
 

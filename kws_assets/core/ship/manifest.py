@@ -95,7 +95,7 @@ class Sizes(_Strict):
 
 class Manifest(_Strict):
     schema_: Literal["kws-manifest-v1"] = Field(SCHEMA, alias="schema")
-    family: Literal["mfcc_dscnn", "speech_embedding"]
+    family: Literal["mfcc", "speech_embedding"]
     model: ModelFiles
     labels: list[str] = Field(min_length=2)
     labels_file: FileEntry

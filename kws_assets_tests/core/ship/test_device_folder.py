@@ -16,7 +16,7 @@ POINT = OperatingPoint(threshold=0.6, smoothing_windows=3, refractory_seconds=1.
 
 
 def test_device_folder(ship_model, tmp_path) -> None:
-    card = ModelCardInputs(model_name="tones", family="mfcc_dscnn", keywords=LABELS[2:],
+    card = ModelCardInputs(model_name="tones", family="mfcc", keywords=LABELS[2:],
                            intended_use="tests", limitations=[], training_counts=[],
                            evaluation={}, target_fa_per_hour=1.0, frr_at_target=None,
                            threshold=0.6, group_metrics=[], licenses=[])

@@ -31,7 +31,7 @@ def folder(ship_model, tmp_path):
     shutil.copyfile(ship_model.tflite, out / "model.int8.tflite")
     write_tflite_c_files(out, out / "model.int8.tflite", LABELS, ship_model.spec)
     plan = arena_plan(out / "model.int8.tflite")
-    write_manifest(out, family="mfcc_dscnn", model_file="model.int8.tflite", labels=LABELS,
+    write_manifest(out, family="mfcc", model_file="model.int8.tflite", labels=LABELS,
                    front_end=ship_model.spec, operating_point=POINT,
                    int8_weight_bytes=int8_weight_bytes(out / "model.int8.tflite"),
                    tensor_arena_bytes=plan.recommended_bytes,
@@ -101,7 +101,7 @@ def test_missing_and_unreadable(folder, tmp_path) -> None:
 
 def test_write_refuses_missing_model(ship_model, tmp_path) -> None:
     with pytest.raises(ManifestError, match="missing; write it before the manifest"):
-        write_manifest(tmp_path, family="mfcc_dscnn", model_file="model.int8.tflite", labels=LABELS,
+        write_manifest(tmp_path, family="mfcc", model_file="model.int8.tflite", labels=LABELS,
                        front_end=ship_model.spec, operating_point=POINT, int8_weight_bytes=1,
                        tensor_arena_bytes=1, window_seconds=1.0, hop_seconds=0.1)
     shutil.copyfile(ship_model.tflite, tmp_path / "model.int8.tflite")

@@ -66,7 +66,7 @@ def test_group_metrics_and_card(ship_model) -> None:
     assert by[("perturbed", "True")].accuracy < by[("perturbed", "False")].accuracy
 
     card = render_model_card(ModelCardInputs(
-        model_name="tones", family="mfcc_dscnn", keywords=LABELS[2:],
+        model_name="tones", family="mfcc", keywords=LABELS[2:],
         intended_use="Detect two tones on a microcontroller.",
         limitations=["Synthetic tones only."],
         training_counts=[("espeak", "synthetic", 120), (HOSTILE_ENGINE, "[link](http://x)", 40)],

@@ -1,0 +1,113 @@
+"""Small devices: the DS-CNN as a full-integer int8 TFLite model for TensorFlow Lite Micro, with
+its C array, a manifest (front end, operating point, tensor arena) and a model card."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.dataset.data_card import speaker_engine
+from kws_assets.core.licenses import license_rows
+from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.export import load_classifier
+from kws_assets.core.model.feature_table import split_arrays
+from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
+from kws_assets.core.ship.manifest import OperatingPoint
+from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.core.tables import is_augmented
+from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
+from kws_assets.settings import ModelSettings
+from kws_assets.lib.resources import KwsSettings
+
+INTENDED_USE = ("Always-on keyword spotting on a microcontroller (TensorFlow Lite Micro): 1-s "
+                "windows of 16 kHz audio, MFCC front end, int8 DS-CNN.")
+LIMITATIONS = (
+    "Trained on synthetic speech (TTS engines) and the configured corpora only; accuracy on real "
+    "people is the real-source rows of the evaluation table, not the synthetic test split.",
+    "The operating point was chosen on synthetic streams; re-check false accepts on your own "
+    "audio before shipping.",
+    "The tensor arena is planned on the host; confirm with MicroInterpreter::arena_used_bytes().",
+)
+
+
+def speaker_groups(rows: pl.DataFrame) -> dict[str, list[str]]:
+    """Per clip: its engine, its voice family (espeak-ng accent or engine voice) and whether the
+    render was speaker-perturbed."""
+    speakers = rows["speaker"].to_list()
+    origins = rows["origin_id"].fill_null("").to_list() if "origin_id" in rows.columns else [""] * len(speakers)
+    engines = [speaker_engine(s) or "recorded" for s in speakers]
+    families = [s.split(":", 1)[-1].split("+")[0] if e != "recorded" else "recorded"
+                for s, e in zip(speakers, engines)]
+    perturbed = ["perturbed" if "|w" in o else "plain" for o in origins]
+    return {"engine": engines, "voice_family": families, "perturbation": perturbed}
+
+
+def _evaluation_table(transfer: ArtifactFolder) -> dict[str, dict[str, float | None]]:
+    table = json.loads(transfer.file(TRANSFER_REPORT_FILE).read_text())["table"]
+    return {row["set"]: {"accuracy": row["accuracy"], "keyword_accuracy": row["keyword_accuracy"],
+                         "always_unknown": row["always_unknown"]}
+            for row in table if row["family"] == "mfcc"}
+
+
+@dg.asset(
+    group_name="ship",
+    kinds={"tflite"},
+    io_manager_key="artifact_io_manager",
+    code_version="1",
+    owners=["team:kws-ml"],
+    description="The small-device artifact: kws_model as a full-integer int8 .tflite (int8 input "
+                "and output, calibrated on validation rows; TensorFlow Lite Micro ops only), its "
+                "C array (the .tflite bytes, aligned), manifest.json (front end, labels, operating "
+                "point from evaluation, int8 weight bytes, tensor arena) and MODEL_CARD.md "
+                "(metrics per evaluation set and per speaker group, licenses).",
+)
+def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_model: ModelCheckpoint,
+                 mfcc_table: pl.DataFrame, validated_set: pl.DataFrame, quantized_model: ArtifactFolder,
+                 evaluation: ArtifactFolder, transfer_evaluation: ArtifactFolder) -> dg.Output[ArtifactFolder]:
+    cfg = settings.config
+    labels = kws_model.labels
+    spec = FeatureSpec.model_validate(kws_model.front_end)
+    model = DSCNN(len(labels), ModelSettings.model_validate(kws_model.network))
+    model.load_state_dict(kws_model.state_dict)
+    model.eval()
+    x_val, _ = split_arrays(mfcc_table, labels, "val")
+    summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
+    point = OperatingPoint(threshold=summary["threshold_at_target"],
+                           smoothing_windows=cfg.evaluation.smoothing_windows,
+                           refractory_seconds=cfg.evaluation.refractory_s,
+                           target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
+                           frr_at_target=summary["frr_at_target"])
+    test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented()).join(
+        validated_set.select("clip_id", "origin_id"), on="clip_id", how="left")
+    probs = load_classifier(quantized_model.path).classify_features(
+        normalize(test["mfcc"].to_numpy(), spec)) if test.height else None
+    predicted = [labels[i] for i in probs.argmax(axis=1)] if probs is not None else []
+    groups = speaker_group_metrics(test["label"].to_list(), predicted, speaker_groups(test)) if predicted else []
+    counts = [(speaker_engine(s) or "recorded", src, int(n)) for s, src, n in
+              validated_set.filter(pl.col("split") == "train").group_by("speaker", "source").len().iter_rows()]
+    by_engine: dict[tuple[str, str], int] = {}
+    for engine, source, n in counts:
+        by_engine[(engine, source)] = by_engine.get((engine, source), 0) + n
+    card = ModelCardInputs(
+        model_name=f"kws DS-CNN int8 ({len(cfg.keywords)} keywords)", family="mfcc",
+        keywords=cfg.keywords, intended_use=INTENDED_USE, limitations=LIMITATIONS,
+        training_counts=[(e, s, n) for (e, s), n in sorted(by_engine.items())],
+        evaluation={**_evaluation_table(transfer_evaluation),
+                    "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]}},
+        target_fa_per_hour=cfg.evaluation.target_fa_per_hour, frr_at_target=summary["frr_at_target"],
+        threshold=summary["threshold_at_target"], group_metrics=groups,
+        licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()])
+    folder = ArtifactFolder.staging(prefix="kws-device-")
+    write_device_folder(folder.path, model, spec, normalize(x_val, spec)[: cfg.quantize.calibration_rows],
+                        labels, point, cfg.evaluation.hop_ms / 1000.0, card=card)
+    manifest = json.loads(folder.file("manifest.json").read_text())
+    return dg.Output(folder, metadata={
+        "model_card": dg.MetadataValue.md(folder.file(MODEL_CARD_FILE).read_text()),
+        "int8_weight_bytes": manifest["sizes"]["int8_weight_bytes"],
+        "tflite_bytes": manifest["sizes"]["model_file_bytes"],
+        "tensor_arena_bytes": manifest["sizes"]["tensor_arena_bytes"],
+        "threshold": point.threshold,
+    })
