@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from upath import UPath
 
+from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.core.audio.quality import (  # reason codes of entries rejected while listing
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -73,11 +74,13 @@ def is_remote(path: UPath) -> bool:
     return path.protocol not in LOCAL_PROTOCOLS
 
 
-def corpus_root(root: str | os.PathLike[str]) -> UPath:
+def corpus_root(root: str | os.PathLike[str], s3: S3Connection | None = None) -> UPath:
     """The root of a corpus as a UPath: a local folder (resolved) or a remote prefix such as
-    ``s3://bucket/corpus`` (read through fsspec; credentials come from the environment)."""
+    ``s3://bucket/corpus``, read through fsspec with the endpoint, region and retries of ``s3``
+    (the pipeline passes ``S3Connection.from_settings(cfg.storage)``; None: AWS defaults from
+    the environment).  Credentials always come from the environment."""
     text = os.fspath(root)
-    path = UPath(text)
+    path = (s3 or S3Connection()).upath(text)
     if is_remote(path):
         return path
     return UPath(os.path.realpath(os.path.expanduser(text)))
