@@ -33,6 +33,7 @@ from kws_assets.core.corpus.connectors.base import (
     CorpusEntry,
     EntryProblem,
     UnsafePathError,
+    check_reachable,
     corpus_root,
     is_remote,
     member,
@@ -218,6 +219,7 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
             root = corpus_root(source.root, s3)
             if is_remote(root):
                 root.fs.invalidate_cache()  # list what is there now, not what fsspec saw before
+                check_reachable(root)  # an outage is a transient error, not "manifest not found"
             entries, problems = list_source(source, root, cfg.keywords, cfg.language, cfg.ingest)
         except DecoderMissingError as exc:
             rows.append(_reject_row(source.name, source.root, quality.DECODER_MISSING, str(exc),
