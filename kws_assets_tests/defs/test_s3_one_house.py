@@ -108,16 +108,16 @@ def test_corpus_root_outage_longer_than_client_retries_is_retried_by_the_step(s3
     with FaultProxy(s3.endpoint_url) as proxy:
         config = _config(s3, tmp_path, tmp_path / "data", proxy.endpoint_url,
                          f"s3://{s3.bucket}/corpus", f"s3://{s3.bucket}/landing")
-        defs = build_definitions(config)
-        instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(CORPUS_BATCHES.name, ["source-remote"])
-        # Every client attempt of the first corpus-root request fails: an outage the client's
-        # retries cannot absorb.  The step must be retried, not the source rejected.
-        outage = proxy.fail(CLIENT_RETRIES + 1, 500, "InternalError",
-                            path_contains=f"/{s3.bucket}/corpus", methods=("HEAD", "GET"))
-        result = dg.materialize([defs.get_assets_def("raw_corpus")], resources=defs.resources,
-                                instance=instance, partition_key="source-remote",
-                                raise_on_error=False)
+        with dg.instance_for_test() as instance:
+            defs = build_definitions(config)  # inside: loading definitions reads the instance
+            instance.add_dynamic_partitions(CORPUS_BATCHES.name, ["source-remote"])
+            # Every client attempt of the first corpus-root request fails: an outage the
+            # client's retries cannot absorb.  The step must be retried, not the source rejected.
+            outage = proxy.fail(CLIENT_RETRIES + 1, 500, "InternalError",
+                                path_contains=f"/{s3.bucket}/corpus", methods=("HEAD", "GET"))
+            result = dg.materialize([defs.get_assets_def("raw_corpus")], resources=defs.resources,
+                                    instance=instance, partition_key="source-remote",
+                                    raise_on_error=False)
     assert result.success, failed_steps(result)
     assert outage.served == CLIENT_RETRIES + 1
     assert len(_events(result, "STEP_UP_FOR_RETRY")) == 1
@@ -140,12 +140,12 @@ def test_s3_corpus_and_landing_zone_then_evaluation_in_a_fresh_process(s3, tmp_p
 
     # Ingest -> curate -> retrain, the partitioned jobs one by one (as lib/in_process does);
     # the batches are the ones the landing sensor would see.
-    defs = build_definitions(config)
     cfg = load_config(config)
     batches, problems = known_batches(cfg)
     assert [b.key for b in batches] == ["source-remote", "landing-b1"] and problems == []
     run_ids = []
     with dg.instance_for_test() as instance:
+        defs = build_definitions(config)  # inside: loading definitions reads the instance
         instance.add_dynamic_partitions(CORPUS_BATCHES.name, [b.key for b in batches])
         instance.add_dynamic_partitions(KEYWORDS.name, list(cfg.keywords))
         plan = ([(INGEST_JOB, b.key) for b in batches] + [(KEYWORD_JOB, k) for k in cfg.keywords]
