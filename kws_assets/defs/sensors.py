@@ -3,9 +3,11 @@
 1. ``landing_zone_sensor`` — new corpus batches.  Lists the configured sources and the landing
    zone (a folder or ``s3://`` prefix); registers a ``corpus_batches`` partition per new batch and
    requests its ``ingest_batch`` run; a batch whose manifest changed less than
-   ``automation.landing_settle_s`` seconds ago is deferred (logged) to a later tick.  Its cursor holds each requested batch's fingerprint, so a
-   batch is requested once, a corrected manifest is requested again, and any number of batches
-   landing between two ticks are all requested on the next one.
+   ``automation.landing_settle_s`` seconds ago is deferred (logged) to a later tick.  Its cursor
+   holds each requested batch's fingerprint, so a batch is requested once, a corrected manifest
+   is requested again, and any number of batches landing between two ticks are all requested on
+   the next one.  A landed batch's run carries the hash of the manifest scanned
+   (``kws/manifest_fingerprint``): ``raw_corpus`` refuses a batch whose manifest changed since.
 2. ``keyword_sensor`` — keyword changes in ``kws.yaml``.  Re-reads the config each tick, adds a
    ``keywords`` partition per new keyword and requests its ``keyword_clips`` run; a keyword
    removed from the config has its partition deleted (the config is the source of truth).
@@ -73,12 +75,13 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
     registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
     new_keys = [b.key for b in pending if b.key not in registered]
     manifests = {b.key: b.fingerprint for b in scan.batches}
-    run_requests = [
-        dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB, partition_key=b.key,
-                      tags={BATCH_FINGERPRINT_TAG: b.fingerprint,
-                            **({MANIFEST_FINGERPRINT_TAG: manifests[b.key]} if b.key in manifests else {})})
-        for b in pending
-    ]
+    run_requests = []
+    for b in pending:
+        tags = {BATCH_FINGERPRINT_TAG: b.fingerprint}
+        if b.key in manifests:
+            tags[MANIFEST_FINGERPRINT_TAG] = manifests[b.key]
+        run_requests.append(dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB,
+                                          partition_key=b.key, tags=tags))
     for b in pending:
         context.log.info(f"batch {b.key} ({b.origin}), fingerprint {b.fingerprint}: requesting ingestion")
     return dg.SensorResult(

@@ -43,8 +43,11 @@ def config_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
+def instance(tmp_path):
+    # In tmp_path (kept until the session ends), not a folder deleted on exit: Dagster leaves
+    # the instance's defs-state storage current after runs executed in it, and a later test
+    # loading definitions outside any instance would open a deleted database.
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
         yield inst
 
 
