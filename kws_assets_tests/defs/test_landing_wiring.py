@@ -47,6 +47,7 @@ def instance(tmp_path):
     # In tmp_path (kept until the session ends), not a folder deleted on exit: Dagster leaves
     # the instance's defs-state storage current after runs executed in it, and a later test
     # loading definitions outside any instance would open a deleted database.
+    (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
         yield inst
 

@@ -108,8 +108,8 @@ def test_corpus_root_outage_longer_than_client_retries_is_retried_by_the_step(s3
     with FaultProxy(s3.endpoint_url) as proxy:
         config = _config(s3, tmp_path, tmp_path / "data", proxy.endpoint_url,
                          f"s3://{s3.bucket}/corpus", f"s3://{s3.bucket}/landing")
-        home = str(tmp_path / "dagster_home")
-        with dg.instance_for_test(temp_dir=home) as instance:
+        (tmp_path / "dagster_home").mkdir()
+        with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
             defs = build_definitions(config)  # inside: loading definitions reads the instance
             instance.add_dynamic_partitions(CORPUS_BATCHES.name, ["source-remote"])
             # Every client attempt of the first corpus-root request fails: an outage the
@@ -145,6 +145,7 @@ def test_s3_corpus_and_landing_zone_then_evaluation_in_a_fresh_process(s3, tmp_p
     batches, problems = known_batches(cfg)
     assert [b.key for b in batches] == ["source-remote", "landing-b1"] and problems == []
     run_ids = []
+    (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         defs = build_definitions(config)  # inside: loading definitions reads the instance
         instance.add_dynamic_partitions(CORPUS_BATCHES.name, [b.key for b in batches])
