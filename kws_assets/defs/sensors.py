@@ -2,9 +2,12 @@
 
 1. ``landing_zone_sensor`` — new corpus batches.  Lists the configured sources and the landing
    zone (a folder or ``s3://`` prefix); registers a ``corpus_batches`` partition per new batch and
-   requests its ``ingest_batch`` run.  Its cursor holds each requested batch's fingerprint, so a
-   batch is requested once, a corrected manifest is requested again, and any number of batches
-   landing between two ticks are all requested on the next one.
+   requests its ``ingest_batch`` run; a batch whose manifest changed less than
+   ``automation.landing_settle_s`` seconds ago is deferred (logged) to a later tick.  Its cursor
+   holds each requested batch's fingerprint, so a batch is requested once, a corrected manifest
+   is requested again, and any number of batches landing between two ticks are all requested on
+   the next one.  A landed batch's run carries the hash of the manifest scanned
+   (``kws/manifest_fingerprint``): ``raw_corpus`` refuses a batch whose manifest changed since.
 2. ``keyword_sensor`` — keyword changes in ``kws.yaml``.  Re-reads the config each tick, adds a
    ``keywords`` partition per new keyword and requests its ``keyword_clips`` run; a keyword
    removed from the config has its partition deleted (the config is the source of truth).
@@ -26,7 +29,7 @@ import dagster as dg
 from kws_assets.config import load_config
 from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import keyword_changes
-from kws_assets.core.corpus.landing import BatchCursor, known_batches
+from kws_assets.core.corpus.landing import BatchCursor, known_batches, landing_scan
 from kws_assets.defs.jobs import (
     INGEST_JOB,
     KEYWORD_JOB,
@@ -43,6 +46,9 @@ KEYWORD_SENSOR = "keyword_sensor"
 RETRAIN_SENSOR = "retrain_on_validated_data"
 AUTOMATION_SENSOR = "kws_automation"
 BATCH_FINGERPRINT_TAG = "kws/batch_fingerprint"
+# The hash of the exact manifest bytes the sensor scanned (landed batches only): raw_corpus
+# refuses to ingest a batch whose manifest is no longer these bytes.
+MANIFEST_FINGERPRINT_TAG = "kws/manifest_fingerprint"
 MODEL_ASSET = dg.AssetKey("kws_model")
 VALIDATED_ASSET = dg.AssetKey("validated_set")
 
@@ -55,7 +61,11 @@ def _fresh_config(settings: KwsSettings) -> KwsConfig:
 def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
     """One evaluation of the landing-zone sensor (separate from the decorator for tests)."""
     cursor = BatchCursor.from_json(context.cursor)
-    batches, problems = known_batches(cfg)
+    scan = landing_scan(cfg)  # automation.landing_settle_s; s3:// through storage's S3 settings
+    for deferred in scan.deferred:
+        context.log.info(f"landing zone: deferred {deferred.folder} to a later tick: "
+                         f"{deferred.reason}: {deferred.detail}")
+    batches, problems = known_batches(cfg, scan)
     for problem in problems:
         context.log.warning(f"landing zone: skipped {problem.folder}: {problem.reason}: {problem.detail}")
     pending = cursor.pending(batches)
@@ -64,11 +74,14 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
                                cursor=cursor.to_json())
     registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
     new_keys = [b.key for b in pending if b.key not in registered]
-    run_requests = [
-        dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB, partition_key=b.key,
-                      tags={BATCH_FINGERPRINT_TAG: b.fingerprint})
-        for b in pending
-    ]
+    manifests = {b.key: b.fingerprint for b in scan.batches}
+    run_requests = []
+    for b in pending:
+        tags = {BATCH_FINGERPRINT_TAG: b.fingerprint}
+        if b.key in manifests:
+            tags[MANIFEST_FINGERPRINT_TAG] = manifests[b.key]
+        run_requests.append(dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB,
+                                          partition_key=b.key, tags=tags))
     for b in pending:
         context.log.info(f"batch {b.key} ({b.origin}), fingerprint {b.fingerprint}: requesting ingestion")
     return dg.SensorResult(

@@ -15,6 +15,9 @@ loaded as a local folder on whichever machine runs the next step (:mod:`artifact
 
 Deployments pick the flavour (``storage.deployment`` in ``kws.yaml``): the local IO managers take
 a ``base_path``; the ``S3...`` ones take a ``dagster-aws`` ``S3Resource`` plus bucket and prefix.
+That resource only carries the one S3 configuration
+(:class:`~kws_assets.core.storage.s3.S3Connection`: endpoint, region, retries): the boto3 client
+of the object store and the ``s3://`` UPath of the base path are both built from it.
 """
 
 import io
@@ -31,6 +34,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.storage.artifact_store import ArtifactFolder, artifact_exists, load_artifact, store_artifact
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
 from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_file
+from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.lib.retries import FailFastObjectStore
 
 PARQUET_COMPRESSION = "zstd"
@@ -61,9 +65,11 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 class ObjectStoreUPathIOManager(dg.UPathIOManager):
     """A UPathIOManager whose reads and writes are whole objects of an :class:`ObjectStore`."""
 
-    def __init__(self, objects: ObjectStore):
+    def __init__(self, objects: ObjectStore, s3: S3Connection | None = None):
         self.objects = objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
-        super().__init__(base_path=UPath(objects.root_uri))
+        # The base path of an S3 store is bound to the same connection as its client, so that
+        # anything Dagster does through the UPath reaches the same endpoint.
+        super().__init__(base_path=(s3 or S3Connection()).upath(objects.root_uri))
 
     # Serialization, per subclass -------------------------------------------------------------
 
@@ -190,8 +196,8 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
 
     extension = ""
 
-    def __init__(self, objects: ObjectStore, cache_root: str):
-        super().__init__(objects)
+    def __init__(self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None):
+        super().__init__(objects, s3)
         self.cache_root = UPath(cache_root)
 
     def dump_to_path(self, context: dg.OutputContext, obj: ArtifactFolder, path: UPath) -> None:
@@ -225,8 +231,25 @@ def _local_objects(base_path: str) -> LocalObjectStore:
     return objects
 
 
+def s3_connection_of(s3: S3Resource) -> S3Connection:
+    """The one S3 configuration an ``S3Resource`` carries (``resources.s3_resource`` builds it
+    from :class:`S3Connection`; only endpoint, region and retries are used)."""
+    return S3Connection(endpoint_url=s3.endpoint_url or "", region=s3.region_name or "",
+                        retries=s3.max_attempts)
+
+
+def s3_resource_for(connection: S3Connection) -> S3Resource:
+    """dagster-aws's S3 resource for ``connection``: endpoint, region and retries only.
+
+    ``S3Resource.max_attempts`` goes to botocore's ``retries={"max_attempts": n}``, which botocore
+    reads as the number of retries after the first attempt, as ``S3Connection.retries`` does.
+    """
+    return S3Resource(endpoint_url=connection.endpoint_url or None,
+                      region_name=connection.region or None, max_attempts=connection.retries)
+
+
 def _s3_objects(s3: S3Resource, bucket: str, prefix: str) -> S3ObjectStore:
-    return S3ObjectStore(s3.get_client(), bucket, prefix)
+    return S3ObjectStore(s3_connection_of(s3).boto3_client(), bucket, prefix)
 
 
 class PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
@@ -255,7 +278,8 @@ class S3PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
     prefix: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetUPathIOManager:
-        return PolarsParquetUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix))
+        return PolarsParquetUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
+                                           s3_connection_of(self.s3))
 
 
 class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
@@ -266,7 +290,8 @@ class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
     prefix: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> TorchCheckpointUPathIOManager:
-        return TorchCheckpointUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix))
+        return TorchCheckpointUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
+                                             s3_connection_of(self.s3))
 
 
 class ArtifactIOManager(dg.ConfigurableIOManagerFactory):
@@ -289,4 +314,4 @@ class S3ArtifactIOManager(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ArtifactFolderUPathIOManager:
         return ArtifactFolderUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
-                                            cache_root=self.cache_root)
+                                            cache_root=self.cache_root, s3=s3_connection_of(self.s3))

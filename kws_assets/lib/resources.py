@@ -3,8 +3,11 @@
 Storage resources come in a local and an S3 flavour, chosen per deployment by
 ``storage.deployment`` in ``kws.yaml`` (the pattern of Dagster's ``project_fully_featured``:
 one resource dict per deployment).  ``ClipStoreResource`` is the interface assets depend on;
-``LocalClipStoreResource`` and ``S3ClipStoreResource`` implement it.  S3 access goes through
-``dagster-aws``'s ``S3Resource`` (botocore ``standard`` retries, ``storage.s3_retries``).
+``LocalClipStoreResource`` and ``S3ClipStoreResource`` implement it.  Every S3 access — these
+resources, the IO managers, corpus roots, the landing zone — uses the one configuration
+:class:`~kws_assets.core.storage.s3.S3Connection` built from ``storage.s3_endpoint_url``,
+``s3_region`` and ``s3_retries`` (botocore ``standard`` retries); the Dagster resource carrying
+it is ``dagster-aws``'s ``S3Resource``.
 Credentials never appear in config: boto3 resolves them from the environment
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance or pod role).
 """
@@ -20,6 +23,7 @@ from kws_assets.config import load_config
 from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.lib.io_managers import (
     ArtifactIOManager,
     PolarsParquetIOManager,
@@ -27,6 +31,8 @@ from kws_assets.lib.io_managers import (
     S3PolarsParquetIOManager,
     S3TorchCheckpointIOManager,
     TorchCheckpointIOManager,
+    s3_connection_of,
+    s3_resource_for,
 )
 from kws_assets.lib.retries import FailFastObjectStore
 
@@ -84,7 +90,7 @@ class S3ClipStoreResource(ClipStoreResource):
     prefix: str = ""
 
     def open_objects(self) -> ObjectStore:
-        return S3ObjectStore(self.s3.get_client(), self.bucket, self.prefix)
+        return S3ObjectStore(s3_connection_of(self.s3).boto3_client(), self.bucket, self.prefix)
 
 
 def s3_prefix(storage: StorageSettings, part: str) -> str:
@@ -94,17 +100,9 @@ def s3_prefix(storage: StorageSettings, part: str) -> str:
 
 
 def s3_resource(storage: StorageSettings) -> S3Resource:
-    """dagster-aws's S3 client resource for this deployment: endpoint, region and retries only.
-
-    ``S3Resource.max_attempts`` goes to botocore's ``retries={"max_attempts": n}``, which botocore
-    reads as the number of retries after the first attempt (``total_max_attempts`` would count
-    the first one): so ``storage.s3_retries`` is passed as is.
-    """
-    return S3Resource(
-        endpoint_url=storage.s3_endpoint_url or None,
-        region_name=storage.s3_region or None,
-        max_attempts=storage.s3_retries,
-    )
+    """dagster-aws's S3 resource for this deployment, carrying its one S3 configuration
+    (:meth:`S3Connection.from_settings`: endpoint, region and retries; see ``s3_resource_for``)."""
+    return s3_resource_for(S3Connection.from_settings(storage))
 
 
 def local_storage_resources(cfg: KwsConfig) -> dict[str, Any]:

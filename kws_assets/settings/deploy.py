@@ -50,3 +50,8 @@ class AutomationSettings(StrictSettings):
         description="Manifest file names a batch folder may hold; the first one found is used.")
     landing_license: str = Field("unknown", description="License of landed rows that name none.")
     sensor_interval_s: int = Field(30, ge=1, description="Minimum seconds between sensor ticks.")
+    landing_settle_s: float = Field(
+        10.0, ge=0, description="Seconds a batch's manifest must be unchanged before the landing "
+                                "sensor takes it (a manifest written or replaced more recently is "
+                                "deferred to a later tick); 0 = the manifest's arrival is the "
+                                "ready signal.")

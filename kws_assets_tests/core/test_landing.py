@@ -106,7 +106,7 @@ def test_landing_root_defaults_under_the_storage_root(tmp_path):
 
 
 def test_known_batches_and_batch_config(tmp_path):
-    cfg = _config(tmp_path)
+    cfg = _config(tmp_path, "automation: {landing_settle_s: 0}\n")  # take a batch as it lands
     _land(UPath(landing_root(cfg)), "b1")
     batches, problems = known_batches(cfg)
     assert [b.key for b in batches] == ["source-demo", "landing-b1"] and problems == []

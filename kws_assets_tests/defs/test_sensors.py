@@ -31,6 +31,8 @@ CSV = "path,transcript,speaker\naudio/a.wav,say yes now,alice\n"
 def config_file(tmp_path) -> Path:
     target = tmp_path / "kws.yaml"
     shutil.copy(FIXTURES / "tiny.yaml", target)
+    # Batches are taken as soon as their manifest lands (settling has its own test).
+    target.write_text(target.read_text() + "automation: {landing_settle_s: 0}\n")
     return target
 
 

@@ -33,6 +33,7 @@ from kws_assets.core.corpus.connectors.base import (
     CorpusEntry,
     EntryProblem,
     UnsafePathError,
+    check_reachable,
     corpus_root,
     is_remote,
     member,
@@ -49,6 +50,7 @@ from kws_assets.core.corpus.connectors.files import (
     inspect_file,
 )
 from kws_assets.core.speech.text_normalize import normalize_keyword, normalize_text
+from kws_assets.core.storage.s3 import S3Connection, transient_storage_error
 
 __all__ = ["CORPUS_SCHEMA", "CorpusLoad", "IngestStats", "attach_provenance", "content_version",
            "corpus_table", "ingest_summary", "labeled_rows", "load_corpus", "namespaced_speaker",
@@ -196,11 +198,15 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
     ``work_dir`` (default ``<storage>/ingest``) holds the file-facts cache and the local mirror of
     remote corpora.  The demo corpus is generated once under ``<storage>/corpora``.  A source that
     cannot be listed at all (missing manifest or root, no MP3 decoder) becomes one rejected row
-    naming its root, and the other sources go on.
+    naming its root, and the other sources go on; a transient S3 error (5xx, throttling, a
+    dropped connection after the client's retries) is raised as a transient ``StorageError``
+    instead, so the step is retried rather than the source rejected.  ``s3://`` roots are read
+    with ``cfg.storage``'s endpoint, region and retries.
     """
     work = Path(work_dir) if work_dir is not None else cfg.storage_path("ingest")
     cache = FileFactsCache(work / CACHE_FILE if cfg.ingest.hash_cache else None)
     mirror_dir = work / MIRROR_FOLDER
+    s3 = S3Connection.from_settings(cfg.storage)  # the one S3 configuration, for s3:// roots
     stats = IngestStats()
     rows: list[dict] = []
     for source in (cfg.sources if sources is None else sources):
@@ -210,15 +216,19 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
             source = demo_source_as_manifest(source, folder, cfg.language)
         language = getattr(source, "language", None) or cfg.language
         try:
-            root = corpus_root(source.root)
+            root = corpus_root(source.root, s3)
             if is_remote(root):
                 root.fs.invalidate_cache()  # list what is there now, not what fsspec saw before
+                check_reachable(root)  # an outage is a transient error, not "manifest not found"
             entries, problems = list_source(source, root, cfg.keywords, cfg.language, cfg.ingest)
         except DecoderMissingError as exc:
             rows.append(_reject_row(source.name, source.root, quality.DECODER_MISSING, str(exc),
                                     language=language, license_=source.license))
             continue
         except Exception as exc:  # noqa: BLE001 - any listing failure is this source's problem only
+            outage = transient_storage_error(source.root, exc)
+            if outage is not None:  # an S3 outage is not the source's fault: retry the step
+                raise outage from exc
             rows.append(_reject_row(source.name, source.root, quality.SOURCE_UNREADABLE,
                                     f"{type(exc).__name__}: {exc}", language=language,
                                     license_=source.license))

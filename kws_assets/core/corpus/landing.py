@@ -22,6 +22,7 @@ from pathlib import Path
 from upath import UPath
 
 from kws_assets.settings import KwsConfig
+from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
     config_for_sources,
@@ -81,8 +82,10 @@ def landing_root(cfg: KwsConfig) -> str:
     return str(cfg.storage_path(root))
 
 
-def _as_upath(root: str | os.PathLike[str]) -> UPath:
-    return UPath(os.fspath(root))
+def _as_upath(root: str | os.PathLike[str], s3: S3Connection | None) -> UPath:
+    """A landing-zone path; ``s3://`` ones through the one S3 configuration (None: AWS
+    defaults from the environment)."""
+    return (s3 or S3Connection()).upath(root)
 
 
 @dataclass(frozen=True)
@@ -124,16 +127,18 @@ def read_settled_manifest(path: UPath, settle_s: float, now: float | None = None
 
 
 def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
-                 settle_s: float = DEFAULT_SETTLE_S, now: float | None = None) -> LandingScan:
+                 settle_s: float = DEFAULT_SETTLE_S, now: float | None = None,
+                 s3: S3Connection | None = None) -> LandingScan:
     """Every ready batch under ``root`` (sorted by key), the folders that cannot be batches, and
     the batches deferred because their manifest is not settled (see :func:`read_settled_manifest`).
 
     A missing root is an empty landing zone, not an error: nothing has landed yet.  A folder that
     vanishes during the scan is skipped (deleted batches are not batches).  Each batch's
     fingerprint is the hash of the exact manifest bytes read here: a run started for it can check
-    with :func:`check_batch_unchanged` that it ingests the same manifest.
+    with :func:`check_batch_unchanged` that it ingests the same manifest.  An ``s3://`` root is
+    read with the endpoint, region and retries of ``s3``.
     """
-    base = _as_upath(root)
+    base = _as_upath(root, s3)
     if base.protocol not in LOCAL_PROTOCOLS:
         base.fs.invalidate_cache()  # list what is there now, not what fsspec saw on the last tick
     scan = LandingScan([], [], [])
@@ -175,19 +180,19 @@ def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
 
 
 def scan_landing_zone(root: str | os.PathLike[str], manifest_names: list[str],
-                      settle_s: float = DEFAULT_SETTLE_S,
+                      settle_s: float = DEFAULT_SETTLE_S, s3: S3Connection | None = None,
                       ) -> tuple[list[LandedBatch], list[LandingProblem]]:
     """Ready batches and problem folders of :func:`scan_landing` (deferred batches are neither:
     a later tick sees them)."""
-    scan = scan_landing(root, manifest_names, settle_s)
+    scan = scan_landing(root, manifest_names, settle_s, s3=s3)
     return scan.batches, scan.problems
 
 
-def check_batch_unchanged(batch: LandedBatch) -> LandingProblem | None:
+def check_batch_unchanged(batch: LandedBatch, s3: S3Connection | None = None) -> LandingProblem | None:
     """None when the batch's manifest still has the bytes it was scanned with; otherwise why a run
     for it must stop: ``batch_deleted`` or ``manifest_changed`` (the changed manifest is a new
     batch version: the next scan gives it a new fingerprint and the sensor requests it again)."""
-    path = _as_upath(batch.folder) / batch.manifest
+    path = _as_upath(batch.folder, s3) / batch.manifest
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -203,12 +208,13 @@ def check_batch_unchanged(batch: LandedBatch) -> LandingProblem | None:
     return None
 
 
-def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: list[str]) -> LandedBatch:
+def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: list[str],
+                      s3: S3Connection | None = None) -> LandedBatch:
     """The ready batch with this key; :class:`BatchKeyError` naming the root when there is none."""
     ref = parse_batch_key(key)
     if ref.kind != "landing":
         raise BatchKeyError(f"{key!r} is not a landing batch")
-    folder = _as_upath(root) / ref.name
+    folder = _as_upath(root, s3) / ref.name
     manifest = next((name for name in manifest_names if (folder / name).is_file()), None)
     if manifest is None:
         raise BatchKeyError(f"batch {key!r}: no folder {ref.name!r} with a manifest "
@@ -226,14 +232,71 @@ class KnownBatch:
     origin: str
 
 
-def known_batches(cfg: KwsConfig) -> tuple[list[KnownBatch], list[LandingProblem]]:
-    """The configured sources and the ready landed folders, as batches with fingerprints."""
+def landing_scan(cfg: KwsConfig, now: float | None = None) -> LandingScan:
+    """:func:`scan_landing` of the config's landing zone, with ``automation.landing_settle_s``
+    and the config's one S3 connection (``storage.s3_*``)."""
+    return scan_landing(landing_root(cfg), cfg.automation.landing_manifests,
+                        cfg.automation.landing_settle_s, now=now,
+                        s3=S3Connection.from_settings(cfg.storage))
+
+
+def landed_batch(cfg: KwsConfig, key: str) -> LandedBatch:
+    """The ready landed batch ``key`` of the config's landing zone (see :func:`find_landed_batch`)."""
+    return find_landed_batch(landing_root(cfg), key, cfg.automation.landing_manifests,
+                             S3Connection.from_settings(cfg.storage))
+
+
+def known_batches(cfg: KwsConfig, scan: LandingScan | None = None
+                  ) -> tuple[list[KnownBatch], list[LandingProblem]]:
+    """The configured sources and the ready landed folders, as batches with fingerprints
+    (``scan``: a :func:`landing_scan` the caller already made, e.g. to log deferred batches)."""
     batches = [KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
                for key, source in configured_batch_keys(cfg).items()]
-    landed, problems = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests,
-                                         getattr(cfg.automation, "landing_settle_s", DEFAULT_SETTLE_S))
+    scan = landing_scan(cfg) if scan is None else scan
+    landed, problems = scan.batches, scan.problems
     batches += [KnownBatch(b.key, landed_fingerprint(cfg, b.fingerprint), b.folder) for b in landed]
     return batches, problems
+
+
+class LandedBatchChanged(RuntimeError):
+    """The landed batch a run ingests vanished or got another manifest after it was scanned;
+    ``problem`` says which (``batch_deleted`` / ``manifest_changed`` / ``unreadable_manifest``)."""
+
+    def __init__(self, problem: LandingProblem):
+        self.problem = problem
+        super().__init__(f"landed batch {problem.folder}: {problem.reason}: {problem.detail}")
+
+
+def landed_batch_for_run(cfg: KwsConfig, key: str, requested_fingerprint: str | None = None
+                         ) -> LandedBatch | None:
+    """The landed batch a run for ``key`` ingests (None for a configured source), checked with
+    :func:`check_batch_unchanged` against the manifest the sensor scanned: its
+    ``requested_fingerprint`` (the run's manifest-fingerprint tag), or, for a run started by
+    hand, the manifest there now.  Raises :class:`LandedBatchChanged` when it differs or is gone.
+    """
+    if parse_batch_key(key).kind != "landing":
+        return None
+    try:
+        found = landed_batch(cfg, key)
+    except BatchKeyError as exc:
+        raise LandedBatchChanged(LandingProblem(key, BATCH_DELETED, str(exc))) from exc
+    batch = LandedBatch(found.key, found.folder, found.manifest,
+                        requested_fingerprint or found.fingerprint)
+    ensure_batch_unchanged(cfg, batch)
+    return batch
+
+
+def ensure_batch_unchanged(cfg: KwsConfig, batch: LandedBatch) -> None:
+    """:func:`check_batch_unchanged` with the config's S3 connection; raises
+    :class:`LandedBatchChanged` with its problem."""
+    problem = check_batch_unchanged(batch, S3Connection.from_settings(cfg.storage))
+    if problem is not None:
+        raise LandedBatchChanged(problem)
+
+
+def landed_batch_config(cfg: KwsConfig, batch: LandedBatch) -> KwsConfig:
+    """``cfg`` narrowed to one landed batch (the one a run checked, not a fresh lookup)."""
+    return config_for_sources(cfg, [landed_source(batch.key, batch.folder, batch.manifest, cfg)])
 
 
 def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
@@ -241,7 +304,7 @@ def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
     ref = parse_batch_key(key)
     if ref.kind == "source":
         return config_for_sources(cfg, [configured_source(cfg, key)])
-    batch = find_landed_batch(landing_root(cfg), key, cfg.automation.landing_manifests)
+    batch = landed_batch(cfg, key)
     return config_for_sources(cfg, [landed_source(key, batch.folder, batch.manifest, cfg)])
 
 

@@ -79,19 +79,26 @@ def cache_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
             "stamped_ns": pl.Int64, "checksum": pl.String, MFCC_COLUMN: mfcc_dtype(spec)}
 
 
-def read_uri_bytes(uri: str) -> bytes:
+def read_uri_bytes(uri: str, s3: "S3Connection | None" = None) -> bytes:
     """The bytes of a clip URI: a local path, or any ``scheme://`` location universal-pathlib
-    knows.  A missing or unreadable file raises :class:`AudioReadError` naming it."""
+    knows; ``s3://`` ones with the endpoint, region and retries of ``s3`` (None: AWS defaults
+    from the environment; pass ``functools.partial(read_uri_bytes, s3=...)`` as a
+    :class:`ClipReader`'s ``load_bytes``).  A missing or unreadable file raises
+    :class:`AudioReadError` naming it; an S3 outage that outlasted the client's retries raises a
+    transient ``StorageError`` (the clip is fine, the step should be retried)."""
+    from kws_assets.core.storage.s3 import S3Connection, transient_storage_error
+
     try:
         if "://" in uri:
-            from upath import UPath
-
-            return UPath(uri).read_bytes()
+            return (s3 or S3Connection()).upath(uri).read_bytes()
         with open(uri, "rb") as fh:
             return fh.read()
     except FileNotFoundError as exc:
         raise AudioReadError(uri, REASON_MISSING, str(exc)) from exc
     except OSError as exc:
+        outage = transient_storage_error(uri, exc) if "://" in uri else None
+        if outage is not None:
+            raise outage from exc
         raise AudioReadError(uri, REASON_UNREADABLE, f"{type(exc).__name__}: {exc}") from exc
 
 

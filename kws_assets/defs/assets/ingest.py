@@ -17,7 +17,13 @@ from kws_assets.core.corpus import segment
 from kws_assets.core.dataset import engine_voices, synthesis
 from kws_assets.core.dataset.data_card import engine_counts
 from kws_assets.core.corpus.batches import keyword_seed
-from kws_assets.core.corpus.landing import batch_config
+from kws_assets.core.corpus.landing import (
+    LandedBatchChanged,
+    batch_config,
+    ensure_batch_unchanged,
+    landed_batch_config,
+    landed_batch_for_run,
+)
 from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
 from kws_assets.lib.metadata import label_counts_md, md_table
@@ -30,6 +36,8 @@ from kws_assets.lib.partitions import (
     missing_partitions,
 )
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
+from kws_assets.lib.retries import fail_fast_on_permanent_errors
+from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
 
 GROUP = "ingest"
 MAX_LISTED = 50
@@ -50,7 +58,21 @@ MAX_LISTED = 50
                 "Data version = content hash; unchanged files are not read again.",
 )
 def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.Output[pl.DataFrame]:
-    loaded = corpus.load_corpus(batch_config(settings.config, context.partition_key))
+    cfg, key = settings.config, context.partition_key
+    try:
+        # A landed batch is checked against the manifest the sensor scanned, before and after
+        # loading: a batch replaced or deleted meanwhile is not ingested half-old, half-new.
+        landed = landed_batch_for_run(cfg, key, context.run.tags.get(MANIFEST_FINGERPRINT_TAG))
+        with fail_fast_on_permanent_errors():  # S3 outages on the corpus root: step retry
+            loaded = corpus.load_corpus(batch_config(cfg, key) if landed is None
+                                        else landed_batch_config(cfg, landed))
+        if landed is not None:
+            ensure_batch_unchanged(cfg, landed)
+    except LandedBatchChanged as exc:
+        raise dg.Failure(
+            description=f"batch {key} not ingested: {exc.problem.reason}: {exc.problem.detail}",
+            metadata={"reason": exc.problem.reason, "folder": exc.problem.folder},
+            allow_retries=False) from exc
     summary = corpus.ingest_summary(loaded.table, loaded.stats)
     if summary["rejected"]:
         context.log.warning(f"{summary['rejected']} corpus entries cannot be used "

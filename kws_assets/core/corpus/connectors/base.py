@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from upath import UPath
 
+from kws_assets.core.storage.s3 import S3Connection, storage_error_of
 from kws_assets.core.audio.quality import (  # reason codes of entries rejected while listing
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -31,7 +32,7 @@ REPLACEMENT_CHARACTER = "\ufffd"
 __all__ = [
     "BAD_MANIFEST_ROW", "BAD_TRANSCRIPT", "DUPLICATE_ROW", "MISSING_PATH", "MISSING_SPEAKER",
     "MISSING_TRANSCRIPT", "PATH_OUTSIDE_ROOT", "CorpusEntry", "EntryProblem", "UnsafePathError",
-    "clean_text", "corpus_root", "is_remote", "member", "relative_to_root", "text_problem",
+    "check_reachable", "clean_text", "corpus_root", "is_remote", "member", "relative_to_root", "text_problem",
 ]
 
 
@@ -73,14 +74,37 @@ def is_remote(path: UPath) -> bool:
     return path.protocol not in LOCAL_PROTOCOLS
 
 
-def corpus_root(root: str | os.PathLike[str]) -> UPath:
+def corpus_root(root: str | os.PathLike[str], s3: S3Connection | None = None) -> UPath:
     """The root of a corpus as a UPath: a local folder (resolved) or a remote prefix such as
-    ``s3://bucket/corpus`` (read through fsspec; credentials come from the environment)."""
+    ``s3://bucket/corpus``, read through fsspec with the endpoint, region and retries of ``s3``
+    (the pipeline passes ``S3Connection.from_settings(cfg.storage)``; None: AWS defaults from
+    the environment).  Credentials always come from the environment."""
     text = os.fspath(root)
-    path = UPath(text)
+    path = (s3 or S3Connection()).upath(text)
     if is_remote(path):
         return path
     return UPath(os.path.realpath(os.path.expanduser(text)))
+
+
+def check_reachable(root: UPath) -> None:
+    """Raise the transient :class:`StorageError` a remote root's store answers with now (an
+    outage, throttling, a refused connection), before a connector lists it.
+
+    fsspec's ``exists()``/``is_file()`` answer False for *any* error, so without this probe an
+    S3 outage would read as "manifest not found" and the whole source would be rejected instead
+    of the step being retried.  A missing root, or a permanent error, is left to the connector
+    to report as it always does.  Local roots are not probed.
+    """
+    if not is_remote(root):
+        return
+    try:
+        root.fs.info(root.path)
+    except FileNotFoundError:
+        return
+    except Exception as exc:  # noqa: BLE001 - classified below; anything else is the connector's
+        error = storage_error_of(str(root), exc)
+        if error is not None and error.transient:
+            raise error from exc
 
 
 def member(root: UPath, relative: str) -> UPath:
