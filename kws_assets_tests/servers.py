@@ -584,6 +584,12 @@ class CeleryWorker:
         return self.log_file.exists() and " ready." in self.log_file.read_text(errors="replace")
 
     def start(self) -> "CeleryWorker":
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the worker without waiting for it (:meth:`wait_ready` waits)."""
         bin_dir = str(Path(sys.executable).parent)  # dagster-celery runs `celery` from PATH
         env = {**self.env, "PATH": bin_dir + os.pathsep + self.env.get("PATH", os.defpath)}
         command = [str(Path(bin_dir) / "dagster-celery"), "worker", "start",
@@ -594,8 +600,14 @@ class CeleryWorker:
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(command, env=env, cwd=self.cwd, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_until(self._ready, SERVER_START_TIMEOUT_S, f"celery worker {self.name}", self.proc)
-        return self
+
+    def wait_ready(self) -> None:
+        """Wait until the worker listens to the broker; fail with its log if it does not."""
+        try:
+            _wait_until(self._ready, SERVER_START_TIMEOUT_S, f"celery worker {self.name}", self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            log = self.log_file.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{exc}; its log ({self.log_file}):\n{log}") from None
 
     def stop(self) -> None:
         _stop_process(self.proc, group=True)

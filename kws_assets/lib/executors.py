@@ -37,7 +37,7 @@ def celery_executor() -> dg.ExecutorDefinition:
         from dagster_celery import celery_executor as dagster_celery_executor
     except ImportError as exc:  # an optional extra: say how to get it
         raise ImportError(f"{EXECUTOR_ENV}=celery needs dagster-celery and the Redis client: "
-                          "pip install 'kws_assets[celery]'") from exc
+                          "pip install 'kws_assets[celery]' (dagster-celery, celery[redis])") from exc
     return dagster_celery_executor.configured(
         {"broker": {"env": CELERY_BROKER_ENV}, "backend": {"env": CELERY_BACKEND_ENV}},
         name="celery")
