@@ -545,13 +545,14 @@ def _stop_process(proc: subprocess.Popen | None, group: bool = False, timeout_s:
         proc.wait()
     if group:  # children (the Celery pool) may outlive the leader for a moment
         deadline = time.monotonic() + timeout_s
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while process_group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _group_alive(proc.pid):
+        if process_group_alive(proc.pid):
             signal_it(signal.SIGKILL)
 
 
-def _group_alive(pgid: int) -> bool:
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` is still there."""
     try:
         os.killpg(pgid, 0)
         return True

@@ -43,6 +43,7 @@ from kws_assets_tests.servers import (
     CeleryWorker,
     PostgresServer,
     RedisServer,
+    process_group_alive,
 )
 
 pytestmark = [
@@ -243,3 +244,24 @@ def test_graph_on_two_celery_workers_matches_in_process(tmp_path, s3_server, mon
             assert_frame_equal(got[table], expected[table])
         assert got["labels"] == expected["labels"]
         assert got["metrics"] == expected["metrics"]
+
+
+def test_servers_leave_nothing_running(tmp_path):
+    """What the test above starts is gone after it: the worker's whole process group (the
+    dagster-celery command, the Celery main process and its pool) and redis-server."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dagster.yaml").write_text("")  # a local instance is enough to start
+    worker_yaml = tmp_path / "celery.yaml"
+    worker_yaml.write_text(CELERY_WORKER_YAML)
+    with RedisServer() as redis:
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
+               CELERY_BROKER_ENV: redis.url(0), CELERY_BACKEND_ENV: redis.url(1),
+               "PYTHONPATH": str(PROJECT_ROOT)}
+        with CeleryWorker("kws-worker-t", worker_yaml, env, tmp_path / "worker.log",
+                          cwd=PROJECT_ROOT) as worker:
+            assert process_group_alive(worker.proc.pid)
+            assert "kws-worker-t@" in worker.log_file.read_text()
+        assert not process_group_alive(worker.proc.pid)
+        redis_proc = redis.proc
+    assert redis_proc.poll() is not None and not redis._ready()
+    assert not redis.folder.exists()
