@@ -15,6 +15,7 @@ import dagster as dg
 
 from kws_assets.config import load_config
 from kws_assets.defs.sensors import build_sensors
+from kws_assets.lib.executors import executor_from_env
 from kws_assets.lib.resources import KwsSettings, storage_resources
 from kws_assets.settings import config_path
 
@@ -26,8 +27,9 @@ def build_definitions(config_file: str | os.PathLike[str] | None = None,
     """Everything in ``defs/`` plus the sensors and resources of ``config_file`` (default: the
     config in force, ``$KWS_CONFIG`` or ``./kws.yaml``).
 
-    ``executor`` replaces the default in-process executor, e.g. ``dagster_k8s.k8s_job_executor``
-    or ``dagster_celery.celery_executor`` with ``storage.deployment: s3`` (README, "Scaling out").
+    ``executor`` replaces the executor ``$KWS_EXECUTOR`` names (default in-process; ``celery``
+    and ``multiprocess`` in ``lib/executors.py``), e.g. with ``dagster_k8s.k8s_job_executor``;
+    steps in other processes need ``storage.deployment: s3`` (README, "Scaling out").
     """
     if config_file is None:
         config_file = config_path()
@@ -35,9 +37,7 @@ def build_definitions(config_file: str | os.PathLike[str] | None = None,
     folder = dg.load_from_defs_folder(project_root=PROJECT_ROOT)
     configured = dg.Definitions(
         sensors=build_sensors(cfg),
-        # One process per run: a step subprocess would re-import torch & co. for seconds of work;
-        # parallelism comes from runs (one per partition), not from steps.
-        executor=executor or dg.in_process_executor,
+        executor=executor or executor_from_env(),
         resources={
             "settings": KwsSettings(config_path=str(config_file) if config_file else ""),
             # clip_store, io_manager, model_io_manager (+ s3): local or S3 per storage.deployment

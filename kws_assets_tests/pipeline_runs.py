@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -26,7 +27,9 @@ from kws_assets.lib.resources import ARTIFACTS
 
 # The child: register the partitions the config names, then ingest every corpus batch, make
 # every keyword's clips (in the order of $KWS_TEST_KEYWORD_ORDER when set), and run the pipeline
-# job (curate to ship).  Exit code 0 only if every run succeeded.
+# job (curate to ship).  Exit code 0 only if every run succeeded.  With $KWS_TEST_PLAN_INDEX=i
+# it makes only the i-th of those runs, and exits with PLAN_DONE when there is no i-th run.
+PLAN_DONE = 3
 GRAPH_RUNNER = r"""
 import os, sys
 import dagster as dg
@@ -41,6 +44,11 @@ order = os.environ.get("KWS_TEST_KEYWORD_ORDER")
 keywords = order.split(",") if order else partitions[KEYWORDS.name]
 plan = ([(INGEST_JOB, k) for k in partitions[CORPUS_BATCHES.name]]
         + [(KEYWORD_JOB, k) for k in keywords] + [(PIPELINE_JOB, None)])
+index = os.environ.get("KWS_TEST_PLAN_INDEX")
+if index is not None:
+    if int(index) >= len(plan):
+        sys.exit(%d)
+    plan = [plan[int(index)]]
 for job, partition in plan:
     print(f"run {job} {partition or ''}", flush=True)
     result = defs.resolve_job_def(job).execute_in_process(
@@ -52,7 +60,7 @@ for job, partition in plan:
                       file=sys.stderr, flush=True)
         sys.exit(1)
 print("graph materialized", flush=True)
-"""
+""" % PLAN_DONE
 
 # Folders under the storage root that hold the pipeline's outputs.
 OUTPUT_FOLDERS = ("clips", "tables", "models", "artifacts")
@@ -84,6 +92,24 @@ def wait_for(proc: subprocess.Popen, log_file: Path, timeout_s: float = 300.0) -
 def run_graph(config_file: Path, dagster_home: Path, log_file: Path,
               env: dict[str, str] | None = None) -> None:
     wait_for(start_graph_run(config_file, dagster_home, log_file, env), log_file)
+
+
+def run_graph_one_process_per_run(config_file: Path, dagster_home: Path, log_file: Path,
+                                   env: dict[str, str] | None = None) -> int:
+    """The same runs as :func:`run_graph`, each in a fresh child process (as a daemon's run
+    launcher starts them), one after the other; returns how many runs there were."""
+    for index in itertools.count():
+        proc = start_graph_run(config_file, dagster_home, log_file,
+                               {**(env or {}), "KWS_TEST_PLAN_INDEX": str(index)})
+        try:
+            code = proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"run {index} timed out; log:\n{_tail(log_file)}") from None
+        if code == PLAN_DONE:
+            return index
+        assert code == 0, f"run {index} exited with {code}; log:\n{_tail(log_file)}"
 
 
 def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], log_file: Path,

@@ -29,6 +29,7 @@ import glob
 import http.client
 import os
 import secrets
+import signal
 import shutil
 import socket
 import subprocess
@@ -468,4 +469,166 @@ storage:
       username: {env: DAGSTER_PG_USERNAME}
       password: {env: DAGSTER_PG_PASSWORD}
       db_name: {env: DAGSTER_PG_DB}
+"""
+
+
+# ----------------------------------------------------------------------------- Redis and Celery
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on 127.0.0.1, nothing persisted, its files in a temporary folder:
+    the Celery broker and result backend of the Celery executor test."""
+
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server not found: install Debian's 'redis-server' "
+                                    "package (.ci/system-deps lists it)")
+        self.binary = binary
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="kws-redis-"))
+        self.log = self.folder / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{LOCALHOST}:{self.port}/{db}"
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection((LOCALHOST, self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", LOCALHOST, "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder), "--logfile", str(self.log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.folder)
+        _wait_until(self._ready, SERVER_START_TIMEOUT_S, "redis-server", self.proc)
+        return self
+
+    def stop(self) -> None:
+        try:
+            _stop_process(self.proc)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> "RedisServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _stop_process(proc: subprocess.Popen | None, group: bool = False, timeout_s: float = 20) -> None:
+    """SIGTERM ``proc`` (with ``group``: its whole process group, which it leads), SIGKILL what
+    is still there after ``timeout_s``."""
+    if proc is None:
+        return
+    def signal_it(sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None or group:
+        signal_it(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        signal_it(signal.SIGKILL)
+        proc.wait()
+    if group:  # children (the Celery pool) may outlive the leader for a moment
+        deadline = time.monotonic() + timeout_s
+        while process_group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process_group_alive(proc.pid):
+            signal_it(signal.SIGKILL)
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` is still there."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+class CeleryWorker:
+    """One Celery worker started as an operator does (``dagster-celery worker start -A
+    dagster_celery.app -y celery.yaml``), in its own process group so that stopping it stops its
+    pool too.  ``env`` is its whole environment (instance, storage and broker settings);
+    ``concurrency`` pool processes, each replaced after one task (a fresh process per step)."""
+
+    def __init__(self, name: str, config_yaml: Path, env: dict[str, str], log_file: Path,
+                 cwd: Path, concurrency: int = 1):
+        self.name = name
+        self.config_yaml = config_yaml
+        self.env = env
+        self.log_file = log_file
+        self.cwd = cwd
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def node_name(self) -> str:
+        """What Celery calls the worker in task requests: ``<name>@<host>``."""
+        return f"{self.name}@{socket.gethostname()}"
+
+    def _ready(self) -> bool:
+        return self.log_file.exists() and " ready." in self.log_file.read_text(errors="replace")
+
+    def start(self) -> "CeleryWorker":
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the worker without waiting for it (:meth:`wait_ready` waits)."""
+        bin_dir = str(Path(sys.executable).parent)  # dagster-celery runs `celery` from PATH
+        env = {**self.env, "PATH": bin_dir + os.pathsep + self.env.get("PATH", os.defpath)}
+        command = [str(Path(bin_dir) / "dagster-celery"), "worker", "start",
+                   "-A", "dagster_celery.app", "-y", str(self.config_yaml), "-n", self.name,
+                   "-i", "kws_assets.definitions", "--loglevel", "INFO", "--",
+                   f"--concurrency={self.concurrency}", "--max-tasks-per-child=1",
+                   "--without-gossip", "--without-mingle"]
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(command, env=env, cwd=self.cwd, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        """Wait until the worker listens to the broker; fail with its log if it does not."""
+        try:
+            _wait_until(self._ready, SERVER_START_TIMEOUT_S, f"celery worker {self.name}", self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            log = self.log_file.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{exc}; its log ({self.log_file}):\n{log}") from None
+
+    def stop(self) -> None:
+        _stop_process(self.proc, group=True)
+
+    def __enter__(self) -> "CeleryWorker":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# The `-y` file of `dagster-celery worker start`: the executor's config block, which the
+# worker turns into Celery settings (broker_url, result_backend) before it starts.
+CELERY_WORKER_YAML = """\
+execution:
+  config:
+    broker: {env: DAGSTER_CELERY_BROKER_URL}
+    backend: {env: DAGSTER_CELERY_BACKEND_URL}
 """
