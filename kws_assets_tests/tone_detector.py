@@ -72,6 +72,28 @@ def tone_artifact() -> ToneArtifact:
     return ToneArtifact(artifact, spec, result.best_val_accuracy)
 
 
+@functools.lru_cache(maxsize=1)
+def tone_embedding_artifact() -> Path:
+    """The same tone task for the speech_embedding family: a small head on the front end's
+    embeddings, quantised and written as an artifact folder (a few seconds)."""
+    from kws_assets.core.audio.embedding import SpeechEmbeddingFrontEnd
+    from kws_assets.core.model.embedding_head import train_head
+    from kws_assets.core.model.export import write_embedding_artifact
+
+    front_end = SpeechEmbeddingFrontEnd(threads=1)
+    clips_train, y_train = labelled_clips(16, seed=30)
+    clips_val, y_val = labelled_clips(6, seed=31)
+    x_train, x_val = front_end(clips_train), front_end(clips_val)
+    result = train_head(x_train, y_train, x_val, y_val, LABELS,
+                        TrainSettings(max_epochs=30, min_epochs=10, batch_size=16, learning_rate=3e-3,
+                                      patience=8, seed=0, threads=1), kind="dnn", width=32)
+    folder = Path(tempfile.mkdtemp(prefix="kws-tone-embedding-"))
+    float_path = export_onnx(result.model, front_end.spec, folder / "head.onnx")
+    int8_path = quantize_int8(float_path, folder / "head.int8.onnx", x_val)
+    return write_embedding_artifact(folder / "artifact", int8_path, LABELS, front_end.spec,
+                                    {"val_accuracy": result.best_val_accuracy})
+
+
 def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> np.ndarray:
     """Faint noise with tone bursts (0.3 s) starting at the given times; ``_unknown_`` events are
     chirps/noise bursts."""
@@ -91,4 +113,5 @@ def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> n
     return audio
 
 
-__all__ = ["LABELS", "KEYWORDS", "SR", "tone_artifact", "tone_stream", "labelled_clips"]
+__all__ = ["LABELS", "KEYWORDS", "SR", "tone_artifact", "tone_embedding_artifact", "tone_stream",
+           "labelled_clips"]

@@ -11,10 +11,20 @@ the window where that keyword's smoothed posterior peaks before falling back bel
 The stream is padded with half a clip of silence at both ends so a word at the very start or end
 can still sit in the middle of a window.
 
-With a ``speech_embedding`` classifier (see :mod:`kws_assets.core.model.export`) each window is
-cut out of the stream as a 1-s clip and classified through the artifact's front end exactly as a
-training clip is (padded with silence to the front end's context), ``WINDOW_CHUNK`` windows at a
-time; the hop is then any whole number of samples rather than a multiple of the MFCC hop.
+With a ``speech_embedding`` classifier (see :mod:`kws_assets.core.model.export`) the front end
+runs over the whole stream once, as openWakeWord streams: mel frames every 10 ms, one embedding
+every 80 ms (both graphs are frame-local, so a stretch of the stream gives bit for bit the frames
+of that stretch alone), and the head slides over ``n_frames`` consecutive embeddings — the 2-s
+context a training clip is padded to — every ``hop`` (a multiple of 80 ms).  The head then sees
+the real audio around the 1-s window where training padded the clip with silence, and the mel
+graph's ``top_db`` floor is taken over that 2-s context around each frame rather than per clip.
+``exact_windows=True`` instead cuts every window out as a 1-s clip and runs it through the
+artifact's clip front end exactly as a training clip (silence padding and all): the same inputs
+as training, about 20x slower (each window pays for its whole 2-s context).
+
+A detector's operating point (threshold, smoothing windows, refractory seconds, hop) is a
+:class:`DetectorOperatingPoint`; the evaluation selects one per model family and ships it as
+``operating_point.json`` (see :func:`kws_assets.core.model.export.read_operating_point`).
 """
 
 from __future__ import annotations
@@ -25,8 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
+import onnxruntime as ort
+from scipy.ndimage import maximum_filter1d
 
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
+from kws_assets.core.audio import embedding as emb
 from kws_assets.core.audio.embedding import EmbeddingSpec
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
@@ -39,6 +53,10 @@ STREAM_CHUNK_FRAMES = 500
 """MFCC frames computed per call when featurizing a long recording (10 s at a 20 ms hop)."""
 WINDOW_CHUNK = 256
 """Windows cut out and classified per call by a clip-level (embedding) classifier."""
+EMBEDDING_CHUNK = 256
+"""Embeddings computed per embedding-graph call when streaming (about 20 s of audio)."""
+HEAD_CHUNK = 4096
+"""Windows of embeddings classified per call by the head when streaming."""
 MS_PER_S = 1000.0
 SCORE_DECIMALS = 4
 TIME_DECIMALS = 3
@@ -177,12 +195,98 @@ def clip_windows(samples: np.ndarray, clip_samples: int, hop_samples: int) -> np
     return np.lib.stride_tricks.sliding_window_view(x, clip_samples)[::hop_samples]
 
 
+@dataclass(frozen=True)
+class DetectorOperatingPoint:
+    """What a detector needs besides the model: the threshold, the posterior smoothing, the
+    refractory period and the hop it was chosen at (``operating_point.json``)."""
+
+    threshold: float
+    smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS
+    refractory_s: float = DEFAULT_REFRACTORY_S
+    hop_ms: float = DEFAULT_HOP_MS
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
+        if int(self.smoothing_windows) != self.smoothing_windows or self.smoothing_windows < 1:
+            raise ValueError(f"smoothing_windows must be a whole number >= 1, got {self.smoothing_windows}")
+        if self.refractory_s < 0 or self.hop_ms <= 0:
+            raise ValueError(f"need refractory_s >= 0 and hop_ms > 0, got {self.refractory_s}, {self.hop_ms}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {"threshold": float(f"{self.threshold:.6g}"), "smoothing_windows": int(self.smoothing_windows),
+                "refractory_s": float(self.refractory_s), "hop_ms": float(self.hop_ms)}
+
+
+class EmbeddingStreamer:
+    """The speech_embedding front end over a whole recording: ``[n_embeddings, 96]`` every 80 ms.
+
+    Built from the graphs a :class:`~kws_assets.core.audio.embedding.SpeechEmbeddingFrontEnd`
+    verified (the same in-memory adaptations: mel without its batch-wide floor, embedding over a
+    whole mel sequence).  The ``top_db`` floor of each mel frame is the loudest frame within the
+    front end's context (2 s) centred on it, minus ``top_db``: what a clip-sized context gives.
+    """
+
+    def __init__(self, front_end, threads: int | None = None) -> None:  # noqa: ANN001
+        self.spec: EmbeddingSpec = front_end.spec
+        mel_graph, self.top_db = emb.per_clip_mel_graph(onnx.load(front_end.melspec_path))
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        self._mel = ort.InferenceSession(mel_graph.SerializeToString(), options, providers=providers)
+        self._embed = ort.InferenceSession(
+            emb.sequence_embedding_graph(onnx.load(front_end.embedding_path)).SerializeToString(),
+            options, providers=providers)
+        self._mel_input = self._mel.get_inputs()[0].name
+        self._embed_input = self._embed.get_inputs()[0].name
+
+    @property
+    def hop_samples(self) -> int:
+        """Audio between consecutive embeddings (1280 samples, 80 ms)."""
+        return emb.MEL_STRIDE_FRAMES * emb.MEL_HOP_SAMPLES
+
+    def log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """Log-mel frames ``[n, 32]`` (before the floor) of float audio in [-1, 1]."""
+        x = np.clip(np.rint(np.asarray(samples, np.float32) * np.float32(emb.INT16_SCALE)),
+                    emb.INT16_MIN, emb.INT16_MAX).astype(np.float32)
+        total = emb.mel_frames(x.size)
+        if total < emb.MEL_WINDOW_FRAMES:
+            raise ValueError(f"need at least {emb.MEL_WINDOW_FRAMES} mel frames of audio")
+        chunk = emb.EMBEDDING_DIM * 64  # mel frames per call (~61 s)
+        out = np.empty((total, emb.MEL_BANDS), dtype=np.float32)
+        for first in range(0, total, chunk):
+            count = min(chunk, total - first)
+            piece = x[first * emb.MEL_HOP_SAMPLES : (first + count + emb.MEL_EDGE_FRAMES) * emb.MEL_HOP_SAMPLES]
+            out[first : first + count] = self._mel.run(None, {self._mel_input: piece[None, :]})[0][0, 0, :count]
+        return out
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """Embeddings ``[n, 96]`` of a recording (at 16 kHz); embedding ``k`` covers samples from
+        ``k * hop_samples`` for the 76 mel frames of one embedding window."""
+        log_mel = self.log_mel(samples)
+        context = emb.mel_frames(self.spec.context_samples)
+        floor = maximum_filter1d(log_mel.max(axis=1), size=context, mode="nearest") - np.float32(self.top_db)
+        mel = (np.maximum(log_mel, floor[:, None]) / np.float32(emb.MEL_SCALE)
+               + np.float32(emb.MEL_OFFSET)).astype(np.float32)
+        n = (mel.shape[0] - emb.MEL_WINDOW_FRAMES) // emb.MEL_STRIDE_FRAMES + 1
+        out = np.empty((n, emb.EMBEDDING_DIM), dtype=np.float32)
+        for first in range(0, n, EMBEDDING_CHUNK):
+            count = min(EMBEDDING_CHUNK, n - first)
+            start = first * emb.MEL_STRIDE_FRAMES
+            piece = mel[start : start + emb.MEL_WINDOW_FRAMES + (count - 1) * emb.MEL_STRIDE_FRAMES]
+            out[first : first + count] = self._embed.run(
+                None, {self._embed_input: np.ascontiguousarray(piece[None, :, :, None])})[0][0, :count, 0]
+        return out
+
+
 class StreamingDetector:
     """Keyword detection over long audio with a classifier loaded from an artifact folder."""
 
     def __init__(self, classifier, threshold: float = DEFAULT_THRESHOLD,  # noqa: ANN001
                  hop_ms: float = DEFAULT_HOP_MS, smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
-                 refractory_s: float = DEFAULT_REFRACTORY_S) -> None:
+                 refractory_s: float = DEFAULT_REFRACTORY_S, exact_windows: bool = False) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
         if smoothing_windows < 1 or refractory_s < 0 or hop_ms <= 0:
@@ -194,10 +298,23 @@ class StreamingDetector:
         if isinstance(self.spec, FeatureSpec):
             self.stride_frames = hop_frames(self.spec, hop_ms)
             self.hop_samples = self.stride_frames * self.spec.hop_length
-        else:
+        elif exact_windows:
             self.hop_samples = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S)))
+        else:
+            self._streamer = EmbeddingStreamer(classifier.front_end)
+            step = self._streamer.hop_samples
+            self.stride_frames = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S / step)))
+            self.hop_samples = self.stride_frames * step
+        self.exact_windows = exact_windows
         self.smoothing_windows = smoothing_windows
         self.refractory_s = refractory_s
+
+    @classmethod
+    def at(cls, classifier, point: DetectorOperatingPoint, **kwargs) -> "StreamingDetector":  # noqa: ANN001
+        """A detector at a (shipped) operating point."""
+        return cls(classifier, threshold=point.threshold, hop_ms=point.hop_ms,
+                   smoothing_windows=int(point.smoothing_windows), refractory_s=point.refractory_s,
+                   **kwargs)
 
     @property
     def hop_s(self) -> float:
@@ -217,15 +334,34 @@ class StreamingDetector:
             padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
             windows = window_features(stream_frames(padded, self.spec), self.spec, self.stride_frames)
             probs = self.classifier.classify_features(windows)
-        else:
+        elif self.exact_windows:
             pad = self.spec.clip_samples // 2
             padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
             views = clip_windows(padded, self.spec.clip_samples, self.hop_samples)
             probs = np.concatenate([self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
                                     for i in range(0, len(views), WINDOW_CHUNK)])
+        else:
+            probs, pad = self._streamed_embedding_posteriors(x)
         starts = (np.arange(len(probs)) * self.hop_samples - pad)
         return StreamPosteriors(starts / self.spec.sample_rate, probs, self.labels,
                                 self.window_s, self.hop_s)
+
+    def _streamed_embedding_posteriors(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """Posteriors from the whole-stream front end; the window's 1-s clip sits ``pad_before``
+        into its 2-s context, and the stream is padded so the first clip starts half a clip
+        before the audio (as for the MFCC family)."""
+        spec = self.spec
+        pad = spec.pad_before + spec.clip_samples // 2
+        after = spec.context_samples + self.hop_samples
+        padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(after, np.float32)])
+        frames = self._streamer(padded)
+        n = spec.n_frames
+        view = np.lib.stride_tricks.sliding_window_view(frames, n, axis=0)[:: self.stride_frames]
+        view = view[: min(len(view), x.size // self.hop_samples + 1)]  # clip starts up to the end
+        probs = np.concatenate([
+            self.classifier.classify_features(np.ascontiguousarray(view[i : i + HEAD_CHUNK].transpose(0, 2, 1)))
+            for i in range(0, len(view), HEAD_CHUNK)])
+        return probs, pad - spec.pad_before
 
     def events(self, posteriors: StreamPosteriors, threshold: float | None = None) -> list[Detection]:
         """Detections from precomputed posteriors (so one pass serves many thresholds)."""
