@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -110,9 +110,23 @@ class EvalSettings(StrictSettings):
     negative_minutes: float = Field(30.0, gt=0, description="Length of the keyword-free stream.")
     positives_per_keyword: int = Field(60, ge=1, description="Most test clips embedded per keyword.")
     hop_ms: float = Field(100.0, gt=0, description="Stride of the 1-s detection window.")
-    smoothing_windows: int = Field(3, ge=1, description="Posterior moving average, in windows.")
-    refractory_s: float = Field(1.0, ge=0, description="No new detection this long after one.")
-    target_fa_per_hour: float = Field(1.0, gt=0, description="Operating point reported as FRR@FA/h.")
+    smoothing_windows: int = Field(3, ge=1, description="Posterior moving average, in windows, "
+                                                        "when smoothing_grid is empty.")
+    refractory_s: float = Field(1.0, ge=0, description="No new detection this long after one, when "
+                                                        "refractory_grid_s is empty.")
+    smoothing_grid: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 3, 5],
+        description="Posterior moving averages (windows) the operating point is selected among, with "
+                    "every threshold and refractory_grid_s value, on the validation streams.")
+    refractory_grid_s: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [0.5, 1.0],
+        description="Refractory periods (seconds) the operating point is selected among.")
+    selection_negative_minutes: float | None = Field(
+        None, gt=0, description="Length of the keyword-free validation stream the operating point is "
+                                "selected on (default: negative_minutes).")
+    target_fa_per_hour: float = Field(1.0, gt=0, description="False accepts per hour the operating "
+                                                             "point is selected for (on validation "
+                                                             "streams; FRR reported on test streams).")
     threshold_steps: int = Field(200, ge=2, description="Detection thresholds swept for the DET curve.")
     noise_floor_dbfs: float = Field(-60.0, description="Pink noise under the whole stream.")
     held_out_voices: list[str] = Field(

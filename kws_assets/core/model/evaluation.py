@@ -8,6 +8,11 @@
   *positive* recording (test-split keyword clips embedded in such audio).  Sweeping the detection
   threshold gives false accepts per hour on the first and the false rejection rate on the
   second: the DET curve, and the FRR at a target false-accept rate (e.g. 1 FA/h).
+* **Operating point, selected not just reported**: the threshold, the smoothing windows and the
+  refractory period (small grids in ``evaluation``) are chosen on *validation* streams (built the
+  same way from validation-split clips and voices) as the lowest-FRR point meeting the FA/h
+  target; the test streams then report the FA/h and FRR at that point, so it is not tuned on the
+  test set.  Every model family is evaluated the same way and ships its own point.
 * **Synthetic vs real**: per keyword, how far the MFCC statistics of synthetic clips are from
   clips cut out of recorded corpora (a Fréchet distance between Gaussian fits).
 
@@ -17,6 +22,7 @@ Everything here is pure: audio arrays and tables in, numbers and PNG bytes out.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,8 +36,10 @@ from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.model.detect import (
+    DetectorOperatingPoint,
     StreamingDetector,
     StreamPosteriors,
+    MS_PER_S,
     find_events,
     keyword_columns,
     smooth_posteriors,
@@ -264,12 +272,23 @@ def threshold_grid(steps: int) -> np.ndarray:
 def det_curve(detector: StreamingDetector, negative: StreamPosteriors, negative_seconds: float,
               positive: StreamPosteriors, positives: Sequence[Positive],
               thresholds: np.ndarray) -> DetCurve:
-    """Sweep ``thresholds`` over posteriors already computed for both streams."""
-    columns = keyword_columns(detector.labels)
-    names = [detector.labels[c] for c in columns]
-    refractory = int(np.ceil(detector.refractory_s / detector.hop_s))
-    neg = smooth_posteriors(negative.probs, detector.smoothing_windows)[:, columns]
-    pos = smooth_posteriors(positive.probs, detector.smoothing_windows)[:, columns]
+    """Sweep ``thresholds`` over posteriors already computed for both streams, at the
+    detector's smoothing and refractory period."""
+    return det_curve_at(negative, negative_seconds, positive, positives, thresholds,
+                        detector.smoothing_windows, detector.refractory_s)
+
+
+def det_curve_at(negative: StreamPosteriors, negative_seconds: float, positive: StreamPosteriors,
+                 positives: Sequence[Positive], thresholds: np.ndarray, smoothing_windows: int,
+                 refractory_s: float) -> DetCurve:
+    """Sweep ``thresholds`` over precomputed posteriors at a given smoothing (windows) and
+    refractory period (seconds): exactly what a detector with those settings reports."""
+    labels = negative.labels
+    columns = keyword_columns(labels)
+    names = [labels[c] for c in columns]
+    refractory = int(np.ceil(refractory_s / negative.hop_s))
+    neg = smooth_posteriors(negative.probs, smoothing_windows)[:, columns]
+    pos = smooth_posteriors(positive.probs, smoothing_windows)[:, columns]
     false_accepts, misses = [], []
     for threshold in thresholds:
         false_accepts.append(len(find_events(neg, float(threshold), refractory)))
@@ -280,20 +299,78 @@ def det_curve(detector: StreamingDetector, negative: StreamPosteriors, negative_
                     np.asarray(misses), negative_seconds / SECONDS_PER_HOUR, len(positives))
 
 
+# --- operating-point selection ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScoredStreams:
+    """Posteriors of one negative and one positive stream (one model pass each), reusable for
+    every threshold, smoothing and refractory setting."""
+
+    negative: StreamPosteriors
+    negative_seconds: float
+    positive: StreamPosteriors
+    positives: list[Positive]
+
+    def curve(self, thresholds: np.ndarray, smoothing_windows: int, refractory_s: float) -> DetCurve:
+        return det_curve_at(self.negative, self.negative_seconds, self.positive, self.positives,
+                            thresholds, smoothing_windows, refractory_s)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The operating point chosen on validation streams, and how every candidate did there."""
+
+    detector: DetectorOperatingPoint
+    validation: OperatingPoint
+    meets_target: bool
+    target_fa_per_hour: float
+    candidates: list[dict[str, object]]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"detector": self.detector.as_dict(), "validation": self.validation.as_dict(),
+                "meets_target_on_validation": self.meets_target,
+                "target_fa_per_hour": self.target_fa_per_hour, "candidates": self.candidates}
+
+
+def select_operating_point(scored: ScoredStreams, thresholds: np.ndarray,
+                           smoothing_grid: Sequence[int], refractory_grid_s: Sequence[float],
+                           target_fa_per_hour: float, hop_ms: float) -> Selection:
+    """The (threshold, smoothing, refractory) with the lowest FRR among those whose false-accept
+    rate on ``scored`` is at most the target; ties go to fewer false accepts, then less smoothing
+    (earlier detections), then the shorter refractory period.  When no setting meets the target,
+    the one with the fewest false accepts at its strictest threshold is returned, flagged."""
+    if not len(smoothing_grid) or not len(refractory_grid_s):
+        raise ValueError("operating-point selection needs a non-empty smoothing and refractory grid")
+    best_key, best = None, None
+    candidates: list[dict[str, object]] = []
+    for smoothing in smoothing_grid:
+        for refractory in refractory_grid_s:
+            point = scored.curve(thresholds, int(smoothing), float(refractory)).at_fa_rate(target_fa_per_hour)
+            meets = point.fa_per_hour <= target_fa_per_hour
+            candidates.append({"smoothing_windows": int(smoothing), "refractory_s": float(refractory),
+                               "meets_target": meets, **point.as_dict()})
+            key = (not meets, point.frr if meets else point.fa_per_hour,
+                   point.fa_per_hour if meets else point.frr, int(smoothing), float(refractory))
+            if best_key is None or key < best_key:
+                best_key, best = key, (point, int(smoothing), float(refractory), meets)
+    point, smoothing, refractory, meets = best
+    return Selection(DetectorOperatingPoint(point.threshold, smoothing, refractory, hop_ms), point,
+                     meets, target_fa_per_hour, candidates)
 
 
 # --- pictures --------------------------------------------------------------------------------
 
-def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve") -> bytes:
+def det_png(curve: DetCurve, target_fa_per_hour: float, title: str = "DET curve",
+            point: OperatingPoint | None = None) -> bytes:
     """A PNG of the DET curve: false rejection rate against false accepts per hour (log x),
-    with the operating point at the target rate marked."""
+    with ``point`` (default: the curve's own lowest-FRR point at the target rate) marked."""
     import matplotlib.pyplot as plt  # the Agg backend is selected by importing core.plots
 
     from kws_assets.core.model.plots import figure_png
 
     floor = ZERO_FA_DRAWN_AT / max(curve.negative_hours, 1e-9)  # where 0 FA/h is drawn (log x)
     fa = np.maximum(curve.fa_per_hour, floor)
-    point = curve.at_fa_rate(target_fa_per_hour)
+    point = point or curve.at_fa_rate(target_fa_per_hour)
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
     try:
         ax.step(fa, curve.frr * 100, where="post", color="tab:blue", label="int8 model")
@@ -323,10 +400,17 @@ class StreamReport:
     positives: int
     curve: DetCurve
     target_fa_per_hour: float
+    selection: Selection | None = None
+    """Set: the curve is the test streams' at the selected smoothing/refractory and the operating
+    point is the selected threshold's; unset: the point is the curve's own lowest-FRR one."""
     operating_point: OperatingPoint = field(init=False)
 
     def __post_init__(self) -> None:
-        self.operating_point = self.curve.at_fa_rate(self.target_fa_per_hour)
+        if self.selection is None:
+            self.operating_point = self.curve.at_fa_rate(self.target_fa_per_hour)
+        else:
+            index = int(np.argmin(np.abs(self.curve.thresholds - self.selection.detector.threshold)))
+            self.operating_point = self.curve.point(index)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -335,6 +419,7 @@ class StreamReport:
             "positives": self.positives,
             "target_fa_per_hour": self.target_fa_per_hour,
             "operating_point": self.operating_point.as_dict(),
+            **({"selection": self.selection.as_dict()} if self.selection is not None else {}),
             "det_curve": [self.curve.point(i).as_dict() for i in range(len(self.curve.thresholds))],
         }
 
@@ -412,7 +497,7 @@ def sentence_words(words: Sequence[str], neighbours: Sequence[str],
 
 @dataclass
 class EvaluationResult:
-    """Everything the evaluation asset reports."""
+    """Everything the evaluation asset reports about one model family."""
 
     test: EvalReport
     unseen: EvalReport
@@ -421,10 +506,18 @@ class EvaluationResult:
     latency_ms: float
     pictures: dict[str, bytes]
     notes: list[str]
+    family: str = "mfcc"
+    stream_seconds: float = 0.0
+    """Wall time spent computing the family's stream posteriors (validation + test streams)."""
+
+    @property
+    def operating_point(self) -> DetectorOperatingPoint | None:
+        """The selected detector settings (None for a report made without selection)."""
+        return self.stream.selection.detector if self.stream.selection is not None else None
 
     def summary(self) -> dict[str, object]:
         point = self.stream.operating_point
-        return {
+        out: dict[str, object] = {
             "test_accuracy": round(self.test.accuracy, 4),
             "test_clips": self.test.n,
             "unseen_voice_accuracy": round(self.unseen.accuracy, 4),
@@ -437,39 +530,109 @@ class EvaluationResult:
             "positives": self.stream.positives,
             "window_latency_ms": round(self.latency_ms, 3),
         }
+        selection = self.stream.selection
+        if selection is not None:
+            out.update({
+                "smoothing_at_target": selection.detector.smoothing_windows,
+                "refractory_s_at_target": selection.detector.refractory_s,
+                "val_frr_at_target": round(selection.validation.frr, 4),
+                "val_fa_per_hour_at_target": round(selection.validation.fa_per_hour, 3),
+                "target_met_on_validation": selection.meets_target,
+                "stream_scoring_s": round(self.stream_seconds, 2),
+            })
+        return out
 
     def as_dict(self) -> dict[str, object]:
-        return {"summary": self.summary(), "test": self.test.as_dict(),
+        return {"family": self.family, "summary": self.summary(), "test": self.test.as_dict(),
                 "unseen_voices": self.unseen.as_dict(), "streaming": self.stream.as_dict(),
                 "synthetic_vs_real": self.synthetic_real.to_dicts(), "notes": self.notes}
 
 
-def evaluate_artifact(classifier, cfg: KwsConfig, test_features: np.ndarray,  # noqa: ANN001
-                      test_labels: Sequence[str], test_clips: pl.DataFrame,
-                      read_clip: Callable[[str], np.ndarray], mfcc_table: pl.DataFrame,
-                      progress: Callable[[str], None] | None = None) -> EvaluationResult:
-    """Evaluate an int8 artifact (a ``KwsClassifier``) on held-out data.
+@dataclass(frozen=True)
+class StreamAudio:
+    """A keyword-free stream and a stream with keyword clips embedded, as audio."""
 
-    ``test_features`` are raw (un-normalised) MFCCs of the test split with ``test_labels``;
-    ``test_clips`` are the validated test-split rows (``uri``, ``label``, ``clip_id``,
-    ``speaker``), read with ``read_clip`` to build the streams; ``mfcc_table`` feeds the
-    synthetic-vs-real comparison.
+    negative: np.ndarray
+    positive: np.ndarray
+    positives: list[Positive]
+    reuse_passes: int
+    sample_rate: int
+
+    @property
+    def negative_seconds(self) -> float:
+        return self.negative.size / self.sample_rate
+
+    def score(self, detector: StreamingDetector) -> ScoredStreams:
+        return ScoredStreams(detector.posteriors(self.negative, self.sample_rate),
+                             self.negative_seconds,
+                             detector.posteriors(self.positive, self.sample_rate), self.positives)
+
+
+@dataclass
+class EvaluationMaterial:
+    """The audio every family is evaluated on, built once: held-out voice clips, the
+    validation streams (operating-point selection) and the test streams (reporting)."""
+
+    unseen_clips: list[np.ndarray]
+    unseen_labels: list[str]
+    validation: StreamAudio
+    test: StreamAudio
+    synthetic_real: pl.DataFrame
+    notes: list[str]
+
+
+def _tts_voices(clips: pl.DataFrame) -> list[str]:
+    return sorted(s.removeprefix(synthesis.TTS_SPEAKER_PREFIX)
+                  for s in clips["speaker"].unique().to_list()
+                  if s.startswith(synthesis.TTS_SPEAKER_PREFIX))
+
+
+def _streams(cfg: KwsConfig, clips: pl.DataFrame, voices: Sequence[str], pool: Sequence[str],
+             minutes: float, read_clip: Callable[[str], np.ndarray], rng: np.random.Generator,
+             what: str, say: Callable[[str], None], notes: list[str]) -> StreamAudio:
+    """A negative stream (sentences by ``voices``, the split's _unknown_/_silence_ clips, noise
+    bursts) of ``minutes`` and a positive stream of the split's keyword clips in filler speech."""
+    settings, sr = cfg.evaluation, cfg.audio.sample_rate
+    say(f"{what}: speaking about {minutes:.0f} min of keyword-free sentences with "
+        f"{len(voices)} voices")
+    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng)
+    negatives = clips.filter(pl.col("label").is_in([UNKNOWN_LABEL, SILENCE_LABEL]))
+    clip_pieces = [trim_clip(read_clip(uri), sr) for uri in negatives["uri"].to_list()]
+    split_at = max(1, len(sentences) * FILLER_SHARE_PERCENT // 100)
+    fillers, stream_sentences = sentences[:split_at], sentences[split_at:]
+    negative_audio, reuse = concatenate_pieces(stream_sentences + clip_pieces, minutes * 60.0, sr, rng)
+    if reuse:
+        notes.append(f"{what}: negative material was reused {reuse} time(s) to fill the stream")
+    negative_audio = add_noise_floor(negative_audio, settings.noise_floor_dbfs, rng)
+    keyword_rows = (clips.filter(pl.col("label").is_in(list(cfg.keywords)))
+                    .sort("clip_id").group_by("label", maintain_order=True)
+                    .head(settings.positives_per_keyword))
+    if keyword_rows.is_empty():
+        raise ValueError(f"{what}: no keyword clips to embed in the positive stream (the split "
+                         f"needs keyword clips: check the split percentages and the keywords)")
+    positives_in = [(read_clip(r["uri"]), r["label"], r["clip_id"])
+                    for r in keyword_rows.iter_rows(named=True)]
+    order = rng.permutation(len(positives_in))
+    positive_audio, positives = embed_positives([positives_in[i] for i in order],
+                                                fillers or stream_sentences or clip_pieces, sr, rng)
+    positive_audio = add_noise_floor(positive_audio, settings.noise_floor_dbfs, rng)
+    return StreamAudio(negative_audio, positive_audio, positives, reuse, sr)
+
+
+def build_material(cfg: KwsConfig, test_clips: pl.DataFrame, val_clips: pl.DataFrame,
+                   read_clip: Callable[[str], np.ndarray], mfcc_table: pl.DataFrame,
+                   progress: Callable[[str], None] | None = None) -> EvaluationMaterial:
+    """Held-out voice clips, validation streams and test streams (see :func:`evaluate_family`).
+
+    ``test_clips``/``val_clips`` are validated rows of the two splits (``uri``, ``label``,
+    ``clip_id``, ``speaker``).  The test negatives are spoken by the held-out voices and the
+    test split's TTS voices; the validation negatives by the validation split's TTS voices (the
+    held-out voices when it has none, noted), from the same vocabulary with fresh sentences.
     """
     say = progress or (lambda _msg: None)
     settings = cfg.evaluation
-    sr = cfg.audio.sample_rate
-    labels = list(classifier.labels)
     rng = np.random.default_rng(settings.seed)
     notes: list[str] = []
-    pictures: dict[str, bytes] = {}
-
-    index = {label: i for i, label in enumerate(labels)}
-    y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
-    probs = classifier.classify_features(normalize(test_features, classifier.spec))
-    test_report = classification_report(y_test, probs.argmax(axis=1), labels)
-    pictures["confusion_test"] = plots.confusion_matrix_png(
-        labels, test_report.confusion, "int8 model, test split (unseen speakers)")
-
     training_speakers = set(mfcc_table.filter(pl.col("split") == "train")["speaker"].unique())
     held_out = [v for v in settings.held_out_voices
                 if synthesis.tts_speaker_id(v) not in training_speakers]
@@ -481,55 +644,100 @@ def evaluate_artifact(classifier, cfg: KwsConfig, test_features: np.ndarray,  # 
     unseen_words = [str(w) for w in words[:UNSEEN_UNKNOWN_WORDS]]
     clips, unseen_labels, _ = unseen_voice_clips(cfg.keywords, unseen_words, held_out, cfg.tts,
                                                  cfg.audio, rng)
-    if clips:
-        unseen_probs = classifier.classify_features(features_for_clips(clips, classifier.spec))
+    if not clips:
+        notes.append("no held-out voice could be synthesised")
+    test_voices = held_out + [v for v in _tts_voices(test_clips) if v not in held_out]
+    val_voices = _tts_voices(val_clips)
+    if not val_voices:
+        val_voices = held_out or test_voices
+        notes.append("the validation split has no TTS voices: its negative sentences are spoken "
+                     "by the held-out voices")
+    pool = sentence_words(words, neighbours, rng, len(words))
+    test = _streams(cfg, test_clips, test_voices, pool, settings.negative_minutes, read_clip, rng,
+                    "test streams", say, notes)
+    validation = _streams(cfg, val_clips, val_voices, pool,
+                          settings.selection_negative_minutes or settings.negative_minutes,
+                          read_clip, rng, "validation streams", say, notes)
+    gap = synthetic_real_gap(mfcc_table, cfg.keywords)
+    return EvaluationMaterial(clips, unseen_labels, validation, test, gap, notes)
+
+
+def evaluate_family(classifier, cfg: KwsConfig, material: EvaluationMaterial,  # noqa: ANN001
+                    test_labels: Sequence[str], test_features: np.ndarray | None = None,
+                    test_audio: np.ndarray | None = None, family: str = "mfcc",
+                    progress: Callable[[str], None] | None = None) -> EvaluationResult:
+    """Evaluate one int8 artifact (a ``KwsClassifier`` or ``EmbeddingClassifier``).
+
+    Clip accuracy on the test split from raw MFCCs ``test_features`` (MFCC family) or from
+    ``test_audio`` clips ``[n, samples]`` (any family), with ``test_labels``; accuracy on the
+    held-out voices; the operating point selected on ``material.validation`` over the
+    ``evaluation`` grids for ``target_fa_per_hour``; the test streams' DET curve at the selected
+    smoothing/refractory and the FA/h and FRR at the selected threshold.
+    """
+    say = progress or (lambda _msg: None)
+    settings = cfg.evaluation
+    labels = list(classifier.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    pictures: dict[str, bytes] = {}
+    unknown = sorted(set(test_labels) - set(index))
+    if unknown:
+        raise ValueError(f"{family}: test labels {unknown} are not classes of the artifact {labels}")
+    y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
+    if test_features is not None and hasattr(classifier.spec, "n_mfcc"):
+        probs = classifier.classify_features(normalize(test_features, classifier.spec))
+    elif test_audio is not None:
+        probs = classifier.classify_clips(test_audio)
+    else:
+        raise ValueError(f"{family}: give test_audio (or test_features for the MFCC family)")
+    test_report = classification_report(y_test, probs.argmax(axis=1), labels)
+    pictures["confusion_test"] = plots.confusion_matrix_png(
+        labels, test_report.confusion, f"{family} int8 model, test split (unseen speakers)")
+    if material.unseen_clips:
+        unseen_probs = classifier.classify_clips(np.stack(material.unseen_clips))
         unseen_report = classification_report(
-            np.array([index[label] for label in unseen_labels]), unseen_probs.argmax(axis=1),
-            labels)
+            np.array([index[label] for label in material.unseen_labels]),
+            unseen_probs.argmax(axis=1), labels)
         pictures["confusion_unseen_voices"] = plots.confusion_matrix_png(
-            labels, unseen_report.confusion, "int8 model, held-out voices")
+            labels, unseen_report.confusion, f"{family} int8 model, held-out voices")
     else:
         unseen_report = classification_report(np.zeros(0), np.zeros(0), labels)
-        notes.append("no held-out voice could be synthesised")
 
-    test_tts = sorted(s.removeprefix(synthesis.TTS_SPEAKER_PREFIX)
-                      for s in test_clips["speaker"].unique().to_list()
-                      if s.startswith(synthesis.TTS_SPEAKER_PREFIX))
-    voices = held_out + [v for v in test_tts if v not in held_out]
-    pool = sentence_words(words, neighbours, rng, len(words))
-    say(f"speaking about {settings.negative_minutes:.0f} min of keyword-free sentences "
-        f"with {len(voices)} unseen voices")
-    sentences = speak_sentences(pool, voices, _sentences_for(settings.negative_minutes), sr, rng)
-    negatives = test_clips.filter(pl.col("label").is_in([UNKNOWN_LABEL, SILENCE_LABEL]))
-    clip_pieces = [trim_clip(read_clip(uri), sr) for uri in negatives["uri"].to_list()]
-    split_at = max(1, len(sentences) * FILLER_SHARE_PERCENT // 100)
-    fillers, stream_sentences = sentences[:split_at], sentences[split_at:]
-    negative_audio, reuse = concatenate_pieces(stream_sentences + clip_pieces,
-                                               settings.negative_minutes * 60.0, sr, rng)
-    if reuse:
-        notes.append(f"negative material was reused {reuse} time(s) to fill the stream")
-    negative_audio = add_noise_floor(negative_audio, settings.noise_floor_dbfs, rng)
-
-    keyword_rows = (test_clips.filter(pl.col("label").is_in(list(cfg.keywords)))
-                    .sort("clip_id").group_by("label", maintain_order=True)
-                    .head(settings.positives_per_keyword))
-    positives_in = [(read_clip(r["uri"]), r["label"], r["clip_id"])
-                    for r in keyword_rows.iter_rows(named=True)]
-    order = rng.permutation(len(positives_in))
-    positive_audio, positives = embed_positives([positives_in[i] for i in order],
-                                                fillers or stream_sentences, sr, rng)
-    positive_audio = add_noise_floor(positive_audio, settings.noise_floor_dbfs, rng)
-
-    detector = StreamingDetector(classifier, hop_ms=settings.hop_ms,
-                                 smoothing_windows=settings.smoothing_windows,
-                                 refractory_s=settings.refractory_s)
-    stream = streaming_report(detector, negative_audio, positive_audio, positives, sr,
-                              settings.threshold_steps, settings.target_fa_per_hour, reuse, say)
+    detector = StreamingDetector(classifier, hop_ms=settings.hop_ms)
+    started = time.perf_counter()
+    say(f"{family}: streaming the validation streams "
+        f"({material.validation.negative_seconds / 60:.1f} min negative)")
+    validation = material.validation.score(detector)
+    say(f"{family}: streaming the test streams ({material.test.negative_seconds / 60:.1f} min negative)")
+    test = material.test.score(detector)
+    stream_seconds = time.perf_counter() - started
+    thresholds = threshold_grid(settings.threshold_steps)
+    hop_ms = detector.hop_s * MS_PER_S  # the hop the detector really uses (a frame multiple)
+    selection = select_operating_point(
+        validation, thresholds, settings.smoothing_grid or [settings.smoothing_windows],
+        settings.refractory_grid_s or [settings.refractory_s], settings.target_fa_per_hour, hop_ms)
+    curve = test.curve(thresholds, selection.detector.smoothing_windows, selection.detector.refractory_s)
+    stream = StreamReport(material.test.negative_seconds, material.test.reuse_passes,
+                          len(material.test.positives), curve, settings.target_fa_per_hour, selection)
     pictures["det_curve"] = det_png(stream.curve, settings.target_fa_per_hour,
-                                    "int8 model, streaming detection")
-    gap = synthetic_real_gap(mfcc_table, cfg.keywords)
-    return EvaluationResult(test_report, unseen_report, stream, gap,
-                            window_latency_ms(classifier), pictures, notes)
+                                    f"{family} int8 model, test streams", stream.operating_point)
+    return EvaluationResult(test_report, unseen_report, stream, material.synthetic_real,
+                            window_latency_ms(classifier), pictures, list(material.notes), family,
+                            stream_seconds)
+
+
+def evaluate_artifact(classifier, cfg: KwsConfig, test_features: np.ndarray,  # noqa: ANN001
+                      test_labels: Sequence[str], test_clips: pl.DataFrame,
+                      read_clip: Callable[[str], np.ndarray], mfcc_table: pl.DataFrame,
+                      progress: Callable[[str], None] | None = None,
+                      val_clips: pl.DataFrame | None = None) -> EvaluationResult:
+    """Evaluate the MFCC int8 artifact alone (:func:`build_material` + :func:`evaluate_family`);
+    ``val_clips`` (validation-split rows) are required: the operating point is selected on them."""
+    if val_clips is None:
+        raise ValueError("evaluate_artifact needs val_clips: the operating point is selected on "
+                         "validation-split streams, never on the test streams")
+    material = build_material(cfg, test_clips, val_clips, read_clip, mfcc_table, progress)
+    return evaluate_family(classifier, cfg, material, test_labels, test_features=test_features,
+                           progress=progress)
 
 
 def _sentences_for(minutes: float) -> int:

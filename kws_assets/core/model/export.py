@@ -59,6 +59,7 @@ from kws_assets.core.audio.embedding import (
 )
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.ship import c_array
+from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
 from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
@@ -78,6 +79,8 @@ MODEL_FILE = "model.int8.onnx"
 LABELS_FILE = "labels.json"
 FEATURES_FILE = "feature_config.json"
 METRICS_FILE = "metrics.json"
+OPERATING_POINT_FILE = "operating_point.json"
+"""The detector settings (threshold, smoothing, refractory, hop) chosen for an artifact; optional."""
 C_HEADER_FILE = "model_data.h"
 C_SOURCE_FILE = "model_data.c"
 C_SYMBOL = c_array.C_SYMBOL
@@ -468,6 +471,44 @@ class EmbeddingClassifier(_ClipClassifier):
         batch = clips if isinstance(clips, np.ndarray) else np.stack(
             [np.asarray(c, dtype=np.float32) for c in clips])
         return self.classify_features(self.front_end(batch))
+
+
+def write_operating_point(path: PathLike, point: DetectorOperatingPoint,
+                          provenance: Mapping[str, object] | None = None) -> Path:
+    """Write ``operating_point.json`` (``path`` is the file or the folder to put it in),
+    atomically: the detector settings at top level and, under ``selected``, how and where they
+    were chosen (family, FA/h target, validation and test numbers)."""
+    target = Path(path)
+    if target.is_dir() or not target.suffix:
+        target = target / OPERATING_POINT_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = {**point.as_dict(), "selected": dict(provenance or {})}
+    staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.write_text(json.dumps(body, indent=2, default=_json_default) + "\n")
+    staging.replace(target)
+    return target
+
+
+def read_operating_point(path: PathLike) -> DetectorOperatingPoint | None:
+    """The operating point in ``path`` (an artifact folder holding ``operating_point.json``, or
+    the file itself); None when a folder has none.  A malformed file is a ``ValueError``."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / OPERATING_POINT_FILE
+        if not target.is_file():
+            return None
+    try:
+        data = json.loads(target.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{target}: not JSON ({err})") from err
+    if not isinstance(data, dict) or "threshold" not in data:
+        raise ValueError(f"{target}: expected an object with a 'threshold' (and smoothing_windows, "
+                         f"refractory_s, hop_ms)")
+    fields = ("threshold", "smoothing_windows", "refractory_s", "hop_ms")
+    try:
+        return DetectorOperatingPoint(**{k: data[k] for k in fields if k in data})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{target}: {err}") from err
 
 
 def load_classifier(artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier | EmbeddingClassifier:
