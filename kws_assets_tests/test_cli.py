@@ -121,3 +121,45 @@ def test_detect_defaults_match_the_detector() -> None:
     for name in ("DEFAULT_THRESHOLD", "DEFAULT_HOP_MS", "DEFAULT_SMOOTHING_WINDOWS",
                  "DEFAULT_REFRACTORY_S"):
         assert getattr(cli, name) == getattr(detect, name)
+
+
+def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) -> None:
+    import shutil
+
+    from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
+    from kws_assets.core.model.export import KwsClassifier, write_operating_point
+    from kws_assets_tests.tone_detector import tone_artifact, tone_stream
+
+    model = tmp_path / "model"
+    shutil.copytree(tone_artifact().folder, model)  # the cached artifact stays without a point
+    long_wav = tmp_path / "long.wav"
+    write_wav(long_wav, tone_stream([(1.5, "low_tone"), (4.0, "_unknown_"), (6.5, "high_tone")],
+                                    9.0, seed=5), SR)
+    classifier = KwsClassifier.load(model)
+
+    def expected(point: DetectorOperatingPoint) -> list[tuple[str, float]]:
+        found = StreamingDetector.at(classifier, point).detect_file(long_wav)
+        return [(d.keyword, round(d.start_s, 3)) for d in found]
+
+    def run(*extra: str) -> tuple[list[tuple[str, float]], str]:
+        assert main(["detect", "--model", str(model), *extra, str(long_wav)]) == EXIT_OK
+        captured = capsys.readouterr()
+        return [(r["keyword"], r["start"]) for r in _lines(captured.out)], captured.err
+
+    found, err = run()  # no shipped point: today's defaults, and stderr says so
+    assert "ships no operating_point.json" in err and found == expected(
+        DetectorOperatingPoint(0.8, 3, 1.0, 100.0))
+    # a shipped point so strict that nothing fires, then one that fires on every burst
+    write_operating_point(model, DetectorOperatingPoint(0.99999, 5, 0.5, 100.0))
+    found, err = run()
+    assert found == [] and err == ""
+    shipped = DetectorOperatingPoint(0.3, 1, 0.5, 100.0)
+    write_operating_point(model, shipped)
+    found, _ = run()
+    assert found == expected(shipped) and len(found) >= 2
+    assert found != expected(DetectorOperatingPoint(0.3, 5, 2.0, 100.0))  # the point matters
+    # a command-line option overrides that one setting; --operating-point names another file
+    assert run("--threshold", "0.99999")[0] == []
+    other = write_operating_point(tmp_path / "elsewhere" / "operating_point.json",
+                                  DetectorOperatingPoint(0.99999, 1, 0.5, 100.0))
+    assert run("--operating-point", str(other))[0] == []
