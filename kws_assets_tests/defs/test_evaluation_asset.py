@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from kws_assets.core.model import export
+from kws_assets.core.model.export import read_operating_point
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.model.feature_table import mfcc_dtype
@@ -22,7 +23,7 @@ from kws_assets.core.storage.object_store import LocalObjectStore
 from kws_assets.defs.assets.evaluate import REPORT_FILE, evaluation
 from kws_assets.lib.resources import ARTIFACTS
 from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
-from kws_assets_tests.tone_detector import LABELS, SR, labelled_clips, tone_artifact
+from kws_assets_tests.tone_detector import LABELS, SR, labelled_clips, tone_artifact, tone_embedding_artifact
 
 pytestmark = pytest.mark.slow  # a model, two materializations and an evaluation: ~30-60 s
 
@@ -45,8 +46,9 @@ def project(tmp_path_factory) -> dict:
     cfg = defs.resources["settings"].config
     artifact = tone_artifact()
     # The tone model stands for quantized_model's output, stored as that asset's IO manager does.
-    export_dir = Path(store_artifact(LocalObjectStore.at(cfg.storage_path(ARTIFACTS)),
-                                     "quantized_model", ArtifactFolder(Path(artifact.folder))))
+    artifacts = LocalObjectStore.at(cfg.storage_path(ARTIFACTS))
+    export_dir = Path(store_artifact(artifacts, "quantized_model", ArtifactFolder(Path(artifact.folder))))
+    store_artifact(artifacts, "embedding_artifact", ArtifactFolder(tone_embedding_artifact()))
     store = ClipStore.at(cfg.storage_path("clips"))
     clips, y = labelled_clips(8, seed=40)
     rows = []
@@ -56,19 +58,29 @@ def project(tmp_path_factory) -> dict:
         uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
         rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
                      "speaker": f"tts:voice{i % 4}", "split": "test"})
+    val_clips, val_y = labelled_clips(4, seed=41)  # the operating point is selected on these
+    val_rows = []
+    for i, (clip, label_index) in enumerate(zip(val_clips, val_y)):
+        label = LABELS[label_index]
+        clip_id = f"val{i:03d}"
+        uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
+        val_rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
+                         "speaker": "tts:en-us+f2", "split": "val"})
     validated = pl.DataFrame(rows)
+    validated_all = pl.concat([validated, pl.DataFrame(val_rows)])
     spec = FeatureSpec.model_validate_json((export_dir / export.FEATURES_FILE).read_text())
     raw = MfccExtractor(spec)(clips)
     mfcc = validated.select("clip_id", "label", "split", "speaker", "source").with_columns(
         pl.Series("mfcc", raw, dtype=mfcc_dtype(spec)))
     tables = cfg.storage_path("tables")
     tables.mkdir(parents=True)
-    validated.write_parquet(tables / "validated_set.parquet")
+    validated_all.write_parquet(tables / "validated_set.parquet")
     mfcc.write_parquet(tables / "mfcc_table.parquet")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [dg.SourceAsset("mfcc_table"), dg.SourceAsset("validated_set"),
-             dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"), evaluation],
+             dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"),
+             dg.SourceAsset("embedding_artifact", io_manager_key="artifact_io_manager"), evaluation],
             resources=defs.resources, instance=instance, raise_on_error=False)
     return {"cfg": cfg, "result": result, "raw": raw, "y": y, "export_dir": export_dir,
             "spec": spec, "defs": defs}
@@ -86,10 +98,25 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
     assert metadata["test_accuracy"].value == report["summary"]["test_accuracy"]
     point = report["streaming"]["operating_point"]
     assert metadata["frr_at_target"].value == pytest.approx(point["frr"], abs=1e-4)
-    assert point["fa_per_hour"] <= 60.0 or point == report["streaming"]["det_curve"][-1]
+    # selected on the validation streams (meeting the target there, or flagged), reported on test
+    selection = report["streaming"]["selection"]
+    assert selection["validation"]["fa_per_hour"] <= 60.0 or not selection["meets_target_on_validation"]
+    assert point["threshold"] == pytest.approx(selection["detector"]["threshold"], abs=1e-4)
+    assert point in report["streaming"]["det_curve"]
     assert report["streaming"]["negative_hours"] == pytest.approx(0.5 / 60, rel=1e-3)
     assert report["streaming"]["positives"] == 2 * 6
     assert report["summary"]["window_latency_ms"] > 0
+    # both families, each with its own shipped operating point
+    assert set(report["families"]) == {"mfcc", "speech_embedding"}
+    for family, body in report["families"].items():
+        shipped = read_operating_point(folder / family / export.OPERATING_POINT_FILE)
+        assert shipped.as_dict() == body["streaming"]["selection"]["detector"]
+        assert shipped.smoothing_windows in (1, 3, 5) and shipped.refractory_s in (0.5, 1.0)
+        assert body["summary"]["test_clips"] == len(project["y"])
+    assert report["families"]["speech_embedding"]["streaming"]["positives"] == 2 * 6
+    assert metadata["speech_embedding_frr_at_target"].value == (
+        report["families"]["speech_embedding"]["summary"]["frr_at_target"])
+    assert (folder / "det_curve_speech_embedding.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
