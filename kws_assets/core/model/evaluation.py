@@ -508,7 +508,8 @@ class EvaluationResult:
     notes: list[str]
     family: str = "mfcc"
     stream_seconds: float = 0.0
-    """Wall time spent computing the family's stream posteriors (validation + test streams)."""
+    """Wall time spent computing the family's stream posteriors (validation + test streams); kept
+    out of ``summary``/``as_dict`` so the report stays reproducible."""
 
     @property
     def operating_point(self) -> DetectorOperatingPoint | None:
@@ -538,7 +539,6 @@ class EvaluationResult:
                 "val_frr_at_target": round(selection.validation.frr, 4),
                 "val_fa_per_hour_at_target": round(selection.validation.fa_per_hour, 3),
                 "target_met_on_validation": selection.meets_target,
-                "stream_scoring_s": round(self.stream_seconds, 2),
             })
         return out
 
