@@ -4,11 +4,15 @@ in a fresh process, with its wall time and peak memory.
 Scaling a config multiplies the clip count without changing what a clip is: the espeak-ng grid
 gets ``sqrt(scale)`` times more rates and ``sqrt(scale)`` times more pitches (so ``scale`` times
 more grid clips), each sampled speaker ``scale`` times more renders, the demo corpus ``scale``
-times more carrier sentences per keyword and voice (so ``scale`` times more aligned clips), and
-``scale`` times more ``_silence_`` clips; synthetic ``_unknown_`` words and augmented copies
-follow as fixed ratios of those.  Keywords, voices, speakers, splits, features and the model stay the demo's.  The same
-"cheaper" overrides apply at every scale (:func:`cheaper_overrides`): training runs a fixed number
-of epochs (no early stopping), so its work is proportional to the clip count too.
+times more carrier sentences per keyword and voice (so ``scale`` times more aligned clips), each
+voice of the other TTS engines (``tts.engines``: flite, piper...) ``scale`` times more renders, and
+``scale`` times more ``_silence_`` clips; synthetic ``_unknown_`` words, running-speech windows and
+augmented copies follow as fixed ratios of those.  The held-out engine's evaluation set
+(``transfer_evaluation``) and the keyword-free evaluation stream stay the same size: they measure
+the model, not the data.  Keywords, voices, speakers, splits, features and the models stay the
+demo's.  The same "cheaper" overrides apply at every scale (:func:`cheaper_overrides`): training
+(the DS-CNN and the speech_embedding head both read ``train``) runs a fixed number of epochs (no
+early stopping), so its work is proportional to the clip count too.
 
 The child process (``python -m bench.e2e child ...``) materializes the graph the way ``make demo``
 does and writes its own timings and ``getrusage`` peak RSS; the parent also polls the RSS of the
@@ -90,6 +94,10 @@ def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) ->
     renders = getattr(effective.tts, "renders_per_speaker", None)
     if renders is not None and getattr(effective.tts, "sampled_speakers", 0):
         tts_cfg["renders_per_speaker"] = renders * scale  # sampled speakers: scale x the renders
+    if effective.tts.engines:  # other engines: scale x the renders of every voice
+        tts_cfg["engines"] = [{**engine.model_dump(mode="json"),
+                               "renders_per_voice": engine.renders_per_voice * scale}
+                              for engine in effective.tts.engines]
     for source, spec in zip(cfg.get("sources", []), effective.sources):
         if spec.kind == "demo_tts":
             source["sentences_per_keyword"] = spec.sentences_per_keyword * scale
@@ -115,6 +123,7 @@ def _child(config: Path, out: Path) -> int:
     started = time.perf_counter()
     import dagster as dg
 
+    from kws_assets.core.dataset.data_card import engine_counts
     from kws_assets.definitions import build_definitions
     from kws_assets.lib.in_process import materialize_graph
 
@@ -142,7 +151,9 @@ def _child(config: Path, out: Path) -> int:
     result["step_windows"] = windows  # (step, start, end) in epoch seconds
     result["runs"] = len(graph.results)
     if graph.success:
-        result["validated_clips"] = defs.load_asset_value("validated_set", instance=instance).height
+        validated = defs.load_asset_value("validated_set", instance=instance)
+        result["validated_clips"] = validated.height
+        result["validated_clips_by_engine"] = engine_counts(validated)
         result["quarantined_clips"] = defs.load_asset_value("quarantined_clips", instance=instance).height
         result["mfcc_rows"] = defs.load_asset_value("mfcc_table", instance=instance).height
     result["maxrss_self_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

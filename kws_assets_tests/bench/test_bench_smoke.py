@@ -12,25 +12,31 @@ import pytest
 from bench import run as bench_run
 from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
 from bench.mfcc import mfcc_flops_per_clip
+from bench.report import EMBEDDING_TARGET_NAME, NEW_FAMILY_ASSETS, check_targets, render_markdown
 from bench.timing import interleaved, loglog_slope
 from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets.core.audio.features import FeatureSpec
 
 pytestmark = pytest.mark.slow
 
-# A graph small enough to materialize twice in a test: 2 keywords, 3 corpus voices, 5 TTS voices.
+# A graph small enough to materialize twice in a test: 2 keywords, 3 corpus voices, 5 espeak-ng
+# voices, one flite voice (other-engine synthesis) and flite's other voices held out (the
+# transfer_evaluation set: flite is fast, festival's HTS voice renders about one word a second).
 NANO_BASE = {
     "keywords": ["yes", "no"],
     "sources": [{"kind": "demo_tts", "name": "demo", "voices": ["en-us+m2", "en-us+f1", "en+m3"],
                  "sentences_per_keyword": 1, "rate": 160}],
     "tts": {"voices": ["en-us+m1", "en-us+f2", "en+m2", "en-gb-scotland+m4", "en-029+m6"],
-            "rates": [150], "pitches": [50], "sampled_speakers": 2, "renders_per_speaker": 1},
+            "rates": [150], "pitches": [50], "sampled_speakers": 2, "renders_per_speaker": 1,
+            "engines": [{"engine": "festival", "voices": ["kal_diphone"], "renders_per_voice": 1}]},
     "noise": {"silence_clips": 8, "noisy_copies_per_clip": 1},
     "splits": {"val_percent": 25.0, "test_percent": 25.0},
     "model": {"n_filters": 8, "n_blocks": 1},
     "train": {"batch_size": 16, "threads": 1},
     "quantize": {"calibration_rows": 8},
-    "evaluation": {"positives_per_keyword": 2, "threshold_steps": 10},
+    "evaluation": {"positives_per_keyword": 2, "threshold_steps": 10, "held_out_engine": "flite",
+                   "held_out_engine_renders": 1},
+    "embedding": {"width": 16, "n_blocks": 1},
     "negatives": {"neighbours_per_keyword": 1, "other_words": 2, "speech_windows": 2},
     "augment": {"copies_per_clip": 0},
 }
@@ -49,10 +55,16 @@ def test_scaled_configs_multiply_the_clip_sources() -> None:
         assert cfg["train"]["max_epochs"] == cfg["train"]["min_epochs"] == 2
         assert cfg["train"]["batch_size"] == 16  # the base's other fields survive the overrides
         assert cfg["model"] == {"n_filters": 8, "n_blocks": 1}
+        engines = cfg["tts"]["engines"]  # other engines: scale x the renders of every voice
+        assert [(e["engine"], e["voices"], e["renders_per_voice"]) for e in engines] == [
+            ("festival", ["kal_diphone"], scale)]
+        assert cfg["evaluation"]["held_out_engine_renders"] == 1  # evaluation stays the same
     demo, demo16 = KwsConfig(), scaled_config({}, 16, overrides, storage_root="/tmp/x")
     assert len(demo16["tts"]["rates"]) == 4 * len(demo.tts.rates)
     assert len(demo16["tts"]["pitches"]) == 4 * len(demo.tts.pitches)
     KwsConfig.model_validate(demo16)
+    assert [e["renders_per_voice"] for e in demo16["tts"]["engines"]] == [
+        16 * e.renders_per_voice for e in demo.tts.engines]
     with pytest.raises(ValueError):
         scaled_config(NANO_BASE, 3, overrides, storage_root="/tmp/x")
 
@@ -80,7 +92,10 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
         "--synth-utterances", "2", "--align-utterances", "1", "--onnx-runs", "5",
         "--matmul-size", "128", "--base-config", str(base), "--scales", "1", "--epochs", "1",
         "--eval-minutes", "0.2", "--model-filters", "8",
-        "--table-memory-clips", "8", "--agreement-utterances", "2", "--agreement-per-voice", "1"])  # one size: skipped here, measured in-process below
+        "--table-memory-clips", "8",  # one size: skipped here, measured in-process below
+        "--agreement-utterances", "2", "--agreement-per-voice", "1",
+        "--embedding-clips", "4", "--engine-seconds", "0.4", "--engine-voices", "2",
+        "--engines", "espeak,flite,nonesuch", "--perturb-seconds", "0.2"])
     results = bench_run.run(args, log=lambda _msg: None)
     json_path, md_path = bench_run.write_report(results, args.out)
 
@@ -103,13 +118,30 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert all(detect["ms_per_window"][k] > 0 for k in ("streaming", "per_window"))
     assert detect["windows"]["streaming"] >= detect["windows"]["per_window"]  # padded ends
 
+    embedding = report["embedding"]
+    assert embedding["clips"] == 4 and embedding["max_abs_difference"] < 1e-3
+    rates = {name: t["best_rate"] for name, t in embedding["front_end"].items()}
+    assert set(rates) == {"kws_assets", "openwakeword"} and min(rates.values()) > 0
+    assert embedding["speedup_best"] == pytest.approx(rates["kws_assets"] / rates["openwakeword"])
+    engines = report["engines"]
+    assert "unknown TTS engine" in engines["skipped"]["nonesuch"]
+    assert list(engines["espeak"]["voices"])[0] == "en-us" and len(engines["espeak"]["voices"]) == 2
+    for name in ("espeak", "flite"):
+        assert engines[name]["utterances_per_s"] > 0 and engines[name]["audio_s_per_s"] > 0
+        assert sum(v["utterances"] for v in engines[name]["voices"].values()) == engines[name]["utterances"]
+    assert engines["perturb"]["clips_per_s"] > 0
+
     runs = report["e2e"]["runs"]
     assert [r["scale"] for r in runs] == [1]
     run = runs[0]
     assert run["success"] and run["validated_clips"] > 0 and run["graph_cpu_s"] > 0
     assert run["mfcc_rows"] >= run["validated_clips"]  # every validated clip (+ augmented copies)
     assert run["maxrss_self_kib"] > 0 and run["peak_tree_rss_kib"] > 0
-    assert {"mfcc_table", "validated_set", "kws_model"} <= set(run["step_seconds"])
+    assert {"mfcc_table", "validated_set", "kws_model", *NEW_FAMILY_ASSETS} <= set(run["step_seconds"])
+    by_engine = run["validated_clips_by_engine"]  # other-engine synthesis made clips
+    assert by_engine["festival"]["speakers"] == 1 and by_engine["festival"]["clips"] > 0
+    assert "flite" not in by_engine  # the held-out engine never trains
+    assert sum(v["clips"] for v in by_engine.values()) == run["validated_clips"]
     assert set(run["step_peak_rss_kib"]) <= set(run["step_seconds"])
     assert report["e2e"]["scaling"] is None  # one scale: nothing to fit
 
@@ -121,12 +153,17 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
                for v in agreement["other_languages_vs_espeak_events"].values())
     names = {t["name"] for t in report["targets"]}
     assert names == {"MFCC path vs librosa per-clip loop", "MFCC path, fraction of the FLOP bound",
-                     "TTS+DTW word starts within 100 ms of pocketsphinx"}
+                     "TTS+DTW word starts within 100 ms of pocketsphinx", EMBEDDING_TARGET_NAME}
     markdown = md_path.read_text()
-    for heading in ("## Targets (issue 6)", "## MFCC throughput", "## End-to-end scaling",
+    for heading in ("## Targets", "## MFCC throughput", "## End-to-end scaling",
                     "## ONNX inference", "## Streaming detection", "## Other stages",
-                    "## Language-agnostic alignment (issue 8)"):
+                    "## Language-agnostic alignment (issue 8)", "## Speech-embedding front end",
+                    "## TTS engines and speaker perturbation"):
         assert heading in markdown
+    for asset in NEW_FAMILY_ASSETS:  # the per-asset timing table lists them, even at one scale
+        assert f"| {asset} (new) |" in markdown
+    assert "Not materialized" not in markdown
+    assert "| espeak | en-us |" in markdown
     missed = [t for t in report["targets"] if not t["met"]]
     assert len(report["notes"]) == len(missed)  # every missed target is explained
 
@@ -166,3 +203,60 @@ def test_table_memory_measurement(tmp_path) -> None:
     assert [r["featurized"] for r in summary["runs"]] == [4, 16]
     assert summary["size_ratio"] == 4 and summary["peak_rss_ratio"] > 0
     assert all(r["maxrss_after_build_kib"] >= r["maxrss_before_build_kib"] > 0 for r in summary["runs"])
+
+
+def _embedding_result(ours_s: list[float], theirs_s: list[float], clips: int = 256) -> dict:
+    def timing(name: str, seconds: list[float]) -> dict:
+        return {"name": name, "items": clips, "seconds": seconds, "best_rate": clips / min(seconds),
+                "median_rate": clips / sorted(seconds)[len(seconds) // 2]}
+
+    ours, theirs = timing("kws_assets", ours_s), timing("openwakeword", theirs_s)
+    return {"clips": clips, "threads": 1, "batch_clips": 64, "context_seconds": 2.0, "n_frames": 16,
+            "max_abs_difference": 0.0, "front_end": {"kws_assets": ours, "openwakeword": theirs},
+            "speedup_best": ours["best_rate"] / theirs["best_rate"],
+            "speedup_median": ours["median_rate"] / theirs["median_rate"], "heads": {}}
+
+
+def test_front_end_target_is_checked_and_a_miss_explained() -> None:
+    """The >= 2x target of the speech-embedding front end, met and missed (no timing here)."""
+    met = {"embedding": _embedding_result([1.0, 1.1, 1.2], [3.0, 3.0, 3.1])}
+    [target] = check_targets(met)
+    assert target.name == EMBEDDING_TARGET_NAME and target.met and target.measured == pytest.approx(3.0)
+    assert bench_run._explain(met, [target]) == []
+
+    missed = {"embedding": _embedding_result([2.0, 4.0], [3.0, 3.0], clips=100)}
+    [target] = check_targets(missed)
+    assert not target.met and target.measured == pytest.approx(1.5)
+    [note] = bench_run._explain(missed, [target])
+    assert "Speech-embedding front end" in note and "100 clips" in note
+    assert "batches of 64" in note and "2 timing round(s)" in note and "varied 2.0x" in note
+
+
+def test_step_table_names_new_assets_that_did_not_run() -> None:
+    runs = [{"scale": 1, "validated_clips": 10, "mfcc_rows": 12, "graph_s": 5.0, "graph_cpu_s": 5.0,
+             "maxrss_self_kib": 1024, "peak_tree_rss_kib": 1024,
+             "step_seconds": {"mfcc_table": 1.0, "embedding_table": 2.0},
+             "validated_clips_by_engine": {"espeak": {"clips": 7, "speakers": 3},
+                                           "flite": {"clips": 3, "speakers": 1}}}]
+    results = {"machine": {"cpu": "x", "cores": 2, "torch": "t", "numpy": "n"}, "generated_at": "now",
+               "e2e": {"runs": runs, "failed": None, "scaling": None}}
+    markdown = render_markdown(results, [], [])
+    assert "| embedding_table (new) | 2.0 | — |" in markdown and "| mfcc_table | 1.0 | — |" in markdown
+    assert markdown.index("embedding_table (new)") < markdown.index("| mfcc_table |")  # slowest first
+    assert ("**Not materialized:** embedding_model, embedding_artifact, transfer_evaluation, "
+            "device_model.") in markdown
+    assert "| flite | 3 |" in markdown
+
+
+def test_scales_and_sections_arguments() -> None:
+    assert bench_run.parse_args(["--scales", "1", "4"]).scales == [1, 4]
+    assert bench_run.parse_args(["--scales", "16,1"]).scales == [1, 16]
+    assert bench_run.parse_args([]).scales == [1, 4, 16]
+    args = bench_run.parse_args(["--only", "embedding,engines"])
+    assert args.sections == {"embedding", "engines"}
+    assert "e2e" not in bench_run.parse_args(["--skip-e2e"]).sections
+    for bad in (["--scales", "3"], ["--scales", "x"], ["--only", "nonesuch"]):
+        with pytest.raises(SystemExit):
+            bench_run.parse_args(bad)
+    with pytest.raises(ValueError, match="perfect square"):
+        bench_run.parse_scales(["1", "2"])
