@@ -292,13 +292,20 @@ def summarize_scaling(runs: list[dict]) -> dict:
     return out
 
 
+SNAPSHOT_FILES = ("pyproject.toml",)
+"""Copied beside the packages: ``dg.load_from_defs_folder`` finds the project root by its
+``[tool.dg]`` table and refuses to load the definitions without it."""
+
+
 def snapshot_code(folder: Path) -> Path:
-    """Copy ``kws_assets`` and ``bench`` into ``folder``: every scale then runs the same code,
-    even if the working tree is edited while the (long) bench runs."""
+    """Copy ``kws_assets``, ``bench`` and the project file into ``folder``: every scale then runs
+    the same code, even if the working tree is edited while the (long) bench runs."""
     root = Path(__file__).resolve().parents[1]
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results")
     for package in ("kws_assets", "bench"):
         shutil.copytree(root / package, folder / package, ignore=ignore)
+    for name in SNAPSHOT_FILES:
+        shutil.copy2(root / name, folder / name)
     return folder
 
 

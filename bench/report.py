@@ -172,7 +172,8 @@ def _e2e_section(e2e: dict) -> list[str]:
     engines = [r.get("validated_clips_by_engine") or {} for r in e2e["runs"]]
     names = sorted(set().union(*engines))
     if names:
-        lines += ["", "Validated clips per TTS engine (`recorded`: cut from corpus recordings; "
+        lines += ["", "Validated clips per TTS engine (`recorded`: speakers of no TTS engine, corpus "
+                      "recordings and `_silence_`; "
                       "other-engine synthesis runs inside `synthetic_clips`, the held-out "
                       "engine's renders inside `transfer_evaluation`):", ""]
         lines += _table(["engine", *[f"{r['scale']}x" for r in e2e["runs"]]],

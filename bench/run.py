@@ -207,9 +207,10 @@ def _explain_embedding(embedding: dict) -> str:
     ours, theirs = front["kws_assets"], front["openwakeword"]
     reasons = []
     if embedding["clips"] < 2 * embedding["batch_clips"]:
+        calls = -(-embedding["clips"] // embedding["batch_clips"])
         reasons.append(f"only {embedding['clips']} clips against batches of "
-                       f"{embedding['batch_clips']}: the batched path runs {-(-embedding['clips'] // embedding['batch_clips'])} "
-                       f"onnxruntime call(s) per graph, too few to amortize their set-up")
+                       f"{embedding['batch_clips']}: the batched path runs {calls} onnxruntime "
+                       f"call(s) per graph, too few to amortize their set-up")
     if len(ours["seconds"]) < 3:
         reasons.append(f"{len(ours['seconds'])} timing round(s): one burst of other load decides "
                        f"the best round")
@@ -311,8 +312,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
             f"streams 30 minutes of audio through the evaluation; at 16x that would take hours "
             f"on 2 cores, so every scale runs the same cheaper config instead: "
             f"{json.dumps(overrides)} — a fixed {args.epochs} training epoch(s) of a "
-            f"{args.model_filters}-filter DS-CNN and of the embedding head, a {args.eval_minutes:g}-minute evaluation "
-            f"stream, and no int8 accuracy gate (a model trained that briefly is not one to "
+            f"{args.model_filters}-filter DS-CNN and of the embedding head, a "
+            f"{args.eval_minutes:g}-minute evaluation stream, and no int8 accuracy gate (a model trained that briefly is not one to "
             f"ship). Everything else is the demo's: keywords, voices, sampled speakers, other "
             f"TTS engines, negatives, augmentation, features, model family "
             f"({base.get('model', {}).get('family', 'speech_embedding')}).")
