@@ -57,8 +57,8 @@ E2E_NOTE = (
     "from the section rates (not measured): the new per-scale work is other-engine synthesis "
     "(about 670 flite+piper renders at 1x, each perturbed: ~90 s, scale x more at scale x), the "
     "speech-embedding table (every validated clip and augmented copy at ~70-100 clips/s: ~60 s "
-    "at 1x) and the held-out festival set (a fixed ~200 renders at ~1.5/s: ~150 s at every "
-    "scale), so expect roughly 8 min at 1x, 20 min at 4x and over an hour at 16x. The default "
+    "at 1x), the held-out festival set (a fixed ~200 renders at ~1.5/s: ~150 s at every "
+    "scale) and device_model's TFLite conversion (~15 s), so expect roughly 8 min at 1x, 20 min at 4x and over an hour at 16x. The default "
     "keeps 1x/4x/16x; pick fewer with --scales, e.g. make bench BENCH_ARGS=\"--scales 1 4\".")
 
 
