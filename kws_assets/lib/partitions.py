@@ -19,6 +19,8 @@ from typing import Any
 
 import dagster as dg
 
+from kws_assets.core.storage.s3 import S3Connection
+
 from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import configured_batch_keys
 from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
@@ -67,7 +69,8 @@ def register_config_partitions(instance: dg.DagsterInstance, cfg: KwsConfig) -> 
     configured source, every ready landed batch.  Idempotent; returns the partition keys in force.
     """
     batches = list(configured_batch_keys(cfg))
-    landed, _ = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests)
+    landed, _ = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests,
+                                  s3=S3Connection.from_settings(cfg.storage))
     batches += [b.key for b in landed]
     wanted = {KEYWORDS.name: list(cfg.keywords), CORPUS_BATCHES.name: batches}
     for name, keys in wanted.items():

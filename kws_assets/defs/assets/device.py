@@ -76,8 +76,10 @@ def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_m
     x_val, _ = split_arrays(mfcc_table, labels, "val")
     summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
     point = OperatingPoint(threshold=summary["threshold_at_target"],
-                           smoothing_windows=cfg.evaluation.smoothing_windows,
-                           refractory_seconds=cfg.evaluation.refractory_s,
+                           smoothing_windows=summary.get("smoothing_at_target",
+                                                         cfg.evaluation.smoothing_windows),
+                           refractory_seconds=summary.get("refractory_s_at_target",
+                                                          cfg.evaluation.refractory_s),
                            target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
                            frr_at_target=summary["frr_at_target"])
     test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented()).join(

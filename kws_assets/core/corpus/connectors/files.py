@@ -24,6 +24,7 @@ from upath import UPath
 
 from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
+from kws_assets.core.storage.s3 import transient_storage_error
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
 from kws_assets.core.corpus.connectors.base import is_remote
@@ -240,6 +241,9 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
     try:
         data = path.read_bytes()
     except OSError as exc:
+        outage = transient_storage_error(location, exc) if remote else None
+        if outage is not None:  # an outage is retried by the step, not a rejected recording
+            raise outage from exc
         return Inspection(FileFacts(size, error_reason=quality.UNREADABLE,
                                     error_detail=f"{location}: {type(exc).__name__}: {exc}"),
                           location, read_now=True)
