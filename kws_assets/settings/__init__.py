@@ -40,6 +40,7 @@ from kws_assets.settings.model import (
     ModelFamily,
     RealSourceSettings,
     DEFAULT_HELD_OUT_VOICES,
+    DistillSettings,
     EvalSettings,
     ModelSettings,
     QuantGateSettings,

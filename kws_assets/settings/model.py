@@ -62,6 +62,24 @@ class TrainSettings(StrictSettings):
     min_lr_fraction: float = Field(0.05, gt=0, le=1)
 
 
+class DistillSettings(StrictSettings):
+    """Knowledge distillation of the speech_embedding head (the teacher, which transfers to real
+    speech) into a DS-CNN on MFCC (the student, which fits a microcontroller): ``student_model``.
+
+    Per training row the loss is ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) *
+    CE(hard label)``, the teacher's posteriors taken at temperature ``T`` from its logits.
+    """
+
+    enabled: bool = Field(True, description="device_model ships the distilled student_model "
+                                            "instead of kws_model (false: kws_model; the student "
+                                            "asset then passes kws_model through untrained).")
+    temperature: float = Field(4.0, gt=0, description="Softmax temperature of the soft targets "
+                                                      "(higher: more of the teacher's "
+                                                      "dark knowledge between classes).")
+    alpha: float = Field(0.7, ge=0, le=1, description="Weight of the soft (teacher) term; "
+                                                      "1 - alpha weighs the hard labels.")
+
+
 class QuantizeSettings(StrictSettings):
     calibration_rows: int = Field(256, ge=1, description="Validation rows used to calibrate int8.")
     per_channel: bool = True

@@ -27,6 +27,7 @@ from kws_assets.settings.dataset import (
 from kws_assets.settings.deploy import AutomationSettings, StorageSettings
 from kws_assets.settings.embedding import EmbeddingSettings
 from kws_assets.settings.model import (
+    DistillSettings,
     EvalSettings,
     ModelSettings,
     QuantGateSettings,
@@ -49,6 +50,7 @@ class KwsConfig(StrictSettings):
     splits: SplitSettings = Field(default_factory=SplitSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
     quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -7,6 +7,11 @@ Early stopping watches validation accuracy: training stops once it has not risen
 epochs.  The weights kept are those of the best epoch, where "best" is the highest validation
 accuracy with ties broken by the lower validation loss.  With ``lr_schedule: cosine`` the
 learning rate decays along a half cosine over ``max_epochs`` (see ``learning_rate_schedule``).
+
+Distillation (:func:`train_student`): given a teacher's logits per training row, the loss becomes
+:func:`distillation_loss` (the teacher's posteriors at a temperature plus the hard labels); rows
+with hard label :data:`UNLABELLED` learn from the teacher alone.  Validation, and so early
+stopping, always uses the hard labels.  Without a teacher nothing changes.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.settings import ModelSettings, SpecAugmentSettings, TrainSettings
+from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSettings, TrainSettings
 from kws_assets.core.model.networks import build_model
 
 EVAL_BATCH = 512
 """Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
+UNLABELLED = -1
+"""The hard label of a training row that has none: with a teacher, it learns from the soft
+target alone (e.g. unlabelled running speech)."""
 
 
 @dataclass(frozen=True)
@@ -147,15 +155,18 @@ class EvalReport:
         }
 
 
-def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str) -> None:
+def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str,
+              allow_unlabelled: bool = False) -> None:
     if x.ndim != 3:
         raise ValueError(f"{name}: features must be [n, n_frames, n_mfcc], got {x.shape}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{name}: need one label per row, got x {x.shape} and y {y.shape}")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: no rows")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(f"{name}: label indices must lie in [0, {n_classes})")
+    lowest = UNLABELLED if allow_unlabelled else 0
+    if y.min() < lowest or y.max() >= n_classes:
+        raise ValueError(f"{name}: label indices must lie in [0, {n_classes})"
+                         + (f" or be UNLABELLED ({UNLABELLED})" if allow_unlabelled else ""))
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: features contain NaN or inf")
 
@@ -260,6 +271,63 @@ def _loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tu
     return losses / x.shape[0], hits / x.shape[0]
 
 
+def soft_targets(teacher_logits: np.ndarray | torch.Tensor, temperature: float) -> torch.Tensor:
+    """The teacher's posteriors at ``temperature``: ``softmax(logits / T)`` per row.  Teachers
+    hand over logits, not probabilities, so that any temperature can be taken afterwards."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    logits = torch.as_tensor(teacher_logits, dtype=torch.float32)
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      y: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
+    """Mean over rows of ``alpha * T^2 * KL(p_teacher || p_student) + (1 - alpha) * CE(y)``.
+
+    ``p_*`` are the posteriors at temperature ``T`` (Hinton et al. 2015; the ``T^2`` keeps the
+    soft term's gradients on the hard term's scale as ``T`` grows).  A row whose ``y`` is
+    :data:`UNLABELLED` has the soft term only (weight 1); a row whose teacher logits are NaN (no
+    teacher for that clip) has the hard cross-entropy only (weight 1).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    labelled = y != UNLABELLED
+    taught = ~torch.isnan(teacher_logits).any(dim=1)
+    if not bool((labelled | taught).all()):
+        raise ValueError("a row has neither a hard label nor teacher logits")
+    log_student = torch.log_softmax(student_logits / temperature, dim=1)
+    log_teacher = torch.log_softmax(torch.nan_to_num(teacher_logits) / temperature, dim=1)
+    soft = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * temperature ** 2
+    hard = nn.functional.cross_entropy(student_logits, y.clamp(min=0), reduction="none")
+    soft_weight = torch.where(labelled, torch.full_like(soft, alpha), torch.ones_like(soft))
+    soft_weight = soft_weight * taught
+    hard_weight = torch.where(taught, torch.full_like(hard, 1.0 - alpha), torch.ones_like(hard))
+    hard_weight = hard_weight * labelled
+    return (soft_weight * soft + hard_weight * hard).mean()
+
+
+def align_teacher_logits(student_ids: Sequence[str], teacher_ids: Sequence[str],
+                         teacher_logits: np.ndarray) -> np.ndarray:
+    """The teacher's logits reordered to the student's rows (matched by clip id); a student row
+    whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label only)."""
+    logits = np.asarray(teacher_logits, dtype=np.float32)
+    if logits.ndim != 2 or logits.shape[0] != len(teacher_ids):
+        raise ValueError(f"need one logit row per teacher clip id, got {logits.shape} for "
+                         f"{len(teacher_ids)} ids")
+    where = {clip_id: i for i, clip_id in enumerate(teacher_ids)}
+    if len(where) != len(teacher_ids):
+        raise ValueError("teacher clip ids repeat: one row per clip expected")
+    out = np.full((len(student_ids), logits.shape[1]), np.nan, dtype=np.float32)
+    rows = [(i, where[c]) for i, c in enumerate(student_ids) if c in where]
+    if rows:
+        student_rows, teacher_rows = map(list, zip(*rows))
+        out[student_rows] = logits[teacher_rows]
+    return out
+
+
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings
                            ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """``cosine``: the learning rate falls along a half cosine from ``learning_rate`` to
@@ -283,6 +351,8 @@ def train_model(
     log: Callable[[str], None] | None = None,
     augment: BatchAugment | None = MfccAugment(),
     model_factory: Callable[[], nn.Module] | None = None,
+    teacher_logits: np.ndarray | None = None,
+    distill: DistillSettings | None = None,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
@@ -291,14 +361,21 @@ def train_model(
     ``model_factory`` builds another network instead of the DS-CNN (called after seeding, so its
     initial weights are reproducible; ``model_settings`` is then unused), e.g. a speech-embedding
     head over ``[n, n_frames, 96]`` with an :class:`EmbeddingAugment`.
+
+    ``teacher_logits`` ``[n_train, n_classes]`` (with ``distill``: temperature and alpha) trains
+    on :func:`distillation_loss` instead of cross-entropy (see :func:`train_student`).
     """
     n_classes = len(labels)
     x_train = np.ascontiguousarray(x_train, dtype=np.float32)
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
-    _check_xy(x_train, y_train, n_classes, "train")
+    _check_xy(x_train, y_train, n_classes, "train", allow_unlabelled=teacher_logits is not None)
     _check_xy(x_val, y_val, n_classes, "val")
+    teacher = None if teacher_logits is None else _check_teacher(teacher_logits, y_train, n_classes)
+    if teacher is not None and distill is None:
+        raise ValueError("teacher_logits need distill settings (temperature, alpha): pass "
+                         "distill=DistillSettings(...)")
     if x_train.shape[1:] != x_val.shape[1:]:
         raise ValueError(f"train/val feature shapes differ: {x_train.shape} vs {x_val.shape}")
     say = log or (lambda _msg: None)
@@ -318,6 +395,7 @@ def train_model(
         scheduler = learning_rate_schedule(optimizer, train_settings)
         xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
+        n_labelled = max(1, int((y_train != UNLABELLED).sum()))  # every row without a teacher
 
         history: list[EpochStats] = []
         best_state = copy.deepcopy(model.state_dict())
@@ -337,19 +415,23 @@ def train_model(
                 if augment is not None:
                     xb = augment.apply(xb, generator)
                 logits = model(xb)
-                loss = nn.functional.cross_entropy(logits, yb)
+                if teacher is None:
+                    loss = nn.functional.cross_entropy(logits, yb)
+                else:
+                    loss = distillation_loss(logits, teacher[idx], yb, distill.temperature,
+                                             distill.alpha)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += float(loss.detach()) * yb.shape[0]
-                hits += int((logits.detach().argmax(1) == yb).sum())
+                hits += int((logits.detach().argmax(1) == yb).sum())  # UNLABELLED never hits
             if scheduler is not None:
                 scheduler.step()
             val_loss, val_acc = _loss_and_accuracy(model, xv, yv)
             stats = EpochStats(
                 epoch=epoch,
                 train_loss=loss_sum / xt.shape[0],
-                train_accuracy=hits / xt.shape[0],
+                train_accuracy=hits / n_labelled,
                 val_loss=val_loss,
                 val_accuracy=val_acc,
             )
@@ -387,3 +469,39 @@ def train_model(
         )
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _check_teacher(teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: int) -> torch.Tensor:
+    """The teacher's logits as a tensor, after checking they fit the training rows."""
+    logits = np.ascontiguousarray(teacher_logits, dtype=np.float32)
+    if logits.shape != (y_train.shape[0], n_classes):
+        raise ValueError(f"teacher_logits must be [n_train, n_classes] = "
+                         f"[{y_train.shape[0]}, {n_classes}], got {logits.shape}")
+    if np.isinf(logits).any():
+        raise ValueError("teacher_logits contain inf (NaN rows mean 'no teacher for this clip')")
+    missing = np.isnan(logits).any(axis=1)
+    if (missing & (y_train == UNLABELLED)).any():
+        raise ValueError(f"{int((missing & (y_train == UNLABELLED)).sum())} UNLABELLED rows have "
+                         "no teacher logits: drop them or give them the teacher's logits")
+    return torch.from_numpy(logits)
+
+
+def train_student(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    teacher_logits: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    labels: Sequence[str],
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    distill: DistillSettings,
+    log: Callable[[str], None] | None = None,
+    augment: BatchAugment | None = MfccAugment(),
+) -> TrainResult:
+    """Distil a teacher into a DS-CNN of ``model_settings``: :func:`train_model` on
+    :func:`distillation_loss` over the teacher's ``teacher_logits`` ``[n_train, n_classes]``
+    (NaN rows: no teacher for that clip) and the hard labels ``y_train`` (:data:`UNLABELLED`:
+    none), early-stopped on the hard validation labels ``y_val``."""
+    return train_model(x_train, y_train, x_val, y_val, labels, model_settings, train_settings,
+                       log=log, augment=augment, teacher_logits=teacher_logits, distill=distill)
