@@ -37,7 +37,7 @@ KEYWORD_ASSETS = ("synthetic_clips", "aligned_keywords")
 CURATE_ASSETS = ("validated_set", "quarantined_clips", "data_card")
 RETRAIN_ASSETS = ("augmented_clips", "mfcc_table", "kws_model", "quantized_model", "evaluation",
                   "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation",
-                  "device_model")
+                  "student_model", "device_model")
 
 ingest_batch = dg.define_asset_job(
     INGEST_JOB, selection=dg.AssetSelection.assets(*INGEST_ASSETS), partitions_def=CORPUS_BATCHES,

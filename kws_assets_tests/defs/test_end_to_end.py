@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 ALL_ASSETS = {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords", "validated_set",
               "quarantined_clips", "data_card", "augmented_clips", "mfcc_table", "kws_model",
               "quantized_model", "evaluation",
-              "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation"}
+              "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation",
+              "student_model", "device_model"}
 PER_KEYWORD = {"synthetic_clips", "aligned_keywords"}
 PER_BATCH = {"raw_corpus", "unknown_clips"}
 # Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their

@@ -164,6 +164,9 @@ def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str,
     if x.shape[0] == 0:
         raise ValueError(f"{name}: no rows")
     lowest = UNLABELLED if allow_unlabelled else 0
+    if not allow_unlabelled and y.min() == UNLABELLED:
+        raise ValueError(f"{name}: rows labelled UNLABELLED ({UNLABELLED}) learn from a teacher "
+                         "only: pass teacher_logits (train_student) or drop them")
     if y.min() < lowest or y.max() >= n_classes:
         raise ValueError(f"{name}: label indices must lie in [0, {n_classes})"
                          + (f" or be UNLABELLED ({UNLABELLED})" if allow_unlabelled else ""))

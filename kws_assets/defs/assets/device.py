@@ -1,5 +1,7 @@
 """Small devices: the DS-CNN as a full-integer int8 TFLite model for TensorFlow Lite Micro, with
-its C array, a manifest (front end, operating point, tensor arena) and a model card."""
+its C array, a manifest (front end, operating point, tensor arena) and a model card.  The DS-CNN
+shipped is student_model (distilled from the speech-embedding head) when ``distill.enabled``,
+else kws_model."""
 
 import json
 
@@ -13,6 +15,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.export import load_classifier
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.model.training import predict_logits
 from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
 from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
@@ -31,6 +34,11 @@ LIMITATIONS = (
     "audio before shipping.",
     "The tensor arena is planned on the host; confirm with MicroInterpreter::arena_used_bytes().",
 )
+STUDENT_LIMITATION = (
+    "This DS-CNN is distilled from the speech_embedding head (student_model). The operating "
+    "point and the rows marked 'kws_model' were measured on the undistilled DS-CNN, and the "
+    "per-speaker-group metrics are the student's float (not int8) predictions on the test split.")
+UNDISTILLED = "kws_model"
 
 
 def speaker_groups(rows: pl.DataFrame) -> dict[str, list[str]]:
@@ -58,20 +66,24 @@ def _evaluation_table(transfer: ArtifactFolder) -> dict[str, dict[str, float | N
     io_manager_key="artifact_io_manager",
     code_version="1",
     owners=["team:kws-ml"],
-    description="The small-device artifact: kws_model as a full-integer int8 .tflite (int8 input "
-                "and output, calibrated on validation rows; TensorFlow Lite Micro ops only), its "
-                "C array (the .tflite bytes, aligned), manifest.json (front end, labels, operating "
-                "point from evaluation, int8 weight bytes, tensor arena) and MODEL_CARD.md "
-                "(metrics per evaluation set and per speaker group, licenses).",
+    description="The small-device artifact: student_model (distill.enabled) or kws_model as a "
+                "full-integer int8 .tflite (int8 input and output, calibrated on validation "
+                "rows; TensorFlow Lite Micro ops only), its C array (the .tflite bytes, "
+                "aligned), manifest.json (front end, labels, operating point from evaluation, "
+                "int8 weight bytes, tensor arena) and MODEL_CARD.md (metrics per evaluation set "
+                "and per speaker group, licenses).",
 )
 def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_model: ModelCheckpoint,
+                 student_model: ModelCheckpoint,
                  mfcc_table: pl.DataFrame, validated_set: pl.DataFrame, quantized_model: ArtifactFolder,
                  evaluation: ArtifactFolder, transfer_evaluation: ArtifactFolder) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
-    labels = kws_model.labels
-    spec = FeatureSpec.model_validate(kws_model.front_end)
-    model = DSCNN(len(labels), ModelSettings.model_validate(kws_model.network))
-    model.load_state_dict(kws_model.state_dict)
+    distilled = cfg.distill.enabled
+    shipped = student_model if distilled else kws_model
+    labels = shipped.labels
+    spec = FeatureSpec.model_validate(shipped.front_end)
+    model = DSCNN(len(labels), ModelSettings.model_validate(shipped.network))
+    model.load_state_dict(shipped.state_dict)
     model.eval()
     x_val, _ = split_arrays(mfcc_table, labels, "val")
     summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
@@ -84,21 +96,33 @@ def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_m
                            frr_at_target=summary["frr_at_target"])
     test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented()).join(
         validated_set.select("clip_id", "origin_id"), on="clip_id", how="left")
-    probs = load_classifier(quantized_model.path).classify_features(
-        normalize(test["mfcc"].to_numpy(), spec)) if test.height else None
-    predicted = [labels[i] for i in probs.argmax(axis=1)] if probs is not None else []
+    if not test.height:
+        scores = None
+    elif distilled:  # quantized_model is kws_model's: the student's own (float) predictions
+        scores = predict_logits(model, normalize(test["mfcc"].to_numpy(), spec))
+    else:
+        scores = load_classifier(quantized_model.path).classify_features(
+            normalize(test["mfcc"].to_numpy(), spec))
+    predicted = [labels[i] for i in scores.argmax(axis=1)] if scores is not None else []
     groups = speaker_group_metrics(test["label"].to_list(), predicted, speaker_groups(test)) if predicted else []
     counts = [(speaker_engine(s) or "recorded", src, int(n)) for s, src, n in
               validated_set.filter(pl.col("split") == "train").group_by("speaker", "source").len().iter_rows()]
     by_engine: dict[tuple[str, str], int] = {}
     for engine, source, n in counts:
         by_engine[(engine, source)] = by_engine.get((engine, source), 0) + n
+    measured = {**_evaluation_table(transfer_evaluation),
+                "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]}}
+    if distilled:
+        measured = {**{f"student {split} split (float)": {"accuracy": value}
+                       for split, value in student_model.accuracy.items() if split != "train"},
+                    **{f"{UNDISTILLED}: {name}": row for name, row in measured.items()}}
     card = ModelCardInputs(
-        model_name=f"kws DS-CNN int8 ({len(cfg.keywords)} keywords)", family="mfcc",
-        keywords=cfg.keywords, intended_use=INTENDED_USE, limitations=LIMITATIONS,
+        model_name=f"kws DS-CNN int8{' distilled from speech_embedding' if distilled else ''} "
+                   f"({len(cfg.keywords)} keywords)", family="mfcc",
+        keywords=cfg.keywords, intended_use=INTENDED_USE,
+        limitations=(*LIMITATIONS, STUDENT_LIMITATION) if distilled else LIMITATIONS,
         training_counts=[(e, s, n) for (e, s), n in sorted(by_engine.items())],
-        evaluation={**_evaluation_table(transfer_evaluation),
-                    "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]}},
+        evaluation=measured,
         target_fa_per_hour=cfg.evaluation.target_fa_per_hour, frr_at_target=summary["frr_at_target"],
         threshold=summary["threshold_at_target"], group_metrics=groups,
         licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()])
@@ -107,6 +131,7 @@ def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_m
                         labels, point, cfg.evaluation.hop_ms / 1000.0, card=card)
     manifest = json.loads(folder.file("manifest.json").read_text())
     return dg.Output(folder, metadata={
+        "shipped": "student_model" if distilled else UNDISTILLED,
         "model_card": dg.MetadataValue.md(folder.file(MODEL_CARD_FILE).read_text()),
         "int8_weight_bytes": manifest["sizes"]["int8_weight_bytes"],
         "tflite_bytes": manifest["sizes"]["model_file_bytes"],
