@@ -223,3 +223,28 @@ def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_p
             truth.append(keyword)
     predicted = [cfg.labels[i] for i in classifier.classify_clips(np.stack(clips)).argmax(axis=1)]
     assert sum(p == t for p, t in zip(predicted, truth)) / len(truth) > 2 / len(cfg.labels)
+
+
+def _latest_metadata(pipeline, key: str) -> dict:
+    records = pipeline["instance"].fetch_materializations(dg.AssetKey(key), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def test_the_student_is_distilled_from_the_teacher_and_shipped(pipeline):
+    import torch
+
+    cfg = pipeline["cfg"]
+    student, kws = load_asset(pipeline, "student_model"), load_asset(pipeline, "kws_model")
+    assert student.family == "mfcc" and student.labels == kws.labels
+    assert student.network == kws.network and student.front_end == kws.front_end  # same shape, same features
+    assert any(not torch.equal(student.state_dict[k], kws.state_dict[k]) for k in kws.state_dict)
+    meta = _latest_metadata(pipeline, "student_model")
+    chance = 1 / len(cfg.labels)
+    assert meta["distilled"] is True and meta["temperature"] == cfg.distill.temperature
+    assert meta["accuracy_test"] > chance and meta["kws_model_accuracy_test"] == kws.accuracy["test"]
+    assert meta["teacher_agreement"]["test"] > chance
+    assert meta["train_rows_without_teacher"] == 0  # both tables cover the same clips
+    device = _latest_metadata(pipeline, "device_model")
+    assert device["shipped"] == "student_model"
+    card = device["model_card"]
+    assert "distilled from speech" in card and "kws\\_model: " in card  # markdown-escaped
