@@ -1,0 +1,101 @@
+"""The student_model asset invoked directly on small synthetic tables: it distils the teacher
+head's logits into a DS-CNN of the config's shape, passes kws_model through when distillation is
+off, and refuses a teacher that does not fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
+from kws_assets.core.model.embedding_head import build_head
+from kws_assets.defs.assets.train import student_model
+from kws_assets.lib.resources import KwsSettings
+
+LABELS = ["_silence_", "_unknown_", "yes", "no"]
+N_FRAMES, N_MFCC = 49, 10  # the default MFCC front end
+EMB_FRAMES, EMB_DIM = 2, 8
+HEAD = {"head": "dnn", "width": 8, "dropout": 0.0, "n_blocks": 1, "n_frames": EMB_FRAMES, "dim": EMB_DIM}
+
+
+def _config(tmp_path: Path, enabled: bool) -> KwsSettings:
+    path = tmp_path / "kws.yaml"
+    path.write_text(
+        "keywords: [yes, no]\n"
+        "model: {n_filters: 8, n_blocks: 1}\n"
+        "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1}\n"
+        f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5}}\n"
+        f"storage: {{root: {tmp_path / 'data'}}}\n")
+    return KwsSettings(config_path=str(path))
+
+
+def _tables(seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """MFCC and embedding rows of the same clips, each class shifted so it is learnable."""
+    rng = np.random.default_rng(seed)
+    splits = ["train"] * 48 + ["val"] * 16 + ["test"] * 16
+    y = np.tile(np.arange(len(LABELS)), len(splits) // len(LABELS))
+    ids = [f"clip-{i}" for i in range(len(splits))]
+    keys = {"clip_id": ids, "label": [LABELS[i] for i in y], "split": splits}
+    mfcc = rng.normal(0, 1, (len(y), N_FRAMES, N_MFCC)).astype(np.float32) + y[:, None, None]
+    emb = rng.normal(0, 1, (len(y), EMB_FRAMES, EMB_DIM)).astype(np.float32) + y[:, None, None]
+    mfcc_table = pl.DataFrame({**keys, "mfcc": mfcc},
+                              schema_overrides={"mfcc": pl.Array(pl.Float32, (N_FRAMES, N_MFCC))})
+    backwards = {k: v[::-1] for k, v in keys.items()}  # row order must not matter: joined by clip id
+    embedding_table = pl.DataFrame({**backwards, "embedding": emb[::-1].copy()},
+                                   schema_overrides={"embedding": pl.Array(pl.Float32, (EMB_FRAMES, EMB_DIM))})
+    return mfcc_table, embedding_table
+
+
+def _teacher(labels: list[str] = LABELS) -> ModelCheckpoint:
+    torch.manual_seed(0)
+    head = build_head("dnn", EMB_FRAMES, EMB_DIM, len(labels), width=8, dropout=0.0, n_blocks=1)
+    return ModelCheckpoint(family=EMBEDDING_FAMILY, labels=labels, state_dict=head.state_dict(),
+                           network=HEAD, front_end={}, accuracy={"test": 0.5})
+
+
+def _kws_model() -> ModelCheckpoint:
+    return ModelCheckpoint(family=MFCC_FAMILY, labels=LABELS, state_dict={}, network={},
+                           front_end={}, accuracy={"val": 0.4, "test": 0.3})
+
+
+def _run(tmp_path: Path, enabled: bool, teacher: ModelCheckpoint | None = None,
+         embedding_table: pl.DataFrame | None = None) -> tuple[ModelCheckpoint, dict]:
+    mfcc_table, embeddings = _tables()
+    context = dg.build_asset_context()
+    out = student_model(context=context, settings=_config(tmp_path, enabled), mfcc_table=mfcc_table,
+                        embedding_table=embeddings if embedding_table is None else embedding_table,
+                        embedding_model=teacher or _teacher(), kws_model=_kws_model())
+    return out, context.get_output_metadata("result")
+
+
+def test_distils_into_a_dscnn_of_the_config_shape(tmp_path):
+    student, meta = _run(tmp_path, enabled=True)
+    assert student.family == MFCC_FAMILY and student.labels == LABELS
+    assert student.network["n_filters"] == 8 and student.network["n_blocks"] == 1
+    assert set(student.accuracy) == {"train", "val", "test"} and len(student.history) >= 1
+    assert meta["distilled"] is True and meta["alpha"] == 0.5 and meta["temperature"] == 2.0
+    assert meta["kws_model_accuracy_test"] == 0.3 and meta["teacher_accuracy_test"] == 0.5
+    assert meta["train_rows_without_teacher"] == 0
+    assert set(meta["teacher_agreement"].value) == {"train", "val", "test"}
+
+
+def test_passes_kws_model_through_when_distillation_is_off(tmp_path):
+    student, meta = _run(tmp_path, enabled=False)
+    assert student == _kws_model() and meta["distilled"] is False
+
+
+def test_refuses_a_teacher_that_does_not_fit(tmp_path):
+    with pytest.raises(dg.Failure, match="teacher labels"):
+        _run(tmp_path, enabled=True, teacher=_teacher(["_silence_", "_unknown_", "yes", "up"]))
+    wrong_family = ModelCheckpoint(**{**_teacher().__dict__, "family": MFCC_FAMILY})
+    with pytest.raises(dg.Failure, match="teacher must be"):
+        _run(tmp_path, enabled=True, teacher=wrong_family)
+    _, embeddings = _tables()
+    strangers = embeddings.with_columns(pl.lit("other-").add(pl.col("clip_id")).alias("clip_id"))
+    with pytest.raises(dg.Failure, match="no train clip"):
+        _run(tmp_path, enabled=True, embedding_table=strangers)
