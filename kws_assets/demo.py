@@ -10,9 +10,11 @@ partitions, materializations, their metadata and the lineage.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -110,7 +112,7 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
 
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def ensure_dagster_home() -> Path:
@@ -123,7 +125,17 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def quiet_dagster_console() -> None:
+    """Dagster's own log lines stay in the instance (the UI shows them); the terminal gets the
+    demo's progress and summary. Warnings of the libraries underneath are silenced the same way."""
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer warns per LayerNorm weight
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
 def main() -> int:
+    quiet_dagster_console()
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     defs = build_definitions()

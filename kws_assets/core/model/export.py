@@ -511,6 +511,23 @@ def read_operating_point(path: PathLike) -> DetectorOperatingPoint | None:
         raise ValueError(f"{target}: {err}") from err
 
 
+class FloatMfccClassifier(_ClipClassifier):
+    """A DS-CNN straight from its trained weights (float, torch), with the same MFCC front end as
+    the int8 artifact: for scoring a model (the distilled student) before it is exported."""
+
+    def __init__(self, model: nn.Module, labels: list[str], spec: FeatureSpec) -> None:
+        self.model = _cpu_eval_copy(model)
+        self.labels = list(labels)
+        self.spec = spec
+        self._extractor = MfccExtractor(spec)
+
+    def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        x = features_for_clips(clips, self.spec, self._extractor)
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+        return softmax(logits)
+
+
 def load_classifier(artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier | EmbeddingClassifier:
     """The classifier of an artifact folder, by the family the folder records."""
     family = artifact_family(artifact_dir)

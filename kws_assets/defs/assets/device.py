@@ -21,7 +21,7 @@ from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
-from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
+from kws_assets.defs.assets.evaluate import REPORT_FILE, STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.settings import ModelSettings
 from kws_assets.lib.resources import KwsSettings
 
@@ -53,11 +53,11 @@ def speaker_groups(rows: pl.DataFrame) -> dict[str, list[str]]:
     return {"engine": engines, "voice_family": families, "perturbation": perturbed}
 
 
-def _evaluation_table(transfer: ArtifactFolder) -> dict[str, dict[str, float | None]]:
+def _evaluation_table(transfer: ArtifactFolder, family: str) -> dict[str, dict[str, float | None]]:
     table = json.loads(transfer.file(TRANSFER_REPORT_FILE).read_text())["table"]
     return {row["set"]: {"accuracy": row["accuracy"], "keyword_accuracy": row["keyword_accuracy"],
                          "always_unknown": row["always_unknown"]}
-            for row in table if row["family"] == "mfcc"}
+            for row in table if row["family"] == family}
 
 
 @dg.asset(
@@ -110,11 +110,11 @@ def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_m
     by_engine: dict[tuple[str, str], int] = {}
     for engine, source, n in counts:
         by_engine[(engine, source)] = by_engine.get((engine, source), 0) + n
-    measured = {**_evaluation_table(transfer_evaluation),
+    measured = {**_evaluation_table(transfer_evaluation, "mfcc"),
                 "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]}}
-    if distilled:
-        measured = {**{f"student {split} split (float)": {"accuracy": value}
-                       for split, value in student_model.accuracy.items() if split != "train"},
+    if distilled:  # the student's own rows (float weights), then the undistilled DS-CNN's
+        measured = {**{f"student: {name}": row
+                       for name, row in _evaluation_table(transfer_evaluation, STUDENT).items()},
                     **{f"{UNDISTILLED}: {name}": row for name, row in measured.items()}}
     card = ModelCardInputs(
         model_name=f"kws DS-CNN int8{' distilled from speech_embedding' if distilled else ''} "

@@ -14,14 +14,18 @@ from kws_assets.core.corpus.real_sources import RealClips, load_real_source
 from kws_assets.core.dataset import engine_voices, synthesis
 from kws_assets.core.model import plots
 from kws_assets.core.model.evaluation import build_material, evaluate_family
+from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.export import (
     OPERATING_POINT_FILE,
+    FloatMfccClassifier,
     KwsClassifier,
     load_classifier,
     write_operating_point,
 )
+from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.real_speech import score_families, transfer_rows
-from kws_assets.settings import KwsConfig
+from kws_assets.settings import KwsConfig, ModelSettings
 from kws_assets.core.model.plots import png_markdown
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
@@ -137,6 +141,7 @@ FAMILY_COLUMNS = ("test_accuracy", "unseen_voice_accuracy", "threshold_at_target
 
 
 TRANSFER_REPORT_FILE = "transfer.json"
+STUDENT = "mfcc_student (float)"  # the distilled DS-CNN's row in the transfer table
 HELD_OUT_UNKNOWN_PER_KEYWORD = 2  # _unknown_ words per keyword the held-out engine speaks
 
 
@@ -187,17 +192,23 @@ def _test_split_set(cfg: KwsConfig, clip_store: ClipStoreResource,
     description="Every model family's int8 artifact on speech it never trained on, through the "
                 "artifact's own front end: each real source (evaluation.real_sources: recordings "
                 "of people), the held-out TTS engine (evaluation.held_out_engine: a transfer "
-                "proxy), and the synthetic test split last (in-distribution: it flatters). "
+                "proxy), and the synthetic test split last (in-distribution: it flatters); the "
+                "distilled DS-CNN student beside them (float weights). "
                 "Accuracy on all clips and on keyword clips, the always-_unknown_ baseline, "
                 "per-class recall and confusion matrices; the report folder holds transfer.json.",
 )
 def transfer_evaluation(context: dg.AssetExecutionContext, settings: KwsSettings,
                         clip_store: ClipStoreResource, quantized_model: ArtifactFolder,
-                        embedding_artifact: ArtifactFolder,
+                        embedding_artifact: ArtifactFolder, student_model: ModelCheckpoint,
                         validated_set: pl.DataFrame) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     classifiers = {"speech_embedding": load_classifier(embedding_artifact.path),
                    "mfcc": load_classifier(quantized_model.path)}
+    if cfg.distill.enabled:  # the DS-CNN distilled from the embedding teacher (float weights)
+        student = DSCNN(len(student_model.labels), ModelSettings.model_validate(student_model.network))
+        student.load_state_dict(student_model.state_dict)
+        classifiers[STUDENT] = FloatMfccClassifier(student, student_model.labels,
+                                                   FeatureSpec.model_validate(student_model.front_end))
     held_out, skipped = _held_out_engine_set(cfg)
     for what, reason in list(skipped.items())[:5]:
         context.log.warning(f"held-out engine: {what}: {reason}")
