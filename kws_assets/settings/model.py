@@ -157,7 +157,7 @@ class EvalSettings(StrictSettings):
                                 "_unknown_ words spoken by it score every family as a transfer proxy "
                                 "(empty = none).")
     held_out_engine_renders: int = Field(
-        3, ge=1, description="Renders of each keyword (and as many _unknown_ words) per voice of "
+        1, ge=1, description="Renders of each keyword (and as many _unknown_ words) per voice of "
                              "the held-out engine.")
     real_sources: list[RealSourceSettings] = Field(
         default_factory=list, description="Manifests of real recordings, never trained on: scored "

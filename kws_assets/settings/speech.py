@@ -68,7 +68,7 @@ class NegativeSettings(StrictSettings):
     min_phoneme_distance: int = Field(1, ge=1, description="Homophones (distance 0) are never negatives.")
     max_phoneme_distance: int = Field(2, ge=1)
     neighbours_per_keyword: int = Field(6, ge=0, description="Phoneme neighbours spoken per keyword.")
-    other_words: int = Field(40, ge=0, description="Other dictionary words spoken as _unknown_.")
+    other_words: int = Field(120, ge=0, description="Other dictionary words spoken as _unknown_.")
     unknown_ratio: float = Field(
         0.6, ge=0, description="Synthetic _unknown_ word renders relative to the renders of one "
                                "keyword (class balance: 1.0 = as many as an average keyword class).")
@@ -200,7 +200,7 @@ class TtsSettings(StrictSettings):
         default_factory=lambda: list(DEFAULT_VOICE_VARIANTS),
         description="espeak-ng voice variants (male/female timbres) crossed with `accents`.")
     sampled_speakers: int = Field(
-        64, ge=0, description="Extra speakers (accent+variant pairs) drawn without replacement; "
+        160, ge=0, description="Extra speakers (accent+variant pairs) drawn without replacement; "
                                "each is one speaker id, so it lands in exactly one split.")
     renders_per_speaker: int = Field(
         1, ge=1, description="Renders of each keyword per sampled speaker, each with its own "
