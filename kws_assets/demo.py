@@ -63,6 +63,12 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
                if quarantined.height else None)
     out = transfer_lines(_stored(defs, instance, "transfer_evaluation"), cfg.model.family)
     out.append(f"\nthe model ({cfg.model.family}): .venv/bin/kws classify --model {default} some.wav")
+    device = _stored(defs, instance, "device_model")
+    if device is not None:
+        manifest = json.loads(device.file("manifest.json").read_text())
+        out.append(f"the small-device model (int8 TFLite, {manifest['sizes']['int8_weight_bytes']} B of "
+                   f"int8 weights, tensor arena {manifest['sizes']['tensor_arena_bytes']} B; C array, "
+                   f"manifest.json, MODEL_CARD.md): {device.path}")
     out.append("\nclips per keyword (rows) and source (columns), after the quality gate:")
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         out.append(str(counts))
