@@ -10,7 +10,7 @@ UI_PORT ?= 3000
 LOCK := requirements.lock
 LOCK_VENV ?= /tmp/kws_assets-lock-venv
 
-.PHONY: install lock demo ui test fuzz check clean bench
+.PHONY: install lock demo demo-real ui test fuzz check clean bench
 
 # Installs the versions pinned in requirements.lock (pyproject.toml says what, the lock which).
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -32,6 +32,11 @@ lock:
 
 demo: install
 	$(BIN)/python -m kws_assets.demo
+
+# The demo on ten ktuberling words, scored on the recordings of people Debian's ktuberling-data
+# and klettres-data ship (installed by .ci/system-deps): the real-speech numbers in the README.
+demo-real: install
+	KWS_CONFIG=configs/ktuberling_en.yaml $(BIN)/python -m kws_assets.demo
 
 ui: install
 	$(BIN)/python -c "from kws_assets.demo import ensure_dagster_home; ensure_dagster_home()"

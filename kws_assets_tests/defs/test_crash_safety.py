@@ -42,6 +42,10 @@ KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being writt
 # figures are bit-reproducible, and the augmented clips are clip-store writes like any other.
 TIMING_FIELDS = {"artifacts/evaluation/evaluation.json": {"window_latency_ms"},
                  "artifacts/evaluation/artifact.json": {"evaluation.json"}}
+# The data card states the instance's run history (the data versions of the materializations it
+# describes, as recorded by the instance it was made in): the resumed instance has the killed
+# run's materializations too.  The tables it is computed from are compared byte for byte.
+INSTANCE_DEPENDENT = ("artifacts/data_card/",)
 
 
 def _without(value, fields: set[str]):
@@ -54,7 +58,8 @@ def _without(value, fields: set[str]):
 
 def _comparable(root: Path) -> dict[str, object]:
     """sha256 of every output; the TIMING_FIELDS files as JSON minus those fields."""
-    hashes: dict[str, object] = dict(content_hashes(root))
+    hashes: dict[str, object] = {k: v for k, v in content_hashes(root).items()
+                                 if not k.startswith(INSTANCE_DEPENDENT)}
     for rel, fields in TIMING_FIELDS.items():
         if rel in hashes:
             hashes[rel] = _without(json.loads((root / rel).read_text()), fields)

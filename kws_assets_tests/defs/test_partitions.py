@@ -28,7 +28,8 @@ CONFIG = """
 keywords: [yes, no, up]
 sources:
   - {kind: demo_tts, name: demo, voices: [en-us+m2, en-us+f1], sentences_per_keyword: 1}
-tts: {voices: [en-us+m1, en-us+f2], rates: [150], pitches: [50], sampled_speakers: 0}
+tts: {voices: [en-us+m1, en-us+f2], rates: [150], pitches: [50], sampled_speakers: 0, engines: []}
+dataset_guard: {min_unknown_share: 0.0, min_test_clips_per_label: 0}
 negatives: {speech_windows: 40}  # the value these tests were written for (the demo uses 120)
 noise: {silence_clips: 8, noisy_copies_per_clip: 1}
 storage: {root: data}
