@@ -25,6 +25,7 @@ directly.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 import json
 import os
 import shutil
@@ -361,14 +362,15 @@ def _check_head(session: ort.InferenceSession, labels: Sequence[str],
         raise ValueError(f"model input {got} does not match feature shape {expected}")
 
 
-class _ClipClassifier:
+class _ClipClassifier(ABC):
     """What every model family's classifier shares: scoring files through ``classify_clips``."""
 
     labels: list[str]
     spec: FeatureSpec | EmbeddingSpec
 
+    @abstractmethod
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        """Class probabilities ``[n, n_classes]`` of 1-s clips at the spec's rate."""
 
     def _result(self, path: PathLike, probs: np.ndarray) -> dict[str, object]:
         best = int(np.argmax(probs))
