@@ -65,6 +65,15 @@ class _Layer:
     relu: bool = True
 
 
+
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ runtime prints CUDA probes and converter chatter to stderr on import; the
+    converter's own errors still raise.  A level the user set is kept."""
+    os.environ.setdefault(TF_LOG_LEVEL_ENV, "3")
+
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Torch conv weight ``[out, in/groups, kh, kw]`` with eval batch norm folded in, + bias."""
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
@@ -102,6 +111,7 @@ def dscnn_layers(model: DSCNN) -> list[_Layer]:
 
 def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-untyped-def]
     """A ``tf.Module`` whose ``serve`` runs the folded layers on ``[1, n_frames, n_mfcc]``."""
+    _quiet_tensorflow()
     import tensorflow as tf
 
     consts = [(tf.constant(layer.weight, tf.float32), tf.constant(layer.bias, tf.float32))
@@ -148,6 +158,7 @@ def export_int8_tflite(model: nn.Module, spec: FeatureSpec, calibration: np.ndar
     Raises :class:`TfliteExportError` when the rebuilt float graph disagrees with the torch model
     or the converter leaves a float input/output.
     """
+    _quiet_tensorflow()
     import tensorflow as tf
 
     x = _check_calibration(calibration, spec)
