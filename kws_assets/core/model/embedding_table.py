@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from kws_assets.core.model.feature_table import (
     decode_clip_into,
     plan_batch,
     split_arrays,
+    write_feature_batches,
 )
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
@@ -165,28 +165,12 @@ def write_embedding_table(
     exactly these clips once the table is complete.
     """
     spec = front_end.spec
-    stats = EmbeddingTableStats(workers=workers)
-    started = time.perf_counter()
-    new_cache = (ParquetBatchWriter(cache.path.parent, cache_schema(spec), prefix=cache.path.stem + "-")
-                 if cache is not None else None)
-    try:
-        for batch in iter_embedding_batches(clips, front_end, reader, cache=cache, workers=workers,
-                                            batch_size=batch_size):
-            writer.write(_table_frame(batch, spec))
-            if new_cache is not None:
-                new_cache.write(_cache_frame(batch, spec))
-            stats.rows += batch.rows.height
-            stats.featurized += batch.featurized
-            stats.from_cache += batch.rows.height - batch.featurized
-            stats.all_finite = stats.all_finite and bool(np.isfinite(batch.embedding).all())
-    except BaseException:
-        if new_cache is not None:
-            new_cache.abort()
-        raise
-    if new_cache is not None and cache is not None:
-        os.replace(new_cache.close().path, cache.path)
-    stats.seconds = time.perf_counter() - started
-    return stats
+    return write_feature_batches(
+        iter_embedding_batches(clips, front_end, reader, cache=cache, workers=workers,
+                               batch_size=batch_size),
+        writer, EmbeddingTableStats(workers=workers), cache, cache_schema(spec),
+        table_frame=lambda batch: _table_frame(batch, spec),
+        cache_frame=lambda batch: _cache_frame(batch, spec), values=lambda batch: batch.embedding)
 
 
 def stage_embedding_table(

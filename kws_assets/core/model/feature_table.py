@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -61,6 +61,7 @@ file is read and checksummed instead."""
 
 T = TypeVar("T")
 R = TypeVar("R")
+StatsT = TypeVar("StatsT", bound="MfccTableStats")
 Stamp = tuple[int, int]  # (size in bytes, modification time in ns)
 
 
@@ -434,6 +435,36 @@ def _cache_frame(batch: FeatureBatch, spec: FeatureSpec) -> pl.DataFrame:
     })
 
 
+def write_feature_batches(batches: Iterable[Any], writer: ParquetBatchWriter, stats: StatsT,
+                          cache: FeatureCache | None, new_cache_schema: dict[str, pl.DataType], *,
+                          table_frame: Callable[[Any], pl.DataFrame],
+                          cache_frame: Callable[[Any], pl.DataFrame],
+                          values: Callable[[Any], np.ndarray]) -> StatsT:
+    """Write feature batches (any front end's: ``rows``, ``featurized`` and its array) into
+    ``writer`` and count them in ``stats``; with a cache, a new cache holding exactly these clips
+    is written beside it and replaces it once the table is complete (dropped on failure)."""
+    started = time.perf_counter()
+    new_cache = (ParquetBatchWriter(cache.path.parent, new_cache_schema, prefix=cache.path.stem + "-")
+                 if cache is not None else None)
+    try:
+        for batch in batches:
+            writer.write(table_frame(batch))
+            if new_cache is not None:
+                new_cache.write(cache_frame(batch))
+            stats.rows += batch.rows.height
+            stats.featurized += batch.featurized
+            stats.from_cache += batch.rows.height - batch.featurized
+            stats.all_finite = stats.all_finite and bool(np.isfinite(values(batch)).all())
+    except BaseException:
+        if new_cache is not None:
+            new_cache.abort()
+        raise
+    if new_cache is not None and cache is not None:
+        os.replace(new_cache.close().path, cache.path)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
 def write_mfcc_table(
     clips: pl.DataFrame,
     spec: FeatureSpec,
@@ -451,28 +482,11 @@ def write_mfcc_table(
     Unreadable clips raise :class:`AudioReadError` naming the file.
     """
     workers = workers or default_workers()
-    stats = MfccTableStats(workers=workers)
-    started = time.perf_counter()
-    new_cache = (ParquetBatchWriter(cache.path.parent, cache_schema(spec), prefix=cache.path.stem + "-")
-                 if cache is not None else None)
-    try:
-        for batch in iter_mfcc_batches(clips, spec, reader, cache=cache, workers=workers,
-                                       batch_size=batch_size):
-            writer.write(_mfcc_frame(batch.rows, batch.mfcc, spec))
-            if new_cache is not None:
-                new_cache.write(_cache_frame(batch, spec))
-            stats.rows += batch.rows.height
-            stats.featurized += batch.featurized
-            stats.from_cache += batch.rows.height - batch.featurized
-            stats.all_finite = stats.all_finite and bool(np.isfinite(batch.mfcc).all())
-    except BaseException:
-        if new_cache is not None:
-            new_cache.abort()
-        raise
-    if new_cache is not None and cache is not None:
-        os.replace(new_cache.close().path, cache.path)
-    stats.seconds = time.perf_counter() - started
-    return stats
+    return write_feature_batches(
+        iter_mfcc_batches(clips, spec, reader, cache=cache, workers=workers, batch_size=batch_size),
+        writer, MfccTableStats(workers=workers), cache, cache_schema(spec),
+        table_frame=lambda batch: _mfcc_frame(batch.rows, batch.mfcc, spec),
+        cache_frame=lambda batch: _cache_frame(batch, spec), values=lambda batch: batch.mfcc)
 
 
 def stage_mfcc_table(
