@@ -14,11 +14,13 @@ from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, norm
 from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head, train_head
 from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN, embedding_split_arrays
-from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.defs.assets.features import embedding_front_end
 from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
 from kws_assets.core.model.training import (
+    EmbeddingAugment,
+    EvalReport,
     MfccAugment,
+    TrainResult,
     align_teacher_logits,
     evaluate,
     predict_logits,
@@ -50,19 +52,12 @@ def kws_model(context: dg.AssetExecutionContext, settings: KwsSettings,
     result = train_model(*data["train"], *data["val"], labels, cfg.model, cfg.train,
                          log=context.log.info,
                          augment=MfccAugment.from_settings(cfg.train.spec_augment))
-    reports = {split: evaluate(result.model, x, y, labels)
-               for split, (x, y) in data.items() if len(y)}
-    accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
-    test_report = reports.get("test")
+    accuracy, test_report, trained = _training_report(result, data, labels)
     context.add_output_metadata({
-        **{f"accuracy_{split}": value for split, value in accuracy.items()},
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
+        **trained,
         "rows_per_split": dg.MetadataValue.json({s: int(len(data[s][1])) for s in SPLITS}),
         "test_confusion_matrix": dg.MetadataValue.md(
             confusion_md(labels, test_report.confusion) if test_report else "_(no test rows)_"),
-        **(_confusion_image(labels, test_report.confusion, accuracy["test"]) if test_report else {}),
     })
     return ModelCheckpoint(
         family=MFCC_FAMILY, labels=labels, state_dict=result.model.state_dict(),
@@ -75,12 +70,33 @@ def _normalised_mfcc(cfg: KwsConfig, mfcc_table: pl.DataFrame, asset: str
                      ) -> tuple[FeatureSpec, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The MFCC front end with train-split normalisation stats, and every split normalised."""
     raw = {split: split_arrays(mfcc_table, cfg.labels, split) for split in SPLITS}
-    if len(raw["train"][1]) == 0 or len(raw["val"][1]) == 0:
-        raise dg.Failure(f"{asset} needs train and val rows; got "
-                         f"{ {s: len(raw[s][1]) for s in SPLITS} }", allow_retries=False)
+    _require_train_and_val(raw, asset)
     mean, std = compute_norm_stats(raw["train"][0])
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio).with_stats(mean, std)
     return spec, {split: (normalize(x, spec), y) for split, (x, y) in raw.items()}
+
+
+def _require_train_and_val(data: dict[str, tuple[np.ndarray, np.ndarray]], asset: str) -> None:
+    """A clear, non-retried failure when a split a model needs is empty."""
+    if len(data["train"][1]) == 0 or len(data["val"][1]) == 0:
+        raise dg.Failure(f"{asset} needs train and val rows; got "
+                         f"{ {s: len(data[s][1]) for s in SPLITS} }", allow_retries=False)
+
+
+def _training_report(result: TrainResult, data: dict[str, tuple[np.ndarray, np.ndarray]],
+                     labels: list[str]) -> tuple[dict[str, float], EvalReport | None, dict[str, object]]:
+    """Accuracy per split, the test report, and the metadata every trained model shows: accuracy
+    per split, epochs, parameters and the test confusion matrix."""
+    reports = {split: evaluate(result.model, x, y, labels) for split, (x, y) in data.items() if len(y)}
+    accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
+    test_report = reports.get("test")
+    return accuracy, test_report, {
+        **{f"accuracy_{split}": value for split, value in accuracy.items()},
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+        **(_confusion_image(labels, test_report.confusion, accuracy["test"]) if test_report else {}),
+    }
 
 
 def _confusion_image(labels: list[str], confusion: list[list[int]],
@@ -106,24 +122,14 @@ def embedding_model(context: dg.AssetExecutionContext, settings: KwsSettings,
     cfg = settings.config
     labels = cfg.labels
     data = {split: embedding_split_arrays(embedding_table, labels, split) for split in SPLITS}
-    if len(data["train"][1]) == 0 or len(data["val"][1]) == 0:
-        raise dg.Failure(f"embedding_model needs train and val rows; got "
-                         f"{ {s: len(data[s][1]) for s in SPLITS} }", allow_retries=False)
+    _require_train_and_val(data, "embedding_model")
     head = cfg.embedding
     result = train_head(*data["train"], *data["val"], labels, cfg.train, kind=head.head,
                         width=head.width, dropout=head.dropout, n_blocks=head.n_blocks,
                         augment=EmbeddingAugment(**head.augment.model_dump()), log=context.log.info)
-    reports = {split: evaluate(result.model, x, y, labels) for split, (x, y) in data.items() if len(y)}
-    accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
-    test_report = reports.get("test")
+    accuracy, _, trained = _training_report(result, data, labels)
     front_end = embedding_front_end(cfg).spec
-    context.add_output_metadata({
-        **{f"accuracy_{split}": value for split, value in accuracy.items()},
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
-        **(_confusion_image(labels, test_report.confusion, accuracy["test"]) if test_report else {}),
-    })
+    context.add_output_metadata(trained)
     return ModelCheckpoint(
         family=EMBEDDING_FAMILY, labels=labels, state_dict=result.model.state_dict(),
         network={"head": head.head, "width": head.width, "dropout": head.dropout,
@@ -181,13 +187,10 @@ def student_model(context: dg.AssetExecutionContext, settings: KwsSettings,
     result = train_student(data["train"][0], data["train"][1], soft, *data["val"], labels,
                            cfg.model, cfg.train, cfg.distill, log=context.log.info,
                            augment=MfccAugment.from_settings(cfg.train.spec_augment))
-    reports = {split: evaluate(result.model, x, y, labels)
-               for split, (x, y) in data.items() if len(y)}
-    accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
-    test_report = reports.get("test")
+    accuracy, _, trained = _training_report(result, data, labels)
     context.add_output_metadata({
         "distilled": True,
-        **{f"accuracy_{split}": value for split, value in accuracy.items()},
+        **trained,
         **{f"kws_model_accuracy_{split}": value for split, value in kws_model.accuracy.items()},
         **{f"teacher_accuracy_{split}": value for split, value in embedding_model.accuracy.items()},
         "teacher_agreement": dg.MetadataValue.json(
@@ -195,10 +198,6 @@ def student_model(context: dg.AssetExecutionContext, settings: KwsSettings,
         "train_rows_without_teacher": without_teacher,
         "temperature": cfg.distill.temperature,
         "alpha": cfg.distill.alpha,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
-        **(_confusion_image(labels, test_report.confusion, accuracy["test"]) if test_report else {}),
     })
     return ModelCheckpoint(
         family=MFCC_FAMILY, labels=labels, state_dict=result.model.state_dict(),
