@@ -71,16 +71,6 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
         # anything Dagster does through the UPath reaches the same endpoint.
         super().__init__(base_path=(s3 or S3Connection()).upath(objects.root_uri))
 
-    # Serialization, per subclass -------------------------------------------------------------
-
-    @abstractmethod
-    def serialize(self, context: dg.OutputContext, obj: Any) -> bytes:
-        """The bytes stored for ``obj``."""
-
-    @abstractmethod
-    def deserialize(self, context: dg.InputContext, data: bytes) -> Any:
-        """The object stored as ``data``."""
-
     # Paths -> object keys ---------------------------------------------------------------------
 
     def key_for_path(self, path: UPath) -> str:
@@ -91,14 +81,7 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
         # override point Dagster documents for hierarchical file systems).
         return super().make_safe_partition_path(base_path, escape_dotdot_segments(partition))
 
-    # UPathIOManager hooks ---------------------------------------------------------------------
-
-    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        self.objects.put_bytes(self.key_for_path(path), self.serialize(context, obj))
-
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
-        # A missing object raises ObjectNotFound, a FileNotFoundError, as UPathIOManager expects.
-        return self.deserialize(context, self.objects.get_bytes(self.key_for_path(path)))
+    # UPathIOManager hooks (dump_to_path / load_from_path: per subclass) ---------------------
 
     def path_exists(self, path: UPath) -> bool:
         return self.objects.exists(self.key_for_path(path))
@@ -117,6 +100,25 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
             context.log.warning(f"removing {self.objects.uri_for(key)}: {context.asset_key} is "
                                 "now partitioned and stores one object per partition there")
             self.objects.delete(key)
+
+
+class ObjectBytesUPathIOManager(ObjectStoreUPathIOManager):
+    """Each value is one object: the bytes a subclass serializes it to."""
+
+    @abstractmethod
+    def serialize(self, context: dg.OutputContext, obj: Any) -> bytes:
+        """The bytes stored for ``obj``."""
+
+    @abstractmethod
+    def deserialize(self, context: dg.InputContext, data: bytes) -> Any:
+        """The object stored as ``data``."""
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        self.objects.put_bytes(self.key_for_path(path), self.serialize(context, obj))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        # A missing object raises ObjectNotFound, a FileNotFoundError, as UPathIOManager expects.
+        return self.deserialize(context, self.objects.get_bytes(self.key_for_path(path)))
 
 
 def place_staged_parquet(objects: ObjectStore, key: str, staged: StagedParquet) -> str:
@@ -146,7 +148,7 @@ def staged_table_metadata(staged: StagedParquet) -> dict[str, Any]:
     }
 
 
-class PolarsParquetUPathIOManager(ObjectStoreUPathIOManager):
+class PolarsParquetUPathIOManager(ObjectBytesUPathIOManager):
     """Tables as Parquet; an asset may also return a :class:`StagedParquet` it streamed itself."""
 
     extension = ".parquet"
@@ -172,7 +174,7 @@ class PolarsParquetUPathIOManager(ObjectStoreUPathIOManager):
         return table_metadata(obj)
 
 
-class TorchCheckpointUPathIOManager(ObjectStoreUPathIOManager):
+class TorchCheckpointUPathIOManager(ObjectBytesUPathIOManager):
     """Typed model checkpoints (:class:`ModelCheckpoint`) saved with ``torch.save``."""
 
     extension = ".pt"
@@ -211,12 +213,6 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
 
     def path_exists(self, path: UPath) -> bool:
         return artifact_exists(self.objects, self.key_for_path(path))
-
-    def serialize(self, context: dg.OutputContext, obj: Any) -> bytes:
-        raise NotImplementedError("artifact folders are stored file by file (dump_to_path)")
-
-    def deserialize(self, context: dg.InputContext, data: bytes) -> Any:
-        raise NotImplementedError("artifact folders are loaded file by file (load_from_path)")
 
     def get_metadata(self, context: dg.OutputContext, obj: ArtifactFolder) -> dict[str, Any]:
         return {"artifact_files": dg.MetadataValue.int(sum(1 for p in obj.path.rglob("*") if p.is_file()))}
