@@ -24,9 +24,9 @@ import random
 import numpy as np
 
 from bench.timing import interleaved
+from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.alignment import Aligner
-from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
 from kws_assets.core.speech.dtw_aligner import DtwAligner
 from kws_assets.core.speech.fillers import FILLER_WORDS
 
@@ -36,25 +36,76 @@ SNR_DB = (5.0, 20.0)
 PAUSE_S = (0.05, 1.0)
 RATES_WPM = (130, 160, 190)
 ENGLISH_WORDS = (
-    "please", "say", "now", "the", "word", "next", "heard", "again", "will", "then", "maybe",
-    "after", "today", "before", "dinner", "house", "green", "water", "seven", "paper", "music",
-    "little", "window", "morning", "garden", "never", "yellow", "table", "people", "number",
-    "open", "river", "coffee", "simple", "yes", "stop", "left", "right", "down", "off",
+    "please",
+    "say",
+    "now",
+    "the",
+    "word",
+    "next",
+    "heard",
+    "again",
+    "will",
+    "then",
+    "maybe",
+    "after",
+    "today",
+    "before",
+    "dinner",
+    "house",
+    "green",
+    "water",
+    "seven",
+    "paper",
+    "music",
+    "little",
+    "window",
+    "morning",
+    "garden",
+    "never",
+    "yellow",
+    "table",
+    "people",
+    "number",
+    "open",
+    "river",
+    "coffee",
+    "simple",
+    "yes",
+    "stop",
+    "left",
+    "right",
+    "down",
+    "off",
 )
 # Recording voices: none is an alignment voice ("en" for English, the language code otherwise).
-ENGLISH_VOICES = ("en-us+f4", "en-029+m6", "en-gb-scotland+m4", "en-us-nyc+m7", "en-gb-x-rp+f2",
-                  "en-us+m1")
-OTHER_LANGUAGE_VOICES = {"es": ("es-419+f2", "es+m4"), "fr": ("fr-be+f3", "fr+m2"),
-                         "de": ("de+f4", "de+m6")}
+ENGLISH_VOICES = (
+    "en-us+f4",
+    "en-029+m6",
+    "en-gb-scotland+m4",
+    "en-us-nyc+m7",
+    "en-gb-x-rp+f2",
+    "en-us+m1",
+)
+OTHER_LANGUAGE_VOICES = {
+    "es": ("es-419+f2", "es+m4"),
+    "fr": ("fr-be+f3", "fr+m2"),
+    "de": ("de+f4", "de+m6"),
+}
 
 
-def _noisy(samples: np.ndarray, sample_rate: int, rng: random.Random,
-           noise_rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def _noisy(
+    samples: np.ndarray, sample_rate: int, rng: random.Random, noise_rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """``samples`` at SR between random pauses, under coloured noise; and the lead in seconds."""
     x = resample(samples, sample_rate, SR)
     lead_s = rng.uniform(*PAUSE_S)
-    x = np.concatenate([np.zeros(int(SR * lead_s), np.float32), x,
-                        np.zeros(int(SR * rng.uniform(*PAUSE_S)), np.float32)])
+    x = np.concatenate(
+        [
+            np.zeros(int(SR * lead_s), np.float32),
+            x,
+            np.zeros(int(SR * rng.uniform(*PAUSE_S)), np.float32),
+        ]
+    )
     noise = colored_noise(rng.choice(["white", "pink", "brown"]), len(x), noise_rng)
     return mix_at_snr(x, noise, rng.uniform(*SNR_DB)), lead_s
 
@@ -67,11 +118,13 @@ def english_recordings(n_utterances: int, seed: int = 0) -> list[dict]:
         words = rng.sample(ENGLISH_WORDS, rng.randint(4, 8))
         wrong = rng.sample([w for w in ENGLISH_WORDS if w not in words], len(words))
         voice = ENGLISH_VOICES[i % len(ENGLISH_VOICES)]
-        spoken = tts.synthesize(" ".join(words), voice=voice, rate=rng.choice(RATES_WPM),
-                                pitch=rng.randint(30, 70))
+        spoken = tts.synthesize(
+            " ".join(words), voice=voice, rate=rng.choice(RATES_WPM), pitch=rng.randint(30, 70)
+        )
         audio, _ = _noisy(spoken.samples, spoken.sample_rate, rng, noise_rng)
-        items.append({"voice": voice, "text": " ".join(words), "wrong": " ".join(wrong),
-                      "audio": audio})
+        items.append(
+            {"voice": voice, "text": " ".join(words), "wrong": " ".join(wrong), "audio": audio}
+        )
     return items
 
 
@@ -128,13 +181,17 @@ def other_language_agreement(per_voice: int, seed: int = 0) -> dict:
             if not result.ok or len(spoken.words) != len(result.words):
                 failed += 1
                 continue
-            errors += [abs(w.start_s - (e.start_s + lead_s))
-                       for w, e in zip(result.words, spoken.words)]
-        out[language] = {"alignment_voice": aligner.voice, "recording_voices": list(voices),
-                         "words": len(errors), "failed_utterances": failed,
-                         "starts_within_100ms_of_espeak_events": _share_within(errors),
-                         "median_start_error_ms": float(np.median(errors) * 1000) if errors
-                         else float("nan")}
+            errors += [
+                abs(w.start_s - (e.start_s + lead_s)) for w, e in zip(result.words, spoken.words)
+            ]
+        out[language] = {
+            "alignment_voice": aligner.voice,
+            "recording_voices": list(voices),
+            "words": len(errors),
+            "failed_utterances": failed,
+            "starts_within_100ms_of_espeak_events": _share_within(errors),
+            "median_start_error_ms": float(np.median(errors) * 1000) if errors else float("nan"),
+        }
     return out
 
 
@@ -142,30 +199,42 @@ def alignment_speed(items: list[dict], pocketsphinx: Aligner, dtw: DtwAligner, r
     """Real-time factors of both aligners over the same recordings (best of interleaved rounds)."""
     audio_s = sum(len(i["audio"]) for i in items) / SR
 
-    def run(aligner) -> None:  # noqa: ANN001
+    def run(aligner) -> None:
         for item in items:
             aligner.align(item["audio"], SR, item["text"])
 
-    timings = interleaved({"pocketsphinx": (lambda: run(pocketsphinx), len(items)),
-                           "tts_dtw": (lambda: run(dtw), len(items))}, rounds=rounds)
+    timings = interleaved(
+        {
+            "pocketsphinx": (lambda: run(pocketsphinx), len(items)),
+            "tts_dtw": (lambda: run(dtw), len(items)),
+        },
+        rounds=rounds,
+    )
     rtf = {name: t.best_s / audio_s for name, t in timings.items()}
-    return {"audio_seconds": audio_s, "timings": {n: t.as_dict() for n, t in timings.items()},
-            "real_time_factor": rtf,
-            "tts_dtw_speedup_vs_pocketsphinx": rtf["pocketsphinx"] / rtf["tts_dtw"]}
+    return {
+        "audio_seconds": audio_s,
+        "timings": {n: t.as_dict() for n, t in timings.items()},
+        "real_time_factor": rtf,
+        "tts_dtw_speedup_vs_pocketsphinx": rtf["pocketsphinx"] / rtf["tts_dtw"],
+    }
 
 
-def run_alignment_agreement_bench(n_utterances: int = 24, rounds: int = 3, seed: int = 0,
-                                  other_language_per_voice: int = 4) -> dict:
+def run_alignment_agreement_bench(
+    n_utterances: int = 24, rounds: int = 3, seed: int = 0, other_language_per_voice: int = 4
+) -> dict:
     """Everything above, as one JSON-able dict."""
     items = english_recordings(n_utterances, seed)
     pocketsphinx, dtw = Aligner(sample_rate=SR), DtwAligner("en")
     return {
-        "english_vs_pocketsphinx": {"alignment_voice": dtw.voice,
-                                    "recording_voices": list(ENGLISH_VOICES),
-                                    "snr_db": list(SNR_DB),
-                                    **english_agreement(items, pocketsphinx, dtw)},
-        "other_languages_vs_espeak_events": other_language_agreement(other_language_per_voice,
-                                                                     seed),
+        "english_vs_pocketsphinx": {
+            "alignment_voice": dtw.voice,
+            "recording_voices": list(ENGLISH_VOICES),
+            "snr_db": list(SNR_DB),
+            **english_agreement(items, pocketsphinx, dtw),
+        },
+        "other_languages_vs_espeak_events": other_language_agreement(
+            other_language_per_voice, seed
+        ),
         "speed": alignment_speed(items, pocketsphinx, dtw, rounds),
     }
 
@@ -176,8 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(json.dumps(run_alignment_agreement_bench(args.utterances, args.rounds, args.seed),
-                     indent=2))
+    print(
+        json.dumps(run_alignment_agreement_bench(args.utterances, args.rounds, args.seed), indent=2)
+    )
 
 
 if __name__ == "__main__":

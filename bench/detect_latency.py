@@ -21,15 +21,27 @@ import numpy as np
 import torch
 
 from bench.timing import interleaved
-from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.audio.io import colored_noise
 from kws_assets.core.model.detect import StreamingDetector
 from kws_assets.core.model.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
 
-LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
-          "stop", "go"]
+LABELS = [
+    "_silence_",
+    "_unknown_",
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+]
 HOP_MS = 100.0
 
 
@@ -37,7 +49,9 @@ def _artifact(folder: Path, spec: FeatureSpec, audio: np.ndarray) -> Path:
     torch.manual_seed(0)
     model = DSCNN(len(LABELS), ModelSettings()).eval()
     count = min(32, audio.size // spec.clip_samples)
-    clips = np.stack([audio[i * spec.clip_samples : (i + 1) * spec.clip_samples] for i in range(count)])
+    clips = np.stack(
+        [audio[i * spec.clip_samples : (i + 1) * spec.clip_samples] for i in range(count)]
+    )
     raw = MfccExtractor(spec)(clips)
     spec = spec.with_stats(*compute_norm_stats(raw))
     float_path = export_onnx(model, spec, folder / "model.onnx")
@@ -63,16 +77,24 @@ def run_detect_bench(seconds: float = 60.0, rounds: int = 3, threads: int = 1) -
                 classifier.classify_features(normalize(extractor(window), classifier.spec))
 
         windows = len(detector.posteriors(audio, spec.sample_rate).start_s)
-        timings = interleaved({
-            "streaming": (lambda: detector.posteriors(audio, spec.sample_rate), windows),
-            "per_window": (per_window, len(starts)),
-        }, rounds)
+        timings = interleaved(
+            {
+                "streaming": (lambda: detector.posteriors(audio, spec.sample_rate), windows),
+                "per_window": (per_window, len(starts)),
+            },
+            rounds,
+        )
     ms = {name: 1000.0 * t.best_s / t.items for name, t in timings.items()}
-    return {"audio_seconds": seconds, "hop_ms": HOP_MS, "threads": threads,
-            "windows": {name: t.items for name, t in timings.items()},
-            "ms_per_window": ms, "streaming_speedup": ms["per_window"] / ms["streaming"],
-            "real_time_factor_streaming": timings["streaming"].best_s / seconds,
-            "timings": {name: t.as_dict() for name, t in timings.items()}}
+    return {
+        "audio_seconds": seconds,
+        "hop_ms": HOP_MS,
+        "threads": threads,
+        "windows": {name: t.items for name, t in timings.items()},
+        "ms_per_window": ms,
+        "streaming_speedup": ms["per_window"] / ms["streaming"],
+        "real_time_factor_streaming": timings["streaming"].best_s / seconds,
+        "timings": {name: t.as_dict() for name, t in timings.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

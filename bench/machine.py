@@ -59,7 +59,9 @@ def matmul_flops(n: int = MATMUL_SIZE, repeats: int = MATMUL_REPEATS) -> dict:
     finally:
         torch.set_num_threads(previous)
     results["numpy"] = _best_matmul_flops(lambda: a_np @ b_np, n, repeats)
-    results["achievable"] = max(results["torch_all_cores"], results["numpy"], results["torch_one_core"])
+    results["achievable"] = max(
+        results["torch_all_cores"], results["numpy"], results["torch_one_core"]
+    )
     results["size"] = n
     return results
 

@@ -17,8 +17,8 @@ import torch
 from bench.clips import ClipSet
 from bench.machine import MATMUL_SIZE
 from bench.timing import interleaved
-from kws_assets.core.model.feature_table import FeatureCache, iter_mfcc_batches, stage_mfcc_table
 from kws_assets.core.audio.features import LOG_OFFSET, FeatureSpec, MfccExtractor, default_workers
+from kws_assets.core.model.feature_table import FeatureCache, iter_mfcc_batches, stage_mfcc_table
 
 FFT_FLOPS_PER_N_LOG2N = 5.0  # the classic complex-FFT count, 5 N log2 N per transform
 
@@ -46,27 +46,60 @@ def mfcc_flops_per_clip(spec: FeatureSpec) -> dict[str, float]:
 def librosa_mfcc(clip: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """librosa's MFCC of one clip with the project's window, hop, mel and DCT settings."""
     return librosa.feature.mfcc(
-        y=clip, sr=spec.sample_rate, n_mfcc=spec.n_mfcc, n_fft=spec.n_fft,
-        hop_length=spec.hop_length, win_length=spec.win_length, window="hann", center=False,
-        power=2.0, n_mels=spec.n_mels, fmin=spec.f_min, fmax=spec.f_max, htk=True)
+        y=clip,
+        sr=spec.sample_rate,
+        n_mfcc=spec.n_mfcc,
+        n_fft=spec.n_fft,
+        hop_length=spec.hop_length,
+        win_length=spec.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=spec.n_mels,
+        fmin=spec.f_min,
+        fmax=spec.f_max,
+        htk=True,
+    )
 
 
 def psf_mfcc(clip: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """python_speech_features' MFCC of one clip with the same settings (no pre-emphasis, no
     liftering, no energy replacement, Hann window)."""
     return psf.mfcc(
-        clip, samplerate=spec.sample_rate, winlen=spec.window_ms / 1000, winstep=spec.hop_ms / 1000,
-        numcep=spec.n_mfcc, nfilt=spec.n_mels, nfft=spec.n_fft, lowfreq=spec.f_min,
-        highfreq=spec.f_max, preemph=0.0, ceplifter=0, appendEnergy=False, winfunc=np.hanning)
+        clip,
+        samplerate=spec.sample_rate,
+        winlen=spec.window_ms / 1000,
+        winstep=spec.hop_ms / 1000,
+        numcep=spec.n_mfcc,
+        nfilt=spec.n_mels,
+        nfft=spec.n_fft,
+        lowfreq=spec.f_min,
+        highfreq=spec.f_max,
+        preemph=0.0,
+        ceplifter=0,
+        appendEnergy=False,
+        winfunc=np.hanning,
+    )
 
 
 def librosa_log_mel_mfcc(clip: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """librosa's mel spectrogram with the project's log (``log(mel + 1e-6)``), un-normalised HTK
     filters and orthonormal DCT-II: the same definition, so it should match the project."""
     mel = librosa.feature.melspectrogram(
-        y=clip, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.hop_length,
-        win_length=spec.win_length, window="hann", center=False, power=2.0, n_mels=spec.n_mels,
-        fmin=spec.f_min, fmax=spec.f_max, htk=True, norm=None)
+        y=clip,
+        sr=spec.sample_rate,
+        n_fft=spec.n_fft,
+        hop_length=spec.hop_length,
+        win_length=spec.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=spec.n_mels,
+        fmin=spec.f_min,
+        fmax=spec.f_max,
+        htk=True,
+        norm=None,
+    )
     return scipy.fft.dct(np.log(mel + LOG_OFFSET), type=2, norm="ortho", axis=0)[: spec.n_mfcc].T
 
 
@@ -91,8 +124,14 @@ def _agreement(spec: FeatureSpec, clips: np.ndarray, project: np.ndarray) -> dic
     }
 
 
-def run_mfcc_bench(spec: FeatureSpec, clip_set: ClipSet, matmul: dict, rounds: int,
-                   peer_clips: int | None = None, matmul_size: int = MATMUL_SIZE) -> dict:
+def run_mfcc_bench(
+    spec: FeatureSpec,
+    clip_set: ClipSet,
+    matmul: dict,
+    rounds: int,
+    peer_clips: int | None = None,
+    matmul_size: int = MATMUL_SIZE,
+) -> dict:
     """Throughput of every MFCC implementation on the same clips, best of ``rounds``.
 
     ``matmul`` is :func:`bench.machine.matmul_flops`' result (the FLOP bound's denominators).
@@ -119,14 +158,17 @@ def run_mfcc_bench(spec: FeatureSpec, clip_set: ClipSet, matmul: dict, rounds: i
         with torch.inference_mode():
             torch.matmul(a, a)
 
-    timings = interleaved({
-        "matmul": (run_matmul, matmul_flop),
-        "project": (lambda: project(clips), len(clips)),
-        "project_one_thread": (lambda: project_one(clips), len(clips)),
-        "torchaudio_transform": (skeleton_path, len(clips)),
-        "librosa_per_clip": (lambda: [librosa_mfcc(c, spec) for c in clips[:n_peer]], n_peer),
-        "psf_per_clip": (lambda: [psf_mfcc(c, spec) for c in clips[:n_peer]], n_peer),
-    }, rounds=rounds)
+    timings = interleaved(
+        {
+            "matmul": (run_matmul, matmul_flop),
+            "project": (lambda: project(clips), len(clips)),
+            "project_one_thread": (lambda: project_one(clips), len(clips)),
+            "torchaudio_transform": (skeleton_path, len(clips)),
+            "librosa_per_clip": (lambda: [librosa_mfcc(c, spec) for c in clips[:n_peer]], n_peer),
+            "psf_per_clip": (lambda: [psf_mfcc(c, spec) for c in clips[:n_peer]], n_peer),
+        },
+        rounds=rounds,
+    )
 
     flops = mfcc_flops_per_clip(spec)
     best = {name: t.best_rate for name, t in timings.items()}
@@ -151,8 +193,9 @@ def run_mfcc_bench(spec: FeatureSpec, clip_set: ClipSet, matmul: dict, rounds: i
         "fraction_of_flop_bound": best["project"] / bound_clips_per_s,
         "achieved_flops_per_s": best["project"] * flops["total"],
         # one thread against one core's matmul: how much of the gap is parallel efficiency
-        "fraction_of_one_core_bound_one_thread":
-            best["project_one_thread"] * flops["total"] / matmul["torch_one_core"],
+        "fraction_of_one_core_bound_one_thread": best["project_one_thread"]
+        * flops["total"]
+        / matmul["torch_one_core"],
         "agreement": _agreement(spec, clips, project(clips[:16])),
     }
 
@@ -160,11 +203,16 @@ def run_mfcc_bench(spec: FeatureSpec, clip_set: ClipSet, matmul: dict, rounds: i
 def run_table_bench(spec: FeatureSpec, clip_set: ClipSet, rounds: int) -> dict:
     """The WAV files -> MFCC table path (read, decode, featurize, Parquet) with all threads and
     with one, and a rebuild over unchanged clips through the feature cache."""
-    table = pl.DataFrame({
-        "clip_id": [f"clip{i:05d}" for i in range(len(clip_set))],
-        "uri": [str(p) for p in clip_set.paths],
-        "label": ["yes"] * len(clip_set), "split": ["train"] * len(clip_set),
-        "speaker": ["s"] * len(clip_set), "source": ["bench"] * len(clip_set)})
+    table = pl.DataFrame(
+        {
+            "clip_id": [f"clip{i:05d}" for i in range(len(clip_set))],
+            "uri": [str(p) for p in clip_set.paths],
+            "label": ["yes"] * len(clip_set),
+            "split": ["train"] * len(clip_set),
+            "speaker": ["s"] * len(clip_set),
+            "source": ["bench"] * len(clip_set),
+        }
+    )
     workers = default_workers()
     with tempfile.TemporaryDirectory(prefix="kws-bench-table-") as tmp:
         folder = Path(tmp)
@@ -176,24 +224,33 @@ def run_table_bench(spec: FeatureSpec, clip_set: ClipSet, rounds: int) -> dict:
 
         def cold_build() -> None:
             cache.path.unlink(missing_ok=True)
-            staged, _ = stage_mfcc_table(table, spec, folder / "staging", cache=cache, workers=workers)
+            staged, _ = stage_mfcc_table(
+                table, spec, folder / "staging", cache=cache, workers=workers
+            )
             staged.discard()
 
         def cached_build() -> None:
-            staged, stats = stage_mfcc_table(table, spec, folder / "staging", cache=cache,
-                                             workers=workers)
+            staged, stats = stage_mfcc_table(
+                table, spec, folder / "staging", cache=cache, workers=workers
+            )
             staged.discard()
             if stats.featurized:
                 raise AssertionError(f"rebuild featurized {stats.featurized} unchanged clips")
 
-        timings = interleaved({
-            "files_to_mfcc": (lambda: drain(workers), len(table)),
-            "files_to_mfcc_one_thread": (lambda: drain(1), len(table)),
-            "table_build_cold_cache": (cold_build, len(table)),
-        }, rounds=rounds)
+        timings = interleaved(
+            {
+                "files_to_mfcc": (lambda: drain(workers), len(table)),
+                "files_to_mfcc_one_thread": (lambda: drain(1), len(table)),
+                "table_build_cold_cache": (cold_build, len(table)),
+            },
+            rounds=rounds,
+        )
         cold_build()  # leave a full cache for the rebuilds
-        timings.update(interleaved({"table_rebuild_unchanged_clips": (cached_build, len(table))},
-                                   rounds=rounds))
+        timings.update(
+            interleaved(
+                {"table_rebuild_unchanged_clips": (cached_build, len(table))}, rounds=rounds
+            )
+        )
     best = {name: t.best_rate for name, t in timings.items()}
     return {
         "clips": len(table),

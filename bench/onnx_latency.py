@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from kws_assets.settings import ModelSettings
-from kws_assets.core.model.export import export_onnx, quantize_int8
 from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.model.export import export_onnx, quantize_int8
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.settings import ModelSettings
 
 DEMO_CLASSES = 12  # _silence_, _unknown_ and the ten Speech Commands keywords
 WARMUP_RUNS = 50
@@ -27,8 +27,14 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_onnx_bench(spec: FeatureSpec, features: np.ndarray, runs: int, rounds: int = 5,
-                   threads: int = 1, model_settings: ModelSettings | None = None) -> dict:
+def run_onnx_bench(
+    spec: FeatureSpec,
+    features: np.ndarray,
+    runs: int,
+    rounds: int = 5,
+    threads: int = 1,
+    model_settings: ModelSettings | None = None,
+) -> dict:
     """Median latency (µs) of one window ``[1, n_frames, n_mfcc]`` through the float and the
     int8 model, measured in interleaved rounds of ``runs`` calls each.
 
@@ -46,9 +52,15 @@ def run_onnx_bench(spec: FeatureSpec, features: np.ndarray, runs: int, rounds: i
         sessions = {"float": _session(float_path, threads), "int8": _session(int8_path, threads)}
         sizes = {"float": float_path.stat().st_size, "int8": int8_path.stat().st_size}
         name = sessions["float"].get_inputs()[0].name
-        agree = float(np.mean([
-            np.argmax(sessions["float"].run(None, {name: w})[0]) == np.argmax(sessions["int8"].run(None, {name: w})[0])
-            for w in windows]))
+        agree = float(
+            np.mean(
+                [
+                    np.argmax(sessions["float"].run(None, {name: w})[0])
+                    == np.argmax(sessions["int8"].run(None, {name: w})[0])
+                    for w in windows
+                ]
+            )
+        )
         samples: dict[str, list[float]] = {"float": [], "int8": []}
         for session in sessions.values():
             for i in range(WARMUP_RUNS):

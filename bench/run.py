@@ -1,10 +1,10 @@
 """``make bench``: every benchmark in one run, written to ``bench/results/report.{json,md}``.
 
-    python -m bench.run                  # the full suite (the e2e curve dominates: see E2E_NOTE)
-    python -m bench.run --skip-e2e       # everything but the end-to-end scaling curve
-    python -m bench.run --scales 1 4     # the curve at 1x and 4x only (make bench BENCH_ARGS=...)
-    python -m bench.run --only embedding,engines   # some sections (SECTIONS), nothing else
-    python -m bench.run --clips 64 ...   # smaller inputs (the smoke test uses these knobs)
+python -m bench.run                  # the full suite (the e2e curve dominates: see E2E_NOTE)
+python -m bench.run --skip-e2e       # everything but the end-to-end scaling curve
+python -m bench.run --scales 1 4     # the curve at 1x and 4x only (make bench BENCH_ARGS=...)
+python -m bench.run --only embedding,engines   # some sections (SECTIONS), nothing else
+python -m bench.run --clips 64 ...   # smaller inputs (the smoke test uses these knobs)
 """
 
 from __future__ import annotations
@@ -15,26 +15,26 @@ import math
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 from bench import e2e, machine, stages
 from bench.alignment_agreement import run_alignment_agreement_bench
 from bench.clips import make_clip_set
+from bench.detect_latency import run_detect_bench
 from bench.embedding import run_embedding_bench
 from bench.engines import engine_names, engine_rates, perturb_rate
 from bench.mfcc import run_mfcc_bench, run_table_bench
-from bench.detect_latency import run_detect_bench
 from bench.onnx_latency import run_onnx_bench
-from bench.table_memory import run_table_memory_bench
 from bench.report import (
     EMBEDDING_TARGET_NAME,
     check_targets,
     render_markdown,
     targets_as_dicts,
 )
-from kws_assets.settings import AudioSettings, EmbeddingSettings, FeatureSettings, parse_yaml
+from bench.table_memory import run_table_memory_bench
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.settings import AudioSettings, EmbeddingSettings, FeatureSettings, parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -47,8 +47,20 @@ DEFAULT_EMBEDDING_CLIPS = 256
 DEFAULT_ENGINE_SECONDS = 40.0
 DEFAULT_ENGINE_VOICES = 3
 DEFAULT_PERTURB_SECONDS = 5.0
-SECTIONS = ("mfcc", "table", "table_memory", "decode", "synthesis", "alignment", "agreement",
-            "onnx", "detect", "embedding", "engines", "e2e")
+SECTIONS = (
+    "mfcc",
+    "table",
+    "table_memory",
+    "decode",
+    "synthesis",
+    "alignment",
+    "agreement",
+    "onnx",
+    "detect",
+    "embedding",
+    "engines",
+    "e2e",
+)
 """What ``--only`` picks from; the default runs them all."""
 E2E_NOTE = (
     "The e2e curve materializes the whole graph (both model families, the other TTS engines, "
@@ -59,52 +71,110 @@ E2E_NOTE = (
     "speech-embedding table (every validated clip and augmented copy at ~70-100 clips/s: ~60 s "
     "at 1x), the held-out festival set (a fixed ~200 renders at ~1.5/s: ~150 s at every "
     "scale) and device_model's TFLite conversion (~15 s), so expect roughly 8 min at 1x, 20 min at 4x and over an hour at 16x. The default "
-    "keeps 1x/4x/16x; pick fewer with --scales, e.g. make bench BENCH_ARGS=\"--scales 1 4\".")
+    'keeps 1x/4x/16x; pick fewer with --scales, e.g. make bench BENCH_ARGS="--scales 1 4".'
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="kws_assets benchmarks against peers",
-                                     epilog=E2E_NOTE)
+    parser = argparse.ArgumentParser(
+        description="kws_assets benchmarks against peers", epilog=E2E_NOTE
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
     parser.add_argument("--clips", type=int, default=1024, help="clips for MFCC/decode/table")
-    parser.add_argument("--peer-clips", type=int, default=256,
-                        help="clips the per-clip peers (librosa, python_speech_features) run")
+    parser.add_argument(
+        "--peer-clips",
+        type=int,
+        default=256,
+        help="clips the per-clip peers (librosa, python_speech_features) run",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--synth-utterances", type=int, default=48)
     parser.add_argument("--align-utterances", type=int, default=8)
     parser.add_argument("--onnx-runs", type=int, default=300, help="calls per model per round")
-    parser.add_argument("--base-config", type=Path, default=DEFAULT_BASE_CONFIG,
-                        help="the config scaled for the end-to-end curve (the demo's kws.yaml)")
-    parser.add_argument("--scales", nargs="+", default=[",".join(map(str, DEFAULT_SCALES))],
-                        help="perfect squares, space- or comma-separated (default 1,4,16); e.g. "
-                             "make bench BENCH_ARGS=\"--scales 1 4\" to leave out 16x")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
-                        help="training epochs at every end-to-end scale")
-    parser.add_argument("--eval-minutes", type=float, default=DEFAULT_EVAL_MINUTES,
-                        help="keyword-free stream of the evaluation asset at every scale")
-    parser.add_argument("--model-filters", type=int, default=DEFAULT_MODEL_FILTERS,
-                        help="DS-CNN width at every end-to-end scale (the demo's is 64)")
-    parser.add_argument("--table-memory-clips", default="2000,32000",
-                        help="table sizes whose build peak RSS is compared (comma-separated)")
-    parser.add_argument("--agreement-utterances", type=int, default=24,
-                        help="English recordings for the TTS+DTW vs pocketsphinx agreement (0: skip)")
-    parser.add_argument("--agreement-per-voice", type=int, default=4,
-                        help="recordings per voice for the other-language alignment check")
-    parser.add_argument("--embedding-clips", type=int, default=DEFAULT_EMBEDDING_CLIPS,
-                        help="clips through both speech-embedding front ends (the first of "
-                             "--clips; at most that many)")
-    parser.add_argument("--engine-seconds", type=float, default=DEFAULT_ENGINE_SECONDS,
-                        help="seconds of rendering split over the TTS engines (0: skip)")
-    parser.add_argument("--engine-voices", type=int, default=DEFAULT_ENGINE_VOICES,
-                        help="voices measured per TTS engine")
-    parser.add_argument("--engines", default="",
-                        help="comma-separated TTS engines to measure (default: every one "
-                             "kws_assets has; those not installed are reported as skipped)")
-    parser.add_argument("--perturb-seconds", type=float, default=DEFAULT_PERTURB_SECONDS,
-                        help="seconds of speaker perturbations timed")
-    parser.add_argument("--only", default="",
-                        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)} "
-                             f"(default: all)")
+    parser.add_argument(
+        "--base-config",
+        type=Path,
+        default=DEFAULT_BASE_CONFIG,
+        help="the config scaled for the end-to-end curve (the demo's kws.yaml)",
+    )
+    parser.add_argument(
+        "--scales",
+        nargs="+",
+        default=[",".join(map(str, DEFAULT_SCALES))],
+        help="perfect squares, space- or comma-separated (default 1,4,16); e.g. "
+        'make bench BENCH_ARGS="--scales 1 4" to leave out 16x',
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help="training epochs at every end-to-end scale",
+    )
+    parser.add_argument(
+        "--eval-minutes",
+        type=float,
+        default=DEFAULT_EVAL_MINUTES,
+        help="keyword-free stream of the evaluation asset at every scale",
+    )
+    parser.add_argument(
+        "--model-filters",
+        type=int,
+        default=DEFAULT_MODEL_FILTERS,
+        help="DS-CNN width at every end-to-end scale (the demo's is 64)",
+    )
+    parser.add_argument(
+        "--table-memory-clips",
+        default="2000,32000",
+        help="table sizes whose build peak RSS is compared (comma-separated)",
+    )
+    parser.add_argument(
+        "--agreement-utterances",
+        type=int,
+        default=24,
+        help="English recordings for the TTS+DTW vs pocketsphinx agreement (0: skip)",
+    )
+    parser.add_argument(
+        "--agreement-per-voice",
+        type=int,
+        default=4,
+        help="recordings per voice for the other-language alignment check",
+    )
+    parser.add_argument(
+        "--embedding-clips",
+        type=int,
+        default=DEFAULT_EMBEDDING_CLIPS,
+        help="clips through both speech-embedding front ends (the first of "
+        "--clips; at most that many)",
+    )
+    parser.add_argument(
+        "--engine-seconds",
+        type=float,
+        default=DEFAULT_ENGINE_SECONDS,
+        help="seconds of rendering split over the TTS engines (0: skip)",
+    )
+    parser.add_argument(
+        "--engine-voices",
+        type=int,
+        default=DEFAULT_ENGINE_VOICES,
+        help="voices measured per TTS engine",
+    )
+    parser.add_argument(
+        "--engines",
+        default="",
+        help="comma-separated TTS engines to measure (default: every one "
+        "kws_assets has; those not installed are reported as skipped)",
+    )
+    parser.add_argument(
+        "--perturb-seconds",
+        type=float,
+        default=DEFAULT_PERTURB_SECONDS,
+        help="seconds of speaker perturbations timed",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)} (default: all)",
+    )
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--matmul-size", type=int, default=machine.MATMUL_SIZE)
     args = parser.parse_args(argv)
@@ -125,7 +195,9 @@ def parse_scales(values: list[str] | str) -> list[int]:
             try:
                 scale = int(item)
             except ValueError:
-                raise ValueError(f"--scales: {item!r} is not an integer (use e.g. --scales 1 4)") from None
+                raise ValueError(
+                    f"--scales: {item!r} is not an integer (use e.g. --scales 1 4)"
+                ) from None
             if scale < 1 or math.isqrt(scale) ** 2 != scale:
                 raise ValueError(f"--scales: {scale} is not a perfect square (1, 4, 9, 16...)")
             scales.append(scale)
@@ -139,7 +211,9 @@ def parse_sections(only: str, skip_e2e: bool = False) -> set[str]:
     wanted = {name.strip() for name in only.split(",") if name.strip()} or set(SECTIONS)
     unknown = wanted - set(SECTIONS)
     if unknown:
-        raise ValueError(f"--only: unknown section(s) {sorted(unknown)}; sections: {', '.join(SECTIONS)}")
+        raise ValueError(
+            f"--only: unknown section(s) {sorted(unknown)}; sections: {', '.join(SECTIONS)}"
+        )
     return wanted - {"e2e"} if skip_e2e else wanted
 
 
@@ -159,7 +233,8 @@ def _explain(results: dict, targets) -> list[str]:
                 f"the batched path by throughput; with few clips or rounds, or on a busy machine, "
                 f"the batched path's warm-up is not amortized. One thread of the project path ran "
                 f"{rates['project_one_thread']:.0f} clips/s ({mfcc['thread_speedup']:.2f}x from the "
-                f"second thread).")
+                f"second thread)."
+            )
         elif "FLOP" in target.name:
             mfcc = results["mfcc"]
             flops = mfcc["flops_per_clip"]
@@ -171,7 +246,8 @@ def _explain(results: dict, targets) -> list[str]:
                 f"and memory traffic, not multiply-add throughput; the mel and DCT matmuls are "
                 f"small (K=320, N=40). One thread reaches "
                 f"{mfcc['fraction_of_one_core_bound_one_thread'] * 100:.0f}% of one core's "
-                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the rest.")
+                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the rest."
+            )
         elif "pocketsphinx" in target.name:
             english = results["alignment_agreement"]["english_vs_pocketsphinx"]
             notes.append(
@@ -179,25 +255,31 @@ def _explain(results: dict, targets) -> list[str]:
                 f"{english['utterances_compared']} utterances compared (median start error "
                 f"{english['median_start_error_ms']:.0f} ms, p90 {english['p90_start_error_ms']:.0f} "
                 f"ms); {english['dtw_failed']} utterance(s) the DTW aligner could not place. Few "
-                f"words make this share coarse; the test suite measures it on more.")
+                f"words make this share coarse; the test suite measures it on more."
+            )
         elif target.name == EMBEDDING_TARGET_NAME:
             notes.append(_explain_embedding(results["embedding"]))
         elif "scaling" in target.name:
             scaling = results["e2e"]["scaling"]
             worst = sorted(scaling["step_exponents"].items(), key=lambda kv: -kv[1])[:3]
-            notes.append(f"Scaling: wall-time exponent {scaling['exponent']:.2f}, CPU-time exponent "
-                         f"{scaling['exponent_cpu']:.2f}; steepest steps: "
-                         + ", ".join(f"{step} (k={k:.2f})" for step, k in worst) + ".")
+            notes.append(
+                f"Scaling: wall-time exponent {scaling['exponent']:.2f}, CPU-time exponent "
+                f"{scaling['exponent_cpu']:.2f}; steepest steps: "
+                + ", ".join(f"{step} (k={k:.2f})" for step, k in worst)
+                + "."
+            )
         elif "RSS" in target.name:
             runs = results["e2e"]["runs"]
             first, last = runs[0], runs[-1]
             peaks = last.get("step_peak_rss_kib") or {}
             top = max(peaks, key=peaks.get) if peaks else "unknown"
-            notes.append(f"Peak RSS grew from {first['maxrss_self_kib'] / 1024:.0f} MiB to "
-                         f"{last['maxrss_self_kib'] / 1024:.0f} MiB; at {last['scale']}x the peak "
-                         f"is reached in {top} ({peaks.get(top, 0) / 1024:.0f} MiB, vs "
-                         f"{(first.get('step_peak_rss_kib') or {}).get(top, 0) / 1024:.0f} MiB at "
-                         f"{first['scale']}x).")
+            notes.append(
+                f"Peak RSS grew from {first['maxrss_self_kib'] / 1024:.0f} MiB to "
+                f"{last['maxrss_self_kib'] / 1024:.0f} MiB; at {last['scale']}x the peak "
+                f"is reached in {top} ({peaks.get(top, 0) / 1024:.0f} MiB, vs "
+                f"{(first.get('step_peak_rss_kib') or {}).get(top, 0) / 1024:.0f} MiB at "
+                f"{first['scale']}x)."
+            )
     return notes
 
 
@@ -208,49 +290,67 @@ def _explain_embedding(embedding: dict) -> str:
     reasons = []
     if embedding["clips"] < 2 * embedding["batch_clips"]:
         calls = -(-embedding["clips"] // embedding["batch_clips"])
-        reasons.append(f"only {embedding['clips']} clips against batches of "
-                       f"{embedding['batch_clips']}: the batched path runs {calls} onnxruntime "
-                       f"call(s) per graph, too few to amortize their set-up")
+        reasons.append(
+            f"only {embedding['clips']} clips against batches of "
+            f"{embedding['batch_clips']}: the batched path runs {calls} onnxruntime "
+            f"call(s) per graph, too few to amortize their set-up"
+        )
     if len(ours["seconds"]) < 3:
-        reasons.append(f"{len(ours['seconds'])} timing round(s): one burst of other load decides "
-                       f"the best round")
+        reasons.append(
+            f"{len(ours['seconds'])} timing round(s): one burst of other load decides "
+            f"the best round"
+        )
     spread = max(ours["seconds"]) / min(ours["seconds"])
     if spread > 1.3:
         reasons.append(f"our rounds varied {spread:.1f}x (a busy machine)")
-    reasons.append("both run the same two ONNX graphs on onnxruntime with "
-                   f"{embedding['threads']} thread(s); ours gains by batching clips and feeding the "
-                   "whole mel sequence once instead of one 76-frame window per embedding, so the "
-                   "ratio shrinks where the convolutions themselves, not per-call overhead, dominate")
-    return (f"Speech-embedding front end: ours ran {ours['best_rate']:.0f} clips/s against "
-            f"openWakeWord's {theirs['best_rate']:.0f} (best of {len(ours['seconds'])} rounds; "
-            f"median ratio {embedding['speedup_median']:.2f}x) on {embedding['clips']} clips. "
-            + "; ".join(reasons) + ".")
+    reasons.append(
+        "both run the same two ONNX graphs on onnxruntime with "
+        f"{embedding['threads']} thread(s); ours gains by batching clips and feeding the "
+        "whole mel sequence once instead of one 76-frame window per embedding, so the "
+        "ratio shrinks where the convolutions themselves, not per-call overhead, dominate"
+    )
+    return (
+        f"Speech-embedding front end: ours ran {ours['best_rate']:.0f} clips/s against "
+        f"openWakeWord's {theirs['best_rate']:.0f} (best of {len(ours['seconds'])} rounds; "
+        f"median ratio {embedding['speedup_median']:.2f}x) on {embedding['clips']} clips. "
+        + "; ".join(reasons)
+        + "."
+    )
 
 
 def run(args: argparse.Namespace, log=print) -> dict:
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
-    results: dict = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     "machine": machine.machine_info(), "spec": spec.model_dump(mode="json")}
+    results: dict = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine.machine_info(),
+        "spec": spec.model_dump(mode="json"),
+    }
     wanted = getattr(args, "sections", None) or set(SECTIONS)
     started = time.perf_counter()
     needs_clips = wanted & {"mfcc", "table", "table_memory", "decode", "onnx", "embedding"}
     with tempfile.TemporaryDirectory(prefix="kws-bench-") as tmp:
         clip_set = None
         if needs_clips:
-            count = args.clips if needs_clips - {"embedding"} else min(args.clips, args.embedding_clips)
+            count = (
+                args.clips if needs_clips - {"embedding"} else min(args.clips, args.embedding_clips)
+            )
             log(f"making {count} clips")
             clip_set = make_clip_set(spec, count, Path(tmp) / "clips")
         if "mfcc" in wanted:
             log("matmul FLOP/s")
             before = machine.matmul_flops(args.matmul_size)
             log("MFCC: project vs librosa vs python_speech_features")
-            mfcc = run_mfcc_bench(spec, clip_set, before, args.rounds, args.peer_clips, args.matmul_size)
+            mfcc = run_mfcc_bench(
+                spec, clip_set, before, args.rounds, args.peer_clips, args.matmul_size
+            )
             after = machine.matmul_flops(args.matmul_size)
             # The bound uses the best matmul seen before, during or after the MFCC timings.
             best = {key: max(before[key], after[key]) for key in before}
             best["achievable"] = max(best["achievable"], mfcc["matmul_flops_per_s_in_rounds"])
             mfcc = {**mfcc, **_rebound(mfcc, best)}
-            results.update(matmul={"before_mfcc": before, "after_mfcc": after, "best": best}, mfcc=mfcc)
+            results.update(
+                matmul={"before_mfcc": before, "after_mfcc": after, "best": best}, mfcc=mfcc
+            )
         if "table" in wanted:
             log("WAV files -> MFCC table, feature cache")
             results["table"] = run_table_bench(spec, clip_set, args.rounds)
@@ -265,29 +365,42 @@ def run(args: argparse.Namespace, log=print) -> dict:
             embedding = EmbeddingSettings()
             log(f"speech-embedding front end vs openWakeWord on {args.embedding_clips} clips")
             results["embedding"] = run_embedding_bench(
-                clip_set.samples[: args.embedding_clips], rounds=args.rounds,
-                threads=embedding.threads, batch_clips=embedding.batch_clips)
+                clip_set.samples[: args.embedding_clips],
+                rounds=args.rounds,
+                threads=embedding.threads,
+                batch_clips=embedding.batch_clips,
+            )
         if "engines" in wanted and args.engine_seconds > 0:
-            log(f"TTS engines: {args.engine_seconds:g} s over the engines, "
-                f"{args.engine_voices} voice(s) each; speaker perturbation")
+            log(
+                f"TTS engines: {args.engine_seconds:g} s over the engines, "
+                f"{args.engine_voices} voice(s) each; speaker perturbation"
+            )
             names = [name.strip() for name in args.engines.split(",") if name.strip()] or None
-            engines = engine_rates(seconds_budget=args.engine_seconds, engines=names,
-                                   voices_per_engine=args.engine_voices)
+            engines = engine_rates(
+                seconds_budget=args.engine_seconds,
+                engines=names,
+                voices_per_engine=args.engine_voices,
+            )
             engines["perturb"] = perturb_rate(args.perturb_seconds)
             results["engines"] = engines
             log("engines measured: " + ", ".join(engine_names(engines)))
         if "synthesis" in wanted:
             log("synthesis")
-            results["synthesis"] = stages.run_synthesis_bench(args.synth_utterances, max(1, args.rounds // 2))
+            results["synthesis"] = stages.run_synthesis_bench(
+                args.synth_utterances, max(1, args.rounds // 2)
+            )
         if "alignment" in wanted:
             log("alignment")
-            results["alignment"] = stages.run_alignment_bench(spec, args.align_utterances,
-                                                              max(1, args.rounds // 2))
+            results["alignment"] = stages.run_alignment_bench(
+                spec, args.align_utterances, max(1, args.rounds // 2)
+            )
         if "agreement" in wanted and args.agreement_utterances > 0:
             log("alignment agreement: TTS+DTW vs pocketsphinx, other languages")
             results["alignment_agreement"] = run_alignment_agreement_bench(
-                args.agreement_utterances, max(1, args.rounds // 2),
-                other_language_per_voice=args.agreement_per_voice)
+                args.agreement_utterances,
+                max(1, args.rounds // 2),
+                other_language_per_voice=args.agreement_per_voice,
+            )
         if "onnx" in wanted:
             log("ONNX float vs int8")
             raw = MfccExtractor(spec)(clip_set.samples[:256])
@@ -302,8 +415,12 @@ def run(args: argparse.Namespace, log=print) -> dict:
         overrides = e2e.cheaper_overrides(args.epochs, args.eval_minutes, args.model_filters)
         results["e2e"] = e2e.run_e2e_bench(base, scales, overrides, log)
         first = results["e2e"]["runs"][0] if results["e2e"]["runs"] else None
-        counted = (f" ({first['validated_clips']} clips here, {first['mfcc_rows']} MFCC rows with "
-                   f"the augmented copies)" if first else "")
+        counted = (
+            f" ({first['validated_clips']} clips here, {first['mfcc_rows']} MFCC rows with "
+            f"the augmented copies)"
+            if first
+            else ""
+        )
         results["e2e_definition"] = (
             f"Base config: {args.base_config.name}; 1x is its validated-set size{counted}. "
             f"Each scale runs a snapshot of the code taken when the bench started. The full "
@@ -316,7 +433,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
             f"{args.eval_minutes:g}-minute evaluation stream, and no int8 accuracy gate (a model trained that briefly is not one to "
             f"ship). Everything else is the demo's: keywords, voices, sampled speakers, other "
             f"TTS engines, negatives, augmentation, features, model family "
-            f"({base.get('model', {}).get('family', 'speech_embedding')}).")
+            f"({base.get('model', {}).get('family', 'speech_embedding')})."
+        )
     results["bench_seconds"] = time.perf_counter() - started
     return results
 
@@ -324,11 +442,15 @@ def run(args: argparse.Namespace, log=print) -> dict:
 def _rebound(mfcc: dict, matmul: dict) -> dict:
     total = mfcc["flops_per_clip"]["total"]
     best = mfcc["clips_per_s"]
-    return {"machine_flops_per_s": matmul["achievable"],
-            "flop_bound_clips_per_s": matmul["achievable"] / total,
-            "fraction_of_flop_bound": best["project"] * total / matmul["achievable"],
-            "achieved_flops_per_s": best["project"] * total,
-            "fraction_of_one_core_bound_one_thread": best["project_one_thread"] * total / matmul["torch_one_core"]}
+    return {
+        "machine_flops_per_s": matmul["achievable"],
+        "flop_bound_clips_per_s": matmul["achievable"] / total,
+        "fraction_of_flop_bound": best["project"] * total / matmul["achievable"],
+        "achieved_flops_per_s": best["project"] * total,
+        "fraction_of_one_core_bound_one_thread": best["project_one_thread"]
+        * total
+        / matmul["torch_one_core"],
+    }
 
 
 def write_report(results: dict, out: Path) -> tuple[Path, Path]:

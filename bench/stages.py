@@ -7,11 +7,11 @@ import soundfile as sf
 
 from bench.clips import VOICES, WORDS, ClipSet
 from bench.timing import interleaved
-from kws_assets.core.speech import tts
-from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.core.model.feature_table import decode_clip, read_uri_bytes
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.alignment import Aligner
 
 # Carrier sentences for the alignment benchmark (dictionary words, keywords among fillers).
 SENTENCES = (
@@ -30,8 +30,10 @@ ALIGN_VOICES = ("en-us+m2", "en-us+f1")
 def run_synthesis_bench(n_utterances: int, rounds: int) -> dict:
     """espeak-ng utterances per second (keyword utterances across voices and rates), and how
     many seconds of audio it produces per second."""
-    jobs = [(WORDS[i % len(WORDS)], VOICES[i % len(VOICES)], 140 + 20 * (i % 3))
-            for i in range(n_utterances)]
+    jobs = [
+        (WORDS[i % len(WORDS)], VOICES[i % len(VOICES)], 140 + 20 * (i % 3))
+        for i in range(n_utterances)
+    ]
     audio_s = 0.0
 
     def synthesize_all() -> None:
@@ -41,7 +43,9 @@ def run_synthesis_bench(n_utterances: int, rounds: int) -> dict:
             out = tts.synthesize(word, voice=voice, rate=rate)
             audio_s += len(out.samples) / out.sample_rate
 
-    timing = interleaved({"synthesize": (synthesize_all, n_utterances)}, rounds=rounds)["synthesize"]
+    timing = interleaved({"synthesize": (synthesize_all, n_utterances)}, rounds=rounds)[
+        "synthesize"
+    ]
     return {
         "utterances": n_utterances,
         "timing": timing.as_dict(),
@@ -55,8 +59,9 @@ def run_alignment_bench(spec: FeatureSpec, n_utterances: int, rounds: int) -> di
     utterances = []
     for i in range(n_utterances):
         sentence = SENTENCES[i % len(SENTENCES)]
-        out = tts.synthesize(sentence, voice=ALIGN_VOICES[(i // len(SENTENCES)) % len(ALIGN_VOICES)],
-                             rate=160)
+        out = tts.synthesize(
+            sentence, voice=ALIGN_VOICES[(i // len(SENTENCES)) % len(ALIGN_VOICES)], rate=160
+        )
         utterances.append((resample(out.samples, out.sample_rate, spec.sample_rate), sentence))
     audio_s = sum(len(samples) for samples, _ in utterances) / spec.sample_rate
     aligner = Aligner(sample_rate=spec.sample_rate)
@@ -64,7 +69,9 @@ def run_alignment_bench(spec: FeatureSpec, n_utterances: int, rounds: int) -> di
 
     def align_all() -> None:
         nonlocal aligned
-        aligned = sum(aligner.align(samples, spec.sample_rate, text).ok for samples, text in utterances)
+        aligned = sum(
+            aligner.align(samples, spec.sample_rate, text).ok for samples, text in utterances
+        )
 
     timing = interleaved({"align": (align_all, n_utterances)}, rounds=rounds)["align"]
     return {
@@ -86,12 +93,20 @@ def run_decode_bench(spec: FeatureSpec, clip_set: ClipSet, rounds: int) -> dict:
     sample = paths[: min(8, len(paths))]
     reference = np.stack([read_audio(p, target_sr=spec.sample_rate).samples for p in sample])
     fast = np.stack([decode_clip(read_uri_bytes(p), p, spec) for p in sample])
-    timings = interleaved({
-        "read_audio": (lambda: [read_audio(p, target_sr=spec.sample_rate) for p in paths], len(paths)),
-        "feature_path_decode": (
-            lambda: [decode_clip(read_uri_bytes(p), p, spec) for p in paths], len(paths)),
-        "soundfile_read": (lambda: [sf.read(p, dtype="float32") for p in paths], len(paths)),
-    }, rounds=rounds)
+    timings = interleaved(
+        {
+            "read_audio": (
+                lambda: [read_audio(p, target_sr=spec.sample_rate) for p in paths],
+                len(paths),
+            ),
+            "feature_path_decode": (
+                lambda: [decode_clip(read_uri_bytes(p), p, spec) for p in paths],
+                len(paths),
+            ),
+            "soundfile_read": (lambda: [sf.read(p, dtype="float32") for p in paths], len(paths)),
+        },
+        rounds=rounds,
+    )
     best = {name: t.best_rate for name, t in timings.items()}
     return {
         "clips": len(paths),
@@ -100,4 +115,3 @@ def run_decode_bench(spec: FeatureSpec, clip_set: ClipSet, rounds: int) -> dict:
         "fast_path_max_abs_diff_vs_read_audio": float(np.abs(reference - fast).max()),
         "fast_path_speedup_vs_read_audio": best["feature_path_decode"] / best["read_audio"],
     }
-

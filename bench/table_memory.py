@@ -23,17 +23,23 @@ WARMUP_CLIPS = 16
 def _table(paths: list[str], n: int):
     import polars as pl
 
-    return pl.DataFrame({
-        "clip_id": [f"clip{i:07d}" for i in range(n)],
-        "uri": [paths[i % len(paths)] for i in range(n)],
-        "label": ["yes"] * n, "split": ["train"] * n, "speaker": ["s"] * n, "source": ["bench"] * n})
+    return pl.DataFrame(
+        {
+            "clip_id": [f"clip{i:07d}" for i in range(n)],
+            "uri": [paths[i % len(paths)] for i in range(n)],
+            "label": ["yes"] * n,
+            "split": ["train"] * n,
+            "speaker": ["s"] * n,
+            "source": ["bench"] * n,
+        }
+    )
 
 
 def measure_build(paths_file: Path, n: int, out: Path) -> int:
     """One size, in this process (run it in a fresh one: peak RSS is per process)."""
-    from kws_assets.settings import AudioSettings, FeatureSettings
-    from kws_assets.core.model.feature_table import FeatureCache, stage_mfcc_table
     from kws_assets.core.audio.features import FeatureSpec
+    from kws_assets.core.model.feature_table import FeatureCache, stage_mfcc_table
+    from kws_assets.settings import AudioSettings, FeatureSettings
 
     paths = json.loads(paths_file.read_text())
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
@@ -43,14 +49,24 @@ def measure_build(paths_file: Path, n: int, out: Path) -> int:
         warm.discard()
         table = _table(paths, n)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        staged, stats = stage_mfcc_table(table, spec, folder / "staging",
-                                         cache=FeatureCache.for_spec(folder / "cache", spec))
+        staged, stats = stage_mfcc_table(
+            table, spec, folder / "staging", cache=FeatureCache.for_spec(folder / "cache", spec)
+        )
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         size = staged.path.stat().st_size
         staged.discard()
-    out.write_text(json.dumps({"clips": n, "maxrss_before_build_kib": before,
-                               "maxrss_after_build_kib": after, "table_bytes": size,
-                               "featurized": stats.featurized, "seconds": stats.seconds}))
+    out.write_text(
+        json.dumps(
+            {
+                "clips": n,
+                "maxrss_before_build_kib": before,
+                "maxrss_after_build_kib": after,
+                "table_bytes": size,
+                "featurized": stats.featurized,
+                "seconds": stats.seconds,
+            }
+        )
+    )
     return 0
 
 
@@ -63,9 +79,22 @@ def run_table_memory_bench(paths: list[Path], sizes: list[int]) -> dict:
         paths_file.write_text(json.dumps([str(p) for p in paths]))
         for n in sizes:
             out = Path(tmp) / f"result_{n}.json"
-            subprocess.run([sys.executable, "-m", "bench.table_memory", "--paths", str(paths_file),
-                            "--clips", str(n), "--out", str(out)], check=True, cwd=root,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.table_memory",
+                    "--paths",
+                    str(paths_file),
+                    "--clips",
+                    str(n),
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+                cwd=root,
+                stdout=subprocess.DEVNULL,
+            )
             runs.append(json.loads(out.read_text()))
     return summarize_table_memory(runs)
 

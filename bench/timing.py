@@ -40,8 +40,9 @@ class Timing:
         return out
 
 
-def interleaved(runs: Mapping[str, tuple[Callable[[], object], int]], rounds: int,
-                warmup: bool = True) -> dict[str, Timing]:
+def interleaved(
+    runs: Mapping[str, tuple[Callable[[], object], int]], rounds: int, warmup: bool = True
+) -> dict[str, Timing]:
     """Time each ``name -> (run, items)`` once per round, all of them round after round.
 
     Interleaving means a burst of load from elsewhere slows every contestant of that round, not

@@ -48,24 +48,47 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kws", description="Keyword spotting tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     classify = commands.add_parser("classify", help="Classify audio files with a model artifact.")
-    classify.add_argument("--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...).")
+    classify.add_argument(
+        "--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...)."
+    )
     classify.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
     classify.add_argument("files", nargs="+", help="Audio files (any rate / channel count).")
     detect = commands.add_parser("detect", help="Spot keywords in long recordings.")
-    detect.add_argument("--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...).")
-    detect.add_argument("--threshold", type=float, default=None,
-                        help="Smoothed keyword posterior that fires a detection (default: the "
-                             f"shipped operating point's, else {DEFAULT_THRESHOLD}).")
-    detect.add_argument("--hop-ms", type=float, default=None,
-                        help=f"Window stride (default: shipped, else {DEFAULT_HOP_MS}).")
-    detect.add_argument("--smooth", type=int, default=None,
-                        help="Windows in the posterior moving average (default: shipped, else "
-                             f"{DEFAULT_SMOOTHING_WINDOWS}).")
-    detect.add_argument("--refractory-s", type=float, default=None,
-                        help="No new detection this long after one (default: shipped, else "
-                             f"{DEFAULT_REFRACTORY_S}).")
-    detect.add_argument("--operating-point", default=None,
-                        help="operating_point.json to use instead of the one in --model.")
+    detect.add_argument(
+        "--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...)."
+    )
+    detect.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Smoothed keyword posterior that fires a detection (default: the "
+        f"shipped operating point's, else {DEFAULT_THRESHOLD}).",
+    )
+    detect.add_argument(
+        "--hop-ms",
+        type=float,
+        default=None,
+        help=f"Window stride (default: shipped, else {DEFAULT_HOP_MS}).",
+    )
+    detect.add_argument(
+        "--smooth",
+        type=int,
+        default=None,
+        help="Windows in the posterior moving average (default: shipped, else "
+        f"{DEFAULT_SMOOTHING_WINDOWS}).",
+    )
+    detect.add_argument(
+        "--refractory-s",
+        type=float,
+        default=None,
+        help="No new detection this long after one (default: shipped, else "
+        f"{DEFAULT_REFRACTORY_S}).",
+    )
+    detect.add_argument(
+        "--operating-point",
+        default=None,
+        help="operating_point.json to use instead of the one in --model.",
+    )
     detect.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
     detect.add_argument("files", nargs="+", help="Audio files (any rate / channel count / length).")
     return parser
@@ -88,23 +111,31 @@ def _classify(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from kws_assets.core.audio.io import AudioReadError
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.model.export import OPERATING_POINT_FILE, KwsClassifier, read_operating_point
+    from kws_assets.core.model.export import (
+        OPERATING_POINT_FILE,
+        KwsClassifier,
+        read_operating_point,
+    )
 
     try:
         classifier = KwsClassifier.load(args.model, threads=args.threads)
         shipped = read_operating_point(args.operating_point or args.model)
         if shipped is None:
-            print(f"kws: {args.model} ships no {OPERATING_POINT_FILE}; using the defaults "
-                  f"(threshold {DEFAULT_THRESHOLD}, smoothing {DEFAULT_SMOOTHING_WINDOWS} windows, "
-                  f"refractory {DEFAULT_REFRACTORY_S} s, hop {DEFAULT_HOP_MS} ms) unless given",
-                  file=sys.stderr)
-            shipped = DetectorOperatingPoint(DEFAULT_THRESHOLD, DEFAULT_SMOOTHING_WINDOWS,
-                                             DEFAULT_REFRACTORY_S, DEFAULT_HOP_MS)
+            print(
+                f"kws: {args.model} ships no {OPERATING_POINT_FILE}; using the defaults "
+                f"(threshold {DEFAULT_THRESHOLD}, smoothing {DEFAULT_SMOOTHING_WINDOWS} windows, "
+                f"refractory {DEFAULT_REFRACTORY_S} s, hop {DEFAULT_HOP_MS} ms) unless given",
+                file=sys.stderr,
+            )
+            shipped = DetectorOperatingPoint(
+                DEFAULT_THRESHOLD, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S, DEFAULT_HOP_MS
+            )
         point = DetectorOperatingPoint(
             shipped.threshold if args.threshold is None else args.threshold,
             shipped.smoothing_windows if args.smooth is None else args.smooth,
             shipped.refractory_s if args.refractory_s is None else args.refractory_s,
-            shipped.hop_ms if args.hop_ms is None else args.hop_ms)
+            shipped.hop_ms if args.hop_ms is None else args.hop_ms,
+        )
         detector = StreamingDetector.at(classifier, point)
     except (OSError, ValueError) as err:
         print(f"kws: cannot use model from {args.model}: {err}", file=sys.stderr)

@@ -14,7 +14,13 @@ import os
 
 from kws_assets.core.speech.fillers import carrier_phrases
 from kws_assets.core.speech.languages import language_voices
-from kws_assets.settings import DemoCorpusSource, KwsConfig, config_path, load_settings, primary_language
+from kws_assets.settings import (
+    DemoCorpusSource,
+    KwsConfig,
+    config_path,
+    load_settings,
+    primary_language,
+)
 
 __all__ = ["config_path", "load_config", "with_language_voices"]
 
@@ -27,11 +33,20 @@ def with_language_voices(cfg: KwsConfig) -> KwsConfig:
     if primary_language(cfg.language) == ENGLISH:
         return cfg
     voices = language_voices(cfg.language)
-    tts_defaults = {"voices": voices.grid, "accents": [], "carrier_phrases": list(carrier_phrases(cfg.language))}
-    tts = cfg.tts.model_copy(update={k: v for k, v in tts_defaults.items() if k not in cfg.tts.model_fields_set})
-    sources = [s.model_copy(update={"voices": voices.demo})
-               if isinstance(s, DemoCorpusSource) and "voices" not in s.model_fields_set else s
-               for s in cfg.sources]
+    tts_defaults = {
+        "voices": voices.grid,
+        "accents": [],
+        "carrier_phrases": list(carrier_phrases(cfg.language)),
+    }
+    tts = cfg.tts.model_copy(
+        update={k: v for k, v in tts_defaults.items() if k not in cfg.tts.model_fields_set}
+    )
+    sources = [
+        s.model_copy(update={"voices": voices.demo})
+        if isinstance(s, DemoCorpusSource) and "voices" not in s.model_fields_set
+        else s
+        for s in cfg.sources
+    ]
     evaluation = cfg.evaluation
     if "held_out_voices" not in evaluation.model_fields_set:
         evaluation = evaluation.model_copy(update={"held_out_voices": voices.held_out})

@@ -22,8 +22,9 @@ from kws_assets.settings import config_path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_definitions(config_file: str | os.PathLike[str] | None = None,
-                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+def build_definitions(
+    config_file: str | os.PathLike[str] | None = None, executor: dg.ExecutorDefinition | None = None
+) -> dg.Definitions:
     """Everything in ``defs/`` plus the sensors and resources of ``config_file`` (default: the
     config in force, ``$KWS_CONFIG`` or ``./kws.yaml``).
 

@@ -20,14 +20,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from kws_assets.definitions import build_definitions
-from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.defs.assets.data_card import CARD_FILE
 from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.definitions import build_definitions
+from kws_assets.defs.assets.data_card import CARD_FILE
 from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import failed_steps, materialize_graph
 from kws_assets.lib.resources import KwsSettings
-
 
 FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
 
@@ -38,15 +37,22 @@ def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[s
     if report is None or not report.file(TRANSFER_REPORT_FILE).is_file():
         return []
     table = json.loads(report.file(TRANSFER_REPORT_FILE).read_text())["table"]
-    out = ["accuracy on speech the models never trained on (all clips | keyword clips | "
-           "always-_unknown_ would score):"]
+    out = [
+        "accuracy on speech the models never trained on (all clips | keyword clips | "
+        "always-_unknown_ would score):"
+    ]
     for row in table:
         mark = "*" if row["family"] == default_family else " "
-        keyword = (f"{row['keyword_accuracy']:.3f} of {row['keyword_clips']}" if row["keyword_clips"]
-                   else "no keyword clips")
-        out.append(f" {mark} {row['family']:<17} {row['set']:<42} {row['accuracy']:.3f} of "
-                   f"{row['clips']:<5} | {keyword:<16} | {row['always_unknown']:.3f}")
-    out.append(f"   (* = model.family, the default; the synthetic test split is in-distribution)")
+        keyword = (
+            f"{row['keyword_accuracy']:.3f} of {row['keyword_clips']}"
+            if row["keyword_clips"]
+            else "no keyword clips"
+        )
+        out.append(
+            f" {mark} {row['family']:<17} {row['set']:<42} {row['accuracy']:.3f} of "
+            f"{row['clips']:<5} | {keyword:<16} | {row['always_unknown']:.3f}"
+        )
+    out.append("   (* = model.family, the default; the synthetic test split is in-distribution)")
     return out
 
 
@@ -57,29 +63,45 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     default = defs.load_asset_value(FAMILY_ARTIFACTS[cfg.model.family], instance=instance).path
     artifact = defs.load_asset_value("quantized_model", instance=instance).path
     metrics = json.loads((artifact / "metrics.json").read_text())
-    counts = (validated.group_by("label", "source").len()
-              .pivot(on="source", index="label", values="len").fill_null(0).sort("label"))
-    reasons = (quarantined.group_by("reason").len().sort("len", descending=True)
-               if quarantined.height else None)
+    counts = (
+        validated.group_by("label", "source")
+        .len()
+        .pivot(on="source", index="label", values="len")
+        .fill_null(0)
+        .sort("label")
+    )
+    reasons = (
+        quarantined.group_by("reason").len().sort("len", descending=True)
+        if quarantined.height
+        else None
+    )
     out = transfer_lines(_stored(defs, instance, "transfer_evaluation"), cfg.model.family)
-    out.append(f"\nthe model ({cfg.model.family}): .venv/bin/kws classify --model {default} some.wav")
+    out.append(
+        f"\nthe model ({cfg.model.family}): .venv/bin/kws classify --model {default} some.wav"
+    )
     device = _stored(defs, instance, "device_model")
     if device is not None:
         manifest = json.loads(device.file("manifest.json").read_text())
-        out.append(f"the small-device model (int8 TFLite, {manifest['sizes']['int8_weight_bytes']} B of "
-                   f"int8 weights, tensor arena {manifest['sizes']['tensor_arena_bytes']} B; C array, "
-                   f"manifest.json, MODEL_CARD.md): {device.path}")
+        out.append(
+            f"the small-device model (int8 TFLite, {manifest['sizes']['int8_weight_bytes']} B of "
+            f"int8 weights, tensor arena {manifest['sizes']['tensor_arena_bytes']} B; C array, "
+            f"manifest.json, MODEL_CARD.md): {device.path}"
+        )
     out.append("\nclips per keyword (rows) and source (columns), after the quality gate:")
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         out.append(str(counts))
     split_sizes = dict(validated.group_by("split").len().iter_rows())
     out.append(f"splits (speaker-disjoint): {split_sizes}")
-    reason_text = ", ".join(f"{r}={n}" for r, n in reasons.iter_rows()) if reasons is not None else "-"
+    reason_text = (
+        ", ".join(f"{r}={n}" for r, n in reasons.iter_rows()) if reasons is not None else "-"
+    )
     out.append(f"quarantined: {quarantined.height} ({reason_text})")
     out.append(f"clips by engine: {engine_counts(validated)}")
-    out.append(f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
-               f"{metrics['float_size_kb']} KB) at {artifact}; synthetic test split (in-distribution) "
-               f"{metrics['int8_test_accuracy']} on {metrics['test_rows']} clips")
+    out.append(
+        f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
+        f"{metrics['float_size_kb']} KB) at {artifact}; synthetic test split (in-distribution) "
+        f"{metrics['int8_test_accuracy']} on {metrics['test_rows']} clips"
+    )
     out += evaluation_lines(_stored(defs, instance, "evaluation"), artifact)
     card = _stored(defs, instance, "data_card")
     if card is not None:
@@ -87,7 +109,9 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     return "\n".join(out)
 
 
-def _stored(defs: dg.Definitions, instance: dg.DagsterInstance, asset: str) -> ArtifactFolder | None:
+def _stored(
+    defs: dg.Definitions, instance: dg.DagsterInstance, asset: str
+) -> ArtifactFolder | None:
     """An artifact asset's stored folder, or None when it has not been materialized."""
     if instance.get_latest_materialization_event(dg.AssetKey(asset)) is None:
         return None
@@ -108,9 +132,12 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
         f"(target {s['target_fa_per_hour']} FA/h, {s['negative_hours']:.2f} h of negatives, "
         f"{s['positives']} keywords, threshold {s['threshold_at_target']}); "
         f"{s['window_latency_ms']} ms per 1-s window"
-        + ("" if s["fa_per_hour_at_target"] <= s["target_fa_per_hour"] else
-           f"\n  target MISSED: even the highest threshold swept keeps "
-           f"{s['fa_per_hour_at_target']} FA/h"),
+        + (
+            ""
+            if s["fa_per_hour_at_target"] <= s["target_fa_per_hour"]
+            else f"\n  target MISSED: even the highest threshold swept keeps "
+            f"{s['fa_per_hour_at_target']} FA/h"
+        ),
         f"  report and plots: {report_path.parent}",
         f"spot keywords: .venv/bin/kws detect --model {artifact} "
         f"--threshold {s['threshold_at_target']} long.wav",
@@ -135,7 +162,9 @@ def quiet_dagster_console() -> None:
     """Dagster's own log lines stay in the instance (the UI shows them); the terminal gets the
     demo's progress and summary. Warnings of the libraries underneath are silenced the same way."""
     logging.getLogger("dagster").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer warns per LayerNorm weight
+    logging.getLogger().setLevel(
+        logging.ERROR
+    )  # onnxruntime's quantizer warns per LayerNorm weight
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
@@ -146,12 +175,18 @@ def main() -> int:
     instance = dg.DagsterInstance.get()
     defs = build_definitions()
     settings: KwsSettings = defs.resources["settings"]
-    print(f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
-          f"DAGSTER_HOME {os.environ['DAGSTER_HOME']}", flush=True)
+    print(
+        f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
+        f"DAGSTER_HOME {os.environ['DAGSTER_HOME']}",
+        flush=True,
+    )
     started = time.monotonic()
     graph = materialize_graph(
-        defs, instance, run_config=RUN_CONFIG,
-        log=lambda step: print(f"[{time.monotonic() - started:6.1f} s] {step}", flush=True))
+        defs,
+        instance,
+        run_config=RUN_CONFIG,
+        log=lambda step: print(f"[{time.monotonic() - started:6.1f} s] {step}", flush=True),
+    )
     elapsed = time.monotonic() - started
     if graph.failed is not None:
         job_name, partition, result = graph.failed

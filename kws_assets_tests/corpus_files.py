@@ -15,18 +15,22 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import resample
+from kws_assets.core.speech import tts
 
 SR = 16000
 
 
-def speech(text: str, voice: str = "en-us+m2", sample_rate: int = SR, rate: int = 160) -> np.ndarray:
+def speech(
+    text: str, voice: str = "en-us+m2", sample_rate: int = SR, rate: int = 160
+) -> np.ndarray:
     """``text`` spoken by espeak-ng, float32 mono at ``sample_rate``, with a little silence around."""
     synthesis = tts.synthesize(text, voice=voice, rate=rate)
     x = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
     pad = np.zeros(int(0.2 * sample_rate), dtype=np.float32)
-    return np.concatenate([pad, 0.8 * x / max(1e-6, float(np.max(np.abs(x)))), pad]).astype(np.float32)
+    return np.concatenate([pad, 0.8 * x / max(1e-6, float(np.max(np.abs(x)))), pad]).astype(
+        np.float32
+    )
 
 
 def noise(seconds: float, level: float = 0.05, sample_rate: int = SR, seed: int = 0) -> np.ndarray:
@@ -34,8 +38,13 @@ def noise(seconds: float, level: float = 0.05, sample_rate: int = SR, seed: int 
     return (level * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32)
 
 
-def write_audio(path: Path, samples: np.ndarray, sample_rate: int = SR, subtype: str = "PCM_16",
-                fmt: str = "WAV") -> Path:
+def write_audio(
+    path: Path,
+    samples: np.ndarray,
+    sample_rate: int = SR,
+    subtype: str = "PCM_16",
+    fmt: str = "WAV",
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, samples, sample_rate, subtype=subtype, format=fmt)
     return path
@@ -50,7 +59,15 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = SR, subtype: str = "PCM_16
 def riff_with_format_tag(tag: int, payload: bytes = b"\x00" * 4000) -> bytes:
     """A RIFF/WAVE file whose fmt chunk names codec ``tag`` (an encoding libsndfile lacks)."""
     fmt = struct.pack("<HHIIHH", tag, 1, SR, SR * 2, 2, 16)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(payload)) + payload
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(payload))
+        + payload
+    )
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
@@ -65,6 +82,7 @@ class Row:
     def csv_line(self) -> bytes:
         def quote(value: bytes) -> bytes:
             return b'"' + value.replace(b'"', b'""') + b'"'
+
         return b",".join([quote(self.path), quote(self.transcript), quote(self.speaker)]) + b"\n"
 
 
@@ -114,8 +132,14 @@ def build_bad_input_corpus(base: Path, manifest_name: str = "manifest.csv") -> T
     corpus = TestCorpus(root, manifest_name)
     rows: list[Row] = []
 
-    def add(kind: str, rel: str, transcript: str | bytes, speaker: str | bytes,
-            reasons: set[str] | None = None, name: str | None = None) -> None:
+    def add(
+        kind: str,
+        rel: str,
+        transcript: str | bytes,
+        speaker: str | bytes,
+        reasons: set[str] | None = None,
+        name: str | None = None,
+    ) -> None:
         t = transcript if isinstance(transcript, bytes) else transcript.encode()
         s = speaker if isinstance(speaker, bytes) else speaker.encode()
         rows.append(Row(rel.encode(), t, s))
@@ -130,11 +154,15 @@ def build_bad_input_corpus(base: Path, manifest_name: str = "manifest.csv") -> T
     stereo = speech("please say yes now", "en-us+m3", 44100)
     write_audio(root / "odd/stereo_44k.wav", np.stack([stereo, 0.5 * stereo], axis=1), 44100)
     add("good_stereo_44100", "odd/stereo_44k.wav", "please say yes now", "gina")
-    write_audio(root / "odd/rate_11025.wav", speech("the word no is next", "en-us+f2", 11025), 11025)
+    write_audio(
+        root / "odd/rate_11025.wav", speech("the word no is next", "en-us+f2", 11025), 11025
+    )
     add("good_rate_11025", "odd/rate_11025.wav", "the word no is next", "hank")
     write_audio(root / "odd/pcm24.wav", speech("i heard yes today", "en+m2"), subtype="PCM_24")
     add("good_pcm24", "odd/pcm24.wav", "i heard yes today", "ivy")
-    write_audio(root / "odd/flac_named.wav", speech("maybe no again", "en+f2"), subtype="PCM_16", fmt="FLAC")
+    write_audio(
+        root / "odd/flac_named.wav", speech("maybe no again", "en+f2"), subtype="PCM_16", fmt="FLAC"
+    )
     add("good_flac_bytes_named_wav", "odd/flac_named.wav", "maybe no again", "jack")
     write_audio(root / "odd/float32.wav", speech("say yes now", "en-us+m1"), subtype="FLOAT")
     add("good_float32", "odd/float32.wav", "say yes now", "kate")
@@ -163,13 +191,31 @@ def build_bad_input_corpus(base: Path, manifest_name: str = "manifest.csv") -> T
         fh.truncate(64 * 1024 * 1024)
     add("enormous_file", "bad/enormous.wav", "yes", "bad7", {"too_large"})
     write_audio(root / "bad/binary_transcript.wav", speech("yes", "en+m3"))
-    add("binary_transcript", "bad/binary_transcript.wav", b"ye\xff\xfes \x80\x81", "bad8", {"bad_transcript"})
+    add(
+        "binary_transcript",
+        "bad/binary_transcript.wav",
+        b"ye\xff\xfes \x80\x81",
+        "bad8",
+        {"bad_transcript"},
+    )
     write_audio(root / "bad/control_transcript.wav", speech("no", "en+m3"))
-    add("control_char_transcript", "bad/control_transcript.wav", b"no\x07 bell", "bad9", {"bad_transcript"})
+    add(
+        "control_char_transcript",
+        "bad/control_transcript.wav",
+        b"no\x07 bell",
+        "bad9",
+        {"bad_transcript"},
+    )
     write_audio(root / "bad/no_transcript.wav", speech("yes", "en+f1"))
     add("missing_transcript", "bad/no_transcript.wav", "   ", "bad10", {"missing_transcript"})
     add("path_escapes_root", "../outside/secret.wav", "yes please", "bad11", {"path_outside_root"})
-    add("absolute_path_outside", str(outside / "secret.wav"), "yes please", "bad12", {"path_outside_root"})
+    add(
+        "absolute_path_outside",
+        str(outside / "secret.wav"),
+        "yes please",
+        "bad12",
+        {"path_outside_root"},
+    )
     os.symlink(outside / "secret.wav", root / "bad/link_out.wav")
     add("symlink_escapes_root", "bad/link_out.wav", "yes please", "bad13", {"path_outside_root"})
     add("missing_file", "bad/does_not_exist.wav", "yes", "bad14", {"missing"})
@@ -189,28 +235,53 @@ def build_bad_input_corpus(base: Path, manifest_name: str = "manifest.csv") -> T
     write_audio(root / "bad/too_short.wav", speech("yes", "en+m3")[4000:4400])
     add("too_short", "bad/too_short.wav", "yes", "bad21", {"too_short"})
     (root / "bad/copy_of_good.wav").write_bytes((root / "good/01_bob.wav").read_bytes())
-    add("duplicate_audio", "bad/copy_of_good.wav", "the word no is next", "bob", {"duplicate_audio"})
+    add(
+        "duplicate_audio", "bad/copy_of_good.wav", "the word no is next", "bob", {"duplicate_audio"}
+    )
     write_audio(root / "bad/punctuation.wav", speech("hello there", "en+m3"))
-    add("unalignable_transcript", "bad/punctuation.wav", "!!! ???", "bad23",
-        {"alignment_failed", "out_of_dictionary"})
+    add(
+        "unalignable_transcript",
+        "bad/punctuation.wav",
+        "!!! ???",
+        "bad23",
+        {"alignment_failed", "out_of_dictionary"},
+    )
 
     lines = [b"path,transcript,speaker\n", *[r.csv_line() for r in rows]]
     broken_line_number = len(lines) + 1  # a row with more fields than the header
     lines.append(b'"bad/extra.wav","yes","bad24","surplus"\n')
-    corpus.expectations.append(Expectation("malformed_manifest_row", f"{manifest_name}:{broken_line_number}",
-                                           frozenset({"bad_manifest_row"})))
+    corpus.expectations.append(
+        Expectation(
+            "malformed_manifest_row",
+            f"{manifest_name}:{broken_line_number}",
+            frozenset({"bad_manifest_row"}),
+        )
+    )
     (root / manifest_name).write_bytes(b"".join(lines))
     return corpus
 
 
 # ----------------------------------------------------------------------- clips for curation tests
 
-KEYWORD_VOICES = ["en-us+m1", "en-us+m3", "en-us+f2", "en-us+f4", "en+m2", "en+f1", "en+m5", "en+f3",
-                  "en-gb-scotland+m4", "en-gb-x-rp+f5", "en-029+m6", "en-us-nyc+m7"]
+KEYWORD_VOICES = [
+    "en-us+m1",
+    "en-us+m3",
+    "en-us+f2",
+    "en-us+f4",
+    "en+m2",
+    "en+f1",
+    "en+m5",
+    "en+f3",
+    "en-gb-scotland+m4",
+    "en-gb-x-rp+f5",
+    "en-029+m6",
+    "en-us-nyc+m7",
+]
 
 
-def keyword_clip(word: str, voice: str, rate: int, rng: np.random.Generator,
-                 noise_level: float = 0.003) -> np.ndarray:
+def keyword_clip(
+    word: str, voice: str, rate: int, rng: np.random.Generator, noise_level: float = 0.003
+) -> np.ndarray:
     """A 1-s clip of ``word`` centred on its spoken part, with a little noise and a random gain."""
     from kws_assets.core.audio.io import cut_centered
 

@@ -22,5 +22,6 @@ def job_of_code_location(job_name: str) -> dg.JobDefinition:
 
 def reconstructable_job(job_name: str):
     """A pointer to ``job_name`` that a step process or Celery worker can load again."""
-    return dg.build_reconstructable_job(__name__, job_of_code_location.__name__,
-                                        reconstructable_args=(job_name,))
+    return dg.build_reconstructable_job(
+        __name__, job_of_code_location.__name__, reconstructable_args=(job_name,)
+    )

@@ -30,7 +30,8 @@ from kws_assets.lib.resources import ARTIFACTS
 # job (curate to ship).  Exit code 0 only if every run succeeded.  With $KWS_TEST_PLAN_INDEX=i
 # it makes only the i-th of those runs, and exits with PLAN_DONE when there is no i-th run.
 PLAN_DONE = 3
-GRAPH_RUNNER = r"""
+GRAPH_RUNNER = (
+    r"""
 import os, sys
 import dagster as dg
 from kws_assets.definitions import build_definitions
@@ -60,22 +61,35 @@ for job, partition in plan:
                       file=sys.stderr, flush=True)
         sys.exit(1)
 print("graph materialized", flush=True)
-""" % PLAN_DONE
+"""
+    % PLAN_DONE
+)
 
 # Folders under the storage root that hold the pipeline's outputs.
 OUTPUT_FOLDERS = ("clips", "tables", "models", "artifacts")
 ARTIFACT_FILES = {"model.int8.onnx", "labels.json", "feature_config.json", "metrics.json"}
 
 
-def start_graph_run(config_file: Path, dagster_home: Path, log_file: Path,
-                    env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_graph_run(
+    config_file: Path, dagster_home: Path, log_file: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start a child materializing the whole graph; its stdout and stderr go to ``log_file``."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "KWS_CONFIG": str(config_file),
-                 "PYTHONUNBUFFERED": "1", **(env or {})}
+    child_env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "KWS_CONFIG": str(config_file),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     log = open(log_file, "ab")  # noqa: SIM115 - closed by the child's exit
-    return subprocess.Popen([sys.executable, "-c", GRAPH_RUNNER], env=child_env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=config_file.parent)
+    return subprocess.Popen(
+        [sys.executable, "-c", GRAPH_RUNNER],
+        env=child_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=config_file.parent,
+    )
 
 
 def wait_for(proc: subprocess.Popen, log_file: Path, timeout_s: float = 300.0) -> None:
@@ -89,18 +103,21 @@ def wait_for(proc: subprocess.Popen, log_file: Path, timeout_s: float = 300.0) -
     assert code == 0, f"graph run exited with {code}; log:\n{_tail(log_file)}"
 
 
-def run_graph(config_file: Path, dagster_home: Path, log_file: Path,
-              env: dict[str, str] | None = None) -> None:
+def run_graph(
+    config_file: Path, dagster_home: Path, log_file: Path, env: dict[str, str] | None = None
+) -> None:
     wait_for(start_graph_run(config_file, dagster_home, log_file, env), log_file)
 
 
-def run_graph_one_process_per_run(config_file: Path, dagster_home: Path, log_file: Path,
-                                   env: dict[str, str] | None = None) -> int:
+def run_graph_one_process_per_run(
+    config_file: Path, dagster_home: Path, log_file: Path, env: dict[str, str] | None = None
+) -> int:
     """The same runs as :func:`run_graph`, each in a fresh child process (as a daemon's run
     launcher starts them), one after the other; returns how many runs there were."""
     for index in itertools.count():
-        proc = start_graph_run(config_file, dagster_home, log_file,
-                               {**(env or {}), "KWS_TEST_PLAN_INDEX": str(index)})
+        proc = start_graph_run(
+            config_file, dagster_home, log_file, {**(env or {}), "KWS_TEST_PLAN_INDEX": str(index)}
+        )
         try:
             code = proc.wait(timeout=300)
         except subprocess.TimeoutExpired:
@@ -112,14 +129,21 @@ def run_graph_one_process_per_run(config_file: Path, dagster_home: Path, log_fil
         assert code == 0, f"run {index} exited with {code}; log:\n{_tail(log_file)}"
 
 
-def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], log_file: Path,
-              timeout_s: float = 300.0, poll_s: float = 0.02) -> None:
+def kill_when(
+    proc: subprocess.Popen,
+    condition: Callable[[], bool],
+    log_file: Path,
+    timeout_s: float = 300.0,
+    poll_s: float = 0.02,
+) -> None:
     """SIGKILL ``proc`` as soon as ``condition()`` holds (it must still be running then)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended (code {proc.returncode}) before the kill point; "
-                                 f"log:\n{_tail(log_file)}")
+            raise AssertionError(
+                f"the run ended (code {proc.returncode}) before the kill point; "
+                f"log:\n{_tail(log_file)}"
+            )
         if condition():
             proc.kill()
             proc.wait()
@@ -202,8 +226,10 @@ def unreadable_outputs(root: Path) -> list[str]:
 
 def content_hashes(root: Path) -> dict[str, str]:
     """sha256 of every visible output, by path relative to the storage root."""
-    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in visible_outputs(root)}
+    return {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in visible_outputs(root)
+    }
 
 
 def wav_count(root: Path) -> int:
@@ -213,8 +239,9 @@ def wav_count(root: Path) -> int:
     return sum(1 for p in clips.rglob("*.wav") if STAGING_DIR not in p.parts)
 
 
-def secrets_found(instance, run_ids: list[str], secrets: list[str],
-                  log_paths: tuple[Path, ...] = ()) -> list[str]:
+def secrets_found(
+    instance, run_ids: list[str], secrets: list[str], log_paths: tuple[Path, ...] = ()
+) -> list[str]:
     """Where any of ``secrets`` appears: run configs, tags and every event (metadata, log
     messages, errors) of ``run_ids``, and the files of ``log_paths`` (files, or folders searched
     recursively: compute logs, run logs).  Empty when none leaked."""
@@ -245,5 +272,7 @@ def load_asset(pipeline: dict, key: str) -> pl.DataFrame:
     if partitions_def is None:
         return defs.load_asset_value(key, instance=instance)
     keys = instance.get_dynamic_partitions(partitions_def.name)
-    return pl.concat([defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
-                     how="diagonal_relaxed")
+    return pl.concat(
+        [defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
+        how="diagonal_relaxed",
+    )

@@ -29,8 +29,8 @@ import glob
 import http.client
 import os
 import secrets
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -57,8 +57,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(ready: Callable[[], bool], timeout_s: float, what: str,
-                proc: subprocess.Popen | None = None) -> None:
+def _wait_until(
+    ready: Callable[[], bool], timeout_s: float, what: str, proc: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -91,10 +92,12 @@ class MotoS3Server:
         except OSError:
             return False
 
-    def start(self) -> "MotoS3Server":
+    def start(self) -> MotoS3Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", LOCALHOST, "-p", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         _wait_until(self._ready, SERVER_START_TIMEOUT_S, "moto server", self.proc)
         return self
 
@@ -109,7 +112,7 @@ class MotoS3Server:
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
 
-    def __enter__(self) -> "MotoS3Server":
+    def __enter__(self) -> MotoS3Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -131,21 +134,33 @@ class S3Endpoint:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=endpoint_url or self.endpoint_url,
-                            region_name=self.region,
-                            config=Config(retries={"mode": "standard", "max_attempts": retries}))
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or self.endpoint_url,
+            region_name=self.region,
+            config=Config(retries={"mode": "standard", "max_attempts": retries}),
+        )
 
-    def storage_yaml(self, endpoint_url: str | None = None, prefix: str = "kws",
-                     retries: int = 2, bucket: str | None = None) -> str:
+    def storage_yaml(
+        self,
+        endpoint_url: str | None = None,
+        prefix: str = "kws",
+        retries: int = 2,
+        bucket: str | None = None,
+    ) -> str:
         """The ``storage:`` block of a kws.yaml that puts clips/tables/models on this bucket."""
-        return (f"storage: {{root: data, deployment: s3, s3_bucket: {bucket or self.bucket}, "
-                f"s3_prefix: {prefix}, s3_endpoint_url: '{endpoint_url or self.endpoint_url}', "
-                f"s3_region: {self.region}, s3_retries: {retries}}}\n")
+        return (
+            f"storage: {{root: data, deployment: s3, s3_bucket: {bucket or self.bucket}, "
+            f"s3_prefix: {prefix}, s3_endpoint_url: '{endpoint_url or self.endpoint_url}', "
+            f"s3_region: {self.region}, s3_retries: {retries}}}\n"
+        )
 
     def keys(self, prefix: str = "") -> list[str]:
         client = self.client()
         keys = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
             keys += [item["Key"] for item in page.get("Contents", [])]
         return sorted(keys)
 
@@ -164,8 +179,13 @@ def s3_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
-AWS_VARIABLES_TO_CLEAR = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
-                          "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3")
+AWS_VARIABLES_TO_CLEAR = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL_S3",
+)
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +203,12 @@ def s3_server(moto_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> Ite
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    endpoint = S3Endpoint(moto_server.endpoint_url, f"kws-test-{secrets.token_hex(5)}",
-                          env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    endpoint = S3Endpoint(
+        moto_server.endpoint_url,
+        f"kws-test-{secrets.token_hex(5)}",
+        env["AWS_ACCESS_KEY_ID"],
+        env["AWS_SECRET_ACCESS_KEY"],
+    )
     endpoint.client().create_bucket(Bucket=endpoint.bucket)
     yield endpoint
 
@@ -192,8 +216,17 @@ def s3_server(moto_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> Ite
 # ------------------------------------------------------------------------------ fault injection
 
 DROP_CONNECTION = 0  # a FaultRule status that closes the connection without any answer
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-              "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+}
 
 
 @dataclass
@@ -241,8 +274,14 @@ class FaultProxy:
     def endpoint_url(self) -> str:
         return f"http://{LOCALHOST}:{self.port}"
 
-    def fail(self, count: int | None, status: int = 500, code: str = "InternalError",
-             path_contains: str = "", methods: tuple[str, ...] = ()) -> FaultRule:
+    def fail(
+        self,
+        count: int | None,
+        status: int = 500,
+        code: str = "InternalError",
+        path_contains: str = "",
+        methods: tuple[str, ...] = (),
+    ) -> FaultRule:
         """Add a rule: the next ``count`` matching requests (None: all) get ``status``."""
         rule = FaultRule(status, code, count, path_contains, methods)
         with self._lock:
@@ -265,7 +304,7 @@ class FaultProxy:
             self.forwarded += 1
             return None
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -301,9 +340,11 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{rule.code}'
-                           f"</Code><Message>injected by the test proxy</Message>"
-                           f"<RequestId>fault{rule.served}</RequestId></Error>").encode()
+                payload = (
+                    f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{rule.code}'
+                    f"</Code><Message>injected by the test proxy</Message>"
+                    f"<RequestId>fault{rule.served}</RequestId></Error>"
+                ).encode()
                 self.send_response_only(rule.status)
                 self.send_header("Content-Type", "application/xml")
                 self.send_header("Content-Length", str(len(payload)))
@@ -323,8 +364,11 @@ class FaultProxy:
                     for name, value in response.getheaders():
                         if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
                             self.send_header(name, value)
-                    length = (response.getheader("Content-Length") or "0"
-                              if self.command == "HEAD" else str(len(data)))
+                    length = (
+                        response.getheader("Content-Length") or "0"
+                        if self.command == "HEAD"
+                        else str(len(data))
+                    )
                     self.send_header("Content-Length", length)
                     self.end_headers()
                     if self.command != "HEAD":
@@ -336,8 +380,9 @@ class FaultProxy:
 
         self._server = ThreadingHTTPServer((LOCALHOST, self.port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fault-proxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -348,7 +393,7 @@ class FaultProxy:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -363,12 +408,15 @@ def postgres_bin_dir() -> Path:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if not candidates:
         raise FileNotFoundError(
             "PostgreSQL server binaries not found (pg_ctl, initdb): install Debian's "
-            "'postgresql' package (.ci/system-deps lists it)")
+            "'postgresql' package (.ci/system-deps lists it)"
+        )
     return Path(candidates[-1]).parent
 
 
@@ -399,10 +447,12 @@ class PostgresServer:
         result = subprocess.run(self._cmd(*args), capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({result.returncode}):\n"
-                               f"{result.stdout}\n{result.stderr}\n{log}")
+            raise RuntimeError(
+                f"{' '.join(args[:2])} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}\n{log}"
+            )
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         password_file = self.folder / "pwfile"
         password_file.write_text(self.password + "\n")
         if self.run_as:
@@ -410,17 +460,44 @@ class PostgresServer:
             shutil.chown(password_file, self.run_as)
         self.folder.chmod(0o700)
         password_file.chmod(0o600)
-        self._run("initdb", "-D", str(self.data), "-U", self.user, f"--pwfile={password_file}",
-                  "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            f"--pwfile={password_file}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         password_file.unlink()
         options = f"-h {LOCALHOST} -p {self.port} -k {self.folder} -F"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
-                  "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         self.started = True
         import psycopg2
 
-        conn = psycopg2.connect(host=LOCALHOST, port=self.port, user=self.user,
-                                password=self.password, dbname="postgres")
+        conn = psycopg2.connect(
+            host=LOCALHOST,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname="postgres",
+        )
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
@@ -437,7 +514,7 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         try:
             return self.start()
         except BaseException:
@@ -450,9 +527,13 @@ class PostgresServer:
     @property
     def environment(self) -> dict[str, str]:
         """Variables the instance config below reads (the password is only ever in the env)."""
-        return {"DAGSTER_PG_HOST": LOCALHOST, "DAGSTER_PG_PORT": str(self.port),
-                "DAGSTER_PG_USERNAME": self.user, "DAGSTER_PG_PASSWORD": self.password,
-                "DAGSTER_PG_DB": self.db_name}
+        return {
+            "DAGSTER_PG_HOST": LOCALHOST,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.db_name,
+        }
 
 
 # The dagster.yaml the PostgreSQL test uses (and README's "Scaling out" shows): run, event-log and
@@ -482,8 +563,10 @@ class RedisServer:
     def __init__(self):
         binary = shutil.which("redis-server")
         if binary is None:
-            raise FileNotFoundError("redis-server not found: install Debian's 'redis-server' "
-                                    "package (.ci/system-deps lists it)")
+            raise FileNotFoundError(
+                "redis-server not found: install Debian's 'redis-server' "
+                "package (.ci/system-deps lists it)"
+            )
         self.binary = binary
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="kws-redis-"))
@@ -501,11 +584,27 @@ class RedisServer:
         except OSError:
             return False
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", LOCALHOST, "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder), "--logfile", str(self.log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.folder)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                LOCALHOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--logfile",
+                str(self.log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            cwd=self.folder,
+        )
         _wait_until(self._ready, SERVER_START_TIMEOUT_S, "redis-server", self.proc)
         return self
 
@@ -515,7 +614,7 @@ class RedisServer:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         try:
             return self.start()
         except BaseException:
@@ -526,16 +625,20 @@ class RedisServer:
         self.stop()
 
 
-def _stop_process(proc: subprocess.Popen | None, group: bool = False, timeout_s: float = 20) -> None:
+def _stop_process(
+    proc: subprocess.Popen | None, group: bool = False, timeout_s: float = 20
+) -> None:
     """SIGTERM ``proc`` (with ``group``: its whole process group, which it leads), SIGKILL what
     is still there after ``timeout_s``."""
     if proc is None:
         return
+
     def signal_it(sig: int) -> None:
         try:
             os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
         except ProcessLookupError:
             pass
+
     if proc.poll() is None or group:
         signal_it(signal.SIGTERM)
     try:
@@ -566,8 +669,15 @@ class CeleryWorker:
     pool too.  ``env`` is its whole environment (instance, storage and broker settings);
     ``concurrency`` pool processes, each replaced after one task (a fresh process per step)."""
 
-    def __init__(self, name: str, config_yaml: Path, env: dict[str, str], log_file: Path,
-                 cwd: Path, concurrency: int = 1):
+    def __init__(
+        self,
+        name: str,
+        config_yaml: Path,
+        env: dict[str, str],
+        log_file: Path,
+        cwd: Path,
+        concurrency: int = 1,
+    ):
         self.name = name
         self.config_yaml = config_yaml
         self.env = env
@@ -584,7 +694,7 @@ class CeleryWorker:
     def _ready(self) -> bool:
         return self.log_file.exists() and " ready." in self.log_file.read_text(errors="replace")
 
-    def start(self) -> "CeleryWorker":
+    def start(self) -> CeleryWorker:
         self.launch()
         self.wait_ready()
         return self
@@ -593,19 +703,42 @@ class CeleryWorker:
         """Start the worker without waiting for it (:meth:`wait_ready` waits)."""
         bin_dir = str(Path(sys.executable).parent)  # dagster-celery runs `celery` from PATH
         env = {**self.env, "PATH": bin_dir + os.pathsep + self.env.get("PATH", os.defpath)}
-        command = [str(Path(bin_dir) / "dagster-celery"), "worker", "start",
-                   "-A", "dagster_celery.app", "-y", str(self.config_yaml), "-n", self.name,
-                   "-i", "kws_assets.definitions", "--loglevel", "INFO", "--",
-                   f"--concurrency={self.concurrency}", "--max-tasks-per-child=1",
-                   "--without-gossip", "--without-mingle"]
+        command = [
+            str(Path(bin_dir) / "dagster-celery"),
+            "worker",
+            "start",
+            "-A",
+            "dagster_celery.app",
+            "-y",
+            str(self.config_yaml),
+            "-n",
+            self.name,
+            "-i",
+            "kws_assets.definitions",
+            "--loglevel",
+            "INFO",
+            "--",
+            f"--concurrency={self.concurrency}",
+            "--max-tasks-per-child=1",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(command, env=env, cwd=self.cwd, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                command,
+                env=env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self) -> None:
         """Wait until the worker listens to the broker; fail with its log if it does not."""
         try:
-            _wait_until(self._ready, SERVER_START_TIMEOUT_S, f"celery worker {self.name}", self.proc)
+            _wait_until(
+                self._ready, SERVER_START_TIMEOUT_S, f"celery worker {self.name}", self.proc
+            )
         except (RuntimeError, TimeoutError) as exc:
             log = self.log_file.read_text(errors="replace")[-4000:]
             raise RuntimeError(f"{exc}; its log ({self.log_file}):\n{log}") from None
@@ -613,7 +746,7 @@ class CeleryWorker:
     def stop(self) -> None:
         _stop_process(self.proc, group=True)
 
-    def __enter__(self) -> "CeleryWorker":
+    def __enter__(self) -> CeleryWorker:
         try:
             return self.start()
         except BaseException:

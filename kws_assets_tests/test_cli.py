@@ -62,11 +62,28 @@ def test_module_entry_point_with_a_broken_file(artifact, wavs, tmp_path) -> None
     paths, _ = wavs
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+        ),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "kws_assets.cli", "classify", "--model", str(artifact),
-         paths[0], str(broken), paths[1]],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "kws_assets.cli",
+            "classify",
+            "--model",
+            str(artifact),
+            paths[0],
+            str(broken),
+            paths[1],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == EXIT_FILE_ERRORS, proc.stderr
     rows = _lines(proc.stdout)
@@ -99,13 +116,25 @@ def test_detect_prints_one_json_line_per_detection(tmp_path, capsys) -> None:
     write_wav(quiet_wav, tone_stream([], 3.0, seed=6), SR)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEjunk")
-    code = main(["detect", "--model", str(model), "--threshold", "0.45", str(long_wav),
-                 str(broken), str(quiet_wav)])
+    code = main(
+        [
+            "detect",
+            "--model",
+            str(model),
+            "--threshold",
+            "0.45",
+            str(long_wav),
+            str(broken),
+            str(quiet_wav),
+        ]
+    )
     rows = _lines(capsys.readouterr().out)
     assert code == EXIT_FILE_ERRORS
     detections = [r for r in rows if "keyword" in r]
     assert [(r["path"], r["keyword"]) for r in detections] == [
-        (str(long_wav), "low_tone"), (str(long_wav), "high_tone")]
+        (str(long_wav), "low_tone"),
+        (str(long_wav), "high_tone"),
+    ]
     for row, (start, _) in zip(detections, [truth[0], truth[2]]):
         assert set(row) == {"path", "start", "end", "keyword", "score"}
         assert row["start"] <= start < row["end"]
@@ -118,8 +147,12 @@ def test_detect_defaults_match_the_detector() -> None:
     from kws_assets import cli
     from kws_assets.core.model import detect
 
-    for name in ("DEFAULT_THRESHOLD", "DEFAULT_HOP_MS", "DEFAULT_SMOOTHING_WINDOWS",
-                 "DEFAULT_REFRACTORY_S"):
+    for name in (
+        "DEFAULT_THRESHOLD",
+        "DEFAULT_HOP_MS",
+        "DEFAULT_SMOOTHING_WINDOWS",
+        "DEFAULT_REFRACTORY_S",
+    ):
         assert getattr(cli, name) == getattr(detect, name)
 
 
@@ -133,8 +166,11 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
     model = tmp_path / "model"
     shutil.copytree(tone_artifact().folder, model)  # the cached artifact stays without a point
     long_wav = tmp_path / "long.wav"
-    write_wav(long_wav, tone_stream([(1.5, "low_tone"), (4.0, "_unknown_"), (6.5, "high_tone")],
-                                    9.0, seed=5), SR)
+    write_wav(
+        long_wav,
+        tone_stream([(1.5, "low_tone"), (4.0, "_unknown_"), (6.5, "high_tone")], 9.0, seed=5),
+        SR,
+    )
     classifier = KwsClassifier.load(model)
 
     def expected(point: DetectorOperatingPoint) -> list[tuple[str, float]]:
@@ -148,7 +184,8 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
 
     found, err = run()  # no shipped point: today's defaults, and stderr says so
     assert "ships no operating_point.json" in err and found == expected(
-        DetectorOperatingPoint(0.8, 3, 1.0, 100.0))
+        DetectorOperatingPoint(0.8, 3, 1.0, 100.0)
+    )
     # a shipped point so strict that nothing fires, then one that fires on every burst
     write_operating_point(model, DetectorOperatingPoint(0.99999, 5, 0.5, 100.0))
     found, err = run()
@@ -160,6 +197,8 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
     assert found != expected(DetectorOperatingPoint(0.3, 5, 2.0, 100.0))  # the point matters
     # a command-line option overrides that one setting; --operating-point names another file
     assert run("--threshold", "0.99999")[0] == []
-    other = write_operating_point(tmp_path / "elsewhere" / "operating_point.json",
-                                  DetectorOperatingPoint(0.99999, 1, 0.5, 100.0))
+    other = write_operating_point(
+        tmp_path / "elsewhere" / "operating_point.json",
+        DetectorOperatingPoint(0.99999, 1, 0.5, 100.0),
+    )
     assert run("--operating-point", str(other))[0] == []

@@ -21,7 +21,9 @@ def test_project_kws_yaml_spells_out_the_embedded_default():
 
 def test_yes_no_on_off_stay_strings():
     assert parse_yaml("keywords: [yes, no, on, off]\nflag: true") == {
-        "keywords": ["yes", "no", "on", "off"], "flag": True}
+        "keywords": ["yes", "no", "on", "off"],
+        "flag": True,
+    }
 
 
 def test_labels_put_silence_and_unknown_first():
@@ -45,7 +47,9 @@ def test_unknown_fields_are_rejected_with_their_name(tmp_path):
 def test_relative_paths_resolve_against_the_config_file(tmp_path):
     path = tmp_path / "sub" / "kws.yaml"
     path.parent.mkdir()
-    path.write_text("storage: {root: data}\nsources:\n  - {kind: manifest, name: mine, root: corpus}\n")
+    path.write_text(
+        "storage: {root: data}\nsources:\n  - {kind: manifest, name: mine, root: corpus}\n"
+    )
     cfg = load_config(path)
     assert Path(cfg.storage.root) == path.parent / "data"
     assert Path(cfg.sources[0].root) == path.parent / "corpus"
@@ -69,4 +73,6 @@ def test_mfcc_shape_settings_are_checked():
 def test_section_hash_changes_only_with_its_section():
     base = KwsConfig()
     assert base.section_hash("audio") == KwsConfig(keywords=["x"]).section_hash("audio")
-    assert base.section_hash("audio") != KwsConfig(audio={"sample_rate": 8000}).section_hash("audio")
+    assert base.section_hash("audio") != KwsConfig(audio={"sample_rate": 8000}).section_hash(
+        "audio"
+    )

@@ -30,7 +30,8 @@ def read_lock(path: Path = LOCK) -> dict[str, str]:
             continue
         name, sep, version = line.partition("==")
         assert sep and version and " @ " not in line, (
-            f"{path.name}:{number}: {raw!r} is not name==version; regenerate with `make lock`")
+            f"{path.name}:{number}: {raw!r} is not name==version; regenerate with `make lock`"
+        )
         key = canonicalize_name(name.split("[", 1)[0])
         assert key not in pins, f"{path.name}:{number}: {name} pinned twice"
         pins[key] = version.strip()
@@ -75,8 +76,10 @@ def test_installed_direct_dependencies_match_the_lock():
             continue
         if version != pinned:
             drifted.append(f"{req.name}: installed {version}, locked {pinned}")
-    assert not drifted, ("; ".join(drifted) + " -> reinstall with `make install` (or refresh the "
-                                              "lock with `make lock` and commit it)")
+    assert not drifted, (
+        "; ".join(drifted) + " -> reinstall with `make install` (or refresh the "
+        "lock with `make lock` and commit it)"
+    )
 
 
 def test_lock_reader_rejects_what_pip_freeze_would_not_write(tmp_path):

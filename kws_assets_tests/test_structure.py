@@ -37,19 +37,28 @@ def _imports(path: Path) -> set[str]:
 
 def _graph() -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    return {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def test_settings_import_nothing_of_the_core():
-    offenders = {name: sorted(deps) for name, deps in _graph().items()
-                 if name.startswith("kws_assets.settings")
-                 and any(not d.startswith("kws_assets.settings") for d in deps)}
+    offenders = {
+        name: sorted(deps)
+        for name, deps in _graph().items()
+        if name.startswith("kws_assets.settings")
+        and any(not d.startswith("kws_assets.settings") for d in deps)
+    }
     assert not offenders
 
 
 def test_no_folder_holds_more_than_twelve_modules():
     crowded = {}
-    for folder in [PACKAGE, *[p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:
+    for folder in [
+        PACKAGE,
+        *[p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"],
+    ]:
         modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
         if len(modules) > MAX_MODULES_PER_FOLDER:
             crowded[str(folder.relative_to(ROOT))] = len(modules)
@@ -59,8 +68,10 @@ def test_no_folder_holds_more_than_twelve_modules():
 def test_the_import_graph_has_no_cycle():
     graph = _graph()
     # A package's __init__ importing its own submodules is the package, not a cycle.
-    edges = {n: {d for d in deps if not (d.startswith(n + ".") and n == d.rsplit(".", 1)[0])}
-             for n, deps in graph.items()}
+    edges = {
+        n: {d for d in deps if not (d.startswith(n + ".") and n == d.rsplit(".", 1)[0])}
+        for n, deps in graph.items()
+    }
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -68,7 +79,9 @@ def test_the_import_graph_has_no_cycle():
         state[node] = 1
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
-                cycle.extend(stack[stack.index(dep):] + [node, dep] if dep in stack else [node, dep])
+                cycle.extend(
+                    stack[stack.index(dep) :] + [node, dep] if dep in stack else [node, dep]
+                )
                 return True
             if state.get(dep) is None and visit(dep, [*stack, node]):
                 return True
@@ -86,7 +99,9 @@ def test_the_definitions_expose_what_they_did_before_the_move(tiny_config_file):
     graph = defs.resolve_asset_graph()
     now = {
         "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
-        "checks": sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys),
+        "checks": sorted(
+            f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys
+        ),
         "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
         "sensors": sorted(s.name for s in defs.sensors or []),
         "schedules": sorted(s.name for s in defs.schedules or []),
@@ -100,10 +115,15 @@ def test_the_definitions_expose_what_they_did_before_the_move(tiny_config_file):
 def test_dg_list_defs_lists_the_assets(tiny_config_file, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    proc = subprocess.run([str(Path(sys.executable).parent / "dg"), "list", "defs", "--json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)})
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "list", "defs", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    listed = json.loads(proc.stdout[proc.stdout.index("{"):])
+    listed = json.loads(proc.stdout[proc.stdout.index("{") :])
     keys = {a["asset_key"] for a in listed.get("assets", [])}
     assert {"raw_corpus", "validated_set", "mfcc_table", "quantized_model", "evaluation"} <= keys

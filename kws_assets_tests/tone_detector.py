@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
-from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
 from kws_assets.core.model.training import train_model
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 from kws_assets_tests.core.test_training import CLIP, SR, tone_clip
 
 LABELS = ["_silence_", "_unknown_", "low_tone", "high_tone"]
@@ -26,15 +26,18 @@ KEYWORDS = LABELS[2:]
 SMALL_MODEL = ModelSettings(n_filters=24, n_blocks=1)
 # Trained to confident posteriors (~0.9 on a clean burst): 15 epochs classified right but with
 # posteriors near 0.5, too flat for a streaming threshold. About 4 s.
-TRAIN = TrainSettings(max_epochs=40, min_epochs=25, batch_size=32, learning_rate=3e-3, patience=6,
-                      seed=0, threads=1)
+TRAIN = TrainSettings(
+    max_epochs=40, min_epochs=25, batch_size=32, learning_rate=3e-3, patience=6, seed=0, threads=1
+)
 SILENCE_NOISE = 0.004
 
 
 def labelled_clip(label: str, rng: np.random.Generator) -> np.ndarray:
     """One 1-s clip of a class (tone bursts reuse the training tests' generator)."""
     if label == "_silence_":
-        return (rng.standard_normal(CLIP) * SILENCE_NOISE * rng.uniform(0.3, 1.5)).astype(np.float32)
+        return (rng.standard_normal(CLIP) * SILENCE_NOISE * rng.uniform(0.3, 1.5)).astype(
+            np.float32
+        )
     if label == "_unknown_":
         return tone_clip(int(rng.choice([2, 3])), rng)
     return tone_clip(0 if label == "low_tone" else 1, rng)
@@ -67,8 +70,9 @@ def tone_artifact() -> ToneArtifact:
     folder = Path(tempfile.mkdtemp(prefix="kws-tone-artifact-"))
     float_path = export_onnx(result.model, spec, folder / "model.onnx")
     int8_path = quantize_int8(float_path, folder / "model.int8.onnx", x_val)
-    artifact = write_artifact(folder / "artifact", int8_path, LABELS, spec,
-                              {"val_accuracy": result.best_val_accuracy})
+    artifact = write_artifact(
+        folder / "artifact", int8_path, LABELS, spec, {"val_accuracy": result.best_val_accuracy}
+    )
     return ToneArtifact(artifact, spec, result.best_val_accuracy)
 
 
@@ -84,14 +88,34 @@ def tone_embedding_artifact() -> Path:
     clips_train, y_train = labelled_clips(16, seed=30)
     clips_val, y_val = labelled_clips(6, seed=31)
     x_train, x_val = front_end(clips_train), front_end(clips_val)
-    result = train_head(x_train, y_train, x_val, y_val, LABELS,
-                        TrainSettings(max_epochs=30, min_epochs=10, batch_size=16, learning_rate=3e-3,
-                                      patience=8, seed=0, threads=1), kind="dnn", width=32)
+    result = train_head(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        LABELS,
+        TrainSettings(
+            max_epochs=30,
+            min_epochs=10,
+            batch_size=16,
+            learning_rate=3e-3,
+            patience=8,
+            seed=0,
+            threads=1,
+        ),
+        kind="dnn",
+        width=32,
+    )
     folder = Path(tempfile.mkdtemp(prefix="kws-tone-embedding-"))
     float_path = export_onnx(result.model, front_end.spec, folder / "head.onnx")
     int8_path = quantize_int8(float_path, folder / "head.int8.onnx", x_val)
-    return write_embedding_artifact(folder / "artifact", int8_path, LABELS, front_end.spec,
-                                    {"val_accuracy": result.best_val_accuracy})
+    return write_embedding_artifact(
+        folder / "artifact",
+        int8_path,
+        LABELS,
+        front_end.spec,
+        {"val_accuracy": result.best_val_accuracy},
+    )
 
 
 def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> np.ndarray:
@@ -113,5 +137,12 @@ def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> n
     return audio
 
 
-__all__ = ["LABELS", "KEYWORDS", "SR", "tone_artifact", "tone_embedding_artifact", "tone_stream",
-           "labelled_clips"]
+__all__ = [
+    "KEYWORDS",
+    "LABELS",
+    "SR",
+    "labelled_clips",
+    "tone_artifact",
+    "tone_embedding_artifact",
+    "tone_stream",
+]

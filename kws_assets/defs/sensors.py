@@ -27,7 +27,6 @@ from __future__ import annotations
 import dagster as dg
 
 from kws_assets.config import load_config
-from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import keyword_changes
 from kws_assets.core.corpus.landing import BatchCursor, known_batches, landing_scan
 from kws_assets.defs.jobs import (
@@ -40,6 +39,7 @@ from kws_assets.defs.jobs import (
 )
 from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
 from kws_assets.lib.resources import KwsSettings
+from kws_assets.settings import KwsConfig
 
 LANDING_SENSOR = "landing_zone_sensor"
 KEYWORD_SENSOR = "keyword_sensor"
@@ -63,15 +63,20 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
     cursor = BatchCursor.from_json(context.cursor)
     scan = landing_scan(cfg)  # automation.landing_settle_s; s3:// through storage's S3 settings
     for deferred in scan.deferred:
-        context.log.info(f"landing zone: deferred {deferred.folder} to a later tick: "
-                         f"{deferred.reason}: {deferred.detail}")
+        context.log.info(
+            f"landing zone: deferred {deferred.folder} to a later tick: "
+            f"{deferred.reason}: {deferred.detail}"
+        )
     batches, problems = known_batches(cfg, scan)
     for problem in problems:
-        context.log.warning(f"landing zone: skipped {problem.folder}: {problem.reason}: {problem.detail}")
+        context.log.warning(
+            f"landing zone: skipped {problem.folder}: {problem.reason}: {problem.detail}"
+        )
     pending = cursor.pending(batches)
     if not pending:
-        return dg.SensorResult(skip_reason=f"no new or changed batch among {len(batches)}",
-                               cursor=cursor.to_json())
+        return dg.SensorResult(
+            skip_reason=f"no new or changed batch among {len(batches)}", cursor=cursor.to_json()
+        )
     registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
     new_keys = [b.key for b in pending if b.key not in registered]
     manifests = {b.key: b.fingerprint for b in scan.batches}
@@ -80,13 +85,23 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
         tags = {BATCH_FINGERPRINT_TAG: b.fingerprint}
         if b.key in manifests:
             tags[MANIFEST_FINGERPRINT_TAG] = manifests[b.key]
-        run_requests.append(dg.RunRequest(run_key=f"{b.key}@{b.fingerprint}", job_name=INGEST_JOB,
-                                          partition_key=b.key, tags=tags))
+        run_requests.append(
+            dg.RunRequest(
+                run_key=f"{b.key}@{b.fingerprint}",
+                job_name=INGEST_JOB,
+                partition_key=b.key,
+                tags=tags,
+            )
+        )
     for b in pending:
-        context.log.info(f"batch {b.key} ({b.origin}), fingerprint {b.fingerprint}: requesting ingestion")
+        context.log.info(
+            f"batch {b.key} ({b.origin}), fingerprint {b.fingerprint}: requesting ingestion"
+        )
     return dg.SensorResult(
         run_requests=run_requests,
-        dynamic_partitions_requests=[CORPUS_BATCHES.build_add_request(new_keys)] if new_keys else [],
+        dynamic_partitions_requests=[CORPUS_BATCHES.build_add_request(new_keys)]
+        if new_keys
+        else [],
         cursor=cursor.mark(pending).to_json(),
     )
 
@@ -97,8 +112,9 @@ def keyword_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.Sens
     added, removed = keyword_changes(cfg.keywords, registered)
     cursor = ",".join(cfg.keywords)
     if not added and not removed:
-        return dg.SensorResult(skip_reason=f"keyword partitions match the config ({len(cfg.keywords)})",
-                               cursor=cursor)
+        return dg.SensorResult(
+            skip_reason=f"keyword partitions match the config ({len(cfg.keywords)})", cursor=cursor
+        )
     requests: list = []
     if added:
         requests.append(KEYWORDS.build_add_request(added))
@@ -126,9 +142,14 @@ def retrain_tick(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEn
     validated_id = _latest_storage_id(context, VALIDATED_ASSET)
     model_id = _latest_storage_id(context, MODEL_ASSET)
     if model_id is not None and validated_id is not None and model_id > validated_id:
-        return dg.SkipReason(f"kws_model was trained after this validated_set (run {asset_event.run_id})")
-    return dg.RunRequest(run_key=f"validated_set@{validated_id}", job_name=RETRAIN_JOB,
-                         tags={"kws/trigger": "validated_set", "kws/validated_run": asset_event.run_id})
+        return dg.SkipReason(
+            f"kws_model was trained after this validated_set (run {asset_event.run_id})"
+        )
+    return dg.RunRequest(
+        run_key=f"validated_set@{validated_id}",
+        job_name=RETRAIN_JOB,
+        tags={"kws/trigger": "validated_set", "kws/validated_run": asset_event.run_id},
+    )
 
 
 def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
@@ -136,29 +157,47 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
     interval = cfg.automation.sensor_interval_s
     stopped = dg.DefaultSensorStatus.STOPPED
 
-    @dg.sensor(name=LANDING_SENSOR, jobs=[ingest_batch], minimum_interval_seconds=interval,
-               default_status=stopped,
-               description="New corpus batches (configured sources and landing-zone folders with a "
-                           "manifest): registers a corpus_batches partition, requests ingestion.")
+    @dg.sensor(
+        name=LANDING_SENSOR,
+        jobs=[ingest_batch],
+        minimum_interval_seconds=interval,
+        default_status=stopped,
+        description="New corpus batches (configured sources and landing-zone folders with a "
+        "manifest): registers a corpus_batches partition, requests ingestion.",
+    )
     def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
         return landing_zone_tick(context, _fresh_config(settings))
 
-    @dg.sensor(name=KEYWORD_SENSOR, jobs=[keyword_clips], minimum_interval_seconds=interval,
-               default_status=stopped,
-               description="Keywords added to (removed from) the config: adds (deletes) keywords "
-                           "partitions and requests the new keywords' clips.")
+    @dg.sensor(
+        name=KEYWORD_SENSOR,
+        jobs=[keyword_clips],
+        minimum_interval_seconds=interval,
+        default_status=stopped,
+        description="Keywords added to (removed from) the config: adds (deletes) keywords "
+        "partitions and requests the new keywords' clips.",
+    )
     def keyword_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
         return keyword_tick(context, _fresh_config(settings))
 
-    @dg.asset_sensor(name=RETRAIN_SENSOR, asset_key=VALIDATED_ASSET, job=retrain_model,
-                     minimum_interval_seconds=interval, default_status=stopped,
-                     description="New validated data requests retraining and re-quantization.")
-    def retrain_on_validated_data(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    @dg.asset_sensor(
+        name=RETRAIN_SENSOR,
+        asset_key=VALIDATED_ASSET,
+        job=retrain_model,
+        minimum_interval_seconds=interval,
+        default_status=stopped,
+        description="New validated data requests retraining and re-quantization.",
+    )
+    def retrain_on_validated_data(
+        context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+    ):
         return retrain_tick(context, asset_event)
 
     automation = dg.AutomationConditionSensorDefinition(
-        AUTOMATION_SENSOR, target=dg.AssetSelection.all(), minimum_interval_seconds=interval,
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        minimum_interval_seconds=interval,
         default_status=stopped,
         description="Evaluates the eager automation conditions of unknown_clips, "
-                    "aligned_keywords and validated_set.")
+        "aligned_keywords and validated_set.",
+    )
     return [landing_zone_sensor, keyword_sensor, retrain_on_validated_data, automation]

@@ -36,11 +36,14 @@ def celery_executor() -> dg.ExecutorDefinition:
     try:
         from dagster_celery import celery_executor as dagster_celery_executor
     except ImportError as exc:  # an optional extra: say how to get it
-        raise ImportError(f"{EXECUTOR_ENV}=celery needs dagster-celery and the Redis client: "
-                          "pip install 'kws_assets[celery]' (dagster-celery, celery[redis])") from exc
+        raise ImportError(
+            f"{EXECUTOR_ENV}=celery needs dagster-celery and the Redis client: "
+            "pip install 'kws_assets[celery]' (dagster-celery, celery[redis])"
+        ) from exc
     return dagster_celery_executor.configured(
         {"broker": {"env": CELERY_BROKER_ENV}, "backend": {"env": CELERY_BACKEND_ENV}},
-        name="celery")
+        name="celery",
+    )
 
 
 def executor_named(name: str) -> dg.ExecutorDefinition:
@@ -53,8 +56,10 @@ def executor_named(name: str) -> dg.ExecutorDefinition:
         return dg.multiprocess_executor
     if name == CELERY:
         return celery_executor()
-    raise ValueError(f"{EXECUTOR_ENV}={name!r} is not an executor: use one of "
-                     f"{', '.join(EXECUTOR_NAMES)} (or leave it unset for {IN_PROCESS})")
+    raise ValueError(
+        f"{EXECUTOR_ENV}={name!r} is not an executor: use one of "
+        f"{', '.join(EXECUTOR_NAMES)} (or leave it unset for {IN_PROCESS})"
+    )
 
 
 def executor_from_env() -> dg.ExecutorDefinition:

@@ -35,28 +35,36 @@ class GraphRun:
 
     def materialized(self) -> set[tuple[str, str | None]]:
         """(asset key, partition) of every materialization of every run."""
-        return {(e.asset_key.to_user_string(), e.partition)
-                for _, _, r in self.results for e in r.get_asset_materialization_events()}
+        return {
+            (e.asset_key.to_user_string(), e.partition)
+            for _, _, r in self.results
+            for e in r.get_asset_materialization_events()
+        }
 
     def check_evaluations(self) -> list:
         return [e for _, _, r in self.results for e in r.get_asset_check_evaluations()]
 
 
-def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance,
-                      log: Callable[[str], None] = lambda _: None,
-                      run_config: Mapping[str, Any] | None = None) -> GraphRun:
+def materialize_graph(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    log: Callable[[str], None] = lambda _: None,
+    run_config: Mapping[str, Any] | None = None,
+) -> GraphRun:
     """Every partition of every asset, then the unpartitioned rest; stops at the first failure."""
     cfg = defs.resources["settings"].config
     partitions = register_config_partitions(instance, cfg)
-    plan = ([(INGEST_JOB, key) for key in partitions[CORPUS_BATCHES.name]]
-            + [(KEYWORD_JOB, key) for key in partitions[KEYWORDS.name]]
-            + [(PIPELINE_JOB, None)])
+    plan = (
+        [(INGEST_JOB, key) for key in partitions[CORPUS_BATCHES.name]]
+        + [(KEYWORD_JOB, key) for key in partitions[KEYWORDS.name]]
+        + [(PIPELINE_JOB, None)]
+    )
     graph = GraphRun()
     for job_name, partition in plan:
         log(f"{job_name}" + (f" [{partition}]" if partition else ""))
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition, run_config=run_config,
-            raise_on_error=False)
+            instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
+        )
         graph.results.append((job_name, partition, result))
         if not result.success:
             break

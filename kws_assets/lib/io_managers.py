@@ -31,8 +31,18 @@ from dagster_aws.s3 import S3Resource
 from upath import UPath
 
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.storage.artifact_store import ArtifactFolder, artifact_exists, load_artifact, store_artifact
-from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, relative_key
+from kws_assets.core.storage.artifact_store import (
+    ArtifactFolder,
+    artifact_exists,
+    load_artifact,
+    store_artifact,
+)
+from kws_assets.core.storage.object_store import (
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    relative_key,
+)
 from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_file
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.lib.retries import FailFastObjectStore
@@ -66,7 +76,9 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
     """A UPathIOManager whose reads and writes are whole objects of an :class:`ObjectStore`."""
 
     def __init__(self, objects: ObjectStore, s3: S3Connection | None = None):
-        self.objects = objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
+        self.objects = (
+            objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
+        )
         # The base path of an S3 store is bound to the same connection as its client, so that
         # anything Dagster does through the UPath reaches the same endpoint.
         super().__init__(base_path=(s3 or S3Connection()).upath(objects.root_uri))
@@ -92,13 +104,17 @@ class ObjectStoreUPathIOManager(dg.UPathIOManager):
     def make_directory(self, path: UPath) -> None:
         return None  # the object store creates folders (locally) or needs none (S3)
 
-    def _handle_transition_to_partitioned_asset(self, context: dg.OutputContext, path: UPath) -> None:
+    def _handle_transition_to_partitioned_asset(
+        self, context: dg.OutputContext, path: UPath
+    ) -> None:
         # Same rule as UPathIOManager's, through the object store instead of fsspec: an object
         # left where the partition folder goes (the asset used to be unpartitioned) is removed.
         key = self.key_for_path(path)
         if self.objects.exists(key):
-            context.log.warning(f"removing {self.objects.uri_for(key)}: {context.asset_key} is "
-                                "now partitioned and stores one object per partition there")
+            context.log.warning(
+                f"removing {self.objects.uri_for(key)}: {context.asset_key} is "
+                "now partitioned and stores one object per partition there"
+            )
             self.objects.delete(key)
 
 
@@ -161,14 +177,18 @@ class PolarsParquetUPathIOManager(ObjectBytesUPathIOManager):
 
     def serialize(self, context: dg.OutputContext, obj: pl.DataFrame) -> bytes:
         if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, "
-                            f"got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a polars DataFrame, "
+                f"got {type(obj).__name__}"
+            )
         return parquet_bytes(obj)
 
     def deserialize(self, context: dg.InputContext, data: bytes) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(data))
 
-    def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame | StagedParquet) -> dict[str, Any]:
+    def get_metadata(
+        self, context: dg.OutputContext, obj: pl.DataFrame | StagedParquet
+    ) -> dict[str, Any]:
         if isinstance(obj, StagedParquet):
             return staged_table_metadata(obj)
         return table_metadata(obj)
@@ -181,14 +201,18 @@ class TorchCheckpointUPathIOManager(ObjectBytesUPathIOManager):
 
     def serialize(self, context: dg.OutputContext, obj: ModelCheckpoint) -> bytes:
         if not isinstance(obj, ModelCheckpoint):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a ModelCheckpoint, "
-                            f"got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a ModelCheckpoint, "
+                f"got {type(obj).__name__}"
+            )
         buffer = io.BytesIO()
         torch.save(obj.to_dict(), buffer)
         return buffer.getvalue()
 
     def deserialize(self, context: dg.InputContext, data: bytes) -> ModelCheckpoint:
-        return ModelCheckpoint.from_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=False))
+        return ModelCheckpoint.from_dict(
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        )
 
 
 class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
@@ -204,8 +228,10 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
 
     def dump_to_path(self, context: dg.OutputContext, obj: ArtifactFolder, path: UPath) -> None:
         if not isinstance(obj, ArtifactFolder):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected an ArtifactFolder, "
-                            f"got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected an ArtifactFolder, "
+                f"got {type(obj).__name__}"
+            )
         store_artifact(self.objects, self.key_for_path(path), obj)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> ArtifactFolder:
@@ -215,13 +241,19 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
         return artifact_exists(self.objects, self.key_for_path(path))
 
     def get_metadata(self, context: dg.OutputContext, obj: ArtifactFolder) -> dict[str, Any]:
-        return {"artifact_files": dg.MetadataValue.int(sum(1 for p in obj.path.rglob("*") if p.is_file()))}
+        return {
+            "artifact_files": dg.MetadataValue.int(
+                sum(1 for p in obj.path.rglob("*") if p.is_file())
+            )
+        }
 
 
 def _local_objects(base_path: str) -> LocalObjectStore:
     if "://" in base_path:
-        raise ValueError(f"base_path {base_path!r}: a local folder is expected here; for S3 use "
-                         "the S3 IO managers (storage.deployment: s3)")
+        raise ValueError(
+            f"base_path {base_path!r}: a local folder is expected here; for S3 use "
+            "the S3 IO managers (storage.deployment: s3)"
+        )
     objects = LocalObjectStore.at(base_path)
     objects.sweep_partials()  # staging files of killed writers are removed, live ones kept
     return objects
@@ -230,8 +262,9 @@ def _local_objects(base_path: str) -> LocalObjectStore:
 def s3_connection_of(s3: S3Resource) -> S3Connection:
     """The one S3 configuration an ``S3Resource`` carries (``resources.s3_resource`` builds it
     from :class:`S3Connection`; only endpoint, region and retries are used)."""
-    return S3Connection(endpoint_url=s3.endpoint_url or "", region=s3.region_name or "",
-                        retries=s3.max_attempts)
+    return S3Connection(
+        endpoint_url=s3.endpoint_url or "", region=s3.region_name or "", retries=s3.max_attempts
+    )
 
 
 def s3_resource_for(connection: S3Connection) -> S3Resource:
@@ -240,8 +273,11 @@ def s3_resource_for(connection: S3Connection) -> S3Resource:
     ``S3Resource.max_attempts`` goes to botocore's ``retries={"max_attempts": n}``, which botocore
     reads as the number of retries after the first attempt, as ``S3Connection.retries`` does.
     """
-    return S3Resource(endpoint_url=connection.endpoint_url or None,
-                      region_name=connection.region or None, max_attempts=connection.retries)
+    return S3Resource(
+        endpoint_url=connection.endpoint_url or None,
+        region_name=connection.region or None,
+        max_attempts=connection.retries,
+    )
 
 
 def _s3_objects(s3: S3Resource, bucket: str, prefix: str) -> S3ObjectStore:
@@ -274,8 +310,9 @@ class S3PolarsParquetIOManager(dg.ConfigurableIOManagerFactory):
     prefix: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetUPathIOManager:
-        return PolarsParquetUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
-                                           s3_connection_of(self.s3))
+        return PolarsParquetUPathIOManager(
+            _s3_objects(self.s3, self.bucket, self.prefix), s3_connection_of(self.s3)
+        )
 
 
 class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
@@ -286,8 +323,9 @@ class S3TorchCheckpointIOManager(dg.ConfigurableIOManagerFactory):
     prefix: str = ""
 
     def create_io_manager(self, context: dg.InitResourceContext) -> TorchCheckpointUPathIOManager:
-        return TorchCheckpointUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
-                                             s3_connection_of(self.s3))
+        return TorchCheckpointUPathIOManager(
+            _s3_objects(self.s3, self.bucket, self.prefix), s3_connection_of(self.s3)
+        )
 
 
 class ArtifactIOManager(dg.ConfigurableIOManagerFactory):
@@ -296,7 +334,9 @@ class ArtifactIOManager(dg.ConfigurableIOManagerFactory):
     base_path: str
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ArtifactFolderUPathIOManager:
-        return ArtifactFolderUPathIOManager(_local_objects(self.base_path), cache_root=self.base_path)
+        return ArtifactFolderUPathIOManager(
+            _local_objects(self.base_path), cache_root=self.base_path
+        )
 
 
 class S3ArtifactIOManager(dg.ConfigurableIOManagerFactory):
@@ -309,5 +349,8 @@ class S3ArtifactIOManager(dg.ConfigurableIOManagerFactory):
     cache_root: str
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ArtifactFolderUPathIOManager:
-        return ArtifactFolderUPathIOManager(_s3_objects(self.s3, self.bucket, self.prefix),
-                                            cache_root=self.cache_root, s3=s3_connection_of(self.s3))
+        return ArtifactFolderUPathIOManager(
+            _s3_objects(self.s3, self.bucket, self.prefix),
+            cache_root=self.cache_root,
+            s3=s3_connection_of(self.s3),
+        )

@@ -4,7 +4,6 @@ Every value rendered here may come from a corpus (labels, speakers, transcripts,
 it goes through :func:`kws_assets.core.text_safety.escape_cell`, so it stays text.
 """
 
-
 import polars as pl
 
 from kws_assets.core.text_safety import escape_cell
@@ -38,8 +37,13 @@ def label_counts_md(table: pl.DataFrame, by: str | None = None) -> str:
         return "_(no clips)_"
     if by is None:
         return md_table(table.group_by("label").len().sort("label").rename({"len": "clips"}))
-    pivot = (table.group_by("label", by).len()
-             .pivot(on=by, index="label", values="len").fill_null(0).sort("label"))
+    pivot = (
+        table.group_by("label", by)
+        .len()
+        .pivot(on=by, index="label", values="len")
+        .fill_null(0)
+        .sort("label")
+    )
     return md_table(pivot)
 
 
@@ -47,6 +51,8 @@ def confusion_md(labels: list[str], matrix: list[list[int]]) -> str:
     """Confusion matrix (rows = true label, columns = predicted) as Markdown."""
     header = "| true \\ pred | " + " | ".join(md_escape(label) for label in labels) + " |"
     rule = "|" + "|".join("---" for _ in range(len(labels) + 1)) + "|"
-    body = [f"| {md_escape(label)} | " + " | ".join(str(v) for v in row) + " |"
-            for label, row in zip(labels, matrix)]
+    body = [
+        f"| {md_escape(label)} | " + " | ".join(str(v) for v in row) + " |"
+        for label, row in zip(labels, matrix)
+    ]
     return "\n".join([header, rule, *body])

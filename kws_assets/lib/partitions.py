@@ -19,11 +19,10 @@ from typing import Any
 
 import dagster as dg
 
-from kws_assets.core.storage.s3 import S3Connection
-
-from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus.batches import configured_batch_keys
 from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
+from kws_assets.core.storage.s3 import S3Connection
+from kws_assets.settings import KwsConfig
 
 KEYWORDS = dg.DynamicPartitionsDefinition(name="keywords")
 CORPUS_BATCHES = dg.DynamicPartitionsDefinition(name="corpus_batches")
@@ -42,7 +41,9 @@ def all_partitions_of(**kwargs: Any) -> dg.AssetIn:
     return dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata=ALLOW_MISSING, **kwargs)
 
 
-def loaded_partitions(context: dg.AssetExecutionContext, input_name: str, value: Any) -> dict[str, Any]:
+def loaded_partitions(
+    context: dg.AssetExecutionContext, input_name: str, value: Any
+) -> dict[str, Any]:
     """The partitions of an all-partitions input as ``{partition_key: value}``.
 
     The UPath IO manager returns a dict for several partitions but the bare value when exactly
@@ -58,19 +59,25 @@ def loaded_partitions(context: dg.AssetExecutionContext, input_name: str, value:
     return {keys[0]: value}
 
 
-def missing_partitions(context: dg.AssetExecutionContext, input_name: str,
-                       loaded: dict[str, Any]) -> list[str]:
+def missing_partitions(
+    context: dg.AssetExecutionContext, input_name: str, loaded: dict[str, Any]
+) -> list[str]:
     """Registered partitions of an input that had nothing materialized to load."""
     return sorted(set(context.asset_partition_keys_for_input(input_name)) - set(loaded))
 
 
-def register_config_partitions(instance: dg.DagsterInstance, cfg: KwsConfig) -> dict[str, list[str]]:
+def register_config_partitions(
+    instance: dg.DagsterInstance, cfg: KwsConfig
+) -> dict[str, list[str]]:
     """Add what the config and the landing zone name to the partition sets: every keyword, every
     configured source, every ready landed batch.  Idempotent; returns the partition keys in force.
     """
     batches = list(configured_batch_keys(cfg))
-    landed, _ = scan_landing_zone(landing_root(cfg), cfg.automation.landing_manifests,
-                                  s3=S3Connection.from_settings(cfg.storage))
+    landed, _ = scan_landing_zone(
+        landing_root(cfg),
+        cfg.automation.landing_manifests,
+        s3=S3Connection.from_settings(cfg.storage),
+    )
     batches += [b.key for b in landed]
     wanted = {KEYWORDS.name: list(cfg.keywords), CORPUS_BATCHES.name: batches}
     for name, keys in wanted.items():

@@ -20,7 +20,6 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from kws_assets.config import load_config
-from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from kws_assets.core.storage.s3 import S3Connection
@@ -35,6 +34,7 @@ from kws_assets.lib.io_managers import (
     s3_resource_for,
 )
 from kws_assets.lib.retries import FailFastObjectStore
+from kws_assets.settings import KwsConfig, StorageSettings
 
 # Sub-prefixes (S3) and sub-folders (local) of the storage root.
 CLIPS = "clips"
@@ -78,8 +78,9 @@ class LocalClipStoreResource(ClipStoreResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         removed = LocalObjectStore.at(self.root).sweep_partials()
         if removed and context.log is not None:
-            context.log.info(f"removed {len(removed)} staging file(s) left by killed writers "
-                             f"under {self.root}")
+            context.log.info(
+                f"removed {len(removed)} staging file(s) left by killed writers under {self.root}"
+            )
 
 
 class S3ClipStoreResource(ClipStoreResource):
@@ -124,12 +125,18 @@ def s3_storage_resources(cfg: KwsConfig) -> dict[str, Any]:
     return {
         "s3": s3,
         "clip_store": S3ClipStoreResource(s3=s3, bucket=bucket, prefix=s3_prefix(storage, CLIPS)),
-        "io_manager": S3PolarsParquetIOManager(s3=s3, bucket=bucket, prefix=s3_prefix(storage, TABLES)),
+        "io_manager": S3PolarsParquetIOManager(
+            s3=s3, bucket=bucket, prefix=s3_prefix(storage, TABLES)
+        ),
         "model_io_manager": S3TorchCheckpointIOManager(
-            s3=s3, bucket=bucket, prefix=s3_prefix(storage, MODELS)),
+            s3=s3, bucket=bucket, prefix=s3_prefix(storage, MODELS)
+        ),
         "artifact_io_manager": S3ArtifactIOManager(
-            s3=s3, bucket=bucket, prefix=s3_prefix(storage, ARTIFACTS),
-            cache_root=str(cfg.storage_path(ARTIFACT_CACHE))),
+            s3=s3,
+            bucket=bucket,
+            prefix=s3_prefix(storage, ARTIFACTS),
+            cache_root=str(cfg.storage_path(ARTIFACT_CACHE)),
+        ),
     }
 
 

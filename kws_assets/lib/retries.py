@@ -36,14 +36,14 @@ def _retry_number() -> int:
     """How many times the current step has been retried (0 outside a step)."""
     try:
         return dg.OpExecutionContext.get().retry_number
-    except Exception:  # noqa: BLE001 - no current step context (a direct call, a test)
+    except Exception:
         return 0
 
 
 def transient_retry(error: StorageError) -> dg.RetryRequested:
     """The step retry for a storage error that outlasted the client's own retries."""
     wait = STEP_RETRY_DELAY_S * 2 ** _retry_number()
-    wait *= 1 + random.uniform(-STEP_RETRY_JITTER, STEP_RETRY_JITTER)  # noqa: S311 - jitter only
+    wait *= 1 + random.uniform(-STEP_RETRY_JITTER, STEP_RETRY_JITTER)
     return dg.RetryRequested(max_retries=STEP_MAX_RETRIES, seconds_to_wait=round(wait, 3))
 
 
@@ -51,9 +51,11 @@ def permanent_failure(error: StorageError) -> dg.Failure:
     """The step failure for a permanent storage error: names the object and the reason."""
     return dg.Failure(
         description=f"storage error, not retried: {error}",
-        metadata={"uri": dg.MetadataValue.text(error.uri),
-                  "reason": dg.MetadataValue.text(error.reason),
-                  "detail": dg.MetadataValue.text(error.detail)},
+        metadata={
+            "uri": dg.MetadataValue.text(error.uri),
+            "reason": dg.MetadataValue.text(error.reason),
+            "detail": dg.MetadataValue.text(error.detail),
+        },
         allow_retries=False,
     )
 

@@ -25,8 +25,8 @@ from kws_assets.settings.corpus import (
     SpeechCommandsSource,
 )
 from kws_assets.settings.dataset import (
-    DatasetGuardSettings,
     AugmentSettings,
+    DatasetGuardSettings,
     NoiseSettings,
     OutlierSettings,
     QualitySettings,
@@ -34,17 +34,23 @@ from kws_assets.settings.dataset import (
 )
 from kws_assets.settings.deploy import AutomationSettings, StorageSettings
 from kws_assets.settings.embedding import EmbeddingAugmentSettings, EmbeddingSettings
-from kws_assets.settings.loader import CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME, config_path, load_settings, parse_yaml
+from kws_assets.settings.loader import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_NAME,
+    config_path,
+    load_settings,
+    parse_yaml,
+)
 from kws_assets.settings.model import (
-    MODEL_FAMILIES,
-    ModelFamily,
-    RealSourceSettings,
     DEFAULT_HELD_OUT_VOICES,
+    MODEL_FAMILIES,
     DistillSettings,
     EvalSettings,
+    ModelFamily,
     ModelSettings,
     QuantGateSettings,
     QuantizeSettings,
+    RealSourceSettings,
     SpecAugmentSettings,
     TrainSettings,
 )

@@ -28,7 +28,7 @@ class FeatureSettings(StrictSettings):
     f_max: float = Field(4000.0, gt=0)
 
     @model_validator(mode="after")
-    def _check(self) -> "FeatureSettings":
+    def _check(self) -> FeatureSettings:
         if self.n_mfcc > self.n_mels:
             raise ValueError("n_mfcc must not exceed n_mels")
         if self.f_min >= self.f_max:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 class StrictSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
 UNKNOWN_LABEL = "_unknown_"
 
 SILENCE_LABEL = "_silence_"

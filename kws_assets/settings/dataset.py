@@ -13,17 +13,22 @@ class NoiseSettings(StrictSettings):
     """Background noise mixed into synthetic clips and used for the _silence_ class."""
 
     kinds: list[Literal["white", "pink", "brown"]] = Field(
-        default_factory=lambda: ["white", "pink", "brown"], min_length=1)
+        default_factory=lambda: ["white", "pink", "brown"], min_length=1
+    )
     snr_db_min: float = 5.0
     snr_db_max: float = 25.0
-    noisy_copies_per_clip: int = Field(0, ge=0, description="Noise-mixed copies per clean clip "
-                                       "(augmented_clips adds noise and more to the train split).")
+    noisy_copies_per_clip: int = Field(
+        0,
+        ge=0,
+        description="Noise-mixed copies per clean clip "
+        "(augmented_clips adds noise and more to the train split).",
+    )
     silence_clips: int = Field(120, ge=0, description="_silence_ examples generated from noise.")
     silence_level_dbfs_min: float = -70.0
     silence_level_dbfs_max: float = -25.0
 
     @model_validator(mode="after")
-    def _check(self) -> "NoiseSettings":
+    def _check(self) -> NoiseSettings:
         if self.snr_db_min > self.snr_db_max:
             raise ValueError("snr_db_min must not exceed snr_db_max")
         if self.silence_level_dbfs_min > self.silence_level_dbfs_max:
@@ -49,8 +54,11 @@ class OutlierSettings(StrictSettings):
     enabled: bool = True
     quarantine: bool = Field(True, description="Quarantine flagged clips (reason 'outlier').")
     threshold: float = Field(
-        6.0, gt=0, description="Robust z-score of a clip's distance to its keyword's median above "
-                               "which it is an outlier (3.5 is the usual 'look at it' level).")
+        6.0,
+        gt=0,
+        description="Robust z-score of a clip's distance to its keyword's median above "
+        "which it is an outlier (3.5 is the usual 'look at it' level).",
+    )
     min_clips: int = Field(10, ge=3, description="Keywords with fewer clips are not scored.")
 
 
@@ -62,7 +70,7 @@ class SplitSettings(StrictSettings):
     salt: str = "kws-split-v1"
 
     @model_validator(mode="after")
-    def _check(self) -> "SplitSettings":
+    def _check(self) -> SplitSettings:
         if self.val_percent + self.test_percent >= 100:
             raise ValueError("val_percent + test_percent must be below 100")
         return self
@@ -79,12 +87,19 @@ class AugmentSettings(StrictSettings):
     snr_db_range: tuple[float, float] = (5.0, 25.0)
     noise_source_weights: dict[Literal["colored", "babble", "folder"], float] = Field(
         default_factory=lambda: {"colored": 1.0, "babble": 1.0, "folder": 1.0},
-        description="Relative odds of each noise source (folder only counts if noise_folder set).")
+        description="Relative odds of each noise source (folder only counts if noise_folder set).",
+    )
     colored_kinds: list[Literal["white", "pink", "brown"]] = Field(
-        default_factory=lambda: ["white", "pink", "brown"], min_length=1)
-    babble_talkers: tuple[int, int] = Field((3, 7), description="Clips summed into babble, min/max.")
-    noise_folder: str = Field("", description="Folder of noise recordings (wav/flac/ogg), searched "
-                                              "recursively; relative = to the config file.")
+        default_factory=lambda: ["white", "pink", "brown"], min_length=1
+    )
+    babble_talkers: tuple[int, int] = Field(
+        (3, 7), description="Clips summed into babble, min/max."
+    )
+    noise_folder: str = Field(
+        "",
+        description="Folder of noise recordings (wav/flac/ogg), searched "
+        "recursively; relative = to the config file.",
+    )
     rir_probability: float = Field(0.4, ge=0, le=1)
     rt60_s_range: tuple[float, float] = (0.15, 0.8)
     shift_probability: float = Field(0.6, ge=0, le=1)
@@ -100,9 +115,15 @@ class AugmentSettings(StrictSettings):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "AugmentSettings":
-        for name in ("snr_db_range", "babble_talkers", "rt60_s_range", "gain_db_range",
-                     "speed_range", "pitch_semitones_range"):
+    def _check(self) -> AugmentSettings:
+        for name in (
+            "snr_db_range",
+            "babble_talkers",
+            "rt60_s_range",
+            "gain_db_range",
+            "speed_range",
+            "pitch_semitones_range",
+        ):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"augment.{name}: min {low} exceeds max {high}")
@@ -116,10 +137,16 @@ class AugmentSettings(StrictSettings):
 class DatasetGuardSettings(StrictSettings):
     """How much ``_unknown_`` and how many test clips a validated set needs before training."""
 
-
     min_unknown_share: float = Field(
-        0.10, ge=0, lt=1, description="Smallest share of _unknown_ clips in the train split; a "
-                                      "model trained with fewer calls every sound a keyword.")
+        0.10,
+        ge=0,
+        lt=1,
+        description="Smallest share of _unknown_ clips in the train split; a "
+        "model trained with fewer calls every sound a keyword.",
+    )
     min_test_clips_per_label: int = Field(
-        5, ge=0, description="Fewest test-split clips of any label; below this the test "
-                              "accuracy of that label is noise.")
+        5,
+        ge=0,
+        description="Fewest test-split clips of any label; below this the test "
+        "accuracy of that label is noise.",
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import os
 import re
 from pathlib import Path
@@ -26,11 +25,13 @@ _Yaml12BoolLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Yaml12BoolLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse_yaml(text: str) -> object:
-    return yaml.load(text, Loader=_Yaml12BoolLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Yaml12BoolLoader)
+
 
 DEFAULT_CONFIG_NAME = "kws.yaml"
 

@@ -8,7 +8,6 @@ from pydantic import Field
 
 from kws_assets.settings.base import StrictSettings
 
-
 MODEL_FAMILIES = ("speech_embedding", "mfcc")
 ModelFamily = Literal["speech_embedding", "mfcc"]
 
@@ -22,10 +21,12 @@ class ModelSettings(StrictSettings):
     """
 
     family: ModelFamily = Field(
-        "speech_embedding", description="The default family: speech_embedding (frozen Google "
-                                        "speech_embedding front end + small head; transfers to "
-                                        "real speech) or mfcc (DS-CNN on MFCC; fits a "
-                                        "microcontroller).")
+        "speech_embedding",
+        description="The default family: speech_embedding (frozen Google "
+        "speech_embedding front end + small head; transfers to "
+        "real speech) or mfcc (DS-CNN on MFCC; fits a "
+        "microcontroller).",
+    )
 
     n_filters: int = Field(64, gt=0)
     n_blocks: int = Field(4, ge=1)
@@ -51,14 +52,20 @@ class TrainSettings(StrictSettings):
     learning_rate: float = Field(4e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(12, ge=1, description="Epochs without val improvement before stopping.")
-    min_epochs: int = Field(8, ge=1, description="Never stop early before this epoch: validation "
-                            "accuracy sits at chance while BatchNorm statistics warm up.")
+    min_epochs: int = Field(
+        8,
+        ge=1,
+        description="Never stop early before this epoch: validation "
+        "accuracy sits at chance while BatchNorm statistics warm up.",
+    )
     seed: int = 0
     threads: int = Field(2, ge=1)
     spec_augment: SpecAugmentSettings = Field(default_factory=SpecAugmentSettings)
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "cosine", description="cosine: decay from learning_rate to learning_rate * min_lr_fraction "
-                              "over max_epochs; constant: no decay.")
+        "cosine",
+        description="cosine: decay from learning_rate to learning_rate * min_lr_fraction "
+        "over max_epochs; constant: no decay.",
+    )
     min_lr_fraction: float = Field(0.05, gt=0, le=1)
 
 
@@ -70,19 +77,31 @@ class DistillSettings(StrictSettings):
     CE(hard label)``, the teacher's posteriors taken at temperature ``T`` from its logits.
     """
 
-    enabled: bool = Field(True, description="device_model ships the distilled student_model "
-                                            "instead of kws_model (false: kws_model; the student "
-                                            "asset then passes kws_model through untrained).")
-    temperature: float = Field(4.0, gt=0, description="Softmax temperature of the soft targets "
-                                                      "(higher: more of the teacher's "
-                                                      "dark knowledge between classes).")
-    alpha: float = Field(0.7, ge=0, le=1, description="Weight of the soft (teacher) term; "
-                                                      "1 - alpha weighs the hard labels.")
+    enabled: bool = Field(
+        True,
+        description="device_model ships the distilled student_model "
+        "instead of kws_model (false: kws_model; the student "
+        "asset then passes kws_model through untrained).",
+    )
+    temperature: float = Field(
+        4.0,
+        gt=0,
+        description="Softmax temperature of the soft targets "
+        "(higher: more of the teacher's "
+        "dark knowledge between classes).",
+    )
+    alpha: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        description="Weight of the soft (teacher) term; 1 - alpha weighs the hard labels.",
+    )
 
 
 class QuantizeSettings(StrictSettings):
     calibration_rows: int = Field(256, ge=1, description="Validation rows used to calibrate int8.")
     per_channel: bool = True
+
 
 RealSourceKind = Literal["clips", "utterances"]
 
@@ -90,35 +109,57 @@ RealSourceKind = Literal["clips", "utterances"]
 class RealSourceSettings(StrictSettings):
     """One manifest of real recordings used only to evaluate."""
 
-    name: str = Field("real", min_length=1,
-                      description="Name of the source in reports (and the default speaker id "
-                                  "when the manifest has no speaker column).")
-    manifest: str = Field("", description="CSV, TSV or JSONL manifest; relative paths resolve "
-                                          "against the config file, paths inside it against the "
-                                          "manifest's folder (absolute paths are kept).")
+    name: str = Field(
+        "real",
+        min_length=1,
+        description="Name of the source in reports (and the default speaker id "
+        "when the manifest has no speaker column).",
+    )
+    manifest: str = Field(
+        "",
+        description="CSV, TSV or JSONL manifest; relative paths resolve "
+        "against the config file, paths inside it against the "
+        "manifest's folder (absolute paths are kept).",
+    )
     kind: RealSourceKind = Field(
-        "clips", description="clips: columns path,label[,speaker], one word per file; "
-                             "utterances: columns path,transcript[,speaker], aligned and cut "
-                             "like corpus utterances.")
-    language: str = Field("en", min_length=1, description="Language spoken (picks the aligner "
-                                                          "for utterances).")
+        "clips",
+        description="clips: columns path,label[,speaker], one word per file; "
+        "utterances: columns path,transcript[,speaker], aligned and cut "
+        "like corpus utterances.",
+    )
+    language: str = Field(
+        "en", min_length=1, description="Language spoken (picks the aligner for utterances)."
+    )
     license: str = Field("unknown", description="License of the recordings, copied into reports.")
     max_clip_seconds: float = Field(
-        5.0, gt=0, description="A labelled clip longer than this is rejected (too_long): a clip "
-                               "file should hold one word, not a sentence.")
+        5.0,
+        gt=0,
+        description="A labelled clip longer than this is rejected (too_long): a clip "
+        "file should hold one word, not a sentence.",
+    )
     trim_db: float = Field(
-        30.0, gt=0, description="Labelled clips are trimmed to the frames within this many dB "
-                                "of their loudest 10 ms frame, then centred in the clip (40 dB "
-                                "keeps the breath after ktuberling's 'ball': 1.07 s instead of "
-                                "0.36 s of speech).")
+        30.0,
+        gt=0,
+        description="Labelled clips are trimmed to the frames within this many dB "
+        "of their loudest 10 ms frame, then centred in the clip (40 dB "
+        "keeps the breath after ktuberling's 'ball': 1.07 s instead of "
+        "0.36 s of speech).",
+    )
     min_peak_dbfs: float = Field(
-        -60.0, description="A recording whose peak is below this is rejected as silent.")
+        -60.0, description="A recording whose peak is below this is rejected as silent."
+    )
 
 
 # Voices the training grid never uses (variants outside DEFAULT_VOICE_VARIANTS): the evaluation's
 # "unseen voices" accuracy.
-DEFAULT_HELD_OUT_VOICES = ("en-us+steph3", "en-gb-x-rp+Alicia", "en-029+Hugo",
-                           "en-gb-scotland+Denis", "en-us-nyc+pablo", "en+michel")
+DEFAULT_HELD_OUT_VOICES = (
+    "en-us+steph3",
+    "en-gb-x-rp+Alicia",
+    "en-029+Hugo",
+    "en-gb-scotland+Denis",
+    "en-us-nyc+pablo",
+    "en+michel",
+)
 
 
 class EvalSettings(StrictSettings):
@@ -126,43 +167,68 @@ class EvalSettings(StrictSettings):
     operating point) and accuracy on voices the training grid never used."""
 
     negative_minutes: float = Field(30.0, gt=0, description="Length of the keyword-free stream.")
-    positives_per_keyword: int = Field(60, ge=1, description="Most test clips embedded per keyword.")
+    positives_per_keyword: int = Field(
+        60, ge=1, description="Most test clips embedded per keyword."
+    )
     hop_ms: float = Field(100.0, gt=0, description="Stride of the 1-s detection window.")
-    smoothing_windows: int = Field(3, ge=1, description="Posterior moving average, in windows, "
-                                                        "when smoothing_grid is empty.")
-    refractory_s: float = Field(1.0, ge=0, description="No new detection this long after one, when "
-                                                        "refractory_grid_s is empty.")
+    smoothing_windows: int = Field(
+        3, ge=1, description="Posterior moving average, in windows, when smoothing_grid is empty."
+    )
+    refractory_s: float = Field(
+        1.0,
+        ge=0,
+        description="No new detection this long after one, when refractory_grid_s is empty.",
+    )
     smoothing_grid: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 3, 5],
         description="Posterior moving averages (windows) the operating point is selected among, with "
-                    "every threshold and refractory_grid_s value, on the validation streams.")
+        "every threshold and refractory_grid_s value, on the validation streams.",
+    )
     refractory_grid_s: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [0.5, 1.0],
-        description="Refractory periods (seconds) the operating point is selected among.")
+        description="Refractory periods (seconds) the operating point is selected among.",
+    )
     selection_negative_minutes: float | None = Field(
-        None, gt=0, description="Length of the keyword-free validation stream the operating point is "
-                                "selected on (default: negative_minutes).")
-    target_fa_per_hour: float = Field(1.0, gt=0, description="False accepts per hour the operating "
-                                                             "point is selected for (on validation "
-                                                             "streams; FRR reported on test streams).")
-    threshold_steps: int = Field(200, ge=2, description="Detection thresholds swept for the DET curve.")
+        None,
+        gt=0,
+        description="Length of the keyword-free validation stream the operating point is "
+        "selected on (default: negative_minutes).",
+    )
+    target_fa_per_hour: float = Field(
+        1.0,
+        gt=0,
+        description="False accepts per hour the operating "
+        "point is selected for (on validation "
+        "streams; FRR reported on test streams).",
+    )
+    threshold_steps: int = Field(
+        200, ge=2, description="Detection thresholds swept for the DET curve."
+    )
     noise_floor_dbfs: float = Field(-60.0, description="Pink noise under the whole stream.")
     held_out_voices: list[str] = Field(
         default_factory=lambda: list(DEFAULT_HELD_OUT_VOICES),
         description="voice+variant never used for training: keywords and other words spoken by "
-                    "them give the unseen-voice accuracy (voices that are training speakers are "
-                    "dropped and reported).")
+        "them give the unseen-voice accuracy (voices that are training speakers are "
+        "dropped and reported).",
+    )
     held_out_engine: str = Field(
-        "festival", description="A TTS engine (tts.engines) whose voices never train: keywords and "
-                                "_unknown_ words spoken by it score every family as a transfer proxy "
-                                "(empty = none).")
+        "festival",
+        description="A TTS engine (tts.engines) whose voices never train: keywords and "
+        "_unknown_ words spoken by it score every family as a transfer proxy "
+        "(empty = none).",
+    )
     held_out_engine_renders: int = Field(
-        1, ge=1, description="Renders of each keyword (and as many _unknown_ words) per voice of "
-                             "the held-out engine.")
+        1,
+        ge=1,
+        description="Renders of each keyword (and as many _unknown_ words) per voice of "
+        "the held-out engine.",
+    )
     real_sources: list[RealSourceSettings] = Field(
-        default_factory=list, description="Manifests of real recordings, never trained on: scored "
-                                          "per source with per-class recall and a confusion "
-                                          "matrix (the numbers that matter).")
+        default_factory=list,
+        description="Manifests of real recordings, never trained on: scored "
+        "per source with per-class recall and a confusion "
+        "matrix (the numbers that matter).",
+    )
     seed: int = 0
 
 
@@ -170,5 +236,6 @@ class QuantGateSettings(StrictSettings):
     """Asset-check thresholds for shipping the int8 artifact."""
 
     max_accuracy_drop_points: float = Field(
-        1.0, ge=0, description="Largest float-minus-int8 test accuracy drop, percentage points.")
+        1.0, ge=0, description="Largest float-minus-int8 test accuracy drop, percentage points."
+    )
     max_artifact_kb: float = Field(256.0, gt=0, description="Largest int8 model file, KiB.")

@@ -14,11 +14,16 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from kws_assets.settings.audio import AudioSettings, FeatureSettings
-from kws_assets.settings.base import SILENCE_LABEL, SPEECH_COMMANDS_TEN, UNKNOWN_LABEL, StrictSettings
+from kws_assets.settings.base import (
+    SILENCE_LABEL,
+    SPEECH_COMMANDS_TEN,
+    UNKNOWN_LABEL,
+    StrictSettings,
+)
 from kws_assets.settings.corpus import CorpusSource, DemoCorpusSource, IngestSettings
 from kws_assets.settings.dataset import (
-    DatasetGuardSettings,
     AugmentSettings,
+    DatasetGuardSettings,
     NoiseSettings,
     OutlierSettings,
     QualitySettings,
@@ -76,7 +81,7 @@ class KwsConfig(StrictSettings):
         return cleaned
 
     @model_validator(mode="after")
-    def _unique_source_names(self) -> "KwsConfig":
+    def _unique_source_names(self) -> KwsConfig:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"corpus source names must be unique: {names}")
@@ -97,13 +102,9 @@ class KwsConfig(StrictSettings):
         return digest[:12]
 
 
-
-
 def _dump(value: object) -> object:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value
-
-

@@ -14,8 +14,8 @@ from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
 from bench.mfcc import mfcc_flops_per_clip
 from bench.report import EMBEDDING_TARGET_NAME, NEW_FAMILY_ASSETS, check_targets, render_markdown
 from bench.timing import interleaved, loglog_slope
-from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 
 pytestmark = pytest.mark.slow
 
@@ -24,18 +24,34 @@ pytestmark = pytest.mark.slow
 # transfer_evaluation set: flite is fast, festival's HTS voice renders about one word a second).
 NANO_BASE = {
     "keywords": ["yes", "no"],
-    "sources": [{"kind": "demo_tts", "name": "demo", "voices": ["en-us+m2", "en-us+f1", "en+m3"],
-                 "sentences_per_keyword": 1, "rate": 160}],
-    "tts": {"voices": ["en-us+m1", "en-us+f2", "en+m2", "en-gb-scotland+m4", "en-029+m6"],
-            "rates": [150], "pitches": [50], "sampled_speakers": 2, "renders_per_speaker": 1,
-            "engines": [{"engine": "festival", "voices": ["kal_diphone"], "renders_per_voice": 1}]},
+    "sources": [
+        {
+            "kind": "demo_tts",
+            "name": "demo",
+            "voices": ["en-us+m2", "en-us+f1", "en+m3"],
+            "sentences_per_keyword": 1,
+            "rate": 160,
+        }
+    ],
+    "tts": {
+        "voices": ["en-us+m1", "en-us+f2", "en+m2", "en-gb-scotland+m4", "en-029+m6"],
+        "rates": [150],
+        "pitches": [50],
+        "sampled_speakers": 2,
+        "renders_per_speaker": 1,
+        "engines": [{"engine": "festival", "voices": ["kal_diphone"], "renders_per_voice": 1}],
+    },
     "noise": {"silence_clips": 8, "noisy_copies_per_clip": 1},
     "splits": {"val_percent": 25.0, "test_percent": 25.0},
     "model": {"n_filters": 8, "n_blocks": 1},
     "train": {"batch_size": 16, "threads": 1},
     "quantize": {"calibration_rows": 8},
-    "evaluation": {"positives_per_keyword": 2, "threshold_steps": 10, "held_out_engine": "flite",
-                   "held_out_engine_renders": 1},
+    "evaluation": {
+        "positives_per_keyword": 2,
+        "threshold_steps": 10,
+        "held_out_engine": "flite",
+        "held_out_engine_renders": 1,
+    },
     "embedding": {"width": 16, "n_blocks": 1},
     "negatives": {"neighbours_per_keyword": 1, "other_words": 2, "speech_windows": 2},
     "augment": {"copies_per_clip": 0},
@@ -58,14 +74,16 @@ def test_scaled_configs_multiply_the_clip_sources() -> None:
         assert cfg["model"] == {"n_filters": 8, "n_blocks": 1}
         engines = cfg["tts"]["engines"]  # other engines: scale x the renders of every voice
         assert [(e["engine"], e["voices"], e["renders_per_voice"]) for e in engines] == [
-            ("festival", ["kal_diphone"], scale)]
+            ("festival", ["kal_diphone"], scale)
+        ]
         assert cfg["evaluation"]["held_out_engine_renders"] == 1  # evaluation stays the same
     demo, demo16 = KwsConfig(), scaled_config({}, 16, overrides, storage_root="/tmp/x")
     assert len(demo16["tts"]["rates"]) == 4 * len(demo.tts.rates)
     assert len(demo16["tts"]["pitches"]) == 4 * len(demo.tts.pitches)
     KwsConfig.model_validate(demo16)
     assert [e["renders_per_voice"] for e in demo16["tts"]["engines"]] == [
-        16 * e.renders_per_voice for e in demo.tts.engines]
+        16 * e.renders_per_voice for e in demo.tts.engines
+    ]
     with pytest.raises(ValueError):
         scaled_config(NANO_BASE, 3, overrides, storage_root="/tmp/x")
 
@@ -79,8 +97,9 @@ def test_flop_count_and_fit_helpers() -> None:
     assert loglog_slope([1, 4, 16], [3, 12, 48]) == pytest.approx(1.0)
     assert loglog_slope([1, 4, 16], [2, 4, 8]) == pytest.approx(0.5)
     calls = []
-    timings = interleaved({"a": (lambda: calls.append("a"), 3), "b": (lambda: calls.append("b"), 1)},
-                          rounds=2)
+    timings = interleaved(
+        {"a": (lambda: calls.append("a"), 3), "b": (lambda: calls.append("b"), 1)}, rounds=2
+    )
     assert calls == ["a", "b", "a", "b", "a", "b"]  # warm-up, then round after round
     assert len(timings["a"].seconds) == 2 and timings["a"].best_rate > 0
 
@@ -88,22 +107,64 @@ def test_flop_count_and_fit_helpers() -> None:
 def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     base = tmp_path / "nano.yaml"
     base.write_text(json.dumps(NANO_BASE))  # JSON is YAML
-    args = bench_run.parse_args([
-        "--out", str(tmp_path / "results"), "--clips", "12", "--peer-clips", "4", "--rounds", "1",
-        "--synth-utterances", "2", "--align-utterances", "1", "--onnx-runs", "5",
-        "--matmul-size", "128", "--base-config", str(base), "--scales", "1", "--epochs", "1",
-        "--eval-minutes", "0.2", "--model-filters", "8",
-        "--table-memory-clips", "8",  # one size: skipped here, measured in-process below
-        "--agreement-utterances", "2", "--agreement-per-voice", "1",
-        "--embedding-clips", "4", "--engine-seconds", "0.4", "--engine-voices", "2",
-        "--engines", "espeak,flite,nonesuch", "--perturb-seconds", "0.2"])
+    args = bench_run.parse_args(
+        [
+            "--out",
+            str(tmp_path / "results"),
+            "--clips",
+            "12",
+            "--peer-clips",
+            "4",
+            "--rounds",
+            "1",
+            "--synth-utterances",
+            "2",
+            "--align-utterances",
+            "1",
+            "--onnx-runs",
+            "5",
+            "--matmul-size",
+            "128",
+            "--base-config",
+            str(base),
+            "--scales",
+            "1",
+            "--epochs",
+            "1",
+            "--eval-minutes",
+            "0.2",
+            "--model-filters",
+            "8",
+            "--table-memory-clips",
+            "8",  # one size: skipped here, measured in-process below
+            "--agreement-utterances",
+            "2",
+            "--agreement-per-voice",
+            "1",
+            "--embedding-clips",
+            "4",
+            "--engine-seconds",
+            "0.4",
+            "--engine-voices",
+            "2",
+            "--engines",
+            "espeak,flite,nonesuch",
+            "--perturb-seconds",
+            "0.2",
+        ]
+    )
     results = bench_run.run(args, log=lambda _msg: None)
     json_path, md_path = bench_run.write_report(results, args.out)
 
     report = json.loads(json_path.read_text())
     mfcc = report["mfcc"]
-    assert set(mfcc["clips_per_s"]) == {"project", "project_one_thread", "torchaudio_transform",
-                                        "librosa_per_clip", "psf_per_clip"}
+    assert set(mfcc["clips_per_s"]) == {
+        "project",
+        "project_one_thread",
+        "torchaudio_transform",
+        "librosa_per_clip",
+        "psf_per_clip",
+    }
     assert all(v > 0 and math.isfinite(v) for v in mfcc["clips_per_s"].values())
     assert 0 < mfcc["fraction_of_flop_bound"] < 1
     assert mfcc["agreement"]["relative_to_max_abs_value"] < 1e-4  # same maths as librosa
@@ -129,7 +190,10 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert list(engines["espeak"]["voices"])[0] == "en-us" and len(engines["espeak"]["voices"]) == 2
     for name in ("espeak", "flite"):
         assert engines[name]["utterances_per_s"] > 0 and engines[name]["audio_s_per_s"] > 0
-        assert sum(v["utterances"] for v in engines[name]["voices"].values()) == engines[name]["utterances"]
+        assert (
+            sum(v["utterances"] for v in engines[name]["voices"].values())
+            == engines[name]["utterances"]
+        )
     assert engines["perturb"]["clips_per_s"] > 0
 
     runs = report["e2e"]["runs"]
@@ -138,7 +202,9 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert run["success"] and run["validated_clips"] > 0 and run["graph_cpu_s"] > 0
     assert run["mfcc_rows"] >= run["validated_clips"]  # every validated clip (+ augmented copies)
     assert run["maxrss_self_kib"] > 0 and run["peak_tree_rss_kib"] > 0
-    assert {"mfcc_table", "validated_set", "kws_model", *NEW_FAMILY_ASSETS} <= set(run["step_seconds"])
+    assert {"mfcc_table", "validated_set", "kws_model", *NEW_FAMILY_ASSETS} <= set(
+        run["step_seconds"]
+    )
     by_engine = run["validated_clips_by_engine"]  # other-engine synthesis made clips
     assert by_engine["festival"]["speakers"] == 1 and by_engine["festival"]["clips"] > 0
     assert "flite" not in by_engine  # the held-out engine never trains
@@ -150,16 +216,29 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert agreement["english_vs_pocketsphinx"]["utterances"] == 2
     assert 0 <= agreement["english_vs_pocketsphinx"]["starts_within_100ms"] <= 1
     assert agreement["speed"]["real_time_factor"]["tts_dtw"] > 0
-    assert all(v["words"] + v["failed_utterances"] > 0
-               for v in agreement["other_languages_vs_espeak_events"].values())
+    assert all(
+        v["words"] + v["failed_utterances"] > 0
+        for v in agreement["other_languages_vs_espeak_events"].values()
+    )
     names = {t["name"] for t in report["targets"]}
-    assert names == {"MFCC path vs librosa per-clip loop", "MFCC path, fraction of the FLOP bound",
-                     "TTS+DTW word starts within 100 ms of pocketsphinx", EMBEDDING_TARGET_NAME}
+    assert names == {
+        "MFCC path vs librosa per-clip loop",
+        "MFCC path, fraction of the FLOP bound",
+        "TTS+DTW word starts within 100 ms of pocketsphinx",
+        EMBEDDING_TARGET_NAME,
+    }
     markdown = md_path.read_text()
-    for heading in ("## Targets", "## MFCC throughput", "## End-to-end scaling",
-                    "## ONNX inference", "## Streaming detection", "## Other stages",
-                    "## Language-agnostic alignment (issue 8)", "## Speech-embedding front end",
-                    "## TTS engines and speaker perturbation"):
+    for heading in (
+        "## Targets",
+        "## MFCC throughput",
+        "## End-to-end scaling",
+        "## ONNX inference",
+        "## Streaming detection",
+        "## Other stages",
+        "## Language-agnostic alignment (issue 8)",
+        "## Speech-embedding front end",
+        "## TTS engines and speaker perturbation",
+    ):
         assert heading in markdown
     for asset in NEW_FAMILY_ASSETS:  # the per-asset timing table lists them, even at one scale
         assert f"| {asset} (new) |" in markdown
@@ -171,9 +250,15 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
 
 def test_scaling_summary_fits_the_curve() -> None:
     def run(scale: int, clips: int, seconds: float, rss: int) -> dict:
-        return {"scale": scale, "validated_clips": clips, "graph_s": seconds, "graph_cpu_s": seconds,
-                "maxrss_self_kib": rss, "peak_tree_rss_kib": rss + 10,
-                "step_seconds": {"fixed": 5.0, "linear": seconds - 5.0}}
+        return {
+            "scale": scale,
+            "validated_clips": clips,
+            "graph_s": seconds,
+            "graph_cpu_s": seconds,
+            "maxrss_self_kib": rss,
+            "peak_tree_rss_kib": rss + 10,
+            "step_seconds": {"fixed": 5.0, "linear": seconds - 5.0},
+        }
 
     # 5 s fixed + 0.01 s per clip: the whole curve is sublinear, its linear part exactly linear.
     runs = [run(16, 16000, 165.0, 1500), run(1, 1000, 15.0, 1000), run(4, 4000, 45.0, 1200)]
@@ -203,26 +288,45 @@ def test_table_memory_measurement(tmp_path) -> None:
     summary = summarize_table_memory(runs)
     assert [r["featurized"] for r in summary["runs"]] == [4, 16]
     assert summary["size_ratio"] == 4 and summary["peak_rss_ratio"] > 0
-    assert all(r["maxrss_after_build_kib"] >= r["maxrss_before_build_kib"] > 0 for r in summary["runs"])
+    assert all(
+        r["maxrss_after_build_kib"] >= r["maxrss_before_build_kib"] > 0 for r in summary["runs"]
+    )
 
 
 def _embedding_result(ours_s: list[float], theirs_s: list[float], clips: int = 256) -> dict:
     def timing(name: str, seconds: list[float]) -> dict:
-        return {"name": name, "items": clips, "seconds": seconds, "best_rate": clips / min(seconds),
-                "median_rate": clips / sorted(seconds)[len(seconds) // 2]}
+        return {
+            "name": name,
+            "items": clips,
+            "seconds": seconds,
+            "best_rate": clips / min(seconds),
+            "median_rate": clips / sorted(seconds)[len(seconds) // 2],
+        }
 
     ours, theirs = timing("kws_assets", ours_s), timing("openwakeword", theirs_s)
-    return {"clips": clips, "threads": 1, "batch_clips": 64, "context_seconds": 2.0, "n_frames": 16,
-            "max_abs_difference": 0.0, "front_end": {"kws_assets": ours, "openwakeword": theirs},
-            "speedup_best": ours["best_rate"] / theirs["best_rate"],
-            "speedup_median": ours["median_rate"] / theirs["median_rate"], "heads": {}}
+    return {
+        "clips": clips,
+        "threads": 1,
+        "batch_clips": 64,
+        "context_seconds": 2.0,
+        "n_frames": 16,
+        "max_abs_difference": 0.0,
+        "front_end": {"kws_assets": ours, "openwakeword": theirs},
+        "speedup_best": ours["best_rate"] / theirs["best_rate"],
+        "speedup_median": ours["median_rate"] / theirs["median_rate"],
+        "heads": {},
+    }
 
 
 def test_front_end_target_is_checked_and_a_miss_explained() -> None:
     """The >= 2x target of the speech-embedding front end, met and missed (no timing here)."""
     met = {"embedding": _embedding_result([1.0, 1.1, 1.2], [3.0, 3.0, 3.1])}
     [target] = check_targets(met)
-    assert target.name == EMBEDDING_TARGET_NAME and target.met and target.measured == pytest.approx(3.0)
+    assert (
+        target.name == EMBEDDING_TARGET_NAME
+        and target.met
+        and target.measured == pytest.approx(3.0)
+    )
     assert bench_run._explain(met, [target]) == []
 
     missed = {"embedding": _embedding_result([2.0, 4.0], [3.0, 3.0], clips=100)}
@@ -234,18 +338,38 @@ def test_front_end_target_is_checked_and_a_miss_explained() -> None:
 
 
 def test_step_table_names_new_assets_that_did_not_run() -> None:
-    runs = [{"scale": 1, "validated_clips": 10, "mfcc_rows": 12, "graph_s": 5.0, "graph_cpu_s": 5.0,
-             "maxrss_self_kib": 1024, "peak_tree_rss_kib": 1024,
-             "step_seconds": {"mfcc_table": 1.0, "embedding_table": 2.0},
-             "validated_clips_by_engine": {"espeak": {"clips": 7, "speakers": 3},
-                                           "flite": {"clips": 3, "speakers": 1}}}]
-    results = {"machine": {"cpu": "x", "cores": 2, "torch": "t", "numpy": "n"}, "generated_at": "now",
-               "e2e": {"runs": runs, "failed": None, "scaling": None}}
+    runs = [
+        {
+            "scale": 1,
+            "validated_clips": 10,
+            "mfcc_rows": 12,
+            "graph_s": 5.0,
+            "graph_cpu_s": 5.0,
+            "maxrss_self_kib": 1024,
+            "peak_tree_rss_kib": 1024,
+            "step_seconds": {"mfcc_table": 1.0, "embedding_table": 2.0},
+            "validated_clips_by_engine": {
+                "espeak": {"clips": 7, "speakers": 3},
+                "flite": {"clips": 3, "speakers": 1},
+            },
+        }
+    ]
+    results = {
+        "machine": {"cpu": "x", "cores": 2, "torch": "t", "numpy": "n"},
+        "generated_at": "now",
+        "e2e": {"runs": runs, "failed": None, "scaling": None},
+    }
     markdown = render_markdown(results, [], [])
-    assert "| embedding_table (new) | 2.0 | — |" in markdown and "| mfcc_table | 1.0 | — |" in markdown
-    assert markdown.index("embedding_table (new)") < markdown.index("| mfcc_table |")  # slowest first
-    assert ("**Not materialized:** embedding_model, embedding_artifact, transfer_evaluation, "
-            "device_model.") in markdown
+    assert (
+        "| embedding_table (new) | 2.0 | — |" in markdown and "| mfcc_table | 1.0 | — |" in markdown
+    )
+    assert markdown.index("embedding_table (new)") < markdown.index(
+        "| mfcc_table |"
+    )  # slowest first
+    assert (
+        "**Not materialized:** embedding_model, embedding_artifact, transfer_evaluation, "
+        "device_model."
+    ) in markdown
     assert "| flite | 3 |" in markdown
 
 

@@ -47,4 +47,6 @@ def test_engine_rates_per_voice_add_up():
     espeak = report["espeak"]
     assert len(espeak["voices"]) == 3 and list(espeak["voices"])[0] == "en-us"
     assert espeak["utterances"] == sum(v["utterances"] for v in espeak["voices"].values())
-    assert all(v["utterances_per_s"] > 0 and v["audio_s_per_s"] > 0 for v in espeak["voices"].values())
+    assert all(
+        v["utterances_per_s"] > 0 and v["audio_s_per_s"] > 0 for v in espeak["voices"].values()
+    )

@@ -7,9 +7,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.settings import AlignmentSettings, AudioSettings, KwsConfig
-from kws_assets.core.dataset import curation
 from kws_assets.core.audio import quality
+from kws_assets.core.audio.io import read_audio, resample, write_wav
+from kws_assets.core.corpus.segment import align_utterances
+from kws_assets.core.dataset import curation
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import (
     AlignerChoice,
@@ -21,10 +22,9 @@ from kws_assets.core.speech.aligners import (
     build_aligner,
 )
 from kws_assets.core.speech.alignment import Aligner
-from kws_assets.core.audio.io import read_audio, resample, write_wav
-from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.speech.dtw_aligner import DtwAligner
-from kws_assets.core.corpus.segment import align_utterances
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.settings import AlignmentSettings, AudioSettings, KwsConfig
 
 SR = 16000
 
@@ -79,8 +79,14 @@ def _utterance(tmp_path, utterance_id: str, text: str, voice: str, language: str
     spoken = tts.synthesize(text, voice=voice, rate=160)
     path = tmp_path / f"{utterance_id}.wav"
     write_wav(path, resample(spoken.samples, spoken.sample_rate, SR), SR)
-    return {"utterance_id": utterance_id, "uri": str(path), "transcript": text,
-            "speaker": f"tts:{voice}", "language": language, "source": "test"}
+    return {
+        "utterance_id": utterance_id,
+        "uri": str(path),
+        "transcript": text,
+        "speaker": f"tts:{voice}",
+        "language": language,
+        "source": "test",
+    }
 
 
 def test_the_utterance_language_picks_the_aligner(tmp_path):
@@ -92,9 +98,14 @@ def test_the_utterance_language_picks_the_aligner(tmp_path):
     ]
     store = ClipStore.at(tmp_path / "clips")
     settings = AlignmentSettings(unknown_per_utterance=1)
-    rows, failures, _ = align_utterances(utterances, ["sí", "arriba", "two"],
-                                         AlignerChoice(settings, SR), store,
-                                         AudioSettings(), settings)
+    rows, failures, _ = align_utterances(
+        utterances,
+        ["sí", "arriba", "two"],
+        AlignerChoice(settings, SR),
+        store,
+        AudioSettings(),
+        settings,
+    )
     assert [f.utterance_id for f in failures] == ["xx-1"]
     assert "no aligner for language 'xx'" in failures[0].reason
     keyword_rows = {r["label"]: r for r in rows if r["label"] != "_unknown_"}
@@ -112,28 +123,47 @@ def _clip_rows(tmp_path, confidences: list[float | None]) -> pl.DataFrame:
     spoken = tts.synthesize("arriba", voice="es+m1")
     samples = resample(spoken.samples, spoken.sample_rate, SR)
     clip = np.zeros(SR, np.float32)
-    clip[SR // 4: SR // 4 + len(samples)] = samples[: 3 * SR // 4]
+    clip[SR // 4 : SR // 4 + len(samples)] = samples[: 3 * SR // 4]
     rows = []
     for i, confidence in enumerate(confidences):
         path = tmp_path / f"clip{i}.wav"
         write_wav(path, clip, SR)
-        rows.append({"clip_id": f"c{i}", "uri": str(path), "label": "arriba", "source": "test",
-                     "speaker": f"s{i}", "language": "es", "origin_id": f"u{i}", "start_s": 0.5,
-                     "sample_rate": SR, "num_samples": SR, "word": "arriba",
-                     "confidence": confidence})
+        rows.append(
+            {
+                "clip_id": f"c{i}",
+                "uri": str(path),
+                "label": "arriba",
+                "source": "test",
+                "speaker": f"s{i}",
+                "language": "es",
+                "origin_id": f"u{i}",
+                "start_s": 0.5,
+                "sample_rate": SR,
+                "num_samples": SR,
+                "word": "arriba",
+                "confidence": confidence,
+            }
+        )
     return curation.clip_table(rows)
 
 
 def test_low_alignment_confidence_is_quarantined_with_its_reason(tmp_path):
     assert quality.alignment_reasons(0.1, 0.3) == [quality.LOW_ALIGNMENT_CONFIDENCE]
     assert quality.alignment_reasons(0.3, 0.3) == []
-    assert quality.alignment_reasons(None, 0.3) == quality.alignment_reasons(float("nan"), 0.3) == []
+    assert (
+        quality.alignment_reasons(None, 0.3) == quality.alignment_reasons(float("nan"), 0.3) == []
+    )
     assert quality.LOW_ALIGNMENT_CONFIDENCE in quality.ALL_REASONS
-    cfg = KwsConfig(language="es", keywords=["arriba"], outliers={"enabled": False},
-                    alignment={"min_confidence": 0.3})
+    cfg = KwsConfig(
+        language="es",
+        keywords=["arriba"],
+        outliers={"enabled": False},
+        alignment={"min_confidence": 0.3},
+    )
     confidences = [0.9, 0.1, None, 0.8, 0.05, 0.7]
-    result = curation.curate(_clip_rows(tmp_path, confidences), cfg,
-                             lambda uri: read_audio(uri, target_sr=SR))
+    result = curation.curate(
+        _clip_rows(tmp_path, confidences), cfg, lambda uri: read_audio(uri, target_sr=SR)
+    )
     quarantined = result.quarantined
     low = quarantined.filter(pl.col("reason") == quality.LOW_ALIGNMENT_CONFIDENCE)
     assert sorted(low["clip_id"].to_list()) == ["c1", "c4"]

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from pocketsphinx import get_model_path
 
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import resample
+from kws_assets.core.speech import tts
 from kws_assets.core.speech.alignment import (
     ARPABET_PHONES,
     ESPEAK_TO_ARPABET,
-    AlignmentResult,
     Aligner,
+    AlignmentResult,
     G2pError,
     espeak_to_arpabet,
     g2p_arpabet,
@@ -62,7 +62,11 @@ def _check_complete(result: AlignmentResult, words: list[str], duration_s: float
 
 def test_normalize_transcript():
     assert normalize_transcript("Don't STOP, go-left!") == ["don't", "stop", "go", "left"]
-    assert normalize_transcript("\u2018Caf\u00e9\u2019 \u2014 it\u2019s 42.") == ["cafe", "it's", "42"]
+    assert normalize_transcript("\u2018Caf\u00e9\u2019 \u2014 it\u2019s 42.") == [
+        "cafe",
+        "it's",
+        "42",
+    ]
     assert normalize_transcript("  ...  ") == []
 
 
@@ -84,8 +88,39 @@ def test_espeak_to_arpabet_mapping():
 
 def test_g2p_agrees_with_cmudict_on_common_words():
     prons = _cmu_pronunciations()
-    words = ("yes no up down left right on off stop go please say sign zero one two three four "
-             "five six seven eight nine bed bird cat house tree forward follow learn").split()
+    words = [
+        "yes",
+        "no",
+        "up",
+        "down",
+        "left",
+        "right",
+        "on",
+        "off",
+        "stop",
+        "go",
+        "please",
+        "say",
+        "sign",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "bed",
+        "bird",
+        "cat",
+        "house",
+        "tree",
+        "forward",
+        "follow",
+        "learn",
+    ]
     exact = sum(g2p_arpabet(w) in prons[w] for w in words)
     assert exact / len(words) >= 0.85, exact
 
@@ -104,8 +139,10 @@ def test_aligns_espeak_sentences_with_espeak_timing(aligner):
                 assert overlap > 0, (voice, rate, span, ev_start, ev_end)
                 start_errors.append(abs(span.start_s - ev_start))
     within = np.mean(np.asarray(start_errors) <= START_TOLERANCE_S)
-    print(f"start error vs espeak: median {np.median(start_errors) * 1000:.0f} ms, "
-          f"{within:.1%} within {START_TOLERANCE_S * 1000:.0f} ms, max {max(start_errors):.3f} s")
+    print(
+        f"start error vs espeak: median {np.median(start_errors) * 1000:.0f} ms, "
+        f"{within:.1%} within {START_TOLERANCE_S * 1000:.0f} ms, max {max(start_errors):.3f} s"
+    )
     assert within >= MIN_FRACTION_WITHIN_TOLERANCE, (within, np.median(start_errors))
     assert np.median(start_errors) < 0.05
 

@@ -9,7 +9,7 @@ from kws_assets.core.storage.atomic_files import copy_file_atomic, write_file_at
 
 def test_writes_bytes_and_text_and_replaces_whole_files(tmp_path) -> None:
     target = write_file_atomic(tmp_path / "a" / "b" / "card.md", "héllo")
-    assert target.read_bytes() == "héllo".encode("utf-8")
+    assert target.read_bytes() == "héllo".encode()
     write_file_atomic(target, b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in target.parent.iterdir()) == ["card.md"]

@@ -48,8 +48,14 @@ def dominant_frequency(x: np.ndarray, sr: int) -> float:
 
 @pytest.mark.parametrize(
     ("subtype", "tolerance"),
-    [("PCM_U8", 1 / 64), ("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-6),
-     ("FLOAT", 1e-7), ("DOUBLE", 1e-7)],
+    [
+        ("PCM_U8", 1 / 64),
+        ("PCM_16", 1e-4),
+        ("PCM_24", 1e-6),
+        ("PCM_32", 1e-6),
+        ("FLOAT", 1e-7),
+        ("DOUBLE", 1e-7),
+    ],
 )
 def test_read_audio_decodes_each_wav_subtype(tmp_path, subtype, tolerance):
     x = sine(440.0, 0.25)
@@ -153,8 +159,12 @@ def test_header_only_wav_is_truncated_and_broken_header_unreadable(tmp_path):
 
 @pytest.mark.parametrize(
     "payload",
-    [b"this is plain text, not audio\n" * 20, bytes(range(256)) * 8, b"RIFF\x00\x00\x00\x00WAVEjunk",
-     b"\x89PNG\r\n\x1a\n" + b"\x00" * 100],
+    [
+        b"this is plain text, not audio\n" * 20,
+        bytes(range(256)) * 8,
+        b"RIFF\x00\x00\x00\x00WAVEjunk",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+    ],
 )
 def test_non_audio_bytes_named_wav_are_unreadable(tmp_path, payload):
     path = tmp_path / "fake.wav"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import AudioReadError, read_audio
 from kws_assets.core.audio.pcm_wav import decode_pcm16_mono
 from kws_assets.core.corpus.connectors.files import decode_facts
+from kws_assets.settings import IngestSettings
 
 
 def wav(samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
@@ -25,7 +25,7 @@ def wav(samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16", fmt: str 
 
 def with_data_size(data: bytes, size: int) -> bytes:
     pos = data.index(b"data")
-    return data[:pos + 4] + struct.pack("<I", size) + data[pos + 8:]
+    return data[: pos + 4] + struct.pack("<I", size) + data[pos + 8 :]
 
 
 def test_wav_claiming_4_gb_in_1_kb_is_truncated_without_allocating():
@@ -57,7 +57,10 @@ def test_channel_duration_and_size_limits_come_from_the_header():
     with pytest.raises(AudioReadError) as err:
         read_audio(long, max_decoded_bytes=16000 * 4)
     assert err.value.reason == quality.TOO_LARGE
-    assert decode_facts(long, "l.wav", IngestSettings(max_decoded_mb=0.1)).error_reason == quality.TOO_LARGE
+    assert (
+        decode_facts(long, "l.wav", IngestSettings(max_decoded_mb=0.1)).error_reason
+        == quality.TOO_LARGE
+    )
 
 
 def test_sample_rate_bound_is_checked_before_decoding():

@@ -9,12 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.settings import AudioSettings, AugmentSettings
-from kws_assets.core.dataset import augment as A
 from kws_assets.core.audio.io import colored_noise, write_wav
-from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.core.dataset import augment as A
 from kws_assets.core.dataset.splits import assign_splits
-from kws_assets.settings import SplitSettings
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.settings import AudioSettings, AugmentSettings, SplitSettings
 
 SR = 16000
 
@@ -143,16 +142,32 @@ def test_rir_adds_a_reverberation_tail_after_the_sound_stops() -> None:
     assert tail_db[0] > -45  # audible reverberation where the dry clip is silent
     assert tail_db[1] > tail_db[0] + 6  # a longer RT60 leaves a louder tail
     # the direct sound stays where it was: the onset does not move
-    assert int(np.argmax(np.abs(long) > 0.05)) == pytest.approx(int(np.argmax(np.abs(burst) > 0.05)), abs=5)
+    assert int(np.argmax(np.abs(long) > 0.05)) == pytest.approx(
+        int(np.argmax(np.abs(burst) > 0.05)), abs=5
+    )
 
 
-ALL_ON = AugmentSettings(noise_probability=1, rir_probability=1, shift_probability=1,
-                         gain_probability=1, speed_probability=1, pitch_probability=1,
-                         telephone_probability=1, resample_8k_probability=1,
-                         noise_source_weights={"colored": 1.0, "babble": 0.0, "folder": 0.0})
-ALL_OFF = AugmentSettings(noise_probability=0, rir_probability=0, shift_probability=0,
-                          gain_probability=0, speed_probability=0, pitch_probability=0,
-                          telephone_probability=0, resample_8k_probability=0)
+ALL_ON = AugmentSettings(
+    noise_probability=1,
+    rir_probability=1,
+    shift_probability=1,
+    gain_probability=1,
+    speed_probability=1,
+    pitch_probability=1,
+    telephone_probability=1,
+    resample_8k_probability=1,
+    noise_source_weights={"colored": 1.0, "babble": 0.0, "folder": 0.0},
+)
+ALL_OFF = AugmentSettings(
+    noise_probability=0,
+    rir_probability=0,
+    shift_probability=0,
+    gain_probability=0,
+    speed_probability=0,
+    pitch_probability=0,
+    telephone_probability=0,
+    resample_8k_probability=0,
+)
 
 
 def test_probabilities_decide_which_transforms_apply() -> None:
@@ -162,7 +177,7 @@ def test_probabilities_decide_which_transforms_apply() -> None:
     assert set(on) == set(A.TRANSFORM_KEYS)
     x = sine(440)
     np.testing.assert_array_equal(A.apply_params(x, SR, {}), x)
-    counts = {k: 0 for k in A.TRANSFORM_KEYS}
+    counts = dict.fromkeys(A.TRANSFORM_KEYS, 0)
     settings = AugmentSettings(noise_source_weights={"colored": 1.0, "babble": 0.0, "folder": 0.0})
     draws = 400
     for seed in range(draws):
@@ -175,9 +190,11 @@ def test_probabilities_decide_which_transforms_apply() -> None:
             assert settings.speed_range[0] <= params["speed"] <= settings.speed_range[1]
         if "shift_samples" in params:
             assert abs(params["shift_samples"]) <= settings.max_shift_ms * SR / 1000
-    for key, probability in (("noise", settings.noise_probability),
-                             ("rir", settings.rir_probability),
-                             ("telephone", settings.telephone_probability)):
+    for key, probability in (
+        ("noise", settings.noise_probability),
+        ("rir", settings.rir_probability),
+        ("telephone", settings.telephone_probability),
+    ):
         assert counts[key] / draws == pytest.approx(probability, abs=0.08)
 
 
@@ -200,23 +217,41 @@ def _clip_rows(store: ClipStore, rng: np.random.Generator) -> pl.DataFrame:
     for index, speaker in enumerate(speakers):
         for label in ("yes", "_unknown_", "_silence_"):
             clip_id = f"{index:02d}{label}"
-            samples = (sine(300 + 40 * index) if label != "_silence_"
-                       else colored_noise("pink", SR, rng) * 0.001)
+            samples = (
+                sine(300 + 40 * index)
+                if label != "_silence_"
+                else colored_noise("pink", SR, rng) * 0.001
+            )
             uri = store.put(store.key_for("synthetic", label, clip_id), samples, SR)
-            rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
-                         "speaker": speaker, "language": "en", "origin_id": f"o{clip_id}",
-                         "start_s": 0.0, "sample_rate": SR, "num_samples": SR,
-                         "split": splits[speaker]})
+            rows.append(
+                {
+                    "clip_id": clip_id,
+                    "uri": uri,
+                    "label": label,
+                    "source": "synthetic",
+                    "speaker": speaker,
+                    "language": "en",
+                    "origin_id": f"o{clip_id}",
+                    "start_s": 0.0,
+                    "sample_rate": SR,
+                    "num_samples": SR,
+                    "split": splits[speaker],
+                }
+            )
     return pl.DataFrame(rows)
 
 
 def test_augmented_clips_point_at_their_source_and_stay_in_its_split(tmp_path) -> None:
     store = ClipStore.at(tmp_path / "clips")
     clips = _clip_rows(store, np.random.default_rng(7))
-    settings = AugmentSettings(copies_per_clip=2, noise_probability=1.0,
-                               noise_source_weights={"colored": 0.0, "babble": 1.0, "folder": 0.0})
-    rows, failures = A.augment_clips(clips, settings, AudioSettings(), store,
-                                     lambda uri: store.read(uri))
+    settings = AugmentSettings(
+        copies_per_clip=2,
+        noise_probability=1.0,
+        noise_source_weights={"colored": 0.0, "babble": 1.0, "folder": 0.0},
+    )
+    rows, failures = A.augment_clips(
+        clips, settings, AudioSettings(), store, lambda uri: store.read(uri)
+    )
     table = A.augmented_table(rows)
     assert not failures
     sources = clips.filter((pl.col("split") == "train") & (pl.col("label") != "_silence_"))
@@ -227,7 +262,10 @@ def test_augmented_clips_point_at_their_source_and_stay_in_its_split(tmp_path) -
     for row in table.iter_rows(named=True):
         source = by_id[row["origin_id"]]
         assert (row["label"], row["speaker"], row["split"]) == (
-            source["label"], source["speaker"], source["split"])
+            source["label"],
+            source["speaker"],
+            source["split"],
+        )
         params = json.loads(row["augment_params"])
         talkers = params["noise"]["talkers"]
         assert row["origin_id"] not in talkers
@@ -235,8 +273,12 @@ def test_augmented_clips_point_at_their_source_and_stay_in_its_split(tmp_path) -
             assert by_id[talker]["label"] == "_unknown_"
             assert by_id[talker]["split"] == source["split"]
         # the recipe is the whole story: re-rendering it from the source gives the stored clip
-        rendered = A.apply_params(store.read(source["uri"]).samples, SR, params,
-                                  A.NoiseSources(talkers, lambda c: store.read(by_id[c]["uri"]).samples))
+        rendered = A.apply_params(
+            store.read(source["uri"]).samples,
+            SR,
+            params,
+            A.NoiseSources(talkers, lambda c: store.read(by_id[c]["uri"]).samples),
+        )
         np.testing.assert_allclose(store.read(row["uri"]).samples, rendered, atol=1.5 / 32768)
     # speakers stay split-disjoint with the augmented copies added
     combined = pl.concat([clips, table.select(clips.columns)])
@@ -256,10 +298,15 @@ def test_noise_folder_skips_unreadable_files_and_crops_recordings(tmp_path) -> N
     assert crop.size == SR and A.power(crop) > 0
     with pytest.raises(A.AudioReadError):
         bank.crop("quiet.wav", 0, SR)
-    settings = AugmentSettings(noise_probability=1.0,
-                               noise_source_weights={"colored": 0.0, "babble": 0.0, "folder": 1.0})
-    drawn = {A.draw_params(settings, np.random.default_rng(seed), A.NoiseSources(folder=bank),
-                           SR)["noise"]["file"] for seed in range(12)}
+    settings = AugmentSettings(
+        noise_probability=1.0, noise_source_weights={"colored": 0.0, "babble": 0.0, "folder": 1.0}
+    )
+    drawn = {
+        A.draw_params(settings, np.random.default_rng(seed), A.NoiseSources(folder=bank), SR)[
+            "noise"
+        ]["file"]
+        for seed in range(12)
+    }
     assert drawn == {"hum.wav", "quiet.wav"}  # never the unreadable file
     with pytest.raises(FileNotFoundError):
         A.NoiseFolder.scan(tmp_path / "missing", SR)
@@ -270,10 +317,17 @@ def test_a_copy_whose_noise_cannot_be_read_is_a_failure_not_a_crash(tmp_path) ->
     clips = _clip_rows(store, np.random.default_rng(8))
     folder = tmp_path / "noise"
     write_wav(folder / "quiet.wav", np.zeros(SR, np.float32), SR)
-    settings = AugmentSettings(noise_probability=1.0,
-                               noise_source_weights={"colored": 0.0, "babble": 0.0, "folder": 1.0})
-    rows, failures = A.augment_clips(clips, settings, AudioSettings(), store,
-                                     lambda uri: store.read(uri), A.NoiseFolder.scan(folder, SR))
+    settings = AugmentSettings(
+        noise_probability=1.0, noise_source_weights={"colored": 0.0, "babble": 0.0, "folder": 1.0}
+    )
+    rows, failures = A.augment_clips(
+        clips,
+        settings,
+        AudioSettings(),
+        store,
+        lambda uri: store.read(uri),
+        A.NoiseFolder.scan(folder, SR),
+    )
     train = clips.filter((pl.col("split") == "train") & (pl.col("label") != "_silence_"))
     assert not rows and len(failures) == train.height
     assert all("quiet.wav" in f.reason and "silent" in f.reason for f in failures)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
     BatchRef,
@@ -19,6 +18,7 @@ from kws_assets.core.corpus.batches import (
     source_batch_key,
     source_fingerprint,
 )
+from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
 
 
 def _cfg(**kw) -> KwsConfig:
@@ -34,7 +34,9 @@ def test_keys_round_trip_and_reject_foreign_keys():
             parse_batch_key(bad)
 
 
-@pytest.mark.parametrize("folder", ["", ".staging", "_incoming", "has space", "ünï", "a/b", "x" * 101])
+@pytest.mark.parametrize(
+    "folder", ["", ".staging", "_incoming", "has space", "ünï", "a/b", "x" * 101]
+)
 def test_landing_folder_names_that_cannot_be_keys(folder):
     with pytest.raises(ValueError, match="cannot name a batch"):
         landing_batch_key(folder)
@@ -42,7 +44,9 @@ def test_landing_folder_names_that_cannot_be_keys(folder):
 
 def test_source_names_are_cleaned_and_collisions_are_refused():
     assert source_batch_key("my corpus/v2") == "source-my_corpus_v2"
-    cfg = _cfg(sources=[ManifestSource(name="a b", root="/x"), ManifestSource(name="a_b", root="/y")])
+    cfg = _cfg(
+        sources=[ManifestSource(name="a b", root="/x"), ManifestSource(name="a_b", root="/y")]
+    )
     with pytest.raises(ValueError, match="same batch key"):
         configured_batch_keys(cfg)
 
@@ -63,9 +67,13 @@ def test_fingerprints_follow_what_ingestion_depends_on():
     assert fp != source_fingerprint(_cfg(keywords=["yes", "no", "up"]), demo)
     assert fp != source_fingerprint(base, DemoCorpusSource(sentences_per_keyword=5))
     manifest = "0123456789abcdef"
-    assert landed_fingerprint(base, manifest) == landed_fingerprint(_cfg(keywords=["yes", "no"]), manifest)
+    assert landed_fingerprint(base, manifest) == landed_fingerprint(
+        _cfg(keywords=["yes", "no"]), manifest
+    )
     assert landed_fingerprint(base, manifest) != landed_fingerprint(base, "fedcba9876543210")
-    assert landed_fingerprint(base, manifest) != landed_fingerprint(_cfg(keywords=["yes"]), manifest)
+    assert landed_fingerprint(base, manifest) != landed_fingerprint(
+        _cfg(keywords=["yes"]), manifest
+    )
 
 
 def test_config_for_sources_keeps_everything_else():

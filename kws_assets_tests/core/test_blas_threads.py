@@ -30,7 +30,7 @@ class _RecordingController:
     def __init__(self) -> None:
         self.events: list[str] = []
 
-    def limit(self, limits: int, user_api: str):  # noqa: ANN201
+    def limit(self, limits: int, user_api: str):
         self.events.append(f"limit {user_api}={limits}")
         controller = self
 

@@ -53,8 +53,19 @@ def test_clip_id_is_stable_and_content_derived():
     assert len(clip_id_for("x")) == 16
 
 
-@pytest.mark.parametrize("key", ["", "/abs.wav", "../up.wav", "a/../../b.wav", "a//b.wav",
-                                 ".partial/x.tmp", "a/./b.wav", "a\\b.wav"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "/abs.wav",
+        "../up.wav",
+        "a/../../b.wav",
+        "a//b.wav",
+        ".partial/x.tmp",
+        "a/./b.wav",
+        "a\\b.wav",
+    ],
+)
 def test_bad_keys_are_rejected(key):
     with pytest.raises(ValueError):
         check_key(key)
@@ -192,8 +203,11 @@ def test_open_object_store_picks_the_backend(tmp_path):
 def test_s3_round_trip_uris_and_listing(s3_server):
     client = s3_server.client()
     store = ClipStore.on_s3(client, s3_server.bucket, "kws/clips")
-    keys = [store.key_for("synthetic", label, clip_id_for(label, i))
-            for label in ("yes", "no") for i in range(3)]
+    keys = [
+        store.key_for("synthetic", label, clip_id_for(label, i))
+        for label in ("yes", "no")
+        for i in range(3)
+    ]
     uris = [store.put(key, tone(300 + 50 * i), SR) for i, key in enumerate(keys)]
     assert uris[0] == f"s3://{s3_server.bucket}/kws/clips/{keys[0]}"
     assert store.list_keys() == sorted(keys)
@@ -228,8 +242,13 @@ def test_s3_error_classification():
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     def client_error(status, code):
-        return ClientError({"Error": {"Code": code, "Message": "m"},
-                            "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 4}}, "Op")
+        return ClientError(
+            {
+                "Error": {"Code": code, "Message": "m"},
+                "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 4},
+            },
+            "Op",
+        )
 
     uri = "s3://b/k.wav"
     assert classify_s3_error(uri, client_error(500, "InternalError")).transient

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 import soundfile as sf
 
-from kws_assets.settings import KwsConfig
-from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.audio import quality
+from kws_assets.core.corpus import ingest as corpus
+from kws_assets.settings import KwsConfig
 
 boto3 = pytest.importorskip("boto3")
 s3fs = pytest.importorskip("s3fs")
@@ -30,10 +30,14 @@ def s3(monkeypatch, tmp_path):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    for name, value in {"AWS_ACCESS_KEY_ID": "kws-test-key", "AWS_SECRET_ACCESS_KEY": "kws-test-secret",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-                        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "kws-test-key",
+        "AWS_SECRET_ACCESS_KEY": "kws-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     s3fs.S3FileSystem.clear_instance_cache()  # no filesystem bound to another endpoint
@@ -49,7 +53,9 @@ def s3(monkeypatch, tmp_path):
 def wav(seed: int, seconds: float = 1.0) -> bytes:
     rng = np.random.default_rng(seed)
     buffer = io.BytesIO()
-    sf.write(buffer, (0.2 * rng.standard_normal(int(seconds * SR))).astype(np.float32), SR, format="WAV")
+    sf.write(
+        buffer, (0.2 * rng.standard_normal(int(seconds * SR))).astype(np.float32), SR, format="WAV"
+    )
     return buffer.getvalue()
 
 
@@ -57,13 +63,22 @@ def test_manifest_corpus_on_s3_is_ingested_once_and_mirrored(s3, tmp_path):
     audio = {f"batch1/audio/u{i}.wav": wav(i) for i in range(3)}
     for key, body in audio.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    s3.put_object(Bucket=BUCKET, Key="batch1/manifest.csv", Body=(
-        "path,transcript,speaker\n"
-        "audio/u0.wav,say yes,alice\naudio/u1.wav,no way,bob\naudio/u2.wav,yes yes,carol\n"
-        "../other/u9.wav,escape,mallory\naudio/missing.wav,yes,dan\n").encode())
-    cfg = KwsConfig.model_validate({
-        "keywords": ["yes", "no"], "storage": {"root": str(tmp_path / "data")},
-        "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{BUCKET}/batch1"}]})
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="batch1/manifest.csv",
+        Body=(
+            b"path,transcript,speaker\n"
+            b"audio/u0.wav,say yes,alice\naudio/u1.wav,no way,bob\naudio/u2.wav,yes yes,carol\n"
+            b"../other/u9.wav,escape,mallory\naudio/missing.wav,yes,dan\n"
+        ),
+    )
+    cfg = KwsConfig.model_validate(
+        {
+            "keywords": ["yes", "no"],
+            "storage": {"root": str(tmp_path / "data")},
+            "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{BUCKET}/batch1"}],
+        }
+    )
 
     first = corpus.load_corpus(cfg)
     rows = {r["original_path"]: r for r in first.table.iter_rows(named=True)}
@@ -90,16 +105,29 @@ def test_manifest_corpus_on_s3_is_ingested_once_and_mirrored(s3, tmp_path):
 
 
 def test_speech_commands_layout_on_s3(s3, tmp_path):
-    for key, seed in {"sc/yes/aa11_nohash_0.wav": 1, "sc/yes/bb22_nohash_0.wav": 2,
-                      "sc/dog/aa11_nohash_0.wav": 3}.items():
+    for key, seed in {
+        "sc/yes/aa11_nohash_0.wav": 1,
+        "sc/yes/bb22_nohash_0.wav": 2,
+        "sc/dog/aa11_nohash_0.wav": 3,
+    }.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=wav(seed))
     s3.put_object(Bucket=BUCKET, Key="sc/_background_noise_/pink.wav", Body=wav(4, seconds=2.5))
-    cfg = KwsConfig.model_validate({
-        "keywords": ["yes"], "storage": {"root": str(tmp_path / "data")},
-        "sources": [{"kind": "speech_commands", "name": "sc", "root": f"s3://{BUCKET}/sc"}]})
+    cfg = KwsConfig.model_validate(
+        {
+            "keywords": ["yes"],
+            "storage": {"root": str(tmp_path / "data")},
+            "sources": [{"kind": "speech_commands", "name": "sc", "root": f"s3://{BUCKET}/sc"}],
+        }
+    )
     table = corpus.load_corpus(cfg).table
     assert corpus.rejected_rows(table).height == 0
     labels = dict(zip(table["original_path"], table["clip_label"]))
-    assert labels == {"yes/aa11_nohash_0.wav": "yes", "yes/bb22_nohash_0.wav": "yes",
-                      "dog/aa11_nohash_0.wav": "_unknown_", "_background_noise_/pink.wav": "_silence_"}
-    assert table.filter(pl.col("original_path") == "dog/aa11_nohash_0.wav")["speaker"][0] == "sc:aa11"
+    assert labels == {
+        "yes/aa11_nohash_0.wav": "yes",
+        "yes/bb22_nohash_0.wav": "yes",
+        "dog/aa11_nohash_0.wav": "_unknown_",
+        "_background_noise_/pink.wav": "_silence_",
+    }
+    assert (
+        table.filter(pl.col("original_path") == "dog/aa11_nohash_0.wav")["speaker"][0] == "sc:aa11"
+    )

@@ -11,9 +11,9 @@ import numpy as np
 import polars as pl
 import soundfile as sf
 
-from kws_assets.settings import KwsConfig
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.files import CACHE_FILE, FileFactsCache
+from kws_assets.settings import KwsConfig
 
 SR = 16000
 
@@ -29,9 +29,14 @@ def write_corpus(root: Path, n: int = 4) -> None:
 
 
 def config(tmp_path: Path, root: Path, **ingest) -> KwsConfig:
-    return KwsConfig.model_validate({
-        "keywords": ["yes"], "storage": {"root": str(tmp_path / "data")}, "ingest": ingest,
-        "sources": [{"kind": "manifest", "name": "m", "root": str(root)}]})
+    return KwsConfig.model_validate(
+        {
+            "keywords": ["yes"],
+            "storage": {"root": str(tmp_path / "data")},
+            "ingest": ingest,
+            "sources": [{"kind": "manifest", "name": "m", "root": str(root)}],
+        }
+    )
 
 
 def test_unchanged_corpus_is_not_read_again_and_keeps_its_version(tmp_path):
@@ -41,7 +46,11 @@ def test_unchanged_corpus_is_not_read_again_and_keeps_its_version(tmp_path):
     first = corpus.load_corpus(cfg)
     assert (first.stats.files_read, first.stats.files_from_cache) == (4, 0)
     second = corpus.load_corpus(cfg)
-    assert (second.stats.files_read, second.stats.files_from_cache, second.stats.bytes_read) == (0, 4, 0)
+    assert (second.stats.files_read, second.stats.files_from_cache, second.stats.bytes_read) == (
+        0,
+        4,
+        0,
+    )
     assert corpus.content_version(second.table) == corpus.content_version(first.table)
     assert second.table.equals(first.table)
     assert len(FileFactsCache(cfg.storage_path("ingest", CACHE_FILE))) == 4
@@ -52,13 +61,18 @@ def test_changed_audio_changes_the_version_and_only_that_file_is_read(tmp_path):
     write_corpus(root)
     cfg = config(tmp_path, root)
     before = corpus.load_corpus(cfg)
-    sf.write(root / "u2.wav", 0.1 * np.ones(SR // 2, dtype=np.float32) * np.sin(np.arange(SR // 2)), SR)
+    sf.write(
+        root / "u2.wav", 0.1 * np.ones(SR // 2, dtype=np.float32) * np.sin(np.arange(SR // 2)), SR
+    )
     after = corpus.load_corpus(cfg)
     assert after.stats.files_read == 1 and after.stats.files_from_cache == 3
     assert corpus.content_version(after.table) != corpus.content_version(before.table)
     changed = after.table.filter(pl.col("original_path") == "u2.wav").row(0, named=True)
     assert changed["duration_s"] == 0.5
-    assert changed["utterance_id"] != before.table.filter(pl.col("original_path") == "u2.wav")["utterance_id"][0]
+    assert (
+        changed["utterance_id"]
+        != before.table.filter(pl.col("original_path") == "u2.wav")["utterance_id"][0]
+    )
 
 
 def test_new_mtime_with_same_bytes_is_reread_but_keeps_the_version(tmp_path):
@@ -105,8 +119,13 @@ def test_attach_provenance_carries_the_recording_into_clip_rows(tmp_path):
     write_corpus(root, n=2)
     table = corpus.load_corpus(config(tmp_path, root)).table
     utterance = table.row(0, named=True)
-    clips = pl.DataFrame({"clip_id": ["a", "b"], "origin_id": [utterance["utterance_id"], "synthetic|x"],
-                          "license": [None, "generated"]})
+    clips = pl.DataFrame(
+        {
+            "clip_id": ["a", "b"],
+            "origin_id": [utterance["utterance_id"], "synthetic|x"],
+            "license": [None, "generated"],
+        }
+    )
     out = corpus.attach_provenance(clips, table)
     first, second = out.row(0, named=True), out.row(1, named=True)
     assert first["original_path"] == utterance["original_path"] and first["license"] == "unknown"

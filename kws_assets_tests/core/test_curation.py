@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.settings import KwsConfig
-from kws_assets.core.dataset import curation
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import apply_fades
+from kws_assets.core.dataset import curation
 from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.settings import KwsConfig
 
 SR = 16000
 
@@ -29,7 +29,7 @@ def burst_clip(seed: int, level: float = 0.3, noise: float = 0.003) -> np.ndarra
     burst = apply_fades(burst / np.max(np.abs(burst)), SR, 10.0)
     for start in (0.3, 0.55):
         i = int(start * SR)
-        x[i:i + burst.size] += level * burst
+        x[i : i + burst.size] += level * burst
     return x.astype(np.float32)
 
 
@@ -40,12 +40,31 @@ class Candidates:
         self.store = ClipStore.at(tmp_path / "clips")
         self.rows: list[dict] = []
 
-    def add(self, clip_id: str, samples: np.ndarray, label: str = "yes", speaker: str = "src:a",
-            source: str = "src", **extra) -> str:
+    def add(
+        self,
+        clip_id: str,
+        samples: np.ndarray,
+        label: str = "yes",
+        speaker: str = "src:a",
+        source: str = "src",
+        **extra,
+    ) -> str:
         uri = self.store.put(self.store.key_for(source, label, clip_id), samples, SR)
-        self.rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": source,
-                          "speaker": speaker, "language": "en", "origin_id": f"{source}:{clip_id}",
-                          "start_s": 0.0, "sample_rate": SR, "num_samples": len(samples), **extra})
+        self.rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": uri,
+                "label": label,
+                "source": source,
+                "speaker": speaker,
+                "language": "en",
+                "origin_id": f"{source}:{clip_id}",
+                "start_s": 0.0,
+                "sample_rate": SR,
+                "num_samples": len(samples),
+                **extra,
+            }
+        )
         return clip_id
 
     def table(self) -> pl.DataFrame:
@@ -53,8 +72,9 @@ class Candidates:
 
 
 def config(**overrides) -> KwsConfig:
-    return KwsConfig.model_validate({"keywords": ["yes", "no"], "outliers": {"enabled": False},
-                                     **overrides})
+    return KwsConfig.model_validate(
+        {"keywords": ["yes", "no"], "outliers": {"enabled": False}, **overrides}
+    )
 
 
 def test_every_candidate_lands_in_exactly_one_table_with_stage_and_reason(tmp_path):
@@ -67,12 +87,33 @@ def test_every_candidate_lands_in_exactly_one_table_with_stage_and_reason(tmp_pa
     missing = c.add("missing", burst_clip(14))
     Path(c.rows[-1]["uri"]).unlink()
     rows = c.rows + [
-        curation.dead_letter("dl1", stage="ingest", reason=quality.PATH_OUTSIDE_ROOT, detail="'../x'",
-                             source="src", uri="../x.wav", original_path="../x.wav"),
-        curation.dead_letter("dl1", stage="ingest", reason=quality.PATH_OUTSIDE_ROOT, detail="'../x'",
-                             source="src", uri="../x.wav", original_path="../x.wav"),  # from a 2nd partition
-        curation.dead_letter("dl2", stage="alignment", reason=quality.ALIGNMENT_FAILED,
-                             detail="empty transcript", source="src", uri="/c/p.wav", speaker="src:z"),
+        curation.dead_letter(
+            "dl1",
+            stage="ingest",
+            reason=quality.PATH_OUTSIDE_ROOT,
+            detail="'../x'",
+            source="src",
+            uri="../x.wav",
+            original_path="../x.wav",
+        ),
+        curation.dead_letter(
+            "dl1",
+            stage="ingest",
+            reason=quality.PATH_OUTSIDE_ROOT,
+            detail="'../x'",
+            source="src",
+            uri="../x.wav",
+            original_path="../x.wav",
+        ),  # from a 2nd partition
+        curation.dead_letter(
+            "dl2",
+            stage="alignment",
+            reason=quality.ALIGNMENT_FAILED,
+            detail="empty transcript",
+            source="src",
+            uri="/c/p.wav",
+            speaker="src:z",
+        ),
     ]
     result = curation.curate(curation.clip_table(rows), config(), c.store.read)
     validated, quarantined = result.validated, result.quarantined
@@ -90,14 +131,20 @@ def test_every_candidate_lands_in_exactly_one_table_with_stage_and_reason(tmp_pa
     assert (by_id["dl2"]["stage"], by_id["dl2"]["speaker"]) == ("alignment", "src:z")
     assert result.reason_counts()[quality.PATH_OUTSIDE_ROOT] == 1
     table = curation.reason_table(quarantined)
-    assert table["clips"].sum() == quarantined.height and set(table.columns) >= {"stage", "reason", "example"}
+    assert table["clips"].sum() == quarantined.height and set(table.columns) >= {
+        "stage",
+        "reason",
+        "example",
+    }
 
 
 def test_quarantined_clips_move_back_when_thresholds_are_relaxed(tmp_path):
     c = Candidates(tmp_path)
     loud = [c.add(f"loud{i}", burst_clip(i, level=0.3), speaker=f"src:s{i}") for i in range(4)]
-    soft = [c.add(f"soft{i}", burst_clip(10 + i, level=0.01, noise=0.0001), speaker=f"src:t{i}")
-            for i in range(3)]
+    soft = [
+        c.add(f"soft{i}", burst_clip(10 + i, level=0.01, noise=0.0001), speaker=f"src:t{i}")
+        for i in range(3)
+    ]
     strict = curation.curate(c.table(), config(quality={"min_rms_dbfs": -30.0}), c.store.read)
     assert set(strict.quarantined["clip_id"]) == set(soft)
     assert set(strict.quarantined["reason"]) == {quality.TOO_QUIET}
@@ -106,7 +153,12 @@ def test_quarantined_clips_move_back_when_thresholds_are_relaxed(tmp_path):
     assert relaxed.quarantined.height == 0
     # the measurements are the same either way: only the verdict changed
     soft_rms = strict.quarantined.sort("clip_id")["rms_dbfs"].to_list()
-    assert relaxed.validated.filter(pl.col("clip_id").is_in(soft)).sort("clip_id")["rms_dbfs"].to_list() == soft_rms
+    assert (
+        relaxed.validated.filter(pl.col("clip_id").is_in(soft))
+        .sort("clip_id")["rms_dbfs"]
+        .to_list()
+        == soft_rms
+    )
 
 
 def test_a_clip_never_changes_split_when_new_clips_arrive(tmp_path):
@@ -119,8 +171,9 @@ def test_a_clip_never_changes_split_when_new_clips_arrive(tmp_path):
         c.add(f"later{i}", burst_clip(100 + i), speaker=f"src:speaker{20 + i}")
     after = curation.curate(c.table(), config(), c.store.read).validated
     assert after.height == 80
-    joined = before.select("clip_id", "split").join(after.select("clip_id", "split"), on="clip_id",
-                                                     suffix="_after")
+    joined = before.select("clip_id", "split").join(
+        after.select("clip_id", "split"), on="clip_id", suffix="_after"
+    )
     assert joined.height == before.height
     assert (joined["split"] == joined["split_after"]).all()
     assert after.group_by("speaker").agg(pl.col("split").n_unique())["split"].max() == 1
@@ -128,12 +181,27 @@ def test_a_clip_never_changes_split_when_new_clips_arrive(tmp_path):
 
 def test_metrics_confidence_and_provenance_reach_the_validated_set(tmp_path):
     c = Candidates(tmp_path)
-    c.add("aligned", burst_clip(1), source="field", speaker="field:a", confidence=0.87, word="yes",
-          license="CC-BY-4.0", original_path="rec/a.wav", original_sample_rate=44100,
-          original_bit_depth=24)
+    c.add(
+        "aligned",
+        burst_clip(1),
+        source="field",
+        speaker="field:a",
+        confidence=0.87,
+        word="yes",
+        license="CC-BY-4.0",
+        original_path="rec/a.wav",
+        original_sample_rate=44100,
+        original_bit_depth=24,
+    )
     c.add("synth", burst_clip(2), source="synthetic", speaker="tts:en-us+m1")
-    c.add("noise", burst_clip(3, level=0.0) + 0.01 * np.random.default_rng(0).standard_normal(SR).astype(np.float32),
-          label="_silence_", source="noise", speaker="noise:1")
+    c.add(
+        "noise",
+        burst_clip(3, level=0.0)
+        + 0.01 * np.random.default_rng(0).standard_normal(SR).astype(np.float32),
+        label="_silence_",
+        source="noise",
+        speaker="noise:1",
+    )
     result = curation.curate(c.table(), config(), c.store.read)
     rows = {r["clip_id"]: r for r in result.validated.iter_rows(named=True)}
     assert set(rows) == {"aligned", "synth", "noise"}

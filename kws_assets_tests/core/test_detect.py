@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kws_assets.core.audio.features import features_for_clips
 from kws_assets.core.model.detect import (
     Detection,
     StreamingDetector,
@@ -16,7 +17,6 @@ from kws_assets.core.model.detect import (
     window_latency_ms,
 )
 from kws_assets.core.model.export import KwsClassifier
-from kws_assets.core.audio.features import features_for_clips
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 
@@ -59,11 +59,17 @@ def test_events_fire_once_per_bump_and_respect_the_refractory_period() -> None:
 
 
 def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> None:
-    truth = [(2.0, "low_tone"), (5.0, "high_tone"), (8.0, "_unknown_"), (11.0, "low_tone"),
-             (14.5, "high_tone")]
+    truth = [
+        (2.0, "low_tone"),
+        (5.0, "high_tone"),
+        (8.0, "_unknown_"),
+        (11.0, "low_tone"),
+        (14.5, "high_tone"),
+    ]
     audio = tone_stream(truth, 17.0, seed=1)
-    detector = StreamingDetector(classifier, threshold=0.45, hop_ms=100, smoothing_windows=3,
-                                 refractory_s=1.0)
+    detector = StreamingDetector(
+        classifier, threshold=0.45, hop_ms=100, smoothing_windows=3, refractory_s=1.0
+    )
     detections = detector.detect(audio, SR)
     keywords = [(t, k) for t, k in truth if k != "_unknown_"]
     assert [d.keyword for d in detections] == [k for _, k in keywords]
@@ -91,5 +97,9 @@ def test_detector_rejects_bad_settings_and_reports_latency(classifier) -> None:
     with pytest.raises(ValueError):
         StreamingDetector(classifier, smoothing_windows=0)
     assert Detection("x", 1.23456, 2.23456, 0.5).as_dict() == {
-        "start": 1.235, "end": 2.235, "keyword": "x", "score": 0.5}
+        "start": 1.235,
+        "end": 2.235,
+        "keyword": "x",
+        "score": 0.5,
+    }
     assert 0 < window_latency_ms(classifier, repeats=5) < 1000

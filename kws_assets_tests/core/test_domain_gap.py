@@ -16,7 +16,8 @@ def test_frechet_distance_grows_with_the_gap_between_distributions() -> None:
     shifted = G.frechet_distance(a, rng.standard_normal((400, 3)) + 1.0)
     assert same < 0.1 and shifted == pytest.approx(3.0, rel=0.2)
     assert G.frechet_distance(a, rng.standard_normal((400, 3)) * 2, diagonal=True) == pytest.approx(
-        3.0, rel=0.25)  # unit std vs std 2 in three dimensions
+        3.0, rel=0.25
+    )  # unit std vs std 2 in three dimensions
 
 
 def test_synthetic_vs_real_gap_per_keyword() -> None:
@@ -24,8 +25,13 @@ def test_synthetic_vs_real_gap_per_keyword() -> None:
     rows = []
     for source, shift in (("synthetic", 2.0), ("demo", 0.0), ("synthetic+aug", 9.0)):
         for _ in range(12):
-            rows.append({"label": "yes", "source": source,
-                         "mfcc": (rng.standard_normal((49, 10)) + shift).astype(np.float32)})
+            rows.append(
+                {
+                    "label": "yes",
+                    "source": source,
+                    "mfcc": (rng.standard_normal((49, 10)) + shift).astype(np.float32),
+                }
+            )
     rows.append({"label": "no", "source": "synthetic", "mfcc": np.zeros((49, 10), np.float32)})
     table = pl.DataFrame(rows, schema_overrides={"mfcc": pl.Array(pl.Float32, (49, 10))})
     gap = G.synthetic_real_gap(table, ["yes", "no"]).sort("keyword", descending=True)

@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
+from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.alignment import Aligner
-from kws_assets.core.audio.io import colored_noise, mix_at_snr, resample
 from kws_assets.core.speech.dtw_aligner import (
     DtwAligner,
     FrameFeatures,
@@ -24,22 +24,66 @@ from kws_assets.core.speech.dtw_aligner import (
 SR = 16000
 ALIGNMENT_LANGUAGE = "en"
 # Recording voices: none is the alignment voice ("en") or one of its variants.
-RECORDING_VOICES = ["en-us+f4", "en-029+m6", "en-gb-scotland+m4", "en-us-nyc+m7",
-                    "en-gb-x-rp+f2", "en-us+m1"]
-WORDS = ("please", "say", "now", "the", "word", "next", "heard", "again", "will", "then",
-         "maybe", "after", "today", "before", "dinner", "house", "green", "water", "seven",
-         "paper", "music", "little", "window", "morning", "garden", "never", "yellow", "table",
-         "people", "number", "open", "river", "coffee", "simple", "yes", "stop", "left", "right")
+RECORDING_VOICES = [
+    "en-us+f4",
+    "en-029+m6",
+    "en-gb-scotland+m4",
+    "en-us-nyc+m7",
+    "en-gb-x-rp+f2",
+    "en-us+m1",
+]
+WORDS = (
+    "please",
+    "say",
+    "now",
+    "the",
+    "word",
+    "next",
+    "heard",
+    "again",
+    "will",
+    "then",
+    "maybe",
+    "after",
+    "today",
+    "before",
+    "dinner",
+    "house",
+    "green",
+    "water",
+    "seven",
+    "paper",
+    "music",
+    "little",
+    "window",
+    "morning",
+    "garden",
+    "never",
+    "yellow",
+    "table",
+    "people",
+    "number",
+    "open",
+    "river",
+    "coffee",
+    "simple",
+    "yes",
+    "stop",
+    "left",
+    "right",
+)
 UTTERANCES_PER_VOICE = 3
 SNR_DB = (5.0, 20.0)
 BOUNDARY_TOLERANCE_S = 0.1
 MIN_AGREEMENT = 0.85  # issue 8: at least 85% of word boundaries within 100 ms of pocketsphinx
 
 
-def _recording(text: str, voice: str, rng: random.Random, noise_rng: np.random.Generator
-               ) -> np.ndarray:
-    spoken = tts.synthesize(text, voice=voice, rate=rng.choice([130, 160, 190]),
-                            pitch=rng.randint(30, 70))
+def _recording(
+    text: str, voice: str, rng: random.Random, noise_rng: np.random.Generator
+) -> np.ndarray:
+    spoken = tts.synthesize(
+        text, voice=voice, rate=rng.choice([130, 160, 190]), pitch=rng.randint(30, 70)
+    )
     x = resample(spoken.samples, spoken.sample_rate, SR)
     lead, tail = (np.zeros(int(SR * rng.uniform(0.05, 1.0)), np.float32) for _ in range(2))
     x = np.concatenate([lead, x, tail])
@@ -65,10 +109,16 @@ def corpus(dtw_aligner) -> list[dict]:
             text = " ".join(words)
             wrong = " ".join(rng.sample([w for w in WORDS if w not in words], len(words)))
             x = _recording(text, voice, rng, noise_rng)
-            items.append({"voice": voice, "text": text, "audio": x,
-                          "pocketsphinx": pocketsphinx.align(x, SR, text),
-                          "dtw": dtw_aligner.align(x, SR, text),
-                          "wrong": dtw_aligner.align(x, SR, wrong)})
+            items.append(
+                {
+                    "voice": voice,
+                    "text": text,
+                    "audio": x,
+                    "pocketsphinx": pocketsphinx.align(x, SR, text),
+                    "dtw": dtw_aligner.align(x, SR, text),
+                    "wrong": dtw_aligner.align(x, SR, wrong),
+                }
+            )
     return items
 
 
@@ -87,9 +137,11 @@ def test_word_boundaries_agree_with_pocketsphinx(corpus):
     assert len(starts) >= 0.8 * sum(len(i["text"].split()) for i in corpus), "too few comparable"
     start_agreement = float(np.mean(np.array(starts) <= BOUNDARY_TOLERANCE_S))
     end_agreement = float(np.mean(np.array(ends) <= BOUNDARY_TOLERANCE_S))
-    print(f"\nDTW vs pocketsphinx over {len(starts)} words: starts within 100 ms "
-          f"{start_agreement:.1%} (median {np.median(starts) * 1000:.0f} ms), ends "
-          f"{end_agreement:.1%} (median {np.median(ends) * 1000:.0f} ms)")
+    print(
+        f"\nDTW vs pocketsphinx over {len(starts)} words: starts within 100 ms "
+        f"{start_agreement:.1%} (median {np.median(starts) * 1000:.0f} ms), ends "
+        f"{end_agreement:.1%} (median {np.median(ends) * 1000:.0f} ms)"
+    )
     assert start_agreement >= MIN_AGREEMENT
     assert end_agreement >= MIN_AGREEMENT
 
@@ -155,8 +207,9 @@ def test_long_pauses_around_the_speech(dtw_aligner, lead_s, tail_s):
     text = "please say the word yellow again before dinner"
     spoken = tts.synthesize(text, voice="en-us+f4", rate=170)
     speech = resample(spoken.samples, spoken.sample_rate, SR)
-    x = np.concatenate([np.zeros(int(lead_s * SR), np.float32), speech,
-                        np.zeros(int(tail_s * SR), np.float32)])
+    x = np.concatenate(
+        [np.zeros(int(lead_s * SR), np.float32), speech, np.zeros(int(tail_s * SR), np.float32)]
+    )
     x = mix_at_snr(x, colored_noise("pink", len(x), np.random.default_rng(3)), 12.0)
     first, last = speech_bounds(x, SR // 100)
     assert abs(first - lead_s * 100) <= 30 and abs(last - (lead_s * 100 + len(speech) / 160)) <= 30
@@ -215,8 +268,10 @@ def _naive_dtw_cost(reference: np.ndarray, query: np.ndarray, radius: float) -> 
     return total[-1, -1] / (n + m)
 
 
-@pytest.mark.parametrize("n,m,radius", [(30, 50, 5), (50, 30, 3), (40, 40, 2), (10, 80, 1),
-                                        (80, 10, 4), (1, 6, 1), (6, 1, 1)])
+@pytest.mark.parametrize(
+    "n,m,radius",
+    [(30, 50, 5), (50, 30, 3), (40, 40, 2), (10, 80, 1), (80, 10, 4), (1, 6, 1), (6, 1, 1)],
+)
 def test_banded_dtw_matches_the_textbook_recurrence(n, m, radius):
     rng = np.random.default_rng(n * 100 + m)
     reference, query = rng.standard_normal((n, 4)), rng.standard_normal((m, 4))

@@ -27,9 +27,13 @@ class UniformClassifier:
 
 
 def test_operating_point_is_the_lowest_frr_within_the_false_accept_budget() -> None:
-    curve = E.DetCurve(thresholds=np.array([0.1, 0.5, 0.8, 0.95]),
-                       false_accepts=np.array([40, 3, 1, 0]), misses=np.array([0, 2, 5, 9]),
-                       negative_hours=2.0, positives=10)
+    curve = E.DetCurve(
+        thresholds=np.array([0.1, 0.5, 0.8, 0.95]),
+        false_accepts=np.array([40, 3, 1, 0]),
+        misses=np.array([0, 2, 5, 9]),
+        negative_hours=2.0,
+        positives=10,
+    )
     np.testing.assert_allclose(curve.fa_per_hour, [20, 1.5, 0.5, 0])
     point = curve.at_fa_rate(1.0)
     assert (point.threshold, point.frr, point.fa_per_hour) == (0.8, 0.5, 0.5)
@@ -88,8 +92,9 @@ def _streams(seed: int):
 def test_det_curve_counts_the_detections_the_model_actually_makes(classifier) -> None:
     negative, positive, positives = _streams(3)
     detector = StreamingDetector(classifier, hop_ms=100, smoothing_windows=3, refractory_s=1.0)
-    report = E.streaming_report(detector, negative, positive, positives, SR, threshold_steps=30,
-                                target_fa_per_hour=60.0)
+    report = E.streaming_report(
+        detector, negative, positive, positives, SR, threshold_steps=30, target_fa_per_hour=60.0
+    )
     curve = report.curve
     assert curve.negative_hours == pytest.approx(120.0 / 3600)
     assert np.all(np.diff(curve.false_accepts) <= 0)  # stricter thresholds, fewer false accepts

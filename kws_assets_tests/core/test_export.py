@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from kws_assets.settings import ModelSettings
+from kws_assets.core.audio.features import FeatureSpec, features_for_files
 from kws_assets.core.audio.io import AudioReadError, resample, write_wav
 from kws_assets.core.model.export import (
     ARTIFACT_FILES,
@@ -24,9 +24,9 @@ from kws_assets.core.model.export import (
     softmax,
     write_artifact,
 )
-from kws_assets.core.audio.features import FeatureSpec, features_for_files
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import evaluate, predict_logits
+from kws_assets.settings import ModelSettings
 from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
 
 KIB = 1024
@@ -41,12 +41,23 @@ def exported(tmp_path_factory) -> dict:
     int8_path = quantize_int8(float_path, out / "model.int8.onnx", task.x_val)
     float_acc = onnx_accuracy(float_path, task.x_test, task.y_test)
     int8_acc = onnx_accuracy(int8_path, task.x_test, task.y_test)
-    metrics = {"float_accuracy": float_acc, "int8_accuracy": int8_acc,
-               "test": evaluate(result.model, task.x_test, task.y_test, TONE_LABELS).as_dict(),
-               "int8_bytes": np.int64(int8_path.stat().st_size)}
+    metrics = {
+        "float_accuracy": float_acc,
+        "int8_accuracy": int8_acc,
+        "test": evaluate(result.model, task.x_test, task.y_test, TONE_LABELS).as_dict(),
+        "int8_bytes": np.int64(int8_path.stat().st_size),
+    }
     artifact = write_artifact(out / "artifact", int8_path, TONE_LABELS, task.spec, metrics)
-    return {"task": task, "result": result, "float": float_path, "int8": int8_path,
-            "artifact": artifact, "float_acc": float_acc, "int8_acc": int8_acc, "out": out}
+    return {
+        "task": task,
+        "result": result,
+        "float": float_path,
+        "int8": int8_path,
+        "artifact": artifact,
+        "float_acc": float_acc,
+        "int8_acc": int8_acc,
+        "out": out,
+    }
 
 
 def test_float_onnx_matches_torch_with_dynamic_batch(exported) -> None:
@@ -57,8 +68,9 @@ def test_float_onnx_matches_torch_with_dynamic_batch(exported) -> None:
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
     for n in (1, 37):
         x = task.x_test[:n]
-        np.testing.assert_allclose(onnx_logits(exported["float"], x), predict_logits(result.model, x),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            onnx_logits(exported["float"], x), predict_logits(result.model, x), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_export_leaves_the_model_untouched(exported, tmp_path) -> None:
@@ -78,11 +90,16 @@ def test_int8_model_is_quantised_and_as_accurate_as_float(exported) -> None:
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert sum(int(np.prod(t.dims)) for t in int8_weights) > 0.9 * sum(
-        p.numel() for n, p in exported["result"].model.named_parameters() if "weight" in n and p.dim() > 1)
+        p.numel()
+        for n, p in exported["result"].model.named_parameters()
+        if "weight" in n and p.dim() > 1
+    )
     assert exported["float_acc"] >= 0.85
     assert exported["int8_acc"] >= exported["float_acc"] - 0.05
-    agree = (onnx_logits(exported["int8"], task.x_test).argmax(1)
-             == onnx_logits(exported["float"], task.x_test).argmax(1)).mean()
+    agree = (
+        onnx_logits(exported["int8"], task.x_test).argmax(1)
+        == onnx_logits(exported["float"], task.x_test).argmax(1)
+    ).mean()
     assert agree >= 0.95
 
 
@@ -157,9 +174,14 @@ def test_classifier_from_artifact_classifies_wav_files(exported, tmp_path) -> No
         assert r["score"] == max(r["scores"].values())
     # same numbers as the feature path + int8 model directly
     probs = softmax(onnx_logits(exported["int8"], features_for_files(paths, classifier.spec)))
-    np.testing.assert_allclose([[r["scores"][lab] for lab in TONE_LABELS] for r in results], probs, atol=1e-5)
-    np.testing.assert_allclose(classifier.classify_features(task.x_test[:4]),
-                               softmax(onnx_logits(exported["int8"], task.x_test[:4])), atol=1e-6)
+    np.testing.assert_allclose(
+        [[r["scores"][lab] for lab in TONE_LABELS] for r in results], probs, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        classifier.classify_features(task.x_test[:4]),
+        softmax(onnx_logits(exported["int8"], task.x_test[:4])),
+        atol=1e-6,
+    )
 
 
 def test_classifier_reports_or_raises_for_bad_files(exported, tmp_path) -> None:
@@ -181,7 +203,9 @@ def test_load_rejects_incomplete_or_mismatched_artifacts(exported, tmp_path) -> 
     with pytest.raises(FileNotFoundError):
         KwsClassifier.load(tmp_path)
     task = exported["task"]
-    wrong = write_artifact(tmp_path / "wrong", exported["int8"], TONE_LABELS + ["extra"], task.spec, {})
+    wrong = write_artifact(
+        tmp_path / "wrong", exported["int8"], TONE_LABELS + ["extra"], task.spec, {}
+    )
     with pytest.raises(ValueError):
         KwsClassifier.load(wrong)
 
@@ -209,17 +233,36 @@ def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_
         '  printf("%u %lu %d %s %s %.6f %lu\\n", kws_model_len, sum, KWS_MODEL_NUM_LABELS,\n'
         "         kws_model_labels[0], kws_model_labels[KWS_MODEL_NUM_LABELS - 1],\n"
         "         kws_model_mfcc_std[0], (unsigned long)((uintptr_t)kws_model % 16u));\n"
-        "  return 0;\n}\n")
+        "  return 0;\n}\n"
+    )
     binary = tmp_path / "model_check"
-    subprocess.run([compiler, "-std=c99", "-Wall", "-Werror", "-I", str(artifact), str(main_c),
-                    str(artifact / C_SOURCE_FILE), "-o", str(binary)], check=True)
+    subprocess.run(
+        [
+            compiler,
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(artifact),
+            str(main_c),
+            str(artifact / C_SOURCE_FILE),
+            "-o",
+            str(binary),
+        ],
+        check=True,
+    )
     out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout.split()
     checksum = 0
     for byte in model:
         checksum = (checksum * 31 + byte) % 4294967291
     spec = exported["task"].spec
-    assert out[:5] == [str(len(model)), str(checksum), str(len(TONE_LABELS)), TONE_LABELS[0],
-                       TONE_LABELS[-1]]
+    assert out[:5] == [
+        str(len(model)),
+        str(checksum),
+        str(len(TONE_LABELS)),
+        TONE_LABELS[0],
+        TONE_LABELS[-1],
+    ]
     assert float(out[5]) == pytest.approx(spec.std[0], rel=1e-6)
     assert out[6] == "0"  # 16-byte aligned
 
@@ -236,4 +279,6 @@ def test_quantization_gates(exported) -> None:
     model = exported["artifact"] / MODEL_FILE
     size_kib = model.stat().st_size / KIB
     assert size_gate(model, size_kib + 1).passed and not size_gate(model, size_kib - 1).passed
-    assert read_metrics(exported["artifact"])["int8_accuracy"] == pytest.approx(exported["int8_acc"])
+    assert read_metrics(exported["artifact"])["int8_accuracy"] == pytest.approx(
+        exported["int8_acc"]
+    )

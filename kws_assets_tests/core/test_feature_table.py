@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from kws_assets.settings import AudioSettings, FeatureSettings
-from kws_assets.core.model import feature_table
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_files
 from kws_assets.core.audio.io import AudioReadError, write_wav
+from kws_assets.core.model import feature_table
 from kws_assets.core.model.feature_table import (
     ClipReader,
     FeatureCache,
@@ -23,7 +23,7 @@ from kws_assets.core.model.feature_table import (
     iter_mfcc_batches,
     stage_mfcc_table,
 )
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_files
+from kws_assets.settings import AudioSettings, FeatureSettings
 
 SR = 16000
 
@@ -39,9 +39,16 @@ def write_clips(folder, n: int, seed: int = 0) -> pl.DataFrame:
     for i in range(n):
         path = folder / f"clip{i:03d}.wav"
         write_wav(path, (rng.standard_normal(SR) * rng.uniform(0.01, 0.3)).astype(np.float32), SR)
-        rows.append({"clip_id": f"id{i:03d}", "uri": str(path), "label": ["yes", "no"][i % 2],
-                     "split": ["train", "val", "test"][i % 3], "speaker": f"s{i % 4}",
-                     "source": "test"})
+        rows.append(
+            {
+                "clip_id": f"id{i:03d}",
+                "uri": str(path),
+                "label": ["yes", "no"][i % 2],
+                "split": ["train", "val", "test"][i % 3],
+                "speaker": f"s{i % 4}",
+                "source": "test",
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -99,7 +106,9 @@ def test_work_in_flight_is_bounded(monkeypatch) -> None:
             produced.append(i)
             yield i
 
-    for consumed, value in enumerate(feature_table._bounded_ordered_map(lambda x: x * 2, items(), 3)):
+    for consumed, value in enumerate(
+        feature_table._bounded_ordered_map(lambda x: x * 2, items(), 3)
+    ):
         assert value == 2 * consumed
         assert len(produced) - consumed <= 4
 
@@ -109,11 +118,22 @@ def test_other_formats_take_the_read_audio_path(tmp_path, spec) -> None:
     sf.write(tmp_path / "at8k.wav", (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32), 8000)
     sf.write(tmp_path / "float.wav", np.full(SR + 500, 0.1, np.float32), SR, subtype="FLOAT")
     paths = [str(tmp_path / "at8k.wav"), str(tmp_path / "float.wav")]
-    table = build_mfcc_table(pl.DataFrame({
-        "clip_id": ["a", "b"], "uri": paths, "label": ["yes"] * 2, "split": ["train"] * 2,
-        "speaker": ["s"] * 2, "source": ["x"] * 2}), spec)
-    np.testing.assert_allclose(table["mfcc"].to_numpy(), features_for_files(paths, spec),
-                               rtol=1e-5, atol=1e-5)
+    table = build_mfcc_table(
+        pl.DataFrame(
+            {
+                "clip_id": ["a", "b"],
+                "uri": paths,
+                "label": ["yes"] * 2,
+                "split": ["train"] * 2,
+                "speaker": ["s"] * 2,
+                "source": ["x"] * 2,
+            }
+        ),
+        spec,
+    )
+    np.testing.assert_allclose(
+        table["mfcc"].to_numpy(), features_for_files(paths, spec), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_unreadable_clip_names_the_file_and_leaves_nothing_behind(tmp_path, spec) -> None:
@@ -132,9 +152,12 @@ def test_unreadable_clip_names_the_file_and_leaves_nothing_behind(tmp_path, spec
 
 
 def test_empty_clip_table(spec, tmp_path) -> None:
-    empty = pl.DataFrame(schema={c: pl.String for c in ("clip_id", "uri", "label", "split",
-                                                        "speaker", "source")})
-    staged, stats = stage_mfcc_table(empty, spec, tmp_path, cache=FeatureCache.for_spec(tmp_path, spec))
+    empty = pl.DataFrame(
+        schema=dict.fromkeys(("clip_id", "uri", "label", "split", "speaker", "source"), pl.String)
+    )
+    staged, stats = stage_mfcc_table(
+        empty, spec, tmp_path, cache=FeatureCache.for_spec(tmp_path, spec)
+    )
     assert stats.rows == 0 and staged.read().height == 0
     assert staged.read().schema["mfcc"] == pl.Array(pl.Float32, spec.shape)
 
@@ -159,9 +182,15 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     def build(table):
         reads.clear()
         counting.clips_seen = 0
-        staged, stats = stage_mfcc_table(table, spec, tmp_path / "staging",
-                                         ClipReader(load_bytes=load_bytes), cache=cache,
-                                         workers=2, batch_size=8)
+        staged, stats = stage_mfcc_table(
+            table,
+            spec,
+            tmp_path / "staging",
+            ClipReader(load_bytes=load_bytes),
+            cache=cache,
+            workers=2,
+            batch_size=8,
+        )
         values = staged.read()
         staged.discard()
         return values, stats
@@ -184,9 +213,11 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     write_wav(path7, np.full(SR, 0.2, np.float32), SR)
     # One clip removed, two new ones added, the order shuffled.
     extra = write_clips(tmp_path / "more", 2, seed=5).with_columns(
-        pl.Series("clip_id", ["new0", "new1"]))
+        pl.Series("clip_id", ["new0", "new1"])
+    )
     changed = pl.concat([clips.filter(pl.col("clip_id") != "id010"), extra]).sample(
-        fraction=1.0, shuffle=True, seed=3)
+        fraction=1.0, shuffle=True, seed=3
+    )
     third, stats = build(changed)
     assert counting.clips_seen == 3 and (stats.featurized, stats.from_cache) == (3, 28)
     assert sorted(reads) == sorted([path4, path7, *extra["uri"]])
@@ -218,8 +249,9 @@ def test_racy_stamp_is_checked_by_content(tmp_path, spec, counting) -> None:
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same mtime: stamp unchanged
     staged, stats = stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache)
     assert stats.featurized == 1 and counting.clips_seen == 2 + 1
-    np.testing.assert_array_equal(staged.read()["mfcc"].to_numpy(),
-                                  build_mfcc_table(clips, spec)["mfcc"].to_numpy())
+    np.testing.assert_array_equal(
+        staged.read()["mfcc"].to_numpy(), build_mfcc_table(clips, spec)["mfcc"].to_numpy()
+    )
 
 
 def test_damaged_cache_is_rebuilt_not_an_error(tmp_path, spec, counting) -> None:

@@ -7,8 +7,6 @@ import pytest
 import soundfile as sf
 from pydantic import ValidationError
 
-from kws_assets.settings import AudioSettings, FeatureSettings
-from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.audio.features import (
     FeatureSpec,
     MfccExtractor,
@@ -17,6 +15,8 @@ from kws_assets.core.audio.features import (
     features_for_files,
     normalize,
 )
+from kws_assets.core.audio.io import AudioReadError
+from kws_assets.settings import AudioSettings, FeatureSettings
 
 SR = 16000
 CLIP = 16000
@@ -32,7 +32,9 @@ def extractor(spec: FeatureSpec) -> MfccExtractor:
     return MfccExtractor(spec)
 
 
-def sine(freq_hz: float, sr: int = SR, seconds: float = 1.0, amp: float = 0.3, phase: float = 0.0) -> np.ndarray:
+def sine(
+    freq_hz: float, sr: int = SR, seconds: float = 1.0, amp: float = 0.3, phase: float = 0.0
+) -> np.ndarray:
     t = np.arange(int(round(sr * seconds))) / sr
     return (amp * np.sin(2 * np.pi * freq_hz * t + phase)).astype(np.float32)
 
@@ -116,7 +118,9 @@ def _write(path, samples: np.ndarray, sr: int) -> str:
     return str(path)
 
 
-def test_features_for_files_handles_rates_channels_and_short_files(tmp_path, spec: FeatureSpec) -> None:
+def test_features_for_files_handles_rates_channels_and_short_files(
+    tmp_path, spec: FeatureSpec
+) -> None:
     ref_1k = _write(tmp_path / "ref_1k.wav", sine(1000), SR)
     ref_3k = _write(tmp_path / "ref_3k.wav", sine(3000), SR)
     at_8k = _write(tmp_path / "at_8k.wav", sine(1000, sr=8000), 8000)
@@ -151,7 +155,9 @@ def test_features_for_files_is_normalize_of_extractor(tmp_path, spec: FeatureSpe
     pcm = np.stack([sf.read(p, dtype="float32")[0] for p in paths])
     expected = normalize(MfccExtractor(spec)(pcm), normed_spec)
     np.testing.assert_allclose(from_files, expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(features_for_clips(list(pcm), normed_spec), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        features_for_clips(list(pcm), normed_spec), expected, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_unreadable_file_raises_audio_read_error(tmp_path, spec: FeatureSpec) -> None:
@@ -164,15 +170,23 @@ def test_unreadable_file_raises_audio_read_error(tmp_path, spec: FeatureSpec) ->
 # ------------------------------------------------------------------ the batched fast path
 
 
-@pytest.mark.parametrize("settings", [
-    FeatureSettings(),
-    FeatureSettings(n_mels=64, n_mfcc=13, f_min=0.0, f_max=8000.0),  # every FFT bin in use
-    FeatureSettings(window_ms=25.0, hop_ms=10.0, n_mels=32, f_max=6000.0),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        FeatureSettings(),
+        FeatureSettings(n_mels=64, n_mfcc=13, f_min=0.0, f_max=8000.0),  # every FFT bin in use
+        FeatureSettings(window_ms=25.0, hop_ms=10.0, n_mels=32, f_max=6000.0),
+    ],
+)
 def test_fast_path_equals_the_torchaudio_transform(settings: FeatureSettings) -> None:
     spec = FeatureSpec.from_settings(settings, AudioSettings())
-    clips = np.concatenate([noise_clips(9, seed=7), np.zeros((1, CLIP), np.float32),
-                            np.stack([sine(440), sine(3500, amp=0.9)])])
+    clips = np.concatenate(
+        [
+            noise_clips(9, seed=7),
+            np.zeros((1, CLIP), np.float32),
+            np.stack([sine(440), sine(3500, amp=0.9)]),
+        ]
+    )
     extractor = MfccExtractor(spec)
     fast, reference = extractor(clips), extractor.reference(clips)
     assert fast.shape == reference.shape == (12, *spec.shape)
@@ -201,9 +215,8 @@ def test_single_threaded_torch_restores_the_thread_count() -> None:
                 assert torch.get_num_threads() == 1
             assert torch.get_num_threads() == 1  # the outer block still holds it
         assert torch.get_num_threads() == 2
-        with pytest.raises(RuntimeError):
-            with single_threaded_torch():
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), single_threaded_torch():
+            raise RuntimeError("boom")
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

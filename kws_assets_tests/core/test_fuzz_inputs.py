@@ -21,7 +21,6 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import READ_ERROR_REASONS, AudioReadError, read_audio
 from kws_assets.core.audio.pcm_wav import decode_pcm16_mono
@@ -30,11 +29,24 @@ from kws_assets.core.corpus.connectors.manifest import ManifestError, manifest_r
 from kws_assets.core.corpus.connectors.rows import ManifestRow, RowLimits
 from kws_assets.core.corpus.landing import scan_landing
 from kws_assets.core.text_safety import escape_cell
+from kws_assets.settings import IngestSettings
 
-settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow], database=None)
-settings.register_profile("fuzz", max_examples=3000, derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow], database=None)
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=3000,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 settings.load_profile(os.environ.get("KWS_HYPOTHESIS_PROFILE", "ci"))
 
 # An exception swallowed inside a C callback (libsndfile's virtual I/O) is a failure too.
@@ -42,10 +54,18 @@ pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableException
 CALL_TIMEOUT_S = 10.0
 LIMITS = RowLimits(max_field_bytes=256, max_line_bytes=1024, max_rows=50)
 INGEST = IngestSettings(max_utterance_s=5.0, max_decoded_mb=4.0)
-ROW_REASONS = {quality.BAD_MANIFEST_ROW, quality.LINE_TOO_LONG, quality.FIELD_TOO_LARGE,
-               quality.TOO_MANY_ROWS}
-FILE_REASONS = set(READ_ERROR_REASONS) | {quality.UNSUPPORTED_ENCODING, quality.TOO_LONG,
-                                          quality.TOO_LARGE, quality.TOO_MANY_CHANNELS}
+ROW_REASONS = {
+    quality.BAD_MANIFEST_ROW,
+    quality.LINE_TOO_LONG,
+    quality.FIELD_TOO_LARGE,
+    quality.TOO_MANY_ROWS,
+}
+FILE_REASONS = set(READ_ERROR_REASONS) | {
+    quality.UNSUPPORTED_ENCODING,
+    quality.TOO_LONG,
+    quality.TOO_LARGE,
+    quality.TOO_MANY_CHANNELS,
+}
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
 
@@ -59,10 +79,20 @@ def _seed_audio() -> list[bytes]:
     rng = np.random.default_rng(0)
     tone = (0.3 * np.sin(np.arange(1600) / 5)).astype(np.float32)
     out = []
-    for fmt, subtype, channels in (("WAV", "PCM_16", 1), ("WAV", "FLOAT", 2), ("WAV", "PCM_24", 1),
-                                   ("FLAC", "PCM_16", 1), ("AIFF", "PCM_16", 1), ("AU", "ULAW", 1)):
+    for fmt, subtype, channels in (
+        ("WAV", "PCM_16", 1),
+        ("WAV", "FLOAT", 2),
+        ("WAV", "PCM_24", 1),
+        ("FLAC", "PCM_16", 1),
+        ("AIFF", "PCM_16", 1),
+        ("AU", "ULAW", 1),
+    ):
         buffer = io.BytesIO()
-        data = tone if channels == 1 else np.stack([tone, rng.standard_normal(1600).astype(np.float32) * 0.1], 1)
+        data = (
+            tone
+            if channels == 1
+            else np.stack([tone, rng.standard_normal(1600).astype(np.float32) * 0.1], 1)
+        )
         sf.write(buffer, data, 16000, subtype=subtype, format=fmt)
         out.append(buffer.getvalue())
     return out
@@ -79,14 +109,23 @@ def mutated_audio(draw) -> bytes:
     if kind == "random":
         return draw(st.binary(max_size=2048))
     if kind == "riff":
-        return b"RIFF" + draw(st.binary(min_size=4, max_size=4)) + b"WAVE" + draw(st.binary(max_size=512))
+        return (
+            b"RIFF"
+            + draw(st.binary(min_size=4, max_size=4))
+            + b"WAVE"
+            + draw(st.binary(max_size=512))
+        )
     data = bytearray(draw(st.sampled_from(SEEDS)))
     if kind == "truncate":
-        return bytes(data[:draw(st.integers(0, len(data)))])
+        return bytes(data[: draw(st.integers(0, len(data)))])
     if kind == "size":
         pos = draw(st.integers(0, min(len(data), 80) - 4))
-        struct.pack_into("<I", data, pos, draw(st.sampled_from([0, 1, 0x7FFFFFFF, 0xFFFFFFFF,
-                                                                 0xFFFFFFF0, len(data) * 1000])))
+        struct.pack_into(
+            "<I",
+            data,
+            pos,
+            draw(st.sampled_from([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 0xFFFFFFF0, len(data) * 1000])),
+        )
         return bytes(data)
     for _ in range(draw(st.integers(1, 8))):
         pos = draw(st.integers(0, min(len(data), 96) - 1))
@@ -100,8 +139,13 @@ def _read_outcome(data: bytes):
     except AudioReadError as exc:
         return ("rejected", exc.reason)
     assert info.samples.dtype == np.float32 and info.samples.ndim == 1 and info.samples.size > 0
-    return ("clip", info.frames, info.original_channels, info.original_sample_rate,
-            float(np.float64(info.samples).sum()))
+    return (
+        "clip",
+        info.frames,
+        info.original_channels,
+        info.original_sample_rate,
+        float(np.float64(info.samples).sum()),
+    )
 
 
 @given(mutated_audio())
@@ -135,9 +179,24 @@ def test_file_facts_are_facts_or_a_named_reason(data):
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=60),
-    st.sampled_from(["[x](http://e.vil)", "![i](http://e.vil/a.png)", "<script>alert(1)</script>",
-                     '"', '""', '"a\nb"', "\\", "\x00", "\ufeff", "a\tb", "\r", "é", "\udc80"]),
-    st.text(alphabet="\",\t\n\r\\[]<>", max_size=30),
+    st.sampled_from(
+        [
+            "[x](http://e.vil)",
+            "![i](http://e.vil/a.png)",
+            "<script>alert(1)</script>",
+            '"',
+            '""',
+            '"a\nb"',
+            "\\",
+            "\x00",
+            "\ufeff",
+            "a\tb",
+            "\r",
+            "é",
+            "\udc80",
+        ]
+    ),
+    st.text(alphabet='",\t\n\r\\[]<>', max_size=30),
 )
 
 
@@ -189,14 +248,23 @@ def test_manifest_rows_are_rows_or_named_problems(case):
                 assert "\n" not in escape_cell(value) and "<" not in escape_cell(value)
 
 
-FOLDER_NAMES = st.one_of(st.sampled_from(["b1", "_stage", ".hidden", "bad name", "a" * 200, "ü",
-                                          "x..y", "-", "0"]),
-                         st.text(alphabet="abcXYZ019._- ", min_size=1, max_size=12))
+FOLDER_NAMES = st.one_of(
+    st.sampled_from(["b1", "_stage", ".hidden", "bad name", "a" * 200, "ü", "x..y", "-", "0"]),
+    st.text(alphabet="abcXYZ019._- ", min_size=1, max_size=12),
+)
 
 
 @settings(max_examples=20)
-@given(st.lists(st.tuples(FOLDER_NAMES, st.sampled_from(["manifest.csv", "manifest.jsonl", None]),
-                          st.binary(max_size=200)), max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            FOLDER_NAMES,
+            st.sampled_from(["manifest.csv", "manifest.jsonl", None]),
+            st.binary(max_size=200),
+        ),
+        max_size=6,
+    )
+)
 def test_landing_scan_is_batches_or_named_problems(tmp_path_factory, folders):
     zone = tmp_path_factory.mktemp(f"zone-{uuid.uuid4().hex[:6]}")
     for name, manifest, data in folders:
@@ -208,6 +276,9 @@ def test_landing_scan_is_batches_or_named_problems(tmp_path_factory, folders):
             (folder / manifest).write_bytes(data)
     first = bounded(scan_landing, str(zone), ["manifest.csv", "manifest.jsonl"])
     assert all(b.key.startswith("landing-") for b in first.batches)
-    assert {p.reason for p in first.problems} <= {"invalid_batch_name", "ambiguous_manifest",
-                                                  "unreadable_manifest"}
+    assert {p.reason for p in first.problems} <= {
+        "invalid_batch_name",
+        "ambiguous_manifest",
+        "unreadable_manifest",
+    }
     assert bounded(scan_landing, str(zone), ["manifest.csv", "manifest.jsonl"]) == first

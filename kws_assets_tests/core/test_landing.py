@@ -13,7 +13,6 @@ import pytest
 from upath import UPath
 
 from kws_assets.config import load_config
-from kws_assets.settings import KwsConfig, ManifestSource
 from kws_assets.core.corpus.batches import BatchKeyError
 from kws_assets.core.corpus.landing import (
     INVALID_NAME,
@@ -25,6 +24,7 @@ from kws_assets.core.corpus.landing import (
     landing_root,
     scan_landing_zone,
 )
+from kws_assets.settings import KwsConfig, ManifestSource
 
 MANIFESTS = ["manifest.csv", "manifest.jsonl"]
 CSV = "path,transcript,speaker\naudio/a.wav,say yes now,alice\n"
@@ -47,12 +47,14 @@ def zone(request, tmp_path) -> UPath:
 
 
 def test_ready_batches_are_listed_and_the_rest_is_not(zone):
-    _land(zone, "b2", "manifest.jsonl", '{"path": "audio/a.wav", "transcript": "x", "speaker": "s"}\n')
+    _land(
+        zone, "b2", "manifest.jsonl", '{"path": "audio/a.wav", "transcript": "x", "speaker": "s"}\n'
+    )
     _land(zone, "b1")
-    _land(zone, "b3-not-ready", manifest=None)       # manifest not written yet
-    _land(zone, "_incoming-b4")                      # staged under a hidden name
+    _land(zone, "b3-not-ready", manifest=None)  # manifest not written yet
+    _land(zone, "_incoming-b4")  # staged under a hidden name
     _land(zone, ".b5")
-    _land(zone, "bad name")                          # cannot be a partition key
+    _land(zone, "bad name")  # cannot be a partition key
     (zone / "stray.txt").write_text("not a folder")
     batches, problems = scan_landing_zone(str(zone), MANIFESTS)
     assert [b.key for b in batches] == ["landing-b1", "landing-b2"]
@@ -91,8 +93,10 @@ def test_cursor_requests_each_batch_once_and_changed_ones_again():
 
 def _config(tmp_path: Path, extra: str = "") -> KwsConfig:
     path = tmp_path / "kws.yaml"
-    path.write_text("keywords: [yes, no]\nstorage: {root: data}\n"
-                    "sources:\n  - {kind: demo_tts, name: demo}\n" + extra)
+    path.write_text(
+        "keywords: [yes, no]\nstorage: {root: data}\n"
+        "sources:\n  - {kind: demo_tts, name: demo}\n" + extra
+    )
     return load_config(path)
 
 
@@ -113,7 +117,11 @@ def test_known_batches_and_batch_config(tmp_path):
     narrowed = batch_config(cfg, "landing-b1")
     (source,) = narrowed.sources
     assert isinstance(source, ManifestSource)
-    assert (source.name, source.manifest, Path(source.root).name) == ("landing-b1", "manifest.csv", "b1")
+    assert (source.name, source.manifest, Path(source.root).name) == (
+        "landing-b1",
+        "manifest.csv",
+        "b1",
+    )
     assert source.license == cfg.automation.landing_license
     assert batch_config(cfg, "source-demo").sources == cfg.sources
     with pytest.raises(BatchKeyError):
@@ -135,7 +143,9 @@ def test_an_s3_landing_zone_is_listed_like_a_folder(s3_server):
     first, problems = scan_landing_zone(root, MANIFESTS)
     assert [b.key for b in first] == ["landing-b1"] and problems == []
     assert first[0].folder.startswith("s3://") and first[0].manifest == "manifest.csv"
-    put("landing/b2/manifest.jsonl", b'{"path": "audio/a.wav", "transcript": "x", "speaker": "s"}\n')
+    put(
+        "landing/b2/manifest.jsonl", b'{"path": "audio/a.wav", "transcript": "x", "speaker": "s"}\n'
+    )
     put("landing/b3/manifest.csv", CSV.encode())
     second, _ = scan_landing_zone(root, MANIFESTS)
     assert [b.key for b in second] == ["landing-b1", "landing-b2", "landing-b3"]

@@ -20,7 +20,9 @@ from kws_assets.core.corpus.landing import (
 )
 
 MANIFESTS = ["manifest.csv", "manifest.jsonl"]
-CSV = "path,transcript,speaker\n" + "".join(f"audio/{i}.wav,say yes {i},spk{i}\n" for i in range(200))
+CSV = "path,transcript,speaker\n" + "".join(
+    f"audio/{i}.wav,say yes {i},spk{i}\n" for i in range(200)
+)
 
 
 def land(zone: Path, name: str, text: str = CSV, manifest: str = "manifest.csv") -> Path:
@@ -75,7 +77,7 @@ def test_concurrent_writers_never_yield_a_partial_manifest(tmp_path):
         data = final[name]
         with open(folder / "manifest.csv", "wb") as out:
             for start in range(0, len(data), 512):
-                out.write(data[start:start + 512])
+                out.write(data[start : start + 512])
                 out.flush()
                 os.fsync(out.fileno())
                 time.sleep(0.005)
@@ -86,7 +88,7 @@ def test_concurrent_writers_never_yield_a_partial_manifest(tmp_path):
                 for b in scan_landing(str(tmp_path), MANIFESTS, settle_s=0.3).batches:
                     seen.append((b.key, b.fingerprint))
                 time.sleep(0.01)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     scan_thread = threading.Thread(target=scanner)
@@ -101,5 +103,7 @@ def test_concurrent_writers_never_yield_a_partial_manifest(tmp_path):
     scan_thread.join()
     assert errors == []
     expected = {f"landing-{n}": content_fingerprint(final[n]) for n in names}
-    assert all(expected[key] == fingerprint for key, fingerprint in seen), "a partial manifest was taken"
+    assert all(expected[key] == fingerprint for key, fingerprint in seen), (
+        "a partial manifest was taken"
+    )
     assert {key for key, _ in seen} == set(expected)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from kws_assets.config import with_language_voices
-from kws_assets.settings import KwsConfig, TtsSettings
-from kws_assets.core.speech import tts
 from kws_assets.core.corpus.connectors.demo import FILLER_WORDS, demo_recipe_hash, demo_sentences
-from kws_assets.core.speech.fillers import CARRIER_PHRASES, FILLER_WORDS as FILLERS_BY_LANGUAGE
-from kws_assets.core.speech.fillers import carrier_phrases, filler_words
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.fillers import CARRIER_PHRASES, carrier_phrases, filler_words
+from kws_assets.core.speech.fillers import FILLER_WORDS as FILLERS_BY_LANGUAGE
 from kws_assets.core.speech.languages import (
     LanguageNotSpokenError,
     alignment_voice,
@@ -20,6 +19,7 @@ from kws_assets.core.speech.languages import (
     primary_subtag,
     voices_for,
 )
+from kws_assets.settings import KwsConfig, TtsSettings
 
 
 def test_codes_are_normalised():
@@ -66,15 +66,24 @@ def test_a_non_english_config_gets_its_languages_voices():
     demo = cfg.sources[0].voices
     held_out = cfg.evaluation.held_out_voices
     assert all(v.split("+")[0] in {"es", "es-419"} for v in demo + held_out)
-    assert not (set(demo) & set(cfg.tts.voices)) and not (set(held_out) & set(demo + cfg.tts.voices))
+    assert not (set(demo) & set(cfg.tts.voices)) and not (
+        set(held_out) & set(demo + cfg.tts.voices)
+    )
 
 
 def test_explicit_voice_lists_are_kept():
-    cfg = with_language_voices(KwsConfig(language="fr", tts={"voices": ["fr+m1"], "carrier_phrases": []},
-                                         sources=[{"kind": "demo_tts", "name": "d", "voices": ["fr-be+f2"]}]))
+    cfg = with_language_voices(
+        KwsConfig(
+            language="fr",
+            tts={"voices": ["fr+m1"], "carrier_phrases": []},
+            sources=[{"kind": "demo_tts", "name": "d", "voices": ["fr-be+f2"]}],
+        )
+    )
     assert cfg.tts.voices == ["fr+m1"] and cfg.tts.carrier_phrases == []
     assert cfg.sources[0].voices == ["fr-be+f2"]
-    kept = with_language_voices(KwsConfig(language="de", tts=TtsSettings(voices=["de+m1"], rates=[150])))
+    kept = with_language_voices(
+        KwsConfig(language="de", tts=TtsSettings(voices=["de+m1"], rates=[150]))
+    )
     assert kept.tts.voices == ["de+m1"] and kept.tts.rates == [150]
     english = with_language_voices(KwsConfig())
     assert english.tts.voices == TtsSettings().voices  # English defaults untouched

@@ -10,8 +10,13 @@ import pytest
 
 from kws_assets.core.audio.embedding import FAMILY as EMBEDDING_FAMILY
 from kws_assets.core.licenses import (
-    COMPONENT_LICENSES, KINDS, PROJECT_LICENSE, ComponentLicense, UnknownComponentError,
-    component_license, license_rows,
+    COMPONENT_LICENSES,
+    KINDS,
+    PROJECT_LICENSE,
+    ComponentLicense,
+    UnknownComponentError,
+    component_license,
+    license_rows,
 )
 from kws_assets.core.speech.engines import ENGINES
 
@@ -52,7 +57,10 @@ def test_card_rows_filter_by_kind():
 
 
 def test_license_file_pyproject_and_readme_agree_with_the_registry():
-    assert "GNU GENERAL PUBLIC LICENSE\n                       Version 3" in (ROOT / "LICENSE").read_text()
+    assert (
+        "GNU GENERAL PUBLIC LICENSE\n                       Version 3"
+        in (ROOT / "LICENSE").read_text()
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == PROJECT_LICENSE
     readme = (ROOT / "README.md").read_text()

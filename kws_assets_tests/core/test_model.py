@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from kws_assets.settings import ModelSettings
 from kws_assets.core.model.networks import DSCNN, build_model, count_parameters
+from kws_assets.settings import ModelSettings
 
 N_FRAMES, N_MFCC = 49, 10
 

@@ -6,11 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
-from kws_assets.core.dataset import curation
-from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.dataset import curation
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, outlier_scores, scores_by_label
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets_tests.corpus_files import KEYWORD_VOICES, SR, beep, keyword_clip
 
 SPEC = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
@@ -57,14 +57,27 @@ def test_scores_only_within_scored_labels_with_enough_clips():
 
 
 @pytest.mark.parametrize("quarantine", [True, False])
-def test_curation_quarantines_the_outlier_or_keeps_it_with_its_score(tmp_path, yes_clips, quarantine):
+def test_curation_quarantines_the_outlier_or_keeps_it_with_its_score(
+    tmp_path, yes_clips, quarantine
+):
     store = ClipStore.at(tmp_path / "clips")
     rows = []
     for i, clip in enumerate([*yes_clips, beep()]):
         clip_id = f"clip{i:03d}"
-        rows.append({"clip_id": clip_id, "uri": store.put(store.key_for("t", "yes", clip_id), clip, SR),
-                     "label": "yes", "source": "t", "speaker": f"t:s{i % 9}", "language": "en",
-                     "origin_id": clip_id, "start_s": 0.0, "sample_rate": SR, "num_samples": SR})
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": store.put(store.key_for("t", "yes", clip_id), clip, SR),
+                "label": "yes",
+                "source": "t",
+                "speaker": f"t:s{i % 9}",
+                "language": "en",
+                "origin_id": clip_id,
+                "start_s": 0.0,
+                "sample_rate": SR,
+                "num_samples": SR,
+            }
+        )
     cfg = KwsConfig.model_validate({"keywords": ["yes"], "outliers": {"quarantine": quarantine}})
     result = curation.curate(curation.clip_table(rows), cfg, store.read)
     planted = rows[-1]["clip_id"]

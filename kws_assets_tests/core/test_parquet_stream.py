@@ -22,8 +22,12 @@ SCHEMA = {"clip_id": pl.String, "value": pl.Array(pl.Float32, (3, 2))}
 
 def batch(start: int, n: int) -> pl.DataFrame:
     values = np.arange(start * 6, (start + n) * 6, dtype=np.float32).reshape(n, 3, 2)
-    return pl.DataFrame({"clip_id": [f"c{i}" for i in range(start, start + n)],
-                         "value": pl.Series(values, dtype=SCHEMA["value"])})
+    return pl.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(start, start + n)],
+            "value": pl.Series(values, dtype=SCHEMA["value"]),
+        }
+    )
 
 
 def test_row_groups_are_written_as_batches_arrive(tmp_path) -> None:

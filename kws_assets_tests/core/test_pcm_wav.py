@@ -47,16 +47,19 @@ def test_extra_chunks_before_the_data_are_skipped() -> None:
     np.testing.assert_array_equal(decode_pcm16_mono(patched, SR), read_audio(patched).samples)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: encoded(np.stack([tone(), tone()], axis=1)),  # stereo
-    lambda: encoded(tone(), subtype="PCM_24"),
-    lambda: encoded(tone(), subtype="FLOAT"),
-    lambda: encoded(tone(), sr=8000),  # another rate: read_audio resamples it
-    lambda: encoded(tone())[:-100],  # data chunk cut short
-    lambda: encoded(tone(0)),  # no samples
-    lambda: b"OggS" + b"\0" * 100,
-    lambda: b"",
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: encoded(np.stack([tone(), tone()], axis=1)),  # stereo
+        lambda: encoded(tone(), subtype="PCM_24"),
+        lambda: encoded(tone(), subtype="FLOAT"),
+        lambda: encoded(tone(), sr=8000),  # another rate: read_audio resamples it
+        lambda: encoded(tone())[:-100],  # data chunk cut short
+        lambda: encoded(tone(0)),  # no samples
+        lambda: b"OggS" + b"\0" * 100,
+        lambda: b"",
+    ],
+)
 def test_anything_else_is_left_to_read_audio(make) -> None:
     assert decode_pcm16_mono(make(), SR) is None
 

@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.storage.atomic_files import write_file_atomic
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
@@ -53,7 +53,7 @@ def test_markdown_embeds_the_png_and_file_write_is_whole(tmp_path):
     png = confusion_matrix_png(LABELS, np.eye(4, dtype=int))
     md = png_markdown(png, "cm")
     assert md.startswith("![cm](data:image/png;base64,")
-    assert base64.b64decode(md[md.index(",") + 1:-1]) == png
+    assert base64.b64decode(md[md.index(",") + 1 : -1]) == png
     path = write_file_atomic(tmp_path / "reports" / "cm.png", png)
     assert path.read_bytes() == png
     assert [p.name for p in path.parent.iterdir()] == ["cm.png"]  # no temporary left behind

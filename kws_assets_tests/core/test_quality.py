@@ -8,10 +8,22 @@ import math
 import numpy as np
 import pytest
 
-from kws_assets.settings import SILENCE_LABEL, QualitySettings
 from kws_assets.core.audio import quality as q
-from kws_assets.core.audio.io import AudioReadError, apply_fades, colored_noise, dbfs, read_audio, write_wav
-from kws_assets.core.audio.quality import ClipQuality, measure_clip, read_error_reason, rejection_reasons
+from kws_assets.core.audio.io import (
+    AudioReadError,
+    apply_fades,
+    colored_noise,
+    dbfs,
+    read_audio,
+    write_wav,
+)
+from kws_assets.core.audio.quality import (
+    ClipQuality,
+    measure_clip,
+    read_error_reason,
+    rejection_reasons,
+)
+from kws_assets.settings import SILENCE_LABEL, QualitySettings
 
 SR = 16000
 THRESHOLDS = QualitySettings()
@@ -29,7 +41,9 @@ def speech_like(rng: np.random.Generator, n: int = SR) -> tuple[np.ndarray, np.n
     t = np.arange(int(0.15 * SR)) / SR
     for centre in (0.25, 0.5, 0.75):
         f0 = rng.uniform(110, 220)
-        burst = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 12))
+        burst = sum(
+            np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 12)
+        )
         burst = apply_fades(burst, SR, 10.0)
         start = int(centre * SR) - burst.size // 2
         x[start : start + burst.size] = burst

@@ -6,17 +6,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.settings import QualitySettings
 from kws_assets.core.audio import quality
+from kws_assets.settings import QualitySettings
 
 SR = 16000
 THRESHOLDS = QualitySettings()
 
 
 def reasons(samples: np.ndarray, is_silence: bool = False, **limits) -> list[str]:
-    settings = {"max_duration_s": 600.0, "min_duration_s": 0.1, "silence_peak_dbfs": -60.0, **limits}
-    return quality.recording_reasons(len(samples) / SR, quality.measure_levels(samples), THRESHOLDS,
-                                     is_silence=is_silence, **settings)
+    settings = {
+        "max_duration_s": 600.0,
+        "min_duration_s": 0.1,
+        "silence_peak_dbfs": -60.0,
+        **limits,
+    }
+    return quality.recording_reasons(
+        len(samples) / SR,
+        quality.measure_levels(samples),
+        THRESHOLDS,
+        is_silence=is_silence,
+        **settings,
+    )
 
 
 def test_levels_measure_what_they_say():
@@ -43,9 +53,20 @@ def test_recording_reasons():
     assert reasons(speechy + 0.2) == [quality.DC_OFFSET]
 
 
-@pytest.mark.parametrize("subtype, bits", [("PCM_16", 16), ("PCM_24", 24), ("PCM_U8", 8), ("FLOAT", 32),
-                                           ("DOUBLE", 64), ("ULAW", 8), ("MPEG_LAYER_III", None),
-                                           ("VORBIS", None), (None, None)])
+@pytest.mark.parametrize(
+    "subtype, bits",
+    [
+        ("PCM_16", 16),
+        ("PCM_24", 24),
+        ("PCM_U8", 8),
+        ("FLOAT", 32),
+        ("DOUBLE", 64),
+        ("ULAW", 8),
+        ("MPEG_LAYER_III", None),
+        ("VORBIS", None),
+        (None, None),
+    ],
+)
 def test_bit_depth_of_subtypes(subtype, bits):
     assert quality.bit_depth(subtype) == bits
 
@@ -53,4 +74,6 @@ def test_bit_depth_of_subtypes(subtype, bits):
 def test_every_reason_code_is_unique_and_known():
     assert len(set(quality.ALL_REASONS)) == len(quality.ALL_REASONS)
     assert quality.OUTLIER in quality.REASONS
-    assert {quality.PATH_OUTSIDE_ROOT, quality.TOO_LARGE, quality.ALIGNMENT_FAILED} <= set(quality.ALL_REASONS)
+    assert {quality.PATH_OUTSIDE_ROOT, quality.TOO_LARGE, quality.ALIGNMENT_FAILED} <= set(
+        quality.ALL_REASONS
+    )

@@ -56,8 +56,10 @@ def test_connection_comes_from_the_storage_settings_and_holds_no_credentials(s3)
     connection = S3Connection.from_settings(storage)
     assert connection == S3Connection(s3.endpoint_url, "eu-west-3", 6)
     assert connection.fsspec_options() == {
-        "endpoint_url": s3.endpoint_url, "client_kwargs": {"region_name": "eu-west-3"},
-        "config_kwargs": {"retries": {"max_attempts": 6, "mode": "standard"}}}
+        "endpoint_url": s3.endpoint_url,
+        "client_kwargs": {"region_name": "eu-west-3"},
+        "config_kwargs": {"retries": {"max_attempts": 6, "mode": "standard"}},
+    }
     client = connection.boto3_client()
     assert client.meta.endpoint_url == s3.endpoint_url and client.meta.region_name == "eu-west-3"
     # botocore normalises "6 retries" to 7 attempts in all
@@ -67,7 +69,8 @@ def test_connection_comes_from_the_storage_settings_and_holds_no_credentials(s3)
     text = repr(connection) + repr(connection.fsspec_options())
     assert s3.access_key_id not in text and s3.secret_access_key not in text
     assert S3Connection().fsspec_options() == {
-        "config_kwargs": {"retries": {"max_attempts": 4, "mode": "standard"}}}
+        "config_kwargs": {"retries": {"max_attempts": 4, "mode": "standard"}}
+    }
     with pytest.raises(ValueError, match="scheme"):
         S3Connection("minio:9000")
 
@@ -87,13 +90,23 @@ def test_corpus_root_and_clip_reads_use_the_configured_endpoint(s3, tmp_path):
     bodies = {f"corpus/audio/u{i}.wav": _wav(i) for i in range(2)}
     for key, body in bodies.items():
         client.put_object(Bucket=s3.bucket, Key=key, Body=body)
-    client.put_object(Bucket=s3.bucket, Key="corpus/manifest.csv", Body=(
-        b"path,transcript,speaker\naudio/u0.wav,say yes,alice\naudio/u1.wav,no way,bob\n"))
-    cfg = KwsConfig.model_validate({
-        "keywords": ["yes", "no"],
-        "storage": {"root": str(tmp_path / "data"), "s3_endpoint_url": s3.endpoint_url,
-                    "s3_region": s3.region, "s3_retries": 1},
-        "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{s3.bucket}/corpus"}]})
+    client.put_object(
+        Bucket=s3.bucket,
+        Key="corpus/manifest.csv",
+        Body=(b"path,transcript,speaker\naudio/u0.wav,say yes,alice\naudio/u1.wav,no way,bob\n"),
+    )
+    cfg = KwsConfig.model_validate(
+        {
+            "keywords": ["yes", "no"],
+            "storage": {
+                "root": str(tmp_path / "data"),
+                "s3_endpoint_url": s3.endpoint_url,
+                "s3_region": s3.region,
+                "s3_retries": 1,
+            },
+            "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{s3.bucket}/corpus"}],
+        }
+    )
     table = corpus.load_corpus(cfg).table
     assert corpus.rejected_rows(table).height == 0
     assert sorted(table["sha256"]) == sorted(hashlib.sha256(b).hexdigest() for b in bodies.values())
@@ -109,11 +122,17 @@ def test_corpus_root_and_clip_reads_use_the_configured_endpoint(s3, tmp_path):
 def test_an_unreachable_corpus_root_is_a_transient_error_not_a_rejected_source(s3, tmp_path):
     """Pointed at an endpoint that refuses connections, ingestion raises a transient
     StorageError naming the root (the step is retried) instead of rejecting the source."""
-    cfg = KwsConfig.model_validate({
-        "keywords": ["yes"],
-        "storage": {"root": str(tmp_path / "data"), "s3_endpoint_url": DEAD_ENDPOINT,
-                    "s3_retries": 0},
-        "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{s3.bucket}/corpus"}]})
+    cfg = KwsConfig.model_validate(
+        {
+            "keywords": ["yes"],
+            "storage": {
+                "root": str(tmp_path / "data"),
+                "s3_endpoint_url": DEAD_ENDPOINT,
+                "s3_retries": 0,
+            },
+            "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{s3.bucket}/corpus"}],
+        }
+    )
     with pytest.raises(StorageError) as err:
         corpus.load_corpus(cfg)
     assert err.value.transient and f"s3://{s3.bucket}/corpus" in str(err.value)
@@ -122,23 +141,36 @@ def test_an_unreachable_corpus_root_is_a_transient_error_not_a_rejected_source(s
 def test_landing_zone_on_s3_through_the_connection(s3):
     client = s3.client()
     client.put_object(Bucket=s3.bucket, Key="landing/b1/audio/a.wav", Body=_wav(1))
-    client.put_object(Bucket=s3.bucket, Key="landing/b1/manifest.csv",
-                      Body=b"path,transcript,speaker\naudio/a.wav,yes,alice\n")
+    client.put_object(
+        Bucket=s3.bucket,
+        Key="landing/b1/manifest.csv",
+        Body=b"path,transcript,speaker\naudio/a.wav,yes,alice\n",
+    )
     connection = _connection(s3)
     scan = scan_landing(f"s3://{s3.bucket}/landing", ["manifest.csv"], s3=connection)
     assert [b.key for b in scan.batches] == ["landing-b1"] and scan.problems == []
     (batch,) = scan.batches
     assert check_batch_unchanged(batch, connection) is None
-    client.put_object(Bucket=s3.bucket, Key="landing/b1/manifest.csv",
-                      Body=b"path,transcript,speaker\naudio/a.wav,no,alice\n")
+    client.put_object(
+        Bucket=s3.bucket,
+        Key="landing/b1/manifest.csv",
+        Body=b"path,transcript,speaker\naudio/a.wav,no,alice\n",
+    )
     assert check_batch_unchanged(batch, connection).reason == "manifest_changed"
 
 
 def test_io_manager_base_path_is_bound_to_the_same_connection(s3):
-    storage = StorageSettings(root="data", deployment="s3", s3_bucket=s3.bucket,
-                              s3_endpoint_url=s3.endpoint_url, s3_region=s3.region, s3_retries=1)
-    manager = S3PolarsParquetIOManager(s3=s3_resource(storage), bucket=s3.bucket,
-                                       prefix="kws/tables").create_io_manager(None)
+    storage = StorageSettings(
+        root="data",
+        deployment="s3",
+        s3_bucket=s3.bucket,
+        s3_endpoint_url=s3.endpoint_url,
+        s3_region=s3.region,
+        s3_retries=1,
+    )
+    manager = S3PolarsParquetIOManager(
+        s3=s3_resource(storage), bucket=s3.bucket, prefix="kws/tables"
+    ).create_io_manager(None)
     base = manager._base_path
     assert str(base) == f"s3://{s3.bucket}/kws/tables"
     assert base.storage_options["endpoint_url"] == s3.endpoint_url
@@ -150,17 +182,24 @@ def test_io_manager_base_path_is_bound_to_the_same_connection(s3):
 
 
 def _client_error(status: int, code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "m"},
-                        "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 1}},
-                       "GetObject")
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 1},
+        },
+        "GetObject",
+    )
 
 
-@pytest.mark.parametrize(("status", "code", "transient", "kind"), [
-    (500, "InternalError", True, StorageError),
-    (503, "SlowDown", True, StorageError),
-    (403, "AccessDenied", False, StorageError),
-    (404, "missing", False, ObjectNotFound),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "transient", "kind"),
+    [
+        (500, "InternalError", True, StorageError),
+        (503, "SlowDown", True, StorageError),
+        (403, "AccessDenied", False, StorageError),
+        (404, "missing", False, ObjectNotFound),
+    ],
+)
 def test_s3fs_errors_map_to_storage_errors(status, code, transient, kind):
     """s3fs re-raises botocore errors as plain OSErrors; the botocore cause decides."""
     translated = translate_boto_error(_client_error(status, "NoSuchKey" if status == 404 else code))

@@ -8,10 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.settings import KwsConfig
 from kws_assets.core import schemas
 from kws_assets.core.audio.quality import SCHEMA_VIOLATION
-from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.schemas import (
     TableSchemaError,
     candidate_clip_schema,
@@ -21,6 +19,8 @@ from kws_assets.core.schemas import (
     quarantine_schema,
     validate,
 )
+from kws_assets.core.tables import QUALITY_COLUMNS
+from kws_assets.settings import KwsConfig
 
 CONFIG = KwsConfig()
 LABELS = CONFIG.labels
@@ -58,7 +58,7 @@ def clip_rows(n: int) -> list[dict]:
 
 def clip_frame(rows: list[dict]) -> pl.DataFrame:
     string_cols = ["clip_id", "uri", "label", "source", "speaker", "language", "origin_id", "split"]
-    dtypes = {c: pl.Utf8 for c in string_cols}
+    dtypes = dict.fromkeys(string_cols, pl.Utf8)
     dtypes |= {"sample_rate": pl.Int64, "num_samples": pl.Int64, "start_s": pl.Float64}
     dtypes |= {c: pl.Float64 for c in QUALITY_COLUMNS if c != "sample_rate"}
     return pl.DataFrame(rows, schema=dtypes)
@@ -162,7 +162,9 @@ def quarantine_frame(reasons: list[str | None]) -> pl.DataFrame:
             "reason": reasons,
             "detail": [""] * n,
         },
-        schema={c: pl.Utf8 for c in ("clip_id", "source", "uri", "label", "speaker", "reason", "detail")},
+        schema=dict.fromkeys(
+            ("clip_id", "source", "uri", "label", "speaker", "reason", "detail"), pl.Utf8
+        ),
     )
 
 
@@ -194,7 +196,9 @@ def test_mfcc_schema():
     assert good.height == 4 and failures.height == 0
     values[1, 30, 7] = np.nan
     values[3, 0, 0] = np.inf
-    good, failures = validate(mfcc_frame(values, ["yes", "cat", "up", "down"], ["a", "b", "c", "a"]), schema)
+    good, failures = validate(
+        mfcc_frame(values, ["yes", "cat", "up", "down"], ["a", "b", "c", "a"]), schema
+    )
     found = failures_as_set(failures)
     assert (1, "mfcc", "finite_values") in found and (3, "mfcc", "finite_values") in found
     assert any(i == 1 and col == "label" for i, col, _ in found)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.settings import SplitSettings
 from kws_assets.core.dataset.splits import (
     SPLITS,
     TEST,
@@ -24,6 +23,7 @@ from kws_assets.core.dataset.splits import (
     speaker_percentage,
     split_for_speaker,
 )
+from kws_assets.settings import SplitSettings
 
 SETTINGS = SplitSettings()
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,10 @@ def test_splits_are_deterministic_across_processes():
     for hash_seed in ("1", "999"):
         out = subprocess.run(
             [sys.executable, "-c", code, json.dumps(speakers)],
-            capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=PROJECT_ROOT,
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
         )
         assert json.loads(out.stdout) == here
@@ -112,7 +115,10 @@ def _speakers_hashed_into(split: str, count: int, settings: SplitSettings) -> li
     found = []
     for i in itertools.count():
         name = f"candidate{i}"
-        if split_for_speaker(name, settings.val_percent, settings.test_percent, settings.salt) == split:
+        if (
+            split_for_speaker(name, settings.val_percent, settings.test_percent, settings.salt)
+            == split
+        ):
             found.append(name)
             if len(found) == count:
                 return found
@@ -121,7 +127,7 @@ def _speakers_hashed_into(split: str, count: int, settings: SplitSettings) -> li
 
 def test_ensure_nonempty_fills_val_and_test_with_closest_speakers():
     speakers = _speakers_hashed_into(TRAIN, 3, SETTINGS)
-    hashed = {s: TRAIN for s in speakers}
+    hashed = dict.fromkeys(speakers, TRAIN)
     filled = ensure_nonempty_splits(hashed, SETTINGS)
     assert sorted(filled.values()) == sorted(SPLITS)
     # All three sit above both bands, so the closest to each band is the lowest percentage left.
@@ -129,7 +135,7 @@ def test_ensure_nonempty_fills_val_and_test_with_closest_speakers():
     assert filled[by_percentage[0]] == VAL
     assert filled[by_percentage[1]] == TEST
     assert filled[by_percentage[2]] == TRAIN
-    assert hashed == {s: TRAIN for s in speakers}  # input untouched
+    assert hashed == dict.fromkeys(speakers, TRAIN)  # input untouched
 
 
 def test_ensure_nonempty_fills_train_from_the_closest_speaker():
@@ -165,11 +171,11 @@ def test_ensure_nonempty_is_order_independent_and_never_empties_a_split():
 
 
 def test_ensure_nonempty_leaves_tiny_sets_and_zero_percent_splits_alone():
-    two = {s: TRAIN for s in _speakers_hashed_into(TRAIN, 2, SETTINGS)}
+    two = dict.fromkeys(_speakers_hashed_into(TRAIN, 2, SETTINGS), TRAIN)
     assert ensure_nonempty_splits(two, SETTINGS) == two
     no_val = SplitSettings(val_percent=0.0, test_percent=10.0)
     speakers = _speakers_hashed_into(TRAIN, 4, no_val)
-    filled = ensure_nonempty_splits({s: TRAIN for s in speakers}, no_val)
+    filled = ensure_nonempty_splits(dict.fromkeys(speakers, TRAIN), no_val)
     assert VAL not in filled.values()
     assert sorted(filled.values()).count(TEST) == 1
     assert ensure_nonempty_splits({}, SETTINGS) == {}

@@ -8,6 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.core.audio.io import resample
+from kws_assets.core.dataset import synthesis as S
+from kws_assets.core.dataset.splits import assign_splits
+from kws_assets.core.speech import lexicon, tts
+from kws_assets.core.speech.alignment import Aligner
+from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.settings import (
     AudioSettings,
     NegativeSettings,
@@ -15,29 +21,37 @@ from kws_assets.settings import (
     SplitSettings,
     TtsSettings,
 )
-from kws_assets.core.speech import lexicon
-from kws_assets.core.dataset import synthesis as S
-from kws_assets.core.speech import tts
-from kws_assets.core.speech.alignment import Aligner
-from kws_assets.core.audio.io import resample
-from kws_assets.core.storage.clip_store import ClipStore
-from kws_assets.core.dataset.splits import assign_splits
 
 AUDIO = AudioSettings()
 KEYWORDS = ["yes", "no", "stop"]
-GRID = TtsSettings(voices=["en-us+m1", "en+f2"], rates=[150], pitches=[50], sampled_speakers=10,
-                   renders_per_speaker=2, carrier_probability=0.5,
-                   accents=["en-us", "en-gb-scotland", "en-029"],
-                   variants=["f1", "m3", "Annie", "klatt", "no-such-variant"])
+GRID = TtsSettings(
+    voices=["en-us+m1", "en+f2"],
+    rates=[150],
+    pitches=[50],
+    sampled_speakers=10,
+    renders_per_speaker=2,
+    carrier_probability=0.5,
+    accents=["en-us", "en-gb-scotland", "en-029"],
+    variants=["f1", "m3", "Annie", "klatt", "no-such-variant"],
+)
 NOISE = NoiseSettings(noisy_copies_per_clip=1)
-NEGATIVES = NegativeSettings(neighbours_per_keyword=3, other_words=6, unknown_ratio=0.5,
-                             speech_windows=4)
+NEGATIVES = NegativeSettings(
+    neighbours_per_keyword=3, other_words=6, unknown_ratio=0.5, speech_windows=4
+)
 HELD_OUT = ["en-us+Annie"]
 
 
 def recipes_for(keywords: list[str], grid: TtsSettings = GRID) -> list[S.ClipRecipe]:
-    return S.keyword_recipes(keywords, grid, NOISE, seed=1, salt="s", negatives=NEGATIVES,
-                             all_keywords=KEYWORDS, exclude_voices=HELD_OUT)
+    return S.keyword_recipes(
+        keywords,
+        grid,
+        NOISE,
+        seed=1,
+        salt="s",
+        negatives=NEGATIVES,
+        all_keywords=KEYWORDS,
+        exclude_voices=HELD_OUT,
+    )
 
 
 def test_sampled_speakers_span_accents_and_variants_and_skip_held_out_voices() -> None:
@@ -60,7 +74,10 @@ def test_grid_counts_and_render_diversity() -> None:
     per_keyword = 2 * 1 * 1 * (1 + NOISE.noisy_copies_per_clip) + 10 * 2
     assert by_label["yes"] == per_keyword
     clean_renders = 2 + 10 * 2
-    assert by_label["_unknown_"] == round(NEGATIVES.unknown_ratio * clean_renders) + NEGATIVES.speech_windows
+    assert (
+        by_label["_unknown_"]
+        == round(NEGATIVES.unknown_ratio * clean_renders) + NEGATIVES.speech_windows
+    )
     sampled = [r for r in recipes if r.label == "yes" and r.voice not in GRID.voices]
     assert len({(r.rate, r.pitch, r.word_gap) for r in sampled}) > len(sampled) // 2
     for r in sampled:
@@ -81,12 +98,15 @@ def test_unknown_words_are_close_but_never_keywords_or_homophones() -> None:
         assert not set(words) & forbidden, words
         neighbours = words[: NEGATIVES.neighbours_per_keyword]
         for word in neighbours:  # phoneme neighbours that are not mere extensions ("stops")
-            distance = min(lexicon.edit_distance(a, b)
-                           for a in lex.get(keyword) for b in lex.get(word))
+            distance = min(
+                lexicon.edit_distance(a, b) for a in lex.get(keyword) for b in lex.get(word)
+            )
             assert 1 <= distance <= NEGATIVES.max_phoneme_distance
             assert not any(p[: len(k)] == k for p in lex.get(word) for k in lex.get(keyword))
     # the other words are shared out: each is rendered in exactly one keyword partition
-    others = [w for k, ws in words_by_partition.items() for w in ws[NEGATIVES.neighbours_per_keyword:]]
+    others = [
+        w for k, ws in words_by_partition.items() for w in ws[NEGATIVES.neighbours_per_keyword :]
+    ]
     assert len(others) == len(set(others))
     union = set(others) | {w for ws in words_by_partition.values() for w in ws}
     spoken = {r.text for r in recipes_for(KEYWORDS) if r.label == "_unknown_" and r.crop_at is None}
@@ -96,7 +116,8 @@ def test_unknown_words_are_close_but_never_keywords_or_homophones() -> None:
 def test_every_synthetic_speaker_stays_in_one_split() -> None:
     rows = [{"speaker": r.speaker, "label": r.label} for r in recipes_for(KEYWORDS)]
     table = pl.DataFrame(rows).with_columns(
-        pl.Series("split", assign_splits([r["speaker"] for r in rows], SplitSettings())))
+        pl.Series("split", assign_splits([r["speaker"] for r in rows], SplitSettings()))
+    )
     assert table.group_by("speaker").agg(pl.col("split").n_unique())["split"].max() == 1
     assert set(table["split"]) == {"train", "val", "test"}
     # a sampled voice says every keyword, so its identity carries across keyword partitions
@@ -105,8 +126,12 @@ def test_every_synthetic_speaker_stays_in_one_split() -> None:
 
 
 def test_word_span_covers_the_word_from_its_event_to_the_next() -> None:
-    events = [tts.WordEvent("please", 0.0, 0, 6), tts.WordEvent("say", 0.4, 7, 3),
-              tts.WordEvent("yes", 0.62, 11, 3), tts.WordEvent("again", 0.9, 15, 5)]
+    events = [
+        tts.WordEvent("please", 0.0, 0, 6),
+        tts.WordEvent("say", 0.4, 7, 3),
+        tts.WordEvent("yes", 0.62, 11, 3),
+        tts.WordEvent("again", 0.9, 15, 5),
+    ]
     assert S.word_span(events, 11, 3, 1.4) == (0.62, 0.9)
     assert S.word_span(events, 15, 5, 1.4) == (0.9, 1.4)
     with pytest.raises(tts.TtsError):
@@ -134,8 +159,9 @@ def test_a_keyword_cut_from_a_carrier_phrase_is_centred_on_the_spoken_word() -> 
 
 def test_keywords_of_another_language_use_that_languages_voices(tmp_path) -> None:
     grid = GRID.model_copy(update={"keyword_languages": {"hola": "es"}, "sampled_speakers": 3})
-    recipes = S.keyword_recipes(["hola"], grid, NOISE, seed=1, negatives=NEGATIVES,
-                                all_keywords=["hola", "yes"])
+    recipes = S.keyword_recipes(
+        ["hola"], grid, NOISE, seed=1, negatives=NEGATIVES, all_keywords=["hola", "yes"]
+    )
     assert recipes and all(r.label == "hola" for r in recipes)  # no English negatives for it
     assert all(r.voice.split("+")[0] in tts.list_voices("es") for r in recipes)
     assert all(r.carrier is None and r.language == "es" for r in recipes)
@@ -157,7 +183,9 @@ def test_running_speech_windows_hold_no_keyword_and_sit_where_drawn() -> None:
     forbidden = set(KEYWORDS) | {h for k in KEYWORDS for h in lexicon.homophones(k, lex)}
     windows = [r for r in recipes_for(["stop"]) if r.crop_at is not None]
     assert len(windows) == NEGATIVES.speech_windows
-    neighbours = set(S.negative_words("stop", KEYWORDS, NEGATIVES)[: NEGATIVES.neighbours_per_keyword])
+    neighbours = set(
+        S.negative_words("stop", KEYWORDS, NEGATIVES)[: NEGATIVES.neighbours_per_keyword]
+    )
     for recipe in windows:
         words = recipe.text.split()
         low, high = NEGATIVES.window_sentence_words
@@ -165,10 +193,12 @@ def test_running_speech_windows_hold_no_keyword_and_sit_where_drawn() -> None:
         assert not set(words) & forbidden
         assert set(words) & neighbours  # a hard negative inside running speech
     # crop_at 0 centres the window on the first sound: its first half is only the noise floor
-    early = S.ClipRecipe("_unknown_", "water table garden", "en-us+m2", 160, 50, 0, crop_at=0.0,
-                         floor_dbfs=-70.0)
-    late = S.ClipRecipe("_unknown_", "water table garden", "en-us+m2", 160, 50, 0, crop_at=1.0,
-                        floor_dbfs=-70.0)
+    early = S.ClipRecipe(
+        "_unknown_", "water table garden", "en-us+m2", 160, 50, 0, crop_at=0.0, floor_dbfs=-70.0
+    )
+    late = S.ClipRecipe(
+        "_unknown_", "water table garden", "en-us+m2", 160, 50, 0, crop_at=1.0, floor_dbfs=-70.0
+    )
     half = AUDIO.clip_samples // 2
     a, b = S.render_keyword_clip(early, AUDIO), S.render_keyword_clip(late, AUDIO)
     rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731

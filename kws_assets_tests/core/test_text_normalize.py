@@ -26,9 +26,18 @@ def test_case_is_folded_and_punctuation_separates_words():
 
 def test_apostrophes_and_hyphens_stay_inside_words_only():
     assert normalize_words("Don\u2019t stop, it's 'quoted' -dash- word's", "en") == [
-        "don't", "stop", "it's", "quoted", "dash", "word's"]
+        "don't",
+        "stop",
+        "it's",
+        "quoted",
+        "dash",
+        "word's",
+    ]
     assert normalize_words("c'est-à-dire aujourd’hui peut‐être", "fr") == [
-        "c'est-à-dire", "aujourd'hui", "peut-être"]
+        "c'est-à-dire",
+        "aujourd'hui",
+        "peut-être",
+    ]
     assert normalize_words("col·lecció", "ca") == ["col·lecció"]
 
 
@@ -75,10 +84,16 @@ def test_languages_num2words_lacks_keep_their_digits():
     assert normalize_words(f"id {long_id}", "en") == ["id", long_id]
 
 
-@pytest.mark.parametrize("keyword,language,form", [
-    ("Sí", "es", "sí"), ("ARRIBA", "es", "arriba"), ("Peut-Être", "fr", "peut-être"),
-    ("Straße", "de", "strasse"), ("7", "en", "seven"),
-])
+@pytest.mark.parametrize(
+    "keyword,language,form",
+    [
+        ("Sí", "es", "sí"),
+        ("ARRIBA", "es", "arriba"),
+        ("Peut-Être", "fr", "peut-être"),
+        ("Straße", "de", "strasse"),
+        ("7", "en", "seven"),
+    ],
+)
 def test_keywords_meet_transcript_words(keyword, language, form):
     assert normalize_keyword(keyword, language) == form
     assert form in normalize_words(f"x {keyword}, y", language)
@@ -88,29 +103,36 @@ def test_split_words_is_the_tokeniser():
     assert split_words("a--b 'c' d'e -f-") == ["a", "b", "c", "d'e", "f"]
 
 
-@pytest.mark.parametrize("text,language,spoken", [
-    # es-MX (CLDR: decimal point, comma groups) against es-ES (decimal comma, point groups)
-    ("1,500 personas", "es_MX", "mil quinientos personas"),
-    ("3.5", "es_MX", "tres punto cinco"),
-    ("1.500", "es-ES", "mil quinientos"),
-    ("3,5", "es-ES", "tres coma cinco"),
-    ("1,500.25", "es-419", "mil quinientos punto dos cinco"),
-    ("1.500", "es_MX", "uno punto cinco cero cero"),  # a decimal point in Mexico, not a group
-    ("3,5", "es_MX", "tres cinco"),  # a comma groups three digits in Mexico: not one number
-    # de-CH: decimal point, apostrophe groups (CLDR ' and the typographic one)
-    ("1'500.5", "de-CH", "eintausendfünfhundert komma fünf"),
-    ("1\u2019500", "de_CH", "eintausendfünfhundert"),
-    ("3.5", "de-CH", "drei komma fünf"),
-    ("3,5", "de-DE", "drei komma fünf"),
-    ("3.5", "de-DE", "drei fünf"),
-    # fr-CA: decimal comma, no-break space groups (narrow and plain spaces read the same)
-    ("1\u00a0500,5", "fr-CA", "mille cinq cents virgule cinq"),
-    ("1\u202f500", "fr-CA", "mille cinq cents"),
-    ("2 500 euros", "fr-CA", "deux mille cinq cents euros"),
-    ("1.234.567,89", "pt-BR", "um milhão duzentos e trinta e quatro mil quinhentos e sessenta e "
-                              "sete vírgula oito nove"),
-    ("3,5", "it", "tre virgola cinque"),  # num2words alone would say "tre"
-])
+@pytest.mark.parametrize(
+    "text,language,spoken",
+    [
+        # es-MX (CLDR: decimal point, comma groups) against es-ES (decimal comma, point groups)
+        ("1,500 personas", "es_MX", "mil quinientos personas"),
+        ("3.5", "es_MX", "tres punto cinco"),
+        ("1.500", "es-ES", "mil quinientos"),
+        ("3,5", "es-ES", "tres coma cinco"),
+        ("1,500.25", "es-419", "mil quinientos punto dos cinco"),
+        ("1.500", "es_MX", "uno punto cinco cero cero"),  # a decimal point in Mexico, not a group
+        ("3,5", "es_MX", "tres cinco"),  # a comma groups three digits in Mexico: not one number
+        # de-CH: decimal point, apostrophe groups (CLDR ' and the typographic one)
+        ("1'500.5", "de-CH", "eintausendfünfhundert komma fünf"),
+        ("1\u2019500", "de_CH", "eintausendfünfhundert"),
+        ("3.5", "de-CH", "drei komma fünf"),
+        ("3,5", "de-DE", "drei komma fünf"),
+        ("3.5", "de-DE", "drei fünf"),
+        # fr-CA: decimal comma, no-break space groups (narrow and plain spaces read the same)
+        ("1\u00a0500,5", "fr-CA", "mille cinq cents virgule cinq"),
+        ("1\u202f500", "fr-CA", "mille cinq cents"),
+        ("2 500 euros", "fr-CA", "deux mille cinq cents euros"),
+        (
+            "1.234.567,89",
+            "pt-BR",
+            "um milhão duzentos e trinta e quatro mil quinhentos e sessenta e "
+            "sete vírgula oito nove",
+        ),
+        ("3,5", "it", "tre virgola cinque"),  # num2words alone would say "tre"
+    ],
+)
 def test_numbers_are_read_with_the_locales_separators(text, language, spoken):
     assert normalize_text(text, language) == spoken
 

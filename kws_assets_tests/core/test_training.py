@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.training import (
     NO_AUGMENT,
@@ -25,13 +24,15 @@ from kws_assets.core.model.training import (
     predict_logits,
     train_model,
 )
+from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 
 SR = 16000
 CLIP = 16000
 TONE_LABELS = ["low_tone", "high_tone", "chirp", "noise_burst"]
 SMALL_MODEL = ModelSettings(n_filters=32, n_blocks=2)
-FAST_TRAIN = TrainSettings(max_epochs=30, min_epochs=1, batch_size=32, learning_rate=3e-3, patience=3,
-                           seed=0, threads=1)
+FAST_TRAIN = TrainSettings(
+    max_epochs=30, min_epochs=1, batch_size=32, learning_rate=3e-3, patience=3, seed=0, threads=1
+)
 
 
 def tone_clip(label_index: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,7 +50,9 @@ def tone_clip(label_index: int, rng: np.random.Generator) -> np.ndarray:
         burst = np.sin(2 * np.pi * np.cumsum(freq) / SR)
     else:
         burst = rng.standard_normal(CLIP) * 0.5
-    clip = burst * envelope * rng.uniform(0.05, 0.5) + rng.standard_normal(CLIP) * rng.uniform(0.002, 0.02)
+    clip = burst * envelope * rng.uniform(0.05, 0.5) + rng.standard_normal(CLIP) * rng.uniform(
+        0.002, 0.02
+    )
     return clip.astype(np.float32)
 
 
@@ -99,8 +102,16 @@ def trained_tone_model() -> tuple[ToneTask, TrainResult, list[str]]:
     """The tone task, a small DS-CNN trained on it, and the log lines of that training."""
     task = tone_task()
     lines: list[str] = []
-    result = train_model(task.x_train, task.y_train, task.x_val, task.y_val, TONE_LABELS,
-                         SMALL_MODEL, FAST_TRAIN, log=lines.append)
+    result = train_model(
+        task.x_train,
+        task.y_train,
+        task.x_val,
+        task.y_val,
+        TONE_LABELS,
+        SMALL_MODEL,
+        FAST_TRAIN,
+        log=lines.append,
+    )
     return task, result, lines
 
 
@@ -123,23 +134,39 @@ def test_early_stopping_stops_patience_epochs_after_the_last_gain() -> None:
     assert result.stopped_early
     assert result.epochs_run < FAST_TRAIN.max_epochs
     accuracies = [h.val_accuracy for h in result.history]
-    last_gain = max(i for i, acc in enumerate(accuracies) if acc > max(accuracies[:i], default=-1.0))
+    last_gain = max(
+        i for i, acc in enumerate(accuracies) if acc > max(accuracies[:i], default=-1.0)
+    )
     assert result.epochs_run == last_gain + 1 + FAST_TRAIN.patience
 
 
 def test_min_epochs_holds_off_early_stopping() -> None:
     task = tone_task()
     settings = FAST_TRAIN.model_copy(update={"max_epochs": 8, "patience": 1, "min_epochs": 6})
-    result = train_model(task.x_train[:40], task.y_train[:40], task.x_val, task.y_val, TONE_LABELS,
-                         ModelSettings(n_filters=8, n_blocks=1), settings)
+    result = train_model(
+        task.x_train[:40],
+        task.y_train[:40],
+        task.x_val,
+        task.y_val,
+        TONE_LABELS,
+        ModelSettings(n_filters=8, n_blocks=1),
+        settings,
+    )
     assert result.epochs_run >= settings.min_epochs
 
 
 def test_runs_to_max_epochs_when_patience_is_never_exhausted() -> None:
     task = tone_task()
     settings = FAST_TRAIN.model_copy(update={"max_epochs": 2, "patience": 5})
-    result = train_model(task.x_train[:40], task.y_train[:40], task.x_val, task.y_val, TONE_LABELS,
-                         ModelSettings(n_filters=8, n_blocks=1), settings)
+    result = train_model(
+        task.x_train[:40],
+        task.y_train[:40],
+        task.x_val,
+        task.y_val,
+        TONE_LABELS,
+        ModelSettings(n_filters=8, n_blocks=1),
+        settings,
+    )
     assert result.epochs_run == 2 and not result.stopped_early
 
 
@@ -152,28 +179,62 @@ def test_same_seed_reproduces_and_other_seed_differs() -> None:
     second = train_model(*args, settings)
     other = train_model(*args, settings.model_copy(update={"seed": 1}))
     assert first.history == second.history
-    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        first.model.state_dict().items(), second.model.state_dict().items()
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-    assert not np.allclose(predict_logits(first.model, task.x_val), predict_logits(other.model, task.x_val))
+    assert not np.allclose(
+        predict_logits(first.model, task.x_val), predict_logits(other.model, task.x_val)
+    )
 
 
 def test_thread_count_is_restored() -> None:
     task = tone_task()
     before = torch.get_num_threads()
-    train_model(task.x_train[:16], task.y_train[:16], task.x_val[:8], task.y_val[:8], TONE_LABELS,
-                ModelSettings(n_filters=8, n_blocks=1),
-                FAST_TRAIN.model_copy(update={"max_epochs": 1, "threads": 1}))
+    train_model(
+        task.x_train[:16],
+        task.y_train[:16],
+        task.x_val[:8],
+        task.y_val[:8],
+        TONE_LABELS,
+        ModelSettings(n_filters=8, n_blocks=1),
+        FAST_TRAIN.model_copy(update={"max_epochs": 1, "threads": 1}),
+    )
     assert torch.get_num_threads() == before
 
 
 def test_rejects_bad_inputs() -> None:
     task = tone_task()
     with pytest.raises(ValueError):
-        train_model(task.x_train, task.y_train, task.x_val[:0], task.y_val[:0], TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+        train_model(
+            task.x_train,
+            task.y_train,
+            task.x_val[:0],
+            task.y_val[:0],
+            TONE_LABELS,
+            SMALL_MODEL,
+            FAST_TRAIN,
+        )
     with pytest.raises(ValueError):
-        train_model(task.x_train, task.y_train + 10, task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+        train_model(
+            task.x_train,
+            task.y_train + 10,
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            SMALL_MODEL,
+            FAST_TRAIN,
+        )
     with pytest.raises(ValueError):
-        train_model(task.x_train, task.y_train[:-1], task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL, FAST_TRAIN)
+        train_model(
+            task.x_train,
+            task.y_train[:-1],
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            SMALL_MODEL,
+            FAST_TRAIN,
+        )
 
 
 def test_augmentation_shifts_and_masks() -> None:
@@ -181,17 +242,33 @@ def test_augmentation_shifts_and_masks() -> None:
     x = torch.arange(4 * 49 * 10, dtype=torch.float32).reshape(4, 49, 10) + 1.0
     torch.testing.assert_close(augment_batch(x, NO_AUGMENT, generator), x)
 
-    shifted = augment_batch(x, MfccAugment(max_shift_frames=3, time_masks=0, coeff_masks=0), generator)
+    shifted = augment_batch(
+        x, MfccAugment(max_shift_frames=3, time_masks=0, coeff_masks=0), generator
+    )
     for row in range(4):
-        matches = [s for s in range(-3, 4)
-                   if torch.equal(shifted[row, max(s, 0):49 + min(s, 0)], x[row, max(-s, 0):49 - max(s, 0)])]
+        matches = [
+            s
+            for s in range(-3, 4)
+            if torch.equal(
+                shifted[row, max(s, 0) : 49 + min(s, 0)], x[row, max(-s, 0) : 49 - max(s, 0)]
+            )
+        ]
         assert len(matches) == 1
         s = matches[0]
-        zero_frames = shifted[row, :s] if s > 0 else shifted[row, 49 + s:]
+        zero_frames = shifted[row, :s] if s > 0 else shifted[row, 49 + s :]
         assert torch.count_nonzero(zero_frames) == 0
 
-    masked = augment_batch(x, MfccAugment(max_shift_frames=0, time_masks=1, max_time_mask_frames=5,
-                                          coeff_masks=1, max_coeff_mask=2), generator)
+    masked = augment_batch(
+        x,
+        MfccAugment(
+            max_shift_frames=0,
+            time_masks=1,
+            max_time_mask_frames=5,
+            coeff_masks=1,
+            max_coeff_mask=2,
+        ),
+        generator,
+    )
     zero = masked == 0
     assert torch.equal(masked[~zero], x[~zero])  # only zeroing, nothing moved
     for row in range(4):
@@ -223,8 +300,9 @@ def test_classification_report_counts() -> None:
 def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
     from kws_assets.core.model.training import learning_rate_schedule
 
-    settings = FAST_TRAIN.model_copy(update={"max_epochs": 10, "lr_schedule": "cosine",
-                                             "min_lr_fraction": 0.1})
+    settings = FAST_TRAIN.model_copy(
+        update={"max_epochs": 10, "lr_schedule": "cosine", "min_lr_fraction": 0.1}
+    )
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=settings.learning_rate)
     schedule = learning_rate_schedule(optimizer, settings)
     rates = []
@@ -233,7 +311,9 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
         schedule.step()
         rates.append(optimizer.param_groups[0]["lr"])
     assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
-    assert rates[4] == pytest.approx(settings.learning_rate * (0.1 + 0.9 * 0.5), rel=1e-6)  # halfway
+    assert rates[4] == pytest.approx(
+        settings.learning_rate * (0.1 + 0.9 * 0.5), rel=1e-6
+    )  # halfway
     assert rates[-1] == pytest.approx(settings.learning_rate * 0.1)
     constant = settings.model_copy(update={"lr_schedule": "constant"})
     assert learning_rate_schedule(optimizer, constant) is None

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from kws_assets.settings import DemoCorpusSource, TtsSettings
 from kws_assets.core.speech import tts
+from kws_assets.settings import DemoCorpusSource, TtsSettings
 
 SENTENCE = "please say yes to the stop sign"
 F0_MIN_HZ = 60.0
@@ -24,14 +24,14 @@ def median_f0(x: np.ndarray, sr: int) -> float:
     """Median autocorrelation pitch over the loud frames (a simple, independent estimator)."""
     frame = int(FRAME_S * sr)
     lag_min, lag_max = int(sr / F0_MAX_HZ), int(sr / F0_MIN_HZ)
-    frames = [x[i:i + frame] for i in range(0, len(x) - frame, frame // 2)]
+    frames = [x[i : i + frame] for i in range(0, len(x) - frame, frame // 2)]
     loudest = max(float(np.sqrt(np.mean(f**2))) for f in frames)
     f0s = []
     for f in frames:
         if np.sqrt(np.mean(f**2)) < 0.3 * loudest:
             continue
         f = f - f.mean()
-        ac = np.correlate(f, f, mode="full")[frame - 1:]
+        ac = np.correlate(f, f, mode="full")[frame - 1 :]
         if ac[0] <= 0:
             continue
         lag = lag_min + int(np.argmax(ac[lag_min:lag_max]))
@@ -56,13 +56,13 @@ def test_word_events_are_ordered_and_inside_audio():
     assert [w.text for w in s.words] == SENTENCE.split()
     starts = [w.start_s for w in s.words]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
-    assert 0.0 <= starts[0] and starts[-1] < s.duration_s
+    assert starts[0] >= 0.0 and starts[-1] < s.duration_s
     for w in s.words:
-        assert SENTENCE[w.char_start:w.char_start + w.char_len] == w.text
+        assert SENTENCE[w.char_start : w.char_start + w.char_len] == w.text
     # every word event is followed by sound: the 100 ms after it is not silent
     for w in s.words:
         i = int(w.start_s * s.sample_rate)
-        assert rms_dbfs(s.samples[i:i + s.sample_rate // 10]) > -45.0, w
+        assert rms_dbfs(s.samples[i : i + s.sample_rate // 10]) > -45.0, w
 
 
 def test_word_events_use_character_offsets_for_non_ascii_text():

@@ -57,8 +57,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
-             on_timeout: Callable[[], str] = lambda: "") -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> Any:
     """Poll ``condition`` until it returns something truthy; fail naming ``what`` after timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -175,24 +179,34 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
     workspace.write_text(WORKSPACE_YAML.format(root=PROJECT_ROOT))
     port = free_port()
     url = f"http://{LOCALHOST}:{port}"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "KWS_CONFIG": str(config_file),
-           "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "KWS_CONFIG": str(config_file),
+        "PYTHONWARNINGS": "ignore",
+    }
     log_file = root / "dagster_dev.log"
     dagster = Path(sys.executable).parent / "dagster"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [str(dagster), "dev", "-h", LOCALHOST, "-p", str(port), "-w", str(workspace)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group, stopped as a whole
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own process group, stopped as a whole
     server = DagsterDev(url, GraphQL(f"{url}/graphql"), home, config_file, log_file, process)
     try:
+
         def loaded():
             if process.poll() is not None:
                 pytest.fail(f"dagster dev exited with {process.returncode}:\n{server.log_tail()}")
             return _loaded_location(server.graphql)
 
         server.graphql.location, server.graphql.repository = wait_for(
-            loaded, SERVER_START_TIMEOUT_S, "dagster dev to load the code location", server.log_tail)
+            loaded, SERVER_START_TIMEOUT_S, "dagster dev to load the code location", server.log_tail
+        )
         yield server
     finally:
         _stop(process)
@@ -201,4 +215,6 @@ def dagster_dev(tmp_path_factory) -> Iterator[DagsterDev]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The browser test last: after the GraphQL test it finds the data it needs already there
     (run alone, it makes that data itself)."""
-    items.sort(key=lambda item: item.module.__name__.endswith("test_browser") if item.module else False)
+    items.sort(
+        key=lambda item: item.module.__name__.endswith("test_browser") if item.module else False
+    )

@@ -19,8 +19,8 @@ import pytest
 
 from kws_assets.core.text_safety import escape_markdown
 from kws_assets.definitions import build_definitions
-from kws_assets.lib.in_process import failed_steps
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB
+from kws_assets.lib.in_process import failed_steps
 from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
 from kws_assets_tests.corpus_files import build_bad_input_corpus
 
@@ -58,7 +58,8 @@ def write_config(path, corpus, storage, min_rms_dbfs: float = DEFAULT_MIN_RMS_DB
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, partition: str | None = None):
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False)
+        instance=instance, partition_key=partition, raise_on_error=False
+    )
     assert result.success, f"{job} [{partition}] failed: {failed_steps(result)}"
     return result
 
@@ -80,10 +81,18 @@ def graph(tmp_path_factory):
             runs[keyword] = run(defs, instance, KEYWORD_JOB, keyword)
         runs["curate"] = run(defs, instance, CURATE_JOB)
         load = lambda key, **kw: defs.load_asset_value(key, instance=instance, **kw)  # noqa: E731
-        yield {"base": base, "corpus": corpus, "config_file": config_file, "defs": defs,
-               "instance": instance, "runs": runs, "batch": batch,
-               "raw": load("raw_corpus", partition_key=batch),
-               "validated": load("validated_set"), "quarantined": load("quarantined_clips")}
+        yield {
+            "base": base,
+            "corpus": corpus,
+            "config_file": config_file,
+            "defs": defs,
+            "instance": instance,
+            "runs": runs,
+            "batch": batch,
+            "raw": load("raw_corpus", partition_key=batch),
+            "validated": load("validated_set"),
+            "quarantined": load("quarantined_clips"),
+        }
 
 
 def test_the_corpus_has_enough_distinct_kinds_of_broken_file(graph):
@@ -94,7 +103,10 @@ def test_the_corpus_has_enough_distinct_kinds_of_broken_file(graph):
 def test_no_run_failed_and_blocking_checks_passed(graph):
     evaluations = graph["runs"]["curate"].get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations if e.check_name != "quarantine_rate")
-    materialized = {e.asset_key.to_user_string() for e in graph["runs"]["curate"].get_asset_materialization_events()}
+    materialized = {
+        e.asset_key.to_user_string()
+        for e in graph["runs"]["curate"].get_asset_materialization_events()
+    }
     assert materialized == {"validated_set", "quarantined_clips", "data_card"}
 
 
@@ -103,15 +115,21 @@ def test_every_broken_file_is_quarantined_by_name_with_a_reason(graph):
     named = quarantined.with_columns(pl.coalesce("original_path", "uri").alias("name"))
     missing = []
     for expected in graph["corpus"].broken:
-        rows = named.filter((pl.col("name") == expected.name) & pl.col("reason").is_in(list(expected.reasons)))
+        rows = named.filter(
+            (pl.col("name") == expected.name) & pl.col("reason").is_in(list(expected.reasons))
+        )
         if rows.is_empty():
             missing.append((expected.kind, expected.name, sorted(expected.reasons)))
             continue
         row = rows.row(0, named=True)
         assert row["detail"], expected.kind
         assert row["stage"] in {"ingest", "alignment"}, (expected.kind, row["stage"])
-    assert not missing, f"broken files not quarantined as expected: {missing}\n{named.select('name', 'stage', 'reason')}"
-    stages = dict(zip(*quarantined.group_by("stage").len().sort("stage").to_dict(as_series=False).values()))
+    assert not missing, (
+        f"broken files not quarantined as expected: {missing}\n{named.select('name', 'stage', 'reason')}"
+    )
+    stages = dict(
+        zip(*quarantined.group_by("stage").len().sort("stage").to_dict(as_series=False).values())
+    )
     assert stages.get("ingest", 0) >= MIN_BROKEN_KINDS and stages.get("alignment", 0) >= 1
 
 
@@ -119,7 +137,9 @@ def test_every_good_recording_is_kept_and_none_of_its_clips_is_quarantined(graph
     raw, validated, quarantined = graph["raw"], graph["validated"], graph["quarantined"]
     good_ids = {}
     for expected in graph["corpus"].good:
-        usable = raw.filter((pl.col("original_path") == expected.name) & pl.col("reject_reason").is_null())
+        usable = raw.filter(
+            (pl.col("original_path") == expected.name) & pl.col("reject_reason").is_null()
+        )
         assert usable.height == 1, expected.kind
         good_ids[usable["utterance_id"][0]] = expected
     kept = validated.filter(pl.col("origin_id").is_in(list(good_ids)))
@@ -133,8 +153,14 @@ def test_every_good_recording_is_kept_and_none_of_its_clips_is_quarantined(graph
 
 def test_unusual_formats_are_kept_with_the_original_format_recorded(graph):
     validated = graph["validated"]
-    formats = {path: (rate, bits) for path, rate, bits in validated.select(
-        "original_path", "original_sample_rate", "original_bit_depth").unique().iter_rows()}
+    formats = {
+        path: (rate, bits)
+        for path, rate, bits in validated.select(
+            "original_path", "original_sample_rate", "original_bit_depth"
+        )
+        .unique()
+        .iter_rows()
+    }
     assert formats["odd/stereo_44k.wav"] == (44100, 16)
     assert formats["odd/rate_11025.wav"] == (11025, 16)
     assert formats["odd/pcm24.wav"] == (16000, 24)
@@ -147,8 +173,11 @@ def test_unusual_formats_are_kept_with_the_original_format_recorded(graph):
 
 def test_reingesting_the_unchanged_corpus_reads_nothing_and_keeps_the_data_version(graph):
     def latest(run_result):
-        (event,) = [e for e in run_result.get_asset_materialization_events()
-                    if e.asset_key.to_user_string() == "raw_corpus"]
+        (event,) = [
+            e
+            for e in run_result.get_asset_materialization_events()
+            if e.asset_key.to_user_string() == "raw_corpus"
+        ]
         materialization = event.step_materialization_data.materialization
         return materialization.tags["dagster/data_version"], materialization.metadata
 
@@ -173,7 +202,9 @@ def test_stricter_thresholds_quarantine_clips_and_relaxing_brings_them_back(grap
     assert moved, "the strict threshold should quarantine some quiet clips"
     moved_rows = strict_quarantined.filter(pl.col("clip_id").is_in(list(moved)))
     assert moved_rows.height == len(moved) and set(moved_rows["reason"]) <= {"too_quiet", "outlier"}
-    assert (moved_rows.filter(pl.col("reason") == "too_quiet")["rms_dbfs"] < STRICT_MIN_RMS_DBFS).all()
+    assert (
+        moved_rows.filter(pl.col("reason") == "too_quiet")["rms_dbfs"] < STRICT_MIN_RMS_DBFS
+    ).all()
 
     run(graph["defs"], instance, CURATE_JOB)  # the original thresholds again
     back = graph["defs"].load_asset_value("validated_set", instance=instance)

@@ -64,8 +64,10 @@ def _materialized(server: DagsterDev, asset: str) -> set[str]:
 
 
 def _run_and_wait(server: DagsterDev, job: str, partition: str) -> None:
-    params = {"selector": {**server.graphql.repository_selector, "jobName": job},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]}}
+    params = {
+        "selector": {**server.graphql.repository_selector, "jobName": job},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
     run_id = server.graphql(LAUNCH_RUN, params=params)["launchRun"]["run"]["runId"]
 
     def finished() -> str | None:
@@ -91,15 +93,18 @@ def _ensure_upstream(server: DagsterDev) -> None:
 
 def _asset_runs(server: DagsterDev) -> dict[str, str]:
     runs = server.graphql(RECENT_RUNS)["runsOrError"]["results"]
-    return {r["runId"]: r["status"] for r in runs
-            if [ASSET] in [a["path"] for a in (r["assetSelection"] or [])]}
+    return {
+        r["runId"]: r["status"]
+        for r in runs
+        if [ASSET] in [a["path"] for a in (r["assetSelection"] or [])]
+    }
 
 
 def _skip_community_dialog(page) -> None:
     """The first visit shows a newsletter dialog over the page; dismiss it if it comes."""
     try:
         page.get_by_role("button", name="Skip").click(timeout=10_000)
-    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the dialog did not show
+    except Exception:
         pass
 
 
@@ -111,7 +116,7 @@ def test_materialize_from_the_asset_graph(dagster_dev):
     _ensure_upstream(dagster_dev)
     before = set(_asset_runs(dagster_dev))
     ARTIFACTS.mkdir(exist_ok=True)
-    group_url = (f"{dagster_dev.url}/locations/{dagster_dev.graphql.location}/asset-groups/curate")
+    group_url = f"{dagster_dev.url}/locations/{dagster_dev.graphql.location}/asset-groups/curate"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -129,13 +134,20 @@ def test_materialize_from_the_asset_graph(dagster_dev):
             page.get_by_role("button", name="Confirm").click()
             clicked_at = time.monotonic()
 
-            (run_id,) = wait_for(lambda: set(_asset_runs(dagster_dev)) - before, 60,
-                                 "the run launched by the click", dagster_dev.log_tail)
+            (run_id,) = wait_for(
+                lambda: set(_asset_runs(dagster_dev)) - before,
+                60,
+                "the run launched by the click",
+                dagster_dev.log_tail,
+            )
             # The graph node shows this run's materialization: status "Materialized", linked to it.
             run_link = node.locator(f"a[href*='/runs/{run_id}']")
-            wait_for(lambda: run_link.count() > 0 and "Materialized" in node.inner_text(),
-                     RUN_TIMEOUT_S, f"the graph to show run {run_id} materialized {ASSET}",
-                     dagster_dev.log_tail)
+            wait_for(
+                lambda: run_link.count() > 0 and "Materialized" in node.inner_text(),
+                RUN_TIMEOUT_S,
+                f"the graph to show run {run_id} materialized {ASSET}",
+                dagster_dev.log_tail,
+            )
             page.screenshot(path=str(ARTIFACTS / "browser_asset_graph_materialized.png"))
             assert _asset_runs(dagster_dev)[run_id] == "SUCCESS"
 
@@ -144,8 +156,10 @@ def test_materialize_from_the_asset_graph(dagster_dev):
             page.get_by_text("Success", exact=True).first.wait_for(state="visible")
             page.get_by_text("RUN_SUCCESS", exact=True).first.wait_for(state="visible")
             page.screenshot(path=str(ARTIFACTS / "browser_run_success.png"))
-            print(f"materialized {ASSET} from the browser in {time.monotonic() - clicked_at:.0f} s "
-                  f"(run {run_id}); screenshots in {ARTIFACTS}")
+            print(
+                f"materialized {ASSET} from the browser in {time.monotonic() - clicked_at:.0f} s "
+                f"(run {run_id}); screenshots in {ARTIFACTS}"
+            )
         finally:
             browser.close()
     shutil.copy(dagster_dev.log_file, ARTIFACTS / "dagster_dev.log")

@@ -62,8 +62,9 @@ def _deployment(folder: Path, storage_yaml: str, db_name: str | None = None) -> 
     """A kws.yaml (the micro config on S3) and a DAGSTER_HOME with the PostgreSQL dagster.yaml."""
     folder.mkdir()
     config = folder / "kws.yaml"
-    config.write_text((FIXTURES / "micro.yaml").read_text().replace("storage: {root: data}\n", "")
-                      + storage_yaml)
+    config.write_text(
+        (FIXTURES / "micro.yaml").read_text().replace("storage: {root: data}\n", "") + storage_yaml
+    )
     home = folder / "home"
     home.mkdir()
     instance_yaml = POSTGRES_DAGSTER_YAML
@@ -77,17 +78,25 @@ def _celery_graph_runs(config: Path, instance: dg.DagsterInstance) -> list[dg.Da
     """Ingest every batch, make every keyword's clips, then curate to ship: each run launched
     with the code location's executor (``$KWS_EXECUTOR``), in the order ``lib/in_process.py``
     uses."""
-    partitions = register_config_partitions(instance, build_definitions(config)
-                                            .resources["settings"].config)
-    plan = ([(INGEST_JOB, k) for k in partitions[CORPUS_BATCHES.name]]
-            + [(KEYWORD_JOB, k) for k in partitions[KEYWORDS.name]] + [(PIPELINE_JOB, None)])
+    partitions = register_config_partitions(
+        instance, build_definitions(config).resources["settings"].config
+    )
+    plan = (
+        [(INGEST_JOB, k) for k in partitions[CORPUS_BATCHES.name]]
+        + [(KEYWORD_JOB, k) for k in partitions[KEYWORDS.name]]
+        + [(PIPELINE_JOB, None)]
+    )
     runs = []
     for job, partition in plan:
         tags = {"dagster/partition": partition} if partition else None
-        with dg.execute_job(reconstructable_job(job), instance, tags=tags,
-                            raise_on_error=False) as result:
-            failures = [f"{e.step_key}: {e.step_failure_data.error.to_string()}"
-                        for e in result.all_events if e.is_step_failure]
+        with dg.execute_job(
+            reconstructable_job(job), instance, tags=tags, raise_on_error=False
+        ) as result:
+            failures = [
+                f"{e.step_key}: {e.step_failure_data.error.to_string()}"
+                for e in result.all_events
+                if e.is_step_failure
+            ]
             assert result.success, f"{job} [{partition}] failed: {failures}"
             runs.append(result.dagster_run)
     return runs
@@ -108,9 +117,11 @@ def _steps_by_worker(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[s
 
 def _succeeded_steps(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, int]:
     """``run/step`` -> pid of the process whose step succeeded."""
-    return {f"{run_id}/{e.step_key}": e.dagster_event.pid
-            for run_id in run_ids
-            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
+    return {
+        f"{run_id}/{e.step_key}": e.dagster_event.pid
+        for run_id in run_ids
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+    }
 
 
 def _step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
@@ -134,8 +145,9 @@ def _step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str,
             elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
                 times[(entry.step_key, "done")] = entry.timestamp
         for step in {key for key, _ in times}:
-            submitted, picked, started, done = (times.get((step, k)) for k in
-                                                ("submitted", "picked", "started", "done"))
+            submitted, picked, started, done = (
+                times.get((step, k)) for k in ("submitted", "picked", "started", "done")
+            )
             if None not in (submitted, picked, started, done):
                 totals["queue"] += picked - submitted
                 totals["start"] += started - picked
@@ -170,8 +182,9 @@ def test_graph_on_two_celery_workers_matches_in_process(tmp_path, s3_server, mon
         redis = stack.enter_context(RedisServer())
         for name, value in pg.environment.items():
             monkeypatch.setenv(name, value)
-        conn = psycopg2.connect(host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password,
-                                dbname=pg.db_name)
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password, dbname=pg.db_name
+        )
         try:
             conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
             with conn.cursor() as cur:
@@ -181,27 +194,39 @@ def test_graph_on_two_celery_workers_matches_in_process(tmp_path, s3_server, mon
 
         # The reference: the same config and runs with the in-process executor, each run in a
         # fresh process (not one process for them all: see the module's docstring).
-        ref_config, ref_home = _deployment(tmp_path / "reference",
-                                           s3_server.storage_yaml(prefix="reference"), REFERENCE_DB)
+        ref_config, ref_home = _deployment(
+            tmp_path / "reference", s3_server.storage_yaml(prefix="reference"), REFERENCE_DB
+        )
         started = time.monotonic()
         ref_runs = run_graph_one_process_per_run(
-            ref_config, ref_home, tmp_path / "reference.log",
-            env={EXECUTOR_ENV: "in_process", "PYTHONPATH": str(PROJECT_ROOT)})
+            ref_config,
+            ref_home,
+            tmp_path / "reference.log",
+            env={EXECUTOR_ENV: "in_process", "PYTHONPATH": str(PROJECT_ROOT)},
+        )
         in_process_s = time.monotonic() - started
 
         # The Celery deployment: workers and this orchestrating process share the environment
         # an operator sets on every machine (instance, storage, broker).
         config, home = _deployment(tmp_path / "celery", s3_server.storage_yaml(prefix="celery"))
-        for name, value in {"KWS_CONFIG": str(config), "DAGSTER_HOME": str(home),
-                            EXECUTOR_ENV: "celery", CELERY_BROKER_ENV: redis.url(0),
-                            CELERY_BACKEND_ENV: redis.url(1),
-                            "PYTHONPATH": str(PROJECT_ROOT)}.items():
+        for name, value in {
+            "KWS_CONFIG": str(config),
+            "DAGSTER_HOME": str(home),
+            EXECUTOR_ENV: "celery",
+            CELERY_BROKER_ENV: redis.url(0),
+            CELERY_BACKEND_ENV: redis.url(1),
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }.items():
             monkeypatch.setenv(name, value)
         worker_yaml = tmp_path / "celery" / "celery.yaml"
         worker_yaml.write_text(CELERY_WORKER_YAML)
         started = time.monotonic()
-        workers = [CeleryWorker(name, worker_yaml, dict(os.environ), tmp_path / f"{name}.log",
-                                cwd=PROJECT_ROOT) for name in WORKER_NAMES]
+        workers = [
+            CeleryWorker(
+                name, worker_yaml, dict(os.environ), tmp_path / f"{name}.log", cwd=PROJECT_ROOT
+            )
+            for name in WORKER_NAMES
+        ]
         for worker in workers:  # both start at once; each is stopped however the test ends
             stack.callback(worker.stop)
             worker.launch()
@@ -226,18 +251,24 @@ def test_graph_on_two_celery_workers_matches_in_process(tmp_path, s3_server, mon
             assert "Task execute_plan[" in log and " succeeded in " in log, log[-3000:]
 
         spent = _step_seconds(instance, run_ids)
-        print(f"\nin-process graph ({ref_runs} runs, a process each): {in_process_s:.1f} s; "
-              f"celery graph (2 workers): {celery_s:.1f} s after {workers_ready_s:.1f} s of "
-              f"worker start-up; steps per worker: "
-              f"{ {w: len(s) for w, s in sorted(by_worker.items())} }; summed over steps: "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items()))
+        print(
+            f"\nin-process graph ({ref_runs} runs, a process each): {in_process_s:.1f} s; "
+            f"celery graph (2 workers): {celery_s:.1f} s after {workers_ready_s:.1f} s of "
+            f"worker start-up; steps per worker: "
+            f"{ {w: len(s) for w, s in sorted(by_worker.items())} }; summed over steps: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items())
+        )
 
         # The same outputs as the in-process run.
         ref_instance = stack.enter_context(dg.DagsterInstance.from_config(str(ref_home)))
-        expected = _outputs(ref_config, ref_instance,
-                            {f"s3://{bucket}/reference/": "s3://B/", str(ref_config.parent): "ROOT"})
-        got = _outputs(config, instance,
-                       {f"s3://{bucket}/celery/": "s3://B/", str(config.parent): "ROOT"})
+        expected = _outputs(
+            ref_config,
+            ref_instance,
+            {f"s3://{bucket}/reference/": "s3://B/", str(ref_config.parent): "ROOT"},
+        )
+        got = _outputs(
+            config, instance, {f"s3://{bucket}/celery/": "s3://B/", str(config.parent): "ROOT"}
+        )
         assert got["validated_set"]["uri"].str.starts_with("s3://B/clips/").all()
         for table in ("validated_set", "mfcc_table"):
             assert got[table].height > 0
@@ -254,11 +285,16 @@ def test_servers_leave_nothing_running(tmp_path):
     worker_yaml = tmp_path / "celery.yaml"
     worker_yaml.write_text(CELERY_WORKER_YAML)
     with RedisServer() as redis:
-        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"),
-               CELERY_BROKER_ENV: redis.url(0), CELERY_BACKEND_ENV: redis.url(1),
-               "PYTHONPATH": str(PROJECT_ROOT)}
-        with CeleryWorker("kws-worker-t", worker_yaml, env, tmp_path / "worker.log",
-                          cwd=PROJECT_ROOT) as worker:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(tmp_path / "home"),
+            CELERY_BROKER_ENV: redis.url(0),
+            CELERY_BACKEND_ENV: redis.url(1),
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        with CeleryWorker(
+            "kws-worker-t", worker_yaml, env, tmp_path / "worker.log", cwd=PROJECT_ROOT
+        ) as worker:
             assert process_group_alive(worker.proc.pid)
             assert "kws-worker-t@" in worker.log_file.read_text()
         assert not process_group_alive(worker.proc.pid)

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, FeatureSettings
-from kws_assets.core.model.export import write_artifact
 from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.model.export import write_artifact
 from kws_assets.lib.partitions import KEYWORDS, register_config_partitions
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, FeatureSettings
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.pipeline_runs import (
     hidden_leftovers,
@@ -32,7 +32,8 @@ WRITES_EACH = 25
 def test_concurrent_artifact_writers_all_succeed_and_leave_one_whole_folder(tmp_path):
     """Two runs shipping at once both replace artifacts/quantized_model: no writer may fail."""
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings()).with_stats(
-        [0.0] * 10, [1.0] * 10)
+        [0.0] * 10, [1.0] * 10
+    )
     model = tmp_path / "model.int8.onnx"
     model.write_bytes(bytes(range(256)) * 8)
     artifact = tmp_path / "artifacts" / "quantized_model"
@@ -41,8 +42,13 @@ def test_concurrent_artifact_writers_all_succeed_and_leave_one_whole_folder(tmp_
     def writer(index: int) -> None:
         for i in range(WRITES_EACH):
             try:
-                write_artifact(artifact, model, ["_silence_", "_unknown_", "yes"], spec,
-                               {"writer": index, "write": i})
+                write_artifact(
+                    artifact,
+                    model,
+                    ["_silence_", "_unknown_", "yes"],
+                    spec,
+                    {"writer": index, "write": i},
+                )
             except Exception as exc:  # every failure is what this test reports
                 errors.append(repr(exc))
 
@@ -54,7 +60,8 @@ def test_concurrent_artifact_writers_all_succeed_and_leave_one_whole_folder(tmp_
     assert errors == []
     assert sorted(p.name for p in artifact.parent.iterdir()) == ["quantized_model"]
     assert {"model.int8.onnx", "labels.json", "feature_config.json", "metrics.json"} <= {
-        p.name for p in artifact.iterdir()}
+        p.name for p in artifact.iterdir()
+    }
 
 
 @pytest.mark.slow
@@ -72,8 +79,10 @@ def test_overlapping_runs_at_once_do_not_corrupt_each_other(tmp_path):
     # Both runs materialize every keyword partition (in opposite orders) and everything after.
     orders = [",".join(cfg.keywords), ",".join(reversed(cfg.keywords))]
     logs = [tmp_path / f"run-{i}.log" for i in range(len(orders))]
-    procs = [start_graph_run(config, home, log, env={"KWS_TEST_KEYWORD_ORDER": order})
-             for order, log in zip(orders, logs)]
+    procs = [
+        start_graph_run(config, home, log, env={"KWS_TEST_KEYWORD_ORDER": order})
+        for order, log in zip(orders, logs)
+    ]
     for proc, log in zip(procs, logs):
         wait_for(proc, log)
 
@@ -102,7 +111,10 @@ def test_overlapping_runs_at_once_do_not_corrupt_each_other(tmp_path):
     # Both runs recorded their materialization of every overlapping partition.
     for keyword in cfg.keywords:
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("synthetic_clips"),
-                                  asset_partitions=[keyword]), limit=10).records
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("synthetic_clips"), asset_partitions=[keyword]
+            ),
+            limit=10,
+        ).records
         assert len({r.run_id for r in records}) == len(orders), keyword
     instance.dispose()

@@ -40,8 +40,10 @@ KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being writt
 # finished, so a kill in the middle of rendering yields clips that are valid but not bit-equal to
 # an uninterrupted run's.  Augmentation, features, training, quantization and the evaluation
 # figures are bit-reproducible, and the augmented clips are clip-store writes like any other.
-TIMING_FIELDS = {"artifacts/evaluation/evaluation.json": {"window_latency_ms"},
-                 "artifacts/evaluation/artifact.json": {"evaluation.json"}}
+TIMING_FIELDS = {
+    "artifacts/evaluation/evaluation.json": {"window_latency_ms"},
+    "artifacts/evaluation/artifact.json": {"evaluation.json"},
+}
 # The data card states the instance's run history (the data versions of the materializations it
 # describes, as recorded by the instance it was made in): the resumed instance has the killed
 # run's materializations too.  The tables it is computed from are compared byte for byte.
@@ -58,8 +60,9 @@ def _without(value, fields: set[str]):
 
 def _comparable(root: Path) -> dict[str, object]:
     """sha256 of every output; the TIMING_FIELDS files as JSON minus those fields."""
-    hashes: dict[str, object] = {k: v for k, v in content_hashes(root).items()
-                                 if not k.startswith(INSTANCE_DEPENDENT)}
+    hashes: dict[str, object] = {
+        k: v for k, v in content_hashes(root).items() if not k.startswith(INSTANCE_DEPENDENT)
+    }
     for rel, fields in TIMING_FIELDS.items():
         if rel in hashes:
             hashes[rel] = _without(json.loads((root / rel).read_text()), fields)
@@ -78,8 +81,12 @@ def test_killed_run_leaves_nothing_partial_and_resumes_to_identical_bytes(tmp_pa
 
     run_graph(config, tmp_path / "home-clean", log)
     reference = _comparable(root)
-    assert {"tables/validated_set.parquet", "tables/mfcc_table.parquet", "models/kws_model.pt",
-            "artifacts/quantized_model/model.int8.onnx"} <= set(reference)
+    assert {
+        "tables/validated_set.parquet",
+        "tables/mfcc_table.parquet",
+        "models/kws_model.pt",
+        "artifacts/quantized_model/model.int8.onnx",
+    } <= set(reference)
     augmented_total = _augmented(root)
     assert augmented_total > KILL_AFTER_AUGMENTED
     assert unreadable_outputs(root) == []

@@ -14,18 +14,31 @@ from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import PIPELINE_JOB
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kws_assets"
-GROUPS = {"raw_corpus": "ingest", "synthetic_clips": "ingest", "aligned_keywords": "ingest",
-          "validated_set": "curate", "quarantined_clips": "curate", "mfcc_table": "features",
-          "kws_model": "train", "quantized_model": "ship", "augmented_clips": "curate",
-          "evaluation": "ship"}
+GROUPS = {
+    "raw_corpus": "ingest",
+    "synthetic_clips": "ingest",
+    "aligned_keywords": "ingest",
+    "validated_set": "curate",
+    "quarantined_clips": "curate",
+    "mfcc_table": "features",
+    "kws_model": "train",
+    "quantized_model": "ship",
+    "augmented_clips": "curate",
+    "evaluation": "ship",
+}
 
 
 def test_core_never_imports_dagster():
     offenders = []
     for path in (PACKAGE / "core").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n == "dagster" or n.startswith(("dagster.", "dagster_")) for n in names):
                 offenders.append(str(path))
     assert not offenders
@@ -38,7 +51,9 @@ def test_assets_groups_lineage_and_job(tiny_config_file):
         node = graph.get(dg.AssetKey(key))
         assert node.group_name == group, key
         assert node.description, key
-    parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in GROUPS}
+    parents = {
+        k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in GROUPS
+    }
     assert parents["aligned_keywords"] >= {"raw_corpus"}
     assert parents["validated_set"] >= {"synthetic_clips", "aligned_keywords"}
     assert parents["mfcc_table"] >= {"validated_set"}
@@ -53,7 +68,11 @@ def test_dg_check_defs_passes(tiny_config_file, tmp_path):
     home.mkdir()
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "dg"), "check", "defs"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)})
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KWS_CONFIG": str(tiny_config_file), "DAGSTER_HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr

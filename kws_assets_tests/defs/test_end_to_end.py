@@ -14,20 +14,35 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import cut_centered, resample, write_wav
 from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.speech import tts
 from kws_assets.definitions import build_definitions
 from kws_assets.lib.in_process import materialize_graph
 from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
 
-ALL_ASSETS = {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords", "validated_set",
-              "quarantined_clips", "data_card", "augmented_clips", "mfcc_table", "kws_model",
-              "quantized_model", "evaluation",
-              "embedding_table", "embedding_model", "embedding_artifact", "transfer_evaluation",
-              "student_model", "device_model"}
+ALL_ASSETS = {
+    "raw_corpus",
+    "unknown_clips",
+    "synthetic_clips",
+    "aligned_keywords",
+    "validated_set",
+    "quarantined_clips",
+    "data_card",
+    "augmented_clips",
+    "mfcc_table",
+    "kws_model",
+    "quantized_model",
+    "evaluation",
+    "embedding_table",
+    "embedding_model",
+    "embedding_artifact",
+    "transfer_evaluation",
+    "student_model",
+    "device_model",
+}
 PER_KEYWORD = {"synthetic_clips", "aligned_keywords"}
 PER_BATCH = {"raw_corpus", "unknown_clips"}
 # Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their
@@ -47,9 +62,13 @@ def pipeline(tmp_path_factory):
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(config_file)
         graph = materialize_graph(defs, instance)
-        yield {"defs": defs, "instance": instance, "graph": graph,
-               "cfg": load_config(config_file), "root": root}
-
+        yield {
+            "defs": defs,
+            "instance": instance,
+            "graph": graph,
+            "cfg": load_config(config_file),
+            "root": root,
+        }
 
 
 def test_run_succeeds_and_materializes_every_asset(pipeline):
@@ -68,9 +87,13 @@ def test_run_succeeds_and_materializes_every_asset(pipeline):
 def test_blocking_checks_ran_and_passed(pipeline):
     evaluations = pipeline["graph"].check_evaluations()
     by_name = {e.check_name: e for e in evaluations}
-    for name in ("validated_set_schema", "validated_set_speaker_disjoint",
-                 "validated_set_label_coverage", "validated_set_unknown_and_test_size",
-                 "mfcc_table_schema"):
+    for name in (
+        "validated_set_schema",
+        "validated_set_speaker_disjoint",
+        "validated_set_label_coverage",
+        "validated_set_unknown_and_test_size",
+        "mfcc_table_schema",
+    ):
         assert by_name[name].passed, name
 
 
@@ -83,13 +106,17 @@ def test_clip_counts_per_label(pipeline):
     engine_renders = sum(len(e.voices) * e.renders_per_voice for e in cfg.tts.engines)
     expected_per_kw = grid * (1 + cfg.noise.noisy_copies_per_clip) + sampled + engine_renders
     synthetic_counts = dict(synthetic.group_by("label").len().iter_rows())
-    assert {k: synthetic_counts[k] for k in cfg.keywords} == {
-        k: expected_per_kw for k in cfg.keywords}
+    assert {k: synthetic_counts[k] for k in cfg.keywords} == dict.fromkeys(
+        cfg.keywords, expected_per_kw
+    )
     # synthetic _unknown_: unknown_ratio x the clean renders of each keyword, plus the windows of
     # running speech (espeak-ng's, and half a window per other-engine keyword render)
     assert synthetic_counts["_unknown_"] == len(cfg.keywords) * (
-        round(cfg.negatives.unknown_ratio * (grid + sampled)) + cfg.negatives.speech_windows
-        + round(cfg.negatives.unknown_ratio * engine_renders) + round(0.5 * engine_renders))
+        round(cfg.negatives.unknown_ratio * (grid + sampled))
+        + cfg.negatives.speech_windows
+        + round(cfg.negatives.unknown_ratio * engine_renders)
+        + round(0.5 * engine_renders)
+    )
 
     aligned = load_asset(pipeline, "aligned_keywords")
     corpus = load_asset(pipeline, "raw_corpus")
@@ -105,11 +132,15 @@ def test_clip_counts_per_label(pipeline):
     validated = load_asset(pipeline, "validated_set")
     quarantined = load_asset(pipeline, "quarantined_clips")
     assert set(validated["label"].unique()) == set(cfg.labels)
-    assert validated.filter(pl.col("label") == "_silence_").height + quarantined.filter(
-        pl.col("label") == "_silence_").height == cfg.noise.silence_clips
+    assert (
+        validated.filter(pl.col("label") == "_silence_").height
+        + quarantined.filter(pl.col("label") == "_silence_").height
+        == cfg.noise.silence_clips
+    )
     # Nothing lost: every candidate is either validated or quarantined, never both.
-    assert validated.height + quarantined.height == (synthetic.height + aligned.height + unknown.height
-                                                     + cfg.noise.silence_clips)
+    assert validated.height + quarantined.height == (
+        synthetic.height + aligned.height + unknown.height + cfg.noise.silence_clips
+    )
     assert not set(validated["clip_id"]) & set(quarantined["clip_id"])
 
 
@@ -125,7 +156,9 @@ def test_mfcc_shape_and_finiteness(pipeline):
     validated = load_asset(pipeline, "validated_set")
     augmented = load_asset(pipeline, "augmented_clips")
     assert table.height == validated.height + augmented.height
-    assert set(augmented["origin_id"]) <= set(validated.filter(pl.col("split") == "train")["clip_id"])
+    assert set(augmented["origin_id"]) <= set(
+        validated.filter(pl.col("split") == "train")["clip_id"]
+    )
     values = table["mfcc"].to_numpy()
     assert values.shape == (table.height, 49, 10)
     assert np.isfinite(values).all()
@@ -145,9 +178,13 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
             synthesis = tts.synthesize(keyword, voice=voice, rate=160)
             samples = resample(synthesis.samples, synthesis.sample_rate, cfg.audio.sample_rate)
             spoken, offset = tts.trim_silence(samples, cfg.audio.sample_rate)
-            clip = cut_centered(samples, cfg.audio.sample_rate,
-                                (offset + len(spoken) / 2) / cfg.audio.sample_rate,
-                                cfg.audio.clip_samples, cfg.audio.fade_ms)
+            clip = cut_centered(
+                samples,
+                cfg.audio.sample_rate,
+                (offset + len(spoken) / 2) / cfg.audio.sample_rate,
+                cfg.audio.clip_samples,
+                cfg.audio.fade_ms,
+            )
             path = tmp_path / f"{voice.replace('+', '_')}_{keyword}.wav"
             write_wav(path, clip, cfg.audio.sample_rate)
             paths.append(path)
@@ -173,7 +210,9 @@ def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
     chance = 1 / len(cfg.labels)
     assert summary["unseen_voice_clips"] > 0 and summary["unseen_voice_accuracy"] > chance
     assert 0.0 <= summary["frr_at_target"] <= 1.0
-    assert summary["negative_hours"] == pytest.approx(cfg.evaluation.negative_minutes / 60, rel=1e-3)
+    assert summary["negative_hours"] == pytest.approx(
+        cfg.evaluation.negative_minutes / 60, rel=1e-3
+    )
     assert summary["positives"] > 0
 
 
@@ -191,7 +230,9 @@ def test_other_engines_speak_and_the_held_out_engine_never_trains(pipeline):
 
 
 def test_both_families_are_scored_on_the_held_out_engine(pipeline):
-    report = json.loads(load_asset(pipeline, "transfer_evaluation").file("transfer.json").read_text())
+    report = json.loads(
+        load_asset(pipeline, "transfer_evaluation").file("transfer.json").read_text()
+    )
     rows = {(r["family"], r["set"]): r for r in report["table"]}
     for family in ("speech_embedding", "mfcc"):
         held_out = rows[(family, "held-out engine: piper")]
@@ -217,9 +258,15 @@ def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_p
             synthesis = tts.synthesize(keyword, voice=voice, rate=160)
             samples = resample(synthesis.samples, synthesis.sample_rate, cfg.audio.sample_rate)
             spoken, offset = tts.trim_silence(samples, cfg.audio.sample_rate)
-            clips.append(cut_centered(samples, cfg.audio.sample_rate,
-                                      (offset + len(spoken) / 2) / cfg.audio.sample_rate,
-                                      cfg.audio.clip_samples, cfg.audio.fade_ms))
+            clips.append(
+                cut_centered(
+                    samples,
+                    cfg.audio.sample_rate,
+                    (offset + len(spoken) / 2) / cfg.audio.sample_rate,
+                    cfg.audio.clip_samples,
+                    cfg.audio.fade_ms,
+                )
+            )
             truth.append(keyword)
     predicted = [cfg.labels[i] for i in classifier.classify_clips(np.stack(clips)).argmax(axis=1)]
     assert sum(p == t for p, t in zip(predicted, truth)) / len(truth) > 2 / len(cfg.labels)
@@ -236,12 +283,16 @@ def test_the_student_is_distilled_from_the_teacher_and_shipped(pipeline):
     cfg = pipeline["cfg"]
     student, kws = load_asset(pipeline, "student_model"), load_asset(pipeline, "kws_model")
     assert student.family == "mfcc" and student.labels == kws.labels
-    assert student.network == kws.network and student.front_end == kws.front_end  # same shape, same features
+    assert (
+        student.network == kws.network and student.front_end == kws.front_end
+    )  # same shape, same features
     assert any(not torch.equal(student.state_dict[k], kws.state_dict[k]) for k in kws.state_dict)
     meta = _latest_metadata(pipeline, "student_model")
     chance = 1 / len(cfg.labels)
     assert meta["distilled"] is True and meta["temperature"] == cfg.distill.temperature
-    assert meta["accuracy_test"] > chance and meta["kws_model_accuracy_test"] == kws.accuracy["test"]
+    assert (
+        meta["accuracy_test"] > chance and meta["kws_model_accuracy_test"] == kws.accuracy["test"]
+    )
     assert meta["teacher_agreement"]["test"] > chance
     assert meta["train_rows_without_teacher"] == 0  # both tables cover the same clips
     device = _latest_metadata(pipeline, "device_model")

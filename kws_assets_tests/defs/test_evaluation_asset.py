@@ -12,18 +12,24 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.model import export
 from kws_assets.core.model.export import read_operating_point
-from kws_assets.core.storage.clip_store import ClipStore
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.model.feature_table import mfcc_dtype
-from kws_assets.definitions import build_definitions
 from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifact
+from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore
+from kws_assets.definitions import build_definitions
 from kws_assets.defs.assets.evaluate import REPORT_FILE, evaluation
-from kws_assets.lib.resources import ARTIFACTS
 from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
-from kws_assets_tests.tone_detector import LABELS, SR, labelled_clips, tone_artifact, tone_embedding_artifact
+from kws_assets.lib.resources import ARTIFACTS
+from kws_assets_tests.tone_detector import (
+    LABELS,
+    SR,
+    labelled_clips,
+    tone_artifact,
+    tone_embedding_artifact,
+)
 
 pytestmark = pytest.mark.slow  # a model, two materializations and an evaluation: ~30-60 s
 
@@ -47,7 +53,9 @@ def project(tmp_path_factory) -> dict:
     artifact = tone_artifact()
     # The tone model stands for quantized_model's output, stored as that asset's IO manager does.
     artifacts = LocalObjectStore.at(cfg.storage_path(ARTIFACTS))
-    export_dir = Path(store_artifact(artifacts, "quantized_model", ArtifactFolder(Path(artifact.folder))))
+    export_dir = Path(
+        store_artifact(artifacts, "quantized_model", ArtifactFolder(Path(artifact.folder)))
+    )
     store_artifact(artifacts, "embedding_artifact", ArtifactFolder(tone_embedding_artifact()))
     store = ClipStore.at(cfg.storage_path("clips"))
     clips, y = labelled_clips(8, seed=40)
@@ -56,34 +64,65 @@ def project(tmp_path_factory) -> dict:
         label = LABELS[label_index]
         clip_id = f"clip{i:03d}"
         uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
-        rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
-                     "speaker": f"tts:voice{i % 4}", "split": "test"})
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": uri,
+                "label": label,
+                "source": "synthetic",
+                "speaker": f"tts:voice{i % 4}",
+                "split": "test",
+            }
+        )
     val_clips, val_y = labelled_clips(4, seed=41)  # the operating point is selected on these
     val_rows = []
     for i, (clip, label_index) in enumerate(zip(val_clips, val_y)):
         label = LABELS[label_index]
         clip_id = f"val{i:03d}"
         uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
-        val_rows.append({"clip_id": clip_id, "uri": uri, "label": label, "source": "synthetic",
-                         "speaker": "tts:en-us+f2", "split": "val"})
+        val_rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": uri,
+                "label": label,
+                "source": "synthetic",
+                "speaker": "tts:en-us+f2",
+                "split": "val",
+            }
+        )
     validated = pl.DataFrame(rows)
     validated_all = pl.concat([validated, pl.DataFrame(val_rows)])
     spec = FeatureSpec.model_validate_json((export_dir / export.FEATURES_FILE).read_text())
     raw = MfccExtractor(spec)(clips)
     mfcc = validated.select("clip_id", "label", "split", "speaker", "source").with_columns(
-        pl.Series("mfcc", raw, dtype=mfcc_dtype(spec)))
+        pl.Series("mfcc", raw, dtype=mfcc_dtype(spec))
+    )
     tables = cfg.storage_path("tables")
     tables.mkdir(parents=True)
     validated_all.write_parquet(tables / "validated_set.parquet")
     mfcc.write_parquet(tables / "mfcc_table.parquet")
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [dg.SourceAsset("mfcc_table"), dg.SourceAsset("validated_set"),
-             dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"),
-             dg.SourceAsset("embedding_artifact", io_manager_key="artifact_io_manager"), evaluation],
-            resources=defs.resources, instance=instance, raise_on_error=False)
-    return {"cfg": cfg, "result": result, "raw": raw, "y": y, "export_dir": export_dir,
-            "spec": spec, "defs": defs}
+            [
+                dg.SourceAsset("mfcc_table"),
+                dg.SourceAsset("validated_set"),
+                dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"),
+                dg.SourceAsset("embedding_artifact", io_manager_key="artifact_io_manager"),
+                evaluation,
+            ],
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    return {
+        "cfg": cfg,
+        "result": result,
+        "raw": raw,
+        "y": y,
+        "export_dir": export_dir,
+        "spec": spec,
+        "defs": defs,
+    }
 
 
 def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
@@ -100,7 +139,10 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
     assert metadata["frr_at_target"].value == pytest.approx(point["frr"], abs=1e-4)
     # selected on the validation streams (meeting the target there, or flagged), reported on test
     selection = report["streaming"]["selection"]
-    assert selection["validation"]["fa_per_hour"] <= 60.0 or not selection["meets_target_on_validation"]
+    assert (
+        selection["validation"]["fa_per_hour"] <= 60.0
+        or not selection["meets_target_on_validation"]
+    )
     assert point["threshold"] == pytest.approx(selection["detector"]["threshold"], abs=1e-4)
     assert point in report["streaming"]["det_curve"]
     assert report["streaming"]["negative_hours"] == pytest.approx(0.5 / 60, rel=1e-3)
@@ -114,8 +156,10 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
         assert shipped.smoothing_windows in (1, 3, 5) and shipped.refractory_s in (0.5, 1.0)
         assert body["summary"]["test_clips"] == len(project["y"])
     assert report["families"]["speech_embedding"]["streaming"]["positives"] == 2 * 6
-    assert metadata["speech_embedding_frr_at_target"].value == (
-        report["families"]["speech_embedding"]["summary"]["frr_at_target"])
+    assert (
+        metadata["speech_embedding_frr_at_target"].value
+        == (report["families"]["speech_embedding"]["summary"]["frr_at_target"])
+    )
     assert (folder / "det_curve_speech_embedding.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -127,7 +171,9 @@ def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
     report = json.loads((folder / REPORT_FILE).read_text())
     assert report["test"]["accuracy"] == pytest.approx(expected)
     confusion = np.array(report["test"]["confusion"])
-    assert confusion.sum() == len(project["y"]) and np.trace(confusion) == round(expected * len(project["y"]))
+    assert confusion.sum() == len(project["y"]) and np.trace(confusion) == round(
+        expected * len(project["y"])
+    )
 
 
 def _run_gates(project, metrics: dict, max_kb: float | None = None):
@@ -145,20 +191,28 @@ def _run_gates(project, metrics: dict, max_kb: float | None = None):
     resources = dict(project["defs"].resources)
     if max_kb is not None:
         path = Path(cfg.storage.root).parent / "gate.yaml"
-        path.write_text(CONFIG.replace("max_artifact_kb: 256.0", f"max_artifact_kb: {max_kb}")
-                        .replace("root: data", f"root: {cfg.storage.root}"))
+        path.write_text(
+            CONFIG.replace("max_artifact_kb: 256.0", f"max_artifact_kb: {max_kb}").replace(
+                "root: data", f"root: {cfg.storage.root}"
+            )
+        )
         resources["settings"] = type(resources["settings"])(config_path=str(path))
     with dg.instance_for_test() as instance:
-        result = dg.materialize([artifact_already_written, int8_accuracy_drop, int8_artifact_size],
-                                resources=resources, instance=instance, raise_on_error=False)
+        result = dg.materialize(
+            [artifact_already_written, int8_accuracy_drop, int8_artifact_size],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
         return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 def test_quantization_gates_pass_and_fail_on_the_configured_thresholds(project) -> None:
     passing = _run_gates(project, {"float_test_accuracy": 0.90, "int8_test_accuracy": 0.895})
     assert passing["int8_accuracy_drop"].passed and passing["int8_artifact_size"].passed
-    failing = _run_gates(project, {"float_test_accuracy": 0.90, "int8_test_accuracy": 0.87},
-                         max_kb=1.0)
+    failing = _run_gates(
+        project, {"float_test_accuracy": 0.90, "int8_test_accuracy": 0.87}, max_kb=1.0
+    )
     assert not failing["int8_accuracy_drop"].passed
     assert failing["int8_accuracy_drop"].metadata["value"].value == pytest.approx(3.0)
     assert not failing["int8_artifact_size"].passed

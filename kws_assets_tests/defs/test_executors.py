@@ -17,9 +17,16 @@ from kws_assets.lib.executors import (
 )
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, "in_process"), ("", "in_process"), (" in_process ", "in_process"),
-    ("multiprocess", "multiprocess"), ("celery", "celery")])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, "in_process"),
+        ("", "in_process"),
+        (" in_process ", "in_process"),
+        ("multiprocess", "multiprocess"),
+        ("celery", "celery"),
+    ],
+)
 def test_executor_from_env(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv(EXECUTOR_ENV, raising=False)
@@ -39,7 +46,10 @@ def test_code_location_jobs_use_the_executor_of_the_environment(tiny_config_file
     job = build_definitions(tiny_config_file).resolve_job_def(PIPELINE_JOB)
     assert job.executor_def.name == "celery"
     monkeypatch.setenv(EXECUTOR_ENV, "in_process")
-    assert build_definitions(tiny_config_file).resolve_job_def(PIPELINE_JOB).executor_def.name == "in_process"
+    assert (
+        build_definitions(tiny_config_file).resolve_job_def(PIPELINE_JOB).executor_def.name
+        == "in_process"
+    )
     # An explicit executor wins over the environment.
     explicit = build_definitions(tiny_config_file, executor=dg.multiprocess_executor)
     assert explicit.resolve_job_def(PIPELINE_JOB).executor_def.name == "multiprocess"

@@ -9,7 +9,6 @@ import pytest
 import torch
 from dagster_aws.s3 import S3Resource
 
-from kws_assets.settings import KwsConfig, StorageSettings
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.storage.artifact_store import INDEX_FILE, ArtifactFolder
 from kws_assets.core.storage.object_store import STAGING_DIR, StorageError
@@ -26,7 +25,12 @@ from kws_assets.lib.resources import (
     S3ClipStoreResource,
     storage_resources,
 )
-from kws_assets.lib.retries import STEP_MAX_RETRIES, FailFastObjectStore, fail_fast_on_permanent_errors
+from kws_assets.lib.retries import (
+    STEP_MAX_RETRIES,
+    FailFastObjectStore,
+    fail_fast_on_permanent_errors,
+)
+from kws_assets.settings import KwsConfig, StorageSettings
 
 LETTERS = dg.StaticPartitionsDefinition(["a", "b"])
 
@@ -54,8 +58,13 @@ def all_letters(per_letter: dict[str, pl.DataFrame]) -> pl.DataFrame:
 @dg.asset(io_manager_key="model_io_manager")
 def checkpoint() -> ModelCheckpoint:
     torch.manual_seed(0)
-    return ModelCheckpoint(family="test", labels=["x", "y"], state_dict=torch.nn.Linear(4, 2).state_dict(),
-                           network={"width": 4}, front_end={})
+    return ModelCheckpoint(
+        family="test",
+        labels=["x", "y"],
+        state_dict=torch.nn.Linear(4, 2).state_dict(),
+        network={"width": 4},
+        front_end={},
+    )
 
 
 @dg.asset(io_manager_key="artifact_io_manager")
@@ -69,8 +78,14 @@ def report() -> ArtifactFolder:
 
 @dg.asset
 def report_size(report: ArtifactFolder) -> pl.DataFrame:
-    return pl.DataFrame({"bytes": [report.file("report.json").stat().st_size,
-                                   report.file("plots/curve.png").stat().st_size]})
+    return pl.DataFrame(
+        {
+            "bytes": [
+                report.file("report.json").stat().st_size,
+                report.file("plots/curve.png").stat().st_size,
+            ]
+        }
+    )
 
 
 @dg.asset
@@ -79,20 +94,27 @@ def unlucky() -> pl.DataFrame:
 
 
 def _materialize(assets, resources, instance, **kw) -> dg.ExecuteInProcessResult:
-    return dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False, **kw)
+    return dg.materialize(
+        assets, resources=resources, instance=instance, raise_on_error=False, **kw
+    )
 
 
 def _run_all(resources) -> dict:
     with dg.instance_for_test() as instance:
-        first = _materialize([numbers, doubled, checkpoint, report, report_size], resources, instance)
+        first = _materialize(
+            [numbers, doubled, checkpoint, report, report_size], resources, instance
+        )
         assert first.success
         for key in ("a", "b"):
             assert _materialize([per_letter], resources, instance, partition_key=key).success
-        fan_in = _materialize([per_letter, all_letters], resources, instance,
-                              selection=[all_letters])
+        fan_in = _materialize(
+            [per_letter, all_letters], resources, instance, selection=[all_letters]
+        )
         assert fan_in.success
-        defs = dg.Definitions(assets=[numbers, doubled, per_letter, all_letters, checkpoint, report,
-                                      report_size], resources=resources)
+        defs = dg.Definitions(
+            assets=[numbers, doubled, per_letter, all_letters, checkpoint, report, report_size],
+            resources=resources,
+        )
         return {
             "report": defs.load_asset_value("report", instance=instance),
             "report_size": defs.load_asset_value("report_size", instance=instance),
@@ -108,7 +130,10 @@ def _check_values(values: dict) -> None:
     assert values["all_letters"]["letter"].to_list() == ["a", "a", "b", "b"]
     torch.manual_seed(0)
     expected = torch.nn.Linear(4, 2).state_dict()
-    assert isinstance(values["checkpoint"], ModelCheckpoint) and values["checkpoint"].labels == ["x", "y"]
+    assert isinstance(values["checkpoint"], ModelCheckpoint) and values["checkpoint"].labels == [
+        "x",
+        "y",
+    ]
     assert all(torch.equal(values["checkpoint"].state_dict[k], v) for k, v in expected.items())
     assert values["metadata"]["dagster/row_count"].value == 3
     assert values["report"].file("report.json").read_text() == '{"accuracy": 0.5}'
@@ -118,15 +143,22 @@ def _check_values(values: dict) -> None:
 
 @pytest.mark.slow
 def test_local_tables_partitions_and_checkpoints(tmp_path):
-    resources = {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "tables")),
-                 "model_io_manager": TorchCheckpointIOManager(base_path=str(tmp_path / "models")),
-                 "artifact_io_manager": ArtifactIOManager(base_path=str(tmp_path / "artifacts"))}
+    resources = {
+        "io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "tables")),
+        "model_io_manager": TorchCheckpointIOManager(base_path=str(tmp_path / "models")),
+        "artifact_io_manager": ArtifactIOManager(base_path=str(tmp_path / "artifacts")),
+    }
     values = _run_all(resources)
     _check_values(values)
     tables = tmp_path / "tables"
     assert sorted(p.relative_to(tables).as_posix() for p in tables.rglob("*.parquet")) == [
-        "all_letters.parquet", "doubled.parquet", "numbers.parquet",
-        "per_letter/a.parquet", "per_letter/b.parquet", "report_size.parquet"]
+        "all_letters.parquet",
+        "doubled.parquet",
+        "numbers.parquet",
+        "per_letter/a.parquet",
+        "per_letter/b.parquet",
+        "report_size.parquet",
+    ]
     assert values["metadata"]["path"].value == str(tables / "doubled.parquet")
     assert (tmp_path / "models" / "checkpoint.pt").is_file()
     # A local artifact is a real folder a user can open, with its index.
@@ -140,20 +172,32 @@ def test_s3_tables_partitions_checkpoints_and_artifacts(s3_server, tmp_path):
     s3 = S3Resource(endpoint_url=s3_server.endpoint_url, max_attempts=2)
     resources = {
         "io_manager": S3PolarsParquetIOManager(s3=s3, bucket=s3_server.bucket, prefix="kws/tables"),
-        "model_io_manager": S3TorchCheckpointIOManager(s3=s3, bucket=s3_server.bucket,
-                                                       prefix="kws/models"),
-        "artifact_io_manager": S3ArtifactIOManager(s3=s3, bucket=s3_server.bucket, prefix="kws/artifacts",
-                                                   cache_root=str(tmp_path / "cache")),
+        "model_io_manager": S3TorchCheckpointIOManager(
+            s3=s3, bucket=s3_server.bucket, prefix="kws/models"
+        ),
+        "artifact_io_manager": S3ArtifactIOManager(
+            s3=s3,
+            bucket=s3_server.bucket,
+            prefix="kws/artifacts",
+            cache_root=str(tmp_path / "cache"),
+        ),
     }
     values = _run_all(resources)
     _check_values(values)
     # Read back through the local cache of this "machine": a folder verified against the index.
     assert values["report"].path.is_relative_to(tmp_path / "cache")
     assert s3_server.keys() == [
-        "kws/artifacts/report/artifact.json", "kws/artifacts/report/plots/curve.png",
-        "kws/artifacts/report/report.json", "kws/models/checkpoint.pt", "kws/tables/all_letters.parquet", "kws/tables/doubled.parquet",
-        "kws/tables/numbers.parquet", "kws/tables/per_letter/a.parquet",
-        "kws/tables/per_letter/b.parquet", "kws/tables/report_size.parquet"]
+        "kws/artifacts/report/artifact.json",
+        "kws/artifacts/report/plots/curve.png",
+        "kws/artifacts/report/report.json",
+        "kws/models/checkpoint.pt",
+        "kws/tables/all_letters.parquet",
+        "kws/tables/doubled.parquet",
+        "kws/tables/numbers.parquet",
+        "kws/tables/per_letter/a.parquet",
+        "kws/tables/per_letter/b.parquet",
+        "kws/tables/report_size.parquet",
+    ]
     assert values["metadata"]["path"].value == f"s3://{s3_server.bucket}/kws/tables/doubled.parquet"
     body = s3_server.client().get_object(Bucket=s3_server.bucket, Key="kws/tables/doubled.parquet")
     assert pl.read_parquet(io.BytesIO(body["Body"].read()))["n"].to_list() == [2, 4, 6]
@@ -162,12 +206,16 @@ def test_s3_tables_partitions_checkpoints_and_artifacts(s3_server, tmp_path):
 def test_missing_upstream_object_is_a_clear_file_not_found(tmp_path, s3_server):
     s3 = S3Resource(endpoint_url=s3_server.endpoint_url, max_attempts=2)
     for io_manager, where in (
-            (PolarsParquetIOManager(base_path=str(tmp_path)), str(tmp_path / "numbers.parquet")),
-            (S3PolarsParquetIOManager(s3=s3, bucket=s3_server.bucket, prefix="t"),
-             f"s3://{s3_server.bucket}/t/numbers.parquet")):
+        (PolarsParquetIOManager(base_path=str(tmp_path)), str(tmp_path / "numbers.parquet")),
+        (
+            S3PolarsParquetIOManager(s3=s3, bucket=s3_server.bucket, prefix="t"),
+            f"s3://{s3_server.bucket}/t/numbers.parquet",
+        ),
+    ):
         with dg.instance_for_test() as instance:
-            result = _materialize([numbers, doubled], {"io_manager": io_manager}, instance,
-                                  selection=[doubled])
+            result = _materialize(
+                [numbers, doubled], {"io_manager": io_manager}, instance, selection=[doubled]
+            )
         assert not result.success
         failure = next(e for e in result.all_events if e.is_step_failure)
         text = failure.step_failure_data.error.to_string()
@@ -185,8 +233,9 @@ def test_permanent_s3_error_fails_at_once_naming_the_object(s3_server):
     assert "s3://kws-bucket-that-is-not-there/t/unlucky.parquet" in error.error.to_string()
     assert "NoSuchBucket" in error.error.to_string()
     assert error.user_failure_data.metadata["reason"].value == "NoSuchBucket"
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"], \
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"], (
         "a permanent error is not retried"
+    )
 
 
 class _Flaky(FailFastObjectStore):
@@ -210,14 +259,17 @@ def test_a_transient_storage_error_is_retried_by_the_step(tmp_path, monkeypatch)
     flaky = {"store": None}
 
     def objects(base_path: str):
-        flaky["store"] = flaky["store"] or _Flaky(io_managers.LocalObjectStore.at(base_path), failures=1)
+        flaky["store"] = flaky["store"] or _Flaky(
+            io_managers.LocalObjectStore.at(base_path), failures=1
+        )
         return flaky["store"]
 
     monkeypatch.setattr(io_managers, "_local_objects", objects)
     monkeypatch.setattr("kws_assets.lib.retries.STEP_RETRY_DELAY_S", 0.01)
     with dg.instance_for_test() as instance:
-        result = _materialize([unlucky], {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))},
-                              instance)
+        result = _materialize(
+            [unlucky], {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))}, instance
+        )
     assert result.success
     assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
     assert (tmp_path / "unlucky.parquet").is_file()
@@ -235,8 +287,9 @@ def test_an_outage_longer_than_the_step_retries_fails_with_its_reason(tmp_path, 
     monkeypatch.setattr(io_managers, "_local_objects", objects)
     monkeypatch.setattr("kws_assets.lib.retries.STEP_RETRY_DELAY_S", 0.01)
     with dg.instance_for_test() as instance:
-        result = _materialize([unlucky], {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))},
-                              instance)
+        result = _materialize(
+            [unlucky], {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))}, instance
+        )
     assert not result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == STEP_MAX_RETRIES
@@ -249,8 +302,11 @@ def always_wrong() -> pl.DataFrame:
 
 def test_a_deterministic_failure_runs_once(tmp_path):
     with dg.instance_for_test() as instance:
-        result = _materialize([always_wrong], {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))},
-                              instance)
+        result = _materialize(
+            [always_wrong],
+            {"io_manager": PolarsParquetIOManager(base_path=str(tmp_path))},
+            instance,
+        )
     assert not result.success
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
     assert len([e for e in result.all_events if e.event_type_value == "STEP_START"]) == 1
@@ -262,21 +318,37 @@ def test_storage_resources_follow_the_deployment(tmp_path):
     assert isinstance(local["clip_store"], LocalClipStoreResource)
     assert local["clip_store"].store.root_uri == str(tmp_path.resolve() / "clips")
 
-    s3_cfg = KwsConfig(storage=StorageSettings(
-        root=str(tmp_path), deployment="s3", s3_bucket="my-kws-data", s3_prefix="team/kws",
-        s3_endpoint_url="http://127.0.0.1:9", s3_retries=7))
+    s3_cfg = KwsConfig(
+        storage=StorageSettings(
+            root=str(tmp_path),
+            deployment="s3",
+            s3_bucket="my-kws-data",
+            s3_prefix="team/kws",
+            s3_endpoint_url="http://127.0.0.1:9",
+            s3_retries=7,
+        )
+    )
     s3 = storage_resources(s3_cfg)
     assert set(s3) == {"s3", "clip_store", "io_manager", "model_io_manager", "artifact_io_manager"}
     assert isinstance(s3["clip_store"], S3ClipStoreResource)
-    assert s3["clip_store"].prefix == "team/kws/clips" and s3["io_manager"].prefix == "team/kws/tables"
+    assert (
+        s3["clip_store"].prefix == "team/kws/clips" and s3["io_manager"].prefix == "team/kws/tables"
+    )
     assert s3["s3"].max_attempts == 7 and s3["s3"].endpoint_url == "http://127.0.0.1:9"
     # No credential fields are set: boto3 takes them from the environment.
     assert s3["s3"].aws_access_key_id is None and s3["s3"].aws_secret_access_key is None
 
 
-@pytest.mark.parametrize("bad", [{"deployment": "s3"}, {"deployment": "s3", "s3_bucket": "Bad_Name"},
-                                 {"deployment": "s3", "s3_bucket": "ok-bucket", "s3_prefix": "a/../b"},
-                                 {"deployment": "gcs"}, {"aws_secret_access_key": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"deployment": "s3"},
+        {"deployment": "s3", "s3_bucket": "Bad_Name"},
+        {"deployment": "s3", "s3_bucket": "ok-bucket", "s3_prefix": "a/../b"},
+        {"deployment": "gcs"},
+        {"aws_secret_access_key": "x"},
+    ],
+)
 def test_storage_settings_reject_bad_values(bad):
     with pytest.raises(ValueError):
         StorageSettings(**bad)

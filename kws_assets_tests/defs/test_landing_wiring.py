@@ -65,8 +65,12 @@ def _land(config_file: Path, name: str, text: str = CSV, age_s: float = 0.0) -> 
 
 def _tick(config_file: Path, instance, cursor: str | None = None):
     defs = build_definitions(config_file)
-    context = dg.build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
-                                      resources={"settings": KwsSettings(config_path=str(config_file))})
+    context = dg.build_sensor_context(
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        definitions=defs,
+        resources={"settings": KwsSettings(config_path=str(config_file))},
+    )
     return defs.get_sensor_def(LANDING_SENSOR).evaluate_tick(context)
 
 
@@ -89,8 +93,10 @@ def test_sensor_defers_an_unsettled_batch_and_logs_it(config_file, instance, cap
     assert requested == {(INGEST_JOB, "source-demo"), (INGEST_JOB, "landing-old")}
     old = next(r for r in first.run_requests if r.partition_key == "landing-old")
     assert old.tags[MANIFEST_FINGERPRINT_TAG] == scan.batches[0].fingerprint
-    assert MANIFEST_FINGERPRINT_TAG not in next(
-        r for r in first.run_requests if r.partition_key == "source-demo").tags
+    assert (
+        MANIFEST_FINGERPRINT_TAG
+        not in next(r for r in first.run_requests if r.partition_key == "source-demo").tags
+    )
     logged = capfd.readouterr().err  # the sensor's log (Dagster's console handler)
     assert "deferred" in logged and str(fresh) in logged and MANIFEST_SETTLING in logged
 
@@ -104,9 +110,14 @@ def test_sensor_defers_an_unsettled_batch_and_logs_it(config_file, instance, cap
 def _ingest(config_file: Path, instance, key: str, tags: dict[str, str] | None = None):
     defs = build_definitions(config_file)
     instance.add_dynamic_partitions(CORPUS_BATCHES.name, [key])
-    return dg.materialize([defs.get_assets_def("raw_corpus")], resources=defs.resources,
-                          instance=instance, partition_key=key, tags=tags or {},
-                          raise_on_error=False)
+    return dg.materialize(
+        [defs.get_assets_def("raw_corpus")],
+        resources=defs.resources,
+        instance=instance,
+        partition_key=key,
+        tags=tags or {},
+        raise_on_error=False,
+    )
 
 
 def _failure(result: dg.ExecuteInProcessResult):
@@ -129,8 +140,9 @@ def test_raw_corpus_ingests_the_manifest_the_sensor_scanned(config_file, instanc
 
 def test_raw_corpus_refuses_a_manifest_replaced_after_the_scan(config_file, instance):
     folder = _land(config_file, "b1", age_s=2 * SETTLE_S)
-    tags = next(r.tags for r in _tick(config_file, instance).run_requests
-                if r.partition_key == "landing-b1")
+    tags = next(
+        r.tags for r in _tick(config_file, instance).run_requests if r.partition_key == "landing-b1"
+    )
     (folder / "manifest.csv").write_text(CSV + "audio/b.wav,no thanks,bob\n")
     failure = _failure(_ingest(config_file, instance, "landing-b1", tags))
     assert failure.user_failure_data.metadata["reason"].value == MANIFEST_CHANGED
@@ -138,8 +150,9 @@ def test_raw_corpus_refuses_a_manifest_replaced_after_the_scan(config_file, inst
     assert "replaced after the scan" in failure.error.message
 
 
-def test_raw_corpus_fails_when_the_batch_vanishes_while_it_is_loaded(config_file, instance,
-                                                                     monkeypatch):
+def test_raw_corpus_fails_when_the_batch_vanishes_while_it_is_loaded(
+    config_file, instance, monkeypatch
+):
     folder = _land(config_file, "b1", age_s=2 * SETTLE_S)
     real_load = corpus.load_corpus
 

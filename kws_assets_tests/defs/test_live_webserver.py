@@ -21,13 +21,13 @@ import pytest
 from kws_assets.config import load_config
 from kws_assets.core.corpus.landing import landing_root
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
-from kws_assets.lib.partitions import KEYWORDS
 from kws_assets.defs.sensors import (
     AUTOMATION_SENSOR,
     KEYWORD_SENSOR,
     LANDING_SENSOR,
     RETRAIN_SENSOR,
 )
+from kws_assets.lib.partitions import KEYWORDS
 from kws_assets_tests.defs.conftest import DagsterDev, wait_for
 from kws_assets_tests.defs.landing_batches import write_landing_batch
 
@@ -183,8 +183,9 @@ def test_code_location_lists_jobs_schedule_and_stopped_sensors(dagster_dev):
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
     assert schedules == {"nightly_retrain": "STOPPED"}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
-    assert sensors == {name: "STOPPED" for name in
-                       (LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR)}
+    assert sensors == dict.fromkeys(
+        (LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR), "STOPPED"
+    )
     partitioned = {n["assetKey"]["path"][0] for n in repo["assetNodes"] if n["isPartitioned"]}
     assert partitioned == {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords"}
 
@@ -192,25 +193,40 @@ def test_code_location_lists_jobs_schedule_and_stopped_sensors(dagster_dev):
 def test_landing_zone_sensor_registers_and_ingests_a_new_batch(dagster_dev):
     selector = dagster_dev.graphql.repository_selector
     for keyword in KEYWORDS_LIVE:  # what "Add partition" in the UI does
-        result = dagster_dev.graphql(ADD_PARTITION, selector=selector, name=KEYWORDS.name, key=keyword)
+        result = dagster_dev.graphql(
+            ADD_PARTITION, selector=selector, name=KEYWORDS.name, key=keyword
+        )
         assert result["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", result
     assert _partition_keys(dagster_dev, "synthetic_clips") == KEYWORDS_LIVE
     assert _partition_keys(dagster_dev, "raw_corpus") == []
 
     _start_sensor(dagster_dev, RETRAIN_SENSOR)  # before any validated data exists
     cfg = load_config(dagster_dev.config_file)
-    write_landing_batch(Path(landing_root(cfg)) / "b1",
-                        ["please say yes now", "the word is up again", "no maybe after dinner"])
+    write_landing_batch(
+        Path(landing_root(cfg)) / "b1",
+        ["please say yes now", "the word is up again", "no maybe after dinner"],
+    )
     _start_sensor(dagster_dev, LANDING_SENSOR)
 
     expected = {"source-demo", LANDED}
-    wait_for(lambda: set(_partition_keys(dagster_dev, "raw_corpus")) >= expected, SENSOR_TIMEOUT_S,
-             "the landing-zone sensor to register the batches", dagster_dev.log_tail)
+    wait_for(
+        lambda: set(_partition_keys(dagster_dev, "raw_corpus")) >= expected,
+        SENSOR_TIMEOUT_S,
+        "the landing-zone sensor to register the batches",
+        dagster_dev.log_tail,
+    )
+
     def sensor_runs():
-        runs = [r for r in _runs(dagster_dev, INGEST_JOB) if _tags(r).get("dagster/partition") in expected]
+        runs = [
+            r
+            for r in _runs(dagster_dev, INGEST_JOB)
+            if _tags(r).get("dagster/partition") in expected
+        ]
         return runs if {_tags(r)["dagster/partition"] for r in runs} == expected else None
 
-    runs = wait_for(sensor_runs, SENSOR_TIMEOUT_S, "the sensor's ingestion runs", dagster_dev.log_tail)
+    runs = wait_for(
+        sensor_runs, SENSOR_TIMEOUT_S, "the sensor's ingestion runs", dagster_dev.log_tail
+    )
     assert len(runs) == len(expected)  # one run per batch, none twice
     for run in runs:
         assert _tags(run).get("dagster/sensor_name") == LANDING_SENSOR
@@ -220,8 +236,11 @@ def test_landing_zone_sensor_registers_and_ingests_a_new_batch(dagster_dev):
 
 
 def test_backfill_over_keyword_partitions_completes(dagster_dev):
-    params = {"partitionNames": KEYWORDS_LIVE, "title": "keywords yes/no/up",
-              "assetSelection": [{"path": ["synthetic_clips"]}, {"path": ["aligned_keywords"]}]}
+    params = {
+        "partitionNames": KEYWORDS_LIVE,
+        "title": "keywords yes/no/up",
+        "assetSelection": [{"path": ["synthetic_clips"]}, {"path": ["aligned_keywords"]}],
+    }
     launched = dagster_dev.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
@@ -235,8 +254,13 @@ def test_backfill_over_keyword_partitions_completes(dagster_dev):
     assert backfill["numPartitions"] == len(KEYWORDS_LIVE)
     # multi-run backfill policy: one run per keyword, each holding both assets of that keyword
     runs = backfill["runs"]
-    ranges = sorted((_tags(r)["dagster/asset_partition_range_start"],
-                     _tags(r)["dagster/asset_partition_range_end"]) for r in runs)
+    ranges = sorted(
+        (
+            _tags(r)["dagster/asset_partition_range_start"],
+            _tags(r)["dagster/asset_partition_range_end"],
+        )
+        for r in runs
+    )
     assert ranges == sorted((k, k) for k in KEYWORDS_LIVE)
     assert all(r["status"] == "SUCCESS" for r in runs), runs
     for asset in ("synthetic_clips", "aligned_keywords"):
@@ -250,9 +274,16 @@ def test_materialize_then_retrain_sensor_fires(dagster_dev):
     curate_run = launched["run"]["runId"]
     assert _wait_run(dagster_dev, curate_run) == "SUCCESS", dagster_dev.log_tail()
 
-    retrain = wait_for(lambda: [r for r in _runs(dagster_dev, RETRAIN_JOB)
-                                if _tags(r).get("kws/validated_run") == curate_run],
-                       SENSOR_TIMEOUT_S, "the retrain sensor's run", dagster_dev.log_tail)
+    retrain = wait_for(
+        lambda: [
+            r
+            for r in _runs(dagster_dev, RETRAIN_JOB)
+            if _tags(r).get("kws/validated_run") == curate_run
+        ],
+        SENSOR_TIMEOUT_S,
+        "the retrain sensor's run",
+        dagster_dev.log_tail,
+    )
     (run,) = retrain
     assert _tags(run)["dagster/sensor_name"] == RETRAIN_SENSOR
     assert _wait_run(dagster_dev, run["runId"]) == "SUCCESS", dagster_dev.log_tail()

@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.corpus.landing import landing_root
 from kws_assets.definitions import build_definitions
-from kws_assets.lib.in_process import failed_steps
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB, RETRAIN_JOB
+from kws_assets.lib.in_process import failed_steps
 from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets_tests.defs.landing_batches import write_landing_batch
 
 PER_KEYWORD = ("synthetic_clips", "aligned_keywords")
@@ -43,8 +43,12 @@ def setup(tmp_path_factory):
     config_file.write_text(CONFIG)
     (root / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
-        yield {"defs": build_definitions(config_file), "instance": instance,
-               "cfg": load_config(config_file), "root": root}
+        yield {
+            "defs": build_definitions(config_file),
+            "instance": instance,
+            "cfg": load_config(config_file),
+            "root": root,
+        }
 
 
 def _node(defs, key: str):
@@ -66,8 +70,12 @@ def test_partition_sets_and_backfill_policies(setup):
 
 def test_fan_in_reads_every_partition(setup):
     graph = setup["defs"].resolve_asset_graph()
-    edges = [("raw_corpus", "aligned_keywords"), ("synthetic_clips", "validated_set"),
-             ("aligned_keywords", "validated_set"), ("unknown_clips", "validated_set")]
+    edges = [
+        ("raw_corpus", "aligned_keywords"),
+        ("synthetic_clips", "validated_set"),
+        ("aligned_keywords", "validated_set"),
+        ("unknown_clips", "validated_set"),
+    ]
     for parent, child in edges:
         mapping = graph.get_partition_mapping(dg.AssetKey(child), dg.AssetKey(parent))
         assert isinstance(mapping, dg.AllPartitionMapping), (parent, child)
@@ -86,8 +94,12 @@ def test_automation_conditions_where_they_fit(setup):
 
 def test_jobs_cut_the_graph_where_partitioning_changes(setup):
     defs = setup["defs"]
-    selected = {name: {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
-                for name in (INGEST_JOB, KEYWORD_JOB, CURATE_JOB, RETRAIN_JOB, PIPELINE_JOB)}
+    selected = {
+        name: {
+            k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.selected_asset_keys
+        }
+        for name in (INGEST_JOB, KEYWORD_JOB, CURATE_JOB, RETRAIN_JOB, PIPELINE_JOB)
+    }
     graph = defs.resolve_asset_graph()
     everything = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert selected[INGEST_JOB] == set(PER_BATCH)
@@ -120,13 +132,18 @@ def test_one_keyword_partition_materializes_alone(setup):
     defs, instance, cfg = setup["defs"], setup["instance"], setup["cfg"]
     register_config_partitions(instance, cfg)
     result = defs.resolve_job_def(KEYWORD_JOB).execute_in_process(
-        instance=instance, partition_key="no", raise_on_error=False)
+        instance=instance, partition_key="no", raise_on_error=False
+    )
     assert result.success, failed_steps(result)
-    assert {(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()} \
-        == {("synthetic_clips", "no"), ("aligned_keywords", "no")}
+    assert {
+        (e.asset_key.to_user_string(), e.partition)
+        for e in result.get_asset_materialization_events()
+    } == {("synthetic_clips", "no"), ("aligned_keywords", "no")}
     clips = defs.load_asset_value("synthetic_clips", partition_key="no", instance=instance)
     grid = len(cfg.tts.voices) * len(cfg.tts.rates) * len(cfg.tts.pitches)
-    assert clips.filter(pl.col("label") == "no").height == grid * (1 + cfg.noise.noisy_copies_per_clip)
+    assert clips.filter(pl.col("label") == "no").height == grid * (
+        1 + cfg.noise.noisy_copies_per_clip
+    )
     assert not set(clips["label"]) & {"yes", "up"}  # other keywords are their own partitions
     materialized = instance.get_materialized_partitions(dg.AssetKey("synthetic_clips"))
     assert materialized == {"no"}
@@ -134,8 +151,11 @@ def test_one_keyword_partition_materializes_alone(setup):
 
 def _failure_descriptions(result: dg.ExecuteInProcessResult) -> list[str]:
     """The descriptions of the ``dg.Failure``s raised by the run's failed steps."""
-    return [e.step_failure_data.user_failure_data.description for e in result.all_events
-            if e.is_step_failure and e.step_failure_data.user_failure_data]
+    return [
+        e.step_failure_data.user_failure_data.description
+        for e in result.all_events
+        if e.is_step_failure and e.step_failure_data.user_failure_data
+    ]
 
 
 def test_fan_in_names_the_keyword_partitions_it_lacks(setup):
@@ -144,7 +164,9 @@ def test_fan_in_names_the_keyword_partitions_it_lacks(setup):
     if not instance.get_latest_materialization_event(dg.AssetKey("synthetic_clips")):
         defs.resolve_job_def(KEYWORD_JOB).execute_in_process(instance=instance, partition_key="no")
     # only "no" is materialized: the dataset cannot be built, and the error says what to do
-    result = defs.resolve_job_def(CURATE_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def(CURATE_JOB).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
     assert not result.success
     (description,) = _failure_descriptions(result)
     assert "synthetic_clips: keyword partitions ['yes', 'up'] are not materialized" in description
@@ -155,7 +177,8 @@ def test_unconfigured_keyword_partition_fails_clearly(setup):
     instance.add_dynamic_partitions(KEYWORDS.name, ["stop"])
     try:
         result = defs.resolve_job_def(KEYWORD_JOB).execute_in_process(
-            instance=instance, partition_key="stop", raise_on_error=False)
+            instance=instance, partition_key="stop", raise_on_error=False
+        )
     finally:
         instance.delete_dynamic_partition(KEYWORDS.name, "stop")
     assert not result.success
@@ -165,12 +188,16 @@ def test_unconfigured_keyword_partition_fails_clearly(setup):
 
 def test_a_landed_batch_is_ingested_on_its_own(setup):
     defs, instance, cfg = setup["defs"], setup["instance"], setup["cfg"]
-    write_landing_batch(Path(landing_root(cfg)) / "b1", ["please say yes again", "the river is green"],
-                        missing=["audio/not-there.wav"])
+    write_landing_batch(
+        Path(landing_root(cfg)) / "b1",
+        ["please say yes again", "the river is green"],
+        missing=["audio/not-there.wav"],
+    )
     partitions = register_config_partitions(instance, cfg)
     assert partitions[CORPUS_BATCHES.name] == ["source-demo", "landing-b1"]
     result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-        instance=instance, partition_key="landing-b1", raise_on_error=False)
+        instance=instance, partition_key="landing-b1", raise_on_error=False
+    )
     assert result.success, failed_steps(result)
     corpus = defs.load_asset_value("raw_corpus", partition_key="landing-b1", instance=instance)
     usable = corpus.filter(pl.col("reject_reason").is_null())

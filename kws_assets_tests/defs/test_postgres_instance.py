@@ -34,8 +34,10 @@ def test_postgres_instance_with_s3_storage(tmp_path, s3_server, monkeypatch):
         home.mkdir()
         (home / "dagster.yaml").write_text(POSTGRES_DAGSTER_YAML)
         config = tmp_path / "kws.yaml"
-        config.write_text((FIXTURES / "micro.yaml").read_text().replace(
-            "storage: {root: data}\n", "") + s3_server.storage_yaml())
+        config.write_text(
+            (FIXTURES / "micro.yaml").read_text().replace("storage: {root: data}\n", "")
+            + s3_server.storage_yaml()
+        )
 
         run_graph(config, home, tmp_path / "run.log")
 
@@ -46,18 +48,25 @@ def test_postgres_instance_with_s3_storage(tmp_path, s3_server, monkeypatch):
             runs = instance.get_runs()
             assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
-            record = instance.fetch_materializations(dg.AssetKey("quantized_model"), limit=1).records
+            record = instance.fetch_materializations(
+                dg.AssetKey("quantized_model"), limit=1
+            ).records
             assert record, "the artifact's materialization was read back from PostgreSQL"
             assert record[0].asset_materialization.metadata["int8_size_kb"].value > 0
 
             defs = build_definitions(config)
             validated = defs.load_asset_value("validated_set", instance=instance)
             clips_prefix = f"s3://{s3_server.bucket}/kws/clips/"
-            assert validated.height > 0 and all(u.startswith(clips_prefix) for u in validated["uri"])
+            assert validated.height > 0 and all(
+                u.startswith(clips_prefix) for u in validated["uri"]
+            )
             stored = set(s3_server.keys())
-            assert {u[len(f"s3://{s3_server.bucket}/"):] for u in validated["uri"]} <= stored
-            assert {"kws/tables/validated_set.parquet", "kws/tables/mfcc_table.parquet",
-                    "kws/models/kws_model.pt"} <= stored
+            assert {u[len(f"s3://{s3_server.bucket}/") :] for u in validated["uri"]} <= stored
+            assert {
+                "kws/tables/validated_set.parquet",
+                "kws/tables/mfcc_table.parquet",
+                "kws/models/kws_model.pt",
+            } <= stored
             assert not any((tmp_path / "data" / d).exists() for d in ("clips", "tables", "models"))
 
             # The same deployment with each step in its own process (what the Kubernetes and
@@ -65,25 +74,40 @@ def test_postgres_instance_with_s3_storage(tmp_path, s3_server, monkeypatch):
             monkeypatch.setenv("KWS_CONFIG", str(config))
             monkeypatch.setenv("DAGSTER_HOME", str(home))
             keyword = validated["label"].filter(~validated["label"].str.starts_with("_"))[0]
-            with dg.execute_job(dg.reconstructable(keyword_clips_multiprocess), instance,
-                                tags={"dagster/partition": keyword}) as result:
+            with dg.execute_job(
+                dg.reconstructable(keyword_clips_multiprocess),
+                instance,
+                tags={"dagster/partition": keyword},
+            ) as result:
                 assert result.success
                 step_pids = {e.pid for e in result.all_events if e.is_step_success}
             assert len(step_pids) == 2 and os.getpid() not in step_pids
             runs = instance.get_runs()
 
-            leaks = secrets_found(instance, [r.run_id for r in runs],
-                                  [s3_server.secret_access_key, s3_server.access_key_id, pg.password],
-                                  log_paths=(home, tmp_path / "run.log"))
+            leaks = secrets_found(
+                instance,
+                [r.run_id for r in runs],
+                [s3_server.secret_access_key, s3_server.access_key_id, pg.password],
+                log_paths=(home, tmp_path / "run.log"),
+            )
             assert leaks == []
         finally:
             instance.dispose()
 
         # The records really are in PostgreSQL, not in a local SQLite file beside them.
-        with psycopg2.connect(host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password,
-                              dbname=pg.db_name) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = "
-                        "'ASSET_MATERIALIZATION'")
+        with (
+            psycopg2.connect(
+                host="127.0.0.1",
+                port=pg.port,
+                user=pg.user,
+                password=pg.password,
+                dbname=pg.db_name,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+            )
             assert cur.fetchone()[0] >= len(validated["label"].unique())
             cur.execute("SELECT count(*) FROM runs")
             assert cur.fetchone()[0] == len(runs)

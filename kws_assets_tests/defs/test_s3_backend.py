@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.storage.object_store import REASON_NO_CREDENTIALS, StorageError
 from kws_assets.definitions import build_definitions
 from kws_assets.lib.partitions import KEYWORDS
+from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets_tests.conftest import FIXTURES
 from kws_assets_tests.pipeline_runs import secrets_found
 from kws_assets_tests.servers import DROP_CONNECTION, FaultProxy
@@ -62,15 +62,20 @@ def test_missing_credentials_are_a_clear_permanent_error(s3_server, monkeypatch)
     with pytest.raises(StorageError) as err:
         store.put("demo/yes/a.wav", _tone(), SR)
     assert err.value.reason == REASON_NO_CREDENTIALS and not err.value.transient
-    assert "AWS_ACCESS_KEY_ID" in str(err.value) and f"s3://{s3_server.bucket}/clips/demo/yes/a.wav" in str(err.value)
+    assert "AWS_ACCESS_KEY_ID" in str(
+        err.value
+    ) and f"s3://{s3_server.bucket}/clips/demo/yes/a.wav" in str(err.value)
 
 
 def test_no_asset_or_check_carries_a_blanket_retry_policy():
     """Retries come from the storage layer (transient errors only), never from a policy that
     would re-run a deterministic failure."""
     defs = build_definitions(FIXTURES / "micro.yaml")
-    nodes = {a.node_def.name: a.node_def.retry_policy
-             for a in defs.resolve_asset_graph().assets_defs if a.is_executable}
+    nodes = {
+        a.node_def.name: a.node_def.retry_policy
+        for a in defs.resolve_asset_graph().assets_defs
+        if a.is_executable
+    }
     assert {"synthetic_clips", "validated_set", "mfcc_table", "kws_model"} <= set(nodes)
     assert {name: policy for name, policy in nodes.items() if policy is not None} == {}
 
@@ -82,17 +87,22 @@ def s3_keyword_run(s3_server, tmp_path):
     with FaultProxy(s3_server.endpoint_url) as proxy:
         config = tmp_path / "kws.yaml"
         shutil.copy(FIXTURES / "micro.yaml", config)
-        config.write_text(config.read_text().replace("storage: {root: data}\n", "")
-                          + s3_server.storage_yaml(endpoint_url=proxy.endpoint_url,
-                                                   retries=CLIENT_RETRIES))
+        config.write_text(
+            config.read_text().replace("storage: {root: data}\n", "")
+            + s3_server.storage_yaml(endpoint_url=proxy.endpoint_url, retries=CLIENT_RETRIES)
+        )
         defs = build_definitions(config)
 
         def run() -> tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]:
             instance = dg.DagsterInstance.ephemeral()
             instance.add_dynamic_partitions(KEYWORDS.name, ["yes"])
-            result = dg.materialize([defs.get_assets_def("synthetic_clips")],
-                                    resources=defs.resources, instance=instance,
-                                    partition_key="yes", raise_on_error=False)
+            result = dg.materialize(
+                [defs.get_assets_def("synthetic_clips")],
+                resources=defs.resources,
+                instance=instance,
+                partition_key="yes",
+                raise_on_error=False,
+            )
             return result, instance
 
         yield proxy, run
@@ -106,8 +116,9 @@ def _events(result: dg.ExecuteInProcessResult, event_type: str) -> list:
 def test_outage_longer_than_client_retries_is_retried_by_the_step(s3_keyword_run, s3_server):
     proxy, run = s3_keyword_run
     # The table write fails on every client attempt once: the storage layer asks for a step retry.
-    outage = proxy.fail(CLIENT_RETRIES + 1, 500, "InternalError", path_contains="/kws/tables/",
-                        methods=("PUT",))
+    outage = proxy.fail(
+        CLIENT_RETRIES + 1, 500, "InternalError", path_contains="/kws/tables/", methods=("PUT",)
+    )
     result, instance = run()
     assert result.success
     assert outage.served == CLIENT_RETRIES + 1
@@ -117,12 +128,19 @@ def test_outage_longer_than_client_retries_is_retried_by_the_step(s3_keyword_run
     keys = set(s3_server.keys())
     assert "kws/tables/synthetic_clips/yes.parquet" in keys
     prefix = f"s3://{s3_server.bucket}/"
-    assert {u[len(prefix):] for u in table["uri"]} <= keys
-    stored = pl.read_parquet(s3_server.client().get_object(
-        Bucket=s3_server.bucket, Key="kws/tables/synthetic_clips/yes.parquet")["Body"].read())
+    assert {u[len(prefix) :] for u in table["uri"]} <= keys
+    stored = pl.read_parquet(
+        s3_server.client()
+        .get_object(Bucket=s3_server.bucket, Key="kws/tables/synthetic_clips/yes.parquet")["Body"]
+        .read()
+    )
     assert stored.equals(table)
-    assert secrets_found(instance, [result.run_id],
-                         [s3_server.secret_access_key, s3_server.access_key_id]) == []
+    assert (
+        secrets_found(
+            instance, [result.run_id], [s3_server.secret_access_key, s3_server.access_key_id]
+        )
+        == []
+    )
 
 
 @pytest.mark.slow

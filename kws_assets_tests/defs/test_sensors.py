@@ -14,14 +14,14 @@ from kws_assets.config import load_config
 from kws_assets.core.corpus.landing import landing_root
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
-from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
-from kws_assets.lib.resources import KwsSettings
 from kws_assets.defs.sensors import (
     AUTOMATION_SENSOR,
     KEYWORD_SENSOR,
     LANDING_SENSOR,
     RETRAIN_SENSOR,
 )
+from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.resources import KwsSettings
 from kws_assets_tests.conftest import FIXTURES
 
 CSV = "path,transcript,speaker\naudio/a.wav,say yes now,alice\n"
@@ -46,8 +46,12 @@ def _tick(config_file: Path, name: str, instance, cursor: str | None):
     """One evaluation of a sensor of the code location, as the daemon would run it."""
     defs = build_definitions(config_file)
     # By reference, as the daemon does: run requests for partitions added in the same tick resolve.
-    context = dg.build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
-                                      resources={"settings": KwsSettings(config_path=str(config_file))})
+    context = dg.build_sensor_context(
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        definitions=defs,
+        resources={"settings": KwsSettings(config_path=str(config_file))},
+    )
     return defs.get_sensor_def(name).evaluate_tick(context)
 
 
@@ -55,7 +59,9 @@ def _apply_partition_requests(instance, data) -> None:
     """What the daemon does with a tick's dynamic partition requests."""
     for request in data.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
         else:
             for key in request.partition_keys:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
@@ -78,7 +84,9 @@ def test_all_sensors_start_stopped(config_file):
     assert set(sensors) == {LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR}
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.STOPPED, sensor.name
-        assert sensor.minimum_interval_seconds == load_config(config_file).automation.sensor_interval_s
+        assert (
+            sensor.minimum_interval_seconds == load_config(config_file).automation.sensor_interval_s
+        )
 
 
 def test_landing_zone_sensor_registers_each_batch_once(config_file, instance):
@@ -121,8 +129,9 @@ def test_landing_zone_sensor_requests_everything_again_when_keywords_change(conf
     _land(config_file, "b1")
     first = _tick(config_file, LANDING_SENSOR, instance, None)
     _apply_partition_requests(instance, first)
-    config_file.write_text(config_file.read_text().replace("keywords: [yes, no, up]",
-                                                           "keywords: [yes, no, up, go]"))
+    config_file.write_text(
+        config_file.read_text().replace("keywords: [yes, no, up]", "keywords: [yes, no, up, go]")
+    )
     again = _tick(config_file, LANDING_SENSOR, instance, first.cursor)
     assert _requested(again) == [(INGEST_JOB, "source-demo"), (INGEST_JOB, "landing-b1")]
     assert not again.dynamic_partitions_requests
@@ -135,8 +144,9 @@ def test_keyword_sensor_follows_the_config(config_file, instance):
     assert instance.get_dynamic_partitions(KEYWORDS.name) == ["yes", "no", "up"]
     assert not _tick(config_file, KEYWORD_SENSOR, instance, first.cursor).run_requests
 
-    config_file.write_text(config_file.read_text().replace("keywords: [yes, no, up]",
-                                                           "keywords: [yes, up, go]"))
+    config_file.write_text(
+        config_file.read_text().replace("keywords: [yes, no, up]", "keywords: [yes, up, go]")
+    )
     changed = _tick(config_file, KEYWORD_SENSOR, instance, first.cursor)
     assert _requested(changed) == [(KEYWORD_JOB, "go")]
     _apply_partition_requests(instance, changed)

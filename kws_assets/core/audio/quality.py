@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from kws_assets.settings import SILENCE_LABEL, QualitySettings
 from kws_assets.core.audio.io import (
+    READ_ERROR_REASONS,
     REASON_BAD_SAMPLE_RATE,
     REASON_EMPTY,
     REASON_MISSING,
@@ -22,10 +22,10 @@ from kws_assets.core.audio.io import (
     REASON_TOO_MANY_CHANNELS,
     REASON_TRUNCATED,
     REASON_UNREADABLE,
-    READ_ERROR_REASONS,
     AudioReadError,
     dbfs,
 )
+from kws_assets.settings import SILENCE_LABEL, QualitySettings
 
 # Reason codes (the ``reason`` column of the quarantine table).
 WRONG_SAMPLE_RATE = "wrong_sample_rate"
@@ -90,11 +90,31 @@ ALIGNMENT_FAILED = "alignment_failed"
 OUT_OF_DICTIONARY = "out_of_dictionary"
 RENDER_FAILED = "render_failed"
 RECORDING_REASONS = (
-    SOURCE_UNREADABLE, DECODER_MISSING, BAD_MANIFEST_ROW, LINE_TOO_LONG, FIELD_TOO_LARGE,
-    TOO_MANY_ROWS, TOO_MANY_CHANNELS, MISSING_PATH, PATH_OUTSIDE_ROOT,
-    NOT_A_FILE, MISSING_TRANSCRIPT, BAD_TRANSCRIPT, MISSING_SPEAKER, DUPLICATE_ROW,
-    DUPLICATE_AUDIO, TOO_LARGE, TOO_LONG, TOO_SHORT, UNSUPPORTED_ENCODING, SILENT, CLIPPED,
-    DC_OFFSET, ALIGNMENT_FAILED, OUT_OF_DICTIONARY, RENDER_FAILED,
+    SOURCE_UNREADABLE,
+    DECODER_MISSING,
+    BAD_MANIFEST_ROW,
+    LINE_TOO_LONG,
+    FIELD_TOO_LARGE,
+    TOO_MANY_ROWS,
+    TOO_MANY_CHANNELS,
+    MISSING_PATH,
+    PATH_OUTSIDE_ROOT,
+    NOT_A_FILE,
+    MISSING_TRANSCRIPT,
+    BAD_TRANSCRIPT,
+    MISSING_SPEAKER,
+    DUPLICATE_ROW,
+    DUPLICATE_AUDIO,
+    TOO_LARGE,
+    TOO_LONG,
+    TOO_SHORT,
+    UNSUPPORTED_ENCODING,
+    SILENT,
+    CLIPPED,
+    DC_OFFSET,
+    ALIGNMENT_FAILED,
+    OUT_OF_DICTIONARY,
+    RENDER_FAILED,
 )
 # The alignment-confidence gate (see alignment_reasons below): an aligned clip whose word
 # confidence is below alignment.min_confidence.
@@ -103,17 +123,40 @@ ALL_REASONS = tuple(dict.fromkeys((*REASONS, *RECORDING_REASONS, LOW_ALIGNMENT_C
 
 # Bits per sample of libsndfile subtypes; compressed formats (MP3, Vorbis, Opus) have none.
 SUBTYPE_BIT_DEPTHS = {
-    "PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32,
-    "DOUBLE": 64, "ULAW": 8, "ALAW": 8, "IMA_ADPCM": 4, "MS_ADPCM": 4, "VOX_ADPCM": 4,
-    "G721_32": 4, "G723_24": 3, "G723_40": 5, "DWVW_12": 12, "DWVW_16": 16, "DWVW_24": 24,
-    "DPCM_8": 8, "DPCM_16": 16, "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24, "ALAC_32": 32,
-    "NMS_ADPCM_16": 2, "NMS_ADPCM_24": 3, "NMS_ADPCM_32": 4,
+    "PCM_S8": 8,
+    "PCM_U8": 8,
+    "PCM_16": 16,
+    "PCM_24": 24,
+    "PCM_32": 32,
+    "FLOAT": 32,
+    "DOUBLE": 64,
+    "ULAW": 8,
+    "ALAW": 8,
+    "IMA_ADPCM": 4,
+    "MS_ADPCM": 4,
+    "VOX_ADPCM": 4,
+    "G721_32": 4,
+    "G723_24": 3,
+    "G723_40": 5,
+    "DWVW_12": 12,
+    "DWVW_16": 16,
+    "DWVW_24": 24,
+    "DPCM_8": 8,
+    "DPCM_16": 16,
+    "ALAC_16": 16,
+    "ALAC_20": 20,
+    "ALAC_24": 24,
+    "ALAC_32": 32,
+    "NMS_ADPCM_16": 2,
+    "NMS_ADPCM_24": 3,
+    "NMS_ADPCM_32": 4,
 }
 
 
 def bit_depth(subtype: str | None) -> int | None:
     """Bits per sample of a libsndfile subtype (``PCM_16`` -> 16), None for compressed formats."""
     return SUBTYPE_BIT_DEPTHS.get(subtype or "")
+
 
 # Frame analysis behind snr_db and speech_ratio.
 FRAME_MS = 25.0
@@ -231,7 +274,12 @@ def measure_levels(samples: np.ndarray) -> dict[str, float]:
     """
     x = np.asarray(samples, dtype=np.float64)
     if x.size == 0:
-        return {"peak_dbfs": dbfs(0.0), "rms_dbfs": dbfs(0.0), "clipping_ratio": 0.0, "dc_offset": 0.0}
+        return {
+            "peak_dbfs": dbfs(0.0),
+            "rms_dbfs": dbfs(0.0),
+            "clipping_ratio": 0.0,
+            "dc_offset": 0.0,
+        }
     return {
         "peak_dbfs": dbfs(float(np.max(np.abs(x)))),
         "rms_dbfs": dbfs(math.sqrt(float(np.mean(x**2)))),
@@ -240,9 +288,15 @@ def measure_levels(samples: np.ndarray) -> dict[str, float]:
     }
 
 
-def recording_reasons(duration_s: float, levels: dict[str, float], thresholds: QualitySettings,
-                      max_duration_s: float, min_duration_s: float, silence_peak_dbfs: float,
-                      is_silence: bool) -> list[str]:
+def recording_reasons(
+    duration_s: float,
+    levels: dict[str, float],
+    thresholds: QualitySettings,
+    max_duration_s: float,
+    min_duration_s: float,
+    silence_peak_dbfs: float,
+    is_silence: bool,
+) -> list[str]:
     """Reason codes that rule out a whole corpus recording before it is cut into clips.
 
     A recording is rejected when it is shorter than ``min_duration_s`` or longer than
@@ -304,7 +358,11 @@ def rejection_reasons(
 
 def read_error_reason(error: AudioReadError) -> str:
     """The quarantine reason code for a failed read (the read error's own code when known)."""
-    return error.reason if error.reason in REASONS or error.reason in READ_ERROR_REASONS else UNREADABLE
+    return (
+        error.reason
+        if error.reason in REASONS or error.reason in READ_ERROR_REASONS
+        else UNREADABLE
+    )
 
 
 def alignment_reasons(confidence: float | None, min_confidence: float) -> list[str]:

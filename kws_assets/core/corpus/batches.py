@@ -55,20 +55,24 @@ def source_batch_key(source_name: str) -> str:
 def landing_batch_key(folder_name: str) -> str:
     """The batch key of a landed folder; ValueError for a name that cannot be a key."""
     if not is_valid_batch_name(folder_name):
-        raise ValueError(f"landing folder {folder_name!r} cannot name a batch: use ASCII letters, "
-                         f"digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters, "
-                         "not starting with '.' or '_'")
+        raise ValueError(
+            f"landing folder {folder_name!r} cannot name a batch: use ASCII letters, "
+            f"digits, '.', '_' or '-', at most {MAX_NAME_CHARS} characters, "
+            "not starting with '.' or '_'"
+        )
     return f"{LANDING_PREFIX}{folder_name}"
 
 
 def parse_batch_key(key: str) -> BatchRef:
     """The batch a key names; :class:`BatchKeyError` for a key of neither kind."""
     if key.startswith(SOURCE_PREFIX) and len(key) > len(SOURCE_PREFIX):
-        return BatchRef("source", key[len(SOURCE_PREFIX):])
-    if key.startswith(LANDING_PREFIX) and is_valid_batch_name(key[len(LANDING_PREFIX):]):
-        return BatchRef("landing", key[len(LANDING_PREFIX):])
-    raise BatchKeyError(f"{key!r} is not a corpus batch key: expected {SOURCE_PREFIX}<source name> "
-                        f"or {LANDING_PREFIX}<landing folder>")
+        return BatchRef("source", key[len(SOURCE_PREFIX) :])
+    if key.startswith(LANDING_PREFIX) and is_valid_batch_name(key[len(LANDING_PREFIX) :]):
+        return BatchRef("landing", key[len(LANDING_PREFIX) :])
+    raise BatchKeyError(
+        f"{key!r} is not a corpus batch key: expected {SOURCE_PREFIX}<source name> "
+        f"or {LANDING_PREFIX}<landing folder>"
+    )
 
 
 def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
@@ -77,8 +81,10 @@ def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
     for source in cfg.sources:
         key = source_batch_key(source.name)
         if key in keys:
-            raise ValueError(f"corpus sources {keys[key].name!r} and {source.name!r} map to the same "
-                             f"batch key {key!r}; rename one of them")
+            raise ValueError(
+                f"corpus sources {keys[key].name!r} and {source.name!r} map to the same "
+                f"batch key {key!r}; rename one of them"
+            )
         keys[key] = source
     return keys
 
@@ -87,9 +93,11 @@ def configured_source(cfg: KwsConfig, key: str):
     """The configured source a ``source-`` batch key names; BatchKeyError if it is not configured."""
     sources = configured_batch_keys(cfg)
     if key not in sources:
-        raise BatchKeyError(f"batch {key!r} names no configured source (configured: "
-                            f"{sorted(sources) or 'none'}); add the source to the config or delete "
-                            "the partition")
+        raise BatchKeyError(
+            f"batch {key!r} names no configured source (configured: "
+            f"{sorted(sources) or 'none'}); add the source to the config or delete "
+            "the partition"
+        )
     return sources[key]
 
 
@@ -102,7 +110,10 @@ def source_fingerprint(cfg: KwsConfig, source) -> str:
     """What ingesting a configured source depends on, as a short hash: its settings and the
     keywords (the demo corpus speaks them, labelled layouts label by them, and a batch's
     ``_unknown_`` clips are the words that are not keywords)."""
-    payload: dict[str, object] = {"source": source.model_dump(mode="json"), "keywords": cfg.keywords}
+    payload: dict[str, object] = {
+        "source": source.model_dump(mode="json"),
+        "keywords": cfg.keywords,
+    }
     if isinstance(source, DemoCorpusSource):
         payload.update(language=cfg.language, sample_rate=cfg.audio.sample_rate)
     return _digest(payload)
@@ -124,8 +135,13 @@ def landed_source(key: str, folder_uri: str, manifest_name: str, cfg: KwsConfig)
     Speakers are namespaced by that name unless the manifest's ids carry their own namespace
     (``office:alice``): use namespaced ids to keep one speaker one speaker across batches.
     """
-    return ManifestSource(name=key, root=folder_uri, manifest=manifest_name, language=cfg.language,
-                          license=cfg.automation.landing_license)
+    return ManifestSource(
+        name=key,
+        root=folder_uri,
+        manifest=manifest_name,
+        language=cfg.language,
+        license=cfg.automation.landing_license,
+    )
 
 
 def config_for_sources(cfg: KwsConfig, sources: list) -> KwsConfig:
@@ -135,7 +151,7 @@ def config_for_sources(cfg: KwsConfig, sources: list) -> KwsConfig:
 
 def keyword_seed(keyword: str) -> int:
     """A stable per-keyword seed, so a keyword's synthetic clips never depend on the other keywords."""
-    return int(hashlib.sha256(f"keyword|{keyword}".encode("utf-8")).hexdigest()[:8], 16)
+    return int(hashlib.sha256(f"keyword|{keyword}".encode()).hexdigest()[:8], 16)
 
 
 def keyword_changes(configured: list[str], registered: list[str]) -> tuple[list[str], list[str]]:

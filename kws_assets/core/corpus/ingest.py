@@ -25,9 +25,7 @@ from pathlib import Path
 import polars as pl
 from upath import UPath
 
-from kws_assets.settings import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
 from kws_assets.core.audio import quality
-from kws_assets.core.tables import CORPUS_SCHEMA, PROVENANCE_COLUMNS
 from kws_assets.core.corpus.connectors import DecoderMissingError, list_source
 from kws_assets.core.corpus.connectors.base import (
     CorpusEntry,
@@ -51,11 +49,26 @@ from kws_assets.core.corpus.connectors.files import (
 )
 from kws_assets.core.speech.text_normalize import normalize_keyword, normalize_text
 from kws_assets.core.storage.s3 import S3Connection, transient_storage_error
+from kws_assets.core.tables import CORPUS_SCHEMA, PROVENANCE_COLUMNS
+from kws_assets.settings import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
 
-__all__ = ["CORPUS_SCHEMA", "CorpusLoad", "IngestStats", "attach_provenance", "content_version",
-           "corpus_table", "ingest_summary", "labeled_rows", "load_corpus", "namespaced_speaker",
-           "rejected_rows", "rows_to_align", "silence_windows_by_source", "tts_speaker_id",
-           "usable_rows"]
+__all__ = [
+    "CORPUS_SCHEMA",
+    "CorpusLoad",
+    "IngestStats",
+    "attach_provenance",
+    "content_version",
+    "corpus_table",
+    "ingest_summary",
+    "labeled_rows",
+    "load_corpus",
+    "namespaced_speaker",
+    "rejected_rows",
+    "rows_to_align",
+    "silence_windows_by_source",
+    "tts_speaker_id",
+    "usable_rows",
+]
 
 UTTERANCE_COLUMNS = tuple(CORPUS_SCHEMA)
 MIRROR_FOLDER = "mirror"
@@ -103,39 +116,84 @@ def mentions_keyword(transcript: str, keywords: list[str], language: str) -> boo
     return any(f" {normalize_keyword(k, language)} " in spoken for k in keywords)
 
 
-def _reject_row(source: str, original_path: str, reason: str, detail: str, *, uri: str = "",
-                speaker: str = "", transcript: str = "", clip_label: str | None = None,
-                language: str = "", license_: str = "", facts: FileFacts | None = None) -> dict:
-    key = hashlib.sha256(f"{source}|{original_path}|{reason}".encode("utf-8")).hexdigest()[:16]
-    row = {c: None for c in CORPUS_SCHEMA}
+def _reject_row(
+    source: str,
+    original_path: str,
+    reason: str,
+    detail: str,
+    *,
+    uri: str = "",
+    speaker: str = "",
+    transcript: str = "",
+    clip_label: str | None = None,
+    language: str = "",
+    license_: str = "",
+    facts: FileFacts | None = None,
+) -> dict:
+    key = hashlib.sha256(f"{source}|{original_path}|{reason}".encode()).hexdigest()[:16]
+    row = dict.fromkeys(CORPUS_SCHEMA)
     row.update(
-        utterance_id=f"{source}:rejected:{key}", uri=uri or original_path, transcript=transcript,
-        speaker=namespaced_speaker(source, speaker) if speaker else "", language=language,
-        source=source, license=license_, original_path=original_path, clip_label=clip_label,
-        reject_reason=reason, reject_detail=detail,
+        utterance_id=f"{source}:rejected:{key}",
+        uri=uri or original_path,
+        transcript=transcript,
+        speaker=namespaced_speaker(source, speaker) if speaker else "",
+        language=language,
+        source=source,
+        license=license_,
+        original_path=original_path,
+        clip_label=clip_label,
+        reject_reason=reason,
+        reject_detail=detail,
     )
     if facts is not None:
-        row.update(size_bytes=facts.size_bytes, sha256=facts.sha256, sample_rate=facts.sample_rate,
-                   channels=facts.channels, subtype=facts.subtype, bit_depth=quality.bit_depth(facts.subtype),
-                   duration_s=facts.duration_s)
+        row.update(
+            size_bytes=facts.size_bytes,
+            sha256=facts.sha256,
+            sample_rate=facts.sample_rate,
+            channels=facts.channels,
+            subtype=facts.subtype,
+            bit_depth=quality.bit_depth(facts.subtype),
+            duration_s=facts.duration_s,
+        )
     return row
 
 
 def _problem_row(problem: EntryProblem, language: str, license_: str) -> dict:
-    return _reject_row(problem.source, problem.original_path, problem.reason, problem.detail,
-                       speaker=problem.speaker, transcript=problem.transcript,
-                       clip_label=problem.clip_label, language=language, license_=license_)
+    return _reject_row(
+        problem.source,
+        problem.original_path,
+        problem.reason,
+        problem.detail,
+        speaker=problem.speaker,
+        transcript=problem.transcript,
+        clip_label=problem.clip_label,
+        language=language,
+        license_=license_,
+    )
 
 
-def _entry_row(entry: CorpusEntry, root: UPath, cfg: KwsConfig, cache: FileFactsCache, mirror_dir: Path,
-               stats: IngestStats) -> dict:
+def _entry_row(
+    entry: CorpusEntry,
+    root: UPath,
+    cfg: KwsConfig,
+    cache: FileFactsCache,
+    mirror_dir: Path,
+    stats: IngestStats,
+) -> dict:
     """Read (or recall) one entry's file and turn it into a usable or rejected row."""
-    common = dict(speaker=entry.speaker, transcript=entry.transcript, clip_label=entry.clip_label,
-                  language=entry.language, license_=entry.license)
+    common = dict(
+        speaker=entry.speaker,
+        transcript=entry.transcript,
+        clip_label=entry.clip_label,
+        language=entry.language,
+        license_=entry.license,
+    )
     try:
         path = member(root, entry.original_path)
     except UnsafePathError as exc:
-        return _reject_row(entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc), **common)
+        return _reject_row(
+            entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc), **common
+        )
     inspection = inspect_file(path, cfg.ingest, cache, mirror_dir)
     facts = inspection.facts
     if inspection.read_now:
@@ -144,29 +202,60 @@ def _entry_row(entry: CorpusEntry, root: UPath, cfg: KwsConfig, cache: FileFacts
     elif facts.sha256:
         stats.files_from_cache += 1
     if facts.error_reason:
-        return _reject_row(entry.source, entry.original_path, facts.error_reason,
-                           facts.error_detail or facts.error_reason, uri=str(path), facts=facts, **common)
+        return _reject_row(
+            entry.source,
+            entry.original_path,
+            facts.error_reason,
+            facts.error_detail or facts.error_reason,
+            uri=str(path),
+            facts=facts,
+            **common,
+        )
     levels = {c: getattr(facts, c) for c in quality.LEVEL_COLUMNS}
     reasons = quality.recording_reasons(
-        facts.duration_s or 0.0, levels, cfg.quality, max_duration_s=cfg.ingest.max_utterance_s,
-        min_duration_s=cfg.ingest.min_utterance_s, silence_peak_dbfs=cfg.ingest.silence_peak_dbfs,
-        is_silence=entry.clip_label == SILENCE_LABEL)
+        facts.duration_s or 0.0,
+        levels,
+        cfg.quality,
+        max_duration_s=cfg.ingest.max_utterance_s,
+        min_duration_s=cfg.ingest.min_utterance_s,
+        silence_peak_dbfs=cfg.ingest.silence_peak_dbfs,
+        is_silence=entry.clip_label == SILENCE_LABEL,
+    )
     if reasons:
-        detail = (f"{'; '.join(reasons)} | duration_s={facts.duration_s:.3g}, "
-                  + ", ".join(f"{k}={v:.3g}" for k, v in levels.items()))
-        row = _reject_row(entry.source, entry.original_path, reasons[0], detail, uri=str(path),
-                          facts=facts, **common)
+        detail = f"{'; '.join(reasons)} | duration_s={facts.duration_s:.3g}, " + ", ".join(
+            f"{k}={v:.3g}" for k, v in levels.items()
+        )
+        row = _reject_row(
+            entry.source,
+            entry.original_path,
+            reasons[0],
+            detail,
+            uri=str(path),
+            facts=facts,
+            **common,
+        )
         row.update(levels)
         return row
     return {
-        "utterance_id": f"{entry.source}:{facts.sha256[:16]}", "uri": inspection.local_uri,
-        "transcript": entry.transcript, "speaker": namespaced_speaker(entry.source, entry.speaker),
-        "language": entry.language, "source": entry.source, "license": entry.license,
-        "original_path": entry.original_path, "clip_label": entry.clip_label,
-        "sample_rate": facts.sample_rate, "channels": facts.channels, "subtype": facts.subtype,
-        "bit_depth": quality.bit_depth(facts.subtype), "duration_s": facts.duration_s,
-        "size_bytes": facts.size_bytes, "sha256": facts.sha256, **levels,
-        "reject_reason": None, "reject_detail": None,
+        "utterance_id": f"{entry.source}:{facts.sha256[:16]}",
+        "uri": inspection.local_uri,
+        "transcript": entry.transcript,
+        "speaker": namespaced_speaker(entry.source, entry.speaker),
+        "language": entry.language,
+        "source": entry.source,
+        "license": entry.license,
+        "original_path": entry.original_path,
+        "clip_label": entry.clip_label,
+        "sample_rate": facts.sample_rate,
+        "channels": facts.channels,
+        "subtype": facts.subtype,
+        "bit_depth": quality.bit_depth(facts.subtype),
+        "duration_s": facts.duration_s,
+        "size_bytes": facts.size_bytes,
+        "sha256": facts.sha256,
+        **levels,
+        "reject_reason": None,
+        "reject_detail": None,
     }
 
 
@@ -181,18 +270,37 @@ def _mark_duplicate_audio(rows: list[dict]) -> None:
             first[row["sha256"]] = row
             continue
         duplicate = _reject_row(
-            row["source"], row["original_path"], quality.DUPLICATE_AUDIO,
+            row["source"],
+            row["original_path"],
+            quality.DUPLICATE_AUDIO,
             f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 {row['sha256'][:16]})",
-            uri=row["uri"], transcript=row["transcript"], clip_label=row["clip_label"],
-            language=row["language"], license_=row["license"])
+            uri=row["uri"],
+            transcript=row["transcript"],
+            clip_label=row["clip_label"],
+            language=row["language"],
+            license_=row["license"],
+        )
         duplicate["speaker"] = row["speaker"]
-        duplicate.update({k: row[k] for k in ("sample_rate", "channels", "subtype", "bit_depth",
-                                               "duration_s", "size_bytes", "sha256")})
+        duplicate.update(
+            {
+                k: row[k]
+                for k in (
+                    "sample_rate",
+                    "channels",
+                    "subtype",
+                    "bit_depth",
+                    "duration_s",
+                    "size_bytes",
+                    "sha256",
+                )
+            }
+        )
         rows[index] = duplicate
 
 
-def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
-                sources: list | None = None) -> CorpusLoad:
+def load_corpus(
+    cfg: KwsConfig, work_dir: str | Path | None = None, sources: list | None = None
+) -> CorpusLoad:
     """Every configured source (or ``sources``), read through its connector, as one table.
 
     ``work_dir`` (default ``<storage>/ingest``) holds the file-facts cache and the local mirror of
@@ -209,10 +317,15 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
     s3 = S3Connection.from_settings(cfg.storage)  # the one S3 configuration, for s3:// roots
     stats = IngestStats()
     rows: list[dict] = []
-    for source in (cfg.sources if sources is None else sources):
+    for source in cfg.sources if sources is None else sources:
         if isinstance(source, DemoCorpusSource):
-            folder = generate_demo_corpus(source, cfg.keywords, cfg.language, cfg.audio.sample_rate,
-                                          cfg.storage_path("corpora"))
+            folder = generate_demo_corpus(
+                source,
+                cfg.keywords,
+                cfg.language,
+                cfg.audio.sample_rate,
+                cfg.storage_path("corpora"),
+            )
             source = demo_source_as_manifest(source, folder, cfg.language)
         language = getattr(source, "language", None) or cfg.language
         try:
@@ -222,22 +335,40 @@ def load_corpus(cfg: KwsConfig, work_dir: str | Path | None = None,
                 check_reachable(root)  # an outage is a transient error, not "manifest not found"
             entries, problems = list_source(source, root, cfg.keywords, cfg.language, cfg.ingest)
         except DecoderMissingError as exc:
-            rows.append(_reject_row(source.name, source.root, quality.DECODER_MISSING, str(exc),
-                                    language=language, license_=source.license))
+            rows.append(
+                _reject_row(
+                    source.name,
+                    source.root,
+                    quality.DECODER_MISSING,
+                    str(exc),
+                    language=language,
+                    license_=source.license,
+                )
+            )
             continue
-        except Exception as exc:  # noqa: BLE001 - any listing failure is this source's problem only
+        except Exception as exc:
             outage = transient_storage_error(source.root, exc)
             if outage is not None:  # an S3 outage is not the source's fault: retry the step
                 raise outage from exc
-            rows.append(_reject_row(source.name, source.root, quality.SOURCE_UNREADABLE,
-                                    f"{type(exc).__name__}: {exc}", language=language,
-                                    license_=source.license))
+            rows.append(
+                _reject_row(
+                    source.name,
+                    source.root,
+                    quality.SOURCE_UNREADABLE,
+                    f"{type(exc).__name__}: {exc}",
+                    language=language,
+                    license_=source.license,
+                )
+            )
             continue
         stats.entries_listed += len(entries) + len(problems)
         rows += [_problem_row(p, language, source.license) for p in problems]
         if getattr(source, "only_with_keywords", False):
-            kept = [e for e in entries
-                    if mentions_keyword(e.transcript, cfg.keywords, e.language or language)]
+            kept = [
+                e
+                for e in entries
+                if mentions_keyword(e.transcript, cfg.keywords, e.language or language)
+            ]
             stats.skipped_without_keyword += len(entries) - len(kept)
             entries = kept
         rows += [_entry_row(e, root, cfg, cache, mirror_dir, stats) for e in entries]
@@ -272,44 +403,62 @@ def labeled_rows(table: pl.DataFrame) -> pl.DataFrame:
     return usable_rows(table).filter(pl.col("clip_label").is_not_null())
 
 
-
-
 def attach_provenance(clips: pl.DataFrame, corpus: pl.DataFrame) -> pl.DataFrame:
     """Clips cut from corpus recordings, with the recording's license, original path and format
     (joined on ``origin_id`` = ``utterance_id``; values a clip row already has are kept)."""
     recordings = corpus.select(
-        pl.col("utterance_id").alias("origin_id"), "license", "original_path",
+        pl.col("utterance_id").alias("origin_id"),
+        "license",
+        "original_path",
         pl.col("sample_rate").alias("original_sample_rate"),
-        pl.col("channels").alias("original_channels"), pl.col("subtype").alias("original_subtype"),
+        pl.col("channels").alias("original_channels"),
+        pl.col("subtype").alias("original_subtype"),
         pl.col("bit_depth").alias("original_bit_depth"),
         pl.col("duration_s").alias("original_duration_s"),
     ).unique(subset="origin_id", keep="first")
     present = [c for c in PROVENANCE_COLUMNS if c in clips.columns]
-    joined = clips.join(recordings.rename({c: f"{c}__recording" for c in present}),
-                        on="origin_id", how="left")
+    joined = clips.join(
+        recordings.rename({c: f"{c}__recording" for c in present}), on="origin_id", how="left"
+    )
     return joined.with_columns(
-        [pl.coalesce(pl.col(c).cast(PROVENANCE_COLUMNS[c]), pl.col(f"{c}__recording")).alias(c)
-         for c in present]
+        [
+            pl.coalesce(pl.col(c).cast(PROVENANCE_COLUMNS[c]), pl.col(f"{c}__recording")).alias(c)
+            for c in present
+        ]
     ).drop([f"{c}__recording" for c in present])
 
 
 def silence_windows_by_source(cfg: KwsConfig) -> dict[str, int]:
     """Source name -> most ``_silence_`` windows per background-noise file (Speech Commands)."""
-    return {s.name: s.silence_clips_per_file for s in cfg.sources if isinstance(s, SpeechCommandsSource)}
+    return {
+        s.name: s.silence_clips_per_file for s in cfg.sources if isinstance(s, SpeechCommandsSource)
+    }
 
 
 def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]:
     """Plain numbers and rows describing one ingestion, for metadata and logs."""
     usable, rejected = usable_rows(table), rejected_rows(table)
-    per_source = (table.group_by("source").agg(
-        pl.col("reject_reason").is_null().sum().alias("recordings"),
-        pl.col("reject_reason").is_not_null().sum().alias("rejected"),
-        pl.col("speaker").filter(pl.col("reject_reason").is_null()).n_unique().alias("speakers"),
-        (pl.col("duration_s").filter(pl.col("reject_reason").is_null()).sum() / 3600).alias("hours"),
-        pl.col("license").first().alias("license"),
-    ).sort("source"))
-    by_reason = rejected.group_by("reject_reason").len().sort(["len", "reject_reason"],
-                                                             descending=[True, False])
+    per_source = (
+        table.group_by("source")
+        .agg(
+            pl.col("reject_reason").is_null().sum().alias("recordings"),
+            pl.col("reject_reason").is_not_null().sum().alias("rejected"),
+            pl.col("speaker")
+            .filter(pl.col("reject_reason").is_null())
+            .n_unique()
+            .alias("speakers"),
+            (pl.col("duration_s").filter(pl.col("reject_reason").is_null()).sum() / 3600).alias(
+                "hours"
+            ),
+            pl.col("license").first().alias("license"),
+        )
+        .sort("source")
+    )
+    by_reason = (
+        rejected.group_by("reject_reason")
+        .len()
+        .sort(["len", "reject_reason"], descending=[True, False])
+    )
     return {
         "recordings": usable.height,
         "speakers": usable["speaker"].n_unique() if usable.height else 0,
@@ -317,8 +466,9 @@ def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]
         "labelled_clips": usable.filter(pl.col("clip_label").is_not_null()).height,
         "rejected": rejected.height,
         "rejected_by_reason": dict(by_reason.iter_rows()),
-        "rejected_entries": rejected.select("source", "original_path", "reject_reason",
-                                            "reject_detail").to_dicts(),
+        "rejected_entries": rejected.select(
+            "source", "original_path", "reject_reason", "reject_detail"
+        ).to_dicts(),
         "per_source": per_source,
         "entries_listed": stats.entries_listed,
         "files_read": stats.files_read,
@@ -331,8 +481,17 @@ def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]
 def content_version(table: pl.DataFrame) -> str:
     """A data version from content alone: per entry its file hash, transcript, speaker, language,
     license, label and rejection — independent of row order, absolute paths and file times."""
-    columns = ("source", "original_path", "sha256", "transcript", "speaker", "language", "license",
-               "clip_label", "reject_reason")
+    columns = (
+        "source",
+        "original_path",
+        "sha256",
+        "transcript",
+        "speaker",
+        "language",
+        "license",
+        "clip_label",
+        "reject_reason",
+    )
     digest = hashlib.sha256()
     for row in table.select(columns).sort("source", "original_path").iter_rows():
         digest.update("\x1f".join("" if v is None else str(v) for v in row).encode("utf-8"))

@@ -40,7 +40,9 @@ MAX_XML_BYTES = 1 << 20
 # Scene prefixes/suffixes of ktuberling ids and localised file names (the word follows them).
 SCENE_PREFIX = re.compile(
     r"^(?:egypt|egypte|tv|moon|lune|pizzeria|butterflies|papillons|robot_workshop|xmas|noel|"
-    r"patate|patata|pizza|robin|robot|tux)[_-]", re.IGNORECASE)
+    r"patate|patata|pizza|robin|robot|tux)[_-]",
+    re.IGNORECASE,
+)
 TUX_SUFFIX = re.compile(r"[_-]tux$", re.IGNORECASE)
 MISSING_NAME = "missing_name"
 MISSING_FILE = "missing_file"
@@ -89,7 +91,9 @@ def id_word(name: str) -> str:
 
 def _safe_xml(data: bytes, name: str) -> ET.Element:
     if len(data) > MAX_XML_BYTES:
-        raise SoundListError(f"{name}: {len(data)} bytes, more than {MAX_XML_BYTES} for a sound list")
+        raise SoundListError(
+            f"{name}: {len(data)} bytes, more than {MAX_XML_BYTES} for a sound list"
+        )
     if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
         raise SoundListError(f"{name}: has a DTD or entities, which a sound list never needs")
     try:
@@ -106,8 +110,9 @@ def _sounds(element: ET.Element, group: str = ""):
             yield from _sounds(child, group if child.tag == "language" else child.tag)
 
 
-def parse_sound_list(data: bytes, base_dir: str | Path, name: str = "<sound list>",
-                     check_files: bool = True) -> SoundList:
+def parse_sound_list(
+    data: bytes, base_dir: str | Path, name: str = "<sound list>", check_files: bool = True
+) -> SoundList:
     """Entries of a ktuberling soundtheme or klettres sounds.xml whose ``file`` attributes are
     relative to ``base_dir`` (see the module docstring for what is rejected)."""
     root = _safe_xml(data, name)
@@ -128,25 +133,35 @@ def parse_sound_list(data: bytes, base_dir: str | Path, name: str = "<sound list
             continue
         path = (base / file).resolve()
         if os.path.isabs(file) or not path.is_relative_to(base):
-            problems.append(SoundProblem(sound_name, file, OUTSIDE_FOLDER,
-                                         f"{file} is not inside {base}"))
+            problems.append(
+                SoundProblem(sound_name, file, OUTSIDE_FOLDER, f"{file} is not inside {base}")
+            )
             continue
         if check_files and not path.is_file():
             problems.append(SoundProblem(sound_name, file, FILE_ABSENT, f"{path} does not exist"))
             continue
         if path in seen:
-            problems.append(SoundProblem(sound_name, file, DUPLICATE_FILE,
-                                         f"{file} is named by an earlier <sound> already"))
+            problems.append(
+                SoundProblem(
+                    sound_name,
+                    file,
+                    DUPLICATE_FILE,
+                    f"{file} is named by an earlier <sound> already",
+                )
+            )
             continue
         seen.add(path)
-        entries.append(SoundEntry(sound_name, id_word(sound_name), id_word(Path(file).stem),
-                                  path, group))
+        entries.append(
+            SoundEntry(sound_name, id_word(sound_name), id_word(Path(file).stem), path, group)
+        )
     return SoundList(language, entries, problems)
 
 
 def ktuberling_languages(sounds_dir: str | Path = KTUBERLING_SOUNDS_DIR) -> list[str]:
     """Languages with a soundtheme (``en``, ``fr``, ``sr@latin``...)."""
-    return sorted(p.name[:-len(SOUND_THEME_SUFFIX)] for p in Path(sounds_dir).glob(f"*{SOUND_THEME_SUFFIX}"))
+    return sorted(
+        p.name[: -len(SOUND_THEME_SUFFIX)] for p in Path(sounds_dir).glob(f"*{SOUND_THEME_SUFFIX}")
+    )
 
 
 def ktuberling_sounds(language: str, sounds_dir: str | Path = KTUBERLING_SOUNDS_DIR) -> SoundList:
@@ -154,8 +169,10 @@ def ktuberling_sounds(language: str, sounds_dir: str | Path = KTUBERLING_SOUNDS_
     is absent (install Debian's ``ktuberling-data``)."""
     theme = Path(sounds_dir) / f"{language}{SOUND_THEME_SUFFIX}"
     if not theme.is_file():
-        raise SoundListError(f"{theme} not found: install ktuberling-data (apt-get install "
-                             f"ktuberling-data) or pick one of {ktuberling_languages(sounds_dir)}")
+        raise SoundListError(
+            f"{theme} not found: install ktuberling-data (apt-get install "
+            f"ktuberling-data) or pick one of {ktuberling_languages(sounds_dir)}"
+        )
     return parse_sound_list(theme.read_bytes(), sounds_dir, theme.name)
 
 
@@ -163,8 +180,9 @@ def klettres_sounds(language: str, klettres_dir: str | Path = KLETTRES_DIR) -> S
     """The letters and syllables of one klettres language (``en``, ``en_GB``, ``fr``...)."""
     listing = Path(klettres_dir) / language / KLETTRES_SOUND_LIST
     if not listing.is_file():
-        raise SoundListError(f"{listing} not found: install klettres-data "
-                             "(apt-get install klettres-data)")
+        raise SoundListError(
+            f"{listing} not found: install klettres-data (apt-get install klettres-data)"
+        )
     return parse_sound_list(listing.read_bytes(), klettres_dir, f"{language}/{KLETTRES_SOUND_LIST}")
 
 
@@ -187,10 +205,15 @@ class DevManifest:
     problems: list[SoundProblem]
 
 
-def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str],
-                       out_dir: str | Path, *, sounds_dir: str | Path = KTUBERLING_SOUNDS_DIR,
-                       klettres_languages: Sequence[str] = (),
-                       klettres_dir: str | Path = KLETTRES_DIR) -> DevManifest:
+def write_dev_manifest(
+    language: str,
+    keywords: Sequence[str] | Mapping[str, str],
+    out_dir: str | Path,
+    *,
+    sounds_dir: str | Path = KTUBERLING_SOUNDS_DIR,
+    klettres_languages: Sequence[str] = (),
+    klettres_dir: str | Path = KLETTRES_DIR,
+) -> DevManifest:
     """Write ``<out_dir>/ktuberling_<language>.csv``, a labelled-clips manifest (path,label,
     speaker,word) of the language's recordings: a recording of a keyword is labelled with the
     keyword, every other one ``_unknown_``.
@@ -205,7 +228,9 @@ def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str
     by_id = isinstance(keywords, Mapping)
     wanted = dict(keywords) if by_id else {k: k for k in keywords}
     lists = [(f"ktuberling-{language}", ktuberling_sounds(language, sounds_dir))]
-    lists += [(f"klettres-{lang}", klettres_sounds(lang, klettres_dir)) for lang in klettres_languages]
+    lists += [
+        (f"klettres-{lang}", klettres_sounds(lang, klettres_dir)) for lang in klettres_languages
+    ]
     rows: list[dict[str, str]] = []
     problems: list[SoundProblem] = []
     found: set[str] = set()
@@ -214,13 +239,16 @@ def write_dev_manifest(language: str, keywords: Sequence[str] | Mapping[str, str
         for entry in sounds.entries:
             label = _keyword_of(entry, wanted, by_id and speaker.startswith("ktuberling"))
             found.add(label)
-            rows.append({"path": str(entry.path), "label": label, "speaker": speaker,
-                         "word": entry.name})
+            rows.append(
+                {"path": str(entry.path), "label": label, "speaker": speaker, "word": entry.name}
+            )
     missing = [k for k in wanted if k not in found]
     if missing:
         known = sorted({e.name if by_id else e.word for e in lists[0][1].entries})
-        raise ValueError(f"keywords {missing} name no {language} ktuberling recording; known "
-                         f"{'ids' if by_id else 'words'}: {known}")
+        raise ValueError(
+            f"keywords {missing} name no {language} ktuberling recording; known "
+            f"{'ids' if by_id else 'words'}: {known}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"ktuberling_{language}.csv"

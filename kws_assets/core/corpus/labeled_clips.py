@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_assets.settings import SILENCE_LABEL, AudioSettings
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
+from kws_assets.settings import SILENCE_LABEL, AudioSettings
 
 
 @dataclass(frozen=True)
@@ -34,21 +34,38 @@ def clip_starts(n_samples: int, clip_samples: int, max_windows: int) -> list[int
     return [i * clip_samples for i in range(count)]
 
 
-def cut_labeled_recording(samples: np.ndarray, sample_rate: int, label: str, audio: AudioSettings,
-                          max_silence_windows: int) -> list[tuple[float, np.ndarray]]:
+def cut_labeled_recording(
+    samples: np.ndarray,
+    sample_rate: int,
+    label: str,
+    audio: AudioSettings,
+    max_silence_windows: int,
+) -> list[tuple[float, np.ndarray]]:
     """``(start_s, clip)`` pairs for one labelled recording (see the module docstring)."""
     n = audio.clip_samples
     if label == SILENCE_LABEL:
-        return [(start / sample_rate,
-                 cut_centered(samples, sample_rate, (start + n / 2) / sample_rate, n, audio.fade_ms))
-                for start in clip_starts(len(samples), n, max_silence_windows)]
+        return [
+            (
+                start / sample_rate,
+                cut_centered(samples, sample_rate, (start + n / 2) / sample_rate, n, audio.fade_ms),
+            )
+            for start in clip_starts(len(samples), n, max_silence_windows)
+        ]
     centre_s = len(samples) / sample_rate / 2
-    return [(max(0.0, centre_s - audio.clip_seconds / 2),
-             cut_centered(samples, sample_rate, centre_s, n, audio.fade_ms))]
+    return [
+        (
+            max(0.0, centre_s - audio.clip_seconds / 2),
+            cut_centered(samples, sample_rate, centre_s, n, audio.fade_ms),
+        )
+    ]
 
 
-def cut_labeled_clips(recordings: list[dict], store: ClipStore, audio: AudioSettings,
-                      max_silence_windows: dict[str, int]) -> tuple[list[dict], list[CutFailure]]:
+def cut_labeled_clips(
+    recordings: list[dict],
+    store: ClipStore,
+    audio: AudioSettings,
+    max_silence_windows: dict[str, int],
+) -> tuple[list[dict], list[CutFailure]]:
     """Clip rows for labelled recordings (``raw_corpus`` rows with a ``clip_label``).
 
     ``max_silence_windows`` maps a source name to its windows-per-noise-file limit.  A recording
@@ -64,16 +81,35 @@ def cut_labeled_clips(recordings: list[dict], store: ClipStore, audio: AudioSett
             failures.append(CutFailure(rec["utterance_id"], rec["uri"], exc.reason, str(exc)))
             continue
         windows = max_silence_windows.get(rec["source"], 1)
-        for start_s, clip in cut_labeled_recording(info.samples, info.sample_rate, label, audio, windows):
-            clip_id = clip_id_for(rec["source"], rec["utterance_id"], label, f"{start_s:.3f}",
-                                  audio.sample_rate, audio.clip_samples)
+        for start_s, clip in cut_labeled_recording(
+            info.samples, info.sample_rate, label, audio, windows
+        ):
+            clip_id = clip_id_for(
+                rec["source"],
+                rec["utterance_id"],
+                label,
+                f"{start_s:.3f}",
+                audio.sample_rate,
+                audio.clip_samples,
+            )
             key = store.key_for(rec["source"], label, clip_id)
-            uri = store.uri_for(key) if store.exists(key) else store.put(key, clip, info.sample_rate)
-            rows.append({
-                "clip_id": clip_id, "uri": uri, "label": label, "source": rec["source"],
-                "speaker": rec["speaker"], "language": rec["language"],
-                "origin_id": rec["utterance_id"], "start_s": float(start_s),
-                "sample_rate": info.sample_rate, "num_samples": len(clip),
-                "word": rec["transcript"] or None, "confidence": None,
-            })
+            uri = (
+                store.uri_for(key) if store.exists(key) else store.put(key, clip, info.sample_rate)
+            )
+            rows.append(
+                {
+                    "clip_id": clip_id,
+                    "uri": uri,
+                    "label": label,
+                    "source": rec["source"],
+                    "speaker": rec["speaker"],
+                    "language": rec["language"],
+                    "origin_id": rec["utterance_id"],
+                    "start_s": float(start_s),
+                    "sample_rate": info.sample_rate,
+                    "num_samples": len(clip),
+                    "word": rec["transcript"] or None,
+                    "confidence": None,
+                }
+            )
     return rows, failures

@@ -21,8 +21,6 @@ from pathlib import Path
 
 from upath import UPath
 
-from kws_assets.settings import KwsConfig
-from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
     config_for_sources,
@@ -35,6 +33,8 @@ from kws_assets.core.corpus.batches import (
     parse_batch_key,
     source_fingerprint,
 )
+from kws_assets.core.storage.s3 import S3Connection
+from kws_assets.settings import KwsConfig
 
 HIDDEN_PREFIXES = (".", "_")
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
@@ -110,15 +110,19 @@ def _manifest_stamp(path: UPath) -> tuple[int, float | None]:
     return int(info.get("size") or 0), float(stamp) if isinstance(stamp, (int, float)) else None
 
 
-def read_settled_manifest(path: UPath, settle_s: float, now: float | None = None
-                          ) -> tuple[bytes | None, str]:
+def read_settled_manifest(
+    path: UPath, settle_s: float, now: float | None = None
+) -> tuple[bytes | None, str]:
     """The manifest's bytes, or (None, why) when it is not safe to take yet: younger than
     ``settle_s`` seconds, or its size/stamp changed while it was read (a writer is still at it).
     Raises FileNotFoundError when it vanished."""
     size, mtime = _manifest_stamp(path)
     clock = time.time() if now is None else now
     if settle_s > 0 and mtime is not None and clock - mtime < settle_s:
-        return None, f"{path.name} was modified {clock - mtime:.1f} s ago (< {settle_s:g} s to settle)"
+        return (
+            None,
+            f"{path.name} was modified {clock - mtime:.1f} s ago (< {settle_s:g} s to settle)",
+        )
     data = path.read_bytes()
     after = _manifest_stamp(path)
     if len(data) != size or after != (size, mtime):
@@ -126,9 +130,13 @@ def read_settled_manifest(path: UPath, settle_s: float, now: float | None = None
     return data, ""
 
 
-def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
-                 settle_s: float = DEFAULT_SETTLE_S, now: float | None = None,
-                 s3: S3Connection | None = None) -> LandingScan:
+def scan_landing(
+    root: str | os.PathLike[str],
+    manifest_names: list[str],
+    settle_s: float = DEFAULT_SETTLE_S,
+    now: float | None = None,
+    s3: S3Connection | None = None,
+) -> LandingScan:
     """Every ready batch under ``root`` (sorted by key), the folders that cannot be batches, and
     the batches deferred because their manifest is not settled (see :func:`read_settled_manifest`).
 
@@ -159,10 +167,14 @@ def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
             scan.problems.append(LandingProblem(str(folder), INVALID_NAME, str(exc)))
             continue
         if len(present) > 1:
-            scan.problems.append(LandingProblem(
-                str(folder), AMBIGUOUS_MANIFEST,
-                f"{', '.join(present)} are all present: two uploads used the batch name "
-                f"{folder.name!r}; keep one manifest (or land the other under a new name)"))
+            scan.problems.append(
+                LandingProblem(
+                    str(folder),
+                    AMBIGUOUS_MANIFEST,
+                    f"{', '.join(present)} are all present: two uploads used the batch name "
+                    f"{folder.name!r}; keep one manifest (or land the other under a new name)",
+                )
+            )
             continue
         manifest = present[0]
         try:
@@ -170,7 +182,9 @@ def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
         except FileNotFoundError:
             continue  # deleted while we looked
         except OSError as exc:
-            scan.problems.append(LandingProblem(str(folder), UNREADABLE_MANIFEST, f"{manifest}: {exc}"))
+            scan.problems.append(
+                LandingProblem(str(folder), UNREADABLE_MANIFEST, f"{manifest}: {exc}")
+            )
             continue
         if data is None:
             scan.deferred.append(LandingProblem(str(folder), MANIFEST_SETTLING, why))
@@ -179,16 +193,21 @@ def scan_landing(root: str | os.PathLike[str], manifest_names: list[str],
     return scan
 
 
-def scan_landing_zone(root: str | os.PathLike[str], manifest_names: list[str],
-                      settle_s: float = DEFAULT_SETTLE_S, s3: S3Connection | None = None,
-                      ) -> tuple[list[LandedBatch], list[LandingProblem]]:
+def scan_landing_zone(
+    root: str | os.PathLike[str],
+    manifest_names: list[str],
+    settle_s: float = DEFAULT_SETTLE_S,
+    s3: S3Connection | None = None,
+) -> tuple[list[LandedBatch], list[LandingProblem]]:
     """Ready batches and problem folders of :func:`scan_landing` (deferred batches are neither:
     a later tick sees them)."""
     scan = scan_landing(root, manifest_names, settle_s, s3=s3)
     return scan.batches, scan.problems
 
 
-def check_batch_unchanged(batch: LandedBatch, s3: S3Connection | None = None) -> LandingProblem | None:
+def check_batch_unchanged(
+    batch: LandedBatch, s3: S3Connection | None = None
+) -> LandingProblem | None:
     """None when the batch's manifest still has the bytes it was scanned with; otherwise why a run
     for it must stop: ``batch_deleted`` or ``manifest_changed`` (the changed manifest is a new
     batch version: the next scan gives it a new fingerprint and the sensor requests it again)."""
@@ -196,20 +215,30 @@ def check_batch_unchanged(batch: LandedBatch, s3: S3Connection | None = None) ->
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return LandingProblem(batch.folder, BATCH_DELETED,
-                              f"{batch.manifest} is gone: the batch was deleted after it was scanned")
+        return LandingProblem(
+            batch.folder,
+            BATCH_DELETED,
+            f"{batch.manifest} is gone: the batch was deleted after it was scanned",
+        )
     except OSError as exc:
         return LandingProblem(batch.folder, UNREADABLE_MANIFEST, f"{batch.manifest}: {exc}")
     found = content_fingerprint(data)
     if found != batch.fingerprint:
-        return LandingProblem(batch.folder, MANIFEST_CHANGED,
-                              f"{batch.manifest} was replaced after the scan (fingerprint "
-                              f"{batch.fingerprint} -> {found}); the new version is a new request")
+        return LandingProblem(
+            batch.folder,
+            MANIFEST_CHANGED,
+            f"{batch.manifest} was replaced after the scan (fingerprint "
+            f"{batch.fingerprint} -> {found}); the new version is a new request",
+        )
     return None
 
 
-def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: list[str],
-                      s3: S3Connection | None = None) -> LandedBatch:
+def find_landed_batch(
+    root: str | os.PathLike[str],
+    key: str,
+    manifest_names: list[str],
+    s3: S3Connection | None = None,
+) -> LandedBatch:
     """The ready batch with this key; :class:`BatchKeyError` naming the root when there is none."""
     ref = parse_batch_key(key)
     if ref.kind != "landing":
@@ -217,10 +246,13 @@ def find_landed_batch(root: str | os.PathLike[str], key: str, manifest_names: li
     folder = _as_upath(root, s3) / ref.name
     manifest = next((name for name in manifest_names if (folder / name).is_file()), None)
     if manifest is None:
-        raise BatchKeyError(f"batch {key!r}: no folder {ref.name!r} with a manifest "
-                            f"({', '.join(manifest_names)}) under the landing zone {root}")
-    return LandedBatch(key, str(folder), manifest,
-                       content_fingerprint((folder / manifest).read_bytes()))
+        raise BatchKeyError(
+            f"batch {key!r}: no folder {ref.name!r} with a manifest "
+            f"({', '.join(manifest_names)}) under the landing zone {root}"
+        )
+    return LandedBatch(
+        key, str(folder), manifest, content_fingerprint((folder / manifest).read_bytes())
+    )
 
 
 @dataclass(frozen=True)
@@ -235,23 +267,34 @@ class KnownBatch:
 def landing_scan(cfg: KwsConfig, now: float | None = None) -> LandingScan:
     """:func:`scan_landing` of the config's landing zone, with ``automation.landing_settle_s``
     and the config's one S3 connection (``storage.s3_*``)."""
-    return scan_landing(landing_root(cfg), cfg.automation.landing_manifests,
-                        cfg.automation.landing_settle_s, now=now,
-                        s3=S3Connection.from_settings(cfg.storage))
+    return scan_landing(
+        landing_root(cfg),
+        cfg.automation.landing_manifests,
+        cfg.automation.landing_settle_s,
+        now=now,
+        s3=S3Connection.from_settings(cfg.storage),
+    )
 
 
 def landed_batch(cfg: KwsConfig, key: str) -> LandedBatch:
     """The ready landed batch ``key`` of the config's landing zone (see :func:`find_landed_batch`)."""
-    return find_landed_batch(landing_root(cfg), key, cfg.automation.landing_manifests,
-                             S3Connection.from_settings(cfg.storage))
+    return find_landed_batch(
+        landing_root(cfg),
+        key,
+        cfg.automation.landing_manifests,
+        S3Connection.from_settings(cfg.storage),
+    )
 
 
-def known_batches(cfg: KwsConfig, scan: LandingScan | None = None
-                  ) -> tuple[list[KnownBatch], list[LandingProblem]]:
+def known_batches(
+    cfg: KwsConfig, scan: LandingScan | None = None
+) -> tuple[list[KnownBatch], list[LandingProblem]]:
     """The configured sources and the ready landed folders, as batches with fingerprints
     (``scan``: a :func:`landing_scan` the caller already made, e.g. to log deferred batches)."""
-    batches = [KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
-               for key, source in configured_batch_keys(cfg).items()]
+    batches = [
+        KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
+        for key, source in configured_batch_keys(cfg).items()
+    ]
     scan = landing_scan(cfg) if scan is None else scan
     landed, problems = scan.batches, scan.problems
     batches += [KnownBatch(b.key, landed_fingerprint(cfg, b.fingerprint), b.folder) for b in landed]
@@ -267,8 +310,9 @@ class LandedBatchChanged(RuntimeError):
         super().__init__(f"landed batch {problem.folder}: {problem.reason}: {problem.detail}")
 
 
-def landed_batch_for_run(cfg: KwsConfig, key: str, requested_fingerprint: str | None = None
-                         ) -> LandedBatch | None:
+def landed_batch_for_run(
+    cfg: KwsConfig, key: str, requested_fingerprint: str | None = None
+) -> LandedBatch | None:
     """The landed batch a run for ``key`` ingests (None for a configured source), checked with
     :func:`check_batch_unchanged` against the manifest the sensor scanned: its
     ``requested_fingerprint`` (the run's manifest-fingerprint tag), or, for a run started by
@@ -280,8 +324,9 @@ def landed_batch_for_run(cfg: KwsConfig, key: str, requested_fingerprint: str | 
         found = landed_batch(cfg, key)
     except BatchKeyError as exc:
         raise LandedBatchChanged(LandingProblem(key, BATCH_DELETED, str(exc))) from exc
-    batch = LandedBatch(found.key, found.folder, found.manifest,
-                        requested_fingerprint or found.fingerprint)
+    batch = LandedBatch(
+        found.key, found.folder, found.manifest, requested_fingerprint or found.fingerprint
+    )
     ensure_batch_unchanged(cfg, batch)
     return batch
 
@@ -315,17 +360,21 @@ class BatchCursor:
         self.requested: dict[str, str] = dict(requested or {})
 
     @classmethod
-    def from_json(cls, text: str | None) -> "BatchCursor":
+    def from_json(cls, text: str | None) -> BatchCursor:
         if not text:
             return cls()
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"landing-zone sensor cursor is not JSON ({exc.msg}); reset the "
-                             "sensor's cursor in the UI") from exc
+            raise ValueError(
+                f"landing-zone sensor cursor is not JSON ({exc.msg}); reset the "
+                "sensor's cursor in the UI"
+            ) from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ValueError("landing-zone sensor cursor must map batch keys to fingerprints; "
-                             "reset the sensor's cursor in the UI")
+            raise ValueError(
+                "landing-zone sensor cursor must map batch keys to fingerprints; "
+                "reset the sensor's cursor in the UI"
+            )
         return cls(value)
 
     def to_json(self) -> str:
@@ -335,6 +384,6 @@ class BatchCursor:
         """The batches never requested, or requested with another fingerprint (changed since)."""
         return [b for b in batches if self.requested.get(b.key) != b.fingerprint]
 
-    def mark(self, batches: list[KnownBatch]) -> "BatchCursor":
+    def mark(self, batches: list[KnownBatch]) -> BatchCursor:
         """A new cursor that also remembers these batches as requested."""
         return BatchCursor({**self.requested, **{b.key: b.fingerprint for b in batches}})

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.audio.io import AudioReadError, cut_centered, dbfs, read_audio
 from kws_assets.core.audio.quality import (
     ALIGNMENT_FAILED,
@@ -44,11 +43,22 @@ from kws_assets.core.audio.quality import (
 from kws_assets.core.corpus.connectors.base import clean_text, text_problem
 from kws_assets.core.corpus.connectors.manifest import ManifestError, manifest_rows
 from kws_assets.core.corpus.connectors.rows import RowLimits
-from kws_assets.settings import IngestSettings
 from kws_assets.core.corpus.segment import as_keywords, cut_word_clips
-from kws_assets.core.speech.aligners import AlignerChoice, NoAlignerError, WordAligner, as_word_aligner
+from kws_assets.core.speech.aligners import (
+    AlignerChoice,
+    NoAlignerError,
+    WordAligner,
+    as_word_aligner,
+)
 from kws_assets.core.speech.tts import trim_silence
-from kws_assets.settings import RealSourceSettings
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    AlignmentSettings,
+    AudioSettings,
+    IngestSettings,
+    RealSourceSettings,
+)
 
 CLIPS_KIND = "clips"
 UTTERANCES_KIND = "utterances"
@@ -129,16 +139,19 @@ def manifest_path(source: RealSourceSettings, base_dir: str | Path | None = None
     """Where the source's manifest is: absolute, or relative to ``base_dir`` (the config's
     folder; the working directory when None)."""
     if not source.manifest:
-        raise RealSourceError(f"real source {source.name!r}: no manifest given "
-                              "(set evaluation.real_sources[].manifest)")
+        raise RealSourceError(
+            f"real source {source.name!r}: no manifest given "
+            "(set evaluation.real_sources[].manifest)"
+        )
     path = Path(source.manifest).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     return path
 
 
-def read_real_manifest(source: RealSourceSettings, path: Path
-                       ) -> tuple[list[tuple[str, dict]], list[RealRejection]]:
+def read_real_manifest(
+    source: RealSourceSettings, path: Path
+) -> tuple[list[tuple[str, dict]], list[RealRejection]]:
     """``(row_ref, row)`` per usable manifest row and the rows rejected for their shape."""
     text_column = TEXT_COLUMN_OF_KIND[source.kind]
     required = (PATH_COLUMN, text_column)
@@ -149,9 +162,12 @@ def read_real_manifest(source: RealSourceSettings, path: Path
         raise RealSourceError(f"real source {source.name!r}: manifest {path} not found")
     try:
         with open(path, "rb") as stream:
-            rows = [(row.ref, row.values, row.detail or row.reason)
-                    for row in manifest_rows(path.name, stream, RowLimits.of(IngestSettings()),
-                                             required=required)]
+            rows = [
+                (row.ref, row.values, row.detail or row.reason)
+                for row in manifest_rows(
+                    path.name, stream, RowLimits.of(IngestSettings()), required=required
+                )
+            ]
     except ManifestError as exc:
         raise RealSourceError(f"real source {source.name!r} (kind {source.kind}): {exc}") from exc
     except OSError as exc:
@@ -163,7 +179,8 @@ def read_real_manifest(source: RealSourceSettings, path: Path
             raise RealSourceError(
                 f"real source {source.name!r}: {path.name} has columns {header_unknown} that a "
                 f"{source.kind} manifest does not have (allowed: {sorted(known)}); rename or "
-                "drop them")
+                "drop them"
+            )
     usable: list[tuple[str, dict]] = []
     rejected: list[RealRejection] = []
     seen: dict[str, str] = {}
@@ -173,8 +190,14 @@ def read_real_manifest(source: RealSourceSettings, path: Path
             continue
         unknown = sorted(set(row) - known)
         if unknown:
-            rejected.append(RealRejection(ref, str(row.get(PATH_COLUMN, "")), UNKNOWN_COLUMNS,
-                                          f"keys {unknown} are not {sorted(known)}"))
+            rejected.append(
+                RealRejection(
+                    ref,
+                    str(row.get(PATH_COLUMN, "")),
+                    UNKNOWN_COLUMNS,
+                    f"keys {unknown} are not {sorted(known)}",
+                )
+            )
             continue
         problem = next((p for c in known if (p := text_problem(row.get(c), c))), None)
         if problem:
@@ -189,7 +212,9 @@ def read_real_manifest(source: RealSourceSettings, path: Path
             rejected.append(RealRejection(ref, file, reason, f"the row has no {text_column}"))
             continue
         if file in seen:
-            rejected.append(RealRejection(ref, file, DUPLICATE_ROW, f"listed already at {seen[file]}"))
+            rejected.append(
+                RealRejection(ref, file, DUPLICATE_ROW, f"listed already at {seen[file]}")
+            )
             continue
         seen[file] = ref
         usable.append((ref, row))
@@ -201,23 +226,30 @@ def _audio_path(manifest: Path, file: str) -> Path:
     return path if path.is_absolute() else manifest.parent / path
 
 
-def _read(ref: str, file: str, path: Path, source: RealSourceSettings, sample_rate: int
-          ) -> tuple[np.ndarray | None, RealRejection | None]:
+def _read(
+    ref: str, file: str, path: Path, source: RealSourceSettings, sample_rate: int
+) -> tuple[np.ndarray | None, RealRejection | None]:
     try:
         info = read_audio(path, target_sr=sample_rate)
     except AudioReadError as exc:
         return None, RealRejection(ref, file, exc.reason, str(exc))
     peak = float(np.max(np.abs(info.samples))) if info.samples.size else 0.0
     if dbfs(peak) < source.min_peak_dbfs:
-        return None, RealRejection(ref, file, SILENT, f"peak {dbfs(peak):.1f} dBFS is below "
-                                                       f"{source.min_peak_dbfs} dBFS")
+        return None, RealRejection(
+            ref, file, SILENT, f"peak {dbfs(peak):.1f} dBFS is below {source.min_peak_dbfs} dBFS"
+        )
     return info.samples, None
 
 
-def load_real_source(source: RealSourceSettings, keywords: Sequence[str], audio: AudioSettings,
-                     *, alignment: AlignmentSettings | None = None,
-                     aligner: AlignerChoice | WordAligner | None = None,
-                     base_dir: str | Path | None = None) -> RealClips:
+def load_real_source(
+    source: RealSourceSettings,
+    keywords: Sequence[str],
+    audio: AudioSettings,
+    *,
+    alignment: AlignmentSettings | None = None,
+    aligner: AlignerChoice | WordAligner | None = None,
+    base_dir: str | Path | None = None,
+) -> RealClips:
     """The clips of a real source (see the module docstring).
 
     ``alignment`` (default: ``AlignmentSettings()``) and ``aligner`` matter only for
@@ -247,9 +279,14 @@ def load_real_source(source: RealSourceSettings, keywords: Sequence[str], audio:
             word = clean_text(row.get(WORD_COLUMN)) or clean_text(row[LABEL_COLUMN])
             duration = len(samples) / sr
             if duration > source.max_clip_seconds:
-                rejections.append(RealRejection(ref, file, TOO_LONG,
-                                                f"{duration:.2f} s > max_clip_seconds "
-                                                f"{source.max_clip_seconds}"))
+                rejections.append(
+                    RealRejection(
+                        ref,
+                        file,
+                        TOO_LONG,
+                        f"{duration:.2f} s > max_clip_seconds {source.max_clip_seconds}",
+                    )
+                )
                 continue
             if label == SILENCE_LABEL:
                 centre = duration / 2
@@ -274,14 +311,27 @@ def load_real_source(source: RealSourceSettings, keywords: Sequence[str], audio:
             rejections.append(RealRejection(ref, file, ALIGNMENT_FAILED, detail))
             continue
         spans = as_keywords(result.words, list(keywords), word_aligner)
-        for clip in cut_word_clips(samples, sr, spans, list(keywords), f"{source.name}|{file}", n,
-                                   audio.fade_ms, alignment.unknown_per_utterance,
-                                   alignment.min_word_seconds):
+        for clip in cut_word_clips(
+            samples,
+            sr,
+            spans,
+            list(keywords),
+            f"{source.name}|{file}",
+            n,
+            audio.fade_ms,
+            alignment.unknown_per_utterance,
+            alignment.min_word_seconds,
+        ):
             name = f"{file}#{clip.word}@{clip.start_s:.3f}"
             if clip.confidence < alignment.min_confidence:
-                rejections.append(RealRejection(ref, name, LOW_ALIGNMENT_CONFIDENCE,
-                                                f"word confidence {clip.confidence:.2f} < "
-                                                f"{alignment.min_confidence}"))
+                rejections.append(
+                    RealRejection(
+                        ref,
+                        name,
+                        LOW_ALIGNMENT_CONFIDENCE,
+                        f"word confidence {clip.confidence:.2f} < {alignment.min_confidence}",
+                    )
+                )
                 continue
             clips.append(clip.samples)
             labels.append(clip.label)

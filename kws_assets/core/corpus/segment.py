@@ -18,11 +18,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
-from kws_assets.core.speech.aligners import AlignerChoice, NoAlignerError, WordAligner, as_word_aligner
-from kws_assets.core.speech.alignment import Aligner, WordSpan
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
+from kws_assets.core.speech.aligners import (
+    AlignerChoice,
+    NoAlignerError,
+    WordAligner,
+    as_word_aligner,
+)
+from kws_assets.core.speech.alignment import Aligner, WordSpan
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
+from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 
 MIN_UNKNOWN_WORD_CHARS = 2
 
@@ -41,14 +46,21 @@ def _stable_rank(utterance_id: str, index: int) -> str:
     return hashlib.sha256(f"{utterance_id}|{index}".encode()).hexdigest()
 
 
-def choose_clips(words: list[WordSpan], keywords: list[str], utterance_id: str,
-                 unknown_per_utterance: int, min_word_seconds: float) -> list[tuple[str, WordSpan]]:
+def choose_clips(
+    words: list[WordSpan],
+    keywords: list[str],
+    utterance_id: str,
+    unknown_per_utterance: int,
+    min_word_seconds: float,
+) -> list[tuple[str, WordSpan]]:
     """Which aligned words to cut: every keyword, plus up to N other words as ``_unknown_``."""
     keyword_set = set(keywords)
     chosen = [(w.word, w) for w in words if w.word in keyword_set]
     others = [
-        (i, w) for i, w in enumerate(words)
-        if w.word not in keyword_set and len(w.word) >= MIN_UNKNOWN_WORD_CHARS
+        (i, w)
+        for i, w in enumerate(words)
+        if w.word not in keyword_set
+        and len(w.word) >= MIN_UNKNOWN_WORD_CHARS
         and (w.end_s - w.start_s) >= min_word_seconds
     ]
     others.sort(key=lambda item: _stable_rank(utterance_id, item[0]))
@@ -56,13 +68,22 @@ def choose_clips(words: list[WordSpan], keywords: list[str], utterance_id: str,
     return chosen
 
 
-def cut_word_clips(samples: np.ndarray, sample_rate: int, words: list[WordSpan],
-                   keywords: list[str], utterance_id: str, clip_samples: int, fade_ms: float,
-                   unknown_per_utterance: int, min_word_seconds: float) -> list[WordClip]:
+def cut_word_clips(
+    samples: np.ndarray,
+    sample_rate: int,
+    words: list[WordSpan],
+    keywords: list[str],
+    utterance_id: str,
+    clip_samples: int,
+    fade_ms: float,
+    unknown_per_utterance: int,
+    min_word_seconds: float,
+) -> list[WordClip]:
     """Cut one clip per chosen word, centred on the word's aligned span."""
     clips = []
-    for label, span in choose_clips(words, keywords, utterance_id, unknown_per_utterance,
-                                    min_word_seconds):
+    for label, span in choose_clips(
+        words, keywords, utterance_id, unknown_per_utterance, min_word_seconds
+    ):
         centre_s = (span.start_s + span.end_s) / 2
         clip = cut_centered(samples, sample_rate, centre_s, clip_samples, fade_ms)
         clips.append(WordClip(label, span.word, span.start_s, span.end_s, span.confidence, clip))
@@ -77,11 +98,15 @@ class AlignmentFailure:
     oov_words: tuple[str, ...]
 
 
-def align_utterances(utterances: list[dict], keywords: list[str],
-                     aligner: Aligner | WordAligner | AlignerChoice, store: ClipStore,
-                     audio: AudioSettings, settings: AlignmentSettings,
-                     labels: Collection[str] | None = None,
-                     ) -> tuple[list[dict], list[AlignmentFailure], dict[str, str]]:
+def align_utterances(
+    utterances: list[dict],
+    keywords: list[str],
+    aligner: Aligner | WordAligner | AlignerChoice,
+    store: ClipStore,
+    audio: AudioSettings,
+    settings: AlignmentSettings,
+    labels: Collection[str] | None = None,
+) -> tuple[list[dict], list[AlignmentFailure], dict[str, str]]:
     """Align each utterance to its transcript and cut keyword / ``_unknown_`` clips into the store.
 
     ``labels`` (default: all) limits which of the chosen clips are cut and stored — e.g. one
@@ -98,7 +123,9 @@ def align_utterances(utterances: list[dict], keywords: list[str],
         try:
             info = read_audio(utt["uri"], target_sr=audio.sample_rate)
         except AudioReadError as exc:
-            failures.append(AlignmentFailure(utt["utterance_id"], utt["uri"], f"unreadable: {exc}", ()))
+            failures.append(
+                AlignmentFailure(utt["utterance_id"], utt["uri"], f"unreadable: {exc}", ())
+            )
             continue
         try:
             word_aligner = as_word_aligner(aligner, utt["language"])
@@ -109,27 +136,56 @@ def align_utterances(utterances: list[dict], keywords: list[str],
         result = word_aligner.align(info.samples, info.sample_rate, utt["transcript"])
         g2p_words.update(result.g2p_words)
         if not result.ok:
-            failures.append(AlignmentFailure(utt["utterance_id"], utt["uri"],
-                                             result.error or "alignment failed",
-                                             tuple(result.oov_words)))
+            failures.append(
+                AlignmentFailure(
+                    utt["utterance_id"],
+                    utt["uri"],
+                    result.error or "alignment failed",
+                    tuple(result.oov_words),
+                )
+            )
             continue
         spans = as_keywords(result.words, keywords, word_aligner)
-        for clip in cut_word_clips(info.samples, info.sample_rate, spans, keywords,
-                                   utt["utterance_id"], audio.clip_samples, audio.fade_ms,
-                                   settings.unknown_per_utterance, settings.min_word_seconds):
+        for clip in cut_word_clips(
+            info.samples,
+            info.sample_rate,
+            spans,
+            keywords,
+            utt["utterance_id"],
+            audio.clip_samples,
+            audio.fade_ms,
+            settings.unknown_per_utterance,
+            settings.min_word_seconds,
+        ):
             if labels is not None and clip.label not in labels:
                 continue
-            clip_id = clip_id_for(utt["source"], utt["utterance_id"], clip.label,
-                                  f"{clip.start_s:.3f}", audio.sample_rate, audio.clip_samples)
+            clip_id = clip_id_for(
+                utt["source"],
+                utt["utterance_id"],
+                clip.label,
+                f"{clip.start_s:.3f}",
+                audio.sample_rate,
+                audio.clip_samples,
+            )
             key = store.key_for(utt["source"], clip.label, clip_id)
             uri = store.put(key, clip.samples, info.sample_rate)
-            rows.append({
-                "clip_id": clip_id, "uri": uri, "label": clip.label, "source": utt["source"],
-                "speaker": utt["speaker"], "language": utt["language"],
-                "origin_id": utt["utterance_id"], "start_s": clip.start_s,
-                "sample_rate": info.sample_rate, "num_samples": len(clip.samples),
-                "word": clip.word, "confidence": clip.confidence, "aligner": word_aligner.name,
-            })
+            rows.append(
+                {
+                    "clip_id": clip_id,
+                    "uri": uri,
+                    "label": clip.label,
+                    "source": utt["source"],
+                    "speaker": utt["speaker"],
+                    "language": utt["language"],
+                    "origin_id": utt["utterance_id"],
+                    "start_s": clip.start_s,
+                    "sample_rate": info.sample_rate,
+                    "num_samples": len(clip.samples),
+                    "word": clip.word,
+                    "confidence": clip.confidence,
+                    "aligner": word_aligner.name,
+                }
+            )
     return rows, failures, g2p_words
 
 

@@ -38,11 +38,11 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
+from kws_assets.core.audio.features import single_threaded_torch
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
-from kws_assets.core.audio.features import single_threaded_torch
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
 
 PEAK_LIMIT = 0.99
 """After augmentation a clip peaking above this is scaled down as a whole."""
@@ -76,6 +76,7 @@ MAX_SEED = 2**31 - 1
 
 
 # --- primitive transforms ---------------------------------------------------------------------
+
 
 def _tensor(samples: np.ndarray) -> torch.Tensor:
     x = np.asarray(samples, dtype=np.float32)
@@ -220,8 +221,13 @@ def time_stretch(samples: np.ndarray, rate: float) -> np.ndarray:
         spec = torch.stft(x, STRETCH_N_FFT, STRETCH_HOP, window=window, return_complex=True)
         advance = torch.linspace(0, math.pi * STRETCH_HOP, spec.shape[-2]).unsqueeze(-1)
         stretched = AF.phase_vocoder(spec, float(rate), advance)
-        out = torch.istft(stretched, STRETCH_N_FFT, STRETCH_HOP, window=window,
-                          length=int(round(x.shape[0] / rate)))
+        out = torch.istft(
+            stretched,
+            STRETCH_N_FFT,
+            STRETCH_HOP,
+            window=window,
+            length=int(round(x.shape[0] / rate)),
+        )
     return out.numpy().astype(np.float32)
 
 
@@ -237,8 +243,12 @@ def shift_pitch(samples: np.ndarray, sample_rate: int, semitones: float) -> np.n
     return fit_centered(change_speed(stretched, sample_rate, ratio), x.size)
 
 
-def telephone_band(samples: np.ndarray, sample_rate: int, low_hz: float = TELEPHONE_LOW_HZ,
-                   high_hz: float = TELEPHONE_HIGH_HZ) -> np.ndarray:
+def telephone_band(
+    samples: np.ndarray,
+    sample_rate: int,
+    low_hz: float = TELEPHONE_LOW_HZ,
+    high_hz: float = TELEPHONE_HIGH_HZ,
+) -> np.ndarray:
     """Band-pass to the telephone band (cascaded high-pass and low-pass biquads)."""
     if not 0 < low_hz < high_hz < sample_rate / 2:
         raise ValueError(f"need 0 < low_hz < high_hz < {sample_rate / 2}")
@@ -250,8 +260,9 @@ def telephone_band(samples: np.ndarray, sample_rate: int, low_hz: float = TELEPH
     return x.numpy().astype(np.float32)
 
 
-def resample_round_trip(samples: np.ndarray, sample_rate: int,
-                        via_rate: int = NARROWBAND_SR) -> np.ndarray:
+def resample_round_trip(
+    samples: np.ndarray, sample_rate: int, via_rate: int = NARROWBAND_SR
+) -> np.ndarray:
     """Down to ``via_rate`` and back (a narrowband channel): same length, nothing above
     ``via_rate / 2``."""
     x = np.asarray(samples, dtype=np.float32)
@@ -278,6 +289,7 @@ def fit_centered(samples: np.ndarray, n: int) -> np.ndarray:
 
 # --- noise sources ----------------------------------------------------------------------------
 
+
 @dataclass
 class NoiseFolder:
     """Noise recordings found under a folder (wav/flac/ogg, recursively).
@@ -294,17 +306,18 @@ class NoiseFolder:
     _cache: dict[Path, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def scan(cls, root: str | os.PathLike[str], sample_rate: int) -> "NoiseFolder":
+    def scan(cls, root: str | os.PathLike[str], sample_rate: int) -> NoiseFolder:
         folder = Path(root).expanduser().resolve()
         if not folder.is_dir():
             raise FileNotFoundError(f"noise folder {folder} does not exist")
-        found = sorted(p for p in folder.rglob("*")
-                       if p.suffix.lower() in NOISE_EXTENSIONS and p.is_file())
+        found = sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in NOISE_EXTENSIONS and p.is_file()
+        )
         files, problems = [], {}
         for path in found:
             try:
                 info = sf.info(str(path))
-            except Exception as exc:  # noqa: BLE001 - soundfile raises several types
+            except Exception as exc:
                 problems[str(path)] = f"unreadable: {str(exc)[:120]}"
                 continue
             if info.frames <= 0:
@@ -352,8 +365,13 @@ def _r(value: float) -> float:
     return round(float(value), JSON_FLOAT_DECIMALS)
 
 
-def draw_params(settings: AugmentSettings, rng: np.random.Generator, sources: NoiseSources,
-                sample_rate: int, exclude_babble: Sequence[str] = ()) -> dict:
+def draw_params(
+    settings: AugmentSettings,
+    rng: np.random.Generator,
+    sources: NoiseSources,
+    sample_rate: int,
+    exclude_babble: Sequence[str] = (),
+) -> dict:
     """One augmentation recipe: which transforms apply and with which values (JSON-able).
 
     ``exclude_babble`` lists clip ids that must not be babble talkers (the clip itself).
@@ -367,8 +385,10 @@ def draw_params(settings: AugmentSettings, rng: np.random.Generator, sources: No
         max_shift = int(settings.max_shift_ms * sample_rate / 1000.0)
         params["shift_samples"] = int(rng.integers(-max_shift, max_shift + 1))
     if rng.random() < settings.rir_probability:
-        params["rir"] = {"rt60_s": _r(rng.uniform(*settings.rt60_s_range)),
-                         "seed": int(rng.integers(0, MAX_SEED))}
+        params["rir"] = {
+            "rt60_s": _r(rng.uniform(*settings.rt60_s_range)),
+            "seed": int(rng.integers(0, MAX_SEED)),
+        }
     if rng.random() < settings.noise_probability:
         noise = _draw_noise(settings, rng, sources, exclude_babble)
         if noise is not None:
@@ -383,8 +403,12 @@ def draw_params(settings: AugmentSettings, rng: np.random.Generator, sources: No
     return params
 
 
-def _draw_noise(settings: AugmentSettings, rng: np.random.Generator, sources: NoiseSources,
-                exclude_babble: Sequence[str]) -> dict | None:
+def _draw_noise(
+    settings: AugmentSettings,
+    rng: np.random.Generator,
+    sources: NoiseSources,
+    exclude_babble: Sequence[str],
+) -> dict | None:
     pool = [c for c in sources.babble_pool if c not in set(exclude_babble)]
     weights = dict(settings.noise_source_weights)
     if not pool or sources.read_babble is None:
@@ -393,8 +417,11 @@ def _draw_noise(settings: AugmentSettings, rng: np.random.Generator, sources: No
         weights["folder"] = 0.0
     kind = _weighted_choice(weights, rng)
     if kind == "colored":
-        return {"source": "colored", "kind": str(rng.choice(settings.colored_kinds)),
-                "seed": int(rng.integers(0, MAX_SEED))}
+        return {
+            "source": "colored",
+            "kind": str(rng.choice(settings.colored_kinds)),
+            "seed": int(rng.integers(0, MAX_SEED)),
+        }
     if kind == "babble":
         low, high = settings.babble_talkers
         n = min(int(rng.integers(low, high + 1)), len(pool))
@@ -403,8 +430,11 @@ def _draw_noise(settings: AugmentSettings, rng: np.random.Generator, sources: No
     if kind == "folder" and sources.folder is not None:
         files = sources.folder.files
         path = files[int(rng.integers(0, len(files)))]
-        return {"source": "folder", "file": str(path.relative_to(sources.folder.root)),
-                "offset": int(rng.integers(0, MAX_SEED))}
+        return {
+            "source": "folder",
+            "file": str(path.relative_to(sources.folder.root)),
+            "offset": int(rng.integers(0, MAX_SEED)),
+        }
     return None
 
 
@@ -427,8 +457,9 @@ def render_noise(noise: dict, n: int, sources: NoiseSources) -> np.ndarray:
     raise ValueError(f"unknown noise source {source!r}")
 
 
-def apply_params(samples: np.ndarray, sample_rate: int, params: dict,
-                 sources: NoiseSources | None = None) -> np.ndarray:
+def apply_params(
+    samples: np.ndarray, sample_rate: int, params: dict, sources: NoiseSources | None = None
+) -> np.ndarray:
     """Render a recipe from :func:`draw_params` on a clip; the result has the clip's length.
 
     Order: speed, pitch, shift (the talker), room reverberation, background noise, channel
@@ -444,8 +475,9 @@ def apply_params(samples: np.ndarray, sample_rate: int, params: dict,
     if "shift_samples" in params:
         x = time_shift(x, params["shift_samples"])
     if "rir" in params:
-        rir = synthetic_rir(sample_rate, params["rir"]["rt60_s"],
-                            np.random.default_rng(params["rir"]["seed"]))
+        rir = synthetic_rir(
+            sample_rate, params["rir"]["rt60_s"], np.random.default_rng(params["rir"]["seed"])
+        )
         x = apply_rir(x, rir)
     if "noise" in params and power(x) > 0:
         noise = render_noise(params["noise"], n, sources)
@@ -463,6 +495,7 @@ def apply_params(samples: np.ndarray, sample_rate: int, params: dict,
 
 # --- a clip table in, augmented clips out ---------------------------------------------------------
 
+
 def copy_seed(clip_id: str, copy_index: int, seed: int) -> int:
     """The generator seed of one augmented copy: stable across runs and processes."""
     digest = hashlib.sha256(f"{clip_id}|{copy_index}|{seed}".encode()).hexdigest()
@@ -476,10 +509,14 @@ class AugmentFailure:
     reason: str
 
 
-def augment_clips(clips: pl.DataFrame, settings: AugmentSettings, audio: AudioSettings,
-                  store: ClipStore, read_clip: Callable[[str], AudioInfo],
-                  noise_folder: NoiseFolder | None = None,
-                  ) -> tuple[list[dict], list[AugmentFailure]]:
+def augment_clips(
+    clips: pl.DataFrame,
+    settings: AugmentSettings,
+    audio: AudioSettings,
+    store: ClipStore,
+    read_clip: Callable[[str], AudioInfo],
+    noise_folder: NoiseFolder | None = None,
+) -> tuple[list[dict], list[AugmentFailure]]:
     """Augmented copies of the clips of ``clips`` (validated rows with ``split``) in the
     configured splits and labels; returns the new clip rows and the clips that could not be read.
 
@@ -489,12 +526,16 @@ def augment_clips(clips: pl.DataFrame, settings: AugmentSettings, audio: AudioSe
     """
     if settings.copies_per_clip == 0 or clips.is_empty():
         return [], []
-    chosen = clips.filter(pl.col("split").is_in(settings.splits)
-                          & ~pl.col("label").is_in(settings.skip_labels))
+    chosen = clips.filter(
+        pl.col("split").is_in(settings.splits) & ~pl.col("label").is_in(settings.skip_labels)
+    )
     uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list()))
     pools = {
-        split: sorted(clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))
-                      ["clip_id"].to_list())
+        split: sorted(
+            clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))[
+                "clip_id"
+            ].to_list()
+        )
         for split in settings.splits
     }
     talker_cache: dict[str, np.ndarray] = {}
@@ -508,15 +549,33 @@ def augment_clips(clips: pl.DataFrame, settings: AugmentSettings, audio: AudioSe
     failures: list[AugmentFailure] = []
     with single_threaded_torch():  # many small kernels: one thread each is fastest
         for row in chosen.sort("clip_id").iter_rows(named=True):
-            _augment_one(row, settings, audio, store, read_clip, pools, read_talker,
-                         noise_folder, rows, failures)
+            _augment_one(
+                row,
+                settings,
+                audio,
+                store,
+                read_clip,
+                pools,
+                read_talker,
+                noise_folder,
+                rows,
+                failures,
+            )
     return rows, failures
 
 
-def _augment_one(row: dict, settings: AugmentSettings, audio: AudioSettings, store: ClipStore,
-                 read_clip: Callable[[str], AudioInfo], pools: dict[str, list[str]],
-                 read_talker: Callable[[str], np.ndarray], noise_folder: NoiseFolder | None,
-                 rows: list[dict], failures: list[AugmentFailure]) -> None:
+def _augment_one(
+    row: dict,
+    settings: AugmentSettings,
+    audio: AudioSettings,
+    store: ClipStore,
+    read_clip: Callable[[str], AudioInfo],
+    pools: dict[str, list[str]],
+    read_talker: Callable[[str], np.ndarray],
+    noise_folder: NoiseFolder | None,
+    rows: list[dict],
+    failures: list[AugmentFailure],
+) -> None:
     """The augmented copies of one source clip, appended to ``rows`` (or ``failures``)."""
     try:
         samples = read_clip(row["uri"]).samples
@@ -526,8 +585,9 @@ def _augment_one(row: dict, settings: AugmentSettings, audio: AudioSettings, sto
     sources = NoiseSources(pools.get(row["split"], []), read_talker, noise_folder)
     for copy in range(1, settings.copies_per_clip + 1):
         rng = np.random.default_rng(copy_seed(row["clip_id"], copy, settings.seed))
-        params = draw_params(settings, rng, sources, audio.sample_rate,
-                             exclude_babble=[row["clip_id"]])
+        params = draw_params(
+            settings, rng, sources, audio.sample_rate, exclude_babble=[row["clip_id"]]
+        )
         recipe = json.dumps(params, sort_keys=True)
         clip_id = clip_id_for("augmented", row["clip_id"], copy, recipe, audio.sample_rate)
         source = row["source"] + AUGMENTED_SOURCE_SUFFIX
@@ -536,21 +596,39 @@ def _augment_one(row: dict, settings: AugmentSettings, audio: AudioSettings, sto
             try:
                 out = apply_params(samples, audio.sample_rate, params, sources)
             except AudioReadError as exc:  # a babble talker or a noise file could not be read
-                failures.append(AugmentFailure(row["clip_id"], row["uri"],
-                                               f"noise {exc.path}: {exc.reason}"))
+                failures.append(
+                    AugmentFailure(row["clip_id"], row["uri"], f"noise {exc.path}: {exc.reason}")
+                )
                 continue
             store.put(key, out, audio.sample_rate)
-        rows.append({
-            "clip_id": clip_id, "uri": store.uri_for(key), "label": row["label"],
-            "source": source, "speaker": row["speaker"], "language": row["language"],
-            "origin_id": row["clip_id"], "start_s": row["start_s"],
-            "sample_rate": audio.sample_rate, "num_samples": int(samples.size),
-            "split": row["split"], "augment_params": recipe,
-        })
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": store.uri_for(key),
+                "label": row["label"],
+                "source": source,
+                "speaker": row["speaker"],
+                "language": row["language"],
+                "origin_id": row["clip_id"],
+                "start_s": row["start_s"],
+                "sample_rate": audio.sample_rate,
+                "num_samples": int(samples.size),
+                "split": row["split"],
+                "augment_params": recipe,
+            }
+        )
 
 
-TRANSFORM_KEYS = ("speed", "pitch_semitones", "shift_samples", "rir", "noise", "telephone",
-                  "resample_via_hz", "gain_db")
+TRANSFORM_KEYS = (
+    "speed",
+    "pitch_semitones",
+    "shift_samples",
+    "rir",
+    "noise",
+    "telephone",
+    "resample_via_hz",
+    "gain_db",
+)
 
 
 def augmented_table(rows: list[dict]) -> pl.DataFrame:
@@ -558,12 +636,13 @@ def augmented_table(rows: list[dict]) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema={**CLIP_COLUMNS, **AUGMENTED_COLUMNS})
     return pl.DataFrame(rows, schema_overrides={**CLIP_COLUMNS, **AUGMENTED_COLUMNS}).select(
-        [*CLIP_COLUMNS, *AUGMENTED_COLUMNS])
+        [*CLIP_COLUMNS, *AUGMENTED_COLUMNS]
+    )
 
 
 def transform_counts(table: pl.DataFrame) -> dict[str, int]:
     """How many augmented clips each transform (and each noise source) was applied to."""
-    counts = {key: 0 for key in TRANSFORM_KEYS}
+    counts = dict.fromkeys(TRANSFORM_KEYS, 0)
     for text in table["augment_params"].to_list() if table.height else []:
         params = json.loads(text)
         for key in params:

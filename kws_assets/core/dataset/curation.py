@@ -20,15 +20,19 @@ re-materialization moves clips between the two tables in both directions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import polars as pl
 
-from kws_assets.settings import SILENCE_LABEL, KwsConfig
-from kws_assets.core.audio import quality
 from kws_assets.core import schemas
+from kws_assets.core.audio import quality
+from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.audio.io import AudioInfo, AudioReadError
+from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
+from kws_assets.core.dataset.splits import assign_splits
+from kws_assets.core.storage.clip_store import clip_id_for
 from kws_assets.core.tables import (
     CLIP_COLUMNS,
     CLIP_DETAIL_COLUMNS,
@@ -37,11 +41,7 @@ from kws_assets.core.tables import (
     REJECT_COLUMNS,
     VALIDATED_COLUMNS,
 )
-from kws_assets.core.audio.io import AudioInfo, AudioReadError
-from kws_assets.core.storage.clip_store import clip_id_for
-from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
-from kws_assets.core.dataset.splits import assign_splits
+from kws_assets.settings import SILENCE_LABEL, KwsConfig
 
 # Stages of the quarantine table.
 STAGE_INGEST = "ingest"
@@ -68,8 +68,9 @@ def clip_table(rows: list[dict]) -> pl.DataFrame:
     if not rows:
         return empty_clip_table()
     table = pl.DataFrame(rows, schema_overrides=CLIP_COLUMNS, infer_schema_length=None)
-    table = table.cast({c: t for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS}.items()
-                        if c in table.columns})
+    table = table.cast(
+        {c: t for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS}.items() if c in table.columns}
+    )
     extra = [c for c in table.columns if c not in CLIP_COLUMNS]
     return table.select([*CLIP_COLUMNS, *extra])
 
@@ -77,35 +78,69 @@ def clip_table(rows: list[dict]) -> pl.DataFrame:
 def quarantine_table(rows: list[dict]) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema=QUARANTINE_COLUMNS)
-    return pl.DataFrame([{c: r.get(c) for c in QUARANTINE_COLUMNS} for r in rows],
-                        schema=QUARANTINE_COLUMNS)
+    return pl.DataFrame(
+        [{c: r.get(c) for c in QUARANTINE_COLUMNS} for r in rows], schema=QUARANTINE_COLUMNS
+    )
 
 
 # ----------------------------------------------------------------- dead letters of upstream stages
 
 
-def dead_letter(clip_id: str, *, stage: str, reason: str, detail: str, source: str, uri: str,
-                label: str = "", speaker: str = "", language: str = "", origin_id: str = "",
-                **extra: object) -> dict:
+def dead_letter(
+    clip_id: str,
+    *,
+    stage: str,
+    reason: str,
+    detail: str,
+    source: str,
+    uri: str,
+    label: str = "",
+    speaker: str = "",
+    language: str = "",
+    origin_id: str = "",
+    **extra: object,
+) -> dict:
     """A candidate row that an upstream stage rejected (see the module docstring)."""
-    return {"clip_id": clip_id, "uri": uri, "label": label, "source": source, "speaker": speaker,
-            "language": language, "origin_id": origin_id, "start_s": None, "sample_rate": None,
-            "num_samples": None, "reject_stage": stage, "reject_reason": reason,
-            "reject_detail": detail, **extra}
+    return {
+        "clip_id": clip_id,
+        "uri": uri,
+        "label": label,
+        "source": source,
+        "speaker": speaker,
+        "language": language,
+        "origin_id": origin_id,
+        "start_s": None,
+        "sample_rate": None,
+        "num_samples": None,
+        "reject_stage": stage,
+        "reject_reason": reason,
+        "reject_detail": detail,
+        **extra,
+    }
 
 
 def corpus_dead_letters(corpus: pl.DataFrame) -> list[dict]:
     """Dead letters (stage ``ingest``) for the rejected rows of a ``raw_corpus`` table."""
     rows = []
     for rec in corpus.filter(pl.col("reject_reason").is_not_null()).iter_rows(named=True):
-        rows.append(dead_letter(
-            clip_id_for(rec["utterance_id"], STAGE_INGEST), stage=STAGE_INGEST,
-            reason=rec["reject_reason"], detail=rec["reject_detail"] or "", source=rec["source"],
-            uri=rec["uri"] or rec["original_path"], label=rec["clip_label"] or "",
-            speaker=rec["speaker"] or "", language=rec["language"] or "",
-            origin_id=rec["utterance_id"], original_path=rec["original_path"],
-            license=rec["license"], original_sample_rate=rec["sample_rate"],
-            original_bit_depth=rec["bit_depth"]))
+        rows.append(
+            dead_letter(
+                clip_id_for(rec["utterance_id"], STAGE_INGEST),
+                stage=STAGE_INGEST,
+                reason=rec["reject_reason"],
+                detail=rec["reject_detail"] or "",
+                source=rec["source"],
+                uri=rec["uri"] or rec["original_path"],
+                label=rec["clip_label"] or "",
+                speaker=rec["speaker"] or "",
+                language=rec["language"] or "",
+                origin_id=rec["utterance_id"],
+                original_path=rec["original_path"],
+                license=rec["license"],
+                original_sample_rate=rec["sample_rate"],
+                original_bit_depth=rec["bit_depth"],
+            )
+        )
     return rows
 
 
@@ -131,22 +166,43 @@ def recording_dead_letters(failures: list, corpus: pl.DataFrame, stage: str) -> 
         else:
             reason = failure.reason
             detail = getattr(failure, "detail", "") or failure.reason
-        rows.append(dead_letter(
-            clip_id_for(failure.utterance_id, stage), stage=stage, reason=reason, detail=detail,
-            source=rec.get("source") or failure.utterance_id.split(":", 1)[0],
-            uri=rec.get("uri") or getattr(failure, "uri", ""), label=rec.get("clip_label") or "",
-            speaker=rec.get("speaker") or "", language=rec.get("language") or "",
-            origin_id=failure.utterance_id, original_path=rec.get("original_path"),
-            license=rec.get("license"), original_sample_rate=rec.get("sample_rate"),
-            original_bit_depth=rec.get("bit_depth")))
+        rows.append(
+            dead_letter(
+                clip_id_for(failure.utterance_id, stage),
+                stage=stage,
+                reason=reason,
+                detail=detail,
+                source=rec.get("source") or failure.utterance_id.split(":", 1)[0],
+                uri=rec.get("uri") or getattr(failure, "uri", ""),
+                label=rec.get("clip_label") or "",
+                speaker=rec.get("speaker") or "",
+                language=rec.get("language") or "",
+                origin_id=failure.utterance_id,
+                original_path=rec.get("original_path"),
+                license=rec.get("license"),
+                original_sample_rate=rec.get("sample_rate"),
+                original_bit_depth=rec.get("bit_depth"),
+            )
+        )
     return rows
 
 
 def render_dead_letters(failures: list, source: str, language: str) -> list[dict]:
     """Dead letters (stage ``synthesis``) for synthetic recipes espeak-ng could not render."""
-    return [dead_letter(f.clip_id, stage=STAGE_SYNTHESIS, reason=quality.RENDER_FAILED,
-                        detail=f.reason, source=source, uri=f.origin_id, label=f.label,
-                        language=language, origin_id=f.origin_id) for f in failures]
+    return [
+        dead_letter(
+            f.clip_id,
+            stage=STAGE_SYNTHESIS,
+            reason=quality.RENDER_FAILED,
+            detail=f.reason,
+            source=source,
+            uri=f.origin_id,
+            label=f.label,
+            language=language,
+            origin_id=f.origin_id,
+        )
+        for f in failures
+    ]
 
 
 def clip_candidates(table: pl.DataFrame) -> pl.DataFrame:
@@ -186,32 +242,53 @@ def reason_counts(quarantined: pl.DataFrame) -> dict[str, int]:
 def reason_table(quarantined: pl.DataFrame) -> pl.DataFrame:
     """Quarantined rows per (stage, reason), with one example each: what the UI shows."""
     if quarantined.is_empty():
-        return pl.DataFrame(schema={"stage": pl.String, "reason": pl.String, "clips": pl.UInt32,
-                                    "example": pl.String})
-    return (quarantined.group_by("stage", "reason")
-            .agg(pl.len().alias("clips"),
-                 pl.coalesce(pl.col("original_path"), pl.col("uri")).first().alias("example"))
-            .sort(["clips", "stage", "reason"], descending=[True, False, False]))
+        return pl.DataFrame(
+            schema={
+                "stage": pl.String,
+                "reason": pl.String,
+                "clips": pl.UInt32,
+                "example": pl.String,
+            }
+        )
+    return (
+        quarantined.group_by("stage", "reason")
+        .agg(
+            pl.len().alias("clips"),
+            pl.coalesce(pl.col("original_path"), pl.col("uri")).first().alias("example"),
+        )
+        .sort(["clips", "stage", "reason"], descending=[True, False, False])
+    )
 
 
-def _quarantine_row(row: dict, stage: str, reason: str, detail: str,
-                    reasons: list[str] | None = None) -> dict:
+def _quarantine_row(
+    row: dict, stage: str, reason: str, detail: str, reasons: list[str] | None = None
+) -> dict:
     out = {c: row.get(c) for c in QUARANTINE_COLUMNS}
     for text_column in ("clip_id", "source", "uri", "label", "speaker"):
         out[text_column] = out[text_column] or ""
-    out.update(stage=stage, reason=reason, detail=detail, reasons=",".join(reasons or [reason]),
-               original_sample_rate=row.get("original_sample_rate"),
-               original_bit_depth=row.get("original_bit_depth"))
+    out.update(
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        reasons=",".join(reasons or [reason]),
+        original_sample_rate=row.get("original_sample_rate"),
+        original_bit_depth=row.get("original_bit_depth"),
+    )
     return out
 
 
 def _with_detail_columns(candidates: pl.DataFrame) -> pl.DataFrame:
     """Candidates with every optional column present (null where a source has none) and the
     license of generated sources filled in."""
-    missing = {c: t for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS}.items()
-               if c not in candidates.columns}
+    missing = {
+        c: t
+        for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS}.items()
+        if c not in candidates.columns
+    }
     table = candidates.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in missing.items()])
-    generated = pl.col("source").replace_strict(GENERATED_LICENSES, default=None, return_dtype=pl.String)
+    generated = pl.col("source").replace_strict(
+        GENERATED_LICENSES, default=None, return_dtype=pl.String
+    )
     return table.with_columns(pl.coalesce(pl.col("license"), generated).alias("license"))
 
 
@@ -237,9 +314,11 @@ class EmbeddingBatcher:
         return self.embeddings
 
 
-def measure_rows(clips: pl.DataFrame, read_clip: Callable[[str], AudioInfo],
-                 embed: Callable[[dict, AudioInfo], None] | None = None
-                 ) -> tuple[list[dict], list[dict]]:
+def measure_rows(
+    clips: pl.DataFrame,
+    read_clip: Callable[[str], AudioInfo],
+    embed: Callable[[dict, AudioInfo], None] | None = None,
+) -> tuple[list[dict], list[dict]]:
     """Quality metrics for each readable clip and quarantine rows for unreadable ones; ``embed``
     (when given) sees every readable clip's row and audio once."""
     measured, rejected = [], []
@@ -251,14 +330,22 @@ def measure_rows(clips: pl.DataFrame, read_clip: Callable[[str], AudioInfo],
             rejected.append(_quarantine_row(row, STAGE_QUALITY, reason, str(exc)))
             continue
         metrics = quality.measure_clip(info.samples, info.sample_rate).as_dict()
-        measured.append({**row, **{c: float(metrics[c]) for c in QUALITY_COLUMNS},
-                         "sample_rate": int(info.sample_rate), "num_samples": len(info.samples)})
+        measured.append(
+            {
+                **row,
+                **{c: float(metrics[c]) for c in QUALITY_COLUMNS},
+                "sample_rate": int(info.sample_rate),
+                "num_samples": len(info.samples),
+            }
+        )
         if embed is not None:
             embed(row, info)
     return measured, rejected
 
 
-def outlier_embedder(cfg: KwsConfig) -> tuple[EmbeddingBatcher | None, Callable[[dict, AudioInfo], None] | None]:
+def outlier_embedder(
+    cfg: KwsConfig,
+) -> tuple[EmbeddingBatcher | None, Callable[[dict, AudioInfo], None] | None]:
     """The batcher collecting outlier embeddings of keyword clips in the configured clip format,
     and the per-clip hook for :func:`measure_rows` (both None when outliers are off)."""
     if not cfg.outliers.enabled:
@@ -268,8 +355,11 @@ def outlier_embedder(cfg: KwsConfig) -> tuple[EmbeddingBatcher | None, Callable[
     keywords = set(cfg.keywords)
 
     def embed(row: dict, info: AudioInfo) -> None:
-        if row["label"] in keywords and info.sample_rate == spec.sample_rate \
-                and len(info.samples) == spec.clip_samples:
+        if (
+            row["label"] in keywords
+            and info.sample_rate == spec.sample_rate
+            and len(info.samples) == spec.clip_samples
+        ):
             batcher.add(row["clip_id"], info.samples)
 
     return batcher, embed
@@ -282,12 +372,17 @@ def score_outliers(rows: list[dict], embeddings: dict[str, np.ndarray], cfg: Kws
         row["outlier_score"] = None
     if not cfg.outliers.enabled:
         return
-    keyword_rows = [r for r in rows if r["label"] in set(cfg.keywords) and r["clip_id"] in embeddings]
+    keyword_rows = [
+        r for r in rows if r["label"] in set(cfg.keywords) and r["clip_id"] in embeddings
+    ]
     if not keyword_rows:
         return
-    scores = scores_by_label([r["label"] for r in keyword_rows],
-                             np.stack([embeddings[r["clip_id"]] for r in keyword_rows]),
-                             set(cfg.keywords), cfg.outliers.min_clips)
+    scores = scores_by_label(
+        [r["label"] for r in keyword_rows],
+        np.stack([embeddings[r["clip_id"]] for r in keyword_rows]),
+        set(cfg.keywords),
+        cfg.outliers.min_clips,
+    )
     for row, score in zip(keyword_rows, scores):
         row["outlier_score"] = None if np.isnan(score) else float(score)
 
@@ -296,14 +391,22 @@ def _metrics_detail(row: dict) -> str:
     return ", ".join(f"{c}={row[c]:.3g}" for c in QUALITY_COLUMNS)
 
 
-def curate(candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], AudioInfo]) -> CurationResult:
+def curate(
+    candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], AudioInfo]
+) -> CurationResult:
     """Quality gate, outlier flagging, speaker split and schema check over all candidates."""
     table = _with_detail_columns(candidates)
     quarantined = [
-        _quarantine_row(row, row["reject_stage"] or STAGE_INGEST, row["reject_reason"],
-                        row["reject_detail"] or "")
-        for row in upstream_dead_letters(table).unique(subset="clip_id", keep="first",
-                                                       maintain_order=True).iter_rows(named=True)]
+        _quarantine_row(
+            row,
+            row["reject_stage"] or STAGE_INGEST,
+            row["reject_reason"],
+            row["reject_detail"] or "",
+        )
+        for row in upstream_dead_letters(table)
+        .unique(subset="clip_id", keep="first", maintain_order=True)
+        .iter_rows(named=True)
+    ]
     batcher, embed = outlier_embedder(cfg)
     measured, unreadable = measure_rows(clip_candidates(table), read_clip, embed)
     embeddings = batcher.flush() if batcher is not None else {}
@@ -311,16 +414,29 @@ def curate(candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], 
 
     passing = []
     for row in measured:
-        metrics = quality.ClipQuality(**{c: row[c] for c in QUALITY_COLUMNS},
-                                      sample_rate=row["sample_rate"])
+        metrics = quality.ClipQuality(
+            **{c: row[c] for c in QUALITY_COLUMNS}, sample_rate=row["sample_rate"]
+        )
         reasons = quality.rejection_reasons(
-            metrics, row["label"], cfg.quality, expected_sr=cfg.audio.sample_rate,
-            expected_duration_s=cfg.audio.clip_seconds, is_silence=row["label"] == SILENCE_LABEL)
+            metrics,
+            row["label"],
+            cfg.quality,
+            expected_sr=cfg.audio.sample_rate,
+            expected_duration_s=cfg.audio.clip_seconds,
+            is_silence=row["label"] == SILENCE_LABEL,
+        )
         reasons += quality.alignment_reasons(row.get("confidence"), cfg.alignment.min_confidence)
         if reasons:
             row["outlier_score"] = None
-            quarantined.append(_quarantine_row(row, STAGE_QUALITY, reasons[0],
-                                               "; ".join(reasons) + " | " + _metrics_detail(row), reasons))
+            quarantined.append(
+                _quarantine_row(
+                    row,
+                    STAGE_QUALITY,
+                    reasons[0],
+                    "; ".join(reasons) + " | " + _metrics_detail(row),
+                    reasons,
+                )
+            )
         else:
             passing.append(row)
 
@@ -329,19 +445,28 @@ def curate(candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], 
     for row in passing:
         score = row["outlier_score"]
         if cfg.outliers.quarantine and score is not None and score > cfg.outliers.threshold:
-            quarantined.append(_quarantine_row(
-                row, STAGE_OUTLIER, quality.OUTLIER,
-                f"outlier_score={score:.2f} > threshold {cfg.outliers.threshold:g} among "
-                f"'{row['label']}' clips | " + _metrics_detail(row)))
+            quarantined.append(
+                _quarantine_row(
+                    row,
+                    STAGE_OUTLIER,
+                    quality.OUTLIER,
+                    f"outlier_score={score:.2f} > threshold {cfg.outliers.threshold:g} among "
+                    f"'{row['label']}' clips | " + _metrics_detail(row),
+                )
+            )
         else:
             kept.append(row)
 
     splits = assign_splits([r["speaker"] for r in kept], cfg.splits)
     for row, split in zip(kept, splits):
         row["split"] = split
-    validated = (pl.DataFrame([{c: r.get(c) for c in VALIDATED_COLUMNS} for r in kept],
-                              schema=VALIDATED_COLUMNS)
-                 if kept else pl.DataFrame(schema=VALIDATED_COLUMNS))
+    validated = (
+        pl.DataFrame(
+            [{c: r.get(c) for c in VALIDATED_COLUMNS} for r in kept], schema=VALIDATED_COLUMNS
+        )
+        if kept
+        else pl.DataFrame(schema=VALIDATED_COLUMNS)
+    )
 
     schema = schemas.clip_table_schema(cfg.labels, cfg.audio.sample_rate, cfg.audio.clip_samples)
     good, failures = schemas.validate(validated, schema)
@@ -350,8 +475,14 @@ def curate(candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], 
         checks = _failure_checks_by_clip(validated, failures)
         for row in validated.iter_rows(named=True):
             if row["clip_id"] in bad_ids:
-                quarantined.append(_quarantine_row(row, STAGE_SCHEMA, quality.SCHEMA_VIOLATION,
-                                                   checks.get(row["clip_id"], "failed the clip table schema")))
+                quarantined.append(
+                    _quarantine_row(
+                        row,
+                        STAGE_SCHEMA,
+                        quality.SCHEMA_VIOLATION,
+                        checks.get(row["clip_id"], "failed the clip table schema"),
+                    )
+                )
     return CurationResult(good.sort("clip_id"), quarantine_table(quarantined).sort("clip_id"))
 
 
@@ -370,7 +501,19 @@ def _failure_checks_by_clip(table: pl.DataFrame, failures: pl.DataFrame) -> dict
     return {k: "; ".join(sorted(set(v))) for k, v in out.items()}
 
 
-__all__ = ["CLIP_COLUMNS", "QUARANTINE_COLUMNS", "QUALITY_COLUMNS", "VALIDATED_COLUMNS",
-           "CurationResult", "clip_candidates", "clip_table", "corpus_dead_letters", "curate",
-           "dead_letter", "reason_counts", "recording_dead_letters", "render_dead_letters",
-           "upstream_dead_letters"]
+__all__ = [
+    "CLIP_COLUMNS",
+    "QUALITY_COLUMNS",
+    "QUARANTINE_COLUMNS",
+    "VALIDATED_COLUMNS",
+    "CurationResult",
+    "clip_candidates",
+    "clip_table",
+    "corpus_dead_letters",
+    "curate",
+    "dead_letter",
+    "reason_counts",
+    "recording_dead_letters",
+    "render_dead_letters",
+    "upstream_dead_letters",
+]

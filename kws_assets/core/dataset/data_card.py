@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
-from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.corpus.ingest import rejected_rows, usable_rows
 from kws_assets.core.dataset.curation import reason_table
+from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.text_safety import escape_cell, escape_markdown
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
 
 PACKAGE = "kws_assets"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -57,10 +57,20 @@ def git_state(folder: str | Path | None = None) -> tuple[str | None, bool | None
     package), or (None, None) where there is no git or no repository."""
     where = str(folder or Path(__file__).resolve().parent)
     try:
-        commit = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", where, "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit or None, bool(status.strip())
@@ -68,10 +78,13 @@ def git_state(folder: str | Path | None = None) -> tuple[str | None, bool | None
 
 def code_versions(cfg: KwsConfig, data_versions: dict[str, str]) -> CardVersions:
     commit, dirty = git_state()
-    return CardVersions(package_version(), commit, dirty,
-                        cfg.section_hash("keywords", "sources", "audio", "quality", "outliers",
-                                         "splits", "ingest"),
-                        dict(data_versions))
+    return CardVersions(
+        package_version(),
+        commit,
+        dirty,
+        cfg.section_hash("keywords", "sources", "audio", "quality", "outliers", "splits", "ingest"),
+        dict(data_versions),
+    )
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -112,34 +125,54 @@ def engine_counts(table: pl.DataFrame) -> dict[str, dict[str, int]]:
     """Clips and speakers per TTS engine (recorded speech under ``recorded``)."""
     if table.is_empty() or "speaker" not in table.columns:
         return {}
-    engines = table.select(pl.col("speaker").map_elements(lambda s: speaker_engine(s) or "recorded",
-                                                          return_dtype=pl.String).alias("engine"),
-                           "speaker")
-    counts = engines.group_by("engine").agg(pl.len().alias("clips"),
-                                            pl.col("speaker").n_unique().alias("speakers"))
-    return {row["engine"]: {"clips": int(row["clips"]), "speakers": int(row["speakers"])}
-            for row in counts.sort("engine").iter_rows(named=True)}
+    engines = table.select(
+        pl.col("speaker")
+        .map_elements(lambda s: speaker_engine(s) or "recorded", return_dtype=pl.String)
+        .alias("engine"),
+        "speaker",
+    )
+    counts = engines.group_by("engine").agg(
+        pl.len().alias("clips"), pl.col("speaker").n_unique().alias("speakers")
+    )
+    return {
+        row["engine"]: {"clips": int(row["clips"]), "speakers": int(row["speakers"])}
+        for row in counts.sort("engine").iter_rows(named=True)
+    }
 
 
 def engine_table(validated: pl.DataFrame, configured: list[str], held_out: str) -> pl.DataFrame:
     """Clips and speakers per engine, with a note for a configured engine that gave none."""
     counts = engine_counts(validated)
-    rows = [{"engine": name, "clips": c["clips"], "speakers": c["speakers"], "note": ""}
-            for name, c in counts.items()]
+    rows = [
+        {"engine": name, "clips": c["clips"], "speakers": c["speakers"], "note": ""}
+        for name, c in counts.items()
+    ]
     for name in configured:
         if name not in counts:
-            note = ("held out: evaluation only" if name == held_out
-                    else "configured, no clips: not installed or no voice for the language")
+            note = (
+                "held out: evaluation only"
+                if name == held_out
+                else "configured, no clips: not installed or no voice for the language"
+            )
             rows.append({"engine": name, "clips": 0, "speakers": 0, "note": note})
-    return pl.DataFrame(rows, schema={"engine": pl.String, "clips": pl.Int64, "speakers": pl.Int64,
-                                      "note": pl.String})
+    return pl.DataFrame(
+        rows,
+        schema={"engine": pl.String, "clips": pl.Int64, "speakers": pl.Int64, "note": pl.String},
+    )
 
 
-def _pivot_counts(df: pl.DataFrame, index: str, on: str, order: list[str] | None = None) -> pl.DataFrame:
+def _pivot_counts(
+    df: pl.DataFrame, index: str, on: str, order: list[str] | None = None
+) -> pl.DataFrame:
     if df.is_empty():
         return pl.DataFrame()
-    pivot = (df.group_by(index, on).len().pivot(on=on, index=index, values="len")
-             .fill_null(0).sort(index))
+    pivot = (
+        df.group_by(index, on)
+        .len()
+        .pivot(on=on, index=index, values="len")
+        .fill_null(0)
+        .sort(index)
+    )
     columns = [c for c in (order or sorted(pivot.columns[1:])) if c in pivot.columns]
     pivot = pivot.select(index, *columns)
     return pivot.with_columns(pl.sum_horizontal(columns).alias("total"))
@@ -154,14 +187,26 @@ def composition_tables(validated: pl.DataFrame, labels: list[str]) -> dict[str, 
     if not by_source.is_empty():
         by_source = by_source.sort(pl.col("label").cast(label_order, strict=False), "label")
         by_split = by_split.sort(pl.col("label").cast(label_order, strict=False), "label")
-    per_split = (validated.group_by("split").agg(pl.len().alias("clips"),
-                                                 pl.col("speaker").n_unique().alias("speakers"))
-                 .sort(pl.col("split").replace_strict({"train": 0, "val": 1, "test": 2}, default=3)))
-    per_source = (validated.group_by("source").agg(
-        pl.len().alias("clips"), pl.col("speaker").n_unique().alias("speakers"),
-        pl.col("label").n_unique().alias("labels")).sort("source"))
-    return {"by_source": by_source, "by_split": by_split, "per_split": per_split,
-            "per_source": per_source}
+    per_split = (
+        validated.group_by("split")
+        .agg(pl.len().alias("clips"), pl.col("speaker").n_unique().alias("speakers"))
+        .sort(pl.col("split").replace_strict({"train": 0, "val": 1, "test": 2}, default=3))
+    )
+    per_source = (
+        validated.group_by("source")
+        .agg(
+            pl.len().alias("clips"),
+            pl.col("speaker").n_unique().alias("speakers"),
+            pl.col("label").n_unique().alias("labels"),
+        )
+        .sort("source")
+    )
+    return {
+        "by_source": by_source,
+        "by_split": by_split,
+        "per_split": per_split,
+        "per_source": per_source,
+    }
 
 
 def quality_quantiles(table: pl.DataFrame, metrics: tuple[str, ...] = CARD_METRICS) -> pl.DataFrame:
@@ -170,7 +215,11 @@ def quality_quantiles(table: pl.DataFrame, metrics: tuple[str, ...] = CARD_METRI
     for metric in metrics:
         if metric not in table.columns:
             continue
-        values = table[metric].drop_nulls().drop_nans() if table[metric].dtype.is_float() else table[metric].drop_nulls()
+        values = (
+            table[metric].drop_nulls().drop_nans()
+            if table[metric].dtype.is_float()
+            else table[metric].drop_nulls()
+        )
         row = {"metric": metric, "clips": values.len()}
         if values.len():
             row["min"] = float(values.min())
@@ -184,9 +233,12 @@ def quality_quantiles(table: pl.DataFrame, metrics: tuple[str, ...] = CARD_METRI
 def _format_counts(validated: pl.DataFrame) -> pl.DataFrame:
     if "original_sample_rate" not in validated.columns or validated.is_empty():
         return pl.DataFrame()
-    return (validated.group_by("source", "original_sample_rate", "original_bit_depth")
-            .len().rename({"len": "clips"})
-            .sort("source", "original_sample_rate", "original_bit_depth", nulls_last=True))
+    return (
+        validated.group_by("source", "original_sample_rate", "original_bit_depth")
+        .len()
+        .rename({"len": "clips"})
+        .sort("source", "original_sample_rate", "original_bit_depth", nulls_last=True)
+    )
 
 
 def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConfig) -> pl.DataFrame:
@@ -196,79 +248,124 @@ def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConf
     rows = []
     for source in cfg.sources:
         mine = usable.filter(pl.col("source") == source.name)
-        licenses = sorted(set(mine["license"].drop_nulls().to_list())) or [getattr(source, "license", "")]
-        rows.append({
-            "source": source.name, "kind": source.kind,
-            "root": getattr(source, "root", "generated under the storage root"),
-            "license": ", ".join(x for x in licenses if x) or "unknown",
-            "recordings": mine.height,
-            "rejected": rejected_rows(corpus).filter(pl.col("source") == source.name).height,
-            "hours": round(float(mine["duration_s"].sum() or 0.0) / 3600, 3),
-            "clips_kept": kept.get(source.name, 0),
-        })
-    for source, license_ in (("synthetic", "generated with espeak-ng (GPL-3.0 voice data)"),
-                             ("noise", "generated noise")):
+        licenses = sorted(set(mine["license"].drop_nulls().to_list())) or [
+            getattr(source, "license", "")
+        ]
+        rows.append(
+            {
+                "source": source.name,
+                "kind": source.kind,
+                "root": getattr(source, "root", "generated under the storage root"),
+                "license": ", ".join(x for x in licenses if x) or "unknown",
+                "recordings": mine.height,
+                "rejected": rejected_rows(corpus).filter(pl.col("source") == source.name).height,
+                "hours": round(float(mine["duration_s"].sum() or 0.0) / 3600, 3),
+                "clips_kept": kept.get(source.name, 0),
+            }
+        )
+    for source, license_ in (
+        ("synthetic", "generated with espeak-ng (GPL-3.0 voice data)"),
+        ("noise", "generated noise"),
+    ):
         if kept.get(source):
-            rows.append({"source": source, "kind": "generated", "root": "clip store",
-                         "license": license_, "recordings": 0, "rejected": 0, "hours": 0.0,
-                         "clips_kept": kept[source]})
+            rows.append(
+                {
+                    "source": source,
+                    "kind": "generated",
+                    "root": "clip store",
+                    "license": license_,
+                    "recordings": 0,
+                    "rejected": 0,
+                    "hours": 0.0,
+                    "clips_kept": kept[source],
+                }
+            )
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def known_limitations(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus: pl.DataFrame,
-                      cfg: KwsConfig) -> list[str]:
+def known_limitations(
+    validated: pl.DataFrame, quarantined: pl.DataFrame, corpus: pl.DataFrame, cfg: KwsConfig
+) -> list[str]:
     """What a user of this dataset should know, derived from the tables and the method."""
     notes = []
     total = validated.height
     if total:
         generated = validated.filter(pl.col("source").is_in(GENERATED_SOURCES)).height
         share = generated / total
-        notes.append(f"{share:.0%} of the clips ({generated} of {total}) are generated: espeak-ng "
-                     f"speech and coloured noise. Synthetic voices are not people; accuracy on them "
-                     f"overstates accuracy on real recordings.")
+        notes.append(
+            f"{share:.0%} of the clips ({generated} of {total}) are generated: espeak-ng "
+            f"speech and coloured noise. Synthetic voices are not people; accuracy on them "
+            f"overstates accuracy on real recordings."
+        )
         train = validated.filter(pl.col("split") == "train")
         counts = dict(train.group_by("label").len().iter_rows())
-        thin = [f"{escape_markdown(label)} ({counts.get(label, 0)})" for label in cfg.labels
-                if counts.get(label, 0) < FEW_TRAIN_CLIPS]
+        thin = [
+            f"{escape_markdown(label)} ({counts.get(label, 0)})"
+            for label in cfg.labels
+            if counts.get(label, 0) < FEW_TRAIN_CLIPS
+        ]
         if thin:
-            notes.append(f"Labels with fewer than {FEW_TRAIN_CLIPS} training clips: {', '.join(thin)}.")
+            notes.append(
+                f"Labels with fewer than {FEW_TRAIN_CLIPS} training clips: {', '.join(thin)}."
+            )
         for split in ("val", "test"):
             speakers = validated.filter(pl.col("split") == split)["speaker"].n_unique()
             if speakers < FEW_EVAL_SPEAKERS:
-                notes.append(f"The {split} split has {speakers} speaker(s): its accuracy is a noisy "
-                             f"estimate of accuracy on new speakers.")
+                notes.append(
+                    f"The {split} split has {speakers} speaker(s): its accuracy is a noisy "
+                    f"estimate of accuracy on new speakers."
+                )
     languages = sorted(set(validated["language"].drop_nulls().to_list())) if total else []
-    notes.append(f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips from sentences are "
-                 f"cut around pocketsphinx (en-us model) forced alignments; misalignments that "
-                 f"pass the quality gate and the outlier check stay in the data.")
+    notes.append(
+        f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips from sentences are "
+        f"cut around pocketsphinx (en-us model) forced alignments; misalignments that "
+        f"pass the quality gate and the outlier check stay in the data."
+    )
     seen = validated.height + quarantined.height
     if seen and quarantined.height / seen > HIGH_QUARANTINE_FRACTION:
-        notes.append(f"{quarantined.height / seen:.0%} of everything seen was quarantined; the "
-                     f"corpus or the thresholds deserve a look (see Quarantine).")
+        notes.append(
+            f"{quarantined.height / seen:.0%} of everything seen was quarantined; the "
+            f"corpus or the thresholds deserve a look (see Quarantine)."
+        )
     if cfg.outliers.enabled:
-        notes.append(f"Outlier scores (MFCC-statistics embedding, robust z-score > "
-                     f"{cfg.outliers.threshold:g}) cover keyword clips of keywords with at least "
-                     f"{cfg.outliers.min_clips} clips; _unknown_ and _silence_ are not scored.")
-    notes.append("SNR and speech ratio are estimates from frame energies (noise floor = low "
-                 "percentile); they read high for strongly non-stationary noise.")
-    notes.append("Splits are a stable hash of the speaker id (speaker-disjoint; a clip never "
-                 "changes split when data is added, except while fewer speakers than splits force "
-                 "the small-set rule); official split lists of corpora are not used.")
+        notes.append(
+            f"Outlier scores (MFCC-statistics embedding, robust z-score > "
+            f"{cfg.outliers.threshold:g}) cover keyword clips of keywords with at least "
+            f"{cfg.outliers.min_clips} clips; _unknown_ and _silence_ are not scored."
+        )
+    notes.append(
+        "SNR and speech ratio are estimates from frame energies (noise floor = low "
+        "percentile); they read high for strongly non-stationary noise."
+    )
+    notes.append(
+        "Splits are a stable hash of the speaker id (speaker-disjoint; a clip never "
+        "changes split when data is added, except while fewer speakers than splits force "
+        "the small-set rule); official split lists of corpora are not used."
+    )
     if corpus.height and rejected_rows(corpus).height:
-        notes.append(f"{rejected_rows(corpus).height} corpus entries could not be used at all "
-                     f"(listed under Quarantine, stage ingest).")
+        notes.append(
+            f"{rejected_rows(corpus).height} corpus entries could not be used at all "
+            f"(listed under Quarantine, stage ingest)."
+        )
     return notes
 
 
-def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus: pl.DataFrame,
-                     cfg: KwsConfig, versions: CardVersions,
-                     synthetic_real: pl.DataFrame | None = None) -> str:
+def render_data_card(
+    validated: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    corpus: pl.DataFrame,
+    cfg: KwsConfig,
+    versions: CardVersions,
+    synthetic_real: pl.DataFrame | None = None,
+) -> str:
     """The data card as Markdown (see the module docstring); ``synthetic_real`` is the per-keyword
     gap of :func:`kws_assets.core.dataset.domain_gap.synthetic_real_gap`, when it was measured."""
     comp = composition_tables(validated, cfg.labels)
     seen = validated.height + quarantined.height
     speakers = validated["speaker"].n_unique() if validated.height else 0
-    per_split = dict(zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list()))
+    per_split = dict(
+        zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list())
+    )
     lines = [
         "# Data card — keyword-spotting dataset",
         "",
@@ -281,15 +378,25 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "",
         "## Versions",
         "",
-        md_table(pl.DataFrame({
-            "what": ["package", "git commit", "config (relevant sections)",
-                     *[f"data: {k}" for k in sorted(versions.data_versions)]],
-            "version": [versions.package_version,
+        md_table(
+            pl.DataFrame(
+                {
+                    "what": [
+                        "package",
+                        "git commit",
+                        "config (relevant sections)",
+                        *[f"data: {k}" for k in sorted(versions.data_versions)],
+                    ],
+                    "version": [
+                        versions.package_version,
                         (versions.git_commit or "unknown")
                         + (" (uncommitted changes)" if versions.git_dirty else ""),
                         versions.config_hash,
-                        *[versions.data_versions[k] for k in sorted(versions.data_versions)]],
-        })),
+                        *[versions.data_versions[k] for k in sorted(versions.data_versions)],
+                    ],
+                }
+            )
+        ),
         "",
         "## Composition",
         "",
@@ -311,8 +418,13 @@ def render_data_card(validated: pl.DataFrame, quarantined: pl.DataFrame, corpus:
         "",
         "Clips and speakers per TTS engine (each engine voice is a speaker of the split):",
         "",
-        md_table(engine_table(validated, ["espeak", *[e.engine for e in cfg.tts.engines]],
-                              cfg.evaluation.held_out_engine)),
+        md_table(
+            engine_table(
+                validated,
+                ["espeak", *[e.engine for e in cfg.tts.engines]],
+                cfg.evaluation.held_out_engine,
+            )
+        ),
         "",
         "## Quality",
         "",
@@ -365,27 +477,45 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
     """The card's "Synthetic vs recorded speech" section (empty when the gap was not measured)."""
     if gap is None:
         return []
-    lines = ["## Synthetic vs recorded speech", "",
-             "Per keyword, the Fréchet distance between Gaussian fits of per-clip MFCC summaries "
-             "(mean and std of each coefficient, standardised over both sets) of the synthetic "
-             "clips and of the clips cut from recorded corpora, beside the distance between two "
-             "halves of the recorded clips — the noise floor of the estimate. Null: fewer than 5 "
-             "clips on a side.", "", md_table(gap), ""]
-    measured = gap.filter(pl.col("frechet_synthetic_real").is_not_null()
-                          & pl.col("frechet_real_halves").is_not_null()
-                          & (pl.col("frechet_real_halves") > 0))
+    lines = [
+        "## Synthetic vs recorded speech",
+        "",
+        "Per keyword, the Fréchet distance between Gaussian fits of per-clip MFCC summaries "
+        "(mean and std of each coefficient, standardised over both sets) of the synthetic "
+        "clips and of the clips cut from recorded corpora, beside the distance between two "
+        "halves of the recorded clips — the noise floor of the estimate. Null: fewer than 5 "
+        "clips on a side.",
+        "",
+        md_table(gap),
+        "",
+    ]
+    measured = gap.filter(
+        pl.col("frechet_synthetic_real").is_not_null()
+        & pl.col("frechet_real_halves").is_not_null()
+        & (pl.col("frechet_real_halves") > 0)
+    )
     if measured.height:
         ratio = (measured["frechet_synthetic_real"] / measured["frechet_real_halves"]).to_list()
         far = [k for k, r in zip(measured["keyword"].to_list(), ratio) if r > GAP_WARNING_RATIO]
-        lines += [f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
-                  f"real-halves distance."
-                  + (f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
-                     f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their synthetic clips may "
-                     f"not transfer to real speakers." if far else ""), ""]
+        lines += [
+            f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
+            f"real-halves distance."
+            + (
+                f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
+                f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their synthetic clips may "
+                f"not transfer to real speakers."
+                if far
+                else ""
+            ),
+            "",
+        ]
     else:
-        lines += ["No keyword has enough recorded clips to compare: the dataset's keyword "
-                  "clips are synthetic only, so nothing here says how they compare to real "
-                  "speech.", ""]
+        lines += [
+            "No keyword has enough recorded clips to compare: the dataset's keyword "
+            "clips are synthetic only, so nothing here says how they compare to real "
+            "speech.",
+            "",
+        ]
     return lines
 
 

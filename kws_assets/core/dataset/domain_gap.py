@@ -42,22 +42,30 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, diagonal: bool = False) -> fl
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
-def synthetic_real_gap(table: pl.DataFrame, keywords: Sequence[str], min_clips: int = 5,
-                       synthetic_source: str = "synthetic") -> pl.DataFrame:
+def synthetic_real_gap(
+    table: pl.DataFrame,
+    keywords: Sequence[str],
+    min_clips: int = 5,
+    synthetic_source: str = "synthetic",
+) -> pl.DataFrame:
     """Per keyword: the (diagonal) Fréchet distance between clip embeddings of synthetic clips and
     of clips from recorded corpora (every other source, augmented copies excluded), both standardised by
     the pooled statistics so distances compare across keywords; plus, as a yardstick, the
     distance between two halves of the real clips.  Keywords with fewer than ``min_clips`` on
     either side get null distances."""
     rows = []
-    originals = table.filter(~is_augmented()
-                             & (pl.col("source") != "noise"))
+    originals = table.filter(~is_augmented() & (pl.col("source") != "noise"))
     for keyword in keywords:
         clips = originals.filter(pl.col("label") == keyword)
         synth = clips.filter(pl.col("source") == synthetic_source)
         real = clips.filter(pl.col("source") != synthetic_source)
-        row = {"keyword": keyword, "synthetic_clips": synth.height, "real_clips": real.height,
-               "frechet_synthetic_real": None, "frechet_real_halves": None}
+        row = {
+            "keyword": keyword,
+            "synthetic_clips": synth.height,
+            "real_clips": real.height,
+            "frechet_synthetic_real": None,
+            "frechet_real_halves": None,
+        }
         if synth.height >= min_clips and real.height >= min_clips:
             a = clip_embedding(synth["mfcc"].to_numpy())
             b = clip_embedding(real["mfcc"].to_numpy())
@@ -68,8 +76,14 @@ def synthetic_real_gap(table: pl.DataFrame, keywords: Sequence[str], min_clips: 
             if real.height >= 2 * min_clips:
                 half = real.height // 2
                 row["frechet_real_halves"] = round(
-                    frechet_distance(b[:half], b[half:], diagonal=True), 3)
+                    frechet_distance(b[:half], b[half:], diagonal=True), 3
+                )
         rows.append(row)
-    schema = {"keyword": pl.String, "synthetic_clips": pl.Int64, "real_clips": pl.Int64,
-              "frechet_synthetic_real": pl.Float64, "frechet_real_halves": pl.Float64}
+    schema = {
+        "keyword": pl.String,
+        "synthetic_clips": pl.Int64,
+        "real_clips": pl.Int64,
+        "frechet_synthetic_real": pl.Float64,
+        "frechet_real_halves": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema)

@@ -75,8 +75,10 @@ class EngineRecipe:
         warp = "" if p is None else f"|w{p.warp_factor:.4f}|s{p.semitones:.4f}|t{p.tempo:.4f}"
         floor = "" if self.floor_dbfs is None else f"|n{self.floor_dbfs:.1f}"
         crop = "" if self.crop_at is None else f"|c{self.crop_at:.3f}"
-        return (f"{self.engine}|{self.text}|{self.voice}|r{self.rate:.3f}|p{self.pitch:.3f}"
-                f"|seed{self.seed}{warp}{floor}{crop}")
+        return (
+            f"{self.engine}|{self.text}|{self.voice}|r{self.rate:.3f}|p{self.pitch:.3f}"
+            f"|seed{self.seed}{warp}{floor}{crop}"
+        )
 
     @property
     def clip_id(self) -> str:
@@ -90,13 +92,17 @@ class EngineRecipe:
     def language(self) -> str | None:
         return None
 
-    def render(self, audio: AudioSettings, engines: dict[str, TtsEngine] | None = None) -> np.ndarray:
+    def render(
+        self, audio: AudioSettings, engines: dict[str, TtsEngine] | None = None
+    ) -> np.ndarray:
         """The clip: rendered, resampled, perturbed, centred (or cut at ``crop_at`` of the
         spoken stretch), over a faint pink noise floor.  Raises :class:`TtsEngineError`."""
         from kws_assets.core.speech.engines import ENGINES
 
         engine = (engines or ENGINES)[self.engine]
-        rendered = engine.render(self.text, self.voice, rate=self.rate, pitch=self.pitch, seed=self.seed)
+        rendered = engine.render(
+            self.text, self.voice, rate=self.rate, pitch=self.pitch, seed=self.seed
+        )
         sr = audio.sample_rate
         samples = resample(rendered.samples, rendered.sample_rate, sr)
         if self.perturbation is not None and not self.perturbation.is_identity:
@@ -122,8 +128,9 @@ class EngineVoice:
     settings: EngineVoiceSettings
 
 
-def engine_voices(engines: Sequence[EngineVoiceSettings], language: str,
-                  exclude_engines: Sequence[str] = ()) -> tuple[list[EngineVoice], dict[str, str]]:
+def engine_voices(
+    engines: Sequence[EngineVoiceSettings], language: str, exclude_engines: Sequence[str] = ()
+) -> tuple[list[EngineVoice], dict[str, str]]:
     """Every voice of the configured engines that can speak ``language`` (engines named in
     ``exclude_engines`` — the held-out engine — left out), and ``{engine: reason}`` for each
     engine skipped: not installed, unknown, or without a voice for the language."""
@@ -141,27 +148,42 @@ def engine_voices(engines: Sequence[EngineVoiceSettings], language: str,
         if missing:
             skipped[f"{settings.engine}:{','.join(missing)}"] = (
                 f"{settings.engine} has no voice {missing} for language {language!r} "
-                f"(it has {offered})")
+                f"(it has {offered})"
+            )
         if not names:
             skipped.setdefault(settings.engine, f"no {settings.engine} voice speaks {language!r}")
         voices += [EngineVoice(engine, name, settings) for name in names]
     return voices, skipped
 
 
-def _draw(voice: EngineVoice, rng: np.random.Generator,
-          perturbation: SpeakerPerturbationSettings) -> tuple[float, float, Perturbation | None, float]:
+def _draw(
+    voice: EngineVoice, rng: np.random.Generator, perturbation: SpeakerPerturbationSettings
+) -> tuple[float, float, Perturbation | None, float]:
     s = voice.settings
     rate = round(float(rng.uniform(*s.rate_range)), 3)
-    pitch = round(float(rng.uniform(*s.pitch_range)), 3) if voice.engine.pitch_control(voice.voice) else 1.0
-    drawn = (draw_perturbation(rng, perturbation)
-             if perturbation.enabled and perturbation.perturbations_per_clip > 0 else None)
+    pitch = (
+        round(float(rng.uniform(*s.pitch_range)), 3)
+        if voice.engine.pitch_control(voice.voice)
+        else 1.0
+    )
+    drawn = (
+        draw_perturbation(rng, perturbation)
+        if perturbation.enabled and perturbation.perturbations_per_clip > 0
+        else None
+    )
     floor = round(float(rng.uniform(*SELF_NOISE_DBFS)), 1)
     return rate, pitch, drawn, floor
 
 
-def word_recipes(word: str, label: str, voices: Sequence[EngineVoice], renders_per_voice: int | None,
-                 perturbation: SpeakerPerturbationSettings, salt: str, seed: int = 0,
-                 ) -> list[EngineRecipe]:
+def word_recipes(
+    word: str,
+    label: str,
+    voices: Sequence[EngineVoice],
+    renders_per_voice: int | None,
+    perturbation: SpeakerPerturbationSettings,
+    salt: str,
+    seed: int = 0,
+) -> list[EngineRecipe]:
     """``renders_per_voice`` (default: each voice's own setting) renders of ``word`` by every
     voice, each with a drawn rate, pitch and perturbation."""
     recipes = []
@@ -169,14 +191,31 @@ def word_recipes(word: str, label: str, voices: Sequence[EngineVoice], renders_p
         for render in range(renders_per_voice or voice.settings.renders_per_voice):
             rng = _rng(seed, "engine", voice.engine.name, voice.voice, word, label, render)
             rate, pitch, drawn, floor = _draw(voice, rng, perturbation)
-            recipes.append(EngineRecipe(label, word, voice.engine.name, voice.voice, rate, pitch,
-                                        seed=render, perturbation=drawn, floor_dbfs=floor, salt=salt))
+            recipes.append(
+                EngineRecipe(
+                    label,
+                    word,
+                    voice.engine.name,
+                    voice.voice,
+                    rate,
+                    pitch,
+                    seed=render,
+                    perturbation=drawn,
+                    floor_dbfs=floor,
+                    salt=salt,
+                )
+            )
     return recipes
 
 
-def unknown_word_recipes(words: Sequence[str], renders: int, voices: Sequence[EngineVoice],
-                         perturbation: SpeakerPerturbationSettings, salt: str, seed: int = 0,
-                         ) -> list[EngineRecipe]:
+def unknown_word_recipes(
+    words: Sequence[str],
+    renders: int,
+    voices: Sequence[EngineVoice],
+    perturbation: SpeakerPerturbationSettings,
+    salt: str,
+    seed: int = 0,
+) -> list[EngineRecipe]:
     """``renders`` ``_unknown_`` renders cycling over ``words`` and over the voices."""
     if not words or not voices or renders <= 0:
         return []
@@ -185,14 +224,33 @@ def unknown_word_recipes(words: Sequence[str], renders: int, voices: Sequence[En
         word, voice = words[i % len(words)], voices[i % len(voices)]
         rng = _rng(seed, "engine-unknown", voice.engine.name, voice.voice, word, i)
         rate, pitch, drawn, floor = _draw(voice, rng, perturbation)
-        recipes.append(EngineRecipe(UNKNOWN_LABEL, word, voice.engine.name, voice.voice, rate, pitch,
-                                    seed=i, perturbation=drawn, floor_dbfs=floor, salt=salt))
+        recipes.append(
+            EngineRecipe(
+                UNKNOWN_LABEL,
+                word,
+                voice.engine.name,
+                voice.voice,
+                rate,
+                pitch,
+                seed=i,
+                perturbation=drawn,
+                floor_dbfs=floor,
+                salt=salt,
+            )
+        )
     return recipes
 
 
-def window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: Sequence[str], count: int,
-                   voices: Sequence[EngineVoice], negatives: NegativeSettings,
-                   perturbation: SpeakerPerturbationSettings, salt: str) -> list[EngineRecipe]:
+def window_recipes(
+    keyword: str,
+    vocabulary: Sequence[str],
+    neighbours: Sequence[str],
+    count: int,
+    voices: Sequence[EngineVoice],
+    negatives: NegativeSettings,
+    perturbation: SpeakerPerturbationSettings,
+    salt: str,
+) -> list[EngineRecipe]:
     """``count`` ``_unknown_`` windows of running speech for one keyword's partition: sentences
     of common words (one a phoneme neighbour of the keyword when it has any), cut at a random
     point, by the voices in turn."""
@@ -208,42 +266,83 @@ def window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: Sequence
             words[int(rng.integers(0, len(words)))] = str(neighbours[i % len(neighbours)])
         voice = voices[i % len(voices)]
         rate, pitch, drawn, floor = _draw(voice, rng, perturbation)
-        recipes.append(EngineRecipe(UNKNOWN_LABEL, " ".join(words), voice.engine.name, voice.voice,
-                                    rate, pitch, seed=i, perturbation=drawn, floor_dbfs=floor,
-                                    crop_at=round(float(rng.uniform(0.0, 1.0)), 3), salt=salt))
+        recipes.append(
+            EngineRecipe(
+                UNKNOWN_LABEL,
+                " ".join(words),
+                voice.engine.name,
+                voice.voice,
+                rate,
+                pitch,
+                seed=i,
+                perturbation=drawn,
+                floor_dbfs=floor,
+                crop_at=round(float(rng.uniform(0.0, 1.0)), 3),
+                salt=salt,
+            )
+        )
     return recipes
 
 
-def keyword_engine_recipes(keyword: str, unknown_words: Sequence[str], vocabulary: Sequence[str],
-                           voices: Sequence[EngineVoice], negatives: NegativeSettings,
-                           perturbation: SpeakerPerturbationSettings, salt: str) -> list[EngineRecipe]:
+def keyword_engine_recipes(
+    keyword: str,
+    unknown_words: Sequence[str],
+    vocabulary: Sequence[str],
+    voices: Sequence[EngineVoice],
+    negatives: NegativeSettings,
+    perturbation: SpeakerPerturbationSettings,
+    salt: str,
+) -> list[EngineRecipe]:
     """One keyword partition's clips by the other engines: the keyword by every voice, its
     ``_unknown_`` words (``negatives.unknown_ratio`` of those renders) and running-speech
     windows, so the negatives sound like the same engines as the keyword."""
     keyword_clips = word_recipes(keyword, keyword, voices, None, perturbation, salt)
     renders = int(round(negatives.unknown_ratio * len(keyword_clips)))
     unknown = unknown_word_recipes(unknown_words, renders, voices, perturbation, salt)
-    windows = 0 if negatives.speech_windows == 0 else int(round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips)))
+    windows = (
+        0
+        if negatives.speech_windows == 0
+        else int(round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips)))
+    )
     neighbours = list(unknown_words[: negatives.neighbours_per_keyword])
-    return (keyword_clips + unknown
-            + window_recipes(keyword, vocabulary, neighbours, windows, voices, negatives, perturbation, salt))
+    return (
+        keyword_clips
+        + unknown
+        + window_recipes(
+            keyword, vocabulary, neighbours, windows, voices, negatives, perturbation, salt
+        )
+    )
 
 
-def partition_recipes(keyword: str, all_keywords: Sequence[str], engines: Sequence[EngineVoiceSettings],
-                      perturbation: SpeakerPerturbationSettings, negatives: NegativeSettings,
-                      language: str, salt: str, held_out_engine: str = ""
-                      ) -> tuple[list[EngineRecipe], dict[str, str]]:
+def partition_recipes(
+    keyword: str,
+    all_keywords: Sequence[str],
+    engines: Sequence[EngineVoiceSettings],
+    perturbation: SpeakerPerturbationSettings,
+    negatives: NegativeSettings,
+    language: str,
+    salt: str,
+    held_out_engine: str = "",
+) -> tuple[list[EngineRecipe], dict[str, str]]:
     """Every other-engine recipe of one keyword partition, and the engines skipped (with why).
     The ``_unknown_`` words are the keyword's own (phoneme neighbours first, then its share of
     the other words), the same as espeak-ng speaks for it."""
     from kws_assets.core.dataset import synthesis
 
-    voices, skipped = engine_voices(engines, language, exclude_engines=[held_out_engine] if held_out_engine else [])
+    voices, skipped = engine_voices(
+        engines, language, exclude_engines=[held_out_engine] if held_out_engine else []
+    )
     if not voices:
         return [], skipped
     unknown = synthesis.negative_words(keyword, all_keywords, negatives, language)
-    vocabulary = synthesis.sentence_vocabulary(all_keywords, negatives, language) if negatives.speech_windows else []
-    return keyword_engine_recipes(keyword, unknown, vocabulary, voices, negatives, perturbation, salt), skipped
+    vocabulary = (
+        synthesis.sentence_vocabulary(all_keywords, negatives, language)
+        if negatives.speech_windows
+        else []
+    )
+    return keyword_engine_recipes(
+        keyword, unknown, vocabulary, voices, negatives, perturbation, salt
+    ), skipped
 
 
 @dataclass
@@ -257,8 +356,14 @@ class SpokenSet:
     skipped: dict[str, str]
 
 
-def held_out_engine_set(engine: str, keywords: Sequence[str], unknown_words: Sequence[str],
-                        renders: int, language: str, audio: AudioSettings) -> SpokenSet:
+def held_out_engine_set(
+    engine: str,
+    keywords: Sequence[str],
+    unknown_words: Sequence[str],
+    renders: int,
+    language: str,
+    audio: AudioSettings,
+) -> SpokenSet:
     """Every keyword and ``unknown_words`` (as ``_unknown_``) spoken ``renders`` times by every
     voice of ``engine`` — an engine no training clip came from — at drawn rates and pitches and
     without speaker perturbation (the engine as it is)."""
@@ -266,8 +371,9 @@ def held_out_engine_set(engine: str, keywords: Sequence[str], unknown_words: Seq
     voices, skipped = engine_voices([settings], language)
     plain = SpeakerPerturbationSettings(enabled=False)
     recipes = [r for k in keywords for r in word_recipes(k, k, voices, renders, plain, "held-out")]
-    recipes += unknown_word_recipes(unknown_words, len(unknown_words) * max(1, len(voices)) * renders,
-                                    voices, plain, "held-out")
+    recipes += unknown_word_recipes(
+        unknown_words, len(unknown_words) * max(1, len(voices)) * renders, voices, plain, "held-out"
+    )
     out = SpokenSet([], [], [], [], skipped)
     for recipe in recipes:
         try:

@@ -35,7 +35,7 @@ def frame_powers_db(clips: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Mean power (dB) of each MFCC frame of each clip ``[n, n_frames]`` (same framing as the
     extractor: ``win_length`` window, ``hop_length`` hop, no centre padding)."""
     frames = np.lib.stride_tricks.sliding_window_view(clips, spec.win_length, axis=1)
-    frames = frames[:, ::spec.hop_length][:, :spec.n_frames].astype(np.float64)
+    frames = frames[:, :: spec.hop_length][:, : spec.n_frames].astype(np.float64)
     return 10.0 * np.log10(np.maximum(np.mean(frames**2, axis=2), POWER_FLOOR))
 
 
@@ -55,12 +55,14 @@ class MfccStatsEmbedder:
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         batch = np.asarray(clips, dtype=np.float32)
         if batch.ndim != 2 or batch.shape[1] != self.spec.clip_samples:
-            raise ValueError(f"expected clips of shape [n, {self.spec.clip_samples}], got {batch.shape}")
+            raise ValueError(
+                f"expected clips of shape [n, {self.spec.clip_samples}], got {batch.shape}"
+            )
         if batch.shape[0] == 0:
             return np.zeros((0, self.width), dtype=np.float64)
-        mfcc = self.extractor(batch).astype(np.float64)[:, :, LEVEL_COEFFICIENT + 1:]
+        mfcc = self.extractor(batch).astype(np.float64)[:, :, LEVEL_COEFFICIENT + 1 :]
         loudest = np.argsort(-frame_powers_db(batch, self.spec), axis=1, kind="stable")
-        nucleus = np.take_along_axis(mfcc, loudest[:, :self.nucleus_frames, None], axis=1)
+        nucleus = np.take_along_axis(mfcc, loudest[:, : self.nucleus_frames, None], axis=1)
         return np.concatenate([nucleus.mean(axis=1), nucleus.std(axis=1)], axis=1)
 
 
@@ -88,8 +90,9 @@ def outlier_scores(embeddings: np.ndarray) -> np.ndarray:
     return (distances - center[0]) / scale[0]
 
 
-def scores_by_label(labels: Sequence[str], embeddings: np.ndarray, scored_labels: set[str],
-                    min_clips: int) -> np.ndarray:
+def scores_by_label(
+    labels: Sequence[str], embeddings: np.ndarray, scored_labels: set[str], min_clips: int
+) -> np.ndarray:
     """Outlier score of every row, computed within its label; NaN for rows whose label is not in
     ``scored_labels`` or has fewer than ``min_clips`` rows."""
     labels_array = np.asarray(list(labels), dtype=object)

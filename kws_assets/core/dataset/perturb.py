@@ -97,7 +97,7 @@ def _log_envelope(log_magnitude: np.ndarray, n_fft: int, lifter_bins: int) -> np
     cepstrum = np.fft.irfft(log_magnitude, n=n_fft, axis=0)
     lifter = np.zeros(n_fft)
     lifter[: lifter_bins + 1] = 1.0
-    lifter[n_fft - lifter_bins:] = 1.0
+    lifter[n_fft - lifter_bins :] = 1.0
     return np.fft.rfft(cepstrum * lifter[:, None], axis=0).real
 
 
@@ -120,7 +120,9 @@ def warp_formants(samples: np.ndarray, sample_rate: int, warp_factor: float) -> 
     window = torch.hann_window(n_fft, dtype=torch.float64)
     signal = torch.from_numpy(x.astype(np.float64))
     with torch.inference_mode():
-        spec = torch.stft(signal, n_fft, hop, window=window, return_complex=True, pad_mode="constant")
+        spec = torch.stft(
+            signal, n_fft, hop, window=window, return_complex=True, pad_mode="constant"
+        )
     spectrum = spec.numpy()
     log_magnitude = np.log(_upper_envelope(np.abs(spectrum), n_fft, sample_rate) + LOG_FLOOR)
     lifter_bins = max(1, int(round(LIFTER_MS / 1000.0 * sample_rate)))

@@ -12,9 +12,8 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
-from kws_assets.settings import SplitSettings
-
 from kws_assets.core.tables import SPLITS, TEST, TRAIN, VAL
+from kws_assets.settings import SplitSettings
 
 # speech_commands' constant: 2**27 - 1, about 134M buckets.
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
@@ -78,7 +77,7 @@ def ensure_nonempty_splits(
     for split in (VAL, TEST, TRAIN):
         if not wanted[split] or split in result.values():
             continue
-        sizes = {name: 0 for name in SPLITS}
+        sizes = dict.fromkeys(SPLITS, 0)
         for current in result.values():
             sizes[current] += 1
         donors = [s for s, current in result.items() if sizes[current] >= 2]

@@ -34,6 +34,19 @@ from typing import Protocol
 
 import numpy as np
 
+from kws_assets.core.audio.features import single_threaded_torch
+from kws_assets.core.audio.io import (
+    colored_noise,
+    cut_centered,
+    mix_at_snr,
+    resample,
+    scale_to_dbfs,
+)
+from kws_assets.core.corpus.ingest import tts_speaker_id
+from kws_assets.core.speech import negatives as speech_negatives
+from kws_assets.core.speech import tts
+from kws_assets.core.speech.engines import TtsEngineError
+from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.settings import (
     SILENCE_LABEL,
     UNKNOWN_LABEL,
@@ -43,13 +56,6 @@ from kws_assets.settings import (
     NoiseSettings,
     TtsSettings,
 )
-from kws_assets.core.speech import negatives as speech_negatives
-from kws_assets.core.speech import tts
-from kws_assets.core.speech.engines import TtsEngineError
-from kws_assets.core.audio.io import colored_noise, cut_centered, mix_at_snr, resample, scale_to_dbfs
-from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
-from kws_assets.core.corpus.ingest import tts_speaker_id
-from kws_assets.core.audio.features import single_threaded_torch
 
 SYNTHETIC_SOURCE = "synthetic"
 NOISE_SOURCE = "noise"
@@ -102,13 +108,18 @@ class ClipRecipe:
         said = f"{self.spoken_text}|{self.text}" if self.carrier else self.text
         floor = "" if self.floor_dbfs is None else f"|n{self.floor_dbfs:.1f}"
         crop = "" if self.crop_at is None else f"|c{self.crop_at:.3f}"
-        return (f"tts|{said}|{self.voice}|r{self.rate}|p{self.pitch}|g{self.word_gap}"
-                f"{floor}{crop}")
+        return f"tts|{said}|{self.voice}|r{self.rate}|p{self.pitch}|g{self.word_gap}{floor}{crop}"
 
     @property
     def clip_id(self) -> str:
-        return clip_id_for(SYNTHETIC_SOURCE, self.origin_id, self.label, self.noise_kind,
-                           self.copy_index, self.salt)
+        return clip_id_for(
+            SYNTHETIC_SOURCE,
+            self.origin_id,
+            self.label,
+            self.noise_kind,
+            self.copy_index,
+            self.salt,
+        )
 
     @property
     def speaker(self) -> str:
@@ -134,8 +145,13 @@ def _voices_of(language: str) -> tuple[str, ...]:
     return tuple(tts.list_voices(language))
 
 
-def sampled_speakers(grid: TtsSettings, language: str, *, main_language: str | None = None,
-                     exclude: Sequence[str] = ()) -> list[str]:
+def sampled_speakers(
+    grid: TtsSettings,
+    language: str,
+    *,
+    main_language: str | None = None,
+    exclude: Sequence[str] = (),
+) -> list[str]:
     """The sampled voices (``accent+variant``) for words of ``language``: ``tts.sampled_speakers``
     pairs drawn without replacement from accents x variants, seeded by ``tts.seed`` only, so every
     keyword (and every partition) gets the same speakers.
@@ -186,8 +202,9 @@ def _self_noise_dbfs(rng: np.random.Generator) -> float:
     return round(float(rng.uniform(*SELF_NOISE_DBFS)), 1)
 
 
-def grid_recipes(keyword: str, grid: TtsSettings, noise: NoiseSettings, rng: np.random.Generator,
-                 salt: str) -> list[ClipRecipe]:
+def grid_recipes(
+    keyword: str, grid: TtsSettings, noise: NoiseSettings, rng: np.random.Generator, salt: str
+) -> list[ClipRecipe]:
     """The fixed grid for one word: voice x rate x pitch, isolated, plus noisy copies (every
     render over a faint noise floor)."""
     recipes = []
@@ -195,21 +212,46 @@ def grid_recipes(keyword: str, grid: TtsSettings, noise: NoiseSettings, rng: np.
         for rate in grid.rates:
             for pitch in grid.pitches:
                 floor = _self_noise_dbfs(_rng(grid.seed, "grid", keyword, voice, rate, pitch))
-                recipes.append(ClipRecipe(keyword, keyword, voice, rate, pitch, grid.word_gap,
-                                          salt=salt, floor_dbfs=floor))
+                recipes.append(
+                    ClipRecipe(
+                        keyword,
+                        keyword,
+                        voice,
+                        rate,
+                        pitch,
+                        grid.word_gap,
+                        salt=salt,
+                        floor_dbfs=floor,
+                    )
+                )
                 for copy in range(noise.noisy_copies_per_clip):
-                    recipes.append(ClipRecipe(
-                        keyword, keyword, voice, rate, pitch, grid.word_gap,
-                        noise_kind=str(rng.choice(noise.kinds)),
-                        snr_db=float(rng.uniform(noise.snr_db_min, noise.snr_db_max)),
-                        copy_index=copy + 1, salt=salt, floor_dbfs=floor,
-                    ))
+                    recipes.append(
+                        ClipRecipe(
+                            keyword,
+                            keyword,
+                            voice,
+                            rate,
+                            pitch,
+                            grid.word_gap,
+                            noise_kind=str(rng.choice(noise.kinds)),
+                            snr_db=float(rng.uniform(noise.snr_db_min, noise.snr_db_max)),
+                            copy_index=copy + 1,
+                            salt=salt,
+                            floor_dbfs=floor,
+                        )
+                    )
     return recipes
 
 
-def speaker_recipes(word: str, label: str, speakers: Sequence[str], grid: TtsSettings,
-                    salt: str, language: str | None = None, use_carriers: bool = True
-                    ) -> list[ClipRecipe]:
+def speaker_recipes(
+    word: str,
+    label: str,
+    speakers: Sequence[str],
+    grid: TtsSettings,
+    salt: str,
+    language: str | None = None,
+    use_carriers: bool = True,
+) -> list[ClipRecipe]:
     """``tts.renders_per_speaker`` renders of ``word`` by each sampled speaker, each with its own
     rate/pitch/word gap and (with ``tts.carrier_probability``) a carrier phrase."""
     carriers = grid.carrier_phrases if use_carriers else []
@@ -217,17 +259,35 @@ def speaker_recipes(word: str, label: str, speakers: Sequence[str], grid: TtsSet
     for speaker in speakers:
         for render in range(grid.renders_per_speaker):
             v = _draw_voicing(grid, _rng(grid.seed, word, speaker, render), carriers)
-            recipes.append(ClipRecipe(label, word, speaker, v.rate, v.pitch, v.word_gap, salt=salt,
-                                      carrier=v.carrier, language=language,
-                                      floor_dbfs=v.floor_dbfs))
+            recipes.append(
+                ClipRecipe(
+                    label,
+                    word,
+                    speaker,
+                    v.rate,
+                    v.pitch,
+                    v.word_gap,
+                    salt=salt,
+                    carrier=v.carrier,
+                    language=language,
+                    floor_dbfs=v.floor_dbfs,
+                )
+            )
     return recipes
 
 
-def keyword_recipes(keywords: list[str], grid: TtsSettings, noise: NoiseSettings,
-                    seed: int = 0, salt: str = "", *, language: str = ENGLISH,
-                    negatives: NegativeSettings | None = None,
-                    all_keywords: Sequence[str] | None = None,
-                    exclude_voices: Sequence[str] = ()) -> list[ClipRecipe]:
+def keyword_recipes(
+    keywords: list[str],
+    grid: TtsSettings,
+    noise: NoiseSettings,
+    seed: int = 0,
+    salt: str = "",
+    *,
+    language: str = ENGLISH,
+    negatives: NegativeSettings | None = None,
+    all_keywords: Sequence[str] | None = None,
+    exclude_voices: Sequence[str] = (),
+) -> list[ClipRecipe]:
     """Every synthetic recipe for ``keywords``: the fixed grid (plus noisy copies) and the sampled
     speakers' renders of each keyword, and — with ``negatives`` — the ``_unknown_`` renders of
     their phoneme neighbours and share of other words.
@@ -245,35 +305,56 @@ def keyword_recipes(keywords: list[str], grid: TtsSettings, noise: NoiseSettings
     for keyword in keywords:
         spoken_in = keyword_language(keyword, grid, language)
         foreign = spoken_in != language
-        speakers = sampled_speakers(grid, spoken_in, main_language=language,
-                                    exclude=exclude_voices)
+        speakers = sampled_speakers(grid, spoken_in, main_language=language, exclude=exclude_voices)
         if not foreign:
             recipes += grid_recipes(keyword, grid, noise, rng, salt)
-        recipes += speaker_recipes(keyword, keyword, speakers, grid, salt,
-                                   language=spoken_in if foreign else None,
-                                   use_carriers=not foreign)
+        recipes += speaker_recipes(
+            keyword,
+            keyword,
+            speakers,
+            grid,
+            salt,
+            language=spoken_in if foreign else None,
+            use_carriers=not foreign,
+        )
         if negatives is not None and not foreign:
             words = negative_words(keyword, all_keywords, negatives, language)
             renders = int(round(negatives.unknown_ratio * _renders_per_word(grid, speakers)))
             everyone = [*grid.voices, *speakers]
             recipes += unknown_recipes(words, renders, everyone, grid, salt)
             recipes += speech_window_recipes(
-                keyword, sentence_vocabulary(all_keywords, negatives, language),
-                words[: negatives.neighbours_per_keyword], negatives, everyone, grid, salt)
+                keyword,
+                sentence_vocabulary(all_keywords, negatives, language),
+                words[: negatives.neighbours_per_keyword],
+                negatives,
+                everyone,
+                grid,
+                salt,
+            )
     return recipes
 
 
-def sentence_vocabulary(all_keywords: Sequence[str], negatives: NegativeSettings,
-                        language: str = ENGLISH, count: int = SENTENCE_VOCABULARY,
-                        salt: str = "sentences") -> list[str]:
+def sentence_vocabulary(
+    all_keywords: Sequence[str],
+    negatives: NegativeSettings,
+    language: str = ENGLISH,
+    count: int = SENTENCE_VOCABULARY,
+    salt: str = "sentences",
+) -> list[str]:
     """``count`` common words of ``language`` that are neither keywords nor their homophones,
     drawn by ``salt`` (:func:`kws_assets.core.speech.negatives.sentence_words`)."""
     return speech_negatives.sentence_words(language, all_keywords, negatives, count, salt)
 
 
-def speech_window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: Sequence[str],
-                          negatives: NegativeSettings, speakers: Sequence[str],
-                          grid: TtsSettings, salt: str) -> list[ClipRecipe]:
+def speech_window_recipes(
+    keyword: str,
+    vocabulary: Sequence[str],
+    neighbours: Sequence[str],
+    negatives: NegativeSettings,
+    speakers: Sequence[str],
+    grid: TtsSettings,
+    salt: str,
+) -> list[ClipRecipe]:
     """``negatives.speech_windows`` ``_unknown_`` windows of running speech for one keyword's
     partition: sentences of common words (one of them a phoneme neighbour of the keyword, when it
     has any), each window centred at a random point of the spoken sentence."""
@@ -283,33 +364,52 @@ def speech_window_recipes(keyword: str, vocabulary: Sequence[str], neighbours: S
     low, high = negatives.window_sentence_words
     for i in range(negatives.speech_windows):
         rng = _rng(negatives.seed, "window", keyword, i)
-        words = [str(vocabulary[int(j)]) for j in rng.integers(0, len(vocabulary),
-                                                                size=int(rng.integers(low, high + 1)))]
+        words = [
+            str(vocabulary[int(j)])
+            for j in rng.integers(0, len(vocabulary), size=int(rng.integers(low, high + 1)))
+        ]
         if neighbours:
             words[int(rng.integers(0, len(words)))] = str(neighbours[i % len(neighbours)])
         speaker = speakers[int(rng.integers(0, len(speakers)))]
         v = _draw_voicing(grid, rng, [])
-        recipes.append(ClipRecipe(UNKNOWN_LABEL, " ".join(words), speaker, v.rate, v.pitch,
-                                  v.word_gap, salt=salt, floor_dbfs=v.floor_dbfs,
-                                  crop_at=round(float(rng.uniform(0.0, 1.0)), 3)))
+        recipes.append(
+            ClipRecipe(
+                UNKNOWN_LABEL,
+                " ".join(words),
+                speaker,
+                v.rate,
+                v.pitch,
+                v.word_gap,
+                salt=salt,
+                floor_dbfs=v.floor_dbfs,
+                crop_at=round(float(rng.uniform(0.0, 1.0)), 3),
+            )
+        )
     return recipes
 
 
 def recipe_options(cfg: KwsConfig) -> dict[str, object]:
     """The config-wide keyword arguments of :func:`keyword_recipes` (language, negatives, every
     keyword, held-out evaluation voices), for rendering one keyword partition at a time."""
-    return {"language": cfg.language, "negatives": cfg.negatives, "all_keywords": cfg.keywords,
-            "exclude_voices": cfg.evaluation.held_out_voices}
+    return {
+        "language": cfg.language,
+        "negatives": cfg.negatives,
+        "all_keywords": cfg.keywords,
+        "exclude_voices": cfg.evaluation.held_out_voices,
+    }
 
 
 def _renders_per_word(grid: TtsSettings, speakers: Sequence[str]) -> int:
     """Clean renders of one keyword: fixed grid plus sampled speakers."""
-    return (len(grid.voices) * len(grid.rates) * len(grid.pitches)
-            + len(speakers) * grid.renders_per_speaker)
+    return (
+        len(grid.voices) * len(grid.rates) * len(grid.pitches)
+        + len(speakers) * grid.renders_per_speaker
+    )
 
 
-def negative_words(keyword: str, all_keywords: Sequence[str], negatives: NegativeSettings,
-                   language: str = ENGLISH) -> list[str]:
+def negative_words(
+    keyword: str, all_keywords: Sequence[str], negatives: NegativeSettings, language: str = ENGLISH
+) -> list[str]:
     """The ``_unknown_`` words that go with one keyword: its closest phoneme neighbours (most
     common first; words that merely extend the keyword, like "stops", left out) then its share
     of the other common words.  Never a keyword, a keyword's homophone, or a word espeak-ng
@@ -319,8 +419,9 @@ def negative_words(keyword: str, all_keywords: Sequence[str], negatives: Negativ
     return vocabulary.words_for(keyword)
 
 
-def unknown_recipes(words: Sequence[str], renders: int, speakers: Sequence[str],
-                    grid: TtsSettings, salt: str) -> list[ClipRecipe]:
+def unknown_recipes(
+    words: Sequence[str], renders: int, speakers: Sequence[str], grid: TtsSettings, salt: str
+) -> list[ClipRecipe]:
     """``renders`` ``_unknown_`` recipes cycling over ``words``, each by a different speaker
     (speakers taken ``UNKNOWN_SPEAKER_STRIDE`` apart), with drawn rate/pitch/gap/carrier."""
     if not words or not speakers or renders <= 0:
@@ -330,21 +431,36 @@ def unknown_recipes(words: Sequence[str], renders: int, speakers: Sequence[str],
         word = words[i % len(words)]
         speaker = speakers[(i * UNKNOWN_SPEAKER_STRIDE + i // len(speakers)) % len(speakers)]
         v = _draw_voicing(grid, _rng(grid.seed, "unknown", word, i), grid.carrier_phrases)
-        recipes.append(ClipRecipe(UNKNOWN_LABEL, word, speaker, v.rate, v.pitch, v.word_gap,
-                                  salt=salt, carrier=v.carrier, floor_dbfs=v.floor_dbfs))
+        recipes.append(
+            ClipRecipe(
+                UNKNOWN_LABEL,
+                word,
+                speaker,
+                v.rate,
+                v.pitch,
+                v.word_gap,
+                salt=salt,
+                carrier=v.carrier,
+                floor_dbfs=v.floor_dbfs,
+            )
+        )
     return recipes
 
 
-def word_span(words: Sequence[tts.WordEvent], char_start: int, char_len: int,
-              total_s: float) -> tuple[float, float]:
+def word_span(
+    words: Sequence[tts.WordEvent], char_start: int, char_len: int, total_s: float
+) -> tuple[float, float]:
     """Start and end time (s) of the text ``[char_start, char_start + char_len)`` in a synthesis:
     from the first word event inside it to the next word event after it (or the end)."""
     inside = [w for w in words if char_start <= w.char_start < char_start + char_len]
     if not inside:
-        raise tts.TtsError(f"espeak-ng reported no word event at characters "
-                           f"{char_start}-{char_start + char_len}")
+        raise tts.TtsError(
+            f"espeak-ng reported no word event at characters {char_start}-{char_start + char_len}"
+        )
     start = min(w.start_s for w in inside)
-    after = [w.start_s for w in words if w.char_start >= char_start + char_len and w.start_s > start]
+    after = [
+        w.start_s for w in words if w.char_start >= char_start + char_len and w.start_s > start
+    ]
     return start, (min(after) if after else total_s)
 
 
@@ -355,8 +471,13 @@ def render_keyword_clip(recipe: ClipRecipe, audio: AudioSettings) -> np.ndarray:
     is centred on the sound inside that stretch; the neighbouring words stay in the clip, as
     they would around a word cut from running speech.
     """
-    synthesis = tts.synthesize(recipe.spoken_text, voice=recipe.voice, rate=recipe.rate,
-                               pitch=recipe.pitch, word_gap=recipe.word_gap)
+    synthesis = tts.synthesize(
+        recipe.spoken_text,
+        voice=recipe.voice,
+        rate=recipe.rate,
+        pitch=recipe.pitch,
+        word_gap=recipe.word_gap,
+    )
     samples = resample(synthesis.samples, synthesis.sample_rate, audio.sample_rate)
     sr = audio.sample_rate
     if recipe.crop_at is not None:
@@ -400,8 +521,9 @@ class SilenceRecipe:
 
     @property
     def clip_id(self) -> str:
-        return clip_id_for(NOISE_SOURCE, self.noise_kind, self.index, f"{self.level_dbfs:.2f}",
-                           self.salt)
+        return clip_id_for(
+            NOISE_SOURCE, self.noise_kind, self.index, f"{self.level_dbfs:.2f}", self.salt
+        )
 
     @property
     def speaker(self) -> str:
@@ -416,9 +538,12 @@ class SilenceRecipe:
 def silence_recipes(noise: NoiseSettings, seed: int = 0, salt: str = "") -> list[SilenceRecipe]:
     rng = np.random.default_rng(seed)
     return [
-        SilenceRecipe(i, str(rng.choice(noise.kinds)),
-                      float(rng.uniform(noise.silence_level_dbfs_min, noise.silence_level_dbfs_max)),
-                      salt=salt)
+        SilenceRecipe(
+            i,
+            str(rng.choice(noise.kinds)),
+            float(rng.uniform(noise.silence_level_dbfs_min, noise.silence_level_dbfs_max)),
+            salt=salt,
+        )
         for i in range(noise.silence_clips)
     ]
 
@@ -427,7 +552,6 @@ def render_silence_clip(recipe: SilenceRecipe, audio: AudioSettings) -> np.ndarr
     rng = np.random.default_rng(int(recipe.clip_id[:8], 16))
     noise = colored_noise(recipe.noise_kind, audio.clip_samples, rng)
     return scale_to_dbfs(noise, recipe.level_dbfs).astype(np.float32)
-
 
 
 class Renderable(Protocol):
@@ -450,8 +574,9 @@ class RenderFailure:
     reason: str
 
 
-def render_to_store(recipes: Sequence[Renderable], audio: AudioSettings, store: ClipStore,
-                    language: str) -> tuple[list[dict], list[RenderFailure]]:
+def render_to_store(
+    recipes: Sequence[Renderable], audio: AudioSettings, store: ClipStore, language: str
+) -> tuple[list[dict], list[RenderFailure]]:
     """Render each recipe into the clip store (skipping clips already there) and describe it.
 
     Rendering is deterministic, so a clip whose id is already stored is reused, not redone.
@@ -466,8 +591,14 @@ def render_to_store(recipes: Sequence[Renderable], audio: AudioSettings, store: 
     return rows, failures
 
 
-def _render_one(recipe: Renderable, audio: AudioSettings, store: ClipStore,
-                language: str, rows: list[dict], failures: list[RenderFailure]) -> None:
+def _render_one(
+    recipe: Renderable,
+    audio: AudioSettings,
+    store: ClipStore,
+    language: str,
+    rows: list[dict],
+    failures: list[RenderFailure],
+) -> None:
     """Render one recipe (unless already stored) and describe it, or note why it failed."""
     is_silence = isinstance(recipe, SilenceRecipe)
     label = SILENCE_LABEL if is_silence else recipe.label
@@ -485,10 +616,17 @@ def _render_one(recipe: Renderable, audio: AudioSettings, store: ClipStore,
             failures.append(RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc)))
             return
         store.put(key, samples, audio.sample_rate)
-    rows.append({
-        "clip_id": recipe.clip_id, "uri": store.uri_for(key), "label": label, "source": source,
-        "speaker": recipe.speaker,
-        "language": (None if is_silence else recipe.language) or language,
-        "origin_id": recipe.origin_id,
-        "start_s": 0.0, "sample_rate": audio.sample_rate, "num_samples": audio.clip_samples,
-    })
+    rows.append(
+        {
+            "clip_id": recipe.clip_id,
+            "uri": store.uri_for(key),
+            "label": label,
+            "source": source,
+            "speaker": recipe.speaker,
+            "language": (None if is_silence else recipe.language) or language,
+            "origin_id": recipe.origin_id,
+            "start_s": 0.0,
+            "sample_rate": audio.sample_rate,
+            "num_samples": audio.clip_samples,
+        }
+    )

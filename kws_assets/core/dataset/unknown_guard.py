@@ -17,8 +17,11 @@ TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
 
 
-def unknown_share_problems(label_split_counts: Mapping[str, Mapping[str, int]],
-                           min_unknown_share: float, min_test_clips_per_label: int) -> list[str]:
+def unknown_share_problems(
+    label_split_counts: Mapping[str, Mapping[str, int]],
+    min_unknown_share: float,
+    min_test_clips_per_label: int,
+) -> list[str]:
     """Problems of a validated set, one message each (empty: fine).
 
     ``label_split_counts[label][split]`` is the clip count of a label in a split.  Problems: the
@@ -38,7 +41,8 @@ def unknown_share_problems(label_split_counts: Mapping[str, Mapping[str, int]],
             f"{UNKNOWN_LABEL} is {share:.1%} of the train split ({unknown_train} of {train_total} "
             f"clips), below the minimum {min_unknown_share:.1%}: raise negatives.unknown_ratio, "
             "negatives.other_words or negatives.speech_windows, add a corpus with non-keyword "
-            "speech, or lower dataset_guard.min_unknown_share")
+            "speech, or lower dataset_guard.min_unknown_share"
+        )
     for label in sorted(label_split_counts):
         count = int(label_split_counts[label].get(TEST_SPLIT, 0))
         if count < min_test_clips_per_label:
@@ -46,5 +50,6 @@ def unknown_share_problems(label_split_counts: Mapping[str, Mapping[str, int]],
                 f"label {label!r} has {count} clips in the test split, below the minimum "
                 f"{min_test_clips_per_label}: raise splits.test_percent, add speakers "
                 "(tts.sampled_speakers or a corpus), or lower "
-                "dataset_guard.min_test_clips_per_label")
+                "dataset_guard.min_test_clips_per_label"
+            )
     return problems

@@ -33,15 +33,21 @@ class ModelCheckpoint:
         return {"format": CHECKPOINT_FORMAT, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCheckpoint":
+    def from_dict(cls, data: dict[str, Any]) -> ModelCheckpoint:
         """A checkpoint from :meth:`to_dict`'s output; also reads the untyped dicts written before
         checkpoints were typed (DS-CNN only: ``model_settings`` / ``feature_spec`` keys)."""
         if data.get("format") == CHECKPOINT_FORMAT:
             fields = {k: v for k, v in data.items() if k != "format"}
             return cls(**fields)
         if {"state_dict", "labels", "model_settings", "feature_spec"} <= set(data):
-            return cls(family=MFCC_FAMILY, labels=list(data["labels"]), state_dict=data["state_dict"],
-                       network=dict(data["model_settings"]), front_end=dict(data["feature_spec"]),
-                       accuracy=dict(data.get("accuracy") or {}), history=list(data.get("history") or []),
-                       best_epoch=int(data.get("best_epoch") or 0))
+            return cls(
+                family=MFCC_FAMILY,
+                labels=list(data["labels"]),
+                state_dict=data["state_dict"],
+                network=dict(data["model_settings"]),
+                front_end=dict(data["feature_spec"]),
+                accuracy=dict(data.get("accuracy") or {}),
+                history=list(data.get("history") or []),
+                best_epoch=int(data.get("best_epoch") or 0),
+            )
         raise ValueError(f"not a model checkpoint (keys: {sorted(data)[:8]})")

@@ -39,11 +39,11 @@ import onnx
 import onnxruntime as ort
 from scipy.ndimage import maximum_filter1d
 
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 from kws_assets.core.audio import embedding as emb
 from kws_assets.core.audio.embedding import EmbeddingSpec
-from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
+from kws_assets.core.audio.io import read_audio, resample
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
@@ -74,8 +74,12 @@ class Detection:
     score: float
 
     def as_dict(self) -> dict[str, object]:
-        return {"start": round(self.start_s, TIME_DECIMALS), "end": round(self.end_s, TIME_DECIMALS),
-                "keyword": self.keyword, "score": round(self.score, SCORE_DECIMALS)}
+        return {
+            "start": round(self.start_s, TIME_DECIMALS),
+            "end": round(self.end_s, TIME_DECIMALS),
+            "keyword": self.keyword,
+            "score": round(self.score, SCORE_DECIMALS),
+        }
 
 
 def hop_frames(spec: FeatureSpec, hop_ms: float) -> int:
@@ -88,8 +92,9 @@ def stream_padding(spec: FeatureSpec) -> int:
     return (spec.clip_samples // 2) // spec.hop_length * spec.hop_length
 
 
-def stream_frames(samples: np.ndarray, spec: FeatureSpec,
-                  chunk_frames: int = STREAM_CHUNK_FRAMES) -> np.ndarray:
+def stream_frames(
+    samples: np.ndarray, spec: FeatureSpec, chunk_frames: int = STREAM_CHUNK_FRAMES
+) -> np.ndarray:
     """Normalised MFCC frames ``[n_frames, n_mfcc]`` of a whole recording (at the spec's rate).
 
     Computed in chunks of ``chunk_frames`` frames with the same :class:`MfccExtractor` maths as
@@ -118,8 +123,9 @@ def window_features(frames: np.ndarray, spec: FeatureSpec, stride_frames: int) -
     """Windows of ``spec.n_frames`` frames every ``stride_frames``: ``[n_windows, n_frames, n_mfcc]``."""
     n = spec.n_frames
     if frames.shape[0] < n:
-        frames = np.concatenate([frames, np.zeros((n - frames.shape[0], frames.shape[1]),
-                                                  dtype=frames.dtype)])
+        frames = np.concatenate(
+            [frames, np.zeros((n - frames.shape[0], frames.shape[1]), dtype=frames.dtype)]
+        )
     view = np.lib.stride_tricks.sliding_window_view(frames, n, axis=0)[::stride_frames]
     return np.ascontiguousarray(view.transpose(0, 2, 1))
 
@@ -140,8 +146,9 @@ def keyword_columns(labels: Sequence[str]) -> list[int]:
     return [i for i, lab in enumerate(labels) if lab not in (SILENCE_LABEL, UNKNOWN_LABEL)]
 
 
-def find_events(smoothed: np.ndarray, threshold: float,
-                refractory_windows: int) -> list[tuple[int, int, float]]:
+def find_events(
+    smoothed: np.ndarray, threshold: float, refractory_windows: int
+) -> list[tuple[int, int, float]]:
     """Detections in smoothed keyword posteriors ``[n_windows, n_keywords]``, as
     ``(peak window, keyword column, score)``.
 
@@ -209,13 +216,21 @@ class DetectorOperatingPoint:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
         if int(self.smoothing_windows) != self.smoothing_windows or self.smoothing_windows < 1:
-            raise ValueError(f"smoothing_windows must be a whole number >= 1, got {self.smoothing_windows}")
+            raise ValueError(
+                f"smoothing_windows must be a whole number >= 1, got {self.smoothing_windows}"
+            )
         if self.refractory_s < 0 or self.hop_ms <= 0:
-            raise ValueError(f"need refractory_s >= 0 and hop_ms > 0, got {self.refractory_s}, {self.hop_ms}")
+            raise ValueError(
+                f"need refractory_s >= 0 and hop_ms > 0, got {self.refractory_s}, {self.hop_ms}"
+            )
 
     def as_dict(self) -> dict[str, float]:
-        return {"threshold": float(f"{self.threshold:.6g}"), "smoothing_windows": int(self.smoothing_windows),
-                "refractory_s": float(self.refractory_s), "hop_ms": float(self.hop_ms)}
+        return {
+            "threshold": float(f"{self.threshold:.6g}"),
+            "smoothing_windows": int(self.smoothing_windows),
+            "refractory_s": float(self.refractory_s),
+            "hop_ms": float(self.hop_ms),
+        }
 
 
 class EmbeddingStreamer:
@@ -235,10 +250,14 @@ class EmbeddingStreamer:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        self._mel = ort.InferenceSession(mel_graph.SerializeToString(), options, providers=providers)
+        self._mel = ort.InferenceSession(
+            mel_graph.SerializeToString(), options, providers=providers
+        )
         self._embed = ort.InferenceSession(
             emb.sequence_embedding_graph(onnx.load(front_end.embedding_path)).SerializeToString(),
-            options, providers=providers)
+            options,
+            providers=providers,
+        )
         self._mel_input = self._mel.get_inputs()[0].name
         self._embed_input = self._embed.get_inputs()[0].name
 
@@ -249,8 +268,11 @@ class EmbeddingStreamer:
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel frames ``[n, 32]`` (before the floor) of float audio in [-1, 1]."""
-        x = np.clip(np.rint(np.asarray(samples, np.float32) * np.float32(emb.INT16_SCALE)),
-                    emb.INT16_MIN, emb.INT16_MAX).astype(np.float32)
+        x = np.clip(
+            np.rint(np.asarray(samples, np.float32) * np.float32(emb.INT16_SCALE)),
+            emb.INT16_MIN,
+            emb.INT16_MAX,
+        ).astype(np.float32)
         total = emb.mel_frames(x.size)
         if total < emb.MEL_WINDOW_FRAMES:
             raise ValueError(f"need at least {emb.MEL_WINDOW_FRAMES} mel frames of audio")
@@ -258,8 +280,13 @@ class EmbeddingStreamer:
         out = np.empty((total, emb.MEL_BANDS), dtype=np.float32)
         for first in range(0, total, chunk):
             count = min(chunk, total - first)
-            piece = x[first * emb.MEL_HOP_SAMPLES : (first + count + emb.MEL_EDGE_FRAMES) * emb.MEL_HOP_SAMPLES]
-            out[first : first + count] = self._mel.run(None, {self._mel_input: piece[None, :]})[0][0, 0, :count]
+            piece = x[
+                first * emb.MEL_HOP_SAMPLES : (first + count + emb.MEL_EDGE_FRAMES)
+                * emb.MEL_HOP_SAMPLES
+            ]
+            out[first : first + count] = self._mel.run(None, {self._mel_input: piece[None, :]})[0][
+                0, 0, :count
+            ]
         return out
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
@@ -267,9 +294,13 @@ class EmbeddingStreamer:
         ``k * hop_samples`` for the 76 mel frames of one embedding window."""
         log_mel = self.log_mel(samples)
         context = emb.mel_frames(self.spec.context_samples)
-        floor = maximum_filter1d(log_mel.max(axis=1), size=context, mode="nearest") - np.float32(self.top_db)
-        mel = (np.maximum(log_mel, floor[:, None]) / np.float32(emb.MEL_SCALE)
-               + np.float32(emb.MEL_OFFSET)).astype(np.float32)
+        floor = maximum_filter1d(log_mel.max(axis=1), size=context, mode="nearest") - np.float32(
+            self.top_db
+        )
+        mel = (
+            np.maximum(log_mel, floor[:, None]) / np.float32(emb.MEL_SCALE)
+            + np.float32(emb.MEL_OFFSET)
+        ).astype(np.float32)
         n = (mel.shape[0] - emb.MEL_WINDOW_FRAMES) // emb.MEL_STRIDE_FRAMES + 1
         out = np.empty((n, emb.EMBEDDING_DIM), dtype=np.float32)
         for first in range(0, n, EMBEDDING_CHUNK):
@@ -277,16 +308,23 @@ class EmbeddingStreamer:
             start = first * emb.MEL_STRIDE_FRAMES
             piece = mel[start : start + emb.MEL_WINDOW_FRAMES + (count - 1) * emb.MEL_STRIDE_FRAMES]
             out[first : first + count] = self._embed.run(
-                None, {self._embed_input: np.ascontiguousarray(piece[None, :, :, None])})[0][0, :count, 0]
+                None, {self._embed_input: np.ascontiguousarray(piece[None, :, :, None])}
+            )[0][0, :count, 0]
         return out
 
 
 class StreamingDetector:
     """Keyword detection over long audio with a classifier loaded from an artifact folder."""
 
-    def __init__(self, classifier, threshold: float = DEFAULT_THRESHOLD,  # noqa: ANN001
-                 hop_ms: float = DEFAULT_HOP_MS, smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
-                 refractory_s: float = DEFAULT_REFRACTORY_S, exact_windows: bool = False) -> None:
+    def __init__(
+        self,
+        classifier,
+        threshold: float = DEFAULT_THRESHOLD,
+        hop_ms: float = DEFAULT_HOP_MS,
+        smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
+        refractory_s: float = DEFAULT_REFRACTORY_S,
+        exact_windows: bool = False,
+    ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
         if smoothing_windows < 1 or refractory_s < 0 or hop_ms <= 0:
@@ -303,18 +341,25 @@ class StreamingDetector:
         else:
             self._streamer = EmbeddingStreamer(classifier.front_end)
             step = self._streamer.hop_samples
-            self.stride_frames = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S / step)))
+            self.stride_frames = max(
+                1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
+            )
             self.hop_samples = self.stride_frames * step
         self.exact_windows = exact_windows
         self.smoothing_windows = smoothing_windows
         self.refractory_s = refractory_s
 
     @classmethod
-    def at(cls, classifier, point: DetectorOperatingPoint, **kwargs) -> "StreamingDetector":  # noqa: ANN001
+    def at(cls, classifier, point: DetectorOperatingPoint, **kwargs) -> StreamingDetector:  # noqa: ANN001
         """A detector at a (shipped) operating point."""
-        return cls(classifier, threshold=point.threshold, hop_ms=point.hop_ms,
-                   smoothing_windows=int(point.smoothing_windows), refractory_s=point.refractory_s,
-                   **kwargs)
+        return cls(
+            classifier,
+            threshold=point.threshold,
+            hop_ms=point.hop_ms,
+            smoothing_windows=int(point.smoothing_windows),
+            refractory_s=point.refractory_s,
+            **kwargs,
+        )
 
     @property
     def hop_s(self) -> float:
@@ -332,19 +377,26 @@ class StreamingDetector:
         if isinstance(self.spec, FeatureSpec):
             pad = stream_padding(self.spec)
             padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
-            windows = window_features(stream_frames(padded, self.spec), self.spec, self.stride_frames)
+            windows = window_features(
+                stream_frames(padded, self.spec), self.spec, self.stride_frames
+            )
             probs = self.classifier.classify_features(windows)
         elif self.exact_windows:
             pad = self.spec.clip_samples // 2
             padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
             views = clip_windows(padded, self.spec.clip_samples, self.hop_samples)
-            probs = np.concatenate([self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
-                                    for i in range(0, len(views), WINDOW_CHUNK)])
+            probs = np.concatenate(
+                [
+                    self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
+                    for i in range(0, len(views), WINDOW_CHUNK)
+                ]
+            )
         else:
             probs, pad = self._streamed_embedding_posteriors(x)
-        starts = (np.arange(len(probs)) * self.hop_samples - pad)
-        return StreamPosteriors(starts / self.spec.sample_rate, probs, self.labels,
-                                self.window_s, self.hop_s)
+        starts = np.arange(len(probs)) * self.hop_samples - pad
+        return StreamPosteriors(
+            starts / self.spec.sample_rate, probs, self.labels, self.window_s, self.hop_s
+        )
 
     def _streamed_embedding_posteriors(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Posteriors from the whole-stream front end; the window's 1-s clip sits ``pad_before``
@@ -358,20 +410,35 @@ class StreamingDetector:
         n = spec.n_frames
         view = np.lib.stride_tricks.sliding_window_view(frames, n, axis=0)[:: self.stride_frames]
         view = view[: min(len(view), x.size // self.hop_samples + 1)]  # clip starts up to the end
-        probs = np.concatenate([
-            self.classifier.classify_features(np.ascontiguousarray(view[i : i + HEAD_CHUNK].transpose(0, 2, 1)))
-            for i in range(0, len(view), HEAD_CHUNK)])
+        probs = np.concatenate(
+            [
+                self.classifier.classify_features(
+                    np.ascontiguousarray(view[i : i + HEAD_CHUNK].transpose(0, 2, 1))
+                )
+                for i in range(0, len(view), HEAD_CHUNK)
+            ]
+        )
         return probs, pad - spec.pad_before
 
-    def events(self, posteriors: StreamPosteriors, threshold: float | None = None) -> list[Detection]:
+    def events(
+        self, posteriors: StreamPosteriors, threshold: float | None = None
+    ) -> list[Detection]:
         """Detections from precomputed posteriors (so one pass serves many thresholds)."""
         columns = keyword_columns(self.labels)
         smoothed = smooth_posteriors(posteriors.probs, self.smoothing_windows)[:, columns]
         refractory = int(np.ceil(self.refractory_s / self.hop_s))
-        found = find_events(smoothed, self.threshold if threshold is None else threshold, refractory)
-        return [Detection(self.labels[columns[c]], float(posteriors.start_s[w]),
-                          float(posteriors.start_s[w] + self.window_s), score)
-                for w, c, score in found]
+        found = find_events(
+            smoothed, self.threshold if threshold is None else threshold, refractory
+        )
+        return [
+            Detection(
+                self.labels[columns[c]],
+                float(posteriors.start_s[w]),
+                float(posteriors.start_s[w] + self.window_s),
+                score,
+            )
+            for w, c, score in found
+        ]
 
     def detect(self, samples: np.ndarray, sample_rate: int) -> list[Detection]:
         """Keyword detections in a recording."""
@@ -396,8 +463,10 @@ def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
         def one_window() -> None:
             classifier.classify_features(normalize(extractor(clip[None, :]), spec))
     else:
+
         def one_window() -> None:
             classifier.classify_clips(clip[None, :])
+
     timings = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
@@ -408,4 +477,3 @@ def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
 
 def detections_as_dicts(detections: Sequence[Detection]) -> list[dict[str, object]]:
     return [d.as_dict() for d in detections]
-

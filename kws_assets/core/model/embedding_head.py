@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.settings import ModelSettings, TrainSettings
 from kws_assets.core.model.training import EmbeddingAugment, TrainResult, train_model
+from kws_assets.settings import ModelSettings, TrainSettings
 
 HeadKind = Literal["dnn", "conv"]
 HEAD_KINDS: tuple[str, ...] = ("dnn", "conv")
@@ -36,14 +36,26 @@ CONV_KERNEL = 3
 class EmbeddingDNN(nn.Module):
     """Flattened sequence -> LayerNorm -> (Linear -> LayerNorm -> ReLU -> Dropout) x n -> logits."""
 
-    def __init__(self, n_frames: int, dim: int, n_classes: int, width: int = DEFAULT_WIDTH,
-                 dropout: float = DEFAULT_DROPOUT, n_blocks: int = DEFAULT_BLOCKS) -> None:
+    def __init__(
+        self,
+        n_frames: int,
+        dim: int,
+        n_classes: int,
+        width: int = DEFAULT_WIDTH,
+        dropout: float = DEFAULT_DROPOUT,
+        n_blocks: int = DEFAULT_BLOCKS,
+    ) -> None:
         super().__init__()
         self.n_classes = n_classes
         layers: list[nn.Module] = [nn.Flatten(1), nn.LayerNorm(n_frames * dim)]
         width_in = n_frames * dim
         for _ in range(n_blocks):
-            layers += [nn.Linear(width_in, width), nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [
+                nn.Linear(width_in, width),
+                nn.LayerNorm(width),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            ]
             width_in = width
         layers.append(nn.Linear(width_in, n_classes))
         self.layers = nn.Sequential(*layers)
@@ -56,8 +68,15 @@ class EmbeddingDNN(nn.Module):
 class EmbeddingTemporalConv(nn.Module):
     """Per-frame LayerNorm -> (Conv1d k3 -> ReLU) x n -> max over time -> Dropout -> logits."""
 
-    def __init__(self, n_frames: int, dim: int, n_classes: int, width: int = DEFAULT_WIDTH,
-                 dropout: float = DEFAULT_DROPOUT, n_blocks: int = DEFAULT_BLOCKS) -> None:
+    def __init__(
+        self,
+        n_frames: int,
+        dim: int,
+        n_classes: int,
+        width: int = DEFAULT_WIDTH,
+        dropout: float = DEFAULT_DROPOUT,
+        n_blocks: int = DEFAULT_BLOCKS,
+    ) -> None:
         super().__init__()
         self.n_classes = n_classes
         self.norm = nn.LayerNorm(dim)
@@ -76,8 +95,15 @@ class EmbeddingTemporalConv(nn.Module):
         return self.classifier(self.dropout(h.amax(dim=2)))
 
 
-def build_head(kind: str, n_frames: int, dim: int, n_classes: int, width: int = DEFAULT_WIDTH,
-               dropout: float = DEFAULT_DROPOUT, n_blocks: int = DEFAULT_BLOCKS) -> nn.Module:
+def build_head(
+    kind: str,
+    n_frames: int,
+    dim: int,
+    n_classes: int,
+    width: int = DEFAULT_WIDTH,
+    dropout: float = DEFAULT_DROPOUT,
+    n_blocks: int = DEFAULT_BLOCKS,
+) -> nn.Module:
     """A freshly initialised head of ``kind`` (``dnn`` or ``conv``; seed torch first)."""
     if n_classes < 2:
         raise ValueError("a classifier needs at least 2 classes")
@@ -112,5 +138,15 @@ def train_head(
     def factory() -> nn.Module:
         return build_head(kind, n_frames, dim, len(labels), width, dropout, n_blocks)
 
-    return train_model(x_train, y_train, x_val, y_val, labels, ModelSettings(), train_settings,
-                       log=log, augment=augment, model_factory=factory)
+    return train_model(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        labels,
+        ModelSettings(),
+        train_settings,
+        log=log,
+        augment=augment,
+        model_factory=factory,
+    )

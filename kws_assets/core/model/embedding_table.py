@@ -22,7 +22,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.embedding import DEFAULT_BATCH_CLIPS, EmbeddingSpec, SpeechEmbeddingFrontEnd
+from kws_assets.core.audio.embedding import (
+    DEFAULT_BATCH_CLIPS,
+    EmbeddingSpec,
+    SpeechEmbeddingFrontEnd,
+)
 from kws_assets.core.model.feature_table import (
     KEY_COLUMNS,
     ClipReader,
@@ -48,13 +52,20 @@ def embedding_dtype(spec: EmbeddingSpec) -> pl.DataType:
 
 def table_schema(spec: EmbeddingSpec) -> dict[str, pl.DataType]:
     """Columns of the embedding table: the clip keys, then the embedding array."""
-    return {**{c: pl.String for c in KEY_COLUMNS}, EMBEDDING_COLUMN: embedding_dtype(spec)}
+    return {**dict.fromkeys(KEY_COLUMNS, pl.String), EMBEDDING_COLUMN: embedding_dtype(spec)}
 
 
 def cache_schema(spec: EmbeddingSpec) -> dict[str, pl.DataType]:
     """Columns of the embedding cache file (the MFCC cache's, with the embedding array)."""
-    return {"clip_id": pl.String, "uri": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64,
-            "stamped_ns": pl.Int64, "checksum": pl.String, EMBEDDING_COLUMN: embedding_dtype(spec)}
+    return {
+        "clip_id": pl.String,
+        "uri": pl.String,
+        "size": pl.Int64,
+        "mtime_ns": pl.Int64,
+        "stamped_ns": pl.Int64,
+        "checksum": pl.String,
+        EMBEDDING_COLUMN: embedding_dtype(spec),
+    }
 
 
 def embedding_config_hash(spec: EmbeddingSpec) -> str:
@@ -63,8 +74,9 @@ def embedding_config_hash(spec: EmbeddingSpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def embedding_cache(folder: str | os.PathLike[str], spec: EmbeddingSpec,
-                    name: str = CACHE_NAME) -> FeatureCache:
+def embedding_cache(
+    folder: str | os.PathLike[str], spec: EmbeddingSpec, name: str = CACHE_NAME
+) -> FeatureCache:
     """The cache file for ``spec`` in ``folder``: ``<name>-<config hash>.parquet``."""
     return FeatureCache(Path(folder) / f"{name}-{embedding_config_hash(spec)}.parquet")
 
@@ -115,15 +127,27 @@ def iter_embedding_batches(
         audio = getattr(buffers, "audio", None)
         if audio is None or audio.shape[0] < batch.height:
             audio = buffers.audio = np.empty((batch_size, spec.clip_samples), dtype=np.float32)
-        plan = plan_batch(batch, reader, index, caching,
-                          lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]))  # type: ignore[arg-type]
+        plan = plan_batch(
+            batch,
+            reader,
+            index,
+            caching,
+            lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]),
+        )  # type: ignore[arg-type]
         out = np.empty((batch.height, *spec.shape), dtype=np.float32)
         if plan.computed_at.size:
             out[plan.computed_at] = front_end(audio[: plan.computed_at.size])
         if plan.cached_at.size and cache_rows is not None:
             out[plan.cached_at] = cache_rows.take(plan.cache_rows)
-        return EmbeddingBatch(batch, out, int(plan.computed_at.size), plan.sizes, plan.mtimes_ns,
-                              plan.stamped_ns, plan.checksums)
+        return EmbeddingBatch(
+            batch,
+            out,
+            int(plan.computed_at.size),
+            plan.sizes,
+            plan.mtimes_ns,
+            plan.stamped_ns,
+            plan.checksums,
+        )
 
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
@@ -135,18 +159,22 @@ def iter_embedding_batches(
 
 def _table_frame(batch: EmbeddingBatch, spec: EmbeddingSpec) -> pl.DataFrame:
     return batch.rows.select(list(KEY_COLUMNS)).with_columns(
-        pl.Series(EMBEDDING_COLUMN, batch.embedding, dtype=embedding_dtype(spec)))
+        pl.Series(EMBEDDING_COLUMN, batch.embedding, dtype=embedding_dtype(spec))
+    )
 
 
 def _cache_frame(batch: EmbeddingBatch, spec: EmbeddingSpec) -> pl.DataFrame:
-    return pl.DataFrame({
-        "clip_id": batch.rows["clip_id"], "uri": batch.rows["uri"],
-        "size": pl.Series(batch.sizes, dtype=pl.Int64),
-        "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
-        "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
-        "checksum": pl.Series(batch.checksums, dtype=pl.String),
-        EMBEDDING_COLUMN: pl.Series(batch.embedding, dtype=embedding_dtype(spec)),
-    })
+    return pl.DataFrame(
+        {
+            "clip_id": batch.rows["clip_id"],
+            "uri": batch.rows["uri"],
+            "size": pl.Series(batch.sizes, dtype=pl.Int64),
+            "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
+            "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
+            "checksum": pl.Series(batch.checksums, dtype=pl.String),
+            EMBEDDING_COLUMN: pl.Series(batch.embedding, dtype=embedding_dtype(spec)),
+        }
+    )
 
 
 def write_embedding_table(
@@ -166,11 +194,17 @@ def write_embedding_table(
     """
     spec = front_end.spec
     return write_feature_batches(
-        iter_embedding_batches(clips, front_end, reader, cache=cache, workers=workers,
-                               batch_size=batch_size),
-        writer, EmbeddingTableStats(workers=workers), cache, cache_schema(spec),
+        iter_embedding_batches(
+            clips, front_end, reader, cache=cache, workers=workers, batch_size=batch_size
+        ),
+        writer,
+        EmbeddingTableStats(workers=workers),
+        cache,
+        cache_schema(spec),
         table_frame=lambda batch: _table_frame(batch, spec),
-        cache_frame=lambda batch: _cache_frame(batch, spec), values=lambda batch: batch.embedding)
+        cache_frame=lambda batch: _cache_frame(batch, spec),
+        values=lambda batch: batch.embedding,
+    )
 
 
 def stage_embedding_table(
@@ -185,9 +219,12 @@ def stage_embedding_table(
 ) -> tuple[StagedParquet, EmbeddingTableStats]:
     """The embedding table as a staged Parquet file in ``staging_folder`` (see
     :func:`write_embedding_table`); the caller moves it into place or discards it."""
-    with ParquetBatchWriter(staging_folder, table_schema(front_end.spec), prefix="embedding_table-") as writer:
-        stats = write_embedding_table(clips, front_end, writer, reader, cache=cache, workers=workers,
-                                      batch_size=batch_size)
+    with ParquetBatchWriter(
+        staging_folder, table_schema(front_end.spec), prefix="embedding_table-"
+    ) as writer:
+        stats = write_embedding_table(
+            clips, front_end, writer, reader, cache=cache, workers=workers, batch_size=batch_size
+        )
     assert writer.staged is not None
     stats.row_groups = writer.row_groups
     return writer.staged, stats
@@ -201,14 +238,17 @@ def build_embedding_table(
     batch_size: int = DEFAULT_BATCH_CLIPS,
 ) -> pl.DataFrame:
     """The embedding table in memory (small tables and tests; the asset streams to Parquet)."""
-    parts = [_table_frame(batch, front_end.spec) for batch in
-             iter_embedding_batches(clips, front_end, reader, batch_size=batch_size)]
+    parts = [
+        _table_frame(batch, front_end.spec)
+        for batch in iter_embedding_batches(clips, front_end, reader, batch_size=batch_size)
+    ]
     if not parts:
         return pl.DataFrame(schema=table_schema(front_end.spec))
     return pl.concat(parts)
 
 
-def embedding_split_arrays(table: pl.DataFrame, labels: list[str],
-                           split: str) -> tuple[np.ndarray, np.ndarray]:
+def embedding_split_arrays(
+    table: pl.DataFrame, labels: list[str], split: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``(x [n, n_frames, 96] float32, y [n] int64)`` for one split of the embedding table."""
     return split_arrays(table, labels, split, column=EMBEDDING_COLUMN)

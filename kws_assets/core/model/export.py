@@ -25,13 +25,13 @@ directly.
 from __future__ import annotations
 
 import copy
-from abc import ABC, abstractmethod
 import json
 import os
 import shutil
 import tempfile
 import uuid
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,18 +52,20 @@ from torch import nn
 
 from kws_assets.core.audio.embedding import (
     EMBEDDING_FILE,
-    FAMILY as EMBEDDING_FAMILY,
     MELSPEC_FILE,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
     model_paths,
 )
-from kws_assets.core.audio.io import AudioReadError
-from kws_assets.core.ship import c_array
-from kws_assets.core.model.detect import DetectorOperatingPoint
-from kws_assets.core.storage.atomic_files import swap_folder_into_place
+from kws_assets.core.audio.embedding import (
+    FAMILY as EMBEDDING_FAMILY,
+)
 from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
+from kws_assets.core.audio.io import AudioReadError
+from kws_assets.core.model.detect import DetectorOperatingPoint
+from kws_assets.core.ship import c_array
+from kws_assets.core.storage.atomic_files import swap_folder_into_place
 
 INPUT_NAME = "mfcc"
 EMBEDDING_INPUT_NAME = "embedding"
@@ -90,17 +92,34 @@ ONNX_C_DESCRIPTION = (
     "Features: log-mel MFCC, Hann window, no centre padding, then (x - mean) / std per",
     "coefficient; input [1, N_FRAMES, N_MFCC] float32, output logits [1, NUM_LABELS].",
 )
-ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FEATURES_FILE, METRICS_FILE, C_HEADER_FILE,
-                  C_SOURCE_FILE)
-EMBEDDING_ARTIFACT_FILES = (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, METRICS_FILE, MELSPEC_FILE,
-                            EMBEDDING_FILE)
+ARTIFACT_FILES = (
+    MODEL_FILE,
+    LABELS_FILE,
+    FEATURES_FILE,
+    METRICS_FILE,
+    C_HEADER_FILE,
+    C_SOURCE_FILE,
+)
+EMBEDDING_ARTIFACT_FILES = (
+    MODEL_FILE,
+    LABELS_FILE,
+    FRONT_END_FILE,
+    METRICS_FILE,
+    MELSPEC_FILE,
+    EMBEDDING_FILE,
+)
 SCORE_DECIMALS = 6
 
 PathLike = str | os.PathLike[str]
 
 
-def export_onnx(model: nn.Module, spec: FeatureSpec | EmbeddingSpec, path: PathLike,
-                opset: int = DEFAULT_OPSET, input_name: str | None = None) -> Path:
+def export_onnx(
+    model: nn.Module,
+    spec: FeatureSpec | EmbeddingSpec,
+    path: PathLike,
+    opset: int = DEFAULT_OPSET,
+    input_name: str | None = None,
+) -> Path:
     """Write a float ONNX model taking ``[batch, *spec.shape]`` to ``logits``; the input is named
     ``mfcc`` for a :class:`FeatureSpec` and ``embedding`` for an :class:`EmbeddingSpec`."""
     if input_name is None:
@@ -134,8 +153,9 @@ def _cpu_eval_copy(model: nn.Module) -> nn.Module:
 class _ArrayCalibrationReader(CalibrationDataReader):
     """Feeds calibration features to onnxruntime in fixed-size batches."""
 
-    def __init__(self, x: np.ndarray, batch_size: int = CALIBRATION_BATCH,
-                 input_name: str = INPUT_NAME) -> None:
+    def __init__(
+        self, x: np.ndarray, batch_size: int = CALIBRATION_BATCH, input_name: str = INPUT_NAME
+    ) -> None:
         self._x = np.ascontiguousarray(x, dtype=np.float32)
         self._batch_size = batch_size
         self._input_name = input_name
@@ -170,7 +190,9 @@ def quantize_int8(
     """
     calibration_x = np.asarray(calibration_x, dtype=np.float32)
     if calibration_x.ndim != 3 or calibration_x.shape[0] == 0:
-        raise ValueError(f"calibration_x must be a non-empty [n, n_frames, n_features], got {calibration_x.shape}")
+        raise ValueError(
+            f"calibration_x must be a non-empty [n, n_frames, n_features], got {calibration_x.shape}"
+        )
     input_name = onnx.load(str(float_onnx), load_external_data=False).graph.input[0].name
     int8_path = Path(int8_path)
     int8_path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,12 +352,14 @@ def artifact_family(artifact_dir: PathLike) -> str:
     return family
 
 
-def model_c_files(model: bytes, labels: Sequence[str], spec: FeatureSpec,
-                  symbol: str = C_SYMBOL) -> tuple[str, str]:
+def model_c_files(
+    model: bytes, labels: Sequence[str], spec: FeatureSpec, symbol: str = C_SYMBOL
+) -> tuple[str, str]:
     """``(header, source)`` text declaring and defining the int8 ONNX bytes as a C array (the
     writer of :mod:`kws_assets.core.ship.c_array`; the ``.tflite`` ships through the same)."""
-    return c_array.model_c_files(model, labels, spec, symbol, header_name=C_HEADER_FILE,
-                                 description=ONNX_C_DESCRIPTION)
+    return c_array.model_c_files(
+        model, labels, spec, symbol, header_name=C_HEADER_FILE, description=ONNX_C_DESCRIPTION
+    )
 
 
 def _read_labels(artifact_dir: Path) -> list[str]:
@@ -351,8 +375,9 @@ def _require_files(artifact_dir: Path, names: Sequence[str]) -> None:
         raise FileNotFoundError(f"{artifact_dir}: missing {', '.join(missing)}")
 
 
-def _check_head(session: ort.InferenceSession, labels: Sequence[str],
-                spec: FeatureSpec | EmbeddingSpec) -> None:
+def _check_head(
+    session: ort.InferenceSession, labels: Sequence[str], spec: FeatureSpec | EmbeddingSpec
+) -> None:
     n_outputs = session.get_outputs()[0].shape[-1]
     if isinstance(n_outputs, int) and n_outputs != len(labels):
         raise ValueError(f"model has {n_outputs} outputs but {len(labels)} labels")
@@ -418,12 +443,14 @@ class KwsClassifier(_ClipClassifier):
         self._extractor = MfccExtractor(spec)
 
     @classmethod
-    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> "KwsClassifier | EmbeddingClassifier":
+    def load(
+        cls, artifact_dir: PathLike, threads: int | None = None
+    ) -> KwsClassifier | EmbeddingClassifier:
         """Open an artifact folder of any family (see :func:`load_classifier`)."""
         return load_classifier(artifact_dir, threads)
 
     @classmethod
-    def load_mfcc(cls, artifact_dir: PathLike, threads: int | None = None) -> "KwsClassifier":
+    def load_mfcc(cls, artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier:
         """Open an MFCC artifact folder written by ``write_artifact``."""
         artifact_dir = Path(artifact_dir)
         _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
@@ -444,8 +471,9 @@ class EmbeddingClassifier(_ClipClassifier):
     """Classifies audio with a ``speech_embedding`` artifact folder alone: the folder's front-end
     graphs (the same :class:`SpeechEmbeddingFrontEnd` code as the embedding table) + int8 head."""
 
-    def __init__(self, session: ort.InferenceSession, labels: list[str],
-                 front_end: SpeechEmbeddingFrontEnd) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, labels: list[str], front_end: SpeechEmbeddingFrontEnd
+    ) -> None:
         _check_head(session, labels, front_end.spec)
         self.session = session
         self.labels = labels
@@ -453,10 +481,12 @@ class EmbeddingClassifier(_ClipClassifier):
         self.spec: EmbeddingSpec = front_end.spec
 
     @classmethod
-    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> "EmbeddingClassifier":
+    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> EmbeddingClassifier:
         """Open a folder written by :func:`write_embedding_artifact` (its graphs are sha256-checked)."""
         artifact_dir = Path(artifact_dir)
-        _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE))
+        _require_files(
+            artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE)
+        )
         labels = _read_labels(artifact_dir)
         spec = EmbeddingSpec.from_dict(json.loads((artifact_dir / FRONT_END_FILE).read_text()))
         front_end = SpeechEmbeddingFrontEnd(spec, models_dir=artifact_dir, threads=threads)
@@ -470,13 +500,17 @@ class EmbeddingClassifier(_ClipClassifier):
         """Class probabilities of clips ``[n, samples]`` at 16 kHz (cut or padded to 1 s)."""
         if len(clips) == 0:
             return np.empty((0, len(self.labels)), dtype=np.float32)
-        batch = clips if isinstance(clips, np.ndarray) else np.stack(
-            [np.asarray(c, dtype=np.float32) for c in clips])
+        batch = (
+            clips
+            if isinstance(clips, np.ndarray)
+            else np.stack([np.asarray(c, dtype=np.float32) for c in clips])
+        )
         return self.classify_features(self.front_end(batch))
 
 
-def write_operating_point(path: PathLike, point: DetectorOperatingPoint,
-                          provenance: Mapping[str, object] | None = None) -> Path:
+def write_operating_point(
+    path: PathLike, point: DetectorOperatingPoint, provenance: Mapping[str, object] | None = None
+) -> Path:
     """Write ``operating_point.json`` (``path`` is the file or the folder to put it in),
     atomically: the detector settings at top level and, under ``selected``, how and where they
     were chosen (family, FA/h target, validation and test numbers)."""
@@ -504,8 +538,10 @@ def read_operating_point(path: PathLike) -> DetectorOperatingPoint | None:
     except json.JSONDecodeError as err:
         raise ValueError(f"{target}: not JSON ({err})") from err
     if not isinstance(data, dict) or "threshold" not in data:
-        raise ValueError(f"{target}: expected an object with a 'threshold' (and smoothing_windows, "
-                         f"refractory_s, hop_ms)")
+        raise ValueError(
+            f"{target}: expected an object with a 'threshold' (and smoothing_windows, "
+            f"refractory_s, hop_ms)"
+        )
     fields = ("threshold", "smoothing_windows", "refractory_s", "hop_ms")
     try:
         return DetectorOperatingPoint(**{k: data[k] for k in fields if k in data})
@@ -530,15 +566,19 @@ class FloatMfccClassifier(_ClipClassifier):
         return softmax(logits)
 
 
-def load_classifier(artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier | EmbeddingClassifier:
+def load_classifier(
+    artifact_dir: PathLike, threads: int | None = None
+) -> KwsClassifier | EmbeddingClassifier:
     """The classifier of an artifact folder, by the family the folder records."""
     family = artifact_family(artifact_dir)
     if family == MFCC_FAMILY:
         return KwsClassifier.load_mfcc(artifact_dir, threads)
     if family == EMBEDDING_FAMILY:
         return EmbeddingClassifier.load(artifact_dir, threads)
-    raise ValueError(f"{artifact_dir}: unknown model family {family!r} "
-                     f"(this version reads {MFCC_FAMILY!r} and {EMBEDDING_FAMILY!r})")
+    raise ValueError(
+        f"{artifact_dir}: unknown model family {family!r} "
+        f"(this version reads {MFCC_FAMILY!r} and {EMBEDDING_FAMILY!r})"
+    )
 
 
 @dataclass(frozen=True)
@@ -566,16 +606,24 @@ def accuracy_drop_gate(metrics: Mapping[str, object], max_drop_points: float) ->
     if not isinstance(float_acc, (int, float)) or not isinstance(int8_acc, (int, float)):
         return GateResult(False, None, max_drop_points, "no test accuracies in metrics.json")
     drop = (float(float_acc) - float(int8_acc)) * 100.0
-    return GateResult(drop <= max_drop_points, round(drop, 3), max_drop_points,
-                      f"float {float_acc:.4f} vs int8 {int8_acc:.4f}: drop {drop:.2f} points "
-                      f"(limit {max_drop_points:g})")
+    return GateResult(
+        drop <= max_drop_points,
+        round(drop, 3),
+        max_drop_points,
+        f"float {float_acc:.4f} vs int8 {int8_acc:.4f}: drop {drop:.2f} points "
+        f"(limit {max_drop_points:g})",
+    )
 
 
 def size_gate(model_path: PathLike, max_kb: float) -> GateResult:
     """The int8 model file must not exceed ``max_kb`` KiB."""
     size = file_size_kib(model_path)
-    return GateResult(size <= max_kb, round(size, 1), max_kb,
-                      f"{Path(model_path).name}: {size:.1f} KiB (limit {max_kb:g} KiB)")
+    return GateResult(
+        size <= max_kb,
+        round(size, 1),
+        max_kb,
+        f"{Path(model_path).name}: {size:.1f} KiB (limit {max_kb:g} KiB)",
+    )
 
 
 def file_size_kib(path: PathLike) -> float:

@@ -38,15 +38,27 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from kws_assets.core.audio.io import REASON_MISSING, REASON_UNREADABLE, AudioReadError, fit_to_length, read_audio
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, default_workers, single_threaded_torch
-from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
+from kws_assets.core.audio.features import (
+    FeatureSpec,
+    MfccExtractor,
+    default_workers,
+    single_threaded_torch,
+)
+from kws_assets.core.audio.io import (
+    REASON_MISSING,
+    REASON_UNREADABLE,
+    AudioReadError,
+    fit_to_length,
+    read_audio,
+)
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
+from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
 from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
+
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"
 """Goes into the cache file's name with the feature config: change it when the maths change."""
@@ -71,16 +83,23 @@ def mfcc_dtype(spec: FeatureSpec) -> pl.DataType:
 
 def table_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
     """Columns of the MFCC table: the clip keys, then the MFCC array."""
-    return {**{c: pl.String for c in KEY_COLUMNS}, MFCC_COLUMN: mfcc_dtype(spec)}
+    return {**dict.fromkeys(KEY_COLUMNS, pl.String), MFCC_COLUMN: mfcc_dtype(spec)}
 
 
 def cache_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
     """Columns of the feature cache file."""
-    return {"clip_id": pl.String, "uri": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64,
-            "stamped_ns": pl.Int64, "checksum": pl.String, MFCC_COLUMN: mfcc_dtype(spec)}
+    return {
+        "clip_id": pl.String,
+        "uri": pl.String,
+        "size": pl.Int64,
+        "mtime_ns": pl.Int64,
+        "stamped_ns": pl.Int64,
+        "checksum": pl.String,
+        MFCC_COLUMN: mfcc_dtype(spec),
+    }
 
 
-def read_uri_bytes(uri: str, s3: "S3Connection | None" = None) -> bytes:
+def read_uri_bytes(uri: str, s3: S3Connection | None = None) -> bytes:
     """The bytes of a clip URI: a local path, or any ``scheme://`` location universal-pathlib
     knows; ``s3://`` ones with the endpoint, region and retries of ``s3`` (None: AWS defaults
     from the environment; pass ``functools.partial(read_uri_bytes, s3=...)`` as a
@@ -229,7 +248,9 @@ class FeatureCache:
     path: Path
 
     @classmethod
-    def for_spec(cls, folder: str | os.PathLike[str], spec: FeatureSpec, name: str = "mfcc") -> "FeatureCache":
+    def for_spec(
+        cls, folder: str | os.PathLike[str], spec: FeatureSpec, name: str = "mfcc"
+    ) -> FeatureCache:
         return cls(Path(folder) / f"{name}-{feature_config_hash(spec)}.parquet")
 
     def load_index(self) -> dict[str, CacheEntry]:
@@ -237,12 +258,15 @@ class FeatureCache:
         if not self.path.is_file():
             return {}
         try:
-            keys = pl.read_parquet(self.path, columns=["clip_id", "uri", "size", "mtime_ns",
-                                                       "stamped_ns", "checksum"])
+            keys = pl.read_parquet(
+                self.path, columns=["clip_id", "uri", "size", "mtime_ns", "stamped_ns", "checksum"]
+            )
         except Exception:  # a damaged or foreign file: rebuild rather than fail the run
             return {}
-        return {clip_id: CacheEntry(uri, size, mtime, stamped, checksum, row)
-                for row, (clip_id, uri, size, mtime, stamped, checksum) in enumerate(keys.iter_rows())}
+        return {
+            clip_id: CacheEntry(uri, size, mtime, stamped, checksum, row)
+            for row, (clip_id, uri, size, mtime, stamped, checksum) in enumerate(keys.iter_rows())
+        }
 
     def open_rows(self, column: str = MFCC_COLUMN) -> _CacheRows:
         """Random access to the feature column ``column`` of the cached rows."""
@@ -290,7 +314,6 @@ class _WorkResult:
     mtimes_ns: list[int | None]
     stamped_ns: list[int | None]
     checksums: list[str]
-
 
 
 @dataclass
@@ -347,8 +370,15 @@ def plan_batch(
             continue
         decode(len(computed_at), data, uri)
         computed_at.append(pos)
-    return BatchPlan(np.array(computed_at, dtype=np.int64), np.array(cached_at, dtype=np.int64),
-                     np.array(rows, dtype=np.int64), sizes, mtimes, stamped, checksums)
+    return BatchPlan(
+        np.array(computed_at, dtype=np.int64),
+        np.array(cached_at, dtype=np.int64),
+        np.array(rows, dtype=np.int64),
+        sizes,
+        mtimes,
+        stamped,
+        checksums,
+    )
 
 
 def _bounded_ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
@@ -398,11 +428,25 @@ def iter_mfcc_batches(
         audio = getattr(buffers, "audio", None)
         if audio is None or audio.shape[0] < batch.height:
             audio = buffers.audio = np.empty((batch_size, spec.clip_samples), dtype=np.float32)
-        plan = plan_batch(batch, reader, index, caching,
-                          lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]))
+        plan = plan_batch(
+            batch,
+            reader,
+            index,
+            caching,
+            lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]),
+        )
         mfcc = extractor(audio[: plan.computed_at.size])
-        return _WorkResult(batch, plan.computed_at, mfcc, plan.cached_at, plan.cache_rows,
-                           plan.sizes, plan.mtimes_ns, plan.stamped_ns, plan.checksums)
+        return _WorkResult(
+            batch,
+            plan.computed_at,
+            mfcc,
+            plan.cached_at,
+            plan.cache_rows,
+            plan.sizes,
+            plan.mtimes_ns,
+            plan.stamped_ns,
+            plan.checksums,
+        )
 
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
@@ -412,8 +456,15 @@ def iter_mfcc_batches(
                 mfcc[result.computed_at] = result.computed
                 if result.cached_at.size and cache_rows is not None:
                     mfcc[result.cached_at] = cache_rows.take(result.cache_rows)
-                yield FeatureBatch(result.rows, mfcc, int(result.computed_at.size), result.sizes,
-                                   result.mtimes_ns, result.stamped_ns, result.checksums)
+                yield FeatureBatch(
+                    result.rows,
+                    mfcc,
+                    int(result.computed_at.size),
+                    result.sizes,
+                    result.mtimes_ns,
+                    result.stamped_ns,
+                    result.checksums,
+                )
     finally:
         if cache_rows is not None:
             cache_rows.close()
@@ -421,31 +472,44 @@ def iter_mfcc_batches(
 
 def _mfcc_frame(batch: pl.DataFrame, mfcc: np.ndarray, spec: FeatureSpec) -> pl.DataFrame:
     return batch.select(list(KEY_COLUMNS)).with_columns(
-        pl.Series(MFCC_COLUMN, mfcc, dtype=mfcc_dtype(spec)))
+        pl.Series(MFCC_COLUMN, mfcc, dtype=mfcc_dtype(spec))
+    )
 
 
 def _cache_frame(batch: FeatureBatch, spec: FeatureSpec) -> pl.DataFrame:
-    return pl.DataFrame({
-        "clip_id": batch.rows["clip_id"], "uri": batch.rows["uri"],
-        "size": pl.Series(batch.sizes, dtype=pl.Int64),
-        "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
-        "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
-        "checksum": pl.Series(batch.checksums, dtype=pl.String),
-        MFCC_COLUMN: pl.Series(batch.mfcc, dtype=mfcc_dtype(spec)),
-    })
+    return pl.DataFrame(
+        {
+            "clip_id": batch.rows["clip_id"],
+            "uri": batch.rows["uri"],
+            "size": pl.Series(batch.sizes, dtype=pl.Int64),
+            "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
+            "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
+            "checksum": pl.Series(batch.checksums, dtype=pl.String),
+            MFCC_COLUMN: pl.Series(batch.mfcc, dtype=mfcc_dtype(spec)),
+        }
+    )
 
 
-def write_feature_batches(batches: Iterable[Any], writer: ParquetBatchWriter, stats: StatsT,
-                          cache: FeatureCache | None, new_cache_schema: dict[str, pl.DataType], *,
-                          table_frame: Callable[[Any], pl.DataFrame],
-                          cache_frame: Callable[[Any], pl.DataFrame],
-                          values: Callable[[Any], np.ndarray]) -> StatsT:
+def write_feature_batches(
+    batches: Iterable[Any],
+    writer: ParquetBatchWriter,
+    stats: StatsT,
+    cache: FeatureCache | None,
+    new_cache_schema: dict[str, pl.DataType],
+    *,
+    table_frame: Callable[[Any], pl.DataFrame],
+    cache_frame: Callable[[Any], pl.DataFrame],
+    values: Callable[[Any], np.ndarray],
+) -> StatsT:
     """Write feature batches (any front end's: ``rows``, ``featurized`` and its array) into
     ``writer`` and count them in ``stats``; with a cache, a new cache holding exactly these clips
     is written beside it and replaces it once the table is complete (dropped on failure)."""
     started = time.perf_counter()
-    new_cache = (ParquetBatchWriter(cache.path.parent, new_cache_schema, prefix=cache.path.stem + "-")
-                 if cache is not None else None)
+    new_cache = (
+        ParquetBatchWriter(cache.path.parent, new_cache_schema, prefix=cache.path.stem + "-")
+        if cache is not None
+        else None
+    )
     try:
         for batch in batches:
             writer.write(table_frame(batch))
@@ -484,9 +548,14 @@ def write_mfcc_table(
     workers = workers or default_workers()
     return write_feature_batches(
         iter_mfcc_batches(clips, spec, reader, cache=cache, workers=workers, batch_size=batch_size),
-        writer, MfccTableStats(workers=workers), cache, cache_schema(spec),
+        writer,
+        MfccTableStats(workers=workers),
+        cache,
+        cache_schema(spec),
         table_frame=lambda batch: _mfcc_frame(batch.rows, batch.mfcc, spec),
-        cache_frame=lambda batch: _cache_frame(batch, spec), values=lambda batch: batch.mfcc)
+        cache_frame=lambda batch: _cache_frame(batch, spec),
+        values=lambda batch: batch.mfcc,
+    )
 
 
 def stage_mfcc_table(
@@ -502,8 +571,9 @@ def stage_mfcc_table(
     """Build the MFCC table as a staged Parquet file in ``staging_folder`` (see
     :func:`write_mfcc_table`); the caller moves it into place or discards it."""
     with ParquetBatchWriter(staging_folder, table_schema(spec), prefix="mfcc_table-") as writer:
-        stats = write_mfcc_table(clips, spec, writer, reader, cache=cache, workers=workers,
-                                 batch_size=batch_size)
+        stats = write_mfcc_table(
+            clips, spec, writer, reader, cache=cache, workers=workers, batch_size=batch_size
+        )
     assert writer.staged is not None
     stats.row_groups = writer.row_groups
     return writer.staged, stats
@@ -518,15 +588,20 @@ def build_mfcc_table(
     batch_size: int = READ_BATCH,
 ) -> pl.DataFrame:
     """The MFCC table in memory (for small tables and tests; the asset streams to Parquet)."""
-    parts = [_mfcc_frame(batch.rows, batch.mfcc, spec) for batch in iter_mfcc_batches(
-        clips, spec, reader, workers=workers or default_workers(), batch_size=batch_size)]
+    parts = [
+        _mfcc_frame(batch.rows, batch.mfcc, spec)
+        for batch in iter_mfcc_batches(
+            clips, spec, reader, workers=workers or default_workers(), batch_size=batch_size
+        )
+    ]
     if not parts:
         return pl.DataFrame(schema=table_schema(spec))
     return pl.concat(parts)
 
 
-def split_arrays(table: pl.DataFrame, labels: list[str], split: str,
-                 column: str = MFCC_COLUMN) -> tuple[np.ndarray, np.ndarray]:
+def split_arrays(
+    table: pl.DataFrame, labels: list[str], split: str, column: str = MFCC_COLUMN
+) -> tuple[np.ndarray, np.ndarray]:
     """``(x [n, frames, mfcc] float32, y [n] int64)`` for one split, labels indexed by ``labels``
     (``column`` names the feature array column: ``mfcc``, or ``embedding`` for that table)."""
     rows = table.filter(pl.col("split") == split)

@@ -24,8 +24,9 @@ DPI = 110
 DARK_CELL_SHARE = 0.5  # cells above this share get white text
 
 
-def confusion_matrix_png(labels: Sequence[str], matrix: Sequence[Sequence[int]],
-                         title: str = "confusion matrix") -> bytes:
+def confusion_matrix_png(
+    labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str = "confusion matrix"
+) -> bytes:
     """A PNG of the confusion matrix (rows = true label, columns = predicted label)."""
     counts = np.asarray(matrix, dtype=float)
     n = len(labels)
@@ -48,8 +49,15 @@ def confusion_matrix_png(labels: Sequence[str], matrix: Sequence[Sequence[int]],
         ax.set_title(plot_label(title, max_chars=120))
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if share[i, j] > DARK_CELL_SHARE else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(counts[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[i, j] > DARK_CELL_SHARE else "black",
+                )
         return figure_png(fig)
     finally:
         plt.close(fig)
@@ -65,5 +73,6 @@ def figure_png(fig) -> bytes:  # noqa: ANN001 - a matplotlib Figure
 
 def png_markdown(png: bytes, alt: str) -> str:
     """Markdown showing a PNG inline (a data URI: the UI needs no access to the file)."""
-    return f"![{escape_markdown(alt)}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
-
+    return (
+        f"![{escape_markdown(alt)}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    )

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 from kws_assets.core.corpus.real_sources import RealClips
 from kws_assets.core.model.export import EmbeddingClassifier, KwsClassifier
 from kws_assets.core.model.training import EvalReport, classification_report
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 WaveformClassifier = Callable[[np.ndarray], np.ndarray]
 SCORE_BATCH = 256
@@ -76,23 +76,30 @@ class RealSourceReport:
         }
 
 
-def _probabilities(classify: WaveformClassifier, samples: np.ndarray, n_labels: int,
-                   batch_size: int) -> np.ndarray:
+def _probabilities(
+    classify: WaveformClassifier, samples: np.ndarray, n_labels: int, batch_size: int
+) -> np.ndarray:
     parts = []
     for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
+        chunk = samples[start : start + batch_size]
         probs = np.asarray(classify(chunk))
         if probs.shape != (len(chunk), n_labels):
-            raise ValueError(f"classifier returned shape {probs.shape} for {len(chunk)} clips; "
-                             f"expected ({len(chunk)}, {n_labels}), one column per label")
+            raise ValueError(
+                f"classifier returned shape {probs.shape} for {len(chunk)} clips; "
+                f"expected ({len(chunk)}, {n_labels}), one column per label"
+            )
         if not np.isfinite(probs).all():
             raise ValueError("classifier returned NaN or inf probabilities")
         parts.append(probs)
     return np.concatenate(parts) if parts else np.zeros((0, n_labels))
 
 
-def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Sequence[str],
-                      batch_size: int = SCORE_BATCH) -> RealSourceReport:
+def score_real_source(
+    classify: WaveformClassifier,
+    clips: RealClips,
+    labels: Sequence[str],
+    batch_size: int = SCORE_BATCH,
+) -> RealSourceReport:
     """Classify every clip (``classify``: waveforms ``[n, samples]`` -> probabilities
     ``[n, len(labels)]``) and score it against the clip labels.
 
@@ -103,8 +110,10 @@ def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Se
     index = {label: i for i, label in enumerate(labels)}
     strangers = sorted(set(clips.labels) - set(index))
     if strangers:
-        raise ValueError(f"real source {clips.source!r}: labels {strangers} are not classifier "
-                         f"labels {labels}; load the source with the model's keywords")
+        raise ValueError(
+            f"real source {clips.source!r}: labels {strangers} are not classifier "
+            f"labels {labels}; load the source with the model's keywords"
+        )
     if UNKNOWN_LABEL not in index:
         raise ValueError(f"classifier labels {labels} have no {UNKNOWN_LABEL}")
     y_true = np.array([index[label] for label in clips.labels], dtype=np.int64)
@@ -112,8 +121,10 @@ def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Se
     y_pred = probs.argmax(axis=1).astype(np.int64) if len(y_true) else y_true
     report = classification_report(y_true, y_pred, labels)
     hit = y_true == y_pred
-    keyword_ids = np.array([i for i, lab in enumerate(labels)
-                            if lab not in (UNKNOWN_LABEL, SILENCE_LABEL)], dtype=np.int64)
+    keyword_ids = np.array(
+        [i for i, lab in enumerate(labels) if lab not in (UNKNOWN_LABEL, SILENCE_LABEL)],
+        dtype=np.int64,
+    )
     is_keyword = np.isin(y_true, keyword_ids)
     is_unknown = y_true == index[UNKNOWN_LABEL]
     per_speaker: dict[str, SpeakerScore] = {}
@@ -121,9 +132,16 @@ def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Se
     for speaker in sorted(set(clips.speakers)):
         mine = speakers == speaker
         per_speaker[speaker] = SpeakerScore(int(mine.sum()), float(hit[mine].mean()))
-    errors = [ClipError(clips.names[i], clips.speakers[i], labels[y_true[i]], labels[y_pred[i]],
-                        round(float(probs[i, y_pred[i]]), 6))
-              for i in np.flatnonzero(~hit)[:MAX_LISTED_ERRORS]]
+    errors = [
+        ClipError(
+            clips.names[i],
+            clips.speakers[i],
+            labels[y_true[i]],
+            labels[y_pred[i]],
+            round(float(probs[i, y_pred[i]]), 6),
+        )
+        for i in np.flatnonzero(~hit)[:MAX_LISTED_ERRORS]
+    ]
     return RealSourceReport(
         source=clips.source,
         n=len(y_true),
@@ -131,8 +149,9 @@ def score_real_source(classify: WaveformClassifier, clips: RealClips, labels: Se
         n_keyword=int(is_keyword.sum()),
         keyword_accuracy=float(hit[is_keyword].mean()) if is_keyword.any() else 0.0,
         unknown_baseline=float(is_unknown.mean()) if len(y_true) else 0.0,
-        unknown_false_accept_rate=(float(np.isin(y_pred[is_unknown], keyword_ids).mean())
-                                   if is_unknown.any() else 0.0),
+        unknown_false_accept_rate=(
+            float(np.isin(y_pred[is_unknown], keyword_ids).mean()) if is_unknown.any() else 0.0
+        ),
         report=report,
         per_speaker=per_speaker,
         errors=errors,
@@ -152,19 +171,35 @@ def waveform_classifier(classifier: KwsClassifier | EmbeddingClassifier) -> Wave
     return classify
 
 
-def score_families(classifiers: dict[str, KwsClassifier | EmbeddingClassifier],
-                   sets: Sequence[RealClips]) -> dict[str, dict[str, RealSourceReport]]:
+def score_families(
+    classifiers: dict[str, KwsClassifier | EmbeddingClassifier], sets: Sequence[RealClips]
+) -> dict[str, dict[str, RealSourceReport]]:
     """Every family's classifier on every evaluation set: ``{family: {set: report}}``."""
-    return {family: {clips.source: score_real_source(waveform_classifier(classifier), clips,
-                                                     classifier.labels)
-                     for clips in sets if len(clips)}
-            for family, classifier in classifiers.items()}
+    return {
+        family: {
+            clips.source: score_real_source(
+                waveform_classifier(classifier), clips, classifier.labels
+            )
+            for clips in sets
+            if len(clips)
+        }
+        for family, classifier in classifiers.items()
+    }
 
 
 def transfer_rows(scores: dict[str, dict[str, RealSourceReport]]) -> list[dict[str, object]]:
     """One row per family and evaluation set: the numbers to compare families by."""
-    return [{"family": family, "set": name, "clips": r.n, "accuracy": round(r.accuracy, 4),
-             "keyword_clips": r.n_keyword, "keyword_accuracy": round(r.keyword_accuracy, 4),
-             "always_unknown": round(r.unknown_baseline, 4),
-             "unknown_false_accepts": round(r.unknown_false_accept_rate, 4)}
-            for family, by_set in scores.items() for name, r in by_set.items()]
+    return [
+        {
+            "family": family,
+            "set": name,
+            "clips": r.n,
+            "accuracy": round(r.accuracy, 4),
+            "keyword_clips": r.n_keyword,
+            "keyword_accuracy": round(r.keyword_accuracy, 4),
+            "always_unknown": round(r.unknown_baseline, 4),
+            "unknown_false_accepts": round(r.unknown_false_accept_rate, 4),
+        }
+        for family, by_set in scores.items()
+        for name, r in by_set.items()
+    ]

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSettings, TrainSettings
 from kws_assets.core.model.networks import build_model
+from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSettings, TrainSettings
 
 EVAL_BATCH = 512
 """Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
@@ -56,7 +56,7 @@ class MfccAugment:
         return self.max_shift_frames > 0 or self.time_masks > 0 or self.coeff_masks > 0
 
     @classmethod
-    def from_settings(cls, settings: SpecAugmentSettings) -> "MfccAugment":
+    def from_settings(cls, settings: SpecAugmentSettings) -> MfccAugment:
         """The augmentation ``train.spec_augment`` in the config describes."""
         return cls(**settings.model_dump())
 
@@ -85,8 +85,15 @@ class EmbeddingAugment:
         return self.max_shift_frames > 0 or self.time_masks > 0 or self.feature_masks > 0
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return shift_and_mask(x, generator, self.max_shift_frames, self.time_masks,
-                              self.max_time_mask_frames, self.feature_masks, self.max_feature_mask)
+        return shift_and_mask(
+            x,
+            generator,
+            self.max_shift_frames,
+            self.time_masks,
+            self.max_time_mask_frames,
+            self.feature_masks,
+            self.max_feature_mask,
+        )
 
 
 class BatchAugment(Protocol):
@@ -155,8 +162,9 @@ class EvalReport:
         }
 
 
-def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str,
-              allow_unlabelled: bool = False) -> None:
+def _check_xy(
+    x: np.ndarray, y: np.ndarray, n_classes: int, name: str, allow_unlabelled: bool = False
+) -> None:
     if x.ndim != 3:
         raise ValueError(f"{name}: features must be [n, n_frames, n_mfcc], got {x.shape}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
@@ -165,23 +173,41 @@ def _check_xy(x: np.ndarray, y: np.ndarray, n_classes: int, name: str,
         raise ValueError(f"{name}: no rows")
     lowest = UNLABELLED if allow_unlabelled else 0
     if not allow_unlabelled and y.min() == UNLABELLED:
-        raise ValueError(f"{name}: rows labelled UNLABELLED ({UNLABELLED}) learn from a teacher "
-                         "only: pass teacher_logits (train_student) or drop them")
+        raise ValueError(
+            f"{name}: rows labelled UNLABELLED ({UNLABELLED}) learn from a teacher "
+            "only: pass teacher_logits (train_student) or drop them"
+        )
     if y.min() < lowest or y.max() >= n_classes:
-        raise ValueError(f"{name}: label indices must lie in [0, {n_classes})"
-                         + (f" or be UNLABELLED ({UNLABELLED})" if allow_unlabelled else ""))
+        raise ValueError(
+            f"{name}: label indices must lie in [0, {n_classes})"
+            + (f" or be UNLABELLED ({UNLABELLED})" if allow_unlabelled else "")
+        )
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: features contain NaN or inf")
 
 
 def augment_batch(x: torch.Tensor, aug: MfccAugment, generator: torch.Generator) -> torch.Tensor:
     """A randomly shifted and masked copy of ``x`` ``[N, T, C]`` (see ``MfccAugment``)."""
-    return shift_and_mask(x, generator, aug.max_shift_frames, aug.time_masks,
-                          aug.max_time_mask_frames, aug.coeff_masks, aug.max_coeff_mask)
+    return shift_and_mask(
+        x,
+        generator,
+        aug.max_shift_frames,
+        aug.time_masks,
+        aug.max_time_mask_frames,
+        aug.coeff_masks,
+        aug.max_coeff_mask,
+    )
 
 
-def shift_and_mask(x: torch.Tensor, generator: torch.Generator, max_shift: int, time_masks: int,
-                   max_time_mask: int, feature_masks: int, max_feature_mask: int) -> torch.Tensor:
+def shift_and_mask(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    max_shift: int,
+    time_masks: int,
+    max_time_mask: int,
+    feature_masks: int,
+    max_feature_mask: int,
+) -> torch.Tensor:
     """``x`` ``[N, T, C]`` shifted by up to ``max_shift`` frames (zeros shifted in), then with
     ``time_masks`` bands of up to ``max_time_mask`` frames and ``feature_masks`` bands of up to
     ``max_feature_mask`` channels zeroed, drawn per row from ``generator``."""
@@ -200,7 +226,9 @@ def shift_and_mask(x: torch.Tensor, generator: torch.Generator, max_shift: int, 
     return out
 
 
-def _mask_axis(x: torch.Tensor, axis: int, max_width: int, generator: torch.Generator) -> torch.Tensor:
+def _mask_axis(
+    x: torch.Tensor, axis: int, max_width: int, generator: torch.Generator
+) -> torch.Tensor:
     """Zero one random band of up to ``max_width`` positions along ``axis`` per row."""
     n, size = x.shape[0], x.shape[axis]
     width = torch.randint(0, max(0, min(max_width, size)) + 1, (n, 1), generator=generator)
@@ -218,7 +246,9 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH
     outputs: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], np.float32))
+            chunk = torch.from_numpy(
+                np.ascontiguousarray(x[start : start + batch_size], np.float32)
+            )
             outputs.append(model(chunk).numpy())
     model.train(was_training)
     if not outputs:
@@ -283,8 +313,13 @@ def soft_targets(teacher_logits: np.ndarray | torch.Tensor, temperature: float) 
     return torch.softmax(logits / temperature, dim=-1)
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      y: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    y: torch.Tensor,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
     """Mean over rows of ``alpha * T^2 * KL(p_teacher || p_student) + (1 - alpha) * CE(y)``.
 
     ``p_*`` are the posteriors at temperature ``T`` (Hinton et al. 2015; the ``T^2`` keeps the
@@ -295,15 +330,17 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
-                         f"{tuple(teacher_logits.shape)} differ in shape")
+        raise ValueError(
+            f"student logits {tuple(student_logits.shape)} and teacher logits "
+            f"{tuple(teacher_logits.shape)} differ in shape"
+        )
     labelled = y != UNLABELLED
     taught = ~torch.isnan(teacher_logits).any(dim=1)
     if not bool((labelled | taught).all()):
         raise ValueError("a row has neither a hard label nor teacher logits")
     log_student = torch.log_softmax(student_logits / temperature, dim=1)
     log_teacher = torch.log_softmax(torch.nan_to_num(teacher_logits) / temperature, dim=1)
-    soft = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * temperature ** 2
+    soft = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1) * temperature**2
     hard = nn.functional.cross_entropy(student_logits, y.clamp(min=0), reduction="none")
     soft_weight = torch.where(labelled, torch.full_like(soft, alpha), torch.ones_like(soft))
     soft_weight = soft_weight * taught
@@ -312,14 +349,16 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return (soft_weight * soft + hard_weight * hard).mean()
 
 
-def align_teacher_logits(student_ids: Sequence[str], teacher_ids: Sequence[str],
-                         teacher_logits: np.ndarray) -> np.ndarray:
+def align_teacher_logits(
+    student_ids: Sequence[str], teacher_ids: Sequence[str], teacher_logits: np.ndarray
+) -> np.ndarray:
     """The teacher's logits reordered to the student's rows (matched by clip id); a student row
     whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label only)."""
     logits = np.asarray(teacher_logits, dtype=np.float32)
     if logits.ndim != 2 or logits.shape[0] != len(teacher_ids):
-        raise ValueError(f"need one logit row per teacher clip id, got {logits.shape} for "
-                         f"{len(teacher_ids)} ids")
+        raise ValueError(
+            f"need one logit row per teacher clip id, got {logits.shape} for {len(teacher_ids)} ids"
+        )
     where = {clip_id: i for i, clip_id in enumerate(teacher_ids)}
     if len(where) != len(teacher_ids):
         raise ValueError("teacher clip ids repeat: one row per clip expected")
@@ -331,16 +370,19 @@ def align_teacher_logits(student_ids: Sequence[str], teacher_ids: Sequence[str],
     return out
 
 
-def learning_rate_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings
-                           ) -> torch.optim.lr_scheduler.LRScheduler | None:
+def learning_rate_schedule(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     """``cosine``: the learning rate falls along a half cosine from ``learning_rate`` to
     ``learning_rate * min_lr_fraction`` over ``max_epochs`` (stepped once per epoch), which lets
     a fixed epoch budget end on small, careful steps; ``constant``: no schedule."""
     if settings.lr_schedule == "constant":
         return None
     return torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=settings.max_epochs,
-        eta_min=settings.learning_rate * settings.min_lr_fraction)
+        optimizer,
+        T_max=settings.max_epochs,
+        eta_min=settings.learning_rate * settings.min_lr_fraction,
+    )
 
 
 def train_model(
@@ -377,8 +419,10 @@ def train_model(
     _check_xy(x_val, y_val, n_classes, "val")
     teacher = None if teacher_logits is None else _check_teacher(teacher_logits, y_train, n_classes)
     if teacher is not None and distill is None:
-        raise ValueError("teacher_logits need distill settings (temperature, alpha): pass "
-                         "distill=DistillSettings(...)")
+        raise ValueError(
+            "teacher_logits need distill settings (temperature, alpha): pass "
+            "distill=DistillSettings(...)"
+        )
     if x_train.shape[1:] != x_val.shape[1:]:
         raise ValueError(f"train/val feature shapes differ: {x_train.shape} vs {x_val.shape}")
     say = log or (lambda _msg: None)
@@ -389,7 +433,9 @@ def train_model(
     try:
         torch.manual_seed(train_settings.seed)
         generator = torch.Generator().manual_seed(train_settings.seed)
-        model = model_factory() if model_factory is not None else build_model(n_classes, model_settings)
+        model = (
+            model_factory() if model_factory is not None else build_model(n_classes, model_settings)
+        )
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=train_settings.learning_rate,
@@ -421,8 +467,9 @@ def train_model(
                 if teacher is None:
                     loss = nn.functional.cross_entropy(logits, yb)
                 else:
-                    loss = distillation_loss(logits, teacher[idx], yb, distill.temperature,
-                                             distill.alpha)
+                    loss = distillation_loss(
+                        logits, teacher[idx], yb, distill.temperature, distill.alpha
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -452,11 +499,15 @@ def train_model(
                 epochs_without_gain = 0
             else:
                 epochs_without_gain += 1
-                if (epochs_without_gain >= train_settings.patience
-                        and epoch >= train_settings.min_epochs):
+                if (
+                    epochs_without_gain >= train_settings.patience
+                    and epoch >= train_settings.min_epochs
+                ):
                     stopped_early = epoch < train_settings.max_epochs
-                    say(f"early stop at epoch {epoch}: no val accuracy gain for "
-                        f"{train_settings.patience} epochs (best epoch {best_epoch})")
+                    say(
+                        f"early stop at epoch {epoch}: no val accuracy gain for "
+                        f"{train_settings.patience} epochs (best epoch {best_epoch})"
+                    )
                     break
 
         model.load_state_dict(best_state)
@@ -478,14 +529,18 @@ def _check_teacher(teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: i
     """The teacher's logits as a tensor, after checking they fit the training rows."""
     logits = np.ascontiguousarray(teacher_logits, dtype=np.float32)
     if logits.shape != (y_train.shape[0], n_classes):
-        raise ValueError(f"teacher_logits must be [n_train, n_classes] = "
-                         f"[{y_train.shape[0]}, {n_classes}], got {logits.shape}")
+        raise ValueError(
+            f"teacher_logits must be [n_train, n_classes] = "
+            f"[{y_train.shape[0]}, {n_classes}], got {logits.shape}"
+        )
     if np.isinf(logits).any():
         raise ValueError("teacher_logits contain inf (NaN rows mean 'no teacher for this clip')")
     missing = np.isnan(logits).any(axis=1)
     if (missing & (y_train == UNLABELLED)).any():
-        raise ValueError(f"{int((missing & (y_train == UNLABELLED)).sum())} UNLABELLED rows have "
-                         "no teacher logits: drop them or give them the teacher's logits")
+        raise ValueError(
+            f"{int((missing & (y_train == UNLABELLED)).sum())} UNLABELLED rows have "
+            "no teacher logits: drop them or give them the teacher's logits"
+        )
     return torch.from_numpy(logits)
 
 
@@ -506,5 +561,16 @@ def train_student(
     :func:`distillation_loss` over the teacher's ``teacher_logits`` ``[n_train, n_classes]``
     (NaN rows: no teacher for that clip) and the hard labels ``y_train`` (:data:`UNLABELLED`:
     none), early-stopped on the hard validation labels ``y_val``."""
-    return train_model(x_train, y_train, x_val, y_val, labels, model_settings, train_settings,
-                       log=log, augment=augment, teacher_logits=teacher_logits, distill=distill)
+    return train_model(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        labels,
+        model_settings,
+        train_settings,
+        log=log,
+        augment=augment,
+        teacher_logits=teacher_logits,
+        distill=distill,
+    )

@@ -20,7 +20,11 @@ from torch import nn
 
 from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.core.ship.c_array import TFLITE_C_HEADER_FILE, TFLITE_C_SOURCE_FILE, write_tflite_c_files
+from kws_assets.core.ship.c_array import (
+    TFLITE_C_HEADER_FILE,
+    TFLITE_C_SOURCE_FILE,
+    write_tflite_c_files,
+)
 from kws_assets.core.ship.manifest import OperatingPoint, write_manifest
 from kws_assets.core.ship.model_card import ModelCardInputs, render_model_card
 from kws_assets.core.ship.tflite import arena_plan, export_int8_tflite, int8_weight_bytes
@@ -32,10 +36,16 @@ MODEL_CARD_FILE = "MODEL_CARD.md"
 PathLike = str | os.PathLike[str]
 
 
-def write_device_folder(directory: PathLike, model: nn.Module, spec: FeatureSpec,
-                        calibration: np.ndarray, labels: Sequence[str],
-                        operating_point: OperatingPoint, hop_seconds: float,
-                        card: ModelCardInputs | None = None) -> Path:
+def write_device_folder(
+    directory: PathLike,
+    model: nn.Module,
+    spec: FeatureSpec,
+    calibration: np.ndarray,
+    labels: Sequence[str],
+    operating_point: OperatingPoint,
+    hop_seconds: float,
+    card: ModelCardInputs | None = None,
+) -> Path:
     """Export the DS-CNN to int8 TFLite and write the whole device folder atomically.
 
     ``calibration``: normalised MFCC rows ``[n, n_frames, n_mfcc]`` (validation rows, as for the
@@ -51,20 +61,32 @@ def write_device_folder(directory: PathLike, model: nn.Module, spec: FeatureSpec
         write_tflite_c_files(staging, tflite, labels, spec)
         plan = arena_plan(tflite)
         weights = int8_weight_bytes(tflite)
-        write_manifest(staging, family=MFCC_FAMILY, model_file=TFLITE_FILE, labels=labels,
-                       front_end=spec, operating_point=operating_point,
-                       int8_weight_bytes=weights, tensor_arena_bytes=plan.recommended_bytes,
-                       planned_activation_bytes=plan.planned_bytes,
-                       window_seconds=spec.clip_samples / spec.sample_rate,
-                       hop_seconds=hop_seconds, c_header=TFLITE_C_HEADER_FILE,
-                       c_source=TFLITE_C_SOURCE_FILE)
+        write_manifest(
+            staging,
+            family=MFCC_FAMILY,
+            model_file=TFLITE_FILE,
+            labels=labels,
+            front_end=spec,
+            operating_point=operating_point,
+            int8_weight_bytes=weights,
+            tensor_arena_bytes=plan.recommended_bytes,
+            planned_activation_bytes=plan.planned_bytes,
+            window_seconds=spec.clip_samples / spec.sample_rate,
+            hop_seconds=hop_seconds,
+            c_header=TFLITE_C_HEADER_FILE,
+            c_source=TFLITE_C_SOURCE_FILE,
+        )
         if card is not None:
-            sizes = {**card.sizes, "int8_weight_bytes": weights,
-                     "tflite_file_bytes": tflite.stat().st_size,
-                     "planned_activation_bytes": plan.planned_bytes,
-                     "recommended_tensor_arena_bytes": plan.recommended_bytes}
-            write_file_atomic(staging / MODEL_CARD_FILE,
-                              render_model_card(dataclasses.replace(card, sizes=sizes)))
+            sizes = {
+                **card.sizes,
+                "int8_weight_bytes": weights,
+                "tflite_file_bytes": tflite.stat().st_size,
+                "planned_activation_bytes": plan.planned_bytes,
+                "recommended_tensor_arena_bytes": plan.recommended_bytes,
+            }
+            write_file_atomic(
+                staging / MODEL_CARD_FILE, render_model_card(dataclasses.replace(card, sizes=sizes))
+            )
         swap_folder_into_place(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

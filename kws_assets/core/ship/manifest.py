@@ -138,12 +138,22 @@ def file_entry(folder: PathLike, name: str) -> FileEntry:
     return FileEntry(path=name, sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
-def write_manifest(folder: PathLike, *, family: str, model_file: str, labels: Sequence[str],
-                   front_end: FeatureSpec | tuple[dict[str, object], Sequence[str]],
-                   operating_point: OperatingPoint, int8_weight_bytes: int,
-                   tensor_arena_bytes: int, window_seconds: float, hop_seconds: float,
-                   planned_activation_bytes: int | None = None, c_header: str | None = None,
-                   c_source: str | None = None) -> Path:
+def write_manifest(
+    folder: PathLike,
+    *,
+    family: str,
+    model_file: str,
+    labels: Sequence[str],
+    front_end: FeatureSpec | tuple[dict[str, object], Sequence[str]],
+    operating_point: OperatingPoint,
+    int8_weight_bytes: int,
+    tensor_arena_bytes: int,
+    window_seconds: float,
+    hop_seconds: float,
+    planned_activation_bytes: int | None = None,
+    c_header: str | None = None,
+    c_source: str | None = None,
+) -> Path:
     """Write ``labels.json`` and ``manifest.json`` into ``folder`` (the model and C files must be
     there already) and return the manifest's path.
 
@@ -171,21 +181,31 @@ def write_manifest(folder: PathLike, *, family: str, model_file: str, labels: Se
     try:
         manifest = Manifest(
             family=family,  # type: ignore[arg-type]
-            model=ModelFiles(format=fmt,  # type: ignore[arg-type]
-                             file=entry,
-                             c_header=file_entry(folder, c_header) if c_header else None,
-                             c_source=file_entry(folder, c_source) if c_source else None),
-            labels=labels, labels_file=file_entry(folder, LABELS_FILE), front_end=front,
-            audio=Audio(sample_rate=sample_rate, window_seconds=window_seconds, hop_seconds=hop_seconds),
+            model=ModelFiles(
+                format=fmt,  # type: ignore[arg-type]
+                file=entry,
+                c_header=file_entry(folder, c_header) if c_header else None,
+                c_source=file_entry(folder, c_source) if c_source else None,
+            ),
+            labels=labels,
+            labels_file=file_entry(folder, LABELS_FILE),
+            front_end=front,
+            audio=Audio(
+                sample_rate=sample_rate, window_seconds=window_seconds, hop_seconds=hop_seconds
+            ),
             operating_point=operating_point,
-            sizes=Sizes(int8_weight_bytes=int8_weight_bytes, model_file_bytes=entry.bytes,
-                        tensor_arena_bytes=tensor_arena_bytes,
-                        planned_activation_bytes=planned_activation_bytes),
+            sizes=Sizes(
+                int8_weight_bytes=int8_weight_bytes,
+                model_file_bytes=entry.bytes,
+                tensor_arena_bytes=tensor_arena_bytes,
+                planned_activation_bytes=planned_activation_bytes,
+            ),
         )
     except ValidationError as err:
         raise ManifestError(f"cannot write {folder / MANIFEST_FILE}: {_first_error(err)}") from err
-    path = write_file_atomic(folder / MANIFEST_FILE,
-                             manifest.model_dump_json(indent=2, by_alias=True) + "\n")
+    path = write_file_atomic(
+        folder / MANIFEST_FILE, manifest.model_dump_json(indent=2, by_alias=True) + "\n"
+    )
     try:
         load_manifest(folder)
     except ManifestError:
@@ -213,8 +233,10 @@ def load_manifest(folder: PathLike) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: expected a JSON object")
     if data.get("schema") != SCHEMA:
-        raise ManifestError(f"{path}: schema is {data.get('schema')!r}, this version reads "
-                            f"{SCHEMA!r}; re-export the model with this version")
+        raise ManifestError(
+            f"{path}: schema is {data.get('schema')!r}, this version reads "
+            f"{SCHEMA!r}; re-export the model with this version"
+        )
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as err:
@@ -225,15 +247,18 @@ def load_manifest(folder: PathLike) -> Manifest:
             raise ManifestError(f"{path}: lists {entry.path}, which is missing from {folder}")
         size = file.stat().st_size
         if size != entry.bytes or sha256_file(file) != entry.sha256:
-            raise ManifestError(f"{path}: {entry.path} does not match its sha256/size in the "
-                                f"manifest (changed after export?); re-export the folder")
+            raise ManifestError(
+                f"{path}: {entry.path} does not match its sha256/size in the "
+                f"manifest (changed after export?); re-export the folder"
+            )
     try:
         on_disk = json.loads((folder / manifest.labels_file.path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ManifestError(f"{folder / manifest.labels_file.path}: not JSON ({err})") from err
     if on_disk != manifest.labels:
-        raise ManifestError(f"{path}: labels {manifest.labels} differ from "
-                            f"{manifest.labels_file.path} {on_disk}")
+        raise ManifestError(
+            f"{path}: labels {manifest.labels} differ from {manifest.labels_file.path} {on_disk}"
+        )
     if manifest.sizes.model_file_bytes != manifest.model.file.bytes:
         raise ManifestError(f"{path}: sizes.model_file_bytes disagrees with the model file entry")
     if isinstance(manifest.front_end, MfccFrontEnd):
@@ -245,11 +270,15 @@ def load_manifest(folder: PathLike) -> Manifest:
         try:
             spec = EmbeddingSpec.from_dict(dict(manifest.front_end.spec))
         except (TypeError, ValueError) as err:
-            raise ManifestError(f"{path}: front_end.spec is not a speech-embedding spec ({err})") from err
+            raise ManifestError(
+                f"{path}: front_end.spec is not a speech-embedding spec ({err})"
+            ) from err
         expected = {MELSPEC_FILE: spec.melspec_sha256, EMBEDDING_FILE: spec.embedding_sha256}
         listed = {e.path: e.sha256 for e in manifest.front_end.files}
         for name, digest in expected.items():
             if listed.get(name) != digest:
-                raise ManifestError(f"{path}: front-end graph {name} is not listed with the "
-                                    f"sha256 its spec names ({digest[:12]}...)")
+                raise ManifestError(
+                    f"{path}: front-end graph {name} is not listed with the "
+                    f"sha256 its spec names ({digest[:12]}...)"
+                )
     return manifest

@@ -38,9 +38,12 @@ class GroupMetrics:
     """Non-keyword clips predicted as a keyword; None without such clips."""
 
 
-def speaker_group_metrics(labels: Sequence[str], predictions: Sequence[str],
-                          groups: Mapping[str, Sequence[object]],
-                          non_keyword_labels: Sequence[str] = NON_KEYWORD_LABELS) -> list[GroupMetrics]:
+def speaker_group_metrics(
+    labels: Sequence[str],
+    predictions: Sequence[str],
+    groups: Mapping[str, Sequence[object]],
+    non_keyword_labels: Sequence[str] = NON_KEYWORD_LABELS,
+) -> list[GroupMetrics]:
     """Accuracy, FRR and clip false-accept rate per value of each grouping.
 
     ``labels`` / ``predictions``: true and predicted class names, one per clip; ``groups``: for
@@ -61,19 +64,25 @@ def speaker_group_metrics(labels: Sequence[str], predictions: Sequence[str],
     for grouping, values in groups.items():
         values = [str(v) for v in values]
         if len(values) != len(truth):
-            raise ValueError(f"grouping {grouping!r} has {len(values)} values for {len(truth)} clips")
+            raise ValueError(
+                f"grouping {grouping!r} has {len(values)} values for {len(truth)} clips"
+            )
         column = np.asarray(values, dtype=object)
         for value in sorted(set(values)):
             member = column == value
             kw, nk = member & is_keyword, member & ~is_keyword
-            rows.append(GroupMetrics(
-                grouping=grouping, group=value, clips=int(member.sum()),
-                accuracy=float(correct[member].mean()),
-                keyword_clips=int(kw.sum()),
-                frr=float((~correct[kw]).mean()) if kw.any() else None,
-                non_keyword_clips=int(nk.sum()),
-                false_accept_rate=float(pred_keyword[nk].mean()) if nk.any() else None,
-            ))
+            rows.append(
+                GroupMetrics(
+                    grouping=grouping,
+                    group=value,
+                    clips=int(member.sum()),
+                    accuracy=float(correct[member].mean()),
+                    keyword_clips=int(kw.sum()),
+                    frr=float((~correct[kw]).mean()) if kw.any() else None,
+                    non_keyword_clips=int(nk.sum()),
+                    false_accept_rate=float(pred_keyword[nk].mean()) if nk.any() else None,
+                )
+            )
     return rows
 
 
@@ -112,8 +121,10 @@ def _rate(value: float | None) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(escape_cell(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        "| " + " | ".join(escape_cell(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(escape_cell(c) for c in row) + " |" for row in rows]
     return lines
 
@@ -121,36 +132,83 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 def render_model_card(inputs: ModelCardInputs) -> str:
     """The Markdown text of ``MODEL_CARD.md``."""
     c = inputs
-    out = [f"# Model card: {escape_markdown(c.model_name)}", "",
-           f"Family: {escape_markdown(c.family)}. Keywords: "
-           + ", ".join(escape_markdown(k) for k in c.keywords) + ".", "",
-           "## Intended use", "", escape_markdown(c.intended_use), "",
-           "## Limitations", ""]
+    out = [
+        f"# Model card: {escape_markdown(c.model_name)}",
+        "",
+        f"Family: {escape_markdown(c.family)}. Keywords: "
+        + ", ".join(escape_markdown(k) for k in c.keywords)
+        + ".",
+        "",
+        "## Intended use",
+        "",
+        escape_markdown(c.intended_use),
+        "",
+        "## Limitations",
+        "",
+    ]
     out += [f"- {escape_markdown(item)}" for item in c.limitations] or ["- none stated"]
     total = sum(n for _, _, n in c.training_counts)
     out += ["", "## Training data", "", f"{total} clips by engine and source.", ""]
-    out += _table(["engine", "source", "clips"],
-                  [(e, s, n) for e, s, n in sorted(c.training_counts, key=lambda r: (r[0], r[1]))])
+    out += _table(
+        ["engine", "source", "clips"],
+        [(e, s, n) for e, s, n in sorted(c.training_counts, key=lambda r: (r[0], r[1]))],
+    )
     metric_names = sorted({m for metrics in c.evaluation.values() for m in metrics})
     out += ["", "## Metrics per evaluation set", ""]
-    out += _table(["evaluation set", *metric_names],
-                  [(name, *(_rate(metrics.get(m)) for m in metric_names))
-                   for name, metrics in c.evaluation.items()])
-    out += ["", "## Operating point", "",
-            f"FRR at {c.target_fa_per_hour:g} false accepts per hour: {_rate(c.frr_at_target)}"
-            f" (threshold {_rate(c.threshold)}).", "",
-            "## Accuracy and FRR per speaker group", "",
-            "FRR: keyword clips not recognised as their keyword. False-accept rate: non-keyword "
-            "clips taken for a keyword. n/a: the group has no such clips.", ""]
-    out += _table(["grouping", "group", "clips", "accuracy", "keyword clips", "FRR",
-                   "non-keyword clips", "false-accept rate"],
-                  [(g.grouping, g.group, g.clips, _rate(g.accuracy), g.keyword_clips, _rate(g.frr),
-                    g.non_keyword_clips, _rate(g.false_accept_rate)) for g in c.group_metrics])
+    out += _table(
+        ["evaluation set", *metric_names],
+        [
+            (name, *(_rate(metrics.get(m)) for m in metric_names))
+            for name, metrics in c.evaluation.items()
+        ],
+    )
+    out += [
+        "",
+        "## Operating point",
+        "",
+        f"FRR at {c.target_fa_per_hour:g} false accepts per hour: {_rate(c.frr_at_target)}"
+        f" (threshold {_rate(c.threshold)}).",
+        "",
+        "## Accuracy and FRR per speaker group",
+        "",
+        "FRR: keyword clips not recognised as their keyword. False-accept rate: non-keyword "
+        "clips taken for a keyword. n/a: the group has no such clips.",
+        "",
+    ]
+    out += _table(
+        [
+            "grouping",
+            "group",
+            "clips",
+            "accuracy",
+            "keyword clips",
+            "FRR",
+            "non-keyword clips",
+            "false-accept rate",
+        ],
+        [
+            (
+                g.grouping,
+                g.group,
+                g.clips,
+                _rate(g.accuracy),
+                g.keyword_clips,
+                _rate(g.frr),
+                g.non_keyword_clips,
+                _rate(g.false_accept_rate),
+            )
+            for g in c.group_metrics
+        ],
+    )
     if c.sizes:
         out += ["", "## Sizes", ""]
         out += _table(["quantity", "bytes"], sorted(c.sizes.items()))
     out += ["", "## Licenses", ""]
-    out += _table(["component", "name", "license"],
-                  [(e.component, e.name, e.license) for e in c.licenses]) if c.licenses else [
-        "No licenses were given: do not ship before every voice, model and corpus has one."]
+    out += (
+        _table(
+            ["component", "name", "license"], [(e.component, e.name, e.license) for e in c.licenses]
+        )
+        if c.licenses
+        else ["No licenses were given: do not ship before every voice, model and corpus has one."]
+    )
     return "\n".join(out) + "\n"

@@ -41,17 +41,24 @@ def dscnn_int8_weight_bytes(n_classes: int, settings: ModelSettings) -> int:
     return stem + settings.n_blocks * block + head
 
 
-def widest_filters(n_classes: int, budget_bytes: int, base: ModelSettings | None = None) -> ModelSettings:
+def widest_filters(
+    n_classes: int, budget_bytes: int, base: ModelSettings | None = None
+) -> ModelSettings:
     """``base`` with the most filters (a multiple of 8) whose int8 weights fit ``budget_bytes``."""
     base = base or ModelSettings()
     best = None
     filters = FILTER_STEP
-    while dscnn_int8_weight_bytes(n_classes, base.model_copy(update={"n_filters": filters})) <= budget_bytes:
+    while (
+        dscnn_int8_weight_bytes(n_classes, base.model_copy(update={"n_filters": filters}))
+        <= budget_bytes
+    ):
         best = filters
         filters += FILTER_STEP
     if best is None:
-        raise ValueError(f"no DS-CNN with {base.n_blocks} blocks fits {budget_bytes} bytes; "
-                         "use fewer blocks or a larger budget")
+        raise ValueError(
+            f"no DS-CNN with {base.n_blocks} blocks fits {budget_bytes} bytes; "
+            "use fewer blocks or a larger budget"
+        )
     return base.model_copy(update={"n_filters": best})
 
 
@@ -61,7 +68,9 @@ def preset_settings(name: str, n_classes: int, base: ModelSettings | None = None
     if name == "demo":
         return base.model_copy(update={"n_filters": 24, "n_blocks": 1})
     if name == "tiny16k":
-        return widest_filters(n_classes, TINY16K_BUDGET_BYTES, base.model_copy(update={"n_blocks": 4}))
+        return widest_filters(
+            n_classes, TINY16K_BUDGET_BYTES, base.model_copy(update={"n_blocks": 4})
+        )
     if name == "mlperf":
         return base.model_copy(update={"n_filters": 64, "n_blocks": 4})
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")

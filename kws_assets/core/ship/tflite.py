@@ -58,12 +58,13 @@ class TfliteExportError(RuntimeError):
 @dataclass(frozen=True)
 class _Layer:
     kind: str  # "conv", "depthwise" or "dense"
-    weight: np.ndarray  # TF layout: conv [kh, kw, in, out], depthwise [kh, kw, c, 1], dense [in, out]
+    weight: (
+        np.ndarray
+    )  # TF layout: conv [kh, kw, in, out], depthwise [kh, kw, c, 1], dense [in, out]
     bias: np.ndarray
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     relu: bool = True
-
 
 
 TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
@@ -73,6 +74,7 @@ def _quiet_tensorflow() -> None:
     """TensorFlow's C++ runtime prints CUDA probes and converter chatter to stderr on import; the
     converter's own errors still raise.  A level the user set is kept."""
     os.environ.setdefault(TF_LOG_LEVEL_ENV, "3")
+
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Torch conv weight ``[out, in/groups, kh, kw]`` with eval batch norm folded in, + bias."""
@@ -104,8 +106,14 @@ def dscnn_layers(model: DSCNN) -> list[_Layer]:
     pairs += [(block[0], block[1]) for block in model.blocks]
     layers = [_conv_layer(conv, bn) for conv, bn in pairs]
     dense = model.classifier
-    layers.append(_Layer("dense", dense.weight.detach().double().numpy().T,
-                         dense.bias.detach().double().numpy(), relu=False))
+    layers.append(
+        _Layer(
+            "dense",
+            dense.weight.detach().double().numpy().T,
+            dense.bias.detach().double().numpy(),
+            relu=False,
+        )
+    )
     return layers
 
 
@@ -114,8 +122,10 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-u
     _quiet_tensorflow()
     import tensorflow as tf
 
-    consts = [(tf.constant(layer.weight, tf.float32), tf.constant(layer.bias, tf.float32))
-              for layer in layers]
+    consts = [
+        (tf.constant(layer.weight, tf.float32), tf.constant(layer.bias, tf.float32))
+        for layer in layers
+    ]
 
     class _Graph(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name="mfcc")])
@@ -143,15 +153,18 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-u
 def _check_calibration(calibration: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     x = np.ascontiguousarray(calibration, dtype=np.float32)
     if x.ndim != 3 or x.shape[0] == 0 or tuple(x.shape[1:]) != tuple(spec.shape):
-        raise ValueError(f"calibration must be normalised features [n>0, {spec.shape[0]}, "
-                         f"{spec.shape[1]}], got {x.shape}")
+        raise ValueError(
+            f"calibration must be normalised features [n>0, {spec.shape[0]}, "
+            f"{spec.shape[1]}], got {x.shape}"
+        )
     if not np.isfinite(x).all():
         raise ValueError("calibration features contain NaN or inf")
     return x
 
 
-def export_int8_tflite(model: nn.Module, spec: FeatureSpec, calibration: np.ndarray,
-                       path: PathLike) -> Path:
+def export_int8_tflite(
+    model: nn.Module, spec: FeatureSpec, calibration: np.ndarray, path: PathLike
+) -> Path:
     """Write the DS-CNN as a full-integer int8 ``.tflite`` (int8 input and output), calibrated on
     the given rows of normalised MFCC ``[n, n_frames, n_mfcc]``; the file is replaced atomically.
 
@@ -172,8 +185,10 @@ def export_int8_tflite(model: nn.Module, spec: FeatureSpec, calibration: np.ndar
     got = np.concatenate([serve(tf.constant(row[None]))["logits"].numpy() for row in check])
     error = float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-6))
     if error > FLOAT_MIRROR_TOLERANCE:
-        raise TfliteExportError(f"the TensorFlow rebuild of the DS-CNN differs from the torch model "
-                                f"by {error:.2e} (relative); the layer mapping is wrong")
+        raise TfliteExportError(
+            f"the TensorFlow rebuild of the DS-CNN differs from the torch model "
+            f"by {error:.2e} (relative); the layer mapping is wrong"
+        )
 
     def representative():  # type: ignore[no-untyped-def]
         for row in x:
@@ -209,16 +224,21 @@ def _interpreter(path: PathLike, threads: int | None = None):  # type: ignore[no
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .tflite file")
-    interpreter = Interpreter(model_path=str(path), num_threads=threads or 1,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter = Interpreter(
+        model_path=str(path),
+        num_threads=threads or 1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
     interpreter.allocate_tensors()
     return interpreter
 
 
 def _require_int8_io(path: Path) -> None:
     interpreter = _interpreter(path)
-    for role, details in (("input", interpreter.get_input_details()),
-                          ("output", interpreter.get_output_details())):
+    for role, details in (
+        ("input", interpreter.get_input_details()),
+        ("output", interpreter.get_output_details()),
+    ):
         dtypes = {np.dtype(d["dtype"]).name for d in details}
         if dtypes != {"int8"}:
             raise TfliteExportError(f"{path.name}: {role} is {sorted(dtypes)}, not int8")
@@ -230,7 +250,10 @@ class TfliteClassifier:
     def __init__(self, path: PathLike, threads: int | None = None) -> None:
         self.path = Path(path)
         self._interpreter = _interpreter(self.path, threads)
-        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        inputs, outputs = (
+            self._interpreter.get_input_details(),
+            self._interpreter.get_output_details(),
+        )
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(f"{self.path.name}: expected one input and one output")
         self._input, self._output = inputs[0], outputs[0]
@@ -248,8 +271,9 @@ class TfliteClassifier:
         """Dequantised logits ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"features must be [n, {self.input_shape[0]}, {self.input_shape[1]}], "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"features must be [n, {self.input_shape[0]}, {self.input_shape[1]}], got {x.shape}"
+            )
         out = np.empty((len(x), self.n_classes), dtype=np.float32)
         for i, row in enumerate(self.quantize_input(x)):
             self._interpreter.set_tensor(self._input["index"], row[None])
@@ -289,11 +313,11 @@ def _aligned(n: int) -> int:
 def arena_plan(path: PathLike) -> ArenaPlan:
     """Plan the activation arena of a ``.tflite`` from the interpreter's ops and tensors."""
     interpreter = _interpreter(path)
-    ops = interpreter._get_ops_details()  # noqa: SLF001 - the only way to read the op graph
+    ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     inputs = {d["index"] for d in interpreter.get_input_details()}
     outputs = {d["index"] for d in interpreter.get_output_details()}
-    first: dict[int, int] = {i: 0 for i in inputs}
+    first: dict[int, int] = dict.fromkeys(inputs, 0)
     last: dict[int, int] = {}
     for step, op in enumerate(ops):
         for t in op["outputs"]:
@@ -303,13 +327,16 @@ def arena_plan(path: PathLike) -> ArenaPlan:
                 last[int(t)] = step
     for t in outputs:
         last[t] = len(ops)
-    sizes = {t: _aligned(int(np.prod(tensors[t]["shape"])) * np.dtype(tensors[t]["dtype"]).itemsize)
-             for t in first}
+    sizes = {
+        t: _aligned(int(np.prod(tensors[t]["shape"])) * np.dtype(tensors[t]["dtype"]).itemsize)
+        for t in first
+    }
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
     peak = 0
     for t in sorted(first, key=lambda t: (-sizes[t], t)):
-        live = sorted((o, s) for o, s, a, b in placed
-                      if not (b < first[t] or last.get(t, first[t]) < a))
+        live = sorted(
+            (o, s) for o, s, a, b in placed if not (b < first[t] or last.get(t, first[t]) < a)
+        )
         offset = 0
         for o, s in live:
             if offset + sizes[t] <= o:
@@ -317,8 +344,11 @@ def arena_plan(path: PathLike) -> ArenaPlan:
             offset = max(offset, o + s)
         placed.append((offset, sizes[t], first[t], last.get(t, first[t])))
         peak = max(peak, offset + sizes[t])
-    channels = sum(int(tensors[int(op["outputs"][0])]["shape"][-1]) for op in ops
-                   if op["op_name"] in _CHANNEL_OPS)
+    channels = sum(
+        int(tensors[int(op["outputs"][0])]["shape"][-1])
+        for op in ops
+        if op["op_name"] in _CHANNEL_OPS
+    )
     persistent = TENSOR_OVERHEAD_BYTES * len(tensors) + PER_CHANNEL_QUANT_BYTES * channels
     recommended = math.ceil(ARENA_HEADROOM * (peak + persistent) / ARENA_ROUND) * ARENA_ROUND
     return ArenaPlan(peak, sum(sizes.values()), len(tensors), recommended)
@@ -335,7 +365,14 @@ def int8_weight_bytes(path: PathLike) -> int:
     (int8 weights, int32 biases): what the model costs in flash, without the flatbuffer framing."""
     interpreter = _interpreter(path)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    constants = {int(t) for op in interpreter._get_ops_details()  # noqa: SLF001
-                 if op["op_name"] in _CHANNEL_OPS for t in op["inputs"][1:] if int(t) >= 0}
-    return sum(int(np.prod(tensors[t]["shape"])) * np.dtype(tensors[t]["dtype"]).itemsize
-               for t in constants)
+    constants = {
+        int(t)
+        for op in interpreter._get_ops_details()
+        if op["op_name"] in _CHANNEL_OPS
+        for t in op["inputs"][1:]
+        if int(t) >= 0
+    }
+    return sum(
+        int(np.prod(tensors[t]["shape"])) * np.dtype(tensors[t]["dtype"]).itemsize
+        for t in constants
+    )

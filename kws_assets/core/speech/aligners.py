@@ -19,12 +19,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from kws_assets.settings import AlignerKind, AlignmentSettings
 from kws_assets.core.speech import alignment
 from kws_assets.core.speech.alignment import AlignmentResult
 from kws_assets.core.speech.dtw_aligner import DtwAligner
 from kws_assets.core.speech.languages import is_english, lookup, normalize_language
 from kws_assets.core.speech.text_normalize import normalize_text
+from kws_assets.settings import AlignerKind, AlignmentSettings
 
 POCKETSPHINX: AlignerKind = "pocketsphinx"
 TTS_DTW: AlignerKind = "tts_dtw"
@@ -59,14 +59,22 @@ class PocketsphinxAligner:
 
     name = POCKETSPHINX
 
-    def __init__(self, language: str = "en", sample_rate: int = 16000, pad_seconds: float = 0.5,
-                 aligner: alignment.Aligner | None = None) -> None:
+    def __init__(
+        self,
+        language: str = "en",
+        sample_rate: int = 16000,
+        pad_seconds: float = 0.5,
+        aligner: alignment.Aligner | None = None,
+    ) -> None:
         if not is_english(language):
-            raise NoAlignerError(f"pocketsphinx ships an English model only; cannot align "
-                                 f"language {language!r} (use tts_dtw)")
+            raise NoAlignerError(
+                f"pocketsphinx ships an English model only; cannot align "
+                f"language {language!r} (use tts_dtw)"
+            )
         self.language = language
-        self.aligner = aligner or alignment.Aligner(sample_rate=sample_rate,
-                                                    pad_seconds=pad_seconds)
+        self.aligner = aligner or alignment.Aligner(
+            sample_rate=sample_rate, pad_seconds=pad_seconds
+        )
 
     def align(self, samples: np.ndarray, sample_rate: int, transcript: str) -> AlignmentResult:
         return self.aligner.align(samples, sample_rate, normalize_text(transcript, self.language))
@@ -84,21 +92,28 @@ def aligner_kind(language: str, settings: AlignmentSettings) -> AlignerKind:
     return POCKETSPHINX if is_english(language) else TTS_DTW
 
 
-def build_aligner(kind: AlignerKind, language: str, settings: AlignmentSettings,
-                  sample_rate: int = 16000) -> WordAligner:
+def build_aligner(
+    kind: AlignerKind, language: str, settings: AlignmentSettings, sample_rate: int = 16000
+) -> WordAligner:
     """A new aligner of ``kind`` for ``language``; raises :class:`NoAlignerError` if impossible."""
     if kind == POCKETSPHINX:
-        return PocketsphinxAligner(language, sample_rate=sample_rate,
-                                   pad_seconds=settings.pad_seconds)
+        return PocketsphinxAligner(
+            language, sample_rate=sample_rate, pad_seconds=settings.pad_seconds
+        )
     if kind == TTS_DTW:
         dtw = settings.dtw
         try:
-            return DtwAligner(language, voice_overrides=dict(dtw.voices), rate=dtw.rate_wpm,
-                              band_fraction=dtw.band_fraction, min_band_s=dtw.min_band_s,
-                              max_band_s=dtw.max_band_s,
-                              min_utterance_confidence=dtw.min_utterance_confidence,
-                              max_tempo_ratio=dtw.max_tempo_ratio,
-                              trim_margin_s=dtw.trim_margin_s)
+            return DtwAligner(
+                language,
+                voice_overrides=dict(dtw.voices),
+                rate=dtw.rate_wpm,
+                band_fraction=dtw.band_fraction,
+                min_band_s=dtw.min_band_s,
+                max_band_s=dtw.max_band_s,
+                min_utterance_confidence=dtw.min_utterance_confidence,
+                max_tempo_ratio=dtw.max_tempo_ratio,
+                trim_margin_s=dtw.trim_margin_s,
+            )
         except ValueError as exc:  # LanguageNotSpokenError
             raise NoAlignerError(str(exc)) from exc
     raise NoAlignerError(f"unknown aligner kind {kind!r}; choose one of {ALIGNER_KINDS}")
@@ -131,14 +146,17 @@ class AlignerChoice:
                     if not is_english(language):
                         raise NoAlignerError(
                             f"alignment.aligners maps {language!r} to pocketsphinx, which ships "
-                            "an English model only")
+                            "an English model only"
+                        )
                     if self._pocketsphinx is None:
                         self._pocketsphinx = alignment.Aligner(
-                            sample_rate=self.sample_rate, pad_seconds=self.settings.pad_seconds)
+                            sample_rate=self.sample_rate, pad_seconds=self.settings.pad_seconds
+                        )
                     self._built[key] = PocketsphinxAligner(language, aligner=self._pocketsphinx)
                 else:
-                    self._built[key] = build_aligner(kind, language, self.settings,
-                                                     self.sample_rate)
+                    self._built[key] = build_aligner(
+                        kind, language, self.settings, self.sample_rate
+                    )
             return self._built[key]
 
     __call__ = for_language

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pocketsphinx import Decoder
 
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import resample
+from kws_assets.core.speech import tts
 
 # --- decoding ---------------------------------------------------------------------------------
 FRAMES_PER_SECOND = 100  # pocketsphinx default frame rate (-frate)
@@ -55,33 +55,149 @@ _ALT_PRONUNCIATION = re.compile(r"\(\d+\)$")
 # --- espeak-ng (en) phoneme mnemonics -> CMU ARPAbet -------------------------------------------
 # The phones of the bundled en-us acoustic model (CMU ARPAbet without stress digits).
 ARPABET_PHONES = frozenset(
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW "
-    "V W Y Z ZH".split()
+    [
+        "AA",
+        "AE",
+        "AH",
+        "AO",
+        "AW",
+        "AY",
+        "B",
+        "CH",
+        "D",
+        "DH",
+        "EH",
+        "ER",
+        "EY",
+        "F",
+        "G",
+        "HH",
+        "IH",
+        "IY",
+        "JH",
+        "K",
+        "L",
+        "M",
+        "N",
+        "NG",
+        "OW",
+        "OY",
+        "P",
+        "R",
+        "S",
+        "SH",
+        "T",
+        "TH",
+        "UH",
+        "UW",
+        "V",
+        "W",
+        "Y",
+        "Z",
+        "ZH",
+    ]
 )
 ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
     # vowels
-    "@": ("AH",), "@2": ("AH",), "@5": ("AH",), "@-": ("AH",), "@#": ("AH",),
-    "@L": ("AH", "L"), "3": ("ER",), "3:": ("ER",),
-    "a": ("AE",), "a2": ("AE",), "aa": ("AE",), "a#": ("AH",), "a#2": ("AH",),
-    "A:": ("AA",), "A#": ("AA",), "A@": ("AA", "R"), "A~": ("AA", "N"),
-    "E": ("EH",), "E2": ("EH",), "E3": ("EH",), "E#": ("EH",), "e": ("EH",), "e#": ("EH",),
-    "e:": ("EY",), "e@": ("EH", "R"), "eI": ("EY",),
-    "I": ("IH",), "I2": ("IH",), "I#": ("IH",), "I2#": ("IH",), "IR": ("IH", "R"),
-    "i": ("IY",), "i:": ("IY",), "i@": ("IY", "AH"), "i@3": ("IH", "R"),
-    "0": ("AA",), "0#": ("AA",), "02": ("AA",),
-    "O": ("AO",), "O:": ("AO",), "O2": ("AO",), "O@": ("AO", "R"), "o@": ("AO", "R"),
-    "O~": ("AO", "N"), "o:": ("OW",), "oU": ("OW",), "oU#": ("OW",), "OI": ("OY",),
-    "u:": ("UW",), "U": ("UH",), "U@": ("UH", "R"), "V": ("AH",), "VR": ("AH", "R"),
-    "aI": ("AY",), "aI@": ("AY", "ER"), "aI3": ("AY", "ER"), "aU": ("AW",), "aU@": ("AW", "ER"),
+    "@": ("AH",),
+    "@2": ("AH",),
+    "@5": ("AH",),
+    "@-": ("AH",),
+    "@#": ("AH",),
+    "@L": ("AH", "L"),
+    "3": ("ER",),
+    "3:": ("ER",),
+    "a": ("AE",),
+    "a2": ("AE",),
+    "aa": ("AE",),
+    "a#": ("AH",),
+    "a#2": ("AH",),
+    "A:": ("AA",),
+    "A#": ("AA",),
+    "A@": ("AA", "R"),
+    "A~": ("AA", "N"),
+    "E": ("EH",),
+    "E2": ("EH",),
+    "E3": ("EH",),
+    "E#": ("EH",),
+    "e": ("EH",),
+    "e#": ("EH",),
+    "e:": ("EY",),
+    "e@": ("EH", "R"),
+    "eI": ("EY",),
+    "I": ("IH",),
+    "I2": ("IH",),
+    "I#": ("IH",),
+    "I2#": ("IH",),
+    "IR": ("IH", "R"),
+    "i": ("IY",),
+    "i:": ("IY",),
+    "i@": ("IY", "AH"),
+    "i@3": ("IH", "R"),
+    "0": ("AA",),
+    "0#": ("AA",),
+    "02": ("AA",),
+    "O": ("AO",),
+    "O:": ("AO",),
+    "O2": ("AO",),
+    "O@": ("AO", "R"),
+    "o@": ("AO", "R"),
+    "O~": ("AO", "N"),
+    "o:": ("OW",),
+    "oU": ("OW",),
+    "oU#": ("OW",),
+    "OI": ("OY",),
+    "u:": ("UW",),
+    "U": ("UH",),
+    "U@": ("UH", "R"),
+    "V": ("AH",),
+    "VR": ("AH", "R"),
+    "aI": ("AY",),
+    "aI@": ("AY", "ER"),
+    "aI3": ("AY", "ER"),
+    "aU": ("AW",),
+    "aU@": ("AW", "ER"),
     # consonants
-    "p": ("P",), "b": ("B",), "t": ("T",), "t#": ("T",), "t2": ("T",), "?": ("T",),
-    "d": ("D",), "d#": ("D",), "k": ("K",), "x": ("K",), "g": ("G",),
-    "f": ("F",), "v": ("V",), "T": ("TH",), "D": ("DH",),
-    "s": ("S",), "z": ("Z",), "z#": ("Z",), "z/2": ("Z",), "S": ("SH",), "Z": ("ZH",),
-    "h": ("HH",), "C": ("HH",), "tS": ("CH",), "dZ": ("JH",),
-    "m": ("M",), "n": ("N",), "N": ("NG",), "m-": ("AH", "M"), "n-": ("AH", "N"),
-    "l": ("L",), "l/": ("L",), "l/2": ("L",), "l-": ("AH", "L"),
-    "r": ("R",), "r-": ("R",), "r/": ("R",), "w": ("W",), "w#": ("W",), "j": ("Y",),
+    "p": ("P",),
+    "b": ("B",),
+    "t": ("T",),
+    "t#": ("T",),
+    "t2": ("T",),
+    "?": ("T",),
+    "d": ("D",),
+    "d#": ("D",),
+    "k": ("K",),
+    "x": ("K",),
+    "g": ("G",),
+    "f": ("F",),
+    "v": ("V",),
+    "T": ("TH",),
+    "D": ("DH",),
+    "s": ("S",),
+    "z": ("Z",),
+    "z#": ("Z",),
+    "z/2": ("Z",),
+    "S": ("SH",),
+    "Z": ("ZH",),
+    "h": ("HH",),
+    "C": ("HH",),
+    "tS": ("CH",),
+    "dZ": ("JH",),
+    "m": ("M",),
+    "n": ("N",),
+    "N": ("NG",),
+    "m-": ("AH", "M"),
+    "n-": ("AH", "N"),
+    "l": ("L",),
+    "l/": ("L",),
+    "l/2": ("L",),
+    "l-": ("AH", "L"),
+    "r": ("R",),
+    "r-": ("R",),
+    "r/": ("R",),
+    "w": ("W",),
+    "w#": ("W",),
+    "j": ("Y",),
 }
 _STRESS_MARKS = "',%="
 _IGNORED_TOKENS = frozenset({"", ";", "-", "_", "|", "||", ":", "_:", "_!", "!"})
@@ -264,7 +380,9 @@ class Aligner:
             g2p_words, oov_words, reasons = self._ensure_words(words)
             if oov_words:
                 return AlignmentResult(
-                    oov_words=oov_words, g2p_words=g2p_words, ok=False,
+                    oov_words=oov_words,
+                    g2p_words=g2p_words,
+                    ok=False,
                     error="no pronunciation for: " + "; ".join(reasons),
                 )
             result = AlignmentResult(g2p_words=g2p_words, ok=False)
@@ -337,9 +455,7 @@ def _check_spans(
     """Why an alignment is unusable, or None: every word, in order, mostly inside the audio."""
     aligned = [s.word for s in spans]
     if aligned != words:
-        return (
-            f"alignment incomplete: got {len(aligned)} of {len(words)} words; aligned {aligned}"
-        )
+        return f"alignment incomplete: got {len(aligned)} of {len(words)} words; aligned {aligned}"
     outside = [s.word for s, f in zip(spans, inside_fractions) if f < MIN_INSIDE_FRACTION]
     if outside:
         return f"words aligned to the silence padding, not the audio: {outside}"

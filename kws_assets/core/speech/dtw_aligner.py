@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import torchaudio
 
+from kws_assets.core.audio.blas_threads import single_threaded_blas
+from kws_assets.core.audio.io import resample
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.alignment import AlignmentResult, WordSpan
-from kws_assets.core.audio.io import resample
-from kws_assets.core.audio.blas_threads import single_threaded_blas
 from kws_assets.core.speech.languages import LanguageNotSpokenError, alignment_voice
 from kws_assets.core.speech.text_normalize import normalize_words
 
@@ -101,19 +101,34 @@ class FrameFeatures:
     filter bank and DCT matrices: for single utterances that is faster than the torch module.
     """
 
-    def __init__(self, sample_rate: int = FEATURE_SAMPLE_RATE, f_max_hz: float = F_MAX_HZ,
-                 hop_ms: float = HOP_MS, window_ms: float = WINDOW_MS, n_mels: int = N_MELS,
-                 n_mfcc: int = N_MFCC) -> None:
+    def __init__(
+        self,
+        sample_rate: int = FEATURE_SAMPLE_RATE,
+        f_max_hz: float = F_MAX_HZ,
+        hop_ms: float = HOP_MS,
+        window_ms: float = WINDOW_MS,
+        n_mels: int = N_MELS,
+        n_mfcc: int = N_MFCC,
+    ) -> None:
         self.sample_rate = int(sample_rate)
         self.hop = max(1, int(round(sample_rate * hop_ms / MS_PER_S)))
         self.window = max(2, int(round(sample_rate * window_ms / MS_PER_S)))
         self.hop_s = self.hop / float(sample_rate)
         self._hann = np.hanning(self.window + 1)[:-1]  # periodic, as torch.hann_window
-        self._mel_filters = torchaudio.functional.melscale_fbanks(
-            self.window // 2 + 1, F_MIN_HZ, min(f_max_hz, self.sample_rate / 2.0), n_mels,
-            self.sample_rate).numpy().astype(np.float64)
-        self._dct = torchaudio.functional.create_dct(n_mfcc, n_mels, "ortho").numpy().astype(
-            np.float64)
+        self._mel_filters = (
+            torchaudio.functional.melscale_fbanks(
+                self.window // 2 + 1,
+                F_MIN_HZ,
+                min(f_max_hz, self.sample_rate / 2.0),
+                n_mels,
+                self.sample_rate,
+            )
+            .numpy()
+            .astype(np.float64)
+        )
+        self._dct = (
+            torchaudio.functional.create_dct(n_mfcc, n_mels, "ortho").numpy().astype(np.float64)
+        )
 
     def mfcc(self, samples: np.ndarray) -> np.ndarray:
         """``[n_frames, n_mfcc]``: frame ``k`` is centred at sample ``k * hop``."""
@@ -121,7 +136,7 @@ class FrameFeatures:
         half = self.window // 2
         mode = "reflect" if len(x) > half else "constant"
         padded = np.pad(x, half, mode=mode)
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.window)[::self.hop]
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.window)[:: self.hop]
         power = np.abs(np.fft.rfft(frames * self._hann, axis=1)) ** 2
         mel_db = 10.0 * np.log10(np.maximum(power @ self._mel_filters, POWER_FLOOR))
         mel_db = np.maximum(mel_db, mel_db.max() - TOP_DB)
@@ -193,8 +208,9 @@ def dtw(reference: np.ndarray, query: np.ndarray, radius: float) -> WarpingPath:
     moves = np.full((n, width), _MOVE_LEFT, dtype=np.int8)
     # B rows span about width + B * slope query frames: the largest B with B x span <= the budget.
     slope = m / n
-    chunk_rows = max(1, int((math.sqrt(width**2 + 4.0 * slope * BAND_COST_CHUNK_CELLS) - width)
-                            / (2.0 * slope)))
+    chunk_rows = max(
+        1, int((math.sqrt(width**2 + 4.0 * slope * BAND_COST_CHUNK_CELLS) - width) / (2.0 * slope))
+    )
     # previous[1 + k] = D[i - 1, lo[i - 1] + k]; inf before and after the band.
     previous = np.full(2 * width + 2, np.inf)
     current = np.full(2 * width + 2, np.inf)
@@ -209,8 +225,8 @@ def dtw(reference: np.ndarray, query: np.ndarray, radius: float) -> WarpingPath:
                 enter[0] = cost[0]
                 move = np.zeros(count, dtype=np.int8)
             else:
-                up = previous[1 + shift:1 + shift + count] + cost
-                diagonal = previous[shift:shift + count] + DIAGONAL_WEIGHT * cost
+                up = previous[1 + shift : 1 + shift + count] + cost
+                diagonal = previous[shift : shift + count] + DIAGONAL_WEIGHT * cost
                 enter = np.minimum(up, diagonal)
                 move = (diagonal > up).view(np.int8)  # _MOVE_DIAGONAL = 0, _MOVE_UP = 1
             running = np.cumsum(cost)
@@ -218,8 +234,8 @@ def dtw(reference: np.ndarray, query: np.ndarray, radius: float) -> WarpingPath:
             # Compare the two candidates directly: row == enter up to rounding where enter won.
             move[1:][row[:-1] + cost[1:] < enter[1:]] = _MOVE_LEFT
             moves[i, :count] = move
-            current[1:1 + count] = row
-            current[1 + count:] = np.inf
+            current[1 : 1 + count] = row
+            current[1 + count :] = np.inf
             previous, current = current, previous
     total = float(previous[1 + m - 1 - lo[n - 1]])
     ref_path, query_path = _backtrack(moves, lo, n - 1, m - 1)
@@ -227,8 +243,14 @@ def dtw(reference: np.ndarray, query: np.ndarray, radius: float) -> WarpingPath:
     return WarpingPath(ref_path, query_path, local, total / (n + m))
 
 
-def band_costs(reference: np.ndarray, query: np.ndarray, lo: np.ndarray, width: int,
-               first_row: int, end_row: int) -> np.ndarray:
+def band_costs(
+    reference: np.ndarray,
+    query: np.ndarray,
+    lo: np.ndarray,
+    width: int,
+    first_row: int,
+    end_row: int,
+) -> np.ndarray:
     """Euclidean distances of reference rows ``[first_row, end_row)`` to the ``width`` query frames
     from each row's band start ``lo``: ``[rows, width]`` (cells past a row's band are distances to
     the last query frame and are never read).  One matrix product over the query frames the rows'
@@ -237,8 +259,11 @@ def band_costs(reference: np.ndarray, query: np.ndarray, lo: np.ndarray, width: 
     stop = min(len(query), int(lo[end_row - 1]) + width)
     rows = reference[first_row:end_row]
     span = query[start:stop]
-    squared = ((rows * rows).sum(axis=1)[:, None] + (span * span).sum(axis=1)[None, :]
-               - 2.0 * (rows @ span.T))
+    squared = (
+        (rows * rows).sum(axis=1)[:, None]
+        + (span * span).sum(axis=1)[None, :]
+        - 2.0 * (rows @ span.T)
+    )
     cols = np.minimum(lo[first_row:end_row, None] + np.arange(width), stop - 1) - start
     band = np.take_along_axis(squared, cols, axis=1)
     return np.sqrt(np.maximum(band, 0.0))
@@ -328,8 +353,9 @@ def speech_bounds(samples: np.ndarray, hop: int) -> tuple[int, int]:
     return int(loud[0]), int(loud[-1]) + 1
 
 
-def render_reference(words: list[str], voice: str, rate: int, features: FrameFeatures,
-                     pad_s: float = REFERENCE_PAD_S) -> Reference:
+def render_reference(
+    words: list[str], voice: str, rate: int, features: FrameFeatures, pad_s: float = REFERENCE_PAD_S
+) -> Reference:
     """Speak ``words`` with ``voice`` and locate every word in frames of ``features`` (best at
     espeak-ng's native rate, which saves a resampling).
 
@@ -371,15 +397,22 @@ def render_reference(words: list[str], voice: str, rate: int, features: FrameFea
         start = min(max(start, first), last)
         end = min(max(end, start + 1), last + 1)
         previous_end = end
-        word_frames.append(ReferenceWord(words[k], start - first + pad_frames,
-                                         end - first + pad_frames))
+        word_frames.append(
+            ReferenceWord(words[k], start - first + pad_frames, end - first + pad_frames)
+        )
 
     rng = np.random.default_rng(REFERENCE_PAD_SEED)
     level = 10.0 ** (REFERENCE_PAD_DBFS / 20.0)
     pad = (rng.standard_normal(pad_frames * hop) * level).astype(np.float32)
-    spoken = samples[first * hop:(last + 1) * hop]
-    return Reference(np.concatenate([pad, spoken, pad[::-1]]), features.sample_rate, word_frames,
-                     unplaced, pad_frames, voice)
+    spoken = samples[first * hop : (last + 1) * hop]
+    return Reference(
+        np.concatenate([pad, spoken, pad[::-1]]),
+        features.sample_rate,
+        word_frames,
+        unplaced,
+        pad_frames,
+        voice,
+    )
 
 
 # -------------------------------------------------------------------------------- aligner
@@ -397,12 +430,22 @@ def _cell_match_scores(reference: np.ndarray, query: np.ndarray, path: WarpingPa
     local = path.local_costs[:, None]
     query_frames = query[path.query]
     reference_frames = reference[path.reference]
-    to_references = np.sqrt(np.maximum(
-        (query_frames**2).sum(1)[:, None] + (ref_sample**2).sum(1)[None, :]
-        - 2.0 * query_frames @ ref_sample.T, 0.0))
-    to_queries = np.sqrt(np.maximum(
-        (reference_frames**2).sum(1)[:, None] + (query_sample**2).sum(1)[None, :]
-        - 2.0 * reference_frames @ query_sample.T, 0.0))
+    to_references = np.sqrt(
+        np.maximum(
+            (query_frames**2).sum(1)[:, None]
+            + (ref_sample**2).sum(1)[None, :]
+            - 2.0 * query_frames @ ref_sample.T,
+            0.0,
+        )
+    )
+    to_queries = np.sqrt(
+        np.maximum(
+            (reference_frames**2).sum(1)[:, None]
+            + (query_sample**2).sum(1)[None, :]
+            - 2.0 * reference_frames @ query_sample.T,
+            0.0,
+        )
+    )
     closer = ((to_references < local).mean(axis=1) + (to_queries < local).mean(axis=1)) / 2.0
     return 1.0 - closer
 
@@ -465,8 +508,10 @@ class DtwAligner:
 
     def band_radius(self, n_reference: int, n_query: int, hop_s: float) -> float:
         """Sakoe-Chiba radius in frames for sequences of these lengths."""
-        radius_s = min(max(self.band_fraction * max(n_reference, n_query) * hop_s,
-                           self.min_band_s), self.max_band_s)
+        radius_s = min(
+            max(self.band_fraction * max(n_reference, n_query) * hop_s, self.min_band_s),
+            self.max_band_s,
+        )
         return radius_s / hop_s
 
     def align(self, samples: np.ndarray, sample_rate: int, transcript: str) -> AlignmentResult:
@@ -484,15 +529,18 @@ class DtwAligner:
         f_max_hz = min(F_MAX_HZ, sample_rate / 2.0, tts_rate / 2.0)
         query_features = self.features_at(sample_rate, f_max_hz)
         try:
-            reference = render_reference(words, self.voice, self.rate,
-                                         self.features_at(tts_rate, f_max_hz))
+            reference = render_reference(
+                words, self.voice, self.rate, self.features_at(tts_rate, f_max_hz)
+            )
         except tts.TtsError as exc:
             return AlignmentResult(ok=False, error=f"espeak-ng ({self.voice}): {exc}")
         if reference.unplaced:
             return AlignmentResult(
-                oov_words=list(dict.fromkeys(reference.unplaced)), ok=False,
+                oov_words=list(dict.fromkeys(reference.unplaced)),
+                ok=False,
                 error="espeak-ng spoke these words without a word event of their own (merged "
-                      f"with a neighbour), so they cannot be placed: {reference.unplaced}")
+                f"with a neighbour), so they cannot be placed: {reference.unplaced}",
+            )
         hop, hop_s = query_features.hop, query_features.hop_s
         first, last = speech_bounds(x, hop)
         margin = int(round(self.trim_margin_s / hop_s))
@@ -502,12 +550,26 @@ class DtwAligner:
             query_frames = query_features(x[cut_start:cut_end])
             radius = self.band_radius(len(ref_frames), len(query_frames), hop_s)
             path = dtw(ref_frames, query_frames, radius)
-            return self._result(reference, ref_frames, query_frames, path, duration_s, hop_s,
-                                cut_start / float(sample_rate))
+            return self._result(
+                reference,
+                ref_frames,
+                query_frames,
+                path,
+                duration_s,
+                hop_s,
+                cut_start / float(sample_rate),
+            )
 
-    def _result(self, reference: Reference, ref_frames: np.ndarray, query_frames: np.ndarray,
-                path: WarpingPath, duration_s: float, hop_s: float,
-                offset_s: float) -> AlignmentResult:
+    def _result(
+        self,
+        reference: Reference,
+        ref_frames: np.ndarray,
+        query_frames: np.ndarray,
+        path: WarpingPath,
+        duration_s: float,
+        hop_s: float,
+        offset_s: float,
+    ) -> AlignmentResult:
         """Word spans from the path; ``offset_s`` is where the warped part of the recording
         starts in it."""
         first_query = path.first_query_frame()
@@ -522,21 +584,27 @@ class DtwAligner:
             match = (float(scores[cells].mean()) - CHANCE_MATCH) / (1.0 - CHANCE_MATCH)
             ratio = (max(end - start, 1) / (word.end_frame - word.start_frame)) / tempo
             warp = min(ratio, 1.0 / ratio)
-            spans.append(WordSpan(
-                word=word.word,
-                start_s=float(min(offset_s + start * hop_s, duration_s)),
-                end_s=float(min(offset_s + max(end, start + 1) * hop_s, duration_s)),
-                confidence=float(np.clip(match, 0.0, 1.0) * warp),
-            ))
+            spans.append(
+                WordSpan(
+                    word=word.word,
+                    start_s=float(min(offset_s + start * hop_s, duration_s)),
+                    end_s=float(min(offset_s + max(end, start + 1) * hop_s, duration_s)),
+                    confidence=float(np.clip(match, 0.0, 1.0) * warp),
+                )
+            )
         mean_confidence = float(np.mean([s.confidence for s in spans]))
         error = None
         if not 1.0 / self.max_tempo_ratio <= tempo <= self.max_tempo_ratio:
-            error = (f"recording speech is {tempo:.2f}x the rendering's length (allowed "
-                     f"1/{self.max_tempo_ratio:g} to {self.max_tempo_ratio:g}): "
-                     "not this transcript")
+            error = (
+                f"recording speech is {tempo:.2f}x the rendering's length (allowed "
+                f"1/{self.max_tempo_ratio:g} to {self.max_tempo_ratio:g}): "
+                "not this transcript"
+            )
         elif mean_confidence < self.min_utterance_confidence:
-            error = (f"mean word confidence {mean_confidence:.2f} below "
-                     f"{self.min_utterance_confidence:g}: the audio does not match the transcript")
+            error = (
+                f"mean word confidence {mean_confidence:.2f} below "
+                f"{self.min_utterance_confidence:g}: the audio does not match the transcript"
+            )
         return AlignmentResult(words=spans, ok=error is None, error=error)
 
 
@@ -554,6 +622,17 @@ def _audio_problem(x: np.ndarray, sample_rate: int) -> str | None:
     return None
 
 
-__all__ = ["DtwAligner", "FrameFeatures", "LanguageNotSpokenError", "Reference", "ReferenceWord",
-           "WarpingPath", "band_costs", "band_limits", "dtw", "render_reference", "speech_bounds",
-           "synthesis_text"]
+__all__ = [
+    "DtwAligner",
+    "FrameFeatures",
+    "LanguageNotSpokenError",
+    "Reference",
+    "ReferenceWord",
+    "WarpingPath",
+    "band_costs",
+    "band_limits",
+    "dtw",
+    "render_reference",
+    "speech_bounds",
+    "synthesis_text",
+]

@@ -113,16 +113,19 @@ class SpokenLexicon:
 
 
 @functools.lru_cache(maxsize=8)
-def spoken_lexicon(language: str, size: int = DEFAULT_SIZE, voice: str | None = None
-                   ) -> SpokenLexicon:
+def spoken_lexicon(
+    language: str, size: int = DEFAULT_SIZE, voice: str | None = None
+) -> SpokenLexicon:
     """The ``size`` most frequent words of ``language`` (:func:`.word_lists.word_list`) with their
     espeak-ng pronunciations, by ``voice`` (default: the language's best espeak-ng voice).  Cached
     per process.  Raises :class:`SpokenLexiconError` where espeak-ng has no voice for it."""
     try:
         voice = voice or alignment_voice(language)
     except ValueError as exc:
-        raise SpokenLexiconError(f"no espeak-ng voice for language {language!r}: set "
-                                 "tts.keyword_languages or pick a language espeak-ng speaks") from exc
+        raise SpokenLexiconError(
+            f"no espeak-ng voice for language {language!r}: set "
+            "tts.keyword_languages or pick a language espeak-ng speaks"
+        ) from exc
     listed = word_lists.word_list(language, size)
     started = time.perf_counter()
     words, prons = [], []
@@ -131,8 +134,15 @@ def spoken_lexicon(language: str, size: int = DEFAULT_SIZE, voice: str | None = 
         if pron:
             words.append(word)
             prons.append(pron)
-    return SpokenLexicon(language, voice, listed.source, tuple(words), tuple(prons),
-                         phonemize_s=time.perf_counter() - started, note=listed.note)
+    return SpokenLexicon(
+        language,
+        voice,
+        listed.source,
+        tuple(words),
+        tuple(prons),
+        phonemize_s=time.perf_counter() - started,
+        note=listed.note,
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -145,8 +155,9 @@ def _indexed(lex: SpokenLexicon) -> tuple[dict[str, int], dict[int, tuple[list[i
         members, rows = groups.setdefault(len(pron), ([], []))
         members.append(index)
         rows.append(ids)
-    return symbols, {n: (members, np.asarray(rows, dtype=np.int32))
-                     for n, (members, rows) in groups.items()}
+    return symbols, {
+        n: (members, np.asarray(rows, dtype=np.int32)) for n, (members, rows) in groups.items()
+    }
 
 
 def extends(pronunciation: Sequence[str], keyword: Sequence[str]) -> bool:
@@ -158,9 +169,14 @@ def extends(pronunciation: Sequence[str], keyword: Sequence[str]) -> bool:
     return tuple(pronunciation[:n]) == tuple(keyword) or tuple(pronunciation[-n:]) == tuple(keyword)
 
 
-def spoken_neighbours(keyword: str, lex: SpokenLexicon, min_distance: int = 1,
-                      max_distance: int = 2, exclude: Iterable[str] = (), at_least: int = 0
-                      ) -> list[lexicon.Neighbour]:
+def spoken_neighbours(
+    keyword: str,
+    lex: SpokenLexicon,
+    min_distance: int = 1,
+    max_distance: int = 2,
+    exclude: Iterable[str] = (),
+    at_least: int = 0,
+) -> list[lexicon.Neighbour]:
     """Lexicon words ``min_distance``..``max_distance`` phoneme edits from espeak's pronunciation
     of ``keyword``, sorted by distance then frequency.
 
@@ -180,8 +196,13 @@ def spoken_neighbours(keyword: str, lex: SpokenLexicon, min_distance: int = 1,
     return found
 
 
-def _within(query_pron: tuple[str, ...], lex: SpokenLexicon, min_distance: int, max_distance: int,
-            skip: set[str]) -> list[lexicon.Neighbour]:
+def _within(
+    query_pron: tuple[str, ...],
+    lex: SpokenLexicon,
+    min_distance: int,
+    max_distance: int,
+    skip: set[str],
+) -> list[lexicon.Neighbour]:
     """Words at ``min_distance``..``max_distance`` from ``query_pron``, not in ``skip``, not
     extending it; by distance, then frequency."""
     symbols, groups = _indexed(lex)

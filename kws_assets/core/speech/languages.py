@@ -19,8 +19,24 @@ LANGUAGE_ALIASES = {"zh": "cmn", "zh-cn": "cmn", "zh-tw": "cmn", "zh-hk": "yue"}
 # Voices that expect text in a romanisation or another script than the language's usual one.
 ROMANISED_VOICE_MARKERS = ("-latn", "-shaw")
 # Variants cycled over a language's voices to make distinct synthetic speakers.
-DEFAULT_VARIANTS = ("m1", "f2", "m3", "f4", "m5", "f1", "m7", "f3", "m2", "f5", "m4", "m6",
-                    "michel", "anika", "pablo", "belinda")
+DEFAULT_VARIANTS = (
+    "m1",
+    "f2",
+    "m3",
+    "f4",
+    "m5",
+    "f1",
+    "m7",
+    "f3",
+    "m2",
+    "f5",
+    "m4",
+    "m6",
+    "michel",
+    "anika",
+    "pablo",
+    "belinda",
+)
 DEFAULT_GRID_SIZE = 8
 
 
@@ -58,9 +74,12 @@ def voices_for(code: str) -> list[str]:
     subtag (``es``), then its regional voices; romanised-script voices are left out."""
     tag = normalize_language(code)
     primary = primary_subtag(tag)
-    found = [v for v in tts.list_voices(primary)
-             if (v == primary or v.startswith(primary + "-"))
-             and not any(marker in v for marker in ROMANISED_VOICE_MARKERS)]
+    found = [
+        v
+        for v in tts.list_voices(primary)
+        if (v == primary or v.startswith(primary + "-"))
+        and not any(marker in v for marker in ROMANISED_VOICE_MARKERS)
+    ]
     order = {tag: 0, primary: 1}
     return sorted(found, key=lambda v: (order.get(v, 2), v))
 
@@ -106,5 +125,8 @@ def language_voices(language: str) -> LanguageVoices:
     """Raises :class:`LanguageNotSpokenError` when espeak-ng has no voice for the language."""
     demo_end = LANGUAGE_GRID_VOICES + LANGUAGE_DEMO_VOICES
     speakers = default_voices(language, demo_end + LANGUAGE_HELD_OUT_VOICES)
-    return LanguageVoices(grid=speakers[:LANGUAGE_GRID_VOICES], demo=speakers[LANGUAGE_GRID_VOICES:demo_end],
-                          held_out=speakers[demo_end:])
+    return LanguageVoices(
+        grid=speakers[:LANGUAGE_GRID_VOICES],
+        demo=speakers[LANGUAGE_GRID_VOICES:demo_end],
+        held_out=speakers[demo_end:],
+    )

@@ -128,11 +128,16 @@ class Neighbour:
 
 
 @functools.lru_cache(maxsize=4)
-def _indexed(lexicon: Lexicon) -> tuple[dict[str, int], dict[int, tuple[list[str], np.ndarray, list]]]:
+def _indexed(
+    lexicon: Lexicon,
+) -> tuple[dict[str, int], dict[int, tuple[list[str], np.ndarray, list]]]:
     """Plain words grouped by phoneme count: (symbol ids, {length: (words, id matrix, prons)})."""
-    entries = [(word, pron) for word, prons in lexicon.pronunciations.items()
-               if MIN_WORD_LETTERS <= len(word) <= MAX_WORD_LETTERS and PLAIN_WORD.match(word)
-               for pron in prons]
+    entries = [
+        (word, pron)
+        for word, prons in lexicon.pronunciations.items()
+        if MIN_WORD_LETTERS <= len(word) <= MAX_WORD_LETTERS and PLAIN_WORD.match(word)
+        for pron in prons
+    ]
     names, ids = np.unique(np.array([p for _, pron in entries for p in pron]), return_inverse=True)
     symbols = {str(name): i for i, name in enumerate(names)}
     ids = ids.astype(np.int32)
@@ -150,8 +155,13 @@ def _indexed(lexicon: Lexicon) -> tuple[dict[str, int], dict[int, tuple[list[str
     }
 
 
-def phoneme_neighbours(keyword: str, lexicon: Lexicon, min_distance: int = 1,
-                       max_distance: int = 2, exclude: Iterable[str] = ()) -> list[Neighbour]:
+def phoneme_neighbours(
+    keyword: str,
+    lexicon: Lexicon,
+    min_distance: int = 1,
+    max_distance: int = 2,
+    exclude: Iterable[str] = (),
+) -> list[Neighbour]:
     """Dictionary words whose pronunciation is ``min_distance``..``max_distance`` phoneme edits
     from the keyword's (the smallest distance over all pronunciation pairs).
 
@@ -181,8 +191,11 @@ def phoneme_neighbours(keyword: str, lexicon: Lexicon, min_distance: int = 1,
                 if word not in best or distance < best[word][0]:
                     best[word] = (distance, kept[index])
     skip = {keyword, *(w.lower() for w in exclude)}
-    found = [Neighbour(w, d, p) for w, (d, p) in best.items()
-             if w not in skip and min_distance <= d <= max_distance]
+    found = [
+        Neighbour(w, d, p)
+        for w, (d, p) in best.items()
+        if w not in skip and min_distance <= d <= max_distance
+    ]
     probs = unigram_log_probs(n.word for n in found)
     return sorted(found, key=lambda n: (n.distance, -probs[n.word], n.word))
 
@@ -220,8 +233,9 @@ def _language_model(path: str):  # noqa: ANN202 - a pocketsphinx.NGramModel
     return pocketsphinx.NGramModel.readfile(path)
 
 
-def unigram_log_probs(words: Iterable[str], model_path: str | os.PathLike[str] | None = None
-                      ) -> dict[str, int]:
+def unigram_log_probs(
+    words: Iterable[str], model_path: str | os.PathLike[str] | None = None
+) -> dict[str, int]:
     """pocketsphinx's unigram log-probability (its integer log base) of each word; words the
     model does not know get ``UNSEEN_LOG_PROB``.  Larger = more common."""
     path = str(model_path or default_language_model_path())
@@ -239,15 +253,19 @@ def by_commonness(words: Iterable[str], salt: str = "") -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def _common_pool(lexicon: Lexicon, pool_size: int) -> tuple[str, ...]:
-    plain = [w for w in lexicon.pronunciations
-             if PLAIN_WORD.match(w) and MIN_WORD_LETTERS <= len(w) <= MAX_WORD_LETTERS]
+    plain = [
+        w
+        for w in lexicon.pronunciations
+        if PLAIN_WORD.match(w) and MIN_WORD_LETTERS <= len(w) <= MAX_WORD_LETTERS
+    ]
     probs = unigram_log_probs(plain)
     known = (w for w in plain if probs[w] > UNSEEN_LOG_PROB)
     return tuple(sorted(known, key=lambda w: (-probs[w], w))[:pool_size])
 
 
-def common_words(lexicon: Lexicon, count: int, exclude: Iterable[str] = (),
-                 pool_size: int = 5000, salt: str = "") -> list[str]:
+def common_words(
+    lexicon: Lexicon, count: int, exclude: Iterable[str] = (), pool_size: int = 5000, salt: str = ""
+) -> list[str]:
     """``count`` words drawn (deterministically, by ``salt``) from the ``pool_size`` most common
     plain dictionary words (the pool is taken before ``exclude`` is applied)."""
     skip = {w.lower() for w in exclude}

@@ -65,8 +65,11 @@ class NegativeVocabulary:
         key = keyword.lower()
         chosen = list(self.neighbours.get(key, ()))
         index = self.keywords.index(key) if key in self.keywords else 0
-        return chosen + [w for w in self.other_words
-                         if share_of(w, len(self.keywords)) == index and w not in chosen]
+        return chosen + [
+            w
+            for w in self.other_words
+            if share_of(w, len(self.keywords)) == index and w not in chosen
+        ]
 
 
 def share_of(word: str, n_keywords: int) -> int:
@@ -79,16 +82,18 @@ def uses_pronouncing_dictionary(language: str, negatives: NegativeSettings) -> b
     return bool(negatives.lexicon) or is_english(language)
 
 
-def negative_vocabulary(language: str, keywords: Sequence[str], negatives: NegativeSettings
-                        ) -> NegativeVocabulary:
+def negative_vocabulary(
+    language: str, keywords: Sequence[str], negatives: NegativeSettings
+) -> NegativeVocabulary:
     """Per keyword its phoneme neighbours, plus the other common words, for ``language``
     (cached per process: every keyword partition asks for the same set)."""
     return _vocabulary(language, tuple(k.lower() for k in keywords), negatives)
 
 
 @functools.lru_cache(maxsize=16)
-def _vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
-                ) -> NegativeVocabulary:
+def _vocabulary(
+    language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+) -> NegativeVocabulary:
     if uses_pronouncing_dictionary(language, negatives):
         return _cmu_vocabulary(language, keywords, negatives)
     return _espeak_vocabulary(language, keywords, negatives)
@@ -98,8 +103,9 @@ def _plain_phonemes(word: str, voice: str) -> str:
     return STRESS_MARKS.sub("", tts.phonemize(word, voice=voice))
 
 
-def _cmu_vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
-                    ) -> NegativeVocabulary:
+def _cmu_vocabulary(
+    language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+) -> NegativeVocabulary:
     """The dictionary path: neighbours that do not start with the keyword's pronunciation and
     that espeak-ng does not pronounce like a keyword; other words from the 5000 most common."""
     lex = lexicon.load_lexicon(negatives.lexicon or None)
@@ -119,19 +125,26 @@ def _cmu_vocabulary(language: str, keywords: tuple[str, ...], negatives: Negativ
     for keyword in keywords:
         prons = lex.get(keyword)
         chosen: list[str] = []
-        for n in lexicon.phoneme_neighbours(keyword, lex, negatives.min_phoneme_distance,
-                                            negatives.max_phoneme_distance, exclude=forbidden):
+        for n in lexicon.phoneme_neighbours(
+            keyword,
+            lex,
+            negatives.min_phoneme_distance,
+            negatives.max_phoneme_distance,
+            exclude=forbidden,
+        ):
             if len(chosen) >= negatives.neighbours_per_keyword:
                 break
             if any(n.pronunciation[: len(p)] == p for p in prons) or sounds_like_a_keyword(n.word):
                 continue
             chosen.append(n.word)
         neighbours[keyword] = tuple(chosen)
-    others = lexicon.common_words(lex, negatives.other_words, exclude=forbidden,
-                                  salt=f"negatives|{negatives.seed}")
+    others = lexicon.common_words(
+        lex, negatives.other_words, exclude=forbidden, salt=f"negatives|{negatives.seed}"
+    )
     others = [w for w in others if not sounds_like_a_keyword(w)]
-    return NegativeVocabulary(language, CMU_SOURCE, keywords, neighbours, tuple(others),
-                              frozenset(forbidden))
+    return NegativeVocabulary(
+        language, CMU_SOURCE, keywords, neighbours, tuple(others), frozenset(forbidden)
+    )
 
 
 def _espeak_forbidden(keywords: tuple[str, ...], lex: espeak_lexicon.SpokenLexicon) -> set[str]:
@@ -142,34 +155,51 @@ def _espeak_forbidden(keywords: tuple[str, ...], lex: espeak_lexicon.SpokenLexic
     return forbidden
 
 
-def _espeak_vocabulary(language: str, keywords: tuple[str, ...], negatives: NegativeSettings
-                       ) -> NegativeVocabulary:
+def _espeak_vocabulary(
+    language: str, keywords: tuple[str, ...], negatives: NegativeSettings
+) -> NegativeVocabulary:
     """The espeak-ng path: neighbours among the language's 20k most frequent words, other words
     from the 5000 most frequent."""
     lex = espeak_lexicon.spoken_lexicon(language)
     forbidden = _espeak_forbidden(keywords, lex)
     neighbours = {
-        k: tuple(n.word for n in espeak_lexicon.spoken_neighbours(
-            k, lex, negatives.min_phoneme_distance, negatives.max_phoneme_distance,
-            exclude=forbidden, at_least=negatives.neighbours_per_keyword,
-        )[: negatives.neighbours_per_keyword])
+        k: tuple(
+            n.word
+            for n in espeak_lexicon.spoken_neighbours(
+                k,
+                lex,
+                negatives.min_phoneme_distance,
+                negatives.max_phoneme_distance,
+                exclude=forbidden,
+                at_least=negatives.neighbours_per_keyword,
+            )[: negatives.neighbours_per_keyword]
+        )
         for k in keywords
     }
     others = _common_spoken(lex, forbidden, negatives.other_words, f"negatives|{negatives.seed}")
-    return NegativeVocabulary(language, ESPEAK_SOURCE_PREFIX + lex.source, keywords, neighbours,
-                              tuple(others), frozenset(forbidden), note=lex.note)
+    return NegativeVocabulary(
+        language,
+        ESPEAK_SOURCE_PREFIX + lex.source,
+        keywords,
+        neighbours,
+        tuple(others),
+        frozenset(forbidden),
+        note=lex.note,
+    )
 
 
-def _common_spoken(lex: espeak_lexicon.SpokenLexicon, forbidden: set[str], count: int,
-                   salt: str) -> list[str]:
+def _common_spoken(
+    lex: espeak_lexicon.SpokenLexicon, forbidden: set[str], count: int, salt: str
+) -> list[str]:
     """``count`` words drawn by ``salt`` from the :data:`COMMON_POOL` most frequent lexicon words
     (the pool is taken before ``forbidden`` is removed, as :func:`.lexicon.common_words` does)."""
     pool = [w for w in lex.words[:COMMON_POOL] if w not in forbidden]
     return lexicon.stable_order(pool, salt)[:count]
 
 
-def sentence_words(language: str, keywords: Sequence[str], negatives: NegativeSettings,
-                   count: int, salt: str) -> list[str]:
+def sentence_words(
+    language: str, keywords: Sequence[str], negatives: NegativeSettings, count: int, salt: str
+) -> list[str]:
     """``count`` common words that are neither keywords nor their homophones, drawn by ``salt``
     and ``negatives.seed``: the words running-speech ``_unknown_`` windows are made of."""
     keys = tuple(k.lower() for k in keywords)

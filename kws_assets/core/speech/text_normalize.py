@@ -40,8 +40,30 @@ MAX_NUMBER_DIGITS = 15  # longer digit strings (ids, phone numbers) are left to 
 _SUFFIX = r"([^\W\d_]{1,3}|[\u00ba\u00aa\u00b0])?(?![^\W_])"
 # Fallback where CLDR (Babel) lacks a locale: languages writing a decimal point (others write a
 # decimal comma and group with . or a space).
-DECIMAL_POINT_LANGUAGES = frozenset({"en", "zh", "cmn", "yue", "ja", "ko", "he", "th", "hi", "ta",
-                                     "te", "kn", "ml", "mr", "bn", "ur", "ms", "sw", "ga", "mt"})
+DECIMAL_POINT_LANGUAGES = frozenset(
+    {
+        "en",
+        "zh",
+        "cmn",
+        "yue",
+        "ja",
+        "ko",
+        "he",
+        "th",
+        "hi",
+        "ta",
+        "te",
+        "kn",
+        "ml",
+        "mr",
+        "bn",
+        "ur",
+        "ms",
+        "sw",
+        "ga",
+        "mt",
+    }
+)
 GROUP_SPACES = ("\u00a0", "\u202f", " ")
 GROUP_APOSTROPHES = ("'", "\u2019")  # de-CH/it-CH/fr-CH write 1'500 (CLDR ' or typographic ')
 # How a decimal separator is read aloud where num2words reads one word for both (its Spanish says
@@ -80,8 +102,11 @@ def _cldr_symbols(language: str) -> tuple[str, str, str] | None:
         except (UnknownLocaleError, ValueError, TypeError):
             continue
         # Latin digits: the regexes below read ASCII digits, whatever the locale's default system.
-        return (get_decimal_symbol(locale, numbering_system="latn"),
-                get_group_symbol(locale, numbering_system="latn"), str(locale))
+        return (
+            get_decimal_symbol(locale, numbering_system="latn"),
+            get_group_symbol(locale, numbering_system="latn"),
+            str(locale),
+        )
     return None
 
 
@@ -174,7 +199,8 @@ def _spoken_number(match: re.Match, language: str, converter: str) -> str:
             if any(len(run) > MAX_NUMBER_DIGITS for run in runs):
                 return match.group(0)
             return " ".join(num2words(int(run), lang=converter) for run in runs) + (
-                f" {suffix}" if suffix else "")
+                f" {suffix}" if suffix else ""
+            )
         if ordinal:
             return num2words(int(value), lang=converter, to="ordinal")
         if value == value.to_integral_value():
@@ -217,10 +243,9 @@ def split_words(text: str) -> list[str]:
     words: list[str] = []
     current: list[str] = []
     for i, ch in enumerate(text):
-        if _is_word_char(ch):
-            current.append(ch)
-        elif (ch in INNER_JOINERS and current and i + 1 < len(text)
-              and _is_word_char(text[i + 1])):
+        if _is_word_char(ch) or (
+            ch in INNER_JOINERS and current and i + 1 < len(text) and _is_word_char(text[i + 1])
+        ):
             current.append(ch)
         elif current:
             words.append("".join(current))

@@ -143,12 +143,20 @@ class _Engine:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_TextToPhonemes.argtypes = [
-            ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.c_int,
         ]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
@@ -156,7 +164,10 @@ class _Engine:
 
         # espeak accepts either the folder holding espeak-ng-data or that folder itself.
         rate = lib.espeak_Initialize(
-            AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_LENGTH_MS, self.data_path.encode(), INITIALIZE_DONT_EXIT
+            AUDIO_OUTPUT_SYNCHRONOUS,
+            BUFFER_LENGTH_MS,
+            self.data_path.encode(),
+            INITIALIZE_DONT_EXIT,
         )
         if rate <= 0:
             raise TtsError(f"espeak_Initialize failed (data path {self.data_path})")
@@ -204,7 +215,8 @@ class _Engine:
         if variant.isdigit():
             number = int(variant)
             variant = (
-                f"f{number - NUMBERED_FEMALE_OFFSET}" if number >= NUMBERED_FEMALE_OFFSET
+                f"f{number - NUMBERED_FEMALE_OFFSET}"
+                if number >= NUMBERED_FEMALE_OFFSET
                 else f"m{number}"
             )
         return os.path.join(self.data_path, "voices", VARIANT_DIR, variant)
@@ -331,7 +343,7 @@ def synthesize(
         char_start = max(text_position - 1, 0)  # espeak counts characters from 1
         words.append(
             WordEvent(
-                text=text[char_start:char_start + length],
+                text=text[char_start : char_start + length],
                 start_s=audio_ms / MS_PER_S,
                 char_start=char_start,
                 char_len=length,
@@ -367,7 +379,8 @@ def list_voices(language_prefix: str | None = None) -> list[str]:
     names = {
         identifier.rsplit("/", 1)[-1].lower()
         for code, identifier, _ in voices
-        if code.lower().startswith(prefix) or identifier.rsplit("/", 1)[-1].lower().startswith(prefix)
+        if code.lower().startswith(prefix)
+        or identifier.rsplit("/", 1)[-1].lower().startswith(prefix)
     }
     return sorted(names)
 
@@ -376,9 +389,7 @@ def list_variants() -> list[str]:
     """Variant names usable as a ``+variant`` voice suffix (``m1``, ``f3``, ``klatt``...)."""
     with _LOCK:
         folder = os.path.join(_engine().data_path, "voices", VARIANT_DIR)
-    return sorted(
-        name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))
-    )
+    return sorted(name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name)))
 
 
 def phonemize(text: str, voice: str = "en-us", separator: str = "") -> str:

@@ -38,27 +38,51 @@ WORDFREQ_LIST = "best"
 """wordfreq's ``best`` list: its ``large`` data where it has it, else ``small``."""
 MAX_WORD_LETTERS = 16
 """Longer tokens are mostly compounds and junk; they never make good 1-s negatives."""
-NUMBERS_SPELLED = tuple(range(0, 101)) + (200, 300, 1000, 1_000_000)
+NUMBERS_SPELLED = tuple(range(101)) + (200, 300, 1000, 1_000_000)
 """Numbers whose words make the number-word pool (every word 0-100, hundreds, thousand, million)."""
 
 DEFAULT_SCRIPT = "LATIN"
 SCRIPTS: dict[str, tuple[str, ...]] = {
     # Unicode character-name prefixes of each language's letters (default: LATIN).
-    "ar": ("ARABIC",), "fa": ("ARABIC",), "ur": ("ARABIC",),
-    "bg": ("CYRILLIC",), "mk": ("CYRILLIC",), "ru": ("CYRILLIC",), "uk": ("CYRILLIC",),
-    "be": ("CYRILLIC",), "kk": ("CYRILLIC",), "tg": ("CYRILLIC",), "sr": ("CYRILLIC", "LATIN"),
-    "el": ("GREEK",), "he": ("HEBREW",), "hi": ("DEVANAGARI",), "bn": ("BENGALI",),
-    "ta": ("TAMIL",), "te": ("TELUGU",), "kn": ("KANNADA",), "th": ("THAI",),
-    "am": ("ETHIOPIC",), "ko": ("HANGUL",), "zh": ("CJK",), "ja": ("CJK", "HIRAGANA", "KATAKANA"),
+    "ar": ("ARABIC",),
+    "fa": ("ARABIC",),
+    "ur": ("ARABIC",),
+    "bg": ("CYRILLIC",),
+    "mk": ("CYRILLIC",),
+    "ru": ("CYRILLIC",),
+    "uk": ("CYRILLIC",),
+    "be": ("CYRILLIC",),
+    "kk": ("CYRILLIC",),
+    "tg": ("CYRILLIC",),
+    "sr": ("CYRILLIC", "LATIN"),
+    "el": ("GREEK",),
+    "he": ("HEBREW",),
+    "hi": ("DEVANAGARI",),
+    "bn": ("BENGALI",),
+    "ta": ("TAMIL",),
+    "te": ("TELUGU",),
+    "kn": ("KANNADA",),
+    "th": ("THAI",),
+    "am": ("ETHIOPIC",),
+    "ko": ("HANGUL",),
+    "zh": ("CJK",),
+    "ja": ("CJK", "HIRAGANA", "KATAKANA"),
 }
 SINGLE_LETTER_WORDS: dict[str, frozenset[str]] = {
     # One-letter tokens that are words of the language; any other lone letter is a tokenising
     # leftover ("l" of "l'eau", "s" of "it's") and is dropped.
-    "en": frozenset("ai"), "fr": frozenset({"a", "à", "y"}), "es": frozenset("aeouy"),
-    "it": frozenset({"a", "e", "o", "è", "i"}), "pt": frozenset({"a", "e", "o", "é", "à"}),
-    "ca": frozenset({"a", "i", "o", "e"}), "nl": frozenset(), "de": frozenset(),
-    "pl": frozenset({"a", "i", "o", "u", "w", "z"}), "cs": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
-    "sk": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}), "sv": frozenset({"i", "å", "ö"}),
+    "en": frozenset("ai"),
+    "fr": frozenset({"a", "à", "y"}),
+    "es": frozenset("aeouy"),
+    "it": frozenset({"a", "e", "o", "è", "i"}),
+    "pt": frozenset({"a", "e", "o", "é", "à"}),
+    "ca": frozenset({"a", "i", "o", "e"}),
+    "nl": frozenset(),
+    "de": frozenset(),
+    "pl": frozenset({"a", "i", "o", "u", "w", "z"}),
+    "cs": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
+    "sk": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
+    "sv": frozenset({"i", "å", "ö"}),
     "ru": frozenset({"а", "в", "и", "к", "о", "с", "у", "я"}),
     "uk": frozenset({"а", "в", "і", "з", "й", "у", "я"}),
 }
@@ -195,12 +219,20 @@ def word_list(language: str, count: int) -> WordList:
         return WordList(language, WORDFREQ_SOURCE, _ranked_wordfreq(code, language, count))
     numbers = number_words(language)
     if numbers:
-        return WordList(language, NUMBER_WORDS_SOURCE, numbers[:count],
-                        note=f"wordfreq has no word list for {language!r}: number words only "
-                             f"({len(numbers)} from num2words)")
-    return WordList(language, NO_SOURCE, (),
-                    note=f"neither wordfreq nor num2words has words for {language!r}: no "
-                         f"synthetic _unknown_ words (add a corpus with non-keyword speech)")
+        return WordList(
+            language,
+            NUMBER_WORDS_SOURCE,
+            numbers[:count],
+            note=f"wordfreq has no word list for {language!r}: number words only "
+            f"({len(numbers)} from num2words)",
+        )
+    return WordList(
+        language,
+        NO_SOURCE,
+        (),
+        note=f"neither wordfreq nor num2words has words for {language!r}: no "
+        f"synthetic _unknown_ words (add a corpus with non-keyword speech)",
+    )
 
 
 def top_words(language: str, count: int, exclude: Iterable[str] = ()) -> list[str]:

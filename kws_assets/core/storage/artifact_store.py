@@ -46,7 +46,7 @@ class ArtifactFolder:
         return self.path / name
 
     @classmethod
-    def staging(cls, prefix: str = "kws-artifact-") -> "ArtifactFolder":
+    def staging(cls, prefix: str = "kws-artifact-") -> ArtifactFolder:
         """A new empty temporary folder to build an artifact in."""
         return cls(Path(tempfile.mkdtemp(prefix=prefix)), staged=True)
 
@@ -93,8 +93,9 @@ def store_artifact(objects: ObjectStore, key: str, artifact: ArtifactFolder) -> 
             return str(local)
         for name in index["files"]:
             objects.put_bytes(f"{key}/{name}", (artifact.path / name).read_bytes())
-        objects.put_bytes(f"{key}/{INDEX_FILE}",
-                          (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+        objects.put_bytes(
+            f"{key}/{INDEX_FILE}", (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+        )
         return objects.uri_for(key)
     finally:
         if artifact.staged:
@@ -127,8 +128,11 @@ def load_artifact(objects: ObjectStore, key: str, cache_root: Path) -> ArtifactF
         for name, facts in index["files"].items():
             data = objects.get_bytes(f"{key}/{name}")
             if len(data) != facts["bytes"] or hashlib.sha256(data).hexdigest() != facts["sha256"]:
-                raise StorageError(objects.uri_for(f"{key}/{name}"), REASON_CORRUPT,
-                                   "the stored file does not match the artifact's index")
+                raise StorageError(
+                    objects.uri_for(f"{key}/{name}"),
+                    REASON_CORRUPT,
+                    "the stored file does not match the artifact's index",
+                )
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)

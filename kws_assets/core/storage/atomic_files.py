@@ -57,6 +57,7 @@ def write_file_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
 
 def copy_file_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Copy ``source`` to ``path`` atomically (for moves across file systems)."""
+
     def fill(fh) -> None:  # noqa: ANN001
         with open(source, "rb") as src:
             shutil.copyfileobj(src, fh, COPY_CHUNK_BYTES)
@@ -91,5 +92,8 @@ def swap_folder_into_place(staging: Path, directory: Path, attempts: int = SWAP_
                 raise
         finally:
             shutil.rmtree(retired, ignore_errors=True)
-    raise OSError(errno.EBUSY, f"could not rename {staging} to {directory}: "
-                               f"{attempts} attempts lost to concurrent writers")
+    raise OSError(
+        errno.EBUSY,
+        f"could not rename {staging} to {directory}: "
+        f"{attempts} attempts lost to concurrent writers",
+    )

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from kws_assets.core.audio.io import REASON_MISSING, AudioInfo, AudioReadError, read_audio, wav_bytes
+from kws_assets.core.audio.io import (
+    REASON_MISSING,
+    AudioInfo,
+    AudioReadError,
+    read_audio,
+    wav_bytes,
+)
 from kws_assets.core.storage.object_store import (
     LocalObjectStore,
     ObjectNotFound,
@@ -55,12 +61,12 @@ class ClipStore:
         self.objects = objects
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str], durable: bool = True) -> "ClipStore":
+    def at(cls, root: str | os.PathLike[str], durable: bool = True) -> ClipStore:
         """A clip store in a local folder."""
         return cls(LocalObjectStore.at(root, durable=durable))
 
     @classmethod
-    def on_s3(cls, client: Any, bucket: str, prefix: str = "") -> "ClipStore":
+    def on_s3(cls, client: Any, bucket: str, prefix: str = "") -> ClipStore:
         """A clip store under ``s3://bucket/prefix`` through a configured boto3 S3 client."""
         return cls(S3ObjectStore(client, bucket, prefix))
 
@@ -72,7 +78,9 @@ class ClipStore:
         return self.objects.root_uri
 
     def key_for(self, source: str, label: str, clip_id: str) -> str:
-        return f"{safe_key_part(source)}/{safe_key_part(label)}/{safe_key_part(clip_id)}{WAV_SUFFIX}"
+        return (
+            f"{safe_key_part(source)}/{safe_key_part(label)}/{safe_key_part(clip_id)}{WAV_SUFFIX}"
+        )
 
     def uri_for(self, key: str) -> str:
         """The URI of ``key``; ValueError if the key would escape the store root."""
@@ -99,7 +107,9 @@ class ClipStore:
         try:
             data = self.read_bytes(uri)
         except ObjectNotFound as exc:
-            raise AudioReadError(uri, REASON_MISSING, exc.detail or "not in the clip store") from exc
+            raise AudioReadError(
+                uri, REASON_MISSING, exc.detail or "not in the clip store"
+            ) from exc
         buffer = io.BytesIO(data)
         buffer.name = uri  # read_audio names its errors after the source's name
         return read_audio(buffer, target_sr=target_sr)

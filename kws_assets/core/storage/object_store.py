@@ -51,11 +51,21 @@ REASON_CONNECTION = "connection_error"
 REASON_NO_CREDENTIALS = "no_credentials"
 
 # S3 error codes worth retrying (besides every HTTP 5xx).
-TRANSIENT_S3_CODES = frozenset({
-    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling",
-    "ThrottlingException", "RequestThrottled", "RequestLimitExceeded", "BandwidthLimitExceeded",
-    "TooManyRequestsException", "PriorRequestNotComplete",
-})
+TRANSIENT_S3_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "TooManyRequestsException",
+        "PriorRequestNotComplete",
+    }
+)
 NOT_FOUND_S3_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # Local errno values that may clear up by themselves.
 TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT})
@@ -85,8 +95,9 @@ class StorageError(OSError):
 class ObjectNotFound(StorageError, FileNotFoundError):
     """No object at ``uri`` (a FileNotFoundError too, so generic callers handle it naturally)."""
 
-    def __init__(self, uri: str, reason: str = REASON_MISSING, detail: str = "",
-                 transient: bool = False):
+    def __init__(
+        self, uri: str, reason: str = REASON_MISSING, detail: str = "", transient: bool = False
+    ):
         super().__init__(uri, reason, detail, transient)
 
 
@@ -186,7 +197,7 @@ class LocalObjectStore(ObjectStore):
     durable: bool = True
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str], durable: bool = True) -> "LocalObjectStore":
+    def at(cls, root: str | os.PathLike[str], durable: bool = True) -> LocalObjectStore:
         return cls(Path(root).expanduser().resolve(), durable)
 
     @property
@@ -310,7 +321,6 @@ class LocalObjectStore(ObjectStore):
         return removed
 
 
-
 def _local_error(uri: str, exc: OSError, reason: str) -> StorageError:
     detail = f"{type(exc).__name__}: {exc.strerror or exc}"
     return StorageError(uri, reason, detail, transient=exc.errno in TRANSIENT_ERRNOS)
@@ -323,7 +333,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``(bucket, key)``."""
     if not uri.startswith(S3_SCHEME):
         raise ValueError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len(S3_SCHEME):].partition("/")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
     if not bucket:
         raise ValueError(f"{uri!r} names no bucket")
     return bucket, key
@@ -351,7 +361,11 @@ class S3ObjectStore(ObjectStore):
 
     @property
     def root_uri(self) -> str:
-        return f"{S3_SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{S3_SCHEME}{self.bucket}"
+        return (
+            f"{S3_SCHEME}{self.bucket}/{self.prefix}"
+            if self.prefix
+            else f"{S3_SCHEME}{self.bucket}"
+        )
 
     def _object_key(self, key: str) -> str:
         check_key(key)
@@ -365,7 +379,7 @@ class S3ObjectStore(ObjectStore):
         lead = f"{self.prefix}/" if self.prefix else ""
         if bucket != self.bucket or not object_key.startswith(lead):
             raise ValueError(f"{uri!r} is outside the store root {self.root_uri}")
-        return check_key(object_key[len(lead):])
+        return check_key(object_key[len(lead) :])
 
     def put_bytes(self, key: str, data: bytes) -> str:
         uri = self.uri_for(key)
@@ -402,7 +416,7 @@ class S3ObjectStore(ObjectStore):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=lead):
                 for item in page.get("Contents", []):
                     key = item["Key"]
-                    rel = key[len(self.prefix) + 1:] if self.prefix else key
+                    rel = key[len(self.prefix) + 1 :] if self.prefix else key
                     keys.append(rel)
         return sorted(keys)
 
@@ -437,7 +451,9 @@ def classify_s3_error(uri: str, exc: BaseException) -> StorageError | None:
         status = int(meta.get("HTTPStatusCode") or 0)
         attempts = int(meta.get("RetryAttempts") or 0) + 1
         message = str(error.get("Message") or "").strip()
-        detail = f"HTTP {status}" + (f" {message}" if message else "") + f" after {attempts} attempt(s)"
+        detail = (
+            f"HTTP {status}" + (f" {message}" if message else "") + f" after {attempts} attempt(s)"
+        )
         if code in NOT_FOUND_S3_CODES or (status == 404 and code != "NoSuchBucket"):
             return ObjectNotFound(uri, REASON_MISSING, detail)
         if code in {"403", "Forbidden"}:  # HEAD responses carry no error body, only the status
@@ -446,12 +462,20 @@ def classify_s3_error(uri: str, exc: BaseException) -> StorageError | None:
         transient = status >= 500 or status == 429 or code in TRANSIENT_S3_CODES
         return StorageError(uri, code, detail, transient=transient)
     if isinstance(exc, (boto.NoCredentialsError, boto.PartialCredentialsError)):
-        return StorageError(uri, REASON_NO_CREDENTIALS,
-                            "no AWS credentials in the environment (AWS_ACCESS_KEY_ID / "
-                            "AWS_SECRET_ACCESS_KEY, a profile or an instance role)")
+        return StorageError(
+            uri,
+            REASON_NO_CREDENTIALS,
+            "no AWS credentials in the environment (AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, a profile or an instance role)",
+        )
     transient_types: tuple[type[BaseException], ...] = (
-        boto.HTTPClientError, boto.ConnectionError, boto.ReadTimeoutError,
-        boto.ConnectTimeoutError, boto.IncompleteReadError, boto.ResponseStreamingError)
+        boto.HTTPClientError,
+        boto.ConnectionError,
+        boto.ReadTimeoutError,
+        boto.ConnectTimeoutError,
+        boto.IncompleteReadError,
+        boto.ResponseStreamingError,
+    )
     if isinstance(exc, transient_types):
         return StorageError(uri, REASON_CONNECTION, f"{type(exc).__name__}: {exc}", transient=True)
     if isinstance(exc, boto.BotoCoreError):
@@ -476,4 +500,4 @@ def relative_key(path: PurePosixPath | str, root: PurePosixPath | str) -> str:
     path_text, root_text = str(path).rstrip("/"), str(root).rstrip("/")
     if not path_text.startswith(root_text + "/"):
         raise ValueError(f"{path_text!r} is not under {root_text!r}")
-    return check_key(path_text[len(root_text) + 1:])
+    return check_key(path_text[len(root_text) + 1 :])

@@ -57,8 +57,13 @@ class ParquetBatchWriter:
     makes an empty table writable); batches are cast to it.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], schema: dict[str, pl.DataType],
-                 row_group_rows: int = ROW_GROUP_ROWS, prefix: str = "table-") -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        schema: dict[str, pl.DataType],
+        row_group_rows: int = ROW_GROUP_ROWS,
+        prefix: str = "table-",
+    ) -> None:
         if row_group_rows < 1:
             raise ValueError("row_group_rows must be at least 1")
         self.folder = Path(folder)
@@ -73,8 +78,12 @@ class ParquetBatchWriter:
         # float arrays they only cost time (a 490-float MFCC never repeats).
         flat = [name for name, dtype in self.schema.items() if not dtype.is_nested()]
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self.path, self._arrow_schema, compression=COMPRESSION, use_dictionary=flat,
-            write_statistics=flat)
+            self.path,
+            self._arrow_schema,
+            compression=COMPRESSION,
+            use_dictionary=flat,
+            write_statistics=flat,
+        )
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
         self.rows = 0
@@ -116,8 +125,9 @@ class ParquetBatchWriter:
         self._writer = None
         with open(self.path, "rb") as fh:  # durable before anyone renames it into place
             os.fsync(fh.fileno())
-        self.staged = StagedParquet(self.path, self.rows,
-                                    {name: str(dtype) for name, dtype in self.schema.items()})
+        self.staged = StagedParquet(
+            self.path, self.rows, {name: str(dtype) for name, dtype in self.schema.items()}
+        )
         return self.staged
 
     def abort(self) -> None:
@@ -128,11 +138,15 @@ class ParquetBatchWriter:
         self._pending = []
         self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "ParquetBatchWriter":
+    def __enter__(self) -> ParquetBatchWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -155,8 +169,9 @@ def place_staged_file(staged: StagedParquet, destination: str | os.PathLike[str]
     return target
 
 
-
-def sweep_stale_staged(folder: str | os.PathLike[str], max_age_s: float = STALE_STAGED_AGE_S) -> list[Path]:
+def sweep_stale_staged(
+    folder: str | os.PathLike[str], max_age_s: float = STALE_STAGED_AGE_S
+) -> list[Path]:
     """Delete staged files older than ``max_age_s`` in ``folder`` (left by killed runs); return them."""
     root = Path(folder)
     if not root.is_dir():

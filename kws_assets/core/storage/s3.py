@@ -53,11 +53,12 @@ class S3Connection:
         if self.retries < 0:
             raise ValueError(f"S3 retries must be >= 0, got {self.retries}")
         if self.endpoint_url and "://" not in self.endpoint_url:
-            raise ValueError(f"S3 endpoint {self.endpoint_url!r} needs a scheme "
-                             "(http:// or https://)")
+            raise ValueError(
+                f"S3 endpoint {self.endpoint_url!r} needs a scheme (http:// or https://)"
+            )
 
     @classmethod
-    def from_settings(cls, storage: StorageSettings) -> "S3Connection":
+    def from_settings(cls, storage: StorageSettings) -> S3Connection:
         """The connection ``storage.s3_endpoint_url`` / ``s3_region`` / ``s3_retries`` describe."""
         return cls(storage.s3_endpoint_url, storage.s3_region, storage.s3_retries)
 
@@ -73,8 +74,11 @@ class S3Connection:
         from botocore.config import Config
 
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url or None, region_name=self.region or None,
-            config=Config(retries=self.retry_config()))
+            "s3",
+            endpoint_url=self.endpoint_url or None,
+            region_name=self.region or None,
+            config=Config(retries=self.retry_config()),
+        )
 
     def object_store(self, root: str | os.PathLike[str]) -> ObjectStore:
         """The object store for a local folder or an ``s3://bucket/prefix`` root."""
@@ -123,8 +127,9 @@ def storage_error_of(uri: str, exc: BaseException) -> StorageError | None:
         if found is not None:
             return found
         if _is_connection_error(current):
-            return StorageError(uri, "connection_error", f"{type(current).__name__}: {current}",
-                                transient=True)
+            return StorageError(
+                uri, "connection_error", f"{type(current).__name__}: {current}", transient=True
+            )
         current = current.__cause__ or current.__context__
     return None
 

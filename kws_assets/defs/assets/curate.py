@@ -1,17 +1,15 @@
 """Curate: quality gate, quarantine (dead-letter table with reasons) and speaker-disjoint splits."""
 
-
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from kws_assets.settings import UNKNOWN_LABEL
-from kws_assets.core.dataset import curation
-from kws_assets.core.dataset import synthesis
+from kws_assets.core.dataset import curation, synthesis
 from kws_assets.lib.metadata import label_counts_md, md_table
 from kws_assets.lib.partitions import all_partitions_of, loaded_partitions, missing_partitions
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
+from kws_assets.settings import UNKNOWN_LABEL
 
 GROUP = "curate"
 
@@ -19,76 +17,120 @@ GROUP = "curate"
 @dg.multi_asset(
     group_name=GROUP,
     # Fan-in: every keyword partition and every corpus batch becomes one dataset.
-    ins={"synthetic_clips": all_partitions_of(), "aligned_keywords": all_partitions_of(),
-         "unknown_clips": all_partitions_of()},
+    ins={
+        "synthetic_clips": all_partitions_of(),
+        "aligned_keywords": all_partitions_of(),
+        "unknown_clips": all_partitions_of(),
+    },
     outs={
         "validated_set": dg.AssetOut(
             automation_condition=dg.AutomationCondition.eager(),
-            kinds={"pandera", "parquet"}, code_version="2", owners=["team:kws-data"],
+            kinds={"pandera", "parquet"},
+            code_version="2",
+            owners=["team:kws-data"],
             description="Every clip that passed the quality gate and the clip-table schema, with "
-                        "its quality metrics and a speaker-disjoint train/val/test split. "
-                        "Includes _silence_ examples made of noise. Reads every keyword partition "
-                        "and every corpus batch; eager: rebuilt when any of them changes."),
+            "its quality metrics and a speaker-disjoint train/val/test split. "
+            "Includes _silence_ examples made of noise. Reads every keyword partition "
+            "and every corpus batch; eager: rebuilt when any of them changes.",
+        ),
         "quarantined_clips": dg.AssetOut(
             automation_condition=dg.AutomationCondition.eager(),
-            kinds={"parquet"}, code_version="2", owners=["team:kws-data"],
+            kinds={"parquet"},
+            code_version="2",
+            owners=["team:kws-data"],
             description="Dead-letter table: every corpus entry, recording or clip that did not "
-                        "make it (stages ingest, alignment, clip, synthesis, quality, outlier, "
-                        "schema), each with a reason code, the measurements behind it and its "
-                        "provenance. Re-materialize after changing thresholds to re-validate."),
+            "make it (stages ingest, alignment, clip, synthesis, quality, outlier, "
+            "schema), each with a reason code, the measurements behind it and its "
+            "provenance. Re-materialize after changing thresholds to re-validate.",
+        ),
     },
 )
-def validated_set(context: dg.AssetExecutionContext, settings: KwsSettings,
-                  clip_store: ClipStoreResource, synthetic_clips: Any, aligned_keywords: Any,
-                  unknown_clips: Any):
+def validated_set(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    clip_store: ClipStoreResource,
+    synthetic_clips: Any,
+    aligned_keywords: Any,
+    unknown_clips: Any,
+):
     cfg = settings.config
     store = clip_store.store
-    per_keyword = {name: keyword_tables(context, name, value, cfg.keywords)
-                   for name, value in (("synthetic_clips", synthetic_clips),
-                                       ("aligned_keywords", aligned_keywords))}
+    per_keyword = {
+        name: keyword_tables(context, name, value, cfg.keywords)
+        for name, value in (
+            ("synthetic_clips", synthetic_clips),
+            ("aligned_keywords", aligned_keywords),
+        )
+    }
     batches = loaded_partitions(context, "unknown_clips", unknown_clips)
     not_ingested = missing_partitions(context, "unknown_clips", batches)
     if not_ingested:
         context.log.warning(f"corpus batches not ingested yet, left out: {not_ingested}")
-    unknown = pl.concat([t for _, t in sorted(batches.items())] or [curation.empty_clip_table()],
-                        how="diagonal_relaxed")
+    unknown = pl.concat(
+        [t for _, t in sorted(batches.items())] or [curation.empty_clip_table()],
+        how="diagonal_relaxed",
+    )
     # A batch ingested before a keyword was added may still hold that word as _unknown_.
     stale_unknown = (pl.col("label") == UNKNOWN_LABEL) & pl.col("word").is_in(cfg.keywords)
     stale = unknown.filter(stale_unknown).height if "word" in unknown.columns else 0
     if stale:
         unknown = unknown.filter(~stale_unknown.fill_null(False))
     silence_rows, _ = synthesis.render_to_store(
-        synthesis.silence_recipes(cfg.noise, salt=cfg.section_hash("audio")), cfg.audio, store,
-        cfg.language)
+        synthesis.silence_recipes(cfg.noise, salt=cfg.section_hash("audio")),
+        cfg.audio,
+        store,
+        cfg.language,
+    )
     candidates = pl.concat(
-        [*per_keyword["synthetic_clips"], *per_keyword["aligned_keywords"], unknown,
-         curation.clip_table(silence_rows)], how="diagonal_relaxed")
+        [
+            *per_keyword["synthetic_clips"],
+            *per_keyword["aligned_keywords"],
+            unknown,
+            curation.clip_table(silence_rows),
+        ],
+        how="diagonal_relaxed",
+    )
     result = curation.curate(candidates, cfg, lambda uri: store.read(uri))
     validated, quarantined = result.validated, result.quarantined
-    per_split = validated.group_by("split").agg(
-        pl.len().alias("clips"), pl.col("speaker").n_unique().alias("speakers")).sort("split")
-    yield dg.Output(validated, output_name="validated_set", metadata={
-        "clips": validated.height,
-        "candidates": candidates.height,
-        "keywords": len(cfg.keywords),
-        "corpus_batches": len(batches),
-        "stale_unknown_clips_dropped": stale,
-        "quarantined": quarantined.height,
-        "per_label_and_split": dg.MetadataValue.md(label_counts_md(validated, by="split")),
-        "per_split": dg.MetadataValue.md(md_table(per_split)),
-        "sample_clips": dg.MetadataValue.json(validated["uri"].head(5).to_list()),
-    })
-    yield dg.Output(quarantined, output_name="quarantined_clips", metadata={
-        "quarantined": quarantined.height,
-        "by_reason": dg.MetadataValue.json(result.reason_counts()),
-        "by_stage_and_reason": dg.MetadataValue.md(md_table(curation.reason_table(quarantined))),
-        "thresholds": dg.MetadataValue.json({"quality": cfg.quality.model_dump(),
-                                             "outliers": cfg.outliers.model_dump()}),
-    })
+    per_split = (
+        validated.group_by("split")
+        .agg(pl.len().alias("clips"), pl.col("speaker").n_unique().alias("speakers"))
+        .sort("split")
+    )
+    yield dg.Output(
+        validated,
+        output_name="validated_set",
+        metadata={
+            "clips": validated.height,
+            "candidates": candidates.height,
+            "keywords": len(cfg.keywords),
+            "corpus_batches": len(batches),
+            "stale_unknown_clips_dropped": stale,
+            "quarantined": quarantined.height,
+            "per_label_and_split": dg.MetadataValue.md(label_counts_md(validated, by="split")),
+            "per_split": dg.MetadataValue.md(md_table(per_split)),
+            "sample_clips": dg.MetadataValue.json(validated["uri"].head(5).to_list()),
+        },
+    )
+    yield dg.Output(
+        quarantined,
+        output_name="quarantined_clips",
+        metadata={
+            "quarantined": quarantined.height,
+            "by_reason": dg.MetadataValue.json(result.reason_counts()),
+            "by_stage_and_reason": dg.MetadataValue.md(
+                md_table(curation.reason_table(quarantined))
+            ),
+            "thresholds": dg.MetadataValue.json(
+                {"quality": cfg.quality.model_dump(), "outliers": cfg.outliers.model_dump()}
+            ),
+        },
+    )
 
 
-def keyword_tables(context: dg.AssetExecutionContext, input_name: str, value: Any,
-                   keywords: list[str]) -> list[pl.DataFrame]:
+def keyword_tables(
+    context: dg.AssetExecutionContext, input_name: str, value: Any, keywords: list[str]
+) -> list[pl.DataFrame]:
     """The configured keywords' partitions of a per-keyword input, in keyword order.
 
     A configured keyword without a materialized partition fails the step (the model's labels
@@ -97,10 +139,14 @@ def keyword_tables(context: dg.AssetExecutionContext, input_name: str, value: An
     tables = loaded_partitions(context, input_name, value)
     missing = [k for k in keywords if k not in tables]
     if missing:
-        raise dg.Failure(f"{input_name}: keyword partitions {missing} are not materialized; "
-                         f"materialize them first (e.g. a backfill of the keyword_clips job)",
-                         allow_retries=False)
+        raise dg.Failure(
+            f"{input_name}: keyword partitions {missing} are not materialized; "
+            f"materialize them first (e.g. a backfill of the keyword_clips job)",
+            allow_retries=False,
+        )
     extra = sorted(set(tables) - set(keywords))
     if extra:
-        context.log.warning(f"{input_name}: partitions {extra} are not configured keywords; left out")
+        context.log.warning(
+            f"{input_name}: partitions {extra} are not configured keywords; left out"
+        )
     return [tables[k] for k in keywords]

@@ -22,11 +22,13 @@ from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speak
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
 from kws_assets.defs.assets.evaluate import REPORT_FILE, STUDENT, TRANSFER_REPORT_FILE
-from kws_assets.settings import ModelSettings
 from kws_assets.lib.resources import KwsSettings
+from kws_assets.settings import ModelSettings
 
-INTENDED_USE = ("Always-on keyword spotting on a microcontroller (TensorFlow Lite Micro): 1-s "
-                "windows of 16 kHz audio, MFCC front end, int8 DS-CNN.")
+INTENDED_USE = (
+    "Always-on keyword spotting on a microcontroller (TensorFlow Lite Micro): 1-s "
+    "windows of 16 kHz audio, MFCC front end, int8 DS-CNN."
+)
 LIMITATIONS = (
     "Trained on synthetic speech (TTS engines) and the configured corpora only; accuracy on real "
     "people is the real-source rows of the evaluation table, not the synthetic test split.",
@@ -37,7 +39,8 @@ LIMITATIONS = (
 STUDENT_LIMITATION = (
     "This DS-CNN is distilled from the speech_embedding head (student_model). The operating "
     "point and the rows marked 'kws_model' were measured on the undistilled DS-CNN, and the "
-    "per-speaker-group metrics are the student's float (not int8) predictions on the test split.")
+    "per-speaker-group metrics are the student's float (not int8) predictions on the test split."
+)
 UNDISTILLED = "kws_model"
 
 
@@ -45,19 +48,31 @@ def speaker_groups(rows: pl.DataFrame) -> dict[str, list[str]]:
     """Per clip: its engine, its voice family (espeak-ng accent or engine voice) and whether the
     render was speaker-perturbed."""
     speakers = rows["speaker"].to_list()
-    origins = rows["origin_id"].fill_null("").to_list() if "origin_id" in rows.columns else [""] * len(speakers)
+    origins = (
+        rows["origin_id"].fill_null("").to_list()
+        if "origin_id" in rows.columns
+        else [""] * len(speakers)
+    )
     engines = [speaker_engine(s) or "recorded" for s in speakers]
-    families = [s.split(":", 1)[-1].split("+")[0] if e != "recorded" else "recorded"
-                for s, e in zip(speakers, engines)]
+    families = [
+        s.split(":", 1)[-1].split("+")[0] if e != "recorded" else "recorded"
+        for s, e in zip(speakers, engines)
+    ]
     perturbed = ["perturbed" if "|w" in o else "plain" for o in origins]
     return {"engine": engines, "voice_family": families, "perturbation": perturbed}
 
 
 def _evaluation_table(transfer: ArtifactFolder, family: str) -> dict[str, dict[str, float | None]]:
     table = json.loads(transfer.file(TRANSFER_REPORT_FILE).read_text())["table"]
-    return {row["set"]: {"accuracy": row["accuracy"], "keyword_accuracy": row["keyword_accuracy"],
-                         "always_unknown": row["always_unknown"]}
-            for row in table if row["family"] == family}
+    return {
+        row["set"]: {
+            "accuracy": row["accuracy"],
+            "keyword_accuracy": row["keyword_accuracy"],
+            "always_unknown": row["always_unknown"],
+        }
+        for row in table
+        if row["family"] == family
+    }
 
 
 @dg.asset(
@@ -67,16 +82,23 @@ def _evaluation_table(transfer: ArtifactFolder, family: str) -> dict[str, dict[s
     code_version="1",
     owners=["team:kws-ml"],
     description="The small-device artifact: student_model (distill.enabled) or kws_model as a "
-                "full-integer int8 .tflite (int8 input and output, calibrated on validation "
-                "rows; TensorFlow Lite Micro ops only), its C array (the .tflite bytes, "
-                "aligned), manifest.json (front end, labels, operating point from evaluation, "
-                "int8 weight bytes, tensor arena) and MODEL_CARD.md (metrics per evaluation set "
-                "and per speaker group, licenses).",
+    "full-integer int8 .tflite (int8 input and output, calibrated on validation "
+    "rows; TensorFlow Lite Micro ops only), its C array (the .tflite bytes, "
+    "aligned), manifest.json (front end, labels, operating point from evaluation, "
+    "int8 weight bytes, tensor arena) and MODEL_CARD.md (metrics per evaluation set "
+    "and per speaker group, licenses).",
 )
-def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_model: ModelCheckpoint,
-                 student_model: ModelCheckpoint,
-                 mfcc_table: pl.DataFrame, validated_set: pl.DataFrame, quantized_model: ArtifactFolder,
-                 evaluation: ArtifactFolder, transfer_evaluation: ArtifactFolder) -> dg.Output[ArtifactFolder]:
+def device_model(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    kws_model: ModelCheckpoint,
+    student_model: ModelCheckpoint,
+    mfcc_table: pl.DataFrame,
+    validated_set: pl.DataFrame,
+    quantized_model: ArtifactFolder,
+    evaluation: ArtifactFolder,
+    transfer_evaluation: ArtifactFolder,
+) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     distilled = cfg.distill.enabled
     shipped = student_model if distilled else kws_model
@@ -87,54 +109,87 @@ def device_model(context: dg.AssetExecutionContext, settings: KwsSettings, kws_m
     model.eval()
     x_val, _ = split_arrays(mfcc_table, labels, "val")
     summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
-    point = OperatingPoint(threshold=summary["threshold_at_target"],
-                           smoothing_windows=summary.get("smoothing_at_target",
-                                                         cfg.evaluation.smoothing_windows),
-                           refractory_seconds=summary.get("refractory_s_at_target",
-                                                          cfg.evaluation.refractory_s),
-                           target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
-                           frr_at_target=summary["frr_at_target"])
+    point = OperatingPoint(
+        threshold=summary["threshold_at_target"],
+        smoothing_windows=summary.get("smoothing_at_target", cfg.evaluation.smoothing_windows),
+        refractory_seconds=summary.get("refractory_s_at_target", cfg.evaluation.refractory_s),
+        target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
+        frr_at_target=summary["frr_at_target"],
+    )
     test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented()).join(
-        validated_set.select("clip_id", "origin_id"), on="clip_id", how="left")
+        validated_set.select("clip_id", "origin_id"), on="clip_id", how="left"
+    )
     if not test.height:
         scores = None
     elif distilled:  # quantized_model is kws_model's: the student's own (float) predictions
         scores = predict_logits(model, normalize(test["mfcc"].to_numpy(), spec))
     else:
         scores = load_classifier(quantized_model.path).classify_features(
-            normalize(test["mfcc"].to_numpy(), spec))
+            normalize(test["mfcc"].to_numpy(), spec)
+        )
     predicted = [labels[i] for i in scores.argmax(axis=1)] if scores is not None else []
-    groups = speaker_group_metrics(test["label"].to_list(), predicted, speaker_groups(test)) if predicted else []
-    counts = [(speaker_engine(s) or "recorded", src, int(n)) for s, src, n in
-              validated_set.filter(pl.col("split") == "train").group_by("speaker", "source").len().iter_rows()]
+    groups = (
+        speaker_group_metrics(test["label"].to_list(), predicted, speaker_groups(test))
+        if predicted
+        else []
+    )
+    counts = [
+        (speaker_engine(s) or "recorded", src, int(n))
+        for s, src, n in validated_set.filter(pl.col("split") == "train")
+        .group_by("speaker", "source")
+        .len()
+        .iter_rows()
+    ]
     by_engine: dict[tuple[str, str], int] = {}
     for engine, source, n in counts:
         by_engine[(engine, source)] = by_engine.get((engine, source), 0) + n
-    measured = {**_evaluation_table(transfer_evaluation, "mfcc"),
-                "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]}}
+    measured = {
+        **_evaluation_table(transfer_evaluation, "mfcc"),
+        "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]},
+    }
     if distilled:  # the student's own rows (float weights), then the undistilled DS-CNN's
-        measured = {**{f"student: {name}": row
-                       for name, row in _evaluation_table(transfer_evaluation, STUDENT).items()},
-                    **{f"{UNDISTILLED}: {name}": row for name, row in measured.items()}}
+        measured = {
+            **{
+                f"student: {name}": row
+                for name, row in _evaluation_table(transfer_evaluation, STUDENT).items()
+            },
+            **{f"{UNDISTILLED}: {name}": row for name, row in measured.items()},
+        }
     card = ModelCardInputs(
         model_name=f"kws DS-CNN int8{' distilled from speech_embedding' if distilled else ''} "
-                   f"({len(cfg.keywords)} keywords)", family="mfcc",
-        keywords=cfg.keywords, intended_use=INTENDED_USE,
+        f"({len(cfg.keywords)} keywords)",
+        family="mfcc",
+        keywords=cfg.keywords,
+        intended_use=INTENDED_USE,
         limitations=(*LIMITATIONS, STUDENT_LIMITATION) if distilled else LIMITATIONS,
         training_counts=[(e, s, n) for (e, s), n in sorted(by_engine.items())],
         evaluation=measured,
-        target_fa_per_hour=cfg.evaluation.target_fa_per_hour, frr_at_target=summary["frr_at_target"],
-        threshold=summary["threshold_at_target"], group_metrics=groups,
-        licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()])
+        target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
+        frr_at_target=summary["frr_at_target"],
+        threshold=summary["threshold_at_target"],
+        group_metrics=groups,
+        licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()],
+    )
     folder = ArtifactFolder.staging(prefix="kws-device-")
-    write_device_folder(folder.path, model, spec, normalize(x_val, spec)[: cfg.quantize.calibration_rows],
-                        labels, point, cfg.evaluation.hop_ms / 1000.0, card=card)
+    write_device_folder(
+        folder.path,
+        model,
+        spec,
+        normalize(x_val, spec)[: cfg.quantize.calibration_rows],
+        labels,
+        point,
+        cfg.evaluation.hop_ms / 1000.0,
+        card=card,
+    )
     manifest = json.loads(folder.file("manifest.json").read_text())
-    return dg.Output(folder, metadata={
-        "shipped": "student_model" if distilled else UNDISTILLED,
-        "model_card": dg.MetadataValue.md(folder.file(MODEL_CARD_FILE).read_text()),
-        "int8_weight_bytes": manifest["sizes"]["int8_weight_bytes"],
-        "tflite_bytes": manifest["sizes"]["model_file_bytes"],
-        "tensor_arena_bytes": manifest["sizes"]["tensor_arena_bytes"],
-        "threshold": point.threshold,
-    })
+    return dg.Output(
+        folder,
+        metadata={
+            "shipped": "student_model" if distilled else UNDISTILLED,
+            "model_card": dg.MetadataValue.md(folder.file(MODEL_CARD_FILE).read_text()),
+            "int8_weight_bytes": manifest["sizes"]["int8_weight_bytes"],
+            "tflite_bytes": manifest["sizes"]["model_file_bytes"],
+            "tensor_arena_bytes": manifest["sizes"]["tensor_arena_bytes"],
+            "threshold": point.threshold,
+        },
+    )

@@ -9,13 +9,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from kws_assets.settings import UNKNOWN_LABEL
 from kws_assets.core.corpus import ingest as corpus
-from kws_assets.core.dataset import curation
-from kws_assets.core.corpus import labeled_clips
-from kws_assets.core.corpus import segment
-from kws_assets.core.dataset import engine_voices, synthesis
-from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.corpus import labeled_clips, segment
 from kws_assets.core.corpus.batches import keyword_seed
 from kws_assets.core.corpus.landing import (
     LandedBatchChanged,
@@ -24,8 +19,11 @@ from kws_assets.core.corpus.landing import (
     landed_batch_config,
     landed_batch_for_run,
 )
-from kws_assets.core.speech.aligners import AlignerChoice
+from kws_assets.core.dataset import curation, engine_voices, synthesis
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
+from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.speech.aligners import AlignerChoice
+from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
 from kws_assets.lib.metadata import label_counts_md, md_table
 from kws_assets.lib.partitions import (
     CORPUS_BATCHES,
@@ -37,7 +35,7 @@ from kws_assets.lib.partitions import (
 )
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.lib.retries import fail_fast_on_permanent_errors
-from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
+from kws_assets.settings import UNKNOWN_LABEL
 
 GROUP = "ingest"
 MAX_LISTED = 50
@@ -51,11 +49,11 @@ MAX_LISTED = 50
     partitions_def=CORPUS_BATCHES,
     backfill_policy=ONE_PARTITION_PER_RUN,
     description="Per corpus batch (a configured source, or a folder that landed in the landing "
-                "zone): one row per corpus entry (manifest, Common Voice, "
-                "LibriSpeech, Speech Commands; local or s3://; the demo corpus is generated once "
-                "with espeak-ng): provenance, format, sha256 and levels. Entries that cannot be "
-                "used stay as rows with reject_reason and reach quarantined_clips (stage ingest). "
-                "Data version = content hash; unchanged files are not read again.",
+    "zone): one row per corpus entry (manifest, Common Voice, "
+    "LibriSpeech, Speech Commands; local or s3://; the demo corpus is generated once "
+    "with espeak-ng): provenance, format, sha256 and levels. Entries that cannot be "
+    "used stay as rows with reject_reason and reach quarantined_clips (stage ingest). "
+    "Data version = content hash; unchanged files are not read again.",
 )
 def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.Output[pl.DataFrame]:
     cfg, key = settings.config, context.partition_key
@@ -64,26 +62,41 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
         # loading: a batch replaced or deleted meanwhile is not ingested half-old, half-new.
         landed = landed_batch_for_run(cfg, key, context.run.tags.get(MANIFEST_FINGERPRINT_TAG))
         with fail_fast_on_permanent_errors():  # S3 outages on the corpus root: step retry
-            loaded = corpus.load_corpus(batch_config(cfg, key) if landed is None
-                                        else landed_batch_config(cfg, landed))
+            loaded = corpus.load_corpus(
+                batch_config(cfg, key) if landed is None else landed_batch_config(cfg, landed)
+            )
         if landed is not None:
             ensure_batch_unchanged(cfg, landed)
     except LandedBatchChanged as exc:
         raise dg.Failure(
             description=f"batch {key} not ingested: {exc.problem.reason}: {exc.problem.detail}",
             metadata={"reason": exc.problem.reason, "folder": exc.problem.folder},
-            allow_retries=False) from exc
+            allow_retries=False,
+        ) from exc
     summary = corpus.ingest_summary(loaded.table, loaded.stats)
     if summary["rejected"]:
-        context.log.warning(f"{summary['rejected']} corpus entries cannot be used "
-                            f"({summary['rejected_by_reason']}); see quarantined_clips")
+        context.log.warning(
+            f"{summary['rejected']} corpus entries cannot be used "
+            f"({summary['rejected_by_reason']}); see quarantined_clips"
+        )
     return dg.Output(
         loaded.table,
         data_version=dg.DataVersion(corpus.content_version(loaded.table)),
         metadata={
-            **{k: summary[k] for k in ("recordings", "speakers", "hours", "labelled_clips",
-                                       "rejected", "files_read", "files_from_cache", "mb_read",
-                                       "skipped_without_keyword")},
+            **{
+                k: summary[k]
+                for k in (
+                    "recordings",
+                    "speakers",
+                    "hours",
+                    "labelled_clips",
+                    "rejected",
+                    "files_read",
+                    "files_from_cache",
+                    "mb_read",
+                    "skipped_without_keyword",
+                )
+            },
             "per_source": dg.MetadataValue.md(md_table(summary["per_source"])),
             "rejected_by_reason": dg.MetadataValue.json(summary["rejected_by_reason"]),
             "rejected_entries": dg.MetadataValue.json(summary["rejected_entries"][:MAX_LISTED]),
@@ -99,49 +112,70 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
     partitions_def=KEYWORDS,
     backfill_policy=ONE_PARTITION_PER_RUN,
     description="Per keyword: the keyword spoken by espeak-ng over the voice x rate x pitch grid "
-                "(plus noisy copies) and by sampled accent+variant speakers at drawn rate, pitch "
-                "and word gap, alone or cut out of carrier phrases; with its phoneme neighbours "
-                "and a share of other words as _unknown_; then the same words by every voice of the other "
-                "TTS engines (tts.engines: flite, piper, festival — each voice a speaker, each "
-                "render at a drawn rate/pitch and speaker perturbation), the held-out engine left "
-                "out. Centred in 1-s clips.",
+    "(plus noisy copies) and by sampled accent+variant speakers at drawn rate, pitch "
+    "and word gap, alone or cut out of carrier phrases; with its phoneme neighbours "
+    "and a share of other words as _unknown_; then the same words by every voice of the other "
+    "TTS engines (tts.engines: flite, piper, festival — each voice a speaker, each "
+    "render at a drawn rate/pitch and speaker perturbation), the held-out engine left "
+    "out. Centred in 1-s clips.",
 )
-def synthetic_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
-                    clip_store: ClipStoreResource) -> pl.DataFrame:
+def synthetic_clips(
+    context: dg.AssetExecutionContext, settings: KwsSettings, clip_store: ClipStoreResource
+) -> pl.DataFrame:
     cfg = settings.config
     keyword = configured_keyword(cfg.keywords, context.partition_key)
     salt = cfg.section_hash("audio")
-    recipes = synthesis.keyword_recipes([keyword], cfg.tts, cfg.noise, seed=keyword_seed(keyword),
-                                        salt=salt, **synthesis.recipe_options(cfg))
+    recipes = synthesis.keyword_recipes(
+        [keyword],
+        cfg.tts,
+        cfg.noise,
+        seed=keyword_seed(keyword),
+        salt=salt,
+        **synthesis.recipe_options(cfg),
+    )
     others, skipped = engine_voices.partition_recipes(
-        keyword, cfg.keywords, cfg.tts.engines, cfg.tts.perturbation, cfg.negatives, cfg.language,
-        salt, held_out_engine=cfg.evaluation.held_out_engine)
+        keyword,
+        cfg.keywords,
+        cfg.tts.engines,
+        cfg.tts.perturbation,
+        cfg.negatives,
+        cfg.language,
+        salt,
+        held_out_engine=cfg.evaluation.held_out_engine,
+    )
     for engine, reason in skipped.items():
         context.log.warning(f"TTS engine {engine} skipped: {reason}")
-    rows, failures = synthesis.render_to_store([*recipes, *others], cfg.audio, clip_store.store,
-                                               cfg.language)
-    table = clip_table(rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE,
-                                                           cfg.language))
-    context.add_output_metadata({
-        "keyword": keyword,
-        "clips": table.height,
-        "voices": len(cfg.tts.voices),
-        "clips_by_engine": dg.MetadataValue.json(engine_counts(table)),
-        "engines_skipped": dg.MetadataValue.json(skipped),
-        "per_label": dg.MetadataValue.md(label_counts_md(clip_candidates(table))),
-        "render_failures": len(failures),
-        "failed_recipes": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
-        "sample_clips": dg.MetadataValue.json(table["uri"].head(5).to_list()),
-    })
+    rows, failures = synthesis.render_to_store(
+        [*recipes, *others], cfg.audio, clip_store.store, cfg.language
+    )
+    table = clip_table(
+        rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE, cfg.language)
+    )
+    context.add_output_metadata(
+        {
+            "keyword": keyword,
+            "clips": table.height,
+            "voices": len(cfg.tts.voices),
+            "clips_by_engine": dg.MetadataValue.json(engine_counts(table)),
+            "engines_skipped": dg.MetadataValue.json(skipped),
+            "per_label": dg.MetadataValue.md(label_counts_md(clip_candidates(table))),
+            "render_failures": len(failures),
+            "failed_recipes": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
+            "sample_clips": dg.MetadataValue.json(table["uri"].head(5).to_list()),
+        }
+    )
     return table
 
 
 def configured_keyword(keywords: list[str], partition_key: str) -> str:
     """The keyword a ``keywords`` partition stands for; a clear failure if it is not configured."""
     if partition_key not in keywords:
-        raise dg.Failure(f"keyword partition {partition_key!r} is not in the config's keywords "
-                         f"{keywords}: add it to kws.yaml, or delete the partition (the keyword "
-                         "sensor deletes partitions of removed keywords)", allow_retries=False)
+        raise dg.Failure(
+            f"keyword partition {partition_key!r} is not in the config's keywords "
+            f"{keywords}: add it to kws.yaml, or delete the partition (the keyword "
+            "sensor deletes partitions of removed keywords)",
+            allow_retries=False,
+        )
     return partition_key
 
 
@@ -151,7 +185,11 @@ def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -
     if missing:
         context.log.warning(f"corpus batches not ingested yet, left out: {missing}")
     tables = [t for _, t in sorted(batches.items())]
-    return pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(schema=corpus.CORPUS_SCHEMA)
+    return (
+        pl.concat(tables, how="diagonal_relaxed")
+        if tables
+        else pl.DataFrame(schema=corpus.CORPUS_SCHEMA)
+    )
 
 
 @dg.asset(
@@ -164,14 +202,18 @@ def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -
     ins={"raw_corpus": all_partitions_of()},
     automation_condition=dg.AutomationCondition.eager(),
     description="Per keyword, over every corpus batch: forced alignment (pocketsphinx for "
-                "English, espeak-ng TTS+DTW for other languages; alignment.aligners) of the "
-                "utterances that mention the keyword, and a 1-s clip centred on each occurrence; "
-                "recordings already labelled with the keyword (Speech Commands) are cut without "
-                "alignment. Eager: re-cut when a batch is (re-)ingested, cut when a keyword is "
-                "added. Unalignable utterances are dead-lettered once, by unknown_clips.",
+    "English, espeak-ng TTS+DTW for other languages; alignment.aligners) of the "
+    "utterances that mention the keyword, and a 1-s clip centred on each occurrence; "
+    "recordings already labelled with the keyword (Speech Commands) are cut without "
+    "alignment. Eager: re-cut when a batch is (re-)ingested, cut when a keyword is "
+    "added. Unalignable utterances are dead-lettered once, by unknown_clips.",
 )
-def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
-                     clip_store: ClipStoreResource, raw_corpus: Any) -> pl.DataFrame:
+def aligned_keywords(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    clip_store: ClipStoreResource,
+    raw_corpus: Any,
+) -> pl.DataFrame:
     cfg = settings.config
     keyword = configured_keyword(cfg.keywords, context.partition_key)
     recordings = _corpus_of_every_batch(context, raw_corpus)
@@ -179,27 +221,44 @@ def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
     to_align = corpus.rows_to_align(recordings).filter(
         pl.struct("transcript", "language").map_elements(
             lambda row: corpus.mentions_keyword(row["transcript"], [keyword], row["language"]),
-            return_dtype=pl.Boolean))
+            return_dtype=pl.Boolean,
+        )
+    )
     rows, failures, g2p_words = segment.align_utterances(
-        list(to_align.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
-        cfg.audio, cfg.alignment, labels={keyword})
+        list(to_align.iter_rows(named=True)),
+        cfg.keywords,
+        aligner,
+        clip_store.store,
+        cfg.audio,
+        cfg.alignment,
+        labels={keyword},
+    )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
-        list(corpus.labeled_rows(recordings).filter(pl.col("clip_label") == keyword)
-             .iter_rows(named=True)), clip_store.store, cfg.audio, corpus.silence_windows_by_source(cfg))
+        list(
+            corpus.labeled_rows(recordings)
+            .filter(pl.col("clip_label") == keyword)
+            .iter_rows(named=True)
+        ),
+        clip_store.store,
+        cfg.audio,
+        corpus.silence_windows_by_source(cfg),
+    )
     dead_letters = curation.recording_dead_letters(cut_failures, recordings, curation.STAGE_CLIP)
     table = corpus.attach_provenance(clip_table(rows + labelled + dead_letters), recordings)
     clips = clip_candidates(table)
-    context.add_output_metadata({
-        "keyword": keyword,
-        "clips": clips.height,
-        "batches": recordings["source"].n_unique() if recordings.height else 0,
-        "utterances_mentioning_keyword": to_align.height,
-        "utterances_failed": len(failures),
-        "labelled_clips": len(labelled),
-        "dead_letters": len(dead_letters),
-        "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
-        "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
-    })
+    context.add_output_metadata(
+        {
+            "keyword": keyword,
+            "clips": clips.height,
+            "batches": recordings["source"].n_unique() if recordings.height else 0,
+            "utterances_mentioning_keyword": to_align.height,
+            "utterances_failed": len(failures),
+            "labelled_clips": len(labelled),
+            "dead_letters": len(dead_letters),
+            "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
+            "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
+        }
+    )
     return table
 
 
@@ -212,43 +271,64 @@ def aligned_keywords(context: dg.AssetExecutionContext, settings: KwsSettings,
     backfill_policy=ONE_PARTITION_PER_RUN,
     automation_condition=dg.AutomationCondition.eager(),
     description="Per corpus batch, the clips that are not keywords: after forced alignment "
-                "(pocketsphinx for English, espeak-ng TTS+DTW for other languages), "
-                "non-keyword words cut as _unknown_; recordings labelled _unknown_ or "
-                "_silence_ (Speech Commands) cut without alignment. The batch's dead letters ride "
-                "along as rows with reject_reason: rejected corpus entries (stage ingest), "
-                "utterances that cannot be aligned (stage alignment) and recordings that cannot be "
-                "cut (stage clip); validated_set moves them to quarantined_clips.",
+    "(pocketsphinx for English, espeak-ng TTS+DTW for other languages), "
+    "non-keyword words cut as _unknown_; recordings labelled _unknown_ or "
+    "_silence_ (Speech Commands) cut without alignment. The batch's dead letters ride "
+    "along as rows with reject_reason: rejected corpus entries (stage ingest), "
+    "utterances that cannot be aligned (stage alignment) and recordings that cannot be "
+    "cut (stage clip); validated_set moves them to quarantined_clips.",
 )
-def unknown_clips(context: dg.AssetExecutionContext, settings: KwsSettings,
-                  clip_store: ClipStoreResource, raw_corpus: pl.DataFrame) -> pl.DataFrame:
+def unknown_clips(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    clip_store: ClipStoreResource,
+    raw_corpus: pl.DataFrame,
+) -> pl.DataFrame:
     cfg = settings.config
     aligner = AlignerChoice(cfg.alignment, sample_rate=cfg.audio.sample_rate)  # per language
     to_align = corpus.rows_to_align(raw_corpus)
     rows, failures, g2p_words = segment.align_utterances(
-        list(to_align.iter_rows(named=True)), cfg.keywords, aligner, clip_store.store,
-        cfg.audio, cfg.alignment, labels={UNKNOWN_LABEL})
+        list(to_align.iter_rows(named=True)),
+        cfg.keywords,
+        aligner,
+        clip_store.store,
+        cfg.audio,
+        cfg.alignment,
+        labels={UNKNOWN_LABEL},
+    )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
-        list(corpus.labeled_rows(raw_corpus).filter(~pl.col("clip_label").is_in(cfg.keywords))
-             .iter_rows(named=True)), clip_store.store, cfg.audio, corpus.silence_windows_by_source(cfg))
-    dead_letters = (curation.corpus_dead_letters(raw_corpus)
-                    + curation.recording_dead_letters(failures, raw_corpus, curation.STAGE_ALIGNMENT)
-                    + curation.recording_dead_letters(cut_failures, raw_corpus, curation.STAGE_CLIP))
+        list(
+            corpus.labeled_rows(raw_corpus)
+            .filter(~pl.col("clip_label").is_in(cfg.keywords))
+            .iter_rows(named=True)
+        ),
+        clip_store.store,
+        cfg.audio,
+        corpus.silence_windows_by_source(cfg),
+    )
+    dead_letters = (
+        curation.corpus_dead_letters(raw_corpus)
+        + curation.recording_dead_letters(failures, raw_corpus, curation.STAGE_ALIGNMENT)
+        + curation.recording_dead_letters(cut_failures, raw_corpus, curation.STAGE_CLIP)
+    )
     table = corpus.attach_provenance(clip_table(rows + labelled + dead_letters), raw_corpus)
     clips = clip_candidates(table)
     oov = sorted({w for f in failures for w in f.oov_words})
     if failures:
         context.log.warning(f"{len(failures)} of {to_align.height} utterances not aligned")
-    context.add_output_metadata({
-        "batch": context.partition_key,
-        "clips": clips.height,
-        "utterances_aligned": to_align.height - len(failures),
-        "utterances_failed": len(failures),
-        "labelled_clips": len(labelled),
-        "dead_letters": len(dead_letters),
-        "per_label": dg.MetadataValue.md(label_counts_md(clips)),
-        "out_of_dictionary_words": dg.MetadataValue.json(oov),
-        "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
-        "failed_utterances": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
-        "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
-    })
+    context.add_output_metadata(
+        {
+            "batch": context.partition_key,
+            "clips": clips.height,
+            "utterances_aligned": to_align.height - len(failures),
+            "utterances_failed": len(failures),
+            "labelled_clips": len(labelled),
+            "dead_letters": len(dead_letters),
+            "per_label": dg.MetadataValue.md(label_counts_md(clips)),
+            "out_of_dictionary_words": dg.MetadataValue.json(oov),
+            "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
+            "failed_utterances": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
+            "sample_clips": dg.MetadataValue.json(clips["uri"].head(5).to_list()),
+        }
+    )
     return table

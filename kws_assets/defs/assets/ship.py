@@ -1,15 +1,15 @@
 """Ship: one int8 artifact per model family (model + labels + the front end it expects), each an
 asset value stored beside the tables: quantized_model (DS-CNN on MFCC) and embedding_artifact."""
 
-
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from kws_assets.settings import ModelSettings
 from kws_assets.core.audio.embedding import EmbeddingSpec
+from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.embedding_table import embedding_split_arrays
 from kws_assets.core.model.export import (
@@ -20,11 +20,10 @@ from kws_assets.core.model.export import (
     write_embedding_artifact,
 )
 from kws_assets.core.model.feature_table import split_arrays
-from kws_assets.core.audio.features import FeatureSpec, normalize
-from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.resources import KwsSettings
+from kws_assets.settings import ModelSettings
 
 
 @dg.asset(
@@ -34,12 +33,16 @@ from kws_assets.lib.resources import KwsSettings
     code_version="1",
     owners=["team:kws-ml"],
     description="ONNX export of kws_model, int8 static quantization (QDQ) with onnxruntime "
-                "calibrated on validation rows; the artifact folder holds model.int8.onnx, "
-                "labels.json, feature_config.json, metrics.json and the C array; stored beside the tables "
-                "(local folder or S3) and handed to evaluation and the checks as a value.",
+    "calibrated on validation rows; the artifact folder holds model.int8.onnx, "
+    "labels.json, feature_config.json, metrics.json and the C array; stored beside the tables "
+    "(local folder or S3) and handed to evaluation and the checks as a value.",
 )
-def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings,
-                    kws_model: ModelCheckpoint, mfcc_table: pl.DataFrame) -> dg.Output[ArtifactFolder]:
+def quantized_model(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    kws_model: ModelCheckpoint,
+    mfcc_table: pl.DataFrame,
+) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     labels = kws_model.labels
     spec = FeatureSpec.model_validate(kws_model.front_end)
@@ -59,10 +62,13 @@ def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings,
         artifact = ArtifactFolder.staging(prefix="kws-quantized-model-")
         write_artifact(artifact.path, int8_path, labels, spec, metrics)
 
-    return dg.Output(artifact, metadata={
-        **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
-        "labels": dg.MetadataValue.json(labels),
-    })
+    return dg.Output(
+        artifact,
+        metadata={
+            **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+            "labels": dg.MetadataValue.json(labels),
+        },
+    )
 
 
 @dg.asset(
@@ -72,19 +78,29 @@ def quantized_model(context: dg.AssetExecutionContext, settings: KwsSettings,
     code_version="1",
     owners=["team:kws-ml"],
     description="The speech_embedding family's artifact: the two front-end ONNX graphs (copied, "
-                "sha256-checked), the head exported to ONNX and quantized to int8 (QDQ, calibrated "
-                "on validation rows), labels.json, front_end.json and metrics.json. `kws classify` "
-                "and `kws detect` run it from the folder alone, through the training front end.",
+    "sha256-checked), the head exported to ONNX and quantized to int8 (QDQ, calibrated "
+    "on validation rows), labels.json, front_end.json and metrics.json. `kws classify` "
+    "and `kws detect` run it from the folder alone, through the training front end.",
 )
-def embedding_artifact(context: dg.AssetExecutionContext, settings: KwsSettings,
-                       embedding_model: ModelCheckpoint,
-                       embedding_table: pl.DataFrame) -> dg.Output[ArtifactFolder]:
+def embedding_artifact(
+    context: dg.AssetExecutionContext,
+    settings: KwsSettings,
+    embedding_model: ModelCheckpoint,
+    embedding_table: pl.DataFrame,
+) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     labels = embedding_model.labels
     spec = EmbeddingSpec.from_dict(embedding_model.front_end)
     net = embedding_model.network
-    model = build_head(net["head"], net["n_frames"], net["dim"], len(labels), net["width"],
-                       net["dropout"], net["n_blocks"])
+    model = build_head(
+        net["head"],
+        net["n_frames"],
+        net["dim"],
+        len(labels),
+        net["width"],
+        net["dropout"],
+        net["n_blocks"],
+    )
     model.load_state_dict(embedding_model.state_dict)
     model.eval()
     x_val, _ = embedding_split_arrays(embedding_table, labels, "val")
@@ -92,24 +108,40 @@ def embedding_artifact(context: dg.AssetExecutionContext, settings: KwsSettings,
     with tempfile.TemporaryDirectory(prefix="kws-export-") as tmp:
         float_path, int8_path = Path(tmp) / "head.float.onnx", Path(tmp) / "head.int8.onnx"
         export_onnx(model, spec, float_path)
-        quantize_int8(float_path, int8_path, x_val[: cfg.quantize.calibration_rows],
-                      per_channel=cfg.quantize.per_channel)
+        quantize_int8(
+            float_path,
+            int8_path,
+            x_val[: cfg.quantize.calibration_rows],
+            per_channel=cfg.quantize.per_channel,
+        )
         metrics = _export_metrics(float_path, int8_path, x_test, y_test, embedding_model.accuracy)
         artifact = ArtifactFolder.staging(prefix="kws-embedding-artifact-")
         write_embedding_artifact(artifact.path, int8_path, labels, spec, metrics)
-    return dg.Output(artifact, metadata={
-        **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
-        "labels": dg.MetadataValue.json(labels),
-    })
+    return dg.Output(
+        artifact,
+        metadata={
+            **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+            "labels": dg.MetadataValue.json(labels),
+        },
+    )
 
 
-def _export_metrics(float_path: Path, int8_path: Path, x_test, y_test,  # noqa: ANN001 - arrays
-                    torch_accuracy: dict) -> dict:
+def _export_metrics(
+    float_path: Path,
+    int8_path: Path,
+    x_test,
+    y_test,  # noqa: ANN001 - arrays
+    torch_accuracy: dict,
+) -> dict:
     """Test-split accuracy of the float and int8 ONNX files, and their sizes."""
     return {
-        "test_rows": int(len(y_test)),
-        "float_test_accuracy": round(onnx_accuracy(float_path, x_test, y_test), 4) if len(y_test) else None,
-        "int8_test_accuracy": round(onnx_accuracy(int8_path, x_test, y_test), 4) if len(y_test) else None,
+        "test_rows": len(y_test),
+        "float_test_accuracy": round(onnx_accuracy(float_path, x_test, y_test), 4)
+        if len(y_test)
+        else None,
+        "int8_test_accuracy": round(onnx_accuracy(int8_path, x_test, y_test), 4)
+        if len(y_test)
+        else None,
         "float_size_kb": round(float_path.stat().st_size / 1024, 1),
         "int8_size_kb": round(int8_path.stat().st_size / 1024, 1),
         "torch_accuracy": torch_accuracy,

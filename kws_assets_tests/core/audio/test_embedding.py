@@ -134,8 +134,10 @@ def test_altered_model_is_a_clear_error(tmp_path) -> None:
 
 
 def test_front_end_does_not_import_openwakeword() -> None:
-    code = ("import sys; from kws_assets.core.audio.embedding import SpeechEmbeddingFrontEnd as F; "
-            "import numpy as np; F(threads=1)(np.zeros((1, 16000), np.float32)); "
-            "print('openwakeword' in sys.modules)")
+    code = (
+        "import sys; from kws_assets.core.audio.embedding import SpeechEmbeddingFrontEnd as F; "
+        "import numpy as np; F(threads=1)(np.zeros((1, 16000), np.float32)); "
+        "print('openwakeword' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.settings import UNKNOWN_LABEL, AudioSettings
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.corpus.ktuberling import (
     KLETTRES_DIR,
@@ -19,7 +18,7 @@ from kws_assets.core.corpus.ktuberling import (
     write_dev_manifest,
 )
 from kws_assets.core.corpus.real_sources import load_real_source
-from kws_assets.settings import RealSourceSettings
+from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, RealSourceSettings
 
 THEME = b"""<?xml version="1.0" encoding="utf-8"?>
 <language code="xx">
@@ -48,18 +47,30 @@ def test_generated_soundtheme(tmp_path: Path) -> None:
     sounds = parse_sound_list(THEME, _theme_dir(tmp_path), "xx.soundtheme")
     assert sounds.language == "xx"
     assert [(e.name, e.word, e.file_word) for e in sounds.entries] == [
-        ("ball", "ball", "ballon"), ("egypt_camel", "camel", "camel"), ("kid-tux", "kid", "kid"),
-        ("tv_breakdown_lorry", "breakdown lorry", "lorry"), ("xmas_ball", "ball", "boule")]
+        ("ball", "ball", "ballon"),
+        ("egypt_camel", "camel", "camel"),
+        ("kid-tux", "kid", "kid"),
+        ("tv_breakdown_lorry", "breakdown lorry", "lorry"),
+        ("xmas_ball", "ball", "boule"),
+    ]
     assert [p.reason for p in sounds.problems] == [
-        "duplicate_file", "missing_name", "missing_file", "path_outside_folder", "file_absent"]
+        "duplicate_file",
+        "missing_name",
+        "missing_file",
+        "path_outside_folder",
+        "file_absent",
+    ]
     assert id_word("pizzeria_brocolli") == "brocolli" and id_word("tux-apple") == "apple"
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"<language code='x'><sound name='a' file='a.wav'>", "well-formed"),
-    (b"<!DOCTYPE x [<!ENTITY a 'aaaa'>]><language>&a;</language>", "DTD"),
-    (b"<language>" + b" " * (1 << 20) + b"</language>", "bytes"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"<language code='x'><sound name='a' file='a.wav'>", "well-formed"),
+        (b"<!DOCTYPE x [<!ENTITY a 'aaaa'>]><language>&a;</language>", "DTD"),
+        (b"<language>" + b" " * (1 << 20) + b"</language>", "bytes"),
+    ],
+)
 def test_bad_xml_is_refused(tmp_path: Path, data: bytes, message: str) -> None:
     with pytest.raises(SoundListError, match=message):
         parse_sound_list(data, tmp_path)
@@ -67,8 +78,9 @@ def test_bad_xml_is_refused(tmp_path: Path, data: bytes, message: str) -> None:
 
 def test_dev_manifest_with_a_keyword_map(tmp_path: Path) -> None:
     root = _theme_dir(tmp_path)
-    dev = write_dev_manifest("xx", {"ballon": "ball", "kamel": "egypt_camel"}, tmp_path / "out",
-                             sounds_dir=root)
+    dev = write_dev_manifest(
+        "xx", {"ballon": "ball", "kamel": "egypt_camel"}, tmp_path / "out", sounds_dir=root
+    )
     # by id: the Christmas ball is another object, spoken with another word
     assert dev.label_counts == {"ballon": 1, "kamel": 1, UNKNOWN_LABEL: 3}
     by_word = write_dev_manifest("xx", ["ball", "boule"], tmp_path / "out", sounds_dir=root)
@@ -80,12 +92,24 @@ def test_dev_manifest_with_a_keyword_map(tmp_path: Path) -> None:
         ktuberling_sounds("yy", root)
 
 
-EN_KEYWORDS = ["ball", "hat", "nose", "train", "cheese", "rocket", "camel", "donkey", "monster",
-               "hotel"]
+EN_KEYWORDS = [
+    "ball",
+    "hat",
+    "nose",
+    "train",
+    "cheese",
+    "rocket",
+    "camel",
+    "donkey",
+    "monster",
+    "hotel",
+]
 
 
-@pytest.mark.skipif(not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file(),
-                    reason="Debian ktuberling-data is not installed")
+@pytest.mark.skipif(
+    not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file(),
+    reason="Debian ktuberling-data is not installed",
+)
 def test_real_english_ktuberling(tmp_path: Path) -> None:
     klettres = ["en", "en_GB"] if (KLETTRES_DIR / "en_GB" / "sounds.xml").is_file() else []
     dev = write_dev_manifest("en", EN_KEYWORDS, tmp_path, klettres_languages=klettres)
@@ -98,8 +122,11 @@ def test_real_english_ktuberling(tmp_path: Path) -> None:
     assert all(ktuberling.count(k) == 1 for k in EN_KEYWORDS)  # its speaker says each once
     assert ktuberling.count(UNKNOWN_LABEL) == 71 - len(EN_KEYWORDS)
     if klettres:  # the en_GB klettres speaker says "BALL" among its syllables
-        extra = [(w, lab) for w, lab, who in zip(clips.words, clips.labels, clips.speakers)
-                 if who == "klettres-en_GB" and lab != UNKNOWN_LABEL]
+        extra = [
+            (w, lab)
+            for w, lab, who in zip(clips.words, clips.labels, clips.speakers)
+            if who == "klettres-en_GB" and lab != UNKNOWN_LABEL
+        ]
         assert extra == [("BALL", "ball")]
     labelled = dict(zip(clips.words, clips.labels))
     assert labelled["egypt_camel"] == "camel" and labelled["moon_rocket"] == "rocket"
@@ -111,9 +138,11 @@ def test_real_english_ktuberling(tmp_path: Path) -> None:
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ktuberling_en.yaml"
 
 
-@pytest.mark.skipif(not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file()
-                    or not (KLETTRES_DIR / "en_GB" / "sounds.xml").is_file(),
-                    reason="Debian ktuberling-data / klettres-data is not installed")
+@pytest.mark.skipif(
+    not (KTUBERLING_SOUNDS_DIR / "en.soundtheme").is_file()
+    or not (KLETTRES_DIR / "en_GB" / "sounds.xml").is_file(),
+    reason="Debian ktuberling-data / klettres-data is not installed",
+)
 def test_committed_english_dev_manifest_is_current(tmp_path: Path) -> None:
     """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's keywords."""
     import yaml

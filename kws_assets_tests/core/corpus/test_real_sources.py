@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.corpus.real_sources import RealSourceError, load_real_source
 from kws_assets.core.speech.tts import synthesize_at
-from kws_assets.settings import RealSourceSettings
+from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings, RealSourceSettings
 
 AUDIO = AudioSettings()
 SR = 22050  # files at another rate than the clips: the loader resamples
@@ -24,7 +23,7 @@ def _burst(sr: int, total_s: float, start_s: float, length_s: float, seed: int =
     x = (rng.standard_normal(int(total_s * sr)) * 1e-4).astype(np.float32)
     t = np.arange(int(length_s * sr)) / sr
     i = int(start_s * sr)
-    x[i:i + t.size] += 0.5 * np.sin(2 * np.pi * 300 * t).astype(np.float32)
+    x[i : i + t.size] += 0.5 * np.sin(2 * np.pi * 300 * t).astype(np.float32)
     return x
 
 
@@ -39,17 +38,19 @@ def test_clips_are_trimmed_centred_labelled_and_bad_rows_rejected(tmp_path: Path
     write_wav(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
     (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     manifest = tmp_path / "m.csv"
-    manifest.write_text("path,label,speaker\n"
-                        "a.wav,Ball,alice\n"
-                        "b.wav,spoon,bob\n"
-                        f"{tmp_path / 'b.wav'},ball,bob\n"  # absolute path to the same file is kept
-                        "a.wav,ball,alice\n"  # duplicate row
-                        "long.wav,ball,alice\n"
-                        "quiet.wav,ball,alice\n"
-                        "broken.wav,ball,alice\n"
-                        "nothere.wav,ball,alice\n"
-                        "b.wav,,bob\n"
-                        "x.wav,ball\n")  # too few fields
+    manifest.write_text(
+        "path,label,speaker\n"
+        "a.wav,Ball,alice\n"
+        "b.wav,spoon,bob\n"
+        f"{tmp_path / 'b.wav'},ball,bob\n"  # absolute path to the same file is kept
+        "a.wav,ball,alice\n"  # duplicate row
+        "long.wav,ball,alice\n"
+        "quiet.wav,ball,alice\n"
+        "broken.wav,ball,alice\n"
+        "nothere.wav,ball,alice\n"
+        "b.wav,,bob\n"
+        "x.wav,ball\n"
+    )  # too few fields
     clips = load_real_source(_source(manifest), ["ball", "cup"], AUDIO)
     assert clips.labels == ["ball", UNKNOWN_LABEL, "ball"]
     assert clips.speakers == ["alice", "bob", "bob"]
@@ -82,13 +83,24 @@ def test_unknown_columns_and_missing_manifest(tmp_path: Path) -> None:
         load_real_source(_source(tmp_path / "none.csv"), ["ball"], AUDIO)
     write_wav(tmp_path / "a.wav", _burst(SR, 1.0, 0.3, 0.3), SR)
     jsonl = tmp_path / "m.jsonl"
-    jsonl.write_text("\n".join([json.dumps({"path": "a.wav", "label": "ball"}),
-                                json.dumps({"path": "a.wav", "label": "ball", "colour": "red"}),
-                                "{not json", "[1, 2]"]) + "\n")
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"path": "a.wav", "label": "ball"}),
+                json.dumps({"path": "a.wav", "label": "ball", "colour": "red"}),
+                "{not json",
+                "[1, 2]",
+            ]
+        )
+        + "\n"
+    )
     clips = load_real_source(_source(jsonl), ["ball"], AUDIO)
     assert clips.labels == ["ball"] and clips.speakers == ["people"]
-    assert sorted(r.reason for r in clips.rejections) == ["bad_manifest_row", "bad_manifest_row",
-                                                          "unknown_columns"]
+    assert sorted(r.reason for r in clips.rejections) == [
+        "bad_manifest_row",
+        "bad_manifest_row",
+        "unknown_columns",
+    ]
 
 
 def test_utterances_are_aligned_and_cut_like_the_corpus(tmp_path: Path) -> None:
@@ -97,11 +109,14 @@ def test_utterances_are_aligned_and_cut_like_the_corpus(tmp_path: Path) -> None:
         write_wav(tmp_path / f"u{i}.wav", speech.samples, SR)
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")
     manifest = tmp_path / "utt.csv"
-    manifest.write_text("path,transcript,speaker\nu0.wav,please say ball again,m3\n"
-                        "u1.wav,please say ball again,f2\nbad.wav,ball,m3\n")
+    manifest.write_text(
+        "path,transcript,speaker\nu0.wav,please say ball again,m3\n"
+        "u1.wav,please say ball again,f2\nbad.wav,ball,m3\n"
+    )
     alignment = AlignmentSettings(unknown_per_utterance=1, min_confidence=0.0)
-    clips = load_real_source(_source(manifest, kind="utterances"), ["ball"], AUDIO,
-                             alignment=alignment)
+    clips = load_real_source(
+        _source(manifest, kind="utterances"), ["ball"], AUDIO, alignment=alignment
+    )
     assert [r.reason for r in clips.rejections] == ["unreadable"]
     assert clips.labels.count("ball") == 2 and clips.labels.count(UNKNOWN_LABEL) == 2
     assert set(clips.speakers) == {"m3", "f2"}

@@ -23,8 +23,10 @@ needs_flite = pytest.mark.skipif(FLITE_MISSING is not None, reason=str(FLITE_MIS
 
 @needs_flite
 def test_configured_voices_become_speakers_and_a_held_out_engine_is_left_out():
-    engines = [EngineVoiceSettings(engine="flite", voices=["slt", "kal"]),
-               EngineVoiceSettings(engine="festival")]
+    engines = [
+        EngineVoiceSettings(engine="flite", voices=["slt", "kal"]),
+        EngineVoiceSettings(engine="festival"),
+    ]
     voices, skipped = ev.engine_voices(engines, "en", exclude_engines=["festival"])
     assert [(v.engine.name, v.voice) for v in voices] == [("flite", "slt"), ("flite", "kal")]
     assert "festival" not in {v.engine.name for v in voices} and not skipped
@@ -34,7 +36,9 @@ def test_configured_voices_become_speakers_and_a_held_out_engine_is_left_out():
 def test_a_language_an_engine_cannot_speak_is_skipped_with_a_reason():
     voices, skipped = ev.engine_voices([EngineVoiceSettings(engine="flite")], "fr")
     assert voices == [] and "flite" in skipped and "fr" in skipped["flite"]
-    _, unknown_voice = ev.engine_voices([EngineVoiceSettings(engine="flite", voices=["nobody"])], "en")
+    _, unknown_voice = ev.engine_voices(
+        [EngineVoiceSettings(engine="flite", voices=["nobody"])], "en"
+    )
     assert any("nobody" in key for key in unknown_voice)
 
 
@@ -48,8 +52,9 @@ def test_an_engine_that_is_not_installed_is_skipped_not_fatal(monkeypatch):
 def test_a_partition_renders_the_keyword_its_unknown_words_and_windows_per_voice():
     engines = [EngineVoiceSettings(engine="flite", voices=["slt", "kal"], renders_per_voice=3)]
     negatives = NegativeSettings(unknown_ratio=0.5, speech_windows=10)
-    recipes, skipped = ev.partition_recipes("yes", ["yes", "no"], engines, SpeakerPerturbationSettings(),
-                                            negatives, "en", salt="s")
+    recipes, skipped = ev.partition_recipes(
+        "yes", ["yes", "no"], engines, SpeakerPerturbationSettings(), negatives, "en", salt="s"
+    )
     assert not skipped
     keyword = [r for r in recipes if r.label == "yes"]
     unknown = [r for r in recipes if r.label == UNKNOWN_LABEL]
@@ -58,8 +63,9 @@ def test_a_partition_renders_the_keyword_its_unknown_words_and_windows_per_voice
     assert len(unknown) - len(windows) == 3 and len(windows) == 3
     assert not {"yes", "no"} & {r.text for r in unknown if r.crop_at is None}
     # deterministic: the same partition gives the same recipes (and clip ids)
-    again, _ = ev.partition_recipes("yes", ["yes", "no"], engines, SpeakerPerturbationSettings(),
-                                    negatives, "en", salt="s")
+    again, _ = ev.partition_recipes(
+        "yes", ["yes", "no"], engines, SpeakerPerturbationSettings(), negatives, "en", salt="s"
+    )
     assert [r.clip_id for r in again] == [r.clip_id for r in recipes]
     assert len({r.clip_id for r in recipes}) == len(recipes)
 
@@ -76,7 +82,9 @@ def test_a_render_is_a_centred_clip_and_its_perturbation_is_recorded():
     energy = clip.astype(np.float64) ** 2
     centre = float((energy * np.arange(len(clip))).sum() / energy.sum()) / len(clip)
     assert 0.3 < centre < 0.7  # the word sits in the middle of the clip
-    plain = ev.word_recipes("hello", "hello", voice, 1, SpeakerPerturbationSettings(enabled=False), salt="")
+    plain = ev.word_recipes(
+        "hello", "hello", voice, 1, SpeakerPerturbationSettings(enabled=False), salt=""
+    )
     assert plain[0].perturbation is None and "|w" not in plain[0].origin_id
 
 

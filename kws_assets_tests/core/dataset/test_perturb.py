@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 
 from kws_assets.core.dataset.perturb import (
-    Perturbation, draw_perturbation, perturb, warp_formants,
+    Perturbation,
+    draw_perturbation,
+    perturb,
+    warp_formants,
 )
 from kws_assets.settings import SpeakerPerturbationSettings
 from kws_assets_tests.voice_measures import (
-    lpc_formants, median_f0, median_semitone_shift, spectral_centroid, synthetic_vowel,
+    lpc_formants,
+    median_f0,
+    median_semitone_shift,
+    spectral_centroid,
+    synthetic_vowel,
 )
 
 SR = 16000
@@ -91,12 +98,18 @@ def test_identity_returns_a_copy(vowel):
 
 
 def test_draws_are_deterministic_within_ranges_and_recordable():
-    ranges = SpeakerPerturbationSettings(warp_factor=(0.9, 1.1), semitones=(-2, 2), tempo=(0.95, 1.05))
+    ranges = SpeakerPerturbationSettings(
+        warp_factor=(0.9, 1.1), semitones=(-2, 2), tempo=(0.95, 1.05)
+    )
     first = [draw_perturbation(np.random.default_rng(7), ranges) for _ in range(2)]
     assert first[0] == first[1]
-    draws = [draw_perturbation(rng, ranges) for rng in [np.random.default_rng(1)] for _ in range(200)]
-    assert all(0.9 <= d.warp_factor <= 1.1 and -2 <= d.semitones <= 2 and 0.95 <= d.tempo <= 1.05
-               for d in draws)
+    draws = [
+        draw_perturbation(rng, ranges) for rng in [np.random.default_rng(1)] for _ in range(200)
+    ]
+    assert all(
+        0.9 <= d.warp_factor <= 1.1 and -2 <= d.semitones <= 2 and 0.95 <= d.tempo <= 1.05
+        for d in draws
+    )
     assert len({d.warp_factor for d in draws}) > 150
     assert sum(d.warp_factor > 1 for d in draws) > 60 and sum(d.warp_factor < 1 for d in draws) > 60
     assert Perturbation(**draws[0].as_dict()) == draws[0]
@@ -114,8 +127,8 @@ def test_bad_perturbations_and_inputs_are_refused(vowel):
 
 
 def test_espeak_vowel_f0_moves_by_semitones():
-    from kws_assets.core.speech import tts
     from kws_assets.core.audio.io import resample
+    from kws_assets.core.speech import tts
 
     speech = tts.synthesize("yes no", voice="en-us")
     x = resample(speech.samples, speech.sample_rate, SR)

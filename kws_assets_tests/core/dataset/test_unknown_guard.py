@@ -47,8 +47,10 @@ def test_too_few_test_clips_per_label() -> None:
     problems = unknown_share_problems(counts, 0.1, 20)
     assert len(problems) == 2
     assert "'no' has 4 clips" in problems[0] and "'yes' has 0 clips" in problems[1]
-    assert all("splits.test_percent" in p and "dataset_guard.min_test_clips_per_label" in p
-               for p in problems)
+    assert all(
+        "splits.test_percent" in p and "dataset_guard.min_test_clips_per_label" in p
+        for p in problems
+    )
 
 
 def test_empty_set() -> None:
@@ -63,7 +65,11 @@ def test_bad_thresholds(share: float, clips: int) -> None:
 
 def test_settings_defaults_feed_the_guard() -> None:
     settings = DatasetGuardSettings()
-    assert unknown_share_problems(_counts(150), settings.min_unknown_share,
-                                  settings.min_test_clips_per_label) == []
+    assert (
+        unknown_share_problems(
+            _counts(150), settings.min_unknown_share, settings.min_test_clips_per_label
+        )
+        == []
+    )
     with pytest.raises(ValueError):
         DatasetGuardSettings(unknown=1)

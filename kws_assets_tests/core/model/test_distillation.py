@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.settings import DistillSettings, KwsConfig, ModelSettings
 from kws_assets.core.model.training import (
     NO_AUGMENT,
     UNLABELLED,
@@ -19,6 +18,7 @@ from kws_assets.core.model.training import (
     train_model,
     train_student,
 )
+from kws_assets.settings import DistillSettings, KwsConfig, ModelSettings
 from kws_assets_tests.core.test_training import FAST_TRAIN, TONE_LABELS, trained_tone_model
 
 TINY = ModelSettings(n_filters=16, n_blocks=1)
@@ -57,10 +57,13 @@ def test_loss_matches_the_formula_per_row() -> None:
     assert got == pytest.approx(expected, rel=1e-5)
     # alpha 0 is plain cross-entropy; a student that equals the teacher has no soft loss at any T
     assert float(distillation_loss(student, teacher, y, t, 0.0)) == pytest.approx(
-        float(torch.nn.functional.cross_entropy(student, y)), rel=1e-6)
+        float(torch.nn.functional.cross_entropy(student, y)), rel=1e-6
+    )
     shifted = teacher + torch.arange(len(y), dtype=torch.float32)[:, None]  # softmax-invariant
     for temperature in (1.0, 4.0):
-        assert float(distillation_loss(shifted, teacher, y, temperature, 1.0)) == pytest.approx(0.0, abs=1e-5)
+        assert float(distillation_loss(shifted, teacher, y, temperature, 1.0)) == pytest.approx(
+            0.0, abs=1e-5
+        )
 
 
 def test_soft_gradient_is_t_times_the_posterior_gap() -> None:
@@ -78,10 +81,14 @@ def test_unlabelled_rows_use_the_soft_term_and_untaught_rows_the_hard_term() -> 
     t, alpha = 2.0, 0.3
     unlabelled = torch.tensor([UNLABELLED, UNLABELLED])
     soft_only = float(distillation_loss(student, teacher, unlabelled, t, alpha))
-    assert soft_only == pytest.approx(float(distillation_loss(student, teacher, y, t, 1.0)), rel=1e-6)
+    assert soft_only == pytest.approx(
+        float(distillation_loss(student, teacher, y, t, 1.0)), rel=1e-6
+    )
     untaught = torch.full_like(teacher, float("nan"))
     hard_only = float(distillation_loss(student, untaught, y, t, alpha))
-    assert hard_only == pytest.approx(float(torch.nn.functional.cross_entropy(student, y)), rel=1e-6)
+    assert hard_only == pytest.approx(
+        float(torch.nn.functional.cross_entropy(student, y)), rel=1e-6
+    )
     with pytest.raises(ValueError, match="neither"):
         distillation_loss(student, untaught, unlabelled, t, alpha)
     with pytest.raises(ValueError, match="alpha"):
@@ -118,7 +125,13 @@ def test_bad_teacher_inputs_are_refused() -> None:
     task, teacher, _ = trained_tone_model()
     x, y = task.x_train[:16], task.y_train[:16]
     logits = predict_logits(teacher.model, x)
-    args = (task.x_val[:8], task.y_val[:8], TONE_LABELS, TINY, FAST_TRAIN.model_copy(update={"max_epochs": 1}))
+    args = (
+        task.x_val[:8],
+        task.y_val[:8],
+        TONE_LABELS,
+        TINY,
+        FAST_TRAIN.model_copy(update={"max_epochs": 1}),
+    )
     with pytest.raises(ValueError, match="distill"):
         train_model(x, y, *args, teacher_logits=logits)
     with pytest.raises(ValueError, match="n_train, n_classes"):
@@ -142,9 +155,18 @@ def test_a_student_learns_the_teachers_decisions_from_soft_labels_alone() -> Non
     teacher_train = predict_logits(teacher.model, task.x_train)
     teacher_top = predict_logits(teacher.model, task.x_test).argmax(axis=1)
     settings = FAST_TRAIN.model_copy(update={"max_epochs": 15, "min_epochs": 10, "patience": 5})
-    result = train_student(task.x_train, np.full_like(task.y_train, UNLABELLED), teacher_train,
-                           task.x_val, task.y_val, TONE_LABELS, TINY, settings,
-                           DistillSettings(temperature=4.0, alpha=0.7), augment=NO_AUGMENT)
+    result = train_student(
+        task.x_train,
+        np.full_like(task.y_train, UNLABELLED),
+        teacher_train,
+        task.x_val,
+        task.y_val,
+        TONE_LABELS,
+        TINY,
+        settings,
+        DistillSettings(temperature=4.0, alpha=0.7),
+        augment=NO_AUGMENT,
+    )
     student_top = predict_logits(result.model, task.x_test).argmax(axis=1)
     chance = 1 / len(TONE_LABELS)
     agreement = float((student_top == teacher_top).mean())

@@ -13,12 +13,20 @@ import pytest
 import torch
 
 from kws_assets.cli import EXIT_OK, main
-from kws_assets.settings import TrainSettings
 from kws_assets.core.audio import embedding as embedding_module
-from kws_assets.core.audio.embedding import EmbeddingSpec, FrontEndModelError, SpeechEmbeddingFrontEnd
+from kws_assets.core.audio.embedding import (
+    EmbeddingSpec,
+    FrontEndModelError,
+    SpeechEmbeddingFrontEnd,
+)
 from kws_assets.core.audio.io import read_audio, write_wav
 from kws_assets.core.model.detect import StreamingDetector, window_latency_ms
-from kws_assets.core.model.embedding_head import EmbeddingDNN, EmbeddingTemporalConv, build_head, train_head
+from kws_assets.core.model.embedding_head import (
+    EmbeddingDNN,
+    EmbeddingTemporalConv,
+    build_head,
+    train_head,
+)
 from kws_assets.core.model.embedding_table import (
     EMBEDDING_COLUMN,
     build_embedding_table,
@@ -38,6 +46,7 @@ from kws_assets.core.model.export import (
 )
 from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.core.speech.tts import synthesize_at
+from kws_assets.settings import TrainSettings
 
 SR = 16000
 KEYWORDS = ("yes", "stop", "seven")
@@ -75,7 +84,11 @@ def words() -> WordSet:
     for voices, name in ((TRAIN_VOICES, "train"), (HELD_OUT_VOICES, "test")):
         for voice in voices:
             for i, (rate, pitch) in enumerate(PROSODY):
-                part = name if name == "test" else ("val" if i == 1 and voice in TRAIN_VOICES[:2] else "train")
+                part = (
+                    name
+                    if name == "test"
+                    else ("val" if i == 1 and voice in TRAIN_VOICES[:2] else "train")
+                )
                 for k, word in enumerate(KEYWORDS):
                     clips.append(_clip(word, voice, rate, pitch, rng))
                     y.append(k + 1)
@@ -98,8 +111,16 @@ def clip_table(words, tmp_path_factory) -> pl.DataFrame:
     for i, (clip, y, split) in enumerate(zip(words.clips, words.y, words.split)):
         path = folder / f"{i:03d}.wav"
         write_wav(path, clip, SR)
-        rows.append({"clip_id": f"c{i:03d}", "uri": str(path), "label": LABELS[y], "split": split,
-                     "speaker": "espeak", "source": "tts"})
+        rows.append(
+            {
+                "clip_id": f"c{i:03d}",
+                "uri": str(path),
+                "label": LABELS[y],
+                "split": split,
+                "speaker": "espeak",
+                "source": "tts",
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -112,56 +133,76 @@ def table(clip_table, front_end) -> pl.DataFrame:
 def artifact(table, front_end, tmp_path_factory) -> Path:
     x_train, y_train = embedding_split_arrays(table, LABELS, "train")
     x_val, y_val = embedding_split_arrays(table, LABELS, "val")
-    settings = TrainSettings(max_epochs=30, batch_size=16, learning_rate=2e-3, patience=10,
-                             min_epochs=8, threads=1)
+    settings = TrainSettings(
+        max_epochs=30, batch_size=16, learning_rate=2e-3, patience=10, min_epochs=8, threads=1
+    )
     result = train_head(x_train, y_train, x_val, y_val, LABELS, settings, kind="dnn", width=64)
     out = tmp_path_factory.mktemp("embedding_model")
     float_path = export_onnx(result.model, front_end.spec, out / "head.onnx")
     int8_path = quantize_int8(float_path, out / "head.int8.onnx", np.concatenate([x_train, x_val]))
-    metrics = {"best_val_accuracy": result.best_val_accuracy,
-               "int8_head_kib": file_size_kib(int8_path)}
+    metrics = {
+        "best_val_accuracy": result.best_val_accuracy,
+        "int8_head_kib": file_size_kib(int8_path),
+    }
     return write_embedding_artifact(out / "artifact", int8_path, LABELS, front_end.spec, metrics)
 
 
 def _hide_packaged_models(monkeypatch) -> None:
     """Make the installed openwakeword graphs unreachable: only the artifact's copies remain."""
+
     def unavailable():
         raise FrontEndModelError("packaged models hidden by the test")
+
     monkeypatch.setattr(embedding_module, "packaged_models_dir", unavailable)
 
 
 # --- table --------------------------------------------------------------------------------------
 
+
 def test_table_equals_the_front_end_in_order(table, clip_table, words, front_end) -> None:
     assert table.schema[EMBEDDING_COLUMN] == pl.Array(pl.Float32, (16, 96))
     assert table["clip_id"].to_list() == clip_table["clip_id"].to_list()
     decoded = np.stack([read_audio(uri).samples for uri in clip_table["uri"]])  # the 16-bit WAVs
-    np.testing.assert_allclose(table[EMBEDDING_COLUMN].to_numpy(), front_end(decoded),
-                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        table[EMBEDDING_COLUMN].to_numpy(), front_end(decoded), rtol=1e-6, atol=1e-5
+    )
     x, y = embedding_split_arrays(table, LABELS, "test")
     test_mask = np.array(words.split) == "test"
     assert x.shape == (int(test_mask.sum()), 16, 96) and x.dtype == np.float32
     np.testing.assert_array_equal(y, words.y[test_mask])
 
 
-def test_staged_table_round_trips_and_the_cache_serves_a_rebuild(clip_table, table, front_end,
-                                                                  tmp_path) -> None:
+def test_staged_table_round_trips_and_the_cache_serves_a_rebuild(
+    clip_table, table, front_end, tmp_path
+) -> None:
     cache = embedding_cache(tmp_path / "cache", front_end.spec)
-    staged, stats = stage_embedding_table(clip_table, front_end, tmp_path, cache=cache, batch_size=16)
-    assert (stats.rows, stats.featurized, stats.from_cache) == (clip_table.height, clip_table.height, 0)
+    staged, stats = stage_embedding_table(
+        clip_table, front_end, tmp_path, cache=cache, batch_size=16
+    )
+    assert (stats.rows, stats.featurized, stats.from_cache) == (
+        clip_table.height,
+        clip_table.height,
+        0,
+    )
     read = pl.read_parquet(staged.path)
     assert read.schema == table.schema
-    np.testing.assert_array_equal(read[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy())
+    np.testing.assert_array_equal(
+        read[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy()
+    )
     assert cache.path.is_file()
-    again, stats2 = stage_embedding_table(clip_table, front_end, tmp_path, cache=cache, batch_size=7)
+    again, stats2 = stage_embedding_table(
+        clip_table, front_end, tmp_path, cache=cache, batch_size=7
+    )
     assert stats2.from_cache == clip_table.height and stats2.featurized == 0
-    np.testing.assert_array_equal(pl.read_parquet(again.path)[EMBEDDING_COLUMN].to_numpy(),
-                                  table[EMBEDDING_COLUMN].to_numpy())
+    np.testing.assert_array_equal(
+        pl.read_parquet(again.path)[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy()
+    )
     # another context is another cache file
     assert embedding_cache(tmp_path, EmbeddingSpec(context_seconds=1.5)).path != cache.path
 
 
 # --- heads --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("kind", "cls"), [("dnn", EmbeddingDNN), ("conv", EmbeddingTemporalConv)])
 def test_heads_map_sequences_to_logits(kind, cls) -> None:
@@ -175,8 +216,13 @@ def test_heads_map_sequences_to_logits(kind, cls) -> None:
 def test_embedding_augment_masks_frames_and_dimensions() -> None:
     x = torch.ones(64, 16, 96)
     gen = torch.Generator().manual_seed(0)
-    out = EmbeddingAugment(max_shift_frames=0, time_masks=1, max_time_mask_frames=3,
-                           feature_masks=1, max_feature_mask=10).apply(x, gen)
+    out = EmbeddingAugment(
+        max_shift_frames=0,
+        time_masks=1,
+        max_time_mask_frames=3,
+        feature_masks=1,
+        max_feature_mask=10,
+    ).apply(x, gen)
     zero_frames = (out == 0).all(dim=2).sum(dim=1)
     zero_dims = (out == 0).all(dim=1).sum(dim=1)
     assert zero_frames.max() <= 3 and zero_frames.max() > 0
@@ -187,16 +233,19 @@ def test_embedding_augment_masks_frames_and_dimensions() -> None:
 def test_conv_head_trains_above_chance(table) -> None:
     x_train, y_train = embedding_split_arrays(table, LABELS, "train")
     x_test, y_test = embedding_split_arrays(table, LABELS, "test")
-    settings = TrainSettings(max_epochs=10, batch_size=16, learning_rate=3e-3, patience=8,
-                             min_epochs=5, threads=1)
+    settings = TrainSettings(
+        max_epochs=10, batch_size=16, learning_rate=3e-3, patience=8, min_epochs=5, threads=1
+    )
     result = train_head(x_train, y_train, x_test, y_test, LABELS, settings, kind="conv", width=32)
     assert result.best_val_accuracy > 2.0 / len(LABELS)
 
 
 # --- artifact -----------------------------------------------------------------------------------
 
-def test_artifact_classifies_held_out_voices_from_its_folder_alone(artifact, words, tmp_path,
-                                                                    monkeypatch) -> None:
+
+def test_artifact_classifies_held_out_voices_from_its_folder_alone(
+    artifact, words, tmp_path, monkeypatch
+) -> None:
     moved = tmp_path / "moved"
     shutil.copytree(artifact, moved)
     _hide_packaged_models(monkeypatch)

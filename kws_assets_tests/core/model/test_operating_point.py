@@ -15,7 +15,11 @@ from kws_assets.core.model.detect import (
     StreamingDetector,
     StreamPosteriors,
 )
-from kws_assets.core.model.export import OPERATING_POINT_FILE, read_operating_point, write_operating_point
+from kws_assets.core.model.export import (
+    OPERATING_POINT_FILE,
+    read_operating_point,
+    write_operating_point,
+)
 
 LABELS = ["_silence_", "_unknown_", "word"]
 HOP_S = 0.1
@@ -34,7 +38,9 @@ def _synthetic_streams() -> E.ScoredStreams:
     keywords as 5-window plateaus at 0.75 (some in pairs 0.6 s apart: a 1-s refractory period
     swallows the second) or single-window peaks (lost by any smoothing)."""
     negative = np.zeros(36000, dtype=np.float32)
-    negative[np.arange(10) * 3000 + 500] = 0.99  # 10 spikes: FA for smoothing 1 at any grid threshold
+    negative[np.arange(10) * 3000 + 500] = (
+        0.99  # 10 spikes: FA for smoothing 1 at any grid threshold
+    )
     for start in np.arange(5) * 7000 + 1700:  # 5 bursts: 0.8 after 3-window smoothing, 0.48 after 5
         negative[start : start + 3] = 0.8
     positive = np.zeros(3000, dtype=np.float32)
@@ -68,7 +74,9 @@ def test_selection_picks_the_lowest_frr_point_meeting_the_target() -> None:
     by_setting = {(c["smoothing_windows"], c["refractory_s"]): c for c in selection.candidates}
     assert not by_setting[(1, 0.5)]["meets_target"]
     assert by_setting[(3, 1.0)]["frr"] == 1.0
-    assert by_setting[(5, 1.0)]["frr"] == pytest.approx(7 / 15, abs=1e-3)  # the pairs' second keywords
+    assert by_setting[(5, 1.0)]["frr"] == pytest.approx(
+        7 / 15, abs=1e-3
+    )  # the pairs' second keywords
     # what the selection claims is what a detector at that point does on the same posteriors
     detector = StreamingDetector.at(_FakeClassifier(), selection.detector)
     assert len(detector.events(scored.negative)) == 0
@@ -100,8 +108,8 @@ class _FakeClassifier:
     labels = LABELS
 
     def __init__(self) -> None:
-        from kws_assets.settings import AudioSettings, FeatureSettings
         from kws_assets.core.audio.features import FeatureSpec
+        from kws_assets.settings import AudioSettings, FeatureSettings
 
         self.spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
 
@@ -139,5 +147,7 @@ def test_whole_stream_embeddings_equal_the_clip_front_end() -> None:
     longer = (0.05 * rng.standard_normal(4 * front_end.spec.context_samples)).astype(np.float32)
     whole = EmbeddingStreamer(front_end, threads=1)(longer)
     offset = 10
-    part = EmbeddingStreamer(front_end, threads=1)(longer[offset * 1280 : offset * 1280 + 2 * 32000])
+    part = EmbeddingStreamer(front_end, threads=1)(
+        longer[offset * 1280 : offset * 1280 + 2 * 32000]
+    )
     np.testing.assert_allclose(whole[offset : offset + len(part)], part, atol=1e-4)

@@ -47,7 +47,10 @@ def ship_model() -> ShipModel:
     result = train_model(x_train, y_train, x_val, y_val, LABELS, SMALL_MODEL, TRAIN)
     folder = Path(tempfile.mkdtemp(prefix="kws-ship-"))
     calibration = x_train[:128]
-    onnx_int8 = quantize_int8(export_onnx(result.model, spec, folder / "model.onnx"),
-                              folder / "model.int8.onnx", calibration)
+    onnx_int8 = quantize_int8(
+        export_onnx(result.model, spec, folder / "model.onnx"),
+        folder / "model.int8.onnx",
+        calibration,
+    )
     tflite = export_int8_tflite(result.model, spec, calibration, folder / "model.int8.tflite")
     return ShipModel(result.model, spec, folder, tflite, onnx_int8, x_test, y_test, clips_test)

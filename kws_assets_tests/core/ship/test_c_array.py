@@ -34,7 +34,9 @@ int main(void) {
 HOSTILE_LABELS = ["_silence_", "_unknown_", 'say "hi"??/', "caf\u00e9 */ x"]
 
 
-def _compile_and_run(compiler: str, flags: list[str], folder, tmp_path, source_ext: str) -> list[str]:
+def _compile_and_run(
+    compiler: str, flags: list[str], folder, tmp_path, source_ext: str
+) -> list[str]:
     main = tmp_path / f"main{source_ext}"
     main.write_text(MAIN_C)
     source = folder / TFLITE_C_SOURCE_FILE
@@ -43,22 +45,49 @@ def _compile_and_run(compiler: str, flags: list[str], folder, tmp_path, source_e
         cc_copy.write_text(source.read_text())
         source = cc_copy
     binary = tmp_path / f"check{source_ext.strip('.')}"
-    subprocess.run([compiler, *flags, "-Wall", "-Wextra", "-Werror", "-I", str(folder), str(main),
-                    str(source), "-o", str(binary)], check=True)
-    return subprocess.run([str(binary)], capture_output=True, check=True).stdout.decode("utf-8").splitlines()
+    subprocess.run(
+        [
+            compiler,
+            *flags,
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(folder),
+            str(main),
+            str(source),
+            "-o",
+            str(binary),
+        ],
+        check=True,
+    )
+    return (
+        subprocess.run([str(binary)], capture_output=True, check=True)
+        .stdout.decode("utf-8")
+        .splitlines()
+    )
 
 
-@pytest.mark.parametrize("compiler,flags,ext", [("gcc", ["-std=c99"], ".c"), ("gcc", ["-std=c11"], ".c"),
-                                                ("g++", ["-std=c++11"], ".cc")])
+@pytest.mark.parametrize(
+    "compiler,flags,ext",
+    [("gcc", ["-std=c99"], ".c"), ("gcc", ["-std=c11"], ".c"), ("g++", ["-std=c++11"], ".cc")],
+)
 def test_c_array_holds_the_tflite_bytes(ship_model, tmp_path, compiler, flags, ext) -> None:
     if shutil.which(compiler) is None:
         pytest.skip(f"no {compiler} on this machine (.ci/system-deps installs gcc)")
     folder = tmp_path / "device"
-    header, source = write_tflite_c_files(folder, ship_model.tflite, HOSTILE_LABELS, ship_model.spec)
+    header, source = write_tflite_c_files(
+        folder, ship_model.tflite, HOSTILE_LABELS, ship_model.spec
+    )
     assert header.name == TFLITE_C_HEADER_FILE and source.name == TFLITE_C_SOURCE_FILE
     out = _compile_and_run(compiler, flags, folder, tmp_path, ext)
     model = ship_model.tflite.read_bytes()
-    assert out[0].split() == [str(len(model)), str(len(HOSTILE_LABELS)), "0", str(ship_model.spec.n_frames)]
+    assert out[0].split() == [
+        str(len(model)),
+        str(len(HOSTILE_LABELS)),
+        "0",
+        str(ship_model.spec.n_frames),
+    ]
     assert out[1 : 1 + len(HOSTILE_LABELS)] == HOSTILE_LABELS
     assert float(out[-2]) == pytest.approx(ship_model.spec.mean[0], rel=1e-6)
     printed = bytes.fromhex(out[-1])

@@ -19,8 +19,10 @@ HOSTILE_ENGINE = "evil|engine <script>"
 
 def _groups(n: int) -> dict[str, list[object]]:
     rng = np.random.default_rng(5)
-    return {"engine": [("espeak", "piper", HOSTILE_ENGINE)[i % 3] for i in range(n)],
-            "perturbed": [bool(v) for v in rng.integers(0, 2, n)]}
+    return {
+        "engine": [("espeak", "piper", HOSTILE_ENGINE)[i % 3] for i in range(n)],
+        "perturbed": [bool(v) for v in rng.integers(0, 2, n)],
+    }
 
 
 def _predictions(ship_model) -> tuple[list[str], list[str], np.ndarray]:
@@ -30,8 +32,11 @@ def _predictions(ship_model) -> tuple[list[str], list[str], np.ndarray]:
     noisy = np.array(groups["perturbed"])
     x[noisy] += np.random.default_rng(6).normal(0, 1.2, x[noisy].shape).astype(np.float32)
     probs = TfliteClassifier(ship_model.tflite).classify_features(x)
-    return ([LABELS[i] for i in ship_model.y_test], [LABELS[i] for i in probs.argmax(axis=1)],
-            noisy)
+    return (
+        [LABELS[i] for i in ship_model.y_test],
+        [LABELS[i] for i in probs.argmax(axis=1)],
+        noisy,
+    )
 
 
 def _expected(truth, pred, values, wanted):
@@ -56,26 +61,46 @@ def test_group_metrics_and_card(ship_model) -> None:
     groups = _groups(len(truth))
     rows = speaker_group_metrics(truth, pred, groups)
     assert [(r.grouping, r.group) for r in rows] == [
-        ("engine", "espeak"), ("engine", HOSTILE_ENGINE), ("engine", "piper"),
-        ("perturbed", "False"), ("perturbed", "True")]
+        ("engine", "espeak"),
+        ("engine", HOSTILE_ENGINE),
+        ("engine", "piper"),
+        ("perturbed", "False"),
+        ("perturbed", "True"),
+    ]
     for row in rows:
         clips, acc, frr, far = _expected(truth, pred, groups[row.grouping], row.group)
         assert (row.clips, row.accuracy, row.frr, row.false_accept_rate) == pytest.approx(
-            (clips, acc, frr, far))
+            (clips, acc, frr, far)
+        )
     by = {(r.grouping, r.group): r for r in rows}
     assert by[("perturbed", "True")].accuracy < by[("perturbed", "False")].accuracy
 
-    card = render_model_card(ModelCardInputs(
-        model_name="tones", family="mfcc", keywords=LABELS[2:],
-        intended_use="Detect two tones on a microcontroller.",
-        limitations=["Synthetic tones only."],
-        training_counts=[("espeak", "synthetic", 120), (HOSTILE_ENGINE, "[link](http://x)", 40)],
-        evaluation={"synthetic test": {"accuracy": 0.95, "frr": 0.05},
-                    "held-out voices": {"accuracy": 0.9}},
-        target_fa_per_hour=0.5, frr_at_target=0.125, threshold=0.7, group_metrics=rows,
-        licenses=[LicenseEntry("voice", "en-us+steph3", "GPL-3.0"),
-                  LicenseEntry("corpus", "Speech Commands", "CC-BY-4.0")],
-        sizes={"int8_weight_bytes": 2152}))
+    card = render_model_card(
+        ModelCardInputs(
+            model_name="tones",
+            family="mfcc",
+            keywords=LABELS[2:],
+            intended_use="Detect two tones on a microcontroller.",
+            limitations=["Synthetic tones only."],
+            training_counts=[
+                ("espeak", "synthetic", 120),
+                (HOSTILE_ENGINE, "[link](http://x)", 40),
+            ],
+            evaluation={
+                "synthetic test": {"accuracy": 0.95, "frr": 0.05},
+                "held-out voices": {"accuracy": 0.9},
+            },
+            target_fa_per_hour=0.5,
+            frr_at_target=0.125,
+            threshold=0.7,
+            group_metrics=rows,
+            licenses=[
+                LicenseEntry("voice", "en-us+steph3", "GPL-3.0"),
+                LicenseEntry("corpus", "Speech Commands", "CC-BY-4.0"),
+            ],
+            sizes={"int8_weight_bytes": 2152},
+        )
+    )
     for row in rows:
         assert f"| {row.accuracy:.4f} | {row.keyword_clips} |" in card
         frr = "n/a" if row.frr is None else f"{row.frr:.4f}"

@@ -19,10 +19,13 @@ from kws_assets.core.ship.tflite import export_int8_tflite, int8_weight_bytes
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
 
 
-@pytest.mark.parametrize("n_classes,settings", [
-    (4, ModelSettings(n_filters=24, n_blocks=1)),
-    (12, ModelSettings(n_filters=16, n_blocks=3, first_kernel=(5, 3))),
-])
+@pytest.mark.parametrize(
+    "n_classes,settings",
+    [
+        (4, ModelSettings(n_filters=24, n_blocks=1)),
+        (12, ModelSettings(n_filters=16, n_blocks=3, first_kernel=(5, 3))),
+    ],
+)
 def test_formula_matches_tflite(tmp_path, n_classes, settings) -> None:
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
     torch.manual_seed(0)
@@ -43,7 +46,8 @@ def test_presets_fit_their_budgets() -> None:
     # hand count of MLPerf Tiny's DS-CNN-S, 12 classes: stem 10*4*64 + 64 int32 biases,
     # 4 x (9*64 + 64*64 + 2*64 biases), classifier 64*12 + 12 biases
     assert dscnn_int8_weight_bytes(12, preset_settings("mlperf", 12)) == (
-        2560 + 256 + 4 * (576 + 4096 + 512) + 768 + 48)
+        2560 + 256 + 4 * (576 + 4096 + 512) + 768 + 48
+    )
     with pytest.raises(ValueError, match="unknown preset"):
         preset_settings("huge", 4)
     with pytest.raises(ValueError, match="fits 100 bytes"):

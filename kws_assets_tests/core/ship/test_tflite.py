@@ -57,13 +57,17 @@ def test_arena_plan_bounds(ship_model) -> None:
 
 def test_export_rejects_bad_input(ship_model, tmp_path) -> None:
     with pytest.raises(ValueError, match="calibration must be"):
-        export_int8_tflite(ship_model.model, ship_model.spec, ship_model.x_test[:, :10], tmp_path / "m.tflite")
+        export_int8_tflite(
+            ship_model.model, ship_model.spec, ship_model.x_test[:, :10], tmp_path / "m.tflite"
+        )
     bad = ship_model.x_test[:4].copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         export_int8_tflite(ship_model.model, ship_model.spec, bad, tmp_path / "m.tflite")
     with pytest.raises(TypeError, match="DSCNN"):
-        export_int8_tflite(torch.nn.Linear(10, 4), ship_model.spec, ship_model.x_test[:4], tmp_path / "m.tflite")
+        export_int8_tflite(
+            torch.nn.Linear(10, 4), ship_model.spec, ship_model.x_test[:4], tmp_path / "m.tflite"
+        )
     with pytest.raises(ValueError, match="features must be"):
         TfliteClassifier(ship_model.tflite).classify_features(ship_model.x_test[:, :, :5])
     with pytest.raises(FileNotFoundError):
@@ -75,14 +79,18 @@ def test_export_refuses_a_wrong_rebuild(ship_model, tmp_path, monkeypatch) -> No
     """A layer mapping bug (here: batch norm not folded) is caught before conversion."""
     from kws_assets.core.ship import tflite
 
-    def unfolded(conv, bn):  # noqa: ANN001
+    def unfolded(conv, bn):
         layer = original(conv, bn)
-        return tflite._Layer(layer.kind, layer.weight * 1.5, layer.bias, layer.stride, layer.padding)
+        return tflite._Layer(
+            layer.kind, layer.weight * 1.5, layer.bias, layer.stride, layer.padding
+        )
 
     original = tflite._conv_layer
     monkeypatch.setattr(tflite, "_conv_layer", unfolded)
     with pytest.raises(tflite.TfliteExportError, match="differs from the torch model"):
-        export_int8_tflite(ship_model.model, ship_model.spec, ship_model.x_test[:8], tmp_path / "m.tflite")
+        export_int8_tflite(
+            ship_model.model, ship_model.spec, ship_model.x_test[:8], tmp_path / "m.tflite"
+        )
     assert not (tmp_path / "m.tflite").exists()
 
 
@@ -93,7 +101,9 @@ def test_other_shapes_export(tmp_path) -> None:
 
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
     torch.manual_seed(1)
-    model = DSCNN(3, ModelSettings(n_filters=8, n_blocks=2, first_kernel=(5, 3), first_stride=(1, 2)))
+    model = DSCNN(
+        3, ModelSettings(n_filters=8, n_blocks=2, first_kernel=(5, 3), first_stride=(1, 2))
+    )
     with torch.no_grad():  # non-trivial batch-norm statistics, so folding matters
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

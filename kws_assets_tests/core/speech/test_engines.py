@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from kws_assets.core.speech.engines import (
-    ENGINES, Rendered, TtsEngineError, available_engines, get_engine,
+    ENGINES,
+    Rendered,
+    TtsEngineError,
+    available_engines,
+    get_engine,
 )
 from kws_assets.core.speech.engines.festival import FestivalEngine
 from kws_assets.core.speech.engines.flite import FliteEngine
@@ -85,7 +89,9 @@ def test_equal_arguments_render_equal_audio(name):
     else:  # espeak: only its flutter phase carries over between calls
         assert abs(len(first.samples) - len(second.samples)) <= 0.01 * len(first.samples)
         n = min(len(first.samples), len(second.samples))
-        assert np.corrcoef(magnitudes(first.samples[:n]), magnitudes(second.samples[:n]))[0, 1] > 0.95
+        assert (
+            np.corrcoef(magnitudes(first.samples[:n]), magnitudes(second.samples[:n]))[0, 1] > 0.95
+        )
 
 
 @pytest.mark.parametrize("name", sorted(ENGINES))
@@ -109,8 +115,13 @@ def test_bad_requests_are_refused(name):
 
 @pytest.mark.parametrize(
     "name, voice",
-    [("espeak", "en-us"), ("espeak", "en-us+f2"), ("flite", "slt"), ("flite", "kal16"),
-     ("festival", "kal_diphone")],
+    [
+        ("espeak", "en-us"),
+        ("espeak", "en-us+f2"),
+        ("flite", "slt"),
+        ("flite", "kal16"),
+        ("festival", "kal_diphone"),
+    ],
 )
 def test_pitch_multiplies_the_measured_f0(name, voice):
     engine = usable(name)

@@ -7,17 +7,17 @@ import re
 
 import pytest
 
-from kws_assets.settings import NegativeSettings
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.speech import espeak_lexicon as E
 from kws_assets.core.speech import lexicon, tts
 from kws_assets.core.speech import negatives as N
+from kws_assets.settings import NegativeSettings
 
 NUMBER_KEYWORDS = {
-    "en": "zero one two three four five six seven eight nine".split(),
-    "fr": "zéro un deux trois quatre cinq six sept huit neuf".split(),
-    "es": "cero uno dos tres cuatro cinco seis siete ocho nueve".split(),
-    "de": "null eins zwei drei vier fünf sechs sieben acht neun".split(),
+    "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    "fr": ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"],
+    "es": ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"],
+    "de": ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"],
 }
 SETTINGS = NegativeSettings(neighbours_per_keyword=6, other_words=40)
 
@@ -44,19 +44,29 @@ def _old_negative_words(keyword, all_keywords, negatives, language="en"):
 
     prons = lex.get(keyword)
     chosen = []
-    for n in lexicon.phoneme_neighbours(keyword, lex, negatives.min_phoneme_distance,
-                                        negatives.max_phoneme_distance, exclude=forbidden):
+    for n in lexicon.phoneme_neighbours(
+        keyword,
+        lex,
+        negatives.min_phoneme_distance,
+        negatives.max_phoneme_distance,
+        exclude=forbidden,
+    ):
         if len(chosen) >= negatives.neighbours_per_keyword:
             break
         if any(n.pronunciation[: len(p)] == p for p in prons) or sounds_like_a_keyword(n.word):
             continue
         chosen.append(n.word)
-    others = lexicon.common_words(lex, negatives.other_words, exclude=forbidden,
-                                  salt=f"negatives|{negatives.seed}")
+    others = lexicon.common_words(
+        lex, negatives.other_words, exclude=forbidden, salt=f"negatives|{negatives.seed}"
+    )
     index = keywords.index(keyword.lower()) if keyword.lower() in keywords else 0
-    share = [w for w in others
-             if int(hashlib.sha256(f"share|{w}".encode()).hexdigest()[:8], 16) % len(keywords) == index
-             and w not in chosen and not sounds_like_a_keyword(w)]
+    share = [
+        w
+        for w in others
+        if int(hashlib.sha256(f"share|{w}".encode()).hexdigest()[:8], 16) % len(keywords) == index
+        and w not in chosen
+        and not sounds_like_a_keyword(w)
+    ]
     return chosen + share
 
 
@@ -75,8 +85,9 @@ def test_english_unchanged(keywords: list[str]) -> None:
         old = _old_negative_words(keyword, keywords, settings)
         assert synthesis.negative_words(keyword, keywords, settings, "en") == old
         assert synthesis.negative_words(keyword, keywords, settings, "en-GB") == old
-    assert (synthesis.sentence_vocabulary(keywords, settings, "en", 200, salt="s")
-            == _old_sentence_vocabulary(keywords, settings, 200, "s"))
+    assert synthesis.sentence_vocabulary(
+        keywords, settings, "en", 200, salt="s"
+    ) == _old_sentence_vocabulary(keywords, settings, 200, "s")
     assert N.negative_vocabulary("en", keywords, settings).source == N.CMU_SOURCE
 
 
@@ -96,7 +107,7 @@ def test_number_keywords_get_neighbours_in_every_language(language: str) -> None
     every = {w for k in keywords for w in vocab.words_for(k)}
     assert not every & set(keywords)
     # Every other word goes to exactly one keyword partition.
-    shared = [w for k in keywords for w in vocab.words_for(k)[len(vocab.neighbours[k]):]]
+    shared = [w for k in keywords for w in vocab.words_for(k)[len(vocab.neighbours[k]) :]]
     assert sorted(shared) == sorted(set(shared))
 
 
@@ -149,7 +160,9 @@ def test_deterministic() -> None:
     a = N._espeak_vocabulary("de", tuple(NUMBER_KEYWORDS["de"]), SETTINGS)
     b = N._espeak_vocabulary("de", tuple(NUMBER_KEYWORDS["de"]), SETTINGS)
     assert a.neighbours == b.neighbours and a.other_words == b.other_words
-    other_seed = N.negative_vocabulary("de", NUMBER_KEYWORDS["de"], SETTINGS.model_copy(update={"seed": 9}))
+    other_seed = N.negative_vocabulary(
+        "de", NUMBER_KEYWORDS["de"], SETTINGS.model_copy(update={"seed": 9})
+    )
     assert other_seed.neighbours == a.neighbours and other_seed.other_words != a.other_words
 
 
@@ -157,8 +170,12 @@ def test_sentence_words_in_other_languages() -> None:
     words = synthesis.sentence_vocabulary(NUMBER_KEYWORDS["fr"], SETTINGS, "fr", 300, salt="x")
     assert len(words) == 300 and not set(words) & set(NUMBER_KEYWORDS["fr"])
     assert "cette" not in words  # homophone of "sept"
-    assert words == synthesis.sentence_vocabulary(NUMBER_KEYWORDS["fr"], SETTINGS, "fr", 300, salt="x")
-    assert words != synthesis.sentence_vocabulary(NUMBER_KEYWORDS["fr"], SETTINGS, "fr", 300, salt="y")
+    assert words == synthesis.sentence_vocabulary(
+        NUMBER_KEYWORDS["fr"], SETTINGS, "fr", 300, salt="x"
+    )
+    assert words != synthesis.sentence_vocabulary(
+        NUMBER_KEYWORDS["fr"], SETTINGS, "fr", 300, salt="y"
+    )
 
 
 def test_language_wordfreq_lacks_uses_number_words_and_says_so() -> None:

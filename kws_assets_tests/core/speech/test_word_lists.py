@@ -50,12 +50,15 @@ def test_deterministic() -> None:
     assert W.number_words("fr") == W.number_words("fr")
 
 
-@pytest.mark.parametrize(("language", "expected"), [
-    ("fr", {"zéro", "un", "deux", "neuf", "vingt", "cent", "mille"}),
-    ("es", {"cero", "uno", "nueve", "veinte", "cien", "mil"}),
-    ("de", {"null", "eins", "neun", "zwanzig", "einhundert", "eintausend"}),  # compounds
-    ("en", {"zero", "one", "nine", "twenty", "hundred", "thousand"}),
-])
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("fr", {"zéro", "un", "deux", "neuf", "vingt", "cent", "mille"}),
+        ("es", {"cero", "uno", "nueve", "veinte", "cien", "mil"}),
+        ("de", {"null", "eins", "neun", "zwanzig", "einhundert", "eintausend"}),  # compounds
+        ("en", {"zero", "one", "nine", "twenty", "hundred", "thousand"}),
+    ],
+)
 def test_number_words(language: str, expected: set[str]) -> None:
     words = W.number_words(language)
     assert expected <= set(words)

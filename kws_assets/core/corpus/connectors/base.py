@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from upath import UPath
 
-from kws_assets.core.storage.s3 import S3Connection, storage_error_of
 from kws_assets.core.audio.quality import (  # reason codes of entries rejected while listing
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -26,13 +25,28 @@ from kws_assets.core.audio.quality import (  # reason codes of entries rejected 
     MISSING_TRANSCRIPT,
     PATH_OUTSIDE_ROOT,
 )
+from kws_assets.core.storage.s3 import S3Connection, storage_error_of
 
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 REPLACEMENT_CHARACTER = "\ufffd"
 __all__ = [
-    "BAD_MANIFEST_ROW", "BAD_TRANSCRIPT", "DUPLICATE_ROW", "MISSING_PATH", "MISSING_SPEAKER",
-    "MISSING_TRANSCRIPT", "PATH_OUTSIDE_ROOT", "CorpusEntry", "EntryProblem", "UnsafePathError",
-    "check_reachable", "clean_text", "corpus_root", "is_remote", "member", "relative_to_root", "text_problem",
+    "BAD_MANIFEST_ROW",
+    "BAD_TRANSCRIPT",
+    "DUPLICATE_ROW",
+    "MISSING_PATH",
+    "MISSING_SPEAKER",
+    "MISSING_TRANSCRIPT",
+    "PATH_OUTSIDE_ROOT",
+    "CorpusEntry",
+    "EntryProblem",
+    "UnsafePathError",
+    "check_reachable",
+    "clean_text",
+    "corpus_root",
+    "is_remote",
+    "member",
+    "relative_to_root",
+    "text_problem",
 ]
 
 
@@ -101,7 +115,7 @@ def check_reachable(root: UPath) -> None:
         root.fs.info(root.path)
     except FileNotFoundError:
         return
-    except Exception as exc:  # noqa: BLE001 - classified below; anything else is the connector's
+    except Exception as exc:
         error = storage_error_of(str(root), exc)
         if error is not None and error.transient:
             raise error from exc
@@ -119,7 +133,9 @@ def member(root: UPath, relative: str) -> UPath:
     if "\x00" in text:
         raise UnsafePathError("path contains a NUL byte")
     if "://" in text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        raise UnsafePathError(f"{relative!r} is absolute; corpus paths must be relative to the root")
+        raise UnsafePathError(
+            f"{relative!r} is absolute; corpus paths must be relative to the root"
+        )
     normalised = posixpath.normpath(text)
     if normalised == ".." or normalised.startswith("../"):
         raise UnsafePathError(f"{relative!r} climbs above the corpus root")
@@ -139,7 +155,7 @@ def relative_to_root(root: UPath, path: UPath) -> str:
     root_text = str(root.path if is_remote(root) else os.fspath(root)).rstrip("/")
     path_text = str(path.path if is_remote(path) else os.fspath(path))
     if path_text.startswith(root_text + "/"):
-        return path_text[len(root_text) + 1:]
+        return path_text[len(root_text) + 1 :]
     return path_text
 
 
@@ -151,7 +167,7 @@ def text_problem(value: object, field: str) -> str | None:
     if not isinstance(value, str):
         return f"{field} is a {type(value).__name__}, not text"
     for char in value:
-        if REPLACEMENT_CHARACTER == char or "\ud800" <= char <= "\udfff":
+        if char == REPLACEMENT_CHARACTER or "\ud800" <= char <= "\udfff":
             return f"{field} is not valid UTF-8"
         if unicodedata.category(char) == "Cc" and char not in "\t\n\r":
             return f"{field} holds control character U+{ord(char):04X}"

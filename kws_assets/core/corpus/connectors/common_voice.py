@@ -10,7 +10,6 @@ import csv
 import soundfile as sf
 from upath import UPath
 
-from kws_assets.settings import CommonVoiceSource, IngestSettings
 from kws_assets.core.corpus.connectors.base import (
     BAD_TRANSCRIPT,
     DUPLICATE_ROW,
@@ -25,6 +24,7 @@ from kws_assets.core.corpus.connectors.base import (
 )
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
 from kws_assets.core.corpus.connectors.rows import HeaderError, RowLimits, delimited_rows
+from kws_assets.settings import CommonVoiceSource, IngestSettings
 
 SPEAKER_COLUMN = "client_id"
 PATH_COLUMN = "path"
@@ -51,12 +51,16 @@ def require_mp3_support() -> None:
             f"soundfile {sf.__version__} uses has no MP3 decoder. Install the PyPI wheel "
             f"'soundfile>=0.12.1' (it bundles libsndfile >= 1.1 with MPEG support), or a system "
             f"libsndfile >= 1.1 built with mpg123 (Debian bookworm and later: libsndfile1), or "
-            f"convert the clips to WAV/FLAC and use a manifest source.")
+            f"convert the clips to WAV/FLAC and use a manifest source."
+        )
 
 
-def list_common_voice(source: CommonVoiceSource, root: UPath, default_language: str,
-                      limits: IngestSettings = DEFAULT_LIMITS
-                      ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+def list_common_voice(
+    source: CommonVoiceSource,
+    root: UPath,
+    default_language: str,
+    limits: IngestSettings = DEFAULT_LIMITS,
+) -> tuple[list[CorpusEntry], list[EntryProblem]]:
     """Entries of one Common Voice TSV, streamed row by row under ``limits``; rows with blank
     fields, undecodable text, oversized fields or lines, or the wrong field count are problems."""
     tsv_path = member(root, source.tsv)
@@ -67,22 +71,30 @@ def list_common_voice(source: CommonVoiceSource, root: UPath, default_language: 
     with tsv_path.open("rb") as stream:
         # Sentences hold quotes of every kind: the TSV is written without quoting.
         try:
-            columns, rows = delimited_rows(stream, source.tsv, RowLimits.of(limits), delimiter="\t",
-                                           quoting=csv.QUOTE_NONE)
+            columns, rows = delimited_rows(
+                stream, source.tsv, RowLimits.of(limits), delimiter="\t", quoting=csv.QUOTE_NONE
+            )
         except HeaderError as exc:
             raise ManifestError(str(exc)) from exc
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
-            raise ManifestError(f"{tsv_path}: missing Common Voice columns {missing} "
-                                f"(found {[c[:40] for c in columns[:20]]})")
+            raise ManifestError(
+                f"{tsv_path}: missing Common Voice columns {missing} "
+                f"(found {[c[:40] for c in columns[:20]]})"
+            )
         needs_mp3 = _collect(source, default_language, rows, entries, problems)
     if needs_mp3:
         require_mp3_support()
     return entries, problems
 
 
-def _collect(source: CommonVoiceSource, default_language: str, rows, entries: list[CorpusEntry],  # noqa: ANN001
-             problems: list[EntryProblem]) -> bool:
+def _collect(
+    source: CommonVoiceSource,
+    default_language: str,
+    rows,
+    entries: list[CorpusEntry],
+    problems: list[EntryProblem],
+) -> bool:
     """Entries and problems of the TSV's rows; whether any entry is an MP3."""
     seen: dict[str, str] = {}
     needs_mp3 = False
@@ -97,28 +109,54 @@ def _collect(source: CommonVoiceSource, default_language: str, rows, entries: li
             problems.append(EntryProblem(source.name, ref, MISSING_PATH, f"{ref}: no usable path"))
             continue
         rel = f"{source.clips_folder}/{name}"
-        speaker = clean_text(row[SPEAKER_COLUMN]) if not text_problem(row[SPEAKER_COLUMN], "client_id") else ""
+        speaker = (
+            clean_text(row[SPEAKER_COLUMN])
+            if not text_problem(row[SPEAKER_COLUMN], "client_id")
+            else ""
+        )
         issue = text_problem(row[TEXT_COLUMN], "sentence")
         if issue:
-            problems.append(EntryProblem(source.name, rel, BAD_TRANSCRIPT, f"{ref}: {issue}", speaker=speaker))
+            problems.append(
+                EntryProblem(source.name, rel, BAD_TRANSCRIPT, f"{ref}: {issue}", speaker=speaker)
+            )
             continue
         transcript = clean_text(row[TEXT_COLUMN])
         if not transcript:
-            problems.append(EntryProblem(source.name, rel, MISSING_TRANSCRIPT, f"{ref}: empty sentence",
-                                         speaker=speaker))
+            problems.append(
+                EntryProblem(
+                    source.name, rel, MISSING_TRANSCRIPT, f"{ref}: empty sentence", speaker=speaker
+                )
+            )
             continue
         if not speaker:
-            problems.append(EntryProblem(source.name, rel, MISSING_SPEAKER, f"{ref}: no client_id",
-                                         transcript=transcript))
+            problems.append(
+                EntryProblem(
+                    source.name, rel, MISSING_SPEAKER, f"{ref}: no client_id", transcript=transcript
+                )
+            )
             continue
         if rel in seen:
-            problems.append(EntryProblem(source.name, rel, DUPLICATE_ROW,
-                                         f"{ref} lists the same clip as {seen[rel]}", speaker=speaker))
+            problems.append(
+                EntryProblem(
+                    source.name,
+                    rel,
+                    DUPLICATE_ROW,
+                    f"{ref} lists the same clip as {seen[rel]}",
+                    speaker=speaker,
+                )
+            )
             continue
         seen[rel] = ref
         needs_mp3 = needs_mp3 or name.lower().endswith(".mp3")
         locale = clean_text(row.get(LOCALE_COLUMN)) if row.get(LOCALE_COLUMN) else ""
-        entries.append(CorpusEntry(
-            source=source.name, original_path=rel, transcript=transcript, speaker=speaker,
-            language=source.language or locale or default_language, license=source.license))
+        entries.append(
+            CorpusEntry(
+                source=source.name,
+                original_path=rel,
+                transcript=transcript,
+                speaker=speaker,
+                language=source.language or locale or default_language,
+                license=source.license,
+            )
+        )
     return needs_mp3

@@ -12,21 +12,59 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from kws_assets.settings import DemoCorpusSource, ManifestSource
-from kws_assets.core.speech import tts
 from kws_assets.core.audio.io import resample, write_wav
+from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words
+from kws_assets.settings import DemoCorpusSource, ManifestSource
 
 # Words the demo corpus puts around each keyword: common English words that pocketsphinx's
 # dictionary knows.  Any of them that is also a keyword is left out.
 FILLER_WORDS = (
-    "please", "say", "now", "the", "word", "is", "next", "i", "heard", "you", "that", "again",
-    "we", "will", "then", "maybe", "after", "this", "said", "today", "before", "dinner", "house",
-    "green", "water", "seven", "paper", "music", "little", "window", "morning", "garden", "never",
-    "yellow", "table", "people", "number", "open", "close", "river", "coffee", "simple",
+    "please",
+    "say",
+    "now",
+    "the",
+    "word",
+    "is",
+    "next",
+    "i",
+    "heard",
+    "you",
+    "that",
+    "again",
+    "we",
+    "will",
+    "then",
+    "maybe",
+    "after",
+    "this",
+    "said",
+    "today",
+    "before",
+    "dinner",
+    "house",
+    "green",
+    "water",
+    "seven",
+    "paper",
+    "music",
+    "little",
+    "window",
+    "morning",
+    "garden",
+    "never",
+    "yellow",
+    "table",
+    "people",
+    "number",
+    "open",
+    "close",
+    "river",
+    "coffee",
+    "simple",
 )
 FILLERS_PER_SENTENCE = 3
 DEMO_MANIFEST = "manifest.jsonl"
@@ -43,8 +81,9 @@ def language_fillers(language: str = "en") -> tuple[str, ...]:
     return filler_words(language) or FILLER_WORDS
 
 
-def demo_sentences(keywords: list[str], per_keyword: int, seed: int,
-                   language: str = "en") -> list[tuple[str, str]]:
+def demo_sentences(
+    keywords: list[str], per_keyword: int, seed: int, language: str = "en"
+) -> list[tuple[str, str]]:
     """Deterministic carrier sentences: ``(keyword, sentence)`` with the keyword among fillers
     of its language."""
     rng = random.Random(seed)
@@ -58,17 +97,27 @@ def demo_sentences(keywords: list[str], per_keyword: int, seed: int,
     return sentences
 
 
-def demo_recipe_hash(source: DemoCorpusSource, keywords: list[str], sample_rate: int,
-                     language: str = "en") -> str:
-    recipe = {"source": source.model_dump(mode="json"), "keywords": keywords, "sr": sample_rate,
-              "fillers": language_fillers(language)}
+def demo_recipe_hash(
+    source: DemoCorpusSource, keywords: list[str], sample_rate: int, language: str = "en"
+) -> str:
+    recipe = {
+        "source": source.model_dump(mode="json"),
+        "keywords": keywords,
+        "sr": sample_rate,
+        "fillers": language_fillers(language),
+    }
     if language != "en":  # English corpora keep the hash (and folder) they always had
         recipe["language"] = language
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def generate_demo_corpus(source: DemoCorpusSource, keywords: list[str], language: str,
-                         sample_rate: int, corpora_root: Path) -> Path:
+def generate_demo_corpus(
+    source: DemoCorpusSource,
+    keywords: list[str],
+    language: str,
+    sample_rate: int,
+    corpora_root: Path,
+) -> Path:
     """Write the demo corpus (WAVs + manifest) once; return its folder.
 
     The folder name carries the recipe hash, so changing the keywords makes a new corpus and an
@@ -82,14 +131,22 @@ def generate_demo_corpus(source: DemoCorpusSource, keywords: list[str], language
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for voice in source.voices:
-        for index, (keyword, sentence) in enumerate(demo_sentences(
-                keywords, source.sentences_per_keyword, source.seed, language)):
+        for index, (keyword, sentence) in enumerate(
+            demo_sentences(keywords, source.sentences_per_keyword, source.seed, language)
+        ):
             synthesis = tts.synthesize(sentence, voice=voice, rate=source.rate)
             samples = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
             rel = f"audio/{voice.replace('+', '_')}/{index:04d}_{keyword}.wav"
             write_wav(folder / rel, samples, sample_rate)
-            rows.append({"path": rel, "transcript": sentence, "speaker": tts_speaker_id(voice),
-                         "language": language, "license": DEMO_LICENSE})
+            rows.append(
+                {
+                    "path": rel,
+                    "transcript": sentence,
+                    "speaker": tts_speaker_id(voice),
+                    "language": language,
+                    "license": DEMO_LICENSE,
+                }
+            )
     write_jsonl_atomic(manifest, rows)
     return folder
 
@@ -107,7 +164,14 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
         raise
 
 
-def demo_source_as_manifest(source: DemoCorpusSource, folder: Path, language: str) -> ManifestSource:
+def demo_source_as_manifest(
+    source: DemoCorpusSource, folder: Path, language: str
+) -> ManifestSource:
     """The generated demo corpus is read back through the same manifest connector."""
-    return ManifestSource(name=source.name, root=str(folder), manifest=DEMO_MANIFEST,
-                          language=language, license=DEMO_LICENSE)
+    return ManifestSource(
+        name=source.name,
+        root=str(folder),
+        manifest=DEMO_MANIFEST,
+        language=language,
+        license=DEMO_LICENSE,
+    )

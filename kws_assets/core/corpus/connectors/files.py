@@ -22,12 +22,12 @@ from pathlib import Path
 import soundfile as sf
 from upath import UPath
 
-from kws_assets.settings import IngestSettings
 from kws_assets.core.audio import quality
-from kws_assets.core.storage.s3 import transient_storage_error
-from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
 from kws_assets.core.corpus.connectors.base import is_remote
+from kws_assets.core.storage.atomic_files import write_file_atomic
+from kws_assets.core.storage.s3 import transient_storage_error
+from kws_assets.settings import IngestSettings
 
 # Bump when what inspect_file measures changes: cached facts of another version are ignored.
 FACTS_VERSION = "1"
@@ -38,17 +38,19 @@ SQLITE_TIMEOUT_S = 60.0
 BYTES_PER_MB = 1024 * 1024
 
 # WAV format tags libsndfile decodes; a RIFF file with any other tag is an unsupported encoding.
-SUPPORTED_WAV_FORMAT_TAGS = frozenset({
-    0x0001,  # PCM
-    0x0002,  # Microsoft ADPCM
-    0x0003,  # IEEE float
-    0x0006,  # A-law
-    0x0007,  # mu-law
-    0x0011,  # IMA ADPCM
-    0x0031,  # GSM 6.10
-    0x0055,  # MPEG layer 3 (libsndfile >= 1.1)
-    0xFFFE,  # WAVE_FORMAT_EXTENSIBLE
-})
+SUPPORTED_WAV_FORMAT_TAGS = frozenset(
+    {
+        0x0001,  # PCM
+        0x0002,  # Microsoft ADPCM
+        0x0003,  # IEEE float
+        0x0006,  # A-law
+        0x0007,  # mu-law
+        0x0011,  # IMA ADPCM
+        0x0031,  # GSM 6.10
+        0x0055,  # MPEG layer 3 (libsndfile >= 1.1)
+        0xFFFE,  # WAVE_FORMAT_EXTENSIBLE
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ class FileFactsCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with closing(self._connect()) as db, db:
                 db.execute("PRAGMA journal_mode=WAL")
-                db.execute("CREATE TABLE IF NOT EXISTS facts (location TEXT PRIMARY KEY, "
-                           "size INTEGER, stamp TEXT, version TEXT, facts TEXT)")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS facts (location TEXT PRIMARY KEY, "
+                    "size INTEGER, stamp TEXT, version TEXT, facts TEXT)"
+                )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(str(self.path), timeout=SQLITE_TIMEOUT_S)
@@ -106,8 +110,9 @@ class FileFactsCache:
         if self.path is None:
             return None
         with closing(self._connect()) as db:
-            row = db.execute("SELECT size, stamp, version, facts FROM facts WHERE location = ?",
-                             (location,)).fetchone()
+            row = db.execute(
+                "SELECT size, stamp, version, facts FROM facts WHERE location = ?", (location,)
+            ).fetchone()
         if row is None or row[0] != size or row[1] != stamp or row[2] != FACTS_VERSION:
             return None
         return FileFacts(**json.loads(row[3]))
@@ -116,8 +121,10 @@ class FileFactsCache:
         if self.path is None:
             return
         with closing(self._connect()) as db, db:
-            db.execute("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?)",
-                       (location, size, stamp, FACTS_VERSION, json.dumps(asdict(facts))))
+            db.execute(
+                "INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?)",
+                (location, size, stamp, FACTS_VERSION, json.dumps(asdict(facts))),
+            )
 
     def __len__(self) -> int:
         if self.path is None:
@@ -132,10 +139,10 @@ def wav_format_tag(data: bytes) -> int | None:
         return None
     pos = 12
     while pos + 8 <= len(data):
-        chunk_id = data[pos:pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         if chunk_id == b"fmt " and pos + 10 <= len(data):
-            return struct.unpack("<H", data[pos + 8:pos + 10])[0]
+            return struct.unpack("<H", data[pos + 8 : pos + 10])[0]
         pos += 8 + size + (size & 1)
     return None
 
@@ -148,7 +155,9 @@ def _stat(path: UPath) -> tuple[int, str] | FileFacts:
         except FileNotFoundError:
             return FileFacts(0, error_reason=quality.MISSING, error_detail=f"{path} does not exist")
         if info.get("type") != "file":
-            return FileFacts(0, error_reason=quality.NOT_A_FILE, error_detail=f"{path} is not a file")
+            return FileFacts(
+                0, error_reason=quality.NOT_A_FILE, error_detail=f"{path} is not a file"
+            )
         stamp = f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
         return int(info.get("size") or 0), stamp
     local = os.fspath(path)
@@ -159,14 +168,15 @@ def _stat(path: UPath) -> tuple[int, str] | FileFacts:
     except OSError as exc:
         return FileFacts(0, error_reason=quality.UNREADABLE, error_detail=f"{local}: {exc}")
     if not os.path.isfile(local):
-        return FileFacts(0, error_reason=quality.NOT_A_FILE, error_detail=f"{local} is not a regular file")
+        return FileFacts(
+            0, error_reason=quality.NOT_A_FILE, error_detail=f"{local} is not a regular file"
+        )
     return int(st.st_size), str(st.st_mtime_ns)
 
 
 def _mirror_path(mirror_dir: Path, sha256: str, name: str) -> Path:
     suffix = os.path.splitext(name)[1].lower()[:8]
     return mirror_dir / sha256[:2] / f"{sha256}{suffix}"
-
 
 
 def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
@@ -182,32 +192,55 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
         return FileFacts(0, sha, error_reason=quality.EMPTY, error_detail=f"{name}: zero bytes")
     try:
         header = sf.info(SeekSafeBytes(data))
-    except Exception:  # noqa: BLE001 - read_audio below classifies the failure
+    except Exception:
         header = None
     if header is not None and header.samplerate > 0 and header.frames > 0:
         duration = header.frames / header.samplerate
         if duration > limits.max_utterance_s:
-            return FileFacts(size, sha, int(header.samplerate), int(header.channels), int(header.frames),
-                             str(header.subtype), error_reason=quality.TOO_LONG,
-                             error_detail=f"{name}: {duration:.1f} s > max_utterance_s "
-                                          f"{limits.max_utterance_s:g}")
+            return FileFacts(
+                size,
+                sha,
+                int(header.samplerate),
+                int(header.channels),
+                int(header.frames),
+                str(header.subtype),
+                error_reason=quality.TOO_LONG,
+                error_detail=f"{name}: {duration:.1f} s > max_utterance_s "
+                f"{limits.max_utterance_s:g}",
+            )
     try:
-        info = read_audio(data, max_seconds=limits.max_utterance_s, max_channels=limits.max_channels,
-                          max_decoded_bytes=int(limits.max_decoded_mb * BYTES_PER_MB))
+        info = read_audio(
+            data,
+            max_seconds=limits.max_utterance_s,
+            max_channels=limits.max_channels,
+            max_decoded_bytes=int(limits.max_decoded_mb * BYTES_PER_MB),
+        )
     except AudioReadError as exc:
         reason = quality.read_error_reason(exc)
         detail = exc.detail or reason
         tag = wav_format_tag(data)
-        if reason == quality.UNREADABLE and tag is not None and tag not in SUPPORTED_WAV_FORMAT_TAGS:
+        if (
+            reason == quality.UNREADABLE
+            and tag is not None
+            and tag not in SUPPORTED_WAV_FORMAT_TAGS
+        ):
             reason, detail = quality.UNSUPPORTED_ENCODING, f"WAV format tag 0x{tag:04X} ({detail})"
         return FileFacts(size, sha, error_reason=reason, error_detail=f"{name}: {detail}")
     levels = quality.measure_levels(info.samples)
-    return FileFacts(size, sha, info.original_sample_rate, info.original_channels, info.frames,
-                     info.subtype, **levels)
+    return FileFacts(
+        size,
+        sha,
+        info.original_sample_rate,
+        info.original_channels,
+        info.frames,
+        info.subtype,
+        **levels,
+    )
 
 
-def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
-                 mirror_dir: Path | None) -> Inspection:
+def inspect_file(
+    path: UPath, limits: IngestSettings, cache: FileFactsCache, mirror_dir: Path | None
+) -> Inspection:
     """Facts of one corpus file, from the cache when its (location, size, stamp) is unchanged.
 
     Missing files, folders and files over ``limits.max_file_mb`` are refused without reading
@@ -222,10 +255,16 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
     size, stamp = stat
     limit = limits.max_file_mb * BYTES_PER_MB
     if size > limit:
-        return Inspection(FileFacts(size, error_reason=quality.TOO_LARGE,
-                                    error_detail=f"{location}: {size / BYTES_PER_MB:.1f} MB > "
-                                                 f"max_file_mb {limits.max_file_mb:g}"),
-                          location, read_now=False)
+        return Inspection(
+            FileFacts(
+                size,
+                error_reason=quality.TOO_LARGE,
+                error_detail=f"{location}: {size / BYTES_PER_MB:.1f} MB > "
+                f"max_file_mb {limits.max_file_mb:g}",
+            ),
+            location,
+            read_now=False,
+        )
     if remote and mirror_dir is None:
         raise ValueError(f"{location}: a remote file needs a local mirror folder")
     cached = cache.get(location, size, stamp)
@@ -244,9 +283,15 @@ def inspect_file(path: UPath, limits: IngestSettings, cache: FileFactsCache,
         outage = transient_storage_error(location, exc) if remote else None
         if outage is not None:  # an outage is retried by the step, not a rejected recording
             raise outage from exc
-        return Inspection(FileFacts(size, error_reason=quality.UNREADABLE,
-                                    error_detail=f"{location}: {type(exc).__name__}: {exc}"),
-                          location, read_now=True)
+        return Inspection(
+            FileFacts(
+                size,
+                error_reason=quality.UNREADABLE,
+                error_detail=f"{location}: {type(exc).__name__}: {exc}",
+            ),
+            location,
+            read_now=True,
+        )
     facts = decode_facts(data, location, limits)
     local_uri = location
     if remote and facts.sha256:

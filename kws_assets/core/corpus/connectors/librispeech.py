@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from kws_assets.settings import IngestSettings, LibriSpeechSource
+from kws_assets.core.audio.quality import LINE_TOO_LONG, TOO_MANY_ROWS
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -18,17 +18,18 @@ from kws_assets.core.corpus.connectors.base import (
     relative_to_root,
     text_problem,
 )
-from kws_assets.core.audio.quality import LINE_TOO_LONG, TOO_MANY_ROWS
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
 from kws_assets.core.corpus.connectors.rows import physical_lines
+from kws_assets.settings import IngestSettings, LibriSpeechSource
 
 TRANSCRIPT_GLOB = "*.trans.txt"
 ID_SEPARATOR = "-"
 ID_PARTS = 3  # reader-chapter-utterance
 
 
-def list_librispeech(source: LibriSpeechSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
-                     ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+def list_librispeech(
+    source: LibriSpeechSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
+) -> tuple[list[CorpusEntry], list[EntryProblem]]:
     """Entries of every transcript file under ``root`` (any depth), in sorted path order; each
     file streamed line by line, a line over ``limits.max_line_bytes`` one line_too_long problem."""
     if not root.exists():
@@ -49,51 +50,93 @@ def list_librispeech(source: LibriSpeechSource, root: UPath, limits: IngestSetti
             utterance_id, _, words = line.strip().partition(" ")
             parts = utterance_id.split(ID_SEPARATOR)
             if len(parts) != ID_PARTS or text_problem(utterance_id, "utterance id"):
-                problems.append(EntryProblem(source.name, ref, BAD_MANIFEST_ROW,
-                                             f"{ref}: expected '<reader>-<chapter>-<n> TEXT'"))
+                problems.append(
+                    EntryProblem(
+                        source.name,
+                        ref,
+                        BAD_MANIFEST_ROW,
+                        f"{ref}: expected '<reader>-<chapter>-<n> TEXT'",
+                    )
+                )
                 continue
             rel = f"{folder}/{utterance_id}{source.audio_extension}"
             speaker = parts[0]
             issue = text_problem(words, "transcript")
             if issue:
-                problems.append(EntryProblem(source.name, rel, BAD_TRANSCRIPT, f"{ref}: {issue}",
-                                             speaker=speaker))
+                problems.append(
+                    EntryProblem(
+                        source.name, rel, BAD_TRANSCRIPT, f"{ref}: {issue}", speaker=speaker
+                    )
+                )
                 continue
             transcript = clean_text(words)
             if not transcript:
-                problems.append(EntryProblem(source.name, rel, MISSING_TRANSCRIPT,
-                                             f"{ref}: no transcript", speaker=speaker))
+                problems.append(
+                    EntryProblem(
+                        source.name,
+                        rel,
+                        MISSING_TRANSCRIPT,
+                        f"{ref}: no transcript",
+                        speaker=speaker,
+                    )
+                )
                 continue
             if rel in seen:
-                problems.append(EntryProblem(source.name, rel, DUPLICATE_ROW, f"{ref}: listed twice",
-                                             speaker=speaker))
+                problems.append(
+                    EntryProblem(
+                        source.name, rel, DUPLICATE_ROW, f"{ref}: listed twice", speaker=speaker
+                    )
+                )
                 continue
             seen.add(rel)
-            entries.append(CorpusEntry(source=source.name, original_path=rel, transcript=transcript,
-                                       speaker=speaker, language=source.language,
-                                       license=source.license))
+            entries.append(
+                CorpusEntry(
+                    source=source.name,
+                    original_path=rel,
+                    transcript=transcript,
+                    speaker=speaker,
+                    language=source.language,
+                    license=source.license,
+                )
+            )
     return entries, problems
 
 
-def _transcript_lines(stream, trans_rel: str, limits: IngestSettings,  # noqa: ANN001 - binary stream
-                      problems: list[EntryProblem], source_name: str):
+def _transcript_lines(
+    stream,
+    trans_rel: str,
+    limits: IngestSettings,
+    problems: list[EntryProblem],
+    source_name: str,
+):
     """(line number, text) of the non-blank lines of one transcript file; over-long lines become
     problems, and reading stops (one too_many_rows problem) after ``limits.max_manifest_rows``."""
     count = 0
     for number, text, size in physical_lines(stream, limits.max_line_bytes):
         ref = f"{trans_rel}:{number}"
         if text is None:
-            problems.append(EntryProblem(source_name, ref, LINE_TOO_LONG,
-                                         f"{ref}: line is {size} bytes > max_line_bytes "
-                                         f"{limits.max_line_bytes}"))
+            problems.append(
+                EntryProblem(
+                    source_name,
+                    ref,
+                    LINE_TOO_LONG,
+                    f"{ref}: line is {size} bytes > max_line_bytes {limits.max_line_bytes}",
+                )
+            )
             continue
         text = text.rstrip("\r\n")
         if not text.strip():
             continue
         count += 1
         if count > limits.max_manifest_rows:
-            problems.append(EntryProblem(source_name, ref, TOO_MANY_ROWS,
-                                         f"{ref}: more than max_manifest_rows "
-                                         f"{limits.max_manifest_rows} lines; the rest was not read"))
+            problems.append(
+                EntryProblem(
+                    source_name,
+                    ref,
+                    TOO_MANY_ROWS,
+                    f"{ref}: more than max_manifest_rows "
+                    f"{limits.max_manifest_rows} lines; the rest was not read",
+                )
+            )
             return
         yield number, text

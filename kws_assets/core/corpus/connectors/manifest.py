@@ -15,7 +15,6 @@ from typing import BinaryIO
 
 from upath import UPath
 
-from kws_assets.settings import IngestSettings, ManifestSource
 from kws_assets.core.corpus.connectors.base import (
     BAD_MANIFEST_ROW,
     BAD_TRANSCRIPT,
@@ -36,6 +35,7 @@ from kws_assets.core.corpus.connectors.rows import (
     delimited_rows,
     jsonl_rows,
 )
+from kws_assets.settings import IngestSettings, ManifestSource
 
 REQUIRED_COLUMNS = ("path", "transcript", "speaker")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -46,8 +46,9 @@ class ManifestError(ValueError):
     """The manifest as a whole cannot be read (missing, wrong type, no required columns)."""
 
 
-def manifest_rows(name: str, stream: BinaryIO, limits: RowLimits,
-                  required: tuple[str, ...] = REQUIRED_COLUMNS) -> Iterator[ManifestRow]:
+def manifest_rows(
+    name: str, stream: BinaryIO, limits: RowLimits, required: tuple[str, ...] = REQUIRED_COLUMNS
+) -> Iterator[ManifestRow]:
     """The rows of a manifest stream, one at a time (see :mod:`.rows`).  Raises ManifestError
     when the manifest type is unknown or its header lacks one of ``required`` (JSONL rows are
     checked by the caller, row by row)."""
@@ -56,20 +57,26 @@ def manifest_rows(name: str, stream: BinaryIO, limits: RowLimits,
         return jsonl_rows(stream, name, limits)
     if suffix in {".csv", ".tsv"}:
         try:
-            columns, rows = delimited_rows(stream, name, limits,
-                                           delimiter="\t" if suffix == ".tsv" else ",")
+            columns, rows = delimited_rows(
+                stream, name, limits, delimiter="\t" if suffix == ".tsv" else ","
+            )
         except HeaderError as exc:
             raise ManifestError(str(exc)) from exc
         missing = [c for c in required if c not in columns]
         if missing:
-            raise ManifestError(f"{name}: missing columns {missing}; a manifest needs "
-                                f"{list(required)} (found {[c[:40] for c in columns[:20]]})")
+            raise ManifestError(
+                f"{name}: missing columns {missing}; a manifest needs "
+                f"{list(required)} (found {[c[:40] for c in columns[:20]]})"
+            )
         return rows
-    raise ManifestError(f"{name}: unsupported manifest type {suffix!r} (use one of {MANIFEST_SUFFIXES})")
+    raise ManifestError(
+        f"{name}: unsupported manifest type {suffix!r} (use one of {MANIFEST_SUFFIXES})"
+    )
 
 
-def list_manifest(source: ManifestSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
-                  ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+def list_manifest(
+    source: ManifestSource, root: UPath, limits: IngestSettings = DEFAULT_LIMITS
+) -> tuple[list[CorpusEntry], list[EntryProblem]]:
     """Entries and row problems of a manifest corpus, the manifest streamed row by row under
     ``limits`` (max_field_bytes, max_line_bytes, max_manifest_rows).  Raises ManifestError (or
     OSError) only when the manifest itself is missing, of an unknown type or has no header."""
@@ -90,17 +97,25 @@ def list_manifest(source: ManifestSource, root: UPath, limits: IngestSettings = 
                 continue
             key = posixpath.normpath(entry.original_path.replace("\\", "/"))
             if key in seen:
-                problems.append(EntryProblem(source.name, entry.original_path, DUPLICATE_ROW,
-                                             f"{row.ref} lists the same file as {seen[key]}",
-                                             speaker=entry.speaker, transcript=entry.transcript))
+                problems.append(
+                    EntryProblem(
+                        source.name,
+                        entry.original_path,
+                        DUPLICATE_ROW,
+                        f"{row.ref} lists the same file as {seen[key]}",
+                        speaker=entry.speaker,
+                        transcript=entry.transcript,
+                    )
+                )
                 continue
             seen[key] = row.ref
             entries.append(entry)
     return entries, problems
 
 
-def _entry_from_row(source: ManifestSource, ref: str, row: dict
-                    ) -> tuple[CorpusEntry | None, EntryProblem | None]:
+def _entry_from_row(
+    source: ManifestSource, ref: str, row: dict
+) -> tuple[CorpusEntry | None, EntryProblem | None]:
     raw_path = row.get("path")
     path_issue = text_problem(raw_path, "path")
     path = clean_text(raw_path) if not path_issue else ""
@@ -112,16 +127,26 @@ def _entry_from_row(source: ManifestSource, ref: str, row: dict
     speaker = "" if speaker_issue else clean_text(row.get("speaker"))
     transcript_issue = text_problem(row.get("transcript"), "transcript")
     if transcript_issue:
-        return None, EntryProblem(source.name, path, BAD_TRANSCRIPT, f"{ref}: {transcript_issue}",
-                                  speaker=speaker)
+        return None, EntryProblem(
+            source.name, path, BAD_TRANSCRIPT, f"{ref}: {transcript_issue}", speaker=speaker
+        )
     transcript = clean_text(row.get("transcript"))
     if not transcript:
-        return None, EntryProblem(source.name, path, MISSING_TRANSCRIPT,
-                                  f"{ref}: the transcript is empty", speaker=speaker)
+        return None, EntryProblem(
+            source.name,
+            path,
+            MISSING_TRANSCRIPT,
+            f"{ref}: the transcript is empty",
+            speaker=speaker,
+        )
     if speaker_issue or not speaker:
-        return None, EntryProblem(source.name, path, MISSING_SPEAKER,
-                                  f"{ref}: {speaker_issue or 'the row has no speaker'}",
-                                  transcript=transcript)
+        return None, EntryProblem(
+            source.name,
+            path,
+            MISSING_SPEAKER,
+            f"{ref}: {speaker_issue or 'the row has no speaker'}",
+            transcript=transcript,
+        )
     language = row.get("language")
     license_ = row.get("license")
     return CorpusEntry(
@@ -129,6 +154,10 @@ def _entry_from_row(source: ManifestSource, ref: str, row: dict
         original_path=path,
         transcript=transcript,
         speaker=speaker,
-        language=clean_text(language) if language and not text_problem(language, "language") else source.language,
-        license=clean_text(license_) if license_ and not text_problem(license_, "license") else source.license,
+        language=clean_text(language)
+        if language and not text_problem(language, "language")
+        else source.language,
+        license=clean_text(license_)
+        if license_ and not text_problem(license_, "license")
+        else source.license,
     ), None

@@ -14,9 +14,8 @@ so the row holding them is rejected by name by the connector's text checks.
 
 from __future__ import annotations
 
-import io
-
 import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ class RowLimits:
     max_rows: int
 
     @classmethod
-    def of(cls, ingest) -> "RowLimits":  # noqa: ANN001 - an IngestSettings (no config import here)
+    def of(cls, ingest) -> RowLimits:  # noqa: ANN001 - an IngestSettings (no config import here)
         return cls(ingest.max_field_bytes, ingest.max_line_bytes, ingest.max_manifest_rows)
 
 
@@ -106,9 +105,14 @@ def _oversized_field(values: dict, max_field_bytes: int) -> str | None:
 
 
 def _too_many(name: str, line: int, limits: RowLimits) -> ManifestRow:
-    return ManifestRow(f"{name}:{line}", line, None, TOO_MANY_ROWS,
-                       f"{name}: more than max_manifest_rows {limits.max_rows} rows; lines from "
-                       f"{line} on were not read")
+    return ManifestRow(
+        f"{name}:{line}",
+        line,
+        None,
+        TOO_MANY_ROWS,
+        f"{name}: more than max_manifest_rows {limits.max_rows} rows; lines from "
+        f"{line} on were not read",
+    )
 
 
 def jsonl_rows(stream: BinaryIO, name: str, limits: RowLimits) -> Iterator[ManifestRow]:
@@ -117,8 +121,13 @@ def jsonl_rows(stream: BinaryIO, name: str, limits: RowLimits) -> Iterator[Manif
     for number, text, size in physical_lines(stream, limits.max_line_bytes):
         ref = f"{name}:{number}"
         if text is None:
-            yield ManifestRow(ref, number, None, LINE_TOO_LONG,
-                              f"{ref}: line is {size} bytes > max_line_bytes {limits.max_line_bytes}")
+            yield ManifestRow(
+                ref,
+                number,
+                None,
+                LINE_TOO_LONG,
+                f"{ref}: line is {size} bytes > max_line_bytes {limits.max_line_bytes}",
+            )
             continue
         if not text.strip():
             continue
@@ -132,11 +141,18 @@ def jsonl_rows(stream: BinaryIO, name: str, limits: RowLimits) -> Iterator[Manif
             yield ManifestRow(ref, number, None, BAD_MANIFEST_ROW, f"{ref}: not JSON ({exc.msg})")
             continue
         except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, 10^5 nested arrays
-            yield ManifestRow(ref, number, None, BAD_MANIFEST_ROW,
-                              f"{ref}: not usable JSON ({type(exc).__name__}: {str(exc)[:120]})")
+            yield ManifestRow(
+                ref,
+                number,
+                None,
+                BAD_MANIFEST_ROW,
+                f"{ref}: not usable JSON ({type(exc).__name__}: {str(exc)[:120]})",
+            )
             continue
         if not isinstance(value, dict):
-            yield ManifestRow(ref, number, None, BAD_MANIFEST_ROW, f"{ref}: line is not a JSON object")
+            yield ManifestRow(
+                ref, number, None, BAD_MANIFEST_ROW, f"{ref}: line is not a JSON object"
+            )
             continue
         oversized = _oversized_field(value, limits.max_field_bytes)
         if oversized:
@@ -154,7 +170,7 @@ class _LineFeed:
         self.line = 0
         self.oversized: dict[int, int] = {}
 
-    def __iter__(self) -> "_LineFeed":
+    def __iter__(self) -> _LineFeed:
         return self
 
     def __next__(self) -> str:
@@ -166,8 +182,14 @@ class _LineFeed:
         return text
 
 
-def delimited_rows(stream: BinaryIO, name: str, limits: RowLimits, *, delimiter: str,
-                   quoting: int = csv.QUOTE_MINIMAL) -> tuple[list[str], Iterator[ManifestRow]]:
+def delimited_rows(
+    stream: BinaryIO,
+    name: str,
+    limits: RowLimits,
+    *,
+    delimiter: str,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> tuple[list[str], Iterator[ManifestRow]]:
     """The header's column names and an iterator over the data rows of a CSV/TSV manifest.
 
     Raises :class:`HeaderError` when there is no usable header line.  A quoted field may span
@@ -191,8 +213,13 @@ def delimited_rows(stream: BinaryIO, name: str, limits: RowLimits, *, delimiter:
     return columns, _data_rows(reader, feed, name, columns, limits)
 
 
-def _data_rows(reader, feed: _LineFeed, name: str, columns: list[str],  # noqa: ANN001 - csv reader
-               limits: RowLimits) -> Iterator[ManifestRow]:
+def _data_rows(
+    reader,
+    feed: _LineFeed,
+    name: str,
+    columns: list[str],
+    limits: RowLimits,
+) -> Iterator[ManifestRow]:
     count = 0
     while True:
         start = feed.line + 1
@@ -210,19 +237,29 @@ def _data_rows(reader, feed: _LineFeed, name: str, columns: list[str],  # noqa: 
         spanned = [n for n in range(start, feed.line + 1) if n in feed.oversized]
         if spanned:
             size = sum(feed.oversized.pop(n) for n in spanned)
-            yield ManifestRow(ref, start, None, LINE_TOO_LONG,
-                              f"{ref}: line {spanned[0]} is {size} bytes > max_line_bytes "
-                              f"{limits.max_line_bytes}")
+            yield ManifestRow(
+                ref,
+                start,
+                None,
+                LINE_TOO_LONG,
+                f"{ref}: line {spanned[0]} is {size} bytes > max_line_bytes "
+                f"{limits.max_line_bytes}",
+            )
             continue
-        if not fields or fields == [""] and len(columns) > 1:
+        if not fields or (fields == [""] and len(columns) > 1):
             continue  # a blank line
         count += 1
         if count > limits.max_rows:
             yield _too_many(name, start, limits)
             return
         if len(fields) != len(columns):
-            yield ManifestRow(ref, start, None, BAD_MANIFEST_ROW,
-                              f"{ref}: row has {len(fields)} fields, the header has {len(columns)}")
+            yield ManifestRow(
+                ref,
+                start,
+                None,
+                BAD_MANIFEST_ROW,
+                f"{ref}: row has {len(fields)} fields, the header has {len(columns)}",
+            )
             continue
         values = dict(zip(columns, fields))
         oversized = _oversized_field(values, limits.max_field_bytes)

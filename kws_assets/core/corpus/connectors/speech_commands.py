@@ -13,9 +13,9 @@ import hashlib
 
 from upath import UPath
 
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommandsSource
 from kws_assets.core.corpus.connectors.base import CorpusEntry, EntryProblem, relative_to_root
 from kws_assets.core.corpus.connectors.manifest import ManifestError
+from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommandsSource
 
 NOHASH_MARKER = "_nohash_"
 AUDIO_SUFFIX = ".wav"
@@ -37,8 +37,9 @@ def keep_unknown(relative_path: str, percent: float) -> bool:
     return bucket < percent * 100
 
 
-def list_speech_commands(source: SpeechCommandsSource, root: UPath, keywords: list[str]
-                         ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
+def list_speech_commands(
+    source: SpeechCommandsSource, root: UPath, keywords: list[str]
+) -> tuple[list[CorpusEntry], list[EntryProblem]]:
     """Entries for every word-folder clip (labelled) and every background-noise file (_silence_)."""
     if not root.is_dir():
         raise ManifestError(f"corpus source {source.name!r}: {root} is not a folder")
@@ -51,10 +52,17 @@ def list_speech_commands(source: SpeechCommandsSource, root: UPath, keywords: li
             if source.silence_clips_per_file == 0:
                 continue
             for path in _audio_files(folder):
-                entries.append(CorpusEntry(
-                    source=source.name, original_path=relative_to_root(root, path), transcript="",
-                    speaker=BACKGROUND_SPEAKER_PREFIX + path.name.rsplit(".", 1)[0],
-                    language=source.language, license=source.license, clip_label=SILENCE_LABEL))
+                entries.append(
+                    CorpusEntry(
+                        source=source.name,
+                        original_path=relative_to_root(root, path),
+                        transcript="",
+                        speaker=BACKGROUND_SPEAKER_PREFIX + path.name.rsplit(".", 1)[0],
+                        language=source.language,
+                        license=source.license,
+                        clip_label=SILENCE_LABEL,
+                    )
+                )
             continue
         if name.startswith("_") or name.startswith("."):
             continue  # other reserved folders are not word folders
@@ -64,13 +72,26 @@ def list_speech_commands(source: SpeechCommandsSource, root: UPath, keywords: li
             rel = relative_to_root(root, path)
             if label == UNKNOWN_LABEL and not keep_unknown(rel, source.unknown_percent):
                 continue
-            entries.append(CorpusEntry(
-                source=source.name, original_path=rel, transcript=word,
-                speaker=speaker_from_name(path.name), language=source.language,
-                license=source.license, clip_label=label))
+            entries.append(
+                CorpusEntry(
+                    source=source.name,
+                    original_path=rel,
+                    transcript=word,
+                    speaker=speaker_from_name(path.name),
+                    language=source.language,
+                    license=source.license,
+                    clip_label=label,
+                )
+            )
     return entries, []
 
 
 def _audio_files(folder: UPath) -> list[UPath]:
-    return sorted((p for p in folder.iterdir() if p.name.lower().endswith(AUDIO_SUFFIX)
-                   and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.name.lower().endswith(AUDIO_SUFFIX) and not p.name.startswith(".")
+        ),
+        key=lambda p: p.name,
+    )

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kws_assets.core.speech.engines.base import (
-    Rendered, TtsEngine, TtsEngineError,
+    Rendered,
+    TtsEngine,
+    TtsEngineError,
 )
 from kws_assets.core.speech.engines.espeak import EspeakEngine
 from kws_assets.core.speech.engines.festival import FestivalEngine
@@ -44,7 +46,7 @@ def available_engines(
             continue
         try:
             reason = engine.availability()
-        except Exception as error:  # noqa: BLE001 - a broken engine is reported, not fatal
+        except Exception as error:
             reason = f"availability check failed: {error!r}"
         if reason is None:
             usable.append(engine)
@@ -54,5 +56,10 @@ def available_engines(
 
 
 __all__ = [
-    "ENGINES", "Rendered", "TtsEngine", "TtsEngineError", "available_engines", "get_engine",
+    "ENGINES",
+    "Rendered",
+    "TtsEngine",
+    "TtsEngineError",
+    "available_engines",
+    "get_engine",
 ]

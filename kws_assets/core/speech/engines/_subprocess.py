@@ -44,7 +44,9 @@ def render_with_command(
                 f"{engine}: {args[0]} exited {done.returncode}: {stderr[-STDERR_TAIL_CHARS:]}"
             )
         if not wav_path.is_file() or wav_path.stat().st_size == 0:
-            raise TtsEngineError(f"{engine}: {args[0]} wrote no audio ({stderr[-STDERR_TAIL_CHARS:]})")
+            raise TtsEngineError(
+                f"{engine}: {args[0]} wrote no audio ({stderr[-STDERR_TAIL_CHARS:]})"
+            )
         try:
             samples, sample_rate = sf.read(str(wav_path), dtype="float32", always_2d=False)
         except (RuntimeError, sf.LibsndfileError) as error:

@@ -14,7 +14,12 @@ import numpy as np
 
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines.base import (
-    DEFAULT_PITCH, DEFAULT_RATE, Rendered, TtsEngine, TtsEngineError, check_request,
+    DEFAULT_PITCH,
+    DEFAULT_RATE,
+    Rendered,
+    TtsEngine,
+    TtsEngineError,
+    check_request,
 )
 
 DEFAULT_WPM = 175
@@ -83,8 +88,14 @@ class EspeakEngine(TtsEngine):
         except tts.TtsError as error:
             raise TtsEngineError(f"espeak: {error}") from error
         params = {
-            "engine": self.name, "voice": voice, "rate": float(rate), "pitch": float(pitch),
-            "seed": int(seed), "seed_used": False, "wpm": wpm, "espeak_pitch": espeak_pitch_value,
+            "engine": self.name,
+            "voice": voice,
+            "rate": float(rate),
+            "pitch": float(pitch),
+            "seed": int(seed),
+            "seed_used": False,
+            "wpm": wpm,
+            "espeak_pitch": espeak_pitch_value,
             "word_gap": word_gap,
         }
         return Rendered(samples=synthesis.samples, sample_rate=synthesis.sample_rate, params=params)

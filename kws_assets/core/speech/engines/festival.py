@@ -23,7 +23,13 @@ from typing import Any
 
 from kws_assets.core.speech.engines._subprocess import render_with_command
 from kws_assets.core.speech.engines.base import (
-    DEFAULT_PITCH, DEFAULT_RATE, Rendered, TtsEngine, TtsEngineError, check_request, is_english,
+    DEFAULT_PITCH,
+    DEFAULT_RATE,
+    Rendered,
+    TtsEngine,
+    TtsEngineError,
+    check_request,
+    is_english,
 )
 
 TEXT2WAVE_BINARY = "text2wave"
@@ -56,7 +62,9 @@ class FestivalEngine(TtsEngine):
         "and CMU ARCTIC slt HTS: free use and redistribution (festvox licences)"
     )
 
-    def __init__(self, binary: str = TEXT2WAVE_BINARY, voice_root: Path = FESTIVAL_VOICE_ROOT) -> None:
+    def __init__(
+        self, binary: str = TEXT2WAVE_BINARY, voice_root: Path = FESTIVAL_VOICE_ROOT
+    ) -> None:
         self.binary = binary
         self.voice_root = Path(voice_root)
 
@@ -69,7 +77,9 @@ class FestivalEngine(TtsEngine):
         return None
 
     def _installed(self) -> list[str]:
-        return sorted(n for n, v in FESTIVAL_VOICES.items() if (self.voice_root / v.folder).is_dir())
+        return sorted(
+            n for n, v in FESTIVAL_VOICES.items() if (self.voice_root / v.folder).is_dir()
+        )
 
     def voices(self, language: str) -> list[str]:
         if not is_english(language) or shutil.which(self.binary) is None:
@@ -94,7 +104,9 @@ class FestivalEngine(TtsEngine):
         self._reject_unknown_params(self.name, engine_params, set())
         spec = FESTIVAL_VOICES.get(voice)
         if spec is None:
-            raise TtsEngineError(f"unknown festival voice {voice!r}; voices: {sorted(FESTIVAL_VOICES)}")
+            raise TtsEngineError(
+                f"unknown festival voice {voice!r}; voices: {sorted(FESTIVAL_VOICES)}"
+            )
         self._require_available()
         if voice not in self._installed():
             raise TtsEngineError(
@@ -103,8 +115,12 @@ class FestivalEngine(TtsEngine):
         self._require_pitch(voice, pitch)
         expressions = [f"(voice_{voice})"]
         params: dict[str, Any] = {
-            "engine": self.name, "voice": voice, "rate": float(rate), "pitch": float(pitch),
-            "seed": int(seed), "seed_used": False,
+            "engine": self.name,
+            "voice": voice,
+            "rate": float(rate),
+            "pitch": float(pitch),
+            "seed": int(seed),
+            "seed_used": False,
         }
         if spec.hts:
             expressions.append(

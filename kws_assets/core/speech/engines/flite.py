@@ -15,7 +15,13 @@ from typing import Any
 
 from kws_assets.core.speech.engines._subprocess import render_with_command
 from kws_assets.core.speech.engines.base import (
-    DEFAULT_PITCH, DEFAULT_RATE, Rendered, TtsEngine, TtsEngineError, check_request, is_english,
+    DEFAULT_PITCH,
+    DEFAULT_RATE,
+    Rendered,
+    TtsEngine,
+    TtsEngineError,
+    check_request,
+    is_english,
 )
 
 FLITE_BINARY = "flite"
@@ -58,7 +64,9 @@ class FliteEngine(TtsEngine):
         text = check_request(text, rate, pitch)
         self._reject_unknown_params(self.name, engine_params, set())
         if voice not in BASE_F0_TARGET_HZ:
-            raise TtsEngineError(f"unknown flite voice {voice!r}; flite voices: {sorted(BASE_F0_TARGET_HZ)}")
+            raise TtsEngineError(
+                f"unknown flite voice {voice!r}; flite voices: {sorted(BASE_F0_TARGET_HZ)}"
+            )
         self._require_available()
         self._require_pitch(voice, pitch)
         duration_stretch = 1.0 / rate
@@ -66,15 +74,26 @@ class FliteEngine(TtsEngine):
         f0_target = None if base is None or pitch == DEFAULT_PITCH else round(base * pitch, 2)
 
         def args(text_path, wav_path):
-            command = [self.binary, "-voice", voice, "--setf", f"duration_stretch={duration_stretch:.6f}"]
+            command = [
+                self.binary,
+                "-voice",
+                voice,
+                "--setf",
+                f"duration_stretch={duration_stretch:.6f}",
+            ]
             if f0_target is not None:
                 command += ["--setf", f"int_f0_target_mean={f0_target}"]
             return command + ["-f", text_path, "-o", wav_path]
 
         samples, sample_rate = render_with_command(self.name, args, text)
         params = {
-            "engine": self.name, "voice": voice, "rate": float(rate), "pitch": float(pitch),
-            "seed": int(seed), "seed_used": False, "duration_stretch": round(duration_stretch, 6),
+            "engine": self.name,
+            "voice": voice,
+            "rate": float(rate),
+            "pitch": float(pitch),
+            "seed": int(seed),
+            "seed_used": False,
+            "duration_stretch": round(duration_stretch, 6),
             "int_f0_target_mean": f0_target,
         }
         return Rendered(samples=samples, sample_rate=sample_rate, params=params)

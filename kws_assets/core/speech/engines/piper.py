@@ -30,7 +30,12 @@ from typing import Any
 import numpy as np
 
 from kws_assets.core.speech.engines.base import (
-    DEFAULT_PITCH, DEFAULT_RATE, Rendered, TtsEngine, TtsEngineError, as_mono_float32,
+    DEFAULT_PITCH,
+    DEFAULT_RATE,
+    Rendered,
+    TtsEngine,
+    TtsEngineError,
+    as_mono_float32,
     check_request,
 )
 
@@ -130,12 +135,21 @@ def _seeded_noise_model(model_path: Path) -> bytes:
         constants += [
             numpy_helper.from_array(np.array(v, dtype=np.int64), f"{prefix}/{k}")
             for k, v in {
-                "zero": 0, "one": 1, "mult": HASH_MULTIPLIER, "prime": HASH_PRIME,
-                "salt0": NOISE_SALTS[0], "salt1": NOISE_SALTS[1], "node_salt": 7919 * (replaced + 1),
+                "zero": 0,
+                "one": 1,
+                "mult": HASH_MULTIPLIER,
+                "prime": HASH_PRIME,
+                "salt0": NOISE_SALTS[0],
+                "salt1": NOISE_SALTS[1],
+                "node_salt": 7919 * (replaced + 1),
             }.items()
         ] + [
             numpy_helper.from_array(np.array(v, dtype=np.float32), f"{prefix}/{k}")
-            for k, v in {"prime_f": float(HASH_PRIME), "minus_two": -2.0, "two_pi": 2 * np.pi}.items()
+            for k, v in {
+                "prime_f": float(HASH_PRIME),
+                "minus_two": -2.0,
+                "two_pi": 2 * np.pi,
+            }.items()
         ]
         kept.append(helper.make_node("Mul", [NOISE_SEED_INPUT, f"{prefix}/node_salt"], [salt_seed]))
         kept += _seeded_normal_nodes(helper, prefix, node.input[0], node.output[0], salt_seed)
@@ -159,7 +173,8 @@ class _LoadedVoice:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(
-            _seeded_noise_model(voice_file.model), sess_options=options,
+            _seeded_noise_model(voice_file.model),
+            sess_options=options,
             providers=["CPUExecutionProvider"],
         )
         self.config = PiperConfig.from_dict(_voice_config(voice_file.config))
@@ -182,7 +197,11 @@ class PiperEngine(TtsEngine):
     )
 
     def availability(self) -> str | None:
-        for module, package in (("piper", "piper-tts"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
+        for module, package in (
+            ("piper", "piper-tts"),
+            ("onnx", "onnx"),
+            ("onnxruntime", "onnxruntime"),
+        ):
             if importlib.util.find_spec(module) is None:
                 return f"Python module {module!r} missing; install the PyPI package {package}"
         if not _bundled_voices():
@@ -275,7 +294,9 @@ class PiperEngine(TtsEngine):
                     continue
                 feeds = {
                     "input": np.array([loaded.voice.phonemes_to_ids(sentence)], dtype=np.int64),
-                    "scales": np.array([noise_scale, length_scale, noise_w_scale], dtype=np.float32),
+                    "scales": np.array(
+                        [noise_scale, length_scale, noise_w_scale], dtype=np.float32
+                    ),
                     NOISE_SEED_INPUT: np.array(int(seed) % HASH_PRIME, dtype=np.int64),
                 }
                 feeds["input_lengths"] = np.array([feeds["input"].shape[1]], dtype=np.int64)
@@ -285,13 +306,22 @@ class PiperEngine(TtsEngine):
         if not pieces:
             raise TtsEngineError(f"piper produced no phonemes for {text!r}")
         params = {
-            "engine": self.name, "voice": voice, "model": voice_file.name,
-            "package": voice_file.package, "rate": float(rate), "pitch": float(pitch),
-            "seed": int(seed), "seed_used": True, "length_scale": round(length_scale, 6),
-            "noise_scale": noise_scale, "noise_w_scale": noise_w_scale,
-            "speaker_id": speaker_id if num_speakers > 1 else None, "num_speakers": num_speakers,
+            "engine": self.name,
+            "voice": voice,
+            "model": voice_file.name,
+            "package": voice_file.package,
+            "rate": float(rate),
+            "pitch": float(pitch),
+            "seed": int(seed),
+            "seed_used": True,
+            "length_scale": round(length_scale, 6),
+            "noise_scale": noise_scale,
+            "noise_w_scale": noise_w_scale,
+            "speaker_id": speaker_id if num_speakers > 1 else None,
+            "num_speakers": num_speakers,
         }
         return Rendered(
             samples=as_mono_float32(np.concatenate(pieces)),
-            sample_rate=int(config.sample_rate), params=params,
+            sample_rate=int(config.sample_rate),
+            params=params,
         )
