@@ -242,6 +242,30 @@ def run_graph(
     )
 
 
+def run_demo(defs: dg.Definitions, instance: dg.DagsterInstance, home: Path) -> GraphRun:
+    """What ``make demo`` shows: a progress line per run, then the summary, or the failed run's
+    steps on stderr.  The libraries' own stderr output during the runs goes to
+    ``home / LIBRARY_OUTPUT_FILE``; call it inside :func:`quiet_console`."""
+    started = time.monotonic()
+    library_output = home / LIBRARY_OUTPUT_FILE
+    with library_output_to(library_output):
+        graph = run_graph(defs, instance)
+    elapsed = time.monotonic() - started
+    if graph.failed is not None:
+        job_name, partition, result = graph.failed
+        where = f"{job_name} [{partition}]" if partition else job_name
+        print(f"run {result.run_id} ({where}) failed after {elapsed:.1f} s:", file=sys.stderr)
+        for line in failed_steps(result):
+            print(f"  {line}", file=sys.stderr)
+        print(f"  (the libraries' own output: {library_output})", file=sys.stderr)
+        return graph
+    print(f"\nmaterialized the graph in {elapsed:.1f} s ({len(graph.results)} runs)")
+    with values_loaded_quietly():
+        print(summarize(defs, instance))
+    print("\nsee it in the UI: make ui  (http://127.0.0.1:3000)", flush=True)
+    return graph
+
+
 def main() -> int:
     with quiet_console():
         home = ensure_dagster_home()
@@ -253,24 +277,7 @@ def main() -> int:
             f"DAGSTER_HOME {home}",
             flush=True,
         )
-        started = time.monotonic()
-        library_output = home / LIBRARY_OUTPUT_FILE
-        with library_output_to(library_output):
-            graph = run_graph(defs, instance)
-        elapsed = time.monotonic() - started
-        if graph.failed is not None:
-            job_name, partition, result = graph.failed
-            where = f"{job_name} [{partition}]" if partition else job_name
-            print(f"run {result.run_id} ({where}) failed after {elapsed:.1f} s:", file=sys.stderr)
-            for line in failed_steps(result):
-                print(f"  {line}", file=sys.stderr)
-            print(f"  (libraries' own output: {library_output})", file=sys.stderr)
-            return 1
-        print(f"\nmaterialized the graph in {elapsed:.1f} s ({len(graph.results)} runs)")
-        with values_loaded_quietly():
-            print(summarize(defs, instance))
-        print("\nsee it in the UI: make ui  (http://127.0.0.1:3000)")
-        return 0
+        return 0 if run_demo(defs, instance, home).failed is None else 1
 
 
 if __name__ == "__main__":
