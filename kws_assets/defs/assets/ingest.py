@@ -100,11 +100,11 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
             },
             "per_source": metadata_table(summary["per_source"]),
             "rejected_by_reason": metadata_table(
-                [
-                    {"reason": reason, "entries": n}
-                    for reason, n in summary["rejected_by_reason"].items()
-                ],
-                columns=["reason", "entries"],
+                pl.DataFrame(
+                    list(summary["rejected_by_reason"].items()),
+                    schema={"reason": pl.String, "entries": pl.Int64},
+                    orient="row",
+                )
             ),
             "rejected_entries": metadata_table(
                 summary["rejected_entries"][:MAX_LISTED], columns=REJECTED_ENTRY_COLUMNS
