@@ -15,7 +15,10 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 import polars as pl
@@ -25,7 +28,7 @@ from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.assets.data_card import CARD_FILE
 from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
-from kws_assets.lib.in_process import failed_steps, materialize_graph
+from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
 from kws_assets.lib.resources import KwsSettings
 
 FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
@@ -125,8 +128,9 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
     report_path = report.file(REPORT_FILE)
     s = json.loads(report_path.read_text())["summary"]
     return [
-        f"DS-CNN evaluation (int8): {s['unseen_voice_accuracy']} on {s['unseen_voice_clips']} clips "
-        f"of held-out espeak-ng voices; synthetic test split (in-distribution) "
+        f"DS-CNN evaluation (int8): {s['unseen_voice_accuracy']} on "
+        f"{s['unseen_voice_clips']} clips of held-out espeak-ng voices; synthetic test split "
+        f"(in-distribution) "
         f"{s['test_accuracy']} on {s['test_clips']} clips",
         f"  streaming: FRR {s['frr_at_target']:.1%} at {s['fa_per_hour_at_target']} FA/h "
         f"(target {s['target_fa_per_hour']} FA/h, {s['negative_hours']:.2f} h of negatives, "
@@ -145,7 +149,12 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
 
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# Run loggers: the console logger only for errors.  The instance's own handler is not a run
+# logger, so every Dagster log line (DEBUG included) still lands in the event log for the UI.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+LIBRARY_OUTPUT_FILE = "demo-library-output.log"
+"""Under ``$DAGSTER_HOME``: what the libraries underneath wrote to the process's stderr while the
+runs went (TensorFlow's C++ start-up lines, converter chatter), kept off the terminal."""
 
 
 def ensure_dagster_home() -> Path:
@@ -158,35 +167,89 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def quiet_dagster_console() -> None:
+@contextmanager
+def quiet_console() -> Iterator[None]:
     """Dagster's own log lines stay in the instance (the UI shows them); the terminal gets the
-    demo's progress and summary. Warnings of the libraries underneath are silenced the same way."""
-    logging.getLogger("dagster").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(
-        logging.ERROR
-    )  # onnxruntime's quantizer warns per LayerNorm weight
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    demo's progress and summary.  Within the block: Dagster's beta/preview warnings are ignored
+    (only those categories), Python loggers of the libraries underneath print errors only
+    (onnxruntime's quantizer warns once per LayerNorm weight), and loading an asset value
+    outside a run (the summary) does not print the IO manager's DEBUG line.  Restored after."""
+    root, dagster_logger = logging.getLogger(), logging.getLogger("dagster")
+    levels = root.level, dagster_logger.level
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        root.setLevel(logging.ERROR)
+        dagster_logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(levels[0])
+            dagster_logger.setLevel(levels[1])
 
 
-def main() -> int:
-    quiet_dagster_console()
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
-    defs = build_definitions()
-    settings: KwsSettings = defs.resources["settings"]
-    print(
-        f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
-        f"DAGSTER_HOME {os.environ['DAGSTER_HOME']}",
-        flush=True,
+@contextmanager
+def values_loaded_quietly() -> Iterator[None]:
+    """``load_asset_value`` outside a run logs through a fresh console logger at DEBUG ("Loading
+    file from ..."); there is no run, so nothing of it would reach the event log anyway."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(disabled)
+
+
+@contextmanager
+def library_output_to(path: Path) -> Iterator[None]:
+    """File descriptor 2 into ``path`` for the block: C/C++ libraries (TensorFlow's runtime and
+    converter) write there directly, below Python's logging, and ignore TF_CPP_MIN_LOG_LEVEL
+    for their start-up lines.  Python's ``sys.stderr`` goes there too while it is fd 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as target:
+            os.dup2(target.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def progress_line(index: int, total: int, step: str) -> str:
+    """The start of a run's progress line, e.g. ``run 3/4 keyword_clips [no] …``."""
+    return f"run {index}/{total} {step} …"
+
+
+def run_graph(
+    defs: dg.Definitions, instance: dg.DagsterInstance, out: TextIO | None = None
+) -> GraphRun:
+    """Every run of the graph (see :func:`materialize_graph`) with the console quiet, and one
+    progress line per run on ``out`` (stdout by default): its number, job and partition, then
+    its wall time, or FAILED."""
+    stream = out if out is not None else sys.stdout
+
+    def started(index: int, total: int, step: str) -> None:
+        print(progress_line(index, total, step), end="", file=stream, flush=True)
+
+    def finished(result: dg.ExecuteInProcessResult, seconds: float) -> None:
+        status = "" if result.success else " FAILED"
+        print(f" {seconds:.1f} s{status}", file=stream, flush=True)
+
+    return materialize_graph(
+        defs, instance, run_config=RUN_CONFIG, on_start=started, on_finish=finished
     )
+
+
+def run_demo(defs: dg.Definitions, instance: dg.DagsterInstance, home: Path) -> GraphRun:
+    """What ``make demo`` shows: a progress line per run, then the summary, or the failed run's
+    steps on stderr.  The libraries' own stderr output during the runs goes to
+    ``home / LIBRARY_OUTPUT_FILE``; call it inside :func:`quiet_console`."""
     started = time.monotonic()
-    graph = materialize_graph(
-        defs,
-        instance,
-        run_config=RUN_CONFIG,
-        log=lambda step: print(f"[{time.monotonic() - started:6.1f} s] {step}", flush=True),
-    )
+    library_output = home / LIBRARY_OUTPUT_FILE
+    with library_output_to(library_output):
+        graph = run_graph(defs, instance)
     elapsed = time.monotonic() - started
     if graph.failed is not None:
         job_name, partition, result = graph.failed
@@ -194,11 +257,27 @@ def main() -> int:
         print(f"run {result.run_id} ({where}) failed after {elapsed:.1f} s:", file=sys.stderr)
         for line in failed_steps(result):
             print(f"  {line}", file=sys.stderr)
-        return 1
+        print(f"  (the libraries' own output: {library_output})", file=sys.stderr)
+        return graph
     print(f"\nmaterialized the graph in {elapsed:.1f} s ({len(graph.results)} runs)")
-    print(summarize(defs, instance))
-    print("\nsee it in the UI: make ui  (http://127.0.0.1:3000)")
-    return 0
+    with values_loaded_quietly():
+        print(summarize(defs, instance))
+    print("\nsee it in the UI: make ui  (http://127.0.0.1:3000)", flush=True)
+    return graph
+
+
+def main() -> int:
+    with quiet_console():
+        home = ensure_dagster_home()
+        instance = dg.DagsterInstance.get()
+        defs = build_definitions()
+        settings: KwsSettings = defs.resources["settings"]
+        print(
+            f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
+            f"DAGSTER_HOME {home}",
+            flush=True,
+        )
+        return 0 if run_demo(defs, instance, home).failed is None else 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ same partitions and materializations a backfill would have made.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +49,14 @@ class GraphRun:
 def materialize_graph(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    log: Callable[[str], None] = lambda _: None,
     run_config: Mapping[str, Any] | None = None,
+    on_start: Callable[[int, int, str], None] = lambda index, total, step: None,
+    on_finish: Callable[[dg.ExecuteInProcessResult, float], None] = lambda result, seconds: None,
 ) -> GraphRun:
-    """Every partition of every asset, then the unpartitioned rest; stops at the first failure."""
+    """Every partition of every asset, then the unpartitioned rest; stops at the first failure.
+
+    ``on_start(index, total, step)`` is called before each run (1-based index of the runs
+    planned, ``step`` = job name and partition), ``on_finish(result, seconds)`` after it."""
     cfg = defs.resources["settings"].config
     partitions = register_config_partitions(instance, cfg)
     plan = (
@@ -60,11 +65,13 @@ def materialize_graph(
         + [(PIPELINE_JOB, None)]
     )
     graph = GraphRun()
-    for job_name, partition in plan:
-        log(f"{job_name}" + (f" [{partition}]" if partition else ""))
+    for index, (job_name, partition) in enumerate(plan, start=1):
+        on_start(index, len(plan), job_name + (f" [{partition}]" if partition else ""))
+        started = time.monotonic()
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
         )
+        on_finish(result, time.monotonic() - started)
         graph.results.append((job_name, partition, result))
         if not result.success:
             break

@@ -1,5 +1,5 @@
-"""Untrusted corpus text renders as text: no live link, image or HTML in Markdown metadata, the
-data card or plot labels."""
+"""Untrusted corpus text renders as text: no live link, image or HTML in the data card's Markdown
+or plot labels (metadata tables hold plain-text cells: defs/test_metadata_tables.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 
 import polars as pl
 
+from kws_assets.core.dataset.data_card import md_table
 from kws_assets.core.model.plots import confusion_matrix_png
 from kws_assets.core.text_safety import (
     MAX_RENDERED_CHARS,
@@ -15,7 +16,6 @@ from kws_assets.core.text_safety import (
     plain_text,
     plot_label,
 )
-from kws_assets.lib.metadata import md_escape, md_table
 
 HOSTILE = "[x](http://e.vil) ![i](http://e.vil/a.png) <script>alert(1)</script>"
 
@@ -32,7 +32,7 @@ def live_markup(rendered: str) -> list[str]:
 
 
 def test_hostile_text_has_no_live_markup():
-    for render in (escape_markdown, escape_cell, md_escape):
+    for render in (escape_markdown, escape_cell):
         out = render(HOSTILE)
         assert live_markup(out) == [], out
         assert "&lt;script&gt;" in out and "\\[x\\]" in out and "\\!\\[i\\]" in out

@@ -1,6 +1,7 @@
 """A user in a browser: open the asset graph of a live ``dagster dev``, select ``validated_set``,
 click "Materialize selected" (and confirm its multi-asset twin), and wait until the graph shows
-the new materialization and the run page shows success.  Screenshots land in
+the new materialization and the run page shows success, then the asset's page, where a
+metadata table (clips per label and split) renders as a table.  Screenshots land in
 ``test-artifacts/`` (kept by CI as test artifacts).
 
 Playwright drives Debian's Chromium (``.ci/system-deps`` installs it; ``playwright install``
@@ -29,6 +30,7 @@ VIEWPORT = {"width": 1600, "height": 1000}
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 300.0
 ASSET = "validated_set"
+TABLE_ENTRY = "per_label_and_split"  # a MetadataValue.table entry of validated_set
 
 MATERIALIZED = """
 query ($key: AssetKeyInput!) {
@@ -156,6 +158,22 @@ def test_materialize_from_the_asset_graph(dagster_dev):
             page.get_by_text("Success", exact=True).first.wait_for(state="visible")
             page.get_by_text("RUN_SUCCESS", exact=True).first.wait_for(state="visible")
             page.screenshot(path=str(ARTIFACTS / "browser_run_success.png"))
+
+            # The asset's events page: the latest materialization's metadata, where
+            # per_label_and_split is a native table (column headers and counts as cells).
+            page.goto(f"{dagster_dev.url}/assets/{ASSET}?view=events")
+            entry = page.get_by_text(TABLE_ENTRY, exact=True).first
+            entry.wait_for(state="visible")
+            row = page.locator("tr", has=page.locator("td", has_text=TABLE_ENTRY)).first
+            table = row.locator("table").first
+            table.wait_for(state="visible")
+            headers = [h.strip() for h in table.locator("th").all_inner_texts()]
+            assert headers[0] == "label" and {"train", "val", "test"} <= set(headers), headers
+            silence = table.locator("tr", has=page.get_by_text("_silence_", exact=True)).first
+            counts = [c.strip() for c in silence.locator("td").all_inner_texts()][1:]
+            assert counts and all(c.isdigit() for c in counts) and sum(map(int, counts)) > 0
+            table.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "browser_metadata_table.png"))
             print(
                 f"materialized {ASSET} from the browser in {time.monotonic() - clicked_at:.0f} s "
                 f"(run {run_id}); screenshots in {ARTIFACTS}"

@@ -7,18 +7,25 @@ The graph is partitioned, so "the whole graph" is what ``make demo`` runs: every
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets import demo
 from kws_assets.config import load_config
 from kws_assets.core.audio.io import cut_centered, resample, write_wav
 from kws_assets.core.model.export import KwsClassifier
 from kws_assets.core.speech import tts
 from kws_assets.definitions import build_definitions
-from kws_assets.lib.in_process import materialize_graph
 from kws_assets_tests.pipeline_runs import load_asset
 
 pytestmark = pytest.mark.slow
@@ -60,15 +67,66 @@ def pipeline(tmp_path_factory):
     home = root / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        defs = build_definitions(config_file)
-        graph = materialize_graph(defs, instance)
+        # The graph is materialized the way ``make demo`` does it, and the terminal it would
+        # have shown is kept for test_the_demo_terminal_shows_progress_and_summary_only.
+        with terminal_output(root / "terminal.txt"), demo.quiet_console():
+            defs = build_definitions(config_file)
+            graph = demo.run_demo(defs, instance, home)
         yield {
             "defs": defs,
             "instance": instance,
             "graph": graph,
             "cfg": load_config(config_file),
             "root": root,
+            "home": home,
+            "terminal": (root / "terminal.txt").read_text(),
         }
+
+
+@contextmanager
+def terminal_output(path: Path) -> Iterator[None]:
+    """Everything written to stdout and stderr in the block, at the Python and the file
+    descriptor level (C libraries, handlers bound to the streams), into ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("w") as sink, redirect_stdout(sink), redirect_stderr(sink):
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sink.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+DAGSTER_LOG_LINE = re.compile(r" - dagster - |\bDEBUG\b|BetaWarning|PreviewWarning")
+PROGRESS_LINE = re.compile(r"^run (\d+)/(\d+) (\S+)(?: \[(\S+)\])? … \d+\.\d s$")
+
+
+def test_the_demo_terminal_shows_progress_and_summary_only(pipeline):
+    """``make demo``'s terminal: one progress line per run, then the summary; Dagster's log
+    lines are in the instance's event log (the UI), not on the terminal."""
+    terminal, cfg = pipeline["terminal"], pipeline["cfg"]
+    assert not DAGSTER_LOG_LINE.findall(terminal), terminal[:3000]
+    progress = [m.groups() for m in map(PROGRESS_LINE.match, terminal.splitlines()) if m]
+    runs = [("ingest_batch", "source-demo")] + [("keyword_clips", k) for k in cfg.keywords]
+    runs.append(("kws_pipeline", None))
+    assert [(job, partition) for _, _, job, partition in progress] == runs, terminal[:3000]
+    assert [(int(i), int(n)) for i, n, _, _ in progress] == [
+        (i, len(runs)) for i in range(1, len(runs) + 1)
+    ]
+    lines = terminal.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not PROGRESS_LINE.match(line))
+    assert first_other == len(runs)  # nothing between the progress lines
+    assert "materialized the graph in" in terminal and "quarantined:" in terminal
+    # ... while the event log holds every run's Dagster log lines, DEBUG ones included
+    instance = pipeline["instance"]
+    run_id = pipeline["graph"].results[-1][2].run_id
+    levels = {logging.getLevelName(e.level) for e in instance.all_logs(run_id)}
+    assert {"DEBUG", "INFO"} <= levels
 
 
 def test_run_succeeds_and_materializes_every_asset(pipeline):

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import augment
-from kws_assets.lib.metadata import label_counts_md
+from kws_assets.lib.metadata import label_counts_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 MAX_LISTED = 50
@@ -50,7 +50,7 @@ def augmented_clips(
         {
             "clips": table.height,
             "source_clips": table["origin_id"].n_unique() if table.height else 0,
-            "per_label": dg.MetadataValue.md(label_counts_md(table)),
+            "per_label": label_counts_table(table),
             "transforms_applied": dg.MetadataValue.json(augment.transform_counts(table)),
             "noise_folder_files": len(folder.files) if folder else 0,
             "unusable_noise_files": dg.MetadataValue.json(folder.problems if folder else {}),

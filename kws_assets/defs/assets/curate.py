@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import curation, synthesis
-from kws_assets.lib.metadata import label_counts_md, md_table
+from kws_assets.lib.metadata import label_counts_table, metadata_table
 from kws_assets.lib.partitions import all_partitions_of, loaded_partitions, missing_partitions
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.settings import UNKNOWN_LABEL
@@ -107,8 +107,8 @@ def validated_set(
             "corpus_batches": len(batches),
             "stale_unknown_clips_dropped": stale,
             "quarantined": quarantined.height,
-            "per_label_and_split": dg.MetadataValue.md(label_counts_md(validated, by="split")),
-            "per_split": dg.MetadataValue.md(md_table(per_split)),
+            "per_label_and_split": label_counts_table(validated, by="split"),
+            "per_split": metadata_table(per_split),
             "sample_clips": dg.MetadataValue.json(validated["uri"].head(5).to_list()),
         },
     )
@@ -118,9 +118,7 @@ def validated_set(
         metadata={
             "quarantined": quarantined.height,
             "by_reason": dg.MetadataValue.json(result.reason_counts()),
-            "by_stage_and_reason": dg.MetadataValue.md(
-                md_table(curation.reason_table(quarantined))
-            ),
+            "by_stage_and_reason": metadata_table(curation.reason_table(quarantined)),
             "thresholds": dg.MetadataValue.json(
                 {"quality": cfg.quality.model_dump(), "outliers": cfg.outliers.model_dump()}
             ),

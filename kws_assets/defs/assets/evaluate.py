@@ -27,7 +27,7 @@ from kws_assets.core.model.plots import png_markdown
 from kws_assets.core.model.real_speech import score_families, transfer_rows
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
-from kws_assets.lib.metadata import md_table
+from kws_assets.lib.metadata import metadata_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.settings import KwsConfig, ModelSettings
 
@@ -154,7 +154,7 @@ def evaluation(
         metadata={
             **result.summary(),
             **{f"speech_embedding_{k}": v for k, v in embedding.items()},
-            "families": dg.MetadataValue.md(md_table(family_table)),
+            "families": metadata_table(family_table),
             "evaluation_seconds": dg.MetadataValue.json(  # wall time: metadata only, not the report
                 {
                     "streams_and_voices": round(material_s, 2),
@@ -164,7 +164,7 @@ def evaluation(
                     },
                 }
             ),
-            "per_class_test": dg.MetadataValue.md(md_table(per_class)),
+            "per_class_test": metadata_table(per_class),
             "confusion_matrix_test": dg.MetadataValue.md(
                 png_markdown(result.pictures["confusion_test"], "test confusion matrix")
             ),
@@ -176,7 +176,7 @@ def evaluation(
                     results["speech_embedding"].pictures["det_curve"], "DET curve, speech_embedding"
                 )
             ),
-            "synthetic_vs_real": dg.MetadataValue.md(md_table(result.synthetic_real)),
+            "synthetic_vs_real": metadata_table(result.synthetic_real),
             "notes": dg.MetadataValue.json(result.notes),
             "detect_command": dg.MetadataValue.text(
                 f"kws detect --model <quantized_model folder> --operating-point "
@@ -344,7 +344,7 @@ def transfer_evaluation(
     return dg.Output(
         report,
         metadata={
-            "transfer": dg.MetadataValue.md(md_table(table)),
+            "transfer": metadata_table(table),
             "default_family": cfg.model.family,
             **{f"{r['family']}: {r['set']}": r["accuracy"] for r in rows},
             **{

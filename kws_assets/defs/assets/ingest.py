@@ -24,7 +24,7 @@ from kws_assets.core.dataset.curation import clip_candidates, clip_table
 from kws_assets.core.dataset.data_card import engine_counts
 from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
-from kws_assets.lib.metadata import label_counts_md, md_table
+from kws_assets.lib.metadata import label_counts_table, metadata_table
 from kws_assets.lib.partitions import (
     CORPUS_BATCHES,
     KEYWORDS,
@@ -39,6 +39,7 @@ from kws_assets.settings import UNKNOWN_LABEL
 
 GROUP = "ingest"
 MAX_LISTED = 50
+REJECTED_ENTRY_COLUMNS = ["source", "original_path", "reject_reason", "reject_detail"]
 
 
 @dg.asset(
@@ -97,9 +98,17 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
                     "skipped_without_keyword",
                 )
             },
-            "per_source": dg.MetadataValue.md(md_table(summary["per_source"])),
-            "rejected_by_reason": dg.MetadataValue.json(summary["rejected_by_reason"]),
-            "rejected_entries": dg.MetadataValue.json(summary["rejected_entries"][:MAX_LISTED]),
+            "per_source": metadata_table(summary["per_source"]),
+            "rejected_by_reason": metadata_table(
+                pl.DataFrame(
+                    list(summary["rejected_by_reason"].items()),
+                    schema={"reason": pl.String, "entries": pl.Int64},
+                    orient="row",
+                )
+            ),
+            "rejected_entries": metadata_table(
+                summary["rejected_entries"][:MAX_LISTED], columns=REJECTED_ENTRY_COLUMNS
+            ),
         },
     )
 
@@ -158,7 +167,7 @@ def synthetic_clips(
             "voices": len(cfg.tts.voices),
             "clips_by_engine": dg.MetadataValue.json(engine_counts(table)),
             "engines_skipped": dg.MetadataValue.json(skipped),
-            "per_label": dg.MetadataValue.md(label_counts_md(clip_candidates(table))),
+            "per_label": label_counts_table(clip_candidates(table)),
             "render_failures": len(failures),
             "failed_recipes": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
             "sample_clips": dg.MetadataValue.json(table["uri"].head(5).to_list()),
@@ -324,7 +333,7 @@ def unknown_clips(
             "utterances_failed": len(failures),
             "labelled_clips": len(labelled),
             "dead_letters": len(dead_letters),
-            "per_label": dg.MetadataValue.md(label_counts_md(clips)),
+            "per_label": label_counts_table(clips),
             "out_of_dictionary_words": dg.MetadataValue.json(oov),
             "g2p_pronunciations": dg.MetadataValue.json(g2p_words),
             "failed_utterances": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),

@@ -27,7 +27,7 @@ from kws_assets.core.model.training import (
 )
 from kws_assets.core.tables import SPLITS
 from kws_assets.defs.assets.features import embedding_front_end
-from kws_assets.lib.metadata import confusion_md
+from kws_assets.lib.metadata import confusion_table
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import KwsConfig
 
@@ -62,8 +62,10 @@ def kws_model(
         {
             **trained,
             "rows_per_split": dg.MetadataValue.json({s: len(data[s][1]) for s in SPLITS}),
-            "test_confusion_matrix": dg.MetadataValue.md(
-                confusion_md(labels, test_report.confusion) if test_report else "_(no test rows)_"
+            "test_confusion_matrix": (
+                confusion_table(labels, test_report.confusion)
+                if test_report
+                else dg.MetadataValue.text("no test rows")
             ),
         }
     )
