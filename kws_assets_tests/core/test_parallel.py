@@ -81,8 +81,17 @@ def test_an_exception_that_cannot_travel_back_arrives_as_a_worker_error() -> Non
         list(parallel.batched_process_map(boom, range(10), 2, 2))
 
 
-def test_thread_map_keeps_order() -> None:
-    assert list(parallel.thread_map(lambda x: -x, range(50), 3)) == [-x for x in range(50)]
+def test_thread_map_keeps_order_and_stays_at_most_workers_plus_one_ahead() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for i in range(40):
+            produced.append(i)
+            yield i
+
+    for consumed, value in enumerate(parallel.thread_map(lambda x: x * 2, items(), 3)):
+        assert value == 2 * consumed
+        assert len(produced) - consumed <= 4
 
 
 def test_chunks_refuses_an_empty_batch_size() -> None:
