@@ -93,6 +93,7 @@ class ComputeSettings(StrictSettings):
     batch_clips: int = Field(
         16,
         ge=1,
-        description="Source items (clips, utterances) a worker takes per batch: larger batches "
-        "cost less per item in hand-off, smaller ones balance the workers better.",
+        description="Source clips an augmentation worker takes per batch: larger batches cost "
+        "less per clip in hand-off, smaller ones balance the workers better (alignment takes "
+        "utterances four at a time).",
     )
