@@ -99,13 +99,14 @@ class WorkerError(RuntimeError):
 
 
 _worker_fn: Callable[[Any], Any] | None = None
+_worker_setup: Callable[[], None] | None = None
 
 
-def _install_worker(fn: Callable[[Any], Any]) -> None:
-    """Worker-process initializer: keep ``fn`` (inherited through fork, not pickled) and run
-    torch single-threaded, since the parallelism is across processes."""
-    global _worker_fn
-    _worker_fn = fn
+def _install_worker(fn: Callable[[Any], Any], setup: Callable[[], None] | None) -> None:
+    """Worker-process initializer: keep ``fn`` and ``setup`` (inherited through fork, not
+    pickled) and run torch single-threaded, since the parallelism is across processes."""
+    global _worker_fn, _worker_setup
+    _worker_fn, _worker_setup = fn, setup
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
@@ -127,6 +128,8 @@ def _run_batch(batch: Sequence[Any]) -> tuple[list[Any], BaseException | None]:
     exactly the results a serial map would have yielded before raising."""
     if _worker_fn is None:
         raise RuntimeError("worker process started without a function (see _install_worker)")
+    if _worker_setup is not None:
+        _worker_setup()
     results = []
     for item in batch:
         try:
@@ -156,10 +159,19 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def batched_process_map(
-    fn: Callable[[T], R], items: Iterable[T], workers: int, batch_size: int
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    batch_size: int,
+    batch_setup: Callable[[], None] | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` over batches of ``batch_size`` items on ``workers`` processes; results
     in input order, at most ``2 * workers`` batches in flight.
+
+    ``batch_setup`` runs before every batch in the process that runs it (with one worker too):
+    it resets state a library carries from call to call (espeak-ng's), so that a batch's results
+    depend only on its items.  Batches are cut by ``batch_size`` alone, never by the worker
+    count, so with such a reset the output is the same for any number of workers.
 
     ``workers <= 1`` maps in this process (same results, no pool).  An exception ``fn`` raises
     for an item is raised here when that item's result is due (earlier results are yielded
@@ -169,17 +181,20 @@ def batched_process_map(
     groups = chunks(items, batch_size)
     if workers <= 1:
         for batch in groups:
-            yield from map(fn, batch)
+            yield from _in_process(fn, batch, batch_setup)
         return
     first = next(groups, None)
     if first is None:
         return
     second = next(groups, None)
     if second is None:  # one batch: a pool would only add its start-up time
-        yield from map(fn, first)
+        yield from _in_process(fn, first, batch_setup)
         return
     pool = ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_install_worker, initargs=(fn,)
+        workers,
+        mp_context=_context(),
+        initializer=_install_worker,
+        initargs=(fn, batch_setup),
     )
     pending: deque[Future[tuple[list[R], BaseException | None]]] = deque()
     limit = IN_FLIGHT_PER_WORKER * workers
@@ -204,6 +219,14 @@ def batched_process_map(
         ) from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_process(
+    fn: Callable[[T], R], batch: list[T], batch_setup: Callable[[], None] | None
+) -> Iterator[R]:
+    if batch_setup is not None:
+        batch_setup()
+    return map(fn, batch)
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

@@ -173,13 +173,12 @@ def test_low_alignment_confidence_is_quarantined_with_its_reason(tmp_path):
 
 
 def test_alignment_is_identical_with_one_and_two_worker_processes(tmp_path):
-    # pocketsphinx only: the TTS+DTW aligner renders its reference with espeak-ng, whose output
-    # depends on what the process synthesised before (see core/speech/tts.py), so its scores
-    # are not yet independent of which worker aligned what.
+    # pocketsphinx for English; TTS+DTW (an espeak-ng reference per utterance) for Spanish
     utterances = [
         _utterance(tmp_path, "en-1", "please say yes to the plan", "en-us+f1", "en"),
+        _utterance(tmp_path, "es-1", "la palabra arriba es verde", "es-419+f3", "es"),
         _utterance(tmp_path, "en-2", "we should go up the hill now", "en-us+m2", "en"),
-        _utterance(tmp_path, "en-3", "turn it up a little more", "en+m3", "en"),
+        _utterance(tmp_path, "es-2", "dime arriba por favor", "es+m2", "es"),
         _utterance(tmp_path, "xx-1", "something", "en-us+f1", "xx"),
     ]
     (tmp_path / "broken.wav").write_bytes(b"RIFF....not audio")
@@ -192,7 +191,7 @@ def test_alignment_is_identical_with_one_and_two_worker_processes(tmp_path):
         store = ClipStore.at(tmp_path / f"clips{workers}")
         rows, failures, g2p = align_utterances(
             utterances,
-            ["yes", "up"],
+            ["yes", "up", "arriba"],
             AlignerChoice(settings, SR),
             store,
             AudioSettings(),
@@ -208,7 +207,7 @@ def test_alignment_is_identical_with_one_and_two_worker_processes(tmp_path):
             audio,
         )
     one, two = results[1], results[2]
-    assert {r["label"] for r in one[0]} == {"yes", "up", "_unknown_"}
-    assert {r["origin_id"] for r in one[0]} == {"en-1", "en-2", "en-3"}
+    assert {r["label"] for r in one[0]} == {"yes", "up", "arriba", "_unknown_"}
+    assert {r["aligner"] for r in one[0]} == {"pocketsphinx", "tts_dtw"}
     assert [f.utterance_id for f in one[1]] == ["bad", "xx-1"]  # failures in input order
     assert one == two  # same rows, failures, pronunciations and audio bytes

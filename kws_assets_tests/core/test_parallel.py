@@ -112,3 +112,29 @@ def test_worker_count_from_settings_and_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(parallel.WORKERS_ENV_VAR, "-2")
     with pytest.raises(ValueError, match="KWS_WORKERS is -2"):
         parallel.resolve_workers(0)
+
+
+_calls_since_reset = 0
+
+
+def _reset_counter() -> None:
+    global _calls_since_reset
+    _calls_since_reset = 0
+
+
+def _stateful(x: int) -> tuple[int, int]:
+    """Like espeak-ng: the answer depends on how many calls this process made before."""
+    global _calls_since_reset
+    _calls_since_reset += 1
+    return x, _calls_since_reset
+
+
+def test_a_per_batch_reset_makes_stateful_work_independent_of_the_worker_count() -> None:
+    outputs = {
+        workers: list(
+            parallel.batched_process_map(_stateful, range(23), workers, 4, _reset_counter)
+        )
+        for workers in (1, 2, 3)
+    }
+    assert outputs[1] == [(x, x % 4 + 1) for x in range(23)]  # the history restarts per batch
+    assert outputs[1] == outputs[2] == outputs[3]

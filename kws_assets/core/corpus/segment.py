@@ -20,6 +20,7 @@ import numpy as np
 
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
 from kws_assets.core.parallel import batched_process_map
+from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import (
     AlignerChoice,
     NoAlignerError,
@@ -123,8 +124,8 @@ def align_utterances(
     words), and the words whose pronunciation came from the g2p instead of the dictionary.
 
     Utterances are aligned in batches of ``batch_size`` on ``workers`` processes (each process
-    keeps its own copy of the aligner); an utterance's clips depend on it alone, so the result
-    is the same, in input order, for any worker count.
+    keeps its own copy of the aligner; espeak-ng, which renders the TTS+DTW references, starts
+    afresh before every batch), so the result is the same, in input order, for any worker count.
     """
     rows: list[dict] = []
     failures: list[AlignmentFailure] = []
@@ -133,7 +134,11 @@ def align_utterances(
     def align_one(utt: dict) -> UtteranceClips:
         return _align_utterance(utt, keywords, aligner, store, audio, settings, labels)
 
-    for done in batched_process_map(align_one, utterances, workers, batch_size):
+    # the TTS+DTW aligner speaks its reference with espeak-ng, which restarts per batch
+    batches = batched_process_map(
+        align_one, utterances, workers, batch_size, batch_setup=tts.reset_engine
+    )
+    for done in batches:
         rows.extend(done.rows)
         if done.failure is not None:
             failures.append(done.failure)

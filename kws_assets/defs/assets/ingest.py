@@ -147,7 +147,11 @@ def synthetic_clips(
     for engine, reason in skipped.items():
         context.log.warning(f"TTS engine {engine} skipped: {reason}")
     rows, failures = synthesis.render_to_store(
-        [*recipes, *others], cfg.audio, clip_store.store, cfg.language
+        [*recipes, *others],
+        cfg.audio,
+        clip_store.store,
+        cfg.language,
+        workers=resolve_workers(cfg.compute.workers),
     )
     table = clip_table(
         rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE, cfg.language)
