@@ -26,6 +26,7 @@ from bench.embedding import run_embedding_bench
 from bench.engines import engine_names, engine_rates, perturb_rate
 from bench.mfcc import run_mfcc_bench, run_table_bench
 from bench.onnx_latency import run_onnx_bench
+from bench.parallel_stages import run_parallel_stages_bench
 from bench.report import (
     EMBEDDING_TARGET_NAME,
     INT8_TARGET_NAME,
@@ -55,6 +56,7 @@ SECTIONS = (
     "decode",
     "synthesis",
     "alignment",
+    "parallel",
     "agreement",
     "onnx",
     "detect",
@@ -91,6 +93,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--synth-utterances", type=int, default=48)
     parser.add_argument("--align-utterances", type=int, default=8)
+    parser.add_argument(
+        "--parallel-clips",
+        type=int,
+        default=64,
+        help="clips (augmentation), recipes (synthesis) and utterances / 4 (alignment) of the "
+        "per-stage 1-vs-N-worker section; 0 skips it",
+    )
     parser.add_argument("--onnx-runs", type=int, default=300, help="calls per model per round")
     parser.add_argument(
         "--base-config",
@@ -407,6 +416,12 @@ def run(args: argparse.Namespace, log=print) -> dict:
             log("alignment")
             results["alignment"] = stages.run_alignment_bench(
                 spec, args.align_utterances, max(1, args.rounds // 2)
+            )
+        if "parallel" in wanted and args.parallel_clips > 0:
+            log("per-clip stages at 1 and N worker processes, beside their kernels")
+            n = args.parallel_clips
+            results["parallel_stages"] = run_parallel_stages_bench(
+                n, n, max(1, n // 4), max(1, args.rounds // 2)
             )
         if "agreement" in wanted and args.agreement_utterances > 0:
             log("alignment agreement: TTS+DTW vs pocketsphinx, other languages")

@@ -32,7 +32,7 @@ from kws_assets.settings.dataset import (
     QualitySettings,
     SplitSettings,
 )
-from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.deploy import AutomationSettings, ComputeSettings, StorageSettings
 from kws_assets.settings.embedding import EmbeddingAugmentSettings, EmbeddingSettings
 from kws_assets.settings.loader import (
     CONFIG_ENV_VAR,

@@ -77,3 +77,23 @@ class AutomationSettings(StrictSettings):
         "deferred to a later tick); 0 = the manifest's arrival is the "
         "ready signal.",
     )
+
+
+class ComputeSettings(StrictSettings):
+    """How much of the machine the per-clip stages use (augmentation, alignment, synthesis run
+    over batches of clips on worker processes; results do not depend on the count)."""
+
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Worker processes per stage: 0 = one per CPU core this process may run on "
+        "(its affinity mask); 1 = in-process, no pool. The KWS_WORKERS environment variable "
+        "overrides it (a Celery/Kubernetes step that owns one core sets KWS_WORKERS=1).",
+    )
+    batch_clips: int = Field(
+        16,
+        ge=1,
+        description="Source clips an augmentation worker takes per batch: larger batches cost "
+        "less per clip in hand-off, smaller ones balance the workers better (alignment takes "
+        "utterances four at a time).",
+    )

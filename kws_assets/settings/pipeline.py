@@ -29,7 +29,7 @@ from kws_assets.settings.dataset import (
     QualitySettings,
     SplitSettings,
 )
-from kws_assets.settings.deploy import AutomationSettings, StorageSettings
+from kws_assets.settings.deploy import AutomationSettings, ComputeSettings, StorageSettings
 from kws_assets.settings.embedding import EmbeddingSettings
 from kws_assets.settings.model import (
     DistillSettings,
@@ -58,6 +58,7 @@ class KwsConfig(StrictSettings):
     distill: DistillSettings = Field(default_factory=DistillSettings)
     quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     outliers: OutlierSettings = Field(default_factory=OutlierSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)

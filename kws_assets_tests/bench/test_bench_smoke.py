@@ -127,6 +127,8 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
             "2",
             "--align-utterances",
             "1",
+            "--parallel-clips",
+            "4",
             "--onnx-runs",
             "5",
             "--matmul-size",

@@ -170,3 +170,44 @@ def test_low_alignment_confidence_is_quarantined_with_its_reason(tmp_path):
     assert sorted(low["confidence"].to_list()) == [0.05, 0.1]
     assert sorted(result.validated["clip_id"].to_list()) == ["c0", "c2", "c3", "c5"]
     assert quarantined.height == 2
+
+
+def test_alignment_is_identical_with_one_and_two_worker_processes(tmp_path):
+    # pocketsphinx for English; TTS+DTW (an espeak-ng reference per utterance) for Spanish
+    utterances = [
+        _utterance(tmp_path, "en-1", "please say yes to the plan", "en-us+f1", "en"),
+        _utterance(tmp_path, "es-1", "la palabra arriba es verde", "es-419+f3", "es"),
+        _utterance(tmp_path, "en-2", "we should go up the hill now", "en-us+m2", "en"),
+        _utterance(tmp_path, "es-2", "dime arriba por favor", "es+m2", "es"),
+        _utterance(tmp_path, "xx-1", "something", "en-us+f1", "xx"),
+    ]
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....not audio")
+    utterances.insert(
+        2, {**utterances[0], "utterance_id": "bad", "uri": str(tmp_path / "broken.wav")}
+    )
+    settings = AlignmentSettings(unknown_per_utterance=1)
+    results = {}
+    for workers in (1, 2):
+        store = ClipStore.at(tmp_path / f"clips{workers}")
+        rows, failures, g2p = align_utterances(
+            utterances,
+            ["yes", "up", "arriba"],
+            AlignerChoice(settings, SR),
+            store,
+            AudioSettings(),
+            settings,
+            workers=workers,
+            batch_size=1,
+        )
+        audio = [store.read_bytes(r["uri"]) for r in rows]
+        results[workers] = (
+            [{k: v for k, v in r.items() if k != "uri"} for r in rows],
+            failures,
+            g2p,
+            audio,
+        )
+    one, two = results[1], results[2]
+    assert {r["label"] for r in one[0]} == {"yes", "up", "arriba", "_unknown_"}
+    assert {r["aligner"] for r in one[0]} == {"pocketsphinx", "tts_dtw"}
+    assert [f.utterance_id for f in one[1]] == ["bad", "xx-1"]  # failures in input order
+    assert one == two  # same rows, failures, pronunciations and audio bytes

@@ -331,3 +331,32 @@ def test_a_copy_whose_noise_cannot_be_read_is_a_failure_not_a_crash(tmp_path) ->
     train = clips.filter((pl.col("split") == "train") & (pl.col("label") != "_silence_"))
     assert not rows and len(failures) == train.height
     assert all("quiet.wav" in f.reason and "silent" in f.reason for f in failures)
+
+
+def test_augmented_clips_are_identical_with_one_and_two_worker_processes(tmp_path) -> None:
+    settings = AugmentSettings(
+        copies_per_clip=2,
+        noise_probability=1.0,
+        noise_source_weights={"colored": 1.0, "babble": 1.0, "folder": 0.0},
+    )
+    outputs = {}
+    for workers in (1, 2):
+        store = ClipStore.at(tmp_path / f"clips{workers}")
+        clips = _clip_rows(store, np.random.default_rng(9))
+        rows, failures = A.augment_clips(
+            clips,
+            settings,
+            AudioSettings(),
+            store,
+            lambda uri, store=store: store.read(uri),
+            workers=workers,
+            batch_size=2,  # several batches, so both workers take some
+        )
+        assert not failures
+        table = A.augmented_table(rows)
+        audio = [store.read_bytes(uri) for uri in table["uri"]]
+        outputs[workers] = (table.drop("uri"), audio)
+    one, two = outputs[1], outputs[2]
+    assert one[0].height > 4
+    assert one[0].equals(two[0])  # same rows, recipes and order
+    assert one[1] == two[1]  # same audio, byte for byte

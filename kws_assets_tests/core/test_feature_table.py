@@ -97,22 +97,6 @@ def test_staged_table_has_row_groups_and_the_same_values(clips, spec, tmp_path) 
     assert stats.row_groups == pq.ParquetFile(staged.path).metadata.num_row_groups >= 1
 
 
-def test_work_in_flight_is_bounded(monkeypatch) -> None:
-    """The producer is never more than ``workers + 1`` items ahead of the consumer."""
-    produced = []
-
-    def items():
-        for i in range(40):
-            produced.append(i)
-            yield i
-
-    for consumed, value in enumerate(
-        feature_table._bounded_ordered_map(lambda x: x * 2, items(), 3)
-    ):
-        assert value == 2 * consumed
-        assert len(produced) - consumed <= 4
-
-
 def test_other_formats_take_the_read_audio_path(tmp_path, spec) -> None:
     t = np.arange(int(0.7 * 8000)) / 8000
     sf.write(tmp_path / "at8k.wav", (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32), 8000)

@@ -204,3 +204,22 @@ def test_running_speech_windows_hold_no_keyword_and_sit_where_drawn() -> None:
     rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
     assert rms(a[: half - 400]) < 0.01 * rms(a[half:])
     assert rms(b[half + 400 :]) < 0.01 * rms(b[:half])
+
+
+def test_rendered_clips_are_identical_with_one_and_two_worker_processes(tmp_path) -> None:
+    recipes = [
+        S.ClipRecipe("yes", "yes", voice, rate, 50, 0)
+        for voice in ("en-us+m1", "en-us+f2", "es+m2")
+        for rate in (140, 170, 200)
+    ] + [S.ClipRecipe("yes", "yes", "xx-nowhere+m1", 150, 50, 0)]  # a failure row
+    outputs = {}
+    for workers in (1, 2):
+        store = ClipStore.at(tmp_path / f"clips{workers}")
+        tts.synthesize("something else first", voice="en-us+f4")  # history must not matter
+        rows, failures = S.render_to_store(
+            recipes, AUDIO, store, "en", workers=workers, batch_size=3
+        )
+        audio = [store.read_bytes(r["uri"]) for r in rows]
+        outputs[workers] = ([{**r, "uri": None} for r in rows], failures, audio)
+    assert len(outputs[1][0]) == 9 and len(outputs[1][1]) == 1
+    assert outputs[1] == outputs[2]  # same rows, failures and audio bytes

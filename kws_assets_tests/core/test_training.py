@@ -317,3 +317,49 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
     assert rates[-1] == pytest.approx(settings.learning_rate * 0.1)
     constant = settings.model_copy(update={"lr_schedule": "constant"})
     assert learning_rate_schedule(optimizer, constant) is None
+
+
+def test_learns_the_tone_task_from_a_table_streamed_in_row_groups(tmp_path) -> None:
+    import polars as pl
+
+    from kws_assets.core.model.feature_loader import StreamingSplit
+
+    task = tone_task()
+    n = len(task.y_train)
+    path = tmp_path / "mfcc.parquet"
+    pl.DataFrame(
+        {
+            "label": [TONE_LABELS[i] for i in task.y_train],
+            "split": ["train"] * n,
+            "mfcc": pl.Series(task.x_train, dtype=pl.Array(pl.Float32, task.x_train.shape[1:])),
+        }
+    ).write_parquet(path, row_group_size=20)
+    stream = StreamingSplit(
+        path, TONE_LABELS, "train", batch_size=FAST_TRAIN.batch_size, shuffle_buffer=40
+    )
+    result = train_model(
+        None,
+        None,
+        task.x_val,
+        task.y_val,
+        TONE_LABELS,
+        SMALL_MODEL,
+        FAST_TRAIN,
+        augment=None,
+        train_batches=stream.epoch,
+    )
+    assert result.best_val_accuracy >= 0.9
+    assert evaluate(result.model, task.x_test, task.y_test, TONE_LABELS).accuracy >= 0.85
+    assert stream.stats.rows_read == n * result.epochs_run  # every row, every epoch
+    assert stream.stats.max_rows_held <= 40 + FAST_TRAIN.batch_size + 2 * 20 < n
+    with pytest.raises(ValueError, match="x_train=None"):
+        train_model(
+            task.x_train,
+            task.y_train,
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            SMALL_MODEL,
+            FAST_TRAIN,
+            train_batches=stream.epoch,
+        )

@@ -220,3 +220,13 @@ def test_trim_silence_finds_the_speech():
     assert abs(len(trimmed) - len(s.samples)) <= 8 * frame
     empty, zero_offset = tts.trim_silence(np.zeros(1000, np.float32), 16000)
     assert len(empty) == 0 and zero_offset == 0
+
+
+def test_a_reset_engine_speaks_as_a_fresh_process_whatever_came_before() -> None:
+    tts.reset_engine()
+    first = tts.synthesize("la palabra arriba es verde", voice="es-419", rate=160)
+    tts.synthesize("please say yes", voice="en-us+f1", rate=160)  # moves espeak's state on
+    tts.reset_engine()
+    again = tts.synthesize("la palabra arriba es verde", voice="es-419", rate=160)
+    assert again.samples.tobytes() == first.samples.tobytes()
+    assert again.words == first.words

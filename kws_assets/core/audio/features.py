@@ -32,6 +32,7 @@ import torchaudio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kws_assets.core.audio.io import fit_to_length, read_audio
+from kws_assets.core.parallel import available_cores
 from kws_assets.settings import AudioSettings, FeatureSettings
 
 CHUNK_CLIPS = 16
@@ -140,10 +141,7 @@ class FeatureSpec(BaseModel):
 
 def default_workers() -> int:
     """Threads the feature path uses by default: one per CPU core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not every platform has sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 _TORCH_THREADS_LOCK = threading.Lock()

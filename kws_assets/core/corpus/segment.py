@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
+from kws_assets.core.parallel import batched_process_map
+from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import (
     AlignerChoice,
     NoAlignerError,
@@ -30,6 +32,8 @@ from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 
 MIN_UNKNOWN_WORD_CHARS = 2
+ALIGN_BATCH_UTTERANCES = 4
+"""Utterances a worker process aligns per batch (each takes a good fraction of a second)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ def align_utterances(
     audio: AudioSettings,
     settings: AlignmentSettings,
     labels: Collection[str] | None = None,
+    *,
+    workers: int = 1,
+    batch_size: int = ALIGN_BATCH_UTTERANCES,
 ) -> tuple[list[dict], list[AlignmentFailure], dict[str, str]]:
     """Align each utterance to its transcript and cut keyword / ``_unknown_`` clips into the store.
 
@@ -115,78 +122,111 @@ def align_utterances(
     utterance ``language``; a language no aligner serves is an alignment failure.
     Returns the clip rows, the utterances that could not be aligned (with their out-of-dictionary
     words), and the words whose pronunciation came from the g2p instead of the dictionary.
+
+    Utterances are aligned in batches of ``batch_size`` on ``workers`` processes (each process
+    keeps its own copy of the aligner; espeak-ng, which renders the TTS+DTW references, starts
+    afresh before every batch), so the result is the same, in input order, for any worker count.
     """
     rows: list[dict] = []
     failures: list[AlignmentFailure] = []
     g2p_words: dict[str, str] = {}
-    for utt in utterances:
-        try:
-            info = read_audio(utt["uri"], target_sr=audio.sample_rate)
-        except AudioReadError as exc:
-            failures.append(
-                AlignmentFailure(utt["utterance_id"], utt["uri"], f"unreadable: {exc}", ())
-            )
-            continue
-        try:
-            word_aligner = as_word_aligner(aligner, utt["language"])
-        except NoAlignerError as exc:
-            reason = f"no aligner for language {utt['language']!r}: {exc}"
-            failures.append(AlignmentFailure(utt["utterance_id"], utt["uri"], reason, ()))
-            continue
-        result = word_aligner.align(info.samples, info.sample_rate, utt["transcript"])
-        g2p_words.update(result.g2p_words)
-        if not result.ok:
-            failures.append(
-                AlignmentFailure(
-                    utt["utterance_id"],
-                    utt["uri"],
-                    result.error or "alignment failed",
-                    tuple(result.oov_words),
-                )
-            )
-            continue
-        spans = as_keywords(result.words, keywords, word_aligner)
-        for clip in cut_word_clips(
-            info.samples,
-            info.sample_rate,
-            spans,
-            keywords,
-            utt["utterance_id"],
-            audio.clip_samples,
-            audio.fade_ms,
-            settings.unknown_per_utterance,
-            settings.min_word_seconds,
-        ):
-            if labels is not None and clip.label not in labels:
-                continue
-            clip_id = clip_id_for(
-                utt["source"],
-                utt["utterance_id"],
-                clip.label,
-                f"{clip.start_s:.3f}",
-                audio.sample_rate,
-                audio.clip_samples,
-            )
-            key = store.key_for(utt["source"], clip.label, clip_id)
-            uri = store.put(key, clip.samples, info.sample_rate)
-            rows.append(
-                {
-                    "clip_id": clip_id,
-                    "uri": uri,
-                    "label": clip.label,
-                    "source": utt["source"],
-                    "speaker": utt["speaker"],
-                    "language": utt["language"],
-                    "origin_id": utt["utterance_id"],
-                    "start_s": clip.start_s,
-                    "sample_rate": info.sample_rate,
-                    "num_samples": len(clip.samples),
-                    "word": clip.word,
-                    "confidence": clip.confidence,
-                    "aligner": word_aligner.name,
-                }
-            )
+
+    def align_one(utt: dict) -> UtteranceClips:
+        return _align_utterance(utt, keywords, aligner, store, audio, settings, labels)
+
+    # the TTS+DTW aligner speaks its reference with espeak-ng, which restarts per batch
+    batches = batched_process_map(
+        align_one, utterances, workers, batch_size, batch_setup=tts.reset_engine
+    )
+    for done in batches:
+        rows.extend(done.rows)
+        if done.failure is not None:
+            failures.append(done.failure)
+        g2p_words.update(done.g2p_words)
     return rows, failures, g2p_words
+
+
+@dataclass(frozen=True)
+class UtteranceClips:
+    """What one utterance gave: its clip rows, or why it could not be aligned."""
+
+    rows: list[dict]
+    failure: AlignmentFailure | None
+    g2p_words: dict[str, str]
+
+
+def _align_utterance(
+    utt: dict,
+    keywords: list[str],
+    aligner: Aligner | WordAligner | AlignerChoice,
+    store: ClipStore,
+    audio: AudioSettings,
+    settings: AlignmentSettings,
+    labels: Collection[str] | None,
+) -> UtteranceClips:
+    """Align one utterance and cut and store its chosen clips."""
+    try:
+        info = read_audio(utt["uri"], target_sr=audio.sample_rate)
+    except AudioReadError as exc:
+        failure = AlignmentFailure(utt["utterance_id"], utt["uri"], f"unreadable: {exc}", ())
+        return UtteranceClips([], failure, {})
+    try:
+        word_aligner = as_word_aligner(aligner, utt["language"])
+    except NoAlignerError as exc:
+        reason = f"no aligner for language {utt['language']!r}: {exc}"
+        return UtteranceClips([], AlignmentFailure(utt["utterance_id"], utt["uri"], reason, ()), {})
+    result = word_aligner.align(info.samples, info.sample_rate, utt["transcript"])
+    if not result.ok:
+        failure = AlignmentFailure(
+            utt["utterance_id"],
+            utt["uri"],
+            result.error or "alignment failed",
+            tuple(result.oov_words),
+        )
+        return UtteranceClips([], failure, dict(result.g2p_words))
+    rows: list[dict] = []
+    spans = as_keywords(result.words, keywords, word_aligner)
+    for clip in cut_word_clips(
+        info.samples,
+        info.sample_rate,
+        spans,
+        keywords,
+        utt["utterance_id"],
+        audio.clip_samples,
+        audio.fade_ms,
+        settings.unknown_per_utterance,
+        settings.min_word_seconds,
+    ):
+        if labels is not None and clip.label not in labels:
+            continue
+        clip_id = clip_id_for(
+            utt["source"],
+            utt["utterance_id"],
+            clip.label,
+            f"{clip.start_s:.3f}",
+            audio.sample_rate,
+            audio.clip_samples,
+        )
+        key = store.key_for(utt["source"], clip.label, clip_id)
+        uri = store.put(key, clip.samples, info.sample_rate)
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "uri": uri,
+                "label": clip.label,
+                "source": utt["source"],
+                "speaker": utt["speaker"],
+                "language": utt["language"],
+                "origin_id": utt["utterance_id"],
+                "start_s": clip.start_s,
+                "sample_rate": info.sample_rate,
+                "num_samples": len(clip.samples),
+                "word": clip.word,
+                "confidence": clip.confidence,
+                "aligner": word_aligner.name,
+            }
+        )
+    return UtteranceClips(rows, None, dict(result.g2p_words))
 
 
 def as_keywords(words: list[WordSpan], keywords: list[str], aligner: WordAligner) -> list[WordSpan]:

@@ -40,6 +40,7 @@ import torchaudio.functional as AF
 
 from kws_assets.core.audio.features import single_threaded_torch
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
+from kws_assets.core.parallel import batched_process_map
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
@@ -73,6 +74,8 @@ SPEED_DECIMALS = 2
 NOISE_EXTENSIONS = (".wav", ".flac", ".ogg")
 JSON_FLOAT_DECIMALS = 4
 MAX_SEED = 2**31 - 1
+AUGMENT_BATCH_CLIPS = 16
+"""Source clips a worker process renders per batch (a few hundred ms of work each)."""
 
 
 # --- primitive transforms ---------------------------------------------------------------------
@@ -516,6 +519,9 @@ def augment_clips(
     store: ClipStore,
     read_clip: Callable[[str], AudioInfo],
     noise_folder: NoiseFolder | None = None,
+    *,
+    workers: int = 1,
+    batch_size: int = AUGMENT_BATCH_CLIPS,
 ) -> tuple[list[dict], list[AugmentFailure]]:
     """Augmented copies of the clips of ``clips`` (validated rows with ``split``) in the
     configured splits and labels; returns the new clip rows and the clips that could not be read.
@@ -523,13 +529,18 @@ def augment_clips(
     Each row keeps the source clip's label, speaker, language and split; ``origin_id`` is the
     source clip id and ``augment_params`` the JSON recipe.  Babble talkers are ``_unknown_``
     clips of the same split, so no speech crosses a split boundary.
+
+    Source clips are rendered in batches of ``batch_size`` on ``workers`` processes
+    (:func:`kws_assets.core.parallel.batched_process_map`); every copy's generator is seeded from
+    its source clip id, copy number and ``settings.seed`` alone, so rows, recipes and audio are
+    the same for any worker count, in ``clip_id`` order.
     """
     if settings.copies_per_clip == 0 or clips.is_empty():
         return [], []
     chosen = clips.filter(
         pl.col("split").is_in(settings.splits) & ~pl.col("label").is_in(settings.skip_labels)
     )
-    uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list()))
+    uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list(), strict=True))
     pools = {
         split: sorted(
             clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))[
@@ -538,29 +549,25 @@ def augment_clips(
         )
         for split in settings.splits
     }
-    talker_cache: dict[str, np.ndarray] = {}
+    talker_cache: dict[str, np.ndarray] = {}  # one per process: a memo, never an input
 
     def read_talker(clip_id: str) -> np.ndarray:
         if clip_id not in talker_cache:
             talker_cache[clip_id] = read_clip(uri_by_id[clip_id]).samples
         return talker_cache[clip_id]
 
+    def augment_one(row: dict) -> tuple[list[dict], list[AugmentFailure]]:
+        return _augment_one(
+            row, settings, audio, store, read_clip, pools, read_talker, noise_folder
+        )
+
     rows: list[dict] = []
     failures: list[AugmentFailure] = []
+    sources = chosen.sort("clip_id").iter_rows(named=True)
     with single_threaded_torch():  # many small kernels: one thread each is fastest
-        for row in chosen.sort("clip_id").iter_rows(named=True):
-            _augment_one(
-                row,
-                settings,
-                audio,
-                store,
-                read_clip,
-                pools,
-                read_talker,
-                noise_folder,
-                rows,
-                failures,
-            )
+        for done, failed in batched_process_map(augment_one, sources, workers, batch_size):
+            rows.extend(done)
+            failures.extend(failed)
     return rows, failures
 
 
@@ -573,15 +580,14 @@ def _augment_one(
     pools: dict[str, list[str]],
     read_talker: Callable[[str], np.ndarray],
     noise_folder: NoiseFolder | None,
-    rows: list[dict],
-    failures: list[AugmentFailure],
-) -> None:
-    """The augmented copies of one source clip, appended to ``rows`` (or ``failures``)."""
+) -> tuple[list[dict], list[AugmentFailure]]:
+    """The augmented copies of one source clip: their rows, and the copies that failed."""
+    rows: list[dict] = []
+    failures: list[AugmentFailure] = []
     try:
         samples = read_clip(row["uri"]).samples
     except AudioReadError as exc:
-        failures.append(AugmentFailure(row["clip_id"], row["uri"], exc.reason))
-        return
+        return rows, [AugmentFailure(row["clip_id"], row["uri"], exc.reason)]
     sources = NoiseSources(pools.get(row["split"], []), read_talker, noise_folder)
     for copy in range(1, settings.copies_per_clip + 1):
         rng = np.random.default_rng(copy_seed(row["clip_id"], copy, settings.seed))
@@ -617,6 +623,7 @@ def _augment_one(
                 "augment_params": recipe,
             }
         )
+    return rows, failures
 
 
 TRANSFORM_KEYS = (

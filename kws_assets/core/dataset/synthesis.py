@@ -43,6 +43,7 @@ from kws_assets.core.audio.io import (
     scale_to_dbfs,
 )
 from kws_assets.core.corpus.ingest import tts_speaker_id
+from kws_assets.core.parallel import batched_process_map
 from kws_assets.core.speech import negatives as speech_negatives
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines import TtsEngineError
@@ -60,6 +61,8 @@ from kws_assets.settings import (
 SYNTHETIC_SOURCE = "synthetic"
 NOISE_SOURCE = "noise"
 TRIM_THRESHOLD_DB = -40.0
+RENDER_BATCH_RECIPES = 16
+"""Recipes a worker renders per batch; espeak-ng restarts (a few ms) before each."""
 TTS_SPEAKER_PREFIX = tts_speaker_id("")
 """Speaker ids of espeak-ng voices start with this (``tts:en-us+f2``)."""
 CARRIER_SLOT = "{}"
@@ -575,7 +578,13 @@ class RenderFailure:
 
 
 def render_to_store(
-    recipes: Sequence[Renderable], audio: AudioSettings, store: ClipStore, language: str
+    recipes: Sequence[Renderable],
+    audio: AudioSettings,
+    store: ClipStore,
+    language: str,
+    *,
+    workers: int = 1,
+    batch_size: int = RENDER_BATCH_RECIPES,
 ) -> tuple[list[dict], list[RenderFailure]]:
     """Render each recipe into the clip store (skipping clips already there) and describe it.
 
@@ -583,23 +592,32 @@ def render_to_store(
     A recipe that an engine cannot speak becomes a failure row, never an exception for the batch.
     Besides espeak-ng's :class:`ClipRecipe` and :class:`SilenceRecipe`, any recipe with a
     ``render(audio)`` method (the other engines' ``engine_voices.EngineRecipe``) is rendered.
+
+    Recipes are rendered in batches of ``batch_size`` on ``workers`` processes; espeak-ng starts
+    afresh before every batch (:func:`tts.reset_engine`: its output depends on what it spoke
+    before), so the clips are the same for any worker count.
     """
-    rows, failures = [], []
+    rows: list[dict] = []
+    failures: list[RenderFailure] = []
+
+    def render_one(recipe: Renderable) -> dict | RenderFailure:
+        return _render_one(recipe, audio, store, language)
+
     with single_threaded_torch():  # one small resampling kernel per clip: one thread is fastest
-        for recipe in recipes:
-            _render_one(recipe, audio, store, language, rows, failures)
+        for done in batched_process_map(
+            render_one, recipes, workers, batch_size, batch_setup=tts.reset_engine
+        ):
+            if isinstance(done, RenderFailure):
+                failures.append(done)
+            else:
+                rows.append(done)
     return rows, failures
 
 
 def _render_one(
-    recipe: Renderable,
-    audio: AudioSettings,
-    store: ClipStore,
-    language: str,
-    rows: list[dict],
-    failures: list[RenderFailure],
-) -> None:
-    """Render one recipe (unless already stored) and describe it, or note why it failed."""
+    recipe: Renderable, audio: AudioSettings, store: ClipStore, language: str
+) -> dict | RenderFailure:
+    """Render one recipe (unless already stored) and describe it, or say why it failed."""
     is_silence = isinstance(recipe, SilenceRecipe)
     label = SILENCE_LABEL if is_silence else recipe.label
     source = NOISE_SOURCE if is_silence else SYNTHETIC_SOURCE
@@ -613,20 +631,17 @@ def _render_one(
             else:
                 samples = recipe.render(audio)
         except (tts.TtsError, TtsEngineError) as exc:
-            failures.append(RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc)))
-            return
+            return RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc))
         store.put(key, samples, audio.sample_rate)
-    rows.append(
-        {
-            "clip_id": recipe.clip_id,
-            "uri": store.uri_for(key),
-            "label": label,
-            "source": source,
-            "speaker": recipe.speaker,
-            "language": (None if is_silence else recipe.language) or language,
-            "origin_id": recipe.origin_id,
-            "start_s": 0.0,
-            "sample_rate": audio.sample_rate,
-            "num_samples": audio.clip_samples,
-        }
-    )
+    return {
+        "clip_id": recipe.clip_id,
+        "uri": store.uri_for(key),
+        "label": label,
+        "source": source,
+        "speaker": recipe.speaker,
+        "language": (None if is_silence else recipe.language) or language,
+        "origin_id": recipe.origin_id,
+        "start_s": 0.0,
+        "sample_rate": audio.sample_rate,
+        "num_samples": audio.clip_samples,
+    }

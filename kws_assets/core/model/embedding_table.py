@@ -32,12 +32,12 @@ from kws_assets.core.model.feature_table import (
     ClipReader,
     FeatureCache,
     MfccTableStats,
-    _bounded_ordered_map,
     decode_clip_into,
     plan_batch,
     split_arrays,
     write_feature_batches,
 )
+from kws_assets.core.parallel import thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 EMBEDDING_COLUMN = "embedding"
@@ -151,7 +151,7 @@ def iter_embedding_batches(
 
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
-        yield from _bounded_ordered_map(embed, batches, workers)
+        yield from thread_map(embed, batches, workers)
     finally:
         if cache_rows is not None:
             cache_rows.close()

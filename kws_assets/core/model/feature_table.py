@@ -27,9 +27,8 @@ import os
 import threading
 import time
 import zlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -52,6 +51,7 @@ from kws_assets.core.audio.io import (
     read_audio,
 )
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
+from kws_assets.core.parallel import thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 READ_BATCH = 256
@@ -71,8 +71,6 @@ RACY_STAMP_NS = 2_000_000_000
 timestamp tick without its mtime moving; such stamps are not trusted (git's "racy" rule), the
 file is read and checksummed instead."""
 
-T = TypeVar("T")
-R = TypeVar("R")
 StatsT = TypeVar("StatsT", bound="MfccTableStats")
 Stamp = tuple[int, int]  # (size in bytes, modification time in ns)
 
@@ -381,25 +379,6 @@ def plan_batch(
     )
 
 
-def _bounded_ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` on ``workers`` threads, results in input order, at most
-    ``workers + 1`` items in flight (so memory stays bounded however many items there are)."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="mfcc")
-    pending: deque[Future[R]] = deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def iter_mfcc_batches(
     clips: pl.DataFrame,
     spec: FeatureSpec,
@@ -451,7 +430,7 @@ def iter_mfcc_batches(
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
         with single_threaded_torch():
-            for result in _bounded_ordered_map(featurize, batches, workers):
+            for result in thread_map(featurize, batches, workers):
                 mfcc = np.empty((result.rows.height, *spec.shape), dtype=np.float32)
                 mfcc[result.computed_at] = result.computed
                 if result.cached_at.size and cache_rows is not None:

@@ -17,7 +17,7 @@ stopping, always uses the hard labels.  Without a teacher nothing changes.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -30,6 +30,11 @@ from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSetti
 
 EVAL_BATCH = 512
 """Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
+
+TrainBatches = Callable[[int], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""The training rows of one epoch (given its number) as ``(x, y)`` batches, e.g.
+``feature_loader.StreamingSplit.epoch``."""
+
 UNLABELLED = -1
 """The hard label of a training row that has none: with a teacher, it learns from the soft
 target alone (e.g. unlabelled running speech)."""
@@ -386,8 +391,8 @@ def learning_rate_schedule(
 
 
 def train_model(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
+    x_train: np.ndarray | None,
+    y_train: np.ndarray | None,
     x_val: np.ndarray,
     y_val: np.ndarray,
     labels: Sequence[str],
@@ -398,6 +403,7 @@ def train_model(
     model_factory: Callable[[], nn.Module] | None = None,
     teacher_logits: np.ndarray | None = None,
     distill: DistillSettings | None = None,
+    train_batches: TrainBatches | None = None,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
@@ -409,14 +415,29 @@ def train_model(
 
     ``teacher_logits`` ``[n_train, n_classes]`` (with ``distill``: temperature and alpha) trains
     on :func:`distillation_loss` instead of cross-entropy (see :func:`train_student`).
+
+    ``train_batches`` (with ``x_train = y_train = None``) streams the training rows instead:
+    called with the epoch number, it yields ``(x, y)`` batches, e.g.
+    ``feature_loader.StreamingSplit(...).epoch``, so the train split is never held whole.
     """
     n_classes = len(labels)
-    x_train = np.ascontiguousarray(x_train, dtype=np.float32)
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
-    y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
-    _check_xy(x_train, y_train, n_classes, "train", allow_unlabelled=teacher_logits is not None)
     _check_xy(x_val, y_val, n_classes, "val")
+    if train_batches is not None:
+        if x_train is not None or y_train is not None or teacher_logits is not None:
+            raise ValueError(
+                "train_batches streams the train split: pass x_train=None, y_train=None and no "
+                "teacher_logits (distillation needs the rows in memory)"
+            )
+        x_train = np.empty((0, *x_val.shape[1:]), dtype=np.float32)
+        y_train = np.empty(0, dtype=np.int64)
+    elif x_train is None or y_train is None:
+        raise ValueError("train_model needs x_train and y_train, or train_batches")
+    else:
+        x_train = np.ascontiguousarray(x_train, dtype=np.float32)
+        y_train = np.asarray(y_train, dtype=np.int64)
+        _check_xy(x_train, y_train, n_classes, "train", allow_unlabelled=teacher_logits is not None)
     teacher = None if teacher_logits is None else _check_teacher(teacher_logits, y_train, n_classes)
     if teacher is not None and distill is None:
         raise ValueError(
@@ -444,7 +465,6 @@ def train_model(
         scheduler = learning_rate_schedule(optimizer, train_settings)
         xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
-        n_labelled = max(1, int((y_train != UNLABELLED).sum()))  # every row without a teacher
 
         history: list[EpochStats] = []
         best_state = copy.deepcopy(model.state_dict())
@@ -454,13 +474,23 @@ def train_model(
         epochs_without_gain = 0
         stopped_early = False
 
-        for epoch in range(1, train_settings.max_epochs + 1):
-            model.train()
+        def epoch_batches(
+            epoch: int,
+        ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+            """(x, y, row indices or None) per batch: from memory, or from ``train_batches``."""
+            if train_batches is not None:
+                for xs, ys in train_batches(epoch):
+                    yield torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(ys), None
+                return
             order = torch.randperm(xt.shape[0], generator=generator)
-            loss_sum, hits = 0.0, 0
             for start in range(0, xt.shape[0], train_settings.batch_size):
                 idx = order[start : start + train_settings.batch_size]
-                xb, yb = xt[idx], yt[idx]
+                yield xt[idx], yt[idx], idx
+
+        for epoch in range(1, train_settings.max_epochs + 1):
+            model.train()
+            loss_sum, hits, seen, labelled = 0.0, 0, 0, 0
+            for xb, yb, idx in epoch_batches(epoch):
                 if augment is not None:
                     xb = augment.apply(xb, generator)
                 logits = model(xb)
@@ -475,13 +505,17 @@ def train_model(
                 optimizer.step()
                 loss_sum += float(loss.detach()) * yb.shape[0]
                 hits += int((logits.detach().argmax(1) == yb).sum())  # UNLABELLED never hits
+                seen += int(yb.shape[0])
+                labelled += int((yb != UNLABELLED).sum())
+            if seen == 0:
+                raise ValueError(f"epoch {epoch} had no training rows: the train split is empty")
             if scheduler is not None:
                 scheduler.step()
             val_loss, val_acc = _loss_and_accuracy(model, xv, yv)
             stats = EpochStats(
                 epoch=epoch,
-                train_loss=loss_sum / xt.shape[0],
-                train_accuracy=hits / n_labelled,
+                train_loss=loss_sum / seen,
+                train_accuracy=hits / max(1, labelled),
                 val_loss=val_loss,
                 val_accuracy=val_acc,
             )

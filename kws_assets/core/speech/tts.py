@@ -9,13 +9,18 @@ utterance has been delivered to the callback.
 Reproducibility: espeak's random generator is seeded with a constant at start-up (espeak seeds it
 from the clock), but its pitch "flutter" oscillator keeps its phase from one call to the next, so
 the same request can come out a few samples longer or shorter depending on what the process
-synthesised before.  A fixed sequence of calls in a fresh process is reproducible.
+synthesised before.  A fixed sequence of calls in a fresh process is reproducible, and
+:func:`reset_engine` gives that fresh state without a new process: it loads a private copy of the
+library (fresh statics: flutter phase, random state, resonators) — the parallel stages call it
+before every batch, so a batch's audio depends only on the batch, never on the worker.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 
@@ -129,11 +134,11 @@ _SynthCallback = ctypes.CFUNCTYPE(
 class _Engine:
     """The process-wide espeak-ng instance; use only while holding ``_LOCK``."""
 
-    def __init__(self) -> None:
+    def __init__(self, private_copy: bool = False) -> None:
         import espeakng_loader
 
         self.data_path: str = espeakng_loader.get_data_path()
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib = _load_library(espeakng_loader.get_library_path(), private_copy)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
@@ -161,6 +166,8 @@ class _Engine:
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        lib.espeak_Terminate.argtypes = []
+        lib.espeak_Terminate.restype = ctypes.c_int
 
         # espeak accepts either the folder holding espeak-ng-data or that folder itself.
         rate = lib.espeak_Initialize(
@@ -284,8 +291,39 @@ def _language_codes(address: int | None) -> list[str]:
     return codes
 
 
+def _load_library(path: str, private_copy: bool) -> ctypes.CDLL:
+    """The espeak-ng library; with ``private_copy``, a copy loaded from a temporary file, which
+    the dynamic loader treats as another library: its static state starts from scratch."""
+    if not private_copy:
+        return ctypes.CDLL(path)
+    handle, copy = tempfile.mkstemp(prefix="libespeak-ng-", suffix=".so")
+    os.close(handle)
+    try:
+        shutil.copyfile(path, copy)
+        return ctypes.CDLL(copy)
+    finally:
+        os.unlink(copy)  # the mapping outlives the file
+
+
 _LOCK = threading.RLock()
 _ENGINE: _Engine | None = None
+
+
+def reset_engine() -> None:
+    """Start espeak-ng afresh in this process (a few ms): the next syntheses come out exactly as
+    in a new process.  The previous instance is terminated and unloaded."""
+    global _ENGINE
+    with _LOCK:
+        old, _ENGINE = _ENGINE, _Engine(private_copy=True)
+        if old is not None:
+            old.lib.espeak_Terminate()
+            _dlclose(old.lib)
+
+
+def _dlclose(lib: ctypes.CDLL) -> None:
+    import _ctypes
+
+    _ctypes.dlclose(lib._handle)
 
 
 def _engine() -> _Engine:

@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import augment
+from kws_assets.core.parallel import resolve_workers
 from kws_assets.lib.metadata import label_counts_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
@@ -35,6 +36,7 @@ def augmented_clips(
         if cfg.augment.noise_folder
         else None
     )
+    workers = resolve_workers(cfg.compute.workers)
     rows, failures = augment.augment_clips(
         validated_set,
         cfg.augment,
@@ -42,6 +44,8 @@ def augmented_clips(
         store,
         lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate),
         folder,
+        workers=workers,
+        batch_size=cfg.compute.batch_clips,
     )
     table = augment.augmented_table(rows)
     if failures:
@@ -55,6 +59,7 @@ def augmented_clips(
             "noise_folder_files": len(folder.files) if folder else 0,
             "unusable_noise_files": dg.MetadataValue.json(folder.problems if folder else {}),
             "failures": len(failures),
+            "workers": workers,
             "failed_clips": dg.MetadataValue.json([f.__dict__ for f in failures[:MAX_LISTED]]),
             "sample_params": dg.MetadataValue.json(table["augment_params"].head(3).to_list()),
         }

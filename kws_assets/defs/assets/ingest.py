@@ -22,6 +22,7 @@ from kws_assets.core.corpus.landing import (
 from kws_assets.core.dataset import curation, engine_voices, synthesis
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
 from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.parallel import resolve_workers
 from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
 from kws_assets.lib.metadata import label_counts_table, metadata_table
@@ -155,7 +156,11 @@ def synthetic_clips(
     for engine, reason in skipped.items():
         context.log.warning(f"TTS engine {engine} skipped: {reason}")
     rows, failures = synthesis.render_to_store(
-        [*recipes, *others], cfg.audio, clip_store.store, cfg.language
+        [*recipes, *others],
+        cfg.audio,
+        clip_store.store,
+        cfg.language,
+        workers=resolve_workers(cfg.compute.workers),
     )
     table = clip_table(
         rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE, cfg.language)
@@ -241,6 +246,7 @@ def aligned_keywords(
         cfg.audio,
         cfg.alignment,
         labels={keyword},
+        workers=resolve_workers(cfg.compute.workers),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(
@@ -304,6 +310,7 @@ def unknown_clips(
         cfg.audio,
         cfg.alignment,
         labels={UNKNOWN_LABEL},
+        workers=resolve_workers(cfg.compute.workers),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(

@@ -1,0 +1,239 @@
+"""Ordered, bounded parallel maps: the one place per-clip stages get their parallelism.
+
+Two flavours, one contract — results come back in input order, at most a bounded number of
+items are in flight (memory does not grow with the input), an item's exception is raised at that
+item's position, and ``workers == 1`` runs in this process with no pool at all:
+
+* :func:`thread_map` — threads, for work that releases the GIL (torch kernels on decoded
+  batches: the MFCC and embedding feature paths);
+* :func:`process_map` / :func:`batched_process_map` — worker processes, for per-clip Python
+  loops (augmentation, alignment, synthesis) that hold the GIL.
+
+Determinism is the caller's half of the contract: an item's result must depend only on the item
+(seeds derived from the item's id, never from which worker or in which order it ran).  Then the
+output is identical for any worker count, which the stage tests check with 1 and 2 workers.
+
+Where the platform can ``fork`` (Linux), workers are forked, so ``fn`` may be a closure over
+unpicklable state (a clip store with an S3 client, an aligner): it is inherited by the worker,
+never pickled.  Items and results cross the process boundary and must pickle.  Where only
+``spawn`` exists, ``fn`` must pickle too.
+
+:func:`resolve_workers` sizes the pool: the configured count, or (0 = auto) the cores this
+process may run on; the ``KWS_WORKERS`` environment variable overrides both, so a step launched
+by Celery or Kubernetes — one process per step, its cores already accounted for — can say 1.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS_ENV_VAR = "KWS_WORKERS"
+IN_FLIGHT_PER_WORKER = 2
+"""Batches submitted ahead per worker process: one running, one queued, so no worker idles
+while the caller consumes a result, and memory stays at ~2 x workers batches."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and ``taskset``
+    narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not every platform has sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(configured: int = 0) -> int:
+    """The worker count to use: ``KWS_WORKERS`` if set, else ``configured``, where 0 means one
+    per available core.  A negative or non-integer value is refused with the fix."""
+    raw = os.environ.get(WORKERS_ENV_VAR, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{WORKERS_ENV_VAR}={raw!r} is not an integer: set it to 0 (one per core) or "
+                "a positive worker count"
+            ) from None
+        source = WORKERS_ENV_VAR
+    else:
+        value, source = int(configured), "compute.workers"
+    if value < 0:
+        raise ValueError(f"{source} is {value}: use 0 (one per core) or a positive worker count")
+    return value if value > 0 else available_cores()
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, results in input order, at most
+    ``workers + 1`` items in flight (so memory stays bounded however many items there are)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="kws-map")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerError(RuntimeError):
+    """An item failed in a worker process with an exception that cannot travel back as itself
+    (it does not pickle); carries the original type, message and traceback as text."""
+
+
+_worker_fn: Callable[[Any], Any] | None = None
+_worker_setup: Callable[[], None] | None = None
+
+
+def _install_worker(fn: Callable[[Any], Any], setup: Callable[[], None] | None) -> None:
+    """Worker-process initializer: keep ``fn`` and ``setup`` (inherited through fork, not
+    pickled) and run torch single-threaded, since the parallelism is across processes."""
+    global _worker_fn, _worker_setup
+    _worker_fn, _worker_setup = fn, setup
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else a :class:`WorkerError` describing it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return WorkerError(f"{type(exc).__name__}: {exc}\n{text}")
+
+
+def _run_batch(batch: Sequence[Any]) -> tuple[list[Any], BaseException | None]:
+    """Runs in a worker: the installed function over one batch, in order, stopping at the first
+    failure; returns the results before it and the (portable) exception, so the caller sees
+    exactly the results a serial map would have yielded before raising."""
+    if _worker_fn is None:
+        raise RuntimeError("worker process started without a function (see _install_worker)")
+    if _worker_setup is not None:
+        _worker_setup()
+    results = []
+    for item in batch:
+        try:
+            results.append(_worker_fn(item))
+        except Exception as exc:
+            return results, _portable(exc)
+    return results, None
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, got {size}")
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def batched_process_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    batch_size: int,
+    batch_setup: Callable[[], None] | None = None,
+) -> Iterator[R]:
+    """``map(fn, items)`` over batches of ``batch_size`` items on ``workers`` processes; results
+    in input order, at most ``2 * workers`` batches in flight.
+
+    ``batch_setup`` runs before every batch in the process that runs it (with one worker too):
+    it resets state a library carries from call to call (espeak-ng's), so that a batch's results
+    depend only on its items.  Batches are cut by ``batch_size`` alone, never by the worker
+    count, so with such a reset the output is the same for any number of workers.
+
+    ``workers <= 1`` maps in this process (same results, no pool).  An exception ``fn`` raises
+    for an item is raised here when that item's result is due (earlier results are yielded
+    first), so a failure is the same failure it would be serially; a worker that dies (killed,
+    out of memory) raises ``BrokenProcessPool`` naming the worker count to lower.
+    """
+    groups = chunks(items, batch_size)
+    if workers <= 1:
+        for batch in groups:
+            yield from _in_process(fn, batch, batch_setup)
+        return
+    first = next(groups, None)
+    if first is None:
+        return
+    second = next(groups, None)
+    if second is None:  # one batch: a pool would only add its start-up time
+        yield from _in_process(fn, first, batch_setup)
+        return
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=_context(),
+        initializer=_install_worker,
+        initargs=(fn, batch_setup),
+    )
+    pending: deque[Future[tuple[list[R], BaseException | None]]] = deque()
+    limit = IN_FLIGHT_PER_WORKER * workers
+
+    def submitted() -> Iterator[tuple[list[R], BaseException | None]]:
+        for batch in _prepend((first, second), groups):
+            pending.append(pool.submit(_run_batch, batch))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    try:
+        for results, failure in submitted():
+            yield from results
+            if failure is not None:
+                raise failure
+    except BrokenProcessPool as exc:
+        raise BrokenProcessPool(
+            f"a worker process died ({exc}); if it ran out of memory, lower the worker count "
+            f"(compute.workers or {WORKERS_ENV_VAR}, now {workers})"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_process(
+    fn: Callable[[T], R], batch: list[T], batch_setup: Callable[[], None] | None
+) -> Iterator[R]:
+    if batch_setup is not None:
+        batch_setup()
+    return map(fn, batch)
+
+
+def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """:func:`batched_process_map` with one item per batch (items that are each heavy)."""
+    return batched_process_map(fn, items, workers, 1)
+
+
+def _prepend(head: Sequence[T], rest: Iterator[T]) -> Iterator[T]:
+    yield from head
+    yield from rest

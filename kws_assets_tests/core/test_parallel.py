@@ -1,0 +1,140 @@
+"""The ordered parallel maps: input order, bounded in-flight work, failures at their item,
+closures over unpicklable state, and the worker count from settings or KWS_WORKERS."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from kws_assets.core import parallel
+
+
+class Unpicklable(Exception):
+    """An exception whose constructor cannot be replayed by pickle."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+
+
+def test_results_come_back_in_input_order_from_other_processes() -> None:
+    lock = threading.Lock()  # a closure over an unpicklable object: inherited, never pickled
+
+    def square_with_pid(x: int) -> tuple[int, int]:
+        with lock:
+            return x * x, os.getpid()
+
+    out = list(parallel.batched_process_map(square_with_pid, range(40), workers=2, batch_size=3))
+    assert [v for v, _ in out] == [x * x for x in range(40)]
+    assert os.getpid() not in {pid for _, pid in out}  # the work ran in worker processes
+
+
+def test_one_worker_maps_in_this_process_with_the_same_results() -> None:
+    out = list(parallel.batched_process_map(lambda x: (x + 1, os.getpid()), range(7), 1, 3))
+    assert out == [(x + 1, os.getpid()) for x in range(7)]
+    assert list(parallel.process_map(str, [], 2)) == []
+
+
+def test_at_most_two_batches_per_worker_are_in_flight() -> None:
+    pulled = 0
+
+    def items() -> Iterator[int]:
+        nonlocal pulled
+        for i in range(200):
+            pulled += 1
+            yield i
+
+    batch_size, workers = 5, 2
+    results = parallel.batched_process_map(abs, items(), workers, batch_size)
+    assert next(results) == 0
+    # the first result needs the first batch done; by then no more than 2 x workers batches
+    # have been taken from the input (plus the one being formed)
+    limit = (parallel.IN_FLIGHT_PER_WORKER * workers + 1) * batch_size
+    assert pulled <= limit
+    assert list(results) == list(range(1, 200))
+
+
+def test_a_failing_item_raises_its_own_exception_after_the_items_before_it() -> None:
+    def fail_at_13(x: int) -> int:
+        if x == 13:
+            raise KeyError(f"item {x}")
+        return x
+
+    got = []
+    with pytest.raises(KeyError, match="item 13"):
+        for value in parallel.batched_process_map(fail_at_13, range(30), 2, 4):
+            got.append(value)
+    assert got == list(range(13))
+    with pytest.raises(KeyError, match="item 13"):  # the same failure serially
+        list(parallel.batched_process_map(fail_at_13, range(30), 1, 4))
+
+
+def test_an_exception_that_cannot_travel_back_arrives_as_a_worker_error() -> None:
+    def boom(x: int) -> int:
+        if x == 5:
+            raise Unpicklable(7, "bad clip")
+        return x
+
+    with pytest.raises(parallel.WorkerError, match="Unpicklable: 7: bad clip"):
+        list(parallel.batched_process_map(boom, range(10), 2, 2))
+
+
+def test_thread_map_keeps_order_and_stays_at_most_workers_plus_one_ahead() -> None:
+    produced = []
+
+    def items() -> Iterator[int]:
+        for i in range(40):
+            produced.append(i)
+            yield i
+
+    for consumed, value in enumerate(parallel.thread_map(lambda x: x * 2, items(), 3)):
+        assert value == 2 * consumed
+        assert len(produced) - consumed <= 4
+
+
+def test_chunks_refuses_an_empty_batch_size() -> None:
+    assert list(parallel.chunks(range(5), 2)) == [[0, 1], [2, 3], [4]]
+    with pytest.raises(ValueError, match="at least 1"):
+        list(parallel.chunks(range(5), 0))
+
+
+def test_worker_count_from_settings_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(parallel.WORKERS_ENV_VAR, raising=False)
+    assert parallel.resolve_workers(3) == 3
+    assert parallel.resolve_workers(0) == parallel.available_cores() >= 1
+    monkeypatch.setenv(parallel.WORKERS_ENV_VAR, "1")  # a Celery/Kubernetes step says 1
+    assert parallel.resolve_workers(8) == 1
+    monkeypatch.setenv(parallel.WORKERS_ENV_VAR, "many")
+    with pytest.raises(ValueError, match="KWS_WORKERS='many' is not an integer"):
+        parallel.resolve_workers(0)
+    monkeypatch.setenv(parallel.WORKERS_ENV_VAR, "-2")
+    with pytest.raises(ValueError, match="KWS_WORKERS is -2"):
+        parallel.resolve_workers(0)
+
+
+_calls_since_reset = 0
+
+
+def _reset_counter() -> None:
+    global _calls_since_reset
+    _calls_since_reset = 0
+
+
+def _stateful(x: int) -> tuple[int, int]:
+    """Like espeak-ng: the answer depends on how many calls this process made before."""
+    global _calls_since_reset
+    _calls_since_reset += 1
+    return x, _calls_since_reset
+
+
+def test_a_per_batch_reset_makes_stateful_work_independent_of_the_worker_count() -> None:
+    outputs = {
+        workers: list(
+            parallel.batched_process_map(_stateful, range(23), workers, 4, _reset_counter)
+        )
+        for workers in (1, 2, 3)
+    }
+    assert outputs[1] == [(x, x % 4 + 1) for x in range(23)]  # the history restarts per batch
+    assert outputs[1] == outputs[2] == outputs[3]
