@@ -56,7 +56,7 @@ def _spread(values: list[int], count: int, margin: int, low: int, high: int) -> 
     if hi - lo < count - 1:
         raise ValueError(f"cannot spread {count} distinct values over [{lo}, {hi}]")
     step = (hi - lo) / (count - 1)
-    return [int(round(lo + i * step)) for i in range(count)]
+    return [round(lo + i * step) for i in range(count)]
 
 
 def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> dict:

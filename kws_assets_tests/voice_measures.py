@@ -87,7 +87,7 @@ def synthetic_vowel(
     formants, float32 peaking at 0.8."""
     n = int(seconds * sr)
     source = np.zeros(n)
-    source[:: int(round(sr / f0_hz))] = 1.0
+    source[:: round(sr / f0_hz)] = 1.0
     y = torch.tensor(source)
     for freq, bandwidth in formants:
         radius = np.exp(-np.pi * bandwidth / sr)

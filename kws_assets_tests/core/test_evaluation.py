@@ -57,7 +57,7 @@ def test_positives_are_embedded_where_they_are_reported() -> None:
     audio, positives = E.embed_positives(clips, filler, SR, rng)
     assert [p.label for p in positives] == ["a", "b"]
     for (clip, _, _), positive in zip(clips, positives):
-        start = int(round(positive.start_s * SR))
+        start = round(positive.start_s * SR)
         np.testing.assert_array_equal(audio[start : start + SR], clip)
         assert audio[start - 1] == 0.0  # preceded by filler
     gap = positives[1].start_s - positives[0].start_s - 1.0

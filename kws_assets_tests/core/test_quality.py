@@ -30,7 +30,7 @@ THRESHOLDS = QualitySettings()
 
 
 def sine(freq_hz: float, seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * SR))) / SR
+    t = np.arange(round(seconds * SR)) / SR
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 

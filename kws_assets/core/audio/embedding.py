@@ -130,7 +130,7 @@ class EmbeddingSpec:
 
     @property
     def context_samples(self) -> int:
-        return int(round(self.context_seconds * self.sample_rate))
+        return round(self.context_seconds * self.sample_rate)
 
     @property
     def pad_before(self) -> int:

@@ -434,7 +434,7 @@ def apply_fades(samples: np.ndarray, sr: int, fade_ms: float) -> np.ndarray:
     Fades are shortened to half the signal when the signal is too short for two full fades.
     """
     x = np.array(samples, dtype=np.float32, copy=True)
-    n_fade = min(int(round(fade_ms * sr / 1000.0)), x.size // 2)
+    n_fade = min(round(fade_ms * sr / 1000.0), x.size // 2)
     if n_fade <= 0:
         return x
     ramp = (np.arange(n_fade, dtype=np.float32) / n_fade).astype(np.float32)
@@ -455,7 +455,7 @@ def cut_centered(
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
     x = np.asarray(samples, dtype=np.float32)
-    start = int(round(center_s * sr)) - length // 2
+    start = round(center_s * sr) - length // 2
     src_lo, src_hi = max(start, 0), min(start + length, x.size)
     out = np.zeros(length, dtype=np.float32)
     if src_hi > src_lo:

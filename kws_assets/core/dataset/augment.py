@@ -147,8 +147,8 @@ def synthetic_rir(sample_rate: int, rt60_s: float, rng: np.random.Generator) -> 
     50 ms, and a Gaussian diffuse tail whose energy decays 60 dB in ``rt60_s``."""
     if rt60_s <= 0:
         raise ValueError(f"rt60_s must be positive, got {rt60_s}")
-    direct = int(round(RIR_DIRECT_DELAY_S * sample_rate))
-    length = direct + int(math.ceil(RIR_MAX_LENGTH_RT60 * rt60_s * sample_rate))
+    direct = round(RIR_DIRECT_DELAY_S * sample_rate)
+    length = direct + math.ceil(RIR_MAX_LENGTH_RT60 * rt60_s * sample_rate)
     rir = np.zeros(length, dtype=np.float64)
     rir[direct] = 1.0
     lo, hi = (int(t * sample_rate) for t in RIR_EARLY_WINDOW_S)
@@ -159,7 +159,7 @@ def synthetic_rir(sample_rate: int, rt60_s: float, rng: np.random.Generator) -> 
     t = np.arange(length) / sample_rate
     # amplitude envelope: 60 dB of energy decay (= 60 dB amplitude) over rt60
     envelope = 10.0 ** (-(DECAY_DB / 20.0) * t / rt60_s)
-    tail_start = direct + int(round(RIR_TAIL_START_S * sample_rate))
+    tail_start = direct + round(RIR_TAIL_START_S * sample_rate)
     tail = rng.standard_normal(length) * envelope * RIR_TAIL_LEVEL
     tail[:tail_start] = 0.0
     rir += tail
@@ -207,7 +207,7 @@ def change_speed(samples: np.ndarray, sample_rate: int, factor: float) -> np.nda
     if factor <= 0:
         raise ValueError(f"speed factor must be positive, got {factor}")
     factor = round(float(factor), SPEED_DECIMALS)
-    return resample(samples, int(round(sample_rate * factor)), sample_rate)
+    return resample(samples, round(sample_rate * factor), sample_rate)
 
 
 def time_stretch(samples: np.ndarray, rate: float) -> np.ndarray:
@@ -226,7 +226,7 @@ def time_stretch(samples: np.ndarray, rate: float) -> np.ndarray:
             STRETCH_N_FFT,
             STRETCH_HOP,
             window=window,
-            length=int(round(x.shape[0] / rate)),
+            length=round(x.shape[0] / rate),
         )
     return out.numpy().astype(np.float32)
 

@@ -297,12 +297,10 @@ def keyword_engine_recipes(
     ``_unknown_`` words (``negatives.unknown_ratio`` of those renders) and running-speech
     windows, so the negatives sound like the same engines as the keyword."""
     keyword_clips = word_recipes(keyword, keyword, voices, None, perturbation, salt)
-    renders = int(round(negatives.unknown_ratio * len(keyword_clips)))
+    renders = round(negatives.unknown_ratio * len(keyword_clips))
     unknown = unknown_word_recipes(unknown_words, renders, voices, perturbation, salt)
     windows = (
-        0
-        if negatives.speech_windows == 0
-        else int(round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips)))
+        0 if negatives.speech_windows == 0 else round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips))
     )
     neighbours = list(unknown_words[: negatives.neighbours_per_keyword])
     return (

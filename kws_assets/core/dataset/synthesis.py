@@ -319,7 +319,7 @@ def keyword_recipes(
         )
         if negatives is not None and not foreign:
             words = negative_words(keyword, all_keywords, negatives, language)
-            renders = int(round(negatives.unknown_ratio * _renders_per_word(grid, speakers)))
+            renders = round(negatives.unknown_ratio * _renders_per_word(grid, speakers))
             everyone = [*grid.voices, *speakers]
             recipes += unknown_recipes(words, renders, everyone, grid, salt)
             recipes += speech_window_recipes(

@@ -84,7 +84,7 @@ class Detection:
 
 def hop_frames(spec: FeatureSpec, hop_ms: float) -> int:
     """Window stride in feature frames (at least one); the effective hop is a frame multiple."""
-    return max(1, int(round(hop_ms / spec.hop_ms)))
+    return max(1, round(hop_ms / spec.hop_ms))
 
 
 def stream_padding(spec: FeatureSpec) -> int:
@@ -337,13 +337,11 @@ class StreamingDetector:
             self.stride_frames = hop_frames(self.spec, hop_ms)
             self.hop_samples = self.stride_frames * self.spec.hop_length
         elif exact_windows:
-            self.hop_samples = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S)))
+            self.hop_samples = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S))
         else:
             self._streamer = EmbeddingStreamer(classifier.front_end)
             step = self._streamer.hop_samples
-            self.stride_frames = max(
-                1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
-            )
+            self.stride_frames = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
             self.hop_samples = self.stride_frames * step
         self.exact_windows = exact_windows
         self.smoothing_windows = smoothing_windows

@@ -992,6 +992,4 @@ def evaluate_artifact(
 
 def _sentences_for(minutes: float) -> int:
     """Sentences to synthesise for ``minutes`` of stream (about 3 s each, plus the fillers)."""
-    return int(
-        math.ceil(minutes * 60.0 / SECONDS_PER_SENTENCE * 100 / (100 - FILLER_SHARE_PERCENT))
-    )
+    return math.ceil(minutes * 60.0 / SECONDS_PER_SENTENCE * 100 / (100 - FILLER_SHARE_PERCENT))

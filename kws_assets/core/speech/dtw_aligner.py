@@ -111,8 +111,8 @@ class FrameFeatures:
         n_mfcc: int = N_MFCC,
     ) -> None:
         self.sample_rate = int(sample_rate)
-        self.hop = max(1, int(round(sample_rate * hop_ms / MS_PER_S)))
-        self.window = max(2, int(round(sample_rate * window_ms / MS_PER_S)))
+        self.hop = max(1, round(sample_rate * hop_ms / MS_PER_S))
+        self.window = max(2, round(sample_rate * window_ms / MS_PER_S))
         self.hop_s = self.hop / float(sample_rate)
         self._hann = np.hanning(self.window + 1)[:-1]  # periodic, as torch.hann_window
         self._mel_filters = (
@@ -327,7 +327,7 @@ def _token_of(char_start: int, spans: list[tuple[int, int]]) -> int | None:
 
 
 def _frame_rms(samples: np.ndarray, hop: int) -> np.ndarray:
-    n_frames = int(math.ceil(len(samples) / hop))
+    n_frames = math.ceil(len(samples) / hop)
     padded = np.zeros(n_frames * hop, dtype=np.float64)
     padded[: len(samples)] = samples
     return np.sqrt(np.mean(padded.reshape(n_frames, hop) ** 2, axis=1))
@@ -383,8 +383,8 @@ def render_reference(
         raise tts.TtsError(f"voice {voice!r} rendered {text!r} as silence")
     first, last = int(loud[0]), int(loud[-1])
     n_frames = len(rms)
-    placed = [(k, int(round(s / hop_s))) for k, s in enumerate(starts) if s is not None]
-    pad_frames = int(round(pad_s / hop_s))
+    placed = [(k, round(s / hop_s)) for k, s in enumerate(starts) if s is not None]
+    pad_frames = round(pad_s / hop_s)
     word_frames: list[ReferenceWord] = []
     previous_end = 0
     for index, (k, event_frame) in enumerate(placed):
@@ -419,7 +419,7 @@ def render_reference(
 
 
 def _strided(frames: np.ndarray, count: int) -> np.ndarray:
-    step = max(1, int(math.ceil(len(frames) / count)))
+    step = max(1, math.ceil(len(frames) / count))
     return frames[::step]
 
 
@@ -543,7 +543,7 @@ class DtwAligner:
             )
         hop, hop_s = query_features.hop, query_features.hop_s
         first, last = speech_bounds(x, hop)
-        margin = int(round(self.trim_margin_s / hop_s))
+        margin = round(self.trim_margin_s / hop_s)
         cut_start, cut_end = max(0, first - margin) * hop, min(len(x), (last + margin) * hop)
         with single_threaded_blas():
             ref_frames = self.features_at(tts_rate, f_max_hz)(reference.samples)
