@@ -106,7 +106,9 @@ def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) ->
             }
             for engine in effective.tts.engines
         ]
-    for source, spec in zip(cfg.get("sources", []), effective.sources):
+    # the sources in force (defaults too): every demo source is scaled, not only the written ones
+    sources = cfg.setdefault("sources", [s.model_dump(mode="json") for s in effective.sources])
+    for source, spec in zip(sources, effective.sources, strict=True):
         if spec.kind == "demo_tts":
             source["sentences_per_keyword"] = spec.sentences_per_keyword * scale
     cfg.setdefault("noise", {})["silence_clips"] = effective.noise.silence_clips * scale

@@ -29,7 +29,7 @@ def f0_track(x: np.ndarray, sr: int) -> np.ndarray:
     starts = list(range(0, len(x) - frame, frame // 2))
     rms = np.array([np.sqrt(np.mean(x[i : i + frame] ** 2)) for i in starts])
     track = np.full(len(starts), np.nan)
-    for k, (i, level) in enumerate(zip(starts, rms)):
+    for k, (i, level) in enumerate(zip(starts, rms, strict=True)):
         if level < LOUD_FRACTION * rms.max():
             continue
         seg = x[i : i + frame] - x[i : i + frame].mean()

@@ -53,6 +53,6 @@ def confusion_md(labels: list[str], matrix: list[list[int]]) -> str:
     rule = "|" + "|".join("---" for _ in range(len(labels) + 1)) + "|"
     body = [
         f"| {md_escape(label)} | " + " | ".join(str(v) for v in row) + " |"
-        for label, row in zip(labels, matrix)
+        for label, row in zip(labels, matrix, strict=True)
     ]
     return "\n".join([header, rule, *body])

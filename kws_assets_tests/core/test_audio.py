@@ -25,6 +25,7 @@ from kws_assets.core.audio.io import (
     wav_bytes,
     write_wav,
 )
+import itertools
 
 SR = 16000
 
@@ -372,7 +373,7 @@ def _band_slope(x: np.ndarray, sr: int) -> float:
     freqs = np.fft.rfftfreq(x.size, 1 / sr)
     edges = 50.0 * 2.0 ** np.arange(0, 7)
     centres, levels = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         band = (freqs >= lo) & (freqs < hi)
         centres.append(math.log10(math.sqrt(lo * hi)))
         levels.append(math.log10(power[band].mean()))

@@ -56,7 +56,7 @@ def test_positives_are_embedded_where_they_are_reported() -> None:
     filler = [np.zeros(3 * SR, np.float32)]
     audio, positives = E.embed_positives(clips, filler, SR, rng)
     assert [p.label for p in positives] == ["a", "b"]
-    for (clip, _, _), positive in zip(clips, positives):
+    for (clip, _, _), positive in zip(clips, positives, strict=True):
         start = round(positive.start_s * SR)
         np.testing.assert_array_equal(audio[start : start + SR], clip)
         assert audio[start - 1] == 0.0  # preceded by filler

@@ -224,8 +224,8 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     assert third["clip_id"].to_list() == changed["clip_id"].to_list()
     fresh = build_mfcc_table(changed, spec)
     np.testing.assert_array_equal(third["mfcc"].to_numpy(), fresh["mfcc"].to_numpy())
-    by_id = dict(zip(first["clip_id"], first["mfcc"].to_numpy()))
-    third_by_id = dict(zip(third["clip_id"], third["mfcc"].to_numpy()))
+    by_id = dict(zip(first["clip_id"], first["mfcc"].to_numpy(), strict=True))
+    third_by_id = dict(zip(third["clip_id"], third["mfcc"].to_numpy(), strict=True))
     assert not np.array_equal(third_by_id["id007"], by_id["id007"])
     np.testing.assert_array_equal(third_by_id["id004"], by_id["id004"])
 

@@ -24,6 +24,7 @@ from kws_assets.core.audio.quality import (
     rejection_reasons,
 )
 from kws_assets.settings import SILENCE_LABEL, QualitySettings
+import itertools
 
 SR = 16000
 THRESHOLDS = QualitySettings()
@@ -98,8 +99,8 @@ def test_snr_estimate_tracks_true_snr(kind):
     true_snrs = [5.0, 10.0, 15.0, 20.0, 30.0]
     for seed in range(3):
         estimates = [measure_clip(bursts_in_noise(s, kind, seed), SR).snr_db for s in true_snrs]
-        assert all(b > a for a, b in zip(estimates, estimates[1:])), estimates
-        for true, est in zip(true_snrs, estimates):
+        assert all(b > a for a, b in itertools.pairwise(estimates)), estimates
+        for true, est in zip(true_snrs, estimates, strict=True):
             assert abs(est - true) < 3.0, (kind, seed, true, est)
 
 

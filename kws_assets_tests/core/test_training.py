@@ -25,6 +25,7 @@ from kws_assets.core.model.training import (
     train_model,
 )
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
+import itertools
 
 SR = 16000
 CLIP = 16000
@@ -180,7 +181,7 @@ def test_same_seed_reproduces_and_other_seed_differs() -> None:
     other = train_model(*args, settings.model_copy(update={"seed": 1}))
     assert first.history == second.history
     for (name, a), (_, b) in zip(
-        first.model.state_dict().items(), second.model.state_dict().items()
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert not np.allclose(
@@ -310,7 +311,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
         optimizer.step()
         schedule.step()
         rates.append(optimizer.param_groups[0]["lr"])
-    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
+    assert all(a >= b for a, b in itertools.pairwise(rates))  # never rises
     assert rates[4] == pytest.approx(
         settings.learning_rate * (0.1 + 0.9 * 0.5), rel=1e-6
     )  # halfway

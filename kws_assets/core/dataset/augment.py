@@ -529,7 +529,7 @@ def augment_clips(
     chosen = clips.filter(
         pl.col("split").is_in(settings.splits) & ~pl.col("label").is_in(settings.skip_labels)
     )
-    uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list()))
+    uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list(), strict=True))
     pools = {
         split: sorted(
             clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))[

@@ -364,7 +364,7 @@ def render_data_card(
     seen = validated.height + quarantined.height
     speakers = validated["speaker"].n_unique() if validated.height else 0
     per_split = dict(
-        zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list())
+        zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list(), strict=True)
     )
     lines = [
         "# Data card — keyword-spotting dataset",
@@ -496,7 +496,11 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
     )
     if measured.height:
         ratio = (measured["frechet_synthetic_real"] / measured["frechet_real_halves"]).to_list()
-        far = [k for k, r in zip(measured["keyword"].to_list(), ratio) if r > GAP_WARNING_RATIO]
+        far = [
+            k
+            for k, r in zip(measured["keyword"].to_list(), ratio, strict=True)
+            if r > GAP_WARNING_RATIO
+        ]
         lines += [
             f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
             f"real-halves distance."

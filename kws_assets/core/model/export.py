@@ -403,7 +403,10 @@ class _ClipClassifier(ABC):
             "path": str(path),
             "label": self.labels[best],
             "score": round(float(probs[best]), SCORE_DECIMALS),
-            "scores": {lab: round(float(p), SCORE_DECIMALS) for lab, p in zip(self.labels, probs)},
+            "scores": {
+                lab: round(float(p), SCORE_DECIMALS)
+                for lab, p in zip(self.labels, probs, strict=True)
+            },
         }
 
     def classify_files(
@@ -426,7 +429,10 @@ class _ClipClassifier(ABC):
                 results.append({"path": str(path), "error": str(err)})
         probs = self.classify_clips(clips)
         rows = iter(probs)
-        return [r if r is not None else self._result(p, next(rows)) for p, r in zip(paths, results)]
+        return [
+            r if r is not None else self._result(p, next(rows))
+            for p, r in zip(paths, results, strict=True)
+        ]
 
 
 class KwsClassifier(_ClipClassifier):

@@ -350,7 +350,9 @@ def plan_batch(
     mtimes: list[int | None] = []
     stamped: list[int | None] = []
     checksums: list[str] = []
-    for pos, (clip_id, uri) in enumerate(zip(batch["clip_id"].to_list(), batch["uri"].to_list())):
+    for pos, (clip_id, uri) in enumerate(
+        zip(batch["clip_id"].to_list(), batch["uri"].to_list(), strict=True)
+    ):
         stamp = reader.stamp(uri) if caching else None
         entry = index.get(clip_id)
         sizes.append(stamp[0] if stamp else None)

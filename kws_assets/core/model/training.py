@@ -365,7 +365,7 @@ def align_teacher_logits(
     out = np.full((len(student_ids), logits.shape[1]), np.nan, dtype=np.float32)
     rows = [(i, where[c]) for i, c in enumerate(student_ids) if c in where]
     if rows:
-        student_rows, teacher_rows = map(list, zip(*rows))
+        student_rows, teacher_rows = map(list, zip(*rows, strict=True))
         out[student_rows] = logits[teacher_rows]
     return out
 

@@ -131,7 +131,7 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-u
         @tf.function(input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name="mfcc")])
         def serve(self, x):  # type: ignore[no-untyped-def]
             h = tf.reshape(x, [1, *spec.shape, 1])
-            for layer, (weight, bias) in zip(layers, consts):
+            for layer, (weight, bias) in zip(layers, consts, strict=True):
                 if layer.kind == "dense":
                     h = tf.reduce_mean(h, axis=[1, 2])
                     h = tf.matmul(h, weight) + bias

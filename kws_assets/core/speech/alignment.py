@@ -456,7 +456,9 @@ def _check_spans(
     aligned = [s.word for s in spans]
     if aligned != words:
         return f"alignment incomplete: got {len(aligned)} of {len(words)} words; aligned {aligned}"
-    outside = [s.word for s, f in zip(spans, inside_fractions) if f < MIN_INSIDE_FRACTION]
+    outside = [
+        s.word for s, f in zip(spans, inside_fractions, strict=True) if f < MIN_INSIDE_FRACTION
+    ]
     if outside:
         return f"words aligned to the silence padding, not the audio: {outside}"
     return None

@@ -374,7 +374,7 @@ def render_reference(
         k = _token_of(event.char_start, spans)
         if k is not None and (starts[k] is None or event.start_s < starts[k]):
             starts[k] = event.start_s
-    unplaced = [w for w, s in zip(words, starts) if s is None]
+    unplaced = [w for w, s in zip(words, starts, strict=True) if s is None]
 
     rms = _frame_rms(samples, hop)
     sound = rms >= float(rms.max()) * 10.0 ** (WORD_SOUND_DB / 20.0) if rms.size else rms > 0
@@ -579,7 +579,7 @@ class DtwAligner:
         speech_reference = reference.words[-1].end_frame - reference.words[0].start_frame
         tempo = speech_query / speech_reference
         spans = []
-        for word, (start, end) in zip(reference.words, bounds):
+        for word, (start, end) in zip(reference.words, bounds, strict=True):
             cells = (path.reference >= word.start_frame) & (path.reference < word.end_frame)
             match = (float(scores[cells].mean()) - CHANCE_MATCH) / (1.0 - CHANCE_MATCH)
             ratio = (max(end - start, 1) / (word.end_frame - word.start_frame)) / tempo

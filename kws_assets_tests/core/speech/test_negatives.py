@@ -12,6 +12,7 @@ from kws_assets.core.speech import espeak_lexicon as E
 from kws_assets.core.speech import lexicon, tts
 from kws_assets.core.speech import negatives as N
 from kws_assets.settings import NegativeSettings
+import itertools
 
 NUMBER_KEYWORDS = {
     "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
@@ -138,7 +139,7 @@ def test_espeak_homophones_are_forbidden() -> None:
 def test_neighbours_most_frequent_first() -> None:
     lex = E.spoken_lexicon("es")
     found = E.spoken_neighbours("nueve", lex)
-    for a, b in zip(found, found[1:]):
+    for a, b in itertools.pairwise(found):
         assert (a.distance, lex.rank(a.word)) <= (b.distance, lex.rank(b.word))
     assert found[0].word in {"nuevo", "nueva"}
 

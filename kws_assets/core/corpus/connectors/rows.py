@@ -261,7 +261,7 @@ def _data_rows(
                 f"{ref}: row has {len(fields)} fields, the header has {len(columns)}",
             )
             continue
-        values = dict(zip(columns, fields))
+        values = dict(zip(columns, fields, strict=True))
         oversized = _oversized_field(values, limits.max_field_bytes)
         if oversized:
             yield ManifestRow(ref, start, None, FIELD_TOO_LARGE, f"{ref}: {oversized}")
