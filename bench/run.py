@@ -15,7 +15,7 @@ import math
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import e2e, machine, stages

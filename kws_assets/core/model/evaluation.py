@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.features import features_for_clips, normalize
+from kws_assets.core.audio.features import normalize
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
