@@ -190,21 +190,17 @@ def _table_section(table: dict, decode: dict) -> list[str]:
         ],
         ["soundfile.read", _fmt(decode["clips_per_s"]["soundfile_read"], 0)],
     ]
-    return (
-        _table(["file path", "clips/s"], rows)
-        + [
-            "",
-            f"Threads: {table['thread_speedup']:.2f}x; cache: {table['cache_speedup']:.1f}x "
-            f"(a rebuild reads nothing but file stamps).",
-            "",
-        ]
-        + _table(["WAV decode", "clips/s"], drows)
-        + [
-            "",
-            f"The fast path is {decode['fast_path_speedup_vs_read_audio']:.1f}x read_audio and "
-            f"bit-identical to it (max difference {decode['fast_path_max_abs_diff_vs_read_audio']:g}).",
-        ]
-    )
+    return [
+        *_table(["file path", "clips/s"], rows),
+        "",
+        f"Threads: {table['thread_speedup']:.2f}x; cache: {table['cache_speedup']:.1f}x "
+        f"(a rebuild reads nothing but file stamps).",
+        "",
+        *_table(["WAV decode", "clips/s"], drows),
+        "",
+        f"The fast path is {decode['fast_path_speedup_vs_read_audio']:.1f}x read_audio and "
+        f"bit-identical to it (max difference {decode['fast_path_max_abs_diff_vs_read_audio']:g}).",
+    ]
 
 
 def _table_memory_section(memory: dict) -> list[str]:
@@ -218,13 +214,11 @@ def _table_memory_section(memory: dict) -> list[str]:
         ]
         for r in memory["runs"]
     ]
-    return (
-        [
-            "Peak memory of the MFCC table build alone (fresh process per size, feature cache "
-            "on; the bench's WAVs cycled under distinct clip ids):",
-            "",
-        ]
-        + _table(
+    return [
+        "Peak memory of the MFCC table build alone (fresh process per size, feature cache "
+        "on; the bench's WAVs cycled under distinct clip ids):",
+        "",
+        *_table(
             [
                 "clips",
                 "peak RSS before build MiB",
@@ -233,9 +227,10 @@ def _table_memory_section(memory: dict) -> list[str]:
                 "table MiB",
             ],
             rows,
-        )
-        + ["", f"{memory['size_ratio']:.0f}x the clips: peak RSS {memory['peak_rss_ratio']:.2f}x."]
-    )
+        ),
+        "",
+        f"{memory['size_ratio']:.0f}x the clips: peak RSS {memory['peak_rss_ratio']:.2f}x.",
+    ]
 
 
 def _e2e_section(e2e: dict) -> list[str]:

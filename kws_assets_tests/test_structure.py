@@ -80,7 +80,7 @@ def test_the_import_graph_has_no_cycle():
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
                 cycle.extend(
-                    stack[stack.index(dep) :] + [node, dep] if dep in stack else [node, dep]
+                    [*stack[stack.index(dep) :], node, dep] if dep in stack else [node, dep]
                 )
                 return True
             if state.get(dep) is None and visit(dep, [*stack, node]):

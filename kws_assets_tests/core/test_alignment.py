@@ -47,7 +47,7 @@ def _cmu_pronunciations() -> dict[str, list[list[str]]]:
 def _event_intervals(s: tts.Synthesis) -> list[tuple[float, float]]:
     """espeak's word intervals: from a word event to the next one (the last ends with the audio)."""
     starts = [w.start_s for w in s.words]
-    return list(zip(starts, starts[1:] + [s.duration_s], strict=True))
+    return list(zip(starts, [*starts[1:], s.duration_s], strict=True))
 
 
 def _check_complete(result: AlignmentResult, words: list[str], duration_s: float) -> None:

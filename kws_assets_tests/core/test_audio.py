@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import pickle
 
@@ -25,7 +26,6 @@ from kws_assets.core.audio.io import (
     wav_bytes,
     write_wav,
 )
-import itertools
 
 SR = 16000
 

@@ -3,6 +3,7 @@ voices than the alignment voice, under noise."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -20,7 +21,6 @@ from kws_assets.core.speech.dtw_aligner import (
     render_reference,
     speech_bounds,
 )
-import itertools
 
 SR = 16000
 ALIGNMENT_LANGUAGE = "en"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -24,7 +25,6 @@ from kws_assets.core.audio.quality import (
     rejection_reasons,
 )
 from kws_assets.settings import SILENCE_LABEL, QualitySettings
-import itertools
 
 SR = 16000
 THRESHOLDS = QualitySettings()

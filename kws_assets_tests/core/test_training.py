@@ -7,6 +7,7 @@ trained model is built once per test process).
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,6 @@ from kws_assets.core.model.training import (
     train_model,
 )
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
-import itertools
 
 SR = 16000
 CLIP = 16000

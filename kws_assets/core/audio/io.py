@@ -17,14 +17,14 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
 
-AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
+AudioSource = str | os.PathLike | bytes | bytearray | BinaryIO
 NoiseKind = Literal["white", "pink", "brown"]
 
 # Reason codes carried by AudioReadError.reason.

@@ -181,13 +181,13 @@ def _entry_row(
     stats: IngestStats,
 ) -> dict:
     """Read (or recall) one entry's file and turn it into a usable or rejected row."""
-    common = dict(
-        speaker=entry.speaker,
-        transcript=entry.transcript,
-        clip_label=entry.clip_label,
-        language=entry.language,
-        license_=entry.license,
-    )
+    common = {
+        "speaker": entry.speaker,
+        "transcript": entry.transcript,
+        "clip_label": entry.clip_label,
+        "language": entry.language,
+        "license_": entry.license,
+    }
     try:
         path = member(root, entry.original_path)
     except UnsafePathError as exc:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -58,6 +58,9 @@ READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
 from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
+
+if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
+    from kws_assets.core.storage.s3 import S3Connection
 
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"

@@ -63,7 +63,7 @@ def c_floats(values: Sequence[float]) -> str:
 
 def _comment(lines: Sequence[str]) -> list[str]:
     safe = [line.replace("*/", "* /") for line in lines]
-    return ["/* " + safe[0], *(" * " + line for line in safe[1:])] + [" */"]
+    return ["/* " + safe[0], *(" * " + line for line in safe[1:]), " */"]
 
 
 def model_c_files(

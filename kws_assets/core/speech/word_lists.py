@@ -38,7 +38,7 @@ WORDFREQ_LIST = "best"
 """wordfreq's ``best`` list: its ``large`` data where it has it, else ``small``."""
 MAX_WORD_LETTERS = 16
 """Longer tokens are mostly compounds and junk; they never make good 1-s negatives."""
-NUMBERS_SPELLED = tuple(range(101)) + (200, 300, 1000, 1_000_000)
+NUMBERS_SPELLED = (*tuple(range(101)), 200, 300, 1000, 1000000)
 """Numbers whose words make the number-word pool (every word 0-100, hundreds, thousand, million)."""
 
 DEFAULT_SCRIPT = "LATIN"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 import pytest
@@ -12,7 +13,6 @@ from kws_assets.core.speech import espeak_lexicon as E
 from kws_assets.core.speech import lexicon, tts
 from kws_assets.core.speech import negatives as N
 from kws_assets.settings import NegativeSettings
-import itertools
 
 NUMBER_KEYWORDS = {
     "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],

@@ -143,7 +143,7 @@ class FestivalEngine(TtsEngine):
             command = [self.binary]
             for expression in expressions:
                 command += ["-eval", expression]
-            return command + [text_path, "-o", wav_path]
+            return [*command, text_path, "-o", wav_path]
 
         samples, sample_rate = render_with_command(self.name, args, text)
         return Rendered(samples=samples, sample_rate=sample_rate, params=params)

@@ -85,7 +85,7 @@ def _seeded_normal_nodes(helper, prefix: str, like: str, out: str, salt_seed: st
         helper.make_node("Range", [n("zero"), n("count"), n("one")], [n("index")]),
     ]
     uniforms = []
-    for k, salt in enumerate(NOISE_SALTS):
+    for k, _salt in enumerate(NOISE_SALTS):
         h = f"h{k}"
         nodes += [
             helper.make_node("Mul", [n("index"), n("mult")], [n(f"{h}a")]),
