@@ -134,7 +134,9 @@ def _latest_storage_id(context: dg.SensorEvaluationContext, key: dg.AssetKey) ->
     return records[0].storage_id if records else None
 
 
-def retrain_tick(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def retrain_tick(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+) -> dg.SkipReason | dg.RunRequest:
     """A retrain request for new validated data, unless a model is already newer than it.
 
     "Newer" compares event-log storage ids, which strictly increase (timestamps can tie).
@@ -165,7 +167,9 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
         description="New corpus batches (configured sources and landing-zone folders with a "
         "manifest): registers a corpus_batches partition, requests ingestion.",
     )
-    def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+    def landing_zone_sensor(
+        context: dg.SensorEvaluationContext, settings: KwsSettings
+    ) -> dg.SensorResult:
         return landing_zone_tick(context, _fresh_config(settings))
 
     @dg.sensor(
@@ -176,7 +180,9 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
         description="Keywords added to (removed from) the config: adds (deletes) keywords "
         "partitions and requests the new keywords' clips.",
     )
-    def keyword_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+    def keyword_sensor(
+        context: dg.SensorEvaluationContext, settings: KwsSettings
+    ) -> dg.SensorResult:
         return keyword_tick(context, _fresh_config(settings))
 
     @dg.asset_sensor(
@@ -189,7 +195,7 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
     )
     def retrain_on_validated_data(
         context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
-    ):
+    ) -> dg.SkipReason | dg.RunRequest:
         return retrain_tick(context, asset_event)
 
     automation = dg.AutomationConditionSensorDefinition(

@@ -75,7 +75,7 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 class ObjectStoreUPathIOManager(dg.UPathIOManager):
     """A UPathIOManager whose reads and writes are whole objects of an :class:`ObjectStore`."""
 
-    def __init__(self, objects: ObjectStore, s3: S3Connection | None = None):
+    def __init__(self, objects: ObjectStore, s3: S3Connection | None = None) -> None:
         self.objects = (
             objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
         )
@@ -222,7 +222,9 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
 
     extension = ""
 
-    def __init__(self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None):
+    def __init__(
+        self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None
+    ) -> None:
         super().__init__(objects, s3)
         self.cache_root = UPath(cache_root)
 

@@ -80,7 +80,11 @@ class AudioReadError(ValueError):
             message += f" ({detail})"
         super().__init__(message)
 
-    def __reduce__(self):  # keep it picklable across process pools
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[AudioReadError], tuple[str, str, str]
+    ]:  # keep it picklable across process pools
         return (type(self), (self.path, self.reason, self.detail))
 
 

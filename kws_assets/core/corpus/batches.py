@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
+from kws_assets.settings import CorpusSource, DemoCorpusSource, KwsConfig, ManifestSource
 
 SOURCE_PREFIX = "source-"
 LANDING_PREFIX = "landing-"
@@ -75,9 +75,9 @@ def parse_batch_key(key: str) -> BatchRef:
     )
 
 
-def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
+def configured_batch_keys(cfg: KwsConfig) -> dict[str, CorpusSource]:
     """Batch key -> configured source, in config order; ValueError when two names collide."""
-    keys: dict[str, object] = {}
+    keys: dict[str, CorpusSource] = {}
     for source in cfg.sources:
         key = source_batch_key(source.name)
         if key in keys:
@@ -89,7 +89,7 @@ def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
     return keys
 
 
-def configured_source(cfg: KwsConfig, key: str):
+def configured_source(cfg: KwsConfig, key: str) -> CorpusSource:
     """The configured source a ``source-`` batch key names; BatchKeyError if it is not configured."""
     sources = configured_batch_keys(cfg)
     if key not in sources:
@@ -106,7 +106,7 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def source_fingerprint(cfg: KwsConfig, source) -> str:
+def source_fingerprint(cfg: KwsConfig, source: CorpusSource) -> str:
     """What ingesting a configured source depends on, as a short hash: its settings and the
     keywords (the demo corpus speaks them, labelled layouts label by them, and a batch's
     ``_unknown_`` clips are the words that are not keywords)."""

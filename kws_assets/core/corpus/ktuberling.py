@@ -26,7 +26,7 @@ import csv
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def _safe_xml(data: bytes, name: str) -> ET.Element:
         raise SoundListError(f"{name}: not well-formed XML ({exc})") from exc
 
 
-def _sounds(element: ET.Element, group: str = ""):
+def _sounds(element: ET.Element, group: str = "") -> Iterator[tuple[ET.Element, str]]:
     for child in element:
         if child.tag == "sound":
             yield child, group

@@ -305,7 +305,7 @@ class LandedBatchChanged(RuntimeError):
     """The landed batch a run ingests vanished or got another manifest after it was scanned;
     ``problem`` says which (``batch_deleted`` / ``manifest_changed`` / ``unreadable_manifest``)."""
 
-    def __init__(self, problem: LandingProblem):
+    def __init__(self, problem: LandingProblem) -> None:
         self.problem = problem
         super().__init__(f"landed batch {problem.folder}: {problem.reason}: {problem.detail}")
 
@@ -356,7 +356,7 @@ def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
 class BatchCursor:
     """Batch key -> fingerprint of the last request, serialised as a sensor cursor (JSON)."""
 
-    def __init__(self, requested: dict[str, str] | None = None):
+    def __init__(self, requested: dict[str, str] | None = None) -> None:
         self.requested: dict[str, str] = dict(requested or {})
 
     @classmethod

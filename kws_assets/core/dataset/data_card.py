@@ -102,7 +102,7 @@ def md_table(df: pl.DataFrame) -> str:
 
 def _cell(value: object) -> str:
     if value is None:
-        return "–"
+        return "–"  # noqa: RUF001 - the en dash of an empty Markdown table cell
     if isinstance(value, float):
         return f"{value:.4g}"
     return escape_cell(value)  # corpus text (sources, licenses, labels, reasons) stays text

@@ -33,6 +33,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -318,7 +319,7 @@ class StreamingDetector:
 
     def __init__(
         self,
-        classifier,
+        classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
         threshold: float = DEFAULT_THRESHOLD,
         hop_ms: float = DEFAULT_HOP_MS,
         smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
@@ -348,7 +349,7 @@ class StreamingDetector:
         self.refractory_s = refractory_s
 
     @classmethod
-    def at(cls, classifier, point: DetectorOperatingPoint, **kwargs) -> StreamingDetector:  # noqa: ANN001
+    def at(cls, classifier: Any, point: DetectorOperatingPoint, **kwargs: Any) -> StreamingDetector:
         """A detector at a (shipped) operating point."""
         return cls(
             classifier,

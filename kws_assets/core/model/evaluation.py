@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -863,7 +864,7 @@ def build_material(
 
 
 def evaluate_family(
-    classifier,
+    classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
     cfg: KwsConfig,
     material: EvaluationMaterial,
     test_labels: Sequence[str],
@@ -967,7 +968,7 @@ def evaluate_family(
 
 
 def evaluate_artifact(
-    classifier,
+    classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
     cfg: KwsConfig,
     test_features: np.ndarray,
     test_labels: Sequence[str],

@@ -54,13 +54,13 @@ from kws_assets.core.audio.io import (
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
+if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
+    from kws_assets.core.storage.s3 import S3Connection
+
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
 from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
-
-if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
-    from kws_assets.core.storage.s3 import S3Connection
 
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"

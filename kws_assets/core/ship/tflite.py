@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from torch import nn
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.model.export import softmax
 from kws_assets.core.model.networks import DSCNN
+
+if TYPE_CHECKING:  # LiteRT loads only when a .tflite is run
+    from ai_edge_litert.interpreter import Interpreter
 
 PathLike = str | os.PathLike[str]
 
@@ -117,7 +121,7 @@ def dscnn_layers(model: DSCNN) -> list[_Layer]:
     return layers
 
 
-def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-untyped-def]
+def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec) -> Any:  # a tf.Module (lazy import)
     """A ``tf.Module`` whose ``serve`` runs the folded layers on ``[1, n_frames, n_mfcc]``."""
     _quiet_tensorflow()
     import tensorflow as tf
@@ -129,7 +133,7 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-u
 
     class _Graph(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name="mfcc")])
-        def serve(self, x):  # type: ignore[no-untyped-def]
+        def serve(self, x: Any) -> Any:  # tf tensors in and out
             h = tf.reshape(x, [1, *spec.shape, 1])
             for layer, (weight, bias) in zip(layers, consts, strict=True):
                 if layer.kind == "dense":
@@ -190,7 +194,7 @@ def export_int8_tflite(
             f"by {error:.2e} (relative); the layer mapping is wrong"
         )
 
-    def representative():  # type: ignore[no-untyped-def]
+    def representative() -> Iterator[list[np.ndarray]]:
         for row in x:
             yield [row[None]]
 
@@ -216,7 +220,7 @@ def export_int8_tflite(
     return path
 
 
-def _interpreter(path: PathLike, threads: int | None = None):  # type: ignore[no-untyped-def]
+def _interpreter(path: PathLike, threads: int | None = None) -> Interpreter:
     """The LiteRT interpreter with the reference kernels (no XNNPACK delegate): the same integer
     arithmetic as TFLM's reference kernels, so host scores predict the device's."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType

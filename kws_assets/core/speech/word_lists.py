@@ -83,8 +83,8 @@ SINGLE_LETTER_WORDS: dict[str, frozenset[str]] = {
     "cs": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
     "sk": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
     "sv": frozenset({"i", "å", "ö"}),
-    "ru": frozenset({"а", "в", "и", "к", "о", "с", "у", "я"}),
-    "uk": frozenset({"а", "в", "і", "з", "й", "у", "я"}),
+    "ru": frozenset({"а", "в", "и", "к", "о", "с", "у", "я"}),  # noqa: RUF001 - Cyrillic words
+    "uk": frozenset({"а", "в", "і", "з", "й", "у", "я"}),  # noqa: RUF001 - Cyrillic words
 }
 LATIN_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœąęěőűůų")
 """A Latin-script token without one of these is an abbreviation ("tv", "km", "bzw"), which

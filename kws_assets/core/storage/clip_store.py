@@ -57,7 +57,7 @@ def safe_key_part(text: str) -> str:
 class ClipStore:
     """WAV clips in an object store (a local folder or an S3 prefix)."""
 
-    def __init__(self, objects: ObjectStore):
+    def __init__(self, objects: ObjectStore) -> None:
         self.objects = objects
 
     @classmethod

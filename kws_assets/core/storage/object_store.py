@@ -31,6 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 from typing import Any
 
 from kws_assets.core.storage.atomic_files import fsync_folder
@@ -74,7 +75,7 @@ TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIM
 class StorageError(OSError):
     """A storage operation on ``uri`` failed for ``reason``; ``transient`` says retrying may help."""
 
-    def __init__(self, uri: str, reason: str, detail: str = "", transient: bool = False):
+    def __init__(self, uri: str, reason: str, detail: str = "", transient: bool = False) -> None:
         self.uri = uri
         self.reason = reason
         self.detail = detail
@@ -88,7 +89,11 @@ class StorageError(OSError):
     def __str__(self) -> str:
         return self.args[0]
 
-    def __reduce__(self):  # picklable across process pools and Dagster's multiprocess executor
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[StorageError], tuple[str, str, str, bool]
+    ]:  # picklable across process pools and Dagster's multiprocess executor
         return (type(self), (self.uri, self.reason, self.detail, self.transient))
 
 
@@ -97,7 +102,7 @@ class ObjectNotFound(StorageError, FileNotFoundError):
 
     def __init__(
         self, uri: str, reason: str = REASON_MISSING, detail: str = "", transient: bool = False
-    ):
+    ) -> None:
         super().__init__(uri, reason, detail, transient)
 
 
@@ -347,7 +352,7 @@ class S3ObjectStore(ObjectStore):
     :class:`StorageError`.
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"S3 bucket name {bucket!r} is not valid")
         self.client = client
@@ -424,13 +429,18 @@ class S3ObjectStore(ObjectStore):
 class _s3_errors:
     """Context manager turning botocore exceptions into :class:`StorageError` for ``uri``."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str) -> None:
         self.uri = uri
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
         if exc is None or isinstance(exc, StorageError):
             return False
         error = classify_s3_error(self.uri, exc)

@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 
 from kws_assets.core.audio.embedding import EmbeddingSpec
@@ -129,8 +130,8 @@ def embedding_artifact(
 def _export_metrics(
     float_path: Path,
     int8_path: Path,
-    x_test,
-    y_test,  # noqa: ANN001 - arrays
+    x_test: np.ndarray,
+    y_test: np.ndarray,
     torch_accuracy: dict,
 ) -> dict:
     """Test-split accuracy of the float and int8 ONNX files, and their sizes."""

@@ -6,6 +6,7 @@ rows name an MP3 under ``<root>/clips/``, with the speaker as ``client_id`` and 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 
 import soundfile as sf
 from upath import UPath
@@ -23,7 +24,12 @@ from kws_assets.core.corpus.connectors.base import (
     text_problem,
 )
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
-from kws_assets.core.corpus.connectors.rows import HeaderError, RowLimits, delimited_rows
+from kws_assets.core.corpus.connectors.rows import (
+    HeaderError,
+    ManifestRow,
+    RowLimits,
+    delimited_rows,
+)
 from kws_assets.settings import CommonVoiceSource, IngestSettings
 
 SPEAKER_COLUMN = "client_id"
@@ -91,7 +97,7 @@ def list_common_voice(
 def _collect(
     source: CommonVoiceSource,
     default_language: str,
-    rows,
+    rows: Iterator[ManifestRow],
     entries: list[CorpusEntry],
     problems: list[EntryProblem],
 ) -> bool:

@@ -214,7 +214,7 @@ def delimited_rows(
 
 
 def _data_rows(
-    reader,
+    reader: Iterator[list[str]],
     feed: _LineFeed,
     name: str,
     columns: list[str],

@@ -139,7 +139,7 @@ class FestivalEngine(TtsEngine):
                 )
                 params["target_f0_mean"] = round(mean, 3)
 
-        def args(text_path, wav_path):
+        def args(text_path: Path, wav_path: Path) -> list[str]:
             command = [self.binary]
             for expression in expressions:
                 command += ["-eval", expression]

@@ -25,6 +25,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,9 @@ def _voice_config(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _seeded_normal_nodes(helper, prefix: str, like: str, out: str, salt_seed: str) -> list:
+def _seeded_normal_nodes(
+    helper: ModuleType, prefix: str, like: str, out: str, salt_seed: str
+) -> list:
     """ONNX nodes computing ``out`` = standard normal noise shaped like ``like`` from the
     element index and the int64 scalar ``salt_seed`` (see the module docstring)."""
     n = lambda s: f"{prefix}/{s}"  # noqa: E731
