@@ -187,7 +187,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parse_scales(values: list[str] | str) -> list[int]:
-    """``["1", "4"]``, ``["1,4,16"]`` or ``"1,4"`` -> ``[1, 4, 16]``; every scale a perfect square."""
+    """``["1", "4"]``, ``["1,4,16"]`` or ``"1,4"`` -> ``[1, 4, 16]``; every scale a perfect
+    square."""
     parts = [values] if isinstance(values, str) else list(values)
     scales = []
     for part in parts:

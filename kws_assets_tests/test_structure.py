@@ -24,7 +24,8 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """Project modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a module)."""
+    """Project modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a
+    module)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

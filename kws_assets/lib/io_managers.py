@@ -6,8 +6,8 @@ and paths follow Dagster's conventions — whose bytes go through an
 :class:`~kws_assets.core.storage.object_store.ObjectStore`.  That gives every table the store's
 guarantees: an atomic write (staged file + rename locally, one PUT of a finished object on S3),
 so a reader or a re-run after a crash never sees half a table; transient errors retried by the
-S3 client and then by a step retry (``dg.RetryRequested``); permanent errors failing the step at once with
-the object's URI and the reason (:mod:`kws_assets.lib.retries`).
+S3 client and then by a step retry (``dg.RetryRequested``); permanent errors failing the step at
+once with the object's URI and the reason (:mod:`kws_assets.lib.retries`).
 
 Artifact folders (the int8 model, the evaluation report, the data card) are asset values too
 (:class:`~kws_assets.core.storage.artifact_store.ArtifactFolder`): stored under the same root,
@@ -139,7 +139,8 @@ class ObjectBytesUPathIOManager(ObjectStoreUPathIOManager):
 
 def place_staged_parquet(objects: ObjectStore, key: str, staged: StagedParquet) -> str:
     """Streaming write path (issue 6): store a Parquet file an asset already wrote, batch by
-    batch, to local disk (:class:`~kws_assets.core.storage.parquet_stream.StagedParquet`) at ``key``.
+    batch, to local disk (:class:`~kws_assets.core.storage.parquet_stream.StagedParquet`) at
+    ``key``.
 
     In a local store the finished file is renamed into place (copied first if it sits on another
     file system), never loaded into memory; other stores get its bytes in one atomic put.

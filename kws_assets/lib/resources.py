@@ -45,7 +45,8 @@ ARTIFACT_CACHE = "artifact_cache"  # local copies of remote artifacts, per machi
 
 
 class KwsSettings(dg.ConfigurableResource):
-    """The pipeline configuration (``kws.yaml``); ``config_path`` empty means the embedded default."""
+    """The pipeline configuration (``kws.yaml``); ``config_path`` empty means the embedded
+    default."""
 
     config_path: str = ""
 

@@ -49,7 +49,8 @@ class QualitySettings(StrictSettings):
 
 
 class OutlierSettings(StrictSettings):
-    """Per-keyword outlier flagging on an MFCC-statistics embedding (MSWC's embedding-distance idea)."""
+    """Per-keyword outlier flagging on an MFCC-statistics embedding (MSWC's embedding-distance
+    idea)."""
 
     enabled: bool = True
     quarantine: bool = Field(True, description="Quarantine flagged clips (reason 'outlier').")

@@ -16,9 +16,9 @@ class ModelSettings(StrictSettings):
     """Which model family ships as *the* model, and the DS-CNN's shape (MLPerf Tiny DS-CNN-S).
 
     Both families are trained by the graph (``kws_model``/``quantized_model`` for the DS-CNN on
-    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech embedding);
-    ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech accuracy.
-    """
+    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech
+    embedding); ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech
+    accuracy."""
 
     family: ModelFamily = Field(
         "speech_embedding",

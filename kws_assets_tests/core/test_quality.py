@@ -53,7 +53,8 @@ def speech_like(rng: np.random.Generator, n: int = SR) -> tuple[np.ndarray, np.n
 
 
 def bursts_in_noise(true_snr_db: float, kind: str, seed: int, level: float = 0.1) -> np.ndarray:
-    """Speech-like bursts plus noise; true SNR = burst power over the bursts' own samples / noise."""
+    """Speech-like bursts plus noise; true SNR = burst power over the bursts' own samples /
+    noise."""
     rng = np.random.default_rng(seed)
     bursts, active = speech_like(rng)
     noise = colored_noise(kind, SR, rng)

@@ -37,7 +37,8 @@ FAST_TRAIN = TrainSettings(
 
 
 def tone_clip(label_index: int, rng: np.random.Generator) -> np.ndarray:
-    """One 1-s clip of a class: a burst of a low tone, high tone, rising chirp or noise, in noise."""
+    """One 1-s clip of a class: a burst of a low tone, high tone, rising chirp or noise, in
+    noise."""
     t = np.arange(CLIP) / SR
     start = rng.uniform(0.05, 0.5)
     duration = rng.uniform(0.25, 0.45)

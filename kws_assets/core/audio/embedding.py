@@ -331,7 +331,8 @@ class SpeechEmbeddingFrontEnd:
         self._embed_input = self._embed.get_inputs()[0].name
 
     def padded(self, clips: np.ndarray) -> np.ndarray:
-        """Clips placed in the middle of the context, on the int16 scale: ``[n, context_samples]``."""
+        """Clips placed in the middle of the context, on the int16 scale:
+        ``[n, context_samples]``."""
         clips = np.asarray(clips, dtype=np.float32)
         if clips.ndim == 1:
             clips = clips[None, :]

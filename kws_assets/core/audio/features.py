@@ -120,7 +120,8 @@ class FeatureSpec(BaseModel):
 
     @property
     def n_fft(self) -> int:
-        """FFT size: one window (torchaudio frames by ``n_fft``, so a larger FFT would drop frames)."""
+        """FFT size: one window (torchaudio frames by ``n_fft``, so a larger FFT would drop
+        frames)."""
         return self.win_length
 
     @property

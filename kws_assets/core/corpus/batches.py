@@ -2,8 +2,8 @@
 
 A batch is either a **configured source** (``sources:`` in ``kws.yaml``; key ``source-<name>``) or
 a folder that **landed** in the landing zone (key ``landing-<folder>``; see
-:mod:`kws_assets.core.corpus.landing`).  Each batch is read through the same corpus loader as a whole
-config would be: :func:`batch_config` narrows a config to the one source the batch stands for.
+:mod:`kws_assets.core.corpus.landing`).  Each batch is read through the same corpus loader as a
+whole config would be: :func:`batch_config` narrows a config to the one source the batch stands for.
 
 A batch's *fingerprint* changes when what it would ingest changes (the source's settings; for the
 generated demo corpus also the keywords it speaks; for a landed batch its manifest bytes), so a
@@ -42,7 +42,8 @@ class BatchRef:
 
 
 def is_valid_batch_name(name: str) -> bool:
-    """A folder name usable as a batch: ASCII letters, digits, ``.``, ``_``, ``-``; no leading dot."""
+    """A folder name usable as a batch: ASCII letters, digits, ``.``, ``_``, ``-``; no leading
+    dot."""
     return bool(_VALID_NAME.match(name)) and len(name) <= MAX_NAME_CHARS
 
 
@@ -90,7 +91,8 @@ def configured_batch_keys(cfg: KwsConfig) -> dict[str, CorpusSource]:
 
 
 def configured_source(cfg: KwsConfig, key: str) -> CorpusSource:
-    """The configured source a ``source-`` batch key names; BatchKeyError if it is not configured."""
+    """The configured source a ``source-`` batch key names; BatchKeyError if it is not
+    configured."""
     sources = configured_batch_keys(cfg)
     if key not in sources:
         raise BatchKeyError(
@@ -150,7 +152,8 @@ def config_for_sources(cfg: KwsConfig, sources: list) -> KwsConfig:
 
 
 def keyword_seed(keyword: str) -> int:
-    """A stable per-keyword seed, so a keyword's synthetic clips never depend on the other keywords."""
+    """A stable per-keyword seed, so a keyword's synthetic clips never depend on the other
+    keywords."""
     return int(hashlib.sha256(f"keyword|{keyword}".encode()).hexdigest()[:8], 16)
 
 

@@ -69,7 +69,8 @@ class LandingProblem:
 
 
 def landing_root(cfg: KwsConfig) -> str:
-    """The landing zone of a config: ``automation.landing_root``, relative ones under storage.root."""
+    """The landing zone of a config: ``automation.landing_root``, relative ones under
+    storage.root."""
     root = cfg.automation.landing_root
     if "://" in root:
         return root.rstrip("/")
@@ -257,7 +258,8 @@ def find_landed_batch(
 
 @dataclass(frozen=True)
 class KnownBatch:
-    """A batch a sensor can request: its key and fingerprint (configured source or landed folder)."""
+    """A batch a sensor can request: its key and fingerprint (configured source or landed
+    folder)."""
 
     key: str
     fingerprint: str
@@ -277,7 +279,8 @@ def landing_scan(cfg: KwsConfig, now: float | None = None) -> LandingScan:
 
 
 def landed_batch(cfg: KwsConfig, key: str) -> LandedBatch:
-    """The ready landed batch ``key`` of the config's landing zone (see :func:`find_landed_batch`)."""
+    """The ready landed batch ``key`` of the config's landing zone (see
+    :func:`find_landed_batch`)."""
     return find_landed_batch(
         landing_root(cfg),
         key,

@@ -5,8 +5,8 @@ Each transform is a pure function on mono float32 samples:
 
 * :func:`add_noise_at_snr` — background noise at an exact SNR (whole-array mean powers, as
   ``torchaudio.functional.add_noise`` defines it); the noise is generated coloured noise
-  (:func:`kws_assets.core.audio.io.colored_noise`), :func:`babble` summed from other clips, or a crop
-  of a recording from a user's noise folder (:class:`NoiseFolder`);
+  (:func:`kws_assets.core.audio.io.colored_noise`), :func:`babble` summed from other clips, or a
+  crop of a recording from a user's noise folder (:class:`NoiseFolder`);
 * :func:`synthetic_rir` + :func:`apply_rir` — a synthetic room impulse response (direct path,
   sparse early reflections, an exponentially decaying diffuse tail with the drawn RT60);
 * :func:`time_shift`, :func:`apply_gain`;
@@ -203,7 +203,8 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 
 def change_speed(samples: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
     """Play ``factor`` times faster (tempo and pitch together, like a tape): the result has about
-    ``len / factor`` samples.  Done by resampling from ``sample_rate * factor`` to ``sample_rate``."""
+    ``len / factor`` samples.  Done by resampling from ``sample_rate * factor`` to
+    ``sample_rate``."""
     if factor <= 0:
         raise ValueError(f"speed factor must be positive, got {factor}")
     factor = round(float(factor), SPEED_DECIMALS)

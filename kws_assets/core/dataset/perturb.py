@@ -5,10 +5,11 @@ roughly 1/length), by mean F0 and by speaking rate.  :func:`perturb` changes the
 
 * **Formant warp** (``warp_factor`` a): the spectral envelope is moved along the frequency axis,
   formant F -> a F, while harmonics (the pitch) stay where they are.  Per STFT frame the log
-  magnitude's harmonic peaks are joined (running maximum over ``PEAK_SPAN_HZ``) and smoothed by cepstral liftering (quefrencies below ``LIFTER_MS``, shorter than any
-  voice's pitch period) to get the envelope E(f); every bin is multiplied by E(f / a) / E(f) and
-  the original phase is kept, so resynthesis (overlap-add iSTFT) is a pure per-bin gain change
-  with no phase artefacts.  Gains are limited to +-``MAX_ENVELOPE_GAIN_DB``.
+  magnitude's harmonic peaks are joined (running maximum over ``PEAK_SPAN_HZ``) and smoothed by
+  cepstral liftering (quefrencies below ``LIFTER_MS``, shorter than any voice's pitch period) to get
+  the envelope E(f); every bin is multiplied by E(f / a) / E(f) and the original phase is kept, so
+  resynthesis (overlap-add iSTFT) is a pure per-bin gain change with no phase artefacts.  Gains are
+  limited to +-``MAX_ENVELOPE_GAIN_DB``.
 * **Pitch shift** (``semitones``): ``augment.shift_pitch`` (phase-vocoder stretch, then a speed
   change).  The speed change also scales the formants by the pitch ratio r, so the envelope is
   warped by a / r beforehand: the net result is formants x a and F0 x r.

@@ -121,7 +121,8 @@ def stream_frames(
 
 
 def window_features(frames: np.ndarray, spec: FeatureSpec, stride_frames: int) -> np.ndarray:
-    """Windows of ``spec.n_frames`` frames every ``stride_frames``: ``[n_windows, n_frames, n_mfcc]``."""
+    """Windows of ``spec.n_frames`` frames every ``stride_frames``:
+    ``[n_windows, n_frames, n_mfcc]``."""
     n = spec.n_frames
     if frames.shape[0] < n:
         frames = np.concatenate(

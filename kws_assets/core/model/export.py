@@ -185,8 +185,8 @@ def quantize_int8(
 
     The float model is first run through ``quant_pre_process`` (shape inference and graph
     optimisation).  ``calibration_x`` feeds the model's one input, whatever its name (``mfcc``
-    for the DS-CNN, ``embedding`` for a speech-embedding head).  Defaults are onnxruntime's advice for x86 CPUs: uint8 activations, int8
-    weights; set ``reduce_range=True`` for CPUs without VNNI.
+    for the DS-CNN, ``embedding`` for a speech-embedding head).  Defaults are onnxruntime's advice
+    for x86 CPUs: uint8 activations, int8 weights; set ``reduce_range=True`` for CPUs without VNNI.
     """
     calibration_x = np.asarray(calibration_x, dtype=np.float32)
     if calibration_x.ndim != 3 or calibration_x.shape[0] == 0:
@@ -465,7 +465,8 @@ class KwsClassifier(_ClipClassifier):
         return cls(_session(artifact_dir / MODEL_FILE, threads), labels, spec)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
+        """Class probabilities ``[n, n_classes]`` for normalised features
+        ``[n, n_frames, n_mfcc]``."""
         return softmax(_run_logits(self.session, x))
 
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -488,7 +489,8 @@ class EmbeddingClassifier(_ClipClassifier):
 
     @classmethod
     def load(cls, artifact_dir: PathLike, threads: int | None = None) -> EmbeddingClassifier:
-        """Open a folder written by :func:`write_embedding_artifact` (its graphs are sha256-checked)."""
+        """Open a folder written by :func:`write_embedding_artifact` (its graphs are
+        sha256-checked)."""
         artifact_dir = Path(artifact_dir)
         _require_files(
             artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE)

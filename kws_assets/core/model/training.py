@@ -144,7 +144,8 @@ class ClassMetrics:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Accuracy, per-class precision/recall and the confusion matrix (rows true, columns predicted)."""
+    """Accuracy, per-class precision/recall and the confusion matrix (rows true, columns
+    predicted)."""
 
     accuracy: float
     n: int
@@ -259,7 +260,8 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH
 def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
 ) -> EvalReport:
-    """An ``EvalReport`` from true and predicted class indices (precision 0 for unpredicted classes)."""
+    """An ``EvalReport`` from true and predicted class indices (precision 0 for unpredicted
+    classes)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     k = len(labels)
@@ -353,7 +355,8 @@ def align_teacher_logits(
     student_ids: Sequence[str], teacher_ids: Sequence[str], teacher_logits: np.ndarray
 ) -> np.ndarray:
     """The teacher's logits reordered to the student's rows (matched by clip id); a student row
-    whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label only)."""
+    whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label
+    only)."""
     logits = np.asarray(teacher_logits, dtype=np.float32)
     if logits.ndim != 2 or logits.shape[0] != len(teacher_ids):
         raise ValueError(

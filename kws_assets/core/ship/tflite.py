@@ -272,7 +272,8 @@ class TfliteClassifier:
         return np.clip(q, -128, 127).astype(np.int8)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """Dequantised logits ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
+        """Dequantised logits ``[n, n_classes]`` for normalised features
+        ``[n, n_frames, n_mfcc]``."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(

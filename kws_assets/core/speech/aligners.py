@@ -4,8 +4,8 @@ Two implementations of :class:`WordAligner`:
 
 * ``pocketsphinx`` (:class:`PocketsphinxAligner`): forced alignment with the US-English acoustic
   model pocketsphinx ships — English only;
-* ``tts_dtw`` (:class:`~kws_assets.core.speech.dtw_aligner.DtwAligner`): alignment against espeak-ng's
-  rendering of the transcript by dynamic time warping — any language espeak-ng speaks.
+* ``tts_dtw`` (:class:`~kws_assets.core.speech.dtw_aligner.DtwAligner`): alignment against
+  espeak-ng's rendering of the transcript by dynamic time warping — any language espeak-ng speaks.
 
 :class:`AlignerChoice` picks one per utterance language from ``AlignmentSettings``: English uses
 pocketsphinx, every other language TTS+DTW, and ``alignment.aligners`` overrides that per language.

@@ -73,7 +73,8 @@ TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIM
 
 
 class StorageError(OSError):
-    """A storage operation on ``uri`` failed for ``reason``; ``transient`` says retrying may help."""
+    """A storage operation on ``uri`` failed for ``reason``; ``transient`` says retrying may
+    help."""
 
     def __init__(self, uri: str, reason: str, detail: str = "", transient: bool = False) -> None:
         self.uri = uri
@@ -169,7 +170,8 @@ class ObjectStore(ABC):
 
 
 def _partial_owner(name: str) -> tuple[str, int] | None:
-    """``(host, pid)`` encoded in a staging file name, or None for names this module did not make."""
+    """``(host, pid)`` encoded in a staging file name, or None for names this module did not
+    make."""
     stem = name[: -len(STAGING_SUFFIX)] if name.endswith(STAGING_SUFFIX) else None
     if stem is None:
         return None

@@ -172,7 +172,8 @@ def place_staged_file(staged: StagedParquet, destination: str | os.PathLike[str]
 def sweep_stale_staged(
     folder: str | os.PathLike[str], max_age_s: float = STALE_STAGED_AGE_S
 ) -> list[Path]:
-    """Delete staged files older than ``max_age_s`` in ``folder`` (left by killed runs); return them."""
+    """Delete staged files older than ``max_age_s`` in ``folder`` (left by killed runs); return
+    them."""
     root = Path(folder)
     if not root.is_dir():
         return []

@@ -146,7 +146,8 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ktuberling_en.yaml"
     reason="Debian ktuberling-data / klettres-data is not installed",
 )
 def test_committed_english_dev_manifest_is_current(tmp_path: Path) -> None:
-    """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's keywords."""
+    """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's
+    keywords."""
     import yaml
 
     raw = yaml.safe_load(CONFIG.read_text())

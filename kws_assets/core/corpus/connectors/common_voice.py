@@ -41,7 +41,8 @@ MP3_FORMAT = "MP3"
 
 
 class DecoderMissingError(RuntimeError):
-    """The audio library cannot decode a format the corpus uses; the message says what to install."""
+    """The audio library cannot decode a format the corpus uses; the message says what to
+    install."""
 
 
 def mp3_supported() -> bool:

@@ -79,7 +79,8 @@ class FileFacts:
 
 @dataclass(frozen=True)
 class Inspection:
-    """The facts of a file, the local path later stages read it from, and whether it was read now."""
+    """The facts of a file, the local path later stages read it from, and whether it was read
+    now."""
 
     facts: FileFacts
     local_uri: str
