@@ -42,7 +42,8 @@ def _ratio_target(
         by = (
             f"{measured / wanted:.2f}x the target"
             if met
-            else f"missed: {measured / wanted:.2f}x of the target ({(1 - measured / wanted) * 100:.0f}% short)"
+            else f"missed: {measured / wanted:.2f}x of the target "
+            f"({(1 - measured / wanted) * 100:.0f}% short)"
         )
     else:
         by = (
@@ -147,7 +148,8 @@ def _mfcc_section(mfcc: dict) -> list[str]:
     lines += _table(["implementation", "clips/s", "project is"], rows)
     lines += [
         "",
-        f"FLOPs per clip: {_fmt(flops['total'] / 1e6, 2)} M (window {_fmt(flops['window'] / 1e3)} k, "
+        f"FLOPs per clip: {_fmt(flops['total'] / 1e6, 2)} M "
+        f"(window {_fmt(flops['window'] / 1e3)} k, "
         f"FFT 5·N·log2 N {_fmt(flops['fft'] / 1e3)} k, power {_fmt(flops['power'] / 1e3)} k, "
         f"mel {_fmt(flops['mel'] / 1e3)} k, log {_fmt(flops['log'] / 1e3)} k, "
         f"DCT {_fmt(flops['dct'] / 1e3)} k). Machine: {_fmt(mfcc['machine_flops_per_s'] / 1e9)} "

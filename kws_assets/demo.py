@@ -125,7 +125,8 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
     report_path = report.file(REPORT_FILE)
     s = json.loads(report_path.read_text())["summary"]
     return [
-        f"DS-CNN evaluation (int8): {s['unseen_voice_accuracy']} on {s['unseen_voice_clips']} clips "
+        f"DS-CNN evaluation (int8): {s['unseen_voice_accuracy']} on {s['unseen_voice_clips']} "
+        "clips "
         f"of held-out espeak-ng voices; synthetic test split (in-distribution) "
         f"{s['test_accuracy']} on {s['test_clips']} clips",
         f"  streaming: FRR {s['frr_at_target']:.1%} at {s['fa_per_hour_at_target']} FA/h "

@@ -58,7 +58,8 @@ COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
         "GPL-3.0-or-later",
         "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
         "upstream https://github.com/espeak-ng/espeak-ng",
-        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is GPL-3.0. "
+        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is "
+        "GPL-3.0. "
         "Rendered audio is program output, not a covered work.",
     ),
     ComponentLicense(

@@ -181,8 +181,8 @@ class EvalSettings(StrictSettings):
     )
     smoothing_grid: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 3, 5],
-        description="Posterior moving averages (windows) the operating point is selected among, with "
-        "every threshold and refractory_grid_s value, on the validation streams.",
+        description="Posterior moving averages (windows) the operating point is selected among, "
+        "with every threshold and refractory_grid_s value, on the validation streams.",
     )
     refractory_grid_s: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [0.5, 1.0],

@@ -54,7 +54,8 @@ def test_splits_are_deterministic_across_processes():
     here = [split_for_speaker(s, 10.0, 10.0, "salt-x") for s in speakers]
     code = (
         "import json, sys; from kws_assets.core.dataset.splits import split_for_speaker; "
-        "print(json.dumps([split_for_speaker(s, 10.0, 10.0, 'salt-x') for s in json.loads(sys.argv[1])]))"
+        "print(json.dumps([split_for_speaker(s, 10.0, 10.0, 'salt-x') for s in "
+        "json.loads(sys.argv[1])]))"
     )
     for hash_seed in ("1", "999"):
         out = subprocess.run(

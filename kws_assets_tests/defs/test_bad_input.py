@@ -125,7 +125,8 @@ def test_every_broken_file_is_quarantined_by_name_with_a_reason(graph):
         assert row["detail"], expected.kind
         assert row["stage"] in {"ingest", "alignment"}, (expected.kind, row["stage"])
     assert not missing, (
-        f"broken files not quarantined as expected: {missing}\n{named.select('name', 'stage', 'reason')}"
+        "broken files not quarantined as expected: "
+        f"{missing}\n{named.select('name', 'stage', 'reason')}"
     )
     stages = dict(
         zip(

@@ -55,7 +55,9 @@ RUN_STATUS = """
 query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }
 """
 RECENT_RUNS = """
-query { runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } } }
+query {
+  runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } }
+}
 """
 
 

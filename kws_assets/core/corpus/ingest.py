@@ -273,7 +273,8 @@ def _mark_duplicate_audio(rows: list[dict]) -> None:
             row["source"],
             row["original_path"],
             quality.DUPLICATE_AUDIO,
-            f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 {row['sha256'][:16]})",
+            f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 "
+            f"{row['sha256'][:16]})",
             uri=row["uri"],
             transcript=row["transcript"],
             clip_label=row["clip_label"],

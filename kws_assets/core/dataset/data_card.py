@@ -317,7 +317,8 @@ def known_limitations(
                 )
     languages = sorted(set(validated["language"].drop_nulls().to_list())) if total else []
     notes.append(
-        f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips from sentences are "
+        f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips "
+        "from sentences are "
         f"cut around pocketsphinx (en-us model) forced alignments; misalignments that "
         f"pass the quality gate and the outlier check stay in the data."
     )
@@ -369,8 +370,9 @@ def render_data_card(
     lines = [
         "# Data card — keyword-spotting dataset",
         "",
-        f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s at {cfg.audio.sample_rate} Hz "
-        f"for {len(cfg.labels)} labels ({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
+        f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s "
+        f"at {cfg.audio.sample_rate} Hz for {len(cfg.labels)} labels "
+        f"({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
         f"and {validated['source'].n_unique() if validated.height else 0} sources; "
         f"split train/val/test = {per_split.get('train', 0)}/{per_split.get('val', 0)}/"
         f"{per_split.get('test', 0)}. **{quarantined.height} quarantined** of {seen} seen "
@@ -458,7 +460,8 @@ def render_data_card(
         "",
         "## How it was made",
         "",
-        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` from other words, "
+        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` "
+        "from other words, "
         f"`{SILENCE_LABEL}` from noise.",
         f"- Quality gate: {_settings_text(cfg.quality.model_dump())}.",
         f"- Recording checks: {_settings_text(cfg.ingest.model_dump())}.",
@@ -506,7 +509,8 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
             f"real-halves distance."
             + (
                 f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
-                f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their synthetic clips may "
+                f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their "
+                "synthetic clips may "
                 f"not transfer to real speakers."
                 if far
                 else ""

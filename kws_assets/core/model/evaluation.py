@@ -923,7 +923,8 @@ def evaluate_family(
     )
     validation = material.validation.score(detector)
     say(
-        f"{family}: streaming the test streams ({material.test.negative_seconds / 60:.1f} min negative)"
+        f"{family}: streaming the test streams "
+        f"({material.test.negative_seconds / 60:.1f} min negative)"
     )
     test = material.test.score(detector)
     stream_seconds = time.perf_counter() - started

@@ -83,7 +83,8 @@ LABELS_FILE = "labels.json"
 FEATURES_FILE = "feature_config.json"
 METRICS_FILE = "metrics.json"
 OPERATING_POINT_FILE = "operating_point.json"
-"""The detector settings (threshold, smoothing, refractory, hop) chosen for an artifact; optional."""
+"""The detector settings (threshold, smoothing, refractory, hop) chosen for an artifact;
+optional."""
 C_HEADER_FILE = "model_data.h"
 C_SOURCE_FILE = "model_data.c"
 C_SYMBOL = c_array.C_SYMBOL
@@ -191,7 +192,8 @@ def quantize_int8(
     calibration_x = np.asarray(calibration_x, dtype=np.float32)
     if calibration_x.ndim != 3 or calibration_x.shape[0] == 0:
         raise ValueError(
-            f"calibration_x must be a non-empty [n, n_frames, n_features], got {calibration_x.shape}"
+            "calibration_x must be a non-empty [n, n_frames, n_features], got "
+            f"{calibration_x.shape}"
         )
     input_name = onnx.load(str(float_onnx), load_external_data=False).graph.input[0].name
     int8_path = Path(int8_path)

@@ -159,7 +159,9 @@ def _stat(path: UPath) -> tuple[int, str] | FileFacts:
             return FileFacts(
                 0, error_reason=quality.NOT_A_FILE, error_detail=f"{path} is not a file"
             )
-        stamp = f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
+        etag = info.get("ETag") or info.get("etag") or ""
+        modified = info.get("LastModified") or info.get("mtime") or ""
+        stamp = f"{etag}|{modified}"
         return int(info.get("size") or 0), stamp
     local = os.fspath(path)
     try:

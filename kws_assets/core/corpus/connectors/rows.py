@@ -100,7 +100,10 @@ def _oversized_field(values: dict, max_field_bytes: int) -> str | None:
         if isinstance(value, str) and len(value) * 4 > max_field_bytes:  # cheap bound first
             size = len(value.encode("utf-8", errors="surrogatepass"))
             if size > max_field_bytes:
-                return f"field {str(column)[:40]!r} is {size} bytes > max_field_bytes {max_field_bytes}"
+                return (
+                    f"field {str(column)[:40]!r} is {size} bytes "
+                    f"> max_field_bytes {max_field_bytes}"
+                )
     return None
 
 

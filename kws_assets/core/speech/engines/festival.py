@@ -110,7 +110,8 @@ class FestivalEngine(TtsEngine):
         self._require_available()
         if voice not in self._installed():
             raise TtsEngineError(
-                f"festival voice {voice!r} not installed; install the Debian package {spec.debian_package}"
+                f"festival voice {voice!r} not installed; install the Debian package "
+                f"{spec.debian_package}"
             )
         self._require_pitch(voice, pitch)
         expressions = [f"(voice_{voice})"]
