@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
-from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
+from kws_assets.core.tables import KEY_COLUMNS, ColumnType  # noqa: E402 - re-exported beside MFCC_COLUMN
 
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"
@@ -84,12 +84,12 @@ def mfcc_dtype(spec: FeatureSpec) -> pl.DataType:
     return pl.Array(pl.Float32, (spec.n_frames, spec.n_mfcc))
 
 
-def table_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+def table_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
     """Columns of the MFCC table: the clip keys, then the MFCC array."""
     return {**dict.fromkeys(KEY_COLUMNS, pl.String), MFCC_COLUMN: mfcc_dtype(spec)}
 
 
-def cache_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+def cache_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
     """Columns of the feature cache file."""
     return {
         "clip_id": pl.String,
@@ -500,7 +500,7 @@ def write_feature_batches(
     writer: ParquetBatchWriter,
     stats: StatsT,
     cache: FeatureCache | None,
-    new_cache_schema: dict[str, pl.DataType],
+    new_cache_schema: dict[str, ColumnType],
     *,
     table_frame: Callable[[Any], pl.DataFrame],
     cache_frame: Callable[[Any], pl.DataFrame],
