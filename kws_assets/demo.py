@@ -26,7 +26,7 @@ from kws_assets.definitions import build_definitions
 from kws_assets.defs.assets.data_card import CARD_FILE
 from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import failed_steps, materialize_graph
-from kws_assets.lib.resources import KwsSettings
+from kws_assets.lib.resources import settings_resource
 
 FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
 
@@ -57,7 +57,7 @@ def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[s
 
 
 def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
-    cfg = defs.resources["settings"].config
+    cfg = settings_resource(defs).config
     validated: pl.DataFrame = defs.load_asset_value("validated_set", instance=instance)
     quarantined: pl.DataFrame = defs.load_asset_value("quarantined_clips", instance=instance)
     default = defs.load_asset_value(FAMILY_ARTIFACTS[cfg.model.family], instance=instance).path
@@ -175,7 +175,7 @@ def main() -> int:
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     defs = build_definitions()
-    settings: KwsSettings = defs.resources["settings"]
+    settings = settings_resource(defs)
     print(
         f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
         f"DAGSTER_HOME {os.environ['DAGSTER_HOME']}",

@@ -37,7 +37,12 @@ from kws_assets.defs.jobs import (
     keyword_clips,
     retrain_model,
 )
-from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.partitions import (
+    CORPUS_BATCHES,
+    CORPUS_BATCHES_PARTITION,
+    KEYWORDS,
+    KEYWORDS_PARTITION,
+)
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import KwsConfig
 
@@ -77,7 +82,7 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
         return dg.SensorResult(
             skip_reason=f"no new or changed batch among {len(batches)}", cursor=cursor.to_json()
         )
-    registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
+    registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES_PARTITION))
     new_keys = [b.key for b in pending if b.key not in registered]
     manifests = {b.key: b.fingerprint for b in scan.batches}
     run_requests = []
@@ -108,7 +113,7 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
 
 def keyword_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
     """One evaluation of the keyword sensor."""
-    registered = context.instance.get_dynamic_partitions(KEYWORDS.name)
+    registered = context.instance.get_dynamic_partitions(KEYWORDS_PARTITION)
     added, removed = keyword_changes(cfg.keywords, registered)
     cursor = ",".join(cfg.keywords)
     if not added and not removed:

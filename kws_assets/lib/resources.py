@@ -55,6 +55,18 @@ class KwsSettings(dg.ConfigurableResource):
         return load_config(self.config_path or None)
 
 
+def settings_resource(defs: dg.Definitions) -> KwsSettings:
+    """The ``settings`` resource of a Definitions from ``build_definitions`` (typed: Dagster keeps
+    resources as an untyped mapping)."""
+    settings = (defs.resources or {}).get("settings")
+    if not isinstance(settings, KwsSettings):
+        raise TypeError(
+            f"these Definitions have no KwsSettings 'settings' resource (got {settings!r}); "
+            "build them with kws_assets.definitions.build_definitions"
+        )
+    return settings
+
+
 class ClipStoreResource(dg.ConfigurableResource, ABC):
     """Where clip WAVs are written; tables hold the URIs it returns."""
 

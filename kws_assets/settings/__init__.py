@@ -25,11 +25,15 @@ from kws_assets.settings.corpus import (
     SpeechCommandsSource,
 )
 from kws_assets.settings.dataset import (
+    NOISE_KINDS,
     AugmentSettings,
     DatasetGuardSettings,
+    NoiseKind,
     NoiseSettings,
+    NoiseSource,
     OutlierSettings,
     QualitySettings,
+    SplitName,
     SplitSettings,
 )
 from kws_assets.settings.deploy import AutomationSettings, StorageSettings
@@ -77,6 +81,7 @@ __all__ = [
     "DEFAULT_HELD_OUT_VOICES",
     "DEFAULT_VOICE_VARIANTS",
     "MODEL_FAMILIES",
+    "NOISE_KINDS",
     "SILENCE_LABEL",
     "SPEECH_COMMANDS_TEN",
     "UNKNOWN_LABEL",
@@ -103,7 +108,9 @@ __all__ = [
     "ModelFamily",
     "ModelSettings",
     "NegativeSettings",
+    "NoiseKind",
     "NoiseSettings",
+    "NoiseSource",
     "OutlierSettings",
     "QualitySettings",
     "QuantGateSettings",
@@ -112,6 +119,7 @@ __all__ = [
     "SpeakerPerturbationSettings",
     "SpecAugmentSettings",
     "SpeechCommandsSource",
+    "SplitName",
     "SplitSettings",
     "StorageSettings",
     "StrictSettings",

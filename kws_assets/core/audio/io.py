@@ -17,15 +17,16 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
 
+from kws_assets.settings import NoiseKind
+
 AudioSource = str | os.PathLike | bytes | bytearray | BinaryIO
-NoiseKind = Literal["white", "pink", "brown"]
 
 # Reason codes carried by AudioReadError.reason.
 REASON_MISSING = "missing"

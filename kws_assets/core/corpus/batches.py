@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -157,7 +158,9 @@ def keyword_seed(keyword: str) -> int:
     return int(hashlib.sha256(f"keyword|{keyword}".encode()).hexdigest()[:8], 16)
 
 
-def keyword_changes(configured: list[str], registered: list[str]) -> tuple[list[str], list[str]]:
+def keyword_changes(
+    configured: Sequence[str], registered: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Keywords to add (configured, not registered; config order) and to remove (registered, no
     longer configured; sorted)."""
     registered_set, configured_set = set(registered), set(configured)

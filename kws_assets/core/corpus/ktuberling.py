@@ -226,7 +226,7 @@ def write_dev_manifest(
     the same way.  Raises ValueError when a keyword matches no recording.
     """
     by_id = isinstance(keywords, Mapping)
-    wanted = dict(keywords) if by_id else {k: k for k in keywords}
+    wanted = dict(keywords) if isinstance(keywords, Mapping) else {k: k for k in keywords}
     lists = [(f"ktuberling-{language}", ktuberling_sounds(language, sounds_dir))]
     lists += [
         (f"klettres-{lang}", klettres_sounds(lang, klettres_dir)) for lang in klettres_languages

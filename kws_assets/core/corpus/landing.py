@@ -33,6 +33,7 @@ from kws_assets.core.corpus.batches import (
     parse_batch_key,
     source_fingerprint,
 )
+from kws_assets.core.corpus.connectors.base import local_os_path
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.settings import KwsConfig
 
@@ -103,7 +104,7 @@ def _manifest_stamp(path: UPath) -> tuple[int, float | None]:
     """(size, modification time in epoch seconds or None where the store has none)."""
     info = path.fs.info(path.path) if path.protocol not in LOCAL_PROTOCOLS else None
     if info is None:
-        st = os.stat(os.fspath(path))
+        st = os.stat(local_os_path(path))
         return int(st.st_size), st.st_mtime
     stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
     if hasattr(stamp, "timestamp"):

@@ -467,7 +467,7 @@ def train_model(
                 if augment is not None:
                     xb = augment.apply(xb, generator)
                 logits = model(xb)
-                if teacher is None:
+                if teacher is None or distill is None:  # distill is set with a teacher (above)
                     loss = nn.functional.cross_entropy(logits, yb)
                 else:
                     loss = distillation_loss(

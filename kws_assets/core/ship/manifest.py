@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,7 +29,7 @@ from kws_assets.core.audio.embedding import EMBEDDING_FILE, MELSPEC_FILE, Embedd
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
-SCHEMA = "kws-manifest-v1"
+SCHEMA: Final = "kws-manifest-v1"
 MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.json"
 HASH_CHUNK_BYTES = 1 << 20

@@ -442,12 +442,12 @@ class _s3_errors:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:  # never swallows: passes the exception on, or raises its StorageError
         if exc is None or isinstance(exc, StorageError):
-            return False
+            return
         error = classify_s3_error(self.uri, exc)
         if error is None:
-            return False
+            return
         raise error from exc
 
 

@@ -24,7 +24,7 @@ from upath import UPath
 
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
-from kws_assets.core.corpus.connectors.base import is_remote
+from kws_assets.core.corpus.connectors.base import is_remote, local_os_path
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.storage.s3 import transient_storage_error
 from kws_assets.settings import IngestSettings
@@ -163,7 +163,7 @@ def _stat(path: UPath) -> tuple[int, str] | FileFacts:
         modified = info.get("LastModified") or info.get("mtime") or ""
         stamp = f"{etag}|{modified}"
         return int(info.get("size") or 0), stamp
-    local = os.fspath(path)
+    local = local_os_path(path)
     try:
         st = os.stat(local)
     except FileNotFoundError:

@@ -84,7 +84,7 @@ class FliteEngine(TtsEngine):
             ]
             if f0_target is not None:
                 command += ["--setf", f"int_f0_target_mean={f0_target}"]
-            return [*command, "-f", text_path, "-o", wav_path]
+            return [*command, "-f", str(text_path), "-o", str(wav_path)]
 
         samples, sample_rate = render_with_command(self.name, args, text)
         params = {

@@ -64,7 +64,10 @@ def _bundled_voices() -> list[PiperVoiceFile]:
     for package in VOICE_PACKAGES:
         if importlib.util.find_spec(package) is None:
             continue
-        folder = Path(importlib.import_module(package).__file__).parent / VOICE_DATA_DIR
+        module_file = importlib.import_module(package).__file__
+        if module_file is None:  # a namespace package: no data folder beside it
+            continue
+        folder = Path(module_file).parent / VOICE_DATA_DIR
         for model in sorted(folder.glob("*.onnx")):
             config = model.with_name(model.name + ".json")
             if config.is_file():
@@ -295,7 +298,7 @@ class PiperEngine(TtsEngine):
             for sentence in loaded.voice.phonemize(text):
                 if not sentence:
                     continue
-                feeds = {
+                feeds: dict[str, np.ndarray] = {
                     "input": np.array([loaded.voice.phonemes_to_ids(sentence)], dtype=np.int64),
                     "scales": np.array(
                         [noise_scale, length_scale, noise_w_scale], dtype=np.float32
