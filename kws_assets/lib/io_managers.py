@@ -22,7 +22,8 @@ of the object store and the ``s3://`` UPath of the base path are both built from
 
 import io
 from abc import abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import dagster as dg
 import polars as pl
@@ -47,7 +48,7 @@ from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_f
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.lib.retries import FailFastObjectStore
 
-PARQUET_COMPRESSION = "zstd"
+PARQUET_COMPRESSION: Final = "zstd"
 
 
 def escape_dotdot_segments(partition: str) -> str:
@@ -227,7 +228,7 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
         self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None
     ) -> None:
         super().__init__(objects, s3)
-        self.cache_root = UPath(cache_root)
+        self.cache_root = Path(cache_root)  # local copies: always this machine's disk
 
     def dump_to_path(self, context: dg.OutputContext, obj: ArtifactFolder, path: UPath) -> None:
         if not isinstance(obj, ArtifactFolder):

@@ -28,9 +28,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,8 @@ from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, r
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
+
+OptionT = TypeVar("OptionT", bound=str)
 
 PEAK_LIMIT = 0.99
 """After augmentation a clip peaking above this is scaled down as a whole."""
@@ -354,7 +357,7 @@ class NoiseSources:
     folder: NoiseFolder | None = None
 
 
-def _weighted_choice(options: dict[str, float], rng: np.random.Generator) -> str | None:
+def _weighted_choice(options: Mapping[OptionT, float], rng: np.random.Generator) -> OptionT | None:
     names = [k for k, w in options.items() if w > 0]
     if not names:
         return None
@@ -531,7 +534,7 @@ def augment_clips(
         pl.col("split").is_in(settings.splits) & ~pl.col("label").is_in(settings.skip_labels)
     )
     uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list(), strict=True))
-    pools = {
+    pools: dict[str, list[str]] = {
         split: sorted(
             clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))[
                 "clip_id"

@@ -173,7 +173,7 @@ def recording_dead_letters(failures: list, corpus: pl.DataFrame, stage: str) -> 
                 reason=reason,
                 detail=detail,
                 source=rec.get("source") or failure.utterance_id.split(":", 1)[0],
-                uri=rec.get("uri") or getattr(failure, "uri", ""),
+                uri=rec.get("uri") or getattr(failure, "uri", "") or "",
                 label=rec.get("clip_label") or "",
                 speaker=rec.get("speaker") or "",
                 language=rec.get("language") or "",

@@ -12,6 +12,7 @@ import importlib.metadata
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -222,10 +223,13 @@ def quality_quantiles(table: pl.DataFrame, metrics: tuple[str, ...] = CARD_METRI
         )
         row = {"metric": metric, "clips": values.len()}
         if values.len():
-            row["min"] = float(values.min())
+            # numeric columns only (QUALITY_COLUMNS): the scalars are numbers
+            row["min"] = float(cast("float", values.min()))
             for q in QUANTILES:
-                row[f"p{int(q * 100)}"] = float(values.quantile(q, interpolation="linear"))
-            row["max"] = float(values.max())
+                row[f"p{int(q * 100)}"] = float(
+                    cast("float", values.quantile(q, interpolation="linear"))
+                )
+            row["max"] = float(cast("float", values.max()))
         rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
@@ -263,14 +267,14 @@ def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConf
                 "clips_kept": kept.get(source.name, 0),
             }
         )
-    for source, license_ in (
+    for generated, license_ in (
         ("synthetic", "generated with espeak-ng (GPL-3.0 voice data)"),
         ("noise", "generated noise"),
     ):
-        if kept.get(source):
+        if kept.get(generated):
             rows.append(
                 {
-                    "source": source,
+                    "source": generated,
                     "kind": "generated",
                     "root": "clip store",
                     "license": license_,

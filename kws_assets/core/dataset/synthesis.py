@@ -30,7 +30,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -53,6 +53,7 @@ from kws_assets.settings import (
     AudioSettings,
     KwsConfig,
     NegativeSettings,
+    NoiseKind,
     NoiseSettings,
     TtsSettings,
 )
@@ -90,7 +91,7 @@ class ClipRecipe:
     rate: int
     pitch: int
     word_gap: int
-    noise_kind: str | None = None
+    noise_kind: NoiseKind | None = None
     snr_db: float | None = None
     copy_index: int = 0
     salt: str = ""
@@ -233,7 +234,7 @@ def grid_recipes(
                             rate,
                             pitch,
                             grid.word_gap,
-                            noise_kind=str(rng.choice(noise.kinds)),
+                            noise_kind=_draw_noise_kind(noise.kinds, rng),
                             snr_db=float(rng.uniform(noise.snr_db_min, noise.snr_db_max)),
                             copy_index=copy + 1,
                             salt=salt,
@@ -515,7 +516,7 @@ def _finish(clip: np.ndarray, recipe: ClipRecipe) -> np.ndarray:
 @dataclass(frozen=True)
 class SilenceRecipe:
     index: int
-    noise_kind: str
+    noise_kind: NoiseKind
     level_dbfs: float
     salt: str = ""
 
@@ -535,12 +536,17 @@ class SilenceRecipe:
         return f"noise|{self.noise_kind}|{self.level_dbfs:.2f}|{self.index}"
 
 
+def _draw_noise_kind(kinds: Sequence[NoiseKind], rng: np.random.Generator) -> NoiseKind:
+    """One of ``kinds`` (numpy hands back its own str, so the Literal is restored by cast)."""
+    return cast("NoiseKind", str(rng.choice(list(kinds))))
+
+
 def silence_recipes(noise: NoiseSettings, seed: int = 0, salt: str = "") -> list[SilenceRecipe]:
     rng = np.random.default_rng(seed)
     return [
         SilenceRecipe(
             i,
-            str(rng.choice(noise.kinds)),
+            _draw_noise_kind(noise.kinds, rng),
             float(rng.uniform(noise.silence_level_dbfs_min, noise.silence_level_dbfs_max)),
             salt=salt,
         )
@@ -557,11 +563,17 @@ def render_silence_clip(recipe: SilenceRecipe, audio: AudioSettings) -> np.ndarr
 class Renderable(Protocol):
     """What :func:`render_to_store` needs of a recipe of another engine."""
 
-    label: str
-    clip_id: str
-    origin_id: str
-    speaker: str
-    language: str | None
+    # read-only members: the recipes are frozen dataclasses (some fields are properties)
+    @property
+    def label(self) -> str: ...
+    @property
+    def clip_id(self) -> str: ...
+    @property
+    def origin_id(self) -> str: ...
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def language(self) -> str | None: ...
 
     def render(self, audio: AudioSettings) -> np.ndarray: ...
 
@@ -584,7 +596,8 @@ def render_to_store(
     Besides espeak-ng's :class:`ClipRecipe` and :class:`SilenceRecipe`, any recipe with a
     ``render(audio)`` method (the other engines' ``engine_voices.EngineRecipe``) is rendered.
     """
-    rows, failures = [], []
+    rows: list[dict] = []
+    failures: list[RenderFailure] = []
     with single_threaded_torch():  # one small resampling kernel per clip: one thread is fastest
         for recipe in recipes:
             _render_one(recipe, audio, store, language, rows, failures)
@@ -606,7 +619,7 @@ def _render_one(
     key = store.key_for(source, label, recipe.clip_id)
     if not store.exists(key):
         try:
-            if is_silence:
+            if isinstance(recipe, SilenceRecipe):
                 samples = render_silence_clip(recipe, audio)
             elif isinstance(recipe, ClipRecipe):
                 samples = render_keyword_clip(recipe, audio)

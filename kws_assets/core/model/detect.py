@@ -403,6 +403,8 @@ class StreamingDetector:
         into its 2-s context, and the stream is padded so the first clip starts half a clip
         before the audio (as for the MFCC family)."""
         spec = self.spec
+        if not isinstance(spec, EmbeddingSpec):
+            raise TypeError(f"streamed embedding posteriors need an EmbeddingSpec, got {spec!r}")
         pad = spec.pad_before + spec.clip_samples // 2
         after = spec.context_samples + self.hop_samples
         padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(after, np.float32)])

@@ -134,7 +134,7 @@ def iter_embedding_batches(
             index,
             caching,
             lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]),
-        )  # type: ignore[arg-type]
+        )
         out = np.empty((batch.height, *spec.shape), dtype=np.float32)
         if plan.computed_at.size:
             out[plan.computed_at] = front_end(audio[: plan.computed_at.size])

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -48,7 +48,14 @@ from kws_assets.core.model.detect import (
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, AudioSettings, KwsConfig, TtsSettings
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    AudioSettings,
+    KwsConfig,
+    NoiseKind,
+    TtsSettings,
+)
 
 SENTENCE_WORDS = (5, 12)
 SENTENCE_RATE = (120, 210)
@@ -125,7 +132,7 @@ def trim_clip(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 def noise_piece(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """A burst of coloured noise of random kind, length and level."""
     n = int(rng.uniform(*NOISE_PIECE_S) * sample_rate)
-    kind = str(rng.choice(["white", "pink", "brown"]))
+    kind = cast("NoiseKind", str(rng.choice(["white", "pink", "brown"])))
     return scale_to_dbfs(colored_noise(kind, n, rng), float(rng.uniform(*NOISE_PIECE_DBFS)))
 
 

@@ -447,7 +447,7 @@ class KwsClassifier(_ClipClassifier):
         _check_head(session, labels, spec)
         self.session = session
         self.labels = labels
-        self.spec = spec
+        self.spec: FeatureSpec = spec
         self._extractor = MfccExtractor(spec)
 
     @classmethod
@@ -566,7 +566,7 @@ class FloatMfccClassifier(_ClipClassifier):
     def __init__(self, model: nn.Module, labels: list[str], spec: FeatureSpec) -> None:
         self.model = _cpu_eval_copy(model)
         self.labels = list(labels)
-        self.spec = spec
+        self.spec: FeatureSpec = spec
         self._extractor = MfccExtractor(spec)
 
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

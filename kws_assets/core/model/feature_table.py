@@ -32,12 +32,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from kws_assets.core.audio.embedding import EmbeddingSpec
 from kws_assets.core.audio.features import (
     FeatureSpec,
     MfccExtractor,
@@ -151,7 +152,9 @@ def content_checksum(data: bytes) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
-def decode_clip_into(data: bytes, uri: str, spec: FeatureSpec, out: np.ndarray) -> None:
+def decode_clip_into(
+    data: bytes, uri: str, spec: FeatureSpec | EmbeddingSpec, out: np.ndarray
+) -> None:
     """Decode WAV bytes into ``out`` (float32 ``[clip_samples]``): mono at the spec's rate, cut
     or zero-padded to the clip length.  Errors are :class:`AudioReadError` naming ``uri``.
 
@@ -215,7 +218,10 @@ class _CacheRows:
         if index in self._decoded:
             self._decoded.move_to_end(index)
             return self._decoded[index]
-        table = pl.from_arrow(self._file.read_row_group(index, columns=[self._column]))
+        # a pyarrow Table in, so a DataFrame out (from_arrow is typed for Series too)
+        table = cast(
+            "pl.DataFrame", pl.from_arrow(self._file.read_row_group(index, columns=[self._column]))
+        )
         values = table[self._column].to_numpy().astype(np.float32, copy=False)
         self._decoded[index] = values
         while len(self._decoded) > CACHED_ROW_GROUPS:

@@ -100,7 +100,7 @@ def corpus_root(root: str | os.PathLike[str], s3: S3Connection | None = None) ->
     ``s3://bucket/corpus``, read through fsspec with the endpoint, region and retries of ``s3``
     (the pipeline passes ``S3Connection.from_settings(cfg.storage)``; None: AWS defaults from
     the environment).  Credentials always come from the environment."""
-    text = local_os_path(root)
+    text = os.fspath(root)
     path = (s3 or S3Connection()).upath(text)
     if is_remote(path):
         return path

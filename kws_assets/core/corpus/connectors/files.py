@@ -237,7 +237,10 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
         info.original_channels,
         info.frames,
         info.subtype,
-        **levels,
+        peak_dbfs=levels["peak_dbfs"],
+        rms_dbfs=levels["rms_dbfs"],
+        clipping_ratio=levels["clipping_ratio"],
+        dc_offset=levels["dc_offset"],
     )
 
 
@@ -273,7 +276,7 @@ def inspect_file(
     cached = cache.get(location, size, stamp)
     if cached is not None:
         local_uri = location
-        if remote and cached.sha256:
+        if remote and mirror_dir is not None and cached.sha256:  # (remote implies a mirror)
             mirrored = _mirror_path(mirror_dir, cached.sha256, path.name)
             local_uri = str(mirrored)
             if not mirrored.is_file():
@@ -297,7 +300,7 @@ def inspect_file(
         )
     facts = decode_facts(data, location, limits)
     local_uri = location
-    if remote and facts.sha256:
+    if remote and mirror_dir is not None and facts.sha256:
         mirrored = _mirror_path(mirror_dir, facts.sha256, path.name)
         if not mirrored.is_file():
             write_file_atomic(mirrored, data)

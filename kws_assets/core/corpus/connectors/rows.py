@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal, cast
 
 from kws_assets.core.audio.quality import (
     BAD_MANIFEST_ROW,
@@ -73,7 +73,8 @@ def physical_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int,
     if not isinstance(stream, (io.BufferedIOBase, io.RawIOBase)):
         # fsspec's remote files (s3://...) take no size in readline(): read them through a
         # standard buffer, whose readline(limit) bounds what one line can take.
-        stream = io.BufferedReader(stream, buffer_size=1 << 16)  # type: ignore[arg-type]
+        # (typed BinaryIO, but a raw byte stream is all BufferedReader needs of it)
+        stream = io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=1 << 16)
     number = 0
     while True:
         raw = stream.readline(max_line_bytes + 1)
@@ -191,7 +192,7 @@ def delimited_rows(
     limits: RowLimits,
     *,
     delimiter: str,
-    quoting: int = csv.QUOTE_MINIMAL,
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL,  # csv.QUOTE_* (3.11 has four)
 ) -> tuple[list[str], Iterator[ManifestRow]]:
     """The header's column names and an iterator over the data rows of a CSV/TSV manifest.
 
