@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import polars as pl
@@ -58,10 +59,13 @@ def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[s
 
 def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     cfg = settings_resource(defs).config
-    validated: pl.DataFrame = defs.load_asset_value("validated_set", instance=instance)
-    quarantined: pl.DataFrame = defs.load_asset_value("quarantined_clips", instance=instance)
-    default = defs.load_asset_value(FAMILY_ARTIFACTS[cfg.model.family], instance=instance).path
-    artifact = defs.load_asset_value("quantized_model", instance=instance).path
+    # load_asset_value is typed object: the IO managers return these types
+    validated = cast("pl.DataFrame", defs.load_asset_value("validated_set", instance=instance))
+    quarantined = cast(
+        "pl.DataFrame", defs.load_asset_value("quarantined_clips", instance=instance)
+    )
+    default = _artifact(defs, instance, FAMILY_ARTIFACTS[cfg.model.family]).path
+    artifact = _artifact(defs, instance, "quantized_model").path
     metrics = json.loads((artifact / "metrics.json").read_text())
     counts = (
         validated.group_by("label", "source")
@@ -115,7 +119,12 @@ def _stored(
     """An artifact asset's stored folder, or None when it has not been materialized."""
     if instance.get_latest_materialization_event(dg.AssetKey(asset)) is None:
         return None
-    return defs.load_asset_value(asset, instance=instance)
+    return _artifact(defs, instance, asset)
+
+
+def _artifact(defs: dg.Definitions, instance: dg.DagsterInstance, asset: str) -> ArtifactFolder:
+    """An artifact asset's stored folder (the artifact IO manager loads an ArtifactFolder)."""
+    return cast("ArtifactFolder", defs.load_asset_value(asset, instance=instance))
 
 
 def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]:

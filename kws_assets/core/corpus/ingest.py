@@ -22,6 +22,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from upath import UPath
@@ -435,8 +436,9 @@ def silence_windows_by_source(cfg: KwsConfig) -> dict[str, int]:
     }
 
 
-def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]:
-    """Plain numbers and rows describing one ingestion, for metadata and logs."""
+def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, Any]:
+    """Plain numbers and rows describing one ingestion, for metadata and logs (values of mixed
+    types: counts, a per-source DataFrame, JSON rows)."""
     usable, rejected = usable_rows(table), rejected_rows(table)
     per_source = (
         table.group_by("source")

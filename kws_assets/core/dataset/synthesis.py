@@ -30,7 +30,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, TypedDict, cast
 
 import numpy as np
 
@@ -389,7 +389,16 @@ def speech_window_recipes(
     return recipes
 
 
-def recipe_options(cfg: KwsConfig) -> dict[str, object]:
+class RecipeOptions(TypedDict):
+    """The config-wide keyword arguments of :func:`keyword_recipes`."""
+
+    language: str
+    negatives: NegativeSettings | None
+    all_keywords: Sequence[str] | None
+    exclude_voices: Sequence[str]
+
+
+def recipe_options(cfg: KwsConfig) -> RecipeOptions:
     """The config-wide keyword arguments of :func:`keyword_recipes` (language, negatives, every
     keyword, held-out evaluation voices), for rendering one keyword partition at a time."""
     return {
@@ -578,6 +587,10 @@ class Renderable(Protocol):
     def render(self, audio: AudioSettings) -> np.ndarray: ...
 
 
+Recipe = ClipRecipe | SilenceRecipe | Renderable
+"""What :func:`render_to_store` renders: espeak-ng keyword clips, silence, any other engine's."""
+
+
 @dataclass(frozen=True)
 class RenderFailure:
     clip_id: str
@@ -587,7 +600,7 @@ class RenderFailure:
 
 
 def render_to_store(
-    recipes: Sequence[Renderable], audio: AudioSettings, store: ClipStore, language: str
+    recipes: Sequence[Recipe], audio: AudioSettings, store: ClipStore, language: str
 ) -> tuple[list[dict], list[RenderFailure]]:
     """Render each recipe into the clip store (skipping clips already there) and describe it.
 
@@ -605,7 +618,7 @@ def render_to_store(
 
 
 def _render_one(
-    recipe: Renderable,
+    recipe: Recipe,
     audio: AudioSettings,
     store: ClipStore,
     language: str,
@@ -614,7 +627,7 @@ def _render_one(
 ) -> None:
     """Render one recipe (unless already stored) and describe it, or note why it failed."""
     is_silence = isinstance(recipe, SilenceRecipe)
-    label = SILENCE_LABEL if is_silence else recipe.label
+    label = SILENCE_LABEL if isinstance(recipe, SilenceRecipe) else recipe.label
     source = NOISE_SOURCE if is_silence else SYNTHETIC_SOURCE
     key = store.key_for(source, label, recipe.clip_id)
     if not store.exists(key):
@@ -636,7 +649,8 @@ def _render_one(
             "label": label,
             "source": source,
             "speaker": recipe.speaker,
-            "language": (None if is_silence else recipe.language) or language,
+            "language": (None if isinstance(recipe, SilenceRecipe) else recipe.language)
+            or language,
             "origin_id": recipe.origin_id,
             "start_s": 0.0,
             "sample_rate": audio.sample_rate,

@@ -287,7 +287,7 @@ def count_hits(
     for positive in positives:
         near = np.flatnonzero(np.abs(starts - positive.start_s) <= tolerance_s)
         for index in near:
-            if not used[index] and detections[index][1] == positive.label:
+            if not used[index] and detections[int(index)][1] == positive.label:
                 used[index] = True
                 hits += 1
                 break
@@ -448,6 +448,8 @@ def select_operating_point(
             )
             if best_key is None or key < best_key:
                 best_key, best = key, (point, int(smoothing), float(refractory), meets)
+    if best is None:  # the grids were checked non-empty above
+        raise ValueError("operating-point selection found no candidate")
     point, smoothing, refractory, meets = best
     return Selection(
         DetectorOperatingPoint(point.threshold, smoothing, refractory, hop_ms),
@@ -516,6 +518,12 @@ class StreamReport:
     """Set: the curve is the test streams' at the selected smoothing/refractory and the operating
     point is the selected threshold's; unset: the point is the curve's own lowest-FRR one."""
     operating_point: OperatingPoint = field(init=False)
+
+    def selected(self) -> Selection:
+        """The selection, where one was made (:func:`evaluate_family` always makes one)."""
+        if self.selection is None:
+            raise ValueError("this stream report was made without operating-point selection")
+        return self.selection
 
     def __post_init__(self) -> None:
         if self.selection is None:
@@ -663,9 +671,10 @@ class EvaluationResult:
         """The selected detector settings (None for a report made without selection)."""
         return self.stream.selection.detector if self.stream.selection is not None else None
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, float | int | bool]:
+        """The headline numbers (flat scalars: Dagster metadata and the report's summary)."""
         point = self.stream.operating_point
-        out: dict[str, object] = {
+        out: dict[str, float | int | bool] = {
             "test_accuracy": round(self.test.accuracy, 4),
             "test_clips": self.test.n,
             "unseen_voice_accuracy": round(self.unseen.accuracy, 4),

@@ -576,6 +576,10 @@ class FloatMfccClassifier(_ClipClassifier):
         return softmax(logits)
 
 
+ClipClassifier = KwsClassifier | EmbeddingClassifier | FloatMfccClassifier
+"""Every family's clip classifier: labels, spec and ``classify_clips`` (see ``_ClipClassifier``)."""
+
+
 def load_classifier(
     artifact_dir: PathLike, threads: int | None = None
 ) -> KwsClassifier | EmbeddingClassifier:

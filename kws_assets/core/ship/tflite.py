@@ -82,6 +82,8 @@ def _quiet_tensorflow() -> None:
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Torch conv weight ``[out, in/groups, kh, kw]`` with eval batch norm folded in, + bias."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise TfliteExportError("a batch norm without running statistics cannot be folded")
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
     weight = conv.weight.detach().double() * scale[:, None, None, None]
     bias = bn.bias.detach().double() - bn.running_mean.detach().double() * scale
@@ -101,13 +103,22 @@ def _conv_layer(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Layer:
     raise TfliteExportError(f"grouped convolution with groups={conv.groups} has no TFLite builtin")
 
 
+def _conv_bn(stage: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """The (conv, batch norm) that open a DS-CNN stage (an ``nn.Sequential``)."""
+    if not isinstance(stage, nn.Sequential) or len(stage) < 2:
+        raise TfliteExportError(f"a DS-CNN stage is {type(stage).__name__}, not a Sequential")
+    conv, bn = stage[0], stage[1]
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TfliteExportError(f"a DS-CNN stage starts {type(conv).__name__}, {type(bn).__name__}")
+    return conv, bn
+
+
 def dscnn_layers(model: DSCNN) -> list[_Layer]:
     """The DS-CNN as folded layers in TensorFlow weight layout (stem, blocks, classifier)."""
     if not isinstance(model, DSCNN):
         raise TypeError(f"export_int8_tflite exports a DSCNN, got {type(model).__name__}")
     model = model.to("cpu").eval()
-    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = [(model.stem[0], model.stem[1])]
-    pairs += [(block[0], block[1]) for block in model.blocks]
+    pairs = [_conv_bn(model.stem)] + [_conv_bn(block) for block in model.blocks]
     layers = [_conv_layer(conv, bn) for conv, bn in pairs]
     dense = model.classifier
     layers.append(

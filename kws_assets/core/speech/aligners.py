@@ -40,8 +40,13 @@ class NoAlignerError(ValueError):
 class WordAligner(Protocol):
     """Places the words of a transcript in a recording."""
 
-    name: str
-    language: str
+    @property
+    def name(self) -> str:
+        """The aligner kind (``AlignerKind``)."""
+        ...
+
+    @property
+    def language(self) -> str: ...
 
     def align(self, samples: np.ndarray, sample_rate: int, transcript: str) -> AlignmentResult:
         """Word spans of ``transcript`` in mono float audio; ``ok=False`` + ``error`` on failure,

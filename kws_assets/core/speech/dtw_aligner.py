@@ -134,8 +134,7 @@ class FrameFeatures:
         """``[n_frames, n_mfcc]``: frame ``k`` is centred at sample ``k * hop``."""
         x = np.asarray(samples, dtype=np.float64)
         half = self.window // 2
-        mode = "reflect" if len(x) > half else "constant"
-        padded = np.pad(x, half, mode=mode)
+        padded = np.pad(x, half, mode="reflect") if len(x) > half else np.pad(x, half)
         frames = np.lib.stride_tricks.sliding_window_view(padded, self.window)[:: self.hop]
         power = np.abs(np.fft.rfft(frames * self._hann, axis=1)) ** 2
         mel_db = 10.0 * np.log10(np.maximum(power @ self._mel_filters, POWER_FLOOR))
@@ -372,7 +371,10 @@ def render_reference(
     starts: list[float | None] = [None] * len(words)
     for event in synthesis.words:
         k = _token_of(event.char_start, spans)
-        if k is not None and (starts[k] is None or event.start_s < starts[k]):
+        if k is None:
+            continue
+        earliest = starts[k]
+        if earliest is None or event.start_s < earliest:
             starts[k] = event.start_s
     unplaced = [w for w, s in zip(words, starts, strict=True) if s is None]
 
