@@ -80,7 +80,7 @@ def graph(tmp_path_factory):
         for keyword in KEYWORDS_UNDER_TEST:
             runs[keyword] = run(defs, instance, KEYWORD_JOB, keyword)
         runs["curate"] = run(defs, instance, CURATE_JOB)
-        load = lambda key, **kw: defs.load_asset_value(key, instance=instance, **kw)  # noqa: E731
+        load = lambda key, **kw: defs.load_asset_value(key, instance=instance, **kw)  # noqa: E731 - a one-line local helper
         yield {
             "base": base,
             "corpus": corpus,

@@ -159,7 +159,7 @@ class EmbeddingSpec:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown EmbeddingSpec fields: {sorted(unknown)}")
-        spec = cls(**data)  # type: ignore[arg-type]
+        spec = cls(**data)  # type: ignore[arg-type]  # JSON values; field names checked above
         if recorded is not None and recorded != spec.n_frames:
             raise ValueError(f"recorded n_frames={recorded} but the spec gives {spec.n_frames}")
         return spec

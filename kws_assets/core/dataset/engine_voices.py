@@ -365,6 +365,7 @@ def held_out_engine_set(
     """Every keyword and ``unknown_words`` (as ``_unknown_``) spoken ``renders`` times by every
     voice of ``engine`` — an engine no training clip came from — at drawn rates and pitches and
     without speaker perturbation (the engine as it is)."""
+    # pydantic validates engine against the EngineName Literal (a clear error for a typo)
     settings = EngineVoiceSettings(engine=engine, renders_per_voice=renders)  # type: ignore[arg-type]
     voices, skipped = engine_voices([settings], language)
     plain = SpeakerPerturbationSettings(enabled=False)

@@ -41,7 +41,7 @@ import onnxruntime as ort
 from scipy.ndimage import maximum_filter1d
 
 from kws_assets.core.audio import embedding as emb
-from kws_assets.core.audio.embedding import EmbeddingSpec
+from kws_assets.core.audio.embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
@@ -244,7 +244,7 @@ class EmbeddingStreamer:
     front end's context (2 s) centred on it, minus ``top_db``: what a clip-sized context gives.
     """
 
-    def __init__(self, front_end, threads: int | None = None) -> None:  # noqa: ANN001
+    def __init__(self, front_end: SpeechEmbeddingFrontEnd, threads: int | None = None) -> None:
         self.spec: EmbeddingSpec = front_end.spec
         mel_graph, self.top_db = emb.per_clip_mel_graph(onnx.load(front_end.melspec_path))
         options = ort.SessionOptions()
@@ -452,7 +452,7 @@ class StreamingDetector:
         return self.detect(info.samples, info.sample_rate)
 
 
-def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
+def window_latency_ms(classifier: Any, repeats: int = 50) -> float:  # duck-typed classifier
     """Median wall time (ms) to featurize and classify one 1-s window, one window at a time —
     what a device pays per hop when it runs the model on each new window (for the embedding
     family: both front-end graphs over the padded context, then the head)."""

@@ -423,6 +423,7 @@ class _ClipClassifier(ABC):
         results: list[dict[str, object] | None] = []
         for path in paths:
             try:
+                # load_clip reads sample_rate and clip_samples, which EmbeddingSpec has too
                 clips.append(load_clip(path, self.spec))  # type: ignore[arg-type]
                 results.append(None)
             except (AudioReadError, OSError) as err:

@@ -94,12 +94,14 @@ def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.n
 
 def _conv_layer(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Layer:
     weight, bias = _fold_conv_bn(conv, bn)
-    stride = tuple(int(s) for s in conv.stride)
-    padding = tuple(int(p) for p in conv.padding)
+    if isinstance(conv.padding, str) or len(conv.padding) != 2 or len(conv.stride) != 2:
+        raise TfliteExportError(f"conv padding {conv.padding!r} / stride {conv.stride!r}: need 2-D")
+    stride = (int(conv.stride[0]), int(conv.stride[1]))
+    padding = (int(conv.padding[0]), int(conv.padding[1]))
     if conv.groups == 1:
-        return _Layer("conv", weight.transpose(2, 3, 1, 0), bias, stride, padding)  # type: ignore[arg-type]
+        return _Layer("conv", weight.transpose(2, 3, 1, 0), bias, stride, padding)
     if conv.groups == conv.in_channels == conv.out_channels:
-        return _Layer("depthwise", weight.transpose(2, 3, 0, 1), bias, stride, padding)  # type: ignore[arg-type]
+        return _Layer("depthwise", weight.transpose(2, 3, 0, 1), bias, stride, padding)
     raise TfliteExportError(f"grouped convolution with groups={conv.groups} has no TFLite builtin")
 
 
@@ -113,7 +115,7 @@ def _conv_bn(stage: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
     return conv, bn
 
 
-def dscnn_layers(model: DSCNN) -> list[_Layer]:
+def dscnn_layers(model: nn.Module) -> list[_Layer]:
     """The DS-CNN as folded layers in TensorFlow weight layout (stem, blocks, classifier)."""
     if not isinstance(model, DSCNN):
         raise TypeError(f"export_int8_tflite exports a DSCNN, got {type(model).__name__}")
@@ -190,7 +192,7 @@ def export_int8_tflite(
     import tensorflow as tf
 
     x = _check_calibration(calibration, spec)
-    layers = dscnn_layers(model)  # type: ignore[arg-type]
+    layers = dscnn_layers(model)
     graph = _tf_graph(layers, spec)
     serve = graph.serve.get_concrete_function()
 

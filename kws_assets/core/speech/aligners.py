@@ -15,7 +15,7 @@ Aligners are built on first use and kept (pocketsphinx loads a model).
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def aligner_kind(language: str, settings: AlignmentSettings) -> AlignerKind:
     and TTS+DTW for everything else."""
     chosen = lookup(settings.aligners, language)
     if chosen:
-        return chosen  # type: ignore[return-value]
+        return cast("AlignerKind", chosen)  # settings validate aligners' values as AlignerKind
     return POCKETSPHINX if is_english(language) else TTS_DTW
 
 

@@ -34,7 +34,7 @@ def _old_negative_words(keyword, all_keywords, negatives, language="en"):
     for k in keywords:
         forbidden |= lexicon.homophones(k, lex)
     voice = "en-us"
-    plain = lambda w: _OLD_STRESS.sub("", tts.phonemize(w, voice=voice))  # noqa: E731
+    plain = lambda w: _OLD_STRESS.sub("", tts.phonemize(w, voice=voice))  # noqa: E731 - a one-line local helper
     keyword_sounds = {plain(k) for k in keywords}
 
     def sounds_like_a_keyword(word):

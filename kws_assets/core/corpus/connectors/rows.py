@@ -273,7 +273,7 @@ def _data_rows(
         yield ManifestRow(ref, start, values)
 
 
-def _skip_rest_of_line(reader, feed: _LineFeed) -> None:  # noqa: ANN001
+def _skip_rest_of_line(reader: Iterator[list[str]], feed: _LineFeed) -> None:
     """After a csv error the reader already dropped the failing line; nothing more to skip, but
     forget over-limit markers the failed row consumed so they are not blamed on the next row."""
     feed.oversized = {n: s for n, s in feed.oversized.items() if n > feed.line}

@@ -84,7 +84,7 @@ def _seeded_normal_nodes(
 ) -> list:
     """ONNX nodes computing ``out`` = standard normal noise shaped like ``like`` from the
     element index and the int64 scalar ``salt_seed`` (see the module docstring)."""
-    n = lambda s: f"{prefix}/{s}"  # noqa: E731
+    n = lambda s: f"{prefix}/{s}"  # noqa: E731 - a one-line local helper
     nodes = [
         helper.make_node("Shape", [like], [n("shape")]),
         helper.make_node("ReduceProd", [n("shape")], [n("count")], keepdims=0),
