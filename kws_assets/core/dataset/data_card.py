@@ -281,7 +281,7 @@ def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConf
                     "recordings": 0,
                     "rejected": 0,
                     "hours": 0.0,
-                    "clips_kept": kept[source],
+                    "clips_kept": kept[generated],
                 }
             )
     return pl.DataFrame(rows, infer_schema_length=None)
