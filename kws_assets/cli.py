@@ -43,6 +43,12 @@ DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
 DEFAULT_SMOOTHING_WINDOWS = 3
 DEFAULT_REFRACTORY_S = 1.0
+# The graphs an artifact ships (kws_assets.core.ship.cpu_latency; kept here for the same reason).
+PRECISION_CHOICES = ("int8", "float", "auto")
+PRECISION_HELP = (
+    "Which graph to run: int8 (default; what the pipeline's gates measured), float, or auto "
+    "(the one cpu_latency.json found faster on the machine that built the artifact)."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         "--model", required=True, help="Artifact folder (model.int8.onnx, labels.json, ...)."
     )
     classify.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
+    classify.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default="int8", help=PRECISION_HELP
+    )
     classify.add_argument("files", nargs="+", help="Audio files (any rate / channel count).")
     detect = commands.add_parser("detect", help="Spot keywords in long recordings.")
     detect.add_argument(
@@ -91,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         help="operating_point.json to use instead of the one in --model.",
     )
     detect.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
+    detect.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default="int8", help=PRECISION_HELP
+    )
     detect.add_argument("files", nargs="+", help="Audio files (any rate / channel count / length).")
     return parser
 
@@ -99,7 +111,7 @@ def _classify(args: argparse.Namespace) -> int:
     from kws_assets.core.model.export import KwsClassifier
 
     try:
-        classifier = KwsClassifier.load(args.model, threads=args.threads)
+        classifier = KwsClassifier.load(args.model, threads=args.threads, precision=args.precision)
     except (OSError, ValueError) as err:
         print(f"kws: cannot load model from {args.model}: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -119,7 +131,7 @@ def _detect(args: argparse.Namespace) -> int:
     )
 
     try:
-        classifier = KwsClassifier.load(args.model, threads=args.threads)
+        classifier = KwsClassifier.load(args.model, threads=args.threads, precision=args.precision)
         shipped = read_operating_point(args.operating_point or args.model)
         if shipped is None:
             print(

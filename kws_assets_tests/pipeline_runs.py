@@ -67,7 +67,14 @@ print("graph materialized", flush=True)
 
 # Folders under the storage root that hold the pipeline's outputs.
 OUTPUT_FOLDERS = ("clips", "tables", "models", "artifacts")
-ARTIFACT_FILES = {"model.int8.onnx", "labels.json", "feature_config.json", "metrics.json"}
+ARTIFACT_FILES = {
+    "model.int8.onnx",
+    "model.float.onnx",
+    "cpu_latency.json",
+    "labels.json",
+    "feature_config.json",
+    "metrics.json",
+}
 
 
 def start_graph_run(

@@ -12,7 +12,13 @@ import pytest
 from bench import run as bench_run
 from bench.e2e import cheaper_overrides, scaled_config, summarize_scaling
 from bench.mfcc import mfcc_flops_per_clip
-from bench.report import EMBEDDING_TARGET_NAME, NEW_FAMILY_ASSETS, check_targets, render_markdown
+from bench.report import (
+    EMBEDDING_TARGET_NAME,
+    INT8_TARGET_NAME,
+    NEW_FAMILY_ASSETS,
+    check_targets,
+    render_markdown,
+)
 from bench.timing import interleaved, loglog_slope
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
@@ -228,7 +234,10 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
         "MFCC path, fraction of the FLOP bound",
         "TTS+DTW word starts within 100 ms of pocketsphinx",
         EMBEDDING_TARGET_NAME,
+        INT8_TARGET_NAME,
     }
+    assert onnx["advised_precision"] in {"int8", "float"}
+    assert onnx["batched_us_per_window"]["int8"] > 0
     markdown = md_path.read_text()
     for heading in (
         "## Targets",

@@ -65,6 +65,12 @@ from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.ship import c_array
+from kws_assets.core.ship.cpu_latency import (
+    DEFAULT_PRECISION,
+    PrecisionLatency,
+    resolve_precision,
+    write_cpu_latency,
+)
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
 
 INPUT_NAME = "mfcc"
@@ -79,6 +85,10 @@ CALIBRATION_BATCH = 32
 
 INFERENCE_BATCH = 256
 MODEL_FILE = "model.int8.onnx"
+FLOAT_MODEL_FILE = "model.float.onnx"
+"""The float graph the int8 one was quantized from, shipped for CPUs where it runs faster
+(``cpu_latency.json`` says which; see :mod:`kws_assets.core.ship.cpu_latency`)."""
+MODEL_FILES = {"int8": MODEL_FILE, "float": FLOAT_MODEL_FILE}
 LABELS_FILE = "labels.json"
 FEATURES_FILE = "feature_config.json"
 METRICS_FILE = "metrics.json"
@@ -273,11 +283,14 @@ def write_artifact(
     labels: Sequence[str],
     spec: FeatureSpec,
     metrics: Mapping[str, object],
+    float_onnx_path: PathLike | None = None,
+    cpu_latency: PrecisionLatency | None = None,
 ) -> Path:
     """Write the artifact folder atomically (built beside it, then renamed into place).
 
     An existing folder of the same name is replaced as a whole; readers see either the old or
-    the new complete folder.
+    the new complete folder.  ``float_onnx_path`` and ``cpu_latency`` add the float graph and
+    the per-precision CPU timing (``--precision auto``).
     """
     directory = Path(directory)
     if not spec.has_stats:
@@ -297,6 +310,7 @@ def write_artifact(
         header, source = model_c_files(Path(int8_onnx_path).read_bytes(), labels, spec)
         (staging / C_HEADER_FILE).write_text(header)
         (staging / C_SOURCE_FILE).write_text(source)
+        _add_cpu_choice(staging, float_onnx_path, cpu_latency)
         swap_folder_into_place(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -311,6 +325,8 @@ def write_embedding_artifact(
     spec: EmbeddingSpec,
     metrics: Mapping[str, object],
     models_dir: PathLike | None = None,
+    float_onnx_path: PathLike | None = None,
+    cpu_latency: PrecisionLatency | None = None,
 ) -> Path:
     """Write a ``speech_embedding`` artifact folder atomically (as :func:`write_artifact`).
 
@@ -334,11 +350,36 @@ def write_embedding_artifact(
         (staging / METRICS_FILE).write_text(
             json.dumps(dict(metrics), indent=2, sort_keys=True, default=_json_default) + "\n"
         )
+        _add_cpu_choice(staging, float_onnx_path, cpu_latency)
         swap_folder_into_place(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def _add_cpu_choice(
+    staging: Path, float_onnx_path: PathLike | None, cpu_latency: PrecisionLatency | None
+) -> None:
+    if cpu_latency is not None and float_onnx_path is None:
+        raise ValueError("cpu_latency without the float graph it may advise")
+    if float_onnx_path is not None:
+        shutil.copyfile(float_onnx_path, staging / FLOAT_MODEL_FILE)
+    if cpu_latency is not None:
+        write_cpu_latency(staging, cpu_latency)
+
+
+def model_file(artifact_dir: PathLike, precision: str = DEFAULT_PRECISION) -> Path:
+    """The ONNX graph of an artifact folder to run at ``precision`` (``int8``, ``float`` or
+    ``auto``: the folder's ``cpu_latency.json`` advice, int8 without one)."""
+    artifact_dir = Path(artifact_dir)
+    path = artifact_dir / MODEL_FILES[resolve_precision(artifact_dir, precision)]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: this artifact ships no {path.name} (re-materialize it to get the "
+            f"float graph beside the int8 one, or use precision {DEFAULT_PRECISION!r})"
+        )
+    return path
 
 
 def artifact_family(artifact_dir: PathLike) -> str:
@@ -453,19 +494,21 @@ class KwsClassifier(_ClipClassifier):
 
     @classmethod
     def load(
-        cls, artifact_dir: PathLike, threads: int | None = None
+        cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
     ) -> KwsClassifier | EmbeddingClassifier:
         """Open an artifact folder of any family (see :func:`load_classifier`)."""
-        return load_classifier(artifact_dir, threads)
+        return load_classifier(artifact_dir, threads, precision)
 
     @classmethod
-    def load_mfcc(cls, artifact_dir: PathLike, threads: int | None = None) -> KwsClassifier:
+    def load_mfcc(
+        cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
+    ) -> KwsClassifier:
         """Open an MFCC artifact folder written by ``write_artifact``."""
         artifact_dir = Path(artifact_dir)
         _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
         labels = _read_labels(artifact_dir)
         spec = FeatureSpec.model_validate_json((artifact_dir / FEATURES_FILE).read_text())
-        return cls(_session(artifact_dir / MODEL_FILE, threads), labels, spec)
+        return cls(_session(model_file(artifact_dir, precision), threads), labels, spec)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` for normalised features
@@ -491,7 +534,9 @@ class EmbeddingClassifier(_ClipClassifier):
         self.spec: EmbeddingSpec = front_end.spec
 
     @classmethod
-    def load(cls, artifact_dir: PathLike, threads: int | None = None) -> EmbeddingClassifier:
+    def load(
+        cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
+    ) -> EmbeddingClassifier:
         """Open a folder written by :func:`write_embedding_artifact` (its graphs are
         sha256-checked)."""
         artifact_dir = Path(artifact_dir)
@@ -501,7 +546,7 @@ class EmbeddingClassifier(_ClipClassifier):
         labels = _read_labels(artifact_dir)
         spec = EmbeddingSpec.from_dict(json.loads((artifact_dir / FRONT_END_FILE).read_text()))
         front_end = SpeechEmbeddingFrontEnd(spec, models_dir=artifact_dir, threads=threads)
-        return cls(_session(artifact_dir / MODEL_FILE, threads), labels, front_end)
+        return cls(_session(model_file(artifact_dir, precision), threads), labels, front_end)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` for embeddings ``[n, n_frames, 96]``."""
@@ -582,14 +627,16 @@ ClipClassifier = KwsClassifier | EmbeddingClassifier | FloatMfccClassifier
 
 
 def load_classifier(
-    artifact_dir: PathLike, threads: int | None = None
+    artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
 ) -> KwsClassifier | EmbeddingClassifier:
-    """The classifier of an artifact folder, by the family the folder records."""
+    """The classifier of an artifact folder, by the family the folder records, running its
+    ``precision`` graph (``int8``, the default and what the gates measured; ``float``; or
+    ``auto``: whichever ``cpu_latency.json`` found faster on the machine that built it)."""
     family = artifact_family(artifact_dir)
     if family == MFCC_FAMILY:
-        return KwsClassifier.load_mfcc(artifact_dir, threads)
+        return KwsClassifier.load_mfcc(artifact_dir, threads, precision)
     if family == EMBEDDING_FAMILY:
-        return EmbeddingClassifier.load(artifact_dir, threads)
+        return EmbeddingClassifier.load(artifact_dir, threads, precision)
     raise ValueError(
         f"{artifact_dir}: unknown model family {family!r} "
         f"(this version reads {MFCC_FAMILY!r} and {EMBEDDING_FAMILY!r})"

@@ -3,6 +3,7 @@ asset value stored beside the tables: quantized_model (DS-CNN on MFCC) and embed
 
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 import numpy as np
@@ -22,6 +23,7 @@ from kws_assets.core.model.export import (
 )
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.cpu_latency import PrecisionLatency, measure_precision_latency
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import ModelSettings
@@ -34,7 +36,8 @@ from kws_assets.settings import ModelSettings
     code_version="1",
     owners=["team:kws-ml"],
     description="ONNX export of kws_model, int8 static quantization (QDQ) with onnxruntime "
-    "calibrated on validation rows; the artifact folder holds model.int8.onnx, "
+    "calibrated on validation rows; the artifact folder holds model.int8.onnx (and the "
+    "model.float.onnx it came from, with cpu_latency.json: which of the two runs faster on a CPU), "
     "labels.json, feature_config.json, metrics.json and the C array; stored beside the tables "
     "(local folder or S3) and handed to evaluation and the checks as a value.",
 )
@@ -60,13 +63,15 @@ def quantized_model(
         export_onnx(model, spec, float_path)
         quantize_int8(float_path, int8_path, calibration, per_channel=cfg.quantize.per_channel)
         metrics = _export_metrics(float_path, int8_path, x_test, y_test, kws_model.accuracy)
+        latency = _cpu_latency(float_path, int8_path, x_val)
         artifact = ArtifactFolder.staging(prefix="kws-quantized-model-")
-        write_artifact(artifact.path, int8_path, labels, spec, metrics)
+        write_artifact(artifact.path, int8_path, labels, spec, metrics, float_path, latency)
 
     return dg.Output(
         artifact,
         metadata={
             **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+            **_latency_metadata(latency),
             "labels": dg.MetadataValue.json(labels),
         },
     )
@@ -116,15 +121,44 @@ def embedding_artifact(
             per_channel=cfg.quantize.per_channel,
         )
         metrics = _export_metrics(float_path, int8_path, x_test, y_test, embedding_model.accuracy)
+        latency = _cpu_latency(float_path, int8_path, x_val)
         artifact = ArtifactFolder.staging(prefix="kws-embedding-artifact-")
-        write_embedding_artifact(artifact.path, int8_path, labels, spec, metrics)
+        write_embedding_artifact(
+            artifact.path,
+            int8_path,
+            labels,
+            spec,
+            metrics,
+            float_onnx_path=float_path,
+            cpu_latency=latency,
+        )
     return dg.Output(
         artifact,
         metadata={
             **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+            **_latency_metadata(latency),
             "labels": dg.MetadataValue.json(labels),
         },
     )
+
+
+def _cpu_latency(float_path: Path, int8_path: Path, x_val: np.ndarray) -> PrecisionLatency | None:
+    """Both graphs timed on validation windows (None without any: nothing real to time on)."""
+    if len(x_val) == 0:
+        return None
+    return measure_precision_latency({"float": float_path, "int8": int8_path}, x_val[:64])
+
+
+def _latency_metadata(latency: PrecisionLatency | None) -> dict[str, Any]:  # metadata values
+    if latency is None:
+        return {}
+    return {
+        "cpu_precision": latency.recommended,
+        "int8_speedup_per_window": round(latency.speedup(1), 3),
+        "cpu_latency_us_per_window": dg.MetadataValue.json(
+            cast("dict[str, Any]", latency.as_dict()["median_us_per_window"])
+        ),
+    }
 
 
 def _export_metrics(
