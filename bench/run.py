@@ -236,8 +236,7 @@ def _explain(results: dict, targets) -> list[str]:
                 f"the batched path by throughput; with few clips or rounds, or on a busy machine, "
                 f"the batched path's warm-up is not amortized. One thread of the project path ran "
                 f"{rates['project_one_thread']:.0f} clips/s ({mfcc['thread_speedup']:.2f}x from "
-                "the "
-                f"second thread)."
+                "the second thread)."
             )
         elif "FLOP" in target.name:
             mfcc = results["mfcc"]
@@ -250,8 +249,8 @@ def _explain(results: dict, targets) -> list[str]:
                 f"and memory traffic, not multiply-add throughput; the mel and DCT matmuls are "
                 f"small (K=320, N=40). One thread reaches "
                 f"{mfcc['fraction_of_one_core_bound_one_thread'] * 100:.0f}% of one core's "
-                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the "
-                "rest."
+                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is "
+                "the rest."
             )
         elif "pocketsphinx" in target.name:
             english = results["alignment_agreement"]["english_vs_pocketsphinx"]

@@ -59,8 +59,7 @@ COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
         "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
         "upstream https://github.com/espeak-ng/espeak-ng",
         "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is "
-        "GPL-3.0. "
-        "Rendered audio is program output, not a covered work.",
+        "GPL-3.0. Rendered audio is program output, not a covered work.",
     ),
     ComponentLicense(
         "piper",
