@@ -50,8 +50,13 @@ test: install
 fuzz: install
 	KWS_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q kws_assets_tests/core/test_fuzz_inputs.py
 
+# Static checks (CI runs them before `make test`): ruff lint and format, mypy on kws_assets/
+# (config in pyproject.toml), and the Dagster definitions load and validate.
 check: install
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/dg check defs
 
 # Benchmarks against peers (librosa, python_speech_features, the machine's FLOP bound) and the
 # end-to-end scaling curve; writes bench/results/report.{md,json}.  Not part of `make test`.

@@ -147,7 +147,7 @@ def english_agreement(items: list[dict], pocketsphinx: Aligner, dtw: DtwAligner)
         if not reference.ok:
             continue
         both_ok += 1
-        for mine, theirs in zip(result.words, reference.words):
+        for mine, theirs in zip(result.words, reference.words, strict=True):
             starts.append(abs(mine.start_s - theirs.start_s))
             ends.append(abs(mine.end_s - theirs.end_s))
     return {
@@ -182,7 +182,8 @@ def other_language_agreement(per_voice: int, seed: int = 0) -> dict:
                 failed += 1
                 continue
             errors += [
-                abs(w.start_s - (e.start_s + lead_s)) for w, e in zip(result.words, spoken.words)
+                abs(w.start_s - (e.start_s + lead_s))
+                for w, e in zip(result.words, spoken.words, strict=True)
             ]
         out[language] = {
             "alignment_voice": aligner.voice,

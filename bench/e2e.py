@@ -56,7 +56,7 @@ def _spread(values: list[int], count: int, margin: int, low: int, high: int) -> 
     if hi - lo < count - 1:
         raise ValueError(f"cannot spread {count} distinct values over [{lo}, {hi}]")
     step = (hi - lo) / (count - 1)
-    return [int(round(lo + i * step)) for i in range(count)]
+    return [round(lo + i * step) for i in range(count)]
 
 
 def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> dict:
@@ -106,7 +106,9 @@ def scaled_config(base: dict, scale: int, overrides: dict, storage_root: str) ->
             }
             for engine in effective.tts.engines
         ]
-    for source, spec in zip(cfg.get("sources", []), effective.sources):
+    # the sources in force (defaults too): every demo source is scaled, not only the written ones
+    sources = cfg.setdefault("sources", [s.model_dump(mode="json") for s in effective.sources])
+    for source, spec in zip(sources, effective.sources, strict=True):
         if spec.kind == "demo_tts":
             source["sentences_per_keyword"] = spec.sentences_per_keyword * scale
     cfg.setdefault("noise", {})["silence_clips"] = effective.noise.silence_clips * scale

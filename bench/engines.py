@@ -25,8 +25,8 @@ PERTURB_SEED = 0
 
 
 def bench_voices(engine, count: int) -> list[str]:
-    """Up to ``count`` of the engine's English voices, spread evenly over its voice list; espeak-ng's
-    plain ``en-us`` (the demo's base voice) first."""
+    """Up to ``count`` of the engine's English voices, spread evenly over its voice list;
+    espeak-ng's plain ``en-us`` (the demo's base voice) first."""
     if count < 1:
         raise ValueError(f"voices per engine must be at least 1, got {count}")
     voices = list(engine.voices("en-us"))

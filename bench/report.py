@@ -44,7 +44,8 @@ def _ratio_target(
         by = (
             f"{measured / wanted:.2f}x the target"
             if met
-            else f"missed: {measured / wanted:.2f}x of the target ({(1 - measured / wanted) * 100:.0f}% short)"
+            else f"missed: {measured / wanted:.2f}x of the target "
+            f"({(1 - measured / wanted) * 100:.0f}% short)"
         )
     else:
         by = (
@@ -159,7 +160,8 @@ def _mfcc_section(mfcc: dict) -> list[str]:
     lines += _table(["implementation", "clips/s", "project is"], rows)
     lines += [
         "",
-        f"FLOPs per clip: {_fmt(flops['total'] / 1e6, 2)} M (window {_fmt(flops['window'] / 1e3)} k, "
+        f"FLOPs per clip: {_fmt(flops['total'] / 1e6, 2)} M "
+        f"(window {_fmt(flops['window'] / 1e3)} k, "
         f"FFT 5·N·log2 N {_fmt(flops['fft'] / 1e3)} k, power {_fmt(flops['power'] / 1e3)} k, "
         f"mel {_fmt(flops['mel'] / 1e3)} k, log {_fmt(flops['log'] / 1e3)} k, "
         f"DCT {_fmt(flops['dct'] / 1e3)} k). Machine: {_fmt(mfcc['machine_flops_per_s'] / 1e9)} "
@@ -202,21 +204,17 @@ def _table_section(table: dict, decode: dict) -> list[str]:
         ],
         ["soundfile.read", _fmt(decode["clips_per_s"]["soundfile_read"], 0)],
     ]
-    return (
-        _table(["file path", "clips/s"], rows)
-        + [
-            "",
-            f"Threads: {table['thread_speedup']:.2f}x; cache: {table['cache_speedup']:.1f}x "
-            f"(a rebuild reads nothing but file stamps).",
-            "",
-        ]
-        + _table(["WAV decode", "clips/s"], drows)
-        + [
-            "",
-            f"The fast path is {decode['fast_path_speedup_vs_read_audio']:.1f}x read_audio and "
-            f"bit-identical to it (max difference {decode['fast_path_max_abs_diff_vs_read_audio']:g}).",
-        ]
-    )
+    return [
+        *_table(["file path", "clips/s"], rows),
+        "",
+        f"Threads: {table['thread_speedup']:.2f}x; cache: {table['cache_speedup']:.1f}x "
+        f"(a rebuild reads nothing but file stamps).",
+        "",
+        *_table(["WAV decode", "clips/s"], drows),
+        "",
+        f"The fast path is {decode['fast_path_speedup_vs_read_audio']:.1f}x read_audio and "
+        f"bit-identical to it (max difference {decode['fast_path_max_abs_diff_vs_read_audio']:g}).",
+    ]
 
 
 def _table_memory_section(memory: dict) -> list[str]:
@@ -230,13 +228,11 @@ def _table_memory_section(memory: dict) -> list[str]:
         ]
         for r in memory["runs"]
     ]
-    return (
-        [
-            "Peak memory of the MFCC table build alone (fresh process per size, feature cache "
-            "on; the bench's WAVs cycled under distinct clip ids):",
-            "",
-        ]
-        + _table(
+    return [
+        "Peak memory of the MFCC table build alone (fresh process per size, feature cache "
+        "on; the bench's WAVs cycled under distinct clip ids):",
+        "",
+        *_table(
             [
                 "clips",
                 "peak RSS before build MiB",
@@ -245,9 +241,10 @@ def _table_memory_section(memory: dict) -> list[str]:
                 "table MiB",
             ],
             rows,
-        )
-        + ["", f"{memory['size_ratio']:.0f}x the clips: peak RSS {memory['peak_rss_ratio']:.2f}x."]
-    )
+        ),
+        "",
+        f"{memory['size_ratio']:.0f}x the clips: peak RSS {memory['peak_rss_ratio']:.2f}x.",
+    ]
 
 
 def _e2e_section(e2e: dict) -> list[str]:

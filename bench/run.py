@@ -15,7 +15,7 @@ import math
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import e2e, machine, stages
@@ -73,7 +73,8 @@ E2E_NOTE = (
     "(about 670 flite+piper renders at 1x, each perturbed: ~90 s, scale x more at scale x), the "
     "speech-embedding table (every validated clip and augmented copy at ~70-100 clips/s: ~60 s "
     "at 1x), the held-out festival set (a fixed ~200 renders at ~1.5/s: ~150 s at every "
-    "scale) and device_model's TFLite conversion (~15 s), so expect roughly 8 min at 1x, 20 min at 4x and over an hour at 16x. The default "
+    "scale) and device_model's TFLite conversion (~15 s), so expect roughly 8 min at 1x, 20 min at "
+    "4x and over an hour at 16x. The default "
     'keeps 1x/4x/16x; pick fewer with --scales, e.g. make bench BENCH_ARGS="--scales 1 4".'
 )
 
@@ -197,7 +198,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parse_scales(values: list[str] | str) -> list[int]:
-    """``["1", "4"]``, ``["1,4,16"]`` or ``"1,4"`` -> ``[1, 4, 16]``; every scale a perfect square."""
+    """``["1", "4"]``, ``["1,4,16"]`` or ``"1,4"`` -> ``[1, 4, 16]``; every scale a perfect
+    square."""
     parts = [values] if isinstance(values, str) else list(values)
     scales = []
     for part in parts:
@@ -242,8 +244,8 @@ def _explain(results: dict, targets) -> list[str]:
                 f"{mfcc['rounds']} rounds). The per-clip loop is dominated by fixed per-call cost, "
                 f"the batched path by throughput; with few clips or rounds, or on a busy machine, "
                 f"the batched path's warm-up is not amortized. One thread of the project path ran "
-                f"{rates['project_one_thread']:.0f} clips/s ({mfcc['thread_speedup']:.2f}x from the "
-                f"second thread)."
+                f"{rates['project_one_thread']:.0f} clips/s ({mfcc['thread_speedup']:.2f}x from "
+                "the second thread)."
             )
         elif "FLOP" in target.name:
             mfcc = results["mfcc"]
@@ -256,14 +258,16 @@ def _explain(results: dict, targets) -> list[str]:
                 f"and memory traffic, not multiply-add throughput; the mel and DCT matmuls are "
                 f"small (K=320, N=40). One thread reaches "
                 f"{mfcc['fraction_of_one_core_bound_one_thread'] * 100:.0f}% of one core's "
-                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is the rest."
+                f"matmul rate; the {mfcc['thread_speedup']:.2f}x from the second thread is "
+                "the rest."
             )
         elif "pocketsphinx" in target.name:
             english = results["alignment_agreement"]["english_vs_pocketsphinx"]
             notes.append(
                 f"Alignment agreement: {english['words_compared']} words in "
                 f"{english['utterances_compared']} utterances compared (median start error "
-                f"{english['median_start_error_ms']:.0f} ms, p90 {english['p90_start_error_ms']:.0f} "
+                f"{english['median_start_error_ms']:.0f} ms, p90 "
+                f"{english['p90_start_error_ms']:.0f} "
                 f"ms); {english['dtw_failed']} utterance(s) the DTW aligner could not place. Few "
                 f"words make this share coarse; the test suite measures it on more."
             )
@@ -275,9 +279,10 @@ def _explain(results: dict, targets) -> list[str]:
                 f"int8 per window: {onnx['median_us']['int8']:.0f} µs against float's "
                 f"{onnx['median_us']['float']:.0f} µs at batch 1 ({onnx['int8_speedup']:.2f}x), "
                 f"{onnx['int8_speedup_batched']:.2f}x at batch {onnx['batch']}. One window of "
-                f"this DS-CNN is ~{onnx['median_us']['float']:.0f} µs of which much is per-operator "
-                f"overhead (quantize/dequantize at the graph's ends, layout transposes around "
-                f"QLinearConv) that int8 arithmetic does not shrink; batched, the arithmetic "
+                f"this DS-CNN is ~{onnx['median_us']['float']:.0f} µs of which much is "
+                f"per-operator overhead (quantize/dequantize at the graph's ends, layout "
+                "transposes around QLinearConv) that int8 arithmetic does not shrink; "
+                "batched, the arithmetic "
                 f"dominates and int8 pays. Each artifact therefore times both graphs where it is "
                 f"built and ships the faster one's advice (`cpu_latency.json`, here: "
                 f"{onnx['advised_precision']}); `--precision auto` follows it."
@@ -459,7 +464,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
             f"on 2 cores, so every scale runs the same cheaper config instead: "
             f"{json.dumps(overrides)} — a fixed {args.epochs} training epoch(s) of a "
             f"{args.model_filters}-filter DS-CNN and of the embedding head, a "
-            f"{args.eval_minutes:g}-minute evaluation stream, and no int8 accuracy gate (a model trained that briefly is not one to "
+            f"{args.eval_minutes:g}-minute evaluation stream, and no int8 accuracy gate (a model "
+            "trained that briefly is not one to "
             f"ship). Everything else is the demo's: keywords, voices, sampled speakers, other "
             f"TTS engines, negatives, augmentation, features, model family "
             f"({base.get('model', {}).get('family', 'speech_embedding')})."

@@ -100,7 +100,8 @@ def run_table_memory_bench(paths: list[Path], sizes: list[int]) -> dict:
 
 
 def summarize_table_memory(runs: list[dict]) -> dict:
-    """Growth of each build, and the largest build's peak RSS and table size against the smallest's."""
+    """Growth of each build, and the largest build's peak RSS and table size against the
+    smallest's."""
     for run in runs:
         run["build_growth_kib"] = run["maxrss_after_build_kib"] - run["maxrss_before_build_kib"]
     first, last = runs[0], runs[-1]

@@ -73,4 +73,4 @@ def loglog_slope(xs: list[float], ys: list[float]) -> float:
     sxx = sum((a - mx) ** 2 for a in lx)
     if sxx == 0:
         raise ValueError("x values must not all be equal")
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sxx
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sxx

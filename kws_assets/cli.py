@@ -37,7 +37,8 @@ from collections.abc import Sequence
 EXIT_OK = 0
 EXIT_FILE_ERRORS = 1
 EXIT_USAGE = 2
-# Detection defaults (the same numbers as kws_assets.core.model.detect; kept here so --help needs no torch).
+# Detection defaults (the same numbers as kws_assets.core.model.detect; kept here so --help needs no
+# torch).
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
 DEFAULT_SMOOTHING_WINDOWS = 3

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import dagster as dg
 import polars as pl
@@ -29,7 +29,7 @@ from kws_assets.definitions import build_definitions
 from kws_assets.defs.assets.data_card import CARD_FILE
 from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
-from kws_assets.lib.resources import KwsSettings
+from kws_assets.lib.resources import settings_resource
 
 FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
 
@@ -60,11 +60,14 @@ def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[s
 
 
 def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
-    cfg = defs.resources["settings"].config
-    validated: pl.DataFrame = defs.load_asset_value("validated_set", instance=instance)
-    quarantined: pl.DataFrame = defs.load_asset_value("quarantined_clips", instance=instance)
-    default = defs.load_asset_value(FAMILY_ARTIFACTS[cfg.model.family], instance=instance).path
-    artifact = defs.load_asset_value("quantized_model", instance=instance).path
+    cfg = settings_resource(defs).config
+    # load_asset_value is typed object: the IO managers return these types
+    validated = cast("pl.DataFrame", defs.load_asset_value("validated_set", instance=instance))
+    quarantined = cast(
+        "pl.DataFrame", defs.load_asset_value("quarantined_clips", instance=instance)
+    )
+    default = _artifact(defs, instance, FAMILY_ARTIFACTS[cfg.model.family]).path
+    artifact = _artifact(defs, instance, "quantized_model").path
     metrics = json.loads((artifact / "metrics.json").read_text())
     counts = (
         validated.group_by("label", "source")
@@ -118,7 +121,12 @@ def _stored(
     """An artifact asset's stored folder, or None when it has not been materialized."""
     if instance.get_latest_materialization_event(dg.AssetKey(asset)) is None:
         return None
-    return defs.load_asset_value(asset, instance=instance)
+    return _artifact(defs, instance, asset)
+
+
+def _artifact(defs: dg.Definitions, instance: dg.DagsterInstance, asset: str) -> ArtifactFolder:
+    """An artifact asset's stored folder (the artifact IO manager loads an ArtifactFolder)."""
+    return cast("ArtifactFolder", defs.load_asset_value(asset, instance=instance))
 
 
 def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]:
@@ -271,7 +279,7 @@ def main() -> int:
         home = ensure_dagster_home()
         instance = dg.DagsterInstance.get()
         defs = build_definitions()
-        settings: KwsSettings = defs.resources["settings"]
+        settings = settings_resource(defs)
         print(
             f"kws_assets demo: config {settings.config_path or '(embedded default)'}, "
             f"DAGSTER_HOME {home}",

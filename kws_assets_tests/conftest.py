@@ -9,7 +9,7 @@ import pytest
 
 # Servers started and stopped by the tests (S3-compatible moto server, PostgreSQL): fixtures
 # ``moto_server`` and ``s3_server``; see kws_assets_tests/servers.py.
-from kws_assets_tests.servers import moto_server, s3_server  # noqa: F401
+from kws_assets_tests.servers import moto_server, s3_server  # noqa: F401 - fixtures, found by name
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

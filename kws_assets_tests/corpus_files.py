@@ -24,7 +24,8 @@ SR = 16000
 def speech(
     text: str, voice: str = "en-us+m2", sample_rate: int = SR, rate: int = 160
 ) -> np.ndarray:
-    """``text`` spoken by espeak-ng, float32 mono at ``sample_rate``, with a little silence around."""
+    """``text`` spoken by espeak-ng, float32 mono at ``sample_rate``, with a little silence
+    around."""
     synthesis = tts.synthesize(text, voice=voice, rate=rate)
     x = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
     pad = np.zeros(int(0.2 * sample_rate), dtype=np.float32)

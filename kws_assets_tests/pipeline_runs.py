@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from string import Template
 
 import dagster as dg
 import polars as pl
@@ -30,7 +31,7 @@ from kws_assets.lib.resources import ARTIFACTS
 # job (curate to ship).  Exit code 0 only if every run succeeded.  With $KWS_TEST_PLAN_INDEX=i
 # it makes only the i-th of those runs, and exits with PLAN_DONE when there is no i-th run.
 PLAN_DONE = 3
-GRAPH_RUNNER = (
+GRAPH_RUNNER = Template(
     r"""
 import os, sys
 import dagster as dg
@@ -48,7 +49,7 @@ plan = ([(INGEST_JOB, k) for k in partitions[CORPUS_BATCHES.name]]
 index = os.environ.get("KWS_TEST_PLAN_INDEX")
 if index is not None:
     if int(index) >= len(plan):
-        sys.exit(%d)
+        sys.exit($plan_done)
     plan = [plan[int(index)]]
 for job, partition in plan:
     print(f"run {job} {partition or ''}", flush=True)
@@ -62,8 +63,7 @@ for job, partition in plan:
         sys.exit(1)
 print("graph materialized", flush=True)
 """
-    % PLAN_DONE
-)
+).substitute(plan_done=PLAN_DONE)
 
 # Folders under the storage root that hold the pipeline's outputs.
 OUTPUT_FOLDERS = ("clips", "tables", "models", "artifacts")

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.client
 import os
@@ -79,7 +80,10 @@ class MotoS3Server:
     def __init__(self, port: int | None = None):
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+        # Stays open as the server's stdout until stop() closes and removes it.
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - outlives this method
+            prefix="moto-", suffix=".log", delete=False
+        )
 
     @property
     def endpoint_url(self) -> str:
@@ -634,10 +638,8 @@ def _stop_process(
         return
 
     def signal_it(sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
     if proc.poll() is None or group:
         signal_it(signal.SIGTERM)

@@ -34,7 +34,7 @@ def wavs(tmp_path_factory) -> tuple[list[str], list[str]]:
     task, _, _ = trained_tone_model()
     folder = tmp_path_factory.mktemp("cli_wavs")
     paths, labels = [], []
-    for i, (clip, y) in enumerate(zip(task.clips_test[:8], task.y_test[:8])):
+    for i, (clip, y) in enumerate(zip(task.clips_test[:8], task.y_test[:8], strict=True)):
         path = folder / f"{TONE_LABELS[y]}_{i}.wav"
         write_wav(path, clip, SR)
         paths.append(str(path))
@@ -51,7 +51,7 @@ def test_classify_prints_one_json_line_per_file(artifact, wavs, capsys) -> None:
     assert main(["classify", "--model", str(artifact), *paths]) == EXIT_OK
     rows = _lines(capsys.readouterr().out)
     assert [r["path"] for r in rows] == paths
-    assert np.mean([r["label"] == truth for r, truth in zip(rows, labels)]) >= 0.75
+    assert np.mean([r["label"] == truth for r, truth in zip(rows, labels, strict=True)]) >= 0.75
     for r in rows:
         assert set(r) == {"path", "label", "score", "scores"}
         assert r["score"] == max(r["scores"].values())
@@ -135,7 +135,7 @@ def test_detect_prints_one_json_line_per_detection(tmp_path, capsys) -> None:
         (str(long_wav), "low_tone"),
         (str(long_wav), "high_tone"),
     ]
-    for row, (start, _) in zip(detections, [truth[0], truth[2]]):
+    for row, (start, _) in zip(detections, [truth[0], truth[2]], strict=True):
         assert set(row) == {"path", "start", "end", "keyword", "score"}
         assert row["start"] <= start < row["end"]
     errors = [r for r in rows if "error" in r]

@@ -61,7 +61,7 @@ def test_env_var_names_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_CONFIG", str(path))
     assert load_config().keywords == ["alpha", "beta"]
     monkeypatch.setenv("KWS_CONFIG", str(tmp_path / "missing.yaml"))
-    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.yaml"):
         load_config()
 
 

@@ -24,7 +24,8 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """Project modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a module)."""
+    """Project modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a
+    module)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -80,7 +81,7 @@ def test_the_import_graph_has_no_cycle():
         for dep in sorted(edges.get(node, ())):
             if state.get(dep) == 1:
                 cycle.extend(
-                    stack[stack.index(dep) :] + [node, dep] if dep in stack else [node, dep]
+                    [*stack[stack.index(dep) :], node, dep] if dep in stack else [node, dep]
                 )
                 return True
             if state.get(dep) is None and visit(dep, [*stack, node]):

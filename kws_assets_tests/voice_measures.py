@@ -29,7 +29,7 @@ def f0_track(x: np.ndarray, sr: int) -> np.ndarray:
     starts = list(range(0, len(x) - frame, frame // 2))
     rms = np.array([np.sqrt(np.mean(x[i : i + frame] ** 2)) for i in starts])
     track = np.full(len(starts), np.nan)
-    for k, (i, level) in enumerate(zip(starts, rms)):
+    for k, (i, level) in enumerate(zip(starts, rms, strict=True)):
         if level < LOUD_FRACTION * rms.max():
             continue
         seg = x[i : i + frame] - x[i : i + frame].mean()
@@ -87,7 +87,7 @@ def synthetic_vowel(
     formants, float32 peaking at 0.8."""
     n = int(seconds * sr)
     source = np.zeros(n)
-    source[:: int(round(sr / f0_hz))] = 1.0
+    source[:: round(sr / f0_hz)] = 1.0
     y = torch.tensor(source)
     for freq, bandwidth in formants:
         radius = np.exp(-np.pi * bandwidth / sr)

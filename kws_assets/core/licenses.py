@@ -7,7 +7,8 @@ family), its kind, an SPDX expression where one exists, where it comes from (the
 Debian package that installs it) and a note on what it means for this project.
 
 The facts were read from the installed packages' metadata (``importlib.metadata``, the wheels'
-``LICENSE``/``COPYING`` files, the voices' ``MODEL_CARD``) and Debian's ``/usr/share/doc/*/copyright``.
+``LICENSE``/``COPYING`` files, the voices' ``MODEL_CARD``) and Debian's
+``/usr/share/doc/*/copyright``.
 
 This project is ``GPL-3.0-or-later`` (:data:`PROJECT_LICENSE`) because it runs GPL-3.0-or-later
 code in its own process: libespeak-ng through ctypes and ``piper-tts`` as an imported module.  The
@@ -57,8 +58,8 @@ COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
         "GPL-3.0-or-later",
         "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
         "upstream https://github.com/espeak-ng/espeak-ng",
-        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is GPL-3.0. "
-        "Rendered audio is program output, not a covered work.",
+        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is "
+        "GPL-3.0. Rendered audio is program output, not a covered work.",
     ),
     ComponentLicense(
         "piper",

@@ -102,7 +102,8 @@ def candidate_clip_schema(
 def clip_table_schema(
     labels: Sequence[str], sample_rate: int, clip_samples: int
 ) -> pa.DataFrameSchema:
-    """The validated clip set: candidate columns, finite quality metrics and a train/val/test split."""
+    """The validated clip set: candidate columns, finite quality metrics and a train/val/test
+    split."""
     columns = _candidate_columns(labels, sample_rate, clip_samples)
     for name in QUALITY_FLOAT_COLUMNS:
         columns[name] = pa.Column(pl.Float64, checks=finite(), nullable=False)
@@ -119,7 +120,8 @@ def quarantine_schema() -> pa.DataFrameSchema:
 
 
 def mfcc_table_schema(n_frames: int, n_mfcc: int, labels: Sequence[str]) -> pa.DataFrameSchema:
-    """MFCC features: clip_id (unique), label, split and ``mfcc`` = Array(Float32, (n_frames, n_mfcc)).
+    """MFCC features: clip_id (unique), label, split and ``mfcc`` = Array(Float32, (n_frames,
+    n_mfcc)).
 
     Build the column from a float32 numpy array of shape [n, n_frames, n_mfcc] with
     ``pl.Series("mfcc", array)``.

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import polars as pl
 
+ColumnType = pl.DataType | type[pl.DataType]
+"""A column's dtype as the tables write it: a class (``pl.String``) or an instance
+(``pl.Array(pl.Float32, ...)``), the two forms polars accepts in a schema."""
+
 # --- splits --------------------------------------------------------------------------------------
 TRAIN = "train"
 VAL = "val"
@@ -19,7 +23,7 @@ TEST = "test"
 SPLITS = (TRAIN, VAL, TEST)
 
 # --- raw_corpus: one row per corpus entry --------------------------------------------------------
-CORPUS_SCHEMA: dict[str, pl.DataType] = {
+CORPUS_SCHEMA: dict[str, ColumnType] = {
     "utterance_id": pl.String,
     "uri": pl.String,
     "transcript": pl.String,
@@ -44,7 +48,7 @@ CORPUS_SCHEMA: dict[str, pl.DataType] = {
     "reject_detail": pl.String,
 }
 # Where a clip cut from a corpus recording came from (nullable for generated clips).
-PROVENANCE_COLUMNS: dict[str, pl.DataType] = {
+PROVENANCE_COLUMNS: dict[str, ColumnType] = {
     "license": pl.String,
     "original_path": pl.String,
     "original_sample_rate": pl.Int64,
@@ -55,7 +59,7 @@ PROVENANCE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 # --- clips ---------------------------------------------------------------------------------------
-CLIP_COLUMNS: dict[str, pl.DataType] = {
+CLIP_COLUMNS: dict[str, ColumnType] = {
     "clip_id": pl.String,
     "uri": pl.String,
     "label": pl.String,
@@ -68,13 +72,13 @@ CLIP_COLUMNS: dict[str, pl.DataType] = {
     "num_samples": pl.Int64,
 }
 # Nullable columns a clip may carry: where it came from, and what alignment said about it.
-CLIP_DETAIL_COLUMNS: dict[str, pl.DataType] = {
+CLIP_DETAIL_COLUMNS: dict[str, ColumnType] = {
     **PROVENANCE_COLUMNS,
     "word": pl.String,
     "confidence": pl.Float64,
 }
 # Columns by which an upstream stage marks a candidate row as a dead letter.
-REJECT_COLUMNS: dict[str, pl.DataType] = {
+REJECT_COLUMNS: dict[str, ColumnType] = {
     "reject_stage": pl.String,
     "reject_reason": pl.String,
     "reject_detail": pl.String,
@@ -89,14 +93,14 @@ QUALITY_COLUMNS = (
     "snr_db",
     "speech_ratio",
 )
-VALIDATED_COLUMNS: dict[str, pl.DataType] = {
+VALIDATED_COLUMNS: dict[str, ColumnType] = {
     **CLIP_COLUMNS,
     **CLIP_DETAIL_COLUMNS,
     **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
     "outlier_score": pl.Float64,
     "split": pl.String,
 }
-QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
+QUARANTINE_COLUMNS: dict[str, ColumnType] = {
     "clip_id": pl.String,
     "source": pl.String,
     "uri": pl.String,
@@ -119,7 +123,7 @@ QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
 # --- augmented_clips -----------------------------------------------------------------------------
 AUGMENTED_SOURCE_SUFFIX = "+aug"
 """An augmented copy's source is its original's source plus this suffix (``demo+aug``)."""
-AUGMENTED_COLUMNS: dict[str, pl.DataType] = {"split": pl.String, "augment_params": pl.String}
+AUGMENTED_COLUMNS: dict[str, ColumnType] = {"split": pl.String, "augment_params": pl.String}
 
 
 def is_augmented(source: pl.Expr | None = None) -> pl.Expr:

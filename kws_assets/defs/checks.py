@@ -6,6 +6,7 @@ check only warns, because a high rejection rate is a signal to look, not a broke
 
 import dagster as dg
 import numpy as np
+import pandera.polars as pa
 import polars as pl
 
 from kws_assets.core import schemas
@@ -20,7 +21,7 @@ MAX_FAILURES_SHOWN = 20
 QUARANTINE_WARN_FRACTION = 0.25
 
 
-def _schema_result(df: pl.DataFrame, schema) -> dg.AssetCheckResult:
+def _schema_result(df: pl.DataFrame, schema: pa.DataFrameSchema) -> dg.AssetCheckResult:
     _, failures = schemas.validate(df, schema)
     return dg.AssetCheckResult(
         passed=failures.height == 0,

@@ -37,7 +37,12 @@ from kws_assets.defs.jobs import (
     keyword_clips,
     retrain_model,
 )
-from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
+from kws_assets.lib.partitions import (
+    CORPUS_BATCHES,
+    CORPUS_BATCHES_PARTITION,
+    KEYWORDS,
+    KEYWORDS_PARTITION,
+)
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import KwsConfig
 
@@ -77,7 +82,7 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
         return dg.SensorResult(
             skip_reason=f"no new or changed batch among {len(batches)}", cursor=cursor.to_json()
         )
-    registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES.name))
+    registered = set(context.instance.get_dynamic_partitions(CORPUS_BATCHES_PARTITION))
     new_keys = [b.key for b in pending if b.key not in registered]
     manifests = {b.key: b.fingerprint for b in scan.batches}
     run_requests = []
@@ -108,7 +113,7 @@ def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg
 
 def keyword_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
     """One evaluation of the keyword sensor."""
-    registered = context.instance.get_dynamic_partitions(KEYWORDS.name)
+    registered = context.instance.get_dynamic_partitions(KEYWORDS_PARTITION)
     added, removed = keyword_changes(cfg.keywords, registered)
     cursor = ",".join(cfg.keywords)
     if not added and not removed:
@@ -134,7 +139,9 @@ def _latest_storage_id(context: dg.SensorEvaluationContext, key: dg.AssetKey) ->
     return records[0].storage_id if records else None
 
 
-def retrain_tick(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+def retrain_tick(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+) -> dg.SkipReason | dg.RunRequest:
     """A retrain request for new validated data, unless a model is already newer than it.
 
     "Newer" compares event-log storage ids, which strictly increase (timestamps can tie).
@@ -165,7 +172,9 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
         description="New corpus batches (configured sources and landing-zone folders with a "
         "manifest): registers a corpus_batches partition, requests ingestion.",
     )
-    def landing_zone_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+    def landing_zone_sensor(
+        context: dg.SensorEvaluationContext, settings: KwsSettings
+    ) -> dg.SensorResult:
         return landing_zone_tick(context, _fresh_config(settings))
 
     @dg.sensor(
@@ -176,7 +185,9 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
         description="Keywords added to (removed from) the config: adds (deletes) keywords "
         "partitions and requests the new keywords' clips.",
     )
-    def keyword_sensor(context: dg.SensorEvaluationContext, settings: KwsSettings):
+    def keyword_sensor(
+        context: dg.SensorEvaluationContext, settings: KwsSettings
+    ) -> dg.SensorResult:
         return keyword_tick(context, _fresh_config(settings))
 
     @dg.asset_sensor(
@@ -189,7 +200,7 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
     )
     def retrain_on_validated_data(
         context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
-    ):
+    ) -> dg.SkipReason | dg.RunRequest:
         return retrain_tick(context, asset_event)
 
     automation = dg.AutomationConditionSensorDefinition(

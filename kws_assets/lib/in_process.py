@@ -17,7 +17,12 @@ from typing import Any
 import dagster as dg
 
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB
-from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS, register_config_partitions
+from kws_assets.lib.partitions import (
+    CORPUS_BATCHES_PARTITION,
+    KEYWORDS_PARTITION,
+    register_config_partitions,
+)
+from kws_assets.lib.resources import settings_resource
 
 
 @dataclass
@@ -40,6 +45,7 @@ class GraphRun:
             (e.asset_key.to_user_string(), e.partition)
             for _, _, r in self.results
             for e in r.get_asset_materialization_events()
+            if e.asset_key is not None  # always set on a materialization event
         }
 
     def check_evaluations(self) -> list:
@@ -57,11 +63,11 @@ def materialize_graph(
 
     ``on_start(index, total, step)`` is called before each run (1-based index of the runs
     planned, ``step`` = job name and partition), ``on_finish(result, seconds)`` after it."""
-    cfg = defs.resources["settings"].config
+    cfg = settings_resource(defs).config
     partitions = register_config_partitions(instance, cfg)
     plan = (
-        [(INGEST_JOB, key) for key in partitions[CORPUS_BATCHES.name]]
-        + [(KEYWORD_JOB, key) for key in partitions[KEYWORDS.name]]
+        [(INGEST_JOB, key) for key in partitions[CORPUS_BATCHES_PARTITION]]
+        + [(KEYWORD_JOB, key) for key in partitions[KEYWORDS_PARTITION]]
         + [(PIPELINE_JOB, None)]
     )
     graph = GraphRun()

@@ -6,8 +6,8 @@ and paths follow Dagster's conventions — whose bytes go through an
 :class:`~kws_assets.core.storage.object_store.ObjectStore`.  That gives every table the store's
 guarantees: an atomic write (staged file + rename locally, one PUT of a finished object on S3),
 so a reader or a re-run after a crash never sees half a table; transient errors retried by the
-S3 client and then by a step retry (``dg.RetryRequested``); permanent errors failing the step at once with
-the object's URI and the reason (:mod:`kws_assets.lib.retries`).
+S3 client and then by a step retry (``dg.RetryRequested``); permanent errors failing the step at
+once with the object's URI and the reason (:mod:`kws_assets.lib.retries`).
 
 Artifact folders (the int8 model, the evaluation report, the data card) are asset values too
 (:class:`~kws_assets.core.storage.artifact_store.ArtifactFolder`): stored under the same root,
@@ -22,7 +22,8 @@ of the object store and the ``s3://`` UPath of the base path are both built from
 
 import io
 from abc import abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import dagster as dg
 import polars as pl
@@ -47,7 +48,7 @@ from kws_assets.core.storage.parquet_stream import StagedParquet, place_staged_f
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.lib.retries import FailFastObjectStore
 
-PARQUET_COMPRESSION = "zstd"
+PARQUET_COMPRESSION: Final = "zstd"
 
 
 def escape_dotdot_segments(partition: str) -> str:
@@ -75,7 +76,7 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 class ObjectStoreUPathIOManager(dg.UPathIOManager):
     """A UPathIOManager whose reads and writes are whole objects of an :class:`ObjectStore`."""
 
-    def __init__(self, objects: ObjectStore, s3: S3Connection | None = None):
+    def __init__(self, objects: ObjectStore, s3: S3Connection | None = None) -> None:
         self.objects = (
             objects if isinstance(objects, FailFastObjectStore) else FailFastObjectStore(objects)
         )
@@ -139,7 +140,8 @@ class ObjectBytesUPathIOManager(ObjectStoreUPathIOManager):
 
 def place_staged_parquet(objects: ObjectStore, key: str, staged: StagedParquet) -> str:
     """Streaming write path (issue 6): store a Parquet file an asset already wrote, batch by
-    batch, to local disk (:class:`~kws_assets.core.storage.parquet_stream.StagedParquet`) at ``key``.
+    batch, to local disk (:class:`~kws_assets.core.storage.parquet_stream.StagedParquet`) at
+    ``key``.
 
     In a local store the finished file is renamed into place (copied first if it sits on another
     file system), never loaded into memory; other stores get its bytes in one atomic put.
@@ -222,9 +224,11 @@ class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):
 
     extension = ""
 
-    def __init__(self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None):
+    def __init__(
+        self, objects: ObjectStore, cache_root: str, s3: S3Connection | None = None
+    ) -> None:
         super().__init__(objects, s3)
-        self.cache_root = UPath(cache_root)
+        self.cache_root = Path(cache_root)  # local copies: always this machine's disk
 
     def dump_to_path(self, context: dg.OutputContext, obj: ArtifactFolder, path: UPath) -> None:
         if not isinstance(obj, ArtifactFolder):

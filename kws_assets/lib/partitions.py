@@ -24,8 +24,10 @@ from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.settings import KwsConfig
 
-KEYWORDS = dg.DynamicPartitionsDefinition(name="keywords")
-CORPUS_BATCHES = dg.DynamicPartitionsDefinition(name="corpus_batches")
+KEYWORDS_PARTITION = "keywords"
+CORPUS_BATCHES_PARTITION = "corpus_batches"
+KEYWORDS = dg.DynamicPartitionsDefinition(name=KEYWORDS_PARTITION)
+CORPUS_BATCHES = dg.DynamicPartitionsDefinition(name=CORPUS_BATCHES_PARTITION)
 
 # One partition per run: the Parquet IO manager writes one file per partition and output, so a
 # run cannot hold several partitions of one asset; and one keyword (or batch) per run means a
@@ -79,7 +81,7 @@ def register_config_partitions(
         s3=S3Connection.from_settings(cfg.storage),
     )
     batches += [b.key for b in landed]
-    wanted = {KEYWORDS.name: list(cfg.keywords), CORPUS_BATCHES.name: batches}
+    wanted = {KEYWORDS_PARTITION: list(cfg.keywords), CORPUS_BATCHES_PARTITION: batches}
     for name, keys in wanted.items():
         have = set(instance.get_dynamic_partitions(name))
         new = [k for k in keys if k not in have]

@@ -45,13 +45,26 @@ ARTIFACT_CACHE = "artifact_cache"  # local copies of remote artifacts, per machi
 
 
 class KwsSettings(dg.ConfigurableResource):
-    """The pipeline configuration (``kws.yaml``); ``config_path`` empty means the embedded default."""
+    """The pipeline configuration (``kws.yaml``); ``config_path`` empty means the embedded
+    default."""
 
     config_path: str = ""
 
     @cached_property
     def config(self) -> KwsConfig:
         return load_config(self.config_path or None)
+
+
+def settings_resource(defs: dg.Definitions) -> KwsSettings:
+    """The ``settings`` resource of a Definitions from ``build_definitions`` (typed: Dagster keeps
+    resources as an untyped mapping)."""
+    settings = (defs.resources or {}).get("settings")
+    if not isinstance(settings, KwsSettings):
+        raise TypeError(
+            f"these Definitions have no KwsSettings 'settings' resource (got {settings!r}); "
+            "build them with kws_assets.definitions.build_definitions"
+        )
+    return settings
 
 
 class ClipStoreResource(dg.ConfigurableResource, ABC):

@@ -82,7 +82,7 @@ class FailFastObjectStore(ObjectStore):
     """An object store whose permanent errors stop the step at once and whose transient errors
     ask Dagster to re-run it (see the module docstring)."""
 
-    def __init__(self, inner: ObjectStore):
+    def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
 
     def __repr__(self) -> str:

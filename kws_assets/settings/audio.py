@@ -14,7 +14,7 @@ class AudioSettings(StrictSettings):
 
     @property
     def clip_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
+        return round(self.sample_rate * self.clip_seconds)
 
 
 class FeatureSettings(StrictSettings):

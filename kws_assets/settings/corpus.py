@@ -51,7 +51,8 @@ class ManifestSource(StrictSettings):
 
 
 class CommonVoiceSource(StrictSettings):
-    """A Mozilla Common Voice release folder: ``validated.tsv`` (or another TSV) plus ``clips/*.mp3``."""
+    """A Mozilla Common Voice release folder: ``validated.tsv`` (or another TSV) plus
+    ``clips/*.mp3``."""
 
     kind: Literal["common_voice"] = "common_voice"
     name: str

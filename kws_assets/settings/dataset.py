@@ -8,13 +8,28 @@ from pydantic import Field, model_validator
 
 from kws_assets.settings.base import SILENCE_LABEL, StrictSettings
 
+NoiseKind = Literal["white", "pink", "brown"]
+SplitName = Literal["train", "val", "test"]
+NoiseSource = Literal["colored", "babble", "folder"]
+NOISE_KINDS: tuple[NoiseKind, ...] = ("white", "pink", "brown")
+
+
+def _every_noise_kind() -> list[NoiseKind]:
+    return list(NOISE_KINDS)
+
+
+def _train_split_only() -> list[SplitName]:
+    return ["train"]
+
+
+def _even_noise_sources() -> dict[NoiseSource, float]:
+    return {"colored": 1.0, "babble": 1.0, "folder": 1.0}
+
 
 class NoiseSettings(StrictSettings):
     """Background noise mixed into synthetic clips and used for the _silence_ class."""
 
-    kinds: list[Literal["white", "pink", "brown"]] = Field(
-        default_factory=lambda: ["white", "pink", "brown"], min_length=1
-    )
+    kinds: list[NoiseKind] = Field(default_factory=_every_noise_kind, min_length=1)
     snr_db_min: float = 5.0
     snr_db_max: float = 25.0
     noisy_copies_per_clip: int = Field(
@@ -49,7 +64,8 @@ class QualitySettings(StrictSettings):
 
 
 class OutlierSettings(StrictSettings):
-    """Per-keyword outlier flagging on an MFCC-statistics embedding (MSWC's embedding-distance idea)."""
+    """Per-keyword outlier flagging on an MFCC-statistics embedding (MSWC's embedding-distance
+    idea)."""
 
     enabled: bool = True
     quarantine: bool = Field(True, description="Quarantine flagged clips (reason 'outlier').")
@@ -81,17 +97,15 @@ class AugmentSettings(StrictSettings):
     clip id and the parameters drawn.  Probabilities are per copy; ranges are min/max."""
 
     copies_per_clip: int = Field(1, ge=0, description="Augmented copies of each clip (0 = off).")
-    splits: list[Literal["train", "val", "test"]] = Field(default_factory=lambda: ["train"])
+    splits: list[SplitName] = Field(default_factory=_train_split_only)
     skip_labels: list[str] = Field(default_factory=lambda: [SILENCE_LABEL])
     noise_probability: float = Field(0.8, ge=0, le=1)
     snr_db_range: tuple[float, float] = (5.0, 25.0)
-    noise_source_weights: dict[Literal["colored", "babble", "folder"], float] = Field(
-        default_factory=lambda: {"colored": 1.0, "babble": 1.0, "folder": 1.0},
+    noise_source_weights: dict[NoiseSource, float] = Field(
+        default_factory=_even_noise_sources,
         description="Relative odds of each noise source (folder only counts if noise_folder set).",
     )
-    colored_kinds: list[Literal["white", "pink", "brown"]] = Field(
-        default_factory=lambda: ["white", "pink", "brown"], min_length=1
-    )
+    colored_kinds: list[NoiseKind] = Field(default_factory=_every_noise_kind, min_length=1)
     babble_talkers: tuple[int, int] = Field(
         (3, 7), description="Clips summed into babble, min/max."
     )

@@ -50,6 +50,12 @@ def config_path() -> Path | None:
     return local if local.is_file() else None
 
 
+def _relative_local(location: str) -> bool:
+    """True for a relative local path (resolved against the config file's folder); URLs and
+    absolute paths stay as written."""
+    return "://" not in location and not Path(location).expanduser().is_absolute()
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> KwsConfig:
     """Load and validate a config file; relative storage roots resolve against the file's folder.
 
@@ -66,21 +72,26 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> KwsConfig:
     base = path.resolve().parent
     storage = raw.setdefault("storage", {}) or {}
     root = storage.get("root", StorageSettings().root)
-    if "://" not in root and not Path(root).expanduser().is_absolute():
+    if _relative_local(root):
         storage["root"] = str(base / root)
     raw["storage"] = storage
     for src in raw.get("sources", []) or []:
-        if isinstance(src, dict) and "root" in src and "://" not in src["root"]:
-            if not Path(src["root"]).expanduser().is_absolute():
-                src["root"] = str(base / src["root"])
+        if isinstance(src, dict) and "root" in src and _relative_local(src["root"]):
+            src["root"] = str(base / src["root"])
     augment = raw.get("augment")
-    if isinstance(augment, dict) and augment.get("noise_folder"):
-        if not Path(augment["noise_folder"]).expanduser().is_absolute():
-            augment["noise_folder"] = str(base / augment["noise_folder"])
+    if (
+        isinstance(augment, dict)
+        and augment.get("noise_folder")
+        and not Path(augment["noise_folder"]).expanduser().is_absolute()
+    ):
+        augment["noise_folder"] = str(base / augment["noise_folder"])
     evaluation = raw.get("evaluation")
     if isinstance(evaluation, dict):
         for real in evaluation.get("real_sources") or []:
-            if isinstance(real, dict) and real.get("manifest") and "://" not in real["manifest"]:
-                if not Path(real["manifest"]).expanduser().is_absolute():
-                    real["manifest"] = str(base / real["manifest"])
+            if (
+                isinstance(real, dict)
+                and real.get("manifest")
+                and _relative_local(real["manifest"])
+            ):
+                real["manifest"] = str(base / real["manifest"])
     return KwsConfig.model_validate(raw)

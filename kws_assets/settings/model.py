@@ -16,9 +16,9 @@ class ModelSettings(StrictSettings):
     """Which model family ships as *the* model, and the DS-CNN's shape (MLPerf Tiny DS-CNN-S).
 
     Both families are trained by the graph (``kws_model``/``quantized_model`` for the DS-CNN on
-    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech embedding);
-    ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech accuracy.
-    """
+    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech
+    embedding); ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech
+    accuracy."""
 
     family: ModelFamily = Field(
         "speech_embedding",
@@ -181,8 +181,8 @@ class EvalSettings(StrictSettings):
     )
     smoothing_grid: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 3, 5],
-        description="Posterior moving averages (windows) the operating point is selected among, with "
-        "every threshold and refractory_grid_s value, on the validation streams.",
+        description="Posterior moving averages (windows) the operating point is selected among, "
+        "with every threshold and refractory_grid_s value, on the validation streams.",
     )
     refractory_grid_s: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: [0.5, 1.0],

@@ -42,10 +42,14 @@ from kws_assets.settings.model import (
 from kws_assets.settings.speech import AlignmentSettings, NegativeSettings, TtsSettings
 
 
+def _demo_source_only() -> list[CorpusSource]:
+    return [DemoCorpusSource()]
+
+
 class KwsConfig(StrictSettings):
     keywords: list[str] = Field(default_factory=lambda: list(SPEECH_COMMANDS_TEN), min_length=1)
     language: str = "en"
-    sources: list[CorpusSource] = Field(default_factory=lambda: [DemoCorpusSource()])
+    sources: list[CorpusSource] = Field(default_factory=_demo_source_only)
     audio: AudioSettings = Field(default_factory=AudioSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)

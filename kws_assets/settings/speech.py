@@ -204,7 +204,8 @@ class AlignmentSettings(StrictSettings):
     min_word_seconds: float = Field(
         0.08, gt=0, description="Shorter aligned words are treated as misses."
     )
-    # --- aligner per language (kws_assets.core.speech.aligners) ---------------------------------------
+    # --- aligner per language (kws_assets.core.speech.aligners)
+    # ---------------------------------------
     aligners: dict[str, AlignerKind] = Field(
         default_factory=dict,
         description="Language -> aligner, overriding the default choice: pocketsphinx for English "

@@ -195,7 +195,9 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     assert embedding["speedup_best"] == pytest.approx(rates["kws_assets"] / rates["openwakeword"])
     engines = report["engines"]
     assert "unknown TTS engine" in engines["skipped"]["nonesuch"]
-    assert list(engines["espeak"]["voices"])[0] == "en-us" and len(engines["espeak"]["voices"]) == 2
+    assert (
+        next(iter(engines["espeak"]["voices"])) == "en-us" and len(engines["espeak"]["voices"]) == 2
+    )
     for name in ("espeak", "flite"):
         assert engines[name]["utterances_per_s"] > 0 and engines[name]["audio_s_per_s"] > 0
         assert (

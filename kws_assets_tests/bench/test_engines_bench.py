@@ -45,7 +45,7 @@ def test_bench_voices_spread_over_the_voice_list():
 def test_engine_rates_per_voice_add_up():
     report = engine_rates(["yes"], 0.3, engines=["espeak"], voices_per_engine=3)
     espeak = report["espeak"]
-    assert len(espeak["voices"]) == 3 and list(espeak["voices"])[0] == "en-us"
+    assert len(espeak["voices"]) == 3 and next(iter(espeak["voices"])) == "en-us"
     assert espeak["utterances"] == sum(v["utterances"] for v in espeak["voices"].values())
     assert all(
         v["utterances_per_s"] > 0 and v["audio_s_per_s"] > 0 for v in espeak["voices"].values()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -46,7 +47,7 @@ def _cmu_pronunciations() -> dict[str, list[list[str]]]:
 def _event_intervals(s: tts.Synthesis) -> list[tuple[float, float]]:
     """espeak's word intervals: from a word event to the next one (the last ends with the audio)."""
     starts = [w.start_s for w in s.words]
-    return list(zip(starts, starts[1:] + [s.duration_s]))
+    return list(zip(starts, [*starts[1:], s.duration_s], strict=True))
 
 
 def _check_complete(result: AlignmentResult, words: list[str], duration_s: float) -> None:
@@ -56,7 +57,7 @@ def _check_complete(result: AlignmentResult, words: list[str], duration_s: float
     for span in result.words:
         assert 0.0 <= span.start_s < span.end_s <= duration_s + 1e-6, span
         assert 0.0 <= span.confidence <= 1.0
-    for a, b in zip(result.words, result.words[1:]):
+    for a, b in itertools.pairwise(result.words):
         assert a.end_s <= b.start_s + 1e-6
 
 
@@ -134,7 +135,7 @@ def test_aligns_espeak_sentences_with_espeak_timing(aligner):
             result = aligner.align(s.samples, s.sample_rate, SENTENCE)
             _check_complete(result, words, s.duration_s)
             assert result.oov_words == [] and result.g2p_words == {}
-            for span, (ev_start, ev_end) in zip(result.words, _event_intervals(s)):
+            for span, (ev_start, ev_end) in zip(result.words, _event_intervals(s), strict=True):
                 overlap = min(span.end_s, ev_end) - max(span.start_s, ev_start)
                 assert overlap > 0, (voice, rate, span, ev_start, ev_end)
                 start_errors.append(abs(span.start_s - ev_start))
@@ -214,7 +215,7 @@ def test_same_input_gives_same_alignment_and_rate_does_not_matter(aligner):
     s16 = resample(s.samples, s.sample_rate, 16000)
     at16 = aligner.align(s16, 16000, SENTENCE)
     assert at16.ok
-    for a, b in zip(first.words, at16.words):
+    for a, b in zip(first.words, at16.words, strict=True):
         assert abs(a.start_s - b.start_s) <= 0.03 and abs(a.end_s - b.end_s) <= 0.03
 
 

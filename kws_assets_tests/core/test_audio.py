@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import pickle
 
@@ -30,7 +31,7 @@ SR = 16000
 
 
 def sine(freq_hz: float, seconds: float, sr: int = SR, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
+    t = np.arange(round(seconds * sr)) / sr
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
@@ -97,7 +98,7 @@ def test_read_audio_resamples_unusual_rates(tmp_path, file_sr):
     info = read_audio(path, target_sr=SR)
     assert info.sample_rate == SR
     assert info.original_sample_rate == file_sr
-    assert info.frames == int(round(seconds * file_sr))
+    assert info.frames == round(seconds * file_sr)
     assert info.samples.size == math.ceil(info.frames * SR / file_sr)
     assert abs(dominant_frequency(info.samples, SR) - tone_hz) <= SR / info.samples.size
     # In-band tone keeps its level (edges excluded: the resampler's filter ramps there).
@@ -339,7 +340,7 @@ def _energy_centroid(x: np.ndarray) -> float:
 def test_cut_centered_puts_burst_at_clip_centre(burst_center_s):
     total = np.zeros(3 * SR, dtype=np.float32)
     burst = apply_fades(sine(700.0, 0.2), SR, 5.0)
-    start = int(round(burst_center_s * SR)) - burst.size // 2
+    start = round(burst_center_s * SR) - burst.size // 2
     total[start : start + burst.size] = burst
     clip = cut_centered(total, SR, burst_center_s, SR, fade_ms=10.0)
     assert clip.size == SR and clip.dtype == np.float32
@@ -372,7 +373,7 @@ def _band_slope(x: np.ndarray, sr: int) -> float:
     freqs = np.fft.rfftfreq(x.size, 1 / sr)
     edges = 50.0 * 2.0 ** np.arange(0, 7)
     centres, levels = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         band = (freqs >= lo) & (freqs < hi)
         centres.append(math.log10(math.sqrt(lo * hi)))
         levels.append(math.log10(power[band].mean()))

@@ -212,7 +212,7 @@ def test_a_recipe_renders_the_same_clip_every_time_and_stays_in_range() -> None:
 
 def _clip_rows(store: ClipStore, rng: np.random.Generator) -> pl.DataFrame:
     speakers = [f"tts:voice{i}" for i in range(12)]
-    splits = dict(zip(speakers, assign_splits(speakers, SplitSettings())))
+    splits = dict(zip(speakers, assign_splits(speakers, SplitSettings()), strict=True))
     rows = []
     for index, speaker in enumerate(speakers):
         for label in ("yes", "_unknown_", "_silence_"):

@@ -1,4 +1,5 @@
-"""Corpus batch keys, fingerprints and keyword changes (the units the Dagster layer partitions by)."""
+"""Corpus batch keys, fingerprints and keyword changes (the units the Dagster layer partitions
+by)."""
 
 from __future__ import annotations
 

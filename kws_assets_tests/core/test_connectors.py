@@ -139,7 +139,7 @@ def test_missing_manifest_is_one_rejected_row_and_other_sources_go_on(tmp_path):
         ],
     )
     table = corpus.load_corpus(cfg).table
-    reasons = dict(zip(table["source"], table["reject_reason"]))
+    reasons = dict(zip(table["source"], table["reject_reason"], strict=True))
     assert reasons == {
         "gone": quality.SOURCE_UNREADABLE,
         "nocols": quality.SOURCE_UNREADABLE,
@@ -279,12 +279,12 @@ def test_speech_commands_layout_labels_speakers_and_silence_windows(tmp_path):
     )
     table = corpus.load_corpus(cfg).table
     assert corpus.rejected_rows(table).height == 0
-    labels = dict(zip(table["original_path"], table["clip_label"]))
+    labels = dict(zip(table["original_path"], table["clip_label"], strict=True))
     assert labels["yes/0a1b2c3d_nohash_0.wav"] == "yes"
     assert labels["no/ffee0011_nohash_0.wav"] == "_unknown_"  # not a configured keyword
     assert labels["cat/12345678_nohash_1.wav"] == "_unknown_"
     assert labels["_background_noise_/white.wav"] == "_silence_"
-    speakers = dict(zip(table["original_path"], table["speaker"]))
+    speakers = dict(zip(table["original_path"], table["speaker"], strict=True))
     assert (
         speakers["cat/0a1b2c3d_nohash_0.wav"]
         == speakers["yes/0a1b2c3d_nohash_0.wav"]

@@ -121,7 +121,7 @@ def test_speech_commands_layout_on_s3(s3, tmp_path):
     )
     table = corpus.load_corpus(cfg).table
     assert corpus.rejected_rows(table).height == 0
-    labels = dict(zip(table["original_path"], table["clip_label"]))
+    labels = dict(zip(table["original_path"], table["clip_label"], strict=True))
     assert labels == {
         "yes/aa11_nohash_0.wav": "yes",
         "yes/bb22_nohash_0.wav": "yes",

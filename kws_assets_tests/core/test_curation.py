@@ -86,7 +86,8 @@ def test_every_candidate_lands_in_exactly_one_table_with_stage_and_reason(tmp_pa
     short = c.add("short", burst_clip(13)[:12000])
     missing = c.add("missing", burst_clip(14))
     Path(c.rows[-1]["uri"]).unlink()
-    rows = c.rows + [
+    rows = [
+        *c.rows,
         curation.dead_letter(
             "dl1",
             stage="ingest",

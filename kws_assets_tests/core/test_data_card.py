@@ -195,7 +195,7 @@ def test_card_of_an_empty_dataset_still_renders():
 
 
 def test_git_state_of_this_checkout_or_none(tmp_path):
-    commit, dirty = data_card.git_state()
+    commit, _dirty = data_card.git_state()
     assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
     assert data_card.git_state(tmp_path) == (None, None)
 

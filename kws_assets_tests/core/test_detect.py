@@ -73,7 +73,7 @@ def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> No
     detections = detector.detect(audio, SR)
     keywords = [(t, k) for t, k in truth if k != "_unknown_"]
     assert [d.keyword for d in detections] == [k for _, k in keywords]
-    for detection, (start, _) in zip(detections, keywords):
+    for detection, (start, _) in zip(detections, keywords, strict=True):
         assert detection.start_s <= start and start + 0.3 <= detection.end_s  # window holds it
         assert detection.end_s - detection.start_s == pytest.approx(1.0)
         assert 0.45 <= detection.score <= 1.0

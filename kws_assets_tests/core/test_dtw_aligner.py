@@ -3,6 +3,7 @@ voices than the alignment voice, under noise."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_word_boundaries_agree_with_pocketsphinx(corpus):
         if not reference.ok:
             continue
         assert [w.word for w in result.words] == [w.word for w in reference.words]
-        for mine, theirs in zip(result.words, reference.words):
+        for mine, theirs in zip(result.words, reference.words, strict=True):
             assert 0.0 <= mine.start_s < mine.end_s <= len(item["audio"]) / SR
             starts.append(abs(mine.start_s - theirs.start_s))
             ends.append(abs(mine.end_s - theirs.end_s))
@@ -196,7 +197,7 @@ def test_any_sample_rate_gives_the_same_boundaries(dtw_aligner):
     for rate in (8000, 44100):
         other = dtw_aligner.align(resample(base, SR, rate), rate, text)
         assert other.ok
-        for a, b in zip(at_16k.words, other.words):
+        for a, b in zip(at_16k.words, other.words, strict=True):
             assert abs(a.start_s - b.start_s) <= 0.03 and abs(a.end_s - b.end_s) <= 0.03
 
 
@@ -215,7 +216,7 @@ def test_long_pauses_around_the_speech(dtw_aligner, lead_s, tail_s):
     assert abs(first - lead_s * 100) <= 30 and abs(last - (lead_s * 100 + len(speech) / 160)) <= 30
     result = dtw_aligner.align(x, SR, text)
     assert result.ok, result.error
-    for word, event in zip(result.words, spoken.words):
+    for word, event in zip(result.words, spoken.words, strict=True):
         assert abs(word.start_s - (lead_s + event.start_s)) <= BOUNDARY_TOLERANCE_S, word
 
 
@@ -240,7 +241,7 @@ def test_reference_words_follow_espeak_word_events():
     assert [w.word for w in reference.words] == words and not reference.unplaced
     frames = [(w.start_frame, w.end_frame) for w in reference.words]
     assert all(a < b for a, b in frames)
-    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(frames, frames[1:]))
+    assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(frames))
     assert frames[0][0] == reference.pad_frames  # the rendering is trimmed to its first sound
 
 
@@ -280,7 +281,7 @@ def test_banded_dtw_matches_the_textbook_recurrence(n, m, radius):
     steps_i, steps_j = np.diff(path.reference), np.diff(path.query)
     assert (path.reference[0], path.query[0]) == (0, 0)
     assert (path.reference[-1], path.query[-1]) == (n - 1, m - 1)
-    assert set(zip(steps_i, steps_j)) <= {(1, 1), (1, 0), (0, 1)}
+    assert set(zip(steps_i, steps_j, strict=True)) <= {(1, 1), (1, 0), (0, 1)}
     lo, hi = band_limits(n, m, radius)
     assert np.all((lo[path.reference] <= path.query) & (path.query <= hi[path.reference]))
     weights = np.where(steps_i + steps_j == 2, 2.0, 1.0)

@@ -47,7 +47,7 @@ def test_hits_need_the_right_keyword_near_the_right_time() -> None:
     positives = [E.Positive("a", 10.0, "1"), E.Positive("b", 20.0, "2"), E.Positive("a", 30.0, "3")]
     detections = [(9.7, "a"), (20.2, "a"), (29.0, "a"), (30.4, "a")]
     assert E.count_hits(detections, positives) == 2  # wrong keyword at 20 s, 29 s is too early
-    assert E.count_hits([(10.0, "a")], positives + [E.Positive("a", 10.2, "4")]) == 1
+    assert E.count_hits([(10.0, "a")], [*positives, E.Positive("a", 10.2, "4")]) == 1
 
 
 def test_positives_are_embedded_where_they_are_reported() -> None:
@@ -56,8 +56,8 @@ def test_positives_are_embedded_where_they_are_reported() -> None:
     filler = [np.zeros(3 * SR, np.float32)]
     audio, positives = E.embed_positives(clips, filler, SR, rng)
     assert [p.label for p in positives] == ["a", "b"]
-    for (clip, _, _), positive in zip(clips, positives):
-        start = int(round(positive.start_s * SR))
+    for (clip, _, _), positive in zip(clips, positives, strict=True):
+        start = round(positive.start_s * SR)
         np.testing.assert_array_equal(audio[start : start + SR], clip)
         assert audio[start - 1] == 0.0  # preceded by filler
     gap = positives[1].start_s - positives[0].start_s - 1.0

@@ -204,7 +204,7 @@ def test_load_rejects_incomplete_or_mismatched_artifacts(exported, tmp_path) -> 
         KwsClassifier.load(tmp_path)
     task = exported["task"]
     wrong = write_artifact(
-        tmp_path / "wrong", exported["int8"], TONE_LABELS + ["extra"], task.spec, {}
+        tmp_path / "wrong", exported["int8"], [*TONE_LABELS, "extra"], task.spec, {}
     )
     with pytest.raises(ValueError):
         KwsClassifier.load(wrong)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -126,7 +127,7 @@ def test_unreadable_clip_names_the_file_and_leaves_nothing_behind(tmp_path, spec
     with open(broken, "wb") as fh:
         fh.write(b"RIFF....WAVEfmt garbage")
     cache = FeatureCache.for_spec(tmp_path / "cache", spec)
-    with pytest.raises(AudioReadError, match="clip003.wav"):
+    with pytest.raises(AudioReadError, match=r"clip003\.wav"):
         stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache, batch_size=2)
     assert list((tmp_path / "staging").iterdir()) == []
     assert list((tmp_path / "cache").iterdir()) == []
@@ -190,7 +191,7 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     # Clip 4 rewritten with the same bytes (new mtime): read and checksummed, not featurized.
     # Clip 7 rewritten with other audio: featurized again, with new values.
     path4, path7 = clips["uri"][4], clips["uri"][7]
-    data4 = open(path4, "rb").read()
+    data4 = Path(path4).read_bytes()
     with open(path4, "wb") as fh:
         fh.write(data4)
     age(path4, 1800)
@@ -208,8 +209,8 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     assert third["clip_id"].to_list() == changed["clip_id"].to_list()
     fresh = build_mfcc_table(changed, spec)
     np.testing.assert_array_equal(third["mfcc"].to_numpy(), fresh["mfcc"].to_numpy())
-    by_id = dict(zip(first["clip_id"], first["mfcc"].to_numpy()))
-    third_by_id = dict(zip(third["clip_id"], third["mfcc"].to_numpy()))
+    by_id = dict(zip(first["clip_id"], first["mfcc"].to_numpy(), strict=True))
+    third_by_id = dict(zip(third["clip_id"], third["mfcc"].to_numpy(), strict=True))
     assert not np.array_equal(third_by_id["id007"], by_id["id007"])
     np.testing.assert_array_equal(third_by_id["id004"], by_id["id004"])
 

@@ -35,7 +35,7 @@ def extractor(spec: FeatureSpec) -> MfccExtractor:
 def sine(
     freq_hz: float, sr: int = SR, seconds: float = 1.0, amp: float = 0.3, phase: float = 0.0
 ) -> np.ndarray:
-    t = np.arange(int(round(sr * seconds))) / sr
+    t = np.arange(round(sr * seconds)) / sr
     return (amp * np.sin(2 * np.pi * freq_hz * t + phase)).astype(np.float32)
 
 

@@ -1,4 +1,5 @@
-"""The licence registry covers what the pipeline runs, and agrees with LICENSE, pyproject, README."""
+"""The licence registry covers what the pipeline runs, and agrees with LICENSE, pyproject,
+README."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Outlier scores on an MFCC-statistics embedding, on generated keyword clips with a planted outlier."""
+"""Outlier scores on an MFCC-statistics embedding, on generated keyword clips with a planted
+outlier."""
 
 from __future__ import annotations
 

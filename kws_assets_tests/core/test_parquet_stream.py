@@ -63,10 +63,12 @@ def test_wrong_columns_are_refused(tmp_path) -> None:
 
 
 def test_a_failure_removes_the_temporary_file(tmp_path) -> None:
-    with pytest.raises(RuntimeError):
-        with ParquetBatchWriter(tmp_path, SCHEMA, row_group_rows=2) as writer:
-            writer.write(batch(0, 5))
-            raise RuntimeError("the producer failed")
+    with (
+        pytest.raises(RuntimeError),
+        ParquetBatchWriter(tmp_path, SCHEMA, row_group_rows=2) as writer,
+    ):
+        writer.write(batch(0, 5))
+        raise RuntimeError("the producer failed")
     assert not writer.path.exists()
     assert list(tmp_path.iterdir()) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ THRESHOLDS = QualitySettings()
 
 
 def sine(freq_hz: float, seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * SR))) / SR
+    t = np.arange(round(seconds * SR)) / SR
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 
 
@@ -52,7 +53,8 @@ def speech_like(rng: np.random.Generator, n: int = SR) -> tuple[np.ndarray, np.n
 
 
 def bursts_in_noise(true_snr_db: float, kind: str, seed: int, level: float = 0.1) -> np.ndarray:
-    """Speech-like bursts plus noise; true SNR = burst power over the bursts' own samples / noise."""
+    """Speech-like bursts plus noise; true SNR = burst power over the bursts' own samples /
+    noise."""
     rng = np.random.default_rng(seed)
     bursts, active = speech_like(rng)
     noise = colored_noise(kind, SR, rng)
@@ -98,8 +100,8 @@ def test_snr_estimate_tracks_true_snr(kind):
     true_snrs = [5.0, 10.0, 15.0, 20.0, 30.0]
     for seed in range(3):
         estimates = [measure_clip(bursts_in_noise(s, kind, seed), SR).snr_db for s in true_snrs]
-        assert all(b > a for a, b in zip(estimates, estimates[1:])), estimates
-        for true, est in zip(true_snrs, estimates):
+        assert all(b > a for a, b in itertools.pairwise(estimates)), estimates
+        for true, est in zip(true_snrs, estimates, strict=True):
             assert abs(est - true) < 3.0, (kind, seed, true, est)
 
 

@@ -1,5 +1,5 @@
-"""Recording-level checks of kws_assets.core.audio.quality (applied at ingest, before any clip is cut)
-and the bit depth of libsndfile subtypes."""
+"""Recording-level checks of kws_assets.core.audio.quality (applied at ingest, before any clip is
+cut) and the bit depth of libsndfile subtypes."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def test_corpus_root_and_clip_reads_use_the_configured_endpoint(s3, tmp_path):
     assert (root / "manifest.csv").is_file()
     uri = f"s3://{s3.bucket}/corpus/audio/u1.wav"
     assert read_uri_bytes(uri, _connection(s3)) == bodies["corpus/audio/u1.wav"]
-    with pytest.raises(AudioReadError, match="u9.wav"):
+    with pytest.raises(AudioReadError, match=r"u9\.wav"):
         read_uri_bytes(f"s3://{s3.bucket}/corpus/audio/u9.wav", _connection(s3))
 
 

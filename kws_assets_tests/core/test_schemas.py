@@ -106,7 +106,9 @@ def test_bad_rows_are_reported_by_index_and_check():
     assert (5, "clip_id", "unique") in found
     assert not any(i == 0 for i, _, _ in found)
     assert good.get_column("clip_id").to_list() == [rows[i]["clip_id"] for i in (0, 6, 7)]
-    by_index = dict(zip(failures["index"].to_list(), failures["failure_case"].to_list()))
+    by_index = dict(
+        zip(failures["index"].to_list(), failures["failure_case"].to_list(), strict=True)
+    )
     assert by_index[1] == "banana" and by_index[2] == "8000"
 
 

@@ -54,7 +54,8 @@ def test_splits_are_deterministic_across_processes():
     here = [split_for_speaker(s, 10.0, 10.0, "salt-x") for s in speakers]
     code = (
         "import json, sys; from kws_assets.core.dataset.splits import split_for_speaker; "
-        "print(json.dumps([split_for_speaker(s, 10.0, 10.0, 'salt-x') for s in json.loads(sys.argv[1])]))"
+        "print(json.dumps([split_for_speaker(s, 10.0, 10.0, 'salt-x') for s in "
+        "json.loads(sys.argv[1])]))"
     )
     for hash_seed in ("1", "999"):
         out = subprocess.run(
@@ -85,7 +86,7 @@ def test_assign_splits_is_speaker_disjoint_row_by_row():
     splits = assign_splits(rows, SETTINGS)
     assert len(splits) == len(rows)
     seen: dict[str, set[str]] = {}
-    for speaker, split in zip(rows, splits):
+    for speaker, split in zip(rows, splits, strict=True):
         seen.setdefault(speaker, set()).add(split)
     assert all(len(s) == 1 for s in seen.values())
     assert set(splits) == set(SPLITS)
@@ -95,12 +96,12 @@ def test_a_speakers_split_never_changes_when_others_are_added():
     rng = np.random.default_rng(3)
     for trial in range(30):
         base = random_speakers(rng, int(rng.integers(60, 200)), prefix=f"t{trial}")
-        before = dict(zip(base, assign_splits(base, SETTINGS)))
+        before = dict(zip(base, assign_splits(base, SETTINGS), strict=True))
         assert set(before.values()) == set(SPLITS)  # large enough: the hash alone fills all
         added = random_speakers(rng, int(rng.integers(1, 300)), prefix=f"new{trial}")
         grown = base + added
         rng.shuffle(grown)
-        after = dict(zip(grown, assign_splits(grown, SETTINGS)))
+        after = dict(zip(grown, assign_splits(grown, SETTINGS), strict=True))
         assert all(after[s] == before[s] for s in base)
 
 
@@ -108,7 +109,7 @@ def test_salt_changes_the_assignment():
     speakers = random_speakers(np.random.default_rng(4), 2000)
     a = assign_splits(speakers, SplitSettings(salt="one"))
     b = assign_splits(speakers, SplitSettings(salt="two"))
-    assert sum(x != y for x, y in zip(a, b)) > 200
+    assert sum(x != y for x, y in zip(a, b, strict=True)) > 200
 
 
 def _speakers_hashed_into(split: str, count: int, settings: SplitSettings) -> list[str]:

@@ -201,7 +201,7 @@ def test_running_speech_windows_hold_no_keyword_and_sit_where_drawn() -> None:
     )
     half = AUDIO.clip_samples // 2
     a, b = S.render_keyword_clip(early, AUDIO), S.render_keyword_clip(late, AUDIO)
-    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731 - a one-line local helper
     assert rms(a[: half - 400]) < 0.01 * rms(a[half:])
     assert rms(b[half + 400 :]) < 0.01 * rms(b[:half])
 

@@ -7,6 +7,7 @@ trained model is built once per test process).
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,8 @@ FAST_TRAIN = TrainSettings(
 
 
 def tone_clip(label_index: int, rng: np.random.Generator) -> np.ndarray:
-    """One 1-s clip of a class: a burst of a low tone, high tone, rising chirp or noise, in noise."""
+    """One 1-s clip of a class: a burst of a low tone, high tone, rising chirp or noise, in
+    noise."""
     t = np.arange(CLIP) / SR
     start = rng.uniform(0.05, 0.5)
     duration = rng.uniform(0.25, 0.45)
@@ -180,7 +182,7 @@ def test_same_seed_reproduces_and_other_seed_differs() -> None:
     other = train_model(*args, settings.model_copy(update={"seed": 1}))
     assert first.history == second.history
     for (name, a), (_, b) in zip(
-        first.model.state_dict().items(), second.model.state_dict().items()
+        first.model.state_dict().items(), second.model.state_dict().items(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert not np.allclose(
@@ -310,7 +312,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
         optimizer.step()
         schedule.step()
         rates.append(optimizer.param_groups[0]["lr"])
-    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never rises
+    assert all(a >= b for a, b in itertools.pairwise(rates))  # never rises
     assert rates[4] == pytest.approx(
         settings.learning_rate * (0.1 + 0.9 * 0.5), rel=1e-6
     )  # halfway

@@ -9,6 +9,7 @@ the session ends.  :class:`GraphQL` is a small client for the webserver's ``/gra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -156,14 +157,10 @@ def _stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group (run workers)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=STOP_GRACE_S)
 
 

@@ -80,7 +80,7 @@ def graph(tmp_path_factory):
         for keyword in KEYWORDS_UNDER_TEST:
             runs[keyword] = run(defs, instance, KEYWORD_JOB, keyword)
         runs["curate"] = run(defs, instance, CURATE_JOB)
-        load = lambda key, **kw: defs.load_asset_value(key, instance=instance, **kw)  # noqa: E731
+        load = lambda key, **kw: defs.load_asset_value(key, instance=instance, **kw)  # noqa: E731 - a one-line local helper
         yield {
             "base": base,
             "corpus": corpus,
@@ -125,10 +125,14 @@ def test_every_broken_file_is_quarantined_by_name_with_a_reason(graph):
         assert row["detail"], expected.kind
         assert row["stage"] in {"ingest", "alignment"}, (expected.kind, row["stage"])
     assert not missing, (
-        f"broken files not quarantined as expected: {missing}\n{named.select('name', 'stage', 'reason')}"
+        "broken files not quarantined as expected: "
+        f"{missing}\n{named.select('name', 'stage', 'reason')}"
     )
     stages = dict(
-        zip(*quarantined.group_by("stage").len().sort("stage").to_dict(as_series=False).values())
+        zip(
+            *quarantined.group_by("stage").len().sort("stage").to_dict(as_series=False).values(),
+            strict=True,
+        )
     )
     assert stages.get("ingest", 0) >= MIN_BROKEN_KINDS and stages.get("alignment", 0) >= 1
 
@@ -209,8 +213,8 @@ def test_stricter_thresholds_quarantine_clips_and_relaxing_brings_them_back(grap
     run(graph["defs"], instance, CURATE_JOB)  # the original thresholds again
     back = graph["defs"].load_asset_value("validated_set", instance=instance)
     assert set(back["clip_id"]) == set(validated["clip_id"])
-    splits = dict(zip(validated["clip_id"], validated["split"]))
-    assert all(splits[c] == s for c, s in zip(back["clip_id"], back["split"]))
+    splits = dict(zip(validated["clip_id"], validated["split"], strict=True))
+    assert all(splits[c] == s for c, s in zip(back["clip_id"], back["split"], strict=True))
 
 
 def test_data_card_states_the_real_counts(graph):

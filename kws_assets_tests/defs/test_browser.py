@@ -11,6 +11,7 @@ runs after it; run alone, it first materializes the upstream partitions itself.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -56,7 +57,9 @@ RUN_STATUS = """
 query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }
 """
 RECENT_RUNS = """
-query { runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } } }
+query {
+  runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } }
+}
 """
 
 
@@ -104,10 +107,8 @@ def _asset_runs(server: DagsterDev) -> dict[str, str]:
 
 def _skip_community_dialog(page) -> None:
     """The first visit shows a newsletter dialog over the page; dismiss it if it comes."""
-    try:
+    with contextlib.suppress(Exception):
         page.get_by_role("button", name="Skip").click(timeout=10_000)
-    except Exception:
-        pass
 
 
 def test_materialize_from_the_asset_graph(dagster_dev):

@@ -81,9 +81,9 @@ def test_overlapping_runs_at_once_do_not_corrupt_each_other(tmp_path):
     logs = [tmp_path / f"run-{i}.log" for i in range(len(orders))]
     procs = [
         start_graph_run(config, home, log, env={"KWS_TEST_KEYWORD_ORDER": order})
-        for order, log in zip(orders, logs)
+        for order, log in zip(orders, logs, strict=True)
     ]
-    for proc, log in zip(procs, logs):
+    for proc, log in zip(procs, logs, strict=True):
         wait_for(proc, log)
 
     assert unreadable_outputs(root) == []

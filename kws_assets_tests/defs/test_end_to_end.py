@@ -248,7 +248,7 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
             paths.append(path)
             truth.append(keyword)
     predictions = classifier.classify_files(paths)
-    correct = sum(p["label"] == t for p, t in zip(predictions, truth))
+    correct = sum(p["label"] == t for p, t in zip(predictions, truth, strict=True))
     chance = 1 / len(cfg.labels)
     assert correct / len(truth) > 2 * chance, predictions
     metrics = json.loads((artifact / "metrics.json").read_text())
@@ -327,7 +327,9 @@ def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_p
             )
             truth.append(keyword)
     predicted = [cfg.labels[i] for i in classifier.classify_clips(np.stack(clips)).argmax(axis=1)]
-    assert sum(p == t for p, t in zip(predicted, truth)) / len(truth) > 2 / len(cfg.labels)
+    assert sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth) > 2 / len(
+        cfg.labels
+    )
 
 
 def _latest_metadata(pipeline, key: str) -> dict:

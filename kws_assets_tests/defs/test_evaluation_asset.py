@@ -60,7 +60,7 @@ def project(tmp_path_factory) -> dict:
     store = ClipStore.at(cfg.storage_path("clips"))
     clips, y = labelled_clips(8, seed=40)
     rows = []
-    for i, (clip, label_index) in enumerate(zip(clips, y)):
+    for i, (clip, label_index) in enumerate(zip(clips, y, strict=True)):
         label = LABELS[label_index]
         clip_id = f"clip{i:03d}"
         uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)
@@ -76,7 +76,7 @@ def project(tmp_path_factory) -> dict:
         )
     val_clips, val_y = labelled_clips(4, seed=41)  # the operating point is selected on these
     val_rows = []
-    for i, (clip, label_index) in enumerate(zip(val_clips, val_y)):
+    for i, (clip, label_index) in enumerate(zip(val_clips, val_y, strict=True)):
         label = LABELS[label_index]
         clip_id = f"val{i:03d}"
         uri = store.put(store.key_for("synthetic", label, clip_id), clip, SR)

@@ -125,7 +125,9 @@ mutation ($params: LaunchBackfillParams!) {
 BACKFILL_STATUS = """
 query ($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status numPartitions runs(limit: 50) { runId status tags { key value } } }
+    ... on PartitionBackfill {
+      status numPartitions runs(limit: 50) { runId status tags { key value } }
+    }
   }
 }
 """

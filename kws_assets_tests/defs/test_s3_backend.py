@@ -1,6 +1,7 @@
 """The S3 backend under faults: a proxy in front of the moto server injects HTTP 5xx, dropped
 connections and 403s.  Transient faults are absorbed by the S3 client's retries, longer outages
-by the step (dg.RetryRequested from the storage layer); permanent errors fail the step at once, naming the object."""
+by the step (dg.RetryRequested from the storage layer); permanent errors fail the step at once,
+naming the object."""
 
 import shutil
 

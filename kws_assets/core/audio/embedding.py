@@ -130,7 +130,7 @@ class EmbeddingSpec:
 
     @property
     def context_samples(self) -> int:
-        return int(round(self.context_seconds * self.sample_rate))
+        return round(self.context_seconds * self.sample_rate)
 
     @property
     def pad_before(self) -> int:
@@ -159,7 +159,7 @@ class EmbeddingSpec:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown EmbeddingSpec fields: {sorted(unknown)}")
-        spec = cls(**data)  # type: ignore[arg-type]
+        spec = cls(**data)  # type: ignore[arg-type]  # JSON values; field names checked above
         if recorded is not None and recorded != spec.n_frames:
             raise ValueError(f"recorded n_frames={recorded} but the spec gives {spec.n_frames}")
         return spec
@@ -331,7 +331,8 @@ class SpeechEmbeddingFrontEnd:
         self._embed_input = self._embed.get_inputs()[0].name
 
     def padded(self, clips: np.ndarray) -> np.ndarray:
-        """Clips placed in the middle of the context, on the int16 scale: ``[n, context_samples]``."""
+        """Clips placed in the middle of the context, on the int16 scale:
+        ``[n, context_samples]``."""
         clips = np.asarray(clips, dtype=np.float32)
         if clips.ndim == 1:
             clips = clips[None, :]

@@ -112,16 +112,17 @@ class FeatureSpec(BaseModel):
     @property
     def win_length(self) -> int:
         """Analysis window length in samples (640 for 40 ms at 16 kHz)."""
-        return int(round(self.sample_rate * self.window_ms / MS_PER_SECOND))
+        return round(self.sample_rate * self.window_ms / MS_PER_SECOND)
 
     @property
     def hop_length(self) -> int:
         """Frame hop in samples (320 for 20 ms at 16 kHz)."""
-        return int(round(self.sample_rate * self.hop_ms / MS_PER_SECOND))
+        return round(self.sample_rate * self.hop_ms / MS_PER_SECOND)
 
     @property
     def n_fft(self) -> int:
-        """FFT size: one window (torchaudio frames by ``n_fft``, so a larger FFT would drop frames)."""
+        """FFT size: one window (torchaudio frames by ``n_fft``, so a larger FFT would drop
+        frames)."""
         return self.win_length
 
     @property

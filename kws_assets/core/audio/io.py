@@ -17,15 +17,16 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
 
-AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
-NoiseKind = Literal["white", "pink", "brown"]
+from kws_assets.settings import NoiseKind
+
+AudioSource = str | os.PathLike | bytes | bytearray | BinaryIO
 
 # Reason codes carried by AudioReadError.reason.
 REASON_MISSING = "missing"
@@ -80,7 +81,11 @@ class AudioReadError(ValueError):
             message += f" ({detail})"
         super().__init__(message)
 
-    def __reduce__(self):  # keep it picklable across process pools
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[AudioReadError], tuple[str, str, str]
+    ]:  # keep it picklable across process pools
         return (type(self), (self.path, self.reason, self.detail))
 
 
@@ -434,7 +439,7 @@ def apply_fades(samples: np.ndarray, sr: int, fade_ms: float) -> np.ndarray:
     Fades are shortened to half the signal when the signal is too short for two full fades.
     """
     x = np.array(samples, dtype=np.float32, copy=True)
-    n_fade = min(int(round(fade_ms * sr / 1000.0)), x.size // 2)
+    n_fade = min(round(fade_ms * sr / 1000.0), x.size // 2)
     if n_fade <= 0:
         return x
     ramp = (np.arange(n_fade, dtype=np.float32) / n_fade).astype(np.float32)
@@ -455,7 +460,7 @@ def cut_centered(
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
     x = np.asarray(samples, dtype=np.float32)
-    start = int(round(center_s * sr)) - length // 2
+    start = round(center_s * sr) - length // 2
     src_lo, src_hi = max(start, 0), min(start + length, x.size)
     out = np.zeros(length, dtype=np.float32)
     if src_hi > src_lo:

@@ -200,8 +200,8 @@ def frame_energies_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     if x.size == 0:
         return np.full(1, 10.0 * math.log10(POWER_FLOOR))
     x = x - x.mean()
-    frame = max(1, int(round(FRAME_MS * sample_rate / 1000.0)))
-    hop = max(1, int(round(HOP_MS * sample_rate / 1000.0)))
+    frame = max(1, round(FRAME_MS * sample_rate / 1000.0))
+    hop = max(1, round(HOP_MS * sample_rate / 1000.0))
     if x.size <= frame:
         powers = np.array([np.mean(x**2)])
     else:

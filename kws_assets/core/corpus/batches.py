@@ -2,8 +2,8 @@
 
 A batch is either a **configured source** (``sources:`` in ``kws.yaml``; key ``source-<name>``) or
 a folder that **landed** in the landing zone (key ``landing-<folder>``; see
-:mod:`kws_assets.core.corpus.landing`).  Each batch is read through the same corpus loader as a whole
-config would be: :func:`batch_config` narrows a config to the one source the batch stands for.
+:mod:`kws_assets.core.corpus.landing`).  Each batch is read through the same corpus loader as a
+whole config would be: :func:`batch_config` narrows a config to the one source the batch stands for.
 
 A batch's *fingerprint* changes when what it would ingest changes (the source's settings; for the
 generated demo corpus also the keywords it speaks; for a landed batch its manifest bytes), so a
@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from kws_assets.settings import DemoCorpusSource, KwsConfig, ManifestSource
+from kws_assets.settings import CorpusSource, DemoCorpusSource, KwsConfig, ManifestSource
 
 SOURCE_PREFIX = "source-"
 LANDING_PREFIX = "landing-"
@@ -42,7 +43,8 @@ class BatchRef:
 
 
 def is_valid_batch_name(name: str) -> bool:
-    """A folder name usable as a batch: ASCII letters, digits, ``.``, ``_``, ``-``; no leading dot."""
+    """A folder name usable as a batch: ASCII letters, digits, ``.``, ``_``, ``-``; no leading
+    dot."""
     return bool(_VALID_NAME.match(name)) and len(name) <= MAX_NAME_CHARS
 
 
@@ -75,9 +77,9 @@ def parse_batch_key(key: str) -> BatchRef:
     )
 
 
-def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
+def configured_batch_keys(cfg: KwsConfig) -> dict[str, CorpusSource]:
     """Batch key -> configured source, in config order; ValueError when two names collide."""
-    keys: dict[str, object] = {}
+    keys: dict[str, CorpusSource] = {}
     for source in cfg.sources:
         key = source_batch_key(source.name)
         if key in keys:
@@ -89,8 +91,9 @@ def configured_batch_keys(cfg: KwsConfig) -> dict[str, object]:
     return keys
 
 
-def configured_source(cfg: KwsConfig, key: str):
-    """The configured source a ``source-`` batch key names; BatchKeyError if it is not configured."""
+def configured_source(cfg: KwsConfig, key: str) -> CorpusSource:
+    """The configured source a ``source-`` batch key names; BatchKeyError if it is not
+    configured."""
     sources = configured_batch_keys(cfg)
     if key not in sources:
         raise BatchKeyError(
@@ -106,7 +109,7 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def source_fingerprint(cfg: KwsConfig, source) -> str:
+def source_fingerprint(cfg: KwsConfig, source: CorpusSource) -> str:
     """What ingesting a configured source depends on, as a short hash: its settings and the
     keywords (the demo corpus speaks them, labelled layouts label by them, and a batch's
     ``_unknown_`` clips are the words that are not keywords)."""
@@ -150,11 +153,14 @@ def config_for_sources(cfg: KwsConfig, sources: list) -> KwsConfig:
 
 
 def keyword_seed(keyword: str) -> int:
-    """A stable per-keyword seed, so a keyword's synthetic clips never depend on the other keywords."""
+    """A stable per-keyword seed, so a keyword's synthetic clips never depend on the other
+    keywords."""
     return int(hashlib.sha256(f"keyword|{keyword}".encode()).hexdigest()[:8], 16)
 
 
-def keyword_changes(configured: list[str], registered: list[str]) -> tuple[list[str], list[str]]:
+def keyword_changes(
+    configured: Sequence[str], registered: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Keywords to add (configured, not registered; config order) and to remove (registered, no
     longer configured; sorted)."""
     registered_set, configured_set = set(registered), set(configured)

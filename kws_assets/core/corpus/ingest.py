@@ -18,9 +18,11 @@ version (:func:`content_version`) is a hash of content, not of paths or times.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from upath import UPath
@@ -181,7 +183,8 @@ def _entry_row(
     stats: IngestStats,
 ) -> dict:
     """Read (or recall) one entry's file and turn it into a usable or rejected row."""
-    common = dict(
+    reject = functools.partial(
+        _reject_row,
         speaker=entry.speaker,
         transcript=entry.transcript,
         clip_label=entry.clip_label,
@@ -191,9 +194,7 @@ def _entry_row(
     try:
         path = member(root, entry.original_path)
     except UnsafePathError as exc:
-        return _reject_row(
-            entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc), **common
-        )
+        return reject(entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc))
     inspection = inspect_file(path, cfg.ingest, cache, mirror_dir)
     facts = inspection.facts
     if inspection.read_now:
@@ -202,14 +203,13 @@ def _entry_row(
     elif facts.sha256:
         stats.files_from_cache += 1
     if facts.error_reason:
-        return _reject_row(
+        return reject(
             entry.source,
             entry.original_path,
             facts.error_reason,
             facts.error_detail or facts.error_reason,
             uri=str(path),
             facts=facts,
-            **common,
         )
     levels = {c: getattr(facts, c) for c in quality.LEVEL_COLUMNS}
     reasons = quality.recording_reasons(
@@ -225,17 +225,17 @@ def _entry_row(
         detail = f"{'; '.join(reasons)} | duration_s={facts.duration_s:.3g}, " + ", ".join(
             f"{k}={v:.3g}" for k, v in levels.items()
         )
-        row = _reject_row(
+        row = reject(
             entry.source,
             entry.original_path,
             reasons[0],
             detail,
             uri=str(path),
             facts=facts,
-            **common,
         )
         row.update(levels)
         return row
+    assert facts.sha256 is not None  # a file read without error has its digest
     return {
         "utterance_id": f"{entry.source}:{facts.sha256[:16]}",
         "uri": inspection.local_uri,
@@ -273,7 +273,8 @@ def _mark_duplicate_audio(rows: list[dict]) -> None:
             row["source"],
             row["original_path"],
             quality.DUPLICATE_AUDIO,
-            f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 {row['sha256'][:16]})",
+            f"same bytes as {earlier['source']}:{earlier['original_path']} (sha256 "
+            f"{row['sha256'][:16]})",
             uri=row["uri"],
             transcript=row["transcript"],
             clip_label=row["clip_label"],
@@ -435,8 +436,9 @@ def silence_windows_by_source(cfg: KwsConfig) -> dict[str, int]:
     }
 
 
-def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, object]:
-    """Plain numbers and rows describing one ingestion, for metadata and logs."""
+def ingest_summary(table: pl.DataFrame, stats: IngestStats) -> dict[str, Any]:
+    """Plain numbers and rows describing one ingestion, for metadata and logs (values of mixed
+    types: counts, a per-source DataFrame, JSON rows)."""
     usable, rejected = usable_rows(table), rejected_rows(table)
     per_source = (
         table.group_by("source")

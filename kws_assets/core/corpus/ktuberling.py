@@ -26,7 +26,7 @@ import csv
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def _safe_xml(data: bytes, name: str) -> ET.Element:
         raise SoundListError(f"{name}: not well-formed XML ({exc})") from exc
 
 
-def _sounds(element: ET.Element, group: str = ""):
+def _sounds(element: ET.Element, group: str = "") -> Iterator[tuple[ET.Element, str]]:
     for child in element:
         if child.tag == "sound":
             yield child, group
@@ -226,7 +226,7 @@ def write_dev_manifest(
     the same way.  Raises ValueError when a keyword matches no recording.
     """
     by_id = isinstance(keywords, Mapping)
-    wanted = dict(keywords) if by_id else {k: k for k in keywords}
+    wanted = dict(keywords) if isinstance(keywords, Mapping) else {k: k for k in keywords}
     lists = [(f"ktuberling-{language}", ktuberling_sounds(language, sounds_dir))]
     lists += [
         (f"klettres-{lang}", klettres_sounds(lang, klettres_dir)) for lang in klettres_languages

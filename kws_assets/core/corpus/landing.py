@@ -33,6 +33,7 @@ from kws_assets.core.corpus.batches import (
     parse_batch_key,
     source_fingerprint,
 )
+from kws_assets.core.corpus.connectors.base import local_os_path
 from kws_assets.core.storage.s3 import S3Connection
 from kws_assets.settings import KwsConfig
 
@@ -69,7 +70,8 @@ class LandingProblem:
 
 
 def landing_root(cfg: KwsConfig) -> str:
-    """The landing zone of a config: ``automation.landing_root``, relative ones under storage.root."""
+    """The landing zone of a config: ``automation.landing_root``, relative ones under
+    storage.root."""
     root = cfg.automation.landing_root
     if "://" in root:
         return root.rstrip("/")
@@ -102,7 +104,7 @@ def _manifest_stamp(path: UPath) -> tuple[int, float | None]:
     """(size, modification time in epoch seconds or None where the store has none)."""
     info = path.fs.info(path.path) if path.protocol not in LOCAL_PROTOCOLS else None
     if info is None:
-        st = os.stat(os.fspath(path))
+        st = os.stat(local_os_path(path))
         return int(st.st_size), st.st_mtime
     stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
     if hasattr(stamp, "timestamp"):
@@ -257,7 +259,8 @@ def find_landed_batch(
 
 @dataclass(frozen=True)
 class KnownBatch:
-    """A batch a sensor can request: its key and fingerprint (configured source or landed folder)."""
+    """A batch a sensor can request: its key and fingerprint (configured source or landed
+    folder)."""
 
     key: str
     fingerprint: str
@@ -277,7 +280,8 @@ def landing_scan(cfg: KwsConfig, now: float | None = None) -> LandingScan:
 
 
 def landed_batch(cfg: KwsConfig, key: str) -> LandedBatch:
-    """The ready landed batch ``key`` of the config's landing zone (see :func:`find_landed_batch`)."""
+    """The ready landed batch ``key`` of the config's landing zone (see
+    :func:`find_landed_batch`)."""
     return find_landed_batch(
         landing_root(cfg),
         key,
@@ -305,7 +309,7 @@ class LandedBatchChanged(RuntimeError):
     """The landed batch a run ingests vanished or got another manifest after it was scanned;
     ``problem`` says which (``batch_deleted`` / ``manifest_changed`` / ``unreadable_manifest``)."""
 
-    def __init__(self, problem: LandingProblem):
+    def __init__(self, problem: LandingProblem) -> None:
         self.problem = problem
         super().__init__(f"landed batch {problem.folder}: {problem.reason}: {problem.detail}")
 
@@ -356,7 +360,7 @@ def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
 class BatchCursor:
     """Batch key -> fingerprint of the last request, serialised as a sensor cursor (JSON)."""
 
-    def __init__(self, requested: dict[str, str] | None = None):
+    def __init__(self, requested: dict[str, str] | None = None) -> None:
         self.requested: dict[str, str] = dict(requested or {})
 
     @classmethod

@@ -274,6 +274,7 @@ def load_real_source(
         if rejection is not None:
             rejections.append(rejection)
             continue
+        assert samples is not None  # _read returns the samples or a rejection
         if source.kind == CLIPS_KIND:
             label = label_for(clean_text(row[LABEL_COLUMN]), keywords)
             word = clean_text(row.get(WORD_COLUMN)) or clean_text(row[LABEL_COLUMN])

@@ -5,8 +5,8 @@ Each transform is a pure function on mono float32 samples:
 
 * :func:`add_noise_at_snr` — background noise at an exact SNR (whole-array mean powers, as
   ``torchaudio.functional.add_noise`` defines it); the noise is generated coloured noise
-  (:func:`kws_assets.core.audio.io.colored_noise`), :func:`babble` summed from other clips, or a crop
-  of a recording from a user's noise folder (:class:`NoiseFolder`);
+  (:func:`kws_assets.core.audio.io.colored_noise`), :func:`babble` summed from other clips, or a
+  crop of a recording from a user's noise folder (:class:`NoiseFolder`);
 * :func:`synthetic_rir` + :func:`apply_rir` — a synthetic room impulse response (direct path,
   sparse early reflections, an exponentially decaying diffuse tail with the drawn RT60);
 * :func:`time_shift`, :func:`apply_gain`;
@@ -28,9 +28,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -44,6 +45,8 @@ from kws_assets.core.parallel import batched_process_map
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
+
+OptionT = TypeVar("OptionT", bound=str)
 
 PEAK_LIMIT = 0.99
 """After augmentation a clip peaking above this is scaled down as a whole."""
@@ -150,8 +153,8 @@ def synthetic_rir(sample_rate: int, rt60_s: float, rng: np.random.Generator) -> 
     50 ms, and a Gaussian diffuse tail whose energy decays 60 dB in ``rt60_s``."""
     if rt60_s <= 0:
         raise ValueError(f"rt60_s must be positive, got {rt60_s}")
-    direct = int(round(RIR_DIRECT_DELAY_S * sample_rate))
-    length = direct + int(math.ceil(RIR_MAX_LENGTH_RT60 * rt60_s * sample_rate))
+    direct = round(RIR_DIRECT_DELAY_S * sample_rate)
+    length = direct + math.ceil(RIR_MAX_LENGTH_RT60 * rt60_s * sample_rate)
     rir = np.zeros(length, dtype=np.float64)
     rir[direct] = 1.0
     lo, hi = (int(t * sample_rate) for t in RIR_EARLY_WINDOW_S)
@@ -162,7 +165,7 @@ def synthetic_rir(sample_rate: int, rt60_s: float, rng: np.random.Generator) -> 
     t = np.arange(length) / sample_rate
     # amplitude envelope: 60 dB of energy decay (= 60 dB amplitude) over rt60
     envelope = 10.0 ** (-(DECAY_DB / 20.0) * t / rt60_s)
-    tail_start = direct + int(round(RIR_TAIL_START_S * sample_rate))
+    tail_start = direct + round(RIR_TAIL_START_S * sample_rate)
     tail = rng.standard_normal(length) * envelope * RIR_TAIL_LEVEL
     tail[:tail_start] = 0.0
     rir += tail
@@ -206,11 +209,12 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 
 def change_speed(samples: np.ndarray, sample_rate: int, factor: float) -> np.ndarray:
     """Play ``factor`` times faster (tempo and pitch together, like a tape): the result has about
-    ``len / factor`` samples.  Done by resampling from ``sample_rate * factor`` to ``sample_rate``."""
+    ``len / factor`` samples.  Done by resampling from ``sample_rate * factor`` to
+    ``sample_rate``."""
     if factor <= 0:
         raise ValueError(f"speed factor must be positive, got {factor}")
     factor = round(float(factor), SPEED_DECIMALS)
-    return resample(samples, int(round(sample_rate * factor)), sample_rate)
+    return resample(samples, round(sample_rate * factor), sample_rate)
 
 
 def time_stretch(samples: np.ndarray, rate: float) -> np.ndarray:
@@ -229,7 +233,7 @@ def time_stretch(samples: np.ndarray, rate: float) -> np.ndarray:
             STRETCH_N_FFT,
             STRETCH_HOP,
             window=window,
-            length=int(round(x.shape[0] / rate)),
+            length=round(x.shape[0] / rate),
         )
     return out.numpy().astype(np.float32)
 
@@ -356,7 +360,7 @@ class NoiseSources:
     folder: NoiseFolder | None = None
 
 
-def _weighted_choice(options: dict[str, float], rng: np.random.Generator) -> str | None:
+def _weighted_choice(options: Mapping[OptionT, float], rng: np.random.Generator) -> OptionT | None:
     names = [k for k, w in options.items() if w > 0]
     if not names:
         return None
@@ -541,7 +545,7 @@ def augment_clips(
         pl.col("split").is_in(settings.splits) & ~pl.col("label").is_in(settings.skip_labels)
     )
     uri_by_id = dict(zip(clips["clip_id"].to_list(), clips["uri"].to_list(), strict=True))
-    pools = {
+    pools: dict[str, list[str]] = {
         split: sorted(
             clips.filter((pl.col("split") == split) & (pl.col("label") == UNKNOWN_LABEL))[
                 "clip_id"

@@ -173,7 +173,7 @@ def recording_dead_letters(failures: list, corpus: pl.DataFrame, stage: str) -> 
                 reason=reason,
                 detail=detail,
                 source=rec.get("source") or failure.utterance_id.split(":", 1)[0],
-                uri=rec.get("uri") or getattr(failure, "uri", ""),
+                uri=rec.get("uri") or getattr(failure, "uri", "") or "",
                 label=rec.get("clip_label") or "",
                 speaker=rec.get("speaker") or "",
                 language=rec.get("language") or "",
@@ -236,7 +236,7 @@ def reason_counts(quarantined: pl.DataFrame) -> dict[str, int]:
     if quarantined.is_empty():
         return {}
     counts = quarantined.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
-    return dict(zip(counts["reason"].to_list(), counts["len"].to_list()))
+    return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
 
 def reason_table(quarantined: pl.DataFrame) -> pl.DataFrame:
@@ -308,8 +308,8 @@ class EmbeddingBatcher:
 
     def flush(self) -> dict[str, np.ndarray]:
         if self._pending:
-            ids, clips = zip(*self._pending)
-            self.embeddings.update(zip(ids, self.embedder(np.stack(clips))))
+            ids, clips = zip(*self._pending, strict=True)
+            self.embeddings.update(zip(ids, self.embedder(np.stack(clips)), strict=True))
             self._pending = []
         return self.embeddings
 
@@ -383,7 +383,7 @@ def score_outliers(rows: list[dict], embeddings: dict[str, np.ndarray], cfg: Kws
         set(cfg.keywords),
         cfg.outliers.min_clips,
     )
-    for row, score in zip(keyword_rows, scores):
+    for row, score in zip(keyword_rows, scores, strict=True):
         row["outlier_score"] = None if np.isnan(score) else float(score)
 
 
@@ -458,7 +458,7 @@ def curate(
             kept.append(row)
 
     splits = assign_splits([r["speaker"] for r in kept], cfg.splits)
-    for row, split in zip(kept, splits):
+    for row, split in zip(kept, splits, strict=True):
         row["split"] = split
     validated = (
         pl.DataFrame(

@@ -12,6 +12,7 @@ import importlib.metadata
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -102,7 +103,7 @@ def md_table(df: pl.DataFrame) -> str:
 
 def _cell(value: object) -> str:
     if value is None:
-        return "–"
+        return "–"  # noqa: RUF001 - the en dash of an empty Markdown table cell
     if isinstance(value, float):
         return f"{value:.4g}"
     return escape_cell(value)  # corpus text (sources, licenses, labels, reasons) stays text
@@ -222,10 +223,13 @@ def quality_quantiles(table: pl.DataFrame, metrics: tuple[str, ...] = CARD_METRI
         )
         row = {"metric": metric, "clips": values.len()}
         if values.len():
-            row["min"] = float(values.min())
+            # numeric columns only (QUALITY_COLUMNS): the scalars are numbers
+            row["min"] = float(cast("float", values.min()))
             for q in QUANTILES:
-                row[f"p{int(q * 100)}"] = float(values.quantile(q, interpolation="linear"))
-            row["max"] = float(values.max())
+                row[f"p{int(q * 100)}"] = float(
+                    cast("float", values.quantile(q, interpolation="linear"))
+                )
+            row["max"] = float(cast("float", values.max()))
         rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
@@ -263,21 +267,21 @@ def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConf
                 "clips_kept": kept.get(source.name, 0),
             }
         )
-    for source, license_ in (
+    for generated, license_ in (
         ("synthetic", "generated with espeak-ng (GPL-3.0 voice data)"),
         ("noise", "generated noise"),
     ):
-        if kept.get(source):
+        if kept.get(generated):
             rows.append(
                 {
-                    "source": source,
+                    "source": generated,
                     "kind": "generated",
                     "root": "clip store",
                     "license": license_,
                     "recordings": 0,
                     "rejected": 0,
                     "hours": 0.0,
-                    "clips_kept": kept[source],
+                    "clips_kept": kept[generated],
                 }
             )
     return pl.DataFrame(rows, infer_schema_length=None)
@@ -317,7 +321,8 @@ def known_limitations(
                 )
     languages = sorted(set(validated["language"].drop_nulls().to_list())) if total else []
     notes.append(
-        f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips from sentences are "
+        f"Languages: {', '.join(escape_markdown(x) for x in languages) or 'none'}. Keyword clips "
+        "from sentences are "
         f"cut around pocketsphinx (en-us model) forced alignments; misalignments that "
         f"pass the quality gate and the outlier check stay in the data."
     )
@@ -364,13 +369,14 @@ def render_data_card(
     seen = validated.height + quarantined.height
     speakers = validated["speaker"].n_unique() if validated.height else 0
     per_split = dict(
-        zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list())
+        zip(comp["per_split"]["split"].to_list(), comp["per_split"]["clips"].to_list(), strict=True)
     )
     lines = [
         "# Data card — keyword-spotting dataset",
         "",
-        f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s at {cfg.audio.sample_rate} Hz "
-        f"for {len(cfg.labels)} labels ({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
+        f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s "
+        f"at {cfg.audio.sample_rate} Hz for {len(cfg.labels)} labels "
+        f"({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
         f"and {validated['source'].n_unique() if validated.height else 0} sources; "
         f"split train/val/test = {per_split.get('train', 0)}/{per_split.get('val', 0)}/"
         f"{per_split.get('test', 0)}. **{quarantined.height} quarantined** of {seen} seen "
@@ -458,7 +464,8 @@ def render_data_card(
         "",
         "## How it was made",
         "",
-        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` from other words, "
+        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` "
+        "from other words, "
         f"`{SILENCE_LABEL}` from noise.",
         f"- Quality gate: {_settings_text(cfg.quality.model_dump())}.",
         f"- Recording checks: {_settings_text(cfg.ingest.model_dump())}.",
@@ -496,13 +503,18 @@ def synthetic_real_section(gap: pl.DataFrame | None) -> list[str]:
     )
     if measured.height:
         ratio = (measured["frechet_synthetic_real"] / measured["frechet_real_halves"]).to_list()
-        far = [k for k, r in zip(measured["keyword"].to_list(), ratio) if r > GAP_WARNING_RATIO]
+        far = [
+            k
+            for k, r in zip(measured["keyword"].to_list(), ratio, strict=True)
+            if r > GAP_WARNING_RATIO
+        ]
         lines += [
             f"Median synthetic-vs-real distance: {float(np.median(ratio)):.1f}x the "
             f"real-halves distance."
             + (
                 f" Furthest from the recordings (over {GAP_WARNING_RATIO:g}x): "
-                f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their synthetic clips may "
+                f"{', '.join(escape_markdown(k) for k in far)} — what the model learns from their "
+                "synthetic clips may "
                 f"not transfer to real speakers."
                 if far
                 else ""

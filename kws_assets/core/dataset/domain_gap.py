@@ -49,10 +49,10 @@ def synthetic_real_gap(
     synthetic_source: str = "synthetic",
 ) -> pl.DataFrame:
     """Per keyword: the (diagonal) Fréchet distance between clip embeddings of synthetic clips and
-    of clips from recorded corpora (every other source, augmented copies excluded), both standardised by
-    the pooled statistics so distances compare across keywords; plus, as a yardstick, the
-    distance between two halves of the real clips.  Keywords with fewer than ``min_clips`` on
-    either side get null distances."""
+    of clips from recorded corpora (every other source, augmented copies excluded), both
+    standardised by the pooled statistics so distances compare across keywords; plus, as a
+    yardstick, the distance between two halves of the real clips.  Keywords with fewer than
+    ``min_clips`` on either side get null distances."""
     rows = []
     originals = table.filter(~is_augmented() & (pl.col("source") != "noise"))
     for keyword in keywords:

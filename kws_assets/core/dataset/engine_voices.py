@@ -297,12 +297,10 @@ def keyword_engine_recipes(
     ``_unknown_`` words (``negatives.unknown_ratio`` of those renders) and running-speech
     windows, so the negatives sound like the same engines as the keyword."""
     keyword_clips = word_recipes(keyword, keyword, voices, None, perturbation, salt)
-    renders = int(round(negatives.unknown_ratio * len(keyword_clips)))
+    renders = round(negatives.unknown_ratio * len(keyword_clips))
     unknown = unknown_word_recipes(unknown_words, renders, voices, perturbation, salt)
     windows = (
-        0
-        if negatives.speech_windows == 0
-        else int(round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips)))
+        0 if negatives.speech_windows == 0 else round(WINDOWS_PER_VOICE_RENDER * len(keyword_clips))
     )
     neighbours = list(unknown_words[: negatives.neighbours_per_keyword])
     return (
@@ -367,6 +365,7 @@ def held_out_engine_set(
     """Every keyword and ``unknown_words`` (as ``_unknown_``) spoken ``renders`` times by every
     voice of ``engine`` — an engine no training clip came from — at drawn rates and pitches and
     without speaker perturbation (the engine as it is)."""
+    # pydantic validates engine against the EngineName Literal (a clear error for a typo)
     settings = EngineVoiceSettings(engine=engine, renders_per_voice=renders)  # type: ignore[arg-type]
     voices, skipped = engine_voices([settings], language)
     plain = SpeakerPerturbationSettings(enabled=False)

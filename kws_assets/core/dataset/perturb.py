@@ -5,10 +5,11 @@ roughly 1/length), by mean F0 and by speaking rate.  :func:`perturb` changes the
 
 * **Formant warp** (``warp_factor`` a): the spectral envelope is moved along the frequency axis,
   formant F -> a F, while harmonics (the pitch) stay where they are.  Per STFT frame the log
-  magnitude's harmonic peaks are joined (running maximum over ``PEAK_SPAN_HZ``) and smoothed by cepstral liftering (quefrencies below ``LIFTER_MS``, shorter than any
-  voice's pitch period) to get the envelope E(f); every bin is multiplied by E(f / a) / E(f) and
-  the original phase is kept, so resynthesis (overlap-add iSTFT) is a pure per-bin gain change
-  with no phase artefacts.  Gains are limited to +-``MAX_ENVELOPE_GAIN_DB``.
+  magnitude's harmonic peaks are joined (running maximum over ``PEAK_SPAN_HZ``) and smoothed by
+  cepstral liftering (quefrencies below ``LIFTER_MS``, shorter than any voice's pitch period) to get
+  the envelope E(f); every bin is multiplied by E(f / a) / E(f) and the original phase is kept, so
+  resynthesis (overlap-add iSTFT) is a pure per-bin gain change with no phase artefacts.  Gains are
+  limited to +-``MAX_ENVELOPE_GAIN_DB``.
 * **Pitch shift** (``semitones``): ``augment.shift_pitch`` (phase-vocoder stretch, then a speed
   change).  The speed change also scales the formants by the pitch ratio r, so the envelope is
   warped by a / r beforehand: the net result is formants x a and F0 x r.
@@ -104,7 +105,7 @@ def _log_envelope(log_magnitude: np.ndarray, n_fft: int, lifter_bins: int) -> np
 def _upper_envelope(magnitude: np.ndarray, n_fft: int, sample_rate: int) -> np.ndarray:
     """Running maximum over ``PEAK_SPAN_HZ`` along frequency: fills the valleys between
     harmonics so the cepstral smoothing follows the harmonic peaks, not the leakage floor."""
-    half = max(1, int(round(PEAK_SPAN_HZ / 2 * n_fft / sample_rate)))
+    half = max(1, round(PEAK_SPAN_HZ / 2 * n_fft / sample_rate))
     padded = np.pad(magnitude, ((half, half), (0, 0)), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)
     return windows.max(axis=-1)
@@ -125,7 +126,7 @@ def warp_formants(samples: np.ndarray, sample_rate: int, warp_factor: float) -> 
         )
     spectrum = spec.numpy()
     log_magnitude = np.log(_upper_envelope(np.abs(spectrum), n_fft, sample_rate) + LOG_FLOOR)
-    lifter_bins = max(1, int(round(LIFTER_MS / 1000.0 * sample_rate)))
+    lifter_bins = max(1, round(LIFTER_MS / 1000.0 * sample_rate))
     envelope = _log_envelope(log_magnitude, n_fft, lifter_bins)
     bins = np.arange(spectrum.shape[0], dtype=np.float64)
     source_bins = bins / warp_factor  # E_warped(f) = E(f / a)

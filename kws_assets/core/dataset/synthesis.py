@@ -30,7 +30,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict, cast
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from kws_assets.settings import (
     AudioSettings,
     KwsConfig,
     NegativeSettings,
+    NoiseKind,
     NoiseSettings,
     TtsSettings,
 )
@@ -93,7 +94,7 @@ class ClipRecipe:
     rate: int
     pitch: int
     word_gap: int
-    noise_kind: str | None = None
+    noise_kind: NoiseKind | None = None
     snr_db: float | None = None
     copy_index: int = 0
     salt: str = ""
@@ -236,7 +237,7 @@ def grid_recipes(
                             rate,
                             pitch,
                             grid.word_gap,
-                            noise_kind=str(rng.choice(noise.kinds)),
+                            noise_kind=_draw_noise_kind(noise.kinds, rng),
                             snr_db=float(rng.uniform(noise.snr_db_min, noise.snr_db_max)),
                             copy_index=copy + 1,
                             salt=salt,
@@ -322,7 +323,7 @@ def keyword_recipes(
         )
         if negatives is not None and not foreign:
             words = negative_words(keyword, all_keywords, negatives, language)
-            renders = int(round(negatives.unknown_ratio * _renders_per_word(grid, speakers)))
+            renders = round(negatives.unknown_ratio * _renders_per_word(grid, speakers))
             everyone = [*grid.voices, *speakers]
             recipes += unknown_recipes(words, renders, everyone, grid, salt)
             recipes += speech_window_recipes(
@@ -391,7 +392,16 @@ def speech_window_recipes(
     return recipes
 
 
-def recipe_options(cfg: KwsConfig) -> dict[str, object]:
+class RecipeOptions(TypedDict):
+    """The config-wide keyword arguments of :func:`keyword_recipes`."""
+
+    language: str
+    negatives: NegativeSettings | None
+    all_keywords: Sequence[str] | None
+    exclude_voices: Sequence[str]
+
+
+def recipe_options(cfg: KwsConfig) -> RecipeOptions:
     """The config-wide keyword arguments of :func:`keyword_recipes` (language, negatives, every
     keyword, held-out evaluation voices), for rendering one keyword partition at a time."""
     return {
@@ -518,7 +528,7 @@ def _finish(clip: np.ndarray, recipe: ClipRecipe) -> np.ndarray:
 @dataclass(frozen=True)
 class SilenceRecipe:
     index: int
-    noise_kind: str
+    noise_kind: NoiseKind
     level_dbfs: float
     salt: str = ""
 
@@ -538,12 +548,17 @@ class SilenceRecipe:
         return f"noise|{self.noise_kind}|{self.level_dbfs:.2f}|{self.index}"
 
 
+def _draw_noise_kind(kinds: Sequence[NoiseKind], rng: np.random.Generator) -> NoiseKind:
+    """One of ``kinds`` (numpy hands back its own str, so the Literal is restored by cast)."""
+    return cast("NoiseKind", str(rng.choice(list(kinds))))
+
+
 def silence_recipes(noise: NoiseSettings, seed: int = 0, salt: str = "") -> list[SilenceRecipe]:
     rng = np.random.default_rng(seed)
     return [
         SilenceRecipe(
             i,
-            str(rng.choice(noise.kinds)),
+            _draw_noise_kind(noise.kinds, rng),
             float(rng.uniform(noise.silence_level_dbfs_min, noise.silence_level_dbfs_max)),
             salt=salt,
         )
@@ -560,13 +575,23 @@ def render_silence_clip(recipe: SilenceRecipe, audio: AudioSettings) -> np.ndarr
 class Renderable(Protocol):
     """What :func:`render_to_store` needs of a recipe of another engine."""
 
-    label: str
-    clip_id: str
-    origin_id: str
-    speaker: str
-    language: str | None
+    # read-only members: the recipes are frozen dataclasses (some fields are properties)
+    @property
+    def label(self) -> str: ...
+    @property
+    def clip_id(self) -> str: ...
+    @property
+    def origin_id(self) -> str: ...
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def language(self) -> str | None: ...
 
     def render(self, audio: AudioSettings) -> np.ndarray: ...
+
+
+Recipe = ClipRecipe | SilenceRecipe | Renderable
+"""What :func:`render_to_store` renders: espeak-ng keyword clips, silence, any other engine's."""
 
 
 @dataclass(frozen=True)
@@ -578,7 +603,7 @@ class RenderFailure:
 
 
 def render_to_store(
-    recipes: Sequence[Renderable],
+    recipes: Sequence[Recipe],
     audio: AudioSettings,
     store: ClipStore,
     language: str,
@@ -600,7 +625,7 @@ def render_to_store(
     rows: list[dict] = []
     failures: list[RenderFailure] = []
 
-    def render_one(recipe: Renderable) -> dict | RenderFailure:
+    def render_one(recipe: Recipe) -> dict | RenderFailure:
         return _render_one(recipe, audio, store, language)
 
     with single_threaded_torch():  # one small resampling kernel per clip: one thread is fastest
@@ -615,16 +640,16 @@ def render_to_store(
 
 
 def _render_one(
-    recipe: Renderable, audio: AudioSettings, store: ClipStore, language: str
+    recipe: Recipe, audio: AudioSettings, store: ClipStore, language: str
 ) -> dict | RenderFailure:
     """Render one recipe (unless already stored) and describe it, or say why it failed."""
     is_silence = isinstance(recipe, SilenceRecipe)
-    label = SILENCE_LABEL if is_silence else recipe.label
+    label = SILENCE_LABEL if isinstance(recipe, SilenceRecipe) else recipe.label
     source = NOISE_SOURCE if is_silence else SYNTHETIC_SOURCE
     key = store.key_for(source, label, recipe.clip_id)
     if not store.exists(key):
         try:
-            if is_silence:
+            if isinstance(recipe, SilenceRecipe):
                 samples = render_silence_clip(recipe, audio)
             elif isinstance(recipe, ClipRecipe):
                 samples = render_keyword_clip(recipe, audio)
@@ -639,7 +664,7 @@ def _render_one(
         "label": label,
         "source": source,
         "speaker": recipe.speaker,
-        "language": (None if is_silence else recipe.language) or language,
+        "language": (None if isinstance(recipe, SilenceRecipe) else recipe.language) or language,
         "origin_id": recipe.origin_id,
         "start_s": 0.0,
         "sample_rate": audio.sample_rate,

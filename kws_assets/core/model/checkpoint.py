@@ -15,6 +15,9 @@ from typing import Any
 from kws_assets.core.audio.embedding import FAMILY as EMBEDDING_FAMILY
 from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 
+# The family names are re-exported: a checkpoint's family is named from here by its readers.
+__all__ = ["CHECKPOINT_FORMAT", "EMBEDDING_FAMILY", "MFCC_FAMILY", "ModelCheckpoint"]
+
 CHECKPOINT_FORMAT = "kws-checkpoint-v1"
 
 

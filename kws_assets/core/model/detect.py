@@ -33,6 +33,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,7 +41,7 @@ import onnxruntime as ort
 from scipy.ndimage import maximum_filter1d
 
 from kws_assets.core.audio import embedding as emb
-from kws_assets.core.audio.embedding import EmbeddingSpec
+from kws_assets.core.audio.embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.audio.io import read_audio, resample
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
@@ -84,7 +85,7 @@ class Detection:
 
 def hop_frames(spec: FeatureSpec, hop_ms: float) -> int:
     """Window stride in feature frames (at least one); the effective hop is a frame multiple."""
-    return max(1, int(round(hop_ms / spec.hop_ms)))
+    return max(1, round(hop_ms / spec.hop_ms))
 
 
 def stream_padding(spec: FeatureSpec) -> int:
@@ -120,7 +121,8 @@ def stream_frames(
 
 
 def window_features(frames: np.ndarray, spec: FeatureSpec, stride_frames: int) -> np.ndarray:
-    """Windows of ``spec.n_frames`` frames every ``stride_frames``: ``[n_windows, n_frames, n_mfcc]``."""
+    """Windows of ``spec.n_frames`` frames every ``stride_frames``:
+    ``[n_windows, n_frames, n_mfcc]``."""
     n = spec.n_frames
     if frames.shape[0] < n:
         frames = np.concatenate(
@@ -242,7 +244,7 @@ class EmbeddingStreamer:
     front end's context (2 s) centred on it, minus ``top_db``: what a clip-sized context gives.
     """
 
-    def __init__(self, front_end, threads: int | None = None) -> None:  # noqa: ANN001
+    def __init__(self, front_end: SpeechEmbeddingFrontEnd, threads: int | None = None) -> None:
         self.spec: EmbeddingSpec = front_end.spec
         mel_graph, self.top_db = emb.per_clip_mel_graph(onnx.load(front_end.melspec_path))
         options = ort.SessionOptions()
@@ -318,7 +320,7 @@ class StreamingDetector:
 
     def __init__(
         self,
-        classifier,
+        classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
         threshold: float = DEFAULT_THRESHOLD,
         hop_ms: float = DEFAULT_HOP_MS,
         smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
@@ -337,20 +339,18 @@ class StreamingDetector:
             self.stride_frames = hop_frames(self.spec, hop_ms)
             self.hop_samples = self.stride_frames * self.spec.hop_length
         elif exact_windows:
-            self.hop_samples = max(1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S)))
+            self.hop_samples = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S))
         else:
             self._streamer = EmbeddingStreamer(classifier.front_end)
             step = self._streamer.hop_samples
-            self.stride_frames = max(
-                1, int(round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
-            )
+            self.stride_frames = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
             self.hop_samples = self.stride_frames * step
         self.exact_windows = exact_windows
         self.smoothing_windows = smoothing_windows
         self.refractory_s = refractory_s
 
     @classmethod
-    def at(cls, classifier, point: DetectorOperatingPoint, **kwargs) -> StreamingDetector:  # noqa: ANN001
+    def at(cls, classifier: Any, point: DetectorOperatingPoint, **kwargs: Any) -> StreamingDetector:
         """A detector at a (shipped) operating point."""
         return cls(
             classifier,
@@ -403,6 +403,8 @@ class StreamingDetector:
         into its 2-s context, and the stream is padded so the first clip starts half a clip
         before the audio (as for the MFCC family)."""
         spec = self.spec
+        if not isinstance(spec, EmbeddingSpec):
+            raise TypeError(f"streamed embedding posteriors need an EmbeddingSpec, got {spec!r}")
         pad = spec.pad_before + spec.clip_samples // 2
         after = spec.context_samples + self.hop_samples
         padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(after, np.float32)])
@@ -450,7 +452,7 @@ class StreamingDetector:
         return self.detect(info.samples, info.sample_rate)
 
 
-def window_latency_ms(classifier, repeats: int = 50) -> float:  # noqa: ANN001
+def window_latency_ms(classifier: Any, repeats: int = 50) -> float:  # duck-typed classifier
     """Median wall time (ms) to featurize and classify one 1-s window, one window at a time —
     what a device pays per hop when it runs the model on each new window (for the embedding
     family: both front-end graphs over the padded context, then the head)."""

@@ -30,6 +30,7 @@ HEAD_KINDS: tuple[str, ...] = ("dnn", "conv")
 DEFAULT_WIDTH = 128
 DEFAULT_DROPOUT = 0.3
 DEFAULT_BLOCKS = 2
+DEFAULT_AUGMENT = EmbeddingAugment()  # frozen: one shared default is safe
 CONV_KERNEL = 3
 
 
@@ -129,7 +130,7 @@ def train_head(
     width: int = DEFAULT_WIDTH,
     dropout: float = DEFAULT_DROPOUT,
     n_blocks: int = DEFAULT_BLOCKS,
-    augment: EmbeddingAugment | None = EmbeddingAugment(),
+    augment: EmbeddingAugment | None = DEFAULT_AUGMENT,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a head on embeddings ``[n, n_frames, dim]`` with the DS-CNN's training loop."""

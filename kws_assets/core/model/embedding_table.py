@@ -39,6 +39,7 @@ from kws_assets.core.model.feature_table import (
 )
 from kws_assets.core.parallel import thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
+from kws_assets.core.tables import ColumnType
 
 EMBEDDING_COLUMN = "embedding"
 CACHE_FORMAT = "speech-embedding-cache-v1"
@@ -50,12 +51,12 @@ def embedding_dtype(spec: EmbeddingSpec) -> pl.DataType:
     return pl.Array(pl.Float32, spec.shape)
 
 
-def table_schema(spec: EmbeddingSpec) -> dict[str, pl.DataType]:
+def table_schema(spec: EmbeddingSpec) -> dict[str, ColumnType]:
     """Columns of the embedding table: the clip keys, then the embedding array."""
     return {**dict.fromkeys(KEY_COLUMNS, pl.String), EMBEDDING_COLUMN: embedding_dtype(spec)}
 
 
-def cache_schema(spec: EmbeddingSpec) -> dict[str, pl.DataType]:
+def cache_schema(spec: EmbeddingSpec) -> dict[str, ColumnType]:
     """Columns of the embedding cache file (the MFCC cache's, with the embedding array)."""
     return {
         "clip_id": pl.String,
@@ -133,7 +134,7 @@ def iter_embedding_batches(
             index,
             caching,
             lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]),
-        )  # type: ignore[arg-type]
+        )
         out = np.empty((batch.height, *spec.shape), dtype=np.float32)
         if plan.computed_at.size:
             out[plan.computed_at] = front_end(audio[: plan.computed_at.size])

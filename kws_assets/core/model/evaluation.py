@@ -25,11 +25,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.features import features_for_clips, normalize
+from kws_assets.core.audio.features import normalize
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
@@ -47,7 +48,14 @@ from kws_assets.core.model.detect import (
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, AudioSettings, KwsConfig, TtsSettings
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    AudioSettings,
+    KwsConfig,
+    NoiseKind,
+    TtsSettings,
+)
 
 SENTENCE_WORDS = (5, 12)
 SENTENCE_RATE = (120, 210)
@@ -124,7 +132,7 @@ def trim_clip(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 def noise_piece(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """A burst of coloured noise of random kind, length and level."""
     n = int(rng.uniform(*NOISE_PIECE_S) * sample_rate)
-    kind = str(rng.choice(["white", "pink", "brown"]))
+    kind = cast("NoiseKind", str(rng.choice(["white", "pink", "brown"])))
     return scale_to_dbfs(colored_noise(kind, n, rng), float(rng.uniform(*NOISE_PIECE_DBFS)))
 
 
@@ -279,7 +287,7 @@ def count_hits(
     for positive in positives:
         near = np.flatnonzero(np.abs(starts - positive.start_s) <= tolerance_s)
         for index in near:
-            if not used[index] and detections[index][1] == positive.label:
+            if not used[index] and detections[int(index)][1] == positive.label:
                 used[index] = True
                 hits += 1
                 break
@@ -440,6 +448,8 @@ def select_operating_point(
             )
             if best_key is None or key < best_key:
                 best_key, best = key, (point, int(smoothing), float(refractory), meets)
+    if best is None:  # the grids were checked non-empty above
+        raise ValueError("operating-point selection found no candidate")
     point, smoothing, refractory, meets = best
     return Selection(
         DetectorOperatingPoint(point.threshold, smoothing, refractory, hop_ms),
@@ -508,6 +518,12 @@ class StreamReport:
     """Set: the curve is the test streams' at the selected smoothing/refractory and the operating
     point is the selected threshold's; unset: the point is the curve's own lowest-FRR one."""
     operating_point: OperatingPoint = field(init=False)
+
+    def selected(self) -> Selection:
+        """The selection, where one was made (:func:`evaluate_family` always makes one)."""
+        if self.selection is None:
+            raise ValueError("this stream report was made without operating-point selection")
+        return self.selection
 
     def __post_init__(self) -> None:
         if self.selection is None:
@@ -655,9 +671,10 @@ class EvaluationResult:
         """The selected detector settings (None for a report made without selection)."""
         return self.stream.selection.detector if self.stream.selection is not None else None
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, float | int | bool]:
+        """The headline numbers (flat scalars: Dagster metadata and the report's summary)."""
         point = self.stream.operating_point
-        out: dict[str, object] = {
+        out: dict[str, float | int | bool] = {
             "test_accuracy": round(self.test.accuracy, 4),
             "test_clips": self.test.n,
             "unseen_voice_accuracy": round(self.unseen.accuracy, 4),
@@ -863,7 +880,7 @@ def build_material(
 
 
 def evaluate_family(
-    classifier,
+    classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
     cfg: KwsConfig,
     material: EvaluationMaterial,
     test_labels: Sequence[str],
@@ -922,7 +939,8 @@ def evaluate_family(
     )
     validation = material.validation.score(detector)
     say(
-        f"{family}: streaming the test streams ({material.test.negative_seconds / 60:.1f} min negative)"
+        f"{family}: streaming the test streams "
+        f"({material.test.negative_seconds / 60:.1f} min negative)"
     )
     test = material.test.score(detector)
     stream_seconds = time.perf_counter() - started
@@ -967,7 +985,7 @@ def evaluate_family(
 
 
 def evaluate_artifact(
-    classifier,
+    classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
     cfg: KwsConfig,
     test_features: np.ndarray,
     test_labels: Sequence[str],
@@ -992,6 +1010,4 @@ def evaluate_artifact(
 
 def _sentences_for(minutes: float) -> int:
     """Sentences to synthesise for ``minutes`` of stream (about 3 s each, plus the fillers)."""
-    return int(
-        math.ceil(minutes * 60.0 / SECONDS_PER_SENTENCE * 100 / (100 - FILLER_SHARE_PERCENT))
-    )
+    return math.ceil(minutes * 60.0 / SECONDS_PER_SENTENCE * 100 / (100 - FILLER_SHARE_PERCENT))

@@ -93,7 +93,8 @@ LABELS_FILE = "labels.json"
 FEATURES_FILE = "feature_config.json"
 METRICS_FILE = "metrics.json"
 OPERATING_POINT_FILE = "operating_point.json"
-"""The detector settings (threshold, smoothing, refractory, hop) chosen for an artifact; optional."""
+"""The detector settings (threshold, smoothing, refractory, hop) chosen for an artifact;
+optional."""
 C_HEADER_FILE = "model_data.h"
 C_SOURCE_FILE = "model_data.c"
 C_SYMBOL = c_array.C_SYMBOL
@@ -195,13 +196,14 @@ def quantize_int8(
 
     The float model is first run through ``quant_pre_process`` (shape inference and graph
     optimisation).  ``calibration_x`` feeds the model's one input, whatever its name (``mfcc``
-    for the DS-CNN, ``embedding`` for a speech-embedding head).  Defaults are onnxruntime's advice for x86 CPUs: uint8 activations, int8
-    weights; set ``reduce_range=True`` for CPUs without VNNI.
+    for the DS-CNN, ``embedding`` for a speech-embedding head).  Defaults are onnxruntime's advice
+    for x86 CPUs: uint8 activations, int8 weights; set ``reduce_range=True`` for CPUs without VNNI.
     """
     calibration_x = np.asarray(calibration_x, dtype=np.float32)
     if calibration_x.ndim != 3 or calibration_x.shape[0] == 0:
         raise ValueError(
-            f"calibration_x must be a non-empty [n, n_frames, n_features], got {calibration_x.shape}"
+            "calibration_x must be a non-empty [n, n_frames, n_features], got "
+            f"{calibration_x.shape}"
         )
     input_name = onnx.load(str(float_onnx), load_external_data=False).graph.input[0].name
     int8_path = Path(int8_path)
@@ -444,7 +446,10 @@ class _ClipClassifier(ABC):
             "path": str(path),
             "label": self.labels[best],
             "score": round(float(probs[best]), SCORE_DECIMALS),
-            "scores": {lab: round(float(p), SCORE_DECIMALS) for lab, p in zip(self.labels, probs)},
+            "scores": {
+                lab: round(float(p), SCORE_DECIMALS)
+                for lab, p in zip(self.labels, probs, strict=True)
+            },
         }
 
     def classify_files(
@@ -459,6 +464,7 @@ class _ClipClassifier(ABC):
         results: list[dict[str, object] | None] = []
         for path in paths:
             try:
+                # load_clip reads sample_rate and clip_samples, which EmbeddingSpec has too
                 clips.append(load_clip(path, self.spec))  # type: ignore[arg-type]
                 results.append(None)
             except (AudioReadError, OSError) as err:
@@ -467,7 +473,10 @@ class _ClipClassifier(ABC):
                 results.append({"path": str(path), "error": str(err)})
         probs = self.classify_clips(clips)
         rows = iter(probs)
-        return [r if r is not None else self._result(p, next(rows)) for p, r in zip(paths, results)]
+        return [
+            r if r is not None else self._result(p, next(rows))
+            for p, r in zip(paths, results, strict=True)
+        ]
 
 
 class KwsClassifier(_ClipClassifier):
@@ -480,7 +489,7 @@ class KwsClassifier(_ClipClassifier):
         _check_head(session, labels, spec)
         self.session = session
         self.labels = labels
-        self.spec = spec
+        self.spec: FeatureSpec = spec
         self._extractor = MfccExtractor(spec)
 
     @classmethod
@@ -502,7 +511,8 @@ class KwsClassifier(_ClipClassifier):
         return cls(_session(model_file(artifact_dir, precision), threads), labels, spec)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
+        """Class probabilities ``[n, n_classes]`` for normalised features
+        ``[n, n_frames, n_mfcc]``."""
         return softmax(_run_logits(self.session, x))
 
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -527,7 +537,8 @@ class EmbeddingClassifier(_ClipClassifier):
     def load(
         cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
     ) -> EmbeddingClassifier:
-        """Open a folder written by :func:`write_embedding_artifact` (its graphs are sha256-checked)."""
+        """Open a folder written by :func:`write_embedding_artifact` (its graphs are
+        sha256-checked)."""
         artifact_dir = Path(artifact_dir)
         _require_files(
             artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE)
@@ -601,7 +612,7 @@ class FloatMfccClassifier(_ClipClassifier):
     def __init__(self, model: nn.Module, labels: list[str], spec: FeatureSpec) -> None:
         self.model = _cpu_eval_copy(model)
         self.labels = list(labels)
-        self.spec = spec
+        self.spec: FeatureSpec = spec
         self._extractor = MfccExtractor(spec)
 
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -609,6 +620,10 @@ class FloatMfccClassifier(_ClipClassifier):
         with torch.no_grad():
             logits = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
         return softmax(logits)
+
+
+ClipClassifier = KwsClassifier | EmbeddingClassifier | FloatMfccClassifier
+"""Every family's clip classifier: labels, spec and ``classify_clips`` (see ``_ClipClassifier``)."""
 
 
 def load_classifier(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kws_assets.core.model.feature_table import MFCC_COLUMN
@@ -78,7 +79,7 @@ class StreamingSplit:
 
     def _class_counts(self) -> dict[str, int]:
         """Rows per label in the split, from the label and split columns alone."""
-        table = pl.from_arrow(self.file.read(columns=["label", "split"]))
+        table = _frame(self.file.read(columns=["label", "split"]))
         rows = table.filter(pl.col("split") == self.split)
         counts = dict(rows.group_by("label").len().iter_rows())
         unknown = set(counts) - set(self.index)
@@ -104,9 +105,7 @@ class StreamingSplit:
 
     def _row_group(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The split's rows of one row group: features, class indices, rows decoded."""
-        table = pl.from_arrow(
-            self.file.read_row_group(index, columns=[self.column, "label", "split"])
-        )
+        table = _frame(self.file.read_row_group(index, columns=[self.column, "label", "split"]))
         decoded = table.height
         rows = table.filter(pl.col("split") == self.split)
         x = rows[self.column].to_numpy().astype(np.float32, copy=False)
@@ -155,3 +154,11 @@ class StreamingSplit:
 
     def _held(self, rows: int) -> None:
         self.stats.max_rows_held = max(self.stats.max_rows_held, rows)
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    """A polars frame of an Arrow table (``pl.from_arrow`` is typed frame-or-series)."""
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame):
+        raise TypeError(f"expected a table, got {type(frame).__name__}")
+    return frame

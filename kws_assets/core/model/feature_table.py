@@ -31,12 +31,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from kws_assets.core.audio.embedding import EmbeddingSpec
 from kws_assets.core.audio.features import (
     FeatureSpec,
     MfccExtractor,
@@ -54,10 +55,13 @@ from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
 from kws_assets.core.parallel import thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
+if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
+    from kws_assets.core.storage.s3 import S3Connection
+
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
 
-from kws_assets.core.tables import KEY_COLUMNS  # noqa: E402 - re-exported beside MFCC_COLUMN
+from kws_assets.core.tables import KEY_COLUMNS, ColumnType  # noqa: E402 - re-exported beside MFCC_COLUMN
 
 MFCC_COLUMN = "mfcc"
 CACHE_FORMAT = "mfcc-cache-v2"
@@ -79,12 +83,12 @@ def mfcc_dtype(spec: FeatureSpec) -> pl.DataType:
     return pl.Array(pl.Float32, (spec.n_frames, spec.n_mfcc))
 
 
-def table_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+def table_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
     """Columns of the MFCC table: the clip keys, then the MFCC array."""
     return {**dict.fromkeys(KEY_COLUMNS, pl.String), MFCC_COLUMN: mfcc_dtype(spec)}
 
 
-def cache_schema(spec: FeatureSpec) -> dict[str, pl.DataType]:
+def cache_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
     """Columns of the feature cache file."""
     return {
         "clip_id": pl.String,
@@ -146,7 +150,9 @@ def content_checksum(data: bytes) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
-def decode_clip_into(data: bytes, uri: str, spec: FeatureSpec, out: np.ndarray) -> None:
+def decode_clip_into(
+    data: bytes, uri: str, spec: FeatureSpec | EmbeddingSpec, out: np.ndarray
+) -> None:
     """Decode WAV bytes into ``out`` (float32 ``[clip_samples]``): mono at the spec's rate, cut
     or zero-padded to the clip length.  Errors are :class:`AudioReadError` naming ``uri``.
 
@@ -210,7 +216,10 @@ class _CacheRows:
         if index in self._decoded:
             self._decoded.move_to_end(index)
             return self._decoded[index]
-        table = pl.from_arrow(self._file.read_row_group(index, columns=[self._column]))
+        # a pyarrow Table in, so a DataFrame out (from_arrow is typed for Series too)
+        table = cast(
+            "pl.DataFrame", pl.from_arrow(self._file.read_row_group(index, columns=[self._column]))
+        )
         values = table[self._column].to_numpy().astype(np.float32, copy=False)
         self._decoded[index] = values
         while len(self._decoded) > CACHED_ROW_GROUPS:
@@ -348,7 +357,9 @@ def plan_batch(
     mtimes: list[int | None] = []
     stamped: list[int | None] = []
     checksums: list[str] = []
-    for pos, (clip_id, uri) in enumerate(zip(batch["clip_id"].to_list(), batch["uri"].to_list())):
+    for pos, (clip_id, uri) in enumerate(
+        zip(batch["clip_id"].to_list(), batch["uri"].to_list(), strict=True)
+    ):
         stamp = reader.stamp(uri) if caching else None
         entry = index.get(clip_id)
         sizes.append(stamp[0] if stamp else None)
@@ -474,7 +485,7 @@ def write_feature_batches(
     writer: ParquetBatchWriter,
     stats: StatsT,
     cache: FeatureCache | None,
-    new_cache_schema: dict[str, pl.DataType],
+    new_cache_schema: dict[str, ColumnType],
     *,
     table_frame: Callable[[Any], pl.DataFrame],
     cache_frame: Callable[[Any], pl.DataFrame],

@@ -26,7 +26,8 @@ def _conv_bn_relu(conv: nn.Conv2d) -> nn.Sequential:
 
 
 class DSCNN(nn.Module):
-    """Depthwise-separable CNN over MFCCs ``[N, n_frames, n_mfcc]`` or ``[N, 1, n_frames, n_mfcc]``."""
+    """Depthwise-separable CNN over MFCCs ``[N, n_frames, n_mfcc]`` or
+    ``[N, 1, n_frames, n_mfcc]``."""
 
     def __init__(self, n_classes: int, settings: ModelSettings | None = None) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kws_assets.core.corpus.real_sources import RealClips
-from kws_assets.core.model.export import EmbeddingClassifier, KwsClassifier
+from kws_assets.core.model.export import ClipClassifier
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
@@ -158,7 +158,7 @@ def score_real_source(
     )
 
 
-def waveform_classifier(classifier: KwsClassifier | EmbeddingClassifier) -> WaveformClassifier:
+def waveform_classifier(classifier: ClipClassifier) -> WaveformClassifier:
     """An artifact's classifier (either family) on 1-s waveforms at 16 kHz, through the
     artifact's own front end (``classify_clips``), with the input shape checked."""
     clip_samples = int(classifier.spec.clip_samples)
@@ -172,7 +172,7 @@ def waveform_classifier(classifier: KwsClassifier | EmbeddingClassifier) -> Wave
 
 
 def score_families(
-    classifiers: dict[str, KwsClassifier | EmbeddingClassifier], sets: Sequence[RealClips]
+    classifiers: dict[str, ClipClassifier], sets: Sequence[RealClips]
 ) -> dict[str, dict[str, RealSourceReport]]:
     """Every family's classifier on every evaluation set: ``{family: {set: report}}``."""
     return {

@@ -149,7 +149,8 @@ class ClassMetrics:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """Accuracy, per-class precision/recall and the confusion matrix (rows true, columns predicted)."""
+    """Accuracy, per-class precision/recall and the confusion matrix (rows true, columns
+    predicted)."""
 
     accuracy: float
     n: int
@@ -264,7 +265,8 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = EVAL_BATCH
 def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
 ) -> EvalReport:
-    """An ``EvalReport`` from true and predicted class indices (precision 0 for unpredicted classes)."""
+    """An ``EvalReport`` from true and predicted class indices (precision 0 for unpredicted
+    classes)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     k = len(labels)
@@ -358,7 +360,8 @@ def align_teacher_logits(
     student_ids: Sequence[str], teacher_ids: Sequence[str], teacher_logits: np.ndarray
 ) -> np.ndarray:
     """The teacher's logits reordered to the student's rows (matched by clip id); a student row
-    whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label only)."""
+    whose clip the teacher never saw gets NaN logits (:func:`distillation_loss`: hard label
+    only)."""
     logits = np.asarray(teacher_logits, dtype=np.float32)
     if logits.ndim != 2 or logits.shape[0] != len(teacher_ids):
         raise ValueError(
@@ -370,7 +373,7 @@ def align_teacher_logits(
     out = np.full((len(student_ids), logits.shape[1]), np.nan, dtype=np.float32)
     rows = [(i, where[c]) for i, c in enumerate(student_ids) if c in where]
     if rows:
-        student_rows, teacher_rows = map(list, zip(*rows))
+        student_rows, teacher_rows = map(list, zip(*rows, strict=True))
         out[student_rows] = logits[teacher_rows]
     return out
 
@@ -494,7 +497,7 @@ def train_model(
                 if augment is not None:
                     xb = augment.apply(xb, generator)
                 logits = model(xb)
-                if teacher is None:
+                if teacher is None or distill is None:  # distill is set with a teacher (above)
                     loss = nn.functional.cross_entropy(logits, yb)
                 else:
                     loss = distillation_loss(

@@ -63,7 +63,7 @@ def c_floats(values: Sequence[float]) -> str:
 
 def _comment(lines: Sequence[str]) -> list[str]:
     safe = [line.replace("*/", "* /") for line in lines]
-    return ["/* " + safe[0], *(" * " + line for line in safe[1:])] + [" */"]
+    return ["/* " + safe[0], *(" * " + line for line in safe[1:]), " */"]
 
 
 def model_c_files(
@@ -169,7 +169,8 @@ def write_tflite_c_files(
     spec: FeatureSpec,
     symbol: str = C_SYMBOL,
 ) -> tuple[Path, Path]:
-    """Write ``model_tflite.h`` / ``model_tflite.c`` holding the ``.tflite`` bytes into ``folder``."""
+    """Write ``model_tflite.h`` / ``model_tflite.c`` holding the ``.tflite`` bytes into
+    ``folder``."""
     folder = Path(folder)
     header, source = model_c_files(Path(tflite_path).read_bytes(), labels, spec, symbol)
     return (

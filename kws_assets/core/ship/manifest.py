@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,7 +29,7 @@ from kws_assets.core.audio.embedding import EMBEDDING_FILE, MELSPEC_FILE, Embedd
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
-SCHEMA = "kws-manifest-v1"
+SCHEMA: Final = "kws-manifest-v1"
 MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.json"
 HASH_CHUNK_BYTES = 1 << 20
@@ -175,14 +175,14 @@ def write_manifest(
     else:
         spec, names = front_end
         front = EmbeddingFrontEnd(spec=dict(spec), files=[file_entry(folder, n) for n in names])
-        sample_rate = int(spec.get("sample_rate", 0))  # type: ignore[call-overload]
+        sample_rate = int(cast("int", spec.get("sample_rate", 0)))  # a JSON number
     write_file_atomic(folder / LABELS_FILE, json.dumps(labels, indent=2) + "\n")
     entry = file_entry(folder, model_file)
     try:
         manifest = Manifest(
-            family=family,  # type: ignore[arg-type]
+            family=family,  # type: ignore[arg-type]  # pydantic checks the Literal (below)
             model=ModelFiles(
-                format=fmt,  # type: ignore[arg-type]
+                format=fmt,  # type: ignore[arg-type]  # pydantic checks the Literal (below)
                 file=entry,
                 c_header=file_entry(folder, c_header) if c_header else None,
                 c_source=file_entry(folder, c_source) if c_source else None,

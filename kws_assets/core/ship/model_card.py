@@ -61,8 +61,8 @@ def speaker_group_metrics(
     pred_keyword = np.array([p not in non_keyword for p in pred])
     correct = truth == pred
     rows: list[GroupMetrics] = []
-    for grouping, values in groups.items():
-        values = [str(v) for v in values]
+    for grouping, raw_values in groups.items():
+        values = [str(v) for v in raw_values]
         if len(values) != len(truth):
             raise ValueError(
                 f"grouping {grouping!r} has {len(values)} values for {len(truth)} clips"

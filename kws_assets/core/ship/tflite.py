@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from torch import nn
 from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.model.export import softmax
 from kws_assets.core.model.networks import DSCNN
+
+if TYPE_CHECKING:  # LiteRT loads only when a .tflite is run
+    from ai_edge_litert.interpreter import Interpreter
 
 PathLike = str | os.PathLike[str]
 
@@ -78,6 +82,8 @@ def _quiet_tensorflow() -> None:
 
 def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Torch conv weight ``[out, in/groups, kh, kw]`` with eval batch norm folded in, + bias."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise TfliteExportError("a batch norm without running statistics cannot be folded")
     scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
     weight = conv.weight.detach().double() * scale[:, None, None, None]
     bias = bn.bias.detach().double() - bn.running_mean.detach().double() * scale
@@ -88,22 +94,33 @@ def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.n
 
 def _conv_layer(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> _Layer:
     weight, bias = _fold_conv_bn(conv, bn)
-    stride = tuple(int(s) for s in conv.stride)
-    padding = tuple(int(p) for p in conv.padding)
+    if isinstance(conv.padding, str) or len(conv.padding) != 2 or len(conv.stride) != 2:
+        raise TfliteExportError(f"conv padding {conv.padding!r} / stride {conv.stride!r}: need 2-D")
+    stride = (int(conv.stride[0]), int(conv.stride[1]))
+    padding = (int(conv.padding[0]), int(conv.padding[1]))
     if conv.groups == 1:
-        return _Layer("conv", weight.transpose(2, 3, 1, 0), bias, stride, padding)  # type: ignore[arg-type]
+        return _Layer("conv", weight.transpose(2, 3, 1, 0), bias, stride, padding)
     if conv.groups == conv.in_channels == conv.out_channels:
-        return _Layer("depthwise", weight.transpose(2, 3, 0, 1), bias, stride, padding)  # type: ignore[arg-type]
+        return _Layer("depthwise", weight.transpose(2, 3, 0, 1), bias, stride, padding)
     raise TfliteExportError(f"grouped convolution with groups={conv.groups} has no TFLite builtin")
 
 
-def dscnn_layers(model: DSCNN) -> list[_Layer]:
+def _conv_bn(stage: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """The (conv, batch norm) that open a DS-CNN stage (an ``nn.Sequential``)."""
+    if not isinstance(stage, nn.Sequential) or len(stage) < 2:
+        raise TfliteExportError(f"a DS-CNN stage is {type(stage).__name__}, not a Sequential")
+    conv, bn = stage[0], stage[1]
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TfliteExportError(f"a DS-CNN stage starts {type(conv).__name__}, {type(bn).__name__}")
+    return conv, bn
+
+
+def dscnn_layers(model: nn.Module) -> list[_Layer]:
     """The DS-CNN as folded layers in TensorFlow weight layout (stem, blocks, classifier)."""
     if not isinstance(model, DSCNN):
         raise TypeError(f"export_int8_tflite exports a DSCNN, got {type(model).__name__}")
     model = model.to("cpu").eval()
-    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = [(model.stem[0], model.stem[1])]
-    pairs += [(block[0], block[1]) for block in model.blocks]
+    pairs = [_conv_bn(model.stem)] + [_conv_bn(block) for block in model.blocks]
     layers = [_conv_layer(conv, bn) for conv, bn in pairs]
     dense = model.classifier
     layers.append(
@@ -117,7 +134,7 @@ def dscnn_layers(model: DSCNN) -> list[_Layer]:
     return layers
 
 
-def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-untyped-def]
+def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec) -> Any:  # a tf.Module (lazy import)
     """A ``tf.Module`` whose ``serve`` runs the folded layers on ``[1, n_frames, n_mfcc]``."""
     _quiet_tensorflow()
     import tensorflow as tf
@@ -129,9 +146,9 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec):  # type: ignore[no-u
 
     class _Graph(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name="mfcc")])
-        def serve(self, x):  # type: ignore[no-untyped-def]
+        def serve(self, x: Any) -> Any:  # tf tensors in and out
             h = tf.reshape(x, [1, *spec.shape, 1])
-            for layer, (weight, bias) in zip(layers, consts):
+            for layer, (weight, bias) in zip(layers, consts, strict=True):
                 if layer.kind == "dense":
                     h = tf.reduce_mean(h, axis=[1, 2])
                     h = tf.matmul(h, weight) + bias
@@ -175,7 +192,7 @@ def export_int8_tflite(
     import tensorflow as tf
 
     x = _check_calibration(calibration, spec)
-    layers = dscnn_layers(model)  # type: ignore[arg-type]
+    layers = dscnn_layers(model)
     graph = _tf_graph(layers, spec)
     serve = graph.serve.get_concrete_function()
 
@@ -190,7 +207,7 @@ def export_int8_tflite(
             f"by {error:.2e} (relative); the layer mapping is wrong"
         )
 
-    def representative():  # type: ignore[no-untyped-def]
+    def representative() -> Iterator[list[np.ndarray]]:
         for row in x:
             yield [row[None]]
 
@@ -216,7 +233,7 @@ def export_int8_tflite(
     return path
 
 
-def _interpreter(path: PathLike, threads: int | None = None):  # type: ignore[no-untyped-def]
+def _interpreter(path: PathLike, threads: int | None = None) -> Interpreter:
     """The LiteRT interpreter with the reference kernels (no XNNPACK delegate): the same integer
     arithmetic as TFLM's reference kernels, so host scores predict the device's."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -268,7 +285,8 @@ class TfliteClassifier:
         return np.clip(q, -128, 127).astype(np.int8)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """Dequantised logits ``[n, n_classes]`` for normalised features ``[n, n_frames, n_mfcc]``."""
+        """Dequantised logits ``[n, n_classes]`` for normalised features
+        ``[n, n_frames, n_mfcc]``."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(

@@ -4,8 +4,8 @@ Two implementations of :class:`WordAligner`:
 
 * ``pocketsphinx`` (:class:`PocketsphinxAligner`): forced alignment with the US-English acoustic
   model pocketsphinx ships — English only;
-* ``tts_dtw`` (:class:`~kws_assets.core.speech.dtw_aligner.DtwAligner`): alignment against espeak-ng's
-  rendering of the transcript by dynamic time warping — any language espeak-ng speaks.
+* ``tts_dtw`` (:class:`~kws_assets.core.speech.dtw_aligner.DtwAligner`): alignment against
+  espeak-ng's rendering of the transcript by dynamic time warping — any language espeak-ng speaks.
 
 :class:`AlignerChoice` picks one per utterance language from ``AlignmentSettings``: English uses
 pocketsphinx, every other language TTS+DTW, and ``alignment.aligners`` overrides that per language.
@@ -15,7 +15,7 @@ Aligners are built on first use and kept (pocketsphinx loads a model).
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -40,8 +40,13 @@ class NoAlignerError(ValueError):
 class WordAligner(Protocol):
     """Places the words of a transcript in a recording."""
 
-    name: str
-    language: str
+    @property
+    def name(self) -> str:
+        """The aligner kind (``AlignerKind``)."""
+        ...
+
+    @property
+    def language(self) -> str: ...
 
     def align(self, samples: np.ndarray, sample_rate: int, transcript: str) -> AlignmentResult:
         """Word spans of ``transcript`` in mono float audio; ``ok=False`` + ``error`` on failure,
@@ -88,7 +93,7 @@ def aligner_kind(language: str, settings: AlignmentSettings) -> AlignerKind:
     and TTS+DTW for everything else."""
     chosen = lookup(settings.aligners, language)
     if chosen:
-        return chosen  # type: ignore[return-value]
+        return cast("AlignerKind", chosen)  # settings validate aligners' values as AlignerKind
     return POCKETSPHINX if is_english(language) else TTS_DTW
 
 

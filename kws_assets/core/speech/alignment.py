@@ -351,7 +351,7 @@ class Aligner:
     def _prepare_pcm(self, samples: np.ndarray, dither_dbfs: float) -> bytes:
         """Peak-normalise, pad with silence, add the seeded dither, convert to int16 bytes."""
         x = samples.astype(np.float64) * (NORMALISED_PEAK / float(np.max(np.abs(samples))))
-        pad = np.zeros(int(round(self.pad_seconds * self.sample_rate)))
+        pad = np.zeros(round(self.pad_seconds * self.sample_rate))
         x = np.concatenate([pad, x, pad])
         rng = np.random.default_rng(DITHER_SEED)
         x += rng.standard_normal(len(x)) * (10.0 ** (dither_dbfs / 20.0))
@@ -456,7 +456,9 @@ def _check_spans(
     aligned = [s.word for s in spans]
     if aligned != words:
         return f"alignment incomplete: got {len(aligned)} of {len(words)} words; aligned {aligned}"
-    outside = [s.word for s, f in zip(spans, inside_fractions) if f < MIN_INSIDE_FRACTION]
+    outside = [
+        s.word for s, f in zip(spans, inside_fractions, strict=True) if f < MIN_INSIDE_FRACTION
+    ]
     if outside:
         return f"words aligned to the silence padding, not the audio: {outside}"
     return None

@@ -111,8 +111,8 @@ class FrameFeatures:
         n_mfcc: int = N_MFCC,
     ) -> None:
         self.sample_rate = int(sample_rate)
-        self.hop = max(1, int(round(sample_rate * hop_ms / MS_PER_S)))
-        self.window = max(2, int(round(sample_rate * window_ms / MS_PER_S)))
+        self.hop = max(1, round(sample_rate * hop_ms / MS_PER_S))
+        self.window = max(2, round(sample_rate * window_ms / MS_PER_S))
         self.hop_s = self.hop / float(sample_rate)
         self._hann = np.hanning(self.window + 1)[:-1]  # periodic, as torch.hann_window
         self._mel_filters = (
@@ -134,8 +134,7 @@ class FrameFeatures:
         """``[n_frames, n_mfcc]``: frame ``k`` is centred at sample ``k * hop``."""
         x = np.asarray(samples, dtype=np.float64)
         half = self.window // 2
-        mode = "reflect" if len(x) > half else "constant"
-        padded = np.pad(x, half, mode=mode)
+        padded = np.pad(x, half, mode="reflect") if len(x) > half else np.pad(x, half)
         frames = np.lib.stride_tricks.sliding_window_view(padded, self.window)[:: self.hop]
         power = np.abs(np.fft.rfft(frames * self._hann, axis=1)) ** 2
         mel_db = 10.0 * np.log10(np.maximum(power @ self._mel_filters, POWER_FLOOR))
@@ -327,7 +326,7 @@ def _token_of(char_start: int, spans: list[tuple[int, int]]) -> int | None:
 
 
 def _frame_rms(samples: np.ndarray, hop: int) -> np.ndarray:
-    n_frames = int(math.ceil(len(samples) / hop))
+    n_frames = math.ceil(len(samples) / hop)
     padded = np.zeros(n_frames * hop, dtype=np.float64)
     padded[: len(samples)] = samples
     return np.sqrt(np.mean(padded.reshape(n_frames, hop) ** 2, axis=1))
@@ -372,9 +371,12 @@ def render_reference(
     starts: list[float | None] = [None] * len(words)
     for event in synthesis.words:
         k = _token_of(event.char_start, spans)
-        if k is not None and (starts[k] is None or event.start_s < starts[k]):
+        if k is None:
+            continue
+        earliest = starts[k]
+        if earliest is None or event.start_s < earliest:
             starts[k] = event.start_s
-    unplaced = [w for w, s in zip(words, starts) if s is None]
+    unplaced = [w for w, s in zip(words, starts, strict=True) if s is None]
 
     rms = _frame_rms(samples, hop)
     sound = rms >= float(rms.max()) * 10.0 ** (WORD_SOUND_DB / 20.0) if rms.size else rms > 0
@@ -383,8 +385,8 @@ def render_reference(
         raise tts.TtsError(f"voice {voice!r} rendered {text!r} as silence")
     first, last = int(loud[0]), int(loud[-1])
     n_frames = len(rms)
-    placed = [(k, int(round(s / hop_s))) for k, s in enumerate(starts) if s is not None]
-    pad_frames = int(round(pad_s / hop_s))
+    placed = [(k, round(s / hop_s)) for k, s in enumerate(starts) if s is not None]
+    pad_frames = round(pad_s / hop_s)
     word_frames: list[ReferenceWord] = []
     previous_end = 0
     for index, (k, event_frame) in enumerate(placed):
@@ -419,7 +421,7 @@ def render_reference(
 
 
 def _strided(frames: np.ndarray, count: int) -> np.ndarray:
-    step = max(1, int(math.ceil(len(frames) / count)))
+    step = max(1, math.ceil(len(frames) / count))
     return frames[::step]
 
 
@@ -543,7 +545,7 @@ class DtwAligner:
             )
         hop, hop_s = query_features.hop, query_features.hop_s
         first, last = speech_bounds(x, hop)
-        margin = int(round(self.trim_margin_s / hop_s))
+        margin = round(self.trim_margin_s / hop_s)
         cut_start, cut_end = max(0, first - margin) * hop, min(len(x), (last + margin) * hop)
         with single_threaded_blas():
             ref_frames = self.features_at(tts_rate, f_max_hz)(reference.samples)
@@ -579,7 +581,7 @@ class DtwAligner:
         speech_reference = reference.words[-1].end_frame - reference.words[0].start_frame
         tempo = speech_query / speech_reference
         spans = []
-        for word, (start, end) in zip(reference.words, bounds):
+        for word, (start, end) in zip(reference.words, bounds, strict=True):
             cells = (path.reference >= word.start_frame) & (path.reference < word.end_frame)
             match = (float(scores[cells].mean()) - CHANCE_MATCH) / (1.0 - CHANCE_MATCH)
             ratio = (max(end - start, 1) / (word.end_frame - word.start_frame)) / tempo

@@ -67,7 +67,8 @@ class Lexicon:
 
 
 def parse_dictionary(lines: Iterable[str]) -> Lexicon:
-    """Parse CMU-format lines; stress digits are dropped, ``;;;`` comments and blank lines skipped."""
+    """Parse CMU-format lines; stress digits are dropped, ``;;;`` comments and blank lines
+    skipped."""
     found: dict[str, list[tuple[str, ...]]] = {}
     for line in lines:
         line = line.strip()

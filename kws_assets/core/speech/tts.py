@@ -456,7 +456,7 @@ def trim_silence(
     offset (in samples) of the kept part.  All-zero input returns an empty array and offset 0.
     """
     x = np.asarray(samples, dtype=np.float32)
-    frame = max(1, int(round(sr * TRIM_FRAME_MS / MS_PER_S)))
+    frame = max(1, round(sr * TRIM_FRAME_MS / MS_PER_S))
     n_frames = int(np.ceil(len(x) / frame))
     if n_frames == 0:
         return x[:0], 0

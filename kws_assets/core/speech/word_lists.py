@@ -38,7 +38,7 @@ WORDFREQ_LIST = "best"
 """wordfreq's ``best`` list: its ``large`` data where it has it, else ``small``."""
 MAX_WORD_LETTERS = 16
 """Longer tokens are mostly compounds and junk; they never make good 1-s negatives."""
-NUMBERS_SPELLED = tuple(range(101)) + (200, 300, 1000, 1_000_000)
+NUMBERS_SPELLED = (*tuple(range(101)), 200, 300, 1000, 1000000)
 """Numbers whose words make the number-word pool (every word 0-100, hundreds, thousand, million)."""
 
 DEFAULT_SCRIPT = "LATIN"
@@ -83,8 +83,8 @@ SINGLE_LETTER_WORDS: dict[str, frozenset[str]] = {
     "cs": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
     "sk": frozenset({"a", "i", "k", "o", "s", "u", "v", "z"}),
     "sv": frozenset({"i", "å", "ö"}),
-    "ru": frozenset({"а", "в", "и", "к", "о", "с", "у", "я"}),
-    "uk": frozenset({"а", "в", "і", "з", "й", "у", "я"}),
+    "ru": frozenset({"а", "в", "и", "к", "о", "с", "у", "я"}),  # noqa: RUF001 - Cyrillic words
+    "uk": frozenset({"а", "в", "і", "з", "й", "у", "я"}),  # noqa: RUF001 - Cyrillic words
 }
 LATIN_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœąęěőűůų")
 """A Latin-script token without one of these is an abbreviation ("tv", "km", "bzw"), which

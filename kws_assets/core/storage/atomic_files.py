@@ -13,7 +13,9 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 COPY_CHUNK_BYTES = 1 << 20
 SWAP_ATTEMPTS = 20  # renames lost to concurrent writers of the same folder before giving up
@@ -33,7 +35,9 @@ def fsync_folder(folder: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def _replace_with(target: Path, fill) -> Path:  # noqa: ANN001 - fill(binary file) writes the bytes
+def _replace_with(
+    target: Path, fill: Callable[[BinaryIO], object]
+) -> Path:  # fill writes the bytes
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -58,7 +62,7 @@ def write_file_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
 def copy_file_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Copy ``source`` to ``path`` atomically (for moves across file systems)."""
 
-    def fill(fh) -> None:  # noqa: ANN001
+    def fill(fh: BinaryIO) -> None:
         with open(source, "rb") as src:
             shutil.copyfileobj(src, fh, COPY_CHUNK_BYTES)
 

@@ -3,9 +3,9 @@
 A clip is addressed by a relative key such as ``synthetic/yes/3f2a9c1b0d4e5f60.wav``.  Its URI —
 the string tables store — is the absolute file path under a local root, or
 ``s3://bucket/prefix/synthetic/yes/3f2a9c1b0d4e5f60.wav`` on S3.  The bytes go through an
-:class:`~kws_assets.core.storage.object_store.ObjectStore`, so every write is atomic on both backends
-(staged file + rename locally, one PUT of a finished object on S3): a reader never sees half a
-clip and an interrupted run leaves nothing partial among the clips.
+:class:`~kws_assets.core.storage.object_store.ObjectStore`, so every write is atomic on both
+backends (staged file + rename locally, one PUT of a finished object on S3): a reader never sees
+half a clip and an interrupted run leaves nothing partial among the clips.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def safe_key_part(text: str) -> str:
 class ClipStore:
     """WAV clips in an object store (a local folder or an S3 prefix)."""
 
-    def __init__(self, objects: ObjectStore):
+    def __init__(self, objects: ObjectStore) -> None:
         self.objects = objects
 
     @classmethod

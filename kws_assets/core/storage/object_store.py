@@ -31,6 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from types import TracebackType
 from typing import Any
 
 from kws_assets.core.storage.atomic_files import fsync_folder
@@ -72,9 +73,10 @@ TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIM
 
 
 class StorageError(OSError):
-    """A storage operation on ``uri`` failed for ``reason``; ``transient`` says retrying may help."""
+    """A storage operation on ``uri`` failed for ``reason``; ``transient`` says retrying may
+    help."""
 
-    def __init__(self, uri: str, reason: str, detail: str = "", transient: bool = False):
+    def __init__(self, uri: str, reason: str, detail: str = "", transient: bool = False) -> None:
         self.uri = uri
         self.reason = reason
         self.detail = detail
@@ -88,7 +90,11 @@ class StorageError(OSError):
     def __str__(self) -> str:
         return self.args[0]
 
-    def __reduce__(self):  # picklable across process pools and Dagster's multiprocess executor
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[StorageError], tuple[str, str, str, bool]
+    ]:  # picklable across process pools and Dagster's multiprocess executor
         return (type(self), (self.uri, self.reason, self.detail, self.transient))
 
 
@@ -97,7 +103,7 @@ class ObjectNotFound(StorageError, FileNotFoundError):
 
     def __init__(
         self, uri: str, reason: str = REASON_MISSING, detail: str = "", transient: bool = False
-    ):
+    ) -> None:
         super().__init__(uri, reason, detail, transient)
 
 
@@ -164,7 +170,8 @@ class ObjectStore(ABC):
 
 
 def _partial_owner(name: str) -> tuple[str, int] | None:
-    """``(host, pid)`` encoded in a staging file name, or None for names this module did not make."""
+    """``(host, pid)`` encoded in a staging file name, or None for names this module did not
+    make."""
     stem = name[: -len(STAGING_SUFFIX)] if name.endswith(STAGING_SUFFIX) else None
     if stem is None:
         return None
@@ -347,7 +354,7 @@ class S3ObjectStore(ObjectStore):
     :class:`StorageError`.
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"S3 bucket name {bucket!r} is not valid")
         self.client = client
@@ -424,18 +431,23 @@ class S3ObjectStore(ObjectStore):
 class _s3_errors:
     """Context manager turning botocore exceptions into :class:`StorageError` for ``uri``."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str) -> None:
         self.uri = uri
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:  # never swallows: passes the exception on, or raises its StorageError
         if exc is None or isinstance(exc, StorageError):
-            return False
+            return
         error = classify_s3_error(self.uri, exc)
         if error is None:
-            return False
+            return
         raise error from exc
 
 

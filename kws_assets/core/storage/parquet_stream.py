@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from kws_assets.core.storage.atomic_files import copy_file_atomic, fsync_folder
+from kws_assets.core.tables import ColumnType
 
 ROW_GROUP_ROWS = 2048
 """Rows per Parquet row group: big enough for efficient scans, small enough to bound memory."""
@@ -60,7 +62,7 @@ class ParquetBatchWriter:
     def __init__(
         self,
         folder: str | os.PathLike[str],
-        schema: dict[str, pl.DataType],
+        schema: Mapping[str, ColumnType],
         row_group_rows: int = ROW_GROUP_ROWS,
         prefix: str = "table-",
     ) -> None:
@@ -98,7 +100,7 @@ class ParquetBatchWriter:
             raise ValueError(f"batch columns {batch.columns} differ from {self.schema.names()}")
         if batch.height == 0:
             return
-        self._pending.append(batch.cast(dict(self.schema)))
+        self._pending.append(batch.cast(self.schema))
         self._pending_rows += batch.height
         while self._pending_rows >= self.row_group_rows:
             self._flush(self.row_group_rows)
@@ -172,7 +174,8 @@ def place_staged_file(staged: StagedParquet, destination: str | os.PathLike[str]
 def sweep_stale_staged(
     folder: str | os.PathLike[str], max_age_s: float = STALE_STAGED_AGE_S
 ) -> list[Path]:
-    """Delete staged files older than ``max_age_s`` in ``folder`` (left by killed runs); return them."""
+    """Delete staged files older than ``max_age_s`` in ``folder`` (left by killed runs); return
+    them."""
     root = Path(folder)
     if not root.is_dir():
         return []

@@ -106,7 +106,7 @@ class S3Connection:
 
 
 def is_s3_uri(uri: str) -> bool:
-    return uri.startswith(S3_SCHEME) or uri.startswith("s3a://")
+    return uri.startswith((S3_SCHEME, "s3a://"))
 
 
 def storage_error_of(uri: str, exc: BaseException) -> StorageError | None:

@@ -1,5 +1,6 @@
 """Curate: quality gate, quarantine (dead-letter table with reasons) and speaker-disjoint splits."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -52,7 +53,7 @@ def validated_set(
     synthetic_clips: Any,
     aligned_keywords: Any,
     unknown_clips: Any,
-):
+) -> Iterator[dg.Output[pl.DataFrame]]:
     cfg = settings.config
     store = clip_store.store
     per_keyword = {

@@ -1,4 +1,5 @@
-"""The data card: what the dataset is, rendered from its tables, shown in the UI and kept as a file."""
+"""The data card: what the dataset is, rendered from its tables, shown in the UI and kept as a
+file."""
 
 from typing import Any
 

@@ -56,7 +56,7 @@ def speaker_groups(rows: pl.DataFrame) -> dict[str, list[str]]:
     engines = [speaker_engine(s) or "recorded" for s in speakers]
     families = [
         s.split(":", 1)[-1].split("+")[0] if e != "recorded" else "recorded"
-        for s, e in zip(speakers, engines)
+        for s, e in zip(speakers, engines, strict=True)
     ]
     perturbed = ["perturbed" if "|w" in o else "plain" for o in origins]
     return {"engine": engines, "voice_family": families, "perturbation": perturbed}

@@ -4,6 +4,7 @@ streaming wake-word detector (evaluation: FRR at a false-accepts-per-hour operat
 
 import json
 import time
+from typing import cast
 
 import dagster as dg
 import numpy as np
@@ -17,6 +18,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.evaluation import build_material, evaluate_family
 from kws_assets.core.model.export import (
     OPERATING_POINT_FILE,
+    ClipClassifier,
     FloatMfccClassifier,
     KwsClassifier,
     load_classifier,
@@ -109,7 +111,7 @@ def evaluation(
         suffix = "" if family == "mfcc" else f"_{family}"
         for name, png in family_result.pictures.items():
             report.file(f"{name}{suffix}.png").write_bytes(png)
-        selected = family_result.stream.selection
+        selected = family_result.stream.selected()
         write_operating_point(
             report.path / FAMILY_FOLDERS[family],
             selected.detector,
@@ -147,7 +149,7 @@ def evaluation(
             for f, r in results.items()
         ]
     )
-    point = result.stream.selection.detector
+    point = result.stream.selected().detector
     embedding = results["speech_embedding"].summary()
     return dg.Output(
         report,
@@ -295,7 +297,7 @@ def transfer_evaluation(
     validated_set: pl.DataFrame,
 ) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
-    classifiers = {
+    classifiers: dict[str, ClipClassifier] = {
         "speech_embedding": load_classifier(embedding_artifact.path),
         "mfcc": load_classifier(quantized_model.path),
     }
@@ -346,7 +348,7 @@ def transfer_evaluation(
         metadata={
             "transfer": metadata_table(table),
             "default_family": cfg.model.family,
-            **{f"{r['family']}: {r['set']}": r["accuracy"] for r in rows},
+            **{f"{r['family']}: {r['set']}": cast("float", r["accuracy"]) for r in rows},
             **{
                 f"plot: {name}": dg.MetadataValue.md(png_markdown(png, name))
                 for name, png in list(pictures.items())[:6]

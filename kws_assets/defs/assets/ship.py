@@ -3,6 +3,7 @@ asset value stored beside the tables: quantized_model (DS-CNN on MFCC) and embed
 
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 import numpy as np
@@ -148,14 +149,14 @@ def _cpu_latency(float_path: Path, int8_path: Path, x_val: np.ndarray) -> Precis
     return measure_precision_latency({"float": float_path, "int8": int8_path}, x_val[:64])
 
 
-def _latency_metadata(latency: PrecisionLatency | None) -> dict[str, object]:
+def _latency_metadata(latency: PrecisionLatency | None) -> dict[str, Any]:  # metadata values
     if latency is None:
         return {}
     return {
         "cpu_precision": latency.recommended,
         "int8_speedup_per_window": round(latency.speedup(1), 3),
         "cpu_latency_us_per_window": dg.MetadataValue.json(
-            latency.as_dict()["median_us_per_window"]
+            cast("dict[str, Any]", latency.as_dict()["median_us_per_window"])
         ),
     }
 
@@ -163,8 +164,8 @@ def _latency_metadata(latency: PrecisionLatency | None) -> dict[str, object]:
 def _export_metrics(
     float_path: Path,
     int8_path: Path,
-    x_test,
-    y_test,  # noqa: ANN001 - arrays
+    x_test: np.ndarray,
+    y_test: np.ndarray,
     torch_accuracy: dict,
 ) -> dict:
     """Test-split accuracy of the float and int8 ONNX files, and their sizes."""

@@ -146,8 +146,8 @@ def _confusion_image(
     io_manager_key="model_io_manager",
     code_version="1",
     owners=["team:kws-ml"],
-    description="The speech_embedding family's head (embedding.head: an openWakeWord-style MLP over "
-    "the flattened embedding sequence, or a temporal conv) trained on the train split "
+    description="The speech_embedding family's head (embedding.head: an openWakeWord-style MLP "
+    "over the flattened embedding sequence, or a temporal conv) trained on the train split "
     "of embedding_table with SpecAugment-style masks over frames and dimensions, "
     "early-stopped on the validation split.",
 )

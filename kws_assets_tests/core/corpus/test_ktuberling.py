@@ -117,18 +117,20 @@ def test_real_english_ktuberling(tmp_path: Path) -> None:
     clips = load_real_source(source, EN_KEYWORDS, AudioSettings())
     assert clips.rejections == []
     assert len(clips) >= 60
-    ktuberling = [lab for lab, who in zip(clips.labels, clips.speakers) if who == "ktuberling-en"]
+    ktuberling = [
+        lab for lab, who in zip(clips.labels, clips.speakers, strict=True) if who == "ktuberling-en"
+    ]
     assert len(ktuberling) == 71
     assert all(ktuberling.count(k) == 1 for k in EN_KEYWORDS)  # its speaker says each once
     assert ktuberling.count(UNKNOWN_LABEL) == 71 - len(EN_KEYWORDS)
     if klettres:  # the en_GB klettres speaker says "BALL" among its syllables
         extra = [
             (w, lab)
-            for w, lab, who in zip(clips.words, clips.labels, clips.speakers)
+            for w, lab, who in zip(clips.words, clips.labels, clips.speakers, strict=True)
             if who == "klettres-en_GB" and lab != UNKNOWN_LABEL
         ]
         assert extra == [("BALL", "ball")]
-    labelled = dict(zip(clips.words, clips.labels))
+    labelled = dict(zip(clips.words, clips.labels, strict=True))
     assert labelled["egypt_camel"] == "camel" and labelled["moon_rocket"] == "rocket"
     assert labelled["umbrella"] == UNKNOWN_LABEL
     peaks = np.abs(clips.samples).max(axis=1)
@@ -144,7 +146,8 @@ CONFIG = Path(__file__).resolve().parents[3] / "configs" / "ktuberling_en.yaml"
     reason="Debian ktuberling-data / klettres-data is not installed",
 )
 def test_committed_english_dev_manifest_is_current(tmp_path: Path) -> None:
-    """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's keywords."""
+    """configs/real/ktuberling_en.csv is what write_dev_manifest writes for the config's
+    keywords."""
     import yaml
 
     raw = yaml.safe_load(CONFIG.read_text())

@@ -121,6 +121,6 @@ def test_utterances_are_aligned_and_cut_like_the_corpus(tmp_path: Path) -> None:
     assert clips.labels.count("ball") == 2 and clips.labels.count(UNKNOWN_LABEL) == 2
     assert set(clips.speakers) == {"m3", "f2"}
     assert all("#" in name for name in clips.names)
-    ball = [w for w, lab in zip(clips.words, clips.labels) if lab == "ball"]
+    ball = [w for w, lab in zip(clips.words, clips.labels, strict=True) if lab == "ball"]
     assert ball == ["ball", "ball"]
     assert np.abs(clips.samples).max(axis=1).min() > 0.01  # every clip holds speech

@@ -50,7 +50,7 @@ def test_pitch_shift_moves_f0_by_the_requested_semitones(vowel, semitones):
 def test_pitch_shift_keeps_the_formants(vowel, semitones):
     before = lpc_formants(vowel, SR)[:2]
     after = lpc_formants(perturb(vowel, SR, Perturbation(semitones=semitones)), SR)[:2]
-    for f_before, f_after in zip(before, after):
+    for f_before, f_after in zip(before, after, strict=True):
         assert abs(f_after / f_before - 1.0) < FORMANT_TOLERANCE, (before, after)
 
 
@@ -59,7 +59,7 @@ def test_formant_warp_moves_formants_and_centroid_in_its_direction(vowel, warp):
     out = perturb(vowel, SR, Perturbation(warp_factor=warp))
     before, after = lpc_formants(vowel, SR)[:3], lpc_formants(out, SR)[:3]
     assert len(after) == 3
-    for f_before, f_after in zip(before, after):
+    for f_before, f_after in zip(before, after, strict=True):
         moved = f_after / f_before
         # at least a third of the requested log-shift, and not past twice it
         assert math.log(moved) / math.log(warp) > 1 / 3, (before, after)

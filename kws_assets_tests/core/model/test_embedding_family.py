@@ -108,7 +108,7 @@ def front_end() -> SpeechEmbeddingFrontEnd:
 def clip_table(words, tmp_path_factory) -> pl.DataFrame:
     folder = tmp_path_factory.mktemp("embedding_clips")
     rows = []
-    for i, (clip, y, split) in enumerate(zip(words.clips, words.y, words.split)):
+    for i, (clip, y, split) in enumerate(zip(words.clips, words.y, words.split, strict=True)):
         path = folder / f"{i:03d}.wav"
         write_wav(path, clip, SR)
         rows.append(
@@ -263,7 +263,7 @@ def test_artifact_classifies_held_out_voices_from_its_folder_alone(
     chance = 1.0 / len(LABELS)
     assert accuracy >= 2.5 * chance, results
     for k in range(1, len(LABELS)):  # every keyword is recognised at least once
-        assert any(p == k and t == k for p, t in zip(predicted, words.y[test]))
+        assert any(p == k and t == k for p, t in zip(predicted, words.y[test], strict=True))
     probs = classifier.classify_clips(words.clips[test])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert window_latency_ms(classifier, repeats=3) > 0
@@ -314,5 +314,5 @@ def test_cli_classify_with_an_embedding_artifact(artifact, words, tmp_path, caps
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert [line["path"] for line in lines] == paths
     assert all(set(line["scores"]) == set(LABELS) for line in lines)
-    hits = sum(line["label"] == LABELS[words.y[i]] for line, i in zip(lines, test))
+    hits = sum(line["label"] == LABELS[words.y[i]] for line, i in zip(lines, test, strict=True))
     assert hits > len(test) / len(LABELS)

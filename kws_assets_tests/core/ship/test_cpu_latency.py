@@ -164,8 +164,17 @@ def test_cli_precision_choices_match_the_core(ship_model, measured, tmp_path) ->
     wav = tmp_path / "clip.wav"
     write_wav(wav, ship_model.clips_test[0], ship_model.spec.sample_rate)
     done = subprocess.run(
-        [sys.executable, "-m", "kws_assets.cli", "classify", "--model", str(folder)]
-        + ["--precision", "float", str(wav)],
+        [
+            sys.executable,
+            "-m",
+            "kws_assets.cli",
+            "classify",
+            "--model",
+            str(folder),
+            "--precision",
+            "float",
+            str(wav),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -112,13 +112,13 @@ def test_changed_files_are_refused(folder) -> None:
         first = handle.read(1)
         handle.seek(0)
         handle.write(bytes([first[0] ^ 1]))
-    with pytest.raises(ManifestError, match="model.int8.tflite does not match its sha256"):
+    with pytest.raises(ManifestError, match=r"model\.int8\.tflite does not match its sha256"):
         load_manifest(folder)
 
 
 def test_missing_and_unreadable(folder, tmp_path) -> None:
     (folder / TFLITE_C_SOURCE_FILE).unlink()
-    with pytest.raises(ManifestError, match="model_tflite.c, which is missing"):
+    with pytest.raises(ManifestError, match=r"model_tflite\.c, which is missing"):
         load_manifest(folder)
     with pytest.raises(ManifestError, match="no manifest"):
         load_manifest(tmp_path)
@@ -170,16 +170,16 @@ def test_embedding_family_manifest(ship_model, tmp_path) -> None:
         melspec_sha256=hashlib.sha256(b"mel graph").hexdigest(),
         embedding_sha256=hashlib.sha256(b"embedding graph").hexdigest(),
     )
-    kwargs = dict(
-        family="speech_embedding",
-        model_file="model.int8.onnx",
-        labels=LABELS,
-        operating_point=POINT,
-        int8_weight_bytes=1000,
-        tensor_arena_bytes=0,
-        window_seconds=1.0,
-        hop_seconds=0.08,
-    )
+    kwargs = {
+        "family": "speech_embedding",
+        "model_file": "model.int8.onnx",
+        "labels": LABELS,
+        "operating_point": POINT,
+        "int8_weight_bytes": 1000,
+        "tensor_arena_bytes": 0,
+        "window_seconds": 1.0,
+        "hop_seconds": 0.08,
+    }
     write_manifest(tmp_path, front_end=(spec.to_dict(), [MELSPEC_FILE, EMBEDDING_FILE]), **kwargs)
     manifest = load_manifest(tmp_path)
     assert manifest.model.format == "onnx" and manifest.audio.sample_rate == spec.sample_rate

@@ -42,7 +42,7 @@ def _predictions(ship_model) -> tuple[list[str], list[str], np.ndarray]:
 def _expected(truth, pred, values, wanted):
     """Plain loops, independent of the numpy code under test."""
     clips = correct = kw = missed = nk = fa = 0
-    for t, p, v in zip(truth, pred, values):
+    for t, p, v in zip(truth, pred, values, strict=True):
         if str(v) != wanted:
             continue
         clips += 1

@@ -199,7 +199,7 @@ def test_piper_seed_selects_the_noise():
     a = engine.render(KEYWORD, voice, seed=1)
     b = engine.render(KEYWORD, voice, seed=2)
     assert not (len(a.samples) == len(b.samples) and np.array_equal(a.samples, b.samples))
-    quiet = dict(noise_scale=0.0, noise_w_scale=0.0)
+    quiet = {"noise_scale": 0.0, "noise_w_scale": 0.0}
     np.testing.assert_array_equal(
         engine.render(KEYWORD, voice, seed=1, **quiet).samples,
         engine.render(KEYWORD, voice, seed=2, **quiet).samples,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 import pytest
@@ -33,7 +34,7 @@ def _old_negative_words(keyword, all_keywords, negatives, language="en"):
     for k in keywords:
         forbidden |= lexicon.homophones(k, lex)
     voice = "en-us"
-    plain = lambda w: _OLD_STRESS.sub("", tts.phonemize(w, voice=voice))  # noqa: E731
+    plain = lambda w: _OLD_STRESS.sub("", tts.phonemize(w, voice=voice))  # noqa: E731 - a one-line local helper
     keyword_sounds = {plain(k) for k in keywords}
 
     def sounds_like_a_keyword(word):
@@ -138,7 +139,7 @@ def test_espeak_homophones_are_forbidden() -> None:
 def test_neighbours_most_frequent_first() -> None:
     lex = E.spoken_lexicon("es")
     found = E.spoken_neighbours("nueve", lex)
-    for a, b in zip(found, found[1:]):
+    for a, b in itertools.pairwise(found):
         assert (a.distance, lex.rank(a.word)) <= (b.distance, lex.rank(b.word))
     assert found[0].word in {"nuevo", "nueva"}
 

@@ -13,6 +13,7 @@ import os
 import posixpath
 import unicodedata
 from dataclasses import dataclass
+from typing import cast
 
 from upath import UPath
 
@@ -88,6 +89,12 @@ def is_remote(path: UPath) -> bool:
     return path.protocol not in LOCAL_PROTOCOLS
 
 
+def local_os_path(path: UPath) -> str:
+    """The operating-system path of a local ``UPath`` (its ``__fspath__``, which UPath's type
+    hints do not declare, so this is the one place that says so)."""
+    return os.fspath(cast("os.PathLike[str]", path))
+
+
 def corpus_root(root: str | os.PathLike[str], s3: S3Connection | None = None) -> UPath:
     """The root of a corpus as a UPath: a local folder (resolved) or a remote prefix such as
     ``s3://bucket/corpus``, read through fsspec with the endpoint, region and retries of ``s3``
@@ -143,7 +150,7 @@ def member(root: UPath, relative: str) -> UPath:
         raise UnsafePathError(f"{relative!r} names the corpus root itself")
     if is_remote(root):
         return root.joinpath(*normalised.split("/"))
-    base = os.path.realpath(os.fspath(root))
+    base = os.path.realpath(local_os_path(root))
     target = os.path.realpath(os.path.join(base, normalised))
     if os.path.commonpath([base, target]) != base or target == base:
         raise UnsafePathError(f"{relative!r} resolves to {target}, outside the corpus root {base}")
@@ -152,8 +159,8 @@ def member(root: UPath, relative: str) -> UPath:
 
 def relative_to_root(root: UPath, path: UPath) -> str:
     """``path`` as a '/'-separated path relative to ``root`` (both from the same filesystem)."""
-    root_text = str(root.path if is_remote(root) else os.fspath(root)).rstrip("/")
-    path_text = str(path.path if is_remote(path) else os.fspath(path))
+    root_text = str(root.path if is_remote(root) else local_os_path(root)).rstrip("/")
+    path_text = str(path.path if is_remote(path) else local_os_path(path))
     if path_text.startswith(root_text + "/"):
         return path_text[len(root_text) + 1 :]
     return path_text

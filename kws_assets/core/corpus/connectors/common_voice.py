@@ -6,6 +6,7 @@ rows name an MP3 under ``<root>/clips/``, with the speaker as ``client_id`` and 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 
 import soundfile as sf
 from upath import UPath
@@ -23,7 +24,12 @@ from kws_assets.core.corpus.connectors.base import (
     text_problem,
 )
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
-from kws_assets.core.corpus.connectors.rows import HeaderError, RowLimits, delimited_rows
+from kws_assets.core.corpus.connectors.rows import (
+    HeaderError,
+    ManifestRow,
+    RowLimits,
+    delimited_rows,
+)
 from kws_assets.settings import CommonVoiceSource, IngestSettings
 
 SPEAKER_COLUMN = "client_id"
@@ -35,7 +41,8 @@ MP3_FORMAT = "MP3"
 
 
 class DecoderMissingError(RuntimeError):
-    """The audio library cannot decode a format the corpus uses; the message says what to install."""
+    """The audio library cannot decode a format the corpus uses; the message says what to
+    install."""
 
 
 def mp3_supported() -> bool:
@@ -91,7 +98,7 @@ def list_common_voice(
 def _collect(
     source: CommonVoiceSource,
     default_language: str,
-    rows,
+    rows: Iterator[ManifestRow],
     entries: list[CorpusEntry],
     problems: list[EntryProblem],
 ) -> bool:

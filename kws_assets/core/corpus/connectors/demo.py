@@ -72,7 +72,8 @@ DEMO_LICENSE = "generated (espeak-ng, GPL-3.0 voices)"
 
 
 def tts_speaker_id(voice: str) -> str:
-    """Speaker identity of an espeak-ng voice (the same in every source, so splits stay disjoint)."""
+    """Speaker identity of an espeak-ng voice (the same in every source, so splits stay
+    disjoint)."""
     return f"tts:{voice}"
 
 

@@ -24,7 +24,7 @@ from upath import UPath
 
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import AudioReadError, SeekSafeBytes, read_audio
-from kws_assets.core.corpus.connectors.base import is_remote
+from kws_assets.core.corpus.connectors.base import is_remote, local_os_path
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.storage.s3 import transient_storage_error
 from kws_assets.settings import IngestSettings
@@ -79,7 +79,8 @@ class FileFacts:
 
 @dataclass(frozen=True)
 class Inspection:
-    """The facts of a file, the local path later stages read it from, and whether it was read now."""
+    """The facts of a file, the local path later stages read it from, and whether it was read
+    now."""
 
     facts: FileFacts
     local_uri: str
@@ -158,9 +159,11 @@ def _stat(path: UPath) -> tuple[int, str] | FileFacts:
             return FileFacts(
                 0, error_reason=quality.NOT_A_FILE, error_detail=f"{path} is not a file"
             )
-        stamp = f"{info.get('ETag') or info.get('etag') or ''}|{info.get('LastModified') or info.get('mtime') or ''}"
+        etag = info.get("ETag") or info.get("etag") or ""
+        modified = info.get("LastModified") or info.get("mtime") or ""
+        stamp = f"{etag}|{modified}"
         return int(info.get("size") or 0), stamp
-    local = os.fspath(path)
+    local = local_os_path(path)
     try:
         st = os.stat(local)
     except FileNotFoundError:
@@ -234,7 +237,10 @@ def decode_facts(data: bytes, name: str, limits: IngestSettings) -> FileFacts:
         info.original_channels,
         info.frames,
         info.subtype,
-        **levels,
+        peak_dbfs=levels["peak_dbfs"],
+        rms_dbfs=levels["rms_dbfs"],
+        clipping_ratio=levels["clipping_ratio"],
+        dc_offset=levels["dc_offset"],
     )
 
 
@@ -270,7 +276,7 @@ def inspect_file(
     cached = cache.get(location, size, stamp)
     if cached is not None:
         local_uri = location
-        if remote and cached.sha256:
+        if remote and mirror_dir is not None and cached.sha256:  # (remote implies a mirror)
             mirrored = _mirror_path(mirror_dir, cached.sha256, path.name)
             local_uri = str(mirrored)
             if not mirrored.is_file():
@@ -294,7 +300,7 @@ def inspect_file(
         )
     facts = decode_facts(data, location, limits)
     local_uri = location
-    if remote and facts.sha256:
+    if remote and mirror_dir is not None and facts.sha256:
         mirrored = _mirror_path(mirror_dir, facts.sha256, path.name)
         if not mirrored.is_file():
             write_file_atomic(mirrored, data)

@@ -4,6 +4,9 @@ are ``<utterance-id> <TRANSCRIPT>``, next to ``<utterance-id>.flac``.  The speak
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import BinaryIO
+
 from upath import UPath
 
 from kws_assets.core.audio.quality import LINE_TOO_LONG, TOO_MANY_ROWS
@@ -103,12 +106,12 @@ def list_librispeech(
 
 
 def _transcript_lines(
-    stream,
+    stream: BinaryIO,
     trans_rel: str,
     limits: IngestSettings,
     problems: list[EntryProblem],
     source_name: str,
-):
+) -> Iterator[tuple[int, str]]:
     """(line number, text) of the non-blank lines of one transcript file; over-long lines become
     problems, and reading stops (one too_many_rows problem) after ``limits.max_manifest_rows``."""
     count = 0

@@ -95,6 +95,7 @@ def list_manifest(
             if problem is not None:
                 problems.append(problem)
                 continue
+            assert entry is not None  # _entry_from_row returns an entry or a problem
             key = posixpath.normpath(entry.original_path.replace("\\", "/"))
             if key in seen:
                 problems.append(

@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal, cast
 
 from kws_assets.core.audio.quality import (
     BAD_MANIFEST_ROW,
@@ -73,7 +73,8 @@ def physical_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int,
     if not isinstance(stream, (io.BufferedIOBase, io.RawIOBase)):
         # fsspec's remote files (s3://...) take no size in readline(): read them through a
         # standard buffer, whose readline(limit) bounds what one line can take.
-        stream = io.BufferedReader(stream, buffer_size=1 << 16)  # type: ignore[arg-type]
+        # (typed BinaryIO, but a raw byte stream is all BufferedReader needs of it)
+        stream = io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=1 << 16)
     number = 0
     while True:
         raw = stream.readline(max_line_bytes + 1)
@@ -100,7 +101,10 @@ def _oversized_field(values: dict, max_field_bytes: int) -> str | None:
         if isinstance(value, str) and len(value) * 4 > max_field_bytes:  # cheap bound first
             size = len(value.encode("utf-8", errors="surrogatepass"))
             if size > max_field_bytes:
-                return f"field {str(column)[:40]!r} is {size} bytes > max_field_bytes {max_field_bytes}"
+                return (
+                    f"field {str(column)[:40]!r} is {size} bytes "
+                    f"> max_field_bytes {max_field_bytes}"
+                )
     return None
 
 
@@ -188,7 +192,7 @@ def delimited_rows(
     limits: RowLimits,
     *,
     delimiter: str,
-    quoting: int = csv.QUOTE_MINIMAL,
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL,  # csv.QUOTE_* (3.11 has four)
 ) -> tuple[list[str], Iterator[ManifestRow]]:
     """The header's column names and an iterator over the data rows of a CSV/TSV manifest.
 
@@ -214,7 +218,7 @@ def delimited_rows(
 
 
 def _data_rows(
-    reader,
+    reader: Iterator[list[str]],
     feed: _LineFeed,
     name: str,
     columns: list[str],
@@ -261,7 +265,7 @@ def _data_rows(
                 f"{ref}: row has {len(fields)} fields, the header has {len(columns)}",
             )
             continue
-        values = dict(zip(columns, fields))
+        values = dict(zip(columns, fields, strict=True))
         oversized = _oversized_field(values, limits.max_field_bytes)
         if oversized:
             yield ManifestRow(ref, start, None, FIELD_TOO_LARGE, f"{ref}: {oversized}")
@@ -269,7 +273,7 @@ def _data_rows(
         yield ManifestRow(ref, start, values)
 
 
-def _skip_rest_of_line(reader, feed: _LineFeed) -> None:  # noqa: ANN001
+def _skip_rest_of_line(reader: Iterator[list[str]], feed: _LineFeed) -> None:
     """After a csv error the reader already dropped the failing line; nothing more to skip, but
     forget over-limit markers the failed row consumed so they are not blamed on the next row."""
     feed.oversized = {n: s for n, s in feed.oversized.items() if n > feed.line}

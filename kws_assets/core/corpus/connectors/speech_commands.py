@@ -64,7 +64,7 @@ def list_speech_commands(
                     )
                 )
             continue
-        if name.startswith("_") or name.startswith("."):
+        if name.startswith(("_", ".")):
             continue  # other reserved folders are not word folders
         word = name.lower()
         label = word if word in keyword_set else UNKNOWN_LABEL

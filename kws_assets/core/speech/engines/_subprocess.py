@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,10 @@ STDERR_TAIL_CHARS = 400
 
 
 def render_with_command(
-    engine: str, build_args, text: str, timeout_s: float = SUBPROCESS_TIMEOUT_S
+    engine: str,
+    build_args: Callable[[Path, Path], list[str]],
+    text: str,
+    timeout_s: float = SUBPROCESS_TIMEOUT_S,
 ) -> tuple[np.ndarray, int]:
     """Write ``text`` to a file, run ``build_args(text_path, wav_path)`` and read the WAV back.
 

@@ -71,7 +71,8 @@ def check_request(text: str, rate: float, pitch: float) -> str:
 
 
 def is_english(language: str) -> bool:
-    """True for "en", "en-us", "en_US", "EN-gb"... (the engines other than espeak speak English only)."""
+    """True for "en", "en-us", "en_US", "EN-gb"... (the engines other than espeak speak English
+    only)."""
     return language.lower().replace("_", "-").split("-")[0] == ENGLISH
 
 

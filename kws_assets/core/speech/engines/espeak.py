@@ -36,7 +36,7 @@ def espeak_pitch(multiplier: float) -> int:
         raise TtsEngineError(
             f"espeak pitch multiplier {multiplier} outside [{PITCH_RATIOS[0]}, {PITCH_RATIOS[-1]}]"
         )
-    return int(round(float(np.interp(multiplier, PITCH_RATIOS, PITCH_PARAMS))))
+    return round(float(np.interp(multiplier, PITCH_RATIOS, PITCH_PARAMS)))
 
 
 class EspeakEngine(TtsEngine):
@@ -74,7 +74,7 @@ class EspeakEngine(TtsEngine):
     ) -> Rendered:
         text = check_request(text, rate, pitch)
         self._reject_unknown_params(self.name, engine_params, ENGINE_PARAMS)
-        wpm = int(round(DEFAULT_WPM * rate))
+        wpm = round(DEFAULT_WPM * rate)
         if not tts.RATE_MIN_WPM <= wpm <= tts.RATE_MAX_WPM:
             raise TtsEngineError(
                 f"espeak rate {rate} is {wpm} wpm, outside [{tts.RATE_MIN_WPM}, {tts.RATE_MAX_WPM}]"

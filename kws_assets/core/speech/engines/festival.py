@@ -110,7 +110,8 @@ class FestivalEngine(TtsEngine):
         self._require_available()
         if voice not in self._installed():
             raise TtsEngineError(
-                f"festival voice {voice!r} not installed; install the Debian package {spec.debian_package}"
+                f"festival voice {voice!r} not installed; install the Debian package "
+                f"{spec.debian_package}"
             )
         self._require_pitch(voice, pitch)
         expressions = [f"(voice_{voice})"]
@@ -132,6 +133,11 @@ class FestivalEngine(TtsEngine):
             expressions.append(f"(Parameter.set 'Duration_Stretch {stretch:.6f})")
             params["duration_stretch"] = round(stretch, 6)
             if pitch != DEFAULT_PITCH:
+                if spec.f0_mean_hz is None or spec.f0_std_hz is None:
+                    raise TtsEngineError(
+                        f"festival voice {voice!r} has no pitch control; render it at pitch "
+                        f"{DEFAULT_PITCH} (see pitch_control())"
+                    )
                 mean, std = spec.f0_mean_hz * pitch, spec.f0_std_hz * pitch
                 expressions.append(
                     f"(set! int_lr_params '((target_f0_mean {mean:.3f}) (target_f0_std {std:.3f}) "
@@ -139,11 +145,11 @@ class FestivalEngine(TtsEngine):
                 )
                 params["target_f0_mean"] = round(mean, 3)
 
-        def args(text_path, wav_path):
+        def args(text_path: Path, wav_path: Path) -> list[str]:
             command = [self.binary]
             for expression in expressions:
                 command += ["-eval", expression]
-            return command + [text_path, "-o", wav_path]
+            return [*command, str(text_path), "-o", str(wav_path)]
 
         samples, sample_rate = render_with_command(self.name, args, text)
         return Rendered(samples=samples, sample_rate=sample_rate, params=params)

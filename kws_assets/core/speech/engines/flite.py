@@ -11,6 +11,7 @@ unknown name, hence the fixed voice list.  Output is deterministic."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from kws_assets.core.speech.engines._subprocess import render_with_command
@@ -73,7 +74,7 @@ class FliteEngine(TtsEngine):
         base = BASE_F0_TARGET_HZ[voice]
         f0_target = None if base is None or pitch == DEFAULT_PITCH else round(base * pitch, 2)
 
-        def args(text_path, wav_path):
+        def args(text_path: Path, wav_path: Path) -> list[str]:
             command = [
                 self.binary,
                 "-voice",
@@ -83,7 +84,7 @@ class FliteEngine(TtsEngine):
             ]
             if f0_target is not None:
                 command += ["--setf", f"int_f0_target_mean={f0_target}"]
-            return command + ["-f", text_path, "-o", wav_path]
+            return [*command, "-f", str(text_path), "-o", str(wav_path)]
 
         samples, sample_rate = render_with_command(self.name, args, text)
         params = {

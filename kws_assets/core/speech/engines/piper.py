@@ -25,6 +25,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,10 @@ def _bundled_voices() -> list[PiperVoiceFile]:
     for package in VOICE_PACKAGES:
         if importlib.util.find_spec(package) is None:
             continue
-        folder = Path(importlib.import_module(package).__file__).parent / VOICE_DATA_DIR
+        module_file = importlib.import_module(package).__file__
+        if module_file is None:  # a namespace package: no data folder beside it
+            continue
+        folder = Path(module_file).parent / VOICE_DATA_DIR
         for model in sorted(folder.glob("*.onnx")):
             config = model.with_name(model.name + ".json")
             if config.is_file():
@@ -75,17 +79,19 @@ def _voice_config(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _seeded_normal_nodes(helper, prefix: str, like: str, out: str, salt_seed: str) -> list:
+def _seeded_normal_nodes(
+    helper: ModuleType, prefix: str, like: str, out: str, salt_seed: str
+) -> list:
     """ONNX nodes computing ``out`` = standard normal noise shaped like ``like`` from the
     element index and the int64 scalar ``salt_seed`` (see the module docstring)."""
-    n = lambda s: f"{prefix}/{s}"  # noqa: E731
+    n = lambda s: f"{prefix}/{s}"  # noqa: E731 - a one-line local helper
     nodes = [
         helper.make_node("Shape", [like], [n("shape")]),
         helper.make_node("ReduceProd", [n("shape")], [n("count")], keepdims=0),
         helper.make_node("Range", [n("zero"), n("count"), n("one")], [n("index")]),
     ]
     uniforms = []
-    for k, salt in enumerate(NOISE_SALTS):
+    for k, _salt in enumerate(NOISE_SALTS):
         h = f"h{k}"
         nodes += [
             helper.make_node("Mul", [n("index"), n("mult")], [n(f"{h}a")]),
@@ -292,7 +298,7 @@ class PiperEngine(TtsEngine):
             for sentence in loaded.voice.phonemize(text):
                 if not sentence:
                     continue
-                feeds = {
+                feeds: dict[str, np.ndarray] = {
                     "input": np.array([loaded.voice.phonemes_to_ids(sentence)], dtype=np.int64),
                     "scales": np.array(
                         [noise_scale, length_scale, noise_w_scale], dtype=np.float32
