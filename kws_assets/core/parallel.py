@@ -25,6 +25,7 @@ by Celery or Kubernetes — one process per step, its cores already accounted fo
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -34,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -98,15 +100,22 @@ class WorkerError(RuntimeError):
     (it does not pickle); carries the original type, message and traceback as text."""
 
 
+BatchContext = Callable[[], AbstractContextManager[Any]]
+"""Made anew around each batch where it runs (e.g. a clip store's ``batch_writes``: the batch's
+files made durable together when the batch ends)."""
+
 _worker_fn: Callable[[Any], Any] | None = None
 _worker_setup: Callable[[], None] | None = None
+_worker_context: BatchContext | None = None
 
 
-def _install_worker(fn: Callable[[Any], Any], setup: Callable[[], None] | None) -> None:
-    """Worker-process initializer: keep ``fn`` and ``setup`` (inherited through fork, not
-    pickled) and run torch single-threaded, since the parallelism is across processes."""
-    global _worker_fn, _worker_setup
-    _worker_fn, _worker_setup = fn, setup
+def _install_worker(
+    fn: Callable[[Any], Any], setup: Callable[[], None] | None, context: BatchContext | None
+) -> None:
+    """Worker-process initializer: keep ``fn``, ``setup`` and ``context`` (inherited through
+    fork, not pickled) and run torch single-threaded: the parallelism is across processes."""
+    global _worker_fn, _worker_setup, _worker_context
+    _worker_fn, _worker_setup, _worker_context = fn, setup, context
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
@@ -122,21 +131,33 @@ def _portable(exc: BaseException) -> BaseException:
         return WorkerError(f"{type(exc).__name__}: {exc}\n{text}")
 
 
+def _map_batch(
+    fn: Callable[[T], R],
+    batch: Sequence[T],
+    setup: Callable[[], None] | None,
+    context: BatchContext | None,
+) -> tuple[list[R], Exception | None]:
+    """``fn`` over one batch, in order, after ``setup`` and inside ``context``, stopping at the
+    first failure: the results before it and the exception."""
+    if setup is not None:
+        setup()
+    results: list[R] = []
+    with context() if context is not None else contextlib.nullcontext():
+        for item in batch:
+            try:
+                results.append(fn(item))
+            except Exception as exc:
+                return results, exc
+    return results, None
+
+
 def _run_batch(batch: Sequence[Any]) -> tuple[list[Any], BaseException | None]:
-    """Runs in a worker: the installed function over one batch, in order, stopping at the first
-    failure; returns the results before it and the (portable) exception, so the caller sees
-    exactly the results a serial map would have yielded before raising."""
+    """Runs in a worker: :func:`_map_batch` with the installed function; the exception made
+    portable, so the caller sees exactly what a serial map would have yielded before raising."""
     if _worker_fn is None:
         raise RuntimeError("worker process started without a function (see _install_worker)")
-    if _worker_setup is not None:
-        _worker_setup()
-    results = []
-    for item in batch:
-        try:
-            results.append(_worker_fn(item))
-        except Exception as exc:
-            return results, _portable(exc)
-    return results, None
+    results, failure = _map_batch(_worker_fn, batch, _worker_setup, _worker_context)
+    return results, None if failure is None else _portable(failure)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -164,6 +185,7 @@ def batched_process_map(
     workers: int,
     batch_size: int,
     batch_setup: Callable[[], None] | None = None,
+    batch_context: BatchContext | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` over batches of ``batch_size`` items on ``workers`` processes; results
     in input order, at most ``2 * workers`` batches in flight.
@@ -172,6 +194,8 @@ def batched_process_map(
     it resets state a library carries from call to call (espeak-ng's), so that a batch's results
     depend only on its items.  Batches are cut by ``batch_size`` alone, never by the worker
     count, so with such a reset the output is the same for any number of workers.
+    ``batch_context`` is entered around every batch where it runs, and left before its results
+    are handed back (a clip store's ``batch_writes``: the batch's clips durable together).
 
     ``workers <= 1`` maps in this process (same results, no pool).  An exception ``fn`` raises
     for an item is raised here when that item's result is due (earlier results are yielded
@@ -181,20 +205,20 @@ def batched_process_map(
     groups = chunks(items, batch_size)
     if workers <= 1:
         for batch in groups:
-            yield from _in_process(fn, batch, batch_setup)
+            yield from _in_process(fn, batch, batch_setup, batch_context)
         return
     first = next(groups, None)
     if first is None:
         return
     second = next(groups, None)
     if second is None:  # one batch: a pool would only add its start-up time
-        yield from _in_process(fn, first, batch_setup)
+        yield from _in_process(fn, first, batch_setup, batch_context)
         return
     pool = ProcessPoolExecutor(
         workers,
         mp_context=_context(),
         initializer=_install_worker,
-        initargs=(fn, batch_setup),
+        initargs=(fn, batch_setup, batch_context),
     )
     pending: deque[Future[tuple[list[R], BaseException | None]]] = deque()
     limit = IN_FLIGHT_PER_WORKER * workers
@@ -222,11 +246,15 @@ def batched_process_map(
 
 
 def _in_process(
-    fn: Callable[[T], R], batch: list[T], batch_setup: Callable[[], None] | None
+    fn: Callable[[T], R],
+    batch: list[T],
+    batch_setup: Callable[[], None] | None,
+    batch_context: BatchContext | None,
 ) -> Iterator[R]:
-    if batch_setup is not None:
-        batch_setup()
-    return map(fn, batch)
+    results, failure = _map_batch(fn, batch, batch_setup, batch_context)
+    yield from results
+    if failure is not None:
+        raise failure
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:

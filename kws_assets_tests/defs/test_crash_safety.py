@@ -30,9 +30,10 @@ pytestmark = pytest.mark.slow
 AUGMENTED_CLIPS = "clips/*+aug/*/*.wav"  # what augmented_clips writes into the clip store
 KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being written
 
-# What is not bit-reproducible between two runs, and why: evaluation.json's window latency is a
-# wall-clock measurement, so that file is compared without the field (and the evaluation
-# artifact's index, which holds that file's sha256, without its entry).
+# What is not bit-reproducible between two runs, and why: evaluation.json's window latency and
+# each int8 artifact's cpu_latency.json (float vs int8 timed per window, and the precision that
+# timing advises) are wall-clock measurements, so those files are compared without those fields
+# (and the artifacts' indexes, which hold the files' sha256, without their entries).
 #
 # Where the kill lands: after every corpus and keyword clip is rendered.  espeak-ng's output
 # depends on every synthesis the same process ran before (wavegen.c keeps its pitch-flutter
@@ -43,6 +44,14 @@ KILL_AFTER_AUGMENTED = 3  # the kill lands while augmented clips are being writt
 TIMING_FIELDS = {
     "artifacts/evaluation/evaluation.json": {"window_latency_ms"},
     "artifacts/evaluation/artifact.json": {"evaluation.json"},
+    **{
+        f"artifacts/{artifact}/{name}": fields
+        for artifact in ("quantized_model", "embedding_artifact")
+        for name, fields in (
+            ("cpu_latency.json", {"median_us_per_window", "int8_speedup", "recommended"}),
+            ("artifact.json", {"cpu_latency.json"}),
+        )
+    },
 }
 # The data card states the instance's run history (the data versions of the materializations it
 # describes, as recorded by the instance it was made in): the resumed instance has the killed

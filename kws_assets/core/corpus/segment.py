@@ -136,7 +136,12 @@ def align_utterances(
 
     # the TTS+DTW aligner speaks its reference with espeak-ng, which restarts per batch
     batches = batched_process_map(
-        align_one, utterances, workers, batch_size, batch_setup=tts.reset_engine
+        align_one,
+        utterances,
+        workers,
+        batch_size,
+        batch_setup=tts.reset_engine,
+        batch_context=store.batch_writes,
     )
     for done in batches:
         rows.extend(done.rows)

@@ -569,7 +569,10 @@ def augment_clips(
     failures: list[AugmentFailure] = []
     sources = chosen.sort("clip_id").iter_rows(named=True)
     with single_threaded_torch():  # many small kernels: one thread each is fastest
-        for done, failed in batched_process_map(augment_one, sources, workers, batch_size):
+        batches = batched_process_map(
+            augment_one, sources, workers, batch_size, batch_context=store.batch_writes
+        )
+        for done, failed in batches:
             rows.extend(done)
             failures.extend(failed)
     return rows, failures

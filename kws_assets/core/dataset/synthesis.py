@@ -630,7 +630,12 @@ def render_to_store(
 
     with single_threaded_torch():  # one small resampling kernel per clip: one thread is fastest
         for done in batched_process_map(
-            render_one, recipes, workers, batch_size, batch_setup=tts.reset_engine
+            render_one,
+            recipes,
+            workers,
+            batch_size,
+            batch_setup=tts.reset_engine,
+            batch_context=store.batch_writes,
         ):
             if isinstance(done, RenderFailure):
                 failures.append(done)

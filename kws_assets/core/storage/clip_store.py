@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import re
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,12 @@ class ClipStore:
 
     def exists(self, key: str) -> bool:
         return self.objects.exists(key)
+
+    def batch_writes(self) -> AbstractContextManager[None]:
+        """Clips put inside the block are made durable together when it ends (two file-system
+        syncs per batch instead of two per clip; see :mod:`~kws_assets.core.storage.object_store`).
+        """
+        return self.objects.batch_writes()
 
     def read_bytes(self, uri: str) -> bytes:
         """The stored WAV bytes of the clip at ``uri`` (ObjectNotFound when it is gone)."""

@@ -8,6 +8,13 @@ on S3.  Both backends give the same guarantees:
   (``<root>/.partial/<host>-<pid>-<random>.tmp``, same filesystem), flushed, fsynced and renamed
   into place with ``os.replace``; on S3 one ``PutObject`` of the finished bytes.  A reader sees the
   old object, the new object or nothing — never a prefix of one.
+* **Durable writes, in batches.**  Each local object is fsynced before its rename and its folder
+  after (a power cut cannot leave a renamed-but-empty file).  That is two journal commits per
+  object (6-10 ms each here), which capped the per-clip stages; inside
+  :meth:`ObjectStore.batch_writes` the objects are staged complete, then one file-system sync
+  makes all their bytes durable, then they are renamed into place and one more sync makes the
+  renames durable: the same guarantee, two commits per batch.  Until the block ends the batch's
+  objects are not visible to other readers (this store's ``exists``/``get_bytes`` see them).
 * **Leftovers are invisible and swept.**  A writer killed between staging and rename leaves a file
   in ``.partial/`` only; :meth:`ObjectStore.list_keys` never lists it, and
   :meth:`LocalObjectStore.sweep_partials` removes staging files whose writing process is gone.
@@ -23,13 +30,17 @@ environment and never pass through this module.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
 import socket
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
@@ -160,6 +171,13 @@ class ObjectStore(ABC):
         """The bytes of the object a table row points at."""
         return self.get_bytes(self.key_for_uri(uri))
 
+    @contextlib.contextmanager
+    def batch_writes(self) -> Iterator[None]:
+        """Writes inside the block are made durable together when it ends (see the module
+        docstring); a store whose single writes are already atomic and durable (S3's
+        ``PutObject``) needs nothing, which is this default."""
+        yield
+
     def local_path(self, key: str) -> Path | None:
         """Where ``key`` lives on this machine's disk, for a store that is a local folder;
         None for a remote store (its objects are only reachable through the methods above)."""
@@ -192,6 +210,32 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _load_syncfs() -> Any:
+    """libc's ``syncfs(fd)`` (Linux): flush one file system's dirty data and metadata in one
+    call; None where it does not exist (then each staged file is fsynced instead)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6", use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
+
+
+class _WriteBatch:
+    """Objects staged by :meth:`LocalObjectStore.put_bytes` inside ``batch_writes``: target ->
+    complete staging file, published together."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.staged: dict[Path, Path] = {}
+
+
 @dataclass(frozen=True)
 class LocalObjectStore(ObjectStore):
     """Objects as files under ``root``; writes staged in ``root/.partial`` and renamed into place.
@@ -202,6 +246,7 @@ class LocalObjectStore(ObjectStore):
 
     root: Path
     durable: bool = True
+    _batch: _WriteBatch = field(default_factory=_WriteBatch, compare=False, repr=False)
 
     @classmethod
     def at(cls, root: str | os.PathLike[str], durable: bool = True) -> LocalObjectStore:
@@ -249,12 +294,19 @@ class LocalObjectStore(ObjectStore):
             fd, tmp = tempfile.mkstemp(dir=self.staging, prefix=prefix, suffix=STAGING_SUFFIX)
         except OSError as exc:
             raise _local_error(uri, exc, REASON_UNWRITABLE) from exc
+        batched = self.durable and self._batch.depth > 0
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
-                if self.durable:
+                if self.durable and not batched:
                     os.fsync(fh.fileno())
+            if batched:
+                previous = self._batch.staged.pop(target, None)
+                if previous is not None:  # written twice in one batch: the last write wins
+                    previous.unlink(missing_ok=True)
+                self._batch.staged[target] = Path(tmp)
+                return uri
             os.replace(tmp, target)
         except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -265,8 +317,61 @@ class LocalObjectStore(ObjectStore):
             fsync_folder(target.parent)
         return uri
 
+    @contextlib.contextmanager
+    def batch_writes(self) -> Iterator[None]:
+        if not self.durable:
+            yield
+            return
+        self._batch.depth += 1
+        try:
+            yield
+        finally:
+            self._batch.depth -= 1
+            if self._batch.depth == 0:
+                self._publish()
+
+    def _publish(self) -> None:
+        """Sync the staged files' bytes, rename them into place, sync the renames.  Runs on any
+        exit of the batch: every staged file is complete, so publishing it is always safe."""
+        staged, self._batch.staged = self._batch.staged, {}
+        if not staged:
+            return
+        try:
+            self._sync(staged.values())
+            for target, tmp in staged.items():
+                os.replace(tmp, target)
+            self._sync_folders({target.parent for target in staged})
+        except OSError as exc:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+            raise _local_error(str(self.root), exc, REASON_UNWRITABLE) from exc
+
+    def _sync(self, files: Iterable[Path]) -> None:
+        if _SYNCFS is not None and self._syncfs():
+            return
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _sync_folders(self, folders: set[Path]) -> None:
+        if _SYNCFS is not None and self._syncfs():
+            return
+        for folder in sorted(folders):
+            fsync_folder(folder)
+
+    def _syncfs(self) -> bool:
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            return bool(_SYNCFS(fd) == 0)
+        finally:
+            os.close(fd)
+
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
+        path = self._batch.staged.get(path, path)
         try:
             return path.read_bytes()
         except FileNotFoundError as exc:
@@ -277,11 +382,15 @@ class LocalObjectStore(ObjectStore):
             raise _local_error(str(path), exc, REASON_UNREADABLE) from exc
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        path = self._path(key)
+        return path in self._batch.staged or path.is_file()
 
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
+            staged = self._batch.staged.pop(path, None)
+            if staged is not None:
+                staged.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise _local_error(str(path), exc, REASON_UNWRITABLE) from exc
