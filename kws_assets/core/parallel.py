@@ -26,9 +26,11 @@ by Celery or Kubernetes — one process per step, its cores already accounted fo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import traceback
 from collections import deque
@@ -42,6 +44,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 WORKERS_ENV_VAR = "KWS_WORKERS"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its parent dies
 IN_FLIGHT_PER_WORKER = 2
 """Batches submitted ahead per worker process: one running, one queued, so no worker idles
 while the caller consumes a result, and memory stays at ~2 x workers batches."""
@@ -109,11 +112,30 @@ _worker_setup: Callable[[], None] | None = None
 _worker_context: BatchContext | None = None
 
 
+def _die_with(parent_pid: int) -> None:
+    """Ask the kernel to end this worker when the process that started it dies (Linux
+    ``PR_SET_PDEATHSIG``): a run killed mid-stage (a crash, ``kill -9``, a cancelled Dagster
+    run) must not leave its pool workers waiting on a queue forever.  If the parent is already
+    gone by now, exit at once."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own sentinel checks remain
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def _install_worker(
-    fn: Callable[[Any], Any], setup: Callable[[], None] | None, context: BatchContext | None
+    fn: Callable[[Any], Any],
+    setup: Callable[[], None] | None,
+    context: BatchContext | None,
+    parent_pid: int,
 ) -> None:
-    """Worker-process initializer: keep ``fn``, ``setup`` and ``context`` (inherited through
-    fork, not pickled) and run torch single-threaded: the parallelism is across processes."""
+    """Worker-process initializer: die with the parent, keep ``fn``, ``setup`` and ``context``
+    (inherited through fork, not pickled) and run torch single-threaded: the parallelism is
+    across processes."""
+    _die_with(parent_pid)
     global _worker_fn, _worker_setup, _worker_context
     _worker_fn, _worker_setup, _worker_context = fn, setup, context
     torch = sys.modules.get("torch")
@@ -218,7 +240,7 @@ def batched_process_map(
         workers,
         mp_context=_context(),
         initializer=_install_worker,
-        initargs=(fn, batch_setup, batch_context),
+        initargs=(fn, batch_setup, batch_context, os.getpid()),
     )
     pending: deque[Future[tuple[list[R], BaseException | None]]] = deque()
     limit = IN_FLIGHT_PER_WORKER * workers

@@ -138,3 +138,45 @@ def test_a_per_batch_reset_makes_stateful_work_independent_of_the_worker_count()
     }
     assert outputs[1] == [(x, x % 4 + 1) for x in range(23)]  # the history restarts per batch
     assert outputs[1] == outputs[2] == outputs[3]
+
+
+KILLED_PARENT = """
+import os, sys, time
+from kws_assets.core import parallel
+
+def slow(i):
+    time.sleep(0.05 if i < 4 else 60)
+    return os.getpid()
+
+for pid in parallel.batched_process_map(slow, range(12), 2, 1):
+    print(pid, flush=True)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"  # a zombie is already dead
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads worker state from /proc")
+def test_workers_die_with_a_killed_parent() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    workers = {int(proc.stdout.readline()) for _ in range(4)}  # the fast items, from both workers
+    assert workers and proc.pid not in workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "pool workers outlived their killed parent"
