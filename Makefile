@@ -33,10 +33,12 @@ lock:
 demo: install
 	$(BIN)/python -m kws_assets.demo
 
-# The demo on ten ktuberling words, scored on the recordings of people Debian's ktuberling-data
+# The demo on ktuberling words, scored on the recordings of people Debian's ktuberling-data
 # and klettres-data ship (installed by .ci/system-deps): the real-speech numbers in the README.
+# REAL picks the language: en (default), fr, de or es (configs/ktuberling_<REAL>.yaml).
+REAL ?= en
 demo-real: install
-	KWS_CONFIG=configs/ktuberling_en.yaml $(BIN)/python -m kws_assets.demo
+	KWS_CONFIG=configs/ktuberling_$(REAL).yaml $(BIN)/python -m kws_assets.demo
 
 ui: install
 	$(BIN)/python -c "from kws_assets.demo import ensure_dagster_home; ensure_dagster_home()"
