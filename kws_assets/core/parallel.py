@@ -187,6 +187,13 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+def can_start_processes() -> bool:
+    """False inside a daemonic process, which may not start children: the prefork pool
+    processes of a Celery worker (dagster-celery runs each step in one).  There the step is
+    already one process of a pool sized to the machine, so the stage maps in-process."""
+    return not multiprocessing.current_process().daemon
+
+
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """``items`` in consecutive lists of ``size`` (the last may be shorter)."""
     if size < 1:
@@ -219,13 +226,14 @@ def batched_process_map(
     ``batch_context`` is entered around every batch where it runs, and left before its results
     are handed back (a clip store's ``batch_writes``: the batch's clips durable together).
 
-    ``workers <= 1`` maps in this process (same results, no pool).  An exception ``fn`` raises
+    ``workers <= 1``, or a daemonic caller (:func:`can_start_processes`), maps in this process
+    (same results, no pool).  An exception ``fn`` raises
     for an item is raised here when that item's result is due (earlier results are yielded
     first), so a failure is the same failure it would be serially; a worker that dies (killed,
     out of memory) raises ``BrokenProcessPool`` naming the worker count to lower.
     """
     groups = chunks(items, batch_size)
-    if workers <= 1:
+    if workers <= 1 or not can_start_processes():
         for batch in groups:
             yield from _in_process(fn, batch, batch_setup, batch_context)
         return

@@ -67,6 +67,15 @@ class TrainSettings(StrictSettings):
         "over max_epochs; constant: no decay.",
     )
     min_lr_fraction: float = Field(0.05, gt=0, le=1)
+    class_balance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of each class's cross-entropy: (share of the class in the train "
+        "split) ** -class_balance, normalised to mean 1 over the rows. 0: every row counts the "
+        "same (the model learns the training priors: with many _unknown_ clips it answers "
+        "_unknown_ on what it is unsure of); 1: every class counts the same in total.",
+    )
 
 
 class DistillSettings(StrictSettings):

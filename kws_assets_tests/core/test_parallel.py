@@ -180,3 +180,26 @@ def test_workers_die_with_a_killed_parent() -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "pool workers outlived their killed parent"
+
+
+def _map_in_daemon(queue) -> None:
+    queue.put(list(parallel.batched_process_map(_square, range(7), 2, 2)))
+
+
+def _square(i: int) -> int:
+    return i * i
+
+
+def test_a_daemonic_caller_maps_in_process_instead_of_failing() -> None:
+    """Celery's prefork pool runs each step in a daemonic process, which may not have children."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    daemon = context.Process(target=_map_in_daemon, args=(queue,), daemon=True)
+    daemon.start()
+    try:
+        assert queue.get(timeout=30) == [i * i for i in range(7)]
+    finally:
+        daemon.join(timeout=30)
+    assert daemon.exitcode == 0

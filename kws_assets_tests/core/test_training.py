@@ -20,6 +20,7 @@ from kws_assets.core.model.training import (
     MfccAugment,
     TrainResult,
     augment_batch,
+    balanced_class_weights,
     classification_report,
     evaluate,
     predict_logits,
@@ -364,4 +365,58 @@ def test_learns_the_tone_task_from_a_table_streamed_in_row_groups(tmp_path) -> N
             SMALL_MODEL,
             FAST_TRAIN,
             train_batches=stream.epoch,
+        )
+
+
+def test_balanced_class_weights_follow_the_shares_and_keep_the_loss_scale() -> None:
+    y = np.array([0] * 60 + [1] * 30 + [2] * 10 + [-1] * 5)  # -1: unlabelled rows do not count
+    assert balanced_class_weights(y, 4, 0.0) is None
+    full = balanced_class_weights(y, 4, 1.0)
+    half = balanced_class_weights(y, 4, 0.5)
+    assert full is not None and half is not None
+    share = np.array([0.6, 0.3, 0.1])
+    for weights, power in ((full, 1.0), (half, 0.5)):
+        w = weights.numpy()
+        assert w[3] == 0.0  # a class with no train rows
+        assert w[:3] / w[0] == pytest.approx((share / share[0]) ** -power, rel=1e-5)
+        assert float((w[:3] * share).sum()) == pytest.approx(1.0, rel=1e-5)
+    # power 1: every class weighs the same in total
+    assert (full.numpy()[:3] * share) == pytest.approx(np.full(3, 1 / 3), rel=1e-5)
+
+
+def test_class_balance_weights_the_training_loss(monkeypatch) -> None:
+    import kws_assets.core.model.training as training
+
+    task = tone_task()
+    keep = np.concatenate(
+        [np.flatnonzero(task.y_train != 1), np.flatnonzero(task.y_train == 1)[:5]]
+    )
+    seen: list[torch.Tensor | None] = []
+    real_loss = torch.nn.functional.cross_entropy
+
+    def spy(logits, target, weight=None, **kwargs):
+        seen.append(weight)
+        return real_loss(logits, target, weight=weight, **kwargs)
+
+    monkeypatch.setattr(training.nn.functional, "cross_entropy", spy)
+    settings = FAST_TRAIN.model_copy(
+        update={"max_epochs": 1, "min_epochs": 1, "class_balance": 1.0}
+    )
+    x, y = task.x_train[keep], task.y_train[keep]
+    train_model(x, y, task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL, settings)
+    weights = [w for w in seen if w is not None]
+    assert weights, "the training loss got no class weights"
+    expected = balanced_class_weights(y, len(TONE_LABELS), 1.0)
+    assert expected is not None and torch.equal(weights[0], expected)
+    assert weights[0][1] > weights[0][0]  # the rare class counts more per row
+    with pytest.raises(ValueError, match="class_balance"):
+        train_model(
+            None,
+            None,
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            SMALL_MODEL,
+            settings,
+            train_batches=lambda epoch: iter([(x[:8], y[:8])]),
         )

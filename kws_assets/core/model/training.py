@@ -393,6 +393,25 @@ def learning_rate_schedule(
     )
 
 
+def balanced_class_weights(
+    y_train: np.ndarray, n_classes: int, power: float
+) -> torch.Tensor | None:
+    """Per-class loss weights ``share ** -power`` (share: the class's fraction of the labelled
+    train rows), scaled so the mean weight over those rows is 1 (the loss keeps its size and the
+    learning rate its meaning); None for ``power == 0``.  A class without train rows gets weight
+    0 (it has no loss term anyway)."""
+    if power == 0:
+        return None
+    labelled = y_train[y_train >= 0]
+    counts = np.bincount(labelled, minlength=n_classes).astype(np.float64)
+    if counts.sum() == 0:
+        return None
+    share = counts / counts.sum()
+    weights = np.where(counts > 0, np.power(np.maximum(share, 1e-12), -power), 0.0)
+    weights /= float((weights * share).sum())  # mean over rows = sum(share * weight) = 1
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 def train_model(
     x_train: np.ndarray | None,
     y_train: np.ndarray | None,
@@ -452,6 +471,13 @@ def train_model(
     say = log or (lambda _msg: None)
     augment = augment if augment is not None and augment.active else None
 
+    class_weights = balanced_class_weights(y_train, n_classes, train_settings.class_balance)
+    if train_settings.class_balance > 0 and train_batches is not None:
+        raise ValueError(
+            "train.class_balance needs the train labels in memory; a streamed split balances "
+            "through its loader (StreamingSplit(balance=True))"
+        )
+
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(train_settings.threads)
     try:
@@ -498,7 +524,7 @@ def train_model(
                     xb = augment.apply(xb, generator)
                 logits = model(xb)
                 if teacher is None or distill is None:  # distill is set with a teacher (above)
-                    loss = nn.functional.cross_entropy(logits, yb)
+                    loss = nn.functional.cross_entropy(logits, yb, weight=class_weights)
                 else:
                     loss = distillation_loss(
                         logits, teacher[idx], yb, distill.temperature, distill.alpha
