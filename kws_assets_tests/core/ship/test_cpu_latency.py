@@ -116,17 +116,17 @@ def test_auto_follows_the_folder_and_falls_back_to_int8(tmp_path) -> None:
         resolve_precision(tmp_path, "fp16")
 
 
-def test_artifact_ships_both_graphs_and_runs_either(ship_model, measured, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def both_graphs(ship_model, measured, tmp_path_factory):
+    """An artifact folder with the int8 and the float graph and their timing."""
     latency, float_path = measured
-    folder = write_artifact(
-        tmp_path / "artifact",
-        ship_model.onnx_int8,
-        LABELS,
-        ship_model.spec,
-        {},
-        float_path,
-        latency,
-    )
+    folder = tmp_path_factory.mktemp("both") / "artifact"
+    args = (ship_model.onnx_int8, LABELS, ship_model.spec, {}, float_path, latency)
+    return write_artifact(folder, *args), latency
+
+
+def test_artifact_ships_both_graphs_and_runs_either(ship_model, both_graphs) -> None:
+    folder, latency = both_graphs
     assert {MODEL_FILE, FLOAT_MODEL_FILE, CPU_LATENCY_FILE} <= {p.name for p in folder.iterdir()}
     assert (
         model_file(folder, AUTO_PRECISION).name
@@ -149,18 +149,9 @@ def test_an_int8_only_artifact_says_how_to_get_the_float_graph(ship_model, tmp_p
         load_classifier(folder, precision="float")
 
 
-def test_cli_precision_choices_match_the_core(ship_model, measured, tmp_path) -> None:
+def test_cli_precision_choices_match_the_core(ship_model, both_graphs, tmp_path) -> None:
     assert set(PRECISION_CHOICES) == {*PRECISIONS, AUTO_PRECISION}
-    latency, float_path = measured
-    folder = write_artifact(
-        tmp_path / "artifact",
-        ship_model.onnx_int8,
-        LABELS,
-        ship_model.spec,
-        {},
-        float_path,
-        latency,
-    )
+    folder, _ = both_graphs
     wav = tmp_path / "clip.wav"
     write_wav(wav, ship_model.clips_test[0], ship_model.spec.sample_rate)
     done = subprocess.run(
