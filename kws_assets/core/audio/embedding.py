@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
+
+from kws_assets.core.onnx_session import cpu_session
 
 FAMILY = "speech_embedding"
 """The model-family name recorded in artifact folders of this front end."""
@@ -207,16 +208,6 @@ def model_paths(spec: EmbeddingSpec, models_dir: PathLike | None = None) -> tupl
     )
 
 
-def _session(model: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-
-
 def _constant(graph: onnx.GraphProto, name: str) -> np.ndarray:
     for init in graph.initializer:
         if init.name == name:
@@ -325,8 +316,8 @@ class SpeechEmbeddingFrontEnd:
         self.melspec_path, self.embedding_path = model_paths(self.spec, models_dir)
         self.batch_clips = batch_clips
         mel_graph, self.top_db = per_clip_mel_graph(onnx.load(self.melspec_path))
-        self._mel = _session(mel_graph, threads)
-        self._embed = _session(sequence_embedding_graph(onnx.load(self.embedding_path)), threads)
+        self._mel = cpu_session(mel_graph, threads)
+        self._embed = cpu_session(sequence_embedding_graph(onnx.load(self.embedding_path)), threads)
         self._mel_input = self._mel.get_inputs()[0].name
         self._embed_input = self._embed.get_inputs()[0].name
 

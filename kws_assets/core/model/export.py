@@ -64,6 +64,7 @@ from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
 from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.model.detect import DetectorOperatingPoint
+from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship import c_array
 from kws_assets.core.ship.cpu_latency import (
     DEFAULT_PRECISION,
@@ -227,14 +228,6 @@ def quantize_int8(
     return int8_path
 
 
-def _session(onnx_path: PathLike, threads: int | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
 def _run_logits(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     input_name = session.get_inputs()[0].name
@@ -249,7 +242,7 @@ def _run_logits(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
 
 def onnx_logits(onnx_path: PathLike, x: np.ndarray) -> np.ndarray:
     """Logits of an ONNX model (float or int8) for features ``[n, n_frames, n_mfcc]``."""
-    return _run_logits(_session(onnx_path), x)
+    return _run_logits(cpu_session(onnx_path), x)
 
 
 def onnx_accuracy(onnx_path: PathLike, x: np.ndarray, y: np.ndarray) -> float:
@@ -337,7 +330,7 @@ def write_embedding_artifact(
     if len(set(labels)) != len(labels) or not labels:
         raise ValueError("labels must be non-empty and unique")
     melspec, embedding = model_paths(spec, models_dir)
-    _check_head(_session(int8_onnx_path), labels, spec)
+    _check_head(cpu_session(int8_onnx_path), labels, spec)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -508,7 +501,7 @@ class KwsClassifier(_ClipClassifier):
         _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
         labels = _read_labels(artifact_dir)
         spec = FeatureSpec.model_validate_json((artifact_dir / FEATURES_FILE).read_text())
-        return cls(_session(model_file(artifact_dir, precision), threads), labels, spec)
+        return cls(cpu_session(model_file(artifact_dir, precision), threads), labels, spec)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` for normalised features
@@ -546,7 +539,7 @@ class EmbeddingClassifier(_ClipClassifier):
         labels = _read_labels(artifact_dir)
         spec = EmbeddingSpec.from_dict(json.loads((artifact_dir / FRONT_END_FILE).read_text()))
         front_end = SpeechEmbeddingFrontEnd(spec, models_dir=artifact_dir, threads=threads)
-        return cls(_session(model_file(artifact_dir, precision), threads), labels, front_end)
+        return cls(cpu_session(model_file(artifact_dir, precision), threads), labels, front_end)
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` for embeddings ``[n, n_frames, 96]``."""

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from kws_assets.core.onnx_session import cpu_session
 
 CPU_LATENCY_FILE = "cpu_latency.json"
 CPU_LATENCY_FORMAT = "kws-cpu-latency-v1"
@@ -102,13 +103,6 @@ def recommend_precision(median_us: Mapping[str, Mapping[int, float]]) -> str:
     return "float" if faster_float else "int8"
 
 
-def _session(path: PathLike, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def measure_precision_latency(
     models: Mapping[str, PathLike],
     windows: np.ndarray,
@@ -131,7 +125,7 @@ def measure_precision_latency(
         raise ValueError(f"windows must be a non-empty batch of model inputs, got {x.shape}")
     if calls < 1 or rounds < 1 or not batch_sizes or min(batch_sizes) < 1:
         raise ValueError("calls, rounds and every batch size must be positive")
-    sessions = {p: _session(models[p], threads) for p in PRECISIONS}
+    sessions = {p: cpu_session(models[p], threads) for p in PRECISIONS}
     input_names = {p: s.get_inputs()[0].name for p, s in sessions.items()}
     median_us: dict[str, dict[int, float]] = {p: {} for p in PRECISIONS}
     for batch in sorted(set(batch_sizes)):
