@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass
 
 MFCC_VS_LIBROSA_TARGET = 10.0
 FLOP_FRACTION_TARGET = 0.25
-SCALING_EXPONENT_TARGET = 1.1
-RSS_RATIO_TARGET = 1.5
+SCALING_EXPONENT_TARGET = 1.0  # issue 17: time grows no faster than the clip count
+RSS_RATIO_TARGET = 1.2  # issue 17: peak RSS at the largest scale vs the smallest
+GRAPH_RATE_TARGET = 200.0  # issue 17: whole-graph validated clips/s at 16x on 2 cores
+GRAPH_RATE_SCALE = 16
 ALIGNMENT_AGREEMENT_TARGET = 0.85  # issue 8: DTW word starts within 100 ms of pocketsphinx
 EMBEDDING_FRONT_END_TARGET = (
     2.0  # "Models that work on real people": batched front end vs openWakeWord
@@ -117,6 +119,18 @@ def check_targets(results: dict) -> list[Target]:
                 "",
             )
         )
+        runs = (results.get("e2e") or {}).get("runs") or []
+        largest = max(runs, key=lambda run: run["scale"], default=None)
+        if largest is not None and largest["scale"] >= GRAPH_RATE_SCALE:
+            targets.append(
+                _ratio_target(
+                    f"whole-graph validated clips/s at {largest['scale']}x (absolute rate)",
+                    largest["validated_clips"] / largest["graph_s"],
+                    GRAPH_RATE_TARGET,
+                    True,
+                    "",
+                )
+            )
         targets.append(
             _ratio_target(
                 "peak RSS, largest vs smallest scale",

@@ -29,6 +29,7 @@ from bench.onnx_latency import run_onnx_bench
 from bench.parallel_stages import run_parallel_stages_bench
 from bench.report import (
     EMBEDDING_TARGET_NAME,
+    GRAPH_RATE_TARGET,
     INT8_TARGET_NAME,
     check_targets,
     render_markdown,
@@ -286,6 +287,19 @@ def _explain(results: dict, targets) -> list[str]:
                 f"dominates and int8 pays. Each artifact therefore times both graphs where it is "
                 f"built and ships the faster one's advice (`cpu_latency.json`, here: "
                 f"{onnx['advised_precision']}); `--precision auto` follows it."
+            )
+        elif "whole-graph" in target.name:
+            last = max(results["e2e"]["runs"], key=lambda run: run["scale"])
+            graph_s, clips = last["graph_s"], last["validated_clips"]
+            steps = sorted(last["step_seconds"].items(), key=lambda kv: -kv[1])[:6]
+            notes.append(
+                f"Whole graph at {last['scale']}x: {clips} validated clips in {graph_s:.0f} s "
+                f"({clips / graph_s:.0f} clips/s; {last['graph_cpu_s'] / graph_s:.2f} cores busy "
+                f"on average). {GRAPH_RATE_TARGET:.0f} clips/s would leave "
+                f"{clips / GRAPH_RATE_TARGET:.0f} s for everything; the largest "
+                "steps alone take "
+                + ", ".join(f"{step} {sec:.0f} s ({sec / graph_s:.0%})" for step, sec in steps)
+                + "."
             )
         elif "scaling" in target.name:
             scaling = results["e2e"]["scaling"]

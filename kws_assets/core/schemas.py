@@ -21,6 +21,7 @@ import polars as pl
 
 from kws_assets.core.audio.quality import SCHEMA_VIOLATION
 from kws_assets.core.dataset.splits import SPLITS
+from kws_assets.core.storage.parquet_stream import ROW_GROUP_ROWS
 from kws_assets.core.tables import QUALITY_COLUMNS
 
 MFCC_COLUMN = "mfcc"
@@ -188,6 +189,30 @@ def validate(df: pl.DataFrame, schema: pa.DataFrameSchema) -> tuple[pl.DataFrame
         .drop("__row")
     )
     return good, failures
+
+
+def validate_lazy(
+    frame: pl.LazyFrame, schema: pa.DataFrameSchema, chunk_rows: int = ROW_GROUP_ROWS
+) -> tuple[int, pl.DataFrame]:
+    """``(rows, failures)`` of :func:`validate` for a table too large to hold whole: the scalar
+    columns of the schema are validated over the whole table (uniqueness included), the array
+    columns ``chunk_rows`` rows at a time; ``index`` is the row's position in the table."""
+    arrays = {n: c for n, c in schema.columns.items() if isinstance(c.dtype.type, pl.Array)}
+    scalars = {n: c for n, c in schema.columns.items() if n not in arrays}
+    total = int(frame.select(pl.len()).collect().item())
+    parts = []
+    if scalars:
+        scalar_schema = schema.remove_columns(list(arrays))
+        parts.append(validate(frame.select(list(scalars)).collect(), scalar_schema)[1])
+    if arrays:
+        array_schema = schema.remove_columns(list(scalars))
+        for start in range(0, total, chunk_rows):
+            chunk = frame.slice(start, chunk_rows).select(list(arrays)).collect()
+            failures = validate(chunk, array_schema)[1]
+            parts.append(failures.with_columns(pl.col("index") + start))
+    if not parts:
+        return total, empty_failures()
+    return total, pl.concat(parts).sort(["index", "column", "check"])
 
 
 def failures_by_row(failures: pl.DataFrame) -> pl.DataFrame:

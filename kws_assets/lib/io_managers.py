@@ -188,6 +188,24 @@ class PolarsParquetUPathIOManager(ObjectBytesUPathIOManager):
     def deserialize(self, context: dg.InputContext, data: bytes) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(data))
 
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        # An input annotated pl.LazyFrame gets the table scanned, not read: a consumer that
+        # needs some rows or columns (one split, a chunk at a time) loads only those.
+        if context.dagster_type.typing_type is pl.LazyFrame:
+            return self.scan(path)
+        return super().load_from_path(context, path)
+
+    def scan(self, path: UPath) -> pl.LazyFrame:
+        """The stored table as a lazy frame: scanned in place in a local store; other stores
+        (S3) hand over the object's bytes, read once (the object is not kept on local disk)."""
+        key = self.key_for_path(path)
+        local = self.objects.local_path(key)
+        if local is not None:
+            if not local.is_file():
+                raise FileNotFoundError(f"no table at {local}")
+            return pl.scan_parquet(local)
+        return pl.read_parquet(io.BytesIO(self.objects.get_bytes(key))).lazy()
+
     def get_metadata(
         self, context: dg.OutputContext, obj: pl.DataFrame | StagedParquet
     ) -> dict[str, Any]:

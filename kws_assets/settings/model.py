@@ -76,6 +76,18 @@ class TrainSettings(StrictSettings):
         "same (the model learns the training priors: with many _unknown_ clips it answers "
         "_unknown_ on what it is unsure of); 1: every class counts the same in total.",
     )
+    stream_above_rows: int = Field(
+        50_000,
+        ge=0,
+        description="A train split of more rows than this is streamed from its feature table a "
+        "chunk of rows at a time through a shuffle buffer (peak memory stops growing with the "
+        "table) instead of loaded whole and shuffled exactly. 0: always stream.",
+    )
+    shuffle_buffer: int = Field(
+        4096,
+        ge=1,
+        description="Rows a streamed train split draws its batches from at random.",
+    )
 
 
 class DistillSettings(StrictSettings):

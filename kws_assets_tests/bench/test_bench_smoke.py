@@ -398,3 +398,34 @@ def test_scales_and_sections_arguments() -> None:
             bench_run.parse_args(bad)
     with pytest.raises(ValueError, match="perfect square"):
         bench_run.parse_scales(["1", "2"])
+
+
+def test_the_16x_graph_rate_target_is_checked_and_a_miss_explained() -> None:
+    """Issue 17's whole-graph target (>= 200 validated clips/s at 16x) is reported once the curve
+    reaches 16x, and a miss names where the time went (no timing here)."""
+    from bench.report import GRAPH_RATE_TARGET
+
+    def run(scale: int, clips: int, seconds: float) -> dict:
+        return {
+            "scale": scale,
+            "validated_clips": clips,
+            "graph_s": seconds,
+            "graph_cpu_s": 1.5 * seconds,
+            "maxrss_self_kib": 1000,
+            "peak_tree_rss_kib": 1000,
+            "step_seconds": {"synthetic_clips": 0.6 * seconds, "mfcc_table": 0.1 * seconds},
+        }
+
+    def graph_targets(runs: list[dict]) -> list:
+        results = {"e2e": {"runs": runs, "scaling": summarize_scaling(runs)}}
+        return results, [t for t in check_targets(results) if "whole-graph" in t.name]
+
+    _, none_yet = graph_targets([run(1, 1000, 20.0), run(4, 4000, 60.0)])
+    assert none_yet == []  # the curve stopped before 16x: nothing to check
+    results, [slow] = graph_targets([run(1, 1000, 20.0), run(16, 16000, 160.0)])
+    assert not slow.met and slow.measured == pytest.approx(100.0)
+    assert slow.measured < GRAPH_RATE_TARGET
+    [note] = [n for n in bench_run._explain(results, [slow]) if "Whole graph" in n]
+    assert "synthetic_clips 96 s (60%)" in note and "80 s for everything" in note
+    _, [fast] = graph_targets([run(1, 1000, 20.0), run(16, 16000, 64.0)])
+    assert fast.met

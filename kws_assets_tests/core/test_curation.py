@@ -216,3 +216,21 @@ def test_metrics_confidence_and_provenance_reach_the_validated_set(tmp_path):
         assert all(np.isfinite(r[column]) for r in rows.values()), column
     assert rows["aligned"]["speech_ratio"] > 0.1 and rows["aligned"]["snr_db"] > 10
     assert set(result.validated.columns) >= set(curation.VALIDATED_COLUMNS)
+
+
+def test_curation_is_the_same_with_one_and_two_workers(tmp_path, monkeypatch):
+    """The clips are read, measured and embedded on worker processes a batch at a time: the
+    validated set, the quarantine and the outlier scores do not depend on the worker count."""
+    monkeypatch.setattr(curation, "EMBED_BATCH", 4)  # several batches from a few clips
+    c = Candidates(tmp_path)
+    for i in range(14):
+        c.add(f"k{i}", burst_clip(i), label="yes" if i % 2 else "no", speaker=f"src:s{i % 5}")
+    c.add("clipped", np.clip(8 * burst_clip(20), -1, 1), label="yes")
+    c.add("gone", burst_clip(21), label="no")
+    Path(c.rows[-1]["uri"]).unlink()
+    cfg = config(outliers={"enabled": True, "min_clips": 3, "quarantine": False})
+    one = curation.curate(c.table(), cfg, c.store.read, workers=1)
+    two = curation.curate(c.table(), cfg, c.store.read, workers=2)
+    assert one.validated.equals(two.validated) and one.quarantined.equals(two.quarantined)
+    assert one.validated["outlier_score"].drop_nulls().len() > 0  # keyword clips were embedded
+    assert set(one.quarantined["clip_id"]) == {"clipped", "gone"}

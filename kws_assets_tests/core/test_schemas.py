@@ -209,3 +209,24 @@ def test_mfcc_schema():
     wrong_shape = np.zeros((2, n_frames, n_mfcc + 1), dtype=np.float32)
     with pytest.raises(TableSchemaError):
         validate(mfcc_frame(wrong_shape, ["yes", "no"]), schema)
+
+
+def test_a_lazy_table_validated_a_chunk_at_a_time_fails_the_same_rows():
+    """validate_lazy: array columns chunk by chunk (row positions kept), scalar columns over the
+    whole table, so a duplicate clip id in another chunk is still caught."""
+    n_frames, n_mfcc = 49, 10
+    schema = mfcc_table_schema(n_frames, n_mfcc, LABELS)
+    values = np.random.default_rng(1).standard_normal((9, n_frames, n_mfcc)).astype(np.float32)
+    values[7, 3, 3] = np.inf
+    labels = ["yes", "no", "up", "down", "yes", "cat", "no", "up", "down"]
+    ids = [f"c{i}" for i in range(8)] + ["c0"]  # the duplicate lies two chunks away
+    frame = mfcc_frame(values, labels, ids)
+    _, whole = validate(frame, schema)
+    rows, chunked = schemas.validate_lazy(frame.lazy(), schema, chunk_rows=3)
+    assert rows == 9
+    assert failures_as_set(chunked) == failures_as_set(whole)
+    assert {(7, "mfcc", "finite_values"), (8, "clip_id", "unique")} <= failures_as_set(chunked)
+    assert any(i == 5 and col == "label" for i, col, _ in failures_as_set(chunked))
+    clean = mfcc_frame(values[:4], labels[:4])
+    rows, failures = schemas.validate_lazy(clean.lazy(), schema, chunk_rows=2)
+    assert rows == 4 and failures.height == 0

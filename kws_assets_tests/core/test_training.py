@@ -338,7 +338,12 @@ def test_learns_the_tone_task_from_a_table_streamed_in_row_groups(tmp_path) -> N
         }
     ).write_parquet(path, row_group_size=20)
     stream = StreamingSplit(
-        path, TONE_LABELS, "train", batch_size=FAST_TRAIN.batch_size, shuffle_buffer=40
+        path,
+        TONE_LABELS,
+        "train",
+        batch_size=FAST_TRAIN.batch_size,
+        shuffle_buffer=40,
+        chunk_rows=20,
     )
     result = train_model(
         None,

@@ -45,6 +45,13 @@ def doubled(numbers: pl.DataFrame) -> pl.DataFrame:
     return numbers.with_columns(pl.col("n") * 2)
 
 
+@dg.asset
+def big_numbers(numbers: pl.LazyFrame) -> pl.DataFrame:
+    # an input annotated pl.LazyFrame is scanned: only the rows asked for are read
+    assert isinstance(numbers, pl.LazyFrame)
+    return numbers.filter(pl.col("n") >= 2).select("name").collect()
+
+
 @dg.asset(partitions_def=LETTERS)
 def per_letter(context: dg.AssetExecutionContext) -> pl.DataFrame:
     return pl.DataFrame({"letter": [context.partition_key] * 2, "i": [0, 1]})
@@ -102,7 +109,7 @@ def _materialize(assets, resources, instance, **kw) -> dg.ExecuteInProcessResult
 def _run_all(resources) -> dict:
     with dg.instance_for_test() as instance:
         first = _materialize(
-            [numbers, doubled, checkpoint, report, report_size], resources, instance
+            [numbers, doubled, big_numbers, checkpoint, report, report_size], resources, instance
         )
         assert first.success
         for key in ("a", "b"):
@@ -119,6 +126,7 @@ def _run_all(resources) -> dict:
             "report": defs.load_asset_value("report", instance=instance),
             "report_size": defs.load_asset_value("report_size", instance=instance),
             "doubled": defs.load_asset_value("doubled", instance=instance),
+            "big_numbers": first.output_for_node("big_numbers"),
             "all_letters": defs.load_asset_value("all_letters", instance=instance),
             "checkpoint": defs.load_asset_value("checkpoint", instance=instance),
             "metadata": first.asset_materializations_for_node("doubled")[0].metadata,
@@ -127,6 +135,7 @@ def _run_all(resources) -> dict:
 
 def _check_values(values: dict) -> None:
     assert values["doubled"]["n"].to_list() == [2, 4, 6]
+    assert values["big_numbers"]["name"].to_list() == ["two", "three"]
     assert values["all_letters"]["letter"].to_list() == ["a", "a", "b", "b"]
     torch.manual_seed(0)
     expected = torch.nn.Linear(4, 2).state_dict()
@@ -153,6 +162,7 @@ def test_local_tables_partitions_and_checkpoints(tmp_path):
     tables = tmp_path / "tables"
     assert sorted(p.relative_to(tables).as_posix() for p in tables.rglob("*.parquet")) == [
         "all_letters.parquet",
+        "big_numbers.parquet",
         "doubled.parquet",
         "numbers.parquet",
         "per_letter/a.parquet",
@@ -192,6 +202,7 @@ def test_s3_tables_partitions_checkpoints_and_artifacts(s3_server, tmp_path):
         "kws/artifacts/report/report.json",
         "kws/models/checkpoint.pt",
         "kws/tables/all_letters.parquet",
+        "kws/tables/big_numbers.parquet",
         "kws/tables/doubled.parquet",
         "kws/tables/numbers.parquet",
         "kws/tables/per_letter/a.parquet",

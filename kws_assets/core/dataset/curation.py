@@ -28,10 +28,11 @@ import polars as pl
 
 from kws_assets.core import schemas
 from kws_assets.core.audio import quality
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.audio.features import FeatureSpec, single_threaded_torch
 from kws_assets.core.audio.io import AudioInfo, AudioReadError
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
 from kws_assets.core.dataset.splits import assign_splits
+from kws_assets.core.parallel import batched_process_map, chunks
 from kws_assets.core.storage.clip_store import clip_id_for
 from kws_assets.core.tables import (
     CLIP_COLUMNS,
@@ -57,6 +58,7 @@ GENERATED_LICENSES = {
     "noise": "generated noise (no license restrictions)",
 }
 EMBED_BATCH = 256
+"""Clips read, measured and embedded together (one parallel work item of :func:`measure_rows`)."""
 
 
 def empty_clip_table() -> pl.DataFrame:
@@ -292,77 +294,87 @@ def _with_detail_columns(candidates: pl.DataFrame) -> pl.DataFrame:
     return table.with_columns(pl.coalesce(pl.col("license"), generated).alias("license"))
 
 
-class EmbeddingBatcher:
-    """Outlier embeddings of clips, computed EMBED_BATCH clips at a time, so the samples of at
-    most one batch are held in memory whatever the number of clips."""
-
-    def __init__(self, embedder: MfccStatsEmbedder) -> None:
-        self.embedder = embedder
-        self.embeddings: dict[str, np.ndarray] = {}
-        self._pending: list[tuple[str, np.ndarray]] = []
-
-    def add(self, clip_id: str, samples: np.ndarray) -> None:
-        self._pending.append((clip_id, samples))
-        if len(self._pending) >= EMBED_BATCH:
-            self.flush()
-
-    def flush(self) -> dict[str, np.ndarray]:
-        if self._pending:
-            ids, clips = zip(*self._pending, strict=True)
-            self.embeddings.update(zip(ids, self.embedder(np.stack(clips)), strict=True))
-            self._pending = []
-        return self.embeddings
+ClipEmbedder = Callable[[list[tuple[dict, AudioInfo]]], list[np.ndarray | None]]
+"""Outlier embeddings of a batch of readable clips (row, audio): one per clip, None where the
+clip is not embedded."""
 
 
 def measure_rows(
     clips: pl.DataFrame,
     read_clip: Callable[[str], AudioInfo],
-    embed: Callable[[dict, AudioInfo], None] | None = None,
-) -> tuple[list[dict], list[dict]]:
-    """Quality metrics for each readable clip and quarantine rows for unreadable ones; ``embed``
-    (when given) sees every readable clip's row and audio once."""
-    measured, rejected = [], []
-    for row in clips.iter_rows(named=True):
-        try:
-            info = read_clip(row["uri"])
-        except AudioReadError as exc:
-            reason = quality.read_error_reason(exc)
-            rejected.append(_quarantine_row(row, STAGE_QUALITY, reason, str(exc)))
-            continue
-        metrics = quality.measure_clip(info.samples, info.sample_rate).as_dict()
-        measured.append(
-            {
-                **row,
-                **{c: float(metrics[c]) for c in QUALITY_COLUMNS},
-                "sample_rate": int(info.sample_rate),
-                "num_samples": len(info.samples),
-            }
-        )
-        if embed is not None:
-            embed(row, info)
-    return measured, rejected
+    embed: ClipEmbedder | None = None,
+    workers: int = 1,
+) -> tuple[list[dict], list[dict], dict[str, np.ndarray]]:
+    """Quality metrics for each readable clip, quarantine rows for unreadable ones, and (with
+    ``embed``) the outlier embeddings by clip id.
+
+    Clips are read and measured EMBED_BATCH at a time on ``workers`` processes (results in table
+    order, the same for any worker count); a batch's samples are dropped once it is measured.
+    """
+
+    def measure_batch(rows: list[dict]) -> tuple[list[dict], list[dict], dict[str, np.ndarray]]:
+        measured, rejected, readable = [], [], []
+        for row in rows:
+            try:
+                info = read_clip(row["uri"])
+            except AudioReadError as exc:
+                reason = quality.read_error_reason(exc)
+                rejected.append(_quarantine_row(row, STAGE_QUALITY, reason, str(exc)))
+                continue
+            metrics = quality.measure_clip(info.samples, info.sample_rate).as_dict()
+            measured.append(
+                {
+                    **row,
+                    **{c: float(metrics[c]) for c in QUALITY_COLUMNS},
+                    "sample_rate": int(info.sample_rate),
+                    "num_samples": len(info.samples),
+                }
+            )
+            readable.append((row, info))
+        embeddings = {}
+        if embed is not None and readable:
+            for (row, _), vector in zip(readable, embed(readable), strict=True):
+                if vector is not None:
+                    embeddings[row["clip_id"]] = vector
+        return measured, rejected, embeddings
+
+    measured, rejected, embeddings = [], [], {}
+    batches = chunks(clips.iter_rows(named=True), EMBED_BATCH)
+    with single_threaded_torch():  # per-batch MFCC kernels: one thread per worker
+        for batch_measured, batch_rejected, batch_embeddings in batched_process_map(
+            measure_batch, batches, workers, batch_size=1
+        ):
+            measured += batch_measured
+            rejected += batch_rejected
+            embeddings.update(batch_embeddings)
+    return measured, rejected, embeddings
 
 
-def outlier_embedder(
-    cfg: KwsConfig,
-) -> tuple[EmbeddingBatcher | None, Callable[[dict, AudioInfo], None] | None]:
-    """The batcher collecting outlier embeddings of keyword clips in the configured clip format,
-    and the per-clip hook for :func:`measure_rows` (both None when outliers are off)."""
+def outlier_embedder(cfg: KwsConfig) -> ClipEmbedder | None:
+    """The outlier embeddings of keyword clips in the configured clip format, a batch at a time
+    (:func:`measure_rows`); None when outliers are off."""
     if not cfg.outliers.enabled:
-        return None, None
+        return None
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
-    batcher = EmbeddingBatcher(MfccStatsEmbedder(spec))
+    embedder = MfccStatsEmbedder(spec)
     keywords = set(cfg.keywords)
 
-    def embed(row: dict, info: AudioInfo) -> None:
-        if (
-            row["label"] in keywords
+    def embed(clips: list[tuple[dict, AudioInfo]]) -> list[np.ndarray | None]:
+        wanted = [
+            i
+            for i, (row, info) in enumerate(clips)
+            if row["label"] in keywords
             and info.sample_rate == spec.sample_rate
             and len(info.samples) == spec.clip_samples
-        ):
-            batcher.add(row["clip_id"], info.samples)
+        ]
+        out: list[np.ndarray | None] = [None] * len(clips)
+        if wanted:
+            vectors = embedder(np.stack([clips[i][1].samples for i in wanted]))
+            for i, vector in zip(wanted, vectors, strict=True):
+                out[i] = vector
+        return out
 
-    return batcher, embed
+    return embed
 
 
 def score_outliers(rows: list[dict], embeddings: dict[str, np.ndarray], cfg: KwsConfig) -> None:
@@ -392,9 +404,13 @@ def _metrics_detail(row: dict) -> str:
 
 
 def curate(
-    candidates: pl.DataFrame, cfg: KwsConfig, read_clip: Callable[[str], AudioInfo]
+    candidates: pl.DataFrame,
+    cfg: KwsConfig,
+    read_clip: Callable[[str], AudioInfo],
+    workers: int = 1,
 ) -> CurationResult:
-    """Quality gate, outlier flagging, speaker split and schema check over all candidates."""
+    """Quality gate, outlier flagging, speaker split and schema check over all candidates (the
+    clips read and measured on ``workers`` processes: the same result for any count)."""
     table = _with_detail_columns(candidates)
     quarantined = [
         _quarantine_row(
@@ -407,9 +423,9 @@ def curate(
         .unique(subset="clip_id", keep="first", maintain_order=True)
         .iter_rows(named=True)
     ]
-    batcher, embed = outlier_embedder(cfg)
-    measured, unreadable = measure_rows(clip_candidates(table), read_clip, embed)
-    embeddings = batcher.flush() if batcher is not None else {}
+    measured, unreadable, embeddings = measure_rows(
+        clip_candidates(table), read_clip, outlier_embedder(cfg), workers
+    )
     quarantined += unreadable
 
     passing = []

@@ -43,7 +43,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, diagonal: bool = False) -> fl
 
 
 def synthetic_real_gap(
-    table: pl.DataFrame,
+    table: pl.DataFrame | pl.LazyFrame,
     keywords: Sequence[str],
     min_clips: int = 5,
     synthetic_source: str = "synthetic",
@@ -52,11 +52,12 @@ def synthetic_real_gap(
     of clips from recorded corpora (every other source, augmented copies excluded), both
     standardised by the pooled statistics so distances compare across keywords; plus, as a
     yardstick, the distance between two halves of the real clips.  Keywords with fewer than
-    ``min_clips`` on either side get null distances."""
+    ``min_clips`` on either side get null distances.  A lazy ``table`` is read one keyword's
+    original clips at a time."""
     rows = []
-    originals = table.filter(~is_augmented() & (pl.col("source") != "noise"))
+    originals = table.lazy().filter(~is_augmented() & (pl.col("source") != "noise"))
     for keyword in keywords:
-        clips = originals.filter(pl.col("label") == keyword)
+        clips = originals.filter(pl.col("label") == keyword).select("source", "mfcc").collect()
         synth = clips.filter(pl.col("source") == synthetic_source)
         real = clips.filter(pl.col("source") != synthetic_source)
         row = {

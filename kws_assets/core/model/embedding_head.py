@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.core.model.training import EmbeddingAugment, TrainResult, train_model
+from kws_assets.core.model.training import EmbeddingAugment, TrainBatches, TrainResult, train_model
 from kws_assets.settings import ModelSettings, TrainSettings
 
 HeadKind = Literal["dnn", "conv"]
@@ -120,8 +120,8 @@ def build_head(
 
 
 def train_head(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
+    x_train: np.ndarray | None,
+    y_train: np.ndarray | None,
     x_val: np.ndarray,
     y_val: np.ndarray,
     labels: Sequence[str],
@@ -132,9 +132,12 @@ def train_head(
     n_blocks: int = DEFAULT_BLOCKS,
     augment: EmbeddingAugment | None = DEFAULT_AUGMENT,
     log: Callable[[str], None] | None = None,
+    train_batches: TrainBatches | None = None,
+    train_class_counts: Sequence[int] | None = None,
 ) -> TrainResult:
-    """Train a head on embeddings ``[n, n_frames, dim]`` with the DS-CNN's training loop."""
-    _, n_frames, dim = np.shape(x_train)
+    """Train a head on embeddings ``[n, n_frames, dim]`` with the DS-CNN's training loop
+    (``train_batches``: the train split streamed, see ``training.train_model``)."""
+    _, n_frames, dim = np.shape(x_val)
 
     def factory() -> nn.Module:
         return build_head(kind, n_frames, dim, len(labels), width, dropout, n_blocks)
@@ -150,4 +153,6 @@ def train_head(
         log=log,
         augment=augment,
         model_factory=factory,
+        train_batches=train_batches,
+        train_class_counts=train_class_counts,
     )

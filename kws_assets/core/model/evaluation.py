@@ -45,6 +45,7 @@ from kws_assets.core.model.detect import (
     smooth_posteriors,
     window_latency_ms,
 )
+from kws_assets.core.model.feature_loader import training_speakers
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
@@ -813,7 +814,7 @@ def build_material(
     test_clips: pl.DataFrame,
     val_clips: pl.DataFrame,
     read_clip: Callable[[str], np.ndarray],
-    mfcc_table: pl.DataFrame,
+    mfcc_table: pl.DataFrame | pl.LazyFrame,
     progress: Callable[[str], None] | None = None,
 ) -> EvaluationMaterial:
     """Held-out voice clips, validation streams and test streams (see :func:`evaluate_family`).
@@ -827,9 +828,9 @@ def build_material(
     settings = cfg.evaluation
     rng = np.random.default_rng(settings.seed)
     notes: list[str] = []
-    training_speakers = set(mfcc_table.filter(pl.col("split") == "train")["speaker"].unique())
+    train_speakers = training_speakers(mfcc_table)
     held_out = [
-        v for v in settings.held_out_voices if synthesis.tts_speaker_id(v) not in training_speakers
+        v for v in settings.held_out_voices if synthesis.tts_speaker_id(v) not in train_speakers
     ]
     dropped = sorted(set(settings.held_out_voices) - set(held_out))
     if dropped:

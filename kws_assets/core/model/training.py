@@ -31,8 +31,9 @@ from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSetti
 EVAL_BATCH = 512
 """Rows per forward pass when predicting (no gradients, so it can be larger than training's)."""
 
-TrainBatches = Callable[[int], Iterable[tuple[np.ndarray, np.ndarray]]]
-"""The training rows of one epoch (given its number) as ``(x, y)`` batches, e.g.
+TrainBatches = Callable[[int], Iterable[tuple[np.ndarray, ...]]]
+"""The training rows of one epoch (given its number) as ``(x, y)`` or ``(x, y, rows)`` batches,
+``rows`` each row's position in the train split (what a teacher's logits are indexed by), e.g.
 ``feature_loader.StreamingSplit.epoch``."""
 
 UNLABELLED = -1
@@ -400,10 +401,17 @@ def balanced_class_weights(
     train rows), scaled so the mean weight over those rows is 1 (the loss keeps its size and the
     learning rate its meaning); None for ``power == 0``.  A class without train rows gets weight
     0 (it has no loss term anyway)."""
+    labelled = y_train[y_train >= 0]
+    return class_weights_from_counts(np.bincount(labelled, minlength=n_classes), power)
+
+
+def class_weights_from_counts(
+    counts: Sequence[int] | np.ndarray, power: float
+) -> torch.Tensor | None:
+    """:func:`balanced_class_weights` from the labelled train rows per class."""
     if power == 0:
         return None
-    labelled = y_train[y_train >= 0]
-    counts = np.bincount(labelled, minlength=n_classes).astype(np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
     if counts.sum() == 0:
         return None
     share = counts / counts.sum()
@@ -426,6 +434,7 @@ def train_model(
     teacher_logits: np.ndarray | None = None,
     distill: DistillSettings | None = None,
     train_batches: TrainBatches | None = None,
+    train_class_counts: Sequence[int] | None = None,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
@@ -441,16 +450,18 @@ def train_model(
     ``train_batches`` (with ``x_train = y_train = None``) streams the training rows instead:
     called with the epoch number, it yields ``(x, y)`` batches, e.g.
     ``feature_loader.StreamingSplit(...).epoch``, so the train split is never held whole.
+    With ``teacher_logits`` (``[n_train_split_rows, n_classes]``) its batches must carry each
+    row's position in the split (``(x, y, rows)``); with ``train.class_balance`` it needs
+    ``train_class_counts`` (train rows per class, e.g. ``StreamingSplit.counts``).
     """
     n_classes = len(labels)
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
     y_val = np.asarray(y_val, dtype=np.int64)
     _check_xy(x_val, y_val, n_classes, "val")
     if train_batches is not None:
-        if x_train is not None or y_train is not None or teacher_logits is not None:
+        if x_train is not None or y_train is not None:
             raise ValueError(
-                "train_batches streams the train split: pass x_train=None, y_train=None and no "
-                "teacher_logits (distillation needs the rows in memory)"
+                "train_batches streams the train split: pass x_train=None and y_train=None"
             )
         x_train = np.empty((0, *x_val.shape[1:]), dtype=np.float32)
         y_train = np.empty(0, dtype=np.int64)
@@ -460,7 +471,11 @@ def train_model(
         x_train = np.ascontiguousarray(x_train, dtype=np.float32)
         y_train = np.asarray(y_train, dtype=np.int64)
         _check_xy(x_train, y_train, n_classes, "train", allow_unlabelled=teacher_logits is not None)
-    teacher = None if teacher_logits is None else _check_teacher(teacher_logits, y_train, n_classes)
+    teacher = (
+        None
+        if teacher_logits is None
+        else _check_teacher(teacher_logits, y_train, n_classes, streamed=train_batches is not None)
+    )
     if teacher is not None and distill is None:
         raise ValueError(
             "teacher_logits need distill settings (temperature, alpha): pass "
@@ -471,11 +486,16 @@ def train_model(
     say = log or (lambda _msg: None)
     augment = augment if augment is not None and augment.active else None
 
-    class_weights = balanced_class_weights(y_train, n_classes, train_settings.class_balance)
-    if train_settings.class_balance > 0 and train_batches is not None:
+    if train_batches is None:
+        class_weights = balanced_class_weights(y_train, n_classes, train_settings.class_balance)
+    elif train_settings.class_balance > 0 and train_class_counts is None:
         raise ValueError(
-            "train.class_balance needs the train labels in memory; a streamed split balances "
-            "through its loader (StreamingSplit(balance=True))"
+            "train.class_balance on a streamed split needs train_class_counts (train rows per "
+            "class, e.g. StreamingSplit.counts in label order)"
+        )
+    else:
+        class_weights = class_weights_from_counts(
+            list(train_class_counts or [0] * n_classes), train_settings.class_balance
         )
 
     previous_threads = torch.get_num_threads()
@@ -508,8 +528,14 @@ def train_model(
         ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
             """(x, y, row indices or None) per batch: from memory, or from ``train_batches``."""
             if train_batches is not None:
-                for xs, ys in train_batches(epoch):
-                    yield torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(ys), None
+                for batch in train_batches(epoch):
+                    xs, ys = batch[0], batch[1]
+                    rows = torch.from_numpy(batch[2]) if len(batch) > 2 else None
+                    if teacher is not None and rows is None:
+                        raise ValueError(
+                            "streamed distillation needs each batch's split rows: (x, y, rows)"
+                        )
+                    yield torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(ys), rows
                 return
             order = torch.randperm(xt.shape[0], generator=generator)
             for start in range(0, xt.shape[0], train_settings.batch_size):
@@ -588,10 +614,16 @@ def train_model(
         torch.set_num_threads(previous_threads)
 
 
-def _check_teacher(teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: int) -> torch.Tensor:
-    """The teacher's logits as a tensor, after checking they fit the training rows."""
+def _check_teacher(
+    teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: int, streamed: bool = False
+) -> torch.Tensor:
+    """The teacher's logits as a tensor, after checking they fit the training rows (a streamed
+    split: only the class count; its batches index the rows)."""
     logits = np.ascontiguousarray(teacher_logits, dtype=np.float32)
-    if logits.shape != (y_train.shape[0], n_classes):
+    if streamed:
+        if logits.ndim != 2 or logits.shape[1] != n_classes:
+            raise ValueError(f"teacher_logits must be [n_train, {n_classes}], got {logits.shape}")
+    elif logits.shape != (y_train.shape[0], n_classes):
         raise ValueError(
             f"teacher_logits must be [n_train, n_classes] = "
             f"[{y_train.shape[0]}, {n_classes}], got {logits.shape}"
@@ -599,7 +631,7 @@ def _check_teacher(teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: i
     if np.isinf(logits).any():
         raise ValueError("teacher_logits contain inf (NaN rows mean 'no teacher for this clip')")
     missing = np.isnan(logits).any(axis=1)
-    if (missing & (y_train == UNLABELLED)).any():
+    if not streamed and (missing & (y_train == UNLABELLED)).any():
         raise ValueError(
             f"{int((missing & (y_train == UNLABELLED)).sum())} UNLABELLED rows have "
             "no teacher logits: drop them or give them the teacher's logits"
@@ -608,8 +640,8 @@ def _check_teacher(teacher_logits: np.ndarray, y_train: np.ndarray, n_classes: i
 
 
 def train_student(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
+    x_train: np.ndarray | None,
+    y_train: np.ndarray | None,
     teacher_logits: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
@@ -619,11 +651,14 @@ def train_student(
     distill: DistillSettings,
     log: Callable[[str], None] | None = None,
     augment: BatchAugment | None = MfccAugment(),
+    train_batches: TrainBatches | None = None,
+    train_class_counts: Sequence[int] | None = None,
 ) -> TrainResult:
     """Distil a teacher into a DS-CNN of ``model_settings``: :func:`train_model` on
     :func:`distillation_loss` over the teacher's ``teacher_logits`` ``[n_train, n_classes]``
     (NaN rows: no teacher for that clip) and the hard labels ``y_train`` (:data:`UNLABELLED`:
-    none), early-stopped on the hard validation labels ``y_val``."""
+    none), early-stopped on the hard validation labels ``y_val``.  ``train_batches`` streams
+    the train split instead (batches ``(x, y, rows)``, see :func:`train_model`)."""
     return train_model(
         x_train,
         y_train,
@@ -636,4 +671,6 @@ def train_student(
         augment=augment,
         teacher_logits=teacher_logits,
         distill=distill,
+        train_batches=train_batches,
+        train_class_counts=train_class_counts,
     )

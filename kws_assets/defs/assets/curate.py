@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import curation, synthesis
+from kws_assets.core.parallel import resolve_workers
 from kws_assets.lib.metadata import label_counts_table, metadata_table
 from kws_assets.lib.partitions import all_partitions_of, loaded_partitions, missing_partitions
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
@@ -91,7 +92,9 @@ def validated_set(
         ],
         how="diagonal_relaxed",
     )
-    result = curation.curate(candidates, cfg, lambda uri: store.read(uri))
+    result = curation.curate(
+        candidates, cfg, lambda uri: store.read(uri), workers=resolve_workers(cfg.compute.workers)
+    )
     validated, quarantined = result.validated, result.quarantined
     per_split = (
         validated.group_by("split")

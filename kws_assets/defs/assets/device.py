@@ -13,6 +13,7 @@ from kws_assets.core.dataset.data_card import speaker_engine
 from kws_assets.core.licenses import license_rows
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.export import load_classifier
+from kws_assets.core.model.feature_loader import collect_splits
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import predict_logits
@@ -93,7 +94,7 @@ def device_model(
     settings: KwsSettings,
     kws_model: ModelCheckpoint,
     student_model: ModelCheckpoint,
-    mfcc_table: pl.DataFrame,
+    mfcc_table: pl.LazyFrame,
     validated_set: pl.DataFrame,
     quantized_model: ArtifactFolder,
     evaluation: ArtifactFolder,
@@ -107,7 +108,8 @@ def device_model(
     model = DSCNN(len(labels), ModelSettings.model_validate(shipped.network))
     model.load_state_dict(shipped.state_dict)
     model.eval()
-    x_val, _ = split_arrays(mfcc_table, labels, "val")
+    held = collect_splits(mfcc_table, ["val", "test"])
+    x_val, _ = split_arrays(held, labels, "val")
     summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
     point = OperatingPoint(
         threshold=summary["threshold_at_target"],
@@ -116,7 +118,7 @@ def device_model(
         target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
         frr_at_target=summary["frr_at_target"],
     )
-    test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented()).join(
+    test = held.filter((pl.col("split") == "test") & ~is_augmented()).join(
         validated_set.select("clip_id", "origin_id"), on="clip_id", how="left"
     )
     if not test.height:

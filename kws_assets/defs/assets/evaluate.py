@@ -24,6 +24,7 @@ from kws_assets.core.model.export import (
     load_classifier,
     write_operating_point,
 )
+from kws_assets.core.model.feature_loader import collect_splits
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.plots import png_markdown
 from kws_assets.core.model.real_speech import score_families, transfer_rows
@@ -63,11 +64,11 @@ def evaluation(
     clip_store: ClipStoreResource,
     quantized_model: ArtifactFolder,
     embedding_artifact: ArtifactFolder,
-    mfcc_table: pl.DataFrame,
+    mfcc_table: pl.LazyFrame,
     validated_set: pl.DataFrame,
 ) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
-    test = mfcc_table.filter((pl.col("split") == "test") & ~is_augmented())
+    test = collect_splits(mfcc_table, ["test"]).filter(~is_augmented())
     if test.is_empty():
         raise dg.Failure("evaluation needs test-split rows in mfcc_table")
     store = clip_store.store

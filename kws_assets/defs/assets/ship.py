@@ -13,7 +13,7 @@ from kws_assets.core.audio.embedding import EmbeddingSpec
 from kws_assets.core.audio.features import FeatureSpec, normalize
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
-from kws_assets.core.model.embedding_table import embedding_split_arrays
+from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN, embedding_split_arrays
 from kws_assets.core.model.export import (
     export_onnx,
     onnx_accuracy,
@@ -21,6 +21,7 @@ from kws_assets.core.model.export import (
     write_artifact,
     write_embedding_artifact,
 )
+from kws_assets.core.model.feature_loader import collect_splits
 from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.cpu_latency import PrecisionLatency, measure_precision_latency
@@ -45,7 +46,7 @@ def quantized_model(
     context: dg.AssetExecutionContext,
     settings: KwsSettings,
     kws_model: ModelCheckpoint,
-    mfcc_table: pl.DataFrame,
+    mfcc_table: pl.LazyFrame,
 ) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     labels = kws_model.labels
@@ -53,8 +54,10 @@ def quantized_model(
     model = DSCNN(len(labels), ModelSettings.model_validate(kws_model.network))
     model.load_state_dict(kws_model.state_dict)
     model.eval()
-    x_val, _ = split_arrays(mfcc_table, labels, "val")
-    x_test, y_test = split_arrays(mfcc_table, labels, "test")
+    held = collect_splits(mfcc_table, ["val", "test"], ["mfcc", "label", "split"])
+    x_val, _ = split_arrays(held, labels, "val")
+    x_test, y_test = split_arrays(held, labels, "test")
+    del held
     x_val, x_test = normalize(x_val, spec), normalize(x_test, spec)
     calibration = x_val[: cfg.quantize.calibration_rows]
 
@@ -92,7 +95,7 @@ def embedding_artifact(
     context: dg.AssetExecutionContext,
     settings: KwsSettings,
     embedding_model: ModelCheckpoint,
-    embedding_table: pl.DataFrame,
+    embedding_table: pl.LazyFrame,
 ) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
     labels = embedding_model.labels
@@ -109,8 +112,10 @@ def embedding_artifact(
     )
     model.load_state_dict(embedding_model.state_dict)
     model.eval()
-    x_val, _ = embedding_split_arrays(embedding_table, labels, "val")
-    x_test, y_test = embedding_split_arrays(embedding_table, labels, "test")
+    held = collect_splits(embedding_table, ["val", "test"], [EMBEDDING_COLUMN, "label", "split"])
+    x_val, _ = embedding_split_arrays(held, labels, "val")
+    x_test, y_test = embedding_split_arrays(held, labels, "test")
+    del held
     with tempfile.TemporaryDirectory(prefix="kws-export-") as tmp:
         float_path, int8_path = Path(tmp) / "head.float.onnx", Path(tmp) / "head.int8.onnx"
         export_onnx(model, spec, float_path)

@@ -3,16 +3,24 @@ DS-CNN on MFCC (kws_model), the head over the speech embedding (embedding_model)
 distilled from that head (student_model: the embedding head's transfer in a microcontroller's
 network)."""
 
+from collections.abc import Callable
+
 import dagster as dg
 import numpy as np
 import polars as pl
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, normalize
+from kws_assets.core.audio.features import FeatureSpec, normalize
 from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head, train_head
-from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN, embedding_split_arrays
-from kws_assets.core.model.feature_table import split_arrays
+from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN
+from kws_assets.core.model.feature_loader import (
+    TrainingData,
+    split_clip_ids,
+    streamed_norm_stats,
+    table_logits,
+    training_data,
+)
 from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
 from kws_assets.core.model.training import (
     EmbeddingAugment,
@@ -20,8 +28,6 @@ from kws_assets.core.model.training import (
     MfccAugment,
     TrainResult,
     align_teacher_logits,
-    evaluate,
-    predict_logits,
     train_model,
     train_student,
 )
@@ -43,17 +49,18 @@ from kws_assets.settings import KwsConfig
     "matrix as metadata. Normalisation stats come from the train split only.",
 )
 def kws_model(
-    context: dg.AssetExecutionContext, settings: KwsSettings, mfcc_table: pl.DataFrame
+    context: dg.AssetExecutionContext, settings: KwsSettings, mfcc_table: pl.LazyFrame
 ) -> ModelCheckpoint:
     cfg = settings.config
     labels = cfg.labels
     spec, data = _normalised_mfcc(cfg, mfcc_table, "kws_model")
     result = train_model(
-        *data["train"],
-        *data["val"],
-        labels,
-        cfg.model,
-        cfg.train,
+        **data.train_inputs(),
+        x_val=data.held["val"][0],
+        y_val=data.held["val"][1],
+        labels=labels,
+        model_settings=cfg.model,
+        train_settings=cfg.train,
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),
     )
@@ -61,7 +68,6 @@ def kws_model(
     context.add_output_metadata(
         {
             **trained,
-            "rows_per_split": dg.MetadataValue.json({s: len(data[s][1]) for s in SPLITS}),
             "test_confusion_matrix": (
                 confusion_table(labels, test_report.confusion)
                 if test_report
@@ -82,32 +88,43 @@ def kws_model(
 
 
 def _normalised_mfcc(
-    cfg: KwsConfig, mfcc_table: pl.DataFrame, asset: str
-) -> tuple[FeatureSpec, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The MFCC front end with train-split normalisation stats, and every split normalised."""
-    raw = {split: split_arrays(mfcc_table, cfg.labels, split) for split in SPLITS}
-    _require_train_and_val(raw, asset)
-    mean, std = compute_norm_stats(raw["train"][0])
-    spec = FeatureSpec.from_settings(cfg.features, cfg.audio).with_stats(mean, std)
-    return spec, {split: (normalize(x, spec), y) for split, (x, y) in raw.items()}
+    cfg: KwsConfig, mfcc_table: pl.LazyFrame, asset: str
+) -> tuple[FeatureSpec, TrainingData]:
+    """The MFCC front end with train-split normalisation stats, and every split normalised
+    through it (the train split streamed when it is large: ``train.stream_above_rows``)."""
+    base = FeatureSpec.from_settings(cfg.features, cfg.audio)
+    specs: list[FeatureSpec] = []
+
+    def normaliser(frame: pl.LazyFrame) -> Callable[[np.ndarray], np.ndarray]:
+        try:
+            mean, std = streamed_norm_stats(frame, cfg.labels, "train")
+        except ValueError as err:
+            raise dg.Failure(f"{asset} needs train rows: {err}", allow_retries=False) from err
+        specs.append(base.with_stats(mean, std))
+        return lambda x: normalize(x, specs[0])
+
+    data = training_data(mfcc_table, cfg.labels, cfg.train, normaliser=normaliser)
+    _require_train_and_val(data, asset)
+    return specs[0], data
 
 
-def _require_train_and_val(data: dict[str, tuple[np.ndarray, np.ndarray]], asset: str) -> None:
+def _require_train_and_val(data: TrainingData, asset: str) -> None:
     """A clear, non-retried failure when a split a model needs is empty."""
-    if len(data["train"][1]) == 0 or len(data["val"][1]) == 0:
-        raise dg.Failure(
-            f"{asset} needs train and val rows; got { {s: len(data[s][1]) for s in SPLITS} }",
-            allow_retries=False,
-        )
+    rows = {split: data.rows(split) for split in SPLITS}
+    if rows["train"] == 0 or rows["val"] == 0:
+        raise dg.Failure(f"{asset} needs train and val rows; got {rows}", allow_retries=False)
 
 
 def _training_report(
-    result: TrainResult, data: dict[str, tuple[np.ndarray, np.ndarray]], labels: list[str]
+    result: TrainResult, data: TrainingData, labels: list[str]
 ) -> tuple[dict[str, float], EvalReport | None, dict[str, object]]:
-    """Accuracy per split, the test report, and the metadata every trained model shows: accuracy
-    per split, epochs, parameters and the test confusion matrix."""
+    """Accuracy per split, the test report, and the metadata every trained model shows: rows
+    and accuracy per split, epochs, parameters, whether the train split streamed, and the test
+    confusion matrix."""
     reports = {
-        split: evaluate(result.model, x, y, labels) for split, (x, y) in data.items() if len(y)
+        split: report
+        for split in SPLITS
+        if (report := data.report(result.model, split)) is not None
     }
     accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
     test_report = reports.get("test")
@@ -116,6 +133,8 @@ def _training_report(
         test_report,
         {
             **{f"accuracy_{split}": value for split, value in accuracy.items()},
+            "rows_per_split": dg.MetadataValue.json({s: data.rows(s) for s in SPLITS}),
+            "train_split_streamed": data.streamed,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "parameters": sum(p.numel() for p in result.model.parameters()),
@@ -152,18 +171,19 @@ def _confusion_image(
     "early-stopped on the validation split.",
 )
 def embedding_model(
-    context: dg.AssetExecutionContext, settings: KwsSettings, embedding_table: pl.DataFrame
+    context: dg.AssetExecutionContext, settings: KwsSettings, embedding_table: pl.LazyFrame
 ) -> ModelCheckpoint:
     cfg = settings.config
     labels = cfg.labels
-    data = {split: embedding_split_arrays(embedding_table, labels, split) for split in SPLITS}
+    data = training_data(embedding_table, labels, cfg.train, column=EMBEDDING_COLUMN)
     _require_train_and_val(data, "embedding_model")
     head = cfg.embedding
     result = train_head(
-        *data["train"],
-        *data["val"],
-        labels,
-        cfg.train,
+        **data.train_inputs(),
+        x_val=data.held["val"][0],
+        y_val=data.held["val"][1],
+        labels=labels,
+        train_settings=cfg.train,
         kind=head.head,
         width=head.width,
         dropout=head.dropout,
@@ -230,8 +250,8 @@ def teacher_head(checkpoint: ModelCheckpoint) -> torch.nn.Module:
 def student_model(
     context: dg.AssetExecutionContext,
     settings: KwsSettings,
-    mfcc_table: pl.DataFrame,
-    embedding_table: pl.DataFrame,
+    mfcc_table: pl.LazyFrame,
+    embedding_table: pl.LazyFrame,
     embedding_model: ModelCheckpoint,
     kws_model: ModelCheckpoint,
 ) -> ModelCheckpoint:
@@ -247,27 +267,30 @@ def student_model(
             allow_retries=False,
         )
     spec, data = _normalised_mfcc(cfg, mfcc_table, "student_model")
-    teacher = teacher_head(embedding_model)
-    x_teacher = embedding_table[EMBEDDING_COLUMN].to_numpy().astype(np.float32)
-    teacher_logits = predict_logits(teacher, x_teacher)  # logits: any temperature later
-    train_ids = mfcc_table.filter(pl.col("split") == "train")["clip_id"].to_list()
-    soft = align_teacher_logits(train_ids, embedding_table["clip_id"].to_list(), teacher_logits)
-    without_teacher = int(np.isnan(soft).any(axis=1).sum())
-    if without_teacher == len(train_ids):
+    # the teacher's logits (any temperature later) for every embedding row, matched by clip id
+    teacher_ids, teacher_logits = table_logits(
+        teacher_head(embedding_model), embedding_table, column=EMBEDDING_COLUMN
+    )
+    soft = {
+        split: align_teacher_logits(split_clip_ids(mfcc_table, split), teacher_ids, teacher_logits)
+        for split in SPLITS
+    }
+    without_teacher = int(np.isnan(soft["train"]).any(axis=1).sum())
+    if without_teacher == len(soft["train"]):
         raise dg.Failure(
             "no train clip of mfcc_table is in embedding_table: rematerialize both "
             "from the same validated_set",
             allow_retries=False,
         )
     result = train_student(
-        data["train"][0],
-        data["train"][1],
-        soft,
-        *data["val"],
-        labels,
-        cfg.model,
-        cfg.train,
-        cfg.distill,
+        **data.train_inputs(),
+        teacher_logits=soft["train"],
+        x_val=data.held["val"][0],
+        y_val=data.held["val"][1],
+        labels=labels,
+        model_settings=cfg.model,
+        train_settings=cfg.train,
+        distill=cfg.distill,
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),
     )
@@ -281,9 +304,7 @@ def student_model(
                 f"teacher_accuracy_{split}": value
                 for split, value in embedding_model.accuracy.items()
             },
-            "teacher_agreement": dg.MetadataValue.json(
-                _agreement(result.model, data, mfcc_table, embedding_table, teacher_logits)
-            ),
+            "teacher_agreement": dg.MetadataValue.json(_agreement(result.model, data, soft)),
             "train_rows_without_teacher": without_teacher,
             "temperature": cfg.distill.temperature,
             "alpha": cfg.distill.alpha,
@@ -302,20 +323,14 @@ def student_model(
 
 
 def _agreement(
-    student: torch.nn.Module,
-    data: dict[str, tuple[np.ndarray, np.ndarray]],
-    mfcc_table: pl.DataFrame,
-    embedding_table: pl.DataFrame,
-    teacher_logits: np.ndarray,
+    student: torch.nn.Module, data: TrainingData, soft: dict[str, np.ndarray]
 ) -> dict[str, float]:
     """Per split: the share of clips where the student's top class is the teacher's."""
-    teacher_ids = embedding_table["clip_id"].to_list()
     out: dict[str, float] = {}
-    for split, (x, _) in data.items():
-        ids = mfcc_table.filter(pl.col("split") == split)["clip_id"].to_list()
-        aligned = align_teacher_logits(ids, teacher_ids, teacher_logits)
+    for split, aligned in soft.items():
         known = ~np.isnan(aligned).any(axis=1)
-        if len(ids) and known.any():
-            student_top = predict_logits(student, x[known]).argmax(axis=1)
-            out[split] = round(float((student_top == aligned[known].argmax(axis=1)).mean()), 4)
+        if len(aligned) and known.any():
+            _, logits = data.labels_and_logits(student, split)
+            agree = logits[known].argmax(axis=1) == aligned[known].argmax(axis=1)
+            out[split] = round(float(agree.mean()), 4)
     return out

@@ -189,3 +189,59 @@ def test_distilled_training_is_reproducible_and_differs_from_plain_training() ->
     plain = train_model(x[labelled], y[labelled], *args)
     assert first.history_dicts() != plain.history_dicts()
     assert 0.0 <= first.history[-1].train_accuracy <= 1.0
+
+
+def test_a_streamed_student_learns_each_rows_own_teacher_logits(tmp_path) -> None:
+    """Streamed distillation looks a batch's teacher logits up by each row's position in the
+    split: a teacher that names the *next* class of every row (alpha 1: soft term only) is what
+    the student learns, which it could not if rows and logits were mismatched."""
+    import polars as pl
+
+    from kws_assets.core.model.feature_loader import StreamingSplit
+
+    task, _, _ = trained_tone_model()
+    n, k = len(task.y_train), len(TONE_LABELS)
+    path = tmp_path / "mfcc.parquet"
+    pl.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(n)],
+            "label": [TONE_LABELS[i] for i in task.y_train],
+            "split": ["train"] * n,
+            "mfcc": pl.Series(task.x_train, dtype=pl.Array(pl.Float32, task.x_train.shape[1:])),
+        }
+    ).write_parquet(path)
+    shifted = (task.y_train + 1) % k
+    teacher = np.eye(k, dtype=np.float32)[shifted] * 8.0
+    stream = StreamingSplit(
+        path, TONE_LABELS, "train", batch_size=16, shuffle_buffer=32, chunk_rows=20
+    )
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 12, "min_epochs": 12})
+    result = train_student(
+        None,
+        None,
+        teacher,
+        task.x_val,
+        (task.y_val + 1) % k,  # early stopping on the teacher's naming too
+        TONE_LABELS,
+        TINY,
+        settings,
+        DistillSettings(temperature=2.0, alpha=1.0),
+        augment=NO_AUGMENT,
+        train_batches=stream.epoch,
+    )
+    predicted = predict_logits(result.model, task.x_test).argmax(axis=1)
+    assert float((predicted == (task.y_test + 1) % k).mean()) >= 0.8
+    with pytest.raises(ValueError, match="split rows"):
+        train_student(
+            None,
+            None,
+            teacher,
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            TINY,
+            settings,
+            DistillSettings(),
+            augment=NO_AUGMENT,
+            train_batches=lambda epoch: ((x, y) for x, y, _ in stream.epoch(epoch)),
+        )
