@@ -24,6 +24,7 @@ so an augmented clip can be traced to, and re-rendered from, its source clip.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -50,6 +51,9 @@ OptionT = TypeVar("OptionT", bound=str)
 
 PEAK_LIMIT = 0.99
 """After augmentation a clip peaking above this is scaled down as a whole."""
+TALKER_CACHE_CLIPS = 512
+"""Babble talker clips a worker keeps decoded (least recently used dropped first): 32 MB of
+1-s clips, whatever the size of the talker pool."""
 
 TELEPHONE_LOW_HZ = 300.0
 TELEPHONE_HIGH_HZ = 3400.0
@@ -553,12 +557,11 @@ def augment_clips(
         )
         for split in settings.splits
     }
-    talker_cache: dict[str, np.ndarray] = {}  # one per process: a memo, never an input
 
+    # one per process: a memo, never an input; bounded, so memory does not grow with the pool
+    @functools.lru_cache(maxsize=TALKER_CACHE_CLIPS)
     def read_talker(clip_id: str) -> np.ndarray:
-        if clip_id not in talker_cache:
-            talker_cache[clip_id] = read_clip(uri_by_id[clip_id]).samples
-        return talker_cache[clip_id]
+        return read_clip(uri_by_id[clip_id]).samples
 
     def augment_one(row: dict) -> tuple[list[dict], list[AugmentFailure]]:
         return _augment_one(

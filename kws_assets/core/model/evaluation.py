@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -886,14 +886,15 @@ def evaluate_family(
     material: EvaluationMaterial,
     test_labels: Sequence[str],
     test_features: np.ndarray | None = None,
-    test_audio: np.ndarray | None = None,
+    test_audio: np.ndarray | Iterable[np.ndarray] | None = None,
     family: str = "mfcc",
     progress: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
     """Evaluate one int8 artifact (a ``KwsClassifier`` or ``EmbeddingClassifier``).
 
     Clip accuracy on the test split from raw MFCCs ``test_features`` (MFCC family) or from
-    ``test_audio`` clips ``[n, samples]`` (any family), with ``test_labels``; accuracy on the
+    ``test_audio`` clips ``[n, samples]``, or batches of them read as they are needed (any
+    family), with ``test_labels``; accuracy on the
     held-out voices; the operating point selected on ``material.validation`` over the
     ``evaluation`` grids for ``target_fa_per_hour``; the test streams' DET curve at the selected
     smoothing/refractory and the FA/h and FRR at the selected threshold.
@@ -911,8 +912,11 @@ def evaluate_family(
     y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
     if test_features is not None and hasattr(classifier.spec, "n_mfcc"):
         probs = classifier.classify_features(normalize(test_features, classifier.spec))
-    elif test_audio is not None:
+    elif isinstance(test_audio, np.ndarray):
         probs = classifier.classify_clips(test_audio)
+    elif test_audio is not None:
+        batches = [classifier.classify_clips(batch) for batch in test_audio]
+        probs = np.concatenate(batches) if batches else np.zeros((0, len(labels)), np.float32)
     else:
         raise ValueError(f"{family}: give test_audio (or test_features for the MFCC family)")
     test_report = classification_report(y_test, probs.argmax(axis=1), labels)

@@ -303,11 +303,13 @@ class TrainingData:
         return self.stream.rows if self.stream is not None and split == self.stream.split else 0
 
     def train_inputs(self) -> dict[str, Any]:
-        """The train split as ``training.train_model`` keywords: ``x_train``/``y_train``, or
-        ``train_batches`` (normalised batches with their split rows) and ``train_class_counts``."""
+        """The train and val splits as ``training.train_model`` keywords: ``x_val``/``y_val``
+        and ``x_train``/``y_train``, or ``train_batches`` (normalised batches with their split
+        rows) and ``train_class_counts``."""
+        val = {"x_val": self.held["val"][0], "y_val": self.held["val"][1]}
         if self.stream is None:
             x, y = self.held["train"]
-            return {"x_train": x, "y_train": y}
+            return {"x_train": x, "y_train": y, **val}
         stream, normalise = self.stream, self.normalise
 
         def batches(epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -315,6 +317,7 @@ class TrainingData:
                 yield normalise(x), y, rows
 
         return {
+            **val,
             "x_train": None,
             "y_train": None,
             "train_batches": batches,

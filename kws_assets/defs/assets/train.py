@@ -56,8 +56,6 @@ def kws_model(
     spec, data = _normalised_mfcc(cfg, mfcc_table, "kws_model")
     result = train_model(
         **data.train_inputs(),
-        x_val=data.held["val"][0],
-        y_val=data.held["val"][1],
         labels=labels,
         model_settings=cfg.model,
         train_settings=cfg.train,
@@ -180,8 +178,6 @@ def embedding_model(
     head = cfg.embedding
     result = train_head(
         **data.train_inputs(),
-        x_val=data.held["val"][0],
-        y_val=data.held["val"][1],
         labels=labels,
         train_settings=cfg.train,
         kind=head.head,
@@ -285,8 +281,6 @@ def student_model(
     result = train_student(
         **data.train_inputs(),
         teacher_logits=soft["train"],
-        x_val=data.held["val"][0],
-        y_val=data.held["val"][1],
         labels=labels,
         model_settings=cfg.model,
         train_settings=cfg.train,
