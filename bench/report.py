@@ -142,6 +142,63 @@ def check_targets(results: dict) -> list[Target]:
     return targets
 
 
+PARALLEL_STAGES = {
+    "augmentation": ("clips", "augment.apply_params per copy", "augment_clips"),
+    "synthesis": ("recipes", "synthesis.render_keyword_clip per recipe", "render_to_store"),
+    "alignment": ("utterances", "aligner.align per utterance", "align_utterances"),
+}
+"""Stage of the parallel section -> (what it counts, its kernel, the stage function's name)."""
+
+
+def _parallel_section(parallel: dict, e2e: dict | None = None) -> list[str]:
+    """Each per-clip stage at 1 and N workers beside its own kernel (same rounds), and the
+    augmentation step's rate inside the whole graph at every scale against that kernel."""
+    workers = parallel["workers"]
+    rows = []
+    for stage, (unit, kernel, _) in PARALLEL_STAGES.items():
+        result = parallel.get(stage)
+        if not result:
+            continue
+        rates = result["items_per_s"]
+        kernel_rate = next(v for k, v in rates.items() if k.startswith("kernel_"))
+        rows.append(
+            [
+                f"{stage} ({result[unit]} {unit})",
+                f"{kernel} {_fmt(kernel_rate, 0)}/s",
+                *[
+                    f"{_fmt(result['stage_over_kernel'][str(w)], 2)}x "
+                    f"({_fmt(result['speedup_over_one_worker'][str(w)], 2)}x of 1 worker)"
+                    for w in workers
+                ],
+            ]
+        )
+    lines = [
+        f"Each stage's core function (store reads and writes, recipes, the process pool) "
+        f"against its kernel alone on in-memory audio in this process, in the same interleaved "
+        f"rounds, on {parallel['cores']} cores: stage rate / kernel rate (1.0 = the kernel's "
+        "speed; N workers can reach N).",
+        "",
+        *_table(["stage", "kernel", *[f"{w} worker(s)" for w in workers]], rows),
+    ]
+    augmentation = parallel.get("augmentation")
+    runs = (e2e or {}).get("runs") or []
+    if augmentation and runs and all("mfcc_rows" in r for r in runs):
+        kernel_rate = augmentation["items_per_s"]["kernel_apply_params"]
+        cells = []
+        for run in runs:
+            seconds = run["step_seconds"].get("augmented_clips")
+            copies = run["mfcc_rows"] - run["validated_clips"]
+            if seconds:
+                rate = copies / seconds
+                cells.append(
+                    f"{run['scale']}x: {copies} copies, {_fmt(rate, 0)}/s = "
+                    f"{_fmt(rate / kernel_rate, 2)}x the kernel"
+                )
+        if cells:
+            lines += ["", "`augmented_clips` inside the whole graph: " + "; ".join(cells) + "."]
+    return lines
+
+
 def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
@@ -505,6 +562,13 @@ def render_markdown(results: dict, targets: list[Target], notes: list[str]) -> s
             "## From WAV files to the MFCC table",
             "",
             *_table_section(results["table"], results["decode"]),
+        ]
+    if results.get("parallel_stages"):
+        out += [
+            "",
+            "## Per-clip stages beside their kernels",
+            "",
+            *_parallel_section(results["parallel_stages"], results.get("e2e")),
         ]
     if results.get("table_memory"):
         out += ["", *_table_memory_section(results["table_memory"])]

@@ -1,6 +1,8 @@
-"""The student_model asset invoked directly on small synthetic tables: it distils the teacher
-head's logits into a DS-CNN of the config's shape, passes kws_model through when distillation is
-off, and refuses a teacher that does not fit."""
+"""The training assets invoked directly on small synthetic tables (handed over as scans, as the IO
+manager does): kws_model and embedding_model train with the train split in memory or streamed;
+student_model distils the teacher head's logits into a DS-CNN of the config's shape (streamed
+too), passes kws_model through when distillation is off, and refuses a teacher that does not
+fit."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import torch
 
 from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
-from kws_assets.defs.assets.train import student_model
+from kws_assets.defs.assets.train import embedding_model, kws_model, student_model
 from kws_assets.lib.resources import KwsSettings
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -30,12 +32,13 @@ HEAD = {
 }
 
 
-def _config(tmp_path: Path, enabled: bool) -> KwsSettings:
+def _config(tmp_path: Path, enabled: bool, stream_above_rows: int = 50_000) -> KwsSettings:
     path = tmp_path / "kws.yaml"
     path.write_text(
         "keywords: [yes, no]\n"
         "model: {n_filters: 8, n_blocks: 1}\n"
-        "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1}\n"
+        "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1, "
+        f"stream_above_rows: {stream_above_rows}, shuffle_buffer: 20}}\n"
         f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5}}\n"
         f"storage: {{root: {tmp_path / 'data'}}}\n"
     )
@@ -93,22 +96,26 @@ def _run(
     enabled: bool,
     teacher: ModelCheckpoint | None = None,
     embedding_table: pl.DataFrame | None = None,
+    stream_above_rows: int = 50_000,
 ) -> tuple[ModelCheckpoint, dict]:
     mfcc_table, embeddings = _tables()
     context = dg.build_asset_context()
-    out = student_model(
+    out = student_model(  # the IO manager hands the tables over as scans (pl.LazyFrame)
         context=context,
-        settings=_config(tmp_path, enabled),
-        mfcc_table=mfcc_table,
-        embedding_table=embeddings if embedding_table is None else embedding_table,
+        settings=_config(tmp_path, enabled, stream_above_rows),
+        mfcc_table=mfcc_table.lazy(),
+        embedding_table=(embeddings if embedding_table is None else embedding_table).lazy(),
         embedding_model=teacher or _teacher(),
         kws_model=_kws_model(),
     )
     return out, context.get_output_metadata("result")
 
 
-def test_distils_into_a_dscnn_of_the_config_shape(tmp_path):
-    student, meta = _run(tmp_path, enabled=True)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_distils_into_a_dscnn_of_the_config_shape(tmp_path, streamed):
+    student, meta = _run(tmp_path, enabled=True, stream_above_rows=0 if streamed else 50_000)
+    assert meta["train_split_streamed"] is streamed
+    assert meta["rows_per_split"].value == {"train": 48, "val": 16, "test": 16}
     assert student.family == MFCC_FAMILY and student.labels == LABELS
     assert student.network["n_filters"] == 8 and student.network["n_blocks"] == 1
     assert set(student.accuracy) == {"train", "val", "test"} and len(student.history) >= 1
@@ -133,3 +140,20 @@ def test_refuses_a_teacher_that_does_not_fit(tmp_path):
     strangers = embeddings.with_columns(pl.lit("other-").add(pl.col("clip_id")).alias("clip_id"))
     with pytest.raises(dg.Failure, match="no train clip"):
         _run(tmp_path, enabled=True, embedding_table=strangers)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_kws_model_and_embedding_model_train_in_memory_or_streamed(tmp_path, streamed):
+    mfcc_table, embedding_table = _tables()
+    settings = _config(tmp_path, enabled=True, stream_above_rows=0 if streamed else 50_000)
+    for asset, inputs in (
+        (kws_model, {"mfcc_table": mfcc_table.lazy()}),
+        (embedding_model, {"embedding_table": embedding_table.lazy()}),
+    ):
+        context = dg.build_asset_context()
+        checkpoint = asset(context=context, settings=settings, **inputs)
+        meta = context.get_output_metadata("result")
+        assert meta["train_split_streamed"] is streamed
+        assert meta["rows_per_split"].value == {"train": 48, "val": 16, "test": 16}
+        assert set(checkpoint.accuracy) == {"train", "val", "test"}
+        assert checkpoint.labels == LABELS and len(checkpoint.history) >= 1

@@ -342,6 +342,11 @@ class TrainingData:
             return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), np.float32)
         return np.concatenate(ys), np.concatenate(logits)
 
+    def normalised(self, normalise: Normaliser) -> TrainingData:
+        """The same splits through ``normalise`` (held arrays now, streamed batches as read)."""
+        held = {split: (normalise(x), y) for split, (x, y) in self.held.items()}
+        return TrainingData(self.labels, held, normalise, self.stream)
+
     def report(self, model: nn.Module, split: str) -> EvalReport | None:
         """Accuracy, per-class metrics and confusion of a model on one split (None: no rows)."""
         y, logits = self.labels_and_logits(model, split)
@@ -354,18 +359,18 @@ def training_data(
     train: TrainSettings,
     *,
     column: str = MFCC_COLUMN,
-    normaliser: Callable[[pl.LazyFrame], Normaliser] | None = None,
+    normalise: Normaliser | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> TrainingData:
     """A model's splits of a feature table.  A train split of more than
     ``train.stream_above_rows`` rows is streamed (:class:`StreamingSplit`, ``train.shuffle_buffer``
     rows, seeded by ``train.seed``); val and test are loaded, and only their rows.
-    ``normaliser`` builds the normaliser from the table (e.g. train-split MFCC mean and std); it
-    is applied to every split and every streamed batch."""
+    ``normalise`` (e.g. the train split's MFCC mean and std, :func:`streamed_norm_stats`) is
+    applied to every split and every streamed batch."""
     frame = as_lazy(source)
     _require_columns(frame, {column, "label", "split"}, column)
     labels = list(labels)
-    normalise = _identity if normaliser is None else normaliser(frame)
+    normalise = normalise or _identity
     train_rows = frame.filter(pl.col("split") == "train").select(pl.len()).collect().item()
     stream = None
     held_splits = ["val", "test"]

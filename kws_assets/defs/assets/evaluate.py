@@ -269,13 +269,15 @@ def _test_split_set(
     cfg: KwsConfig, clip_store: ClipStoreResource, validated_set: pl.DataFrame
 ) -> RealClips:
     # clip ids are content hashes: the first ones in id order are a uniform sample of the split
-    test = validated_set.filter(pl.col("split") == "test").sort("clip_id")
-    sampled = test.head(IN_DISTRIBUTION_MAX_CLIPS)
+    test = (
+        validated_set.filter(pl.col("split") == "test")
+        .sort("clip_id")
+        .head(IN_DISTRIBUTION_MAX_CLIPS)
+    )
     store = clip_store.store
-    samples = np.zeros((sampled.height, cfg.audio.clip_samples), np.float32)
-    for i, uri in enumerate(sampled["uri"].to_list()):
+    samples = np.zeros((test.height, cfg.audio.clip_samples), np.float32)
+    for i, uri in enumerate(test["uri"].to_list()):
         samples[i] = store.read(uri, target_sr=cfg.audio.sample_rate).samples
-    test = sampled
     return RealClips(
         "synthetic test split (in-distribution)",
         cfg.audio.sample_rate,

@@ -3,14 +3,12 @@ DS-CNN on MFCC (kws_model), the head over the speech embedding (embedding_model)
 distilled from that head (student_model: the embedding head's transfer in a microcontroller's
 network)."""
 
-from collections.abc import Callable
-
 import dagster as dg
 import numpy as np
 import polars as pl
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, normalize
 from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head, train_head
 from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN
@@ -90,20 +88,14 @@ def _normalised_mfcc(
 ) -> tuple[FeatureSpec, TrainingData]:
     """The MFCC front end with train-split normalisation stats, and every split normalised
     through it (the train split streamed when it is large: ``train.stream_above_rows``)."""
-    base = FeatureSpec.from_settings(cfg.features, cfg.audio)
-    specs: list[FeatureSpec] = []
-
-    def normaliser(frame: pl.LazyFrame) -> Callable[[np.ndarray], np.ndarray]:
-        try:
-            mean, std = streamed_norm_stats(frame, cfg.labels, "train")
-        except ValueError as err:
-            raise dg.Failure(f"{asset} needs train rows: {err}", allow_retries=False) from err
-        specs.append(base.with_stats(mean, std))
-        return lambda x: normalize(x, specs[0])
-
-    data = training_data(mfcc_table, cfg.labels, cfg.train, normaliser=normaliser)
-    _require_train_and_val(data, asset)
-    return specs[0], data
+    raw = training_data(mfcc_table, cfg.labels, cfg.train)
+    _require_train_and_val(raw, asset)
+    if raw.streamed:  # one streamed pass; in memory: the same stats as ever, from the array
+        mean, std = streamed_norm_stats(mfcc_table, cfg.labels, "train")
+    else:
+        mean, std = compute_norm_stats(raw.held["train"][0])
+    spec = FeatureSpec.from_settings(cfg.features, cfg.audio).with_stats(mean, std)
+    return spec, raw.normalised(lambda x: normalize(x, spec))
 
 
 def _require_train_and_val(data: TrainingData, asset: str) -> None:
