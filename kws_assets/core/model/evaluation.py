@@ -912,10 +912,9 @@ def evaluate_family(
     y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
     if test_features is not None and hasattr(classifier.spec, "n_mfcc"):
         probs = classifier.classify_features(normalize(test_features, classifier.spec))
-    elif isinstance(test_audio, np.ndarray):
-        probs = classifier.classify_clips(test_audio)
     elif test_audio is not None:
-        batches = [classifier.classify_clips(batch) for batch in test_audio]
+        clips = [test_audio] if isinstance(test_audio, np.ndarray) else test_audio
+        batches = [classifier.classify_clips(batch) for batch in clips]
         probs = np.concatenate(batches) if batches else np.zeros((0, len(labels)), np.float32)
     else:
         raise ValueError(f"{family}: give test_audio (or test_features for the MFCC family)")

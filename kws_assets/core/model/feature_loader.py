@@ -359,18 +359,16 @@ def training_data(
     train: TrainSettings,
     *,
     column: str = MFCC_COLUMN,
-    normalise: Normaliser | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> TrainingData:
     """A model's splits of a feature table.  A train split of more than
     ``train.stream_above_rows`` rows is streamed (:class:`StreamingSplit`, ``train.shuffle_buffer``
-    rows, seeded by ``train.seed``); val and test are loaded, and only their rows.
-    ``normalise`` (e.g. the train split's MFCC mean and std, :func:`streamed_norm_stats`) is
-    applied to every split and every streamed batch."""
+    rows, seeded by ``train.seed``); val and test are loaded, and only their rows.  The features
+    are as stored: :meth:`TrainingData.normalised` puts every split and every streamed batch
+    through a normaliser (e.g. the train split's MFCC mean and std)."""
     frame = as_lazy(source)
     _require_columns(frame, {column, "label", "split"}, column)
     labels = list(labels)
-    normalise = normalise or _identity
     train_rows = frame.filter(pl.col("split") == "train").select(pl.len()).collect().item()
     stream = None
     held_splits = ["val", "test"]
@@ -388,12 +386,9 @@ def training_data(
     else:
         held_splits.insert(0, "train")
     rows = collect_splits(frame, held_splits, [column, "label", "split"])
-    held = {}
-    for split in held_splits:
-        x, y = split_arrays(rows, labels, split, column=column)
-        held[split] = (normalise(x), y)
+    held = {split: split_arrays(rows, labels, split, column=column) for split in held_splits}
     del rows
-    return TrainingData(labels, held, normalise, stream)
+    return TrainingData(labels, held, _identity, stream)
 
 
 def training_speakers(source: FeatureSource) -> set[str]:

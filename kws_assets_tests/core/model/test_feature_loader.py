@@ -160,8 +160,7 @@ def test_training_data_streams_a_large_train_split_and_reports_every_row(tmp_pat
         LABELS,
         TrainSettings(stream_above_rows=100, shuffle_buffer=50, batch_size=16),
         chunk_rows=40,
-        normalise=lambda x: x * 2.0,
-    )
+    ).normalised(lambda x: x * 2.0)
     assert not held.streamed and streamed.streamed
     assert set(held.held) == {"train", "val", "test"} and set(streamed.held) == {"val", "test"}
     train_rows = table.filter(pl.col("split") == "train").height
