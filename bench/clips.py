@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.audio.io import colored_noise, cut_centered, mix_at_snr, resample, write_wav
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.speech import tts
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "seven", "marvin")

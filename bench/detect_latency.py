@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from bench.timing import interleaved
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.audio.io import colored_noise
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.detect import StreamingDetector
-from kws_assets.core.model.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
 
 LABELS = [

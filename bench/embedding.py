@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from bench.timing import interleaved
-from kws_assets.core.audio.embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
+from kws_assets.core.features.speech_embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
 from kws_assets.core.model.detect import window_latency_ms
 from kws_assets.core.model.embedding_head import HEAD_KINDS, build_head
-from kws_assets.core.model.export import (
+from kws_assets.core.ship.export import (
     EmbeddingClassifier,
     export_onnx,
     file_size_kib,

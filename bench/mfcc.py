@@ -17,8 +17,8 @@ import torch
 from bench.clips import ClipSet
 from bench.machine import MATMUL_SIZE
 from bench.timing import interleaved
-from kws_assets.core.audio.features import LOG_OFFSET, FeatureSpec, MfccExtractor, default_workers
-from kws_assets.core.model.feature_table import FeatureCache, iter_mfcc_batches, stage_mfcc_table
+from kws_assets.core.features.mfcc import LOG_OFFSET, FeatureSpec, MfccExtractor, default_workers
+from kws_assets.core.features.table import FeatureCache, iter_mfcc_batches, stage_mfcc_table
 
 FFT_FLOPS_PER_N_LOG2N = 5.0  # the classic complex-FFT count, 5 N log2 N per transform
 

@@ -9,10 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.core.model.export import export_onnx, onnx_logits, quantize_int8
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.cpu_latency import measure_precision_latency
+from kws_assets.core.ship.export import export_onnx, onnx_logits, quantize_int8
 from kws_assets.settings import ModelSettings
 
 DEMO_CLASSES = 12  # _silence_, _unknown_ and the ten Speech Commands keywords

@@ -19,10 +19,10 @@ import polars as pl
 
 from bench.stages import ALIGN_VOICES, SENTENCES
 from bench.timing import interleaved
-from kws_assets.core.audio.features import single_threaded_torch
 from kws_assets.core.audio.io import colored_noise, resample, write_wav
 from kws_assets.core.corpus.segment import align_utterances
 from kws_assets.core.dataset import augment, synthesis
+from kws_assets.core.features.mfcc import single_threaded_torch
 from kws_assets.core.parallel import available_cores
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import AlignerChoice

@@ -36,7 +36,7 @@ from bench.report import (
     targets_as_dicts,
 )
 from bench.table_memory import run_table_memory_bench
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.settings import AudioSettings, EmbeddingSettings, FeatureSettings, parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

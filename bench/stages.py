@@ -7,9 +7,9 @@ import soundfile as sf
 
 from bench.clips import VOICES, WORDS, ClipSet
 from bench.timing import interleaved
-from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.audio.io import read_audio, resample
-from kws_assets.core.model.feature_table import decode_clip, read_uri_bytes
+from kws_assets.core.features.mfcc import FeatureSpec
+from kws_assets.core.features.table import decode_clip, read_uri_bytes
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.alignment import Aligner
 

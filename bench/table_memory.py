@@ -37,8 +37,8 @@ def _table(paths: list[str], n: int):
 
 def measure_build(paths_file: Path, n: int, out: Path) -> int:
     """One size, in this process (run it in a fresh one: peak RSS is per process)."""
-    from kws_assets.core.audio.features import FeatureSpec
-    from kws_assets.core.model.feature_table import FeatureCache, stage_mfcc_table
+    from kws_assets.core.features.mfcc import FeatureSpec
+    from kws_assets.core.features.table import FeatureCache, stage_mfcc_table
     from kws_assets.settings import AudioSettings, FeatureSettings
 
     paths = json.loads(paths_file.read_text())

@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from kws_assets.core.model.export import KwsClassifier
+    from kws_assets.core.ship.export import KwsClassifier
 
     try:
         classifier = KwsClassifier.load(args.model, threads=args.threads, precision=args.precision)
@@ -124,7 +124,7 @@ def _classify(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from kws_assets.core.audio.io import AudioReadError
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.model.export import (
+    from kws_assets.core.ship.export import (
         OPERATING_POINT_FILE,
         KwsClassifier,
         read_operating_point,

@@ -13,7 +13,7 @@ import pytest
 
 from kws_assets.cli import EXIT_FILE_ERRORS, EXIT_OK, EXIT_USAGE, main
 from kws_assets.core.audio.io import write_wav
-from kws_assets.core.model.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.ship.export import export_onnx, quantize_int8, write_artifact
 from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
     import shutil
 
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.model.export import KwsClassifier, write_operating_point
+    from kws_assets.core.ship.export import KwsClassifier, write_operating_point
     from kws_assets_tests.tone_detector import tone_artifact, tone_stream
 
     model = tmp_path / "model"

@@ -9,9 +9,9 @@ import pandera.polars as pa
 import polars as pl
 
 from kws_assets.core import schemas
-from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.dataset.unknown_guard import unknown_share_problems
-from kws_assets.core.model import export
+from kws_assets.core.features.mfcc import FeatureSpec
+from kws_assets.core.ship import export
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import SPLITS
 from kws_assets.lib.resources import KwsSettings

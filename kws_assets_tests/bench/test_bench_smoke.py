@@ -20,7 +20,7 @@ from bench.report import (
     render_markdown,
 )
 from bench.timing import interleaved, loglog_slope
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.core.audio.features import features_for_clips
+from kws_assets.core.features.mfcc import features_for_clips
 from kws_assets.core.model.detect import (
     Detection,
     StreamingDetector,
@@ -16,7 +16,7 @@ from kws_assets.core.model.detect import (
     window_features,
     window_latency_ms,
 )
-from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.ship.export import KwsClassifier
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 

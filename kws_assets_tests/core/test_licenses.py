@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kws_assets.core.audio.embedding import FAMILY as EMBEDDING_FAMILY
+from kws_assets.core.features.speech_embedding import FAMILY as EMBEDDING_FAMILY
 from kws_assets.core.licenses import (
     COMPONENT_LICENSES,
     KINDS,

@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.dataset import curation
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, outlier_scores, scores_by_label
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.settings import AudioSettings, FeatureSettings, KwsConfig
 from kws_assets_tests.corpus_files import KEYWORD_VOICES, SR, beep, keyword_clip

@@ -20,7 +20,7 @@ from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.base import corpus_root
 from kws_assets.core.corpus.landing import check_batch_unchanged, scan_landing
-from kws_assets.core.model.feature_table import read_uri_bytes
+from kws_assets.core.features.table import read_uri_bytes
 from kws_assets.core.storage.object_store import ObjectNotFound, S3ObjectStore, StorageError
 from kws_assets.core.storage.s3 import S3Connection, storage_error_of, transient_storage_error
 from kws_assets.lib.io_managers import S3PolarsParquetIOManager, s3_connection_of

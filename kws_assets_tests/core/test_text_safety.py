@@ -8,7 +8,7 @@ import re
 import polars as pl
 
 from kws_assets.core.dataset.data_card import md_table
-from kws_assets.core.model.plots import confusion_matrix_png
+from kws_assets.core.evaluation.plots import confusion_matrix_png
 from kws_assets.core.text_safety import (
     MAX_RENDERED_CHARS,
     escape_cell,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.training import (
     NO_AUGMENT,
     MfccAugment,
@@ -325,7 +325,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_its_floor() -> None:
 def test_learns_the_tone_task_from_a_table_streamed_in_row_groups(tmp_path) -> None:
     import polars as pl
 
-    from kws_assets.core.model.feature_loader import StreamingSplit
+    from kws_assets.core.features.loader import StreamingSplit
 
     task = tone_task()
     n = len(task.y_train)

@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
-from kws_assets.core.model import export
-from kws_assets.core.model.export import read_operating_point
-from kws_assets.core.model.feature_table import mfcc_dtype
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, normalize
+from kws_assets.core.features.table import mfcc_dtype
+from kws_assets.core.ship import export
+from kws_assets.core.ship.export import read_operating_point
 from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifact
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore

@@ -1,1 +1,1 @@
-"""Audio: reading and writing clips, the fast WAV path, MFCC features, quality metrics."""
+"""Audio: reading and writing clips, the fast WAV path, quality metrics."""

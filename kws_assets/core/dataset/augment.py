@@ -40,8 +40,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from kws_assets.core.audio.features import single_threaded_torch
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
+from kws_assets.core.features.mfcc import single_threaded_torch
 from kws_assets.core.parallel import batched_process_map
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS

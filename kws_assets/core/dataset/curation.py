@@ -28,10 +28,10 @@ import polars as pl
 
 from kws_assets.core import schemas
 from kws_assets.core.audio import quality
-from kws_assets.core.audio.features import FeatureSpec, single_threaded_torch
 from kws_assets.core.audio.io import AudioInfo, AudioReadError
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
 from kws_assets.core.dataset.splits import assign_splits
+from kws_assets.core.features.mfcc import FeatureSpec, single_threaded_torch
 from kws_assets.core.parallel import batched_process_map, chunks
 from kws_assets.core.storage.clip_store import clip_id_for
 from kws_assets.core.tables import (

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 SCALE_FLOOR = 1e-6  # robust scales below this count as zero

@@ -34,7 +34,6 @@ from typing import Protocol, TypedDict, cast
 
 import numpy as np
 
-from kws_assets.core.audio.features import single_threaded_torch
 from kws_assets.core.audio.io import (
     colored_noise,
     cut_centered,
@@ -43,6 +42,7 @@ from kws_assets.core.audio.io import (
     scale_to_dbfs,
 )
 from kws_assets.core.corpus.ingest import tts_speaker_id
+from kws_assets.core.features.mfcc import single_threaded_torch
 from kws_assets.core.parallel import batched_process_map
 from kws_assets.core.speech import negatives as speech_negatives
 from kws_assets.core.speech import tts

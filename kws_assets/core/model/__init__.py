@@ -1,1 +1,1 @@
-"""Models: feature tables, networks, training, export, detection, evaluation, plots."""
+"""Models: networks, training, distillation, detection on a stream, checkpoints."""

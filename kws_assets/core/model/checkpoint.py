@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kws_assets.core.audio.embedding import FAMILY as EMBEDDING_FAMILY
-from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
+from kws_assets.core.features.mfcc import FAMILY as MFCC_FAMILY
+from kws_assets.core.features.speech_embedding import FAMILY as EMBEDDING_FAMILY
 
 # The family names are re-exported: a checkpoint's family is named from here by its readers.
 __all__ = ["CHECKPOINT_FORMAT", "EMBEDDING_FAMILY", "MFCC_FAMILY", "ModelCheckpoint"]

@@ -11,7 +11,7 @@ the window where that keyword's smoothed posterior peaks before falling back bel
 The stream is padded with half a clip of silence at both ends so a word at the very start or end
 can still sit in the middle of a window.
 
-With a ``speech_embedding`` classifier (see :mod:`kws_assets.core.model.export`) the front end
+With a ``speech_embedding`` classifier (see :mod:`kws_assets.core.ship.export`) the front end
 runs over the whole stream once, as openWakeWord streams: mel frames every 10 ms, one embedding
 every 80 ms (both graphs are frame-local, so a stretch of the stream gives bit for bit the frames
 of that stretch alone), and the head slides over ``n_frames`` consecutive embeddings — the 2-s
@@ -24,7 +24,7 @@ as training, about 20x slower (each window pays for its whole 2-s context).
 
 A detector's operating point (threshold, smoothing windows, refractory seconds, hop) is a
 :class:`DetectorOperatingPoint`; the evaluation selects one per model family and ships it as
-``operating_point.json`` (see :func:`kws_assets.core.model.export.read_operating_point`).
+``operating_point.json`` (see :func:`kws_assets.core.ship.export.read_operating_point`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import onnx
 import onnxruntime as ort
 from scipy.ndimage import maximum_filter1d
 
-from kws_assets.core.audio import embedding as emb
-from kws_assets.core.audio.embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.audio.io import read_audio, resample
+from kws_assets.core.features import speech_embedding as emb
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, normalize
+from kws_assets.core.features.speech_embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 DEFAULT_THRESHOLD = 0.8
@@ -238,10 +238,11 @@ class DetectorOperatingPoint:
 class EmbeddingStreamer:
     """The speech_embedding front end over a whole recording: ``[n_embeddings, 96]`` every 80 ms.
 
-    Built from the graphs a :class:`~kws_assets.core.audio.embedding.SpeechEmbeddingFrontEnd`
-    verified (the same in-memory adaptations: mel without its batch-wide floor, embedding over a
-    whole mel sequence).  The ``top_db`` floor of each mel frame is the loudest frame within the
-    front end's context (2 s) centred on it, minus ``top_db``: what a clip-sized context gives.
+    Built from the graphs a
+    :class:`~kws_assets.core.features.speech_embedding.SpeechEmbeddingFrontEnd` verified (the same
+    in-memory adaptations: mel without its batch-wide floor, embedding over a whole mel sequence).
+    The ``top_db`` floor of each mel frame is the loudest frame within the front end's context (2 s)
+    centred on it, minus ``top_db``: what a clip-sized context gives.
     """
 
     def __init__(self, front_end: SpeechEmbeddingFrontEnd, threads: int | None = None) -> None:

@@ -3,5 +3,5 @@ as a C array, a versioned ``manifest.json`` that a device build (or a loader) ch
 ``MODEL_CARD.md`` for people.
 
 TensorFlow Lite Micro (ESPHome micro_wake_word, MLPerf Tiny) loads ``.tflite`` flatbuffers, not
-ONNX; the ONNX artifact of :mod:`kws_assets.core.model.export` stays the desktop/server format.
+ONNX; the ONNX artifact of :mod:`kws_assets.core.ship.export` stays the desktop/server format.
 """

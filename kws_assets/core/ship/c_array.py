@@ -4,7 +4,7 @@ labels in output order and the front-end constants the device must reproduce.
 TensorFlow Lite Micro reads the model in place from flash (``tflite::GetModel(kws_model)``) and
 its flatbuffer accessors need the buffer 16-byte aligned, so the array is declared with C11
 ``_Alignas(16)`` / C++ ``alignas(16)`` (GCC/Clang ``aligned`` attribute for C99).  The ONNX
-artifact of :mod:`kws_assets.core.model.export` uses the same writer for its ``model_data.*``.
+artifact of :mod:`kws_assets.core.ship.export` uses the same writer for its ``model_data.*``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 C_SYMBOL = "kws_model"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.features.mfcc import FAMILY as MFCC_FAMILY
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.ship.c_array import (
     TFLITE_C_HEADER_FILE,
     TFLITE_C_SOURCE_FILE,

@@ -25,8 +25,8 @@ from typing import Annotated, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kws_assets.core.audio.embedding import EMBEDDING_FILE, MELSPEC_FILE, EmbeddingSpec
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.features.mfcc import FeatureSpec
+from kws_assets.core.features.speech_embedding import EMBEDDING_FILE, MELSPEC_FILE, EmbeddingSpec
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 SCHEMA: Final = "kws-manifest-v1"

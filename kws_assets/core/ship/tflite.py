@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.core.audio.features import FeatureSpec
-from kws_assets.core.model.export import softmax
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.export import softmax
 
 if TYPE_CHECKING:  # LiteRT loads only when a .tflite is run
     from ai_edge_litert.interpreter import Interpreter

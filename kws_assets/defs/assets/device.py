@@ -8,16 +8,16 @@ import json
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.audio.features import FeatureSpec, normalize
 from kws_assets.core.dataset.data_card import speaker_engine
+from kws_assets.core.features.loader import collect_splits
+from kws_assets.core.features.mfcc import FeatureSpec, normalize
+from kws_assets.core.features.table import split_arrays
 from kws_assets.core.licenses import license_rows
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.model.export import load_classifier
-from kws_assets.core.model.feature_loader import collect_splits
-from kws_assets.core.model.feature_table import split_arrays
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import predict_logits
 from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
+from kws_assets.core.ship.export import load_classifier
 from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
 from kws_assets.core.storage.artifact_store import ArtifactFolder

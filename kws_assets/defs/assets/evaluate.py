@@ -10,13 +10,18 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.features import FeatureSpec
 from kws_assets.core.corpus.real_sources import RealClips, load_real_source
 from kws_assets.core.dataset import engine_voices, synthesis
-from kws_assets.core.model import plots
+from kws_assets.core.evaluation import plots
+from kws_assets.core.evaluation.evaluation import build_material, evaluate_family
+from kws_assets.core.evaluation.plots import png_markdown
+from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
+from kws_assets.core.features.loader import collect_splits
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.model.evaluation import build_material, evaluate_family
-from kws_assets.core.model.export import (
+from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.parallel import chunks
+from kws_assets.core.ship.export import (
     OPERATING_POINT_FILE,
     ClipClassifier,
     FloatMfccClassifier,
@@ -24,11 +29,6 @@ from kws_assets.core.model.export import (
     load_classifier,
     write_operating_point,
 )
-from kws_assets.core.model.feature_loader import collect_splits
-from kws_assets.core.model.networks import DSCNN
-from kws_assets.core.model.plots import png_markdown
-from kws_assets.core.model.real_speech import score_families, transfer_rows
-from kws_assets.core.parallel import chunks
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
 from kws_assets.lib.metadata import metadata_table

@@ -4,10 +4,10 @@ embedding head — computed with the same front-end code the shipped artifact ru
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.audio.embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
-from kws_assets.core.audio.features import FeatureSpec, default_workers
-from kws_assets.core.model.embedding_table import embedding_cache, stage_embedding_table
-from kws_assets.core.model.feature_table import (
+from kws_assets.core.features.embedding_table import embedding_cache, stage_embedding_table
+from kws_assets.core.features.mfcc import FeatureSpec, default_workers
+from kws_assets.core.features.speech_embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
+from kws_assets.core.features.table import (
     ClipReader,
     FeatureCache,
     MfccTableStats,

@@ -9,22 +9,22 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.embedding import EmbeddingSpec
-from kws_assets.core.audio.features import FeatureSpec, normalize
+from kws_assets.core.features.embedding_table import EMBEDDING_COLUMN, embedding_split_arrays
+from kws_assets.core.features.loader import collect_splits
+from kws_assets.core.features.mfcc import FeatureSpec, normalize
+from kws_assets.core.features.speech_embedding import EmbeddingSpec
+from kws_assets.core.features.table import split_arrays
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
-from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN, embedding_split_arrays
-from kws_assets.core.model.export import (
+from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.cpu_latency import PrecisionLatency, measure_precision_latency
+from kws_assets.core.ship.export import (
     export_onnx,
     onnx_accuracy,
     quantize_int8,
     write_artifact,
     write_embedding_artifact,
 )
-from kws_assets.core.model.feature_loader import collect_splits
-from kws_assets.core.model.feature_table import split_arrays
-from kws_assets.core.model.networks import DSCNN
-from kws_assets.core.ship.cpu_latency import PrecisionLatency, measure_precision_latency
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import ModelSettings

@@ -8,18 +8,18 @@ import numpy as np
 import polars as pl
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec, compute_norm_stats, normalize
-from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
-from kws_assets.core.model.embedding_head import build_head, train_head
-from kws_assets.core.model.embedding_table import EMBEDDING_COLUMN
-from kws_assets.core.model.feature_loader import (
+from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.features.embedding_table import EMBEDDING_COLUMN
+from kws_assets.core.features.loader import (
     TrainingData,
     split_clip_ids,
     streamed_norm_stats,
     table_logits,
     training_data,
 )
-from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.features.mfcc import FeatureSpec, compute_norm_stats, normalize
+from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
+from kws_assets.core.model.embedding_head import build_head, train_head
 from kws_assets.core.model.training import (
     EmbeddingAugment,
     EvalReport,

@@ -197,7 +197,7 @@ def test_a_streamed_student_learns_each_rows_own_teacher_logits(tmp_path) -> Non
     the student learns, which it could not if rows and logits were mismatched."""
     import polars as pl
 
-    from kws_assets.core.model.feature_loader import StreamingSplit
+    from kws_assets.core.features.loader import StreamingSplit
 
     task, _, _ = trained_tone_model()
     n, k = len(task.y_train), len(TONE_LABELS)

@@ -13,13 +13,20 @@ import pytest
 import torch
 
 from kws_assets.cli import EXIT_OK, main
-from kws_assets.core.audio import embedding as embedding_module
-from kws_assets.core.audio.embedding import (
+from kws_assets.core.audio.io import read_audio, write_wav
+from kws_assets.core.features import speech_embedding as embedding_module
+from kws_assets.core.features.embedding_table import (
+    EMBEDDING_COLUMN,
+    build_embedding_table,
+    embedding_cache,
+    embedding_split_arrays,
+    stage_embedding_table,
+)
+from kws_assets.core.features.speech_embedding import (
     EmbeddingSpec,
     FrontEndModelError,
     SpeechEmbeddingFrontEnd,
 )
-from kws_assets.core.audio.io import read_audio, write_wav
 from kws_assets.core.model.detect import StreamingDetector, window_latency_ms
 from kws_assets.core.model.embedding_head import (
     EmbeddingDNN,
@@ -27,14 +34,8 @@ from kws_assets.core.model.embedding_head import (
     build_head,
     train_head,
 )
-from kws_assets.core.model.embedding_table import (
-    EMBEDDING_COLUMN,
-    build_embedding_table,
-    embedding_cache,
-    embedding_split_arrays,
-    stage_embedding_table,
-)
-from kws_assets.core.model.export import (
+from kws_assets.core.model.training import EmbeddingAugment
+from kws_assets.core.ship.export import (
     FRONT_END_FILE,
     EmbeddingClassifier,
     KwsClassifier,
@@ -44,7 +45,6 @@ from kws_assets.core.model.export import (
     quantize_int8,
     write_embedding_artifact,
 )
-from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.core.speech.tts import synthesize_at
 from kws_assets.settings import TrainSettings
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
-from kws_assets.core.model.export import export_onnx, quantize_int8
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import train_model
+from kws_assets.core.ship.export import export_onnx, quantize_int8
 from kws_assets.core.ship.tflite import export_int8_tflite
 from kws_assets.settings import AudioSettings, FeatureSettings
 from kws_assets_tests.tone_detector import LABELS, SMALL_MODEL, TRAIN, labelled_clips

@@ -11,14 +11,6 @@ import pytest
 
 from kws_assets.cli import PRECISION_CHOICES
 from kws_assets.core.audio.io import write_wav
-from kws_assets.core.model.export import (
-    FLOAT_MODEL_FILE,
-    MODEL_FILE,
-    export_onnx,
-    load_classifier,
-    model_file,
-    write_artifact,
-)
 from kws_assets.core.ship.cpu_latency import (
     AUTO_PRECISION,
     CPU_LATENCY_FILE,
@@ -30,6 +22,14 @@ from kws_assets.core.ship.cpu_latency import (
     recommend_precision,
     resolve_precision,
     write_cpu_latency,
+)
+from kws_assets.core.ship.export import (
+    FLOAT_MODEL_FILE,
+    MODEL_FILE,
+    export_onnx,
+    load_classifier,
+    model_file,
+    write_artifact,
 )
 from kws_assets_tests.tone_detector import LABELS
 

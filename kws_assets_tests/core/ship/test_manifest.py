@@ -161,7 +161,11 @@ def test_write_refuses_missing_model(ship_model, tmp_path) -> None:
 def test_embedding_family_manifest(ship_model, tmp_path) -> None:
     import hashlib
 
-    from kws_assets.core.audio.embedding import EMBEDDING_FILE, MELSPEC_FILE, EmbeddingSpec
+    from kws_assets.core.features.speech_embedding import (
+        EMBEDDING_FILE,
+        MELSPEC_FILE,
+        EmbeddingSpec,
+    )
 
     (tmp_path / MELSPEC_FILE).write_bytes(b"mel graph")
     (tmp_path / EMBEDDING_FILE).write_bytes(b"embedding graph")

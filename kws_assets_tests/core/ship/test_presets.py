@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec
+from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.presets import (
     FILTER_STEP,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kws_assets.core.model.export import onnx_logits
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.ship.export import onnx_logits
 from kws_assets.core.ship.tflite import (
     TfliteClassifier,
     arena_plan,
@@ -96,7 +96,7 @@ def test_export_refuses_a_wrong_rebuild(ship_model, tmp_path, monkeypatch) -> No
 
 def test_other_shapes_export(tmp_path) -> None:
     """Two blocks and an odd stem stride still rebuild exactly (the float check passes)."""
-    from kws_assets.core.audio.features import FeatureSpec
+    from kws_assets.core.features.mfcc import FeatureSpec
     from kws_assets.settings import AudioSettings, FeatureSettings
 
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())

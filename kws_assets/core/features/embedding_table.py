@@ -1,10 +1,10 @@
 """The speech-embedding table: one row per clip, with a fixed-shape ``[n_frames, 96]`` column.
 
-The counterpart of the MFCC table (:mod:`kws_assets.core.model.feature_table`) for the
+The counterpart of the MFCC table (:mod:`kws_assets.core.features.table`) for the
 ``speech_embedding`` model family.  Clips are embedded by the same
-:class:`~kws_assets.core.audio.embedding.SpeechEmbeddingFrontEnd` the classifier uses at inference
-time, ``batch_size`` clips per onnxruntime call.  Reading, change detection and the feature cache
-are the MFCC table's: clip bytes through a :class:`ClipReader`, cache hits decided by
+:class:`~kws_assets.core.features.speech_embedding.SpeechEmbeddingFrontEnd` the classifier uses at
+inference time, ``batch_size`` clips per onnxruntime call.  Reading, change detection and the
+feature cache are the MFCC table's: clip bytes through a :class:`ClipReader`, cache hits decided by
 :func:`plan_batch` (stamp, then checksum), cached rows in a :class:`FeatureCache` file whose name
 carries a hash of the front-end spec (context, graph digests) instead of the MFCC config.
 """
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.embedding import (
+from kws_assets.core.features.speech_embedding import (
     DEFAULT_BATCH_CLIPS,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
 )
-from kws_assets.core.model.feature_table import (
+from kws_assets.core.features.table import (
     KEY_COLUMNS,
     ClipReader,
     FeatureCache,

@@ -30,11 +30,12 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from kws_assets.core.audio.features import normalize
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
-from kws_assets.core.model import plots
+from kws_assets.core.evaluation import plots
+from kws_assets.core.features.loader import training_speakers
+from kws_assets.core.features.mfcc import normalize
 from kws_assets.core.model.detect import (
     MS_PER_S,
     DetectorOperatingPoint,
@@ -45,7 +46,6 @@ from kws_assets.core.model.detect import (
     smooth_posteriors,
     window_latency_ms,
 )
-from kws_assets.core.model.feature_loader import training_speakers
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
@@ -474,7 +474,7 @@ def det_png(
     with ``point`` (default: the curve's own lowest-FRR point at the target rate) marked."""
     import matplotlib.pyplot as plt  # the Agg backend is selected by importing core.plots
 
-    from kws_assets.core.model.plots import figure_png
+    from kws_assets.core.evaluation.plots import figure_png
 
     floor = ZERO_FA_DRAWN_AT / max(curve.negative_hours, 1e-9)  # where 0 FA/h is drawn (log x)
     fa = np.maximum(curve.fa_per_hour, floor)

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 from pydantic import ValidationError
 
-from kws_assets.core.audio.features import (
+from kws_assets.core.audio.io import AudioReadError
+from kws_assets.core.features.mfcc import (
     FeatureSpec,
     MfccExtractor,
     compute_norm_stats,
@@ -15,7 +16,6 @@ from kws_assets.core.audio.features import (
     features_for_files,
     normalize,
 )
-from kws_assets.core.audio.io import AudioReadError
 from kws_assets.settings import AudioSettings, FeatureSettings
 
 SR = 16000
@@ -204,7 +204,7 @@ def test_threads_do_not_change_the_result(spec: FeatureSpec) -> None:
 def test_single_threaded_torch_restores_the_thread_count() -> None:
     import torch
 
-    from kws_assets.core.audio.features import single_threaded_torch
+    from kws_assets.core.features.mfcc import single_threaded_torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -35,8 +35,8 @@ import numpy as np
 import polars as pl
 from torch import nn
 
-from kws_assets.core.audio.features import MIN_STD
-from kws_assets.core.model.feature_table import MFCC_COLUMN, split_arrays
+from kws_assets.core.features.mfcc import MIN_STD
+from kws_assets.core.features.table import MFCC_COLUMN, split_arrays
 from kws_assets.core.model.training import EvalReport, classification_report, predict_logits
 from kws_assets.core.storage.parquet_stream import ROW_GROUP_ROWS
 from kws_assets.settings import TrainSettings

@@ -12,8 +12,7 @@ import polars as pl
 import pytest
 import torch
 
-from kws_assets.core.audio.features import compute_norm_stats
-from kws_assets.core.model.feature_loader import (
+from kws_assets.core.features.loader import (
     StreamingSplit,
     collect_splits,
     split_clip_ids,
@@ -21,6 +20,7 @@ from kws_assets.core.model.feature_loader import (
     table_logits,
     training_data,
 )
+from kws_assets.core.features.mfcc import compute_norm_stats
 from kws_assets.settings import TrainSettings
 
 LABELS = ["_silence_", "_unknown_", "yes"]

@@ -8,13 +8,14 @@ microcontroller builds the folder also holds ``model_data.h`` / ``model_data.c``
 bytes as a 16-byte-aligned C array plus the labels and the feature constants (rate, window, hop,
 mel bands, coefficients, normalisation mean/std) the device front end must reproduce.
 
-A ``speech_embedding`` artifact folder (see :mod:`kws_assets.core.audio.embedding`) holds instead
-the two frozen front-end graphs (``melspectrogram.onnx``, ``embedding_model.onnx``, copied and
-sha256-checked), the int8 head ``model.int8.onnx`` (input ``embedding`` ``[batch, n_frames, 96]``),
-``labels.json``, ``front_end.json`` (the ``EmbeddingSpec``, with ``"family": "speech_embedding"``)
-and ``metrics.json``.  :func:`load_classifier` (and ``KwsClassifier.load``) read the family from the
-folder (no ``front_end.json``: the MFCC family, as every folder written before the embedding family
-existed) and return a classifier with the same surface for either: ``labels``, ``spec``,
+A ``speech_embedding`` artifact folder (see :mod:`kws_assets.core.features.speech_embedding`) holds
+instead the two frozen front-end graphs (``melspectrogram.onnx``, ``embedding_model.onnx``, copied
+and sha256-checked), the int8 head ``model.int8.onnx`` (input ``embedding`` ``[batch, n_frames,
+96]``), ``labels.json``, ``front_end.json`` (the ``EmbeddingSpec``, with ``"family":
+"speech_embedding"``) and ``metrics.json``.  :func:`load_classifier` (and ``KwsClassifier.load``)
+read the family from the folder (no ``front_end.json``: the MFCC family, as every folder written
+before the embedding family existed) and return a classifier with the same surface for either:
+``labels``, ``spec``,
 ``classify_clips``, ``classify_features`` and ``classify_files``.
 
 Export uses the TorchScript exporter (``dynamo=False``) at opset 17: it folds batch norm into the
@@ -50,19 +51,19 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from kws_assets.core.audio.embedding import (
+from kws_assets.core.audio.io import AudioReadError
+from kws_assets.core.features.mfcc import FAMILY as MFCC_FAMILY
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, features_for_clips, load_clip
+from kws_assets.core.features.speech_embedding import (
     EMBEDDING_FILE,
     MELSPEC_FILE,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
     model_paths,
 )
-from kws_assets.core.audio.embedding import (
+from kws_assets.core.features.speech_embedding import (
     FAMILY as EMBEDDING_FAMILY,
 )
-from kws_assets.core.audio.features import FAMILY as MFCC_FAMILY
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_clips, load_clip
-from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship import c_array

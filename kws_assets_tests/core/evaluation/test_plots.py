@@ -9,7 +9,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from kws_assets.core.model.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]

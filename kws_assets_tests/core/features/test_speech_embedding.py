@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from kws_assets.core.audio.embedding import (
+from kws_assets.core.features.speech_embedding import (
     EMBEDDING_DIM,
     EMBEDDING_FILE,
     INSTALL_HINT,
@@ -135,7 +135,8 @@ def test_altered_model_is_a_clear_error(tmp_path) -> None:
 
 def test_front_end_does_not_import_openwakeword() -> None:
     code = (
-        "import sys; from kws_assets.core.audio.embedding import SpeechEmbeddingFrontEnd as F; "
+        "import sys; "
+        "from kws_assets.core.features.speech_embedding import SpeechEmbeddingFrontEnd as F; "
         "import numpy as np; F(threads=1)(np.zeros((1, 16000), np.float32)); "
         "print('openwakeword' in sys.modules)"
     )

@@ -10,9 +10,11 @@ import onnx
 import pytest
 import torch
 
-from kws_assets.core.audio.features import FeatureSpec, features_for_files
 from kws_assets.core.audio.io import AudioReadError, resample, write_wav
-from kws_assets.core.model.export import (
+from kws_assets.core.features.mfcc import FeatureSpec, features_for_files
+from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.model.training import evaluate, predict_logits
+from kws_assets.core.ship.export import (
     ARTIFACT_FILES,
     INPUT_NAME,
     OUTPUT_NAME,
@@ -24,8 +26,6 @@ from kws_assets.core.model.export import (
     softmax,
     write_artifact,
 )
-from kws_assets.core.model.networks import DSCNN
-from kws_assets.core.model.training import evaluate, predict_logits
 from kws_assets.settings import ModelSettings
 from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
 
@@ -215,7 +215,7 @@ def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_
     import shutil
     import subprocess
 
-    from kws_assets.core.model.export import C_HEADER_FILE, C_SOURCE_FILE
+    from kws_assets.core.ship.export import C_HEADER_FILE, C_SOURCE_FILE
 
     artifact = exported["artifact"]
     model = (artifact / "model.int8.onnx").read_bytes()
@@ -268,7 +268,7 @@ def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_
 
 
 def test_quantization_gates(exported) -> None:
-    from kws_assets.core.model.export import MODEL_FILE, accuracy_drop_gate, read_metrics, size_gate
+    from kws_assets.core.ship.export import MODEL_FILE, accuracy_drop_gate, read_metrics, size_gate
 
     ok = accuracy_drop_gate({"float_test_accuracy": 0.90, "int8_test_accuracy": 0.895}, 1.0)
     assert ok.passed and ok.value == pytest.approx(0.5)

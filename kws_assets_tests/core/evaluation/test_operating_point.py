@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from kws_assets.core.model import evaluation as E
+from kws_assets.core.evaluation import evaluation as E
 from kws_assets.core.model.detect import (
     DetectorOperatingPoint,
     EmbeddingStreamer,
     StreamingDetector,
     StreamPosteriors,
 )
-from kws_assets.core.model.export import (
+from kws_assets.core.ship.export import (
     OPERATING_POINT_FILE,
     read_operating_point,
     write_operating_point,
@@ -108,7 +108,7 @@ class _FakeClassifier:
     labels = LABELS
 
     def __init__(self) -> None:
-        from kws_assets.core.audio.features import FeatureSpec
+        from kws_assets.core.features.mfcc import FeatureSpec
         from kws_assets.settings import AudioSettings, FeatureSettings
 
         self.spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
@@ -133,7 +133,7 @@ def test_operating_point_file_round_trips_and_bad_files_are_clear(tmp_path) -> N
 def test_whole_stream_embeddings_equal_the_clip_front_end() -> None:
     """On audio of one context length whose level never reaches the top_db floor, the streamed
     embeddings are the clip front end's (both graphs are frame-local)."""
-    from kws_assets.core.audio.embedding import SpeechEmbeddingFrontEnd
+    from kws_assets.core.features.speech_embedding import SpeechEmbeddingFrontEnd
 
     front_end = SpeechEmbeddingFrontEnd(threads=1)
     rng = np.random.default_rng(3)

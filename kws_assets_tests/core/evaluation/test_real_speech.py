@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kws_assets.core.corpus.real_sources import RealClips
-from kws_assets.core.model.real_speech import score_real_source
+from kws_assets.core.evaluation.real_speech import score_real_source
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 LABELS = [SILENCE_LABEL, UNKNOWN_LABEL, "ball", "hat"]
@@ -96,8 +96,8 @@ def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
     loading centres each burst again, so the model sees clips like its training clips."""
     from kws_assets.core.audio.io import resample, write_wav
     from kws_assets.core.corpus.real_sources import load_real_source
-    from kws_assets.core.model.export import KwsClassifier
-    from kws_assets.core.model.real_speech import waveform_classifier
+    from kws_assets.core.evaluation.real_speech import waveform_classifier
+    from kws_assets.core.ship.export import KwsClassifier
     from kws_assets.settings import AudioSettings, RealSourceSettings
     from kws_assets_tests.tone_detector import LABELS as TONE_LABELS
     from kws_assets_tests.tone_detector import labelled_clip, tone_artifact

@@ -37,13 +37,6 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from kws_assets.core.audio.embedding import EmbeddingSpec
-from kws_assets.core.audio.features import (
-    FeatureSpec,
-    MfccExtractor,
-    default_workers,
-    single_threaded_torch,
-)
 from kws_assets.core.audio.io import (
     REASON_MISSING,
     REASON_UNREADABLE,
@@ -52,6 +45,13 @@ from kws_assets.core.audio.io import (
     read_audio,
 )
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
+from kws_assets.core.features.mfcc import (
+    FeatureSpec,
+    MfccExtractor,
+    default_workers,
+    single_threaded_torch,
+)
+from kws_assets.core.features.speech_embedding import EmbeddingSpec
 from kws_assets.core.parallel import thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 

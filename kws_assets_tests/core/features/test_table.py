@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from kws_assets.core.audio.features import FeatureSpec, MfccExtractor, features_for_files
 from kws_assets.core.audio.io import AudioReadError, write_wav
-from kws_assets.core.model import feature_table
-from kws_assets.core.model.feature_table import (
+from kws_assets.core.features import table as feature_table
+from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, features_for_files
+from kws_assets.core.features.table import (
     ClipReader,
     FeatureCache,
     build_mfcc_table,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.core.model import evaluation as E
+from kws_assets.core.evaluation import evaluation as E
 from kws_assets.core.model.detect import StreamingDetector
-from kws_assets.core.model.export import KwsClassifier
+from kws_assets.core.ship.export import KwsClassifier
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 

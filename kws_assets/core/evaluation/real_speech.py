@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kws_assets.core.corpus.real_sources import RealClips
-from kws_assets.core.model.export import ClipClassifier
 from kws_assets.core.model.training import EvalReport, classification_report
+from kws_assets.core.ship.export import ClipClassifier
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 WaveformClassifier = Callable[[np.ndarray], np.ndarray]

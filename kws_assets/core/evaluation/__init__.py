@@ -1,0 +1,2 @@
+"""Evaluation: streams, DET curves, operating points, transfer to real speech, reports and
+plots."""
