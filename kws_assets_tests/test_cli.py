@@ -14,7 +14,7 @@ import pytest
 from kws_assets.cli import EXIT_FILE_ERRORS, EXIT_OK, EXIT_USAGE, main
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.ship.export import export_onnx, quantize_int8, write_artifact
-from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
+from kws_assets_tests.tone_task import SR, TONE_LABELS, trained_tone_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

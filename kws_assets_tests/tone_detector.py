@@ -19,7 +19,7 @@ from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_no
 from kws_assets.core.model.training import train_model
 from kws_assets.core.ship.export import export_onnx, quantize_int8, write_artifact
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
-from kws_assets_tests.core.test_training import CLIP, SR, tone_clip
+from kws_assets_tests.tone_task import CLIP, SR, tone_clip
 
 LABELS = ["_silence_", "_unknown_", "low_tone", "high_tone"]
 KEYWORDS = LABELS[2:]

@@ -19,7 +19,7 @@ from kws_assets.core.model.training import (
     train_student,
 )
 from kws_assets.settings import DistillSettings, KwsConfig, ModelSettings
-from kws_assets_tests.core.test_training import FAST_TRAIN, TONE_LABELS, trained_tone_model
+from kws_assets_tests.tone_task import FAST_TRAIN, TONE_LABELS, trained_tone_model
 
 TINY = ModelSettings(n_filters=16, n_blocks=1)
 

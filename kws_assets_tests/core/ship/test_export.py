@@ -27,7 +27,7 @@ from kws_assets.core.ship.export import (
     write_artifact,
 )
 from kws_assets.settings import ModelSettings
-from kws_assets_tests.core.test_training import SR, TONE_LABELS, trained_tone_model
+from kws_assets_tests.tone_task import SR, TONE_LABELS, trained_tone_model
 
 KIB = 1024
 
