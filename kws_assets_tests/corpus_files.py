@@ -17,6 +17,7 @@ import soundfile as sf
 
 from kws_assets.core.audio.io import resample
 from kws_assets.core.speech import tts
+from kws_assets.settings import KwsConfig
 
 SR = 16000
 
@@ -300,3 +301,25 @@ def beep(freq_hz: float = 1000.0, level: float = 0.3) -> np.ndarray:
     x = np.zeros(SR, dtype=np.float32)
     x[5000:11000] = level * np.sin(2 * np.pi * freq_hz * t[5000:11000])
     return x
+
+
+def tone(
+    seconds: float = 1.0, freq: float = 440.0, sr: int = SR, amplitude: float = 0.3, seed: int = 0
+) -> np.ndarray:
+    """A harmonic tone with a little noise: not silent, not clipped, no DC."""
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    x = amplitude * (np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(2 * np.pi * 2 * freq * t))
+    return (x + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_config(tmp_path: Path, sources: list[dict], keywords=("yes", "no"), **extra) -> KwsConfig:
+    """A config over ``sources`` with its storage under ``tmp_path``."""
+    return KwsConfig.model_validate(
+        {
+            "keywords": list(keywords),
+            "sources": sources,
+            "storage": {"root": str(tmp_path / "data")},
+            **extra,
+        }
+    )

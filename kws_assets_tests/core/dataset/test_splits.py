@@ -26,7 +26,7 @@ from kws_assets.core.dataset.splits import (
 from kws_assets.settings import SplitSettings
 
 SETTINGS = SplitSettings()
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def random_speakers(rng: np.random.Generator, n: int, prefix: str = "spk") -> list[str]:

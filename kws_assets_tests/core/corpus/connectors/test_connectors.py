@@ -19,30 +19,9 @@ from kws_assets.core.corpus.connectors import common_voice
 from kws_assets.core.corpus.connectors.base import UnsafePathError, corpus_root, member
 from kws_assets.core.corpus.connectors.speech_commands import keep_unknown, speaker_from_name
 from kws_assets.core.storage.clip_store import ClipStore
-from kws_assets.settings import KwsConfig
+from kws_assets_tests.corpus_files import make_config, tone
 
 SR = 16000
-
-
-def tone(
-    seconds: float = 1.0, freq: float = 440.0, sr: int = SR, amplitude: float = 0.3, seed: int = 0
-) -> np.ndarray:
-    """A harmonic tone with a little noise: not silent, not clipped, no DC."""
-    t = np.arange(int(seconds * sr)) / sr
-    rng = np.random.default_rng(seed)
-    x = amplitude * (np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(2 * np.pi * 2 * freq * t))
-    return (x + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
-
-def make_config(tmp_path: Path, sources: list[dict], keywords=("yes", "no"), **extra) -> KwsConfig:
-    return KwsConfig.model_validate(
-        {
-            "keywords": list(keywords),
-            "sources": sources,
-            "storage": {"root": str(tmp_path / "data")},
-            **extra,
-        }
-    )
 
 
 def by_path(table: pl.DataFrame) -> dict[str, dict]:

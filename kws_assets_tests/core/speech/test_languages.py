@@ -121,7 +121,7 @@ def test_the_shipped_spanish_config_loads_with_spanish_voices():
 
     from kws_assets.config import load_config
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "spanish.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[3] / "configs" / "spanish.yaml")
     assert cfg.language == "es" and "sí" in cfg.keywords
     voices = cfg.tts.voices + cfg.sources[0].voices + cfg.evaluation.held_out_voices
     assert all(v.split("+")[0] in voices_for("es") for v in voices)

@@ -16,7 +16,7 @@ from kws_assets.core.corpus.connectors.base import corpus_root
 from kws_assets.core.corpus.connectors.manifest import list_manifest
 from kws_assets.core.corpus.connectors.rows import RowLimits, delimited_rows, jsonl_rows
 from kws_assets.settings import IngestSettings, ManifestSource
-from kws_assets_tests.core.test_connectors import make_config, tone
+from kws_assets_tests.corpus_files import make_config, tone
 
 LIMITS = RowLimits(max_field_bytes=1000, max_line_bytes=4000, max_rows=100)
 
