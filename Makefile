@@ -10,7 +10,7 @@ UI_PORT ?= 3000
 LOCK := requirements.lock
 LOCK_VENV ?= /tmp/kws_assets-lock-venv
 
-.PHONY: install lock demo demo-real ui test fuzz check clean bench
+.PHONY: install system-deps lock demo demo-real ui test fuzz check clean bench
 
 # Installs the versions pinned in requirements.lock (pyproject.toml says what, the lock which).
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 
 install: $(VENV)/.installed
 
+# The Debian packages (TTS engines and voices, real dev sets, what the tests start): installed when
+# run as root, else the one apt-get line to run is printed and make stops.
+system-deps:
+	bash .ci/system-deps
+
 # Refreshes requirements.lock: resolves pyproject.toml afresh in a throw-away venv (newest versions
 # its ranges allow) and freezes it.  Run after changing dependencies, then `make install` and commit.
 lock:
@@ -30,21 +35,21 @@ lock:
 	{ sed -n '/^#/p' $(LOCK); $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf $(LOCK_VENV)
 
-demo: install
+demo: system-deps install
 	$(BIN)/python -m kws_assets.demo
 
 # The demo on ktuberling words, scored on the recordings of people Debian's ktuberling-data
 # and klettres-data ship (installed by .ci/system-deps): the real-speech numbers in the README.
 # REAL picks the language: en (default), fr, de or es (configs/ktuberling_<REAL>.yaml).
 REAL ?= en
-demo-real: install
+demo-real: system-deps install
 	KWS_CONFIG=configs/ktuberling_$(REAL).yaml $(BIN)/python -m kws_assets.demo
 
 ui: install
 	$(BIN)/python -c "from kws_assets.demo import ensure_dagster_home; ensure_dagster_home()"
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -w workspace.yaml
 
-test: install
+test: system-deps install
 	$(BIN)/python -m pytest -q
 
 # Long fuzzing run of the property tests over untrusted input (hypothesis profile "fuzz");
