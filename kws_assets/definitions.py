@@ -16,6 +16,7 @@ import dagster as dg
 from kws_assets.config import load_config
 from kws_assets.defs.sensors import build_sensors
 from kws_assets.lib.executors import executor_from_env
+from kws_assets.lib.progress import RUN_LOGGERS
 from kws_assets.lib.resources import KwsSettings, storage_resources
 from kws_assets.settings import config_path
 
@@ -39,6 +40,7 @@ def build_definitions(
     configured = dg.Definitions(
         sensors=build_sensors(cfg),
         executor=executor or executor_from_env(),
+        loggers=RUN_LOGGERS,
         resources={
             "settings": KwsSettings(config_path=str(config_file) if config_file else ""),
             # clip_store, io_manager, model_io_manager (+ s3): local or S3 per storage.deployment

@@ -157,9 +157,16 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
 
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-# Run loggers: the console logger only for errors.  The instance's own handler is not a run
-# logger, so every Dagster log line (DEBUG included) still lands in the event log for the UI.
-RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Run loggers: the console logger only for errors, the progress logger on (each step's start, its
+# last message every few seconds, its wall time: kws_assets.lib.progress).  The instance's own
+# handler is not a run logger, so every Dagster log line (DEBUG included) still lands in the event
+# log for the UI.
+RUN_CONFIG = {
+    "loggers": {
+        "console": {"config": {"log_level": "ERROR"}},
+        "progress": {"config": {"enabled": True}},
+    }
+}
 LIBRARY_OUTPUT_FILE = "demo-library-output.log"
 """Under ``$DAGSTER_HOME``: what the libraries underneath wrote to the process's stderr while the
 runs went (TensorFlow's C++ start-up lines, converter chatter), kept off the terminal."""
@@ -226,24 +233,29 @@ def library_output_to(path: Path) -> Iterator[None]:
 
 
 def progress_line(index: int, total: int, step: str) -> str:
-    """The start of a run's progress line, e.g. ``run 3/4 keyword_clips [no] …``."""
+    """A run's first line, e.g. ``run 3/4 keyword_clips [no] …``; its steps' lines follow,
+    indented, then its last line (``run 3/4 keyword_clips [no] done in 41.2 s``)."""
     return f"run {index}/{total} {step} …"
 
 
 def run_graph(
     defs: dg.Definitions, instance: dg.DagsterInstance, out: TextIO | None = None
 ) -> GraphRun:
-    """Every run of the graph (see :func:`materialize_graph`) with the console quiet, and one
-    progress line per run on ``out`` (stdout by default): its number, job and partition, then
-    its wall time, or FAILED."""
+    """Every run of the graph (see :func:`materialize_graph`) with the console quiet, and its
+    progress on ``out`` (stdout by default): a line when each run starts (its number, job and
+    partition), its steps' progress lines (the progress logger writes them to stdout), and a
+    line with its wall time, or FAILED."""
     stream = out if out is not None else sys.stdout
 
+    current: list[str] = []
+
     def started(index: int, total: int, step: str) -> None:
-        print(progress_line(index, total, step), end="", file=stream, flush=True)
+        current[:] = [f"run {index}/{total} {step}"]
+        print(progress_line(index, total, step), file=stream, flush=True)
 
     def finished(result: dg.ExecuteInProcessResult, seconds: float) -> None:
-        status = "" if result.success else " FAILED"
-        print(f" {seconds:.1f} s{status}", file=stream, flush=True)
+        status = "done" if result.success else "FAILED"
+        print(f"{current[0]} {status} in {seconds:.1f} s", file=stream, flush=True)
 
     return materialize_graph(
         defs, instance, run_config=RUN_CONFIG, on_start=started, on_finish=finished

@@ -103,24 +103,40 @@ def terminal_output(path: Path) -> Iterator[None]:
 
 
 DAGSTER_LOG_LINE = re.compile(r" - dagster - |\bDEBUG\b|BetaWarning|PreviewWarning")
-PROGRESS_LINE = re.compile(r"^run (\d+)/(\d+) (\S+)(?: \[(\S+)\])? … \d+\.\d s$")
+RUN_STARTED = re.compile(r"^run (\d+)/(\d+) (\S+)(?: \[(\S+)\])? …$")
+RUN_FINISHED = re.compile(r"^run (\d+)/(\d+) (\S+)(?: \[(\S+)\])? done in \d+\.\d s$")
+STEP_LINE = re.compile(r"^    (\w+)(?: …|: .+| done in \d+\.\d s)$")
 
 
 def test_the_demo_terminal_shows_progress_and_summary_only(pipeline):
-    """``make demo``'s terminal: one progress line per run, then the summary; Dagster's log
-    lines are in the instance's event log (the UI), not on the terminal."""
+    """``make demo``'s terminal: a line when each run starts and ends, the steps of each run in
+    between (start, their latest message, wall time: a training epoch with its validation
+    accuracy), then the summary; Dagster's log lines are in the instance's event log (the UI),
+    not on the terminal."""
     terminal, cfg = pipeline["terminal"], pipeline["cfg"]
     assert not DAGSTER_LOG_LINE.findall(terminal), terminal[:3000]
-    progress = [m.groups() for m in map(PROGRESS_LINE.match, terminal.splitlines()) if m]
     runs = [("ingest_batch", "source-demo")] + [("keyword_clips", k) for k in cfg.keywords]
     runs.append(("kws_pipeline", None))
-    assert [(job, partition) for _, _, job, partition in progress] == runs, terminal[:3000]
-    assert [(int(i), int(n)) for i, n, _, _ in progress] == [
-        (i, len(runs)) for i in range(1, len(runs) + 1)
-    ]
     lines = terminal.splitlines()
-    first_other = next(i for i, line in enumerate(lines) if not PROGRESS_LINE.match(line))
-    assert first_other == len(runs)  # nothing between the progress lines
+    for pattern in (RUN_STARTED, RUN_FINISHED):
+        seen = [m.groups() for m in map(pattern.match, lines) if m]
+        assert [(job, partition) for _, _, job, partition in seen] == runs, terminal[:3000]
+        assert [(int(i), int(n)) for i, n, _, _ in seen] == [
+            (i, len(runs)) for i in range(1, len(runs) + 1)
+        ]
+    last_run = max(i for i, line in enumerate(lines) if RUN_FINISHED.match(line))
+    progress = lines[: last_run + 1]
+    others = [
+        line
+        for line in progress
+        if not (RUN_STARTED.match(line) or RUN_FINISHED.match(line) or STEP_LINE.match(line))
+    ]
+    assert not others, others[:5]  # nothing but progress until the last run ends
+    steps = [m.group(1) for m in map(STEP_LINE.match, progress) if m]
+    assert {"synthetic_clips", "validated_set", "kws_model", "evaluation"} <= set(steps)
+    training = [line for line in progress if line.startswith("    kws_model: ")]
+    assert any(re.search(r"epoch \d+/\d+: .*val loss [\d.]+ acc [\d.]+", t) for t in training)
+    assert any(line.startswith("    kws_model done in ") for line in progress)
     assert "materialized the graph in" in terminal and "quarantined:" in terminal
     # ... while the event log holds every run's Dagster log lines, DEBUG ones included
     instance = pipeline["instance"]

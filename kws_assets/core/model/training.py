@@ -576,7 +576,8 @@ def train_model(
             )
             history.append(stats)
             say(
-                f"epoch {epoch}: train loss {stats.train_loss:.4f} acc {stats.train_accuracy:.3f}"
+                f"epoch {epoch}/{train_settings.max_epochs}: train loss {stats.train_loss:.4f}"
+                f" acc {stats.train_accuracy:.3f}"
                 f" | val loss {val_loss:.4f} acc {val_acc:.3f}"
             )
             key = (val_acc, -val_loss)
