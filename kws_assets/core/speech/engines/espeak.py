@@ -46,10 +46,6 @@ def espeak_pitch(multiplier: float) -> int:
 
 class EspeakEngine(TtsEngine):
     name = "espeak"
-    license = (
-        "espeak-ng: GPL-3.0-or-later (library and voice data, from the espeakng-loader wheel); "
-        "generated audio is not a derivative work of the program"
-    )
     bit_exact = False
 
     def availability(self) -> str | None:

@@ -60,10 +60,6 @@ INT_LR_MODEL = "(model_f0_mean 170) (model_f0_std 34)"  # the diphone voices' ow
 
 class FestivalEngine(TtsEngine):
     name = "festival"
-    license = (
-        "Festival: X11-style free licence (University of Edinburgh/CMU); voices kal/ked diphone "
-        "and CMU ARCTIC slt HTS: free use and redistribution (festvox licences)"
-    )
 
     def __init__(
         self, binary: str = TEXT2WAVE_BINARY, voice_root: Path = FESTIVAL_VOICE_ROOT

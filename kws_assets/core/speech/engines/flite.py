@@ -34,10 +34,6 @@ BASE_F0_TARGET_HZ = {"kal": 94.0, "kal16": 94.0, "awb": 131.0, "rms": None, "slt
 
 class FliteEngine(TtsEngine):
     name = "flite"
-    license = (
-        "CMU Flite and its US English voices (kal, awb, rms, slt): BSD-style CMU/Festvox licence, "
-        "free use and redistribution with the copyright notice"
-    )
 
     def __init__(self, binary: str = FLITE_BINARY) -> None:
         self.binary = binary

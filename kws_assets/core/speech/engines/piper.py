@@ -199,11 +199,6 @@ _CACHE_LOCK = threading.Lock()
 
 class PiperEngine(TtsEngine):
     name = "piper"
-    license = (
-        "piper-tts: GPL-3.0 (program); en_US-joe-medium voice: MIT package, model card: dataset "
-        "CC0 (NabuCasa voice-datasets), fine-tuned from lessac (Blizzard 2013 licence: research "
-        "and non-commercial use of the original recordings; check before commercial use)"
-    )
 
     def availability(self) -> str | None:
         for module, package in (
