@@ -24,6 +24,7 @@ import polars as pl
 import soundfile as sf
 
 from kws_assets.core.storage.object_store import STAGING_DIR
+from kws_assets.defs.jobs import JOBS
 from kws_assets.lib.resources import ARTIFACTS
 
 # The child: register the partitions the config names, then ingest every corpus batch, make
@@ -283,3 +284,9 @@ def load_asset(pipeline: dict, key: str) -> pl.DataFrame:
         [defs.load_asset_value(key, partition_key=k, instance=instance) for k in keys],
         how="diagonal_relaxed",
     )
+
+
+def job_assets(defs: dg.Definitions, job: str) -> set[str]:
+    """The asset keys (as strings) that the job named ``job`` selects in ``defs``'s graph."""
+    selection = next(j for j in JOBS if j.name == job).selection
+    return {key.to_user_string() for key in selection.resolve(defs.resolve_asset_graph())}

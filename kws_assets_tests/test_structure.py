@@ -1,5 +1,6 @@
 """The structure rules of the package (README "Layout"): settings are a leaf, folders stay small,
-the import graph has no cycle, and the definitions expose the same objects as before the move."""
+the import graph has no cycle, a registered component's name is spelled only where it is
+declared, and the definitions expose the same objects as before the move."""
 
 from __future__ import annotations
 
@@ -10,12 +11,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kws_assets.core.corpus.connectors import REGISTRY as CONNECTORS
+from kws_assets.core.corpus.connectors import registry as connector_registry
+from kws_assets.core.speech.engines import REGISTRY as ENGINES
+from kws_assets.core.speech.engines import registry as engine_registry
 from kws_assets.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kws_assets"
 MAX_MODULES_PER_FOLDER = 12
 BEFORE = Path(__file__).parent / "fixtures" / "definitions_before_one_house.json"
+SETTINGS_PACKAGE = "kws_assets.settings"
+# Strings equal to a component name that are not that component: each says why it stays.
+NOT_A_COMPONENT = {
+    ("kws_assets.core.corpus.batches", "manifest"): "a fingerprint payload key (the landed "
+    "manifest file's hash); renaming it would change every landed batch's fingerprint",
+    ("kws_assets.defs.assets.ingest", "piper"): "a Dagster `kinds` tag of synthetic_clips (the "
+    "tools shown in the UI, beside espeak-ng), not an engine lookup",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -128,3 +141,50 @@ def test_dg_list_defs_lists_the_assets(tiny_config_file, tmp_path):
     listed = json.loads(proc.stdout[proc.stdout.index("{") :])
     keys = {a["asset_key"] for a in listed.get("assets", [])}
     assert {"raw_corpus", "validated_set", "mfcc_table", "quantized_model", "evaluation"} <= keys
+
+
+def _component_homes() -> dict[str, set[str]]:
+    """Each registered engine name and connector kind -> the modules that may spell it: the
+    module that declares it, its registry, and (as a prefix) the settings package."""
+    homes: dict[str, set[str]] = {}
+    for engine in ENGINES:
+        homes.setdefault(engine.name, set()).update({engine.module, engine_registry.__name__})
+    for connector in CONNECTORS:
+        homes.setdefault(connector.kind, set()).update(
+            {connector.module, connector_registry.__name__}
+        )
+    return homes
+
+
+def test_component_names_are_spelled_only_where_the_component_is_declared():
+    """No engine or connector name as a whole string constant outside its own module, its
+    registry and settings/: code that needs one asks the registry or the engine object, so
+    adding, renaming or removing a component touches one module.  (Longer strings that merely
+    contain a name — messages, docstrings, ``flite:slt`` — are not names.)"""
+    homes = _component_homes()
+    assert {"espeak", "flite", "festival", "piper", "manifest"} <= set(homes)
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        if module == SETTINGS_PACKAGE or module.startswith(SETTINGS_PACKAGE + "."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            allowed = homes.get(node.value)
+            if allowed is None or module in allowed or (module, node.value) in NOT_A_COMPONENT:
+                continue
+            offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_exceptions_to_the_component_name_rule_are_still_needed():
+    """An exception whose string is gone is removed, so the list cannot hide a new use."""
+    for module, value in NOT_A_COMPONENT:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        constants = {
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+        assert value in constants, (module, value)

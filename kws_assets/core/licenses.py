@@ -2,9 +2,12 @@
 
 Why one registry: the README's "Licenses" table, the data card and the model card all state the
 terms a user inherits, and they must not disagree.  Each entry names a component as the rest of
-the code does (TTS engines by their ``ENGINES`` key, the speech-embedding front end by its model
-family), its kind, an SPDX expression where one exists, where it comes from (the wheel or the
-Debian package that installs it) and a note on what it means for this project.
+the code does (TTS engines by their ``ENGINES`` key, corpus layouts by their source ``kind``, the
+speech-embedding front end by its model family), its kind, an SPDX expression where one exists,
+where it comes from (the wheel or the Debian package that installs it) and a note on what it means
+for this project.  A TTS engine and a corpus connector declare their terms in their own module
+(``register_engine`` / ``register_connector``); this module reads both registries, so adding an
+engine or a layout does not touch this file.
 
 The facts were read from the installed packages' metadata (``importlib.metadata``, the wheels'
 ``LICENSE``/``COPYING`` files, the voices' ``MODEL_CARD``) and Debian's
@@ -20,6 +23,10 @@ note), not the GPL.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from kws_assets.core.corpus.connectors import REGISTRY as CONNECTOR_REGISTRY
+from kws_assets.core.license_terms import LicenseTerms
+from kws_assets.core.speech.engines import REGISTRY as ENGINE_REGISTRY
 
 PROJECT_LICENSE = "GPL-3.0-or-later"
 """The SPDX expression of this project (``LICENSE``, ``pyproject.toml``)."""
@@ -50,43 +57,7 @@ class ComponentLicense:
         return asdict(self)
 
 
-COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
-    # TTS engines (named like ENGINES keys).
-    ComponentLicense(
-        "espeak",
-        "tts_engine",
-        "GPL-3.0-or-later",
-        "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
-        "upstream https://github.com/espeak-ng/espeak-ng",
-        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is "
-        "GPL-3.0. Rendered audio is program output, not a covered work.",
-    ),
-    ComponentLicense(
-        "piper",
-        "tts_engine",
-        "GPL-3.0-or-later",
-        "PyPI piper-tts 1.8 (GPL line, https://github.com/OHF-voice/piper1-gpl; bundles an "
-        "espeak-ng phonemiser, GPL-3.0-or-later, and g2pW code, Apache-2.0)",
-        "Imported in-process (core/speech/engines/piper.py). Voices are separate model files "
-        "with their own terms (see en_US-joe-medium).",
-    ),
-    ComponentLicense(
-        "flite",
-        "tts_engine",
-        "LicenseRef-CMU-Flite",
-        "Debian flite / libflite1 (CMU Flite 2.2, http://cmuflite.org)",
-        "BSD-style CMU/Edinburgh licence (free use and redistribution, keep the notice, mark "
-        "modifications); run as a subprocess. Voices kal, awb, rms, slt (CMU ARCTIC) under the "
-        "same terms.",
-    ),
-    ComponentLicense(
-        "festival",
-        "tts_engine",
-        "LicenseRef-Festival",
-        "Debian festival (Festival 2.5, CSTR University of Edinburgh, http://festvox.org)",
-        "X11-style free licence (keep the notice, mark modifications, no endorsement); run as a "
-        "subprocess (text2wave).",
-    ),
+_VOICES_MODELS_AND_CORPORA: tuple[ComponentLicense, ...] = (
     # Voices.
     ComponentLicense(
         "en_US-joe-medium",
@@ -163,28 +134,8 @@ COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
         "Debian klettres-data (KDE, https://invent.kde.org/education/klettres)",
         "Real spoken letters/syllables, used only as extra _unknown_ dev clips; not redistributed.",
     ),
-    ComponentLicense(
-        "common_voice",
-        "corpus",
-        "CC0-1.0",
-        "Mozilla Common Voice releases (user-supplied; https://commonvoice.mozilla.org)",
-        "Default licence of a common_voice source (settings/corpus.py); clips keep it per row.",
-    ),
-    ComponentLicense(
-        "librispeech",
-        "corpus",
-        "CC-BY-4.0",
-        "LibriSpeech (user-supplied; https://www.openslr.org/12)",
-        "Default licence of a librispeech source; attribution required for derived data.",
-    ),
-    ComponentLicense(
-        "speech_commands",
-        "corpus",
-        "CC-BY-4.0",
-        "Google Speech Commands (user-supplied; https://www.tensorflow.org/datasets/catalog/"
-        "speech_commands)",
-        "Default licence of a speech_commands source; attribution required for derived data.",
-    ),
+)
+_LIBRARIES: tuple[ComponentLicense, ...] = (
     # Libraries with terms worth stating (the rest are MIT/BSD/Apache-2.0, see requirements.lock).
     ComponentLicense(
         "num2words",
@@ -201,6 +152,21 @@ COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
         "Per-locale decimal and group separators (core/speech/text_normalize.py).",
     ),
 )
+
+
+def _declared(name: str, kind: str, terms: LicenseTerms) -> ComponentLicense:
+    return ComponentLicense(name, kind, terms.license, terms.source, terms.note)
+
+
+COMPONENT_LICENSES: tuple[ComponentLicense, ...] = (
+    # TTS engines, as their modules declare them (named like ENGINES keys).
+    *(_declared(e.name, "tts_engine", e.license) for e in ENGINE_REGISTRY),
+    *_VOICES_MODELS_AND_CORPORA,
+    # Corpus layouts: the licence a source of that kind defaults to, as its connector declares.
+    *(_declared(c.kind, "corpus", c.license) for c in CONNECTOR_REGISTRY if c.license is not None),
+    *_LIBRARIES,
+)
+"""Every entry: the engines' and connectors' from their registries, the rest written here."""
 
 
 class UnknownComponentError(KeyError):

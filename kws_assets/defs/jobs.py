@@ -3,16 +3,21 @@
 A Dagster job runs assets of one partition set at a time, so the graph is cut where the
 partitioning changes:
 
-=================  ==================================================  ==================
-job                assets                                              partitioned by
-=================  ==================================================  ==================
-``ingest_batch``   raw_corpus, unknown_clips                           ``corpus_batches``
-``keyword_clips``  synthetic_clips, aligned_keywords                   ``keywords``
-``curate_dataset`` validated_set, quarantined_clips, data_card         -
-``retrain_model``  augmented_clips, mfcc_table, kws_model,             -
-                   quantized_model, evaluation
-``kws_pipeline``   validated_set ... quantized_model (curate to ship)  -
-=================  ==================================================  ==================
+=================  ==============================  =============================  ==================
+job                groups                          assets (today)                 partitioned by
+=================  ==============================  =============================  ==================
+``ingest_batch``   ingest                          raw_corpus, unknown_clips      ``corpus_batches``
+``keyword_clips``  keyword_clips                   synthetic_clips,               ``keywords``
+                                                   aligned_keywords
+``curate_dataset`` curate                          validated_set,                 -
+                                                   quarantined_clips, data_card
+``retrain_model``  features, train, ship           augmented_clips ... the        -
+                                                   artifacts and evaluations
+``kws_pipeline``   curate, features, train, ship   curate to ship                 -
+=================  ==============================  =============================  ==================
+
+Each job selects asset groups (``dg.AssetSelection.groups``), not a list of names: a new asset
+joins the job of its group.  ``kws_assets_tests/defs/test_jobs.py`` pins each job's assets.
 
 ``nightly_retrain`` runs ``kws_pipeline`` at 03:00 over whatever partitions are materialized by
 then; it is off by default (turn it on in the UI when the deployment should rebuild nightly).
@@ -32,49 +37,39 @@ PIPELINE_JOB = "kws_pipeline"
 NIGHTLY_SCHEDULE = "nightly_retrain"
 NIGHTLY_CRON = "0 3 * * *"
 
-INGEST_ASSETS = ("raw_corpus", "unknown_clips")
-KEYWORD_ASSETS = ("synthetic_clips", "aligned_keywords")
-CURATE_ASSETS = ("validated_set", "quarantined_clips", "data_card")
-RETRAIN_ASSETS = (
-    "augmented_clips",
-    "mfcc_table",
-    "kws_model",
-    "quantized_model",
-    "evaluation",
-    "embedding_table",
-    "embedding_model",
-    "embedding_artifact",
-    "transfer_evaluation",
-    "student_model",
-    "device_model",
-)
+# Asset groups (each asset's ``group_name``): a job is the groups it runs, so an asset added to a
+# group joins its job without a list to keep in step.
+INGEST_GROUP = "ingest"
+KEYWORD_GROUP = "keyword_clips"
+CURATE_GROUP = "curate"
+RETRAIN_GROUPS = ("features", "train", "ship")
 
 ingest_batch = dg.define_asset_job(
     INGEST_JOB,
-    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+    selection=dg.AssetSelection.groups(INGEST_GROUP),
     partitions_def=CORPUS_BATCHES,
     description="Ingest one corpus batch: its utterances and their _unknown_ word clips.",
 )
 keyword_clips = dg.define_asset_job(
     KEYWORD_JOB,
-    selection=dg.AssetSelection.assets(*KEYWORD_ASSETS),
+    selection=dg.AssetSelection.groups(KEYWORD_GROUP),
     partitions_def=KEYWORDS,
     description="One keyword's clips: espeak-ng synthesis and the aligned corpus occurrences.",
 )
 curate_dataset = dg.define_asset_job(
     CURATE_JOB,
-    selection=dg.AssetSelection.assets(*CURATE_ASSETS),
+    selection=dg.AssetSelection.groups(CURATE_GROUP),
     description="Quality gate, quarantine and splits over every materialized partition.",
 )
 retrain_model = dg.define_asset_job(
     RETRAIN_JOB,
-    selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
+    selection=dg.AssetSelection.groups(*RETRAIN_GROUPS),
     description="Augmentation, features, training of both model families, int8 quantization and "
     "evaluation (real speech and the held-out engine first) from the current validated set.",
 )
 kws_pipeline = dg.define_asset_job(
     PIPELINE_JOB,
-    selection=dg.AssetSelection.assets(*CURATE_ASSETS, *RETRAIN_ASSETS),
+    selection=dg.AssetSelection.groups(CURATE_GROUP, *RETRAIN_GROUPS),
     description="Curate, featurize, train and ship over every materialized partition.",
 )
 

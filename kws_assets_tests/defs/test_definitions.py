@@ -16,14 +16,14 @@ from kws_assets.defs.jobs import PIPELINE_JOB
 PACKAGE = Path(__file__).resolve().parents[2] / "kws_assets"
 GROUPS = {
     "raw_corpus": "ingest",
-    "synthetic_clips": "ingest",
-    "aligned_keywords": "ingest",
+    "synthetic_clips": "keyword_clips",
+    "aligned_keywords": "keyword_clips",
     "validated_set": "curate",
     "quarantined_clips": "curate",
     "mfcc_table": "features",
     "kws_model": "train",
     "quantized_model": "ship",
-    "augmented_clips": "curate",
+    "augmented_clips": "features",
     "evaluation": "ship",
 }
 

@@ -26,32 +26,11 @@ from kws_assets.core.audio.io import cut_centered, resample, write_wav
 from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.speech import tts
 from kws_assets.definitions import build_definitions
-from kws_assets_tests.pipeline_runs import load_asset
+from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB
+from kws_assets_tests.pipeline_runs import job_assets, load_asset
 
 pytestmark = pytest.mark.slow
 
-ALL_ASSETS = {
-    "raw_corpus",
-    "unknown_clips",
-    "synthetic_clips",
-    "aligned_keywords",
-    "validated_set",
-    "quarantined_clips",
-    "data_card",
-    "augmented_clips",
-    "mfcc_table",
-    "kws_model",
-    "quantized_model",
-    "evaluation",
-    "embedding_table",
-    "embedding_model",
-    "embedding_artifact",
-    "transfer_evaluation",
-    "student_model",
-    "device_model",
-}
-PER_KEYWORD = {"synthetic_clips", "aligned_keywords"}
-PER_BATCH = {"raw_corpus", "unknown_clips"}
 # Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their
 # variants are outside tts.variants, so no sampled speaker has them either).
 HELD_OUT_VOICES = ["en-us+steph3", "en+michel", "en-gb-x-gbcwmd+Hugo"]
@@ -149,10 +128,12 @@ def test_run_succeeds_and_materializes_every_asset(pipeline):
     graph, cfg = pipeline["graph"], pipeline["cfg"]
     assert graph.success
     materialized = graph.materialized()
-    assert {key for key, _ in materialized} == ALL_ASSETS
-    for key in PER_KEYWORD:
+    defs = pipeline["defs"]
+    every = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {key for key, _ in materialized} == every
+    for key in job_assets(defs, KEYWORD_JOB):
         assert {p for k, p in materialized if k == key} == set(cfg.keywords), key
-    for key in PER_BATCH:
+    for key in job_assets(defs, INGEST_JOB):
         assert {p for k, p in materialized if k == key} == {"source-demo"}, key
     records = pipeline["instance"].fetch_materializations(dg.AssetKey("quantized_model"), limit=1)
     assert records.records, "the persistent instance recorded the artifact's materialization"

@@ -19,6 +19,7 @@ import polars as pl
 
 from kws_assets.core.corpus.ingest import rejected_rows, usable_rows
 from kws_assets.core.dataset.curation import reason_table
+from kws_assets.core.speech.engines import REGISTRY as ENGINE_REGISTRY
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.text_safety import escape_cell, escape_markdown
@@ -109,17 +110,10 @@ def _cell(value: object) -> str:
     return escape_cell(value)  # corpus text (sources, licenses, labels, reasons) stays text
 
 
-ESPEAK_SPEAKER_PREFIX = "tts:"
-TTS_ENGINES_BY_PREFIX = ("espeak", "flite", "festival", "piper")
-
-
 def speaker_engine(speaker: str) -> str | None:
     """The TTS engine a speaker id belongs to (``tts:en-us+f2`` -> espeak, ``flite:slt`` ->
-    flite), None for a recorded speaker."""
-    if speaker.startswith(ESPEAK_SPEAKER_PREFIX):
-        return "espeak"
-    engine = speaker.split(":", 1)[0]
-    return engine if ":" in speaker and engine in TTS_ENGINES_BY_PREFIX else None
+    flite; each engine declares its speaker-id prefixes), None for a recorded speaker."""
+    return ENGINE_REGISTRY.speaker_engine(speaker)
 
 
 def engine_counts(table: pl.DataFrame) -> dict[str, dict[str, int]]:
@@ -427,7 +421,7 @@ def render_data_card(
         md_table(
             engine_table(
                 validated,
-                ["espeak", *[e.engine for e in cfg.tts.engines]],
+                [*ENGINE_REGISTRY.always_on(), *[e.engine for e in cfg.tts.engines]],
                 cfg.evaluation.held_out_engine,
             )
         ),

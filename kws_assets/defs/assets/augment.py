@@ -12,7 +12,7 @@ MAX_LISTED = 50
 
 
 @dg.asset(
-    group_name="curate",
+    group_name="features",  # what the feature tables read
     kinds={"torchaudio", "parquet"},
     code_version="1",
     owners=["team:kws-data"],

@@ -39,6 +39,7 @@ from kws_assets.lib.retries import fail_fast_on_permanent_errors
 from kws_assets.settings import UNKNOWN_LABEL
 
 GROUP = "ingest"
+KEYWORD_GROUP = "keyword_clips"  # per keyword; a group of its own so its job selects it
 MAX_LISTED = 50
 REJECTED_ENTRY_COLUMNS = ["source", "original_path", "reject_reason", "reject_detail"]
 
@@ -115,7 +116,7 @@ def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.O
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name=KEYWORD_GROUP,
     kinds={"espeak-ng", "piper", "parquet"},
     code_version="3",
     owners=["team:kws-data"],
@@ -207,7 +208,7 @@ def _corpus_of_every_batch(context: dg.AssetExecutionContext, raw_corpus: Any) -
 
 
 @dg.asset(
-    group_name=GROUP,
+    group_name=KEYWORD_GROUP,
     kinds={"pocketsphinx", "parquet"},
     code_version="3",
     owners=["team:kws-data"],

@@ -1,58 +1,64 @@
 """Corpus connectors, one module per layout: ``manifest`` (CSV/TSV/JSONL), ``common_voice``,
 ``librispeech``, ``speech_commands``, and ``demo`` (generated, then read as a manifest).
 
+Importing this package imports every connector module, which registers it (see ``registry``).
 :func:`list_source` turns a configured source and its root (a local folder or an ``s3://``
-prefix) into entries and listing problems; :mod:`.files` reads, hashes and checks each file.
+prefix) into entries and listing problems through the connector its ``kind`` names;
+:mod:`.files` reads, hashes and checks each file.
 """
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from upath import UPath
 
-from kws_assets.core.corpus.connectors.base import CorpusEntry, EntryProblem
-from kws_assets.core.corpus.connectors.common_voice import DecoderMissingError, list_common_voice
-from kws_assets.core.corpus.connectors.librispeech import list_librispeech
-from kws_assets.core.corpus.connectors.manifest import ManifestError, list_manifest
-from kws_assets.core.corpus.connectors.speech_commands import list_speech_commands
-from kws_assets.settings import (
-    CommonVoiceSource,
-    IngestSettings,
-    LibriSpeechSource,
-    ManifestSource,
-    SpeechCommandsSource,
-)
+# Importing a connector module registers it; this order is the licence table's.
+# isort: off
+from kws_assets.core.corpus.connectors import manifest, common_voice, librispeech  # noqa: F401
+from kws_assets.core.corpus.connectors import speech_commands, demo  # noqa: F401
 
-FileSource = ManifestSource | CommonVoiceSource | LibriSpeechSource | SpeechCommandsSource
+# isort: on
+from kws_assets.core.corpus.connectors.base import CorpusEntry, EntryProblem
+from kws_assets.core.corpus.connectors.common_voice import DecoderMissingError
+from kws_assets.core.corpus.connectors.manifest import ManifestError
+from kws_assets.core.corpus.connectors.registry import (
+    REGISTRY,
+    ConnectorRegistration,
+    ConnectorRegistry,
+    ListRequest,
+    UnknownConnectorError,
+    register_connector,
+)
+from kws_assets.settings import IngestSettings
 
 __all__ = [
+    "REGISTRY",
+    "ConnectorRegistration",
+    "ConnectorRegistry",
     "CorpusEntry",
     "DecoderMissingError",
     "EntryProblem",
-    "FileSource",
+    "ListRequest",
     "ManifestError",
+    "UnknownConnectorError",
     "list_source",
+    "register_connector",
 ]
 
 
 def list_source(
-    source: FileSource,
+    source: BaseModel,
     root: UPath,
     keywords: list[str],
     default_language: str,
     limits: IngestSettings | None = None,
+    registry: ConnectorRegistry = REGISTRY,
 ) -> tuple[list[CorpusEntry], list[EntryProblem]]:
-    """Entries and listing problems of one source; manifests are streamed row by row under
-    ``limits`` (default: IngestSettings()).  Raises ManifestError / DecoderMissingError /
-    OSError when the source as a whole cannot be listed."""
-    limits = limits if limits is not None else IngestSettings()
-    if isinstance(source, ManifestSource):
-        return list_manifest(source, root, limits)
-    if isinstance(source, CommonVoiceSource):
-        return list_common_voice(source, root, default_language, limits)
-    if isinstance(source, LibriSpeechSource):
-        return list_librispeech(source, root, limits)
-    if isinstance(source, SpeechCommandsSource):
-        return list_speech_commands(source, root, keywords)
-    raise TypeError(
-        f"no connector for source kind {getattr(source, 'kind', type(source).__name__)!r}"
+    """Entries and listing problems of one source, through the connector of its ``kind`` in
+    ``registry``; manifests are streamed row by row under ``limits`` (default:
+    IngestSettings()).  Raises ManifestError / DecoderMissingError / OSError when the source as
+    a whole cannot be listed, UnknownConnectorError when no connector lists its kind."""
+    request = ListRequest(
+        keywords, default_language, limits if limits is not None else IngestSettings()
     )
+    return registry.list_entries(source, root, request)

@@ -24,12 +24,14 @@ from kws_assets.core.corpus.connectors.base import (
     text_problem,
 )
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
+from kws_assets.core.corpus.connectors.registry import Listing, ListRequest, register_connector
 from kws_assets.core.corpus.connectors.rows import (
     HeaderError,
     ManifestRow,
     RowLimits,
     delimited_rows,
 )
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.settings import CommonVoiceSource, IngestSettings
 
 SPEAKER_COLUMN = "client_id"
@@ -167,3 +169,19 @@ def _collect(
             )
         )
     return needs_mp3
+
+
+def _list(source: CommonVoiceSource, root: UPath, request: ListRequest) -> Listing:
+    return list_common_voice(source, root, request.default_language, request.limits)
+
+
+REGISTRATION = register_connector(
+    CommonVoiceSource,
+    lister=_list,
+    module=__name__,
+    license=LicenseTerms(
+        "CC0-1.0",
+        "Mozilla Common Voice releases (user-supplied; https://commonvoice.mozilla.org)",
+        "Default licence of a common_voice source (settings/corpus.py); clips keep it per row.",
+    ),
+)

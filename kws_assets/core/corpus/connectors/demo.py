@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kws_assets.core.audio.io import resample, write_wav
+from kws_assets.core.corpus.connectors.registry import register_connector
 from kws_assets.core.speech import tts
+from kws_assets.core.speech.engines.espeak import SPEAKER_PREFIX as ESPEAK_SPEAKER_PREFIX
 from kws_assets.core.speech.fillers import filler_words
 from kws_assets.settings import DemoCorpusSource, ManifestSource
 
@@ -74,7 +76,7 @@ DEMO_LICENSE = "generated (espeak-ng, GPL-3.0 voices)"
 def tts_speaker_id(voice: str) -> str:
     """Speaker identity of an espeak-ng voice (the same in every source, so splits stay
     disjoint)."""
-    return f"tts:{voice}"
+    return f"{ESPEAK_SPEAKER_PREFIX}{voice}"
 
 
 def language_fillers(language: str = "en") -> tuple[str, ...]:
@@ -176,3 +178,8 @@ def demo_source_as_manifest(
         language=language,
         license=DEMO_LICENSE,
     )
+
+
+REGISTRATION = register_connector(DemoCorpusSource, lister=None, module=__name__)
+"""Generated, not listed: ingest writes it with :func:`generate_demo_corpus` and reads it back
+through :func:`demo_source_as_manifest`."""

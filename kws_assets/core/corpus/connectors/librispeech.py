@@ -22,7 +22,9 @@ from kws_assets.core.corpus.connectors.base import (
     text_problem,
 )
 from kws_assets.core.corpus.connectors.manifest import DEFAULT_LIMITS, ManifestError
+from kws_assets.core.corpus.connectors.registry import Listing, ListRequest, register_connector
 from kws_assets.core.corpus.connectors.rows import physical_lines
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.settings import IngestSettings, LibriSpeechSource
 
 TRANSCRIPT_GLOB = "*.trans.txt"
@@ -143,3 +145,19 @@ def _transcript_lines(
             )
             return
         yield number, text
+
+
+def _list(source: LibriSpeechSource, root: UPath, request: ListRequest) -> Listing:
+    return list_librispeech(source, root, request.limits)
+
+
+REGISTRATION = register_connector(
+    LibriSpeechSource,
+    lister=_list,
+    module=__name__,
+    license=LicenseTerms(
+        "CC-BY-4.0",
+        "LibriSpeech (user-supplied; https://www.openslr.org/12)",
+        "Default licence of a librispeech source; attribution required for derived data.",
+    ),
+)

@@ -28,6 +28,7 @@ from kws_assets.core.corpus.connectors.base import (
     member,
     text_problem,
 )
+from kws_assets.core.corpus.connectors.registry import Listing, ListRequest, register_connector
 from kws_assets.core.corpus.connectors.rows import (
     HeaderError,
     ManifestRow,
@@ -162,3 +163,14 @@ def _entry_from_row(
         if license_ and not text_problem(license_, "license")
         else source.license,
     ), None
+
+
+def _list(source: ManifestSource, root: UPath, request: ListRequest) -> Listing:
+    return list_manifest(source, root, request.limits)
+
+
+REGISTRATION = register_connector(
+    ManifestSource,
+    lister=_list,
+    module=__name__,
+)

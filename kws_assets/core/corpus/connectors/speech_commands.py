@@ -15,6 +15,8 @@ from upath import UPath
 
 from kws_assets.core.corpus.connectors.base import CorpusEntry, EntryProblem, relative_to_root
 from kws_assets.core.corpus.connectors.manifest import ManifestError
+from kws_assets.core.corpus.connectors.registry import Listing, ListRequest, register_connector
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommandsSource
 
 NOHASH_MARKER = "_nohash_"
@@ -95,3 +97,20 @@ def _audio_files(folder: UPath) -> list[UPath]:
         ),
         key=lambda p: p.name,
     )
+
+
+def _list(source: SpeechCommandsSource, root: UPath, request: ListRequest) -> Listing:
+    return list_speech_commands(source, root, request.keywords)
+
+
+REGISTRATION = register_connector(
+    SpeechCommandsSource,
+    lister=_list,
+    module=__name__,
+    license=LicenseTerms(
+        "CC-BY-4.0",
+        "Google Speech Commands (user-supplied; https://www.tensorflow.org/datasets/catalog/"
+        "speech_commands)",
+        "Default licence of a speech_commands source; attribution required for derived data.",
+    ),
+)

@@ -77,13 +77,13 @@ def is_english(language: str) -> bool:
 
 
 class TtsEngine(abc.ABC):
-    """A text-to-speech engine.  Subclasses set ``name`` and ``license`` and implement the rest.
+    """A text-to-speech engine.  Subclasses set ``name`` and implement the rest; the module
+    registers the subclass with its licence terms (``registry.register_engine``).
 
     ``bit_exact`` says whether equal arguments give bit-identical samples in any call order
     (espeak-ng cannot promise this: see ``kws_assets.core.speech.tts``)."""
 
     name: str = ""
-    license: str = ""
     bit_exact: bool = True
 
     @abc.abstractmethod

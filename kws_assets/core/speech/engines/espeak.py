@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines.base import (
     DEFAULT_PITCH,
@@ -21,6 +22,7 @@ from kws_assets.core.speech.engines.base import (
     TtsEngineError,
     check_request,
 )
+from kws_assets.core.speech.engines.registry import register_engine
 
 DEFAULT_WPM = 175
 DEFAULT_ESPEAK_PITCH = 50
@@ -28,6 +30,9 @@ DEFAULT_ESPEAK_PITCH = 50
 PITCH_PARAMS = (0.0, 25.0, 50.0, 75.0, 99.0)
 PITCH_RATIOS = (0.72, 0.80, 1.00, 1.27, 1.63)
 ENGINE_PARAMS = {"word_gap"}
+SPEAKER_PREFIX = "tts:"
+"""Speaker ids of espeak-ng voices: ``tts:en-us+f2`` (older than the other engines'
+``<engine>:<voice>`` ids, kept so existing splits and tables keep their speakers)."""
 
 
 def espeak_pitch(multiplier: float) -> int:
@@ -41,10 +46,6 @@ def espeak_pitch(multiplier: float) -> int:
 
 class EspeakEngine(TtsEngine):
     name = "espeak"
-    license = (
-        "espeak-ng: GPL-3.0-or-later (library and voice data, from the espeakng-loader wheel); "
-        "generated audio is not a derivative work of the program"
-    )
     bit_exact = False
 
     def availability(self) -> str | None:
@@ -99,3 +100,17 @@ class EspeakEngine(TtsEngine):
             "word_gap": word_gap,
         }
         return Rendered(samples=synthesis.samples, sample_rate=synthesis.sample_rate, params=params)
+
+
+REGISTRATION = register_engine(
+    EspeakEngine,
+    license=LicenseTerms(
+        "GPL-3.0-or-later",
+        "PyPI espeakng-loader (bundles libespeak-ng 1.52 and espeak-ng-data); "
+        "upstream https://github.com/espeak-ng/espeak-ng",
+        "Loaded in-process through ctypes (core/speech/tts.py): the reason this project is "
+        "GPL-3.0. Rendered audio is program output, not a covered work.",
+    ),
+    settings=None,  # the tts section drives espeak-ng: always on
+    speaker_prefixes=(SPEAKER_PREFIX, f"{EspeakEngine.name}:"),
+)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.core.speech.engines._subprocess import render_with_command
 from kws_assets.core.speech.engines.base import (
     DEFAULT_PITCH,
@@ -31,6 +32,8 @@ from kws_assets.core.speech.engines.base import (
     check_request,
     is_english,
 )
+from kws_assets.core.speech.engines.registry import register_engine
+from kws_assets.settings import EngineVoiceSettings
 
 TEXT2WAVE_BINARY = "text2wave"
 FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
@@ -57,10 +60,6 @@ INT_LR_MODEL = "(model_f0_mean 170) (model_f0_std 34)"  # the diphone voices' ow
 
 class FestivalEngine(TtsEngine):
     name = "festival"
-    license = (
-        "Festival: X11-style free licence (University of Edinburgh/CMU); voices kal/ked diphone "
-        "and CMU ARCTIC slt HTS: free use and redistribution (festvox licences)"
-    )
 
     def __init__(
         self, binary: str = TEXT2WAVE_BINARY, voice_root: Path = FESTIVAL_VOICE_ROOT
@@ -153,3 +152,15 @@ class FestivalEngine(TtsEngine):
 
         samples, sample_rate = render_with_command(self.name, args, text)
         return Rendered(samples=samples, sample_rate=sample_rate, params=params)
+
+
+REGISTRATION = register_engine(
+    FestivalEngine,
+    license=LicenseTerms(
+        "LicenseRef-Festival",
+        "Debian festival (Festival 2.5, CSTR University of Edinburgh, http://festvox.org)",
+        "X11-style free licence (keep the notice, mark modifications, no endorsement); run as a "
+        "subprocess (text2wave).",
+    ),
+    settings=EngineVoiceSettings,
+)

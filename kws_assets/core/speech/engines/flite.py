@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.core.speech.engines._subprocess import render_with_command
 from kws_assets.core.speech.engines.base import (
     DEFAULT_PITCH,
@@ -24,6 +25,8 @@ from kws_assets.core.speech.engines.base import (
     check_request,
     is_english,
 )
+from kws_assets.core.speech.engines.registry import register_engine
+from kws_assets.settings import EngineVoiceSettings
 
 FLITE_BINARY = "flite"
 BASE_F0_TARGET_HZ = {"kal": 94.0, "kal16": 94.0, "awb": 131.0, "rms": None, "slt": 172.0}
@@ -31,10 +34,6 @@ BASE_F0_TARGET_HZ = {"kal": 94.0, "kal16": 94.0, "awb": 131.0, "rms": None, "slt
 
 class FliteEngine(TtsEngine):
     name = "flite"
-    license = (
-        "CMU Flite and its US English voices (kal, awb, rms, slt): BSD-style CMU/Festvox licence, "
-        "free use and redistribution with the copyright notice"
-    )
 
     def __init__(self, binary: str = FLITE_BINARY) -> None:
         self.binary = binary
@@ -98,3 +97,16 @@ class FliteEngine(TtsEngine):
             "int_f0_target_mean": f0_target,
         }
         return Rendered(samples=samples, sample_rate=sample_rate, params=params)
+
+
+REGISTRATION = register_engine(
+    FliteEngine,
+    license=LicenseTerms(
+        "LicenseRef-CMU-Flite",
+        "Debian flite / libflite1 (CMU Flite 2.2, http://cmuflite.org)",
+        "BSD-style CMU/Edinburgh licence (free use and redistribution, keep the notice, mark "
+        "modifications); run as a subprocess. Voices kal, awb, rms, slt (CMU ARCTIC) under the "
+        "same terms.",
+    ),
+    settings=EngineVoiceSettings,
+)

