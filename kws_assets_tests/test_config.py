@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from kws_assets.config import load_config
+from kws_assets.config import (
+    card_settings,
+    corpus_reading,
+    curation_settings,
+    landing_zone,
+    load_config,
+)
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig, parse_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +82,48 @@ def test_section_hash_changes_only_with_its_section():
     assert base.section_hash("audio") != KwsConfig(audio={"sample_rate": 8000}).section_hash(
         "audio"
     )
+
+
+def test_the_core_bundles_carry_the_configs_own_sections(tmp_path):
+    """Each bundle the core takes holds the config's values, not defaults: a section the builder
+    mapped wrong (or left out) shows as a default here."""
+    cfg = KwsConfig.model_validate(
+        {
+            "keywords": ["marvin", "sheila"],
+            "language": "es",
+            "sources": [{"kind": "manifest", "name": "office", "root": str(tmp_path)}],
+            "audio": {"sample_rate": 8000},
+            "quality": {"min_rms_dbfs": -33.0},
+            "ingest": {"max_utterance_s": 12.0},
+            "alignment": {"min_confidence": 0.42},
+            "outliers": {"threshold": 4.5},
+            "splits": {"val_percent": 20.0, "salt": "other"},
+            "storage": {"root": str(tmp_path / "store"), "s3_retries": 1},
+            "automation": {"landing_root": "drop", "landing_license": "CC0-1.0"},
+            "evaluation": {"held_out_engine": "flite"},
+        }
+    )
+    reading = corpus_reading(cfg)
+    assert (reading.keywords, reading.language, reading.sample_rate) == (cfg.keywords, "es", 8000)
+    assert (reading.ingest, reading.quality, reading.storage) == (
+        cfg.ingest,
+        cfg.quality,
+        cfg.storage,
+    )
+    zone = landing_zone(cfg)
+    assert (zone.root, zone.license, zone.s3.retries) == (
+        str(tmp_path / "store" / "drop"),
+        "CC0-1.0",
+        1,
+    )
+    curation = curation_settings(cfg)
+    assert curation.min_confidence == 0.42 and curation.labels == cfg.labels
+    assert (curation.audio, curation.quality, curation.outliers, curation.splits) == (
+        cfg.audio,
+        cfg.quality,
+        cfg.outliers,
+        cfg.splits,
+    )
+    card = card_settings(cfg)
+    assert (card.labels, card.sources, card.held_out_engine) == (cfg.labels, cfg.sources, "flite")
+    assert (card.ingest, card.tts) == (cfg.ingest, cfg.tts)

@@ -67,6 +67,104 @@ def test_settings_import_nothing_of_the_core():
     assert not offenders
 
 
+CORE = PACKAGE / "core"
+WHOLE_CONFIG = "KwsConfig"
+
+
+def _names_whole_config(annotation: ast.expr | None) -> bool:
+    """Whether an annotation names ``KwsConfig``: as a name, an attribute (``settings.KwsConfig``),
+    inside a subscript or union, or in a string annotation (``"KwsConfig | None"``)."""
+    if annotation is None:
+        return False
+    for node in ast.walk(annotation):
+        if isinstance(node, ast.Name) and node.id == WHOLE_CONFIG:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == WHOLE_CONFIG:
+            return True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                parsed = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                continue
+            if _names_whole_config(parsed):
+                return True
+    return False
+
+
+def _whole_config_uses(source: str, where: str) -> list[str]:
+    """``where:function:parameter`` (``:return`` for a return annotation) of every function or
+    method in the module ``source`` that takes or returns ``KwsConfig``, and ``where:import``
+    where the module imports it."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, scope: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, f"{scope}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = f"{scope}{child.name}"
+                a = child.args
+                params = [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
+                found.extend(
+                    f"{where}:{name}:{p.arg}"
+                    for p in params
+                    if p is not None and _names_whole_config(p.annotation)
+                )
+                if _names_whole_config(child.returns):
+                    found.append(f"{where}:{name}:return")
+                visit(child, f"{name}.")
+            elif isinstance(child, ast.ImportFrom) and any(
+                alias.name == WHOLE_CONFIG for alias in child.names
+            ):
+                found.append(f"{where}:import {WHOLE_CONFIG} from {child.module}")
+            elif isinstance(child, ast.Import) and any(
+                alias.name == "kws_assets.settings.pipeline" for alias in child.names
+            ):
+                found.append(f"{where}:import kws_assets.settings.pipeline")
+            else:
+                visit(child, scope)
+
+    visit(ast.parse(source), "")
+    return found
+
+
+def test_whole_config_use_is_found_wherever_it_is_spelled():
+    """The detector below sees every spelling of taking the whole config, and nothing else."""
+    sample = """
+from kws_assets.settings import AudioSettings, KwsConfig
+import kws_assets.settings.pipeline
+def a(cfg: KwsConfig) -> None: ...
+def b(x: int, *, cfg: "KwsConfig | None" = None) -> None: ...
+def c(cfgs: list[settings.KwsConfig]) -> None: ...
+def d(audio: AudioSettings, kws_config_name: str) -> "KwsConfig": ...
+class K:
+    def m(self, cfg: KwsConfig) -> None:
+        def inner(*more: KwsConfig) -> None: ...
+"""
+    where = "sample.py"
+    assert _whole_config_uses(sample, where) == [
+        f"{where}:import KwsConfig from kws_assets.settings",
+        f"{where}:import kws_assets.settings.pipeline",
+        f"{where}:a:cfg",
+        f"{where}:b:cfg",
+        f"{where}:c:cfgs",
+        f"{where}:d:return",
+        f"{where}:K.m:cfg",
+        f"{where}:K.m.inner:more",
+    ]
+
+
+def test_the_core_takes_sections_not_the_whole_config():
+    """A core function takes the settings sections it uses (or a small bundle of them the caller
+    builds, e.g. ``CorpusReading``), never ``KwsConfig``; no core module imports it."""
+    offenders = [
+        use
+        for path in sorted(CORE.rglob("*.py"))
+        for use in _whole_config_uses(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert not offenders, "the core takes the whole config here:\n" + "\n".join(offenders)
+
+
 def test_no_folder_holds_more_than_twelve_modules():
     crowded = {}
     for folder in [

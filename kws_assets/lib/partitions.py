@@ -19,9 +19,9 @@ from typing import Any
 
 import dagster as dg
 
+from kws_assets.config import landing_zone
 from kws_assets.core.corpus.batches import configured_batch_keys
-from kws_assets.core.corpus.landing import landing_root, scan_landing_zone
-from kws_assets.core.storage.s3 import S3Connection
+from kws_assets.core.corpus.landing import scan_landing_zone
 from kws_assets.settings import KwsConfig
 
 KEYWORDS_PARTITION = "keywords"
@@ -74,12 +74,9 @@ def register_config_partitions(
     """Add what the config and the landing zone name to the partition sets: every keyword, every
     configured source, every ready landed batch.  Idempotent; returns the partition keys in force.
     """
-    batches = list(configured_batch_keys(cfg))
-    landed, _ = scan_landing_zone(
-        landing_root(cfg),
-        cfg.automation.landing_manifests,
-        s3=S3Connection.from_settings(cfg.storage),
-    )
+    batches = list(configured_batch_keys(cfg.sources))
+    zone = landing_zone(cfg)
+    landed, _ = scan_landing_zone(zone.root, zone.manifests, s3=zone.s3)
     batches += [b.key for b in landed]
     wanted = {KEYWORDS_PARTITION: list(cfg.keywords), CORPUS_BATCHES_PARTITION: batches}
     for name, keys in wanted.items():

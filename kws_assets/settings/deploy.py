@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -52,6 +53,11 @@ class StorageSettings(StrictSettings):
             if any(p in {".", ".."} or p.startswith(".") for p in self.s3_prefix.split("/") if p):
                 raise ValueError(f"storage.s3_prefix {self.s3_prefix!r} has a '.'-component")
         return self
+
+    def local_path(self, *parts: str) -> Path:
+        """``parts`` under the local ``root`` (absolute, ``~`` expanded): where the work folders
+        and generated corpora live, whatever the deployment."""
+        return Path(self.root).expanduser().resolve().joinpath(*parts)
 
 
 class AutomationSettings(StrictSettings):

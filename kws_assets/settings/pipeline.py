@@ -98,7 +98,7 @@ class KwsConfig(StrictSettings):
         return [SILENCE_LABEL, UNKNOWN_LABEL, *self.keywords]
 
     def storage_path(self, *parts: str) -> Path:
-        return Path(self.storage.root).expanduser().resolve().joinpath(*parts)
+        return self.storage.local_path(*parts)
 
     def section_hash(self, *sections: str) -> str:
         """A short stable hash of some config sections: used as an asset code/data version."""

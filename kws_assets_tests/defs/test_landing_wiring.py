@@ -13,13 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from kws_assets.config import load_config
+from kws_assets.config import landing_zone, load_config
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.landing import (
     BATCH_DELETED,
     MANIFEST_CHANGED,
     MANIFEST_SETTLING,
-    landing_root,
     landing_scan,
 )
 from kws_assets.definitions import build_definitions
@@ -53,7 +52,7 @@ def instance(tmp_path):
 
 
 def _land(config_file: Path, name: str, text: str = CSV, age_s: float = 0.0) -> Path:
-    folder = Path(landing_root(load_config(config_file))) / name
+    folder = Path(landing_zone(load_config(config_file)).root) / name
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.csv"
     manifest.write_text(text)
@@ -84,7 +83,7 @@ def test_landing_settle_setting_has_a_default_and_a_description():
 def test_sensor_defers_an_unsettled_batch_and_logs_it(config_file, instance, capfd):
     _land(config_file, "old", age_s=2 * SETTLE_S)
     fresh = _land(config_file, "fresh")
-    scan = landing_scan(load_config(config_file))
+    scan = landing_scan(landing_zone(load_config(config_file)))
     assert [b.key for b in scan.batches] == ["landing-old"]
     assert [(d.folder, d.reason) for d in scan.deferred] == [(str(fresh), MANIFEST_SETTLING)]
 

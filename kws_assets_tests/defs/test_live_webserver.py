@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kws_assets.config import load_config
-from kws_assets.core.corpus.landing import landing_root
+from kws_assets.config import landing_zone, load_config
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
 from kws_assets.defs.sensors import (
     AUTOMATION_SENSOR,
@@ -205,7 +204,7 @@ def test_landing_zone_sensor_registers_and_ingests_a_new_batch(dagster_dev):
     _start_sensor(dagster_dev, RETRAIN_SENSOR)  # before any validated data exists
     cfg = load_config(dagster_dev.config_file)
     write_landing_batch(
-        Path(landing_root(cfg)) / "b1",
+        Path(landing_zone(cfg).root) / "b1",
         ["please say yes now", "the word is up again", "no maybe after dinner"],
     )
     _start_sensor(dagster_dev, LANDING_SENSOR)

@@ -9,8 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from kws_assets.config import load_config
-from kws_assets.core.corpus.landing import landing_root
+from kws_assets.config import landing_zone, load_config
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, PIPELINE_JOB, RETRAIN_JOB
 from kws_assets.lib.in_process import failed_steps
@@ -189,7 +188,7 @@ def test_unconfigured_keyword_partition_fails_clearly(setup):
 def test_a_landed_batch_is_ingested_on_its_own(setup):
     defs, instance, cfg = setup["defs"], setup["instance"], setup["cfg"]
     write_landing_batch(
-        Path(landing_root(cfg)) / "b1",
+        Path(landing_zone(cfg).root) / "b1",
         ["please say yes again", "the river is green"],
         missing=["audio/not-there.wav"],
     )

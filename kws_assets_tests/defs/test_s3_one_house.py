@@ -22,8 +22,8 @@ import pytest
 import s3fs
 
 import kws_assets
-from kws_assets.config import load_config
-from kws_assets.core.corpus.landing import known_batches
+from kws_assets.config import landing_zone, load_config
+from kws_assets.core.corpus.landing import configured_batches, landed_batches, landing_scan
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import CURATE_JOB, INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
 from kws_assets.lib.in_process import failed_steps
@@ -175,8 +175,11 @@ def test_s3_corpus_and_landing_zone_then_evaluation_in_a_fresh_process(s3, tmp_p
     # Ingest -> curate -> retrain, the partitioned jobs one by one (as lib/in_process does);
     # the batches are the ones the landing sensor would see.
     cfg = load_config(config)
-    batches, problems = known_batches(cfg)
-    assert [b.key for b in batches] == ["source-remote", "landing-b1"] and problems == []
+    scan = landing_scan(landing_zone(cfg))
+    batches = configured_batches(
+        cfg.sources, cfg.keywords, cfg.language, cfg.audio.sample_rate
+    ) + landed_batches(scan, cfg.keywords)
+    assert [b.key for b in batches] == ["source-remote", "landing-b1"] and scan.problems == []
     run_ids = []
     (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:

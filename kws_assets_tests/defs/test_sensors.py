@@ -10,8 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from kws_assets.config import load_config
-from kws_assets.core.corpus.landing import landing_root
+from kws_assets.config import landing_zone, load_config
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB, RETRAIN_JOB
 from kws_assets.defs.sensors import (
@@ -68,7 +67,7 @@ def _apply_partition_requests(instance, data) -> None:
 
 
 def _land(config_file: Path, name: str, text: str = CSV) -> Path:
-    folder = Path(landing_root(load_config(config_file))) / name
+    folder = Path(landing_zone(load_config(config_file)).root) / name
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     (folder / "manifest.csv").write_text(text)
     return folder
@@ -114,7 +113,7 @@ def test_landing_zone_sensor_registers_each_batch_once(config_file, instance):
 
     # A corrected manifest is requested again (the partition exists already); renaming a staged
     # folder into place makes it a batch.
-    zone = Path(landing_root(load_config(config_file)))
+    zone = Path(landing_zone(load_config(config_file)).root)
     (zone / "b1" / "manifest.csv").write_text(CSV + "audio/b.wav,no,bob\n")
     staged.rename(staged.with_name("b6"))
     fourth = _tick(config_file, LANDING_SENSOR, instance, third.cursor)

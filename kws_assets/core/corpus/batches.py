@@ -3,7 +3,8 @@
 A batch is either a **configured source** (``sources:`` in ``kws.yaml``; key ``source-<name>``) or
 a folder that **landed** in the landing zone (key ``landing-<folder>``; see
 :mod:`kws_assets.core.corpus.landing`).  Each batch is read through the same corpus loader as a
-whole config would be: :func:`batch_config` narrows a config to the one source the batch stands for.
+whole config would be: the loader is given the one source the batch stands for
+(:func:`kws_assets.core.corpus.landing.batch_source`), the config is never rewritten.
 
 A batch's *fingerprint* changes when what it would ingest changes (the source's settings; for the
 generated demo corpus also the keywords it speaks; for a landed batch its manifest bytes), so a
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from kws_assets.settings import CorpusSource, DemoCorpusSource, KwsConfig, ManifestSource
+from kws_assets.settings import CorpusSource, DemoCorpusSource, ManifestSource
 
 SOURCE_PREFIX = "source-"
 LANDING_PREFIX = "landing-"
@@ -77,10 +78,10 @@ def parse_batch_key(key: str) -> BatchRef:
     )
 
 
-def configured_batch_keys(cfg: KwsConfig) -> dict[str, CorpusSource]:
+def configured_batch_keys(sources: Sequence[CorpusSource]) -> dict[str, CorpusSource]:
     """Batch key -> configured source, in config order; ValueError when two names collide."""
     keys: dict[str, CorpusSource] = {}
-    for source in cfg.sources:
+    for source in sources:
         key = source_batch_key(source.name)
         if key in keys:
             raise ValueError(
@@ -91,17 +92,17 @@ def configured_batch_keys(cfg: KwsConfig) -> dict[str, CorpusSource]:
     return keys
 
 
-def configured_source(cfg: KwsConfig, key: str) -> CorpusSource:
+def configured_source(sources: Sequence[CorpusSource], key: str) -> CorpusSource:
     """The configured source a ``source-`` batch key names; BatchKeyError if it is not
     configured."""
-    sources = configured_batch_keys(cfg)
-    if key not in sources:
+    by_key = configured_batch_keys(sources)
+    if key not in by_key:
         raise BatchKeyError(
             f"batch {key!r} names no configured source (configured: "
-            f"{sorted(sources) or 'none'}); add the source to the config or delete "
+            f"{sorted(by_key) or 'none'}); add the source to the config or delete "
             "the partition"
         )
-    return sources[key]
+    return by_key[key]
 
 
 def _digest(payload: object) -> str:
@@ -109,16 +110,19 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def source_fingerprint(cfg: KwsConfig, source: CorpusSource) -> str:
+def source_fingerprint(
+    source: CorpusSource, keywords: Sequence[str], language: str, sample_rate: int
+) -> str:
     """What ingesting a configured source depends on, as a short hash: its settings and the
     keywords (the demo corpus speaks them, labelled layouts label by them, and a batch's
-    ``_unknown_`` clips are the words that are not keywords)."""
+    ``_unknown_`` clips are the words that are not keywords); for the generated demo corpus
+    also the language and sample rate it is spoken in."""
     payload: dict[str, object] = {
         "source": source.model_dump(mode="json"),
-        "keywords": cfg.keywords,
+        "keywords": list(keywords),
     }
     if isinstance(source, DemoCorpusSource):
-        payload.update(language=cfg.language, sample_rate=cfg.audio.sample_rate)
+        payload.update(language=language, sample_rate=sample_rate)
     return _digest(payload)
 
 
@@ -127,13 +131,16 @@ def content_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def landed_fingerprint(cfg: KwsConfig, manifest_fingerprint: str) -> str:
+def landed_fingerprint(manifest_fingerprint: str, keywords: Sequence[str]) -> str:
     """What ingesting a landed batch depends on: its manifest's content and the keywords."""
-    return _digest({"manifest": manifest_fingerprint, "keywords": cfg.keywords})
+    return _digest({"manifest": manifest_fingerprint, "keywords": list(keywords)})
 
 
-def landed_source(key: str, folder_uri: str, manifest_name: str, cfg: KwsConfig) -> ManifestSource:
-    """A landed folder as a manifest source named after its batch key.
+def landed_source(
+    key: str, folder_uri: str, manifest_name: str, *, language: str, license_: str
+) -> ManifestSource:
+    """A landed folder as a manifest source named after its batch key (``language`` and
+    ``license_``: what its rows are when the manifest names none).
 
     Speakers are namespaced by that name unless the manifest's ids carry their own namespace
     (``office:alice``): use namespaced ids to keep one speaker one speaker across batches.
@@ -142,14 +149,9 @@ def landed_source(key: str, folder_uri: str, manifest_name: str, cfg: KwsConfig)
         name=key,
         root=folder_uri,
         manifest=manifest_name,
-        language=cfg.language,
-        license=cfg.automation.landing_license,
+        language=language,
+        license=license_,
     )
-
-
-def config_for_sources(cfg: KwsConfig, sources: list) -> KwsConfig:
-    """``cfg`` with its corpus sources replaced: the corpus loader then reads exactly these."""
-    return cfg.model_copy(update={"sources": list(sources)})
 
 
 def keyword_seed(keyword: str) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,20 @@ from kws_assets.core.corpus.connectors.files import (
 from kws_assets.core.speech.text_normalize import normalize_keyword, normalize_text
 from kws_assets.core.storage.s3 import S3Connection, transient_storage_error
 from kws_assets.core.tables import CORPUS_SCHEMA, PROVENANCE_COLUMNS
-from kws_assets.settings import SILENCE_LABEL, DemoCorpusSource, KwsConfig, SpeechCommandsSource
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    CorpusSource,
+    DemoCorpusSource,
+    IngestSettings,
+    QualitySettings,
+    SpeechCommandsSource,
+    StorageSettings,
+)
 
 __all__ = [
     "CORPUS_SCHEMA",
     "CorpusLoad",
+    "CorpusReading",
     "IngestStats",
     "attach_provenance",
     "content_version",
@@ -85,6 +95,23 @@ class IngestStats:
     files_from_cache: int = 0
     bytes_read: int = 0
     skipped_without_keyword: int = 0
+
+
+@dataclass(frozen=True)
+class CorpusReading:
+    """What reading corpus sources depends on besides the sources themselves, built once by the
+    caller from the config's sections: the keywords (labelled layouts label by them,
+    ``only_with_keywords`` sources keep the entries that mention them, the demo corpus speaks
+    them), the language of rows that name none, the sample rate the demo corpus is generated
+    at, the recording checks (``ingest``, ``quality``) and ``storage`` (the local work folders
+    and the one S3 connection)."""
+
+    keywords: list[str]
+    language: str
+    sample_rate: int
+    ingest: IngestSettings
+    quality: QualitySettings
+    storage: StorageSettings
 
 
 @dataclass(frozen=True)
@@ -177,7 +204,7 @@ def _problem_row(problem: EntryProblem, language: str, license_: str) -> dict:
 def _entry_row(
     entry: CorpusEntry,
     root: UPath,
-    cfg: KwsConfig,
+    reading: CorpusReading,
     cache: FileFactsCache,
     mirror_dir: Path,
     stats: IngestStats,
@@ -195,7 +222,7 @@ def _entry_row(
         path = member(root, entry.original_path)
     except UnsafePathError as exc:
         return reject(entry.source, entry.original_path, quality.PATH_OUTSIDE_ROOT, str(exc))
-    inspection = inspect_file(path, cfg.ingest, cache, mirror_dir)
+    inspection = inspect_file(path, reading.ingest, cache, mirror_dir)
     facts = inspection.facts
     if inspection.read_now:
         stats.files_read += 1
@@ -215,10 +242,10 @@ def _entry_row(
     reasons = quality.recording_reasons(
         facts.duration_s or 0.0,
         levels,
-        cfg.quality,
-        max_duration_s=cfg.ingest.max_utterance_s,
-        min_duration_s=cfg.ingest.min_utterance_s,
-        silence_peak_dbfs=cfg.ingest.silence_peak_dbfs,
+        reading.quality,
+        max_duration_s=reading.ingest.max_utterance_s,
+        min_duration_s=reading.ingest.min_utterance_s,
+        silence_peak_dbfs=reading.ingest.silence_peak_dbfs,
         is_silence=entry.clip_label == SILENCE_LABEL,
     )
     if reasons:
@@ -300,9 +327,10 @@ def _mark_duplicate_audio(rows: list[dict]) -> None:
 
 
 def load_corpus(
-    cfg: KwsConfig, work_dir: str | Path | None = None, sources: list | None = None
+    sources: Sequence[CorpusSource], reading: CorpusReading, work_dir: str | Path | None = None
 ) -> CorpusLoad:
-    """Every configured source (or ``sources``), read through its connector, as one table.
+    """``sources`` (every configured one, or the one a batch stands for), each read through its
+    connector, as one table.
 
     ``work_dir`` (default ``<storage>/ingest``) holds the file-facts cache and the local mirror of
     remote corpora.  The demo corpus is generated once under ``<storage>/corpora``.  A source that
@@ -310,31 +338,34 @@ def load_corpus(
     naming its root, and the other sources go on; a transient S3 error (5xx, throttling, a
     dropped connection after the client's retries) is raised as a transient ``StorageError``
     instead, so the step is retried rather than the source rejected.  ``s3://`` roots are read
-    with ``cfg.storage``'s endpoint, region and retries.
+    with ``reading.storage``'s endpoint, region and retries.
     """
-    work = Path(work_dir) if work_dir is not None else cfg.storage_path("ingest")
-    cache = FileFactsCache(work / CACHE_FILE if cfg.ingest.hash_cache else None)
+    storage, keywords = reading.storage, reading.keywords
+    work = Path(work_dir) if work_dir is not None else storage.local_path("ingest")
+    cache = FileFactsCache(work / CACHE_FILE if reading.ingest.hash_cache else None)
     mirror_dir = work / MIRROR_FOLDER
-    s3 = S3Connection.from_settings(cfg.storage)  # the one S3 configuration, for s3:// roots
+    s3 = S3Connection.from_settings(storage)  # the one S3 configuration, for s3:// roots
     stats = IngestStats()
     rows: list[dict] = []
-    for source in cfg.sources if sources is None else sources:
+    for source in sources:
         if isinstance(source, DemoCorpusSource):
             folder = generate_demo_corpus(
                 source,
-                cfg.keywords,
-                cfg.language,
-                cfg.audio.sample_rate,
-                cfg.storage_path("corpora"),
+                keywords,
+                reading.language,
+                reading.sample_rate,
+                storage.local_path("corpora"),
             )
-            source = demo_source_as_manifest(source, folder, cfg.language)
-        language = getattr(source, "language", None) or cfg.language
+            source = demo_source_as_manifest(source, folder, reading.language)
+        language = getattr(source, "language", None) or reading.language
         try:
             root = corpus_root(source.root, s3)
             if is_remote(root):
                 root.fs.invalidate_cache()  # list what is there now, not what fsspec saw before
                 check_reachable(root)  # an outage is a transient error, not "manifest not found"
-            entries, problems = list_source(source, root, cfg.keywords, cfg.language, cfg.ingest)
+            entries, problems = list_source(
+                source, root, keywords, reading.language, reading.ingest
+            )
         except DecoderMissingError as exc:
             rows.append(
                 _reject_row(
@@ -368,11 +399,11 @@ def load_corpus(
             kept = [
                 e
                 for e in entries
-                if mentions_keyword(e.transcript, cfg.keywords, e.language or language)
+                if mentions_keyword(e.transcript, keywords, e.language or language)
             ]
             stats.skipped_without_keyword += len(entries) - len(kept)
             entries = kept
-        rows += [_entry_row(e, root, cfg, cache, mirror_dir, stats) for e in entries]
+        rows += [_entry_row(e, root, reading, cache, mirror_dir, stats) for e in entries]
     _mark_duplicate_audio(rows)
     return CorpusLoad(corpus_table(rows), stats)
 
@@ -429,10 +460,10 @@ def attach_provenance(clips: pl.DataFrame, corpus: pl.DataFrame) -> pl.DataFrame
     ).drop([f"{c}__recording" for c in present])
 
 
-def silence_windows_by_source(cfg: KwsConfig) -> dict[str, int]:
+def silence_windows_by_source(sources: Sequence[CorpusSource]) -> dict[str, int]:
     """Source name -> most ``_silence_`` windows per background-noise file (Speech Commands)."""
     return {
-        s.name: s.silence_clips_per_file for s in cfg.sources if isinstance(s, SpeechCommandsSource)
+        s.name: s.silence_clips_per_file for s in sources if isinstance(s, SpeechCommandsSource)
     }
 
 

@@ -9,6 +9,10 @@ Everything here goes through :class:`upath.UPath`, so the same code lists a loca
 object-store prefix.  :class:`BatchCursor` is what the landing-zone sensor remembers between
 ticks: the fingerprint of every batch it has requested, so a batch is requested once, a corrected
 manifest is requested again, and any number of batches landing between two ticks are all seen.
+
+What the landing zone is (root, manifest names, settle time, licence of unlabelled rows, S3
+connection) travels as one :class:`LandingZone`, built by the caller from the ``automation`` and
+``storage`` settings: nothing here sees the whole config.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from upath import UPath
 
 from kws_assets.core.corpus.batches import (
     BatchKeyError,
-    config_for_sources,
     configured_batch_keys,
     configured_source,
     content_fingerprint,
@@ -35,7 +39,12 @@ from kws_assets.core.corpus.batches import (
 )
 from kws_assets.core.corpus.connectors.base import local_os_path
 from kws_assets.core.storage.s3 import S3Connection
-from kws_assets.settings import KwsConfig
+from kws_assets.settings import (
+    AutomationSettings,
+    CorpusSource,
+    ManifestSource,
+    StorageSettings,
+)
 
 HIDDEN_PREFIXES = (".", "_")
 LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
@@ -69,19 +78,44 @@ class LandingProblem:
     detail: str
 
 
-def landing_root(cfg: KwsConfig) -> str:
-    """The landing zone of a config: ``automation.landing_root``, relative ones under
-    storage.root."""
-    root = cfg.automation.landing_root
+def landing_root(automation: AutomationSettings, storage: StorageSettings) -> str:
+    """The landing zone's root: ``automation.landing_root``, relative ones under
+    ``storage.root``."""
+    root = automation.landing_root
     if "://" in root:
         return root.rstrip("/")
     path = Path(root).expanduser()
     if path.is_absolute():
         return str(path.resolve())
-    storage_root = cfg.storage.root
+    storage_root = storage.root
     if "://" in storage_root:
         return f"{storage_root.rstrip('/')}/{root}"
-    return str(cfg.storage_path(root))
+    return str(storage.local_path(root))
+
+
+@dataclass(frozen=True)
+class LandingZone:
+    """Where corpus batches land and how they are read: the root (folder or ``s3://`` prefix),
+    the manifest names a batch folder may hold, the seconds a manifest must settle, the licence
+    of landed rows that name none, and the one S3 connection.  The caller builds it once
+    (:meth:`from_settings`), so the functions below take what they use, not the config."""
+
+    root: str
+    manifests: list[str]
+    settle_s: float = DEFAULT_SETTLE_S
+    license: str = "unknown"
+    s3: S3Connection = field(default_factory=S3Connection)
+
+    @classmethod
+    def from_settings(cls, automation: AutomationSettings, storage: StorageSettings) -> LandingZone:
+        """The zone ``automation`` describes, read through ``storage``'s S3 settings."""
+        return cls(
+            landing_root(automation, storage),
+            list(automation.landing_manifests),
+            automation.landing_settle_s,
+            automation.landing_license,
+            S3Connection.from_settings(storage),
+        )
 
 
 def _as_upath(root: str | os.PathLike[str], s3: S3Connection | None) -> UPath:
@@ -267,42 +301,38 @@ class KnownBatch:
     origin: str
 
 
-def landing_scan(cfg: KwsConfig, now: float | None = None) -> LandingScan:
-    """:func:`scan_landing` of the config's landing zone, with ``automation.landing_settle_s``
-    and the config's one S3 connection (``storage.s3_*``)."""
-    return scan_landing(
-        landing_root(cfg),
-        cfg.automation.landing_manifests,
-        cfg.automation.landing_settle_s,
-        now=now,
-        s3=S3Connection.from_settings(cfg.storage),
-    )
+def landing_scan(zone: LandingZone, now: float | None = None) -> LandingScan:
+    """:func:`scan_landing` of ``zone``, with its settle time and S3 connection."""
+    return scan_landing(zone.root, zone.manifests, zone.settle_s, now=now, s3=zone.s3)
 
 
-def landed_batch(cfg: KwsConfig, key: str) -> LandedBatch:
-    """The ready landed batch ``key`` of the config's landing zone (see
-    :func:`find_landed_batch`)."""
-    return find_landed_batch(
-        landing_root(cfg),
-        key,
-        cfg.automation.landing_manifests,
-        S3Connection.from_settings(cfg.storage),
-    )
+def landed_batch(zone: LandingZone, key: str) -> LandedBatch:
+    """The ready landed batch ``key`` of ``zone`` (see :func:`find_landed_batch`)."""
+    return find_landed_batch(zone.root, key, zone.manifests, zone.s3)
 
 
-def known_batches(
-    cfg: KwsConfig, scan: LandingScan | None = None
-) -> tuple[list[KnownBatch], list[LandingProblem]]:
-    """The configured sources and the ready landed folders, as batches with fingerprints
-    (``scan``: a :func:`landing_scan` the caller already made, e.g. to log deferred batches)."""
-    batches = [
-        KnownBatch(key, source_fingerprint(cfg, source), f"configured source {source.name!r}")
-        for key, source in configured_batch_keys(cfg).items()
+def configured_batches(
+    sources: Sequence[CorpusSource], keywords: Sequence[str], language: str, sample_rate: int
+) -> list[KnownBatch]:
+    """The configured sources as batches with fingerprints (see
+    :func:`~kws_assets.core.corpus.batches.source_fingerprint`)."""
+    return [
+        KnownBatch(
+            key,
+            source_fingerprint(source, keywords, language, sample_rate),
+            f"configured source {source.name!r}",
+        )
+        for key, source in configured_batch_keys(sources).items()
     ]
-    scan = landing_scan(cfg) if scan is None else scan
-    landed, problems = scan.batches, scan.problems
-    batches += [KnownBatch(b.key, landed_fingerprint(cfg, b.fingerprint), b.folder) for b in landed]
-    return batches, problems
+
+
+def landed_batches(scan: LandingScan, keywords: Sequence[str]) -> list[KnownBatch]:
+    """The ready landed folders of ``scan`` as batches with fingerprints (their manifest's hash
+    and the keywords)."""
+    return [
+        KnownBatch(b.key, landed_fingerprint(b.fingerprint, keywords), b.folder)
+        for b in scan.batches
+    ]
 
 
 class LandedBatchChanged(RuntimeError):
@@ -315,7 +345,7 @@ class LandedBatchChanged(RuntimeError):
 
 
 def landed_batch_for_run(
-    cfg: KwsConfig, key: str, requested_fingerprint: str | None = None
+    zone: LandingZone, key: str, requested_fingerprint: str | None = None
 ) -> LandedBatch | None:
     """The landed batch a run for ``key`` ingests (None for a configured source), checked with
     :func:`check_batch_unchanged` against the manifest the sensor scanned: its
@@ -325,36 +355,40 @@ def landed_batch_for_run(
     if parse_batch_key(key).kind != "landing":
         return None
     try:
-        found = landed_batch(cfg, key)
+        found = landed_batch(zone, key)
     except BatchKeyError as exc:
         raise LandedBatchChanged(LandingProblem(key, BATCH_DELETED, str(exc))) from exc
     batch = LandedBatch(
         found.key, found.folder, found.manifest, requested_fingerprint or found.fingerprint
     )
-    ensure_batch_unchanged(cfg, batch)
+    ensure_batch_unchanged(zone, batch)
     return batch
 
 
-def ensure_batch_unchanged(cfg: KwsConfig, batch: LandedBatch) -> None:
-    """:func:`check_batch_unchanged` with the config's S3 connection; raises
+def ensure_batch_unchanged(zone: LandingZone, batch: LandedBatch) -> None:
+    """:func:`check_batch_unchanged` with the zone's S3 connection; raises
     :class:`LandedBatchChanged` with its problem."""
-    problem = check_batch_unchanged(batch, S3Connection.from_settings(cfg.storage))
+    problem = check_batch_unchanged(batch, zone.s3)
     if problem is not None:
         raise LandedBatchChanged(problem)
 
 
-def landed_batch_config(cfg: KwsConfig, batch: LandedBatch) -> KwsConfig:
-    """``cfg`` narrowed to one landed batch (the one a run checked, not a fresh lookup)."""
-    return config_for_sources(cfg, [landed_source(batch.key, batch.folder, batch.manifest, cfg)])
+def landed_batch_source(zone: LandingZone, batch: LandedBatch, language: str) -> ManifestSource:
+    """The source a landed batch is read as (the batch a run checked, not a fresh lookup): a
+    manifest source in ``language`` under the zone's licence where its rows name none."""
+    return landed_source(
+        batch.key, batch.folder, batch.manifest, language=language, license_=zone.license
+    )
 
 
-def batch_config(cfg: KwsConfig, key: str) -> KwsConfig:
-    """``cfg`` narrowed to the single source batch ``key`` stands for (configured or landed)."""
-    ref = parse_batch_key(key)
-    if ref.kind == "source":
-        return config_for_sources(cfg, [configured_source(cfg, key)])
-    batch = landed_batch(cfg, key)
-    return config_for_sources(cfg, [landed_source(key, batch.folder, batch.manifest, cfg)])
+def batch_source(
+    zone: LandingZone, sources: Sequence[CorpusSource], key: str, language: str
+) -> CorpusSource:
+    """The single source batch ``key`` stands for: a configured one of ``sources``, or a folder
+    landed in ``zone`` (:class:`BatchKeyError` when there is none)."""
+    if parse_batch_key(key).kind == "source":
+        return configured_source(sources, key)
+    return landed_batch_source(zone, landed_batch(zone, key), language)
 
 
 class BatchCursor:

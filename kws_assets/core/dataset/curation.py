@@ -42,7 +42,15 @@ from kws_assets.core.tables import (
     REJECT_COLUMNS,
     VALIDATED_COLUMNS,
 )
-from kws_assets.settings import SILENCE_LABEL, KwsConfig
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    AudioSettings,
+    FeatureSettings,
+    OutlierSettings,
+    QualitySettings,
+    SplitSettings,
+)
 
 # Stages of the quarantine table.
 STAGE_INGEST = "ingest"
@@ -350,14 +358,35 @@ def measure_rows(
     return measured, rejected, embeddings
 
 
-def outlier_embedder(cfg: KwsConfig) -> ClipEmbedder | None:
+@dataclass(frozen=True)
+class CurationSettings:
+    """What curation judges clips by, built by the caller from the config's sections: the
+    keywords (only their clips are outlier-scored), the clip format (and the MFCCs the outlier
+    embedding uses), the quality gate, the lowest alignment confidence, the outlier rule and
+    the split fractions."""
+
+    keywords: list[str]
+    audio: AudioSettings
+    features: FeatureSettings
+    quality: QualitySettings
+    min_confidence: float
+    outliers: OutlierSettings
+    splits: SplitSettings
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in model output order: silence, unknown, then the keywords."""
+        return [SILENCE_LABEL, UNKNOWN_LABEL, *self.keywords]
+
+
+def outlier_embedder(settings: CurationSettings) -> ClipEmbedder | None:
     """The outlier embeddings of keyword clips in the configured clip format, a batch at a time
     (:func:`measure_rows`); None when outliers are off."""
-    if not cfg.outliers.enabled:
+    if not settings.outliers.enabled:
         return None
-    spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
+    spec = FeatureSpec.from_settings(settings.features, settings.audio)
     embedder = MfccStatsEmbedder(spec)
-    keywords = set(cfg.keywords)
+    keywords = set(settings.keywords)
 
     def embed(clips: list[tuple[dict, AudioInfo]]) -> list[np.ndarray | None]:
         wanted = [
@@ -377,23 +406,26 @@ def outlier_embedder(cfg: KwsConfig) -> ClipEmbedder | None:
     return embed
 
 
-def score_outliers(rows: list[dict], embeddings: dict[str, np.ndarray], cfg: KwsConfig) -> None:
+def score_outliers(
+    rows: list[dict],
+    embeddings: dict[str, np.ndarray],
+    outliers: OutlierSettings,
+    keywords: list[str],
+) -> None:
     """Set ``outlier_score`` on every row (None where not scored): keyword clips with an
-    embedding, of keywords with at least ``cfg.outliers.min_clips`` such clips."""
+    embedding, of keywords with at least ``outliers.min_clips`` such clips."""
     for row in rows:
         row["outlier_score"] = None
-    if not cfg.outliers.enabled:
+    if not outliers.enabled:
         return
-    keyword_rows = [
-        r for r in rows if r["label"] in set(cfg.keywords) and r["clip_id"] in embeddings
-    ]
+    keyword_rows = [r for r in rows if r["label"] in set(keywords) and r["clip_id"] in embeddings]
     if not keyword_rows:
         return
     scores = scores_by_label(
         [r["label"] for r in keyword_rows],
         np.stack([embeddings[r["clip_id"]] for r in keyword_rows]),
-        set(cfg.keywords),
-        cfg.outliers.min_clips,
+        set(keywords),
+        outliers.min_clips,
     )
     for row, score in zip(keyword_rows, scores, strict=True):
         row["outlier_score"] = None if np.isnan(score) else float(score)
@@ -405,7 +437,7 @@ def _metrics_detail(row: dict) -> str:
 
 def curate(
     candidates: pl.DataFrame,
-    cfg: KwsConfig,
+    settings: CurationSettings,
     read_clip: Callable[[str], AudioInfo],
     workers: int = 1,
 ) -> CurationResult:
@@ -424,7 +456,7 @@ def curate(
         .iter_rows(named=True)
     ]
     measured, unreadable, embeddings = measure_rows(
-        clip_candidates(table), read_clip, outlier_embedder(cfg), workers
+        clip_candidates(table), read_clip, outlier_embedder(settings), workers
     )
     quarantined += unreadable
 
@@ -436,12 +468,12 @@ def curate(
         reasons = quality.rejection_reasons(
             metrics,
             row["label"],
-            cfg.quality,
-            expected_sr=cfg.audio.sample_rate,
-            expected_duration_s=cfg.audio.clip_seconds,
+            settings.quality,
+            expected_sr=settings.audio.sample_rate,
+            expected_duration_s=settings.audio.clip_seconds,
             is_silence=row["label"] == SILENCE_LABEL,
         )
-        reasons += quality.alignment_reasons(row.get("confidence"), cfg.alignment.min_confidence)
+        reasons += quality.alignment_reasons(row.get("confidence"), settings.min_confidence)
         if reasons:
             row["outlier_score"] = None
             quarantined.append(
@@ -456,24 +488,25 @@ def curate(
         else:
             passing.append(row)
 
-    score_outliers(passing, embeddings, cfg)
+    score_outliers(passing, embeddings, settings.outliers, settings.keywords)
     kept = []
+    outliers = settings.outliers
     for row in passing:
         score = row["outlier_score"]
-        if cfg.outliers.quarantine and score is not None and score > cfg.outliers.threshold:
+        if outliers.quarantine and score is not None and score > outliers.threshold:
             quarantined.append(
                 _quarantine_row(
                     row,
                     STAGE_OUTLIER,
                     quality.OUTLIER,
-                    f"outlier_score={score:.2f} > threshold {cfg.outliers.threshold:g} among "
+                    f"outlier_score={score:.2f} > threshold {outliers.threshold:g} among "
                     f"'{row['label']}' clips | " + _metrics_detail(row),
                 )
             )
         else:
             kept.append(row)
 
-    splits = assign_splits([r["speaker"] for r in kept], cfg.splits)
+    splits = assign_splits([r["speaker"] for r in kept], settings.splits)
     for row, split in zip(kept, splits, strict=True):
         row["split"] = split
     validated = (
@@ -484,7 +517,8 @@ def curate(
         else pl.DataFrame(schema=VALIDATED_COLUMNS)
     )
 
-    schema = schemas.clip_table_schema(cfg.labels, cfg.audio.sample_rate, cfg.audio.clip_samples)
+    audio = settings.audio
+    schema = schemas.clip_table_schema(settings.labels, audio.sample_rate, audio.clip_samples)
     good, failures = schemas.validate(validated, schema)
     if failures.height:
         bad_ids = set(validated["clip_id"].to_list()) - set(good["clip_id"].to_list())
@@ -523,6 +557,7 @@ __all__ = [
     "QUARANTINE_COLUMNS",
     "VALIDATED_COLUMNS",
     "CurationResult",
+    "CurationSettings",
     "clip_candidates",
     "clip_table",
     "corpus_dead_letters",

@@ -23,7 +23,17 @@ from kws_assets.core.speech.engines import REGISTRY as ENGINE_REGISTRY
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.tables import QUALITY_COLUMNS
 from kws_assets.core.text_safety import escape_cell, escape_markdown
-from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig
+from kws_assets.settings import (
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    AudioSettings,
+    CorpusSource,
+    IngestSettings,
+    OutlierSettings,
+    QualitySettings,
+    SplitSettings,
+    TtsSettings,
+)
 
 PACKAGE = "kws_assets"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -34,6 +44,8 @@ FEW_EVAL_SPEAKERS = 10  # val/test with fewer speakers give noisy estimates
 HIGH_QUARANTINE_FRACTION = 0.25
 GIT_TIMEOUT_S = 5.0
 EXAMPLES_SHOWN = 15
+CARD_CONFIG_SECTIONS = ("keywords", "sources", "audio", "quality", "outliers", "splits", "ingest")
+"""The config sections the card's config hash covers (what the dataset depends on)."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +90,34 @@ def git_state(folder: str | Path | None = None) -> tuple[str | None, bool | None
     return commit or None, bool(status.strip())
 
 
-def code_versions(cfg: KwsConfig, data_versions: dict[str, str]) -> CardVersions:
+def code_versions(config_hash: str, data_versions: dict[str, str]) -> CardVersions:
+    """The versions a card describes: this package and work tree, the hash of the config's
+    :data:`CARD_CONFIG_SECTIONS` (the caller hashes them: the core never sees the whole config)
+    and the input data versions."""
     commit, dirty = git_state()
-    return CardVersions(
-        package_version(),
-        commit,
-        dirty,
-        cfg.section_hash("keywords", "sources", "audio", "quality", "outliers", "splits", "ingest"),
-        dict(data_versions),
-    )
+    return CardVersions(package_version(), commit, dirty, config_hash, dict(data_versions))
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    """The settings a data card describes, built by the caller from the config's sections: the
+    labels, the sources, the clip format, the method's thresholds (quality gate, recording
+    checks, outliers, splits) and the TTS engines with the one held out of training."""
+
+    keywords: list[str]
+    sources: list[CorpusSource]
+    audio: AudioSettings
+    quality: QualitySettings
+    ingest: IngestSettings
+    outliers: OutlierSettings
+    splits: SplitSettings
+    tts: TtsSettings
+    held_out_engine: str
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in model output order: silence, unknown, then the keywords."""
+        return [SILENCE_LABEL, UNKNOWN_LABEL, *self.keywords]
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -239,12 +270,14 @@ def _format_counts(validated: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConfig) -> pl.DataFrame:
+def provenance_table(
+    corpus: pl.DataFrame, validated: pl.DataFrame, sources: list[CorpusSource]
+) -> pl.DataFrame:
     """One row per source: kind, where it was read from, licenses, recordings, hours, clips kept."""
     usable = usable_rows(corpus)
     kept = dict(validated.group_by("source").len().iter_rows()) if validated.height else {}
     rows = []
-    for source in cfg.sources:
+    for source in sources:
         mine = usable.filter(pl.col("source") == source.name)
         licenses = sorted(set(mine["license"].drop_nulls().to_list())) or [
             getattr(source, "license", "")
@@ -282,7 +315,11 @@ def provenance_table(corpus: pl.DataFrame, validated: pl.DataFrame, cfg: KwsConf
 
 
 def known_limitations(
-    validated: pl.DataFrame, quarantined: pl.DataFrame, corpus: pl.DataFrame, cfg: KwsConfig
+    validated: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    corpus: pl.DataFrame,
+    labels: list[str],
+    outliers: OutlierSettings,
 ) -> list[str]:
     """What a user of this dataset should know, derived from the tables and the method."""
     notes = []
@@ -299,7 +336,7 @@ def known_limitations(
         counts = dict(train.group_by("label").len().iter_rows())
         thin = [
             f"{escape_markdown(label)} ({counts.get(label, 0)})"
-            for label in cfg.labels
+            for label in labels
             if counts.get(label, 0) < FEW_TRAIN_CLIPS
         ]
         if thin:
@@ -326,11 +363,11 @@ def known_limitations(
             f"{quarantined.height / seen:.0%} of everything seen was quarantined; the "
             f"corpus or the thresholds deserve a look (see Quarantine)."
         )
-    if cfg.outliers.enabled:
+    if outliers.enabled:
         notes.append(
             f"Outlier scores (MFCC-statistics embedding, robust z-score > "
-            f"{cfg.outliers.threshold:g}) cover keyword clips of keywords with at least "
-            f"{cfg.outliers.min_clips} clips; _unknown_ and _silence_ are not scored."
+            f"{outliers.threshold:g}) cover keyword clips of keywords with at least "
+            f"{outliers.min_clips} clips; _unknown_ and _silence_ are not scored."
         )
     notes.append(
         "SNR and speech ratio are estimates from frame energies (noise floor = low "
@@ -353,13 +390,13 @@ def render_data_card(
     validated: pl.DataFrame,
     quarantined: pl.DataFrame,
     corpus: pl.DataFrame,
-    cfg: KwsConfig,
+    card: CardSettings,
     versions: CardVersions,
     synthetic_real: pl.DataFrame | None = None,
 ) -> str:
     """The data card as Markdown (see the module docstring); ``synthetic_real`` is the per-keyword
     gap of :func:`kws_assets.core.dataset.domain_gap.synthetic_real_gap`, when it was measured."""
-    comp = composition_tables(validated, cfg.labels)
+    comp = composition_tables(validated, card.labels)
     seen = validated.height + quarantined.height
     speakers = validated["speaker"].n_unique() if validated.height else 0
     per_split = dict(
@@ -368,9 +405,9 @@ def render_data_card(
     lines = [
         "# Data card — keyword-spotting dataset",
         "",
-        f"**{validated.height} clips** of {cfg.audio.clip_seconds:g} s "
-        f"at {cfg.audio.sample_rate} Hz for {len(cfg.labels)} labels "
-        f"({', '.join(escape_markdown(x) for x in cfg.labels)}), from **{speakers} speakers** "
+        f"**{validated.height} clips** of {card.audio.clip_seconds:g} s "
+        f"at {card.audio.sample_rate} Hz for {len(card.labels)} labels "
+        f"({', '.join(escape_markdown(x) for x in card.labels)}), from **{speakers} speakers** "
         f"and {validated['source'].n_unique() if validated.height else 0} sources; "
         f"split train/val/test = {per_split.get('train', 0)}/{per_split.get('val', 0)}/"
         f"{per_split.get('test', 0)}. **{quarantined.height} quarantined** of {seen} seen "
@@ -421,8 +458,8 @@ def render_data_card(
         md_table(
             engine_table(
                 validated,
-                [*ENGINE_REGISTRY.always_on(), *[e.engine for e in cfg.tts.engines]],
-                cfg.evaluation.held_out_engine,
+                [*ENGINE_REGISTRY.always_on(), *[e.engine for e in card.tts.engines]],
+                card.held_out_engine,
             )
         ),
         "",
@@ -447,24 +484,29 @@ def render_data_card(
         "",
         "## Provenance and licenses",
         "",
-        md_table(provenance_table(corpus, validated, cfg)),
+        md_table(provenance_table(corpus, validated, card.sources)),
         "",
         "Every clip row keeps its source, speaker, origin id and — for corpus clips — the "
         "original path, license and format of the recording it was cut from.",
         "",
         "## Known limitations",
         "",
-        *[f"- {note}" for note in known_limitations(validated, quarantined, corpus, cfg)],
+        *[
+            f"- {note}"
+            for note in known_limitations(
+                validated, quarantined, corpus, card.labels, card.outliers
+            )
+        ],
         "",
         "## How it was made",
         "",
-        f"- Keywords: {', '.join(escape_markdown(k) for k in cfg.keywords)}; `{UNKNOWN_LABEL}` "
+        f"- Keywords: {', '.join(escape_markdown(k) for k in card.keywords)}; `{UNKNOWN_LABEL}` "
         "from other words, "
         f"`{SILENCE_LABEL}` from noise.",
-        f"- Quality gate: {_settings_text(cfg.quality.model_dump())}.",
-        f"- Recording checks: {_settings_text(cfg.ingest.model_dump())}.",
-        f"- Outliers: {_settings_text(cfg.outliers.model_dump())}.",
-        f"- Splits: {_settings_text(cfg.splits.model_dump())}.",
+        f"- Quality gate: {_settings_text(card.quality.model_dump())}.",
+        f"- Recording checks: {_settings_text(card.ingest.model_dump())}.",
+        f"- Outliers: {_settings_text(card.outliers.model_dump())}.",
+        f"- Splits: {_settings_text(card.splits.model_dump())}.",
         "",
     ]
     return "\n".join(lines)

@@ -52,7 +52,6 @@ from kws_assets.settings import (
     SILENCE_LABEL,
     UNKNOWN_LABEL,
     AudioSettings,
-    KwsConfig,
     NegativeSettings,
     NoiseKind,
     NoiseSettings,
@@ -401,14 +400,19 @@ class RecipeOptions(TypedDict):
     exclude_voices: Sequence[str]
 
 
-def recipe_options(cfg: KwsConfig) -> RecipeOptions:
+def recipe_options(
+    language: str,
+    negatives: NegativeSettings,
+    keywords: Sequence[str],
+    held_out_voices: Sequence[str],
+) -> RecipeOptions:
     """The config-wide keyword arguments of :func:`keyword_recipes` (language, negatives, every
     keyword, held-out evaluation voices), for rendering one keyword partition at a time."""
     return {
-        "language": cfg.language,
-        "negatives": cfg.negatives,
-        "all_keywords": cfg.keywords,
-        "exclude_voices": cfg.evaluation.held_out_voices,
+        "language": language,
+        "negatives": negatives,
+        "all_keywords": keywords,
+        "exclude_voices": held_out_voices,
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from kws_assets.config import curation_settings
 from kws_assets.core.dataset import curation, synthesis
 from kws_assets.core.parallel import resolve_workers
 from kws_assets.lib.metadata import label_counts_table, metadata_table
@@ -93,7 +94,10 @@ def validated_set(
         how="diagonal_relaxed",
     )
     result = curation.curate(
-        candidates, cfg, lambda uri: store.read(uri), workers=resolve_workers(cfg.compute.workers)
+        candidates,
+        curation_settings(cfg),
+        lambda uri: store.read(uri),
+        workers=resolve_workers(cfg.compute.workers),
     )
     validated, quarantined = result.validated, result.quarantined
     per_split = (

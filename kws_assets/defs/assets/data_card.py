@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from kws_assets.config import card_settings
 from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset import data_card as card
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
@@ -77,9 +78,12 @@ def data_card(
     cfg = settings.config
     validated, quarantined = validated_set, quarantined_clips
     corpus = _corpus_of_every_batch(context, raw_corpus)
-    versions = card.code_versions(cfg, _latest_data_versions(context))
+    config_hash = cfg.section_hash(*card.CARD_CONFIG_SECTIONS)
+    versions = card.code_versions(config_hash, _latest_data_versions(context))
     gap = _synthetic_real_gap(cfg, clip_store, validated)
-    text = card.render_data_card(validated, quarantined, corpus, cfg, versions, synthetic_real=gap)
+    text = card.render_data_card(
+        validated, quarantined, corpus, card_settings(cfg), versions, synthetic_real=gap
+    )
     folder = ArtifactFolder.staging(prefix="kws-data-card-")
     card.write_card(folder.file(CARD_FILE), text)
     return dg.Output(

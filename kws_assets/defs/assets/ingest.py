@@ -9,15 +9,16 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from kws_assets.config import corpus_reading, landing_zone
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus import labeled_clips, segment
 from kws_assets.core.corpus.batches import keyword_seed
 from kws_assets.core.corpus.landing import (
     LandedBatchChanged,
-    batch_config,
+    configured_source,
     ensure_batch_unchanged,
-    landed_batch_config,
     landed_batch_for_run,
+    landed_batch_source,
 )
 from kws_assets.core.dataset import curation, engine_voices, synthesis
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
@@ -60,16 +61,20 @@ REJECTED_ENTRY_COLUMNS = ["source", "original_path", "reject_reason", "reject_de
 )
 def raw_corpus(context: dg.AssetExecutionContext, settings: KwsSettings) -> dg.Output[pl.DataFrame]:
     cfg, key = settings.config, context.partition_key
+    zone = landing_zone(cfg)
     try:
         # A landed batch is checked against the manifest the sensor scanned, before and after
         # loading: a batch replaced or deleted meanwhile is not ingested half-old, half-new.
-        landed = landed_batch_for_run(cfg, key, context.run.tags.get(MANIFEST_FINGERPRINT_TAG))
+        landed = landed_batch_for_run(zone, key, context.run.tags.get(MANIFEST_FINGERPRINT_TAG))
+        source = (
+            configured_source(cfg.sources, key)
+            if landed is None
+            else landed_batch_source(zone, landed, cfg.language)
+        )
         with fail_fast_on_permanent_errors():  # S3 outages on the corpus root: step retry
-            loaded = corpus.load_corpus(
-                batch_config(cfg, key) if landed is None else landed_batch_config(cfg, landed)
-            )
+            loaded = corpus.load_corpus([source], corpus_reading(cfg))
         if landed is not None:
-            ensure_batch_unchanged(cfg, landed)
+            ensure_batch_unchanged(zone, landed)
     except LandedBatchChanged as exc:
         raise dg.Failure(
             description=f"batch {key} not ingested: {exc.problem.reason}: {exc.problem.detail}",
@@ -142,7 +147,9 @@ def synthetic_clips(
         cfg.noise,
         seed=keyword_seed(keyword),
         salt=salt,
-        **synthesis.recipe_options(cfg),
+        **synthesis.recipe_options(
+            cfg.language, cfg.negatives, cfg.keywords, cfg.evaluation.held_out_voices
+        ),
     )
     others, skipped = engine_voices.partition_recipes(
         keyword,
@@ -257,7 +264,7 @@ def aligned_keywords(
         ),
         clip_store.store,
         cfg.audio,
-        corpus.silence_windows_by_source(cfg),
+        corpus.silence_windows_by_source(cfg.sources),
     )
     dead_letters = curation.recording_dead_letters(cut_failures, recordings, curation.STAGE_CLIP)
     table = corpus.attach_provenance(clip_table(rows + labelled + dead_letters), recordings)
@@ -321,7 +328,7 @@ def unknown_clips(
         ),
         clip_store.store,
         cfg.audio,
-        corpus.silence_windows_by_source(cfg),
+        corpus.silence_windows_by_source(cfg.sources),
     )
     dead_letters = (
         curation.corpus_dead_letters(raw_corpus)

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import soundfile as sf
 
+from kws_assets.config import corpus_reading
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.files import CACHE_FILE, FileFactsCache
 from kws_assets.settings import KwsConfig
@@ -28,6 +29,11 @@ def write_corpus(root: Path, n: int = 4) -> None:
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
 
 
+def load(cfg: KwsConfig) -> corpus.CorpusLoad:
+    """The config's sources read the way the raw_corpus asset reads them."""
+    return corpus.load_corpus(cfg.sources, corpus_reading(cfg))
+
+
 def config(tmp_path: Path, root: Path, **ingest) -> KwsConfig:
     return KwsConfig.model_validate(
         {
@@ -43,9 +49,9 @@ def test_unchanged_corpus_is_not_read_again_and_keeps_its_version(tmp_path):
     root = tmp_path / "c"
     write_corpus(root)
     cfg = config(tmp_path, root)
-    first = corpus.load_corpus(cfg)
+    first = load(cfg)
     assert (first.stats.files_read, first.stats.files_from_cache) == (4, 0)
-    second = corpus.load_corpus(cfg)
+    second = load(cfg)
     assert (second.stats.files_read, second.stats.files_from_cache, second.stats.bytes_read) == (
         0,
         4,
@@ -60,11 +66,11 @@ def test_changed_audio_changes_the_version_and_only_that_file_is_read(tmp_path):
     root = tmp_path / "c"
     write_corpus(root)
     cfg = config(tmp_path, root)
-    before = corpus.load_corpus(cfg)
+    before = load(cfg)
     sf.write(
         root / "u2.wav", 0.1 * np.ones(SR // 2, dtype=np.float32) * np.sin(np.arange(SR // 2)), SR
     )
-    after = corpus.load_corpus(cfg)
+    after = load(cfg)
     assert after.stats.files_read == 1 and after.stats.files_from_cache == 3
     assert corpus.content_version(after.table) != corpus.content_version(before.table)
     changed = after.table.filter(pl.col("original_path") == "u2.wav").row(0, named=True)
@@ -79,10 +85,10 @@ def test_new_mtime_with_same_bytes_is_reread_but_keeps_the_version(tmp_path):
     root = tmp_path / "c"
     write_corpus(root)
     cfg = config(tmp_path, root)
-    before = corpus.load_corpus(cfg)
+    before = load(cfg)
     stat = os.stat(root / "u1.wav")
     os.utime(root / "u1.wav", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    after = corpus.load_corpus(cfg)
+    after = load(cfg)
     assert after.stats.files_read == 1
     assert corpus.content_version(after.table) == corpus.content_version(before.table)
 
@@ -90,15 +96,15 @@ def test_new_mtime_with_same_bytes_is_reread_but_keeps_the_version(tmp_path):
 def test_version_ignores_where_the_corpus_lives_but_follows_transcripts(tmp_path):
     root = tmp_path / "c"
     write_corpus(root)
-    before = corpus.load_corpus(config(tmp_path, root))
+    before = load(config(tmp_path, root))
     moved = tmp_path / "elsewhere"
     shutil.copytree(root, moved)
-    relocated = corpus.load_corpus(config(tmp_path, moved))
+    relocated = load(config(tmp_path, moved))
     assert relocated.stats.files_read == 4  # new locations: read once
     assert corpus.content_version(relocated.table) == corpus.content_version(before.table)
     manifest = (moved / "manifest.csv").read_text().replace("say yes 3", "say yes three")
     (moved / "manifest.csv").write_text(manifest)
-    edited = corpus.load_corpus(config(tmp_path, moved))
+    edited = load(config(tmp_path, moved))
     assert edited.stats.files_read == 0
     assert corpus.content_version(edited.table) != corpus.content_version(relocated.table)
     shuffled = edited.table.sample(fraction=1.0, shuffle=True, seed=3)
@@ -109,15 +115,15 @@ def test_disabled_cache_reads_every_time(tmp_path):
     root = tmp_path / "c"
     write_corpus(root, n=2)
     cfg = config(tmp_path, root, hash_cache=False)
-    corpus.load_corpus(cfg)
-    assert corpus.load_corpus(cfg).stats.files_read == 2
+    load(cfg)
+    assert load(cfg).stats.files_read == 2
     assert not cfg.storage_path("ingest", CACHE_FILE).exists()
 
 
 def test_attach_provenance_carries_the_recording_into_clip_rows(tmp_path):
     root = tmp_path / "c"
     write_corpus(root, n=2)
-    table = corpus.load_corpus(config(tmp_path, root)).table
+    table = load(config(tmp_path, root)).table
     utterance = table.row(0, named=True)
     clips = pl.DataFrame(
         {

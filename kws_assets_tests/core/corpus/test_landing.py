@@ -18,13 +18,17 @@ from kws_assets.core.corpus.landing import (
     INVALID_NAME,
     BatchCursor,
     KnownBatch,
-    batch_config,
+    LandingZone,
+    batch_source,
+    configured_batches,
     find_landed_batch,
-    known_batches,
+    landed_batch_source,
+    landed_batches,
     landing_root,
+    landing_scan,
     scan_landing_zone,
 )
-from kws_assets.settings import KwsConfig, ManifestSource
+from kws_assets.settings import AutomationSettings, KwsConfig, ManifestSource, StorageSettings
 
 MANIFESTS = ["manifest.csv", "manifest.jsonl"]
 CSV = "path,transcript,speaker\naudio/a.wav,say yes now,alice\n"
@@ -102,30 +106,51 @@ def _config(tmp_path: Path, extra: str = "") -> KwsConfig:
 
 def test_landing_root_defaults_under_the_storage_root(tmp_path):
     cfg = _config(tmp_path)
-    assert landing_root(cfg) == str(tmp_path / "data" / "landing")
+    assert landing_root(cfg.automation, cfg.storage) == str(tmp_path / "data" / "landing")
     elsewhere = _config(tmp_path, f"automation: {{landing_root: {tmp_path / 'drop'}}}\n")
-    assert landing_root(elsewhere) == str(tmp_path / "drop")
+    assert landing_root(elsewhere.automation, elsewhere.storage) == str(tmp_path / "drop")
     remote = _config(tmp_path, "automation: {landing_root: 's3://bucket/landing/'}\n")
-    assert landing_root(remote) == "s3://bucket/landing"
+    assert landing_root(remote.automation, remote.storage) == "s3://bucket/landing"
+    under_s3 = StorageSettings(root="s3://bucket/kws/")
+    assert landing_root(AutomationSettings(), under_s3) == "s3://bucket/kws/landing"
 
 
-def test_known_batches_and_batch_config(tmp_path):
+def test_a_landing_zone_is_what_automation_and_storage_say():
+    automation = AutomationSettings(
+        landing_root="s3://bucket/in", landing_settle_s=3.0, landing_license="CC0-1.0"
+    )
+    storage = StorageSettings(s3_endpoint_url="http://localhost:9000", s3_retries=2)
+    zone = LandingZone.from_settings(automation, storage)
+    assert (zone.root, zone.manifests, zone.settle_s, zone.license) == (
+        "s3://bucket/in",
+        automation.landing_manifests,
+        3.0,
+        "CC0-1.0",
+    )
+    assert (zone.s3.endpoint_url, zone.s3.retries) == ("http://localhost:9000", 2)
+
+
+def test_known_batches_and_batch_source(tmp_path):
     cfg = _config(tmp_path, "automation: {landing_settle_s: 0}\n")  # take a batch as it lands
-    _land(UPath(landing_root(cfg)), "b1")
-    batches, problems = known_batches(cfg)
-    assert [b.key for b in batches] == ["source-demo", "landing-b1"] and problems == []
-    narrowed = batch_config(cfg, "landing-b1")
-    (source,) = narrowed.sources
+    zone = LandingZone.from_settings(cfg.automation, cfg.storage)
+    _land(UPath(zone.root), "b1")
+    scan = landing_scan(zone)
+    configured = configured_batches(cfg.sources, cfg.keywords, cfg.language, 16000)
+    landed = landed_batches(scan, cfg.keywords)
+    assert [b.key for b in configured + landed] == ["source-demo", "landing-b1"]
+    assert scan.problems == []
+    source = batch_source(zone, cfg.sources, "landing-b1", "es")
+    assert source == landed_batch_source(zone, scan.batches[0], "es")
     assert isinstance(source, ManifestSource)
     assert (source.name, source.manifest, Path(source.root).name) == (
         "landing-b1",
         "manifest.csv",
         "b1",
     )
-    assert source.license == cfg.automation.landing_license
-    assert batch_config(cfg, "source-demo").sources == cfg.sources
+    assert (source.license, source.language) == (cfg.automation.landing_license, "es")
+    assert batch_source(zone, cfg.sources, "source-demo", "es") == cfg.sources[0]
     with pytest.raises(BatchKeyError):
-        batch_config(cfg, "landing-missing")
+        batch_source(zone, cfg.sources, "landing-missing", "es")
 
 
 def test_an_s3_landing_zone_is_listed_like_a_folder(s3_server):

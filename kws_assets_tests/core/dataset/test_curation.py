@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.config import curation_settings
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import apply_fades
 from kws_assets.core.dataset import curation
@@ -71,9 +72,12 @@ class Candidates:
         return curation.clip_table(self.rows)
 
 
-def config(**overrides) -> KwsConfig:
-    return KwsConfig.model_validate(
-        {"keywords": ["yes", "no"], "outliers": {"enabled": False}, **overrides}
+def config(**overrides) -> curation.CurationSettings:
+    """What curation judges by, from a config with these sections overridden."""
+    return curation_settings(
+        KwsConfig.model_validate(
+            {"keywords": ["yes", "no"], "outliers": {"enabled": False}, **overrides}
+        )
     )
 
 

@@ -6,6 +6,7 @@ import re
 
 import polars as pl
 
+from kws_assets.config import card_settings
 from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset import data_card
 from kws_assets.core.dataset.curation import QUARANTINE_COLUMNS, VALIDATED_COLUMNS
@@ -19,6 +20,7 @@ CFG = KwsConfig.model_validate(
         ],
     }
 )
+CARD = card_settings(CFG)
 
 
 def validated_table() -> pl.DataFrame:
@@ -145,7 +147,7 @@ def test_card_states_the_counts_of_its_tables(tmp_path):
         "1.2.3", "abc123", True, "cfg42", {"validated_set": "v1", "raw_corpus": "r9"}
     )
     card = data_card.render_data_card(
-        validated_table(), quarantine_table(), corpus_table(), CFG, versions
+        validated_table(), quarantine_table(), corpus_table(), CARD, versions
     )
     assert "**15 clips**" in card and "**4 quarantined** of 19 seen" in card
     assert "from **5 speakers**" in card
@@ -188,8 +190,8 @@ def test_card_of_an_empty_dataset_still_renders():
         empty_validated,
         pl.DataFrame(schema=QUARANTINE_COLUMNS),
         pl.DataFrame(schema=CORPUS_SCHEMA),
-        CFG,
-        data_card.code_versions(CFG, {}),
+        CARD,
+        data_card.code_versions(CFG.section_hash(*data_card.CARD_CONFIG_SECTIONS), {}),
     )
     assert "**0 clips**" in card and "## Known limitations" in card
 
@@ -212,7 +214,7 @@ def test_card_shows_how_far_synthetic_clips_are_from_recorded_ones():
         }
     )
     card = data_card.render_data_card(
-        validated_table(), quarantine_table(), corpus_table(), CFG, versions, synthetic_real=gap
+        validated_table(), quarantine_table(), corpus_table(), CARD, versions, synthetic_real=gap
     )
     section = card[card.index("## Synthetic vs recorded speech") : card.index("## Quarantine")]
     rows = table_rows(section, "## Synthetic vs recorded speech")
@@ -226,13 +228,13 @@ def test_card_shows_how_far_synthetic_clips_are_from_recorded_ones():
         validated_table(),
         quarantine_table(),
         corpus_table(),
-        CFG,
+        CARD,
         versions,
         synthetic_real=synthetic_only,
     )
     assert "No keyword has enough recorded clips to compare" in card
     # not measured: no section at all
     plain = data_card.render_data_card(
-        validated_table(), quarantine_table(), corpus_table(), CFG, versions
+        validated_table(), quarantine_table(), corpus_table(), CARD, versions
     )
     assert "## Synthetic vs recorded speech" not in plain

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.config import curation_settings
 from kws_assets.core.dataset import curation
 from kws_assets.core.dataset.outliers import MfccStatsEmbedder, outlier_scores, scores_by_label
 from kws_assets.core.features.mfcc import FeatureSpec
@@ -80,7 +81,7 @@ def test_curation_quarantines_the_outlier_or_keeps_it_with_its_score(
             }
         )
     cfg = KwsConfig.model_validate({"keywords": ["yes"], "outliers": {"quarantine": quarantine}})
-    result = curation.curate(curation.clip_table(rows), cfg, store.read)
+    result = curation.curate(curation.clip_table(rows), curation_settings(cfg), store.read)
     planted = rows[-1]["clip_id"]
     assert result.validated.height + result.quarantined.height == len(rows)
     outliers = result.quarantined.filter(pl.col("stage") == "outlier")

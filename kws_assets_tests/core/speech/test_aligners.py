@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.config import curation_settings
 from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import read_audio, resample, write_wav
 from kws_assets.core.corpus.segment import align_utterances
@@ -162,7 +163,9 @@ def test_low_alignment_confidence_is_quarantined_with_its_reason(tmp_path):
     )
     confidences = [0.9, 0.1, None, 0.8, 0.05, 0.7]
     result = curation.curate(
-        _clip_rows(tmp_path, confidences), cfg, lambda uri: read_audio(uri, target_sr=SR)
+        _clip_rows(tmp_path, confidences),
+        curation_settings(cfg),
+        lambda uri: read_audio(uri, target_sr=SR),
     )
     quarantined = result.quarantined
     low = quarantined.filter(pl.col("reason") == quality.LOW_ALIGNMENT_CONFIDENCE)

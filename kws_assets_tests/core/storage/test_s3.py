@@ -16,6 +16,7 @@ import soundfile as sf
 from botocore.exceptions import ClientError
 from s3fs.errors import translate_boto_error
 
+from kws_assets.config import corpus_reading
 from kws_assets.core.audio.io import AudioReadError
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.base import corpus_root
@@ -107,7 +108,7 @@ def test_corpus_root_and_clip_reads_use_the_configured_endpoint(s3, tmp_path):
             "sources": [{"kind": "manifest", "name": "remote", "root": f"s3://{s3.bucket}/corpus"}],
         }
     )
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     assert corpus.rejected_rows(table).height == 0
     assert sorted(table["sha256"]) == sorted(hashlib.sha256(b).hexdigest() for b in bodies.values())
 
@@ -134,7 +135,7 @@ def test_an_unreachable_corpus_root_is_a_transient_error_not_a_rejected_source(s
         }
     )
     with pytest.raises(StorageError) as err:
-        corpus.load_corpus(cfg)
+        corpus.load_corpus(cfg.sources, corpus_reading(cfg))
     assert err.value.transient and f"s3://{s3.bucket}/corpus" in str(err.value)
 
 

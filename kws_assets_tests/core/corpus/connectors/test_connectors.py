@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import soundfile as sf
 
+from kws_assets.config import corpus_reading
 from kws_assets.core.audio import quality
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus import labeled_clips
@@ -84,7 +85,7 @@ def test_manifest_csv_and_jsonl_keep_provenance_and_record_formats(tmp_path):
             {"kind": "manifest", "name": "home", "root": str(root), "manifest": "more.jsonl"},
         ],
     )
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     office = by_path(table.filter(pl.col("source") == "office"))
     assert office["a.wav"]["license"] == "CC-BY-4.0" and office["deep.flac"]["license"] == "custom"
     assert office["a.wav"]["speaker"] == "office:alice"
@@ -117,7 +118,7 @@ def test_missing_manifest_is_one_rejected_row_and_other_sources_go_on(tmp_path):
             {"kind": "manifest", "name": "ok", "root": str(root)},
         ],
     )
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     reasons = dict(zip(table["source"], table["reject_reason"], strict=True))
     assert reasons == {
         "gone": quality.SOURCE_UNREADABLE,
@@ -139,7 +140,7 @@ def test_only_with_keywords_skips_other_transcripts_before_reading(tmp_path):
     cfg = make_config(
         tmp_path, [{"kind": "manifest", "name": "m", "root": str(root), "only_with_keywords": True}]
     )
-    loaded = corpus.load_corpus(cfg)
+    loaded = corpus.load_corpus(cfg.sources, corpus_reading(cfg))
     assert sorted(loaded.table["original_path"]) == ["0.wav", "2.wav"]
     assert loaded.stats.skipped_without_keyword == 1 and loaded.stats.files_read == 2
 
@@ -172,7 +173,7 @@ def test_common_voice_layout_decodes_mp3_without_ffmpeg(tmp_path):
     root = tmp_path / "cv" / "en"
     write_common_voice(root)
     cfg = make_config(tmp_path, [{"kind": "common_voice", "name": "cv", "root": str(root)}])
-    rows = by_path(corpus.load_corpus(cfg).table)
+    rows = by_path(corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table)
     first = rows["clips/common_voice_en_0.mp3"]
     assert first["reject_reason"] is None and first["transcript"] == 'She said "yes" twice.'
     assert (
@@ -192,7 +193,7 @@ def test_common_voice_without_mp3_decoder_says_what_to_install(tmp_path, monkeyp
     (root / "validated.tsv").write_text("client_id\tpath\tsentence\naaa\tx.mp3\tyes\n")
     monkeypatch.setattr(common_voice, "mp3_supported", lambda: False)
     cfg = make_config(tmp_path, [{"kind": "common_voice", "name": "cv", "root": str(root)}])
-    row = corpus.load_corpus(cfg).table.row(0, named=True)
+    row = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table.row(0, named=True)
     assert row["reject_reason"] == quality.DECODER_MISSING
     assert "soundfile>=0.12.1" in row["reject_detail"] and "libsndfile" in row["reject_detail"]
 
@@ -211,7 +212,7 @@ def test_librispeech_layout_reads_transcripts_and_flac(tmp_path):
         "garbage line without id\n"
     )
     cfg = make_config(tmp_path, [{"kind": "librispeech", "name": "ls", "root": str(root)}])
-    rows = by_path(corpus.load_corpus(cfg).table)
+    rows = by_path(corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table)
     ok = rows["84/121123/84-121123-0001.flac"]
     assert (
         ok["transcript"] == "YES SIR" and ok["speaker"] == "ls:84" and ok["license"] == "CC-BY-4.0"
@@ -256,7 +257,7 @@ def test_speech_commands_layout_labels_speakers_and_silence_windows(tmp_path):
         [{"kind": "speech_commands", "name": "sc", "root": str(root), "silence_clips_per_file": 2}],
         keywords=("yes",),
     )
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     assert corpus.rejected_rows(table).height == 0
     labels = dict(zip(table["original_path"], table["clip_label"], strict=True))
     assert labels["yes/0a1b2c3d_nohash_0.wav"] == "yes"
@@ -276,7 +277,7 @@ def test_speech_commands_layout_labels_speakers_and_silence_windows(tmp_path):
         list(corpus.labeled_rows(table).iter_rows(named=True)),
         store,
         cfg.audio,
-        corpus.silence_windows_by_source(cfg),
+        corpus.silence_windows_by_source(cfg.sources),
     )
     assert failures == []
     clips = pl.DataFrame(rows)
@@ -299,7 +300,7 @@ def test_speech_commands_layout_labels_speakers_and_silence_windows(tmp_path):
         list(corpus.labeled_rows(table).iter_rows(named=True)),
         store,
         cfg.audio,
-        corpus.silence_windows_by_source(cfg),
+        corpus.silence_windows_by_source(cfg.sources),
     )
     assert [r["uri"] for r in again] == [r["uri"] for r in rows]
 

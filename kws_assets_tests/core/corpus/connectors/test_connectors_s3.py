@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import soundfile as sf
 
+from kws_assets.config import corpus_reading
 from kws_assets.core.audio import quality
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.settings import KwsConfig
@@ -80,7 +81,7 @@ def test_manifest_corpus_on_s3_is_ingested_once_and_mirrored(s3, tmp_path):
         }
     )
 
-    first = corpus.load_corpus(cfg)
+    first = corpus.load_corpus(cfg.sources, corpus_reading(cfg))
     rows = {r["original_path"]: r for r in first.table.iter_rows(named=True)}
     assert rows["../other/u9.wav"]["reject_reason"] == quality.PATH_OUTSIDE_ROOT
     assert rows["audio/missing.wav"]["reject_reason"] == quality.MISSING
@@ -94,12 +95,12 @@ def test_manifest_corpus_on_s3_is_ingested_once_and_mirrored(s3, tmp_path):
     assert rows["audio/u1.wav"]["speaker"] == "remote:bob"
     assert first.stats.files_read == 3
 
-    again = corpus.load_corpus(cfg)
+    again = corpus.load_corpus(cfg.sources, corpus_reading(cfg))
     assert again.stats.files_read == 0 and again.stats.files_from_cache == 3
     assert corpus.content_version(again.table) == corpus.content_version(first.table)
 
     s3.put_object(Bucket=BUCKET, Key="batch1/audio/u1.wav", Body=wav(99))
-    changed = corpus.load_corpus(cfg)
+    changed = corpus.load_corpus(cfg.sources, corpus_reading(cfg))
     assert changed.stats.files_read == 1
     assert corpus.content_version(changed.table) != corpus.content_version(first.table)
 
@@ -119,7 +120,7 @@ def test_speech_commands_layout_on_s3(s3, tmp_path):
             "sources": [{"kind": "speech_commands", "name": "sc", "root": f"s3://{BUCKET}/sc"}],
         }
     )
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     assert corpus.rejected_rows(table).height == 0
     labels = dict(zip(table["original_path"], table["clip_label"], strict=True))
     assert labels == {

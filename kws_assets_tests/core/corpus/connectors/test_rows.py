@@ -10,6 +10,7 @@ import tracemalloc
 import polars as pl
 import soundfile as sf
 
+from kws_assets.config import corpus_reading
 from kws_assets.core.audio import quality
 from kws_assets.core.corpus import ingest as corpus
 from kws_assets.core.corpus.connectors.base import corpus_root
@@ -37,7 +38,7 @@ def test_two_megabyte_field_is_one_problem_and_every_good_row_stays(tmp_path):
     lines += [f"missing{i}.wav,no,spk{i}" for i in range(20)]
     (root / "manifest.csv").write_text("\n".join(lines) + "\n")
     cfg = make_config(tmp_path, [{"kind": "manifest", "name": "office", "root": str(root)}])
-    table = corpus.load_corpus(cfg).table
+    table = corpus.load_corpus(cfg.sources, corpus_reading(cfg)).table
     usable = corpus.usable_rows(table)
     assert sorted(usable["original_path"].to_list()) == [f"good{i}.wav" for i in range(6)]
     bad = table.filter(pl.col("reject_reason") == quality.LINE_TOO_LONG)
