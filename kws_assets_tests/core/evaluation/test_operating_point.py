@@ -1,9 +1,7 @@
-"""Operating-point selection on synthetic posterior streams, the shipped operating_point.json, and
-the whole-stream speech_embedding front end."""
+"""Operating-point selection on synthetic posterior streams, and the test streams' report at the
+selected point."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -17,14 +15,8 @@ from kws_assets.core.evaluation.operating_point import (
 from kws_assets.core.evaluation.streams import Positive
 from kws_assets.core.model.detect import (
     DetectorOperatingPoint,
-    EmbeddingStreamer,
     StreamingDetector,
     StreamPosteriors,
-)
-from kws_assets.core.ship.export import (
-    OPERATING_POINT_FILE,
-    read_operating_point,
-    write_operating_point,
 )
 
 LABELS = ["_silence_", "_unknown_", "word"]
@@ -118,42 +110,3 @@ class _FakeClassifier:
         from kws_assets.settings import AudioSettings, FeatureSettings
 
         self.spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
-
-
-def test_operating_point_file_round_trips_and_bad_files_are_clear(tmp_path) -> None:
-    point = DetectorOperatingPoint(0.93, 5, 0.5, 80.0)
-    path = write_operating_point(tmp_path, point, {"family": "mfcc", "target_fa_per_hour": 1.0})
-    assert path == tmp_path / OPERATING_POINT_FILE
-    assert read_operating_point(tmp_path) == point == read_operating_point(path)
-    assert json.loads(path.read_text())["selected"]["family"] == "mfcc"
-    (tmp_path / "bare").mkdir()
-    assert read_operating_point(tmp_path / "bare") is None  # a folder without one
-    path.write_text(json.dumps({"threshold": 1.5}))
-    with pytest.raises(ValueError, match="threshold must lie"):
-        read_operating_point(tmp_path)
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="not JSON"):
-        read_operating_point(tmp_path)
-
-
-def test_whole_stream_embeddings_equal_the_clip_front_end() -> None:
-    """On audio of one context length whose level never reaches the top_db floor, the streamed
-    embeddings are the clip front end's (both graphs are frame-local)."""
-    from kws_assets.core.features.speech_embedding import SpeechEmbeddingFrontEnd
-
-    front_end = SpeechEmbeddingFrontEnd(threads=1)
-    rng = np.random.default_rng(3)
-    audio = (0.05 * rng.standard_normal(front_end.spec.context_samples)).astype(np.float32)
-    int16 = np.clip(np.rint(audio * 32768.0), -32768, 32767)[None, :]
-    expected = front_end.embed_mel(front_end.mel(int16))[0]
-    streamed = EmbeddingStreamer(front_end, threads=1)(audio)
-    assert streamed.shape == expected.shape == front_end.spec.shape
-    np.testing.assert_allclose(streamed, expected, atol=1e-4)
-    # a longer stream: the frames of a stretch are that stretch's frames
-    longer = (0.05 * rng.standard_normal(4 * front_end.spec.context_samples)).astype(np.float32)
-    whole = EmbeddingStreamer(front_end, threads=1)(longer)
-    offset = 10
-    part = EmbeddingStreamer(front_end, threads=1)(
-        longer[offset * 1280 : offset * 1280 + 2 * 32000]
-    )
-    np.testing.assert_allclose(whole[offset : offset + len(part)], part, atol=1e-4)
