@@ -254,7 +254,7 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
 
 
 def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
-    from kws_assets.defs.assets.evaluate import REPORT_FILE
+    from kws_assets.core.evaluation.report import REPORT_FILE
 
     cfg = pipeline["cfg"]
     by_name = {e.check_name: e for e in pipeline["graph"].check_evaluations()}

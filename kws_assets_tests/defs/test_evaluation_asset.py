@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, normalize
 from kws_assets.core.features.table import mfcc_dtype
 from kws_assets.core.ship import export
@@ -20,7 +21,7 @@ from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifac
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore
 from kws_assets.definitions import build_definitions
-from kws_assets.defs.assets.evaluate import REPORT_FILE, evaluation
+from kws_assets.defs.assets.evaluate import evaluation
 from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
 from kws_assets.lib.resources import ARTIFACTS
 from kws_assets_tests.tone_detector import (

@@ -1,5 +1,5 @@
-"""Pictures a user looks at in the Dagster UI: the confusion matrix as a PNG image, and the
-PNG rendering every plot of the project shares.
+"""Pictures a user looks at in the Dagster UI: the confusion matrix and the DET curve as PNG
+images, and the PNG rendering every plot of the project shares.
 
 Rendered with matplotlib's non-interactive Agg backend (no display needed).  Cells are shaded by
 the share of each true label's clips (row-normalised), annotated with the raw counts.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 
+from kws_assets.core.evaluation.det import DetCurve, OperatingPoint
 from kws_assets.core.text_safety import escape_markdown, plot_label
 
 matplotlib.use("Agg")  # before pyplot: render to memory, never open a window
@@ -22,6 +23,8 @@ CELL_INCHES = 0.55
 MIN_SIDE_INCHES = 3.5
 DPI = 110
 DARK_CELL_SHARE = 0.5  # cells above this share get white text
+ZERO_FA_DRAWN_AT = 0.25
+"""On the log-scale DET plot, zero false accepts are drawn as this fraction of one accept."""
 
 
 def confusion_matrix_png(
@@ -58,6 +61,46 @@ def confusion_matrix_png(
                     fontsize=8,
                     color="white" if share[i, j] > DARK_CELL_SHARE else "black",
                 )
+        return figure_png(fig)
+    finally:
+        plt.close(fig)
+
+
+def det_png(
+    curve: DetCurve,
+    target_fa_per_hour: float,
+    title: str = "DET curve",
+    point: OperatingPoint | None = None,
+) -> bytes:
+    """A PNG of the DET curve: false rejection rate against false accepts per hour (log x),
+    with ``point`` (default: the curve's own lowest-FRR point at the target rate) marked."""
+    import matplotlib.pyplot as plt  # here, not at import: pyplot costs every run process a second
+
+    floor = ZERO_FA_DRAWN_AT / max(curve.negative_hours, 1e-9)  # where 0 FA/h is drawn (log x)
+    fa = np.maximum(curve.fa_per_hour, floor)
+    point = point or curve.at_fa_rate(target_fa_per_hour)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=DPI)
+    try:
+        ax.step(fa, curve.frr * 100, where="post", color="tab:blue", label="int8 model")
+        ax.axvline(target_fa_per_hour, color="0.6", linestyle="--", linewidth=1)
+        ax.plot(
+            [max(point.fa_per_hour, floor)],
+            [point.frr * 100],
+            "o",
+            color="tab:red",
+            label=f"{point.frr:.1%} FRR at {point.fa_per_hour:.2g} FA/h "
+            f"(threshold {point.threshold:.6g})",
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel(
+            f"false accepts per hour ({curve.negative_hours:.2f} h of negatives; "
+            f"0 drawn at {floor:.2g})"
+        )
+        ax.set_ylabel(f"false rejection rate, % ({curve.positives} positives)")
+        ax.set_ylim(-2, 102)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
         return figure_png(fig)
     finally:
         plt.close(fig)

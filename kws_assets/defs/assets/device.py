@@ -9,6 +9,8 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset.data_card import speaker_engine
+from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.evaluation.transfer import STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.core.features.loader import collect_splits
 from kws_assets.core.features.mfcc import FeatureSpec, normalize
 from kws_assets.core.features.table import split_arrays
@@ -22,7 +24,6 @@ from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
-from kws_assets.defs.assets.evaluate import REPORT_FILE, STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.lib.resources import KwsSettings
 from kws_assets.settings import ModelSettings
 

@@ -1,4 +1,4 @@
-"""The confusion-matrix PNG shown in the UI."""
+"""The confusion-matrix and DET-curve PNGs shown in the UI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.evaluation.det import DetCurve, OperatingPoint
+from kws_assets.core.evaluation.plots import confusion_matrix_png, det_png, png_markdown
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -57,3 +58,11 @@ def test_markdown_embeds_the_png_and_file_write_is_whole(tmp_path):
     path = write_file_atomic(tmp_path / "reports" / "cm.png", png)
     assert path.read_bytes() == png
     assert [p.name for p in path.parent.iterdir()] == ["cm.png"]  # no temporary left behind
+
+
+def test_det_png_renders_a_curve_with_zero_false_accepts():
+    """The log-scale x axis cannot show 0 FA/h: the curve still renders (drawn at a floor)."""
+    curve = DetCurve(np.array([0.5, 0.9]), np.array([3, 0]), np.array([1, 4]), 0.5, 5)
+    image = _decode(det_png(curve, 1.0, "DET curve", OperatingPoint(0.9, 0.0, 0.8, 0, 4)))
+    assert image.ndim == 3 and image.shape[0] > 100
+    assert det_png(curve, 1.0)[:8] == b"\x89PNG\r\n\x1a\n"  # the curve's own point by default

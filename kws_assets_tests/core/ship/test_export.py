@@ -12,19 +12,23 @@ import torch
 
 from kws_assets.core.audio.io import AudioReadError, resample, write_wav
 from kws_assets.core.features.mfcc import FeatureSpec, features_for_files
+from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import evaluate, predict_logits
 from kws_assets.core.ship.export import (
     ARTIFACT_FILES,
     INPUT_NAME,
+    OPERATING_POINT_FILE,
     OUTPUT_NAME,
     KwsClassifier,
     export_onnx,
     onnx_accuracy,
     onnx_logits,
     quantize_int8,
+    read_operating_point,
     softmax,
     write_artifact,
+    write_operating_point,
 )
 from kws_assets.settings import ModelSettings
 from kws_assets_tests.tone_task import SR, TONE_LABELS, trained_tone_model
@@ -282,3 +286,19 @@ def test_quantization_gates(exported) -> None:
     assert read_metrics(exported["artifact"])["int8_accuracy"] == pytest.approx(
         exported["int8_acc"]
     )
+
+
+def test_operating_point_file_round_trips_and_bad_files_are_clear(tmp_path) -> None:
+    point = DetectorOperatingPoint(0.93, 5, 0.5, 80.0)
+    path = write_operating_point(tmp_path, point, {"family": "mfcc", "target_fa_per_hour": 1.0})
+    assert path == tmp_path / OPERATING_POINT_FILE
+    assert read_operating_point(tmp_path) == point == read_operating_point(path)
+    assert json.loads(path.read_text())["selected"]["family"] == "mfcc"
+    (tmp_path / "bare").mkdir()
+    assert read_operating_point(tmp_path / "bare") is None  # a folder without one
+    path.write_text(json.dumps({"threshold": 1.5}))
+    with pytest.raises(ValueError, match="threshold must lie"):
+        read_operating_point(tmp_path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        read_operating_point(tmp_path)

@@ -1,0 +1,226 @@
+"""One model family's int8 artifact evaluated from its real outputs on the shared material:
+clip accuracy on the test split and on held-out voices, the operating point selected on the
+validation streams, the test streams' DET curve and FA/h and FRR at that point.
+
+Family-blind: a family is its classifier (``labels``, ``spec``, ``classify_clips``); the test clips
+go through the classifier's own front end whatever the family.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kws_assets.core.evaluation import plots
+from kws_assets.core.evaluation.det import SECONDS_PER_HOUR, threshold_grid
+from kws_assets.core.evaluation.material import EvaluationMaterial
+from kws_assets.core.evaluation.operating_point import StreamReport, select_operating_point
+from kws_assets.core.model.detect import (
+    MS_PER_S,
+    DetectorOperatingPoint,
+    StreamingDetector,
+    window_latency_ms,
+)
+from kws_assets.core.model.training import EvalReport, classification_report
+from kws_assets.core.parallel import chunks
+from kws_assets.settings import EvalSettings
+
+TEST_AUDIO_BATCH_CLIPS = 256
+"""Test clips read and classified together (the rest stay on disk)."""
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the evaluation asset reports about one model family."""
+
+    test: EvalReport
+    unseen: EvalReport
+    stream: StreamReport
+    synthetic_real: pl.DataFrame
+    latency_ms: float
+    pictures: dict[str, bytes]
+    notes: list[str]
+    family: str
+    stream_seconds: float = 0.0
+    """Wall time spent computing the family's stream posteriors (validation + test streams); kept
+    out of ``summary``/``as_dict`` so the report stays reproducible."""
+
+    @property
+    def operating_point(self) -> DetectorOperatingPoint | None:
+        """The selected detector settings (None for a report made without selection)."""
+        return self.stream.selection.detector if self.stream.selection is not None else None
+
+    def summary(self) -> dict[str, float | int | bool]:
+        """The headline numbers (flat scalars: Dagster metadata and the report's summary)."""
+        point = self.stream.operating_point
+        out: dict[str, float | int | bool] = {
+            "test_accuracy": round(self.test.accuracy, 4),
+            "test_clips": self.test.n,
+            "unseen_voice_accuracy": round(self.unseen.accuracy, 4),
+            "unseen_voice_clips": self.unseen.n,
+            "frr_at_target": round(point.frr, 4),
+            "fa_per_hour_at_target": round(point.fa_per_hour, 3),
+            "target_fa_per_hour": self.stream.target_fa_per_hour,
+            "threshold_at_target": float(f"{point.threshold:.6g}"),
+            "negative_hours": round(self.stream.negative_seconds / SECONDS_PER_HOUR, 6),
+            "positives": self.stream.positives,
+            "window_latency_ms": round(self.latency_ms, 3),
+        }
+        selection = self.stream.selection
+        if selection is not None:
+            out.update(
+                {
+                    "smoothing_at_target": selection.detector.smoothing_windows,
+                    "refractory_s_at_target": selection.detector.refractory_s,
+                    "val_frr_at_target": round(selection.validation.frr, 4),
+                    "val_fa_per_hour_at_target": round(selection.validation.fa_per_hour, 3),
+                    "target_met_on_validation": selection.meets_target,
+                }
+            )
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "family": self.family,
+            "summary": self.summary(),
+            "test": self.test.as_dict(),
+            "unseen_voices": self.unseen.as_dict(),
+            "streaming": self.stream.as_dict(),
+            "synthetic_vs_real": self.synthetic_real.to_dicts(),
+            "notes": self.notes,
+        }
+
+
+def evaluate_family(
+    classifier: Any,  # duck-typed: an export classifier or TfliteClassifier
+    family: str,
+    settings: EvalSettings,
+    material: EvaluationMaterial,
+    test_labels: Sequence[str],
+    test_audio: np.ndarray | Iterable[np.ndarray],
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Evaluate one family's int8 artifact through its classifier (``labels``, ``spec``,
+    ``classify_clips``: the artifact's own front end, whatever the family).
+
+    Clip accuracy on the test split from ``test_audio`` clips ``[n, samples]``, or batches of
+    them read as they are needed, with ``test_labels``; accuracy on the held-out voices; the
+    operating point selected on ``material.validation`` over the ``settings`` grids for
+    ``target_fa_per_hour``; the test streams' DET curve at the selected smoothing/refractory and
+    the FA/h and FRR at the selected threshold.
+    """
+    say = progress or (lambda _msg: None)
+    labels = list(classifier.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    pictures: dict[str, bytes] = {}
+    unknown = sorted(set(test_labels) - set(index))
+    if unknown:
+        raise ValueError(
+            f"{family}: test labels {unknown} are not classes of the artifact {labels}"
+        )
+    y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
+    clips = [test_audio] if isinstance(test_audio, np.ndarray) else test_audio
+    batches = [classifier.classify_clips(batch) for batch in clips]
+    probs = np.concatenate(batches) if batches else np.zeros((0, len(labels)), np.float32)
+    test_report = classification_report(y_test, probs.argmax(axis=1), labels)
+    pictures["confusion_test"] = plots.confusion_matrix_png(
+        labels, test_report.confusion, f"{family} int8 model, test split (unseen speakers)"
+    )
+    if material.unseen_clips:
+        unseen_probs = classifier.classify_clips(np.stack(material.unseen_clips))
+        unseen_report = classification_report(
+            np.array([index[label] for label in material.unseen_labels]),
+            unseen_probs.argmax(axis=1),
+            labels,
+        )
+        pictures["confusion_unseen_voices"] = plots.confusion_matrix_png(
+            labels, unseen_report.confusion, f"{family} int8 model, held-out voices"
+        )
+    else:
+        unseen_report = classification_report(np.zeros(0), np.zeros(0), labels)
+
+    detector = StreamingDetector(classifier, hop_ms=settings.hop_ms)
+    started = time.perf_counter()
+    say(
+        f"{family}: streaming the validation streams "
+        f"({material.validation.negative_seconds / 60:.1f} min negative)"
+    )
+    validation = material.validation.score(detector)
+    say(
+        f"{family}: streaming the test streams "
+        f"({material.test.negative_seconds / 60:.1f} min negative)"
+    )
+    test = material.test.score(detector)
+    stream_seconds = time.perf_counter() - started
+    thresholds = threshold_grid(settings.threshold_steps)
+    hop_ms = detector.hop_s * MS_PER_S  # the hop the detector really uses (a frame multiple)
+    selection = select_operating_point(
+        validation,
+        thresholds,
+        settings.smoothing_grid or [settings.smoothing_windows],
+        settings.refractory_grid_s or [settings.refractory_s],
+        settings.target_fa_per_hour,
+        hop_ms,
+    )
+    curve = test.curve(
+        thresholds, selection.detector.smoothing_windows, selection.detector.refractory_s
+    )
+    stream = StreamReport(
+        material.test.negative_seconds,
+        material.test.reuse_passes,
+        len(material.test.positives),
+        curve,
+        settings.target_fa_per_hour,
+        selection,
+    )
+    pictures["det_curve"] = plots.det_png(
+        stream.curve,
+        settings.target_fa_per_hour,
+        f"{family} int8 model, test streams",
+        stream.operating_point,
+    )
+    return EvaluationResult(
+        test_report,
+        unseen_report,
+        stream,
+        material.synthetic_real,
+        window_latency_ms(classifier),
+        pictures,
+        list(material.notes),
+        family,
+        stream_seconds,
+    )
+
+
+def clip_batches(
+    uris: Sequence[str],
+    read_clip: Callable[[str], np.ndarray],
+    batch_clips: int = TEST_AUDIO_BATCH_CLIPS,
+) -> Iterator[np.ndarray]:
+    """The clips' audio ``[n, samples]`` a batch at a time: memory does not grow with the split."""
+    for batch in chunks(list(uris), batch_clips):
+        yield np.stack([read_clip(uri) for uri in batch])
+
+
+def evaluate_families(
+    classifiers: Mapping[str, Any],
+    settings: EvalSettings,
+    material: EvaluationMaterial,
+    test_labels: Sequence[str],
+    test_audio: Callable[[], Iterable[np.ndarray]],
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, EvaluationResult]:
+    """Every family's classifier evaluated on the same ``material`` (:func:`evaluate_family`), in
+    the order of ``classifiers``; ``test_audio`` starts a fresh pass over the test clips' audio
+    batches for each family."""
+    return {
+        family: evaluate_family(
+            classifier, family, settings, material, test_labels, test_audio(), progress
+        )
+        for family, classifier in classifiers.items()
+    }

@@ -1,0 +1,154 @@
+"""The audio a wake-word detector is evaluated on: long keyword-free recordings (sentences by
+TTS voices, the split's non-keyword clips, bursts of coloured noise, a noise floor) and recordings
+with keyword clips embedded at known places.
+
+Pure: voices, word lists and clips in, audio arrays out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+
+from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
+from kws_assets.core.speech import tts
+from kws_assets.settings import NoiseKind
+
+SENTENCE_WORDS = (5, 12)
+SENTENCE_RATE = (120, 210)
+SENTENCE_PITCH = (20, 80)
+GAP_S = (0.1, 0.8)
+"""Pause between pieces of the negative stream, seconds."""
+POSITIVE_LEAD_S = (1.0, 2.5)
+"""Negative audio before each embedded keyword clip, seconds."""
+NOISE_PIECE_S = (0.5, 3.0)
+NOISE_PIECE_DBFS = (-45.0, -20.0)
+NOISE_PIECE_SHARE = 0.1
+"""About this share of the negative stream's pieces are bursts of coloured noise."""
+TRIM_DB = -45.0
+
+
+def speak_sentences(
+    words: Sequence[str],
+    voices: Sequence[str],
+    count: int,
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """``count`` sentences of random ``words`` (5-12 each), each by a random voice at a random
+    rate and pitch, trimmed of leading/trailing silence.  Voices espeak-ng rejects are skipped."""
+    if not words or not voices:
+        return []
+    spoken: list[np.ndarray] = []
+    for _ in range(count):
+        n = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
+        text = " ".join(str(words[int(i)]) for i in rng.integers(0, len(words), size=n))
+        voice = str(voices[int(rng.integers(0, len(voices)))])
+        try:
+            synthesis = tts.synthesize(
+                text,
+                voice=voice,
+                rate=int(rng.integers(*SENTENCE_RATE)),
+                pitch=int(rng.integers(*SENTENCE_PITCH)),
+            )
+        except tts.TtsError:
+            continue
+        samples = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
+        trimmed, _ = tts.trim_silence(samples, sample_rate, TRIM_DB)
+        if trimmed.size:
+            spoken.append(trimmed)
+    return spoken
+
+
+def trim_clip(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A clip without the (often digital) silence around its sound."""
+    trimmed, _ = tts.trim_silence(np.asarray(samples, np.float32), sample_rate, TRIM_DB)
+    return trimmed
+
+
+def noise_piece(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A burst of coloured noise of random kind, length and level."""
+    n = int(rng.uniform(*NOISE_PIECE_S) * sample_rate)
+    kind = cast("NoiseKind", str(rng.choice(["white", "pink", "brown"])))
+    return scale_to_dbfs(colored_noise(kind, n, rng), float(rng.uniform(*NOISE_PIECE_DBFS)))
+
+
+def concatenate_pieces(
+    pieces: Sequence[np.ndarray], seconds: float, sample_rate: int, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Pieces in random order with short random pauses until ``seconds`` are filled (noise bursts
+    interleaved); returns the audio and how many times the material had to be reused (0 when
+    there was enough)."""
+    usable = [p for p in pieces if p.size]
+    if not usable:
+        raise ValueError("no audio to build a stream from")
+    target = int(seconds * sample_rate)
+    parts: list[np.ndarray] = []
+    filled, passes = 0, 0
+    while filled < target:
+        for index in rng.permutation(len(usable)):
+            if filled >= target:
+                break
+            piece = (
+                noise_piece(sample_rate, rng) if rng.random() < NOISE_PIECE_SHARE else usable[index]
+            )
+            gap = np.zeros(int(rng.uniform(*GAP_S) * sample_rate), dtype=np.float32)
+            parts += [gap, piece]
+            filled += gap.size + piece.size
+        passes += 1
+    return np.concatenate(parts)[:target].astype(np.float32), passes - 1
+
+
+NOISE_FLOOR_BLOCK_SAMPLES = 1 << 19
+"""Pink noise floor generated block by block (about 33 s at 16 kHz): one FFT over a 30-minute
+stream holds ~1.5 GB of float64 and complex intermediates; blocks keep it to ~40 MB."""
+
+
+def add_noise_floor(samples: np.ndarray, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Pink noise at ``level_dbfs`` under the whole recording (no stretch is digital silence),
+    made in blocks of :data:`NOISE_FLOOR_BLOCK_SAMPLES` so memory does not grow with length."""
+    out = np.array(samples, dtype=np.float32, copy=True)
+    for start in range(0, out.size, NOISE_FLOOR_BLOCK_SAMPLES):
+        block = out[start : start + NOISE_FLOOR_BLOCK_SAMPLES]
+        block += scale_to_dbfs(colored_noise("pink", block.size, rng), level_dbfs)
+    return out
+
+
+@dataclass(frozen=True)
+class Positive:
+    """A keyword clip placed in the positive stream."""
+
+    label: str
+    start_s: float
+    clip_id: str
+
+
+def embed_positives(
+    clips: Sequence[tuple[np.ndarray, str, str]],
+    fillers: Sequence[np.ndarray],
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[Positive]]:
+    """A recording of ``(clip, label, clip_id)`` keyword clips, each after 1-2.5 s of filler
+    audio (a random stretch of the negative material); returns it and where each clip starts."""
+    if not fillers:
+        raise ValueError("embedding positives needs filler audio")
+    material = np.concatenate([f for f in fillers if f.size]).astype(np.float32)
+    parts: list[np.ndarray] = []
+    positives: list[Positive] = []
+    position = 0
+    for clip, label, clip_id in clips:
+        lead = int(rng.uniform(*POSITIVE_LEAD_S) * sample_rate)
+        offset = int(rng.integers(0, max(1, material.size - lead)))
+        filler = material[offset : offset + lead]
+        parts.append(filler)
+        position += filler.size
+        positives.append(Positive(label, position / sample_rate, clip_id))
+        parts.append(np.asarray(clip, dtype=np.float32))
+        position += len(clip)
+    tail = int(POSITIVE_LEAD_S[1] * sample_rate)
+    parts.append(material[:tail])
+    return np.concatenate(parts).astype(np.float32), positives

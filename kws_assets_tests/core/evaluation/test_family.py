@@ -1,0 +1,80 @@
+"""One family evaluated on the shared material: accuracy from the audio through the classifier's
+own front end, batches or one array alike, and the operating point selected on validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_assets.core.evaluation.family import clip_batches, evaluate_family
+from kws_assets.core.features.mfcc import MfccExtractor, normalize
+from kws_assets.core.model.training import classification_report
+from kws_assets_tests.core.evaluation.conftest import FAMILIES, SETTINGS
+from kws_assets_tests.tone_detector import LABELS
+
+
+def test_accuracy_is_the_classifiers_on_the_audio_and_matches_the_feature_table(
+    tone_classifier, tone_test_clips, results
+) -> None:
+    """The test clips go through ``classify_clips``: the same MFCCs the feature table stores,
+    so the accuracy is the one the table's features give."""
+    clips, y = tone_test_clips
+    table_features = MfccExtractor(tone_classifier.spec)(clips)
+    probs = tone_classifier.classify_features(normalize(table_features, tone_classifier.spec))
+    expected = classification_report(y, probs.argmax(axis=1), LABELS)
+    for family in FAMILIES:
+        assert results[family].family == family
+        assert results[family].test.accuracy == pytest.approx(expected.accuracy)
+        assert results[family].test.confusion == expected.confusion
+        assert results[family].test.n == len(y)
+
+
+def test_the_operating_point_is_selected_on_validation_and_reported_on_test(results) -> None:
+    result = results[FAMILIES[0]]
+    selection = result.stream.selected()
+    assert selection.target_fa_per_hour == SETTINGS.target_fa_per_hour
+    assert result.stream.operating_point.threshold == pytest.approx(
+        selection.detector.threshold, abs=1e-4
+    )
+    assert result.operating_point == selection.detector
+    assert set(result.pictures) == {"confusion_test", "confusion_unseen_voices", "det_curve"}
+    assert result.unseen.n == 8 and result.latency_ms > 0
+    summary = result.summary()
+    assert summary["smoothing_at_target"] in SETTINGS.smoothing_grid
+    # one family's numbers do not depend on its name or on the others evaluated beside it (but
+    # for the latency: a wall-clock measurement)
+    other = results[FAMILIES[1]].summary()
+    assert {k: v for k, v in summary.items() if k != "window_latency_ms"} == {
+        k: v for k, v in other.items() if k != "window_latency_ms"
+    }
+
+
+def test_one_array_of_test_audio_is_one_batch(tone_classifier, material, tone_test_clips) -> None:
+    clips, y = tone_test_clips
+    single = evaluate_family(
+        tone_classifier, "solo", SETTINGS, material, [LABELS[i] for i in y], clips
+    )
+    batched = evaluate_family(
+        tone_classifier,
+        "solo",
+        SETTINGS,
+        material,
+        [LABELS[i] for i in y],
+        clip_batches([str(i) for i in range(len(clips))], lambda uri: clips[int(uri)], 4),
+    )
+    assert single.test.confusion == batched.test.confusion
+    with pytest.raises(ValueError, match="not classes of the artifact"):
+        evaluate_family(tone_classifier, "solo", SETTINGS, material, ["yes"], clips[:1])
+
+
+def test_clip_batches_read_every_clip_once_in_order() -> None:
+    reads: list[str] = []
+
+    def read(uri: str) -> np.ndarray:
+        reads.append(uri)
+        return np.full(3, float(uri), np.float32)
+
+    batches = list(clip_batches([str(i) for i in range(5)], read, 2))
+    assert [b.shape for b in batches] == [(2, 3), (2, 3), (1, 3)]
+    assert reads == ["0", "1", "2", "3", "4"]
+    assert np.concatenate(batches)[:, 0].tolist() == [0, 1, 2, 3, 4]

@@ -1,0 +1,53 @@
+"""Stream synthesis: keyword clips embedded where they are reported, negative streams of the
+requested length, and a noise floor at its level everywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_assets.core.evaluation.streams import (
+    NOISE_FLOOR_BLOCK_SAMPLES,
+    POSITIVE_LEAD_S,
+    add_noise_floor,
+    concatenate_pieces,
+    embed_positives,
+)
+from kws_assets_tests.tone_detector import SR
+
+
+def test_positives_are_embedded_where_they_are_reported() -> None:
+    rng = np.random.default_rng(0)
+    clips = [(np.full(SR, 0.5, np.float32), "a", "c1"), (np.full(SR, -0.5, np.float32), "b", "c2")]
+    filler = [np.zeros(3 * SR, np.float32)]
+    audio, positives = embed_positives(clips, filler, SR, rng)
+    assert [p.label for p in positives] == ["a", "b"]
+    for (clip, _, _), positive in zip(clips, positives, strict=True):
+        start = round(positive.start_s * SR)
+        np.testing.assert_array_equal(audio[start : start + SR], clip)
+        assert audio[start - 1] == 0.0  # preceded by filler
+    gap = positives[1].start_s - positives[0].start_s - 1.0
+    assert POSITIVE_LEAD_S[0] <= gap <= POSITIVE_LEAD_S[1]
+    with pytest.raises(ValueError, match="filler"):
+        embed_positives(clips, [], SR, rng)
+
+
+def test_negative_stream_has_the_requested_length_and_counts_reuse() -> None:
+    rng = np.random.default_rng(1)
+    pieces = [np.full(SR // 2, 0.1, np.float32), np.full(SR, 0.2, np.float32)]
+    audio, reuse = concatenate_pieces(pieces, 20.0, SR, rng)
+    assert audio.size == 20 * SR and reuse >= 5
+    audio, reuse = concatenate_pieces([np.zeros(30 * SR, np.float32)], 2.0, SR, rng)
+    assert reuse == 0
+    with pytest.raises(ValueError):
+        concatenate_pieces([np.zeros(0, np.float32)], 1.0, SR, rng)
+
+
+def test_noise_floor_is_at_its_level_everywhere_and_leaves_the_input_alone() -> None:
+    silence = np.zeros(NOISE_FLOOR_BLOCK_SAMPLES * 2 + 12345, dtype=np.float32)
+    floored = add_noise_floor(silence, -60.0, np.random.default_rng(0))
+    assert floored.dtype == np.float32 and floored.shape == silence.shape
+    assert not silence.any()  # a new array
+    for start in (0, NOISE_FLOOR_BLOCK_SAMPLES, 2 * NOISE_FLOOR_BLOCK_SAMPLES):
+        piece = floored[start : start + NOISE_FLOOR_BLOCK_SAMPLES].astype(np.float64)
+        assert 20 * np.log10(np.sqrt(np.mean(piece**2))) == pytest.approx(-60.0, abs=0.5)
