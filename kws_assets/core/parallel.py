@@ -32,6 +32,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,6 +49,35 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its pare
 IN_FLIGHT_PER_WORKER = 2
 """Batches submitted ahead per worker process: one running, one queued, so no worker idles
 while the caller consumes a result, and memory stays at ~2 x workers batches."""
+PROGRESS_INTERVAL_S = 5.0
+"""A per-clip stage says how far it is at most this often (the terminal and the event log)."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: a stage reports the items it has finished of the items it has."""
+
+
+def progress_reporter(
+    say: Callable[[str], None],
+    unit: str = "clips",
+    interval_s: float = PROGRESS_INTERVAL_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> Progress:
+    """A :data:`Progress` that says ``412/1280 clips, 37.2/s, ~23 s left`` through ``say`` when
+    ``interval_s`` has passed since it last spoke, and always when the last item is done; the rate
+    is over the whole stage so far (a batched pool delivers in bursts)."""
+    started = clock()
+    last = [started - interval_s]
+
+    def report(done: int, total: int) -> None:
+        now = clock()
+        if done < total and now - last[0] < interval_s:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
+        left = f", ~{(total - done) / rate:.0f} s left" if 0 < done < total and rate > 0 else ""
+        say(f"{done}/{total} {unit}, {rate:.1f}/s{left}")
+
+    return report
 
 
 def available_cores() -> int:
@@ -215,9 +245,11 @@ def batched_process_map(
     batch_size: int,
     batch_setup: Callable[[], None] | None = None,
     batch_context: BatchContext | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` over batches of ``batch_size`` items on ``workers`` processes; results
-    in input order, at most ``2 * workers`` batches in flight.
+    in input order, at most ``2 * workers`` batches in flight.  ``progress(done)`` is called
+    with the items done so far after each batch's results are handed back.
 
     ``batch_setup`` runs before every batch in the process that runs it (with one worker too):
     it resets state a library carries from call to call (espeak-ng's), so that a batch's results
@@ -232,6 +264,24 @@ def batched_process_map(
     first), so a failure is the same failure it would be serially; a worker that dies (killed,
     out of memory) raises ``BrokenProcessPool`` naming the worker count to lower.
     """
+    results = _batched_map(fn, items, workers, batch_size, batch_setup, batch_context)
+    done = 0
+    for batch_results in results:
+        yield from batch_results
+        done += len(batch_results)
+        if progress is not None:
+            progress(done)
+
+
+def _batched_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    batch_size: int,
+    batch_setup: Callable[[], None] | None,
+    batch_context: BatchContext | None,
+) -> Iterator[list[R]]:
+    """:func:`batched_process_map`, a batch's results at a time."""
     groups = chunks(items, batch_size)
     if workers <= 1 or not can_start_processes():
         for batch in groups:
@@ -263,9 +313,10 @@ def batched_process_map(
 
     try:
         for results, failure in submitted():
-            yield from results
-            if failure is not None:
+            if failure is not None:  # the results before the failing item first
+                yield results
                 raise failure
+            yield results
     except BrokenProcessPool as exc:
         raise BrokenProcessPool(
             f"a worker process died ({exc}); if it ran out of memory, lower the worker count "
@@ -280,9 +331,10 @@ def _in_process(
     batch: list[T],
     batch_setup: Callable[[], None] | None,
     batch_context: BatchContext | None,
-) -> Iterator[R]:
+) -> Iterator[list[R]]:
+    """One batch here: its results (those before a failing item), then that item's failure."""
     results, failure = _map_batch(fn, batch, batch_setup, batch_context)
-    yield from results
+    yield results
     if failure is not None:
         raise failure
 

@@ -203,3 +203,30 @@ def test_a_daemonic_caller_maps_in_process_instead_of_failing() -> None:
     finally:
         daemon.join(timeout=30)
     assert daemon.exitcode == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_hears_the_items_done_after_each_batch(workers: int) -> None:
+    heard: list[int] = []
+    out = list(parallel.batched_process_map(abs, range(10), workers, 4, progress=heard.append))
+    assert out == list(range(10))
+    assert heard == [4, 8, 10]
+
+
+def test_progress_reporter_speaks_at_most_every_interval_and_at_the_end() -> None:
+    said: list[str] = []
+    now = [100.0]
+    report = parallel.progress_reporter(said.append, "clips", interval_s=5.0, clock=lambda: now[0])
+    now[0] = 102.0
+    report(50, 200)  # the first report speaks at once
+    now[0] = 104.0
+    report(100, 200)  # 2 s later: quiet
+    now[0] = 108.0
+    report(150, 200)
+    now[0] = 109.0
+    report(200, 200)  # the last item always speaks
+    assert said == [
+        "50/200 clips, 25.0/s, ~6 s left",
+        "150/200 clips, 18.8/s, ~3 s left",
+        "200/200 clips, 22.2/s",
+    ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
-from kws_assets.core.parallel import batched_process_map
+from kws_assets.core.parallel import Progress, batched_process_map
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import (
     AlignerChoice,
@@ -113,6 +113,7 @@ def align_utterances(
     *,
     workers: int = 1,
     batch_size: int = ALIGN_BATCH_UTTERANCES,
+    progress: Progress | None = None,
 ) -> tuple[list[dict], list[AlignmentFailure], dict[str, str]]:
     """Align each utterance to its transcript and cut keyword / ``_unknown_`` clips into the store.
 
@@ -142,6 +143,7 @@ def align_utterances(
         batch_size,
         batch_setup=tts.reset_engine,
         batch_context=store.batch_writes,
+        progress=None if progress is None else lambda n: progress(n, len(utterances)),
     )
     for done in batches:
         rows.extend(done.rows)

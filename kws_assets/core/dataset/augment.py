@@ -42,7 +42,7 @@ import torchaudio.functional as AF
 
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
 from kws_assets.core.features.mfcc import single_threaded_torch
-from kws_assets.core.parallel import batched_process_map
+from kws_assets.core.parallel import Progress, batched_process_map
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
@@ -530,6 +530,7 @@ def augment_clips(
     *,
     workers: int = 1,
     batch_size: int = AUGMENT_BATCH_CLIPS,
+    progress: Progress | None = None,
 ) -> tuple[list[dict], list[AugmentFailure]]:
     """Augmented copies of the clips of ``clips`` (validated rows with ``split``) in the
     configured splits and labels; returns the new clip rows and the clips that could not be read.
@@ -573,7 +574,12 @@ def augment_clips(
     sources = chosen.sort("clip_id").iter_rows(named=True)
     with single_threaded_torch():  # many small kernels: one thread each is fastest
         batches = batched_process_map(
-            augment_one, sources, workers, batch_size, batch_context=store.batch_writes
+            augment_one,
+            sources,
+            workers,
+            batch_size,
+            batch_context=store.batch_writes,
+            progress=None if progress is None else lambda n: progress(n, chosen.height),
         )
         for done, failed in batches:
             rows.extend(done)

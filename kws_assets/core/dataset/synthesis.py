@@ -43,7 +43,7 @@ from kws_assets.core.audio.io import (
 )
 from kws_assets.core.corpus.ingest import tts_speaker_id
 from kws_assets.core.features.mfcc import single_threaded_torch
-from kws_assets.core.parallel import batched_process_map
+from kws_assets.core.parallel import Progress, batched_process_map
 from kws_assets.core.speech import negatives as speech_negatives
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines import TtsEngineError
@@ -614,6 +614,7 @@ def render_to_store(
     *,
     workers: int = 1,
     batch_size: int = RENDER_BATCH_RECIPES,
+    progress: Progress | None = None,
 ) -> tuple[list[dict], list[RenderFailure]]:
     """Render each recipe into the clip store (skipping clips already there) and describe it.
 
@@ -624,10 +625,12 @@ def render_to_store(
 
     Recipes are rendered in batches of ``batch_size`` on ``workers`` processes; espeak-ng starts
     afresh before every batch (:func:`tts.reset_engine`: its output depends on what it spoke
-    before), so the clips are the same for any worker count.
+    before), so the clips are the same for any worker count.  ``progress(done, total)`` hears
+    how far the rendering is.
     """
     rows: list[dict] = []
     failures: list[RenderFailure] = []
+    total = len(recipes)
 
     def render_one(recipe: Recipe) -> dict | RenderFailure:
         return _render_one(recipe, audio, store, language)
@@ -640,6 +643,7 @@ def render_to_store(
             batch_size,
             batch_setup=tts.reset_engine,
             batch_context=store.batch_writes,
+            progress=None if progress is None else lambda n: progress(n, total),
         ):
             if isinstance(done, RenderFailure):
                 failures.append(done)

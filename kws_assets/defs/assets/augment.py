@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset import augment
-from kws_assets.core.parallel import resolve_workers
+from kws_assets.core.parallel import progress_reporter, resolve_workers
 from kws_assets.lib.metadata import label_counts_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
@@ -46,6 +46,7 @@ def augmented_clips(
         folder,
         workers=workers,
         batch_size=cfg.compute.batch_clips,
+        progress=progress_reporter(context.log.info, "source clips augmented"),
     )
     table = augment.augmented_table(rows)
     if failures:

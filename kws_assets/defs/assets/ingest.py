@@ -23,7 +23,7 @@ from kws_assets.core.corpus.landing import (
 from kws_assets.core.dataset import curation, engine_voices, synthesis
 from kws_assets.core.dataset.curation import clip_candidates, clip_table
 from kws_assets.core.dataset.data_card import engine_counts
-from kws_assets.core.parallel import resolve_workers
+from kws_assets.core.parallel import progress_reporter, resolve_workers
 from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.defs.sensors import MANIFEST_FINGERPRINT_TAG
 from kws_assets.lib.metadata import label_counts_table, metadata_table
@@ -169,6 +169,7 @@ def synthetic_clips(
         clip_store.store,
         cfg.language,
         workers=resolve_workers(cfg.compute.workers),
+        progress=progress_reporter(context.log.info, "clips rendered"),
     )
     table = clip_table(
         rows + curation.render_dead_letters(failures, synthesis.SYNTHETIC_SOURCE, cfg.language)
@@ -255,6 +256,7 @@ def aligned_keywords(
         cfg.alignment,
         labels={keyword},
         workers=resolve_workers(cfg.compute.workers),
+        progress=progress_reporter(context.log.info, "utterances aligned"),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(
@@ -319,6 +321,7 @@ def unknown_clips(
         cfg.alignment,
         labels={UNKNOWN_LABEL},
         workers=resolve_workers(cfg.compute.workers),
+        progress=progress_reporter(context.log.info, "utterances aligned"),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(
