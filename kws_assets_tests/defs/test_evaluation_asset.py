@@ -164,7 +164,7 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
 
 
 def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
-    classifier = export.KwsClassifier.load(project["export_dir"])
+    classifier = export.KwsClassifier.load_mfcc(project["export_dir"])
     probs = classifier.classify_features(normalize(project["raw"], project["spec"]))
     expected = float((probs.argmax(axis=1) == project["y"]).mean())
     folder = project["cfg"].storage_path(ARTIFACTS, "evaluation")

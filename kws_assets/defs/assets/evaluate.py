@@ -16,6 +16,7 @@ from kws_assets.core.evaluation import plots
 from kws_assets.core.evaluation.evaluation import build_material, evaluate_family
 from kws_assets.core.evaluation.plots import png_markdown
 from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
+from kws_assets.core.families import load_classifier
 from kws_assets.core.features.loader import collect_splits
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -26,7 +27,6 @@ from kws_assets.core.ship.export import (
     ClipClassifier,
     FloatMfccClassifier,
     KwsClassifier,
-    load_classifier,
     write_operating_point,
 )
 from kws_assets.core.storage.artifact_store import ArtifactFolder

@@ -6,20 +6,21 @@ import numpy as np
 import pytest
 
 from kws_assets.core.evaluation import evaluation as E
+from kws_assets.core.families import load_classifier
 from kws_assets.core.model.detect import StreamingDetector
-from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.ship.export import ClipClassifier
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 
 @pytest.fixture(scope="module")
-def classifier() -> KwsClassifier:
-    return KwsClassifier.load(tone_artifact().folder)
+def classifier() -> ClipClassifier:
+    return load_classifier(tone_artifact().folder)
 
 
 class UniformClassifier:
     """Wraps a classifier but answers every window with equal probabilities."""
 
-    def __init__(self, inner: KwsClassifier) -> None:
+    def __init__(self, inner: ClipClassifier) -> None:
         self.spec, self.labels = inner.spec, inner.labels
 
     def classify_features(self, x: np.ndarray) -> np.ndarray:
