@@ -33,6 +33,7 @@ from kws_assets.core.features.table import (
     split_arrays,
     stage_feature_table,
 )
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.detect import StreamingDetector, window_latency_ms
 from kws_assets.core.model.embedding_head import (
     EmbeddingDNN,
@@ -320,3 +321,28 @@ def test_cli_classify_with_an_embedding_artifact(artifact, words, tmp_path, caps
     assert all(set(line["scores"]) == set(LABELS) for line in lines)
     hits = sum(line["label"] == LABELS[words.y[i]] for line, i in zip(lines, test, strict=True))
     assert hits > len(test) / len(LABELS)
+
+
+def test_network_rebuilds_the_trained_head() -> None:
+    torch.manual_seed(0)
+    trained = build_head("conv", 4, 96, len(LABELS), 8, 0.1, 1).eval()
+    checkpoint = ModelCheckpoint(
+        family=SPEECH_EMBEDDING.name,
+        labels=LABELS,
+        state_dict=trained.state_dict(),
+        network={
+            "head": "conv",
+            "width": 8,
+            "dropout": 0.1,
+            "n_blocks": 1,
+            "n_frames": 4,
+            "dim": 96,
+        },
+        front_end=EmbeddingSpec().to_dict(),
+    )
+    rebuilt = SPEECH_EMBEDDING.network(checkpoint)
+    assert isinstance(rebuilt, EmbeddingTemporalConv) and not rebuilt.training
+    x = torch.randn(2, 4, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), trained(x))
+    assert SPEECH_EMBEDDING.spec_shape(checkpoint) == EmbeddingSpec().shape
