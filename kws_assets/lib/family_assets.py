@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
-from kws_assets.core.families.base import EmptySplitError, Family, FamilySettings, Trained
+from kws_assets.core.families.base import EmptySplitError, Family, FamilySettings, Log, Trained
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -158,9 +158,7 @@ def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
     return meta
 
 
-def train_family(
-    family: Family, cfg: KwsConfig, table: pl.LazyFrame, log: Any
-) -> Trained:  # log: the context's logger method
+def train_family(family: Family, cfg: KwsConfig, table: pl.LazyFrame, log: Log) -> Trained:
     """``family.train`` with an empty split as a clear, non-retried failure."""
     try:
         return family.train(family_settings(cfg), table, log)
