@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.core.families.mfcc_dscnn import table_front_end
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, normalize
-from kws_assets.core.features.table import mfcc_dtype
 from kws_assets.core.ship import export
 from kws_assets.core.ship.export import read_operating_point
 from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifact
@@ -95,7 +95,7 @@ def project(tmp_path_factory) -> dict:
     spec = FeatureSpec.model_validate_json((export_dir / export.FEATURES_FILE).read_text())
     raw = MfccExtractor(spec)(clips)
     mfcc = validated.select("clip_id", "label", "split", "speaker", "source").with_columns(
-        pl.Series("mfcc", raw, dtype=mfcc_dtype(spec))
+        pl.Series("mfcc", raw, dtype=table_front_end(spec).dtype)
     )
     tables = cfg.storage_path("tables")
     tables.mkdir(parents=True)
