@@ -19,7 +19,14 @@ from torch import nn
 
 from kws_assets.core.audio.io import write_wav
 from kws_assets.core.families import REGISTRY, Registry, families
-from kws_assets.core.families.base import AssetText, Family, FamilySettings, Log, Trained
+from kws_assets.core.families.base import (
+    AssetText,
+    Family,
+    FamilySettings,
+    HeldOut,
+    Log,
+    Trained,
+)
 from kws_assets.core.features.loader import training_data
 from kws_assets.core.features.table import TableFrontEnd, TableStats
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -103,6 +110,7 @@ class FrameEnergyFamily(Family):
         return model.eval()
 
     def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+        assert isinstance(table, pl.LazyFrame)  # the IO manager hands the table over as a scan
         data = training_data(table, settings.labels, settings.train, column=self.column)
         result = train_model(
             **data.train_inputs(),
@@ -128,6 +136,10 @@ class FrameEnergyFamily(Family):
 
     def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
         return (FRAMES, 1)
+
+    def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:
+        assert isinstance(table, pl.LazyFrame)
+        return super().held_out(checkpoint, table)
 
     def artifact_files(
         self, checkpoint: ModelCheckpoint, int8_path: Path
