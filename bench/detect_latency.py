@@ -22,10 +22,12 @@ import torch
 
 from bench.timing import interleaved
 from kws_assets.core.audio.io import colored_noise
+from kws_assets.core.families import load_classifier
+from kws_assets.core.families.mfcc_dscnn import write_artifact
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.detect import StreamingDetector
 from kws_assets.core.model.networks import DSCNN
-from kws_assets.core.ship.export import KwsClassifier, export_onnx, quantize_int8, write_artifact
+from kws_assets.core.ship.export import export_onnx, quantize_int8
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings
 
 LABELS = [
@@ -65,7 +67,7 @@ def run_detect_bench(seconds: float = 60.0, rounds: int = 3, threads: int = 1) -
     rng = np.random.default_rng(0)
     audio = (0.05 * colored_noise("pink", int(seconds * spec.sample_rate), rng)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="kws-bench-detect-") as tmp:
-        classifier = KwsClassifier.load(_artifact(Path(tmp), spec, audio), threads=threads)
+        classifier = load_classifier(_artifact(Path(tmp), spec, audio), threads=threads)
         detector = StreamingDetector(classifier, hop_ms=HOP_MS)
         hop = detector.stride_frames * spec.hop_length
         starts = range(0, audio.size - spec.clip_samples + 1, hop)

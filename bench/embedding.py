@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench.timing import interleaved
+from kws_assets.core.families.speech_embedding import write_artifact as write_embedding_artifact
 from kws_assets.core.features.speech_embedding import EmbeddingSpec, SpeechEmbeddingFrontEnd
 from kws_assets.core.model.detect import window_latency_ms
 from kws_assets.core.model.embedding_head import HEAD_KINDS, build_head
@@ -24,7 +25,6 @@ from kws_assets.core.ship.export import (
     export_onnx,
     file_size_kib,
     quantize_int8,
-    write_embedding_artifact,
 )
 
 DEMO_CLASSES = 12  # _silence_, _unknown_ and the ten Speech Commands keywords

@@ -17,8 +17,14 @@ import torch
 from bench.clips import ClipSet
 from bench.machine import MATMUL_SIZE
 from bench.timing import interleaved
-from kws_assets.core.features.mfcc import LOG_OFFSET, FeatureSpec, MfccExtractor, default_workers
-from kws_assets.core.features.table import FeatureCache, iter_mfcc_batches, stage_mfcc_table
+from kws_assets.core.families.mfcc_dscnn import table_front_end
+from kws_assets.core.features.mfcc import LOG_OFFSET, FeatureSpec, MfccExtractor
+from kws_assets.core.features.table import (
+    FeatureCache,
+    default_workers,
+    iter_feature_batches,
+    stage_feature_table,
+)
 
 FFT_FLOPS_PER_N_LOG2N = 5.0  # the classic complex-FFT count, 5 N log2 N per transform
 
@@ -216,22 +222,22 @@ def run_table_bench(spec: FeatureSpec, clip_set: ClipSet, rounds: int) -> dict:
     workers = default_workers()
     with tempfile.TemporaryDirectory(prefix="kws-bench-table-") as tmp:
         folder = Path(tmp)
-        cache = FeatureCache.for_spec(folder / "cache", spec)
+        cache = FeatureCache.for_front_end(folder / "cache", table_front_end(spec))
 
         def drain(n_workers: int) -> None:
-            for _ in iter_mfcc_batches(table, spec, workers=n_workers):
+            for _ in iter_feature_batches(table, table_front_end(spec), workers=n_workers):
                 pass
 
         def cold_build() -> None:
             cache.path.unlink(missing_ok=True)
-            staged, _ = stage_mfcc_table(
-                table, spec, folder / "staging", cache=cache, workers=workers
+            staged, _ = stage_feature_table(
+                table, table_front_end(spec), folder / "staging", cache=cache, workers=workers
             )
             staged.discard()
 
         def cached_build() -> None:
-            staged, stats = stage_mfcc_table(
-                table, spec, folder / "staging", cache=cache, workers=workers
+            staged, stats = stage_feature_table(
+                table, table_front_end(spec), folder / "staging", cache=cache, workers=workers
             )
             staged.discard()
             if stats.featurized:

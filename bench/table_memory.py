@@ -37,20 +37,26 @@ def _table(paths: list[str], n: int):
 
 def measure_build(paths_file: Path, n: int, out: Path) -> int:
     """One size, in this process (run it in a fresh one: peak RSS is per process)."""
+    from kws_assets.core.families.mfcc_dscnn import table_front_end
     from kws_assets.core.features.mfcc import FeatureSpec
-    from kws_assets.core.features.table import FeatureCache, stage_mfcc_table
+    from kws_assets.core.features.table import FeatureCache, stage_feature_table
     from kws_assets.settings import AudioSettings, FeatureSettings
 
     paths = json.loads(paths_file.read_text())
     spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
     with tempfile.TemporaryDirectory(prefix="kws-bench-mem-") as tmp:
         folder = Path(tmp)
-        warm, _ = stage_mfcc_table(_table(paths, WARMUP_CLIPS), spec, folder / "staging")
+        warm, _ = stage_feature_table(
+            _table(paths, WARMUP_CLIPS), table_front_end(spec), folder / "staging"
+        )
         warm.discard()
         table = _table(paths, n)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        staged, stats = stage_mfcc_table(
-            table, spec, folder / "staging", cache=FeatureCache.for_spec(folder / "cache", spec)
+        staged, stats = stage_feature_table(
+            table,
+            table_front_end(spec),
+            folder / "staging",
+            cache=FeatureCache.for_front_end(folder / "cache", table_front_end(spec)),
         )
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         size = staged.path.stat().st_size

@@ -20,8 +20,9 @@ the operating point shipped with the model: ``DIR/operating_point.json`` (or the
 false-accepts-per-hour target); an option given on the command line overrides that one setting.
 With no shipped point the built-in defaults are used and stderr says so.
 
-``--model`` takes an artifact folder of either model family: MFCC + DS-CNN, or
-``speech_embedding`` (its ``front_end.json`` says so; the folder carries the front-end graphs).
+``--model`` takes an artifact folder of any registered model family
+(``kws_assets.core.families``): the folder says which (``front_end.json``; a folder without one
+is the DS-CNN on MFCC), and the family's classifier runs it.
 
 The exit status is 0 when every file was processed, 1 when any file failed, 2 for a usage error
 or an unusable model folder.
@@ -108,10 +109,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from kws_assets.core.ship.export import KwsClassifier
+    from kws_assets.core.families import load_classifier
 
     try:
-        classifier = KwsClassifier.load(args.model, threads=args.threads, precision=args.precision)
+        classifier = load_classifier(args.model, threads=args.threads, precision=args.precision)
     except (OSError, ValueError) as err:
         print(f"kws: cannot load model from {args.model}: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -123,15 +124,12 @@ def _classify(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from kws_assets.core.audio.io import AudioReadError
+    from kws_assets.core.families import load_classifier
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.ship.export import (
-        OPERATING_POINT_FILE,
-        KwsClassifier,
-        read_operating_point,
-    )
+    from kws_assets.core.ship.export import OPERATING_POINT_FILE, read_operating_point
 
     try:
-        classifier = KwsClassifier.load(args.model, threads=args.threads, precision=args.precision)
+        classifier = load_classifier(args.model, threads=args.threads, precision=args.precision)
         shipped = read_operating_point(args.operating_point or args.model)
         if shipped is None:
             print(

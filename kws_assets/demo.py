@@ -24,6 +24,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.families import artifact_assets
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.assets.data_card import CARD_FILE
@@ -31,7 +32,8 @@ from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
 from kws_assets.lib.resources import settings_resource
 
-FAMILY_ARTIFACTS = {"speech_embedding": "embedding_artifact", "mfcc": "quantized_model"}
+FAMILY_ARTIFACTS = artifact_assets()
+"""The artifact asset of each model family, by family name (from the registry)."""
 
 
 def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[str]:

@@ -13,7 +13,8 @@ import pytest
 
 from kws_assets.cli import EXIT_FILE_ERRORS, EXIT_OK, EXIT_USAGE, main
 from kws_assets.core.audio.io import write_wav
-from kws_assets.core.ship.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.families.mfcc_dscnn import write_artifact
+from kws_assets.core.ship.export import export_onnx, quantize_int8
 from kws_assets_tests.tone_task import SR, TONE_LABELS, trained_tone_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -159,8 +160,9 @@ def test_detect_defaults_match_the_detector() -> None:
 def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) -> None:
     import shutil
 
+    from kws_assets.core.families import load_classifier
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.ship.export import KwsClassifier, write_operating_point
+    from kws_assets.core.ship.export import write_operating_point
     from kws_assets_tests.tone_detector import tone_artifact, tone_stream
 
     model = tmp_path / "model"
@@ -171,7 +173,7 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
         tone_stream([(1.5, "low_tone"), (4.0, "_unknown_"), (6.5, "high_tone")], 9.0, seed=5),
         SR,
     )
-    classifier = KwsClassifier.load(model)
+    classifier = load_classifier(model)
 
     def expected(point: DetectorOperatingPoint) -> list[tuple[str, float]]:
         found = StreamingDetector.at(classifier, point).detect_file(long_wav)

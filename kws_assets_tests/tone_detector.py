@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_assets.core.families.mfcc_dscnn import write_artifact
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, compute_norm_stats, normalize
 from kws_assets.core.model.training import train_model
-from kws_assets.core.ship.export import export_onnx, quantize_int8, write_artifact
+from kws_assets.core.ship.export import export_onnx, quantize_int8
 from kws_assets.settings import AudioSettings, FeatureSettings, ModelSettings, TrainSettings
 from kws_assets_tests.tone_task import CLIP, SR, tone_clip
 
@@ -80,9 +81,11 @@ def tone_artifact() -> ToneArtifact:
 def tone_embedding_artifact() -> Path:
     """The same tone task for the speech_embedding family: a small head on the front end's
     embeddings, quantised and written as an artifact folder (a few seconds)."""
+    from kws_assets.core.families.speech_embedding import (
+        write_artifact as write_embedding_artifact,
+    )
     from kws_assets.core.features.speech_embedding import SpeechEmbeddingFrontEnd
     from kws_assets.core.model.embedding_head import train_head
-    from kws_assets.core.ship.export import write_embedding_artifact
 
     front_end = SpeechEmbeddingFrontEnd(threads=1)
     clips_train, y_train = labelled_clips(16, seed=30)

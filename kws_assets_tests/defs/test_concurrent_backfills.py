@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from kws_assets.config import load_config
+from kws_assets.core.families.mfcc_dscnn import write_artifact
 from kws_assets.core.features.mfcc import FeatureSpec
-from kws_assets.core.ship.export import write_artifact
 from kws_assets.lib.partitions import KEYWORDS, register_config_partitions
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, FeatureSettings
 from kws_assets_tests.conftest import FIXTURES

@@ -23,7 +23,7 @@ import pytest
 from kws_assets import demo
 from kws_assets.config import load_config
 from kws_assets.core.audio.io import cut_centered, resample, write_wav
-from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.families import load_classifier
 from kws_assets.core.speech import tts
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB
@@ -224,7 +224,7 @@ def test_int8_artifact_classifies_held_out_voices(pipeline, tmp_path):
     cfg = pipeline["cfg"]
     artifact = load_asset(pipeline, "quantized_model").path
     assert json.loads((artifact / "labels.json").read_text()) == cfg.labels
-    classifier = KwsClassifier.load(artifact)
+    classifier = load_classifier(artifact)
     paths, truth = [], []
     for voice in HELD_OUT_VOICES:
         assert voice not in cfg.tts.voices and voice not in cfg.sources[0].voices
@@ -299,8 +299,6 @@ def test_both_families_are_scored_on_the_held_out_engine(pipeline):
 
 def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_path):
     import shutil
-
-    from kws_assets.core.ship.export import load_classifier
 
     cfg = pipeline["cfg"]
     folder = tmp_path / "copied_artifact"

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.families.mfcc_dscnn import table_front_end
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, normalize
-from kws_assets.core.features.table import mfcc_dtype
 from kws_assets.core.ship import export
 from kws_assets.core.ship.export import read_operating_point
 from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifact
@@ -96,7 +96,7 @@ def project(tmp_path_factory) -> dict:
     spec = FeatureSpec.model_validate_json((export_dir / export.FEATURES_FILE).read_text())
     raw = MfccExtractor(spec)(clips)
     mfcc = validated.select("clip_id", "label", "split", "speaker", "source").with_columns(
-        pl.Series("mfcc", raw, dtype=mfcc_dtype(spec))
+        pl.Series("mfcc", raw, dtype=table_front_end(spec).dtype)
     )
     tables = cfg.storage_path("tables")
     tables.mkdir(parents=True)
@@ -165,7 +165,7 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
 
 
 def test_accuracy_comes_from_the_int8_models_outputs(project) -> None:
-    classifier = export.KwsClassifier.load(project["export_dir"])
+    classifier = export.KwsClassifier.load_mfcc(project["export_dir"])
     probs = classifier.classify_features(normalize(project["raw"], project["spec"]))
     expected = float((probs.argmax(axis=1) == project["y"]).mean())
     folder = project["cfg"].storage_path(ARTIFACTS, "evaluation")

@@ -14,11 +14,14 @@ import polars as pl
 import pytest
 import torch
 
-from kws_assets.core.model.checkpoint import EMBEDDING_FAMILY, MFCC_FAMILY, ModelCheckpoint
+from kws_assets.core.families.mfcc_dscnn import NAME as MFCC_FAMILY
+from kws_assets.core.families.speech_embedding import NAME as EMBEDDING_FAMILY
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
-from kws_assets.defs.assets.train import embedding_model, kws_model, student_model
+from kws_assets.defs.assets.train import family_models, student_model
 from kws_assets.lib.resources import KwsSettings
 
+kws_model, embedding_model = family_models  # the registry's order: mfcc, speech_embedding
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 N_FRAMES, N_MFCC = 49, 10  # the default MFCC front end
 EMB_FRAMES, EMB_DIM = 2, 8

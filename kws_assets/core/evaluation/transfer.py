@@ -15,16 +15,15 @@ from kws_assets.core.corpus.real_sources import RealClips, load_real_source
 from kws_assets.core.dataset import engine_voices, synthesis
 from kws_assets.core.evaluation import plots
 from kws_assets.core.evaluation.real_speech import RealSourceReport
+from kws_assets.core.families import get_family
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.export import FloatMfccClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.settings import (
     AlignmentSettings,
     AudioSettings,
     EvalSettings,
-    ModelSettings,
     NegativeSettings,
 )
 
@@ -119,9 +118,9 @@ def in_distribution_set(
 
 
 def student_classifier(checkpoint: ModelCheckpoint) -> FloatMfccClassifier:
-    """The DS-CNN distilled from the embedding teacher, on its float weights."""
-    student = DSCNN(len(checkpoint.labels), ModelSettings.model_validate(checkpoint.network))
-    student.load_state_dict(checkpoint.state_dict)
+    """The DS-CNN distilled from the embedding teacher, on its float weights (rebuilt by its
+    family, as every checkpoint is)."""
+    student = get_family(checkpoint.family).network(checkpoint)
     return FloatMfccClassifier(
         student, checkpoint.labels, FeatureSpec.model_validate(checkpoint.front_end)
     )

@@ -35,8 +35,9 @@ import numpy as np
 import polars as pl
 from torch import nn
 
+from kws_assets.core.features.mfcc import COLUMN as MFCC_COLUMN
 from kws_assets.core.features.mfcc import MIN_STD
-from kws_assets.core.features.table import MFCC_COLUMN, split_arrays
+from kws_assets.core.features.table import split_arrays
 from kws_assets.core.model.training import EvalReport, classification_report, predict_logits
 from kws_assets.core.storage.parquet_stream import ROW_GROUP_ROWS
 from kws_assets.settings import TrainSettings

@@ -20,6 +20,8 @@ itself, and the tests hold the two equal.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import threading
@@ -32,7 +34,7 @@ import torchaudio
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kws_assets.core.audio.io import fit_to_length, read_audio
-from kws_assets.core.parallel import available_cores
+from kws_assets.core.features.table import ClipSpec
 from kws_assets.settings import AudioSettings, FeatureSettings
 
 CHUNK_CLIPS = 16
@@ -52,6 +54,11 @@ PathLike = str | os.PathLike[str]
 
 FAMILY = "mfcc"
 """The model family whose front end this is (artifacts and checkpoints record it)."""
+
+COLUMN = "mfcc"
+"""The feature column of the MFCC table."""
+CACHE_FORMAT = "mfcc-cache-v2"
+"""Goes into the cache file's name with the feature config: change it when the maths change."""
 
 
 class FeatureSpec(BaseModel):
@@ -138,11 +145,6 @@ class FeatureSpec(BaseModel):
     @property
     def has_stats(self) -> bool:
         return self.mean is not None and self.std is not None
-
-
-def default_workers() -> int:
-    """Threads the feature path uses by default: one per CPU core this process may run on."""
-    return available_cores()
 
 
 _TORCH_THREADS_LOCK = threading.Lock()
@@ -269,6 +271,14 @@ class MfccExtractor:
         return mfcc.transpose(1, 2).contiguous().numpy()
 
 
+def feature_config_hash(spec: FeatureSpec) -> str:
+    """A short hash of everything that determines a clip's MFCC (normalisation stats excluded):
+    the feature cache's key."""
+    payload = spec.model_dump(mode="json", exclude={"mean", "std"})
+    payload["format"] = CACHE_FORMAT
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def compute_norm_stats(mfcc: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-coefficient mean and std over all clips and frames of ``[n, n_frames, n_mfcc]``."""
     values = np.asarray(mfcc, dtype=np.float64)
@@ -292,7 +302,7 @@ def normalize(mfcc: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return ((values - mean) / std).astype(np.float32)
 
 
-def load_clip(path: PathLike, spec: FeatureSpec) -> np.ndarray:
+def load_clip(path: PathLike, spec: ClipSpec) -> np.ndarray:
     """One audio file as a model-ready clip: mono, resampled to the spec, padded or cut.
 
     Raises ``kws_assets.core.audio.io.AudioReadError`` for unreadable, empty or non-finite audio.

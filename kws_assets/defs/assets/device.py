@@ -11,21 +11,21 @@ import polars as pl
 from kws_assets.core.dataset.data_card import speaker_engine
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import STUDENT, TRANSFER_REPORT_FILE
+from kws_assets.core.families import get_family
+from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN, checkpoint_spec
 from kws_assets.core.features.loader import collect_splits
-from kws_assets.core.features.mfcc import FeatureSpec, normalize
+from kws_assets.core.features.mfcc import normalize
 from kws_assets.core.features.table import split_arrays
 from kws_assets.core.licenses import license_rows
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import predict_logits
 from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
-from kws_assets.core.ship.export import load_classifier
+from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import LicenseEntry, ModelCardInputs, speaker_group_metrics
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.tables import is_augmented
 from kws_assets.lib.resources import KwsSettings
-from kws_assets.settings import ModelSettings
 
 INTENDED_USE = (
     "Always-on keyword spotting on a microcontroller (TensorFlow Lite Micro): 1-s "
@@ -105,12 +105,10 @@ def device_model(
     distilled = cfg.distill.enabled
     shipped = student_model if distilled else kws_model
     labels = shipped.labels
-    spec = FeatureSpec.model_validate(shipped.front_end)
-    model = DSCNN(len(labels), ModelSettings.model_validate(shipped.network))
-    model.load_state_dict(shipped.state_dict)
-    model.eval()
+    spec = checkpoint_spec(shipped)
+    model = get_family(shipped.family).network(shipped)
     held = collect_splits(mfcc_table, ["val", "test"])
-    x_val, _ = split_arrays(held, labels, "val")
+    x_val, _ = split_arrays(held, labels, "val", column=MFCC_DSCNN.column)
     summary = json.loads(evaluation.file(REPORT_FILE).read_text())["summary"]
     point = OperatingPoint(
         threshold=summary["threshold_at_target"],
@@ -125,10 +123,10 @@ def device_model(
     if not test.height:
         scores = None
     elif distilled:  # quantized_model is kws_model's: the student's own (float) predictions
-        scores = predict_logits(model, normalize(test["mfcc"].to_numpy(), spec))
+        scores = predict_logits(model, normalize(test[MFCC_DSCNN.column].to_numpy(), spec))
     else:
-        scores = load_classifier(quantized_model.path).classify_features(
-            normalize(test["mfcc"].to_numpy(), spec)
+        scores = KwsClassifier.load_mfcc(quantized_model.path).classify_features(
+            normalize(test[MFCC_DSCNN.column].to_numpy(), spec)
         )
     predicted = [labels[i] for i in scores.argmax(axis=1)] if scores is not None else []
     groups = (
@@ -147,7 +145,7 @@ def device_model(
     for engine, source, n in counts:
         by_engine[(engine, source)] = by_engine.get((engine, source), 0) + n
     measured = {
-        **_evaluation_table(transfer_evaluation, "mfcc"),
+        **_evaluation_table(transfer_evaluation, MFCC_DSCNN.name),
         "held-out espeak-ng voices": {"accuracy": summary["unseen_voice_accuracy"]},
     }
     if distilled:  # the student's own rows (float weights), then the undistilled DS-CNN's
@@ -161,7 +159,7 @@ def device_model(
     card = ModelCardInputs(
         model_name=f"kws DS-CNN int8{' distilled from speech_embedding' if distilled else ''} "
         f"({len(cfg.keywords)} keywords)",
-        family="mfcc",
+        family=MFCC_DSCNN.name,
         keywords=cfg.keywords,
         intended_use=INTENDED_USE,
         limitations=(*LIMITATIONS, STUDENT_LIMITATION) if distilled else LIMITATIONS,

@@ -21,15 +21,17 @@ from kws_assets.core.evaluation.plots import png_markdown
 from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
+from kws_assets.core.families import artifact_assets, load_classifier
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.ship.export import ClipClassifier, load_classifier
+from kws_assets.core.ship.export import ClipClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.metadata import metadata_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
-FAMILY_ARTIFACTS = {"mfcc": "quantized_model", "speech_embedding": "embedding_artifact"}
-"""Each model family's int8 artifact asset.  The first family is the evaluation's headline: its
-report keeps the top-level keys of evaluation.json and its plots carry no suffix."""
+FAMILY_ARTIFACTS = artifact_assets()
+"""Each registered model family's int8 artifact asset, in registration order.  The first family is
+the evaluation's headline: its report keeps the top-level keys of evaluation.json and its plots
+carry no suffix."""
 ARTIFACT_INS = {asset: dg.AssetIn() for asset in FAMILY_ARTIFACTS.values()}
 
 

@@ -14,15 +14,16 @@ from kws_assets.core.evaluation.det import (
 )
 from kws_assets.core.evaluation.operating_point import streaming_report
 from kws_assets.core.evaluation.streams import Positive
+from kws_assets.core.families import load_classifier
 from kws_assets.core.model.detect import StreamingDetector
-from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.ship.export import ClipClassifier
 from kws_assets_tests.core.evaluation.tone_streams import UniformClassifier, tone_streams
 from kws_assets_tests.tone_detector import SR, tone_artifact
 
 
 @pytest.fixture(scope="module")
-def classifier() -> KwsClassifier:
-    return KwsClassifier.load(tone_artifact().folder)
+def classifier() -> ClipClassifier:
+    return load_classifier(tone_artifact().folder)
 
 
 def test_operating_point_is_the_lowest_frr_within_the_false_accept_budget() -> None:

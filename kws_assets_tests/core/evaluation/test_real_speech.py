@@ -97,7 +97,7 @@ def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
     from kws_assets.core.audio.io import resample, write_wav
     from kws_assets.core.corpus.real_sources import load_real_source
     from kws_assets.core.evaluation.real_speech import waveform_classifier
-    from kws_assets.core.ship.export import KwsClassifier
+    from kws_assets.core.families import load_classifier
     from kws_assets.settings import AudioSettings, RealSourceSettings
     from kws_assets_tests.tone_detector import LABELS as TONE_LABELS
     from kws_assets_tests.tone_detector import labelled_clip, tone_artifact
@@ -121,7 +121,7 @@ def test_shipped_artifact_on_a_real_source_end_to_end(tmp_path) -> None:
         AudioSettings(),
     )
     assert len(clips) == 24 and clips.rejections == []
-    classifier = KwsClassifier.load(tone_artifact().folder)
+    classifier = load_classifier(tone_artifact().folder)
     report = score_real_source(waveform_classifier(classifier), clips, classifier.labels)
     assert report.unknown_baseline == pytest.approx(1 / 3)
     assert report.accuracy >= 0.9 and report.keyword_accuracy >= 0.9

@@ -14,15 +14,21 @@ import pytest
 import soundfile as sf
 
 from kws_assets.core.audio.io import AudioReadError, write_wav
+from kws_assets.core.families import mfcc_dscnn
+from kws_assets.core.families.mfcc_dscnn import table_front_end
 from kws_assets.core.features import table as feature_table
-from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, features_for_files
+from kws_assets.core.features.mfcc import (
+    FeatureSpec,
+    MfccExtractor,
+    feature_config_hash,
+    features_for_files,
+)
 from kws_assets.core.features.table import (
     ClipReader,
     FeatureCache,
-    build_mfcc_table,
-    feature_config_hash,
-    iter_mfcc_batches,
-    stage_mfcc_table,
+    build_feature_table,
+    iter_feature_batches,
+    stage_feature_table,
 )
 from kws_assets.settings import AudioSettings, FeatureSettings
 
@@ -77,22 +83,26 @@ class CountingExtractor(MfccExtractor):
 @pytest.fixture
 def counting(monkeypatch):
     CountingExtractor.clips_seen = 0
-    monkeypatch.setattr(feature_table, "MfccExtractor", CountingExtractor)
+    monkeypatch.setattr(mfcc_dscnn, "MfccExtractor", CountingExtractor)  # the front end it wires
     return CountingExtractor
 
 
 def test_table_equals_the_extractor_in_order_for_any_batching(clips, spec) -> None:
     expected = MfccExtractor(spec)(decoded(clips))
     for workers, batch_size in [(1, 256), (2, 4), (3, 5)]:
-        table = build_mfcc_table(clips, spec, workers=workers, batch_size=batch_size)
+        table = build_feature_table(
+            clips, table_front_end(spec), workers=workers, batch_size=batch_size
+        )
         assert table["clip_id"].to_list() == clips["clip_id"].to_list()
         assert table.columns == ["clip_id", "label", "split", "speaker", "source", "mfcc"]
         np.testing.assert_array_equal(table["mfcc"].to_numpy(), expected)
 
 
 def test_staged_table_has_row_groups_and_the_same_values(clips, spec, tmp_path) -> None:
-    staged, stats = stage_mfcc_table(clips, spec, tmp_path, workers=2, batch_size=4)
-    in_memory = build_mfcc_table(clips, spec)
+    staged, stats = stage_feature_table(
+        clips, table_front_end(spec), tmp_path, workers=2, batch_size=4
+    )
+    in_memory = build_feature_table(clips, table_front_end(spec))
     assert staged.read().equals(in_memory)
     assert stats.rows == staged.rows == clips.height and stats.all_finite
     assert stats.row_groups == pq.ParquetFile(staged.path).metadata.num_row_groups >= 1
@@ -103,7 +113,7 @@ def test_other_formats_take_the_read_audio_path(tmp_path, spec) -> None:
     sf.write(tmp_path / "at8k.wav", (0.3 * np.sin(2 * np.pi * 500 * t)).astype(np.float32), 8000)
     sf.write(tmp_path / "float.wav", np.full(SR + 500, 0.1, np.float32), SR, subtype="FLOAT")
     paths = [str(tmp_path / "at8k.wav"), str(tmp_path / "float.wav")]
-    table = build_mfcc_table(
+    table = build_feature_table(
         pl.DataFrame(
             {
                 "clip_id": ["a", "b"],
@@ -114,7 +124,7 @@ def test_other_formats_take_the_read_audio_path(tmp_path, spec) -> None:
                 "source": ["x"] * 2,
             }
         ),
-        spec,
+        table_front_end(spec),
     )
     np.testing.assert_allclose(
         table["mfcc"].to_numpy(), features_for_files(paths, spec), rtol=1e-5, atol=1e-5
@@ -126,22 +136,27 @@ def test_unreadable_clip_names_the_file_and_leaves_nothing_behind(tmp_path, spec
     broken = clips["uri"][3]
     with open(broken, "wb") as fh:
         fh.write(b"RIFF....WAVEfmt garbage")
-    cache = FeatureCache.for_spec(tmp_path / "cache", spec)
+    cache = FeatureCache.for_front_end(tmp_path / "cache", table_front_end(spec))
     with pytest.raises(AudioReadError, match=r"clip003\.wav"):
-        stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache, batch_size=2)
+        stage_feature_table(
+            clips, table_front_end(spec), tmp_path / "staging", cache=cache, batch_size=2
+        )
     assert list((tmp_path / "staging").iterdir()) == []
     assert list((tmp_path / "cache").iterdir()) == []
     os.remove(broken)
     with pytest.raises(AudioReadError, match="missing"):
-        build_mfcc_table(clips, spec)
+        build_feature_table(clips, table_front_end(spec))
 
 
 def test_empty_clip_table(spec, tmp_path) -> None:
     empty = pl.DataFrame(
         schema=dict.fromkeys(("clip_id", "uri", "label", "split", "speaker", "source"), pl.String)
     )
-    staged, stats = stage_mfcc_table(
-        empty, spec, tmp_path, cache=FeatureCache.for_spec(tmp_path, spec)
+    staged, stats = stage_feature_table(
+        empty,
+        table_front_end(spec),
+        tmp_path,
+        cache=FeatureCache.for_front_end(tmp_path, table_front_end(spec)),
     )
     assert stats.rows == 0 and staged.read().height == 0
     assert staged.read().schema["mfcc"] == pl.Array(pl.Float32, spec.shape)
@@ -157,7 +172,7 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     clips = write_clips(tmp_path, 30)
     for uri in clips["uri"]:
         age(uri, 3600)
-    cache = FeatureCache.for_spec(tmp_path / "cache", spec)
+    cache = FeatureCache.for_front_end(tmp_path / "cache", table_front_end(spec))
     reads: list[str] = []
 
     def load_bytes(uri: str) -> bytes:
@@ -167,9 +182,9 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     def build(table):
         reads.clear()
         counting.clips_seen = 0
-        staged, stats = stage_mfcc_table(
+        staged, stats = stage_feature_table(
             table,
-            spec,
+            table_front_end(spec),
             tmp_path / "staging",
             ClipReader(load_bytes=load_bytes),
             cache=cache,
@@ -207,7 +222,7 @@ def test_second_build_featurizes_nothing_and_changed_clips_only(tmp_path, spec, 
     assert counting.clips_seen == 3 and (stats.featurized, stats.from_cache) == (3, 28)
     assert sorted(reads) == sorted([path4, path7, *extra["uri"]])
     assert third["clip_id"].to_list() == changed["clip_id"].to_list()
-    fresh = build_mfcc_table(changed, spec)
+    fresh = build_feature_table(changed, table_front_end(spec))
     np.testing.assert_array_equal(third["mfcc"].to_numpy(), fresh["mfcc"].to_numpy())
     by_id = dict(zip(first["clip_id"], first["mfcc"].to_numpy(), strict=True))
     third_by_id = dict(zip(third["clip_id"], third["mfcc"].to_numpy(), strict=True))
@@ -226,25 +241,30 @@ def test_racy_stamp_is_checked_by_content(tmp_path, spec, counting) -> None:
     """A file changed within the same mtime tick as its last stat keeps its stamp; the racy rule
     reads it anyway and sees the new bytes."""
     clips = write_clips(tmp_path, 2)
-    cache = FeatureCache.for_spec(tmp_path / "cache", spec)
-    stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache)[0].discard()
+    cache = FeatureCache.for_front_end(tmp_path / "cache", table_front_end(spec))
+    stage_feature_table(clips, table_front_end(spec), tmp_path / "staging", cache=cache)[
+        0
+    ].discard()
     path = clips["uri"][0]
     stamp = os.stat(path)
     write_wav(path, np.full(SR, -0.3, np.float32), SR)  # same size
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same mtime: stamp unchanged
-    staged, stats = stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache)
+    staged, stats = stage_feature_table(
+        clips, table_front_end(spec), tmp_path / "staging", cache=cache
+    )
     assert stats.featurized == 1 and counting.clips_seen == 2 + 1
     np.testing.assert_array_equal(
-        staged.read()["mfcc"].to_numpy(), build_mfcc_table(clips, spec)["mfcc"].to_numpy()
+        staged.read()["mfcc"].to_numpy(),
+        build_feature_table(clips, table_front_end(spec))["mfcc"].to_numpy(),
     )
 
 
 def test_damaged_cache_is_rebuilt_not_an_error(tmp_path, spec, counting) -> None:
     clips = write_clips(tmp_path, 6)
-    cache = FeatureCache.for_spec(tmp_path / "cache", spec)
+    cache = FeatureCache.for_front_end(tmp_path / "cache", table_front_end(spec))
     cache.path.parent.mkdir(parents=True)
     cache.path.write_bytes(b"not parquet at all")
-    _, stats = stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache)
+    _, stats = stage_feature_table(clips, table_front_end(spec), tmp_path / "staging", cache=cache)
     assert stats.featurized == 6 and counting.clips_seen == 6
     assert pl.read_parquet(cache.path).height == 6
 
@@ -256,9 +276,9 @@ def test_cache_name_follows_the_feature_config(spec) -> None:
 
 
 def test_batches_report_what_came_from_where(clips, spec, tmp_path) -> None:
-    cache = FeatureCache.for_spec(tmp_path, spec)
-    stage_mfcc_table(clips, spec, tmp_path / "staging", cache=cache)
-    batches = list(iter_mfcc_batches(clips, spec, cache=cache, batch_size=10))
+    cache = FeatureCache.for_front_end(tmp_path, table_front_end(spec))
+    stage_feature_table(clips, table_front_end(spec), tmp_path / "staging", cache=cache)
+    batches = list(iter_feature_batches(clips, table_front_end(spec), cache=cache, batch_size=10))
     assert [b.rows.height for b in batches] == [10, 10, 3]
     assert sum(b.featurized for b in batches) == 0
     assert all(len(b.checksums) == b.rows.height and all(b.checksums) for b in batches)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kws_assets.core.families import load_classifier
 from kws_assets.core.features.mfcc import features_for_clips
 from kws_assets.core.model.detect import (
     Detection,
@@ -17,13 +18,13 @@ from kws_assets.core.model.detect import (
     window_features,
     window_latency_ms,
 )
-from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.ship.export import ClipClassifier
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 
 @pytest.fixture(scope="module")
-def classifier() -> KwsClassifier:
-    return KwsClassifier.load(tone_artifact().folder)
+def classifier() -> ClipClassifier:
+    return load_classifier(tone_artifact().folder)
 
 
 def test_stream_windows_equal_the_features_of_the_cut_out_clips(classifier) -> None:

@@ -13,13 +13,13 @@ from kws_assets.core.audio.io import cut_centered, resample
 from kws_assets.core.corpus.ktuberling import ktuberling_sounds, write_dev_manifest
 from kws_assets.core.corpus.real_sources import load_real_source
 from kws_assets.core.evaluation.real_speech import score_real_source, waveform_classifier
+from kws_assets.core.families import load_classifier
+from kws_assets.core.families.speech_embedding import write_artifact as write_embedding_artifact
 from kws_assets.core.features.speech_embedding import SpeechEmbeddingFrontEnd
 from kws_assets.core.model.embedding_head import train_head
 from kws_assets.core.ship.export import (
     export_onnx,
-    load_classifier,
     quantize_int8,
-    write_embedding_artifact,
 )
 from kws_assets.core.speech import tts
 from kws_assets.settings import (

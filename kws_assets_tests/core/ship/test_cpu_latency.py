@@ -11,6 +11,8 @@ import pytest
 
 from kws_assets.cli import PRECISION_CHOICES
 from kws_assets.core.audio.io import write_wav
+from kws_assets.core.families import load_classifier
+from kws_assets.core.families.mfcc_dscnn import write_artifact
 from kws_assets.core.ship.cpu_latency import (
     AUTO_PRECISION,
     CPU_LATENCY_FILE,
@@ -27,9 +29,7 @@ from kws_assets.core.ship.export import (
     FLOAT_MODEL_FILE,
     MODEL_FILE,
     export_onnx,
-    load_classifier,
     model_file,
-    write_artifact,
 )
 from kws_assets_tests.tone_detector import LABELS
 

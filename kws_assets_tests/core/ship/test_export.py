@@ -11,23 +11,22 @@ import pytest
 import torch
 
 from kws_assets.core.audio.io import AudioReadError, resample, write_wav
+from kws_assets.core.families import load_classifier
+from kws_assets.core.families.mfcc_dscnn import ARTIFACT_FILES, write_artifact
 from kws_assets.core.features.mfcc import FeatureSpec, features_for_files
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import evaluate, predict_logits
 from kws_assets.core.ship.export import (
-    ARTIFACT_FILES,
     INPUT_NAME,
     OPERATING_POINT_FILE,
     OUTPUT_NAME,
-    KwsClassifier,
     export_onnx,
     onnx_accuracy,
     onnx_logits,
     quantize_int8,
     read_operating_point,
     softmax,
-    write_artifact,
     write_operating_point,
 )
 from kws_assets.settings import ModelSettings
@@ -164,7 +163,7 @@ def _tone_wavs(folder: Path, clips: np.ndarray) -> list[str]:
 
 def test_classifier_from_artifact_classifies_wav_files(exported, tmp_path) -> None:
     task = exported["task"]
-    classifier = KwsClassifier.load(exported["artifact"], threads=1)
+    classifier = load_classifier(exported["artifact"], threads=1)
     assert classifier.labels == TONE_LABELS
     clips, y = task.clips_test[:16], task.y_test[:16]
     paths = _tone_wavs(tmp_path, clips)
@@ -190,7 +189,7 @@ def test_classifier_from_artifact_classifies_wav_files(exported, tmp_path) -> No
 
 def test_classifier_reports_or_raises_for_bad_files(exported, tmp_path) -> None:
     task = exported["task"]
-    classifier = KwsClassifier.load(exported["artifact"])
+    classifier = load_classifier(exported["artifact"])
     good = _tone_wavs(tmp_path, task.clips_test[:2])
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not a wav file at all")
@@ -205,13 +204,13 @@ def test_classifier_reports_or_raises_for_bad_files(exported, tmp_path) -> None:
 
 def test_load_rejects_incomplete_or_mismatched_artifacts(exported, tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
-        KwsClassifier.load(tmp_path)
+        load_classifier(tmp_path)
     task = exported["task"]
     wrong = write_artifact(
         tmp_path / "wrong", exported["int8"], [*TONE_LABELS, "extra"], task.spec, {}
     )
     with pytest.raises(ValueError):
-        KwsClassifier.load(wrong)
+        load_classifier(wrong)
 
 
 def test_artifact_ships_the_int8_model_as_a_c_array_that_compiles(exported, tmp_path) -> None:

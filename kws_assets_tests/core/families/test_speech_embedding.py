@@ -1,4 +1,5 @@
-"""The speech_embedding family end to end on espeak-ng words: table, head, int8 artifact, CLI."""
+"""The speech_embedding family end to end on espeak-ng words: table, head, int8 artifact, CLI
+(the family module and the code it wires: front end, table, head, artifact, classifier)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,25 @@ import torch
 
 from kws_assets.cli import EXIT_OK, main
 from kws_assets.core.audio.io import read_audio, write_wav
+from kws_assets.core.families import family_of_folder, load_classifier
+from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
+from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING, table_front_end
+from kws_assets.core.families.speech_embedding import write_artifact as write_embedding_artifact
 from kws_assets.core.features import speech_embedding as embedding_module
-from kws_assets.core.features.embedding_table import (
-    EMBEDDING_COLUMN,
-    build_embedding_table,
-    embedding_cache,
-    embedding_split_arrays,
-    stage_embedding_table,
-)
+from kws_assets.core.features.speech_embedding import COLUMN as EMBEDDING_COLUMN
 from kws_assets.core.features.speech_embedding import (
     EmbeddingSpec,
     FrontEndModelError,
     SpeechEmbeddingFrontEnd,
+    embedding_config_hash,
 )
+from kws_assets.core.features.table import (
+    FeatureCache,
+    build_feature_table,
+    split_arrays,
+    stage_feature_table,
+)
+from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.detect import StreamingDetector, window_latency_ms
 from kws_assets.core.model.embedding_head import (
     EmbeddingDNN,
@@ -38,12 +45,9 @@ from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.core.ship.export import (
     FRONT_END_FILE,
     EmbeddingClassifier,
-    KwsClassifier,
-    artifact_family,
     export_onnx,
     file_size_kib,
     quantize_int8,
-    write_embedding_artifact,
 )
 from kws_assets.core.speech.tts import synthesize_at
 from kws_assets.settings import TrainSettings
@@ -126,13 +130,13 @@ def clip_table(words, tmp_path_factory) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def table(clip_table, front_end) -> pl.DataFrame:
-    return build_embedding_table(clip_table, front_end, batch_size=16)
+    return build_feature_table(clip_table, table_front_end(front_end), batch_size=16)
 
 
 @pytest.fixture(scope="module")
 def artifact(table, front_end, tmp_path_factory) -> Path:
-    x_train, y_train = embedding_split_arrays(table, LABELS, "train")
-    x_val, y_val = embedding_split_arrays(table, LABELS, "val")
+    x_train, y_train = split_arrays(table, LABELS, "train", column=EMBEDDING_COLUMN)
+    x_val, y_val = split_arrays(table, LABELS, "val", column=EMBEDDING_COLUMN)
     settings = TrainSettings(
         max_epochs=30, batch_size=16, learning_rate=2e-3, patience=10, min_epochs=8, threads=1
     )
@@ -166,7 +170,7 @@ def test_table_equals_the_front_end_in_order(table, clip_table, words, front_end
     np.testing.assert_allclose(
         table[EMBEDDING_COLUMN].to_numpy(), front_end(decoded), rtol=1e-6, atol=1e-5
     )
-    x, y = embedding_split_arrays(table, LABELS, "test")
+    x, y = split_arrays(table, LABELS, "test", column=EMBEDDING_COLUMN)
     test_mask = np.array(words.split) == "test"
     assert x.shape == (int(test_mask.sum()), 16, 96) and x.dtype == np.float32
     np.testing.assert_array_equal(y, words.y[test_mask])
@@ -175,9 +179,9 @@ def test_table_equals_the_front_end_in_order(table, clip_table, words, front_end
 def test_staged_table_round_trips_and_the_cache_serves_a_rebuild(
     clip_table, table, front_end, tmp_path
 ) -> None:
-    cache = embedding_cache(tmp_path / "cache", front_end.spec)
-    staged, stats = stage_embedding_table(
-        clip_table, front_end, tmp_path, cache=cache, batch_size=16
+    cache = FeatureCache.for_front_end(tmp_path / "cache", table_front_end(front_end))
+    staged, stats = stage_feature_table(
+        clip_table, table_front_end(front_end), tmp_path, cache=cache, batch_size=16
     )
     assert (stats.rows, stats.featurized, stats.from_cache) == (
         clip_table.height,
@@ -190,15 +194,16 @@ def test_staged_table_round_trips_and_the_cache_serves_a_rebuild(
         read[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy()
     )
     assert cache.path.is_file()
-    again, stats2 = stage_embedding_table(
-        clip_table, front_end, tmp_path, cache=cache, batch_size=7
+    again, stats2 = stage_feature_table(
+        clip_table, table_front_end(front_end), tmp_path, cache=cache, batch_size=7
     )
     assert stats2.from_cache == clip_table.height and stats2.featurized == 0
     np.testing.assert_array_equal(
         pl.read_parquet(again.path)[EMBEDDING_COLUMN].to_numpy(), table[EMBEDDING_COLUMN].to_numpy()
     )
     # another context is another cache file
-    assert embedding_cache(tmp_path, EmbeddingSpec(context_seconds=1.5)).path != cache.path
+    assert embedding_config_hash(EmbeddingSpec(context_seconds=1.5)) not in cache.path.name
+    assert embedding_config_hash(front_end.spec) in cache.path.name
 
 
 # --- heads --------------------------------------------------------------------------------------
@@ -231,8 +236,8 @@ def test_embedding_augment_masks_frames_and_dimensions() -> None:
 
 
 def test_conv_head_trains_above_chance(table) -> None:
-    x_train, y_train = embedding_split_arrays(table, LABELS, "train")
-    x_test, y_test = embedding_split_arrays(table, LABELS, "test")
+    x_train, y_train = split_arrays(table, LABELS, "train", column=EMBEDDING_COLUMN)
+    x_test, y_test = split_arrays(table, LABELS, "test", column=EMBEDDING_COLUMN)
     settings = TrainSettings(
         max_epochs=10, batch_size=16, learning_rate=3e-3, patience=8, min_epochs=5, threads=1
     )
@@ -249,8 +254,8 @@ def test_artifact_classifies_held_out_voices_from_its_folder_alone(
     moved = tmp_path / "moved"
     shutil.copytree(artifact, moved)
     _hide_packaged_models(monkeypatch)
-    assert artifact_family(moved) == "speech_embedding"
-    classifier = KwsClassifier.load(moved, threads=1)
+    assert family_of_folder(moved) is SPEECH_EMBEDDING
+    classifier = load_classifier(moved, threads=1)
     assert isinstance(classifier, EmbeddingClassifier)
     test = [i for i, s in enumerate(words.split) if s == "test"]
     paths = []
@@ -275,11 +280,11 @@ def test_altered_graph_in_the_folder_is_refused(artifact, tmp_path) -> None:
     with open(broken / "melspectrogram.onnx", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(FrontEndModelError, match="sha256"):
-        KwsClassifier.load(broken)
+        load_classifier(broken)
 
 
 def test_a_folder_without_front_end_json_is_the_mfcc_family(tmp_path) -> None:
-    assert artifact_family(tmp_path) == "mfcc"  # every folder written before families existed
+    assert family_of_folder(tmp_path) is MFCC_DSCNN  # every folder written before families existed
 
 
 def test_unknown_family_is_a_clear_error(artifact, tmp_path) -> None:
@@ -288,11 +293,11 @@ def test_unknown_family_is_a_clear_error(artifact, tmp_path) -> None:
     spec = json.loads((other / FRONT_END_FILE).read_text())
     (other / FRONT_END_FILE).write_text(json.dumps({**spec, "family": "wav2vec"}))
     with pytest.raises(ValueError, match="unknown model family 'wav2vec'"):
-        KwsClassifier.load(other)
+        load_classifier(other)
 
 
 def test_detector_finds_a_keyword_in_a_stream(artifact, words) -> None:
-    classifier = KwsClassifier.load(artifact, threads=1)
+    classifier = load_classifier(artifact, threads=1)
     k = words.split.index("test")  # the first held-out "yes"
     stream = np.concatenate([np.zeros(SR, np.float32), words.clips[k], np.zeros(SR, np.float32)])
     detector = StreamingDetector(classifier, threshold=0.5, hop_ms=100.0)
@@ -316,3 +321,28 @@ def test_cli_classify_with_an_embedding_artifact(artifact, words, tmp_path, caps
     assert all(set(line["scores"]) == set(LABELS) for line in lines)
     hits = sum(line["label"] == LABELS[words.y[i]] for line, i in zip(lines, test, strict=True))
     assert hits > len(test) / len(LABELS)
+
+
+def test_network_rebuilds_the_trained_head() -> None:
+    torch.manual_seed(0)
+    trained = build_head("conv", 4, 96, len(LABELS), 8, 0.1, 1).eval()
+    checkpoint = ModelCheckpoint(
+        family=SPEECH_EMBEDDING.name,
+        labels=LABELS,
+        state_dict=trained.state_dict(),
+        network={
+            "head": "conv",
+            "width": 8,
+            "dropout": 0.1,
+            "n_blocks": 1,
+            "n_frames": 4,
+            "dim": 96,
+        },
+        front_end=EmbeddingSpec().to_dict(),
+    )
+    rebuilt = SPEECH_EMBEDDING.network(checkpoint)
+    assert isinstance(rebuilt, EmbeddingTemporalConv) and not rebuilt.training
+    x = torch.randn(2, 4, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), trained(x))
+    assert SPEECH_EMBEDDING.spec_shape(checkpoint) == EmbeddingSpec().shape

