@@ -23,12 +23,12 @@ from typing import TextIO, cast
 import dagster as dg
 import polars as pl
 
-from kws_assets.core.dataset.data_card import engine_counts
+from kws_assets.core.dataset.data_card import CARD_FILE, engine_counts
+from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import artifact_assets
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.definitions import build_definitions
-from kws_assets.defs.assets.data_card import CARD_FILE
-from kws_assets.defs.assets.evaluate import REPORT_FILE, TRANSFER_REPORT_FILE
 from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
 from kws_assets.lib.resources import settings_resource
 

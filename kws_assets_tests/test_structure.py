@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kws_assets.core.families as family_registry
 from kws_assets.core.corpus.connectors import REGISTRY as CONNECTORS
 from kws_assets.core.corpus.connectors import registry as connector_registry
+from kws_assets.core.families import families
 from kws_assets.core.speech.engines import REGISTRY as ENGINES
 from kws_assets.core.speech.engines import registry as engine_registry
 from kws_assets.definitions import build_definitions
@@ -28,6 +30,17 @@ NOT_A_COMPONENT = {
     "manifest file's hash); renaming it would change every landed batch's fingerprint",
     ("kws_assets.defs.assets.ingest", "piper"): "a Dagster `kinds` tag of synthetic_clips (the "
     "tools shown in the UI, beside espeak-ng), not an engine lookup",
+    ("kws_assets.core.features.mfcc", "mfcc"): "the front end records its family's name in what "
+    "it writes (checkpoints, artifact folders); the family module takes its name from here",
+    ("kws_assets.core.features.speech_embedding", "speech_embedding"): "as for mfcc: "
+    "front_end.json carries the family name the front end was built for",
+    ("kws_assets.core.licenses", "speech_embedding"): "the name of Google's frozen model in the "
+    "licence table (the graph the family wraps), not a family lookup",
+    ("kws_assets.core.ship.manifest", "mfcc"): "the kws-manifest-v1 file format: the values a "
+    "device manifest of that version may carry are fixed by the format, not by the registry",
+    ("kws_assets.core.ship.manifest", "speech_embedding"): "the kws-manifest-v1 file format",
+    ("kws_assets.core.tables", "mfcc"): "the MFCC table's feature column (every column has its "
+    "home in tables.py), which happens to spell the family's name",
 }
 
 
@@ -251,12 +264,16 @@ def _component_homes() -> dict[str, set[str]]:
         homes.setdefault(connector.kind, set()).update(
             {connector.module, connector_registry.__name__}
         )
+    for family in families():
+        homes.setdefault(family.name, set()).update(
+            {type(family).__module__, family_registry.__name__}
+        )
     return homes
 
 
 def test_component_names_are_spelled_only_where_the_component_is_declared():
-    """No engine or connector name as a whole string constant outside its own module, its
-    registry and settings/: code that needs one asks the registry or the engine object, so
+    """No engine, connector or model-family name as a whole string constant outside its own
+    module, its registry and settings/: code that needs one asks the registry or the engine object, so
     adding, renaming or removing a component touches one module.  (Longer strings that merely
     contain a name — messages, docstrings, ``flite:slt`` — are not names.)"""
     homes = _component_homes()
@@ -286,3 +303,26 @@ def test_the_exceptions_to_the_component_name_rule_are_still_needed():
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
         }
         assert value in constants, (module, value)
+
+
+def test_asset_modules_never_import_each_other():
+    """An asset module reads like a paragraph of core calls; what two of them share lives in the
+    core or lib/, so one asset module never imports another."""
+    prefix = "kws_assets.defs.assets."
+    offenders = {
+        name: sorted(d for d in deps if d.startswith(prefix))
+        for name, deps in _graph().items()
+        if name.startswith(prefix) and any(d.startswith(prefix) for d in deps)
+    }
+    assert not offenders
+
+
+def test_the_model_room_never_imports_ship():
+    """Arrows run ship -> model: export knows the networks, a network never knows its export."""
+    offenders = {
+        name: sorted(d for d in deps if d.startswith("kws_assets.core.ship"))
+        for name, deps in _graph().items()
+        if name.startswith("kws_assets.core.model")
+        and any(d.startswith("kws_assets.core.ship") for d in deps)
+    }
+    assert not offenders

@@ -22,9 +22,8 @@ import polars as pl
 from kws_assets.core.audio.quality import SCHEMA_VIOLATION
 from kws_assets.core.dataset.splits import SPLITS
 from kws_assets.core.storage.parquet_stream import ROW_GROUP_ROWS
-from kws_assets.core.tables import QUALITY_COLUMNS
+from kws_assets.core.tables import MFCC_COLUMN, QUALITY_COLUMNS
 
-MFCC_COLUMN = "mfcc"
 # Columns of a failures table returned by ``validate``.
 FAILURE_COLUMNS = ("index", "column", "check", "failure_case")
 # Quality columns stored as Float64 (sample_rate is an Int64 column of the clip table itself).
@@ -139,7 +138,7 @@ def mfcc_table_schema(n_frames: int, n_mfcc: int, labels: Sequence[str]) -> pa.D
             ),
         },
         strict=False,
-        name="mfcc",
+        name=MFCC_COLUMN,
     )
 
 

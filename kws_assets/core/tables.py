@@ -133,4 +133,10 @@ def is_augmented(source: pl.Expr | None = None) -> pl.Expr:
 
 # --- feature tables ------------------------------------------------------------------------------
 KEY_COLUMNS = ("clip_id", "label", "split", "speaker", "source")
+
+MFCC_COLUMN = "mfcc"
+"""The feature column of the MFCC table (a fixed-shape array per clip); also the name of the MFCC
+family's ONNX/TFLite input."""
+EMBEDDING_COLUMN = "embedding"
+"""The feature column of the speech-embedding table; also the name of that family's ONNX input."""
 """Columns every feature table carries beside its array column."""

@@ -13,7 +13,7 @@ from kws_assets.core.dataset.unknown_guard import unknown_share_problems
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.ship import export
 from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.core.tables import SPLITS
+from kws_assets.core.tables import MFCC_COLUMN, SPLITS
 from kws_assets.lib.resources import KwsSettings
 
 MAX_FAILURES_SHOWN = 20
@@ -148,7 +148,7 @@ def mfcc_table_schema(settings: KwsSettings, mfcc_table: pl.LazyFrame) -> dg.Ass
     spec = FeatureSpec.from_settings(cfg.features, cfg.audio)
     schema = schemas.mfcc_table_schema(spec.n_frames, spec.n_mfcc, cfg.labels)
     rows, failures = schemas.validate_lazy(mfcc_table, schema)  # a chunk of MFCCs at a time
-    finite = not failures.filter(pl.col("column") == "mfcc").height
+    finite = not failures.filter(pl.col("column") == MFCC_COLUMN).height
     return dg.AssetCheckResult(
         passed=failures.height == 0 and rows > 0,
         metadata={**_failure_metadata(rows, failures), "all_finite": finite},

@@ -47,6 +47,9 @@ EXAMPLES_SHOWN = 15
 CARD_CONFIG_SECTIONS = ("keywords", "sources", "audio", "quality", "outliers", "splits", "ingest")
 """The config sections the card's config hash covers (what the dataset depends on)."""
 
+CARD_FILE = "DATA_CARD.md"
+"""The data card's file in the data_card asset's folder."""
+
 
 @dataclass(frozen=True)
 class CardVersions:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from kws_assets.core.tables import is_augmented
+from kws_assets.core.tables import MFCC_COLUMN, is_augmented
 
 FRECHET_EPS = 1e-6
 
@@ -57,7 +57,7 @@ def synthetic_real_gap(
     rows = []
     originals = table.lazy().filter(~is_augmented() & (pl.col("source") != "noise"))
     for keyword in keywords:
-        clips = originals.filter(pl.col("label") == keyword).select("source", "mfcc").collect()
+        clips = originals.filter(pl.col("label") == keyword).select("source", MFCC_COLUMN).collect()
         synth = clips.filter(pl.col("source") == synthetic_source)
         real = clips.filter(pl.col("source") != synthetic_source)
         row = {
@@ -68,8 +68,8 @@ def synthetic_real_gap(
             "frechet_real_halves": None,
         }
         if synth.height >= min_clips and real.height >= min_clips:
-            a = clip_embedding(synth["mfcc"].to_numpy())
-            b = clip_embedding(real["mfcc"].to_numpy())
+            a = clip_embedding(synth[MFCC_COLUMN].to_numpy())
+            b = clip_embedding(real[MFCC_COLUMN].to_numpy())
             pooled = np.concatenate([a, b])
             mean, std = pooled.mean(axis=0), pooled.std(axis=0) + FRECHET_EPS
             a, b = (a - mean) / std, (b - mean) / std

@@ -57,6 +57,7 @@ from kws_assets.core.ship.export import (
     recorded_family,
     write_artifact_folder,
 )
+from kws_assets.core.tables import EMBEDDING_COLUMN
 
 NAME = FAMILY
 """``speech_embedding``: the name checkpoints, artifact folders and ``model.family`` use."""
@@ -147,7 +148,7 @@ def write_artifact(
 class SpeechEmbedding(Family):
     name = NAME
     column = COLUMN
-    input_name = "embedding"
+    input_name = EMBEDDING_COLUMN
     table = AssetText(
         key="embedding_table",
         kinds=frozenset({"onnx", "parquet"}),

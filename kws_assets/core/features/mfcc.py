@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kws_assets.core.audio.io import fit_to_length, read_audio
 from kws_assets.core.features.table import ClipSpec
+from kws_assets.core.tables import MFCC_COLUMN
 from kws_assets.settings import AudioSettings, FeatureSettings
 
 CHUNK_CLIPS = 16
@@ -55,7 +56,7 @@ PathLike = str | os.PathLike[str]
 FAMILY = "mfcc"
 """The model family whose front end this is (artifacts and checkpoints record it)."""
 
-COLUMN = "mfcc"
+COLUMN = MFCC_COLUMN
 """The feature column of the MFCC table."""
 CACHE_FORMAT = "mfcc-cache-v2"
 """Goes into the cache file's name with the feature config: change it when the maths change."""

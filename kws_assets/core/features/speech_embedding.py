@@ -46,6 +46,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from kws_assets.core.onnx_session import cpu_session
+from kws_assets.core.tables import EMBEDDING_COLUMN
 
 FAMILY = "speech_embedding"
 """The model-family name recorded in artifact folders of this front end."""
@@ -77,7 +78,7 @@ INT16_SCALE = 32768.0
 INT16_MIN, INT16_MAX = -32768.0, 32767.0
 DEFAULT_BATCH_CLIPS = 64
 """Clips per onnxruntime call."""
-COLUMN = "embedding"
+COLUMN = EMBEDDING_COLUMN
 """The feature column of the embedding table."""
 CACHE_FORMAT = "speech-embedding-cache-v1"
 """Goes into the cache file's name with the front-end spec: change it when the maths change."""

@@ -70,9 +70,10 @@ from kws_assets.core.ship.cpu_latency import (
     write_cpu_latency,
 )
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
+from kws_assets.core.tables import EMBEDDING_COLUMN, MFCC_COLUMN
 
-INPUT_NAME = "mfcc"
-EMBEDDING_INPUT_NAME = "embedding"
+INPUT_NAME = MFCC_COLUMN
+EMBEDDING_INPUT_NAME = EMBEDDING_COLUMN
 """Input name of a speech-embedding head graph: ``[batch, n_frames, 96]``."""
 FRONT_END_FILE = "front_end.json"
 """Written by model families other than MFCC: their front-end spec, with a ``family`` field."""

@@ -34,6 +34,7 @@ from torch import nn
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.export import softmax
+from kws_assets.core.tables import MFCC_COLUMN
 
 if TYPE_CHECKING:  # LiteRT loads only when a .tflite is run
     from ai_edge_litert.interpreter import Interpreter
@@ -145,7 +146,9 @@ def _tf_graph(layers: Sequence[_Layer], spec: FeatureSpec) -> Any:  # a tf.Modul
     ]
 
     class _Graph(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name="mfcc")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([1, *spec.shape], tf.float32, name=MFCC_COLUMN)]
+        )
         def serve(self, x: Any) -> Any:  # tf tensors in and out
             h = tf.reshape(x, [1, *spec.shape, 1])
             for layer, (weight, bias) in zip(layers, consts, strict=True):

@@ -11,12 +11,11 @@ from kws_assets.core.corpus.ingest import CORPUS_SCHEMA
 from kws_assets.core.dataset import data_card as card
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
 from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.defs.assets.features import stage_features
+from kws_assets.lib.family_assets import stage_features
 from kws_assets.lib.partitions import all_partitions_of, loaded_partitions
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.settings import KwsConfig
 
-CARD_FILE = "DATA_CARD.md"
 CARD_FEATURE_CACHE = "data-card-mfcc"
 DESCRIBED_ASSETS = ("raw_corpus", "validated_set", "quarantined_clips")
 
@@ -85,7 +84,7 @@ def data_card(
         validated, quarantined, corpus, card_settings(cfg), versions, synthetic_real=gap
     )
     folder = ArtifactFolder.staging(prefix="kws-data-card-")
-    card.write_card(folder.file(CARD_FILE), text)
+    card.write_card(folder.file(card.CARD_FILE), text)
     return dg.Output(
         folder,
         metadata={

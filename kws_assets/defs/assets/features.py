@@ -2,8 +2,6 @@
 embedding head, …), each computed with the same front-end code the family's artifact runs."""
 
 from kws_assets.core.families import families
-from kws_assets.lib.family_assets import stage_features, table_asset
-
-__all__ = ["feature_tables", "stage_features"]  # stage_features: the data card's MFCC path
+from kws_assets.lib.family_assets import table_asset
 
 feature_tables = [table_asset(family) for family in families()]
