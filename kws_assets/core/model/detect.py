@@ -20,7 +20,9 @@ the real audio around the 1-s window where training padded the clip with silence
 graph's ``top_db`` floor is taken over that 2-s context around each frame rather than per clip.
 ``exact_windows=True`` instead cuts every window out as a 1-s clip and runs it through the
 artifact's clip front end exactly as a training clip (silence padding and all): the same inputs
-as training, about 20x slower (each window pays for its whole 2-s context).
+as training, about 20x slower (each window pays for its whole 2-s context).  A family with neither
+front end (a new family's classifier, with a ``spec`` giving ``sample_rate`` and
+``clip_samples``) is streamed that way too.
 
 A detector's operating point (threshold, smoothing windows, refractory seconds, hop) is a
 :class:`DetectorOperatingPoint`; the evaluation selects one per model family and ships it as
@@ -339,7 +341,9 @@ class StreamingDetector:
         if isinstance(self.spec, FeatureSpec):
             self.stride_frames = hop_frames(self.spec, hop_ms)
             self.hop_samples = self.stride_frames * self.spec.hop_length
-        elif exact_windows:
+        elif exact_windows or not isinstance(self.spec, EmbeddingSpec):
+            # a family without a whole-stream front end: every window classified as a clip
+            exact_windows = True
             self.hop_samples = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S))
         else:
             self._streamer = EmbeddingStreamer(classifier.front_end)

@@ -2,11 +2,13 @@
 held-out TTS engine first (transfer_evaluation) — and clip by clip and as a streaming wake-word
 detector (evaluation: FRR at a false-accepts-per-hour operating point).
 
-Both assets are family-blind: they take every family's artifact folder by name
-(:data:`FAMILY_ARTIFACTS`) and load each with ``load_classifier``, which reads the family from
-the folder."""
+Both assets are family-blind: they take every registered family's artifact folder by name and
+load each with the registry's ``load_classifier``, which reads the family from the folder.
+:func:`evaluation_asset` builds the evaluation for any registry (a test's, with a family of its
+own); the code location's is built over the shipped registry."""
 
 import time
+from collections.abc import Mapping
 from typing import cast
 
 import dagster as dg
@@ -21,126 +23,145 @@ from kws_assets.core.evaluation.plots import png_markdown
 from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
-from kws_assets.core.families import artifact_assets, load_classifier
+from kws_assets.core.families import REGISTRY, Registry
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.ship.export import ClipClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.lib.metadata import metadata_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
-FAMILY_ARTIFACTS = artifact_assets()
+FAMILY_ARTIFACTS = REGISTRY.artifact_assets()
 """Each registered model family's int8 artifact asset, in registration order.  The first family is
 the evaluation's headline: its report keeps the top-level keys of evaluation.json and its plots
 carry no suffix."""
-ARTIFACT_INS = {asset: dg.AssetIn() for asset in FAMILY_ARTIFACTS.values()}
 
 
-def _classifiers(artifacts: dict[str, ArtifactFolder]) -> dict[str, ClipClassifier]:
-    """Every family's classifier, in :data:`FAMILY_ARTIFACTS` order."""
+def _ins(family_artifacts: Mapping[str, str]) -> dict[str, dg.AssetIn]:
+    return {asset: dg.AssetIn() for asset in family_artifacts.values()}
+
+
+def _classifiers(
+    registry: Registry, artifacts: Mapping[str, ArtifactFolder]
+) -> dict[str, ClipClassifier]:
+    """Every registered family's classifier, in registration order."""
     return {
-        family: load_classifier(artifacts[asset].path) for family, asset in FAMILY_ARTIFACTS.items()
+        family: registry.load_classifier(artifacts[asset].path)
+        for family, asset in registry.artifact_assets().items()
     }
 
 
-@dg.asset(
-    group_name="ship",
-    kinds={"onnx", "matplotlib"},
-    io_manager_key="artifact_io_manager",
-    code_version="2",
-    owners=["team:kws-ml"],
-    ins=ARTIFACT_INS,
-    description="Every family's int8 artifact (DS-CNN quantized_model, speech_embedding "
-    "embedding_artifact) evaluated from its real outputs: test-split accuracy, "
-    "per-class precision/recall and confusion matrix; accuracy on held-out espeak-ng "
-    "voices; an operating point (threshold x smoothing x refractory, from the "
-    "evaluation grids) selected on validation-split streams for "
-    "evaluation.target_fa_per_hour, then the FA/h and FRR at it on test streams (a long "
-    "keyword-free recording and test keywords embedded in one; DET curve); latency per "
-    f"1-s window; synthetic-vs-real feature distance per keyword. The report folder "
-    f"({REPORT_FILE}, the plots, <family>/operating_point.json for kws detect "
-    "--operating-point) is stored beside the tables.",
-)
-def evaluation(
-    context: dg.AssetExecutionContext,
-    settings: KwsSettings,
-    clip_store: ClipStoreResource,
-    mfcc_table: pl.LazyFrame,
-    validated_set: pl.DataFrame,
-    **artifacts: ArtifactFolder,
-) -> dg.Output[ArtifactFolder]:
-    cfg = settings.config
-    store = clip_store.store
+def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
+    """The ``evaluation`` asset over every family of ``registry`` (its artifact assets are the
+    inputs, its first family the headline)."""
+    family_artifacts = registry.artifact_assets()
 
-    def read(uri: str) -> np.ndarray:
-        return store.read(uri, target_sr=cfg.audio.sample_rate).samples
+    @dg.asset(
+        group_name="ship",
+        kinds={"onnx", "matplotlib"},
+        io_manager_key="artifact_io_manager",
+        code_version="2",
+        owners=["team:kws-ml"],
+        ins=_ins(family_artifacts),
+        description="Every family's int8 artifact (DS-CNN quantized_model, speech_embedding "
+        "embedding_artifact) evaluated from its real outputs: test-split accuracy, "
+        "per-class precision/recall and confusion matrix; accuracy on held-out espeak-ng "
+        "voices; an operating point (threshold x smoothing x refractory, from the "
+        "evaluation grids) selected on validation-split streams for "
+        "evaluation.target_fa_per_hour, then the FA/h and FRR at it on test streams (a long "
+        "keyword-free recording and test keywords embedded in one; DET curve); latency per "
+        f"1-s window; synthetic-vs-real feature distance per keyword. The report folder "
+        f"({REPORT_FILE}, the plots, <family>/operating_point.json for kws detect "
+        "--operating-point) is stored beside the tables.",
+    )
+    def evaluation(
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        clip_store: ClipStoreResource,
+        mfcc_table: pl.LazyFrame,
+        validated_set: pl.DataFrame,
+        **artifacts: ArtifactFolder,
+    ) -> dg.Output[ArtifactFolder]:
+        cfg = settings.config
+        store = clip_store.store
 
-    test_clips = validated_set.filter(pl.col("split") == "test").sort("clip_id")
-    if test_clips.is_empty():
-        raise dg.Failure("evaluation needs test-split rows in validated_set")
+        def read(uri: str) -> np.ndarray:
+            return store.read(uri, target_sr=cfg.audio.sample_rate).samples
 
-    started = time.perf_counter()
-    try:
-        material = build_material(
+        test_clips = validated_set.filter(pl.col("split") == "test").sort("clip_id")
+        if test_clips.is_empty():
+            raise dg.Failure("evaluation needs test-split rows in validated_set")
+
+        started = time.perf_counter()
+        try:
+            material = build_material(
+                cfg.evaluation,
+                cfg.audio,
+                cfg.tts,
+                cfg.keywords,
+                cfg.negatives,
+                cfg.language,
+                test_clips=test_clips,
+                val_clips=validated_set.filter(pl.col("split") == "val"),
+                read_clip=read,
+                mfcc_table=mfcc_table,
+                progress=context.log.info,
+            )
+        except ValueError as err:
+            raise dg.Failure(f"evaluation cannot build its streams: {err}") from err
+        material_s = time.perf_counter() - started
+        results = evaluate_families(
+            _classifiers(registry, artifacts),
             cfg.evaluation,
-            cfg.audio,
-            cfg.tts,
-            cfg.keywords,
-            cfg.negatives,
-            cfg.language,
-            test_clips=test_clips,
-            val_clips=validated_set.filter(pl.col("split") == "val"),
-            read_clip=read,
-            mfcc_table=mfcc_table,
+            material,
+            test_clips["label"].to_list(),
+            lambda: clip_batches(test_clips["uri"].to_list(), read),
             progress=context.log.info,
         )
-    except ValueError as err:
-        raise dg.Failure(f"evaluation cannot build its streams: {err}") from err
-    material_s = time.perf_counter() - started
-    results = evaluate_families(
-        _classifiers(artifacts),
-        cfg.evaluation,
-        material,
-        test_clips["label"].to_list(),
-        lambda: clip_batches(test_clips["uri"].to_list(), read),
-        progress=context.log.info,
-    )
-    lead = evaluation_report.headline(results)
-    result = results[lead]
-    point = result.stream.selected().detector
-    return dg.Output(
-        evaluation_report.write_report(results),
-        metadata={
-            **result.summary(),
-            **evaluation_report.other_summaries(results),
-            "families": metadata_table(evaluation_report.family_table(results)),
-            "evaluation_seconds": dg.MetadataValue.json(  # wall time: metadata only, not the report
-                {
-                    "streams_and_voices": round(material_s, 2),
-                    **{
-                        f"{f}_stream_scoring": round(r.stream_seconds, 2)
-                        for f, r in results.items()
-                    },
-                }
-            ),
-            "per_class_test": metadata_table(evaluation_report.per_class_table(result)),
-            "confusion_matrix_test": dg.MetadataValue.md(
-                png_markdown(result.pictures["confusion_test"], "test confusion matrix")
-            ),
-            **{
-                evaluation_report.family_key("det_curve", f, lead): dg.MetadataValue.md(
-                    png_markdown(
-                        r.pictures["det_curve"], "DET curve" if f == lead else f"DET curve, {f}"
+        lead = evaluation_report.headline(results)
+        result = results[lead]
+        point = result.stream.selected().detector
+        return dg.Output(
+            evaluation_report.write_report(results),
+            metadata={
+                **result.summary(),
+                **evaluation_report.other_summaries(results),
+                "families": metadata_table(evaluation_report.family_table(results)),
+                # wall time: metadata only, not the report
+                "evaluation_seconds": dg.MetadataValue.json(
+                    {
+                        "streams_and_voices": round(material_s, 2),
+                        **{
+                            f"{f}_stream_scoring": round(r.stream_seconds, 2)
+                            for f, r in results.items()
+                        },
+                    }
+                ),
+                "per_class_test": metadata_table(evaluation_report.per_class_table(result)),
+                "confusion_matrix_test": dg.MetadataValue.md(
+                    png_markdown(result.pictures["confusion_test"], "test confusion matrix")
+                ),
+                **{
+                    evaluation_report.family_key("det_curve", f, lead): dg.MetadataValue.md(
+                        png_markdown(
+                            r.pictures["det_curve"], "DET curve" if f == lead else f"DET curve, {f}"
+                        )
                     )
-                )
-                for f, r in results.items()
+                    for f, r in results.items()
+                },
+                "synthetic_vs_real": metadata_table(result.synthetic_real),
+                "notes": dg.MetadataValue.json(result.notes),
+                "detect_command": dg.MetadataValue.text(
+                    evaluation_report.detect_command(
+                        point, lead, f"<{family_artifacts[lead]} folder>"
+                    )
+                ),
             },
-            "synthetic_vs_real": metadata_table(result.synthetic_real),
-            "notes": dg.MetadataValue.json(result.notes),
-            "detect_command": dg.MetadataValue.text(
-                evaluation_report.detect_command(point, lead, f"<{FAMILY_ARTIFACTS[lead]} folder>")
-            ),
-        },
-    )
+        )
+
+    return evaluation
+
+
+evaluation = evaluation_asset()
 
 
 @dg.asset(
@@ -149,7 +170,7 @@ def evaluation(
     io_manager_key="artifact_io_manager",
     code_version="1",
     owners=["team:kws-ml"],
-    ins=ARTIFACT_INS,
+    ins=_ins(FAMILY_ARTIFACTS),
     description="Every model family's int8 artifact on speech it never trained on, through the "
     "artifact's own front end: each real source (evaluation.real_sources: recordings "
     "of people), the held-out TTS engine (evaluation.held_out_engine: a transfer "
@@ -167,7 +188,7 @@ def transfer_evaluation(
     **artifacts: ArtifactFolder,
 ) -> dg.Output[ArtifactFolder]:
     cfg = settings.config
-    by_family = _classifiers(artifacts)
+    by_family = _classifiers(REGISTRY, artifacts)
     # the default family's rows lead the table, then the others in FAMILY_ARTIFACTS order
     classifiers: dict[str, ClipClassifier] = {
         f: by_family[f] for f in sorted(by_family, key=lambda f: f != cfg.model.family)
