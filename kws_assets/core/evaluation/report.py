@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from kws_assets.core.evaluation.family import EvaluationResult
+from kws_assets.core.evaluation.operating_point import Selection
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.ship.export import OPERATING_POINT_FILE, write_operating_point
 from kws_assets.core.storage.artifact_store import ArtifactFolder
@@ -30,6 +31,10 @@ FAMILY_COLUMNS = (
     "val_frr_at_target",
     "fa_per_hour_at_target",
     "frr_at_target",
+    "fa_per_hour_upper_at_target",
+    "frr_upper_at_target",
+    "target_met_on_validation",
+    "operating_point_usable",
     "window_latency_ms",
 )
 """The summary numbers of each family's row in the families table."""
@@ -82,10 +87,28 @@ def write_report(results: Mapping[str, EvaluationResult]) -> ArtifactFolder:
                 "validation": selected.validation.as_dict(),
                 "meets_target_on_validation": selected.meets_target,
                 "test": result.stream.operating_point.as_dict(),
+                **operating_point_provenance(selected, result),
             },
         )
     report.file(REPORT_FILE).write_text(json.dumps(report_json(results), indent=2))
     return report
+
+
+def operating_point_provenance(selected: Selection, result: EvaluationResult) -> dict[str, object]:
+    """What ``operating_point.json`` says about how far its numbers can be trusted: the exact
+    intervals on validation and test streams (level, hours, keyword counts), whether the target
+    was met by the FA/h upper bound (or why not, and the hours needed) and whether the point is
+    usable (its validation FRR within ``max_frr``, else what to do)."""
+    return {
+        "validation_bounds": selected.bounds.as_dict() if selected.bounds is not None else {},
+        "test_bounds": result.stream.bounds.as_dict(),
+        "meets_target_measured_on_validation": selected.meets_target_measured,
+        "reason": selected.reason,
+        "negative_hours_needed": selected.as_dict()["negative_hours_needed"],
+        "max_frr": selected.max_frr,
+        "usable": selected.usable,
+        "usable_message": selected.usable_message,
+    }
 
 
 def family_table(results: Mapping[str, EvaluationResult]) -> pl.DataFrame:

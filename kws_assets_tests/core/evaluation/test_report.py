@@ -53,6 +53,18 @@ def test_the_report_folder_holds_every_familys_report_and_operating_point(result
         selected = json.loads((folder.path / family / OPERATING_POINT_FILE).read_text())
         assert selected["selected"]["family"] == family
         assert selected["selected"]["on"] == "validation streams"
+        # how far the numbers go: both streams' intervals, the target by its bound, usability
+        stream = results[family].stream
+        assert selected["selected"]["test_bounds"] == stream.bounds.as_dict()
+        assert selected["selected"]["validation_bounds"]["level"] == 0.95
+        assert selected["selected"]["usable"] == stream.selected().usable
+        assert selected["selected"]["meets_target_on_validation"] == (
+            selected["selected"]["validation_bounds"]["fa_per_hour_upper"]
+            <= selected["selected"]["target_fa_per_hour"]
+        )
+        assert report["families"][family]["streaming"]["operating_point_bounds"] == (
+            stream.bounds.as_dict()
+        )
 
 
 def test_metadata_rows_name_the_families_by_their_keys(results) -> None:
