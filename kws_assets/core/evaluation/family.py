@@ -104,7 +104,7 @@ class EvaluationResult:
                     }
                 )
             if selection.negative_hours_needed is not None:
-                out["val_negative_hours_needed"] = round(selection.negative_hours_needed, 3)
+                out["val_negative_hours_needed"] = float(f"{selection.negative_hours_needed:.4g}")
         return out
 
     def as_dict(self) -> dict[str, object]:

@@ -141,7 +141,9 @@ class Selection:
             "meets_target_measured_on_validation": self.meets_target_measured,
             "reason": self.reason,
             "negative_hours_needed": (
-                None if self.negative_hours_needed is None else round(self.negative_hours_needed, 3)
+                None
+                if self.negative_hours_needed is None
+                else float(f"{self.negative_hours_needed:.4g}")
             ),
             "max_frr": self.max_frr,
             "usable": self.usable,
@@ -180,11 +182,11 @@ def _usability(frr: float, bounds: PointBounds, max_frr: float) -> tuple[bool, s
         return True, ""
     return False, (
         f"NOT USABLE: the selected point misses {frr:.0%} of the validation keywords "
-        f"({bounds.frr_lower:.0%}-{bounds.frr_upper:.0%} at {bounds.level:.0%}, "
+        f"({bounds.frr_lower:.1%}-{bounds.frr_upper:.1%} at {bounds.level:.0%}, "
         f"{bounds.keywords} keywords); evaluation.max_frr accepts at most {max_frr:.0%}. "
-        f"Give the evaluation more or cleaner negative hours (evaluation.negative_minutes, "
-        f"selection_negative_minutes), a higher evaluation.target_fa_per_hour, or more keyword "
-        f"data; kws detect still runs this point"
+        "Give the evaluation more or cleaner negative hours (evaluation.negative_minutes, "
+        "evaluation.selection_negative_minutes), a higher evaluation.target_fa_per_hour, or "
+        "more keyword data; kws detect still runs this point"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
@@ -108,6 +109,32 @@ def operating_point_provenance(selected: Selection, result: EvaluationResult) ->
         "max_frr": selected.max_frr,
         "usable": selected.usable,
         "usable_message": selected.usable_message,
+    }
+
+
+def measured_bounds(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a device manifest's operating point (:class:`kws_assets.core.ship.manifest.
+    OperatingPoint`) beyond the detector settings, from ``evaluation.json`` (``report``): the
+    headline family's FA/h measured at the point on the test streams with its interval, the FRR
+    interval, their level, hours and keyword count, whether the target was met by the bound on
+    validation and whether the point is usable.  Empty for a report written before intervals."""
+    streaming = report.get("streaming", {})
+    bounds = streaming.get("operating_point_bounds")
+    if not bounds:
+        return {}
+    selection = streaming.get("selection", {})
+    return {
+        "fa_per_hour_at_target": report["summary"]["fa_per_hour_at_target"],
+        "fa_per_hour_lower": bounds["fa_per_hour_lower"],
+        "fa_per_hour_upper": bounds["fa_per_hour_upper"],
+        "frr_lower": bounds["frr_lower"],
+        "frr_upper": bounds["frr_upper"],
+        "confidence": bounds["level"],
+        "negative_hours": bounds["negative_hours"],
+        "keywords": bounds["keywords"],
+        "target_met_on_validation": selection.get("meets_target_on_validation"),
+        "usable": selection.get("usable"),
+        "usable_message": selection.get("usable_message") or None,
     }
 
 

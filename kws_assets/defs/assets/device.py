@@ -4,13 +4,12 @@ shipped is student_model (distilled from the speech-embedding head) when ``disti
 else kws_model."""
 
 import json
-from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset.data_card import speaker_engine
-from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.evaluation.report import REPORT_FILE, measured_bounds
 from kws_assets.core.evaluation.transfer import STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.core.families import get_family
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN, checkpoint_spec
@@ -78,31 +77,6 @@ def _evaluation_table(transfer: ArtifactFolder, family: str) -> dict[str, dict[s
     }
 
 
-def _measured_bounds(evaluation: ArtifactFolder) -> dict[str, Any]:
-    """The manifest's measured FA/h and FRR at the operating point with their intervals, the
-    hours and keywords they come from and the usable flag, from the evaluation report's headline
-    family (nothing from a report written before they were reported)."""
-    report = json.loads(evaluation.file(REPORT_FILE).read_text())
-    summary, streaming = report["summary"], report.get("streaming", {})
-    bounds = streaming.get("operating_point_bounds")
-    if not bounds:
-        return {}
-    selection = streaming.get("selection", {})
-    return {
-        "fa_per_hour_at_target": summary["fa_per_hour_at_target"],
-        "fa_per_hour_lower": bounds["fa_per_hour_lower"],
-        "fa_per_hour_upper": bounds["fa_per_hour_upper"],
-        "frr_lower": bounds["frr_lower"],
-        "frr_upper": bounds["frr_upper"],
-        "confidence": bounds["level"],
-        "negative_hours": bounds["negative_hours"],
-        "keywords": bounds["keywords"],
-        "target_met_on_validation": selection.get("meets_target_on_validation"),
-        "usable": selection.get("usable"),
-        "usable_message": selection.get("usable_message") or None,
-    }
-
-
 @dg.asset(
     group_name="ship",
     kinds={"tflite"},
@@ -142,7 +116,7 @@ def device_model(
         refractory_seconds=summary.get("refractory_s_at_target", cfg.evaluation.refractory_s),
         target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
         frr_at_target=summary["frr_at_target"],
-        **_measured_bounds(evaluation),
+        **measured_bounds(json.loads(evaluation.file(REPORT_FILE).read_text())),
     )
     test = held.filter((pl.col("split") == "test") & ~is_augmented()).join(
         validated_set.select("clip_id", "origin_id"), on="clip_id", how="left"
