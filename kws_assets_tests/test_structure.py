@@ -272,8 +272,8 @@ def _component_homes() -> dict[str, set[str]]:
 
 
 def test_component_names_are_spelled_only_where_the_component_is_declared():
-    """No engine, connector or model-family name as a whole string constant outside its own
-    module, its registry and settings/: code that needs one asks the registry or the engine object, so
+    """No engine, connector or model-family name as a whole string constant outside its own module,
+    its registry and settings/: code that needs one asks the registry or the engine object, so
     adding, renaming or removing a component touches one module.  (Longer strings that merely
     contain a name — messages, docstrings, ``flite:slt`` — are not names.)"""
     homes = _component_homes()
