@@ -126,7 +126,11 @@ def _detect(args: argparse.Namespace) -> int:
     from kws_assets.core.audio.io import AudioReadError
     from kws_assets.core.families import load_classifier
     from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
-    from kws_assets.core.ship.export import OPERATING_POINT_FILE, read_operating_point
+    from kws_assets.core.ship.export import (
+        OPERATING_POINT_FILE,
+        operating_point_warning,
+        read_operating_point,
+    )
 
     try:
         classifier = load_classifier(args.model, threads=args.threads, precision=args.precision)
@@ -141,6 +145,10 @@ def _detect(args: argparse.Namespace) -> int:
             shipped = DetectorOperatingPoint(
                 DEFAULT_THRESHOLD, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S, DEFAULT_HOP_MS
             )
+        else:
+            warning = operating_point_warning(args.operating_point or args.model)
+            if warning is not None:
+                print(f"kws: {warning}", file=sys.stderr)
         point = DetectorOperatingPoint(
             shipped.threshold if args.threshold is None else args.threshold,
             shipped.smoothing_windows if args.smooth is None else args.smooth,

@@ -192,6 +192,14 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
     write_operating_point(model, DetectorOperatingPoint(0.99999, 5, 0.5, 100.0))
     found, err = run()
     assert found == [] and err == ""
+    # a point the evaluation flagged not usable still runs, with its warning on stderr
+    write_operating_point(
+        model,
+        DetectorOperatingPoint(0.99999, 5, 0.5, 100.0),
+        {"usable": False, "usable_message": "NOT USABLE: misses 98% of the keywords"},
+    )
+    found, err = run()
+    assert found == [] and err == "kws: NOT USABLE: misses 98% of the keywords\n"
     shipped = DetectorOperatingPoint(0.3, 1, 0.5, 100.0)
     write_operating_point(model, shipped)
     found, _ = run()

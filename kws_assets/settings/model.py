@@ -222,6 +222,21 @@ class EvalSettings(StrictSettings):
         "point is selected for (on validation "
         "streams; FRR reported on test streams).",
     )
+    confidence: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Level of the exact two-sided intervals reported for FA/h (Poisson) and "
+        "FRR (Clopper-Pearson); a point meets target_fa_per_hour when the upper end of its "
+        "FA/h interval on the validation streams does.",
+    )
+    max_frr: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Largest validation FRR of a usable operating point: a selected point "
+        "missing more keywords is flagged usable: false (still shipped, said plainly).",
+    )
     threshold_steps: int = Field(
         200, ge=2, description="Detection thresholds swept for the DET curve."
     )

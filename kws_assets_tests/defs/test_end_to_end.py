@@ -354,3 +354,5 @@ def test_the_student_is_distilled_from_the_teacher_and_shipped(pipeline):
     assert device["shipped"] == "student_model"
     card = device["model_card"]
     assert "distilled from speech" in card and "kws\\_model: " in card  # markdown-escaped
+    # the shipped operating point states its measured FA/h and FRR with their intervals
+    assert "FRR " in card and "95% interval" in card and "keyword-free audio" in card

@@ -145,6 +145,15 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
         or not selection["meets_target_on_validation"]
     )
     assert point["threshold"] == pytest.approx(selection["detector"]["threshold"], abs=1e-4)
+    # the target is met by the FA/h upper bound, or the selection says why not; both points carry
+    # their intervals (30 s of negatives: even 0 false accepts bound FA/h by 443 at 95%)
+    bounds = report["streaming"]["operating_point_bounds"]
+    assert bounds["fa_per_hour_lower"] <= point["fa_per_hour"] <= bounds["fa_per_hour_upper"]
+    assert bounds["frr_lower"] <= point["frr"] <= bounds["frr_upper"]
+    assert bounds["keywords"] == 2 * 6 and bounds["level"] == 0.95
+    assert not selection["meets_target_on_validation"] and "would be needed" in selection["reason"]
+    assert selection["usable"] == (selection["validation"]["frr"] <= 0.5)
+    assert metadata["fa_per_hour_upper_at_target"].value == bounds["fa_per_hour_upper"]
     assert point in report["streaming"]["det_curve"]
     assert report["streaming"]["negative_hours"] == pytest.approx(0.5 / 60, rel=1e-3)
     assert report["streaming"]["positives"] == 2 * 6

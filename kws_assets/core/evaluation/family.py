@@ -57,7 +57,7 @@ class EvaluationResult:
 
     def summary(self) -> dict[str, float | int | bool]:
         """The headline numbers (flat scalars: Dagster metadata and the report's summary)."""
-        point = self.stream.operating_point
+        point, bounds = self.stream.operating_point, self.stream.bounds
         out: dict[str, float | int | bool] = {
             "test_accuracy": round(self.test.accuracy, 4),
             "test_clips": self.test.n,
@@ -65,6 +65,13 @@ class EvaluationResult:
             "unseen_voice_clips": self.unseen.n,
             "frr_at_target": round(point.frr, 4),
             "fa_per_hour_at_target": round(point.fa_per_hour, 3),
+            "frr_lower_at_target": round(bounds.frr_lower, 4),
+            "frr_upper_at_target": round(bounds.frr_upper, 4),
+            "fa_per_hour_lower_at_target": round(bounds.fa_per_hour_lower, 4),
+            "fa_per_hour_upper_at_target": round(bounds.fa_per_hour_upper, 4),
+            "false_accepts_at_target": point.false_accepts,
+            "misses_at_target": point.misses,
+            "confidence": bounds.level,
             "target_fa_per_hour": self.stream.target_fa_per_hour,
             "threshold_at_target": float(f"{point.threshold:.6g}"),
             "negative_hours": round(self.stream.negative_seconds / SECONDS_PER_HOUR, 6),
@@ -80,8 +87,24 @@ class EvaluationResult:
                     "val_frr_at_target": round(selection.validation.frr, 4),
                     "val_fa_per_hour_at_target": round(selection.validation.fa_per_hour, 3),
                     "target_met_on_validation": selection.meets_target,
+                    "target_met_measured_on_validation": bool(selection.meets_target_measured),
+                    "operating_point_usable": selection.usable,
+                    "max_frr": selection.max_frr,
                 }
             )
+            if selection.bounds is not None:
+                out.update(
+                    {
+                        "val_fa_per_hour_upper_at_target": round(
+                            selection.bounds.fa_per_hour_upper, 4
+                        ),
+                        "val_frr_upper_at_target": round(selection.bounds.frr_upper, 4),
+                        "val_negative_hours": round(selection.bounds.negative_hours, 6),
+                        "val_positives": selection.bounds.keywords,
+                    }
+                )
+            if selection.negative_hours_needed is not None:
+                out["val_negative_hours_needed"] = float(f"{selection.negative_hours_needed:.4g}")
         return out
 
     def as_dict(self) -> dict[str, object]:
@@ -112,7 +135,9 @@ def evaluate_family(
     them read as they are needed, with ``test_labels``; accuracy on the held-out voices; the
     operating point selected on ``material.validation`` over the ``settings`` grids for
     ``target_fa_per_hour``; the test streams' DET curve at the selected smoothing/refractory and
-    the FA/h and FRR at the selected threshold.
+    the FA/h and FRR at the selected threshold, each with its exact interval at
+    ``settings.confidence`` (a point meets the target by its FA/h upper bound; one missing more
+    than ``settings.max_frr`` of the validation keywords is flagged not usable).
     """
     say = progress or (lambda _msg: None)
     labels = list(classifier.labels)
@@ -166,6 +191,8 @@ def evaluate_family(
         settings.refractory_grid_s or [settings.refractory_s],
         settings.target_fa_per_hour,
         hop_ms,
+        settings.confidence,
+        settings.max_frr,
     )
     curve = test.curve(
         thresholds, selection.detector.smoothing_windows, selection.detector.refractory_s
@@ -177,6 +204,7 @@ def evaluate_family(
         curve,
         settings.target_fa_per_hour,
         selection,
+        settings.confidence,
     )
     pictures["det_curve"] = plots.det_png(
         stream.curve,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
 from kws_assets.core.evaluation.family import EvaluationResult
+from kws_assets.core.evaluation.operating_point import Selection
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.ship.export import OPERATING_POINT_FILE, write_operating_point
 from kws_assets.core.storage.artifact_store import ArtifactFolder
@@ -30,6 +32,10 @@ FAMILY_COLUMNS = (
     "val_frr_at_target",
     "fa_per_hour_at_target",
     "frr_at_target",
+    "fa_per_hour_upper_at_target",
+    "frr_upper_at_target",
+    "target_met_on_validation",
+    "operating_point_usable",
     "window_latency_ms",
 )
 """The summary numbers of each family's row in the families table."""
@@ -82,10 +88,54 @@ def write_report(results: Mapping[str, EvaluationResult]) -> ArtifactFolder:
                 "validation": selected.validation.as_dict(),
                 "meets_target_on_validation": selected.meets_target,
                 "test": result.stream.operating_point.as_dict(),
+                **operating_point_provenance(selected, result),
             },
         )
     report.file(REPORT_FILE).write_text(json.dumps(report_json(results), indent=2))
     return report
+
+
+def operating_point_provenance(selected: Selection, result: EvaluationResult) -> dict[str, object]:
+    """What ``operating_point.json`` says about how far its numbers can be trusted: the exact
+    intervals on validation and test streams (level, hours, keyword counts), whether the target
+    was met by the FA/h upper bound (or why not, and the hours needed) and whether the point is
+    usable (its validation FRR within ``max_frr``, else what to do)."""
+    return {
+        "validation_bounds": selected.bounds.as_dict() if selected.bounds is not None else {},
+        "test_bounds": result.stream.bounds.as_dict(),
+        "meets_target_measured_on_validation": selected.meets_target_measured,
+        "reason": selected.reason,
+        "negative_hours_needed": selected.as_dict()["negative_hours_needed"],
+        "max_frr": selected.max_frr,
+        "usable": selected.usable,
+        "usable_message": selected.usable_message,
+    }
+
+
+def measured_bounds(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a device manifest's operating point (:class:`kws_assets.core.ship.manifest.
+    OperatingPoint`) beyond the detector settings, from ``evaluation.json`` (``report``): the
+    headline family's FA/h measured at the point on the test streams with its interval, the FRR
+    interval, their level, hours and keyword count, whether the target was met by the bound on
+    validation and whether the point is usable.  Empty for a report written before intervals."""
+    streaming = report.get("streaming", {})
+    bounds = streaming.get("operating_point_bounds")
+    if not bounds:
+        return {}
+    selection = streaming.get("selection", {})
+    return {
+        "fa_per_hour_at_target": report["summary"]["fa_per_hour_at_target"],
+        "fa_per_hour_lower": bounds["fa_per_hour_lower"],
+        "fa_per_hour_upper": bounds["fa_per_hour_upper"],
+        "frr_lower": bounds["frr_lower"],
+        "frr_upper": bounds["frr_upper"],
+        "confidence": bounds["level"],
+        "negative_hours": bounds["negative_hours"],
+        "keywords": bounds["keywords"],
+        "target_met_on_validation": selection.get("meets_target_on_validation"),
+        "usable": selection.get("usable"),
+        "usable_message": selection.get("usable_message") or None,
+    }
 
 
 def family_table(results: Mapping[str, EvaluationResult]) -> pl.DataFrame:

@@ -504,7 +504,9 @@ def write_operating_point(
 ) -> Path:
     """Write ``operating_point.json`` (``path`` is the file or the folder to put it in),
     atomically: the detector settings at top level and, under ``selected``, how and where they
-    were chosen (family, FA/h target, validation and test numbers)."""
+    were chosen (family, FA/h target, validation and test numbers with their intervals, whether
+    the point is usable).  :func:`read_operating_point` reads only the settings, so files with or
+    without the intervals read alike."""
     target = Path(path)
     if target.is_dir() or not target.suffix:
         target = target / OPERATING_POINT_FILE
@@ -538,6 +540,25 @@ def read_operating_point(path: PathLike) -> DetectorOperatingPoint | None:
         return DetectorOperatingPoint(**{k: data[k] for k in fields if k in data})
     except (TypeError, ValueError) as err:
         raise ValueError(f"{target}: {err}") from err
+
+
+def operating_point_warning(path: PathLike) -> str | None:
+    """The warning an ``operating_point.json`` carries (``path``: the file or its folder): its
+    ``usable_message`` when the evaluation flagged the point ``usable: false`` (it misses more
+    keywords than ``evaluation.max_frr`` allows), else None, also for files written before
+    that flag existed.  The point is still run: the warning only says so."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / OPERATING_POINT_FILE
+    if not target.is_file():
+        return None
+    try:
+        selected = json.loads(target.read_text()).get("selected", {})
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(selected, dict) or selected.get("usable", True):
+        return None
+    return str(selected.get("usable_message") or "the evaluation flagged this point not usable")
 
 
 class FloatMfccClassifier(ClipClassifier):

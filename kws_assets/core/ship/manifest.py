@@ -4,7 +4,8 @@ A device build or a loader reads one file to learn everything it must get right:
 make the model (each with its sha256 and size), the labels in output order, the front end (MFCC
 settings with the normalisation stats, or the speech-embedding graphs with their digests), the
 audio framing (sample rate, window, hop), the operating point the evaluation chose (threshold,
-smoothing windows, refractory seconds and the false-accepts-per-hour target it was chosen for),
+smoothing windows, refractory seconds and the false-accepts-per-hour target it was chosen for,
+with the FA/h and FRR measured there and their exact intervals, and whether it is usable),
 the int8 weight and file sizes and the tensor arena to allocate.  The fields follow what
 microWakeWord's model JSON tells ESPHome (probability cutoff, sliding window, tensor arena
 size), plus what an MFCC front end needs.
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Final, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.features.speech_embedding import EMBEDDING_FILE, MELSPEC_FILE, EmbeddingSpec
@@ -84,6 +85,48 @@ class OperatingPoint(_Strict):
     refractory_seconds: float = Field(ge=0)
     target_fa_per_hour: float = Field(gt=0, description="False accepts per hour it was chosen for.")
     frr_at_target: float | None = Field(None, ge=0, le=1)
+    # What the evaluation measured at this point on its test streams, with exact two-sided
+    # intervals at `confidence` (absent in manifests written before they were reported).
+    fa_per_hour_at_target: float | None = Field(
+        None, ge=0, description="False accepts per hour measured at this point (test streams)."
+    )
+    fa_per_hour_lower: float | None = Field(None, ge=0, description="Poisson (Garwood) interval.")
+    fa_per_hour_upper: float | None = Field(None, ge=0, description="Poisson (Garwood) interval.")
+    frr_lower: float | None = Field(None, ge=0, le=1, description="Clopper-Pearson interval.")
+    frr_upper: float | None = Field(None, ge=0, le=1, description="Clopper-Pearson interval.")
+    confidence: float | None = Field(
+        None, gt=0, lt=1, description="Level of both intervals (two-sided)."
+    )
+    negative_hours: float | None = Field(
+        None, gt=0, description="Hours of keyword-free audio the FA/h comes from."
+    )
+    keywords: int | None = Field(None, ge=0, description="Keywords the FRR comes from.")
+    target_met_on_validation: bool | None = Field(
+        None, description="Whether the FA/h upper bound met the target where it was selected."
+    )
+    usable: bool | None = Field(
+        None, description="False: the point misses more keywords than evaluation.max_frr."
+    )
+    usable_message: str | None = Field(None, description="What to do when it is not usable.")
+
+    @model_validator(mode="after")
+    def _intervals_hold_their_estimates(self) -> OperatingPoint:
+        """An interval is ordered and, where the estimate is known, holds it."""
+        for name, low, value, high in (
+            (
+                "fa_per_hour",
+                self.fa_per_hour_lower,
+                self.fa_per_hour_at_target,
+                self.fa_per_hour_upper,
+            ),
+            ("frr", self.frr_lower, self.frr_at_target, self.frr_upper),
+        ):
+            known = [v for v in (low, value, high) if v is not None]
+            if known != sorted(known):
+                raise ValueError(
+                    f"{name}: need lower <= estimate <= upper, got {low}, {value}, {high}"
+                )
+        return self
 
 
 class Sizes(_Strict):

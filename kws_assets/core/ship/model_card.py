@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.text_safety import escape_cell, escape_markdown
 
 NON_KEYWORD_LABELS = ("_silence_", "_unknown_")
@@ -114,6 +115,9 @@ class ModelCardInputs:
     group_metrics: Sequence[GroupMetrics]
     licenses: Sequence[LicenseEntry]
     sizes: Mapping[str, int] = field(default_factory=dict)
+    operating_point: OperatingPoint | None = None
+    """The manifest's operating point: its measured FA/h and FRR with their intervals and the
+    usable flag are stated under "Operating point" (nothing more without one)."""
 
 
 def _rate(value: float | None) -> str:
@@ -127,6 +131,33 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
     ]
     lines += ["| " + " | ".join(escape_cell(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def _bounds_lines(point: OperatingPoint | None) -> list[str]:
+    """The operating point's measured FA/h and FRR with their intervals, whether the target was
+    established and whether the point is usable: a card must not claim more than its hours of
+    negatives and its keyword count allow."""
+    if point is None or point.confidence is None:
+        return []
+    level = f"{point.confidence:.0%}"
+    out: list[str] = []
+    if point.frr_at_target is not None and point.frr_lower is not None:
+        out.append(
+            f"Measured on the test streams: FRR {_rate(point.frr_at_target)} ({level} interval "
+            f"{_rate(point.frr_lower)}-{_rate(point.frr_upper)}, {point.keywords} keywords) at "
+            f"{_rate(point.fa_per_hour_at_target)} false accepts per hour ({level} interval "
+            f"{_rate(point.fa_per_hour_lower)}-{_rate(point.fa_per_hour_upper)}, "
+            f"{point.negative_hours:g} h of keyword-free audio). Both intervals are exact and "
+            "two-sided (Clopper-Pearson, Poisson)."
+        )
+    if point.target_met_on_validation is False:
+        out.append(
+            f"The target is not established: where the point was selected, the upper end of "
+            f"its FA/h interval ({level}) is above {point.target_fa_per_hour:g} per hour."
+        )
+    if point.usable is False:
+        out.append(f"**Not usable.** {escape_markdown(point.usable_message or '')}")
+    return [line for paragraph in out for line in ("", paragraph)]
 
 
 def render_model_card(inputs: ModelCardInputs) -> str:
@@ -168,6 +199,7 @@ def render_model_card(inputs: ModelCardInputs) -> str:
         "",
         f"FRR at {c.target_fa_per_hour:g} false accepts per hour: {_rate(c.frr_at_target)}"
         f" (threshold {_rate(c.threshold)}).",
+        *_bounds_lines(c.operating_point),
         "",
         "## Accuracy and FRR per speaker group",
         "",

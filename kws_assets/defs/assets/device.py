@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset.data_card import speaker_engine
-from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.evaluation.report import REPORT_FILE, measured_bounds
 from kws_assets.core.evaluation.transfer import STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.core.families import get_family
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN, checkpoint_spec
@@ -116,6 +116,7 @@ def device_model(
         refractory_seconds=summary.get("refractory_s_at_target", cfg.evaluation.refractory_s),
         target_fa_per_hour=cfg.evaluation.target_fa_per_hour,
         frr_at_target=summary["frr_at_target"],
+        **measured_bounds(json.loads(evaluation.file(REPORT_FILE).read_text())),
     )
     test = held.filter((pl.col("split") == "test") & ~is_augmented()).join(
         validated_set.select("clip_id", "origin_id"), on="clip_id", how="left"
@@ -169,6 +170,7 @@ def device_model(
         frr_at_target=summary["frr_at_target"],
         threshold=summary["threshold_at_target"],
         group_metrics=groups,
+        operating_point=point,
         licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()],
     )
     folder = ArtifactFolder.staging(prefix="kws-device-")

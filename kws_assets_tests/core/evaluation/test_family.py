@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kws_assets.core.evaluation.family import clip_batches, evaluate_family
+from kws_assets.core.evaluation.intervals import clopper_pearson, rate_interval
 from kws_assets.core.features.mfcc import MfccExtractor, normalize
 from kws_assets.core.model.training import classification_report
 from kws_assets_tests.core.evaluation.conftest import FAMILIES, SETTINGS
@@ -41,6 +42,18 @@ def test_the_operating_point_is_selected_on_validation_and_reported_on_test(resu
     assert result.unseen.n == 8 and result.latency_ms > 0
     summary = result.summary()
     assert summary["smoothing_at_target"] in SETTINGS.smoothing_grid
+    # the test point's intervals come from its own counts, at the settings' level
+    point, stream = result.stream.operating_point, result.stream
+    fa = rate_interval(point.false_accepts, stream.negative_seconds / 3600.0, SETTINGS.confidence)
+    frr = clopper_pearson(point.misses, stream.positives, SETTINGS.confidence)
+    assert summary["fa_per_hour_upper_at_target"] == pytest.approx(fa.upper, abs=1e-4)
+    assert summary["frr_lower_at_target"] == pytest.approx(frr.lower, abs=1e-4)
+    assert summary["frr_upper_at_target"] == pytest.approx(frr.upper, abs=1e-4)
+    assert summary["confidence"] == SETTINGS.confidence
+    assert summary["target_met_on_validation"] == (
+        summary["val_fa_per_hour_upper_at_target"] <= SETTINGS.target_fa_per_hour
+    )
+    assert summary["operating_point_usable"] == (summary["val_frr_at_target"] <= SETTINGS.max_frr)
     # one family's numbers do not depend on its name or on the others evaluated beside it (but
     # for the latency: a wall-clock measurement)
     other = results[FAMILIES[1]].summary()

@@ -15,12 +15,14 @@ from kws_assets.core.evaluation.report import (
     family_key,
     family_table,
     headline,
+    measured_bounds,
     other_summaries,
     per_class_table,
     report_json,
     write_report,
 )
 from kws_assets.core.ship.export import OPERATING_POINT_FILE, read_operating_point
+from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets_tests.core.evaluation.conftest import FAMILIES
 from kws_assets_tests.tone_detector import LABELS
 
@@ -53,6 +55,40 @@ def test_the_report_folder_holds_every_familys_report_and_operating_point(result
         selected = json.loads((folder.path / family / OPERATING_POINT_FILE).read_text())
         assert selected["selected"]["family"] == family
         assert selected["selected"]["on"] == "validation streams"
+        # how far the numbers go: both streams' intervals, the target by its bound, usability
+        stream = results[family].stream
+        assert selected["selected"]["test_bounds"] == stream.bounds.as_dict()
+        assert selected["selected"]["validation_bounds"]["level"] == 0.95
+        assert selected["selected"]["usable"] == stream.selected().usable
+        assert selected["selected"]["meets_target_on_validation"] == (
+            selected["selected"]["validation_bounds"]["fa_per_hour_upper"]
+            <= selected["selected"]["target_fa_per_hour"]
+        )
+        assert report["families"][family]["streaming"]["operating_point_bounds"] == (
+            stream.bounds.as_dict()
+        )
+
+
+def test_the_device_manifest_point_carries_the_headline_familys_bounds(results) -> None:
+    report = report_json(results)
+    lead = results[FAMILIES[0]]
+    point = OperatingPoint(
+        threshold=lead.stream.operating_point.threshold,
+        smoothing_windows=lead.stream.selected().detector.smoothing_windows,
+        refractory_seconds=lead.stream.selected().detector.refractory_s,
+        target_fa_per_hour=lead.stream.target_fa_per_hour,
+        frr_at_target=report["summary"]["frr_at_target"],
+        **measured_bounds(report),
+    )
+    bounds = lead.stream.bounds
+    assert point.fa_per_hour_upper == pytest.approx(bounds.fa_per_hour_upper, abs=1e-4)
+    assert point.frr_lower == pytest.approx(bounds.frr_lower, abs=1e-4)
+    assert point.frr_upper == pytest.approx(bounds.frr_upper, abs=1e-4)
+    assert (point.confidence, point.keywords) == (0.95, lead.stream.positives)
+    assert point.usable == lead.stream.selected().usable
+    assert point.target_met_on_validation == lead.stream.selected().meets_target
+    # a report written before the intervals gives the manifest nothing more
+    assert measured_bounds({"summary": report["summary"], "streaming": {}}) == {}
 
 
 def test_metadata_rows_name_the_families_by_their_keys(results) -> None:

@@ -24,6 +24,7 @@ from kws_assets.core.ship.export import (
     export_onnx,
     onnx_accuracy,
     onnx_logits,
+    operating_point_warning,
     quantize_int8,
     read_operating_point,
     softmax,
@@ -301,3 +302,22 @@ def test_operating_point_file_round_trips_and_bad_files_are_clear(tmp_path) -> N
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not JSON"):
         read_operating_point(tmp_path)
+
+
+def test_operating_point_files_with_and_without_bounds_read_alike(tmp_path) -> None:
+    point = DetectorOperatingPoint(0.93, 5, 0.5, 80.0)
+    old = tmp_path / "old"  # written before intervals and the usable flag
+    old.mkdir()
+    (old / OPERATING_POINT_FILE).write_text(
+        json.dumps({**point.as_dict(), "selected": {"meets_target_on_validation": True}})
+    )
+    assert read_operating_point(old) == point and operating_point_warning(old) is None
+    bounds = {"fa_per_hour_upper": 7.378, "frr_lower": 0.9, "frr_upper": 0.99, "level": 0.95}
+    flagged = {"test_bounds": bounds, "usable": False, "usable_message": "NOT USABLE: misses 98%"}
+    new = write_operating_point(tmp_path / "new", point, flagged)
+    assert read_operating_point(new) == point
+    assert operating_point_warning(new.parent) == "NOT USABLE: misses 98%"
+    assert json.loads(new.read_text())["selected"]["test_bounds"] == bounds
+    fine = write_operating_point(tmp_path / "fine", point, {**flagged, "usable": True})
+    assert operating_point_warning(fine) is None
+    assert operating_point_warning(tmp_path / "nowhere") is None

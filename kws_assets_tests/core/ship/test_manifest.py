@@ -84,6 +84,38 @@ def test_roundtrip(folder, ship_model) -> None:
     }
 
 
+BOUNDED = POINT.model_copy(
+    update={
+        "fa_per_hour_at_target": 0.0,
+        "fa_per_hour_lower": 0.0,
+        "fa_per_hour_upper": 7.3778,
+        "frr_lower": 0.0049,
+        "frr_upper": 0.2036,
+        "confidence": 0.95,
+        "negative_hours": 0.5,
+        "keywords": 25,
+        "target_met_on_validation": False,
+        "usable": True,
+        "usable_message": "",
+    }
+)
+
+
+def test_the_operating_point_carries_its_intervals(folder) -> None:
+    _edit(folder, lambda d: d["operating_point"].update(BOUNDED.model_dump()))
+    point = load_manifest(folder).operating_point
+    assert point == BOUNDED and point.fa_per_hour_upper == 7.3778 and point.keywords == 25
+    # a manifest written before the intervals (no such keys at all) still loads
+    old_keys = {"threshold", "smoothing_windows", "refractory_seconds", "target_fa_per_hour"}
+    _edit(
+        folder,
+        lambda d: d.update(
+            operating_point={k: v for k, v in d["operating_point"].items() if k in old_keys}
+        ),
+    )
+    assert load_manifest(folder).operating_point.fa_per_hour_upper is None
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
@@ -91,6 +123,8 @@ def test_roundtrip(folder, ship_model) -> None:
         (lambda d: d.pop("schema"), "schema is None"),
         (lambda d: d.update(surprise=1), "surprise"),
         (lambda d: d["operating_point"].update(threshold=1.5), "threshold"),
+        (lambda d: d["operating_point"].update(frr_lower=0.5), "frr: need lower <= estimate"),
+        (lambda d: d["operating_point"].update(confidence=95), "confidence"),
         (lambda d: d["model"]["file"].update(path="../model.int8.tflite"), "relative names"),
         (lambda d: d["model"]["file"].update(path="gone.tflite"), "gone.tflite, which is missing"),
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import (
     LicenseEntry,
     ModelCardInputs,
@@ -111,6 +112,63 @@ def test_group_metrics_and_card(ship_model) -> None:
     assert "| held-out voices | 0.9000 | n/a |" in card
     assert "160 clips by engine and source." in card
     assert "| voice | en-us+steph3 | GPL-3.0 |" in card
+
+
+def _card_at(point: OperatingPoint | None) -> str:
+    return render_model_card(
+        ModelCardInputs(
+            model_name="tones",
+            family="mfcc",
+            keywords=LABELS[2:],
+            intended_use="Detect two tones.",
+            limitations=[],
+            training_counts=[],
+            evaluation={},
+            target_fa_per_hour=1.0,
+            frr_at_target=point.frr_at_target if point else None,
+            threshold=0.7,
+            group_metrics=[],
+            licenses=[],
+            operating_point=point,
+        )
+    )
+
+
+def test_the_card_states_the_operating_points_intervals_and_usability() -> None:
+    point = OperatingPoint(
+        threshold=0.7,
+        smoothing_windows=3,
+        refractory_seconds=1.0,
+        target_fa_per_hour=1.0,
+        frr_at_target=0.92,
+        fa_per_hour_at_target=0.0,
+        fa_per_hour_lower=0.0,
+        fa_per_hour_upper=7.3778,
+        frr_lower=0.74,
+        frr_upper=0.99,
+        confidence=0.95,
+        negative_hours=0.5,
+        keywords=25,
+        target_met_on_validation=False,
+        usable=False,
+        usable_message="NOT USABLE: misses 92% of keywords <b>",
+    )
+    card = _card_at(point)
+    assert (
+        "FRR 0.9200 (95% interval 0.7400-0.9900, 25 keywords) at 0.0000 false accepts per hour "
+        "(95% interval 0.0000-7.3778, 0.5 h of keyword-free audio)"
+    ) in card
+    assert "The target is not established" in card
+    assert "**Not usable.** NOT USABLE: misses 92% of keywords &lt;b&gt;" in card
+    fine = _card_at(point.model_copy(update={"usable": True, "target_met_on_validation": True}))
+    assert "0.7400-0.9900" in fine and "Not usable" not in fine and "not established" not in fine
+    # a manifest point without intervals (older evaluation) adds nothing
+    bare = _card_at(
+        OperatingPoint(
+            threshold=0.7, smoothing_windows=3, refractory_seconds=1.0, target_fa_per_hour=1.0
+        )
+    )
+    assert "interval" not in bare and "FRR at 1 false accepts per hour: n/a" in bare
 
 
 def test_group_metrics_reject_bad_input() -> None:

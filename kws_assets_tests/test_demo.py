@@ -1,0 +1,63 @@
+"""The demo summary's evaluation lines, read from a real evaluation report of the tone task: FRR
+and FA/h with their intervals, the target by its bound and the usable flag, said plainly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kws_assets.core.evaluation.family import evaluate_families
+from kws_assets.core.evaluation.report import REPORT_FILE, write_report
+from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.demo import evaluation_lines
+from kws_assets_tests.core.evaluation.conftest import SETTINGS
+from kws_assets_tests.core.evaluation.tone_streams import tone_material
+from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
+
+
+@pytest.fixture(scope="module")
+def report() -> ArtifactFolder:
+    clips, y = labelled_clips(3, seed=60)
+    results = evaluate_families(
+        {"mfcc": KwsClassifier.load_mfcc(tone_artifact().folder)},
+        SETTINGS,
+        tone_material(),
+        [LABELS[i] for i in y],
+        lambda: iter([clips]),
+    )
+    return write_report(results)
+
+
+def test_the_summary_prints_frr_and_fa_per_hour_with_their_bounds(report) -> None:
+    s = json.loads(report.file(REPORT_FILE).read_text())["summary"]
+    lines = evaluation_lines(report, Path("/models/mfcc"))
+    streaming = next(line for line in lines if line.startswith("  streaming: "))
+    assert (
+        f"FRR {s['frr_at_target']:.1%} ({s['frr_lower_at_target']:.1%}\N{EN DASH}"
+        f"{s['frr_upper_at_target']:.1%}) at FA/h {s['fa_per_hour_at_target']} "
+        f"(≤ {s['fa_per_hour_upper_at_target']:.3g} at 95%, two-sided)"
+    ) in streaming
+    usable = [line for line in lines if "operating point usable:" in line]
+    assert len(usable) == 1
+    assert ("usable: true" in usable[0]) == s["operating_point_usable"]
+    established = any("target not established" in line for line in lines)
+    assert established == (not s["target_met_on_validation"])
+
+
+def test_a_point_flagged_not_usable_says_so_and_old_reports_still_print(report, tmp_path) -> None:
+    body = json.loads(report.file(REPORT_FILE).read_text())
+    body["summary"]["operating_point_usable"] = False
+    body["streaming"]["selection"]["usable_message"] = "NOT USABLE: misses 98% of keywords"
+    (tmp_path / REPORT_FILE).write_text(json.dumps(body))
+    lines = evaluation_lines(ArtifactFolder(tmp_path), Path("/models/mfcc"))
+    assert "  operating point usable: false — NOT USABLE: misses 98% of keywords" in lines
+    # a report written before the intervals: the bare numbers, no usable line
+    old = {k: v for k, v in body["summary"].items() if "lower" not in k and "upper" not in k}
+    old.pop("operating_point_usable")
+    (tmp_path / REPORT_FILE).write_text(json.dumps({"summary": old}))
+    lines = evaluation_lines(ArtifactFolder(tmp_path), Path("/models/mfcc"))
+    assert f"  streaming: FRR {old['frr_at_target']:.1%} at " in lines[1]
+    assert not any("usable" in line for line in lines)
