@@ -26,9 +26,10 @@ import polars as pl
 from kws_assets.core.dataset.data_card import CARD_FILE, engine_counts
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
-from kws_assets.core.families import artifact_assets
+from kws_assets.core.families import artifact_assets, get_family
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.definitions import build_definitions
+from kws_assets.lib.family_assets import release_key
 from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
 from kws_assets.lib.resources import settings_resource
 
@@ -68,7 +69,9 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     quarantined = cast(
         "pl.DataFrame", defs.load_asset_value("quarantined_clips", instance=instance)
     )
-    default = _artifact(defs, instance, FAMILY_ARTIFACTS[cfg.model.family]).path
+    family = cfg.model.family
+    release = _stored(defs, instance, release_key(get_family(family)))
+    default = (release or _artifact(defs, instance, FAMILY_ARTIFACTS[family])).path
     artifact = _artifact(defs, instance, "quantized_model").path
     metrics = json.loads((artifact / "metrics.json").read_text())
     counts = (
@@ -84,9 +87,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
         else None
     )
     out = transfer_lines(_stored(defs, instance, "transfer_evaluation"), cfg.model.family)
-    out.append(
-        f"\nthe model ({cfg.model.family}): .venv/bin/kws classify --model {default} some.wav"
-    )
+    out += default_family_lines(_stored(defs, instance, "evaluation"), family, default)
     device = _stored(defs, instance, "device_model")
     if device is not None:
         manifest = json.loads(device.file("manifest.json").read_text())
@@ -154,6 +155,29 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
         f"spot keywords: .venv/bin/kws detect --model {artifact} "
         f"--threshold {s['threshold_at_target']} long.wav",
     ]
+
+
+def default_family_lines(report: ArtifactFolder | None, family: str, folder: Path) -> list[str]:
+    """The model a user runs first: the default family's streaming numbers at its selected
+    operating point (synthetic streams), then the two commands on its release folder (the
+    artifact with that operating point inside, so ``kws detect`` runs what was measured)."""
+    out = [f"\nthe model ({family}): {folder}"]
+    if report is not None and report.file(REPORT_FILE).is_file():
+        body = json.loads(report.file(REPORT_FILE).read_text())
+        result = body.get("families", {}).get(family)
+        if result is not None:
+            s = result["summary"]
+            out.append(
+                f"  streaming (synthetic streams, test): {streaming_numbers(s)} "
+                f"(target {s['target_fa_per_hour']} FA/h)"
+            )
+            out += selection_lines(s, result.get("streaming", {}).get("selection", {}))
+    out.append(f"  classify clips: .venv/bin/kws classify --model {folder} some.wav")
+    out.append(
+        f"  spot keywords at its evaluated operating point: .venv/bin/kws detect --model "
+        f"{folder} long.wav"
+    )
+    return out
 
 
 def streaming_numbers(s: dict[str, object]) -> str:

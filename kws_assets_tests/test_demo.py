@@ -12,7 +12,7 @@ from kws_assets.core.evaluation.family import evaluate_families
 from kws_assets.core.evaluation.report import REPORT_FILE, write_report
 from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.demo import evaluation_lines
+from kws_assets.demo import default_family_lines, evaluation_lines
 from kws_assets_tests.core.evaluation.conftest import SETTINGS
 from kws_assets_tests.core.evaluation.tone_streams import tone_material
 from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
@@ -61,3 +61,18 @@ def test_a_point_flagged_not_usable_says_so_and_old_reports_still_print(report, 
     lines = evaluation_lines(ArtifactFolder(tmp_path), Path("/models/mfcc"))
     assert f"  streaming: FRR {old['frr_at_target']:.1%} at " in lines[1]
     assert not any("usable" in line for line in lines)
+
+
+def test_the_default_family_comes_first_with_its_release_folder(report) -> None:
+    family = json.loads(report.file(REPORT_FILE).read_text())["families"]["mfcc"]["summary"]
+    lines = default_family_lines(report, "mfcc", Path("/models/mfcc_release"))
+    assert lines[0] == "\nthe model (mfcc): /models/mfcc_release"
+    assert lines[1].startswith("  streaming (synthetic streams, test): FRR ")
+    assert f"{family['frr_at_target']:.1%}" in lines[1]
+    assert (
+        lines[-2]
+        == "  classify clips: .venv/bin/kws classify --model /models/mfcc_release some.wav"
+    )
+    assert lines[-1].endswith("kws detect --model /models/mfcc_release long.wav")
+    # before the evaluation has run: the folder and the commands only
+    assert len(default_family_lines(None, "mfcc", Path("/m"))) == 3

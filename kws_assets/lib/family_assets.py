@@ -9,6 +9,7 @@ share (the settings sections a family reads, staging a table through the feature
 metadata of a trained model) live here too, so asset modules never import each other.
 """
 
+import json
 import shutil
 from typing import Any, cast
 
@@ -21,6 +22,8 @@ from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.ship.cpu_latency import PrecisionLatency
+from kws_assets.core.ship.export import OPERATING_POINT_FILE
+from kws_assets.core.ship.release import write_release
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
 from kws_assets.core.tables import SPLITS
@@ -250,6 +253,57 @@ def artifact_asset(family: Family) -> dg.AssetsDefinition:
         )
 
     return _artifact
+
+
+EVALUATION_ASSET = "evaluation"
+"""The asset whose report folder holds ``<family>/operating_point.json`` for every family."""
+
+
+def release_key(family: Family) -> str:
+    """The release asset of a family: ``<family name>_release``."""
+    return f"{family.name}_release"
+
+
+def release_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's artifact with the operating point the evaluation selected for it: the folder
+    ``kws detect --model`` runs as measured, and the one the demo prints."""
+
+    @dg.asset(
+        name=release_key(family),
+        group_name="ship",
+        kinds={"onnx"},
+        io_manager_key="artifact_io_manager",
+        code_version="1",
+        owners=OWNERS,
+        description=f"{family.artifact.key} with the operating point the evaluation selected for "
+        f"the {family.name} family ({OPERATING_POINT_FILE}: threshold, smoothing, refractory, "
+        "hop, and how it was chosen: FA/h and FRR with their intervals, whether the target is "
+        "established, whether the point is usable). `kws detect --model <this folder>` runs the "
+        "point the evaluation measured instead of the built-in defaults.",
+        ins={
+            family.artifact.key: dg.AssetIn(dagster_type=ArtifactFolder),
+            EVALUATION_ASSET: dg.AssetIn(dagster_type=ArtifactFolder),
+        },
+    )
+    def _release(context: dg.AssetExecutionContext, **inputs: Any) -> dg.Output[ArtifactFolder]:
+        chosen = inputs[EVALUATION_ASSET].path / family.name / OPERATING_POINT_FILE
+        release = ArtifactFolder.staging(prefix=f"kws-{release_key(family).replace('_', '-')}-")
+        try:
+            point = write_release(inputs[family.artifact.key].path, chosen, release.path)
+        except ValueError as err:
+            shutil.rmtree(release.path, ignore_errors=True)
+            raise dg.Failure(f"{release_key(family)}: {err}", allow_retries=False) from err
+        provenance = json.loads(chosen.read_text()).get("selected", {})
+        return dg.Output(
+            release,
+            metadata={
+                **point.as_dict(),
+                "usable": bool(provenance.get("usable", True)),
+                "operating_point": dg.MetadataValue.json(provenance),
+            },
+        )
+
+    return _release
 
 
 def family_assets(family: Family) -> list[dg.AssetsDefinition]:

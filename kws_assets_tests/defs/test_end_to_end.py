@@ -271,6 +271,21 @@ def test_evaluation_reports_streaming_and_unseen_voice_numbers(pipeline):
     assert summary["positives"] > 0
 
 
+def test_the_default_family_ships_with_its_evaluated_operating_point(pipeline):
+    """The folder the demo tells a user to run holds the operating point the evaluation chose
+    for that family, so ``kws detect --model <folder>`` runs what was measured."""
+    from kws_assets.core.families import get_family
+    from kws_assets.core.ship.export import OPERATING_POINT_FILE, read_operating_point
+    from kws_assets.lib.family_assets import release_key
+
+    family = get_family(pipeline["cfg"].model.family)
+    release = load_asset(pipeline, release_key(family))
+    chosen = load_asset(pipeline, "evaluation").path / family.name / OPERATING_POINT_FILE
+    assert release.file(OPERATING_POINT_FILE).read_bytes() == chosen.read_bytes()
+    assert read_operating_point(release.path) == read_operating_point(chosen)
+    assert f"kws detect --model {release.path} long.wav" in pipeline["terminal"]
+
+
 def test_other_engines_speak_and_the_held_out_engine_never_trains(pipeline):
     validated = load_asset(pipeline, "validated_set")
     speakers = set(validated["speaker"].unique())
