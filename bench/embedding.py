@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,29 +81,61 @@ def front_end_flops(spec: EmbeddingSpec) -> dict[str, GraphFlops]:
     }
 
 
+def _shares(bound: dict, achievable: float, thread_matmul: float) -> dict:
+    """The rate-derived figures of ``bound`` against these two matmul rates."""
+    achieved = bound["achieved_flops_per_s"]
+    graphs = {
+        name: {
+            **graph,
+            "fraction_of_thread_bound": graph["achieved_flops_per_s"] / thread_matmul,
+        }
+        for name, graph in bound["graphs"].items()
+    }
+    return {
+        **bound,
+        "machine_flops_per_s": achievable,
+        "flop_bound_clips_per_s": achievable / bound["flops_per_clip"],
+        "fraction_of_flop_bound": achieved / achievable,
+        "thread_matmul_flops_per_s": thread_matmul,
+        "fraction_of_thread_bound": achieved / thread_matmul,
+        "graphs": graphs,
+    }
+
+
 def embedding_flop_bound(
-    spec: EmbeddingSpec, clips_per_s: float, achievable: float, thread_matmul: float
+    spec: EmbeddingSpec,
+    clips_per_s: float,
+    achievable: float,
+    thread_matmul: float,
+    graph_clips_per_s: dict[str, float] | None = None,
 ) -> dict:
     """The front end's rate against the machine's float32 matmul rate (all cores) and against
-    the matmul at the front end's own thread count (what those threads could reach)."""
+    the matmul at the front end's own thread count (what those threads could reach).
+
+    ``graph_clips_per_s`` (``mel`` and/or ``sequence`` -> clips/s of that graph alone) gives
+    each graph's own GFLOP/s and share, so the report can say which one holds the rate down."""
     flops = front_end_flops(spec)
     per_clip = flops["per_clip"].total
-    achieved = clips_per_s * per_clip
-    return {
+    graphs = {
+        name: {
+            "flops_per_clip": flops[name].total,
+            "clips_per_s": rate,
+            "achieved_flops_per_s": rate * flops[name].total,
+        }
+        for name, rate in (graph_clips_per_s or {}).items()
+    }
+    bound = {
         "flops": {name: f.as_dict() for name, f in flops.items()},
         "flops_per_window": flops["window"].total,
         "flops_per_clip": per_clip,
         "mel_frames": mel_frames(spec.context_samples),
         "clips_per_s": clips_per_s,
-        "achieved_flops_per_s": achieved,
-        "machine_flops_per_s": achievable,
-        "flop_bound_clips_per_s": achievable / per_clip,
-        "fraction_of_flop_bound": achieved / achievable,
-        "thread_matmul_flops_per_s": thread_matmul,
-        "fraction_of_thread_bound": achieved / thread_matmul,
+        "achieved_flops_per_s": clips_per_s * per_clip,
         "window_by_window_equivalent_flops_per_s": clips_per_s
         * flops["per_clip_window_by_window"].total,
+        "graphs": graphs,
     }
+    return _shares(bound, achievable, thread_matmul)
 
 
 def rebound_embedding(embedding: dict, matmul: dict) -> dict:
@@ -114,19 +147,7 @@ def rebound_embedding(embedding: dict, matmul: dict) -> dict:
     thread_matmul = bound["thread_matmul_flops_per_s"]
     if embedding["threads"] == 1:
         thread_matmul = max(thread_matmul, matmul["torch_one_core"])
-    per_clip = bound["flops_per_clip"]
-    achieved = bound["achieved_flops_per_s"]
-    return {
-        **embedding,
-        "flop_bound": {
-            **bound,
-            "machine_flops_per_s": achievable,
-            "flop_bound_clips_per_s": achievable / per_clip,
-            "fraction_of_flop_bound": achieved / achievable,
-            "thread_matmul_flops_per_s": thread_matmul,
-            "fraction_of_thread_bound": achieved / thread_matmul,
-        },
-    }
+    return {**embedding, "flop_bound": _shares(bound, achievable, thread_matmul)}
 
 
 def run_embedding_bench(
@@ -177,9 +198,20 @@ def run_embedding_bench(
         finally:
             torch.set_num_threads(previous)
 
+    # Each graph alone, batch by batch as the front end runs it (the mel run includes the
+    # front end's numpy floor and rescale), to see which one holds the rate down.
+    padded = ours.padded(clips)
+    mel = ours.mel(padded)
+
+    def batched(stage: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray) -> None:
+        for start in range(0, len(inputs), batch_clips):
+            stage(inputs[start : start + batch_clips])
+
     timings = interleaved(
         {
             "kws_assets": (lambda: ours(clips), len(clips)),
+            "mel_graph": (lambda: batched(ours.mel, padded), len(clips)),
+            "sequence_graph": (lambda: batched(ours.embed_mel, mel), len(clips)),
             "openwakeword": (
                 lambda: reference.embed_clips(int16, batch_size=batch_clips, ncpu=threads),
                 len(clips),
@@ -189,13 +221,16 @@ def run_embedding_bench(
         },
         rounds,
     )
-    matmuls = {name: timings.pop(name) for name in ("matmul", "matmul_front_end_threads")}
-    results["matmul_in_rounds"] = {name: t.as_dict() for name, t in matmuls.items()}
+    apart = ("matmul", "matmul_front_end_threads", "mel_graph", "sequence_graph")
+    rest = {name: timings.pop(name) for name in apart}
+    results["matmul_in_rounds"] = {name: rest[name].as_dict() for name in apart[:2]}
+    results["graphs_alone"] = {name: rest[name].as_dict() for name in apart[2:]}
     results["flop_bound"] = embedding_flop_bound(
         spec,
         timings["kws_assets"].best_rate,
-        matmuls["matmul"].best_rate,
-        matmuls["matmul_front_end_threads"].best_rate,
+        rest["matmul"].best_rate,
+        rest["matmul_front_end_threads"].best_rate,
+        {"mel": rest["mel_graph"].best_rate, "sequence": rest["sequence_graph"].best_rate},
     )
     results["front_end"] = {name: t.as_dict() for name, t in timings.items()}
     results["speedup_best"] = timings["kws_assets"].best_rate / timings["openwakeword"].best_rate
