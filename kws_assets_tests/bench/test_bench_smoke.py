@@ -193,6 +193,13 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
     rates = {name: t["best_rate"] for name, t in embedding["front_end"].items()}
     assert set(rates) == {"kws_assets", "openwakeword"} and min(rates.values()) > 0
     assert embedding["speedup_best"] == pytest.approx(rates["kws_assets"] / rates["openwakeword"])
+    bound = embedding["flop_bound"]  # beside MFCC's, against the best matmul of the run
+    assert bound["machine_flops_per_s"] >= report["matmul"]["best"]["achievable"]
+    assert bound["clips_per_s"] == rates["kws_assets"] and bound["flops_per_clip"] > 0
+    assert bound["fraction_of_flop_bound"] == pytest.approx(
+        bound["achieved_flops_per_s"] / bound["machine_flops_per_s"]
+    )
+    assert bound["fraction_of_flop_bound"] > 0 and bound["fraction_of_thread_bound"] > 0
     engines = report["engines"]
     assert "unknown TTS engine" in engines["skipped"]["nonesuch"]
     assert (
@@ -250,6 +257,7 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
         "## Other stages",
         "## Language-agnostic alignment (issue 8)",
         "## Speech-embedding front end",
+        "## Front ends against the FLOP bound",
         "## TTS engines and speaker perturbation",
     ):
         assert heading in markdown
@@ -257,6 +265,7 @@ def test_bench_runs_end_to_end_on_tiny_inputs(tmp_path) -> None:
         assert f"| {asset} (new) |" in markdown
     assert "Not materialized" not in markdown
     assert "| espeak | en-us |" in markdown
+    assert "| MFCC (MfccExtractor) |" in markdown and "| speech embedding (" in markdown
     missed = [t for t in report["targets"] if not t["met"]]
     assert len(report["notes"]) == len(missed)  # every missed target is explained
 
