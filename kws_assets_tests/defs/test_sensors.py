@@ -4,6 +4,7 @@ same sensors under ``dagster dev``."""
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 from pathlib import Path
 
@@ -42,7 +43,16 @@ def instance():
 
 
 def _tick(config_file: Path, name: str, instance, cursor: str | None):
-    """One evaluation of a sensor of the code location, as the daemon would run it."""
+    """One evaluation of a sensor of the code location, as the daemon would run it.
+
+    Run in a copy of the context: the instance Dagster builds from ``instance_ref`` sets itself
+    as the current defs-state storage (a context variable) and is never disposed, so once it
+    is garbage-collected the next tick would find a dead reference there — when depends on the
+    garbage collector's timing, which made these tests fail by test order alone."""
+    return contextvars.copy_context().run(_tick_here, config_file, name, instance, cursor)
+
+
+def _tick_here(config_file: Path, name: str, instance, cursor: str | None):
     defs = build_definitions(config_file)
     # By reference, as the daemon does: run requests for partitions added in the same tick resolve.
     context = dg.build_sensor_context(
