@@ -46,7 +46,12 @@ TIMING_FIELDS = {
     "artifacts/evaluation/artifact.json": {"evaluation.json"},
     **{
         f"artifacts/{artifact}/{name}": fields
-        for artifact in ("quantized_model", "embedding_artifact")
+        for artifact in (
+            "quantized_model",
+            "embedding_artifact",
+            "mfcc_release",  # a release is its artifact's files + the chosen operating point
+            "speech_embedding_release",
+        )
         for name, fields in (
             ("cpu_latency.json", {"median_us_per_window", "int8_speedup", "recommended"}),
             ("artifact.json", {"cpu_latency.json"}),
