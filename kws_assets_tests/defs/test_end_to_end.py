@@ -284,6 +284,15 @@ def test_the_default_family_ships_with_its_evaluated_operating_point(pipeline):
     assert release.file(OPERATING_POINT_FILE).read_bytes() == chosen.read_bytes()
     assert read_operating_point(release.path) == read_operating_point(chosen)
     assert f"kws detect --model {release.path} long.wav" in pipeline["terminal"]
+    if family.name == "speech_embedding":  # its release also runs in openWakeWord
+        models = release.path / "openwakeword"
+        assert sorted(p.stem for p in models.glob("*.tflite")) == sorted(
+            p.stem for p in models.glob("*.onnx")
+        )
+        assert {p.stem for p in models.glob("*.onnx")} == {"yes", "no", "up"} & set(
+            pipeline["cfg"].labels
+        )
+        assert f"openWakeWord models: {models}" in pipeline["terminal"]
 
 
 def test_other_engines_speak_and_the_held_out_engine_never_trains(pipeline):
