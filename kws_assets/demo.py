@@ -27,6 +27,8 @@ from kws_assets.core.dataset.data_card import CARD_FILE, engine_counts
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import artifact_assets, get_family
+from kws_assets.core.ship.openwakeword_format import FOLDER as OWW_FOLDER
+from kws_assets.core.ship.openwakeword_format import README_FILE as OWW_README
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.definitions import build_definitions
 from kws_assets.lib.family_assets import release_key
@@ -177,7 +179,22 @@ def default_family_lines(report: ArtifactFolder | None, family: str, folder: Pat
         f"  spot keywords at its evaluated operating point: .venv/bin/kws detect --model "
         f"{folder} long.wav"
     )
-    return out
+    return out + openwakeword_lines(folder)
+
+
+def openwakeword_lines(folder: Path) -> list[str]:
+    """Where a release's openWakeWord models are (the speech_embedding family writes them) and
+    the one line a user gives openWakeWord; nothing for a folder without them."""
+    models = folder / OWW_FOLDER
+    files = sorted(models.glob("*.onnx")) if models.is_dir() else []
+    if not files:
+        return []
+    paths = ", ".join(f'"{path}"' for path in files)
+    return [
+        f"  openWakeWord models: {models} (threshold and Home Assistant notes: "
+        f"{models / OWW_README})",
+        f'  in openWakeWord: Model(wakeword_models=[{paths}], inference_framework="onnx")',
+    ]
 
 
 def streaming_numbers(s: dict[str, object]) -> str:

@@ -80,7 +80,8 @@ def tone_artifact() -> ToneArtifact:
 @functools.lru_cache(maxsize=1)
 def tone_embedding_artifact() -> Path:
     """The same tone task for the speech_embedding family: a small head on the front end's
-    embeddings, quantised and written as an artifact folder (a few seconds)."""
+    embeddings, quantised and written as an artifact folder with its float graph (a few
+    seconds)."""
     from kws_assets.core.families.speech_embedding import (
         write_artifact as write_embedding_artifact,
     )
@@ -118,6 +119,7 @@ def tone_embedding_artifact() -> Path:
         LABELS,
         front_end.spec,
         {"val_accuracy": result.best_val_accuracy},
+        float_onnx_path=float_path,
     )
 
 

@@ -293,6 +293,17 @@ def release_asset(family: Family) -> dg.AssetsDefinition:
         except ValueError as err:
             shutil.rmtree(release.path, ignore_errors=True)
             raise dg.Failure(f"{release_key(family)}: {err}", allow_retries=False) from err
+        extra: dict[str, Any] = {}
+        try:
+            written = family.release_files(release.path, point)
+        except ValueError as err:  # the release stands without the other formats
+            context.log.warning(f"{release_key(family)}: no other runtime formats: {err}")
+            extra["other_formats_refused"] = str(err)
+        else:
+            if written:
+                extra["other_formats"] = dg.MetadataValue.json(
+                    [str(path.relative_to(release.path)) for path in written]
+                )
         provenance = json.loads(chosen.read_text()).get("selected", {})
         return dg.Output(
             release,
@@ -300,6 +311,7 @@ def release_asset(family: Family) -> dg.AssetsDefinition:
                 **point.as_dict(),
                 "usable": bool(provenance.get("usable", True)),
                 "operating_point": dg.MetadataValue.json(provenance),
+                **extra,
             },
         )
 

@@ -284,6 +284,16 @@ def test_the_default_family_ships_with_its_evaluated_operating_point(pipeline):
     assert release.file(OPERATING_POINT_FILE).read_bytes() == chosen.read_bytes()
     assert read_operating_point(release.path) == read_operating_point(chosen)
     assert f"kws detect --model {release.path} long.wav" in pipeline["terminal"]
+    if family.name == "speech_embedding":  # its release also runs in openWakeWord
+        from kws_assets.core.model.detect import keyword_columns
+        from kws_assets.core.ship.openwakeword_format import FOLDER, model_name
+
+        labels = pipeline["cfg"].labels
+        models = release.path / FOLDER
+        expected = {model_name(labels[c]) for c in keyword_columns(labels)}
+        assert {p.stem for p in models.glob("*.onnx")} == expected
+        assert {p.stem for p in models.glob("*.tflite")} == expected
+        assert f"openWakeWord models: {models}" in pipeline["terminal"]
 
 
 def test_other_engines_speak_and_the_held_out_engine_never_trains(pipeline):

@@ -32,6 +32,7 @@ from kws_assets.core.features.table import (
     stage_feature_table,
 )
 from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.training import EvalReport, TrainResult
 from kws_assets.core.ship.cpu_latency import (
     DEFAULT_PRECISION,
@@ -269,6 +270,12 @@ class Family(ABC):
     @abstractmethod
     def owns_folder(self, folder: Path) -> bool:
         """Whether ``folder`` is an artifact folder of this family."""
+
+    def release_files(self, release: Path, point: DetectorOperatingPoint) -> list[Path]:
+        """Write the family's other runtimes' formats into its release folder (which already
+        holds the artifact and ``point``), returning the files written; none by default.  A
+        ``ValueError`` says this release cannot have them (the release itself still stands)."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Its front end is :class:`~kws_assets.core.features.speech_embedding.SpeechEmbedd
 network is a head from :func:`~kws_assets.core.model.embedding_head.build_head` (an MLP over the
 flattened embedding sequence, or a temporal conv).  The artifact folder ships the two front-end
 graphs (copied, sha256-checked) beside the int8 head and ``front_end.json`` (the spec, with its
-``family``), so ``kws classify`` runs it from the folder alone.
+``family``), so ``kws classify`` runs it from the folder alone.  Its release adds the head in
+openWakeWord's format (:mod:`kws_assets.core.ship.openwakeword_format`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kws_assets.core.features.speech_embedding import (
 )
 from kws_assets.core.features.table import TableFrontEnd, TableStats
 from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.embedding_head import build_head, train_head
 from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.core.onnx_session import cpu_session
@@ -57,6 +59,7 @@ from kws_assets.core.ship.export import (
     recorded_family,
     write_artifact_folder,
 )
+from kws_assets.core.ship.openwakeword_format import write_openwakeword
 from kws_assets.core.tables import EMBEDDING_COLUMN
 
 NAME = FAMILY
@@ -253,6 +256,11 @@ class SpeechEmbedding(Family):
 
     def owns_folder(self, folder: Path) -> bool:
         return recorded_family(folder) == NAME
+
+    def release_files(self, release: Path, point: DetectorOperatingPoint) -> list[Path]:
+        """openWakeWord's format: ``openwakeword/<keyword>.onnx`` per keyword and a README with
+        the threshold (refused for a head whose context is not openWakeWord's 16 embeddings)."""
+        return write_openwakeword(release, point)
 
 
 SPEECH_EMBEDDING = SpeechEmbedding()
