@@ -106,13 +106,14 @@ class StreamScore:
     detections: int
 
     def as_row(self) -> dict[str, object]:
-        """The row of the transfer report's ``streams`` table."""
+        """The row of the transfer report's ``streams`` table (no FRR on a stream without a
+        keyword: its interval is then all of [0, 1])."""
         return {
             "family": self.family,
             "set": self.source,
             "keywords": self.bounds.keywords,
             "hits": self.hits,
-            "frr": round(self.measured.frr, 4),
+            "frr": round(self.measured.frr, 4) if self.bounds.keywords else None,
             "frr_lower": round(self.bounds.frr_lower, 4),
             "frr_upper": round(self.bounds.frr_upper, 4),
             "false_accepts": self.measured.false_accepts,

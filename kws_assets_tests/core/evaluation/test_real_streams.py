@@ -84,3 +84,17 @@ def test_only_families_with_a_shipped_point_are_scored_on_every_set(
     assert [(s.family, s.source) for s in scores] == [("first", "a"), ("first", "b")]
     assert all(set(STREAM_SUMMARY_COLUMNS) <= set(s.as_row()) for s in scores)
     assert {s.bounds.level for s in scores} == {0.9}
+
+
+def test_a_stream_without_keywords_has_false_accepts_but_no_frr(tone_classifier) -> None:
+    clips = _tone_set("tones", 86)
+    unknown = [i for i, label in enumerate(clips.labels) if label == "_unknown_"]
+    names = [clips.names[i] for i in unknown]
+    words = RealClips(
+        "words", SR, clips.samples[unknown], ["_unknown_"] * len(unknown), [], names, []
+    )
+    stream = clip_stream(words, -60.0, seed=0)
+    row = score_stream("tone", tone_classifier, POINT, stream, 0.95).as_row()
+    assert (row["keywords"], row["hits"], row["frr"]) == (0, 0, None)
+    assert (row["frr_lower"], row["frr_upper"]) == (0.0, 1.0)
+    assert row["fa_per_hour"] == pytest.approx(row["false_accepts"] / stream.hours, rel=1e-3)
