@@ -320,6 +320,17 @@ def test_both_families_are_scored_on_the_held_out_engine(pipeline):
         assert 0.0 <= held_out["accuracy"] <= 1.0
         assert (family, "synthetic test split (in-distribution)") in rows
     assert report["default_family"] == pipeline["cfg"].model.family
+    # ... and as a stream of those renders, at the operating point the evaluation shipped
+    streams = {(r["family"], r["set"]): r for r in report["streams"]}
+    assert {f for f, _ in streams} == {"speech_embedding", "mfcc"}  # the student ships no point
+    for family in ("speech_embedding", "mfcc"):
+        row = streams[(family, "held-out engine: piper")]
+        assert row["keywords"] >= 3 and 0 <= row["hits"] <= row["keywords"]
+        assert row["frr"] == round(1 - row["hits"] / row["keywords"], 4)
+        assert row["frr_lower"] <= row["frr"] <= row["frr_upper"]
+        assert row["fa_per_hour_lower"] <= row["fa_per_hour"] <= row["fa_per_hour_upper"]
+        chosen = load_asset(pipeline, "evaluation").path / family / "operating_point.json"
+        assert row["threshold"] == json.loads(chosen.read_text())["threshold"]
 
 
 def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_path):

@@ -7,7 +7,7 @@ Pure: voices, word lists and clips in, audio arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.speech import tts
-from kws_assets.settings import NoiseKind
+from kws_assets.settings import SILENCE_LABEL, NoiseKind
 
 SENTENCE_WORDS = (5, 12)
 SENTENCE_RATE = (120, 210)
@@ -151,4 +151,39 @@ def embed_positives(
         position += len(clip)
     tail = int(POSITIVE_LEAD_S[1] * sample_rate)
     parts.append(material[:tail])
+    return np.concatenate(parts).astype(np.float32), positives
+
+
+def concatenate_clips(
+    clips: Sequence[tuple[np.ndarray, str, str]],
+    keywords: Collection[str],
+    sample_rate: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[Positive]]:
+    """One stream of every ``(clip, label, clip_id)`` once, in a random order, each after a
+    pause of :data:`GAP_S` (one more at the end): a keyword then sits among the set's other
+    words, as in running speech, instead of after filler the model was never trained to
+    confuse with it.  A word clip is trimmed of the silence around its word (a ``_silence_``
+    clip stays whole: it is background); a clip of a label in ``keywords`` is a
+    :class:`Positive` at the sample where its uncut clip would start, i.e. the window that has
+    the word where the clip had it (as :func:`embed_positives` records)."""
+    parts: list[np.ndarray] = []
+    positives: list[Positive] = []
+    position = 0
+    for index in rng.permutation(len(clips)):
+        samples, label, clip_id = clips[int(index)]
+        gap = np.zeros(int(rng.uniform(*GAP_S) * sample_rate), dtype=np.float32)
+        parts.append(gap)
+        position += gap.size
+        audio = np.asarray(samples, dtype=np.float32)
+        offset = 0
+        if label != SILENCE_LABEL:
+            audio, offset = tts.trim_silence(audio, sample_rate, TRIM_DB)
+        if not audio.size:  # a digitally silent clip holds no word to place
+            continue
+        if label in keywords:
+            positives.append(Positive(label, (position - offset) / sample_rate, clip_id))
+        parts.append(audio)
+        position += audio.size
+    parts.append(np.zeros(int(rng.uniform(*GAP_S) * sample_rate), dtype=np.float32))
     return np.concatenate(parts).astype(np.float32), positives

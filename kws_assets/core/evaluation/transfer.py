@@ -1,7 +1,8 @@
 """Transfer: every family on speech it never trained on.  The evaluation sets (each real source,
 the held-out TTS engine, the synthetic test split last: in-distribution, it flatters), the
 distilled student's float classifier beside the artifacts, and the report folder
-(``transfer.json`` and a confusion matrix per family and set)."""
+(``transfer.json``: the clip table, the streams table of
+:mod:`~kws_assets.core.evaluation.real_streams`, and a confusion matrix per family and set)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kws_assets.core.corpus.real_sources import RealClips, load_real_source
 from kws_assets.core.dataset import engine_voices, synthesis
 from kws_assets.core.evaluation import plots
 from kws_assets.core.evaluation.real_speech import RealSourceReport
+from kws_assets.core.evaluation.real_streams import STREAMS_NOTE
 from kws_assets.core.families import get_family
 from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -131,16 +133,20 @@ def write_transfer_report(
     rows: Sequence[Mapping[str, object]],
     default_family: str,
     skipped: Mapping[str, str],
+    streams: Sequence[Mapping[str, object]] = (),
 ) -> tuple[ArtifactFolder, dict[str, bytes]]:
     """A staged folder with ``transfer.json`` (the table, every family's report per set, the
-    held-out engine's skipped renders) and a confusion matrix per family and set; returns it and
-    the first :data:`PICTURES_IN_METADATA` pictures by title."""
+    ``streams`` rows: each family at its shipped operating point on each set's stream, what they
+    count, the held-out engine's skipped renders) and a confusion matrix per family and set;
+    returns it and the first :data:`PICTURES_IN_METADATA` pictures by title."""
     report = ArtifactFolder.staging(prefix="kws-transfer-")
     report.file(TRANSFER_REPORT_FILE).write_text(
         json.dumps(
             {
                 "default_family": default_family,
                 "table": list(rows),
+                "streams": list(streams),
+                "streams_note": STREAMS_NOTE,
                 "sets": {
                     family: {name: r.as_dict() for name, r in by_set.items()}
                     for family, by_set in scores.items()

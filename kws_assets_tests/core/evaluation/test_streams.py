@@ -1,5 +1,6 @@
 """Stream synthesis: keyword clips embedded where they are reported, negative streams of the
-requested length, and a noise floor at its level everywhere."""
+requested length, a set's clips strung together with each keyword where it is reported, and a
+noise floor at its level everywhere."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 
 from kws_assets.core.evaluation.streams import (
+    GAP_S,
     NOISE_FLOOR_BLOCK_SAMPLES,
     POSITIVE_LEAD_S,
     add_noise_floor,
+    concatenate_clips,
     concatenate_pieces,
     embed_positives,
 )
@@ -30,6 +33,41 @@ def test_positives_are_embedded_where_they_are_reported() -> None:
     assert POSITIVE_LEAD_S[0] <= gap <= POSITIVE_LEAD_S[1]
     with pytest.raises(ValueError, match="filler"):
         embed_positives(clips, [], SR, rng)
+
+
+def _word_clip(level: float, start: int, length: int) -> np.ndarray:
+    """A 1-s clip that is digital silence but for a constant "word" at ``start``."""
+    clip = np.zeros(SR, np.float32)
+    clip[start : start + length] = level
+    return clip
+
+
+def test_clips_are_strung_together_once_each_with_keywords_where_reported() -> None:
+    words = [  # (level, start, length) of each clip's word, then its label
+        ((0.5, 4000, 8000), "a"),
+        ((-0.4, 6000, 3000), "b"),
+        ((0.3, 2000, 5000), "_unknown_"),
+        ((0.2, 7000, 4000), "_unknown_"),
+    ]
+    clips = [(_word_clip(*w), label, f"c{i}") for i, (w, label) in enumerate(words)]
+    noise = (0.01 * np.random.default_rng(2).standard_normal(SR)).astype(np.float32)
+    clips.append((noise, "_silence_", "s"))
+    audio, positives = concatenate_clips(clips, {"a", "b"}, SR, np.random.default_rng(3))
+    assert sorted((p.label, p.clip_id) for p in positives) == [("a", "c0"), ("b", "c1")]
+    for positive in positives:  # the uncut clip's window holds the word where the clip had it
+        (value, start, length), _ = words[int(positive.clip_id[1:])]
+        level = np.float32(value)
+        first = round(positive.start_s * SR)
+        np.testing.assert_array_equal(audio[first + start : first + start + length], level)
+        assert audio[first + start - 1] != level and audio[first + start + length] != level
+    # each word trimmed to its sound, the silence clip whole, a pause before each and at the end
+    sound = sum(length for (_, _, length), _ in words) + SR
+    assert sound + 6 * GAP_S[0] * SR - 6 <= audio.size <= sound + 6 * GAP_S[1] * SR
+    assert np.count_nonzero(audio) == sound - np.count_nonzero(noise == 0)
+    assert any(np.array_equal(audio[i : i + SR], noise) for i in np.flatnonzero(audio == noise[0]))
+    again, same = concatenate_clips(clips, {"a", "b"}, SR, np.random.default_rng(3))
+    np.testing.assert_array_equal(again, audio)
+    assert same == positives
 
 
 def test_negative_stream_has_the_requested_length_and_counts_reuse() -> None:

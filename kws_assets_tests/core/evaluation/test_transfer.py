@@ -1,6 +1,7 @@
 """The transfer report's sets and folder: the in-distribution set is a capped sample of the test
-split in clip-id order, no held-out engine means no set, and the folder holds transfer.json and a
-confusion matrix per family and set."""
+split in clip-id order, no held-out engine means no set, and the folder holds transfer.json (the
+clip table and the streams table, with what the streams count) and a confusion matrix per family
+and set."""
 
 from __future__ import annotations
 
@@ -59,9 +60,13 @@ def test_transfer_folder_holds_the_table_and_a_picture_per_family_and_set() -> N
     classifier = KwsClassifier.load_mfcc(tone_artifact().folder)
     scores = score_families({"a": classifier, "b": classifier}, [clip_set])
     rows = transfer_rows(scores)
-    folder, pictures = transfer.write_transfer_report(scores, rows, "b", {"voice": "missing"})
+    streams = [{"family": "a", "set": "real", "frr": 0.25, "fa_per_hour": 3.0}]
+    folder, pictures = transfer.write_transfer_report(
+        scores, rows, "b", {"voice": "missing"}, streams
+    )
     report = json.loads(folder.file(transfer.TRANSFER_REPORT_FILE).read_text())
     assert report["default_family"] == "b" and report["table"] == rows
+    assert report["streams"] == streams and "negative time" in report["streams_note"]
     assert set(report["sets"]) == {"a", "b"}
     assert report["notes"] == ["held-out engine: voice: missing"]
     assert folder.file("confusion_a_0.png").is_file() and folder.file("confusion_b_0.png").is_file()
