@@ -46,7 +46,7 @@ def transfer_lines(report: ArtifactFolder | None, default_family: str) -> list[s
         return []
     table = json.loads(report.file(TRANSFER_REPORT_FILE).read_text())["table"]
     out = [
-        "accuracy on speech the models never trained on (all clips | keyword clips | "
+        "\naccuracy on speech the models never trained on (all clips | keyword clips | "
         "always-_unknown_ would score):"
     ]
     for row in table:
@@ -88,8 +88,9 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
         if quarantined.height
         else None
     )
-    out = transfer_lines(_stored(defs, instance, "transfer_evaluation"), cfg.model.family)
-    out += default_family_lines(_stored(defs, instance, "evaluation"), family, default)
+    transfer = _stored(defs, instance, "transfer_evaluation")
+    out = default_family_lines(_stored(defs, instance, "evaluation"), family, default, transfer)
+    out += transfer_lines(transfer, cfg.model.family)
     device = _stored(defs, instance, "device_model")
     if device is not None:
         manifest = json.loads(device.file("manifest.json").read_text())
@@ -159,11 +160,17 @@ def evaluation_lines(report: ArtifactFolder | None, artifact: Path) -> list[str]
     ]
 
 
-def default_family_lines(report: ArtifactFolder | None, family: str, folder: Path) -> list[str]:
-    """The model a user runs first: the default family's streaming numbers at its selected
-    operating point (synthetic streams), then the two commands on its release folder (the
-    artifact with that operating point inside, so ``kws detect`` runs what was measured)."""
-    out = [f"\nthe model ({family}): {folder}"]
+def default_family_lines(
+    report: ArtifactFolder | None,
+    family: str,
+    folder: Path,
+    transfer: ArtifactFolder | None = None,
+) -> list[str]:
+    """The model a user runs first, before anything else: the default family's streaming numbers
+    at its selected operating point (synthetic streams, then the real-speech and held-out-engine
+    streams of ``transfer``), then the two commands on its release folder (the artifact with that
+    operating point inside, so ``kws detect`` runs what was measured)."""
+    out = [f"the model ({family}): {folder}"]
     if report is not None and report.file(REPORT_FILE).is_file():
         body = json.loads(report.file(REPORT_FILE).read_text())
         result = body.get("families", {}).get(family)
@@ -174,12 +181,35 @@ def default_family_lines(report: ArtifactFolder | None, family: str, folder: Pat
                 f"(target {s['target_fa_per_hour']} FA/h)"
             )
             out += selection_lines(s, result.get("streaming", {}).get("selection", {}))
+    out += real_stream_lines(transfer, family)
     out.append(f"  classify clips: .venv/bin/kws classify --model {folder} some.wav")
     out.append(
         f"  spot keywords at its evaluated operating point: .venv/bin/kws detect --model "
         f"{folder} long.wav"
     )
     return out + openwakeword_lines(folder)
+
+
+def real_stream_lines(transfer: ArtifactFolder | None, family: str) -> list[str]:
+    """The family's rows of the transfer report's ``streams`` table: each real source's (and the
+    held-out engine's) clips played as one long stream, scored at the shipped operating point."""
+    if transfer is None or not transfer.file(TRANSFER_REPORT_FILE).is_file():
+        return []
+    rows = json.loads(transfer.file(TRANSFER_REPORT_FILE).read_text()).get("streams", [])
+    out = []
+    for row in (r for r in rows if r["family"] == family):
+        frr = (
+            f"FRR {row['frr']:.1%} ({row['frr_lower']:.1%}\N{EN DASH}{row['frr_upper']:.1%}) of "
+            f"{row['keywords']} keywords"
+            if row["frr"] is not None
+            else "no keyword in it"
+        )
+        out.append(
+            f"  streaming ({row['set']}, {row['stream_hours'] * 60:.1f} min, shipped point): "
+            f"{frr}, FA/h {row['fa_per_hour']} ({row['fa_per_hour_lower']:.3g}\N{EN DASH}"
+            f"{row['fa_per_hour_upper']:.3g} at {row['level']:.0%})"
+        )
+    return out
 
 
 def openwakeword_lines(folder: Path) -> list[str]:

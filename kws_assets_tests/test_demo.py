@@ -10,6 +10,7 @@ import pytest
 
 from kws_assets.core.evaluation.family import evaluate_families
 from kws_assets.core.evaluation.report import REPORT_FILE, write_report
+from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.demo import default_family_lines, evaluation_lines
@@ -66,7 +67,7 @@ def test_a_point_flagged_not_usable_says_so_and_old_reports_still_print(report, 
 def test_the_default_family_comes_first_with_its_release_folder(report) -> None:
     family = json.loads(report.file(REPORT_FILE).read_text())["families"]["mfcc"]["summary"]
     lines = default_family_lines(report, "mfcc", Path("/models/mfcc_release"))
-    assert lines[0] == "\nthe model (mfcc): /models/mfcc_release"
+    assert lines[0] == "the model (mfcc): /models/mfcc_release"
     assert lines[1].startswith("  streaming (synthetic streams, test): FRR ")
     assert f"{family['frr_at_target']:.1%}" in lines[1]
     assert (
@@ -76,3 +77,37 @@ def test_the_default_family_comes_first_with_its_release_folder(report) -> None:
     assert lines[-1].endswith("kws detect --model /models/mfcc_release long.wav")
     # before the evaluation has run: the folder and the commands only
     assert len(default_family_lines(None, "mfcc", Path("/m"))) == 3
+
+
+def test_the_default_familys_real_streams_follow_its_synthetic_ones(report, tmp_path) -> None:
+    transfer = ArtifactFolder(tmp_path / "transfer")
+    transfer.path.mkdir()
+    row = {
+        "family": "mfcc",
+        "set": "ktuberling_en",
+        "keywords": 11,
+        "hits": 9,
+        "frr": 0.1818,
+        "frr_lower": 0.0228,
+        "frr_upper": 0.5178,
+        "false_accepts": 2,
+        "stream_hours": 0.0585,
+        "fa_per_hour": 34.188,
+        "fa_per_hour_lower": 4.14,
+        "fa_per_hour_upper": 123.5,
+        "level": 0.95,
+    }
+    other = {**row, "family": "speech_embedding", "set": "other family"}
+    silent = {**row, "set": "letters", "keywords": 0, "frr": None}
+    transfer.file(TRANSFER_REPORT_FILE).write_text(
+        json.dumps({"table": [], "streams": [row, other, silent]})
+    )
+    lines = default_family_lines(report, "mfcc", Path("/m"), transfer)
+    real = [line for line in lines if "shipped point" in line]
+    assert real == [
+        "  streaming (ktuberling_en, 3.5 min, shipped point): FRR 18.2% (2.3%\N{EN DASH}51.8%) "
+        "of 11 keywords, FA/h 34.188 (4.14\N{EN DASH}124 at 95%)",
+        "  streaming (letters, 3.5 min, shipped point): no keyword in it, FA/h 34.188 "
+        "(4.14\N{EN DASH}124 at 95%)",
+    ]
+    assert lines.index(real[0]) > next(i for i, x in enumerate(lines) if "synthetic streams" in x)
