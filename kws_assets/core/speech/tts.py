@@ -12,7 +12,10 @@ the same request can come out a few samples longer or shorter depending on what 
 synthesised before.  A fixed sequence of calls in a fresh process is reproducible, and
 :func:`reset_engine` gives that fresh state without a new process: it loads a private copy of the
 library (fresh statics: flutter phase, random state, resonators) — the parallel stages call it
-before every batch, so a batch's audio depends only on the batch, never on the worker.
+before every batch, so a batch's audio depends only on the batch, never on the worker.  Some
+voice variants (the Klatt ones, e.g. ``+Reed``) also draw noise from the C library's ``rand()``,
+which a private copy of espeak-ng does not own: every synthesis seeds it from its own request
+(:func:`_seed_noise`), so the same request gives the same samples wherever and whenever it runs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -307,6 +311,13 @@ def _load_library(path: str, private_copy: bool) -> ctypes.CDLL:
 
 _LOCK = threading.RLock()
 _ENGINE: _Engine | None = None
+_LIBC = ctypes.CDLL(None)  # the process's C library: its rand() is what the Klatt voices draw from
+
+
+def _seed_noise(voice: str, rate: int, pitch: int, word_gap: int, text: str) -> None:
+    """Seed the C library's ``rand()`` from the request (call with ``_LOCK`` held): a Klatt
+    variant's noise is then a function of what is spoken, not of what the process did before."""
+    _LIBC.srand(zlib.crc32(f"{voice}|{rate}|{pitch}|{word_gap}|{text}".encode()))
 
 
 def reset_engine() -> None:
@@ -368,6 +379,7 @@ def synthesize(
         engine.set_parameter(PARAM_RATE, rate)
         engine.set_parameter(PARAM_PITCH, pitch)
         engine.set_parameter(PARAM_WORDGAP, word_gap)
+        _seed_noise(voice, rate, pitch, word_gap, text)
         pcm, raw_events = engine.synth(text)
         sample_rate = engine.sample_rate
     if not raw_events:
