@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from kws_assets.core.features.speech_embedding import EMBEDDING_DIM, EmbeddingSpec
 from kws_assets.core.model.detect import DetectorOperatingPoint, keyword_columns
+from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship.export import (
     FLOAT_MODEL_FILE,
     FRONT_END_FILE,
@@ -217,7 +217,7 @@ def write_tflite(model: onnx.ModelProto, path: Path) -> Path:
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    session = cpu_session_of(model)
+    session = cpu_session(model)
     x = np.random.default_rng(0).standard_normal((8, 1, N_FRAMES, EMBEDDING_DIM))
     for row in x.astype(np.float32):
         interpreter.set_tensor(inp["index"], row)
@@ -231,11 +231,6 @@ def write_tflite(model: onnx.ModelProto, path: Path) -> Path:
                 f"{want.ravel()}: not written"
             )
     return path
-
-
-def cpu_session_of(model: onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime CPU session of an in-memory graph."""
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def threshold_text(point: DetectorOperatingPoint | None) -> list[str]:
