@@ -245,11 +245,13 @@ def batched_process_map(
     batch_size: int,
     batch_setup: Callable[[], None] | None = None,
     batch_context: BatchContext | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    total: int = 0,
 ) -> Iterator[R]:
     """``map(fn, items)`` over batches of ``batch_size`` items on ``workers`` processes; results
-    in input order, at most ``2 * workers`` batches in flight.  ``progress(done)`` is called
-    with the items done so far after each batch's results are handed back.
+    in input order, at most ``2 * workers`` batches in flight.  ``progress(done, total)`` is
+    called with the items done so far after each batch's results are handed back (``total``: the
+    item count the caller knows; ``items`` may be a stream).
 
     ``batch_setup`` runs before every batch in the process that runs it (with one worker too):
     it resets state a library carries from call to call (espeak-ng's), so that a batch's results
@@ -270,7 +272,7 @@ def batched_process_map(
         yield from batch_results
         done += len(batch_results)
         if progress is not None:
-            progress(done)
+            progress(done, total)
 
 
 def _batched_map(

@@ -207,10 +207,14 @@ def test_a_daemonic_caller_maps_in_process_instead_of_failing() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_progress_hears_the_items_done_after_each_batch(workers: int) -> None:
-    heard: list[int] = []
-    out = list(parallel.batched_process_map(abs, range(10), workers, 4, progress=heard.append))
+    heard: list[tuple[int, int]] = []
+
+    def hear(done: int, total: int) -> None:
+        heard.append((done, total))
+
+    out = list(parallel.batched_process_map(abs, range(10), workers, 4, progress=hear, total=10))
     assert out == list(range(10))
-    assert heard == [4, 8, 10]
+    assert heard == [(4, 10), (8, 10), (10, 10)]
 
 
 def test_progress_reporter_speaks_at_most_every_interval_and_at_the_end() -> None:

@@ -143,7 +143,8 @@ def align_utterances(
         batch_size,
         batch_setup=tts.reset_engine,
         batch_context=store.batch_writes,
-        progress=None if progress is None else lambda n: progress(n, len(utterances)),
+        progress=progress,
+        total=len(utterances),
     )
     for done in batches:
         rows.extend(done.rows)

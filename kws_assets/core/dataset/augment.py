@@ -579,7 +579,8 @@ def augment_clips(
             workers,
             batch_size,
             batch_context=store.batch_writes,
-            progress=None if progress is None else lambda n: progress(n, chosen.height),
+            progress=progress,
+            total=chosen.height,
         )
         for done, failed in batches:
             rows.extend(done)

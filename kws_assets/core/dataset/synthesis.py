@@ -630,7 +630,6 @@ def render_to_store(
     """
     rows: list[dict] = []
     failures: list[RenderFailure] = []
-    total = len(recipes)
 
     def render_one(recipe: Recipe) -> dict | RenderFailure:
         return _render_one(recipe, audio, store, language)
@@ -643,7 +642,8 @@ def render_to_store(
             batch_size,
             batch_setup=tts.reset_engine,
             batch_context=store.batch_writes,
-            progress=None if progress is None else lambda n: progress(n, total),
+            progress=progress,
+            total=len(recipes),
         ):
             if isinstance(done, RenderFailure):
                 failures.append(done)
