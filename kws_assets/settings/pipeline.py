@@ -13,7 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from kws_assets.settings.audio import AudioSettings, FeatureSettings
+from kws_assets.settings.audio import (
+    AUTO_CLIP,
+    AudioSettings,
+    FeatureSettings,
+    phrase_clip_seconds,
+)
 from kws_assets.settings.base import (
     SILENCE_LABEL,
     SPEECH_COMMANDS_TEN,
@@ -72,6 +77,29 @@ class KwsConfig(StrictSettings):
     quant_gate: QuantGateSettings = Field(default_factory=QuantGateSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clip_fits_the_phrases(cls, data: object) -> object:
+        """``audio.clip_seconds`` left out or ``auto``: a window that fits the longest keyword
+        phrase (:func:`~kws_assets.settings.audio.phrase_clip_seconds`), at most the speech
+        embedding's context; single-word keywords keep 1 s.  A number is kept as written."""
+        if not isinstance(data, dict):
+            return data
+        audio = data.get("audio", {})
+        if not isinstance(audio, dict) or audio.get("clip_seconds", AUTO_CLIP) != AUTO_CLIP:
+            return data
+        keywords = data.get("keywords") or SPEECH_COMMANDS_TEN
+        embedding = data.get("embedding", {})
+        context = (
+            embedding.context_seconds
+            if isinstance(embedding, EmbeddingSettings)
+            else EmbeddingSettings(**embedding).context_seconds
+            if isinstance(embedding, dict)
+            else EmbeddingSettings().context_seconds
+        )
+        seconds = phrase_clip_seconds([str(k).strip().lower() for k in keywords], context)
+        return {**data, "audio": {**audio, "clip_seconds": seconds}}
 
     @field_validator("keywords")
     @classmethod

@@ -38,6 +38,7 @@ REASON_BAD_SAMPLE_RATE = "bad_sample_rate"
 REASON_TOO_LONG = "too_long"  # header declares more than the caller's max_seconds
 REASON_TOO_LARGE = "too_large"  # header declares more decoded bytes than the caller allows
 REASON_TOO_MANY_CHANNELS = "too_many_channels"  # header declares more than max_channels
+REASON_SPEECH_OVER_WINDOW = "speech_over_window"  # a keyword's speech longer than its clip
 READ_ERROR_REASONS = (
     REASON_TOO_LONG,
     REASON_TOO_LARGE,
@@ -446,6 +447,28 @@ def apply_fades(samples: np.ndarray, sr: int, fade_ms: float) -> np.ndarray:
     x[:n_fade] *= ramp
     x[-n_fade:] *= ramp[::-1]
     return x
+
+
+class SpeechOverWindow(ValueError):
+    """A keyword's speech is longer than the clip it would be cut into.  Centring it would keep
+    only its middle ("hey jarvis" heard as "y jarv") under the keyword's label, so the clip is
+    quarantined (reason :data:`REASON_SPEECH_OVER_WINDOW`) instead of cut."""
+
+    reason = REASON_SPEECH_OVER_WINDOW
+
+
+def check_speech_fits(
+    speech_samples: int, clip_samples: int, sr: int, fade_ms: float, what: str = "speech"
+) -> None:
+    """Raise :class:`SpeechOverWindow` unless ``speech_samples`` fit inside a clip of
+    ``clip_samples`` clear of the fades at both ends (which :func:`cut_centered` applies)."""
+    room = clip_samples - 2 * round(sr * fade_ms / 1000.0)
+    if speech_samples > room:
+        raise SpeechOverWindow(
+            f"{what} lasts {speech_samples / sr:.2f} s, longer than the "
+            f"{clip_samples / sr:.2f} s clip (audio.clip_seconds; fades "
+            f"{fade_ms:g} ms): not cut to its middle"
+        )
 
 
 def cut_centered(

@@ -17,6 +17,7 @@ from kws_assets.core.audio.io import (
     REASON_EMPTY,
     REASON_MISSING,
     REASON_NON_FINITE,
+    REASON_SPEECH_OVER_WINDOW,
     REASON_TOO_LARGE,
     REASON_TOO_LONG,
     REASON_TOO_MANY_CHANNELS,
@@ -89,6 +90,7 @@ SILENT = "silent"
 ALIGNMENT_FAILED = "alignment_failed"
 OUT_OF_DICTIONARY = "out_of_dictionary"
 RENDER_FAILED = "render_failed"
+SPEECH_OVER_WINDOW = REASON_SPEECH_OVER_WINDOW  # a keyword longer than audio.clip_seconds
 RECORDING_REASONS = (
     SOURCE_UNREADABLE,
     DECODER_MISSING,
@@ -115,6 +117,7 @@ RECORDING_REASONS = (
     ALIGNMENT_FAILED,
     OUT_OF_DICTIONARY,
     RENDER_FAILED,
+    SPEECH_OVER_WINDOW,
 )
 # The alignment-confidence gate (see alignment_reasons below): an aligned clip whose word
 # confidence is below alignment.min_confidence.

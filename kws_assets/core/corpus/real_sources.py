@@ -38,6 +38,7 @@ from kws_assets.core.audio.quality import (
     MISSING_PATH,
     MISSING_TRANSCRIPT,
     SILENT,
+    SPEECH_OVER_WINDOW,
     TOO_LONG,
 )
 from kws_assets.core.corpus.connectors.base import clean_text, text_problem
@@ -324,6 +325,9 @@ def load_real_source(
             alignment.min_word_seconds,
         ):
             name = f"{file}#{clip.word}@{clip.start_s:.3f}"
+            if clip.over_window:  # a keyword longer than the clip: never cut to its middle
+                rejections.append(RealRejection(ref, name, SPEECH_OVER_WINDOW, clip.over_window))
+                continue
             if clip.confidence < alignment.min_confidence:
                 rejections.append(
                     RealRejection(

@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kws_assets.core.audio.io import AudioReadError, cut_centered, read_audio
+from kws_assets.core.audio.io import (
+    AudioReadError,
+    SpeechOverWindow,
+    check_speech_fits,
+    cut_centered,
+    read_audio,
+)
+from kws_assets.core.dataset.curation import STAGE_CLIP, dead_letter
 from kws_assets.core.parallel import Progress, batched_process_map
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.aligners import (
@@ -44,10 +51,42 @@ class WordClip:
     end_s: float
     confidence: float
     samples: np.ndarray
+    over_window: str = ""
+    """Why a keyword was not cut: its speech is longer than the clip (empty when it was cut)."""
 
 
 def _stable_rank(utterance_id: str, index: int) -> str:
     return hashlib.sha256(f"{utterance_id}|{index}".encode()).hexdigest()
+
+
+def merge_phrases(words: list[WordSpan], phrases: dict[tuple[str, ...], str]) -> list[WordSpan]:
+    """Aligned words with every run of consecutive words that spells a phrase (a key of
+    ``phrases``: its words in the aligner's spelling) merged into one span named by the phrase's
+    value, from the first word's start to the last word's end, as confident as its least
+    confident word.  Longer phrases are matched first; single-word keys are left alone."""
+    multi = sorted((p for p in phrases if len(p) > 1), key=len, reverse=True)
+    if not multi:
+        return list(words)
+    merged: list[WordSpan] = []
+    i = 0
+    while i < len(words):
+        for phrase in multi:
+            run = words[i : i + len(phrase)]
+            if tuple(w.word for w in run) == phrase:
+                merged.append(
+                    WordSpan(
+                        phrases[phrase],
+                        run[0].start_s,
+                        run[-1].end_s,
+                        min(w.confidence for w in run),
+                    )
+                )
+                i += len(phrase)
+                break
+        else:
+            merged.append(words[i])
+            i += 1
+    return merged
 
 
 def choose_clips(
@@ -57,8 +96,12 @@ def choose_clips(
     unknown_per_utterance: int,
     min_word_seconds: float,
 ) -> list[tuple[str, WordSpan]]:
-    """Which aligned words to cut: every keyword, plus up to N other words as ``_unknown_``."""
+    """Which aligned words to cut: every keyword, plus up to N other words as ``_unknown_``.
+
+    A keyword phrase ("hey jarvis") is matched as consecutive aligned words and chosen as one
+    span; its words are never cut as ``_unknown_`` (they are part of a keyword there)."""
     keyword_set = set(keywords)
+    words = merge_phrases(words, {tuple(k.split()): k for k in keywords})
     chosen = [(w.word, w) for w in words if w.word in keyword_set]
     others = [
         (i, w)
@@ -83,11 +126,31 @@ def cut_word_clips(
     unknown_per_utterance: int,
     min_word_seconds: float,
 ) -> list[WordClip]:
-    """Cut one clip per chosen word, centred on the word's aligned span."""
+    """Cut one clip per chosen word, centred on the word's aligned span.
+
+    A keyword whose aligned span is longer than the clip is not cut: its :class:`WordClip` has
+    no samples and says why in ``over_window`` (the caller quarantines it)."""
     clips = []
     for label, span in choose_clips(
         words, keywords, utterance_id, unknown_per_utterance, min_word_seconds
     ):
+        if label != UNKNOWN_LABEL:
+            try:
+                check_speech_fits(
+                    round(span.duration_s * sample_rate),
+                    clip_samples,
+                    sample_rate,
+                    fade_ms,
+                    f"aligned {span.word!r}",
+                )
+            except SpeechOverWindow as exc:
+                empty = np.zeros(0, dtype=np.float32)
+                clips.append(
+                    WordClip(
+                        label, span.word, span.start_s, span.end_s, span.confidence, empty, str(exc)
+                    )
+                )
+                continue
         centre_s = (span.start_s + span.end_s) / 2
         clip = cut_centered(samples, sample_rate, centre_s, clip_samples, fade_ms)
         clips.append(WordClip(label, span.word, span.start_s, span.end_s, span.confidence, clip))
@@ -207,6 +270,9 @@ def _align_utterance(
     ):
         if labels is not None and clip.label not in labels:
             continue
+        if clip.over_window:
+            rows.append(_over_window_row(utt, clip, audio))
+            continue
         clip_id = clip_id_for(
             utt["source"],
             utt["utterance_id"],
@@ -237,8 +303,27 @@ def _align_utterance(
     return UtteranceClips(rows, None, dict(result.g2p_words))
 
 
+def _over_window_row(utt: dict, clip: WordClip, audio: AudioSettings) -> dict:
+    """The dead letter (stage ``clip``, reason ``speech_over_window``) of a keyword occurrence
+    whose aligned speech is longer than the clip: quarantined with its place in the utterance."""
+    return dead_letter(
+        clip_id_for(utt["utterance_id"], clip.label, f"{clip.start_s:.3f}", STAGE_CLIP),
+        stage=STAGE_CLIP,
+        reason=SpeechOverWindow.reason,
+        detail=f"{clip.over_window} ({clip.start_s:.2f}-{clip.end_s:.2f} s of the utterance)",
+        source=utt["source"],
+        uri=utt["uri"],
+        label=clip.label,
+        speaker=utt["speaker"],
+        language=utt["language"],
+        origin_id=utt["utterance_id"],
+    )
+
+
 def as_keywords(words: list[WordSpan], keywords: list[str], aligner: WordAligner) -> list[WordSpan]:
     """Aligned words with every keyword occurrence renamed to the keyword as configured (an
-    aligner spells words its own way: casefolded, accents kept or folded to ASCII)."""
+    aligner spells words its own way: casefolded, accents kept or folded to ASCII); the
+    consecutive words of a keyword phrase become one span (:func:`merge_phrases`)."""
     forms = {aligner.keyword_form(k): k for k in keywords}
+    words = merge_phrases(words, {tuple(form.split()): k for form, k in forms.items()})
     return [replace(w, word=forms[w.word]) if w.word in forms else w for w in words]

@@ -198,12 +198,13 @@ def recording_dead_letters(failures: list, corpus: pl.DataFrame, stage: str) -> 
 
 
 def render_dead_letters(failures: list, source: str, language: str) -> list[dict]:
-    """Dead letters (stage ``synthesis``) for synthetic recipes espeak-ng could not render."""
+    """Dead letters (stage ``synthesis``) for synthetic recipes that gave no clip: an engine
+    could not render them, or (``speech_over_window``) the keyword did not fit the clip."""
     return [
         dead_letter(
             f.clip_id,
             stage=STAGE_SYNTHESIS,
-            reason=quality.RENDER_FAILED,
+            reason=getattr(f, "code", quality.RENDER_FAILED),
             detail=f.reason,
             source=source,
             uri=f.origin_id,

@@ -22,12 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_assets.core.audio.io import colored_noise, cut_centered, resample, scale_to_dbfs
+from kws_assets.core.audio.io import (
+    SpeechOverWindow,
+    check_speech_fits,
+    colored_noise,
+    cut_centered,
+    resample,
+    scale_to_dbfs,
+)
 from kws_assets.core.dataset.perturb import Perturbation, draw_perturbation, perturb
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines import TtsEngine, TtsEngineError, available_engines
 from kws_assets.core.storage.clip_store import clip_id_for
 from kws_assets.settings import (
+    SILENCE_LABEL,
     UNKNOWN_LABEL,
     AudioSettings,
     EngineVoiceSettings,
@@ -96,7 +104,8 @@ class EngineRecipe:
         self, audio: AudioSettings, engines: dict[str, TtsEngine] | None = None
     ) -> np.ndarray:
         """The clip: rendered, resampled, perturbed, centred (or cut at ``crop_at`` of the
-        spoken stretch), over a faint pink noise floor.  Raises :class:`TtsEngineError`."""
+        spoken stretch), over a faint pink noise floor.  Raises :class:`TtsEngineError`, or
+        :class:`SpeechOverWindow` for a keyword longer than the clip (quarantined, not cut)."""
         from kws_assets.core.speech.engines import ENGINES
 
         engine = (engines or ENGINES)[self.engine]
@@ -110,6 +119,8 @@ class EngineRecipe:
         spoken, offset = tts.trim_silence(samples, sr, threshold_db=TRIM_THRESHOLD_DB)
         if spoken.size == 0:
             raise TtsEngineError(f"{self.engine} produced no audible speech for {self.text!r}")
+        if self.crop_at is None and self.label not in (UNKNOWN_LABEL, SILENCE_LABEL):
+            check_speech_fits(len(spoken), audio.clip_samples, sr, audio.fade_ms, repr(self.text))
         fraction = 0.5 if self.crop_at is None else self.crop_at
         centre_s = (offset + fraction * len(spoken)) / sr
         clip = cut_centered(samples, sr, centre_s, audio.clip_samples, audio.fade_ms)
@@ -377,7 +388,7 @@ def held_out_engine_set(
     for recipe in recipes:
         try:
             out.samples.append(recipe.render(audio))
-        except TtsEngineError as exc:
+        except (TtsEngineError, SpeechOverWindow) as exc:
             out.skipped[recipe.origin_id] = str(exc)
             continue
         out.labels.append(recipe.label)

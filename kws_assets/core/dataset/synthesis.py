@@ -35,12 +35,15 @@ from typing import Protocol, TypedDict, cast
 import numpy as np
 
 from kws_assets.core.audio.io import (
+    SpeechOverWindow,
+    check_speech_fits,
     colored_noise,
     cut_centered,
     mix_at_snr,
     resample,
     scale_to_dbfs,
 )
+from kws_assets.core.audio.quality import RENDER_FAILED
 from kws_assets.core.corpus.ingest import tts_speaker_id
 from kws_assets.core.features.mfcc import single_threaded_torch
 from kws_assets.core.parallel import Progress, batched_process_map
@@ -484,9 +487,12 @@ def word_span(
 def render_keyword_clip(recipe: ClipRecipe, audio: AudioSettings) -> np.ndarray:
     """Synthesize the recipe's text, centre the spoken word in a clip, mix noise if asked.
 
-    With a carrier phrase the word's stretch is found from espeak-ng's word events and the clip
-    is centred on the sound inside that stretch; the neighbouring words stay in the clip, as
-    they would around a word cut from running speech.
+    A keyword whose speech is longer than the clip raises :class:`SpeechOverWindow` (the render
+    is quarantined, never cut to its middle); an ``_unknown_`` word is cut like any running
+    speech, since any part of it is still not a keyword.  With a carrier phrase the word's
+    stretch is found from espeak-ng's word events and the clip is centred on the sound inside
+    that stretch; the neighbouring words stay in the clip, as they would around a word cut from
+    running speech.
     """
     synthesis = tts.synthesize(
         recipe.spoken_text,
@@ -512,6 +518,8 @@ def render_keyword_clip(recipe: ClipRecipe, audio: AudioSettings) -> np.ndarray:
         spoken, offset = tts.trim_silence(samples, sr, threshold_db=TRIM_THRESHOLD_DB)
     if spoken.size == 0:
         raise tts.TtsError(f"espeak-ng produced no audible speech for {recipe.spoken_text!r}")
+    if is_keyword_label(recipe.label):
+        check_speech_fits(len(spoken), audio.clip_samples, sr, audio.fade_ms, repr(recipe.text))
     centre_s = (offset + len(spoken) / 2) / sr
     clip = cut_centered(samples, sr, centre_s, audio.clip_samples, audio.fade_ms)
     return _finish(clip, recipe)
@@ -598,12 +606,22 @@ Recipe = ClipRecipe | SilenceRecipe | Renderable
 """What :func:`render_to_store` renders: espeak-ng keyword clips, silence, any other engine's."""
 
 
+def is_keyword_label(label: str) -> bool:
+    """True for a keyword's label (not ``_unknown_`` or ``_silence_``): its clip must hold the
+    whole keyword."""
+    return label not in (UNKNOWN_LABEL, SILENCE_LABEL)
+
+
 @dataclass(frozen=True)
 class RenderFailure:
+    """A recipe that gave no clip: ``reason`` says why in words, ``code`` is the quarantine
+    reason (:data:`~kws_assets.core.audio.quality.RENDER_FAILED`, or ``speech_over_window``)."""
+
     clip_id: str
     label: str
     origin_id: str
     reason: str
+    code: str = RENDER_FAILED
 
 
 def render_to_store(
@@ -668,6 +686,8 @@ def _render_one(
                 samples = render_keyword_clip(recipe, audio)
             else:
                 samples = recipe.render(audio)
+        except SpeechOverWindow as exc:
+            return RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc), exc.reason)
         except (tts.TtsError, TtsEngineError) as exc:
             return RenderFailure(recipe.clip_id, label, recipe.origin_id, str(exc))
         store.put(key, samples, audio.sample_rate)

@@ -19,7 +19,11 @@ import polars as pl
 from kws_assets.core.evaluation import plots
 from kws_assets.core.evaluation.det import SECONDS_PER_HOUR, threshold_grid
 from kws_assets.core.evaluation.material import EvaluationMaterial
-from kws_assets.core.evaluation.operating_point import StreamReport, select_operating_point
+from kws_assets.core.evaluation.operating_point import (
+    StreamReport,
+    select_operating_point,
+    window_scaled,
+)
 from kws_assets.core.model.detect import (
     MS_PER_S,
     DetectorOperatingPoint,
@@ -188,7 +192,7 @@ def evaluate_family(
         validation,
         thresholds,
         settings.smoothing_grid or [settings.smoothing_windows],
-        settings.refractory_grid_s or [settings.refractory_s],
+        window_scaled(settings.refractory_grid_s or [settings.refractory_s], detector.window_s),
         settings.target_fa_per_hour,
         hop_ms,
         settings.confidence,

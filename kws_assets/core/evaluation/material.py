@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from kws_assets.core.audio.io import SpeechOverWindow
 from kws_assets.core.dataset import synthesis
 from kws_assets.core.dataset.domain_gap import synthetic_real_gap
 from kws_assets.core.evaluation.operating_point import ScoredStreams
@@ -79,7 +80,7 @@ def unseen_voice_clips(
                 )
                 try:
                     clips.append(synthesis.render_keyword_clip(recipe, audio))
-                except tts.TtsError:
+                except (tts.TtsError, SpeechOverWindow):  # no clip of a keyword cut short
                     continue
                 labels.append(label)
                 names.append(recipe.origin_id)

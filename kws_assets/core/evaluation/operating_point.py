@@ -190,6 +190,19 @@ def _usability(frr: float, bounds: PointBounds, max_frr: float) -> tuple[bool, s
     )
 
 
+REFERENCE_WINDOW_S = 1.0
+"""The window ``evaluation.refractory_grid_s`` is written for (a 1-s clip)."""
+
+
+def window_scaled(seconds: Sequence[float], window_s: float) -> list[float]:
+    """Refractory periods written for a 1-s window, stretched to a detector's window: a keyword
+    keeps a window's posterior high for about as long as the window holds it, so a 1.5-s phrase
+    window needs 1.5x the refractory to not fire twice on one phrase.  A 1-s window keeps the
+    grid as written."""
+    factor = window_s / REFERENCE_WINDOW_S
+    return [float(s) if factor == 1.0 else round(float(s) * factor, 3) for s in seconds]
+
+
 def select_operating_point(
     scored: ScoredStreams,
     thresholds: np.ndarray,

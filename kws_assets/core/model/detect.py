@@ -52,6 +52,7 @@ DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
 DEFAULT_SMOOTHING_WINDOWS = 3
 DEFAULT_REFRACTORY_S = 1.0
+"""The refractory period of a 1-s window; a detector left without one waits one window."""
 STREAM_CHUNK_FRAMES = 500
 """MFCC frames computed per call when featurizing a long recording (10 s at a 20 ms hop)."""
 WINDOW_CHUNK = 256
@@ -327,12 +328,12 @@ class StreamingDetector:
         threshold: float = DEFAULT_THRESHOLD,
         hop_ms: float = DEFAULT_HOP_MS,
         smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
-        refractory_s: float = DEFAULT_REFRACTORY_S,
+        refractory_s: float | None = None,
         exact_windows: bool = False,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
-        if smoothing_windows < 1 or refractory_s < 0 or hop_ms <= 0:
+        if smoothing_windows < 1 or (refractory_s or 0.0) < 0 or hop_ms <= 0:
             raise ValueError("need smoothing_windows >= 1, refractory_s >= 0 and hop_ms > 0")
         self.classifier = classifier
         self.spec: FeatureSpec | EmbeddingSpec = classifier.spec
@@ -352,7 +353,9 @@ class StreamingDetector:
             self.hop_samples = self.stride_frames * step
         self.exact_windows = exact_windows
         self.smoothing_windows = smoothing_windows
-        self.refractory_s = refractory_s
+        # one window by default (1 s for a word, longer for a phrase): a keyword held in the
+        # window keeps its posterior up about that long, and must not fire twice
+        self.refractory_s = self.window_s if refractory_s is None else refractory_s
 
     @classmethod
     def at(cls, classifier: Any, point: DetectorOperatingPoint, **kwargs: Any) -> StreamingDetector:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from kws_assets.core.speech import espeak_lexicon, lexicon, tts
@@ -39,6 +39,9 @@ ENGLISH_VOICE = "en-us"
 COMMON_POOL = 5000
 """Other words and sentence words are drawn from this many most frequent words (both paths)."""
 STRESS_MARKS = re.compile(r"[',%=_:]")
+PHRASE_SWAP_POOL = 50
+"""Common words a phrase's words are swapped for ("hey <word>", "<word> jarvis") are the first of
+this many drawn from the most common words (one per position)."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,25 @@ def _vocabulary(
     language: str, keywords: tuple[str, ...], negatives: NegativeSettings
 ) -> NegativeVocabulary:
     if uses_pronouncing_dictionary(language, negatives):
-        return _cmu_vocabulary(language, keywords, negatives)
-    return _espeak_vocabulary(language, keywords, negatives)
+        vocabulary = _cmu_vocabulary(language, keywords, negatives)
+    else:
+        vocabulary = _espeak_vocabulary(language, keywords, negatives)
+    return replace(vocabulary, neighbours=_claimed_once(vocabulary.neighbours, keywords))
+
+
+def _claimed_once(
+    neighbours: dict[str, tuple[str, ...]], keywords: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """Each phrase's variants, without those an earlier phrase already has ("hey" alone is a
+    near miss of "hey jarvis" and of "hey mycroft"): each keyword partition renders its own
+    ``_unknown_`` words, and the same text drawn twice would be the same clip twice."""
+    claimed: set[str] = set()
+    out = dict(neighbours)
+    for keyword in keywords:
+        if is_phrase(keyword):
+            out[keyword] = tuple(t for t in neighbours[keyword] if t not in claimed)
+            claimed |= set(out[keyword])
+    return out
 
 
 def _plain_phonemes(word: str, voice: str) -> str:
@@ -121,27 +141,48 @@ def _cmu_vocabulary(
         except tts.TtsError:
             return True
 
-    neighbours: dict[str, tuple[str, ...]] = {}
-    for keyword in keywords:
-        prons = lex.get(keyword)
+    def closest(count: int, exclude: set[str], word: str) -> list[str]:
+        prons = lex.get(word)
         chosen: list[str] = []
         for n in lexicon.phoneme_neighbours(
-            keyword,
+            word,
             lex,
             negatives.min_phoneme_distance,
             negatives.max_phoneme_distance,
-            exclude=forbidden,
+            exclude=exclude,
         ):
-            if len(chosen) >= negatives.neighbours_per_keyword:
+            if len(chosen) >= count:
                 break
             if any(n.pronunciation[: len(p)] == p for p in prons) or sounds_like_a_keyword(n.word):
                 continue
             chosen.append(n.word)
-        neighbours[keyword] = tuple(chosen)
+        return chosen
+
     others = lexicon.common_words(
         lex, negatives.other_words, exclude=forbidden, salt=f"negatives|{negatives.seed}"
     )
     others = [w for w in others if not sounds_like_a_keyword(w)]
+    swaps = (
+        lexicon.common_words(
+            lex, PHRASE_SWAP_POOL, exclude=forbidden, salt=f"phrase-swaps|{negatives.seed}"
+        )
+        if any(is_phrase(k) for k in keywords)
+        else []
+    )
+    neighbours: dict[str, tuple[str, ...]] = {}
+    per_word = phrase_neighbours_per_word(negatives)
+    for keyword in keywords:
+        if is_phrase(keyword):
+            neighbours[keyword] = phrase_variants(
+                keyword,
+                functools.partial(closest, per_word, forbidden | set(keyword.split())),
+                swaps,
+                forbidden,
+            )
+        else:
+            neighbours[keyword] = tuple(
+                closest(negatives.neighbours_per_keyword, forbidden, keyword)
+            )
     return NegativeVocabulary(
         language, CMU_SOURCE, keywords, neighbours, tuple(others), frozenset(forbidden)
     )
@@ -162,18 +203,31 @@ def _espeak_vocabulary(
     from the 5000 most frequent."""
     lex = espeak_lexicon.spoken_lexicon(language)
     forbidden = _espeak_forbidden(keywords, lex)
-    neighbours = {
-        k: tuple(
+
+    def closest(count: int, exclude: set[str], word: str) -> list[str]:
+        return [
             n.word
             for n in espeak_lexicon.spoken_neighbours(
-                k,
+                word,
                 lex,
                 negatives.min_phoneme_distance,
                 negatives.max_phoneme_distance,
-                exclude=forbidden,
-                at_least=negatives.neighbours_per_keyword,
-            )[: negatives.neighbours_per_keyword]
+                exclude=exclude,
+                at_least=count,
+            )[:count]
+        ]
+
+    swaps = _common_spoken(lex, forbidden, PHRASE_SWAP_POOL, f"phrase-swaps|{negatives.seed}")
+    per_word = phrase_neighbours_per_word(negatives)
+    neighbours = {
+        k: phrase_variants(
+            k,
+            functools.partial(closest, per_word, forbidden | set(k.split())),
+            swaps,
+            forbidden,
         )
+        if is_phrase(k)
+        else tuple(closest(negatives.neighbours_per_keyword, forbidden, k))
         for k in keywords
     }
     others = _common_spoken(lex, forbidden, negatives.other_words, f"negatives|{negatives.seed}")
@@ -186,6 +240,47 @@ def _espeak_vocabulary(
         frozenset(forbidden),
         note=lex.note,
     )
+
+
+def is_phrase(keyword: str) -> bool:
+    """True for a keyword of several words ("hey jarvis")."""
+    return len(keyword.split()) > 1
+
+
+def phrase_neighbours_per_word(negatives: NegativeSettings) -> int:
+    """Phoneme neighbours swapped in for each word of a phrase: half a word keyword's share (a
+    two-word phrase gets as many as one word keyword), at least one."""
+    return max(1, negatives.neighbours_per_keyword // 2)
+
+
+def phrase_variants(
+    phrase: str,
+    neighbours_of: Callable[[str], Sequence[str]],
+    common_words: Sequence[str],
+    forbidden: Collection[str] = (),
+) -> tuple[str, ...]:
+    """The near misses of a keyword phrase, the ``_unknown_`` texts that fire a phrase detector
+    in a living room: the phrase with one word missing (for two words, each word alone), each
+    word alone, the phrase with one word swapped for a phoneme neighbour of that word
+    (``neighbours_of``) and for a common word (drawn from ``common_words`` by the phrase, a
+    different one per position), and the words in another order.  Never the phrase
+    itself or a text in ``forbidden``; deterministic, in that order (the first ones are what
+    the running-speech windows embed)."""
+    words = phrase.split()
+    if len(words) < 2:
+        return ()
+    texts = [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))]
+    texts += words
+    for i, word in enumerate(words):
+        texts += [" ".join([*words[:i], n, *words[i + 1 :]]) for n in neighbours_of(word)]
+    pool = lexicon.stable_order((w for w in common_words if w not in words), phrase)
+    for i in range(len(words)):
+        if i < len(pool):
+            texts.append(" ".join([*words[:i], pool[i], *words[i + 1 :]]))
+    texts.append(" ".join(reversed(words)))
+    texts.append(" ".join(words[1:] + words[:1]))
+    skip = {phrase, *forbidden}
+    return tuple(t for t in dict.fromkeys(texts) if t not in skip)
 
 
 def _common_spoken(
