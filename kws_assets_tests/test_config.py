@@ -127,3 +127,24 @@ def test_the_core_bundles_carry_the_configs_own_sections(tmp_path):
     card = card_settings(cfg)
     assert (card.labels, card.sources, card.held_out_engine) == (cfg.labels, cfg.sources, "flite")
     assert (card.ingest, card.tts) == (cfg.ingest, cfg.tts)
+
+
+def test_the_clip_fits_the_longest_phrase_and_single_words_keep_one_second():
+    assert KwsConfig().audio.clip_seconds == 1.0
+    assert KwsConfig(keywords=["alexa", "computer"]).audio.clip_seconds == 1.0
+    jarvis = KwsConfig(keywords=["hey jarvis", "alexa"])
+    assert jarvis.audio.clip_seconds == 1.5 and jarvis.audio.clip_samples == 24000
+    assert KwsConfig(keywords=["bonjour maison"], language="fr").audio.clip_seconds == 1.6
+    auto = KwsConfig.model_validate(
+        {"keywords": ["hey jarvis"], "audio": {"clip_seconds": "auto", "sample_rate": 8000}}
+    )
+    assert (auto.audio.clip_seconds, auto.audio.sample_rate) == (1.5, 8000)
+    # within the families' limit: the speech-embedding family reads embedding.context_seconds
+    long = ["hey home assistant turn it off"]
+    assert KwsConfig(keywords=long).audio.clip_seconds == 2.0
+    assert KwsConfig(keywords=long, embedding={"context_seconds": 1.8}).audio.clip_seconds == 1.8
+    # a number written in the file is kept (keywords longer than it are quarantined)
+    written = KwsConfig.model_validate({"keywords": ["hey jarvis"], "audio": {"clip_seconds": 1}})
+    assert written.audio.clip_seconds == 1.0
+    with pytest.raises(ValidationError):
+        KwsConfig.model_validate({"audio": {"clip_seconds": "long"}})

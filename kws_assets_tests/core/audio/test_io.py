@@ -13,8 +13,11 @@ import soundfile as sf
 
 from kws_assets.core.audio import io as audio
 from kws_assets.core.audio.io import (
+    REASON_SPEECH_OVER_WINDOW,
     AudioReadError,
+    SpeechOverWindow,
     apply_fades,
+    check_speech_fits,
     colored_noise,
     cut_centered,
     dbfs,
@@ -345,6 +348,15 @@ def test_cut_centered_puts_burst_at_clip_centre(burst_center_s):
     clip = cut_centered(total, SR, burst_center_s, SR, fade_ms=10.0)
     assert clip.size == SR and clip.dtype == np.float32
     assert abs(_energy_centroid(clip) - SR / 2) < 2.0
+
+
+def test_speech_fits_a_clip_only_clear_of_its_fades():
+    check_speech_fits(SR - 320, SR, SR, fade_ms=10.0)  # 0.98 s: 10 ms of fade room each side
+    check_speech_fits(SR, SR, SR, fade_ms=0.0)
+    with pytest.raises(SpeechOverWindow, match=r"'hey jarvis' lasts 0\.98 s.*1\.00 s clip") as e:
+        check_speech_fits(SR - 319, SR, SR, fade_ms=10.0, what="'hey jarvis'")
+    assert e.value.reason == REASON_SPEECH_OVER_WINDOW == "speech_over_window"
+    assert isinstance(e.value, ValueError)
 
 
 def test_cut_centered_zero_pads_where_it_runs_off_the_ends():

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from kws_assets.core.corpus.segment import choose_clips, cut_word_clips
+from kws_assets.core.audio.io import read_audio, write_wav
+from kws_assets.core.corpus.segment import (
+    align_utterances,
+    choose_clips,
+    cut_word_clips,
+    merge_phrases,
+)
+from kws_assets.core.speech.aligners import AlignerChoice
 from kws_assets.core.speech.alignment import WordSpan
-from kws_assets.settings import UNKNOWN_LABEL
+from kws_assets.core.storage.clip_store import ClipStore
+from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings, KwsConfig
+from kws_assets_tests.corpus_files import speech
 
 SR = 16000
 
@@ -62,3 +72,83 @@ def test_a_word_at_the_end_is_zero_padded():
     )
     tail = clips[0].samples[-int(0.3 * SR) :]
     assert len(clips[0].samples) == SR and np.all(tail == 0)
+
+
+PHRASE_WORDS = [
+    WordSpan("i", 0.1, 0.2, 0.9),
+    WordSpan("said", 0.2, 0.5, 0.9),
+    WordSpan("hey", 0.6, 0.8, 0.7),
+    WordSpan("jarvis", 0.8, 1.3, 0.9),
+    WordSpan("jarvis", 1.5, 1.9, 0.9),
+    WordSpan("hey", 2.0, 2.2, 0.9),
+    WordSpan("there", 2.2, 2.5, 0.9),
+]
+
+
+def test_a_phrase_is_matched_as_consecutive_words_and_its_words_are_not_unknown():
+    merged = merge_phrases(PHRASE_WORDS, {("hey", "jarvis"): "hey jarvis"})
+    assert [w.word for w in merged] == ["i", "said", "hey jarvis", "jarvis", "hey", "there"]
+    assert (merged[2].start_s, merged[2].end_s, merged[2].confidence) == (0.6, 1.3, 0.7)
+    chosen = choose_clips(PHRASE_WORDS, ["hey jarvis"], "utt", 10, 0.08)
+    keyword = [(label, s) for label, s in chosen if label != UNKNOWN_LABEL]
+    assert [(label, s.start_s, s.end_s) for label, s in keyword] == [("hey jarvis", 0.6, 1.3)]
+    unknown = sorted((s.word, s.start_s) for label, s in chosen if label == UNKNOWN_LABEL)
+    # the phrase's own words are inside the keyword clip; alone elsewhere they are negatives
+    assert unknown == [("hey", 2.0), ("jarvis", 1.5), ("said", 0.2), ("there", 2.2)]
+
+
+def test_a_phrase_longer_than_the_clip_is_not_cut():
+    samples = _utterance_with_bursts([(0.6, 1.3)])
+    fits = cut_word_clips(samples, SR, PHRASE_WORDS, ["hey jarvis"], "u", SR, 10.0, 0, 0.08)
+    assert [(c.label, c.over_window, len(c.samples)) for c in fits] == [("hey jarvis", "", SR)]
+    short = cut_word_clips(samples, SR, PHRASE_WORDS, ["hey jarvis"], "u", SR // 2, 10.0, 1, 0.08)
+    phrase = [c for c in short if c.label == "hey jarvis"]
+    assert len(phrase) == 1 and phrase[0].samples.size == 0
+    assert "lasts 0.70 s, longer than the 0.50 s clip" in phrase[0].over_window
+    assert all(c.samples.size == SR // 2 for c in short if c.label == UNKNOWN_LABEL)
+
+
+def _spoken_utterance(tmp_path, utterance_id: str, text: str, voice: str, language: str) -> dict:
+    path = tmp_path / f"{utterance_id}.wav"
+    write_wav(path, speech(text, voice=voice, rate=150), SR)
+    return {
+        "utterance_id": utterance_id,
+        "uri": str(path),
+        "transcript": text,
+        "speaker": f"tts:{voice}",
+        "language": language,
+        "source": "test",
+    }
+
+
+@pytest.mark.parametrize(
+    ("language", "phrase", "text", "voice"),
+    [
+        ("en", "hey jarvis", "so i said hey jarvis turn on the light", "en-us+m3"),
+        ("fr", "bonjour maison", "le matin je dis bonjour maison et tout va bien", "fr+f2"),
+    ],
+)
+def test_a_phrase_is_aligned_from_a_corpus_utterance(tmp_path, language, phrase, text, voice):
+    """Forced alignment (pocketsphinx for English, espeak-ng TTS+DTW for French) gives words; the
+    phrase becomes one keyword clip holding all of it, and a window too short for it
+    quarantines it instead of cutting it."""
+    utterance = _spoken_utterance(tmp_path, "u1", text, voice, language)
+    settings = AlignmentSettings(unknown_per_utterance=20, min_confidence=0.0)
+    store = ClipStore.at(tmp_path / "clips")
+    aligner = AlignerChoice(settings, SR)
+    audio = KwsConfig(keywords=[phrase], language=language).audio
+    rows, failures, _ = align_utterances([utterance], [phrase], aligner, store, audio, settings)
+    assert not failures
+    keyword_rows = [r for r in rows if r["label"] == phrase]
+    assert len(keyword_rows) == 1 and keyword_rows[0]["word"] == phrase
+    clip = read_audio(keyword_rows[0]["uri"]).samples
+    assert clip.size == audio.clip_samples > SR
+    unknown = {r["word"] for r in rows if r["label"] == UNKNOWN_LABEL}
+    assert len(unknown) >= 4 and unknown <= set(text.split()) - set(phrase.split())
+    short = AudioSettings(clip_seconds=0.4)
+    rows, failures, _ = align_utterances(
+        [utterance], [phrase], aligner, store, short, settings, labels={phrase}
+    )
+    assert not failures and len(rows) == 1
+    assert rows[0]["reject_reason"] == "speech_over_window" and rows[0]["reject_stage"] == "clip"
+    assert phrase in rows[0]["reject_detail"] and rows[0]["label"] == phrase

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from kws_assets.config import curation_settings, with_language_voices
+from kws_assets.core.audio import quality
 from kws_assets.core.audio.io import resample
+from kws_assets.core.dataset import curation
 from kws_assets.core.dataset import synthesis as S
 from kws_assets.core.dataset.splits import assign_splits
 from kws_assets.core.speech import lexicon, tts
 from kws_assets.core.speech.alignment import Aligner
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.settings import (
+    UNKNOWN_LABEL,
     AudioSettings,
+    KwsConfig,
     NegativeSettings,
     NoiseSettings,
     SplitSettings,
     TtsSettings,
+    parse_yaml,
 )
 
 AUDIO = AudioSettings()
@@ -223,3 +230,87 @@ def test_rendered_clips_are_identical_with_one_and_two_worker_processes(tmp_path
         outputs[workers] = ([{**r, "uri": None} for r in rows], failures, audio)
     assert len(outputs[1][0]) == 9 and len(outputs[1][1]) == 1
     assert outputs[1] == outputs[2]  # same rows, failures and audio bytes
+
+
+TINY = Path(__file__).resolve().parents[2] / "fixtures" / "tiny.yaml"
+
+
+def phrase_config(phrase: str, language: str) -> KwsConfig:
+    """The tiny test config with one keyword phrase (in French: French espeak-ng voices)."""
+    data = parse_yaml(TINY.read_text())
+    data.update(keywords=[phrase], language=language)
+    if language != "en":
+        data["tts"] = {k: v for k, v in data["tts"].items() if k not in ("voices", "engines")}
+        data["sources"] = [{k: v for k, v in data["sources"][0].items() if k != "voices"}]
+        data["evaluation"] = {k: v for k, v in data["evaluation"].items() if k != "held_out_voices"}
+    return with_language_voices(KwsConfig.model_validate(data))
+
+
+def _isolated_and_clean(recipe: S.ClipRecipe) -> bool:
+    return recipe.carrier is None and recipe.noise_kind is None and recipe.crop_at is None
+
+
+def _edge_level_db(clip: np.ndarray, sample_rate: int) -> float:
+    """The louder of a clip's first and last 10 ms, in dB below its loudest 10 ms: speech that
+    runs off the clip's ends (a phrase cut to its middle) is loud there, a clip that holds the
+    whole phrase has only its noise floor there."""
+    frame = sample_rate // 100
+    frames = clip[: len(clip) // frame * frame].astype(np.float64).reshape(-1, frame)
+    rms = np.sqrt(np.mean(frames**2, axis=1)) + 1e-12
+    return float(20 * np.log10(max(rms[0], rms[-1]) / rms.max()))
+
+
+@pytest.mark.parametrize(("phrase", "language"), [("hey jarvis", "en"), ("bonjour maison", "fr")])
+def test_a_phrase_config_keeps_whole_phrases_and_its_part_phrase_negatives(
+    tmp_path, phrase: str, language: str
+) -> None:
+    """The window fits the phrase: every kept phrase clip holds all of its render (none is cut
+    to its middle), a render longer than the window is quarantined with its reason, and the
+    validated set has the phrase's words alone and with one word swapped as ``_unknown_``."""
+    cfg = phrase_config(phrase, language)
+    assert cfg.audio.clip_seconds > 1.0
+    recipes = S.keyword_recipes(
+        [phrase],
+        cfg.tts,
+        cfg.noise,
+        seed=0,
+        salt="phrase",
+        **S.recipe_options(language, cfg.negatives, [phrase], cfg.evaluation.held_out_voices),
+    )
+    by_id = {r.clip_id: r for r in recipes}
+    store = ClipStore.at(tmp_path / "clips")
+    rows, failures = S.render_to_store(recipes, cfg.audio, store, language)
+
+    # at one second, the phrase does not fit every render: those are quarantined, never cut
+    second = cfg.audio.model_copy(update={"clip_seconds": 1.0})
+    phrase_recipes = [r for r in recipes if r.label == phrase]
+    _, at_one_second = S.render_to_store(phrase_recipes, second, ClipStore.at(tmp_path / "1s"), "x")
+    too_long = [f for f in at_one_second if f.code == quality.SPEECH_OVER_WINDOW]
+    assert too_long and all("not cut to its middle" in f.reason for f in too_long)
+    assert len([f for f in failures if f.code == quality.SPEECH_OVER_WINDOW]) < len(too_long)
+
+    kept = [row for row in rows if row["label"] == phrase]
+    assert len(kept) >= len(phrase_recipes) * 3 // 4
+    for row in kept:
+        recipe = by_id[row["clip_id"]]
+        if _isolated_and_clean(recipe):
+            clip = store.read(row["uri"]).samples
+            assert _edge_level_db(clip, cfg.audio.sample_rate) < -30.0, recipe
+
+    candidates = curation.clip_table(
+        rows + curation.render_dead_letters(failures, S.SYNTHETIC_SOURCE, language)
+    )
+    result = curation.curate(candidates, curation_settings(cfg), store.read)
+    quarantined = result.quarantined.filter(pl.col("reason") == quality.SPEECH_OVER_WINDOW)
+    assert quarantined.height == len([f for f in failures if f.code == quality.SPEECH_OVER_WINDOW])
+    assert set(quarantined["stage"]) <= {"synthesis"}
+    texts = {
+        by_id[clip_id].text
+        for clip_id in result.validated.filter(pl.col("label") == UNKNOWN_LABEL)["clip_id"]
+        if clip_id in by_id
+    }
+    first, second_word = phrase.split()
+    assert {first, second_word} <= texts  # each word alone
+    assert any(t.startswith(f"{first} ") and t != phrase for t in texts)  # second word swapped
+    assert any(t.endswith(f" {second_word}") and t != phrase for t in texts)  # first swapped
+    assert f"{second_word} {first}" in texts  # another order

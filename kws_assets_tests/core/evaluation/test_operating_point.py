@@ -12,6 +12,7 @@ from kws_assets.core.evaluation.operating_point import (
     ScoredStreams,
     StreamReport,
     select_operating_point,
+    window_scaled,
 )
 from kws_assets.core.evaluation.streams import Positive
 from kws_assets.core.model.detect import (
@@ -172,3 +173,11 @@ class _FakeClassifier:
         from kws_assets.settings import AudioSettings, FeatureSettings
 
         self.spec = FeatureSpec.from_settings(FeatureSettings(), AudioSettings())
+
+
+def test_the_refractory_grid_stretches_with_the_window() -> None:
+    """A keyword keeps a window's posterior up about as long as the window holds it: a 1.5-s
+    phrase window gets 1.5x the refractory periods written for a 1-s window."""
+    assert window_scaled([0.5, 1.0], 1.0) == [0.5, 1.0]
+    assert window_scaled([0.5, 1.0], 1.5) == [0.75, 1.5]
+    assert window_scaled([1.0], 2.0) == [2.0]

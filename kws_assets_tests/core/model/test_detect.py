@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from kws_assets.core.families import load_classifier
-from kws_assets.core.features.mfcc import features_for_clips
+from kws_assets.core.features.mfcc import FeatureSpec, features_for_clips
 from kws_assets.core.model.detect import (
+    DEFAULT_REFRACTORY_S,
     Detection,
     EmbeddingStreamer,
     StreamingDetector,
@@ -19,6 +20,7 @@ from kws_assets.core.model.detect import (
     window_latency_ms,
 )
 from kws_assets.core.ship.export import ClipClassifier
+from kws_assets.settings import FeatureSettings, KwsConfig
 from kws_assets_tests.tone_detector import SR, tone_artifact, tone_stream
 
 
@@ -105,6 +107,25 @@ def test_detector_rejects_bad_settings_and_reports_latency(classifier) -> None:
         "score": 0.5,
     }
     assert 0 < window_latency_ms(classifier, repeats=5) < 1000
+
+
+class _PhraseClassifier:
+    """What a detector reads of a classifier before it classifies: labels and the clip spec."""
+
+    labels = ("_silence_", "_unknown_", "hey jarvis")
+    spec = FeatureSpec.from_settings(FeatureSettings(), KwsConfig(keywords=["hey jarvis"]).audio)
+
+
+def test_the_window_and_the_default_refractory_follow_the_phrase(classifier) -> None:
+    word = StreamingDetector(classifier)
+    assert word.window_s == 1.0 and word.refractory_s == DEFAULT_REFRACTORY_S == 1.0
+    phrase = StreamingDetector(_PhraseClassifier())
+    assert phrase.window_s == 1.5 and phrase.refractory_s == 1.5
+    assert StreamingDetector(_PhraseClassifier(), refractory_s=0.3).refractory_s == 0.3
+    # the streamed windows are phrase windows: as many frames as the clip
+    frames = stream_frames(np.zeros(3 * SR, np.float32), phrase.spec)
+    windows = window_features(frames, phrase.spec, phrase.stride_frames)
+    assert windows.shape[1] == phrase.spec.n_frames == 74
 
 
 def test_whole_stream_embeddings_equal_the_clip_front_end() -> None:

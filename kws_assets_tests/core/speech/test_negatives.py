@@ -191,3 +191,57 @@ def test_language_without_words_is_empty_not_a_crash() -> None:
     vocab = N.negative_vocabulary("eu", ["bat", "bi"], SETTINGS)
     assert vocab.words_for("bat") == [] and vocab.other_words == ()
     assert "no synthetic _unknown_ words" in vocab.note
+
+
+def test_phrase_variants_are_the_near_misses_of_a_phrase() -> None:
+    def rhymes(word: str) -> list[str]:
+        return {"hey": ["they", "hay"], "jarvis": ["marvis"]}[word]
+
+    variants = N.phrase_variants("hey jarvis", rhymes, ["the", "hey", "you"], forbidden={"hay"})
+    assert variants[:2] == ("jarvis", "hey")  # one word missing: each word alone
+    assert {"they jarvis", "hey marvis"} <= set(variants)  # a phoneme neighbour swapped in
+    assert "hay jarvis" in variants and "hay" not in variants  # only whole texts are forbidden
+    common = [
+        v for v in variants if v.split()[0] in {"the", "you"} or v.split()[-1] in {"the", "you"}
+    ]
+    assert len(common) == 2 and {len(v.split()) for v in common} == {2}  # a common word swapped
+    assert "jarvis hey" in variants  # another order
+    assert "hey jarvis" not in variants and len(set(variants)) == len(variants)
+    three = N.phrase_variants("ok google home", lambda w: [], ["yes"])
+    assert {"google home", "ok home", "ok google", "ok", "google", "home"} <= set(three)
+    assert {"home google ok", "google home ok"} <= set(three)
+    assert N.phrase_variants("alexa", rhymes, ["the"]) == ()
+
+
+@pytest.mark.parametrize(
+    ("language", "phrase"),
+    [("en", "hey jarvis"), ("en-GB", "hey jarvis"), ("fr", "bonjour maison")],
+)
+def test_a_phrase_has_part_phrase_negatives_in_every_language(language: str, phrase: str) -> None:
+    """pocketsphinx's dictionary has no multi-word entries and espeak-ng's lexicon no phrases:
+    the near misses are built from the phrase's words, each with its own phoneme neighbours."""
+    vocabulary = N.negative_vocabulary(language, [phrase, "stop"], SETTINGS)
+    first, second = phrase.split()
+    near = vocabulary.neighbours[phrase]
+    assert near[:2] == (second, first)
+    swapped_first = [v for v in near if v.endswith(f" {second}") and v != phrase]
+    swapped_second = [v for v in near if v.startswith(f"{first} ") and v != phrase]
+    assert len(swapped_first) >= 2 and len(swapped_second) >= 2  # a neighbour and a common word
+    assert f"{second} {first}" in near
+    assert not {v for v in near if len(v.split()) == 1} - {first, second}
+    words = synthesis.negative_words(phrase, [phrase, "stop"], SETTINGS, language)
+    assert words[: len(near)] == list(near) and phrase not in words
+    assert vocabulary.neighbours["stop"]  # single words keep their own neighbours
+    if language == "fr":
+        assert vocabulary.source.startswith(N.ESPEAK_SOURCE_PREFIX)
+        lex = E.spoken_lexicon("fr")
+        neighbours = {n.word for n in E.spoken_neighbours(second, lex, 1, 2, exclude={first})}
+        assert neighbours & {v.split()[1] for v in swapped_second}  # espeak-ng phonemes
+
+
+def test_a_near_miss_two_phrases_share_is_rendered_by_one_of_them() -> None:
+    vocabulary = N.negative_vocabulary("en", ["hey jarvis", "hey mycroft"], SETTINGS)
+    assert "hey" in vocabulary.neighbours["hey jarvis"]
+    assert "hey" not in vocabulary.neighbours["hey mycroft"]
+    assert "mycroft" in vocabulary.neighbours["hey mycroft"]
+    assert not set(vocabulary.neighbours["hey jarvis"]) & set(vocabulary.neighbours["hey mycroft"])
