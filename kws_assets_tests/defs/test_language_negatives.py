@@ -169,3 +169,42 @@ def test_without_negatives_the_guard_fails_naming_the_setting(
     assert "negatives.unknown_ratio" in guard.description
     assert "dataset_guard.min_unknown_share" in guard.description
     assert result["validated"].filter(pl.col("label") == UNKNOWN_LABEL).height == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "phrase", "voices", "held_out"),
+    [
+        ("en", "hey jarvis", LANGUAGES["en"]["voices"], LANGUAGES["en"]["held_out"]),
+        ("fr", "bonjour maison", LANGUAGES["fr"]["voices"], LANGUAGES["fr"]["held_out"]),
+    ],
+)
+def test_a_phrase_config_holds_whole_phrases_and_their_near_misses(
+    tmp_path: Path, language: str, phrase: str, voices: list[str], held_out: list[str]
+) -> None:
+    """Issue 23: a wake phrase through the graph up to ``validated_set``: the clip fits the
+    phrase, the demo corpus's utterances yield aligned phrase clips, and the phrase's words
+    alone and with one word swapped are ``_unknown_`` clips of the validated set."""
+    data = yaml.safe_load((FIXTURES / "tiny_negatives.yaml").read_text(encoding="utf-8"))
+    data.update(keywords=[phrase], language=language)
+    data["sources"][0]["voices"] = voices[:2]
+    data["tts"]["voices"] = voices
+    data["evaluation"]["held_out_voices"] = held_out
+    path = tmp_path / "kws.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.audio.clip_seconds > 1.0
+    result = materialize_validated_set(path)
+    validated = result["validated"]
+    assert set(validated["num_samples"]) == {cfg.audio.clip_samples}
+    aligned = validated.filter((pl.col("label") == phrase) & (pl.col("source") != "synthetic"))
+    assert aligned.height >= 1 and set(aligned["word"]) == {phrase}
+    unknown = validated.filter(
+        (pl.col("label") == UNKNOWN_LABEL) & (pl.col("source") == "synthetic")
+    )
+    # a synthetic clip's origin names what was said: tts|<text>|<voice>|... or, inside a carrier
+    # phrase, tts|<spoken>|<text>|<voice>|...
+    said = {part for origin in unknown["origin_id"] for part in origin.split("|")[1:3]}
+    first, second = phrase.split()
+    assert {first, second} <= said
+    assert any(s.startswith(f"{first} ") and s != phrase for s in said)
+    assert any(s.endswith(f" {second}") and s != phrase for s in said)
