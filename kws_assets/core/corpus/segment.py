@@ -1,8 +1,10 @@
 """Turn word alignments of an utterance into fixed-length keyword and ``_unknown_`` clips.
 
 Each keyword occurrence becomes a clip centred on the word (short fades at the cut edges,
-zero-padded where the utterance ends).  A few non-keyword words per utterance become
-``_unknown_`` clips, chosen deterministically so re-runs cut the same ones.
+zero-padded where the utterance ends); a keyword phrase is its words aligned in a row, and one
+longer than the clip is quarantined (``speech_over_window``), never cut to its middle.  A few
+non-keyword words per utterance become ``_unknown_`` clips, chosen deterministically so re-runs
+cut the same ones.
 
 The utterance's ``language`` picks the aligner when an ``aligners.AlignerChoice`` is given
 (pocketsphinx for English, TTS+DTW for other languages); keywords are matched in the form that

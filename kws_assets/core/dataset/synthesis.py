@@ -16,9 +16,13 @@ synthetic voice in one split.  Keywords of another language (``tts.keyword_langu
 spoken by that language's voices.
 
 Negatives (``_unknown_``): for each keyword, the words that sound close to it (most common first,
-in any language: :func:`kws_assets.core.speech.negatives.negative_vocabulary`) and a share of
-other common words, spoken by the same speakers; ``negatives.unknown_ratio`` sets how many
-renders that is relative to one keyword's.
+in any language: :func:`kws_assets.core.speech.negatives.negative_vocabulary`; for a phrase its
+near misses, its words alone, swapped or reordered) and a share of other common words, spoken
+by the same speakers; ``negatives.unknown_ratio`` sets how many renders that is relative to one
+keyword's.
+
+A keyword render whose speech is longer than ``audio.clip_seconds`` is a failure with reason
+``speech_over_window`` (quarantined), never a clip of the keyword's middle.
 
 Every clip is described by a :class:`ClipRecipe`; rendering a recipe is deterministic (the noise
 generator is seeded from the recipe), so the same config always yields the same audio.

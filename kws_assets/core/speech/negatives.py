@@ -11,6 +11,10 @@ running-speech windows are made of.  Two sources stand behind them:
   pronounced by its espeak-ng voice (:mod:`.espeak_lexicon`).  Where wordfreq lacks the language
   the words are the number words of num2words only, and the vocabulary's ``note`` says so.
 
+A keyword phrase ("hey jarvis") is in no dictionary: its hard negatives are its near misses
+(:func:`phrase_variants`: each word alone, one word swapped for a phoneme neighbour of that word or
+a common word, the words in another order), built from each word's own neighbours in either source.
+
 Neither source ever yields a keyword, a keyword's homophone, or a word espeak-ng pronounces like
 a keyword.  The other words are shared out among the keywords (:func:`share_of`) so that
 rendering one keyword's partition at a time renders each word once.
@@ -49,7 +53,8 @@ class NegativeVocabulary:
     """The ``_unknown_`` words of one keyword set.
 
     ``neighbours[keyword]`` are the keyword's phoneme neighbours (at most
-    ``negatives.neighbours_per_keyword``, closest and most common first); ``other_words`` the
+    ``negatives.neighbours_per_keyword``, closest and most common first), or a phrase's near
+    misses (:func:`phrase_variants`); ``other_words`` the
     other common words; ``forbidden`` the keywords and every word that sounds like one.
     ``source`` is :data:`CMU_SOURCE` or ``espeak-ng+<word list>``; ``note`` explains a fallback
     (number words only, or nothing)."""
