@@ -14,6 +14,8 @@ from kws_assets.config import (
     landing_zone,
     load_config,
 )
+from kws_assets.core.audio.io import check_speech_fits, resample
+from kws_assets.core.speech import tts
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL, KwsConfig, parse_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +150,27 @@ def test_the_clip_fits_the_longest_phrase_and_single_words_keep_one_second():
     assert written.audio.clip_seconds == 1.0
     with pytest.raises(ValidationError):
         KwsConfig.model_validate({"audio": {"clip_seconds": "long"}})
+
+
+@pytest.mark.parametrize(
+    ("phrase", "voice"),
+    [
+        ("hey jarvis", "en-us"),
+        ("hey mycroft", "en-us"),
+        ("okay nabu", "en-us"),
+        ("bonjour maison", "fr"),
+        ("hallo computer", "de"),
+    ],
+)
+def test_the_automatic_clip_holds_the_slowest_default_render(phrase, voice):
+    """The estimate behind ``clip_seconds: auto`` against espeak-ng's own renders: the phrase
+    spoken by the language's voice at the slowest rate and the longest word gap the default
+    settings draw fits the automatic clip clear of its fades."""
+    cfg = KwsConfig(keywords=[phrase])
+    spoken = tts.synthesize(
+        phrase, voice=voice, rate=cfg.tts.rate_range[0], word_gap=cfg.tts.word_gap_range[1]
+    )
+    samples = resample(spoken.samples, spoken.sample_rate, cfg.audio.sample_rate)
+    speech, _ = tts.trim_silence(samples, cfg.audio.sample_rate)
+    assert len(speech) > cfg.audio.sample_rate  # longer than the 1-s clip of single words
+    check_speech_fits(len(speech), cfg.audio.clip_samples, cfg.audio.sample_rate, cfg.audio.fade_ms)
