@@ -5,8 +5,8 @@ built audio and the pretrained models' tracks and reports the same numbers.
 
 The project's model here is the tone task's real int8 artifact as a release (a few seconds to
 train), not a pipeline trained by the run: materializing even the nano graph of ``--tiny`` takes
-3-5 minutes on two shared cores, beyond this suite's budget (``make compare COMPARE_ARGS=--tiny`` runs
-that path)."""
+3-5 minutes on two shared cores, beyond this suite's budget (``make compare
+COMPARE_ARGS=--tiny`` runs that path)."""
 
 from __future__ import annotations
 
