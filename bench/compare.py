@@ -56,7 +56,15 @@ from kws_assets.core.evaluation import peers, plots
 from kws_assets.core.evaluation.det import DetCurve, threshold_grid
 from kws_assets.core.evaluation.intervals import clopper_pearson, rate_interval
 from kws_assets.core.evaluation.streams import add_noise_floor
-from kws_assets.core.model.detect import StreamingDetector, smooth_posteriors
+from kws_assets.core.model.detect import (
+    DEFAULT_HOP_MS,
+    DEFAULT_REFRACTORY_S,
+    DEFAULT_SMOOTHING_WINDOWS,
+    DEFAULT_THRESHOLD,
+    DetectorOperatingPoint,
+    StreamingDetector,
+    smooth_posteriors,
+)
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.engines.registry import REGISTRY as ENGINES
 from kws_assets.core.speech.lexicon import common_words, load_lexicon
@@ -365,13 +373,19 @@ def project_tracks(
     release: Path, recordings: Sequence[np.ndarray], phrases: Sequence[str]
 ) -> tuple[list[dict[str, peers.ScoreTrack]], dict[str, Any]]:
     """The project's smoothed keyword posteriors per recording as one score track per phrase
-    (the window's end is when it has heard the window), and its shipped point."""
+    (the window's end is when it has heard the window), and its shipped point (an artifact
+    folder without ``operating_point.json`` runs at ``kws detect``'s defaults, as ``kws detect``
+    would, and says so)."""
     from kws_assets.core.families import load_classifier
     from kws_assets.core.ship.export import read_operating_point
 
     point = read_operating_point(release)
-    if point is None:
-        raise RuntimeError(f"{release}: no operating point (not a release folder?)")
+    source = "operating_point.json of the release"
+    if point is None:  # an artifact folder without one: what `kws detect` falls back to
+        point = DetectorOperatingPoint(
+            DEFAULT_THRESHOLD, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S, DEFAULT_HOP_MS
+        )
+        source = "none in the folder: kws detect's defaults"
     detector = StreamingDetector.at(load_classifier(release), point)
     out = []
     for samples in recordings:
@@ -385,7 +399,7 @@ def project_tracks(
                 if phrase in posteriors.labels
             }
         )
-    return out, point.as_dict()
+    return out, {**point.as_dict(), "operating_point": source}
 
 
 @dataclass(frozen=True)
@@ -578,7 +592,10 @@ def render_markdown(report: dict[str, Any], results: Sequence[SystemResult]) -> 
                 f"{_frr(r.at_targets[t])} at {r.at_targets[t].fa_per_hour:.2f}"
                 for t in TARGETS_FA_PER_HOUR
             )
-            lines.append(f"| {r.system} | {_frr(r.shipped)} | {_fa(r.shipped)} | {targets} |")
+            name = r.system
+            if "kws detect" in str(r.settings.get("operating_point", "")):
+                name += " (no shipped point: kws detect's defaults)"
+            lines.append(f"| {name} | {_frr(r.shipped)} | {_fa(r.shipped)} | {targets} |")
         lines += ["", f"![DET curves, {phrase}]({report['plots'][phrase]})", ""]
     lines += [
         "## Scoring time",
