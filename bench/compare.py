@@ -27,8 +27,12 @@ folder (the int8 artifact with the operating point its evaluation selected) runs
 project's :class:`~kws_assets.core.model.detect.StreamingDetector`.  The peers run through
 :mod:`kws_assets.core.evaluation.peers`.  Reported per phrase and system: FRR and FA/h at the
 shipped point, FRR at 0.5, 1 and 2 FA/h from a threshold sweep, each with its exact 95%
-interval, and a DET plot.  ``--tiny`` runs the same on a nano config and a few minutes of audio
-(the smoke test), ``--release`` skips training and scores an existing release folder.
+interval, and a DET plot.  ``--tiny`` trains a nano pipeline on the config's first phrase and
+scores it on a few minutes of audio (``--small-audio`` alone: the audio only); ``--release``
+skips training and scores an existing release folder (an artifact folder without an operating
+point runs at ``kws detect``'s defaults); ``--peers-only`` scores the pretrained models alone.
+The work folder keeps the built audio and the peers' score tracks, so a second run on the same
+recipe pays only for training and the project's own scoring.
 """
 
 from __future__ import annotations
