@@ -98,6 +98,7 @@ TARGETS_FA_PER_HOUR = (0.5, 1.0, 2.0)
 LEVEL = 0.95
 SWEEP_STEPS = 200
 PROJECT = "kws_assets"
+SYSTEMS = (PROJECT, peers.OPENWAKEWORD, peers.MICROWAKEWORD)
 AUDIO_RECIPE = 1
 """Bump when the way the audio is built changes: the work folder caches it by its recipe."""
 SMALL_REAL_PER_SOURCE = 40
@@ -454,11 +455,9 @@ def cached_peer_tracks(
     recording (by model file name), from ``cache`` when this audio was scored before: the
     pretrained models do not change between runs, so a run that only retrains the project
     does not pay for them again."""
-    key = hashlib.sha256(
-        b"".join(x.tobytes() for _, x in audio.negatives)
-        + b"".join(x.tobytes() for x, _ in audio.positives.values())
-        + "|".join(m.path.name for m in chosen).encode()
-    ).hexdigest()[:20]
+    digest = audio_digest(audio)
+    digest.update("|".join(m.path.name for m in chosen).encode())
+    key = digest.hexdigest()[:20]
     path = cache / f"peer-tracks-{key}.pkl" if cache is not None else None
     if path is not None and path.is_file():
         return pickle.loads(path.read_bytes())  # our own cache file
@@ -477,19 +476,55 @@ def cached_peer_tracks(
     return negatives, positives
 
 
+def audio_digest(audio: Audio) -> Any:  # a hashlib object
+    """A running SHA-256 of the audio's samples (negatives, then positives): what the score
+    caches are keyed by."""
+    digest = hashlib.sha256()
+    for _, x in audio.negatives:
+        digest.update(x.tobytes())
+    for x, _ in audio.positives.values():
+        digest.update(x.tobytes())
+    return digest
+
+
+def cached_project_tracks(
+    release: Path,
+    recordings: Sequence[np.ndarray],
+    phrases: Sequence[str],
+    audio: Audio,
+    cache: Path | None,
+) -> tuple[list[dict[str, peers.ScoreTrack]], dict[str, Any]]:
+    """:func:`project_tracks`, from ``cache`` when this release (its files' bytes) scored this
+    audio before."""
+    digest = audio_digest(audio)
+    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(release).as_posix().encode() + path.read_bytes())
+    path = cache / f"project-tracks-{digest.hexdigest()[:20]}.pkl" if cache is not None else None
+    if path is not None and path.is_file():
+        return pickle.loads(path.read_bytes())  # our own cache file
+    found = project_tracks(release, recordings, phrases)
+    if path is not None:
+        path.write_bytes(pickle.dumps(found))
+    return found
+
+
 def compare(
-    release: Path | None, audio: Audio, log: Callable[[str], None], cache: Path | None = None
+    release: Path | None,
+    audio: Audio,
+    log: Callable[[str], None],
+    cache: Path | None = None,
+    systems: Sequence[str] = (PROJECT, peers.OPENWAKEWORD, peers.MICROWAKEWORD),
 ) -> tuple[list[SystemResult], dict[str, float]]:
-    """Every system on every phrase of ``audio``; and the seconds each system's scoring took
-    (near zero for peers whose tracks ``cache`` held)."""
+    """Every system of ``systems`` on every phrase of ``audio``; and the seconds each system's
+    scoring took (near zero for tracks ``cache`` held)."""
     phrases = list(audio.positives)
     recordings = [x for _, x in audio.negatives] + [x for x, _ in audio.positives.values()]
     n_neg = len(audio.negatives)
     results, seconds = [], {}
-    if release is not None:
+    if release is not None and PROJECT in systems:
         log(f"score: {PROJECT} ({release})")
         started = time.perf_counter()
-        per_recording, point = project_tracks(release, recordings, phrases)
+        per_recording, point = cached_project_tracks(release, recordings, phrases, audio, cache)
         seconds[PROJECT] = time.perf_counter() - started
         for phrase in phrases:
             if phrase not in per_recording[0]:
@@ -508,7 +543,7 @@ def compare(
             results.append(result_of(PROJECT, phrase, tracks, float(point["threshold"]), point))
     models = [m for p in phrases for m in peers.peers_for(p)]
     for system in (peers.OPENWAKEWORD, peers.MICROWAKEWORD):
-        chosen = [m for m in models if m.system == system]
+        chosen = [m for m in models if m.system == system and system in systems]
         if not chosen:
             continue
         log(f"score: {system} ({', '.join(m.phrase for m in chosen)})")
@@ -583,6 +618,8 @@ def render_markdown(report: dict[str, Any], results: Sequence[SystemResult]) -> 
     ]
     if report.get("training"):
         lines += [f"kws_assets model: {report['training']}", ""]
+    if report.get("note"):
+        lines += [f"Note: {report['note']}", ""]
     header = (
         "| system | FRR at shipped point | FA/h at shipped point | "
         + " | ".join(f"FRR at ≤{t:g} FA/h" for t in TARGETS_FA_PER_HOUR)
@@ -680,6 +717,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="a few minutes of audio: 40 real recordings per source, 4 sentences, 4 renders",
     )
+    parser.add_argument(
+        "--systems", default="", help=f"comma-separated subset of {','.join(SYSTEMS)}"
+    )
+    parser.add_argument("--note", default="", help="a line the report states (how it was run)")
     parser.add_argument("--real-per-source", type=int, default=None)
     parser.add_argument("--sentences", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
@@ -715,12 +756,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Path, Pat
         audio = build_audio(phrases, real_limit, sentences, rates, pitches, args.seed, log)
         cached.write_bytes(pickle.dumps(audio))
     audio_seconds = time.perf_counter() - audio_started
-    results, scoring = compare(release, audio, log, cache=args.workdir)
+    systems = args.systems.split(",") if args.systems else list(SYSTEMS)
+    results, scoring = compare(release, audio, log, cache=args.workdir, systems=systems)
     extra = {
         "config": str(args.config),
         "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest()[:16],
         "tiny": bool(args.tiny),
         "training": training,
+        "note": args.note,
         "audio_seconds": round(audio_seconds, 1),
         "scoring_seconds": {k: round(v, 1) for k, v in scoring.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
