@@ -641,6 +641,9 @@ def render_markdown(report: dict[str, Any], results: Sequence[SystemResult]) -> 
     lines += [
         "## Scoring time",
         "",
+        "Wall seconds of this run; tracks the work folder had cached from an earlier run on the "
+        "same audio (and release) cost next to nothing here.",
+        "",
         *[f"- {k}: {v:.1f} s" for k, v in report["scoring_seconds"].items()],
         "",
     ]
