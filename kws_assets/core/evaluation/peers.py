@@ -7,8 +7,8 @@ Two peers ship pretrained models as Python wheels the project installs:
   ``hey_rhasspy``, ``weather`` (the multi-class ``timer`` is left out); run by
   ``openwakeword.model.Model`` with the ONNX
   runtime on 1280-sample (80 ms) int16 chunks, one score per chunk per model.  Its shipped
-  operating point is the threshold 0.5 (the default of its README, of Home Assistant's
-  wyoming-openwakeword and of :data:`OPENWAKEWORD_THRESHOLD`).
+  operating point is the threshold 0.5 (the default its README recommends and Home
+  Assistant's wyoming-openwakeword uses: :data:`OPENWAKEWORD_THRESHOLD`).
 - **microWakeWord** (``pymicro-wakeword``): ``alexa``, ``hey_jarvis``, ``hey_mycroft``,
   ``okay_nabu`` with their v2 JSON manifests; run by ``pymicro_wakeword.MicroWakeWord`` over
   ``MicroWakeWordFeatures`` (the TFLite-Micro front end, one feature frame per 10 ms), one
@@ -61,8 +61,9 @@ OPENWAKEWORD_CHUNK = 1280
 MICROWAKEWORD_CHUNK = 160
 """Samples per ``MicroWakeWordFeatures.process_streaming`` call: one 10-ms feature frame."""
 PEER_REFRACTORY_S = 2.0
-"""Seconds after a detection before a peer may fire again: Home Assistant's wyoming-openwakeword
-refractory default; microWakeWord's runtimes also ignore the audio right after a detection."""
+"""Seconds after a detection before a peer may fire again.  Neither model's files carry one (the
+runtime around it decides: Home Assistant's, ESPHome's); 2 s keeps one utterance to one
+detection, and every peer gets the same."""
 HIT_TAIL_S = 1.5
 """A detection up to this long after a phrase ends still found it (a causal detector fires at
 or after the end of what it heard)."""
