@@ -10,7 +10,7 @@ UI_PORT ?= 3000
 LOCK := requirements.lock
 LOCK_VENV ?= /tmp/kws_assets-lock-venv
 
-.PHONY: install system-deps lock demo demo-real ui test fuzz check clean bench
+.PHONY: install system-deps lock demo demo-real ui test fuzz check clean bench compare
 
 # Installs the versions pinned in requirements.lock (pyproject.toml says what, the lock which).
 $(VENV)/.installed: pyproject.toml $(LOCK)
@@ -74,5 +74,14 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# The shoot-out: the default pipeline trained on configs/compare.yaml ("alexa", "hey jarvis",
+# "hey mycroft") beside openWakeWord's and microWakeWord's pretrained models of those phrases,
+# each at its shipped point, on real negative speech (ktuberling, klettres) and held-out voices;
+# writes bench/reports/compare.{md,json} and a DET plot per phrase.  Work folder .kws_data_compare
+# (its audio and the peers' scores are reused by the next run).  COMPARE_ARGS=--tiny: a nano
+# pipeline on a few minutes of audio; COMPARE_ARGS="--release <folder>": no training.
+compare: system-deps install
+	$(BIN)/python -m bench.compare $(COMPARE_ARGS)
+
 clean:
-	rm -rf .kws_data .dagster_home
+	rm -rf .kws_data .dagster_home .kws_data_compare

@@ -24,6 +24,7 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.dataset.data_card import CARD_FILE, engine_counts
+from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import artifact_assets, get_family
@@ -36,6 +37,8 @@ from kws_assets.lib.in_process import GraphRun, failed_steps, materialize_graph
 from kws_assets.lib.resources import settings_resource
 
 FAMILY_ARTIFACTS = artifact_assets()
+PEERS = (OPENWAKEWORD, MICROWAKEWORD)
+"""The pretrained systems whose rows the summary shows beside the default family's."""
 """The artifact asset of each model family, by family name (from the registry)."""
 
 
@@ -182,6 +185,7 @@ def default_family_lines(
             )
             out += selection_lines(s, result.get("streaming", {}).get("selection", {}))
     out += real_stream_lines(transfer, family)
+    out += beside_peers_lines(transfer, family)
     out.append(f"  classify clips: .venv/bin/kws classify --model {folder} some.wav")
     out.append(
         f"  spot keywords at its evaluated operating point: .venv/bin/kws detect --model "
@@ -210,6 +214,44 @@ def real_stream_lines(transfer: ArtifactFolder | None, family: str) -> list[str]
             f"{row['fa_per_hour_upper']:.3g} at {row['level']:.0%})"
         )
     return out
+
+
+def beside_peers_lines(transfer: ArtifactFolder | None, family: str) -> list[str]:
+    """Per keyword that openWakeWord or microWakeWord ships a pretrained model of: the family's
+    numbers for that keyword on each evaluation stream beside each pretrained model's on the
+    same stream, each at its shipped point (the transfer report's ``beside_peers`` rows);
+    nothing when no keyword is such a phrase."""
+    if transfer is None or not transfer.file(TRANSFER_REPORT_FILE).is_file():
+        return []
+    rows = json.loads(transfer.file(TRANSFER_REPORT_FILE).read_text()).get("beside_peers", [])
+    if not rows:
+        return []
+    out = [
+        "  beside the pretrained models of the same phrase (same stream, each at its shipped "
+        "point; FRR and FA/h with their 95% intervals):"
+    ]
+    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault((str(row["keyword"]), str(row["set"])), []).append(row)
+    for (keyword, stream), group in groups.items():
+        shown = [r for r in group if r["system"] == family] + [
+            r for r in group if r["system"] != family and r["system"] in PEERS
+        ]
+        if not shown:
+            continue
+        positives = cast("int", shown[0]["positives"])
+        out.append(f"    {keyword!r} on {stream} ({positives} of it):")
+        for r in shown:
+            frr = (
+                f"FRR {r['frr']:.1%} ({r['frr_lower']:.1%}\N{EN DASH}{r['frr_upper']:.1%})"
+                if positives
+                else "no FRR (the phrase is not in this stream)"
+            )
+            out.append(
+                f"      {r['system']:<17} {frr}, FA/h {r['fa_per_hour']:.3g} "
+                f"({r['fa_per_hour_lower']:.3g}\N{EN DASH}{r['fa_per_hour_upper']:.3g})"
+            )
+    return out if len(out) > 1 else []
 
 
 def openwakeword_lines(folder: Path) -> list[str]:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from kws_assets.core.evaluation.family import evaluate_families
+from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE, write_report
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.demo import default_family_lines, evaluation_lines
+from kws_assets.demo import beside_peers_lines, default_family_lines, evaluation_lines
 from kws_assets_tests.core.evaluation.conftest import SETTINGS
 from kws_assets_tests.core.evaluation.tone_streams import tone_material
 from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
@@ -111,3 +112,41 @@ def test_the_default_familys_real_streams_follow_its_synthetic_ones(report, tmp_
         "(4.14\N{EN DASH}124 at 95%)",
     ]
     assert lines.index(real[0]) > next(i for i, x in enumerate(lines) if "synthetic streams" in x)
+
+
+def test_the_default_family_stands_beside_the_pretrained_models_of_its_phrase(tmp_path) -> None:
+    transfer = ArtifactFolder(tmp_path / "transfer")
+    transfer.path.mkdir()
+    ours = {
+        "system": "speech_embedding",
+        "keyword": "alexa",
+        "set": "held-out engine festival",
+        "positives": 9,
+        "frr": 0.3333,
+        "frr_lower": 0.0749,
+        "frr_upper": 0.7008,
+        "fa_per_hour": 20.0,
+        "fa_per_hour_lower": 2.42,
+        "fa_per_hour_upper": 72.2,
+    }
+    rows = [
+        ours,
+        {**ours, "system": "mfcc"},  # another family: not the default, not shown here
+        {**ours, "system": OPENWAKEWORD, "frr": 0.0, "frr_lower": 0.0, "frr_upper": 0.3363},
+        {**ours, "system": MICROWAKEWORD, "fa_per_hour": 0.0, "fa_per_hour_lower": 0.0},
+    ]
+    transfer.file(TRANSFER_REPORT_FILE).write_text(json.dumps({"beside_peers": rows}))
+    lines = beside_peers_lines(transfer, "speech_embedding")
+    assert lines[1:] == [
+        "    'alexa' on held-out engine festival (9 of it):",
+        "      speech_embedding  FRR 33.3% (7.5%\N{EN DASH}70.1%), FA/h 20 (2.42\N{EN DASH}72.2)",
+        "      openWakeWord      FRR 0.0% (0.0%\N{EN DASH}33.6%), FA/h 20 (2.42\N{EN DASH}72.2)",
+        "      microWakeWord     FRR 33.3% (7.5%\N{EN DASH}70.1%), FA/h 0 (0\N{EN DASH}72.2)",
+    ]
+    assert "pretrained" in lines[0]
+    assert lines[1] in default_family_lines(None, "speech_embedding", Path("/m"), transfer)
+    # no keyword is a pretrained model's phrase (or a report from before): nothing is printed
+    transfer.file(TRANSFER_REPORT_FILE).write_text(json.dumps({"beside_peers": []}))
+    assert beside_peers_lines(transfer, "speech_embedding") == []
+    transfer.file(TRANSFER_REPORT_FILE).write_text(json.dumps({"streams": []}))
+    assert beside_peers_lines(transfer, "speech_embedding") == []

@@ -18,15 +18,28 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kws_assets.core.audio.io import resample
 from kws_assets.core.corpus.real_sources import RealClips
 from kws_assets.core.evaluation.det import SECONDS_PER_HOUR, OperatingPoint, count_hits
 from kws_assets.core.evaluation.operating_point import PointBounds
+from kws_assets.core.evaluation.peers import (
+    MICROWAKEWORD,
+    PEER_REFRACTORY_S,
+    PeerModel,
+    Phrase,
+    count_phrase_hits,
+    peer_scores,
+    peers_for,
+    track_events,
+)
+from kws_assets.core.evaluation.peers import SAMPLE_RATE as PEER_SAMPLE_RATE
+from kws_assets.core.evaluation.peers import PointCounts as PeerPoint
 from kws_assets.core.evaluation.streams import Positive, add_noise_floor, concatenate_clips
 from kws_assets.core.model.detect import DetectorOperatingPoint, StreamingDetector
 from kws_assets.core.ship.export import OPERATING_POINT_FILE, read_operating_point
@@ -104,6 +117,28 @@ class StreamScore:
     bounds: PointBounds
     hits: int
     detections: int
+    by_keyword: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Keyword -> (its keywords in the stream, hits, its other detections): the per-phrase
+    numbers a pretrained model of one phrase is put beside (:func:`score_peer_streams`)."""
+
+    def keyword_rows(self) -> list[dict[str, object]]:
+        """One row per keyword, in the shape of :func:`score_peer_streams`'s rows."""
+        return [
+            {
+                "system": self.family,
+                "keyword": keyword,
+                "set": self.source,
+                **PeerPoint(
+                    self.detector.threshold,
+                    fa,
+                    self.bounds.negative_hours,
+                    n - hits,
+                    n,
+                    self.bounds.level,
+                ).as_dict(),
+            }
+            for keyword, (n, hits, fa) in self.by_keyword.items()
+        ]
 
     def as_row(self) -> dict[str, object]:
         """The row of the transfer report's ``streams`` table (no FRR on a stream without a
@@ -139,6 +174,12 @@ def score_stream(
     detections = StreamingDetector.at(classifier, point).detect(stream.samples, stream.sample_rate)
     hits = count_hits([(d.start_s, d.keyword) for d in detections], stream.positives)
     keywords = len(stream.positives)
+    by_keyword = {}
+    for keyword in classifier_keywords(classifier):
+        found = [(d.start_s, d.keyword) for d in detections if d.keyword == keyword]
+        placed = [p for p in stream.positives if p.label == keyword]
+        keyword_hits = count_hits(found, placed)
+        by_keyword[keyword] = (len(placed), keyword_hits, len(found) - keyword_hits)
     measured = OperatingPoint(
         point.threshold,
         (len(detections) - hits) / stream.hours,
@@ -154,7 +195,13 @@ def score_stream(
         PointBounds.of(measured, stream.hours, keywords, level),
         hits,
         len(detections),
+        by_keyword,
     )
+
+
+def classifier_keywords(classifier: Any) -> list[str]:
+    """The keyword classes of a classifier (every label but ``_silence_`` and ``_unknown_``)."""
+    return [label for label in classifier.labels if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
 
 
 def shipped_points(report_dir: Path, families: Sequence[str]) -> dict[str, DetectorOperatingPoint]:
@@ -187,3 +234,99 @@ def score_streams(
         if family in points
         for stream in streams
     ]
+
+
+def score_peer_streams(
+    keywords: Sequence[str],
+    sets: Sequence[RealClips],
+    settings: EvalSettings,
+    clip_seconds: float,
+    models: Sequence[PeerModel] | None = None,
+) -> list[dict[str, object]]:
+    """The pretrained models of the config's keywords (:func:`~kws_assets.core.evaluation.
+    peers.peers_for`; none: nothing to do) on the same streams the families are scored on (built
+    again from the same seed: the same audio), each in its own runtime at its shipped point.
+
+    A family's detection names the window it found the keyword in (a hit within 0.5 s of the
+    keyword's window); a peer fires when it has heard the phrase, so its detection is a hit
+    when it fires between the start of the keyword's clip and
+    :data:`~kws_assets.core.evaluation.peers.HIT_TAIL_S` after its end (``clip_seconds`` after
+    its start).  Every other detection of the model is a false accept over the whole stream's
+    hours, as for the families.  One row per (set, keyword, model)."""
+    wanted = {keyword: peers_for(keyword, models) for keyword in keywords}
+    chosen = [m for found in wanted.values() for m in found]
+    if not chosen:
+        return []
+    rows: list[dict[str, object]] = []
+    for clips in sets:
+        if not len(clips):
+            continue
+        stream = clip_stream(clips, settings.noise_floor_dbfs, settings.seed)
+        audio = resample(stream.samples, stream.sample_rate, PEER_SAMPLE_RATE)
+        tracks = peer_scores(chosen, audio)
+        for keyword, found in wanted.items():
+            placed = [
+                Phrase(keyword, p.start_s, p.start_s + clip_seconds)
+                for p in stream.positives
+                if p.label == keyword
+            ]
+            for model in found:
+                fired = track_events(
+                    tracks[model],
+                    model.threshold,
+                    PEER_REFRACTORY_S,
+                    strict=model.system == MICROWAKEWORD,
+                )
+                hits = count_phrase_hits(fired, placed)
+                point = PeerPoint(
+                    model.threshold,
+                    len(fired) - hits,
+                    stream.hours,
+                    len(placed) - hits,
+                    len(placed),
+                    settings.confidence,
+                )
+                rows.append(
+                    {
+                        "system": model.system,
+                        "keyword": keyword,
+                        "set": stream.source,
+                        **point.as_dict(),
+                    }
+                )
+    return rows
+
+
+BESIDE_PEERS_COLUMNS = (
+    "system",
+    "keyword",
+    "set",
+    "frr",
+    "frr_lower",
+    "frr_upper",
+    "positives",
+    "fa_per_hour",
+    "fa_per_hour_lower",
+    "fa_per_hour_upper",
+)
+"""The columns of a row beside the pretrained models shown at a glance (the asset's metadata)."""
+
+
+def beside_peers(
+    scores: Sequence[StreamScore],
+    keywords: Sequence[str],
+    sets: Sequence[RealClips],
+    settings: EvalSettings,
+    clip_seconds: float,
+    models: Sequence[PeerModel] | None = None,
+) -> list[dict[str, object]]:
+    """Per keyword that a pretrained model also spots, on each stream: every family's own
+    numbers for that keyword (from ``scores``: nothing is run again) and each pretrained model's
+    (:func:`score_peer_streams`); empty when no keyword has a pretrained model, and then no
+    peer runtime is started."""
+    peer_rows = score_peer_streams(keywords, sets, settings, clip_seconds, models)
+    matched = {row["keyword"] for row in peer_rows}
+    family_rows = [row for s in scores for row in s.keyword_rows() if row["keyword"] in matched]
+    order = {keyword: i for i, keyword in enumerate(keywords)}
+    rows = family_rows + peer_rows
+    return sorted(rows, key=lambda r: (str(r["set"]), order.get(str(r["keyword"]), 0)))

@@ -134,10 +134,13 @@ def write_transfer_report(
     default_family: str,
     skipped: Mapping[str, str],
     streams: Sequence[Mapping[str, object]] = (),
+    beside_peers: Sequence[Mapping[str, object]] = (),
 ) -> tuple[ArtifactFolder, dict[str, bytes]]:
     """A staged folder with ``transfer.json`` (the table, every family's report per set, the
     ``streams`` rows: each family at its shipped operating point on each set's stream, what they
-    count, the held-out engine's skipped renders) and a confusion matrix per family and set;
+    count, the ``beside_peers`` rows of :func:`~kws_assets.core.evaluation.real_streams.
+    beside_peers`, the held-out engine's skipped renders) and a confusion matrix per family and
+    set;
     returns it and the first :data:`PICTURES_IN_METADATA` pictures by title."""
     report = ArtifactFolder.staging(prefix="kws-transfer-")
     report.file(TRANSFER_REPORT_FILE).write_text(
@@ -147,6 +150,7 @@ def write_transfer_report(
                 "table": list(rows),
                 "streams": list(streams),
                 "streams_note": STREAMS_NOTE,
+                "beside_peers": list(beside_peers),
                 "sets": {
                     family: {name: r.as_dict() for name, r in by_set.items()}
                     for family, by_set in scores.items()

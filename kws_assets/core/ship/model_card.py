@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -118,6 +119,11 @@ class ModelCardInputs:
     operating_point: OperatingPoint | None = None
     """The manifest's operating point: its measured FA/h and FRR with their intervals and the
     usable flag are stated under "Operating point" (nothing more without one)."""
+    beside_peers: Sequence[Mapping[str, object]] = ()
+    """Rows of the transfer report's ``beside_peers`` table (system, keyword, set, FRR and FA/h
+    with their intervals): where a keyword is a phrase a pretrained openWakeWord or
+    microWakeWord model spots, the families' numbers and that model's on the same stream; the
+    card says them under "Beside the pretrained models" (nothing without rows)."""
 
 
 def _rate(value: float | None) -> str:
@@ -158,6 +164,50 @@ def _bounds_lines(point: OperatingPoint | None) -> list[str]:
     if point.usable is False:
         out.append(f"**Not usable.** {escape_markdown(point.usable_message or '')}")
     return [line for paragraph in out for line in ("", paragraph)]
+
+
+def _interval(row: Mapping[str, object], name: str, percent: bool) -> str:
+    value, lower, upper = (
+        float(cast("float", row[k])) for k in (name, f"{name}_lower", f"{name}_upper")
+    )
+    if percent:
+        return f"{value:.1%} ({lower:.1%}-{upper:.1%})"
+    return f"{value:.3g} ({lower:.3g}-{upper:.3g})"
+
+
+def _beside_peers_lines(rows: Sequence[Mapping[str, object]]) -> list[str]:
+    """A user who already runs a pretrained model of the same phrase should see whether this one
+    is better before switching: each system on the same stream at its own shipped point."""
+    if not rows:
+        return []
+    level = float(cast("float", rows[0].get("level", 0.95)))
+    out = [
+        "",
+        "## Beside the pretrained models",
+        "",
+        "Where a keyword is a phrase openWakeWord or microWakeWord ships a pretrained model of: "
+        "each model family of this project and that pretrained model, each in its own runtime "
+        "at its own shipped operating point, on the same evaluation stream (speech none of them "
+        "trained on). FRR: the phrase's occurrences not detected; FA/h: every other detection "
+        f"per hour of the whole stream. Intervals exact and two-sided at {level:.0%} (a few "
+        "minutes and a few phrases: wide).",
+        "",
+    ]
+    out += _table(
+        ["evaluation set", "keyword", "system", "phrases", "FRR", "FA/h"],
+        [
+            (
+                r["set"],
+                r["keyword"],
+                r["system"],
+                r["positives"],
+                _interval(r, "frr", True) if r["positives"] else "n/a",
+                _interval(r, "fa_per_hour", False),
+            )
+            for r in rows
+        ],
+    )
+    return out
 
 
 def render_model_card(inputs: ModelCardInputs) -> str:
@@ -232,6 +282,7 @@ def render_model_card(inputs: ModelCardInputs) -> str:
             for g in c.group_metrics
         ],
     )
+    out += _beside_peers_lines(c.beside_peers)
     if c.sizes:
         out += ["", "## Sizes", ""]
         out += _table(["quantity", "bytes"], sorted(c.sizes.items()))

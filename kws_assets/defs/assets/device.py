@@ -171,6 +171,9 @@ def device_model(
         threshold=summary["threshold_at_target"],
         group_metrics=groups,
         operating_point=point,
+        beside_peers=json.loads(transfer_evaluation.file(TRANSFER_REPORT_FILE).read_text()).get(
+            "beside_peers", []
+        ),
         licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()],
     )
     folder = ArtifactFolder.staging(prefix="kws-device-")

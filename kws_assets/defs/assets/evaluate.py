@@ -23,7 +23,9 @@ from kws_assets.core.evaluation.material import build_material
 from kws_assets.core.evaluation.plots import png_markdown
 from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
 from kws_assets.core.evaluation.real_streams import (
+    BESIDE_PEERS_COLUMNS,
     STREAM_SUMMARY_COLUMNS,
+    beside_peers,
     score_streams,
     shipped_points,
 )
@@ -187,7 +189,9 @@ evaluation = evaluation_asset()
     "renders also as one stream (the clips one after another: keywords among the other words), "
     "every family's detector on it at the operating point the evaluation shipped: FRR and FA/h "
     "(the whole stream counts as negative time) with exact intervals. The report folder holds "
-    f"{TRANSFER_REPORT_FILE} (table, streams).",
+    f"{TRANSFER_REPORT_FILE} (table, streams; beside_peers: where a keyword is a phrase "
+    "openWakeWord or microWakeWord ships a pretrained model of, that model in its own runtime "
+    "on the same streams at its shipped point, beside every family's numbers for the keyword).",
 )
 def transfer_evaluation(
     context: dg.AssetExecutionContext,
@@ -231,15 +235,24 @@ def transfer_evaluation(
     points = shipped_points(evaluation.path, list(by_family))  # the student ships none
     for family in sorted(set(by_family) - set(points)):
         context.log.warning(f"{family}: the evaluation report holds no operating point")
-    streams = [s.as_row() for s in score_streams(classifiers, points, unseen, cfg.evaluation)]
+    stream_scores = score_streams(classifiers, points, unseen, cfg.evaluation)
+    streams = [s.as_row() for s in stream_scores]
+    peers = beside_peers(
+        stream_scores, cfg.keywords, unseen, cfg.evaluation, cfg.audio.clip_seconds
+    )
     report, pictures = transfer.write_transfer_report(
-        scores, rows, cfg.model.family, skipped, streams
+        scores, rows, cfg.model.family, skipped, streams, peers
     )
     return dg.Output(
         report,
         metadata={
             "transfer": metadata_table(pl.DataFrame(rows)),
             "streams": metadata_table(streams, STREAM_SUMMARY_COLUMNS),
+            **(
+                {"beside_pretrained_models": metadata_table(peers, BESIDE_PEERS_COLUMNS)}
+                if peers
+                else {}
+            ),
             "default_family": cfg.model.family,
             **{f"{r['family']}: {r['set']}": cast("float", r["accuracy"]) for r in rows},
             **{

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from kws_assets.core.evaluation.det import DetCurve, OperatingPoint
-from kws_assets.core.evaluation.plots import confusion_matrix_png, det_png, png_markdown
+from kws_assets.core.evaluation.plots import (
+    confusion_matrix_png,
+    det_curves_png,
+    det_png,
+    png_markdown,
+)
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
@@ -66,3 +71,13 @@ def test_det_png_renders_a_curve_with_zero_false_accepts():
     image = _decode(det_png(curve, 1.0, "DET curve", OperatingPoint(0.9, 0.0, 0.8, 0, 4)))
     assert image.ndim == 3 and image.shape[0] > 100
     assert det_png(curve, 1.0)[:8] == b"\x89PNG\r\n\x1a\n"  # the curve's own point by default
+
+
+def test_several_systems_curves_render_on_one_plot_with_their_points():
+    """The shoot-out's plot: a curve per system, its shipped point marked, zero FA at a floor;
+    a system without a point is drawn without one."""
+    a = DetCurve(np.array([0.5, 0.9]), np.array([3, 0]), np.array([1, 4]), 0.5, 5)
+    b = DetCurve(np.array([0.2, 0.6, 0.97]), np.array([9, 2, 1]), np.array([0, 1, 2]), 0.5, 5)
+    png = det_curves_png({"ours": a, "theirs": b}, {"ours": a.point(1)}, "'alexa'")
+    image = _decode(png)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100

@@ -5,19 +5,27 @@ bracket what was measured; a family without a point gets no row."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from kws_assets.core.audio.io import fit_to_length, resample
 from kws_assets.core.corpus.real_sources import RealClips
+from kws_assets.core.evaluation import peers
 from kws_assets.core.evaluation.real_streams import (
+    BESIDE_PEERS_COLUMNS,
     STREAM_SUMMARY_COLUMNS,
+    beside_peers,
     clip_stream,
+    score_peer_streams,
     score_stream,
     score_streams,
     shipped_points,
 )
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.ship.export import KwsClassifier, write_operating_point
+from kws_assets.core.speech import tts
 from kws_assets.settings import EvalSettings
 from kws_assets_tests.core.evaluation.tone_streams import UniformClassifier
 from kws_assets_tests.tone_detector import KEYWORDS, LABELS, SR, labelled_clips
@@ -98,3 +106,63 @@ def test_a_stream_without_keywords_has_false_accepts_but_no_frr(tone_classifier)
     assert (row["keywords"], row["hits"], row["frr"]) == (0, 0, None)
     assert (row["frr_lower"], row["frr_upper"]) == (0.0, 1.0)
     assert row["fa_per_hour"] == pytest.approx(row["false_accepts"] / stream.hours, rel=1e-3)
+
+
+def test_the_counts_per_keyword_add_up_to_the_streams(tone_classifier) -> None:
+    stream = clip_stream(_tone_set("tones", 81), -60.0, seed=0)
+    score = score_stream("tone", tone_classifier, POINT, stream, level=0.95)
+    assert set(score.by_keyword) == set(KEYWORDS)
+    assert sum(n for n, _, _ in score.by_keyword.values()) == len(stream.positives)
+    assert sum(h for _, h, _ in score.by_keyword.values()) <= score.hits
+    rows = score.keyword_rows()
+    assert [r["keyword"] for r in rows] == list(KEYWORDS)
+    for row in rows:
+        n, hits, fa = score.by_keyword[str(row["keyword"])]
+        assert (row["system"], row["set"], row["positives"]) == ("tone", "tones", n)
+        assert (row["misses"], row["false_accepts"]) == (n - hits, fa)
+        assert row["frr_lower"] <= row["frr"] <= row["frr_upper"]
+        assert row["fa_per_hour_lower"] <= row["fa_per_hour"] <= row["fa_per_hour_upper"]
+
+
+def _spoken_set(name: str) -> RealClips:
+    """espeak-ng's "alexa" three times among other words, 1-s clips at 16 kHz."""
+    words = ["alexa", "table", "alexa", "window", "garden", "alexa"]
+    clips = []
+    for i, word in enumerate(words):
+        synthesis = tts.synthesize(word, voice="en-us", rate=150, pitch=40 + 10 * i)
+        clips.append(fit_to_length(resample(synthesis.samples, synthesis.sample_rate, SR), SR))
+    labels = [w if w == "alexa" else "_unknown_" for w in words]
+    names = [f"{name}{i}" for i in range(len(words))]
+    return RealClips(name, SR, np.stack(clips), labels, ["espeak"] * len(words), names, words)
+
+
+def test_the_pretrained_models_of_a_keyword_run_on_the_same_stream() -> None:
+    settings = EvalSettings()
+    spoken = _spoken_set("spoken")
+    rows = score_peer_streams(["alexa", "yes"], [spoken], settings, clip_seconds=1.0)
+    assert sorted(r["system"] for r in rows) == [peers.MICROWAKEWORD, peers.OPENWAKEWORD]
+    hours = clip_stream(spoken, settings.noise_floor_dbfs, settings.seed).hours
+    for row in rows:
+        assert (row["keyword"], row["set"], row["positives"]) == ("alexa", "spoken", 3)
+        assert row["negative_hours"] == pytest.approx(hours, abs=1e-4)
+        assert row["misses"] <= 1  # espeak-ng's "alexa" fires both (test_peers)
+        assert row["frr_lower"] <= row["frr"] <= row["frr_upper"]
+    assert score_peer_streams(["yes", "no"], [spoken], settings, 1.0) == []
+    assert beside_peers([], ["yes", "no"], [spoken], settings, 1.0) == []
+
+
+def test_beside_the_peers_come_the_families_rows_of_the_same_keyword(tone_classifier) -> None:
+    settings = EvalSettings()
+    spoken = _spoken_set("spoken")
+    stream = clip_stream(spoken, settings.noise_floor_dbfs, settings.seed)
+    score = score_stream("tone", tone_classifier, POINT, stream, level=0.95)
+    # the tone model has no "alexa": its keywords are not a peer's phrase, so no row of its
+    assert beside_peers([score], ["alexa"], [spoken], settings, 1.0) == score_peer_streams(
+        ["alexa"], [spoken], settings, 1.0
+    )
+    keyworded = dataclasses.replace(score, by_keyword={"alexa": (3, 2, 1)})
+    rows = beside_peers([keyworded], ["alexa"], [spoken], settings, 1.0)
+    systems = [r["system"] for r in rows]  # the families first, then the peers
+    assert systems == ["tone", peers.OPENWAKEWORD, peers.MICROWAKEWORD]
+    assert (rows[0]["misses"], rows[0]["false_accepts"], rows[0]["positives"]) == (1, 1, 3)
+    assert set(BESIDE_PEERS_COLUMNS) <= set(rows[0]) and set(BESIDE_PEERS_COLUMNS) <= set(rows[1])

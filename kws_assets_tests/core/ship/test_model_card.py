@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -114,7 +116,7 @@ def test_group_metrics_and_card(ship_model) -> None:
     assert "| voice | en-us+steph3 | GPL-3.0 |" in card
 
 
-def _card_at(point: OperatingPoint | None) -> str:
+def _card_at(point: OperatingPoint | None, beside_peers: Sequence[dict] = ()) -> str:
     return render_model_card(
         ModelCardInputs(
             model_name="tones",
@@ -130,6 +132,7 @@ def _card_at(point: OperatingPoint | None) -> str:
             group_metrics=[],
             licenses=[],
             operating_point=point,
+            beside_peers=beside_peers,
         )
     )
 
@@ -178,3 +181,30 @@ def test_group_metrics_reject_bad_input() -> None:
         speaker_group_metrics(["a", "b"], ["a", "b"], {"engine": ["x"]})
     with pytest.raises(ValueError, match="no clips"):
         speaker_group_metrics([], [], {})
+
+
+def test_the_card_puts_the_model_beside_the_pretrained_models_of_its_phrase() -> None:
+    row = {
+        "system": "speech_embedding",
+        "keyword": "hey jarvis",
+        "set": "held-out engine festival",
+        "positives": 18,
+        "frr": 0.5,
+        "frr_lower": 0.26,
+        "frr_upper": 0.74,
+        "fa_per_hour": 12.0,
+        "fa_per_hour_lower": 2.47,
+        "fa_per_hour_upper": 35.07,
+        "level": 0.95,
+    }
+    peer = {**row, "system": "openWakeWord", "frr": 0.1111, "frr_lower": 0.0137}
+    absent = {**row, "set": "letters", "positives": 0}
+    card = _card_at(None, [row, peer, absent])
+    assert "## Beside the pretrained models" in card
+    assert (  # cells are escaped Markdown
+        r"| held-out engine festival | hey jarvis | speech\_embedding | 18 | "
+        r"50.0% \(26.0%-74.0%\) | 12 \(2.47-35.1\) |"
+    ) in card
+    assert r"| openWakeWord | 18 | 11.1% \(1.4%-74.0%\) |" in card
+    assert r"| letters | hey jarvis | speech\_embedding | 0 | n/a |" in card
+    assert "pretrained" not in _card_at(None)  # no phrase of a pretrained model: no section
