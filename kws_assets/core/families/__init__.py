@@ -107,8 +107,12 @@ class Registry:
     ) -> ClipClassifier:
         """The classifier of an artifact folder of any family, running its ``precision`` graph
         (``int8``, the default and what the gates measured; ``float``; or ``auto``: whichever
-        ``cpu_latency.json`` found faster on the machine that built it)."""
+        ``cpu_latency.json`` found faster on the machine that built it), or of a family's other
+        shipped format (the device folder's ``.tflite``, an ESPHome folder: their own graphs)."""
         folder = Path(folder)
+        for family in self:
+            if family.reads_shipped(folder):
+                return family.load_shipped(folder, threads)
         return self.family_of_folder(folder).load_classifier(folder, threads, precision)
 
     def artifact_assets(self) -> dict[str, str]:

@@ -294,6 +294,17 @@ class Family(ABC):
     def owns_folder(self, folder: Path) -> bool:
         """Whether ``folder`` is an artifact folder of this family."""
 
+    def reads_shipped(self, folder: Path) -> bool:
+        """Whether ``folder`` is one of the family's other shipped formats (a device folder, an
+        ESPHome folder) that :meth:`load_shipped` runs; none by default.  Checked before the
+        artifact layouts, so a malformed one is reported by its own loader."""
+        return False
+
+    def load_shipped(self, folder: Path, threads: int | None = None) -> ClipClassifier:
+        """The classifier of one of the family's other shipped formats (a ``ValueError`` or
+        ``OSError`` saying what is wrong with a malformed one)."""
+        raise ValueError(f"{folder}: the {self.name} family ships no other format")
+
     def release_files(self, release: Path, point: DetectorOperatingPoint) -> list[Path]:
         """Write the family's other runtimes' formats into its release folder (which already
         holds the artifact and ``point``), returning the files written; none by default.  A

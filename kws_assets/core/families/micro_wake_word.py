@@ -49,6 +49,7 @@ from kws_assets.core.features.micro_frontend import (
     MicroFeatures,
     MicroFrontEndSpec,
     config_hash,
+    stream_features,
 )
 from kws_assets.core.features.speech_embedding import FAMILY as EMBEDDING_FAMILY
 from kws_assets.core.features.table import TableFrontEnd, TableStats
@@ -73,7 +74,9 @@ from kws_assets.core.ship.export import (
 )
 from kws_assets.core.ship.micro_wake_word import (
     ESPHOME_DIR,
+    MicroManifestError,
     MicroSettings,
+    StreamingTflite,
     export_keyword_tflite,
     manifest_dict,
     read_manifest,
@@ -84,6 +87,8 @@ from kws_assets.settings import ModelSettings, QuantizeSettings
 
 NAME = FAMILY
 """``micro_wake_word``: the name checkpoints, artifact folders and ``model.family`` use."""
+STREAM_CHUNK = 256
+"""Windows scored per ONNX call when a recording is streamed."""
 STEP_SECONDS = 0.03
 """Seconds between two inferences of the streaming model (stride 3 x 10 ms)."""
 
@@ -134,6 +139,116 @@ class MicroClassifier(ClipClassifier):
             return np.empty((0, len(self.labels)), dtype=np.float32)
         batch = np.stack([np.asarray(c, dtype=np.float32) for c in clips])
         return margin_scores(_run_logits(self.session, self._features(batch)))
+
+    def classify_stream(self, samples: np.ndarray, hop_samples: int) -> np.ndarray | None:
+        """Scores of the 1-s windows every ``hop_samples`` of a recording (as
+        ``detect.clip_windows`` cuts them), from one pass of the front end over the whole
+        recording, as the device runs it (its noise and gain estimates carried along, where a
+        clip starts them afresh); None when the hop is not a whole number of 10-ms steps."""
+        step = self.spec.sample_rate * self.spec.step_ms // 1000
+        if hop_samples % step:
+            return None
+        x = np.asarray(samples, dtype=np.float32)
+        if x.size < self.spec.clip_samples:
+            x = np.pad(x, (0, self.spec.clip_samples - x.size))
+        n_windows = (x.size - self.spec.clip_samples) // hop_samples + 1
+        frames = stream_features(x)
+        view = np.lib.stride_tricks.sliding_window_view(frames, self.spec.n_frames, axis=0)
+        view = view[:: hop_samples // step][:n_windows]
+        return np.concatenate(
+            [
+                margin_scores(
+                    _run_logits(self.session, np.ascontiguousarray(chunk.transpose(0, 2, 1)))
+                )
+                for chunk in (view[i : i + STREAM_CHUNK] for i in range(0, len(view), STREAM_CHUNK))
+            ]
+        )
+
+
+NO_KEYWORD = "_unknown_"
+"""The extra class of an ESPHome folder's classifier: 1 - the best keyword's probability."""
+
+
+def esphome_manifests(path: Path) -> list[Path]:
+    """The microWakeWord JSONs ``path`` holds (a folder of them, or one JSON file): any JSON
+    whose ``type`` is ``micro``, whatever else is wrong with it (loading says what)."""
+    candidates = [path] if path.is_file() else sorted(path.glob("*.json"))
+    found = []
+    for candidate in candidates:
+        if candidate.suffix != ".json":
+            continue
+        try:
+            body = json.loads(candidate.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(body, dict) and body.get("type") == "micro":
+            found.append(candidate)
+    return found
+
+
+class EsphomeClassifier(ClipClassifier):
+    """Runs an ESPHome folder (per keyword a streaming ``.tflite`` and its v2 JSON) as the
+    device would: the TFLite-Micro front end, each keyword's model stride by stride from fresh
+    state.  A clip's score for a keyword is its model's probability after the clip's last
+    stride; :data:`NO_KEYWORD` scores 1 - the best of them (so a clip is labelled a keyword
+    when that keyword's model is above 0.5).  Detection streams a recording once per model."""
+
+    def __init__(self, models: Mapping[str, StreamingTflite], spec: MicroFrontEndSpec) -> None:
+        self.models = dict(models)
+        self.labels = [*self.models, NO_KEYWORD]
+        self.spec: MicroFrontEndSpec = spec
+
+    @classmethod
+    def load(cls, path: PathLike) -> EsphomeClassifier:
+        """Open a folder of microWakeWord JSONs (or one JSON): each manifest is validated
+        (version, fields, the model file beside it) and each model checked as ESPHome checks it
+        (input [1, stride, 40] int8, output [1, 1] uint8, registered ops)."""
+        path = Path(path)
+        manifests = esphome_manifests(path)
+        if not manifests:
+            raise MicroManifestError(f"{path}: no microWakeWord JSON (type: micro) here")
+        models: dict[str, StreamingTflite] = {}
+        for manifest in manifests:
+            body = read_manifest(manifest)
+            wake_word = str(body["wake_word"])
+            if wake_word in models:
+                raise MicroManifestError(f"{path}: two models for {wake_word!r}")
+            models[wake_word] = StreamingTflite(manifest.parent / str(body["model"]))
+        return cls(models, MicroFrontEndSpec())
+
+    def _scores(self, probs: list[np.ndarray]) -> np.ndarray:
+        keywords = np.stack(probs, axis=-1)
+        return np.concatenate([keywords, 1.0 - keywords.max(axis=-1, keepdims=True)], axis=-1)
+
+    def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        rows = []
+        for clip in clips:
+            frames = stream_features(np.asarray(clip, dtype=np.float32))
+            rows.append(
+                self._scores([m.probabilities(frames)[-1:] for m in self.models.values()])[0]
+            )
+        if not rows:
+            return np.empty((0, len(self.labels)), dtype=np.float32)
+        return np.stack(rows).astype(np.float32)
+
+    def classify_stream(self, samples: np.ndarray, hop_samples: int) -> np.ndarray | None:
+        """Each 1-s window's scores are the models' probabilities at the stride that ends the
+        window, from one pass over the recording (None when the hop is not whole 10-ms steps)."""
+        step = self.spec.sample_rate * self.spec.step_ms // 1000
+        if hop_samples % step:
+            return None
+        x = np.asarray(samples, dtype=np.float32)
+        if x.size < self.spec.clip_samples:
+            x = np.pad(x, (0, self.spec.clip_samples - x.size))
+        n_windows = (x.size - self.spec.clip_samples) // hop_samples + 1
+        frames = stream_features(x)
+        last_frame = np.arange(n_windows) * (hop_samples // step) + self.spec.n_frames - 1
+        probs = []
+        for model in self.models.values():
+            steps = model.probabilities(frames)
+            index = np.clip((last_frame + 1) // model.stride - 1, 0, len(steps) - 1)
+            probs.append(steps[index])
+        return self._scores(probs).astype(np.float32)
 
 
 class MicroWakeWord(Family):
@@ -308,6 +423,13 @@ class MicroWakeWord(Family):
 
     def owns_folder(self, folder: Path) -> bool:
         return recorded_family(folder) == NAME
+
+    def reads_shipped(self, folder: Path) -> bool:
+        """An ESPHome folder (the artifact's or release's ``esphome/``), or one of its JSONs."""
+        return folder.exists() and bool(esphome_manifests(folder))
+
+    def load_shipped(self, folder: Path, threads: int | None = None) -> ClipClassifier:
+        return EsphomeClassifier.load(folder)
 
     def release_files(self, release: Path, point: DetectorOperatingPoint) -> list[Path]:
         """Each ESPHome JSON with the selected point: ``probability_cutoff`` = its threshold

@@ -4,9 +4,10 @@ through the ``pymicro-features`` package: 40 features every 10 ms from a 30-ms w
 Not a hand copy: ``pymicro_features.MicroFrontend`` wraps the same C front end (noise reduction,
 PCAN gain control, log scale) with ESPHome's settings, and ``pymicro_wakeword``'s
 ``MicroWakeWordFeatures`` streams audio through it the same way.  A clip is featurized by a
-fresh front end fed 10-ms chunks of 16-bit PCM, as microWakeWord featurizes its training clips;
-a 1-s clip gives 98 frames (the first after 30 ms).  Values are the front end's floats
-(0..~26), which the device quantises to int8 with a fixed scale — so nothing is normalised.
+front end fed 10-ms chunks of 16-bit PCM, warmed up on the clip itself reversed (see
+:func:`clip_features`); a 1-s clip gives 98 frames (the first ends 30 ms into the clip).
+Values are the front end's floats (0..~26), which the device quantises to int8 with a fixed
+scale, so nothing is normalised.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ SAMPLE_RATE = 16_000
 N_FEATURES = 40
 STEP_MS = 10
 WINDOW_MS = 30
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped when a clip's features change for the same spec (the feature cache's key)."""
 _STEP = SAMPLE_RATE * STEP_MS // 1000
 _WINDOW = SAMPLE_RATE * WINDOW_MS // 1000
@@ -114,9 +115,19 @@ def stream_features(audio: np.ndarray) -> np.ndarray:
     return np.asarray(frames, dtype=np.float32)
 
 
+def clip_features(clip: np.ndarray, n_frames: int) -> np.ndarray:
+    """Features ``[n_frames, 40]`` of one clip as a running front end would see them: the
+    front end first hears the clip reversed (its own level and noise, no keyword order), so its
+    noise and gain estimates have settled as on a device that has been listening, instead of
+    starting from zero at the clip's first sample (a fresh front end hears the clip's onset as
+    a burst); the clip's own frames follow, aligned to its first sample."""
+    warm = np.concatenate([clip[::-1], clip])
+    return stream_features(warm)[len(clip) // _STEP :][:n_frames]
+
+
 class MicroFeatures:
     """Features of a batch of clips ``[n, clip_samples]`` -> ``[n, n_frames, 40]`` float32 (the
-    feature table's call and the classifier's)."""
+    feature table's call and the classifier's; see :func:`clip_features`)."""
 
     def __init__(self, spec: MicroFrontEndSpec) -> None:
         self.spec = spec
@@ -127,5 +138,5 @@ class MicroFeatures:
             clip = np.asarray(clip, dtype=np.float32)[: self.spec.clip_samples]
             if len(clip) < self.spec.clip_samples:
                 clip = np.pad(clip, (0, self.spec.clip_samples - len(clip)))
-            out[i] = stream_features(clip)[: self.spec.n_frames]
+            out[i] = clip_features(clip, self.spec.n_frames)
         return out

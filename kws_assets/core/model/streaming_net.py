@@ -120,7 +120,7 @@ class StreamingKws(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[batch, n_classes]`` of whole clips of ``n_frames`` frames."""
-        if x.shape[1] != self.shape.n_frames:
+        if not torch.jit.is_tracing() and x.shape[1] != self.shape.n_frames:
             raise ValueError(f"expected {self.shape.n_frames} frames, got {x.shape[1]}")
         h = self._trunk(x, streaming=False)
         return self.classifier(self.dropout(h.mean(dim=2)))

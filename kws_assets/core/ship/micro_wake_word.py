@@ -307,6 +307,38 @@ def _check_mirror(model: StreamingKws, keyword: int, module: Any, clip: np.ndarr
         )
 
 
+class StreamingTflite:
+    """One ESPHome streaming model run on the host as the device runs it: int8 features in, one
+    stride at a time, state kept between calls, a uint8 probability out (LiteRT's reference
+    kernels, the integer arithmetic of TFLite Micro's)."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        check_esphome_model(self.path)
+        probe = _interpreter(self.path)
+        details = probe.get_input_details()[0]
+        self.stride = int(details["shape"][1])
+        self.scale, self.zero_point = details["quantization"]
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """The probability after every whole stride of ``features`` ``[frames, 40]``, from
+        fresh state (the rings start at zero, as after the device loads the model)."""
+        interpreter = _interpreter(self.path)
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        out_scale, out_zero = out["quantization"]
+        x = np.asarray(features, dtype=np.float32)
+        steps = len(x) // self.stride
+        q = np.clip(np.round(x / self.scale + self.zero_point), -128, 127).astype(np.int8)
+        probs = np.empty(steps, dtype=np.float32)
+        for step in range(steps):
+            chunk = q[step * self.stride : (step + 1) * self.stride]
+            interpreter.set_tensor(inp["index"], chunk[None])
+            interpreter.invoke()
+            value = interpreter.get_tensor(out["index"]).reshape(-1)[0]
+            probs[step] = (float(value) - out_zero) * out_scale
+        return probs
+
+
 def model_ops(path: PathLike) -> tuple[str, ...]:
     """The builtin op names a ``.tflite`` uses (sorted, each once)."""
     interpreter = _interpreter(path)
@@ -317,7 +349,10 @@ def check_esphome_model(path: Path, stride: int | None = None, n_features: int =
     """What ESPHome checks when it loads a model, checked on the host (raises
     :class:`MicroManifestError` naming what is wrong), plus the sizes it needs: ops, variables,
     model bytes and the tensor arena (planned)."""
-    interpreter = _interpreter(path)
+    try:
+        interpreter = _interpreter(path)
+    except (ValueError, RuntimeError) as err:
+        raise MicroManifestError(f"{path.name}: not a TFLite model ({err})") from err
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:
         raise MicroManifestError(f"{path.name}: expected one input and one output")
