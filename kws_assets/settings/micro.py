@@ -17,7 +17,7 @@ from kws_assets.settings.base import StrictSettings
 class MicroWakeWordSettings(StrictSettings):
     """The streaming network (stride 3, ring buffers), its training and its ESPHome files."""
 
-    channels: int = Field(48, ge=4, description="Channels of the stem and every block.")
+    channels: int = Field(32, ge=4, description="Channels of the stem and every block.")
     stem_kernel: int = Field(5, ge=3, description="Frames the stride-3 stem convolution sees.")
     block_kernels: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [5, 9, 13],
@@ -25,7 +25,12 @@ class MicroWakeWordSettings(StrictSettings):
         "leave at least one step of a 1-s clip for the final mean.",
     )
     dropout: float = Field(0.1, ge=0, lt=1)
-    max_epochs: int = Field(12, ge=1, description="Epochs (the train section's other settings).")
+    max_epochs: int = Field(
+        8,
+        ge=1,
+        description="Epochs at most (and never more than train.max_epochs); the train "
+        "section's other settings apply.",
+    )
     min_epochs: int = Field(4, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     max_shift_frames: int = Field(
@@ -42,7 +47,7 @@ class MicroWakeWordSettings(StrictSettings):
         "conversion apiece); empty = every keyword.",
     )
     calibration_clips: int = Field(
-        64, ge=1, description="Validation clips streamed through the int8 calibration."
+        32, ge=1, description="Validation clips streamed through the int8 calibration."
     )
     sliding_window_size: int = Field(
         5,

@@ -62,6 +62,7 @@ from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION
 from kws_assets.core.ship.export import (
     FRONT_END_FILE,
     LABELS_FILE,
+    METRICS_FILE,
     MODEL_FILE,
     ArtifactFile,
     ClipClassifier,
@@ -82,6 +83,7 @@ from kws_assets.core.ship.micro_wake_word import (
     read_manifest,
     slug,
     write_manifest,
+    write_readme,
 )
 from kws_assets.settings import ModelSettings, QuantizeSettings
 
@@ -323,8 +325,8 @@ class MicroWakeWord(Family):
         labels, micro = settings.labels, settings.micro
         train_settings = settings.train.model_copy(
             update={
-                "max_epochs": micro.max_epochs,
-                "min_epochs": min(micro.min_epochs, micro.max_epochs),
+                "max_epochs": min(micro.max_epochs, settings.train.max_epochs),
+                "min_epochs": min(micro.min_epochs, micro.max_epochs, settings.train.max_epochs),
                 "learning_rate": micro.learning_rate,
                 "stream_above_rows": max(settings.train.stream_above_rows, 10**9),
             }
@@ -412,7 +414,7 @@ class MicroWakeWord(Family):
             Path(directory) / ESPHOME_DIR, checkpoint, self.network(checkpoint), calibration
         )
         shipped.metrics["esphome"] = sizes
-        metrics_path = Path(directory) / "metrics.json"
+        metrics_path = Path(directory) / METRICS_FILE
         metrics_path.write_text(json.dumps(shipped.metrics, indent=2, sort_keys=True) + "\n")
         return shipped
 
@@ -444,6 +446,9 @@ class MicroWakeWord(Family):
             micro["sliding_window_size"] = window
             write_manifest(path, {**body, "micro": micro})
             written.append(path)
+        if written:
+            metrics = json.loads((release / METRICS_FILE).read_text())
+            write_readme(folder, metrics.get("esphome", {}))
         return written
 
 
@@ -495,6 +500,7 @@ def write_esphome_folder(
             "variables": done.variables,
             "ops": list(done.ops),
         }
+    write_readme(folder, sizes)
     return sizes
 
 

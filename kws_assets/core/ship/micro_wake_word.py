@@ -547,3 +547,58 @@ def read_manifest(path: PathLike) -> dict[str, object]:
 def slug(keyword: str) -> str:
     """A file-name stem for a keyword (``hey computer`` -> ``hey_computer``)."""
     return re.sub(r"[^0-9a-z]+", "_", keyword.lower()).strip("_") or "keyword"
+
+
+README_FILE = "README.md"
+
+
+def write_readme(folder: Path, sizes: Mapping[str, Mapping[str, object]]) -> Path:
+    """``README.md`` of an ESPHome folder: per wake word its files, int8 model bytes, tensor
+    arena, state and operating point (read from the JSONs beside it, so a release that rewrote
+    the cutoff says so), the ops used, and the YAML that loads the models.  ``sizes``: per wake
+    word what :func:`export_keyword_tflite` measured (``metrics.json``'s ``esphome``)."""
+    rows, ops, manifests = [], set(), sorted(folder.glob("*.json"))
+    for path in manifests:
+        body = read_manifest(path)
+        micro = body["micro"]
+        assert isinstance(micro, dict)
+        measured = sizes.get(str(body["wake_word"]), {})
+        ops |= set(measured.get("ops", []))  # type: ignore[call-overload]
+        rows.append(
+            f"| {body['wake_word']} | {path.name} | {body['model']} | "
+            f"{measured.get('model_bytes', '?')} | {micro['tensor_arena_size']} | "
+            f"{measured.get('variable_bytes', '?')} in {measured.get('variables', '?')} | "
+            f"{micro['probability_cutoff']} | {micro['sliding_window_size']} |"
+        )
+    text = "\n".join(
+        [
+            "# ESPHome micro_wake_word models",
+            "",
+            "Streaming full-integer int8 TFLite models for ESPHome's `micro_wake_word` component,",
+            "one per wake word, each beside its microWakeWord v2 JSON.  They read the TFLite-Micro",
+            "audio front end ESPHome computes (40 features every 10 ms), three frames per",
+            "inference, and keep their state in resource variables.  Each outputs the wake word's",
+            "margin over its strongest rival class through a logistic (the score the evaluation",
+            "selected `probability_cutoff` on).",
+            "",
+            "| wake word | JSON | model | int8 model bytes | tensor arena bytes | state bytes in "
+            "variables | probability_cutoff | sliding_window_size |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Ops: {', '.join(sorted(ops)) or '?'} (all registered by ESPHome's micro_wake_word).",
+            "The tensor arena is planned on the host (activation buffers placed by lifetime, plus",
+            "the state, x1.25, rounded up to 1 KiB), not measured on a device: if ESPHome logs an",
+            "allocation failure, raise `tensor_arena_size` in the JSON.",
+            "",
+            "In your ESPHome YAML:",
+            "",
+            "```yaml",
+            "micro_wake_word:",
+            "  models:",
+            *[f"    - model: {path.name}" for path in manifests],
+            "```",
+            "",
+        ]
+    )
+    return write_file_atomic(folder / README_FILE, text)

@@ -149,7 +149,7 @@ def test_trained_and_distilled(shipped: tuple[Path, object, pl.LazyFrame]) -> No
 def test_esphome_files(shipped: tuple[Path, object, pl.LazyFrame]) -> None:
     folder, _, _ = shipped
     esphome = folder / ESPHOME_DIR
-    assert sorted(p.name for p in esphome.iterdir()) == ["chirp.json", "chirp.tflite"]
+    assert sorted(p.name for p in esphome.iterdir()) == ["README.md", "chirp.json", "chirp.tflite"]
     body = read_manifest(esphome / "chirp.json")
     assert {k: body[k] for k in ("type", "wake_word", "model", "version")} == {
         "type": "micro",
@@ -174,6 +174,11 @@ def test_esphome_files(shipped: tuple[Path, object, pl.LazyFrame]) -> None:
     metrics = json.loads((folder / "metrics.json").read_text())["esphome"][KEYWORD]
     assert metrics["model_bytes"] == size
     assert metrics["tensor_arena_bytes"] == micro["tensor_arena_size"]
+    readme = (esphome / "README.md").read_text()
+    assert (
+        f"| chirp | chirp.json | chirp.tflite | {size} | {micro['tensor_arena_size']} |" in readme
+    )
+    assert "    - model: chirp.json" in readme
 
 
 def _runtime_probabilities(config: Path, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +234,7 @@ def test_released_model_fires_on_a_held_out_positive_only(
     assert [p.name for p in written] == ["chirp.json"]
     micro = read_manifest(written[0])["micro"]
     assert micro == {**micro, "probability_cutoff": 0.7, "sliding_window_size": 3}  # type: ignore[dict-item]
+    assert "| 0.7 | 3 |" in (release / ESPHOME_DIR / "README.md").read_text()
     rng = np.random.default_rng(123)
     fired = {}
     for label in (KEYWORD, "low_tone", "noise_burst"):
