@@ -39,7 +39,13 @@ from kws_assets.core.model.streaming_net import (
     StreamingKws,
     keyword_margin_probability,
 )
-from kws_assets.core.ship.tflite import TfliteExportError, _interpreter, _quiet_tensorflow
+from kws_assets.core.ship.tflite import (
+    PER_CHANNEL_QUANT_BYTES,
+    TENSOR_OVERHEAD_BYTES,
+    TfliteExportError,
+    _interpreter,
+    _quiet_tensorflow,
+)
 from kws_assets.core.storage.atomic_files import write_file_atomic
 
 PathLike = str | os.PathLike[str]
@@ -83,6 +89,7 @@ MANIFEST_VERSION = 2
 ESPHOME_DIR = "esphome"
 """The sub-folder of an artifact (and its release) holding the ESPHome files."""
 ARENA_HEADROOM = 1.25
+"""As the DS-CNN's planner (``ship/tflite.py``): x1.25 for kernel scratch buffers, 1-KiB steps."""
 ARENA_ROUND = 1024
 FLOAT_MIRROR_TOLERANCE = 1e-3
 MIRROR_STEPS = 40
@@ -384,21 +391,31 @@ def check_esphome_model(path: Path, stride: int | None = None, n_features: int =
     if variables > ESPHOME_MAX_VARIABLES:
         raise MicroManifestError(f"{path.name}: {variables} variables, ESPHome allows 20")
     planned, variable_bytes = _arena(interpreter)
+    channels = sum(
+        int(interpreter.get_tensor_details()[int(op["outputs"][0])]["shape"][-1])
+        for op in details
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    )
+    persistent = (
+        TENSOR_OVERHEAD_BYTES * len(interpreter.get_tensor_details())
+        + PER_CHANNEL_QUANT_BYTES * channels
+    )
+    arena = ARENA_HEADROOM * (planned + variable_bytes + persistent)
     return {
         "ops": ops,
         "variables": variables,
         "model_bytes": path.stat().st_size,
         "planned_bytes": planned,
         "variable_bytes": variable_bytes,
-        "tensor_arena_bytes": math.ceil(ARENA_HEADROOM * (planned + variable_bytes) / ARENA_ROUND)
-        * ARENA_ROUND,
+        "tensor_arena_bytes": math.ceil(arena / ARENA_ROUND) * ARENA_ROUND,
     }
 
 
 def _arena(interpreter: Any) -> tuple[int, int]:
     """``(planned activation bytes, variable bytes)``: activations placed by lifetime (largest
-    first, lowest free 16-byte-aligned offset), plus the rings, which TFLM keeps in the tensor
-    arena as persistent buffers for the life of the interpreter."""
+    first, lowest free 16-byte-aligned offset), and the rings, which TFLM keeps in the tensor
+    arena as persistent buffers for the life of the interpreter.  The arena then adds TFLM's
+    per-tensor and per-channel persistent data, as the DS-CNN's planner does."""
     ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     nbytes = {
