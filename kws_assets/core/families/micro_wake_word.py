@@ -46,6 +46,7 @@ from kws_assets.core.features.loader import split_clip_ids, training_data
 from kws_assets.core.features.micro_frontend import (
     COLUMN,
     FAMILY,
+    STEP_MS,
     MicroFeatures,
     MicroFrontEndSpec,
     config_hash,
@@ -195,10 +196,18 @@ class EsphomeClassifier(ClipClassifier):
     stride; :data:`NO_KEYWORD` scores 1 - the best of them (so a clip is labelled a keyword
     when that keyword's model is above 0.5).  Detection streams a recording once per model."""
 
-    def __init__(self, models: Mapping[str, StreamingTflite], spec: MicroFrontEndSpec) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, StreamingTflite],
+        spec: MicroFrontEndSpec,
+        operating_point: DetectorOperatingPoint | None = None,
+    ) -> None:
         self.models = dict(models)
         self.labels = [*self.models, NO_KEYWORD]
         self.spec: MicroFrontEndSpec = spec
+        self.operating_point = operating_point
+        """What the device runs: the JSONs' cutoff and sliding window over 30-ms inferences
+        (None when the JSONs disagree: one detector has one threshold)."""
 
     @classmethod
     def load(cls, path: PathLike) -> EsphomeClassifier:
@@ -210,13 +219,23 @@ class EsphomeClassifier(ClipClassifier):
         if not manifests:
             raise MicroManifestError(f"{path}: no microWakeWord JSON (type: micro) here")
         models: dict[str, StreamingTflite] = {}
+        points = set()
         for manifest in manifests:
             body = read_manifest(manifest)
             wake_word = str(body["wake_word"])
             if wake_word in models:
                 raise MicroManifestError(f"{path}: two models for {wake_word!r}")
             models[wake_word] = StreamingTflite(manifest.parent / str(body["model"]))
-        return cls(models, MicroFrontEndSpec())
+            micro = body["micro"]
+            assert isinstance(micro, dict)
+            points.add((float(micro["probability_cutoff"]), int(micro["sliding_window_size"])))
+        point = None
+        if len(points) == 1:
+            (cutoff, window), stride = points.pop(), next(iter(models.values())).stride
+            point = DetectorOperatingPoint(
+                threshold=cutoff, smoothing_windows=window, hop_ms=stride * STEP_MS
+            )
+        return cls(models, MicroFrontEndSpec(), point)
 
     def _scores(self, probs: list[np.ndarray]) -> np.ndarray:
         keywords = np.stack(probs, axis=-1)

@@ -192,7 +192,8 @@ def _tf_module(model: StreamingKws, keyword: int) -> Any:  # a tf.Module (lazy i
         @tf.function(
             input_signature=[
                 tf.TensorSpec([1, shape.stride, shape.n_features], tf.float32, name="input_audio")
-            ]
+            ],
+            autograph=False,  # plain Python loops over the layers, unrolled while tracing
         )
         def serve(self, x: Any) -> Any:
             rings = iter(self.rings)

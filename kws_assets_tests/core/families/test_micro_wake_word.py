@@ -315,6 +315,10 @@ def test_kws_runs_the_esphome_folder(
     classifier = REGISTRY.load_classifier(esphome)
     assert isinstance(classifier, EsphomeClassifier)
     assert classifier.labels == [KEYWORD, "_unknown_"]
+    # what the device runs: the JSON's cutoff and window over its 30-ms inferences
+    assert classifier.operating_point == DetectorOperatingPoint(
+        threshold=0.9, smoothing_windows=5, hop_ms=30.0
+    )
     rng = np.random.default_rng(11)
     clips = [tone_clip(LABELS.index(KEYWORD), rng), tone_clip(LABELS.index("noise_burst"), rng)]
     paths = [_wav(tmp_path / f"{i}.wav", clip) for i, clip in enumerate(clips)]
