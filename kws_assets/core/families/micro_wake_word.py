@@ -347,7 +347,6 @@ class MicroWakeWord(Family):
                 "max_epochs": min(micro.max_epochs, settings.train.max_epochs),
                 "min_epochs": min(micro.min_epochs, micro.max_epochs, settings.train.max_epochs),
                 "learning_rate": micro.learning_rate,
-                "stream_above_rows": max(settings.train.stream_above_rows, 10**9),
             }
         )
         data = training_data(table, labels, train_settings, column=COLUMN)

@@ -4,6 +4,7 @@ own host runtime (pymicro_wakeword) against the project's float network."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections import deque
@@ -144,6 +145,30 @@ def test_trained_and_distilled(shipped: tuple[Path, object, pl.LazyFrame]) -> No
     assert checkpoint.family == "micro_wake_word"
     assert checkpoint.network["distilled"] is True
     assert checkpoint.accuracy["test"] >= 0.8
+
+
+def test_a_streamed_train_split_is_distilled_too(
+    shipped: tuple[Path, object, pl.LazyFrame],
+) -> None:
+    """A train split above ``train.stream_above_rows`` is streamed; the teacher's rows still
+    follow it (each batch carries its rows' positions in the split)."""
+    _, _, table = shipped
+    frame = table.collect()
+    labels = frame["label"].to_list()
+    logits = np.stack([np.eye(len(LABELS))[LABELS.index(lab)] * 6.0 for lab in labels])
+    streamed = dataclasses.replace(
+        SETTINGS,
+        train=FAST_TRAIN.model_copy(update={"stream_above_rows": 0, "shuffle_buffer": 64}),
+        micro=SETTINGS.micro.model_copy(update={"max_epochs": 2, "min_epochs": 1}),
+    )
+    trained = MICRO_WAKE_WORD.train_distilled(
+        streamed,
+        table,
+        TeacherLogits(frame["clip_id"].to_list(), logits.astype(np.float32)),
+        lambda _m: None,
+    )
+    assert trained.data.streamed and trained.checkpoint.network["distilled"] is True
+    assert trained.result.epochs_run == 2
 
 
 def test_esphome_files(shipped: tuple[Path, object, pl.LazyFrame]) -> None:
