@@ -18,7 +18,9 @@ Without ``--threshold`` / ``--smooth`` / ``--refractory-s`` / ``--hop-ms`` the d
 the operating point shipped with the model: ``DIR/operating_point.json`` (or the file
 ``--operating-point`` names; the evaluation asset writes one per family, selected for its
 false-accepts-per-hour target); an option given on the command line overrides that one setting.
-With no shipped point the built-in defaults are used and stderr says so.
+A shipped format that carries its own point (an ESPHome folder: its JSONs' cutoff and sliding
+window, at the device's 30-ms inference step) runs that one.  With no shipped point the
+built-in defaults are used and stderr says so.
 
 ``--model`` takes an artifact folder of any registered model family
 (``kws_assets.core.families``): the folder says which (``front_end.json``; a folder without one
@@ -135,6 +137,11 @@ def _detect(args: argparse.Namespace) -> int:
     try:
         classifier = load_classifier(args.model, threads=args.threads, precision=args.precision)
         shipped = read_operating_point(args.operating_point or args.model)
+        if shipped is None and args.operating_point is None:
+            # a shipped format that carries its own point (an ESPHome JSON's cutoff and window)
+            shipped = getattr(classifier, "operating_point", None)
+            if shipped is not None:
+                print(f"kws: using the point {args.model} ships: {shipped}", file=sys.stderr)
         if shipped is None:
             print(
                 f"kws: {args.model} ships no {OPERATING_POINT_FILE}; using the defaults "

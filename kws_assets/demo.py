@@ -27,7 +27,8 @@ from kws_assets.core.dataset.data_card import CARD_FILE, engine_counts
 from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
-from kws_assets.core.families import artifact_assets, get_family
+from kws_assets.core.families import artifact_assets, families, get_family
+from kws_assets.core.ship.micro_wake_word import ESPHOME_DIR
 from kws_assets.core.ship.openwakeword_format import FOLDER as OWW_FOLDER
 from kws_assets.core.ship.openwakeword_format import README_FILE as OWW_README
 from kws_assets.core.storage.artifact_store import ArtifactFolder
@@ -102,6 +103,12 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
             f"int8 weights, tensor arena {manifest['sizes']['tensor_arena_bytes']} B; C array, "
             f"manifest.json, MODEL_CARD.md): {device.path}"
         )
+    releases = {
+        f.name: stored.path
+        for f in families()
+        if (stored := _stored(defs, instance, release_key(f))) is not None
+    }
+    out += runtime_lines(releases, device.path if device is not None else None)
     out.append("\nclips per keyword (rows) and source (columns), after the quality gate:")
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         out.append(str(counts))
@@ -267,6 +274,52 @@ def openwakeword_lines(folder: Path) -> list[str]:
         f"{models / OWW_README})",
         f'  in openWakeWord: Model(wakeword_models=[{paths}], inference_framework="onnx")',
     ]
+
+
+def esphome_lines(folder: Path) -> list[str]:
+    """Where a release's ESPHome models are (the micro_wake_word family writes them): per
+    keyword its JSON with the model's size and arena, then the lines a user pastes into the
+    ESPHome YAML; nothing for a folder without them."""
+    manifests = sorted((folder / ESPHOME_DIR).glob("*.json"))
+    if not manifests:
+        return []
+    out = [f"  ESPHome (micro_wake_word on an ESP32-S3): {folder / ESPHOME_DIR}"]
+    for path in manifests:
+        body = json.loads(path.read_text())
+        model = path.parent / body["model"]
+        size = model.stat().st_size if model.is_file() else 0
+        micro = body["micro"]
+        out.append(
+            f"    {body['wake_word']}: {path.name} + {model.name} ({size} B, tensor arena "
+            f"{micro['tensor_arena_size']} B, cutoff {micro['probability_cutoff']}, sliding "
+            f"window {micro['sliding_window_size']})"
+        )
+    out.append("    in your ESPHome YAML:")
+    out.append("      micro_wake_word:")
+    out.append("        models:")
+    out += [f"          - model: {path}" for path in manifests]
+    return out
+
+
+def runtime_lines(releases: dict[str, Path], device: Path | None) -> list[str]:
+    """Where each runtime's files are: every family's release folder (``kws classify/detect``,
+    onnxruntime), the openWakeWord and ESPHome formats the releases carry, and the TensorFlow
+    Lite Micro device folder."""
+    if not releases and device is None:
+        return []
+    out = ["\nwhere each runtime's files are:"]
+    out += [
+        f"  kws classify/detect ({name}, onnxruntime): {folder}"
+        for name, folder in releases.items()
+    ]
+    for folder in releases.values():
+        out += openwakeword_lines(folder) + esphome_lines(folder)
+    if device is not None:
+        out.append(
+            f"  TensorFlow Lite Micro (DS-CNN .tflite, C array, manifest.json; `kws classify "
+            f"--model` runs it too): {device}"
+        )
+    return out
 
 
 def streaming_numbers(s: dict[str, object]) -> str:

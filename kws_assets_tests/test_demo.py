@@ -13,8 +13,16 @@ from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE, write_report
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.ship.micro_wake_word import ESPHOME_DIR, MicroSettings, manifest_dict
+from kws_assets.core.ship.micro_wake_word import write_manifest as write_micro_manifest
 from kws_assets.core.storage.artifact_store import ArtifactFolder
-from kws_assets.demo import beside_peers_lines, default_family_lines, evaluation_lines
+from kws_assets.demo import (
+    beside_peers_lines,
+    default_family_lines,
+    esphome_lines,
+    evaluation_lines,
+    runtime_lines,
+)
 from kws_assets_tests.core.evaluation.conftest import SETTINGS
 from kws_assets_tests.core.evaluation.tone_streams import tone_material
 from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
@@ -150,3 +158,26 @@ def test_the_default_family_stands_beside_the_pretrained_models_of_its_phrase(tm
     assert beside_peers_lines(transfer, "speech_embedding") == []
     transfer.file(TRANSFER_REPORT_FILE).write_text(json.dumps({"streams": []}))
     assert beside_peers_lines(transfer, "speech_embedding") == []
+
+
+def test_the_runtimes_are_listed_with_the_esphome_yaml(tmp_path) -> None:
+    release = tmp_path / "micro_wake_word_release"
+    (release / ESPHOME_DIR).mkdir(parents=True)
+    (release / ESPHOME_DIR / "yes.tflite").write_bytes(b"x" * 1234)
+    body = manifest_dict("yes", "yes.tflite", MicroSettings(0.7, 3, 6144), ["en"])
+    write_micro_manifest(release / ESPHOME_DIR / "yes.json", body)
+    lines = runtime_lines({"micro_wake_word": release}, tmp_path / "device_model")
+    assert lines[0] == "\nwhere each runtime's files are:"
+    assert f"  kws classify/detect (micro_wake_word, onnxruntime): {release}" in lines
+    assert (
+        "    yes: yes.json + yes.tflite (1234 B, tensor arena 6144 B, cutoff 0.7, sliding window 3)"
+    ) in lines
+    snippet = lines[lines.index("    in your ESPHome YAML:") + 1 :][:3]
+    assert snippet == [
+        "      micro_wake_word:",
+        "        models:",
+        f"          - model: {release / ESPHOME_DIR / 'yes.json'}",
+    ]
+    assert lines[-1].endswith(f"runs it too): {tmp_path / 'device_model'}")
+    assert esphome_lines(tmp_path) == []
+    assert runtime_lines({}, None) == []

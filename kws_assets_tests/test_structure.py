@@ -34,6 +34,8 @@ NOT_A_COMPONENT = {
     "it writes (checkpoints, artifact folders); the family module takes its name from here",
     ("kws_assets.core.features.speech_embedding", "speech_embedding"): "as for mfcc: "
     "front_end.json carries the family name the front end was built for",
+    ("kws_assets.core.features.micro_frontend", "micro_wake_word"): "as for mfcc: "
+    "front_end.json carries the family name the front end was built for",
     ("kws_assets.core.licenses", "speech_embedding"): "the name of Google's frozen model in the "
     "licence table (the graph the family wraps), not a family lookup",
     ("kws_assets.core.ship.manifest", "mfcc"): "the kws-manifest-v1 file format: the values a "

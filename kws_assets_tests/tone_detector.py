@@ -123,6 +123,49 @@ def tone_embedding_artifact() -> Path:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def tone_micro_artifact() -> Path:
+    """The same tone task for the micro_wake_word family: a small streaming network on the
+    TFLite-Micro front end, written as an artifact folder (int8 ONNX, front_end.json; no ESPHome
+    files: the evaluation runs the clip network), about 10 s."""
+    import json
+
+    from kws_assets.core.features.micro_frontend import MicroFeatures, MicroFrontEndSpec
+    from kws_assets.core.model.streaming_net import StreamingKws, StreamingShape
+    from kws_assets.core.ship.export import FRONT_END_FILE, write_artifact_folder
+    from kws_assets.core.tables import MICRO_COLUMN
+
+    spec = MicroFrontEndSpec()
+    features = MicroFeatures(spec)
+    clips_train, y_train = labelled_clips(30, seed=50)
+    clips_val, y_val = labelled_clips(8, seed=51)
+    x_train, x_val = features(clips_train), features(clips_val)
+    shape = StreamingShape(channels=16, n_classes=len(LABELS))
+    result = train_model(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        LABELS,
+        ModelSettings(),
+        TrainSettings(
+            max_epochs=25, min_epochs=10, batch_size=16, learning_rate=3e-3, seed=0, threads=1
+        ),
+        augment=None,
+        model_factory=lambda: StreamingKws(shape),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="kws-tone-micro-"))
+    float_path = export_onnx(result.model, spec, folder / "model.onnx", input_name=MICRO_COLUMN)
+    int8_path = quantize_int8(float_path, folder / "model.int8.onnx", x_val)
+    return write_artifact_folder(
+        folder / "artifact",
+        int8_path,
+        LABELS,
+        {"val_accuracy": result.best_val_accuracy},
+        {FRONT_END_FILE: json.dumps(spec.to_dict(), indent=2) + "\n"},
+    )
+
+
 def tone_stream(events: list[tuple[float, str]], seconds: float, seed: int) -> np.ndarray:
     """Faint noise with tone bursts (0.3 s) starting at the given times; ``_unknown_`` events are
     chirps/noise bursts."""
@@ -149,5 +192,6 @@ __all__ = [
     "labelled_clips",
     "tone_artifact",
     "tone_embedding_artifact",
+    "tone_micro_artifact",
     "tone_stream",
 ]

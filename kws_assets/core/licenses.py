@@ -151,6 +151,14 @@ _LIBRARIES: tuple[ComponentLicense, ...] = (
         "PyPI babel (CLDR number symbols; CLDR data under the Unicode licence)",
         "Per-locale decimal and group separators (core/speech/text_normalize.py).",
     ),
+    ComponentLicense(
+        "pymicro-features",
+        "library",
+        "Apache-2.0",
+        "PyPI pymicro-features 2 (OHF-Voice; TensorFlow Lite Micro's audio front end, Apache-2.0)",
+        "Imported unmodified: the micro_wake_word family's features (core/features/"
+        "micro_frontend.py); pymicro-wakeword (Apache-2.0) runs its models in the tests.",
+    ),
 )
 
 

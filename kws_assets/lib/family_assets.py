@@ -17,8 +17,17 @@ import dagster as dg
 import polars as pl
 
 from kws_assets.core.evaluation.plots import confusion_matrix_png, png_markdown
-from kws_assets.core.families.base import EmptySplitError, Family, FamilySettings, Log, Trained
+from kws_assets.core.families import get_family
+from kws_assets.core.families.base import (
+    EmptySplitError,
+    Family,
+    FamilySettings,
+    Log,
+    TeacherLogits,
+    Trained,
+)
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
+from kws_assets.core.features.loader import table_logits
 from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.ship.cpu_latency import PrecisionLatency
@@ -47,6 +56,8 @@ def family_settings(cfg: KwsConfig) -> FamilySettings:
         model=cfg.model,
         train=cfg.train,
         embedding=cfg.embedding,
+        micro=cfg.micro_wake_word,
+        distill=cfg.distill,
     )
 
 
@@ -161,12 +172,51 @@ def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
     return meta
 
 
-def train_family(family: Family, cfg: KwsConfig, table: pl.LazyFrame, log: Log) -> Trained:
-    """``family.train`` with an empty split as a clear, non-retried failure."""
+def train_family(
+    family: Family,
+    cfg: KwsConfig,
+    table: pl.LazyFrame,
+    log: Log,
+    teacher: TeacherLogits | None = None,
+) -> Trained:
+    """``family.train`` (``train_distilled`` with a teacher) with an empty split as a clear,
+    non-retried failure."""
     try:
+        if teacher is not None:
+            return family.train_distilled(family_settings(cfg), table, teacher, log)
         return family.train(family_settings(cfg), table, log)
     except EmptySplitError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
+
+
+def teacher_ins(family: Family) -> dict[str, dg.AssetIn]:
+    """The teacher's model and table, for a family with ``distil_from`` (else none)."""
+    if family.distil_from is None:
+        return {}
+    teacher = get_family(family.distil_from)
+    return {
+        teacher.model.key: dg.AssetIn(dagster_type=ModelCheckpoint),
+        teacher.table.key: dg.AssetIn(dagster_type=pl.LazyFrame),
+    }
+
+
+def teacher_logits(family: Family, cfg: KwsConfig, inputs: dict[str, Any]) -> TeacherLogits | None:
+    """The teacher's logits on its own table (None without a teacher or with distillation off);
+    a teacher trained on other labels is a clear, non-retried failure."""
+    if family.distil_from is None or not cfg.distill.enabled:
+        return None
+    teacher = get_family(family.distil_from)
+    checkpoint: ModelCheckpoint = inputs[teacher.model.key]
+    if checkpoint.labels != cfg.labels:
+        raise dg.Failure(
+            f"teacher labels {checkpoint.labels} differ from the config's {cfg.labels}: "
+            f"rematerialize {teacher.model.key}",
+            allow_retries=False,
+        )
+    ids, logits = table_logits(
+        teacher.network(checkpoint), inputs[teacher.table.key], column=teacher.column
+    )
+    return TeacherLogits(ids, logits)
 
 
 def model_asset(family: Family) -> dg.AssetsDefinition:
@@ -180,13 +230,14 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         code_version=family.model.code_version,
         owners=OWNERS,
         description=family.model.description,
-        ins={family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame)},
+        ins={family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame), **teacher_ins(family)},
     )
     def _model(
-        context: dg.AssetExecutionContext, settings: KwsSettings, **table: pl.LazyFrame
+        context: dg.AssetExecutionContext, settings: KwsSettings, **inputs: Any
     ) -> ModelCheckpoint:
         cfg = settings.config
-        trained = train_family(family, cfg, table[family.table.key], context.log.info)
+        teacher = teacher_logits(family, cfg, inputs)
+        trained = train_family(family, cfg, inputs[family.table.key], context.log.info, teacher)
         meta = training_metadata(trained, cfg.labels)
         if family.report_confusion_table:
             test = trained.reports.get("test")
@@ -195,6 +246,8 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
                 if test
                 else dg.MetadataValue.text("no test rows")
             )
+        if family.distil_from is not None:
+            meta["distilled_from"] = family.distil_from if teacher is not None else "no"
         context.add_output_metadata(meta)
         return trained.checkpoint
 

@@ -45,6 +45,7 @@ from kws_assets.settings.loader import (
     load_settings,
     parse_yaml,
 )
+from kws_assets.settings.micro import MicroWakeWordSettings
 from kws_assets.settings.model import (
     DEFAULT_HELD_OUT_VOICES,
     MODEL_FAMILIES,
@@ -106,6 +107,7 @@ __all__ = [
     "KwsConfig",
     "LibriSpeechSource",
     "ManifestSource",
+    "MicroWakeWordSettings",
     "ModelFamily",
     "ModelSettings",
     "NegativeSettings",

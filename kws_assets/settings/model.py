@@ -8,8 +8,8 @@ from pydantic import Field
 
 from kws_assets.settings.base import StrictSettings
 
-MODEL_FAMILIES = ("speech_embedding", "mfcc")
-ModelFamily = Literal["speech_embedding", "mfcc"]
+MODEL_FAMILIES = ("speech_embedding", "mfcc", "micro_wake_word")
+ModelFamily = Literal["speech_embedding", "mfcc", "micro_wake_word"]
 
 
 class ModelSettings(StrictSettings):

@@ -36,6 +36,7 @@ from kws_assets.settings.dataset import (
 )
 from kws_assets.settings.deploy import AutomationSettings, ComputeSettings, StorageSettings
 from kws_assets.settings.embedding import EmbeddingSettings
+from kws_assets.settings.micro import MicroWakeWordSettings
 from kws_assets.settings.model import (
     DistillSettings,
     EvalSettings,
@@ -76,6 +77,7 @@ class KwsConfig(StrictSettings):
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
     quant_gate: QuantGateSettings = Field(default_factory=QuantGateSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    micro_wake_word: MicroWakeWordSettings = Field(default_factory=MicroWakeWordSettings)
     dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
 
     @model_validator(mode="before")

@@ -51,6 +51,8 @@ TIMING_FIELDS = {
             "embedding_artifact",
             "mfcc_release",  # a release is its artifact's files + the chosen operating point
             "speech_embedding_release",
+            "micro_artifact",
+            "micro_wake_word_release",
         )
         for name, fields in (
             ("cpu_latency.json", {"median_us_per_window", "int8_speedup", "recommended"}),

@@ -23,7 +23,9 @@ import pytest
 from kws_assets import demo
 from kws_assets.config import load_config
 from kws_assets.core.audio.io import cut_centered, resample, write_wav
-from kws_assets.core.families import load_classifier
+from kws_assets.core.families import families, load_classifier
+from kws_assets.core.ship.micro_wake_word import ESPHOME_DIR
+from kws_assets.core.ship.micro_wake_word import read_manifest as read_micro_manifest
 from kws_assets.core.speech import tts
 from kws_assets.definitions import build_definitions
 from kws_assets.defs.jobs import INGEST_JOB, KEYWORD_JOB
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.slow
 # Voices that the tiny config uses neither for the corpus nor for the synthetic grid (their
 # variants are outside tts.variants, so no sampled speaker has them either).
 HELD_OUT_VOICES = ["en-us+steph3", "en+michel", "en-gb-x-gbcwmd+Hugo"]
+FAMILIES = tuple(f.name for f in families())
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +317,7 @@ def test_both_families_are_scored_on_the_held_out_engine(pipeline):
         load_asset(pipeline, "transfer_evaluation").file("transfer.json").read_text()
     )
     rows = {(r["family"], r["set"]): r for r in report["table"]}
-    for family in ("speech_embedding", "mfcc"):
+    for family in FAMILIES:
         held_out = rows[(family, "held-out engine: piper")]
         assert held_out["clips"] >= 3 * 2  # every keyword and unknown word by the Piper voice
         assert 0.0 <= held_out["accuracy"] <= 1.0
@@ -322,8 +325,8 @@ def test_both_families_are_scored_on_the_held_out_engine(pipeline):
     assert report["default_family"] == pipeline["cfg"].model.family
     # ... and as a stream of those renders, at the operating point the evaluation shipped
     streams = {(r["family"], r["set"]): r for r in report["streams"]}
-    assert {f for f, _ in streams} == {"speech_embedding", "mfcc"}  # the student ships no point
-    for family in ("speech_embedding", "mfcc"):
+    assert {f for f, _ in streams} == set(FAMILIES)  # the student ships no point
+    for family in FAMILIES:
         row = streams[(family, "held-out engine: piper")]
         assert row["keywords"] >= 3 and 0 <= row["hits"] <= row["keywords"]
         assert row["frr"] == round(1 - row["hits"] / row["keywords"], 4)
@@ -331,6 +334,24 @@ def test_both_families_are_scored_on_the_held_out_engine(pipeline):
         assert row["fa_per_hour_lower"] <= row["fa_per_hour"] <= row["fa_per_hour_upper"]
         chosen = load_asset(pipeline, "evaluation").path / family / "operating_point.json"
         assert row["threshold"] == json.loads(chosen.read_text())["threshold"]
+
+
+def test_the_esphome_models_ship_with_the_evaluated_cutoff(pipeline):
+    """The micro_wake_word release: per keyword a .tflite + v2 JSON whose cutoff is the point the
+    evaluation selected, small enough for an ESP32-S3, and `kws` runs the folder."""
+    release = load_asset(pipeline, "micro_wake_word_release").path
+    chosen = json.loads((release / "operating_point.json").read_text())
+    manifests = sorted((release / ESPHOME_DIR).glob("*.json"))
+    assert [read_micro_manifest(p)["wake_word"] for p in manifests] == sorted(
+        pipeline["cfg"].keywords
+    )
+    for path in manifests:
+        micro = read_micro_manifest(path)["micro"]
+        assert micro["probability_cutoff"] == round(min(max(chosen["threshold"], 0.01), 0.99), 4)
+        assert micro["tensor_arena_size"] <= 40 * 1024
+        assert (path.with_suffix(".tflite")).stat().st_size <= 64 * 1024
+    classifier = load_classifier(release / ESPHOME_DIR)
+    assert sorted(classifier.labels) == sorted([*pipeline["cfg"].keywords, "_unknown_"])
 
 
 def test_the_embedding_artifact_classifies_from_its_folder_alone(pipeline, tmp_path):

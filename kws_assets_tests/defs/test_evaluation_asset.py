@@ -30,6 +30,7 @@ from kws_assets_tests.tone_detector import (
     labelled_clips,
     tone_artifact,
     tone_embedding_artifact,
+    tone_micro_artifact,
 )
 
 pytestmark = pytest.mark.slow  # a model, two materializations and an evaluation: ~30-60 s
@@ -58,6 +59,7 @@ def project(tmp_path_factory) -> dict:
         store_artifact(artifacts, "quantized_model", ArtifactFolder(Path(artifact.folder)))
     )
     store_artifact(artifacts, "embedding_artifact", ArtifactFolder(tone_embedding_artifact()))
+    store_artifact(artifacts, "micro_artifact", ArtifactFolder(tone_micro_artifact()))
     store = ClipStore.at(cfg.storage_path("clips"))
     clips, y = labelled_clips(8, seed=40)
     rows = []
@@ -109,6 +111,7 @@ def project(tmp_path_factory) -> dict:
                 dg.SourceAsset("validated_set"),
                 dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"),
                 dg.SourceAsset("embedding_artifact", io_manager_key="artifact_io_manager"),
+                dg.SourceAsset("micro_artifact", io_manager_key="artifact_io_manager"),
                 evaluation,
             ],
             resources=defs.resources,
@@ -158,14 +161,15 @@ def test_evaluation_materializes_with_its_report_and_pictures(project) -> None:
     assert report["streaming"]["negative_hours"] == pytest.approx(0.5 / 60, rel=1e-3)
     assert report["streaming"]["positives"] == 2 * 6
     assert report["summary"]["window_latency_ms"] > 0
-    # both families, each with its own shipped operating point
-    assert set(report["families"]) == {"mfcc", "speech_embedding"}
+    # every family, each with its own shipped operating point
+    assert set(report["families"]) == {"mfcc", "speech_embedding", "micro_wake_word"}
     for family, body in report["families"].items():
         shipped = read_operating_point(folder / family / export.OPERATING_POINT_FILE)
         assert shipped.as_dict() == body["streaming"]["selection"]["detector"]
         assert shipped.smoothing_windows in (1, 3, 5) and shipped.refractory_s in (0.5, 1.0)
         assert body["summary"]["test_clips"] == len(project["y"])
     assert report["families"]["speech_embedding"]["streaming"]["positives"] == 2 * 6
+    assert report["families"]["micro_wake_word"]["streaming"]["positives"] == 2 * 6
     assert (
         metadata["speech_embedding_frr_at_target"].value
         == (report["families"]["speech_embedding"]["summary"]["frr_at_target"])

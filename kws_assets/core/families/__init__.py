@@ -3,10 +3,11 @@ loop over.
 
 A :class:`Registry` is an ordered name -> :class:`~kws_assets.core.families.base.Family` map;
 :data:`REGISTRY` holds the families this package ships, in a stable order (the DS-CNN on MFCC,
-then the head over the speech embedding).  Code that must work with any family takes a registry
-(default: :data:`REGISTRY`), so a test can pass its own or register a toy family for a while
-(:meth:`Registry.registered`).  The names must equal the ``ModelFamily`` Literal of
-``settings/model.py`` (settings import nothing from the core; a test holds the two equal).
+then the head over the speech embedding, then the streaming network ESPHome runs).  Code that
+must work with any family takes a registry (default: :data:`REGISTRY`), so a test can pass its
+own or register a toy family for a while (:meth:`Registry.registered`).  The names must equal
+the ``ModelFamily`` Literal of ``settings/model.py`` (settings import nothing from the core; a
+test holds the two equal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from kws_assets.core.families.base import Family, FamilySettings
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
+from kws_assets.core.families.micro_wake_word import MICRO_WAKE_WORD
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION
 from kws_assets.core.ship.export import ClipClassifier, recorded_family
@@ -105,8 +107,12 @@ class Registry:
     ) -> ClipClassifier:
         """The classifier of an artifact folder of any family, running its ``precision`` graph
         (``int8``, the default and what the gates measured; ``float``; or ``auto``: whichever
-        ``cpu_latency.json`` found faster on the machine that built it)."""
+        ``cpu_latency.json`` found faster on the machine that built it), or of a family's other
+        shipped format (the device folder's ``.tflite``, an ESPHome folder: their own graphs)."""
         folder = Path(folder)
+        for family in self:
+            if family.reads_shipped(folder):
+                return family.load_shipped(folder, threads)
         return self.family_of_folder(folder).load_classifier(folder, threads, precision)
 
     def artifact_assets(self) -> dict[str, str]:
@@ -114,7 +120,7 @@ class Registry:
         return {family.name: family.artifact.key for family in self}
 
 
-REGISTRY = Registry([MFCC_DSCNN, SPEECH_EMBEDDING])
+REGISTRY = Registry([MFCC_DSCNN, SPEECH_EMBEDDING, MICRO_WAKE_WORD])
 """The families this package ships."""
 
 

@@ -51,8 +51,10 @@ from kws_assets.core.storage.parquet_stream import StagedParquet
 from kws_assets.core.tables import SPLITS
 from kws_assets.settings import (
     AudioSettings,
+    DistillSettings,
     EmbeddingSettings,
     FeatureSettings,
+    MicroWakeWordSettings,
     ModelSettings,
     QuantizeSettings,
     TrainSettings,
@@ -78,6 +80,17 @@ class FamilySettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    micro: MicroWakeWordSettings = field(default_factory=MicroWakeWordSettings)
+    distill: DistillSettings = field(default_factory=DistillSettings)
+
+
+@dataclass(frozen=True)
+class TeacherLogits:
+    """A teacher family's logits on every row of its own feature table, by clip id: what a
+    family with ``distil_from`` learns from (matched to its own rows by clip id)."""
+
+    ids: list[str]
+    logits: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,9 @@ class Family(ABC):
     """Name of the ONNX graph's input."""
     report_confusion_table: bool = False
     """Whether the model asset shows the test confusion matrix as a table (beside the PNG)."""
+    distil_from: str | None = None
+    """The family whose trained model teaches this one (the model asset then also reads that
+    family's model and table and calls :meth:`train_distilled`); None: hard labels only."""
 
     # -- front end ---------------------------------------------------------------------------
     @abstractmethod
@@ -201,6 +217,13 @@ class Family(ABC):
     def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
         """Train on the table's train split, early-stopped on val (raises
         :class:`EmptySplitError` when either is empty)."""
+
+    def train_distilled(
+        self, settings: FamilySettings, table: pl.LazyFrame, teacher: TeacherLogits, log: Log
+    ) -> Trained:
+        """Train on the table's train split with the teacher's logits as soft targets (a family
+        with ``distil_from`` overrides this)."""
+        raise NotImplementedError(f"the {self.name} family is not distilled")
 
     # -- artifact ----------------------------------------------------------------------------
     def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:
@@ -270,6 +293,17 @@ class Family(ABC):
     @abstractmethod
     def owns_folder(self, folder: Path) -> bool:
         """Whether ``folder`` is an artifact folder of this family."""
+
+    def reads_shipped(self, folder: Path) -> bool:
+        """Whether ``folder`` is one of the family's other shipped formats (a device folder, an
+        ESPHome folder) that :meth:`load_shipped` runs; none by default.  Checked before the
+        artifact layouts, so a malformed one is reported by its own loader."""
+        return False
+
+    def load_shipped(self, folder: Path, threads: int | None = None) -> ClipClassifier:
+        """The classifier of one of the family's other shipped formats (a ``ValueError`` or
+        ``OSError`` saying what is wrong with a malformed one)."""
+        raise ValueError(f"{folder}: the {self.name} family ships no other format")
 
     def release_files(self, release: Path, point: DetectorOperatingPoint) -> list[Path]:
         """Write the family's other runtimes' formats into its release folder (which already

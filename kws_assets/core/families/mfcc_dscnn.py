@@ -49,6 +49,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import MfccAugment, TrainResult, train_model
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION, PrecisionLatency
+from kws_assets.core.ship.device_folder import DeviceClassifier, is_device_folder
 from kws_assets.core.ship.export import (
     C_HEADER_FILE,
     C_SOURCE_FILE,
@@ -255,6 +256,13 @@ class MfccDscnn(Family):
 
     def owns_folder(self, folder: Path) -> bool:
         return recorded_family(folder) in (None, NAME)
+
+    def reads_shipped(self, folder: Path) -> bool:
+        """The device folder (``manifest.json`` + int8 ``.tflite``: ``device_model``)."""
+        return folder.is_dir() and is_device_folder(folder)
+
+    def load_shipped(self, folder: Path, threads: int | None = None) -> ClipClassifier:
+        return DeviceClassifier.load(folder, threads)
 
 
 MFCC_DSCNN = MfccDscnn()

@@ -392,13 +392,17 @@ class StreamingDetector:
         elif self.exact_windows:
             pad = self.spec.clip_samples // 2
             padded = np.concatenate([np.zeros(pad, np.float32), x, np.zeros(pad, np.float32)])
-            views = clip_windows(padded, self.spec.clip_samples, self.hop_samples)
-            probs = np.concatenate(
-                [
-                    self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
-                    for i in range(0, len(views), WINDOW_CHUNK)
-                ]
-            )
+            # a classifier whose front end streams scores every window from one pass
+            stream = getattr(self.classifier, "classify_stream", None)
+            probs = stream(padded, self.hop_samples) if stream is not None else None
+            if probs is None:
+                views = clip_windows(padded, self.spec.clip_samples, self.hop_samples)
+                probs = np.concatenate(
+                    [
+                        self.classifier.classify_clips(views[i : i + WINDOW_CHUNK])
+                        for i in range(0, len(views), WINDOW_CHUNK)
+                    ]
+                )
         else:
             probs, pad = self._streamed_embedding_posteriors(x)
         starts = np.arange(len(probs)) * self.hop_samples - pad

@@ -17,6 +17,7 @@ from kws_assets.core.families import (
     get_family,
 )
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN, MfccDscnn
+from kws_assets.core.families.micro_wake_word import MICRO_WAKE_WORD
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING
 from kws_assets.core.ship.export import FRONT_END_FILE
 from kws_assets.settings.model import ModelFamily
@@ -27,14 +28,16 @@ def test_the_settings_literal_names_exactly_the_registered_families():
 
 
 def test_families_come_in_a_stable_order_with_their_asset_keys():
-    assert families() == (MFCC_DSCNN, SPEECH_EMBEDDING)
+    assert families() == (MFCC_DSCNN, SPEECH_EMBEDDING, MICRO_WAKE_WORD)
     assert artifact_assets() == {
         MFCC_DSCNN.name: "quantized_model",
         SPEECH_EMBEDDING.name: "embedding_artifact",
+        MICRO_WAKE_WORD.name: "micro_artifact",
     }
     assert [(f.table.key, f.model.key) for f in families()] == [
         ("mfcc_table", "kws_model"),
         ("embedding_table", "embedding_model"),
+        ("micro_table", "micro_model"),
     ]
 
 
