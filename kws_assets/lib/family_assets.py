@@ -151,6 +151,14 @@ def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
+    rounds = trained.notes.get("negative_rounds")
+    if rounds:
+        meta["negative_rounds"] = dg.MetadataValue.json(rounds)
+        for entry in rounds:
+            if "heldout" in entry:
+                meta[f"heldout_fa_per_hour_round_{entry['round']}"] = entry["heldout"][
+                    "fa_per_hour"
+                ]
     if test is not None:
         png = confusion_matrix_png(
             labels, test.confusion, title=f"test split, accuracy {accuracy['test']:.3f}"
@@ -161,12 +169,65 @@ def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
     return meta
 
 
-def train_family(family: Family, cfg: KwsConfig, table: pl.LazyFrame, log: Log) -> Trained:
-    """``family.train`` with an empty split as a clear, non-retried failure."""
+def train_family(
+    family: Family,
+    cfg: KwsConfig,
+    table: pl.LazyFrame,
+    log: Log,
+    negatives: pl.LazyFrame | None = None,
+) -> Trained:
+    """``family.train`` (on the negatives table too, where the family has one) with an empty
+    split as a clear, non-retried failure."""
     try:
+        if negatives is not None:
+            return family.train_on_material(family_settings(cfg), table, negatives, log)
         return family.train(family_settings(cfg), table, log)
     except EmptySplitError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
+
+
+def negatives_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's negatives table: every recording of ``negative_material`` through its front
+    end as a stream (frames, not windows)."""
+    text = family.negatives
+    if text is None:
+        raise ValueError(f"the {family.name} family declares no negatives table")
+
+    @dg.asset(
+        name=text.key,
+        group_name="features",
+        kinds=set(text.kinds),
+        code_version=text.code_version,
+        owners=OWNERS,
+        description=text.description,
+    )
+    def _negatives(
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        clip_store: ClipStoreResource,
+        negative_material: pl.DataFrame,
+    ) -> StagedParquet:
+        cfg = settings.config
+        staging = cfg.storage_path(*STAGING_DIR)
+        sweep_stale_staged(staging)
+        store = clip_store.store
+        staged = family.stage_negatives(
+            family_settings(cfg),
+            negative_material,
+            lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate).samples,
+            staging,
+        )
+        context.add_output_metadata(
+            {
+                "recordings": staged.rows,
+                "hours": round(float(negative_material["seconds"].sum()) / 3600, 3)
+                if negative_material.height
+                else 0.0,
+            }
+        )
+        return staged
+
+    return _negatives
 
 
 def model_asset(family: Family) -> dg.AssetsDefinition:
@@ -180,13 +241,26 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         code_version=family.model.code_version,
         owners=OWNERS,
         description=family.model.description,
-        ins={family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame)},
+        ins={
+            family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame),
+            **(
+                {family.negatives.key: dg.AssetIn(dagster_type=pl.LazyFrame)}
+                if family.negatives
+                else {}
+            ),
+        },
     )
     def _model(
-        context: dg.AssetExecutionContext, settings: KwsSettings, **table: pl.LazyFrame
+        context: dg.AssetExecutionContext, settings: KwsSettings, **tables: pl.LazyFrame
     ) -> ModelCheckpoint:
         cfg = settings.config
-        trained = train_family(family, cfg, table[family.table.key], context.log.info)
+        trained = train_family(
+            family,
+            cfg,
+            tables[family.table.key],
+            context.log.info,
+            tables[family.negatives.key] if family.negatives else None,
+        )
         meta = training_metadata(trained, cfg.labels)
         if family.report_confusion_table:
             test = trained.reports.get("test")
@@ -319,5 +393,6 @@ def release_asset(family: Family) -> dg.AssetsDefinition:
 
 
 def family_assets(family: Family) -> list[dg.AssetsDefinition]:
-    """A family's table, model and artifact assets."""
-    return [table_asset(family), model_asset(family), artifact_asset(family)]
+    """A family's table, model and artifact assets (and its negatives table, if it has one)."""
+    negatives = [negatives_asset(family)] if family.negatives else []
+    return [table_asset(family), *negatives, model_asset(family), artifact_asset(family)]

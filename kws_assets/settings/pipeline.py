@@ -24,6 +24,7 @@ from kws_assets.settings.corpus import CorpusSource, DemoCorpusSource, IngestSet
 from kws_assets.settings.dataset import (
     AugmentSettings,
     DatasetGuardSettings,
+    NegativeMaterialSettings,
     NoiseSettings,
     OutlierSettings,
     QualitySettings,
@@ -72,6 +73,7 @@ class KwsConfig(StrictSettings):
     quant_gate: QuantGateSettings = Field(default_factory=QuantGateSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
+    negative_material: NegativeMaterialSettings = Field(default_factory=NegativeMaterialSettings)
 
     @field_validator("keywords")
     @classmethod

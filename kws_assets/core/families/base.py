@@ -109,6 +109,8 @@ class Trained:
     result: TrainResult
     data: TrainingData
     reports: dict[str, EvalReport]
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What else training measured, for the model asset's metadata (e.g. the negative rounds)."""
 
     @classmethod
     def scored(
@@ -116,6 +118,7 @@ class Trained:
         result: TrainResult,
         data: TrainingData,
         make_checkpoint: Callable[[dict[str, float]], ModelCheckpoint],
+        notes: dict[str, Any] | None = None,
     ) -> Trained:
         """Score the best network on every split with rows; the checkpoint records the
         accuracies (rounded to 4 places)."""
@@ -125,7 +128,7 @@ class Trained:
             if (report := data.report(result.model, split)) is not None
         }
         accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
-        return cls(make_checkpoint(accuracy), result, data, reports)
+        return cls(make_checkpoint(accuracy), result, data, reports, dict(notes or {}))
 
 
 @dataclass
@@ -163,6 +166,10 @@ class Family(ABC):
     """Name of the ONNX graph's input."""
     report_confusion_table: bool = False
     """Whether the model asset shows the test confusion matrix as a table (beside the PNG)."""
+    negatives: AssetText | None = None
+    """The family's negatives table: the negative material (``negative_material``) through its
+    front end as a stream, frames not windows (``core/model/negative_windows.py``); None for a
+    family that trains on clips only."""
 
     # -- front end ---------------------------------------------------------------------------
     @abstractmethod
@@ -201,6 +208,28 @@ class Family(ABC):
     def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
         """Train on the table's train split, early-stopped on val (raises
         :class:`EmptySplitError` when either is empty)."""
+
+    def stage_negatives(
+        self,
+        settings: FamilySettings,
+        material: pl.DataFrame,
+        read_audio: Callable[[str], np.ndarray],
+        staging: PathLike,
+    ) -> StagedParquet:
+        """The negatives table of the material's recordings (rows: ``uri``, ``segment_id``,
+        ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time."""
+        raise NotImplementedError(f"the {self.name} family declares no negatives table")
+
+    def train_on_material(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        negatives: pl.LazyFrame,
+        log: Log,
+    ) -> Trained:
+        """:meth:`train` with the negatives table's windows as ``_unknown_`` (and the family's
+        hard-negative mining); a family without a negatives table trains on clips only."""
+        return self.train(settings, table, log)
 
     # -- artifact ----------------------------------------------------------------------------
     def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:
