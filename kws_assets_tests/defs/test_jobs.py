@@ -1,7 +1,8 @@
 """Jobs select asset groups; each job still runs exactly the assets it ran when they were
 hand-kept name lists (the sets below are those lists, written out once as the expectation), plus
 the assets added to those groups since (RELEASES: each family's artifact with its evaluated
-operating point, in the ship group)."""
+operating point, in the ship group; NEGATIVES: the negative material and the embedding family's
+view of it, in the features group)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ RETRAIN_BEFORE = {
     "device_model",
 }
 RELEASES = {"mfcc_release", "speech_embedding_release"}
+NEGATIVES = {"negative_material", "embedding_negatives"}
 CURATE_BEFORE = {"validated_set", "quarantined_clips", "data_card"}
 BEFORE = {
     jobs.INGEST_JOB: {"raw_corpus", "unknown_clips"},
     jobs.KEYWORD_JOB: {"synthetic_clips", "aligned_keywords"},
     jobs.CURATE_JOB: CURATE_BEFORE,
-    jobs.RETRAIN_JOB: RETRAIN_BEFORE | RELEASES,
-    jobs.PIPELINE_JOB: CURATE_BEFORE | RETRAIN_BEFORE | RELEASES,
+    jobs.RETRAIN_JOB: RETRAIN_BEFORE | RELEASES | NEGATIVES,
+    jobs.PIPELINE_JOB: CURATE_BEFORE | RETRAIN_BEFORE | RELEASES | NEGATIVES,
 }
 
 
