@@ -314,9 +314,11 @@ class SpeechEmbedding(Family):
         spec = embedding_spec(settings)
 
         def fit(extra: np.ndarray) -> TrainResult:
-            inputs = with_negatives(
-                data.train_inputs(), extra, labels.index(UNKNOWN_LABEL), settings.train.seed
-            )
+            inputs = data.train_inputs()
+            if len(extra):  # only with _unknown_ among the labels (checked below)
+                inputs = with_negatives(
+                    inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed
+                )
             return train_head(
                 **inputs,
                 labels=labels,
