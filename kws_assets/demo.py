@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import dagster as dg
 import polars as pl
@@ -94,6 +94,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     )
     transfer = _stored(defs, instance, "transfer_evaluation")
     out = default_family_lines(_stored(defs, instance, "evaluation"), family, default, transfer)
+    out[1:1] = mining_lines(instance, get_family(family).model.key)
     out += transfer_lines(transfer, cfg.model.family)
     device = _stored(defs, instance, "device_model")
     if device is not None:
@@ -199,6 +200,33 @@ def default_family_lines(
         f"{folder} long.wav"
     )
     return out + openwakeword_lines(folder)
+
+
+def mining_lines(instance: dg.DagsterInstance, model_key: str) -> list[str]:
+    """The negative rounds of a model's training (its materialization's ``negative_rounds``):
+    false accepts per hour on the held-out negative material after each round, and the hard
+    windows each round mined for the next."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(model_key))
+    materialization = event.asset_materialization if event is not None else None
+    entry = materialization.metadata.get("negative_rounds") if materialization else None
+    rounds = cast("list[dict[str, Any]]", getattr(entry, "value", None) or [])
+    measured = [r for r in rounds if "heldout" in r]
+    if not measured:
+        return []
+    first = measured[0]["heldout"]
+    steps = " -> ".join(
+        f"round {r['round']} {r['heldout']['fa_per_hour']:g} ({r['heldout']['events']} events)"
+        for r in measured
+    )
+    mined = ", ".join(
+        f"round {r['round']} mined {r['hard_windows_found']} of {r['windows_scored']} windows"
+        for r in rounds
+        if "hard_windows_found" in r
+    )
+    return [
+        f"  hard negatives: FA/h on {first['hours']:.2f} h of held-out negative material at "
+        f"threshold {first['threshold']}: {steps}" + (f"; {mined}" if mined else "")
+    ]
 
 
 def real_stream_lines(transfer: ArtifactFolder | None, family: str) -> list[str]:

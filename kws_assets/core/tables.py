@@ -21,6 +21,9 @@ TRAIN = "train"
 VAL = "val"
 TEST = "test"
 SPLITS = (TRAIN, VAL, TEST)
+HELDOUT = "heldout"
+"""The negative material's other split (beside ``train``): never trained on, measures FA/h."""
+MATERIAL_SPLITS = (TRAIN, HELDOUT)
 
 # --- raw_corpus: one row per corpus entry --------------------------------------------------------
 CORPUS_SCHEMA: dict[str, ColumnType] = {

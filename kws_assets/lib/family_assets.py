@@ -162,6 +162,14 @@ def training_metadata(trained: Trained, labels: list[str]) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
+    rounds = trained.notes.get("negative_rounds")
+    if rounds:
+        meta["negative_rounds"] = dg.MetadataValue.json(rounds)
+        for entry in rounds:
+            if "heldout" in entry:
+                meta[f"heldout_fa_per_hour_round_{entry['round']}"] = entry["heldout"][
+                    "fa_per_hour"
+                ]
     if test is not None:
         png = confusion_matrix_png(
             labels, test.confusion, title=f"test split, accuracy {accuracy['test']:.3f}"
@@ -178,12 +186,15 @@ def train_family(
     table: pl.LazyFrame,
     log: Log,
     teacher: TeacherLogits | None = None,
+    negatives: pl.LazyFrame | None = None,
 ) -> Trained:
-    """``family.train`` (``train_distilled`` with a teacher) with an empty split as a clear,
-    non-retried failure."""
+    """``family.train`` (``train_distilled`` with a teacher; ``train_on_material`` with the
+    family's negatives table) with an empty split as a clear, non-retried failure."""
     try:
         if teacher is not None:
             return family.train_distilled(family_settings(cfg), table, teacher, log)
+        if negatives is not None:
+            return family.train_on_material(family_settings(cfg), table, negatives, log)
         return family.train(family_settings(cfg), table, log)
     except EmptySplitError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
@@ -219,6 +230,50 @@ def teacher_logits(family: Family, cfg: KwsConfig, inputs: dict[str, Any]) -> Te
     return TeacherLogits(ids, logits)
 
 
+def negatives_asset(family: Family) -> dg.AssetsDefinition:
+    """The family's negatives table: every recording of ``negative_material`` through its front
+    end as a stream (frames, not windows)."""
+    text = family.negatives
+    if text is None:
+        raise ValueError(f"the {family.name} family declares no negatives table")
+
+    @dg.asset(
+        name=text.key,
+        group_name="features",
+        kinds=set(text.kinds),
+        code_version=text.code_version,
+        owners=OWNERS,
+        description=text.description,
+    )
+    def _negatives(
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        clip_store: ClipStoreResource,
+        negative_material: pl.DataFrame,
+    ) -> StagedParquet:
+        cfg = settings.config
+        staging = cfg.storage_path(*STAGING_DIR)
+        sweep_stale_staged(staging)
+        store = clip_store.store
+        staged = family.stage_negatives(
+            family_settings(cfg),
+            negative_material,
+            lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate).samples,
+            staging,
+        )
+        context.add_output_metadata(
+            {
+                "recordings": staged.rows,
+                "hours": round(float(negative_material["seconds"].sum()) / 3600, 3)
+                if negative_material.height
+                else 0.0,
+            }
+        )
+        return staged
+
+    return _negatives
+
+
 def model_asset(family: Family) -> dg.AssetsDefinition:
     """The family's network trained on its table's train split, early-stopped on val."""
 
@@ -230,14 +285,29 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         code_version=family.model.code_version,
         owners=OWNERS,
         description=family.model.description,
-        ins={family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame), **teacher_ins(family)},
+        ins={
+            family.table.key: dg.AssetIn(dagster_type=pl.LazyFrame),
+            **teacher_ins(family),
+            **(
+                {family.negatives.key: dg.AssetIn(dagster_type=pl.LazyFrame)}
+                if family.negatives
+                else {}
+            ),
+        },
     )
     def _model(
         context: dg.AssetExecutionContext, settings: KwsSettings, **inputs: Any
     ) -> ModelCheckpoint:
         cfg = settings.config
         teacher = teacher_logits(family, cfg, inputs)
-        trained = train_family(family, cfg, inputs[family.table.key], context.log.info, teacher)
+        trained = train_family(
+            family,
+            cfg,
+            inputs[family.table.key],
+            context.log.info,
+            teacher,
+            inputs[family.negatives.key] if family.negatives else None,
+        )
         meta = training_metadata(trained, cfg.labels)
         if family.report_confusion_table:
             test = trained.reports.get("test")
@@ -372,5 +442,6 @@ def release_asset(family: Family) -> dg.AssetsDefinition:
 
 
 def family_assets(family: Family) -> list[dg.AssetsDefinition]:
-    """A family's table, model and artifact assets."""
-    return [table_asset(family), model_asset(family), artifact_asset(family)]
+    """A family's table, model and artifact assets (and its negatives table, if it has one)."""
+    negatives = [negatives_asset(family)] if family.negatives else []
+    return [table_asset(family), *negatives, model_asset(family), artifact_asset(family)]

@@ -28,6 +28,7 @@ from kws_assets.settings.dataset import (
     NOISE_KINDS,
     AugmentSettings,
     DatasetGuardSettings,
+    NegativeMaterialSettings,
     NoiseKind,
     NoiseSettings,
     NoiseSource,
@@ -37,7 +38,11 @@ from kws_assets.settings.dataset import (
     SplitSettings,
 )
 from kws_assets.settings.deploy import AutomationSettings, ComputeSettings, StorageSettings
-from kws_assets.settings.embedding import EmbeddingAugmentSettings, EmbeddingSettings
+from kws_assets.settings.embedding import (
+    EmbeddingAugmentSettings,
+    EmbeddingSettings,
+    HeadNegativeSettings,
+)
 from kws_assets.settings.loader import (
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_NAME,
@@ -103,6 +108,7 @@ __all__ = [
     "EngineVoiceSettings",
     "EvalSettings",
     "FeatureSettings",
+    "HeadNegativeSettings",
     "IngestSettings",
     "KwsConfig",
     "LibriSpeechSource",
@@ -110,6 +116,7 @@ __all__ = [
     "MicroWakeWordSettings",
     "ModelFamily",
     "ModelSettings",
+    "NegativeMaterialSettings",
     "NegativeSettings",
     "NoiseKind",
     "NoiseSettings",

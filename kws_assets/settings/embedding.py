@@ -29,6 +29,41 @@ class EmbeddingAugmentSettings(StrictSettings):
     max_feature_mask: int = Field(12, ge=0, description="Widest dimension band (of 96).")
 
 
+class HeadNegativeSettings(StrictSettings):
+    """How the head trains on the negative material's windows, and mines its own false accepts.
+
+    Round 1 trains on the clips plus ``window_ratio`` random windows of the train material per
+    train row (as ``_unknown_``, at most ``max_windows``); each mining round scores every
+    window of that material with the previous round's head, keeps the ``mined_max`` windows
+    whose keyword score is at least ``mining_threshold`` (one per ``mining_gap_windows``, the
+    local peak), and retrains with them repeated ``mined_repeat`` times beside fresh random
+    windows."""
+
+    window_ratio: float = Field(
+        1.0,
+        ge=0,
+        description="Random windows of the train material per train-split row of the table, "
+        "per training round (0: clips only).",
+    )
+    max_windows: int = Field(
+        20_000, ge=0, description="At most this many random windows per round (memory)."
+    )
+    mining_rounds: int = Field(1, ge=0, description="Rounds of hard-negative mining after round 1.")
+    mining_threshold: float = Field(
+        0.2, gt=0, lt=1, description="Keyword score at which a window is a hard negative."
+    )
+    mined_max: int = Field(3000, ge=1, description="Most hard windows kept per round.")
+    mined_repeat: int = Field(
+        3, ge=1, description="Copies of each hard window per round: its weight in the loss."
+    )
+    mining_gap_windows: int = Field(
+        3, ge=1, description="Hard windows closer than this (80-ms steps) count as one."
+    )
+    report_threshold: float = Field(
+        0.5, gt=0, le=1, description="Threshold of the held-out FA/h reported per round."
+    )
+
+
 class EmbeddingSettings(StrictSettings):
     """The frozen speech_embedding front end and the small head trained on it."""
 
@@ -50,4 +85,8 @@ class EmbeddingSettings(StrictSettings):
     dropout: float = Field(0.3, ge=0, lt=1, description="Dropout in the head.")
     augment: EmbeddingAugmentSettings = Field(
         default_factory=EmbeddingAugmentSettings, description="Masking of the embedding sequence."
+    )
+    negatives: HeadNegativeSettings = Field(
+        default_factory=HeadNegativeSettings,
+        description="Training on the negative material's windows and hard-negative mining.",
     )

@@ -29,6 +29,7 @@ from kws_assets.settings.corpus import CorpusSource, DemoCorpusSource, IngestSet
 from kws_assets.settings.dataset import (
     AugmentSettings,
     DatasetGuardSettings,
+    NegativeMaterialSettings,
     NoiseSettings,
     OutlierSettings,
     QualitySettings,
@@ -79,6 +80,7 @@ class KwsConfig(StrictSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     micro_wake_word: MicroWakeWordSettings = Field(default_factory=MicroWakeWordSettings)
     dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
+    negative_material: NegativeMaterialSettings = Field(default_factory=NegativeMaterialSettings)
 
     @model_validator(mode="before")
     @classmethod

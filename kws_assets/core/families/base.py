@@ -122,6 +122,8 @@ class Trained:
     result: TrainResult
     data: TrainingData
     reports: dict[str, EvalReport]
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What else training measured, for the model asset's metadata (e.g. the negative rounds)."""
 
     @classmethod
     def scored(
@@ -129,6 +131,7 @@ class Trained:
         result: TrainResult,
         data: TrainingData,
         make_checkpoint: Callable[[dict[str, float]], ModelCheckpoint],
+        notes: dict[str, Any] | None = None,
     ) -> Trained:
         """Score the best network on every split with rows; the checkpoint records the
         accuracies (rounded to 4 places)."""
@@ -138,7 +141,7 @@ class Trained:
             if (report := data.report(result.model, split)) is not None
         }
         accuracy = {split: round(float(r.accuracy), 4) for split, r in reports.items()}
-        return cls(make_checkpoint(accuracy), result, data, reports)
+        return cls(make_checkpoint(accuracy), result, data, reports, dict(notes or {}))
 
 
 @dataclass
@@ -179,6 +182,10 @@ class Family(ABC):
     distil_from: str | None = None
     """The family whose trained model teaches this one (the model asset then also reads that
     family's model and table and calls :meth:`train_distilled`); None: hard labels only."""
+    negatives: AssetText | None = None
+    """The family's negatives table: the negative material (``negative_material``) through its
+    front end as a stream, frames not windows (``core/model/negative_windows.py``); None for a
+    family that trains on clips only."""
 
     # -- front end ---------------------------------------------------------------------------
     @abstractmethod
@@ -224,6 +231,28 @@ class Family(ABC):
         """Train on the table's train split with the teacher's logits as soft targets (a family
         with ``distil_from`` overrides this)."""
         raise NotImplementedError(f"the {self.name} family is not distilled")
+
+    def stage_negatives(
+        self,
+        settings: FamilySettings,
+        material: pl.DataFrame,
+        read_audio: Callable[[str], np.ndarray],
+        staging: PathLike,
+    ) -> StagedParquet:
+        """The negatives table of the material's recordings (rows: ``uri``, ``segment_id``,
+        ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time."""
+        raise NotImplementedError(f"the {self.name} family declares no negatives table")
+
+    def train_on_material(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        negatives: pl.LazyFrame,
+        log: Log,
+    ) -> Trained:
+        """:meth:`train` with the negatives table's windows as ``_unknown_`` (and the family's
+        hard-negative mining); a family without a negatives table trains on clips only."""
+        return self.train(settings, table, log)
 
     # -- artifact ----------------------------------------------------------------------------
     def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:

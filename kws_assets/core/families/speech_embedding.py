@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+from scipy.special import softmax
 from torch import nn
 
 from kws_assets.core.families.base import (
@@ -34,6 +36,8 @@ from kws_assets.core.features.speech_embedding import (
     DEFAULT_BATCH_CLIPS,
     EMBEDDING_FILE,
     FAMILY,
+    MEL_HOP_SAMPLES,
+    MEL_STRIDE_FRAMES,
     MELSPEC_FILE,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
@@ -42,9 +46,27 @@ from kws_assets.core.features.speech_embedding import (
 )
 from kws_assets.core.features.table import TableFrontEnd, TableStats
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.model.detect import DetectorOperatingPoint
+from kws_assets.core.model.detect import (
+    DEFAULT_REFRACTORY_S,
+    DEFAULT_SMOOTHING_WINDOWS,
+    DetectorOperatingPoint,
+    EmbeddingStreamer,
+)
 from kws_assets.core.model.embedding_head import build_head, train_head
-from kws_assets.core.model.training import EmbeddingAugment
+from kws_assets.core.model.negative_windows import (
+    FEATURES,
+    NEGATIVES_SCHEMA,
+    READ_ROWS,
+    Scorer,
+    WindowSettings,
+    train_with_negatives,
+    with_negatives,
+)
+from kws_assets.core.model.training import (
+    EmbeddingAugment,
+    TrainResult,
+    predict_logits,
+)
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION, PrecisionLatency
 from kws_assets.core.ship.export import (
@@ -60,7 +82,9 @@ from kws_assets.core.ship.export import (
     write_artifact_folder,
 )
 from kws_assets.core.ship.openwakeword_format import write_openwakeword
+from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 from kws_assets.core.tables import EMBEDDING_COLUMN
+from kws_assets.settings import UNKNOWN_LABEL
 
 NAME = FAMILY
 """``speech_embedding``: the name checkpoints, artifact folders and ``model.family`` use."""
@@ -94,6 +118,24 @@ def speech_front_end(settings: FamilySettings) -> SpeechEmbeddingFrontEnd:
         threads=settings.embedding.threads,
         batch_clips=settings.embedding.batch_clips,
     )
+
+
+def stream_windows(spec: EmbeddingSpec) -> WindowSettings:
+    """How the detector slides over a stream of embeddings: a window of ``n_frames`` every
+    embedding (80 ms), smoothed and refractory as the default detector."""
+    hop_s = MEL_STRIDE_FRAMES * MEL_HOP_SAMPLES / spec.sample_rate
+    return WindowSettings(
+        spec.n_frames, spec.dim, hop_s, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S
+    )
+
+
+def head_scorer(model: nn.Module) -> Scorer:
+    """Class probabilities of a head over windows ``[k, n_frames, 96]``."""
+
+    def score(windows: np.ndarray) -> np.ndarray:
+        return np.asarray(softmax(predict_logits(model, windows), axis=1), np.float32)
+
+    return score
 
 
 def table_front_end(front_end: SpeechEmbeddingFrontEnd) -> TableFrontEnd:
@@ -161,13 +203,27 @@ class SpeechEmbedding(Family):
         "column, computed batched through onnxruntime, unchanged clips from the feature "
         "cache. The same front end runs inside the shipped artifact.",
     )
+    negatives = AssetText(
+        key="embedding_negatives",
+        kinds=frozenset({"onnx", "parquet"}),
+        description="Every recording of negative_material through the streaming speech_embedding "
+        "front end the detector runs (an embedding every 80 ms): frames, not windows, one row "
+        "per recording (split train or heldout), read a few recordings at a time. "
+        "embedding_model draws random windows of the train recordings as _unknown_, mines "
+        "the windows where its first round fires, and counts false accepts per hour on the "
+        "held-out recordings.",
+    )
     model = AssetText(
         key="embedding_model",
         kinds=frozenset({"pytorch"}),
         description="The speech_embedding family's head (embedding.head: an openWakeWord-style "
         "MLP over the flattened embedding sequence, or a temporal conv) trained on the train "
         "split of embedding_table with SpecAugment-style masks over frames and dimensions, "
-        "early-stopped on the validation split.",
+        "early-stopped on the validation split, beside random windows of the negative material "
+        "(embedding_negatives) as _unknown_; then hard-negative mining rounds retrain with the "
+        "windows where the previous round fired (FA/h on held-out material per round in the "
+        "metadata).",
+        code_version="2",
     )
     artifact = AssetText(
         key="embedding_artifact",
@@ -201,23 +257,96 @@ class SpeechEmbedding(Family):
         model.load_state_dict(checkpoint.state_dict)
         return model.eval()
 
+    def stage_negatives(
+        self,
+        settings: FamilySettings,
+        material: pl.DataFrame,
+        read_audio: Callable[[str], np.ndarray],
+        staging: PathLike,
+    ) -> StagedParquet:
+        """Each recording through the streaming front end the detector runs
+        (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms."""
+        streamer = EmbeddingStreamer(speech_front_end(settings))
+        with ParquetBatchWriter(
+            staging, NEGATIVES_SCHEMA, row_group_rows=READ_ROWS, prefix="embedding_negatives-"
+        ) as writer:
+            for row in material.iter_rows(named=True):
+                frames = streamer(read_audio(row["uri"]))
+                writer.write(
+                    pl.DataFrame(
+                        {
+                            "segment_id": [row["segment_id"]],
+                            "split": [row["split"]],
+                            "kind": [row["kind"]],
+                            "seconds": [float(row["seconds"])],
+                            "frames": [frames.shape[0]],
+                            FEATURES: [frames.reshape(-1)],
+                        },
+                        schema=NEGATIVES_SCHEMA,
+                    )
+                )
+        assert writer.staged is not None
+        return writer.staged
+
     def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+        return self._train(settings, table, None, log)
+
+    def train_on_material(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        negatives: pl.LazyFrame,
+        log: Log,
+    ) -> Trained:
+        return self._train(settings, table, negatives, log)
+
+    def _train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        negatives: pl.LazyFrame | None,
+        log: Log,
+    ) -> Trained:
         labels = settings.labels
         data = training_data(table, labels, settings.train, column=COLUMN)
         require_train_and_val(data, self.model.key)
         head = settings.embedding
-        result = train_head(
-            **data.train_inputs(),
-            labels=labels,
-            train_settings=settings.train,
-            kind=head.head,
-            width=head.width,
-            dropout=head.dropout,
-            n_blocks=head.n_blocks,
-            augment=EmbeddingAugment(**head.augment.model_dump()),
-            log=log,
-        )
         spec = embedding_spec(settings)
+
+        def fit(extra: np.ndarray) -> TrainResult:
+            inputs = data.train_inputs()
+            if len(extra):  # only with _unknown_ among the labels (checked below)
+                inputs = with_negatives(
+                    inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed
+                )
+            return train_head(
+                **inputs,
+                labels=labels,
+                train_settings=settings.train,
+                kind=head.head,
+                width=head.width,
+                dropout=head.dropout,
+                n_blocks=head.n_blocks,
+                augment=EmbeddingAugment(**head.augment.model_dump()),
+                log=log,
+            )
+
+        notes: dict[str, Any] = {}
+        if negatives is None or head.negatives.window_ratio == 0 or UNKNOWN_LABEL not in labels:
+            result = fit(np.empty((0, *spec.shape), np.float32))
+        else:
+            result, rounds = train_with_negatives(
+                fit,
+                lambda trained: head_scorer(trained.model),
+                negatives,
+                head.negatives,
+                labels,
+                stream_windows(spec),
+                settings.train.seed,
+                log,
+                data.rows("train"),
+            )
+            notes["negative_rounds"] = [r.as_dict() for r in rounds]
 
         def checkpoint(accuracy: dict[str, float]) -> ModelCheckpoint:
             return ModelCheckpoint(
@@ -238,7 +367,7 @@ class SpeechEmbedding(Family):
                 best_epoch=result.best_epoch,
             )
 
-        return Trained.scored(result, data, checkpoint)
+        return Trained.scored(result, data, checkpoint, notes)
 
     def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
         return EmbeddingSpec.from_dict(checkpoint.front_end).shape

@@ -16,6 +16,7 @@ import torch
 from kws_assets.cli import EXIT_OK, main
 from kws_assets.core.audio.io import read_audio, write_wav
 from kws_assets.core.families import family_of_folder, load_classifier
+from kws_assets.core.families.base import FamilySettings
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING, table_front_end
 from kws_assets.core.families.speech_embedding import write_artifact as write_embedding_artifact
@@ -50,7 +51,7 @@ from kws_assets.core.ship.export import (
     quantize_int8,
 )
 from kws_assets.core.speech.tts import synthesize_at
-from kws_assets.settings import TrainSettings
+from kws_assets.settings import EmbeddingSettings, HeadNegativeSettings, TrainSettings
 
 SR = 16000
 KEYWORDS = ("yes", "stop", "seven")
@@ -346,3 +347,65 @@ def test_network_rebuilds_the_trained_head() -> None:
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), trained(x))
     assert SPEECH_EMBEDDING.spec_shape(checkpoint) == EmbeddingSpec().shape
+
+
+# --- negative material --------------------------------------------------------------------------
+
+
+def test_the_negative_material_streams_into_frames_and_trains_in_rounds(table, tmp_path) -> None:
+    """The family's negatives table holds each recording as the streaming front end sees it (an
+    embedding every 80 ms); training with it runs a mining round and measures held-out FA/h."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, (split, voice) in enumerate((("train", "en-us+m3"), ("heldout", "en-us+f4"))):
+        speech = [
+            synthesize_at(text, SR, voice=voice).samples
+            for text in ("a river of paper", "seventy yellow gardens", "stopping by the window")
+        ]
+        audio = np.concatenate([np.concatenate([s, np.zeros(SR // 4, np.float32)]) for s in speech])
+        audio = audio + (0.003 * rng.standard_normal(audio.size)).astype(np.float32)
+        path = tmp_path / f"m{i}.wav"
+        write_wav(path, audio, SR)
+        rows.append(
+            {
+                "segment_id": f"m{i}",
+                "uri": str(path),
+                "split": split,
+                "kind": "speech",
+                "seconds": audio.size / SR,
+            }
+        )
+    material = pl.DataFrame(rows)
+    labels = [*LABELS, "_unknown_"]
+    settings = FamilySettings(
+        labels=labels,
+        train=TrainSettings(max_epochs=6, min_epochs=6, batch_size=16, threads=1),
+        embedding=EmbeddingSettings(
+            negatives=HeadNegativeSettings(window_ratio=1.0, mining_rounds=1, mining_threshold=0.05)
+        ),
+    )
+    staged = SPEECH_EMBEDDING.stage_negatives(
+        settings, material, lambda uri: read_audio(uri).samples, tmp_path / "staging"
+    )
+    negatives = pl.read_parquet(staged.path)
+    assert negatives["segment_id"].to_list() == ["m0", "m1"]
+    for row in negatives.iter_rows(named=True):
+        assert abs(row["frames"] - row["seconds"] / 0.08) <= 12  # one embedding every 80 ms
+        assert len(row["features"]) == row["frames"] * 96
+    trained = SPEECH_EMBEDDING.train_on_material(
+        settings, table.lazy(), negatives.lazy(), lambda _m: None
+    )
+    rounds = trained.notes["negative_rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[0]["random_windows"] == trained.data.rows("train")
+    assert rounds[0]["heldout"]["hours"] == pytest.approx(negatives["seconds"][1] / 3600, abs=1e-4)
+    assert "hard_windows_found" in rounds[0]
+    assert rounds[1]["mined_windows"] == 3 * min(rounds[0]["hard_windows_found"], 3000)
+    # a config without _unknown_ trains on the clips alone
+    plain = SPEECH_EMBEDDING.train_on_material(
+        FamilySettings(labels=LABELS, train=settings.train),
+        table.lazy(),
+        negatives.lazy(),
+        lambda _m: None,
+    )
+    assert "negative_rounds" not in plain.notes
