@@ -4,6 +4,7 @@ streams (reporting), from the validated clips of the two splits and fresh TTS se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def unseen_voice_clips(
                 if carrier is None and not carriers:
                     break
         request = {"what": "keyword clips, fresh engine", "recipes": recipes, "audio": audio}
-        rendered = cache.pieces(request, lambda recipes=recipes: _render_clips(recipes, audio))
+        rendered = cache.pieces(request, functools.partial(_render_clips, recipes, audio))
         for recipe, clip in zip(recipes, rendered, strict=True):
             if clip.size:
                 clips.append(clip)

@@ -7,6 +7,7 @@ Pure: voices, word lists and clips in, audio arrays out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -70,7 +71,7 @@ def speak_sentences(
             "sample_rate": sample_rate,
             "trim_db": TRIM_DB,
         }
-        pieces = cache.pieces(request, lambda block=block: _speak_block(block, sample_rate))
+        pieces = cache.pieces(request, functools.partial(_speak_block, block, sample_rate))
         spoken += [p for p in pieces if p.size]
     return spoken
 

@@ -95,7 +95,7 @@ class RenderCache:
         path = self.path(request_key(request)).with_suffix(".npz")
         try:
             with np.load(path, allow_pickle=False) as stored:
-                cached = [stored[f"p{i}"] for i in range(len(stored.files))]
+                cached = [stored[f"arr_{i}"] for i in range(len(stored.files))]
         except (OSError, ValueError, EOFError, KeyError):
             cached = None
         if cached is not None:
@@ -103,16 +103,16 @@ class RenderCache:
             return cached
         pieces = render()
         self.misses += 1
-        self._store(path, {f"p{i}": np.asarray(p) for i, p in enumerate(pieces)})
+        self._store(path, [np.asarray(p) for p in pieces])
         return pieces
 
-    def _store(self, path: Path, samples: np.ndarray | dict[str, np.ndarray]) -> None:
+    def _store(self, path: Path, samples: np.ndarray | list[np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                if isinstance(samples, dict):
-                    np.savez(fh, **samples)
+                if isinstance(samples, list):
+                    np.savez(fh, *samples)  # arr_0, arr_1, ... in order
                 else:
                     np.save(fh, samples, allow_pickle=False)
             os.replace(tmp, path)
