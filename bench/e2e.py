@@ -68,7 +68,12 @@ def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> d
     from kws_assets.settings import KwsConfig
 
     wanted = {
-        "train": {"max_epochs": epochs, "min_epochs": epochs, "patience": epochs},
+        "train": {
+            "max_epochs": epochs,
+            "min_epochs": epochs,
+            "patience": epochs,
+            "dscnn": {"max_epochs": epochs, "patience": epochs},
+        },
         "model": {"n_filters": model_filters},
         "evaluation": {"negative_minutes": eval_minutes},
         "quant_gate": {"max_accuracy_drop_points": 100.0},

@@ -127,3 +127,15 @@ def test_the_core_bundles_carry_the_configs_own_sections(tmp_path):
     card = card_settings(cfg)
     assert (card.labels, card.sources, card.held_out_engine) == (cfg.labels, cfg.sources, "flite")
     assert (card.ingest, card.tts) == (cfg.ingest, cfg.tts)
+
+
+def test_the_dscnn_budget_caps_train_and_leaves_the_head_alone() -> None:
+    from kws_assets.settings import TrainSettings
+
+    train = TrainSettings(max_epochs=40, patience=12, dscnn={"max_epochs": 30, "patience": 5})
+    dscnn = train.for_dscnn()
+    assert (dscnn.max_epochs, dscnn.patience) == (30, 5)
+    assert (train.max_epochs, train.patience) == (40, 12)  # what the embedding head reads
+    brief = TrainSettings(max_epochs=2, patience=1).for_dscnn()  # a test's config stays brief
+    assert (brief.max_epochs, brief.patience) == (2, 1)
+    assert dscnn.learning_rate == train.learning_rate and dscnn.seed == train.seed
