@@ -72,7 +72,7 @@ def run_demo_bench(
         cfg = copy.deepcopy(base)
         cfg.setdefault("storage", {})["root"] = str(folder / "data")
         log(f"demo: the whole graph on the base config in {folder}")
-        first = _summary(materialize_in_child(cfg, folder, code), DEMO_TARGET_S)
+        first = _summary(materialize_in_child(cfg, folder, code, "first"), DEMO_TARGET_S)
         log(f"demo: {first['graph_s']:.1f} s of graph time")
         changed = changed_keyword(cfg, new_keyword)
         old = next(
@@ -82,7 +82,7 @@ def run_demo_bench(
         if not first["success"]:
             return out
         log(f"demo: again with keyword {old!r} replaced by {new_keyword!r}")
-        rerun = materialize_in_child(changed, folder, code)
+        rerun = materialize_in_child(changed, folder, code, "rerun")
         out["rerun"] = _summary(rerun, RERUN_TARGET_S)
         log(f"demo re-run: {out['rerun']['graph_s']:.1f} s of graph time")
     return out

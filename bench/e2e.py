@@ -260,15 +260,17 @@ def run_scale(
     return result
 
 
-def materialize_in_child(cfg: dict, folder: Path, code: Path | None = None) -> dict:
+def materialize_in_child(
+    cfg: dict, folder: Path, code: Path | None = None, name: str = "run"
+) -> dict:
     """Materialize the whole graph for the config ``cfg`` in a fresh child process, with
-    ``folder`` holding its config, its ``DAGSTER_HOME`` and its log (a second call on the same
-    folder finds the first one's instance, data and caches, as a second ``make demo`` does); the
-    child's result with its wall time and peak RSS."""
+    ``folder`` holding its ``DAGSTER_HOME`` and, under ``name``, its config, log and result (a
+    second call on the same folder finds the first one's instance, data and caches, as a second
+    ``make demo`` does); the child's result with its wall time and peak RSS."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "kws.yaml"
+    config = folder / f"{name}.kws.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    out = folder / "result.json"
+    out = folder / f"{name}.result.json"
     out.unlink(missing_ok=True)
     root = code or Path(__file__).resolve().parents[1]
     env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "KWS_CONFIG": str(config)}
@@ -276,7 +278,7 @@ def materialize_in_child(cfg: dict, folder: Path, code: Path | None = None) -> d
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
     started = time.perf_counter()
-    with open(folder / "child.log", "wb") as child_log:
+    with open(folder / f"{name}.log", "wb") as child_log:
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -310,7 +312,7 @@ def materialize_in_child(cfg: dict, folder: Path, code: Path | None = None) -> d
                 child.wait()
     wall_s = time.perf_counter() - started
     if not out.is_file():
-        tail = (folder / "child.log").read_text(errors="replace")[-3000:]
+        tail = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
         raise RuntimeError(
             f"{folder.name}: the child wrote no result (exit {child.returncode}):\n{tail}"
         )
