@@ -68,7 +68,12 @@ def cheaper_overrides(epochs: int, eval_minutes: float, model_filters: int) -> d
     from kws_assets.settings import KwsConfig
 
     wanted = {
-        "train": {"max_epochs": epochs, "min_epochs": epochs, "patience": epochs},
+        "train": {
+            "max_epochs": epochs,
+            "min_epochs": epochs,
+            "patience": epochs,
+            "dscnn": {"max_epochs": epochs, "patience": epochs},
+        },
         "model": {"n_filters": model_filters},
         "evaluation": {"negative_minutes": eval_minutes},
         "quant_gate": {"max_accuracy_drop_points": 100.0},
@@ -239,20 +244,41 @@ def run_scale(
     ``code`` is a folder holding the ``kws_assets`` and ``bench`` packages to run (default: the
     working tree)."""
     folder = workdir / f"scale_{scale}"
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "kws.yaml"
-    config.write_text(
-        yaml.safe_dump(scaled_config(base, scale, overrides, str(folder / "data")), sort_keys=False)
+    log(f"e2e {scale}x: materializing in {folder}")
+    result = materialize_in_child(
+        scaled_config(base, scale, overrides, str(folder / "data")), folder, code
     )
-    out = folder / "result.json"
+    result["scale"] = scale
+    if not result.get("success"):
+        raise RuntimeError(
+            f"scale {scale}x failed in {result.get('failed_run')}: {result.get('errors')}"
+        )
+    log(
+        f"e2e {scale}x: {result['validated_clips']} clips in {result['graph_s']:.1f} s, "
+        f"peak RSS {result['maxrss_self_kib'] / KIB:.0f} MiB"
+    )
+    return result
+
+
+def materialize_in_child(
+    cfg: dict, folder: Path, code: Path | None = None, name: str = "run"
+) -> dict:
+    """Materialize the whole graph for the config ``cfg`` in a fresh child process, with
+    ``folder`` holding its ``DAGSTER_HOME`` and, under ``name``, its config, log and result (a
+    second call on the same folder finds the first one's instance, data and caches, as a second
+    ``make demo`` does); the child's result with its wall time and peak RSS."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / f"{name}.kws.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = folder / f"{name}.result.json"
+    out.unlink(missing_ok=True)
     root = code or Path(__file__).resolve().parents[1]
     env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home"), "KWS_CONFIG": str(config)}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
-    log(f"e2e {scale}x: materializing in {folder}")
     started = time.perf_counter()
-    with open(folder / "child.log", "wb") as child_log:
+    with open(folder / f"{name}.log", "wb") as child_log:
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -278,7 +304,7 @@ def run_scale(
                 peak = max(peak, rss)
                 if time.perf_counter() - started > CHILD_TIMEOUT_S:
                     child.kill()
-                    raise TimeoutError(f"scale {scale}x ran over {CHILD_TIMEOUT_S} s")
+                    raise TimeoutError(f"{folder.name} ran over {CHILD_TIMEOUT_S} s")
                 time.sleep(RSS_POLL_S)
         finally:
             if child.poll() is None:
@@ -286,25 +312,16 @@ def run_scale(
                 child.wait()
     wall_s = time.perf_counter() - started
     if not out.is_file():
-        tail = (folder / "child.log").read_text(errors="replace")[-3000:]
+        tail = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
         raise RuntimeError(
-            f"scale {scale}x: the child wrote no result (exit {child.returncode}):\n{tail}"
+            f"{folder.name}: the child wrote no result (exit {child.returncode}):\n{tail}"
         )
     result = json.loads(out.read_text())
     result.update(
-        scale=scale,
         process_wall_s=wall_s,
         peak_tree_rss_kib=peak,
         exit_code=child.returncode,
         step_peak_rss_kib=step_peaks(result.pop("step_windows", []), samples),
-    )
-    if not result.get("success"):
-        raise RuntimeError(
-            f"scale {scale}x failed in {result.get('failed_run')}: {result.get('errors')}"
-        )
-    log(
-        f"e2e {scale}x: {result['validated_clips']} clips in {result['graph_s']:.1f} s, "
-        f"peak RSS {result['maxrss_self_kib'] / KIB:.0f} MiB"
     )
     return result
 

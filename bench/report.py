@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from bench.demo_time import demo_section
+
 MFCC_VS_LIBROSA_TARGET = 10.0
 FLOP_FRACTION_TARGET = 0.25
 SCALING_EXPONENT_TARGET = 1.0  # issue 17: time grows no faster than the clip count
@@ -139,6 +141,14 @@ def check_targets(results: dict) -> list[Target]:
                 False,
             )
         )
+    demo = results.get("demo") or {}
+    for key, name in (
+        ("first", "demo graph time on the base config (s, 2 cores)"),
+        ("rerun", "demo re-run after changing one keyword (s, 2 cores)"),
+    ):
+        run = demo.get(key)
+        if run and run.get("success"):
+            targets.append(_ratio_target(name, run["graph_s"], run["target_s"], False, ""))
     return targets
 
 
@@ -732,6 +742,17 @@ def render_markdown(results: dict, targets: list[Target], notes: list[str]) -> s
             f"{results.get('e2e_definition', '')}",
             "",
             *_e2e_section(e2e),
+        ]
+    if results.get("demo"):
+        out += [
+            "",
+            "## The demo's wall time (issue 26)",
+            "",
+            f"The whole graph on {results['demo'].get('config', 'the base config')} as "
+            "`make demo` runs it (no cheaper overrides), each run a fresh process, then again "
+            "in the same instance and storage after replacing one keyword.",
+            "",
+            *demo_section(results["demo"]),
         ]
     if results.get("onnx"):
         o = results["onnx"]

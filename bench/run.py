@@ -2,6 +2,8 @@
 
 python -m bench.run                  # the full suite (the e2e curve dominates: see E2E_NOTE)
 python -m bench.run --skip-e2e       # everything but the end-to-end scaling curve
+python -m bench.run --only demo      # the demo's wall time on kws.yaml, and a re-run after
+                                     # changing one keyword (issue 26's 5- and 2-minute targets)
 python -m bench.run --scales 1 4     # the curve at 1x and 4x only (make bench BENCH_ARGS=...)
 python -m bench.run --only embedding,engines   # some sections (SECTIONS), nothing else
 python -m bench.run --clips 64 ...   # smaller inputs (the smoke test uses these knobs)
@@ -18,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import e2e, machine, stages
+from bench import demo_time, e2e, machine, stages
 from bench.alignment_agreement import run_alignment_agreement_bench
 from bench.clips import make_clip_set
 from bench.detect_latency import run_detect_bench
@@ -64,6 +66,7 @@ SECTIONS = (
     "embedding",
     "engines",
     "e2e",
+    "demo",
 )
 """What ``--only`` picks from; the default runs them all."""
 E2E_NOTE = (
@@ -188,11 +191,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated sections to run, of: {', '.join(SECTIONS)} (default: all)",
     )
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--skip-demo",
+        action="store_true",
+        help="leave out the demo section (the base config's whole graph, twice)",
+    )
+    parser.add_argument(
+        "--demo-keyword",
+        default=demo_time.NEW_KEYWORD,
+        help="the keyword the demo section's re-run says instead of the config's last one",
+    )
     parser.add_argument("--matmul-size", type=int, default=machine.MATMUL_SIZE)
     args = parser.parse_args(argv)
     try:
         args.scales = parse_scales(args.scales)
-        args.sections = parse_sections(args.only, args.skip_e2e)
+        args.sections = parse_sections(args.only, args.skip_e2e, args.skip_demo)
     except ValueError as exc:
         parser.error(str(exc))
     return args
@@ -219,15 +232,16 @@ def parse_scales(values: list[str] | str) -> list[int]:
     return sorted(set(scales))
 
 
-def parse_sections(only: str, skip_e2e: bool = False) -> set[str]:
-    """The sections ``--only`` names (all by default), less ``e2e`` with ``--skip-e2e``."""
+def parse_sections(only: str, skip_e2e: bool = False, skip_demo: bool = False) -> set[str]:
+    """The sections ``--only`` names (all by default), less ``e2e`` with ``--skip-e2e`` and
+    ``demo`` with ``--skip-demo``."""
     wanted = {name.strip() for name in only.split(",") if name.strip()} or set(SECTIONS)
     unknown = wanted - set(SECTIONS)
     if unknown:
         raise ValueError(
             f"--only: unknown section(s) {sorted(unknown)}; sections: {', '.join(SECTIONS)}"
         )
-    return wanted - {"e2e"} if skip_e2e else wanted
+    return wanted - {name for name, skip in (("e2e", skip_e2e), ("demo", skip_demo)) if skip}
 
 
 def _explain(results: dict, targets) -> list[str]:
@@ -489,6 +503,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
             f"TTS engines, negatives, augmentation, features, model family "
             f"({base.get('model', {}).get('family', 'speech_embedding')})."
         )
+    if "demo" in wanted:
+        results["demo"] = demo_time.run_demo_bench(
+            parse_yaml(args.base_config.read_text()), log, args.demo_keyword
+        )
+        results["demo"]["config"] = args.base_config.name
     results["bench_seconds"] = time.perf_counter() - started
     return results
 

@@ -174,3 +174,15 @@ def test_the_automatic_clip_holds_the_slowest_default_render(phrase, voice):
     speech, _ = tts.trim_silence(samples, cfg.audio.sample_rate)
     assert len(speech) > cfg.audio.sample_rate  # longer than the 1-s clip of single words
     check_speech_fits(len(speech), cfg.audio.clip_samples, cfg.audio.sample_rate, cfg.audio.fade_ms)
+
+
+def test_the_dscnn_budget_caps_train_and_leaves_the_head_alone() -> None:
+    from kws_assets.settings import TrainSettings
+
+    train = TrainSettings(max_epochs=40, patience=12, dscnn={"max_epochs": 30, "patience": 5})
+    dscnn = train.for_dscnn()
+    assert (dscnn.max_epochs, dscnn.patience) == (30, 5)
+    assert (train.max_epochs, train.patience) == (40, 12)  # what the embedding head reads
+    brief = TrainSettings(max_epochs=2, patience=1).for_dscnn()  # a test's config stays brief
+    assert (brief.max_epochs, brief.patience) == (2, 1)
+    assert dscnn.learning_rate == train.learning_rate and dscnn.seed == train.seed

@@ -17,7 +17,7 @@ phrases stay with espeak-ng, which reports where each word starts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -372,10 +372,12 @@ def held_out_engine_set(
     renders: int,
     language: str,
     audio: AudioSettings,
+    render: Callable[[EngineRecipe, AudioSettings], np.ndarray] | None = None,
 ) -> SpokenSet:
     """Every keyword and ``unknown_words`` (as ``_unknown_``) spoken ``renders`` times by every
     voice of ``engine`` — an engine no training clip came from — at drawn rates and pitches and
-    without speaker perturbation (the engine as it is)."""
+    without speaker perturbation (the engine as it is).  ``render(recipe, audio)`` replaces
+    ``recipe.render(audio)`` (e.g. through a cache of earlier renders)."""
     # pydantic validates engine against the EngineName Literal (a clear error for a typo)
     settings = EngineVoiceSettings(engine=engine, renders_per_voice=renders)  # type: ignore[arg-type]
     voices, skipped = engine_voices([settings], language)
@@ -387,7 +389,7 @@ def held_out_engine_set(
     out = SpokenSet([], [], [], [], skipped)
     for recipe in recipes:
         try:
-            out.samples.append(recipe.render(audio))
+            out.samples.append(render(recipe, audio) if render else recipe.render(audio))
         except (TtsEngineError, SpeechOverWindow) as exc:
             out.skipped[recipe.origin_id] = str(exc)
             continue

@@ -4,6 +4,7 @@ streams (reporting), from the validated clips of the two splits and fresh TTS se
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from kws_assets.core.features.loader import training_speakers
 from kws_assets.core.model.detect import StreamingDetector
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.fillers import filler_words as everyday_words
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.settings import (
     SILENCE_LABEL,
     UNKNOWN_LABEL,
@@ -56,37 +58,59 @@ def unseen_voice_clips(
     grid: TtsSettings,
     audio: AudioSettings,
     rng: np.random.Generator,
+    cache: RenderCache = NO_CACHE,
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """Each keyword spoken by every held-out voice alone and in a carrier phrase, plus
-    ``unknown_words`` as ``_unknown_``; returns clips, labels and a description of each."""
+    ``unknown_words`` as ``_unknown_``; returns clips, labels and a description of each.  A
+    voice's clips are rendered together after a fresh start of espeak-ng and kept in ``cache``
+    (a re-run asking for the same recipes renders none of them)."""
     clips, labels, names = [], [], []
     carriers = list(grid.carrier_phrases)
     jobs = [(k, k) for k in keywords] + [(w, UNKNOWN_LABEL) for w in unknown_words]
     for voice in voices:
+        recipes: list[synthesis.ClipRecipe] = []
         for word, label in jobs:
             for carrier in (
                 None,
                 carriers[int(rng.integers(0, len(carriers)))] if carriers else None,
             ):
-                recipe = synthesis.ClipRecipe(
-                    label,
-                    word,
-                    voice,
-                    int(rng.integers(*SENTENCE_RATE)),
-                    int(rng.integers(*SENTENCE_PITCH)),
-                    0,
-                    carrier=carrier,
-                    floor_dbfs=float(rng.uniform(*synthesis.SELF_NOISE_DBFS)),
+                recipes.append(
+                    synthesis.ClipRecipe(
+                        label,
+                        word,
+                        voice,
+                        int(rng.integers(*SENTENCE_RATE)),
+                        int(rng.integers(*SENTENCE_PITCH)),
+                        0,
+                        carrier=carrier,
+                        floor_dbfs=float(rng.uniform(*synthesis.SELF_NOISE_DBFS)),
+                    )
                 )
-                try:
-                    clips.append(synthesis.render_keyword_clip(recipe, audio))
-                except (tts.TtsError, SpeechOverWindow):  # no clip of a keyword cut short
-                    continue
-                labels.append(label)
-                names.append(recipe.origin_id)
                 if carrier is None and not carriers:
                     break
+        request = {"what": "keyword clips, fresh engine", "recipes": recipes, "audio": audio}
+        rendered = cache.pieces(request, functools.partial(_render_clips, recipes, audio))
+        for recipe, clip in zip(recipes, rendered, strict=True):
+            if clip.size:
+                clips.append(clip)
+                labels.append(recipe.label)
+                names.append(recipe.origin_id)
     return clips, labels, names
+
+
+def _render_clips(
+    recipes: Sequence[synthesis.ClipRecipe], audio: AudioSettings
+) -> list[np.ndarray]:
+    """Each recipe's clip (empty where espeak-ng cannot speak it), espeak-ng started afresh
+    first (its output depends on what it spoke before)."""
+    tts.reset_engine()
+    out = []
+    for recipe in recipes:
+        try:
+            out.append(synthesis.render_keyword_clip(recipe, audio))
+        except (tts.TtsError, SpeechOverWindow):  # no clip of a keyword cut short
+            out.append(np.zeros(0, np.float32))
+    return out
 
 
 def evaluation_vocabulary(
@@ -177,6 +201,7 @@ def _streams(
     what: str,
     say: Callable[[str], None],
     notes: list[str],
+    cache: RenderCache,
 ) -> StreamAudio:
     """A negative stream (sentences by ``voices``, the split's _unknown_/_silence_ clips, noise
     bursts) of ``minutes`` and a positive stream of the split's keyword clips in filler speech."""
@@ -185,7 +210,7 @@ def _streams(
         f"{what}: speaking about {minutes:.0f} min of keyword-free sentences with "
         f"{len(voices)} voices"
     )
-    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng)
+    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng, cache)
     negatives = clips.filter(pl.col("label").is_in([UNKNOWN_LABEL, SILENCE_LABEL]))
     clip_pieces = [trim_clip(read_clip(uri), sr) for uri in negatives["uri"].to_list()]
     split_at = max(1, len(sentences) * FILLER_SHARE_PERCENT // 100)
@@ -231,6 +256,7 @@ def build_material(
     read_clip: Callable[[str], np.ndarray],
     mfcc_table: pl.DataFrame | pl.LazyFrame,
     progress: Callable[[str], None] | None = None,
+    cache: RenderCache = NO_CACHE,
 ) -> EvaluationMaterial:
     """Held-out voice clips, validation streams and test streams (see
     :func:`kws_assets.core.evaluation.family.evaluate_family`), from the settings sections they
@@ -239,7 +265,9 @@ def build_material(
 
     ``test_clips``/``val_clips`` are validated rows of the two splits (``uri``, ``label``,
     ``clip_id``, ``speaker``); ``mfcc_table`` names the training speakers (a held-out voice that
-    is one is not used) and gives the synthetic-vs-real feature distance.  The test negatives are
+    is one is not used) and gives the synthetic-vs-real feature distance.  Every TTS render
+    (held-out voice clips, stream sentences) goes through ``cache``: the draws are seeded, so a
+    re-run asks for the same renders and finds them there.  The test negatives are
     spoken by the held-out voices and the test split's TTS voices; the validation negatives by
     the validation split's TTS voices (the held-out voices when it has none, noted), from the
     same vocabulary with fresh sentences.
@@ -259,7 +287,9 @@ def build_material(
     )
     say(f"speaking keywords with {len(held_out)} held-out voices")
     unseen_words = [str(w) for w in words[:UNSEEN_UNKNOWN_WORDS]]
-    clips, unseen_labels, _ = unseen_voice_clips(keywords, unseen_words, held_out, grid, audio, rng)
+    clips, unseen_labels, _ = unseen_voice_clips(
+        keywords, unseen_words, held_out, grid, audio, rng, cache
+    )
     if not clips:
         notes.append("no held-out voice could be synthesised")
     test_voices = held_out + [v for v in _tts_voices(test_clips) if v not in held_out]
@@ -284,6 +314,7 @@ def build_material(
         "test streams",
         say,
         notes,
+        cache,
     )
     validation = _streams(
         settings,
@@ -298,6 +329,7 @@ def build_material(
         "validation streams",
         say,
         notes,
+        cache,
     )
     gap = synthetic_real_gap(mfcc_table, keywords)
     return EvaluationMaterial(clips, unseen_labels, validation, test, gap, notes)

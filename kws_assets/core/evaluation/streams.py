@@ -7,6 +7,7 @@ Pure: voices, word lists and clips in, audio arrays out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -15,6 +16,7 @@ import numpy as np
 
 from kws_assets.core.audio.io import colored_noise, resample, scale_to_dbfs
 from kws_assets.core.speech import tts
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.settings import SILENCE_LABEL, NoiseKind
 
 SENTENCE_WORDS = (5, 12)
@@ -31,36 +33,64 @@ NOISE_PIECE_SHARE = 0.1
 TRIM_DB = -45.0
 
 
+SENTENCE_BLOCK = 32
+"""Sentences spoken (and cached) together, after one fresh start of espeak-ng."""
+
+
 def speak_sentences(
     words: Sequence[str],
     voices: Sequence[str],
     count: int,
     sample_rate: int,
     rng: np.random.Generator,
+    cache: RenderCache = NO_CACHE,
 ) -> list[np.ndarray]:
     """``count`` sentences of random ``words`` (5-12 each), each by a random voice at a random
-    rate and pitch, trimmed of leading/trailing silence.  Voices espeak-ng rejects are skipped."""
+    rate and pitch, trimmed of leading/trailing silence.  Voices espeak-ng rejects are skipped.
+
+    The sentences are spoken in blocks of :data:`SENTENCE_BLOCK`, espeak-ng started afresh
+    before each, so a block's audio is a function of its requests (as in a new process) and is
+    kept in ``cache``: a re-run drawing the same sentences speaks none of them.  The draws are
+    the same with or without the cache."""
     if not words or not voices:
         return []
-    spoken: list[np.ndarray] = []
+    requests: list[tuple[str, str, int, int]] = []
     for _ in range(count):
         n = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
         text = " ".join(str(words[int(i)]) for i in rng.integers(0, len(words), size=n))
         voice = str(voices[int(rng.integers(0, len(voices)))])
+        rate = int(rng.integers(*SENTENCE_RATE))
+        pitch = int(rng.integers(*SENTENCE_PITCH))
+        requests.append((text, voice, rate, pitch))
+    spoken: list[np.ndarray] = []
+    for start in range(0, len(requests), SENTENCE_BLOCK):
+        block = requests[start : start + SENTENCE_BLOCK]
+        request = {
+            "what": "espeak-ng sentences, trimmed, fresh engine",
+            "sentences": block,
+            "sample_rate": sample_rate,
+            "trim_db": TRIM_DB,
+        }
+        pieces = cache.pieces(request, functools.partial(_speak_block, block, sample_rate))
+        spoken += [p for p in pieces if p.size]
+    return spoken
+
+
+def _speak_block(block: Sequence[tuple[str, str, int, int]], sample_rate: int) -> list[np.ndarray]:
+    """Each sentence's trimmed audio (empty where espeak-ng cannot speak it), espeak-ng started
+    afresh first."""
+    tts.reset_engine()
+    out = []
+    for text, voice, rate, pitch in block:
         try:
-            synthesis = tts.synthesize(
-                text,
-                voice=voice,
-                rate=int(rng.integers(*SENTENCE_RATE)),
-                pitch=int(rng.integers(*SENTENCE_PITCH)),
-            )
+            synthesis = tts.synthesize(text, voice=voice, rate=rate, pitch=pitch)
         except tts.TtsError:
+            out.append(np.zeros(0, np.float32))
             continue
         samples = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
         trimmed, _ = tts.trim_silence(samples, sample_rate, TRIM_DB)
-        if trimmed.size:
-            spoken.append(trimmed)
-    return spoken
+        out.append(np.asarray(trimmed, np.float32))
+    return out
 
 
 def trim_clip(samples: np.ndarray, sample_rate: int) -> np.ndarray:

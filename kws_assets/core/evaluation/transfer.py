@@ -22,6 +22,7 @@ from kws_assets.core.features.mfcc import FeatureSpec
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.ship.export import FloatMfccClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.settings import (
     AlignmentSettings,
     AudioSettings,
@@ -65,10 +66,12 @@ def held_out_engine_set(
     negatives: NegativeSettings,
     language: str,
     audio: AudioSettings,
+    cache: RenderCache = NO_CACHE,
 ) -> tuple[RealClips | None, dict[str, str]]:
     """The keywords and a few ``_unknown_`` words per keyword spoken by the held-out engine (no
     training clip came from it), and what could not be rendered; ``None`` without an engine or
-    without a single render."""
+    without a single render.  A recipe rendered before comes from ``cache`` (festival starts a
+    process per render: ~1.5 renders/s)."""
     engine = settings.held_out_engine
     if not engine:
         return None, {}
@@ -80,7 +83,16 @@ def held_out_engine_set(
         ]
     ]
     spoken = engine_voices.held_out_engine_set(
-        engine, keywords, unknown, settings.held_out_engine_renders, language, audio
+        engine,
+        keywords,
+        unknown,
+        settings.held_out_engine_renders,
+        language,
+        audio,
+        render=lambda recipe, audio: cache.audio(
+            {"what": "held-out engine clip", "recipe": recipe, "audio": audio},
+            lambda: recipe.render(audio),
+        ),
     )
     if not spoken.samples:
         return None, spoken.skipped

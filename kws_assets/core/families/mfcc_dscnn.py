@@ -223,7 +223,7 @@ class MfccDscnn(Family):
             **data.train_inputs(),
             labels=settings.labels,
             model_settings=settings.model,
-            train_settings=settings.train,
+            train_settings=settings.train.for_dscnn(),
             log=log,
             augment=MfccAugment.from_settings(settings.train.spec_augment),
         )

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from kws_assets.core.model.networks import build_model
+from kws_assets.core.parallel import available_cores
 from kws_assets.settings import DistillSettings, ModelSettings, SpecAugmentSettings, TrainSettings
 
 EVAL_BATCH = 512
@@ -499,13 +500,18 @@ def train_model(
         )
 
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(train_settings.threads)
+    torch.set_num_threads(training_threads(train_settings.threads))
     try:
         torch.manual_seed(train_settings.seed)
         generator = torch.Generator().manual_seed(train_settings.seed)
         model = (
             model_factory() if model_factory is not None else build_model(n_classes, model_settings)
         )
+        # NHWC convolutions and batch norms: 1.2-1.5x faster per DS-CNN step on a CPU than
+        # NCHW in our runs; a no-op for a network without 4-D weights.  The model returns to the
+        # default layout before it is handed back (checkpoints and exports never see NHWC).
+        # (Module.to takes memory_format at run time; its type stubs do not list it.)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=train_settings.learning_rate,
@@ -600,6 +606,7 @@ def train_model(
                     )
                     break
 
+        model = model.to(memory_format=torch.contiguous_format)
         model.load_state_dict(best_state)
         model.eval()
         return TrainResult(
@@ -613,6 +620,14 @@ def train_model(
         )
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def training_threads(configured: int) -> int:
+    """Torch threads for a training: ``train.threads``, never more than the cores this process
+    may use.  More threads than cores make every small kernel's threads wait for each other's
+    time slices: on 2 cores busy with other work, 2 threads trained a DS-CNN 7x slower per row
+    than 1 (73.8 against 10.3 ms/row, same machine, same minute)."""
+    return max(1, min(configured, available_cores()))
 
 
 def _check_teacher(

@@ -35,8 +35,13 @@ from kws_assets.core.families import REGISTRY, Registry
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.ship.export import ClipClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.lib.metadata import metadata_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
+
+RENDER_CACHE_DIR = ("cache", "renders")
+"""Under storage.root (always local): the evaluation's TTS renders by request, so a re-run
+speaks nothing it spoke before (``core.storage.render_cache``)."""
 
 FAMILY_ARTIFACTS = REGISTRY.artifact_assets()
 """Each registered model family's int8 artifact asset, in registration order.  The first family is
@@ -100,6 +105,7 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
             raise dg.Failure("evaluation needs test-split rows in validated_set")
 
         started = time.perf_counter()
+        renders = RenderCache(cfg.storage_path(*RENDER_CACHE_DIR))
         try:
             material = build_material(
                 cfg.evaluation,
@@ -113,10 +119,12 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
                 read_clip=read,
                 mfcc_table=mfcc_table,
                 progress=context.log.info,
+                cache=renders,
             )
         except ValueError as err:
             raise dg.Failure(f"evaluation cannot build its streams: {err}") from err
         material_s = time.perf_counter() - started
+        context.log.info(f"evaluation material: {renders.summary()}")
         results = evaluate_families(
             _classifiers(registry, artifacts),
             cfg.evaluation,
@@ -138,6 +146,8 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
                 "evaluation_seconds": dg.MetadataValue.json(
                     {
                         "streams_and_voices": round(material_s, 2),
+                        "renders_from_cache": renders.hits,
+                        "renders_made": renders.misses,
                         **{
                             f"{f}_stream_scoring": round(r.stream_seconds, 2)
                             for f, r in results.items()
@@ -210,9 +220,11 @@ def transfer_evaluation(
     }
     if cfg.distill.enabled:  # the DS-CNN distilled from the embedding teacher (float weights)
         classifiers[transfer.STUDENT] = transfer.student_classifier(student_model)
+    renders = RenderCache(cfg.storage_path(*RENDER_CACHE_DIR))
     held_out, skipped = transfer.held_out_engine_set(
-        cfg.evaluation, cfg.keywords, cfg.negatives, cfg.language, cfg.audio
+        cfg.evaluation, cfg.keywords, cfg.negatives, cfg.language, cfg.audio, cache=renders
     )
+    context.log.info(f"held-out engine: {renders.summary()}")
     for what, reason in list(skipped.items())[:5]:
         context.log.warning(f"held-out engine: {what}: {reason}")
     store = clip_store.store

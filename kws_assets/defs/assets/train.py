@@ -85,7 +85,7 @@ def student_model(
         teacher_logits=soft["train"],
         labels=labels,
         model_settings=cfg.model,
-        train_settings=cfg.train,
+        train_settings=cfg.train.for_dscnn(),
         distill=cfg.distill,
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),

@@ -1,8 +1,10 @@
 """Stream synthesis: keyword clips embedded where they are reported, negative streams of the
-requested length, a set's clips strung together with each keyword where it is reported, and a
-noise floor at its level everywhere."""
+requested length, a set's clips strung together with each keyword where it is reported, a
+noise floor at its level everywhere, and sentences spoken once across runs (the render cache)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,10 @@ from kws_assets.core.evaluation.streams import (
     concatenate_clips,
     concatenate_pieces,
     embed_positives,
+    speak_sentences,
 )
+from kws_assets.core.speech import tts
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets_tests.tone_detector import SR
 
 
@@ -89,3 +94,20 @@ def test_noise_floor_is_at_its_level_everywhere_and_leaves_the_input_alone() -> 
     for start in (0, NOISE_FLOOR_BLOCK_SAMPLES, 2 * NOISE_FLOOR_BLOCK_SAMPLES):
         piece = floored[start : start + NOISE_FLOOR_BLOCK_SAMPLES].astype(np.float64)
         assert 20 * np.log10(np.sqrt(np.mean(piece**2))) == pytest.approx(-60.0, abs=0.5)
+
+
+def test_cached_sentences_are_the_spoken_ones_and_a_rerun_speaks_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = ["morning", "river", "market", "radio"]
+    spoken = speak_sentences(words, ["en-us+m2"], 3, 16000, np.random.default_rng(5))
+    cache = RenderCache(tmp_path)
+    first = speak_sentences(words, ["en-us+m2"], 3, 16000, np.random.default_rng(5), cache)
+    assert (cache.hits, cache.misses) == (0, 1)  # one block of sentences
+    monkeypatch.setattr(tts, "synthesize", lambda *a, **k: pytest.fail("spoke again"))
+    rerun = RenderCache(tmp_path)
+    again = speak_sentences(words, ["en-us+m2"], 3, 16000, np.random.default_rng(5), rerun)
+    assert (rerun.hits, rerun.misses) == (1, 0)
+    for a, b, c in zip(spoken, first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)

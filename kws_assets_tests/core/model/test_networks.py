@@ -1,4 +1,5 @@
-"""DS-CNN: output shape, input layouts, size of the reference configuration."""
+"""DS-CNN: output shape, input layouts, size of the reference configuration; its dropout's
+mask drops the asked share and keeps the expectation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from kws_assets.core.model.networks import DSCNN, build_model, count_parameters
+from kws_assets.core.model.networks import (
+    DSCNN,
+    MASK_LEVELS,
+    MaskDropout,
+    build_model,
+    count_parameters,
+)
 from kws_assets.settings import ModelSettings
 
 N_FRAMES, N_MFCC = 49, 10
@@ -65,3 +72,23 @@ def test_dropout_only_in_training_mode() -> None:
 def test_rejects_fewer_than_two_classes() -> None:
     with pytest.raises(ValueError):
         DSCNN(1)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.4, 0.05])
+def test_mask_dropout_drops_p_and_keeps_the_mean(p: float) -> None:
+    torch.manual_seed(1)
+    n = 2_000_003  # not a multiple of the four masks one draw gives
+    out = MaskDropout(p).train()(torch.ones(n))
+    dropped = float((out == 0).float().mean())
+    assert abs(dropped - p) < 4 * (p * (1 - p) / n) ** 0.5 + 1 / MASK_LEVELS
+    assert abs(float(out.mean()) - 1.0) < 0.005
+    kept = out[out != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, float(kept[0])))
+
+
+def test_mask_dropout_is_the_identity_in_eval_and_at_zero() -> None:
+    x = torch.randn(3, 5, 7, 2)
+    assert torch.equal(MaskDropout(0.3).eval()(x), x)
+    assert torch.equal(MaskDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="dropout"):
+        MaskDropout(1.0)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from kws_assets.core.model import training
 from kws_assets.core.model.training import (
     NO_AUGMENT,
     MfccAugment,
@@ -20,6 +21,7 @@ from kws_assets.core.model.training import (
     evaluate,
     predict_logits,
     train_model,
+    training_threads,
 )
 from kws_assets.settings import ModelSettings
 from kws_assets_tests.tone_task import (
@@ -117,6 +119,27 @@ def test_thread_count_is_restored() -> None:
         FAST_TRAIN.model_copy(update={"max_epochs": 1, "threads": 1}),
     )
     assert torch.get_num_threads() == before
+
+
+def test_threads_never_exceed_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "available_cores", lambda: 2)
+    assert [training_threads(n) for n in (1, 2, 8)] == [1, 2, 2]
+
+
+def test_the_trained_model_comes_back_in_the_default_layout() -> None:
+    """Training runs NHWC; checkpoints and exports get the usual NCHW tensors."""
+    task = tone_task()
+    result = train_model(
+        task.x_train[:32],
+        task.y_train[:32],
+        task.x_val[:8],
+        task.y_val[:8],
+        TONE_LABELS,
+        ModelSettings(n_filters=8, n_blocks=1),
+        FAST_TRAIN.model_copy(update={"max_epochs": 2, "threads": 1}),
+    )
+    for name, tensor in result.model.state_dict().items():
+        assert tensor.stride() == torch.empty(tensor.shape).stride(), name
 
 
 def test_rejects_bad_inputs() -> None:
