@@ -18,10 +18,12 @@ from kws_assets.core.families.mfcc_dscnn import NAME as MFCC_FAMILY
 from kws_assets.core.families.speech_embedding import NAME as EMBEDDING_FAMILY
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
+from kws_assets.core.model.negative_windows import FEATURES, NEGATIVES_SCHEMA
 from kws_assets.defs.assets.train import family_models, student_model
 from kws_assets.lib.resources import KwsSettings
 
-kws_model, embedding_model = family_models  # the registry's order: mfcc, speech_embedding
+MODELS = {asset.key.to_user_string(): asset for asset in family_models}
+kws_model, embedding_model = MODELS["kws_model"], MODELS["embedding_model"]
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 N_FRAMES, N_MFCC = 49, 10  # the default MFCC front end
 EMB_FRAMES, EMB_DIM = 2, 8
@@ -145,13 +147,33 @@ def test_refuses_a_teacher_that_does_not_fit(tmp_path):
         _run(tmp_path, enabled=True, embedding_table=strangers)
 
 
+def _negatives() -> pl.LazyFrame:
+    """Two recordings of embedding frames (train, heldout), as embedding_negatives stores them."""
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(size=(40, EMB_DIM)).astype(np.float32) for _ in range(2)]
+    return pl.DataFrame(
+        {
+            "segment_id": ["n0", "n1"],
+            "split": ["train", "heldout"],
+            "kind": ["speech", "speech"],
+            "seconds": [3.2, 3.2],
+            "frames": [40, 40],
+            FEATURES: [f.reshape(-1) for f in frames],
+        },
+        schema=NEGATIVES_SCHEMA,
+    ).lazy()
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 def test_kws_model_and_embedding_model_train_in_memory_or_streamed(tmp_path, streamed):
     mfcc_table, embedding_table = _tables()
     settings = _config(tmp_path, enabled=True, stream_above_rows=0 if streamed else 50_000)
     for asset, inputs in (
         (kws_model, {"mfcc_table": mfcc_table.lazy()}),
-        (embedding_model, {"embedding_table": embedding_table.lazy()}),
+        (
+            embedding_model,
+            {"embedding_table": embedding_table.lazy(), "embedding_negatives": _negatives()},
+        ),
     ):
         context = dg.build_asset_context()
         checkpoint = asset(context=context, settings=settings, **inputs)
@@ -160,3 +182,7 @@ def test_kws_model_and_embedding_model_train_in_memory_or_streamed(tmp_path, str
         assert meta["rows_per_split"].value == {"train": 48, "val": 16, "test": 16}
         assert set(checkpoint.accuracy) == {"train", "val", "test"}
         assert checkpoint.labels == LABELS and len(checkpoint.history) >= 1
+        if asset is embedding_model:  # trained beside the negatives, one mining round
+            rounds = meta["negative_rounds"].value
+            assert [r["round"] for r in rounds] == [1, 2]
+            assert rounds[0]["random_windows"] == 48 and rounds[0]["heldout"]["hours"] > 0

@@ -120,13 +120,13 @@ def speech_front_end(settings: FamilySettings) -> SpeechEmbeddingFrontEnd:
     )
 
 
-def stream_windows(spec: EmbeddingSpec) -> WindowSettings:
+def stream_windows(spec: EmbeddingSpec, shape: tuple[int, int] | None = None) -> WindowSettings:
     """How the detector slides over a stream of embeddings: a window of ``n_frames`` every
-    embedding (80 ms), smoothed and refractory as the default detector."""
+    embedding (80 ms), smoothed and refractory as the default detector.  ``shape`` (frames,
+    dim): the table's own, where it is not the spec's (a table made by other means)."""
     hop_s = MEL_STRIDE_FRAMES * MEL_HOP_SAMPLES / spec.sample_rate
-    return WindowSettings(
-        spec.n_frames, spec.dim, hop_s, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S
-    )
+    n_frames, dim = shape or (spec.n_frames, spec.dim)
+    return WindowSettings(n_frames, dim, hop_s, DEFAULT_SMOOTHING_WINDOWS, DEFAULT_REFRACTORY_S)
 
 
 def head_scorer(model: nn.Module) -> Scorer:
@@ -333,7 +333,7 @@ class SpeechEmbedding(Family):
 
         notes: dict[str, Any] = {}
         if negatives is None or head.negatives.window_ratio == 0 or UNKNOWN_LABEL not in labels:
-            result = fit(np.empty((0, *spec.shape), np.float32))
+            result = fit(np.empty((0, *data.held["val"][0].shape[1:]), np.float32))
         else:
             result, rounds = train_with_negatives(
                 fit,
@@ -341,7 +341,7 @@ class SpeechEmbedding(Family):
                 negatives,
                 head.negatives,
                 labels,
-                stream_windows(spec),
+                stream_windows(spec, data.held["val"][0].shape[1:3]),
                 settings.train.seed,
                 log,
                 data.rows("train"),
