@@ -35,7 +35,7 @@ from kws_assets.core.ship.export import OPERATING_POINT_FILE
 from kws_assets.core.ship.release import write_release
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
-from kws_assets.core.tables import SPLITS
+from kws_assets.core.tables import SPLITS, TRAIN
 from kws_assets.lib.metadata import confusion_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.settings import KwsConfig
@@ -250,20 +250,26 @@ def negatives_asset(family: Family) -> dg.AssetsDefinition:
         settings: KwsSettings,
         clip_store: ClipStoreResource,
         negative_material: pl.DataFrame,
+        validated_set: pl.DataFrame,
     ) -> StagedParquet:
         cfg = settings.config
         staging = cfg.storage_path(*STAGING_DIR)
         sweep_stale_staged(staging)
         store = clip_store.store
+        keywords = validated_set.filter(
+            (pl.col("split") == TRAIN) & pl.col("label").is_in(cfg.keywords)
+        ).select("uri", "label", "clip_id")
         staged = family.stage_negatives(
             family_settings(cfg),
             negative_material,
             lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate).samples,
             staging,
+            keywords,
         )
         context.add_output_metadata(
             {
-                "recordings": staged.rows,
+                "rows": staged.rows,
+                "keywords_in_context": keywords.height,
                 "hours": round(float(negative_material["seconds"].sum()) / 3600, 3)
                 if negative_material.height
                 else 0.0,

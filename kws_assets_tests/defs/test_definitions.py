@@ -62,7 +62,7 @@ def test_assets_groups_lineage_and_job(tiny_config_file):
     assert parents["mfcc_table"] >= {"validated_set"}
     assert parents["kws_model"] >= {"mfcc_table"}
     assert parents["negative_material"] == {"validated_set"}
-    assert parents["embedding_negatives"] == {"negative_material"}
+    assert parents["embedding_negatives"] == {"negative_material", "validated_set"}
     assert parents["embedding_model"] == {"embedding_table", "embedding_negatives"}
     assert parents["quantized_model"] >= {"kws_model"}
     assert defs.resolve_job_def(PIPELINE_JOB) is not None

@@ -159,6 +159,7 @@ def _negatives() -> pl.LazyFrame:
             "seconds": [3.2, 3.2],
             "frames": [40, 40],
             FEATURES: [f.reshape(-1) for f in frames],
+            "label": ["_unknown_", "_unknown_"],
         },
         schema=NEGATIVES_SCHEMA,
     ).lazy()

@@ -238,9 +238,12 @@ class Family(ABC):
         material: pl.DataFrame,
         read_audio: Callable[[str], np.ndarray],
         staging: PathLike,
+        keywords: pl.DataFrame | None = None,
     ) -> StagedParquet:
         """The negatives table of the material's recordings (rows: ``uri``, ``segment_id``,
-        ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time."""
+        ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time; with
+        ``keywords`` (train keyword clips: ``uri``, ``label``, ``clip_id``), those clips in the
+        material's surroundings too, as a stream shows them."""
         raise NotImplementedError(f"the {self.name} family declares no negatives table")
 
     def train_on_material(

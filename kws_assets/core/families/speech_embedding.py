@@ -54,11 +54,13 @@ from kws_assets.core.model.detect import (
 )
 from kws_assets.core.model.embedding_head import build_head, train_head
 from kws_assets.core.model.negative_windows import (
+    CONTEXT,
     FEATURES,
     NEGATIVES_SCHEMA,
     READ_ROWS,
     Scorer,
     WindowSettings,
+    context_windows,
     train_with_negatives,
     with_negatives,
 )
@@ -83,7 +85,7 @@ from kws_assets.core.ship.export import (
 )
 from kws_assets.core.ship.openwakeword_format import write_openwakeword
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
-from kws_assets.core.tables import EMBEDDING_COLUMN
+from kws_assets.core.tables import EMBEDDING_COLUMN, TRAIN
 from kws_assets.settings import UNKNOWN_LABEL
 
 NAME = FAMILY
@@ -136,6 +138,60 @@ def head_scorer(model: nn.Module) -> Scorer:
         return np.asarray(softmax(predict_logits(model, windows), axis=1), np.float32)
 
     return score
+
+
+CONTEXT_SEGMENTS = 12
+"""Train material recordings the keyword-in-context windows draw their surroundings from."""
+SILENT_CONTEXT_SHARE = 0.25
+"""Keywords kept between silence (a quiet room), as the clip table has them all."""
+CONTEXT_GAIN = (0.2, 1.0)
+"""Level of the surroundings relative to the material as stored."""
+KEYWORD_IN_CONTEXT = "keyword_in_context"
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """A clip cut or zero-padded at its end to ``length`` samples."""
+    x = np.asarray(samples, dtype=np.float32)[:length]
+    return np.pad(x, (0, length - x.size)) if x.size < length else x
+
+
+def surroundings(
+    pool: Sequence[np.ndarray], count: int, length: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``count`` stretches of ``length`` samples cut at random from the recordings of ``pool``
+    at a random level, a share of them silence."""
+    out = np.zeros((count, length), np.float32)
+    usable = [p for p in pool if p.size > length]
+    for i in range(count):
+        if not usable or rng.random() < SILENT_CONTEXT_SHARE:
+            continue
+        source = usable[int(rng.integers(len(usable)))]
+        start = int(rng.integers(0, source.size - length))
+        out[i] = source[start : start + length] * np.float32(rng.uniform(*CONTEXT_GAIN))
+    return out
+
+
+def negatives_rows(
+    ids: Sequence[str],
+    split: str,
+    kind: str,
+    seconds: float,
+    frames: np.ndarray,
+    labels: Sequence[str],
+) -> pl.DataFrame:
+    """Rows of the negatives table: ``frames`` ``[n, T, dim]``, one row each."""
+    return pl.DataFrame(
+        {
+            "segment_id": list(ids),
+            "split": [split] * len(ids),
+            "kind": [kind] * len(ids),
+            "seconds": [seconds] * len(ids),
+            "frames": [f.shape[0] for f in frames],
+            FEATURES: [f.reshape(-1) for f in frames],
+            "label": list(labels),
+        },
+        schema=NEGATIVES_SCHEMA,
+    )
 
 
 def table_front_end(front_end: SpeechEmbeddingFrontEnd) -> TableFrontEnd:
@@ -208,8 +264,11 @@ class SpeechEmbedding(Family):
         kinds=frozenset({"onnx", "parquet"}),
         description="Every recording of negative_material through the streaming speech_embedding "
         "front end the detector runs (an embedding every 80 ms): frames, not windows, one row "
-        "per recording (split train or heldout), read a few recordings at a time. "
-        "embedding_model draws random windows of the train recordings as _unknown_, mines "
+        "per recording (split train or heldout), read a few recordings at a time; and every "
+        "train keyword clip between 2 s of that material (a quarter between silence), one "
+        "window each (split context), as a stream shows a keyword among other words. "
+        "embedding_model trains on those keywords and on random windows of the train "
+        "recordings as _unknown_, mines "
         "the windows where its first round fires, and counts false accepts per hour on the "
         "held-out recordings.",
     )
@@ -263,28 +322,52 @@ class SpeechEmbedding(Family):
         material: pl.DataFrame,
         read_audio: Callable[[str], np.ndarray],
         staging: PathLike,
+        keywords: pl.DataFrame | None = None,
     ) -> StagedParquet:
         """Each recording through the streaming front end the detector runs
-        (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms."""
-        streamer = EmbeddingStreamer(speech_front_end(settings))
+        (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms;
+        then each train keyword clip of ``keywords`` (``uri``, ``label``, ``clip_id``) in
+        context: placed between a 2-s stretch of the train material (or, one in
+        :data:`SILENT_CONTEXT_SHARE`, silence), as a stream shows it (split ``context``)."""
+        front_end = speech_front_end(settings)
+        streamer = EmbeddingStreamer(front_end)
         with ParquetBatchWriter(
             staging, NEGATIVES_SCHEMA, row_group_rows=READ_ROWS, prefix="embedding_negatives-"
         ) as writer:
             for row in material.iter_rows(named=True):
                 frames = streamer(read_audio(row["uri"]))
                 writer.write(
-                    pl.DataFrame(
-                        {
-                            "segment_id": [row["segment_id"]],
-                            "split": [row["split"]],
-                            "kind": [row["kind"]],
-                            "seconds": [float(row["seconds"])],
-                            "frames": [frames.shape[0]],
-                            FEATURES: [frames.reshape(-1)],
-                        },
-                        schema=NEGATIVES_SCHEMA,
+                    negatives_rows(
+                        [row["segment_id"]],
+                        row["split"],
+                        row["kind"],
+                        float(row["seconds"]),
+                        frames[None],
+                        [UNKNOWN_LABEL],
                     )
                 )
+            if keywords is not None and keywords.height:
+                pool = [
+                    read_audio(uri)
+                    for uri in material.filter(pl.col("split") == TRAIN)["uri"].head(
+                        CONTEXT_SEGMENTS
+                    )
+                ]
+                for chunk in keywords.sort("clip_id").iter_slices(DEFAULT_BATCH_CLIPS):
+                    length = front_end.spec.clip_samples
+                    clips = np.stack([fit_length(read_audio(u), length) for u in chunk["uri"]])
+                    rng = np.random.default_rng(len(chunk) + sum(map(ord, chunk["clip_id"][0])))
+                    contexts = surroundings(pool, len(chunk), front_end.spec.context_samples, rng)
+                    writer.write(
+                        negatives_rows(
+                            [f"{CONTEXT}:{clip_id}" for clip_id in chunk["clip_id"]],
+                            CONTEXT,
+                            KEYWORD_IN_CONTEXT,
+                            front_end.spec.context_samples / front_end.spec.sample_rate,
+                            front_end.in_context(clips, contexts),
+                            chunk["label"].to_list(),
+                        )
+                    )
         assert writer.staged is not None
         return writer.staged
 
@@ -312,12 +395,15 @@ class SpeechEmbedding(Family):
         require_train_and_val(data, self.model.key)
         head = settings.embedding
         spec = embedding_spec(settings)
+        shape = data.held["val"][0].shape[1:3]
+
+        positives = context_windows(negatives, labels, shape[1]) if negatives is not None else None
 
         def fit(extra: np.ndarray) -> TrainResult:
             inputs = data.train_inputs()
             if len(extra):  # only with _unknown_ among the labels (checked below)
                 inputs = with_negatives(
-                    inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed
+                    inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed, positives
                 )
             return train_head(
                 **inputs,
@@ -333,7 +419,7 @@ class SpeechEmbedding(Family):
 
         notes: dict[str, Any] = {}
         if negatives is None or head.negatives.window_ratio == 0 or UNKNOWN_LABEL not in labels:
-            result = fit(np.empty((0, *data.held["val"][0].shape[1:]), np.float32))
+            result = fit(np.empty((0, *shape), np.float32))
         else:
             result, rounds = train_with_negatives(
                 fit,
@@ -341,12 +427,13 @@ class SpeechEmbedding(Family):
                 negatives,
                 head.negatives,
                 labels,
-                stream_windows(spec, data.held["val"][0].shape[1:3]),
+                stream_windows(spec, shape),
                 settings.train.seed,
                 log,
                 data.rows("train"),
             )
             notes["negative_rounds"] = [r.as_dict() for r in rounds]
+            notes["keywords_in_context"] = 0 if positives is None else len(positives[1])
 
         def checkpoint(accuracy: dict[str, float]) -> ModelCheckpoint:
             return ModelCheckpoint(

@@ -351,6 +351,30 @@ class SpeechEmbeddingFrontEnd:
         np.clip(region, INT16_MIN, INT16_MAX, out=region)
         return out
 
+    def in_context(self, clips: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+        """Embeddings ``[n, n_frames, 96]`` of clips placed in the middle of their own
+        surroundings (``contexts`` ``[n, context_samples]``, float audio) instead of silence: what
+        a streaming detector sees of a keyword with speech, music or noise around it (the clip
+        region holds the clip alone, as a keyword spoken between other words)."""
+        clips = np.asarray(clips, dtype=np.float32)
+        spec = self.spec
+        keep = min(clips.shape[1], spec.clip_samples)
+        out = np.empty((clips.shape[0], *spec.shape), dtype=np.float32)
+        for start in range(0, clips.shape[0], self.batch_clips):
+            audio = self.padded(clips[start : start + self.batch_clips])
+            around = np.clip(
+                np.rint(
+                    np.asarray(contexts[start : start + len(audio), : spec.context_samples])
+                    * np.float32(INT16_SCALE)
+                ),
+                INT16_MIN,
+                INT16_MAX,
+            ).astype(np.float32)
+            region = slice(spec.pad_before, spec.pad_before + keep)
+            around[:, region] = audio[:, region]
+            out[start : start + len(audio)] = self.embed_mel(self.mel(around))
+        return out
+
     def mel(self, audio: np.ndarray) -> np.ndarray:
         """Rescaled mel frames ``[n, mel_frames, 32]`` of int16-scale audio ``[n, samples]``."""
         log_mel = self._mel.run(None, {self._mel_input: np.ascontiguousarray(audio, np.float32)})[0]

@@ -38,7 +38,11 @@ NEGATIVES_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "seconds": pl.Float64,
     "frames": pl.Int64,
     FEATURES: pl.List(pl.Float32),
+    "label": pl.String,
 }
+CONTEXT = "context"
+"""The split of the rows that are not material but train keyword clips in context: each one
+window (``frames == n_frames``) of a keyword with the material's audio around it, labelled."""
 READ_ROWS = 8
 """Recordings read at a time (a 60-s embedding recording is ~290 KB)."""
 SECONDS_PER_HOUR = 3600.0
@@ -228,15 +232,40 @@ def false_accepts(
     return FalseAccepts(events, seconds / SECONDS_PER_HOUR, threshold)
 
 
+def context_windows(
+    table: pl.LazyFrame, labels: list[str], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The keyword-in-context windows of a negatives table (split :data:`CONTEXT`) whose label
+    is one of ``labels``: ``(x [n, n_frames, dim], y [n])``."""
+    rows = (
+        table.filter((pl.col("split") == CONTEXT) & pl.col("label").is_in(labels))
+        .select("frames", FEATURES, "label")
+        .collect()
+    )
+    if rows.is_empty():
+        return np.empty((0, 0, dim), np.float32), np.empty(0, np.int64)
+    x = np.stack([frames_of(r[FEATURES], r["frames"], dim) for r in rows.iter_rows(named=True)])
+    y = np.array([labels.index(label) for label in rows["label"]], dtype=np.int64)
+    return x, y
+
+
 def with_negatives(
-    inputs: dict[str, Any], extra: np.ndarray, unknown_index: int, seed: int
+    inputs: dict[str, Any],
+    extra: np.ndarray,
+    unknown_index: int,
+    seed: int,
+    positives: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """``training.train_model`` keywords (``TrainingData.train_inputs()``) with ``extra``
-    windows added to the train split as ``_unknown_``: appended to an in-memory split, or
-    interleaved (shuffled afresh each epoch) with a streamed split's batches."""
+    windows added to the train split as ``_unknown_`` (and ``positives``, labelled windows):
+    appended to an in-memory split, or interleaved (shuffled afresh each epoch) with a streamed
+    split's batches."""
+    labels = np.full(len(extra), unknown_index, dtype=np.int64)
+    if positives is not None and len(positives[1]):
+        extra = np.concatenate([extra, positives[0].astype(np.float32)])
+        labels = np.concatenate([labels, positives[1]])
     if not len(extra):
         return inputs
-    labels = np.full(len(extra), unknown_index, dtype=np.int64)
     out = dict(inputs)
     if inputs.get("x_train") is not None:
         out["x_train"] = np.concatenate([inputs["x_train"], extra.astype(np.float32)])
@@ -261,7 +290,8 @@ def with_negatives(
     out["train_batches"] = mixed
     counts = list(inputs.get("train_class_counts") or [])
     if counts:
-        counts[unknown_index] += len(extra)
+        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+            counts[int(label)] += int(count)
         out["train_class_counts"] = counts
     return out
 

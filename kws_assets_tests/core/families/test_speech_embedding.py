@@ -352,7 +352,9 @@ def test_network_rebuilds_the_trained_head() -> None:
 # --- negative material --------------------------------------------------------------------------
 
 
-def test_the_negative_material_streams_into_frames_and_trains_in_rounds(table, tmp_path) -> None:
+def test_the_negative_material_streams_into_frames_and_trains_in_rounds(
+    table, clip_table, tmp_path
+) -> None:
     """The family's negatives table holds each recording as the streaming front end sees it (an
     embedding every 80 ms); training with it runs a mining round and measures held-out FA/h."""
     rng = np.random.default_rng(1)
@@ -384,17 +386,25 @@ def test_the_negative_material_streams_into_frames_and_trains_in_rounds(table, t
             negatives=HeadNegativeSettings(window_ratio=1.0, mining_rounds=1, mining_threshold=0.05)
         ),
     )
+    keywords = clip_table.filter(
+        (pl.col("split") == "train") & pl.col("label").is_in(list(KEYWORDS))
+    ).select("uri", "label", "clip_id")
     staged = SPEECH_EMBEDDING.stage_negatives(
-        settings, material, lambda uri: read_audio(uri).samples, tmp_path / "staging"
+        settings, material, lambda uri: read_audio(uri).samples, tmp_path / "staging", keywords
     )
-    negatives = pl.read_parquet(staged.path)
+    table_rows = pl.read_parquet(staged.path)
+    in_context = table_rows.filter(pl.col("split") == "context")
+    assert in_context.height == keywords.height  # every train keyword, one window each
+    assert set(in_context["label"]) == set(KEYWORDS) and set(in_context["frames"]) == {16}
+    negatives = table_rows.filter(pl.col("split") != "context")
     assert negatives["segment_id"].to_list() == ["m0", "m1"]
     for row in negatives.iter_rows(named=True):
         assert abs(row["frames"] - row["seconds"] / 0.08) <= 12  # one embedding every 80 ms
         assert len(row["features"]) == row["frames"] * 96
     trained = SPEECH_EMBEDDING.train_on_material(
-        settings, table.lazy(), negatives.lazy(), lambda _m: None
+        settings, table.lazy(), table_rows.lazy(), lambda _m: None
     )
+    assert trained.notes["keywords_in_context"] == keywords.height
     rounds = trained.notes["negative_rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["random_windows"] == trained.data.rows("train")
@@ -409,3 +419,14 @@ def test_the_negative_material_streams_into_frames_and_trains_in_rounds(table, t
         lambda _m: None,
     )
     assert "negative_rounds" not in plain.notes
+
+
+def test_a_keyword_in_context_is_the_clip_between_its_surroundings(words, front_end) -> None:
+    """Silence around it: the clip table's own embedding; speech around it: another view."""
+    clips = words.clips[:3]
+    silent = front_end.in_context(clips, np.zeros((3, front_end.spec.context_samples)))
+    np.testing.assert_allclose(silent, front_end(clips), atol=1e-5)
+    rng = np.random.default_rng(0)
+    around = (0.05 * rng.standard_normal((3, front_end.spec.context_samples))).astype(np.float32)
+    noisy = front_end.in_context(clips, around)
+    assert noisy.shape == silent.shape and not np.allclose(noisy, silent, atol=1e-2)

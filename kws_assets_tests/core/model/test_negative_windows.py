@@ -37,6 +37,7 @@ def table_of(recs: list[tuple[str, str, np.ndarray]], seconds: float = 60.0) -> 
             "seconds": [seconds] * len(recs),
             "frames": [r[2].shape[0] for r in recs],
             FEATURES: [r[2].reshape(-1) for r in recs],
+            "label": ["_unknown_"] * len(recs),
         },
         schema=NEGATIVES_SCHEMA,
     ).lazy()
