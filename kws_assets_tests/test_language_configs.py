@@ -21,6 +21,7 @@ LANGUAGE_CONFIGS = {
     "ktuberling_fr.yaml": "fr",
     "ktuberling_de.yaml": "de",
     "ktuberling_es.yaml": "es",
+    "compare.yaml": "en",
 }
 
 
