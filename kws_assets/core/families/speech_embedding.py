@@ -22,6 +22,7 @@ import polars as pl
 from scipy.special import softmax
 from torch import nn
 
+from kws_assets.core.audio.io import fit_to_length
 from kws_assets.core.families.base import (
     AssetText,
     Family,
@@ -147,12 +148,6 @@ SILENT_CONTEXT_SHARE = 0.25
 CONTEXT_GAIN = (0.2, 1.0)
 """Level of the surroundings relative to the material as stored."""
 KEYWORD_IN_CONTEXT = "keyword_in_context"
-
-
-def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
-    """A clip cut or zero-padded at its end to ``length`` samples."""
-    x = np.asarray(samples, dtype=np.float32)[:length]
-    return np.pad(x, (0, length - x.size)) if x.size < length else x
 
 
 def surroundings(
@@ -355,7 +350,7 @@ class SpeechEmbedding(Family):
                 ]
                 for chunk in keywords.sort("clip_id").iter_slices(DEFAULT_BATCH_CLIPS):
                     length = front_end.spec.clip_samples
-                    clips = np.stack([fit_length(read_audio(u), length) for u in chunk["uri"]])
+                    clips = np.stack([fit_to_length(read_audio(u), length) for u in chunk["uri"]])
                     rng = np.random.default_rng(len(chunk) + sum(map(ord, chunk["clip_id"][0])))
                     contexts = surroundings(pool, len(chunk), front_end.spec.context_samples, rng)
                     writer.write(
