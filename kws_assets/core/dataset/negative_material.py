@@ -379,11 +379,7 @@ def material_words(
     words = synthesis.sentence_vocabulary(
         keywords, negatives, language, MATERIAL_VOCABULARY, salt=f"{SOURCE}|{seed}"
     )
-    neighbours: list[str] = []
-    for keyword in keywords:
-        neighbours += synthesis.negative_words(
-            keyword, keywords, negatives.model_copy(update={"other_words": 0}), language
-        )
+    neighbours = synthesis.keyword_neighbours(keywords, negatives, language)
     if neighbours and words:
         extra = int(len(words) * NEIGHBOUR_SHARE / (1 - NEIGHBOUR_SHARE))
         words += [neighbours[i % len(neighbours)] for i in range(extra)]

@@ -443,6 +443,19 @@ def negative_words(
     return vocabulary.words_for(keyword)
 
 
+def keyword_neighbours(
+    all_keywords: Sequence[str], negatives: NegativeSettings, language: str = ENGLISH
+) -> list[str]:
+    """Every keyword's phoneme neighbours alone (no share of other words), keyword by keyword:
+    the hard negatives the evaluation streams and the negative material speak among their
+    common words."""
+    neighbours_only = negatives.model_copy(update={"other_words": 0})
+    out: list[str] = []
+    for keyword in all_keywords:
+        out += negative_words(keyword, all_keywords, neighbours_only, language)
+    return out
+
+
 def unknown_recipes(
     words: Sequence[str], renders: int, speakers: Sequence[str], grid: TtsSettings, salt: str
 ) -> list[ClipRecipe]:

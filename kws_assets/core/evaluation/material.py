@@ -118,11 +118,7 @@ def evaluation_vocabulary(
 ) -> tuple[list[str], list[str]]:
     """Words for the negative stream: common dictionary words that are not keywords or their
     homophones, and the keywords' phoneme neighbours (hard negatives)."""
-    neighbours: list[str] = []
-    for keyword in keywords:
-        neighbours += synthesis.negative_words(
-            keyword, keywords, negatives.model_copy(update={"other_words": 0}), language
-        )
+    neighbours = synthesis.keyword_neighbours(keywords, negatives, language)
     if not negatives.lexicon and not language.lower().startswith(synthesis.ENGLISH):
         # No pronouncing dictionary: the language's everyday words (core.fillers), if any.
         everyday = everyday_words(language) or ()
