@@ -96,12 +96,20 @@ QUALITY_COLUMNS = (
     "snr_db",
     "speech_ratio",
 )
+# What a person decided about a clip (kws_assets.core.review): the action (keep, relabel, reject;
+# null = never reviewed), why the clip was in the review queue, and its label before the decision.
+REVIEW_COLUMNS: dict[str, ColumnType] = {
+    "review": pl.String,
+    "review_reason": pl.String,
+    "label_before_review": pl.String,
+}
 VALIDATED_COLUMNS: dict[str, ColumnType] = {
     **CLIP_COLUMNS,
     **CLIP_DETAIL_COLUMNS,
     **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
     "outlier_score": pl.Float64,
     "split": pl.String,
+    **REVIEW_COLUMNS,
 }
 QUARANTINE_COLUMNS: dict[str, ColumnType] = {
     "clip_id": pl.String,
@@ -121,6 +129,7 @@ QUARANTINE_COLUMNS: dict[str, ColumnType] = {
     "confidence": pl.Float64,
     **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
     "outlier_score": pl.Float64,
+    **REVIEW_COLUMNS,
 }
 
 # --- augmented_clips -----------------------------------------------------------------------------

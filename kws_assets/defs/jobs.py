@@ -14,6 +14,7 @@ job                groups                          assets (today)               
 ``retrain_model``  features, train, ship           augmented_clips ... the        -
                                                    artifacts and evaluations
 ``kws_pipeline``   curate, features, train, ship   curate to ship                 -
+``review_clips``   review                          review_queue                   -
 =================  ==============================  =============================  ==================
 
 Each job selects asset groups (``dg.AssetSelection.groups``), not a list of names: a new asset
@@ -34,6 +35,7 @@ KEYWORD_JOB = "keyword_clips"
 CURATE_JOB = "curate_dataset"
 RETRAIN_JOB = "retrain_model"
 PIPELINE_JOB = "kws_pipeline"
+REVIEW_JOB = "review_clips"
 NIGHTLY_SCHEDULE = "nightly_retrain"
 NIGHTLY_CRON = "0 3 * * *"
 
@@ -43,6 +45,7 @@ INGEST_GROUP = "ingest"
 KEYWORD_GROUP = "keyword_clips"
 CURATE_GROUP = "curate"
 RETRAIN_GROUPS = ("features", "train", "ship")
+REVIEW_GROUP = "review"
 
 ingest_batch = dg.define_asset_job(
     INGEST_JOB,
@@ -73,7 +76,14 @@ kws_pipeline = dg.define_asset_job(
     description="Curate, featurize, train and ship over every materialized partition.",
 )
 
-JOBS = [ingest_batch, keyword_clips, curate_dataset, retrain_model, kws_pipeline]
+review_clips = dg.define_asset_job(
+    REVIEW_JOB,
+    selection=dg.AssetSelection.groups(REVIEW_GROUP),
+    description="Rank the clips a person should hear (review_queue) from the current validated "
+    "set and teacher model; then `kws review` serves them.",
+)
+
+JOBS = [ingest_batch, keyword_clips, curate_dataset, retrain_model, kws_pipeline, review_clips]
 
 nightly_retrain = dg.ScheduleDefinition(
     name=NIGHTLY_SCHEDULE,

@@ -66,6 +66,7 @@ from kws_assets.settings.model import (
     TrainSettings,
 )
 from kws_assets.settings.pipeline import KwsConfig
+from kws_assets.settings.review import ReviewSettings
 from kws_assets.settings.speech import (
     DEFAULT_CARRIER_PHRASES,
     DEFAULT_ENGLISH_ACCENTS,
@@ -128,6 +129,7 @@ __all__ = [
     "QuantGateSettings",
     "QuantizeSettings",
     "RealSourceSettings",
+    "ReviewSettings",
     "SpeakerPerturbationSettings",
     "SpecAugmentSettings",
     "SpeechCommandsSource",

@@ -46,6 +46,7 @@ from kws_assets.settings.model import (
     QuantizeSettings,
     TrainSettings,
 )
+from kws_assets.settings.review import ReviewSettings
 from kws_assets.settings.speech import AlignmentSettings, NegativeSettings, TtsSettings
 
 
@@ -81,6 +82,7 @@ class KwsConfig(StrictSettings):
     micro_wake_word: MicroWakeWordSettings = Field(default_factory=MicroWakeWordSettings)
     dataset_guard: DatasetGuardSettings = Field(default_factory=DatasetGuardSettings)
     negative_material: NegativeMaterialSettings = Field(default_factory=NegativeMaterialSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
 
     @model_validator(mode="before")
     @classmethod

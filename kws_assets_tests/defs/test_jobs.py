@@ -3,7 +3,8 @@ hand-kept name lists (the sets below are those lists, written out once as the ex
 the assets added to those groups since (RELEASES: each family's artifact with its evaluated
 operating point, in the ship group; MICRO: the micro_wake_word family's table, model and
 artifact, in the features, train and ship groups; NEGATIVES: the negative material and the
-embedding family's view of it, in the features group)."""
+embedding family's view of it, in the features group), and the review job (review_queue, built
+on demand: a person reviews when they have time, not on every retrain)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ BEFORE = {
     jobs.CURATE_JOB: CURATE_BEFORE,
     jobs.RETRAIN_JOB: RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES,
     jobs.PIPELINE_JOB: CURATE_BEFORE | RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES,
+    jobs.REVIEW_JOB: {"review_queue"},
 }
 
 

@@ -33,6 +33,7 @@ from kws_assets.core.dataset.outliers import MfccStatsEmbedder, scores_by_label
 from kws_assets.core.dataset.splits import assign_splits
 from kws_assets.core.features.mfcc import FeatureSpec, single_threaded_torch
 from kws_assets.core.parallel import batched_process_map, chunks
+from kws_assets.core.review.apply import human_confirmed
 from kws_assets.core.storage.clip_store import clip_id_for
 from kws_assets.core.tables import (
     CLIP_COLUMNS,
@@ -40,6 +41,7 @@ from kws_assets.core.tables import (
     QUALITY_COLUMNS,
     QUARANTINE_COLUMNS,
     REJECT_COLUMNS,
+    REVIEW_COLUMNS,
     VALIDATED_COLUMNS,
 )
 from kws_assets.settings import (
@@ -293,7 +295,7 @@ def _with_detail_columns(candidates: pl.DataFrame) -> pl.DataFrame:
     license of generated sources filled in."""
     missing = {
         c: t
-        for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS}.items()
+        for c, t in {**CLIP_DETAIL_COLUMNS, **REJECT_COLUMNS, **REVIEW_COLUMNS}.items()
         if c not in candidates.columns
     }
     table = candidates.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in missing.items()])
@@ -474,7 +476,9 @@ def curate(
             expected_duration_s=settings.audio.clip_seconds,
             is_silence=row["label"] == SILENCE_LABEL,
         )
-        reasons += quality.alignment_reasons(row.get("confidence"), settings.min_confidence)
+        # A person who heard the clip outranks the aligner's confidence (core.review.apply).
+        if not human_confirmed(row):
+            reasons += quality.alignment_reasons(row.get("confidence"), settings.min_confidence)
         if reasons:
             row["outlier_score"] = None
             quarantined.append(
@@ -494,7 +498,12 @@ def curate(
     outliers = settings.outliers
     for row in passing:
         score = row["outlier_score"]
-        if outliers.quarantine and score is not None and score > outliers.threshold:
+        if (
+            outliers.quarantine
+            and score is not None
+            and score > outliers.threshold
+            and not human_confirmed(row)
+        ):
             quarantined.append(
                 _quarantine_row(
                     row,

@@ -19,6 +19,7 @@ import polars as pl
 
 from kws_assets.core.corpus.ingest import rejected_rows, usable_rows
 from kws_assets.core.dataset.curation import reason_table
+from kws_assets.core.review.apply import review_summary
 from kws_assets.core.speech.engines import REGISTRY as ENGINE_REGISTRY
 from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.tables import QUALITY_COLUMNS
@@ -485,6 +486,7 @@ def render_data_card(
         "",
         md_table(reason_table(quarantined)),
         "",
+        *review_section(validated, quarantined),
         "## Provenance and licenses",
         "",
         md_table(provenance_table(corpus, validated, card.sources)),
@@ -513,6 +515,25 @@ def render_data_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def review_section(validated: pl.DataFrame, quarantined: pl.DataFrame) -> list[str]:
+    """The card's "Human review" section: how many clips people heard, and per reason the clip
+    was queued (``kws review``), how many they kept, relabelled and rejected."""
+    summary = review_summary(validated, quarantined)
+    if summary.is_empty():
+        return ["## Human review", "", "No clip has been reviewed by a person yet.", ""]
+    reviewed = int(summary["reviewed"].sum())
+    changed = int(summary["relabelled"].sum())
+    return [
+        "## Human review",
+        "",
+        f"**{reviewed} clip(s) reviewed** by a person; {changed} label(s) changed and "
+        f"{int(summary['rejected'].sum())} clip(s) rejected. Per reason the clip was queued:",
+        "",
+        md_table(summary),
+        "",
+    ]
 
 
 GAP_WARNING_RATIO = 5.0

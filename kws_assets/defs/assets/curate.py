@@ -9,6 +9,8 @@ import polars as pl
 from kws_assets.config import curation_settings
 from kws_assets.core.dataset import curation, synthesis
 from kws_assets.core.parallel import resolve_workers
+from kws_assets.core.review.apply import apply_decisions
+from kws_assets.core.review.decisions import read_decisions
 from kws_assets.lib.metadata import label_counts_table, metadata_table
 from kws_assets.lib.partitions import all_partitions_of, loaded_partitions, missing_partitions
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
@@ -29,17 +31,18 @@ GROUP = "curate"
         "validated_set": dg.AssetOut(
             automation_condition=dg.AutomationCondition.eager(),
             kinds={"pandera", "parquet"},
-            code_version="2",
+            code_version="3",
             owners=["team:kws-data"],
             description="Every clip that passed the quality gate and the clip-table schema, with "
             "its quality metrics and a speaker-disjoint train/val/test split. "
-            "Includes _silence_ examples made of noise. Reads every keyword partition "
-            "and every corpus batch; eager: rebuilt when any of them changes.",
+            "Includes _silence_ examples made of noise. Honours the review_decisions "
+            "people recorded with `kws review` (relabel, reject, keep). Reads every keyword "
+            "partition and every corpus batch; eager: rebuilt when any of them changes.",
         ),
         "quarantined_clips": dg.AssetOut(
             automation_condition=dg.AutomationCondition.eager(),
             kinds={"parquet"},
-            code_version="2",
+            code_version="3",
             owners=["team:kws-data"],
             description="Dead-letter table: every corpus entry, recording or clip that did not "
             "make it (stages ingest, alignment, clip, synthesis, quality, outlier, "
@@ -93,8 +96,12 @@ def validated_set(
         ],
         how="diagonal_relaxed",
     )
+    # What reviewers decided (kws review) applies before the gates, so it meets the same checks.
+    decisions = apply_decisions(candidates, read_decisions(store.objects))
+    if decisions.stale:
+        context.log.info(f"{decisions.stale} review decision(s) about clips no longer candidates")
     result = curation.curate(
-        candidates,
+        decisions.candidates,
         curation_settings(cfg),
         lambda uri: store.read(uri),
         workers=resolve_workers(cfg.compute.workers),
@@ -114,6 +121,8 @@ def validated_set(
             "keywords": len(cfg.keywords),
             "corpus_batches": len(batches),
             "stale_unknown_clips_dropped": stale,
+            "review_decisions_applied": decisions.applied,
+            "review_decisions_stale": decisions.stale,
             "quarantined": quarantined.height,
             "per_label_and_split": label_counts_table(validated, by="split"),
             "per_split": metadata_table(per_split),

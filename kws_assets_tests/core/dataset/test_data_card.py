@@ -238,3 +238,32 @@ def test_card_shows_how_far_synthetic_clips_are_from_recorded_ones():
         validated_table(), quarantine_table(), corpus_table(), CARD, versions
     )
     assert "## Synthetic vs recorded speech" not in plain
+
+
+def test_card_counts_reviewed_clips_and_label_changes_by_reason():
+    validated = validated_table().with_columns(
+        pl.when(pl.col("clip_id").is_in(["yesfield0", "yesfield1"]))
+        .then(pl.lit("relabel"))
+        .when(pl.col("clip_id") == "yesfield2")
+        .then(pl.lit("keep"))
+        .alias("review"),
+        pl.when(pl.col("clip_id").str.starts_with("yesfield"))
+        .then(pl.lit("teacher_disagrees"))
+        .alias("review_reason"),
+    )
+    quarantined = quarantine_table().with_columns(
+        pl.when(pl.col("clip_id") == "q0").then(pl.lit("reject")).alias("review"),
+        pl.when(pl.col("clip_id") == "q0")
+        .then(pl.lit("near_min_confidence"))
+        .alias("review_reason"),
+    )
+    versions = data_card.CardVersions("1", "abc", False, "cfg", {})
+    card = data_card.render_data_card(validated, quarantined, corpus_table(), CARD, versions)
+    assert "**4 clip(s) reviewed** by a person; 2 label(s) changed and 1 clip(s) rejected" in card
+    rows = table_rows(card, "Per reason the clip was queued:")
+    assert rows["teacher_disagrees"] == ["3", "1", "2", "0"]
+    assert rows["near_min_confidence"] == ["1", "0", "0", "1"]
+    unreviewed = data_card.render_data_card(
+        validated_table(), quarantine_table(), corpus_table(), CARD, versions
+    )
+    assert "No clip has been reviewed by a person yet." in unreviewed
