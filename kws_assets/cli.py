@@ -26,6 +26,12 @@ built-in defaults are used and stderr says so.
 (``kws_assets.core.families``): the folder says which (``front_end.json``; a folder without one
 is the DS-CNN on MFCC), and the family's classifier runs it.
 
+    kws review [--config kws.yaml] [--port 8765] [--reviewer NAME]
+
+serves the materialized ``review_queue`` on http://127.0.0.1:8765/ (``kws_assets.review_page``):
+listen, look at the spectrogram, keep / relabel / reject; ``validated_set`` honours the decisions
+on its next run.
+
 The exit status is 0 when every file was processed, 1 when any file failed, 2 for a usage error
 or an unusable model folder.
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -107,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
         "--precision", choices=PRECISION_CHOICES, default="int8", help=PRECISION_HELP
     )
     detect.add_argument("files", nargs="+", help="Audio files (any rate / channel count / length).")
+    review = commands.add_parser(
+        "review", help="Serve the review queue on a local page (keep / relabel / reject)."
+    )
+    review.add_argument(
+        "--config", default=None, help="Config file (default: $KWS_CONFIG or ./kws.yaml)."
+    )
+    review.add_argument("--host", default=None, help="Address (default: review.host, 127.0.0.1).")
+    review.add_argument("--port", type=int, default=None, help="Port (default: review.port).")
+    review.add_argument(
+        "--reviewer", default=os.environ.get("USER", ""), help="Your name in the decisions."
+    )
     return parser
 
 
@@ -179,6 +197,27 @@ def _detect(args: argparse.Namespace) -> int:
     return EXIT_FILE_ERRORS if failed else EXIT_OK
 
 
+def _review(args: argparse.Namespace) -> int:
+    from kws_assets.review_page import load_session, serve
+
+    try:
+        session, host, port = load_session(args.config)
+    except Exception as err:  # not materialized, storage unreachable, bad config: say so, exit 2
+        print(
+            f"kws: cannot read the review queue ({err}); materialize it first "
+            "(the review_clips job)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    host = args.host or host
+    port = port if args.port is None else args.port
+    print(
+        f"kws: reviewing {session.queue.height} clip(s) at http://{host}:{port}/", file=sys.stderr
+    )
+    serve(session, host, port, args.reviewer)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kws`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -186,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _classify(args)
     if args.command == "detect":
         return _detect(args)
+    if args.command == "review":
+        return _review(args)
     return EXIT_USAGE
 
 

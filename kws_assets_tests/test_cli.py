@@ -212,3 +212,8 @@ def test_detect_uses_the_shipped_operating_point_by_default(tmp_path, capsys) ->
         DetectorOperatingPoint(0.99999, 1, 0.5, 100.0),
     )
     assert run("--operating-point", str(other))[0] == []
+
+
+def test_review_without_a_materialized_queue_says_what_to_do(tiny_config_file, capsys) -> None:
+    assert main(["review", "--config", str(tiny_config_file)]) == EXIT_USAGE
+    assert "materialize it first (the review_clips job)" in capsys.readouterr().err
