@@ -11,9 +11,11 @@ job                groups                          assets (today)               
                                                    aligned_keywords
 ``curate_dataset`` curate                          validated_set,                 -
                                                    quarantined_clips, data_card
-``retrain_model``  features, train, ship           augmented_clips ... the        -
-                                                   artifacts and evaluations
-``kws_pipeline``   curate, features, train, ship   curate to ship                 -
+``retrain_model``  features, train, ship, review   augmented_clips ... the        -
+                                                   artifacts and evaluations,
+                                                   review_queue
+``kws_pipeline``   curate, features, train, ship,  curate to review               -
+                   review
 ``review_clips``   review                          review_queue                   -
 =================  ==============================  =============================  ==================
 
@@ -44,8 +46,9 @@ NIGHTLY_CRON = "0 3 * * *"
 INGEST_GROUP = "ingest"
 KEYWORD_GROUP = "keyword_clips"
 CURATE_GROUP = "curate"
-RETRAIN_GROUPS = ("features", "train", "ship")
 REVIEW_GROUP = "review"
+# The review queue is re-ranked after every retrain: a new teacher contradicts other labels.
+RETRAIN_GROUPS = ("features", "train", "ship", REVIEW_GROUP)
 
 ingest_batch = dg.define_asset_job(
     INGEST_JOB,
@@ -68,7 +71,8 @@ retrain_model = dg.define_asset_job(
     RETRAIN_JOB,
     selection=dg.AssetSelection.groups(*RETRAIN_GROUPS),
     description="Augmentation, features, training of both model families, int8 quantization and "
-    "evaluation (real speech and the held-out engine first) from the current validated set.",
+    "evaluation (real speech and the held-out engine first) from the current validated set; "
+    "then the review queue ranked with the new teacher.",
 )
 kws_pipeline = dg.define_asset_job(
     PIPELINE_JOB,

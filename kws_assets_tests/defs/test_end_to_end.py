@@ -413,3 +413,56 @@ def test_the_student_is_distilled_from_the_teacher_and_shipped(pipeline):
     assert "distilled from speech" in card and "kws\\_model: " in card  # markdown-escaped
     # the shipped operating point states its measured FA/h and FRR with their intervals
     assert "FRR " in card and "95% interval" in card and "keyword-free audio" in card
+
+
+def test_reviewed_clips_reach_the_next_validated_set(pipeline):
+    """The pipeline ranked a review queue; two decisions taken through the review page's session
+    (what `kws review` serves: a relabel and a reject) reach the next curate run and its data
+    card.  Runs last: it re-curates."""
+    from kws_assets.core.review.apply import REVIEW_REJECTED
+    from kws_assets.defs.jobs import CURATE_JOB
+    from kws_assets.review_page import load_session
+
+    cfg = pipeline["cfg"]
+    queue = load_asset(pipeline, "review_queue")
+    print(
+        "review queue on the tiny config:",
+        queue.height,
+        "clips;",
+        dict(queue.group_by("reason").len().sort("reason").iter_rows()),
+    )
+    assert 0 < queue.height <= cfg.review.queue_size
+    assert queue["rank"].to_list() == list(range(1, queue.height + 1))
+    assert queue["score"].is_sorted(descending=True)
+    session, host, _ = load_session(str(pipeline["root"] / "kws.yaml"))
+    assert host == "127.0.0.1" and session.queue.equals(queue)
+    first, second = queue.filter(pl.col("in_set") == "validated").head(2).iter_rows(named=True)
+    new_label = next(label for label in cfg.labels if label != first["label"])
+    session.decide(
+        {
+            "clip_id": first["clip_id"],
+            "action": "relabel",
+            "new_label": new_label,
+            "reviewer": "e2e",
+        }
+    )
+    session.decide({"clip_id": second["clip_id"], "action": "reject", "reviewer": "e2e"})
+
+    result = (
+        pipeline["defs"]
+        .resolve_job_def(CURATE_JOB)
+        .execute_in_process(instance=pipeline["instance"])
+    )
+    assert result.success
+    validated = load_asset(pipeline, "validated_set")
+    relabelled = validated.filter(pl.col("clip_id") == first["clip_id"]).row(0, named=True)
+    assert (relabelled["label"], relabelled["label_before_review"]) == (new_label, first["label"])
+    assert second["clip_id"] not in validated["clip_id"].to_list()
+    quarantined = load_asset(pipeline, "quarantined_clips")
+    rejected = quarantined.filter(pl.col("clip_id") == second["clip_id"]).row(0, named=True)
+    assert rejected["reason"] == REVIEW_REJECTED
+    assert _latest_metadata(pipeline, "validated_set")["review_decisions_applied"] == 2
+    assert (
+        "**2 clip(s) reviewed** by a person; 1 label(s) changed"
+        in _latest_metadata(pipeline, "data_card")["card"]
+    )

@@ -3,8 +3,8 @@ hand-kept name lists (the sets below are those lists, written out once as the ex
 the assets added to those groups since (RELEASES: each family's artifact with its evaluated
 operating point, in the ship group; MICRO: the micro_wake_word family's table, model and
 artifact, in the features, train and ship groups; NEGATIVES: the negative material and the
-embedding family's view of it, in the features group), and the review job (review_queue, built
-on demand: a person reviews when they have time, not on every retrain)."""
+embedding family's view of it, in the features group; REVIEW: the review queue, re-ranked after
+every retrain and on its own by the review job)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ RETRAIN_BEFORE = {
 RELEASES = {"mfcc_release", "speech_embedding_release", "micro_wake_word_release"}
 MICRO = {"micro_table", "micro_model", "micro_artifact"}
 NEGATIVES = {"negative_material", "embedding_negatives"}
+REVIEW = {"review_queue"}
 CURATE_BEFORE = {"validated_set", "quarantined_clips", "data_card"}
 BEFORE = {
     jobs.INGEST_JOB: {"raw_corpus", "unknown_clips"},
     jobs.KEYWORD_JOB: {"synthetic_clips", "aligned_keywords"},
     jobs.CURATE_JOB: CURATE_BEFORE,
-    jobs.RETRAIN_JOB: RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES,
-    jobs.PIPELINE_JOB: CURATE_BEFORE | RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES,
-    jobs.REVIEW_JOB: {"review_queue"},
+    jobs.RETRAIN_JOB: RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES | REVIEW,
+    jobs.PIPELINE_JOB: CURATE_BEFORE | RETRAIN_BEFORE | RELEASES | MICRO | NEGATIVES | REVIEW,
+    jobs.REVIEW_JOB: REVIEW,
 }
 
 
