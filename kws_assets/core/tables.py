@@ -49,7 +49,13 @@ CORPUS_SCHEMA: dict[str, ColumnType] = {
     "dc_offset": pl.Float64,
     "reject_reason": pl.String,
     "reject_detail": pl.String,
+    "field_tag": pl.String,
 }
+# What a device said about audio it uploaded (a manifest row's ``tag``; null for every other
+# recording): it fired and should not have, or it should have fired and did not.
+FALSE_WAKE = "false_wake"
+MISSED_WAKE = "missed_wake"
+FIELD_TAGS = (FALSE_WAKE, MISSED_WAKE)
 # Where a clip cut from a corpus recording came from (nullable for generated clips).
 PROVENANCE_COLUMNS: dict[str, ColumnType] = {
     "license": pl.String,
@@ -79,6 +85,7 @@ CLIP_DETAIL_COLUMNS: dict[str, ColumnType] = {
     **PROVENANCE_COLUMNS,
     "word": pl.String,
     "confidence": pl.Float64,
+    "field_tag": pl.String,
 }
 # Columns by which an upstream stage marks a candidate row as a dead letter.
 REJECT_COLUMNS: dict[str, ColumnType] = {
@@ -129,6 +136,7 @@ QUARANTINE_COLUMNS: dict[str, ColumnType] = {
     "confidence": pl.Float64,
     **dict.fromkeys(QUALITY_COLUMNS, pl.Float64),
     "outlier_score": pl.Float64,
+    "field_tag": pl.String,
     **REVIEW_COLUMNS,
 }
 

@@ -273,6 +273,7 @@ def _entry_row(
         "license": entry.license,
         "original_path": entry.original_path,
         "clip_label": entry.clip_label,
+        "field_tag": entry.field_tag,
         "sample_rate": facts.sample_rate,
         "channels": facts.channels,
         "subtype": facts.subtype,

@@ -110,6 +110,7 @@ def cut_labeled_clips(
                     "num_samples": len(clip),
                     "word": rec["transcript"] or None,
                     "confidence": None,
+                    "field_tag": rec.get("field_tag"),
                 }
             )
     return rows, failures

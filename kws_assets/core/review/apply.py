@@ -10,6 +10,12 @@ candidates and the decisions table alone (re-running gives the same tables):
   :data:`REVIEW_REJECTED` (curation moves it to ``quarantined_clips`` like any upstream reject);
 * **keep** — the clip is marked reviewed.
 
+Field uploads (a ``field_tag``: audio a device saved around a false or missed wake) train nothing
+until a person confirmed them: without a decision they are dead letters of stage ``review`` with
+reason :data:`AWAITING_REVIEW`, which the review queue puts first; kept, a false wake is a hard
+``_unknown_`` negative and a missed wake a keyword positive of the validated set (and the retrain
+sensor sees a new validated set).
+
 A person who heard the clip outranks the automated soft gates: a kept or relabelled clip is not
 quarantined for low alignment confidence or as an outlier (:func:`human_confirmed`); the hard
 gates (unreadable audio, wrong format, schema) still apply.  Decisions about clips that are no
@@ -27,6 +33,7 @@ from kws_assets.core.tables import REVIEW_COLUMNS
 
 STAGE_REVIEW = "review"
 REVIEW_REJECTED = "review_rejected"
+AWAITING_REVIEW = "awaiting_review"
 REVIEW_SUMMARY_COLUMNS: dict[str, type[pl.DataType]] = {
     "review_reason": pl.String,
     "reviewed": pl.UInt32,
@@ -60,12 +67,12 @@ def apply_decisions(candidates: pl.DataFrame, decisions: pl.DataFrame) -> Applie
             if c not in candidates.columns
         ]
     )
-    for column in ("reject_stage", "reject_reason", "reject_detail"):
+    for column in ("reject_stage", "reject_reason", "reject_detail", "field_tag"):
         if column not in table.columns:
             table = table.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     latest = latest_decisions(decisions)
     if latest.is_empty():
-        return AppliedDecisions(table, 0, 0)
+        return AppliedDecisions(_hold_unreviewed_field_clips(table), 0, 0)
     ids = set(table["clip_id"].to_list())
     live = latest.filter(pl.col("clip_id").is_in(list(ids)))
     stale = latest.height - live.height
@@ -111,7 +118,30 @@ def apply_decisions(candidates: pl.DataFrame, decisions: pl.DataFrame) -> Applie
         )
         .drop("_action", "_new_label", "_reason", "_why")
     )
-    return AppliedDecisions(table, live.height, stale)
+    return AppliedDecisions(_hold_unreviewed_field_clips(table), live.height, stale)
+
+
+def _hold_unreviewed_field_clips(table: pl.DataFrame) -> pl.DataFrame:
+    """Field uploads nobody has confirmed yet become dead letters awaiting review."""
+    waiting = (
+        pl.col("field_tag").is_not_null()
+        & pl.col("review").is_null()
+        & pl.col("reject_reason").is_null()
+    )
+    return table.with_columns(
+        pl.when(waiting)
+        .then(pl.lit(STAGE_REVIEW))
+        .otherwise(pl.col("reject_stage"))
+        .alias("reject_stage"),
+        pl.when(waiting)
+        .then(pl.lit(AWAITING_REVIEW))
+        .otherwise(pl.col("reject_reason"))
+        .alias("reject_reason"),
+        pl.when(waiting)
+        .then(pl.format("a device's {} upload: waits for a person (kws review)", "field_tag"))
+        .otherwise(pl.col("reject_detail"))
+        .alias("reject_detail"),
+    )
 
 
 def review_summary(validated: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataFrame:

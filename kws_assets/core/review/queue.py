@@ -17,6 +17,9 @@ queued clip carries one reason and a score in [0, 1] (1 = most worth hearing):
   ``review.disagreement_confidence``; the score is that probability.
 * :data:`REAL_MISCLASSIFIED` — a clip recorded by a person (not generated here) whose label the
   teacher gets wrong at any confidence; the score is the teacher's probability.
+* :data:`FIELD_FALSE_WAKE` / :data:`FIELD_MISSED_WAKE` — audio a device uploaded around a false
+  or missed activation, held back until a person confirms it; score 1 (always first): the
+  model's own mistakes in the field are the data it lacks most.
 
 A clip under several reasons is queued once, under its highest score (the others listed in
 ``reasons``).  Clips a person already decided about (``review`` set) are not queued again.
@@ -31,7 +34,8 @@ import numpy as np
 import polars as pl
 
 from kws_assets.core.audio.quality import LOW_ALIGNMENT_CONFIDENCE, OUTLIER
-from kws_assets.core.tables import is_augmented
+from kws_assets.core.review.apply import AWAITING_REVIEW
+from kws_assets.core.tables import FALSE_WAKE, MISSED_WAKE, is_augmented
 from kws_assets.settings import ReviewSettings
 
 NEAR_MIN_CONFIDENCE = "near_min_confidence"
@@ -39,7 +43,12 @@ NEAR_OUTLIER = "near_outlier_threshold"
 QUARANTINED_BY_MARGIN = "quarantined_by_margin"
 TEACHER_DISAGREES = "teacher_disagrees"
 REAL_MISCLASSIFIED = "real_misclassified"
+FIELD_FALSE_WAKE = "field_false_wake"
+FIELD_MISSED_WAKE = "field_missed_wake"
+FIELD_REASONS = {FALSE_WAKE: FIELD_FALSE_WAKE, MISSED_WAKE: FIELD_MISSED_WAKE}
 QUEUE_REASONS = (
+    FIELD_FALSE_WAKE,
+    FIELD_MISSED_WAKE,
     QUARANTINED_BY_MARGIN,
     NEAR_MIN_CONFIDENCE,
     NEAR_OUTLIER,
@@ -187,6 +196,22 @@ def _quarantined_by_margin(
     )
 
 
+def _field_uploads(quarantined: pl.DataFrame) -> pl.DataFrame:
+    if "field_tag" not in quarantined.columns:
+        return pl.DataFrame(schema=dict.fromkeys(_CANDIDATE, pl.String))
+    tag = pl.col("field_tag")
+    return (
+        quarantined.filter((pl.col("reason") == AWAITING_REVIEW) & tag.is_not_null())
+        .with_columns(
+            pl.lit(QUARANTINED).alias("in_set"),
+            tag.replace_strict(FIELD_REASONS, default=FIELD_FALSE_WAKE).alias("reason"),
+            pl.lit(1.0).alias("score"),
+            pl.format("device upload tagged {}", tag).alias("detail"),
+        )
+        .select(_CANDIDATE)
+    )
+
+
 def _contradicted(
     validated: pl.DataFrame,
     predicted: pl.DataFrame,
@@ -231,6 +256,7 @@ def rank_queue(
     parts = [
         *_near_thresholds(open_validated, review, min_confidence, outlier_threshold),
         _quarantined_by_margin(_unreviewed(quarantined), review, min_confidence, outlier_threshold),
+        _field_uploads(quarantined),
     ]
     if predicted is not None:
         parts += _contradicted(open_validated, predicted, review, generated_sources)

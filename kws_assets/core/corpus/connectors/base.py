@@ -56,7 +56,10 @@ class CorpusEntry:
     """One recording a connector found: where it is (relative to the root) and what it says.
 
     ``clip_label`` is set when the recording already *is* a labelled clip (Speech Commands): it
-    skips alignment.  ``speaker`` is corpus-local; the loader namespaces it with the source name.
+    skips alignment.  ``field_tag`` marks audio a device uploaded around an activation
+    (``false_wake``/``missed_wake``, :data:`~kws_assets.core.tables.FIELD_TAGS`): it waits for a
+    person's review before it trains anything.  ``speaker`` is corpus-local; the loader
+    namespaces it with the source name.
     """
 
     source: str
@@ -66,6 +69,7 @@ class CorpusEntry:
     language: str
     license: str
     clip_label: str | None = None
+    field_tag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 whose rows name an audio file (``path``, relative to the folder), its ``transcript`` and its
 ``speaker``; optional ``language`` and ``license`` override the source's defaults per row.
 
+A device's uploads land the same way, one row per audio it saved around an activation, with a
+``tag``: ``false_wake`` (it fired and should not have: the clip is labelled ``_unknown_``, a hard
+negative once a person confirms it) or ``missed_wake`` (it should have fired: ``label`` names the
+keyword).  A tagged row may leave ``transcript`` empty (a device does not know what was said).
+
 Each manifest row is judged on its own: an unparsable or over-long line, an oversized field,
 undecodable text, a blank field or a path listed twice becomes an :class:`EntryProblem` naming
 the row (file and line), and the other rows go on.  The manifest is streamed, never read whole.
@@ -36,7 +41,8 @@ from kws_assets.core.corpus.connectors.rows import (
     delimited_rows,
     jsonl_rows,
 )
-from kws_assets.settings import IngestSettings, ManifestSource
+from kws_assets.core.tables import FALSE_WAKE, FIELD_TAGS, MISSED_WAKE
+from kws_assets.settings import UNKNOWN_LABEL, IngestSettings, ManifestSource
 
 REQUIRED_COLUMNS = ("path", "transcript", "speaker")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -133,7 +139,10 @@ def _entry_from_row(
             source.name, path, BAD_TRANSCRIPT, f"{ref}: {transcript_issue}", speaker=speaker
         )
     transcript = clean_text(row.get("transcript"))
-    if not transcript:
+    tag, clip_label, tag_issue = _field_tag(row)
+    if tag_issue:
+        return None, EntryProblem(source.name, path, BAD_MANIFEST_ROW, f"{ref}: {tag_issue}")
+    if not transcript and tag is None:
         return None, EntryProblem(
             source.name,
             path,
@@ -162,7 +171,26 @@ def _entry_from_row(
         license=clean_text(license_)
         if license_ and not text_problem(license_, "license")
         else source.license,
+        clip_label=clip_label,
+        field_tag=tag,
     ), None
+
+
+def _field_tag(row: dict) -> tuple[str | None, str | None, str]:
+    """A row's field tag and the clip label it implies, or a reason the tag is unusable."""
+    raw = row.get("tag")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, None, ""
+    issue = text_problem(raw, "tag")
+    tag = "" if issue else clean_text(raw).lower()
+    if issue or tag not in FIELD_TAGS:
+        return None, None, issue or f"tag {tag!r} is not one of {', '.join(FIELD_TAGS)}"
+    if tag == FALSE_WAKE:
+        return tag, UNKNOWN_LABEL, ""
+    label = row.get("label")
+    if label is None or text_problem(label, "label") or not clean_text(label):
+        return None, None, f"a {MISSED_WAKE} row needs the keyword in its label column"
+    return tag, clean_text(label).lower(), ""
 
 
 def _list(source: ManifestSource, root: UPath, request: ListRequest) -> Listing:
