@@ -22,7 +22,7 @@ import uvicorn
 from kws_assets.core.review.decisions import read_decisions
 from kws_assets.core.review.queue import QUEUE_COLUMNS
 from kws_assets.review_page import NO_LONGER_EXISTS, ReviewSession, create_app, spectrogram_png
-from kws_assets_tests.core.dataset.test_curation import Candidates, burst_clip
+from kws_assets_tests.clip_candidates import Candidates, burst_clip
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 CHROMIUM = "/usr/bin/chromium"
@@ -130,7 +130,7 @@ def test_a_person_relabels_and_rejects_in_the_browser(review, tmp_path):
 
     from kws_assets.core.dataset import curation
     from kws_assets.core.review.apply import REVIEW_REJECTED, apply_decisions
-    from kws_assets_tests.core.dataset.test_curation import config
+    from kws_assets_tests.clip_candidates import config
 
     candidates, session, served = review
     with sync_playwright() as playwright:

@@ -104,3 +104,21 @@ def trained_tone_model() -> tuple[ToneTask, TrainResult, list[str]]:
         log=lines.append,
     )
     return task, result, lines
+
+
+def warbles(n: int, seed: int) -> np.ndarray:
+    """A sound that is none of the four classes but that the tone model takes for the chirp: a
+    warbling tone burst (1.2 kHz, +-0.8 kHz at 6 Hz), in noise, at the task's levels (the review
+    tests' "television" that wakes the device)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(CLIP) / SR
+    out = []
+    for _ in range(n):
+        start, duration = rng.uniform(0.05, 0.5), rng.uniform(0.25, 0.45)
+        freq = 1200.0 + 800.0 * np.sin(2 * np.pi * 6.0 * t + rng.uniform(0, 2 * np.pi))
+        phase = 2 * np.pi * np.cumsum(freq) / SR
+        envelope = ((t >= start) & (t < start + duration)).astype(np.float64)
+        level, noise = rng.uniform(0.05, 0.5), rng.uniform(0.002, 0.02)
+        x = level * envelope * np.sin(phase) + noise * rng.standard_normal(CLIP)
+        out.append(x.astype(np.float32))
+    return np.stack(out)

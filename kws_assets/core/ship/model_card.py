@@ -17,6 +17,7 @@ from typing import cast
 
 import numpy as np
 
+from kws_assets.core.review.field import FalseWakeRate
 from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.text_safety import escape_cell, escape_markdown
 
@@ -124,6 +125,9 @@ class ModelCardInputs:
     with their intervals): where a keyword is a phrase a pretrained openWakeWord or
     microWakeWord model spots, the families' numbers and that model's on the same stream; the
     card says them under "Beside the pretrained models" (nothing without rows)."""
+    field_false_wakes: FalseWakeRate | None = None
+    """How often the model fires on the false wakes devices reported and people confirmed
+    (``kws_assets.core.review.field``); the card says it under "Field false wakes"."""
 
 
 def _rate(value: float | None) -> str:
@@ -210,6 +214,20 @@ def _beside_peers_lines(rows: Sequence[Mapping[str, object]]) -> list[str]:
     return out
 
 
+def _field_false_wake_lines(rate: FalseWakeRate | None) -> list[str]:
+    if rate is None:
+        return []
+    return [
+        "",
+        "## Field false wakes",
+        "",
+        f"{rate.clips} false wake(s) reported by devices and confirmed by a person "
+        f"({rate.in_training} in the train split). Before this retrain the deployed model "
+        f"fired on {rate.fired_before} of them ({rate.rate_before:.0%}); this model fires "
+        f"(top-1 is a keyword) on {rate.fired_after} ({rate.rate_after:.0%}).",
+    ]
+
+
 def render_model_card(inputs: ModelCardInputs) -> str:
     """The Markdown text of ``MODEL_CARD.md``."""
     c = inputs
@@ -283,6 +301,7 @@ def render_model_card(inputs: ModelCardInputs) -> str:
         ],
     )
     out += _beside_peers_lines(c.beside_peers)
+    out += _field_false_wake_lines(c.field_false_wakes)
     if c.sizes:
         out += ["", "## Sizes", ""]
         out += _table(["quantity", "bytes"], sorted(c.sizes.items()))

@@ -7,6 +7,7 @@ import json
 
 import dagster as dg
 import polars as pl
+import torch
 
 from kws_assets.core.dataset.data_card import speaker_engine
 from kws_assets.core.evaluation.report import REPORT_FILE, measured_bounds
@@ -14,11 +15,12 @@ from kws_assets.core.evaluation.transfer import STUDENT, TRANSFER_REPORT_FILE
 from kws_assets.core.families import get_family
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN, checkpoint_spec
 from kws_assets.core.features.loader import collect_splits
-from kws_assets.core.features.mfcc import normalize
+from kws_assets.core.features.mfcc import FeatureSpec, normalize
 from kws_assets.core.features.table import split_arrays
 from kws_assets.core.licenses import license_rows
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.training import predict_logits
+from kws_assets.core.review.field import FalseWakeRate, confirmed_false_wakes, false_wake_rate
 from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
 from kws_assets.core.ship.export import KwsClassifier
 from kws_assets.core.ship.manifest import OperatingPoint
@@ -75,6 +77,29 @@ def _evaluation_table(transfer: ArtifactFolder, family: str) -> dict[str, dict[s
         for row in table
         if row["family"] == family
     }
+
+
+def _field_false_wakes(
+    false_wakes: pl.DataFrame,
+    mfcc_table: pl.LazyFrame,
+    model: torch.nn.Module,
+    spec: FeatureSpec,
+    labels: list[str],
+    keywords: list[str],
+) -> FalseWakeRate | None:
+    """How often the shipped network fires on the confirmed field false wakes (every split)."""
+    rows = (
+        mfcc_table.filter(pl.col("clip_id").is_in(false_wakes["clip_id"].to_list()))
+        .select("clip_id", MFCC_DSCNN.column)
+        .collect()
+    )
+    if rows.is_empty():
+        return None
+    logits = predict_logits(model, normalize(rows[MFCC_DSCNN.column].to_numpy(), spec))
+    kept = false_wakes.join(rows.select("clip_id"), on="clip_id", how="semi")
+    order = {c: i for i, c in enumerate(rows["clip_id"].to_list())}
+    predicted = [labels[logits[order[c]].argmax()] for c in kept["clip_id"].to_list()]
+    return false_wake_rate(kept, predicted, keywords)
 
 
 @dg.asset(
@@ -158,6 +183,9 @@ def device_model(
             **{f"{UNDISTILLED}: {name}": row for name, row in measured.items()},
         }
     card = ModelCardInputs(
+        field_false_wakes=_field_false_wakes(
+            confirmed_false_wakes(validated_set), mfcc_table, model, spec, labels, cfg.keywords
+        ),
         model_name=f"kws DS-CNN int8{' distilled from speech_embedding' if distilled else ''} "
         f"({len(cfg.keywords)} keywords)",
         family=MFCC_DSCNN.name,

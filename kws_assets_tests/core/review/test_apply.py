@@ -25,7 +25,7 @@ from kws_assets.core.review.decisions import (
     record_decision,
 )
 from kws_assets.core.storage.object_store import LocalObjectStore
-from kws_assets_tests.core.dataset.test_curation import Candidates, burst_clip, config
+from kws_assets_tests.clip_candidates import Candidates, burst_clip, config
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

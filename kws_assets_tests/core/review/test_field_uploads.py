@@ -20,7 +20,7 @@ from kws_assets.core.review.decisions import KEEP, Decision, read_decisions, rec
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore
 from kws_assets.settings import UNKNOWN_LABEL, KwsConfig
-from kws_assets_tests.core.dataset.test_curation import SR, burst_clip
+from kws_assets_tests.clip_candidates import SR, burst_clip
 
 MANIFEST = """path,transcript,speaker,tag,label
 tv1.wav,,kitchen-speaker,false_wake,
