@@ -14,7 +14,11 @@
 3. ``retrain_on_validated_data`` — the data flywheel.  An asset sensor on ``validated_set``:
    new validated data requests ``retrain_model`` (features, training, int8 quantization), unless
    a model was already trained after that data (e.g. by ``kws_pipeline``, which does both).
-4. ``kws_automation`` — evaluates the assets' ``AutomationCondition``s: ``unknown_clips``,
+4. ``apply_review_decisions`` — people's decisions (``kws review``).  Counts the objects of the
+   ``review_decisions`` table (append-only: one object per decision); when there are more than
+   at the last tick it requests ``curate_dataset``, whose ``validated_set`` applies them (a
+   confirmed field false wake becomes a hard negative) — and sensor 3 then retrains on it.
+5. ``kws_automation`` — evaluates the assets' ``AutomationCondition``s: ``unknown_clips``,
    ``aligned_keywords`` and ``validated_set`` are ``eager``, so corpus or keyword changes flow
    through to a new validated set (and from there, through sensor 3, to a new model).
 
@@ -34,10 +38,13 @@ from kws_assets.core.corpus.landing import (
     landed_batches,
     landing_scan,
 )
+from kws_assets.core.review.decisions import DECISIONS_PREFIX
 from kws_assets.defs.jobs import (
+    CURATE_JOB,
     INGEST_JOB,
     KEYWORD_JOB,
     RETRAIN_JOB,
+    curate_dataset,
     ingest_batch,
     keyword_clips,
     retrain_model,
@@ -48,12 +55,13 @@ from kws_assets.lib.partitions import (
     KEYWORDS,
     KEYWORDS_PARTITION,
 )
-from kws_assets.lib.resources import KwsSettings
+from kws_assets.lib.resources import KwsSettings, storage_resources
 from kws_assets.settings import KwsConfig
 
 LANDING_SENSOR = "landing_zone_sensor"
 KEYWORD_SENSOR = "keyword_sensor"
 RETRAIN_SENSOR = "retrain_on_validated_data"
+REVIEW_SENSOR = "apply_review_decisions"
 AUTOMATION_SENSOR = "kws_automation"
 BATCH_FINGERPRINT_TAG = "kws/batch_fingerprint"
 # The hash of the exact manifest bytes the sensor scanned (landed batches only): raw_corpus
@@ -167,8 +175,32 @@ def retrain_tick(
     )
 
 
+def review_tick(context: dg.SensorEvaluationContext, cfg: KwsConfig) -> dg.SensorResult:
+    """A curate request when the review_decisions table holds more decisions than at the last
+    tick (the cursor: how many it held then; the table only grows, so a smaller count means it
+    was pruned and is taken as the new start)."""
+    clips = storage_resources(cfg)["clip_store"].open_objects()
+    count = sum(k.endswith(".json") for k in clips.list_keys(DECISIONS_PREFIX))
+    seen = int(context.cursor or 0)
+    if count <= seen:
+        return dg.SensorResult(
+            skip_reason=f"no new review decision ({count} recorded)", cursor=str(count)
+        )
+    context.log.info(f"{count - seen} new review decision(s): requesting {CURATE_JOB}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"review_decisions@{count}",
+                job_name=CURATE_JOB,
+                tags={"kws/trigger": "review_decisions"},
+            )
+        ],
+        cursor=str(count),
+    )
+
+
 def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
-    """The four sensors, ticking at most every ``automation.sensor_interval_s`` seconds."""
+    """The five sensors, ticking at most every ``automation.sensor_interval_s`` seconds."""
     interval = cfg.automation.sensor_interval_s
     stopped = dg.DefaultSensorStatus.STOPPED
 
@@ -211,6 +243,19 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
     ) -> dg.SkipReason | dg.RunRequest:
         return retrain_tick(context, asset_event)
 
+    @dg.sensor(
+        name=REVIEW_SENSOR,
+        jobs=[curate_dataset],
+        minimum_interval_seconds=interval,
+        default_status=stopped,
+        description="New decisions in review_decisions (kws review) request curate_dataset, "
+        "whose validated_set applies them.",
+    )
+    def apply_review_decisions(
+        context: dg.SensorEvaluationContext, settings: KwsSettings
+    ) -> dg.SensorResult:
+        return review_tick(context, _fresh_config(settings))
+
     automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),
@@ -219,4 +264,10 @@ def build_sensors(cfg: KwsConfig) -> list[dg.SensorDefinition]:
         description="Evaluates the eager automation conditions of unknown_clips, "
         "aligned_keywords and validated_set.",
     )
-    return [landing_zone_sensor, keyword_sensor, retrain_on_validated_data, automation]
+    return [
+        landing_zone_sensor,
+        keyword_sensor,
+        retrain_on_validated_data,
+        apply_review_decisions,
+        automation,
+    ]

@@ -19,6 +19,7 @@ from kws_assets.defs.sensors import (
     KEYWORD_SENSOR,
     LANDING_SENSOR,
     RETRAIN_SENSOR,
+    REVIEW_SENSOR,
 )
 from kws_assets.lib.partitions import CORPUS_BATCHES, KEYWORDS
 from kws_assets.lib.resources import KwsSettings
@@ -90,7 +91,13 @@ def _requested(data) -> list[tuple[str, str]]:
 def test_all_sensors_start_stopped(config_file):
     defs = build_definitions(config_file)
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR}
+    assert set(sensors) == {
+        LANDING_SENSOR,
+        KEYWORD_SENSOR,
+        RETRAIN_SENSOR,
+        REVIEW_SENSOR,
+        AUTOMATION_SENSOR,
+    }
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.STOPPED, sensor.name
         assert (
@@ -228,3 +235,34 @@ def test_automation_conditions_carry_changes_to_the_validated_set(config_file, i
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert "go" in _requested_partitions(result, "aligned_keywords")
     assert not _requested_partitions(result, "synthetic_clips")
+
+
+def test_review_sensor_requests_a_curate_run_per_batch_of_new_decisions(config_file, instance):
+    from kws_assets.core.review.decisions import KEEP, Decision, record_decision
+    from kws_assets.defs.jobs import CURATE_JOB
+    from kws_assets.lib.resources import storage_resources
+
+    clips = storage_resources(load_config(config_file))["clip_store"].open_objects()
+
+    def decide(clip: str) -> None:
+        record_decision(
+            clips,
+            Decision.make(
+                clip_id=clip,
+                data_version="v",
+                action=KEEP,
+                old_label="yes",
+                reason="field_false_wake",
+                reviewer="ana",
+            ),
+        )
+
+    assert _tick(config_file, REVIEW_SENSOR, instance, None).skip_message
+    decide("a")
+    decide("b")
+    first = _tick(config_file, REVIEW_SENSOR, instance, None)
+    assert [r.job_name for r in first.run_requests] == [CURATE_JOB] and first.cursor == "2"
+    assert _tick(config_file, REVIEW_SENSOR, instance, first.cursor).skip_message
+    decide("c")
+    second = _tick(config_file, REVIEW_SENSOR, instance, first.cursor)
+    assert second.run_requests[0].run_key == "review_decisions@3"
