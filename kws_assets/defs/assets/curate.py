@@ -78,6 +78,8 @@ def validated_set(
     )
     # A batch ingested before a keyword was added may still hold that word as _unknown_.
     stale_unknown = (pl.col("label") == UNKNOWN_LABEL) & pl.col("word").is_in(cfg.keywords)
+    if "field_tag" in unknown.columns:  # a false wake whose transcript is the keyword is not stale
+        stale_unknown &= pl.col("field_tag").is_null()
     stale = unknown.filter(stale_unknown).height if "word" in unknown.columns else 0
     if stale:
         unknown = unknown.filter(~stale_unknown.fill_null(False))
