@@ -466,3 +466,64 @@ def test_reviewed_clips_reach_the_next_validated_set(pipeline):
         "**2 clip(s) reviewed** by a person; 1 label(s) changed"
         in _latest_metadata(pipeline, "data_card")["card"]
     )
+
+
+def test_field_false_wakes_go_from_the_landing_zone_to_the_retrain_sensor(pipeline):
+    """A device drops three false wakes in the landing zone: ingested, they wait at the top of
+    the review queue (not in the validated set); a person keeps them; the review sensor asks for
+    a curate run, after which they are hard ``_unknown_`` negatives, and the retrain sensor asks
+    for a retrain.  (That the retrained model then fires less on such sounds is measured on the
+    tone task: kws_assets_tests/core/review/test_field.py.)  Runs after the review test."""
+    from kws_assets.config import landing_zone
+    from kws_assets.core.audio.io import read_audio, write_wav
+    from kws_assets.core.review.queue import FIELD_FALSE_WAKE
+    from kws_assets.defs.jobs import CURATE_JOB, RETRAIN_JOB, REVIEW_JOB
+    from kws_assets.defs.sensors import RETRAIN_SENSOR, REVIEW_SENSOR
+    from kws_assets.lib.partitions import CORPUS_BATCHES
+    from kws_assets.lib.resources import KwsSettings
+    from kws_assets.review_page import load_session
+
+    cfg, defs, instance = pipeline["cfg"], pipeline["defs"], pipeline["instance"]
+    config_file = pipeline["root"] / "kws.yaml"
+    heard = load_asset(pipeline, "validated_set").filter(pl.col("label") == "_unknown_").head(3)
+    folder = Path(landing_zone(cfg).root) / "device-7"
+    folder.mkdir(parents=True)
+    for i, uri in enumerate(heard["uri"]):  # what the television said, as the device heard it
+        info = read_audio(uri)
+        write_wav(folder / f"wake{i}.wav", info.samples * 0.8, info.sample_rate)
+    lines = "".join(f"wake{i}.wav,,kitchen,false_wake\n" for i in range(heard.height))
+    (folder / "manifest.csv").write_text("path,transcript,speaker,tag\n" + lines)
+    key = "landing-device-7"
+    instance.add_dynamic_partitions(CORPUS_BATCHES.name, [key])
+    for job, partition in ((INGEST_JOB, key), (CURATE_JOB, None), (REVIEW_JOB, None)):
+        run = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition
+        )
+        assert run.success, job
+    assert load_asset(pipeline, "validated_set").filter(pl.col("source") == key).is_empty()
+    queue = load_asset(pipeline, "review_queue")
+    field = queue.filter(pl.col("reason") == FIELD_FALSE_WAKE)
+    assert field.height == 3 and field["rank"].to_list() == [1, 2, 3]
+
+    session, _, _ = load_session(str(config_file))
+    for clip in field["clip_id"]:
+        session.decide({"clip_id": clip, "action": "keep", "reviewer": "e2e"})
+
+    def tick(name: str) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=instance,
+            definitions=defs,
+            resources={"settings": KwsSettings(config_path=str(config_file))},
+        )
+        return defs.resolve_sensor_def(name).evaluate_tick(context)
+
+    (curate,) = tick(REVIEW_SENSOR).run_requests
+    assert curate.job_name == CURATE_JOB
+    assert defs.resolve_job_def(CURATE_JOB).execute_in_process(instance=instance).success
+    negatives = load_asset(pipeline, "validated_set").filter(pl.col("source") == key)
+    assert negatives.height == 3
+    assert set(negatives["label"]) == {"_unknown_"} and set(negatives["field_tag"]) == {
+        "false_wake"
+    }
+    (retrain,) = tick(RETRAIN_SENSOR).run_requests
+    assert retrain.job_name == RETRAIN_JOB
