@@ -120,6 +120,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     )
     out.append(f"quarantined: {quarantined.height} ({reason_text})")
     out.append(f"clips by engine: {engine_counts(validated)}")
+    out += review_lines(defs, instance)
     out.append(
         f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
         f"{metrics['float_size_kb']} KB) at {artifact}; synthetic test split (in-distribution) "
@@ -130,6 +131,21 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     if card is not None:
         out.append(f"data card: {card.file(CARD_FILE)} (also on the data_card asset in the UI)")
     return "\n".join(out)
+
+
+def review_lines(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    """What the review queue holds (clips per reason) and the command that serves it: the
+    clips a person should hear before the next validated_set."""
+    if instance.get_latest_materialization_event(dg.AssetKey("review_queue")) is None:
+        return []
+    queue = cast("pl.DataFrame", defs.load_asset_value("review_queue", instance=instance))
+    if queue.is_empty():
+        return ["review queue: empty (nothing the pipeline is unsure of)"]
+    reasons = ", ".join(
+        f"{reason}={n}"
+        for reason, n in queue.group_by("reason").len().sort("len", descending=True).iter_rows()
+    )
+    return [f"review queue: {queue.height} clips ({reasons}); hear and decide: kws review"]
 
 
 def _stored(

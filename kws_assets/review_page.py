@@ -190,7 +190,8 @@ def _row_html(row: dict, labels: Sequence[str]) -> str:
         f'<tr class="clip" data-clip="{cid}" tabindex="0">'
         f"<td>{row['rank']}</td>"
         f'<td><code>{cid}</code><br><span class="label">{html.escape(row["label"])}</span>'
-        f" · {html.escape(row['source'] or '')}</td>"
+        f" · {html.escape(row['source'] or '')}"
+        f'<br><small class="origin">{html.escape(row.get("origin") or "")}</small></td>'
         f"<td>{html.escape(row['reason'])}<br>{row['score']:.2f}<br>"
         f"<small>{html.escape(row['detail'] or '')}</small></td>"
         f'<td><audio controls preload="none" src="clips/{cid}.wav"></audio><br>'

@@ -120,6 +120,9 @@ def test_the_demo_terminal_shows_progress_and_summary_only(pipeline):
     assert any(re.search(r"epoch \d+/\d+: .*val loss [\d.]+ acc [\d.]+", t) for t in training)
     assert any(line.startswith("    kws_model done in ") for line in progress)
     assert "materialized the graph in" in terminal and "quarantined:" in terminal
+    assert re.search(
+        r"^review queue: (empty|\d+ clips \(.*\); hear and decide: kws review)", terminal, re.M
+    )
     # ... while the event log holds every run's Dagster log lines, DEBUG ones included
     instance = pipeline["instance"]
     run_id = pipeline["graph"].results[-1][2].run_id

@@ -65,6 +65,7 @@ QUEUE_COLUMNS: dict[str, type[pl.DataType]] = {
     "label": pl.String,
     "source": pl.String,
     "speaker": pl.String,
+    "origin": pl.String,
     "in_set": pl.String,
     "reason": pl.String,
     "score": pl.Float64,
@@ -237,6 +238,20 @@ def _contradicted(
     return [sure.select(_CANDIDATE), real.select(_CANDIDATE)]
 
 
+def _origins(validated: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataFrame:
+    """What each clip was made from (``origin_id``: the TTS request with the text it spoke, or
+    the corpus utterance it was cut from), so a reviewer reads what the clip should say beside
+    what the model heard ("sees" rendered for a "cheese" model is a right ``_unknown_``)."""
+    frames = [
+        t.select("clip_id", pl.col("origin_id").cast(pl.String).alias("origin"))
+        for t in (validated, quarantined)
+        if "origin_id" in t.columns
+    ]
+    if not frames:
+        return pl.DataFrame(schema={"clip_id": pl.String, "origin": pl.String})
+    return pl.concat(frames).unique("clip_id", keep="first")
+
+
 def rank_queue(
     validated: pl.DataFrame,
     quarantined: pl.DataFrame,
@@ -274,5 +289,6 @@ def rank_queue(
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("rank"),
             pl.lit(version).alias("data_version"),
         )
+        .join(_origins(validated, quarantined), on="clip_id", how="left")
     )
     return queue.select(list(QUEUE_COLUMNS)).cast(QUEUE_COLUMNS)  # type: ignore[arg-type]

@@ -139,3 +139,24 @@ def test_the_data_version_changes_when_a_label_does():
     b = validated({"clip_id": "x", "confidence": 0.55, "label": "no"})
     assert q.data_version(a, quarantined()) != q.data_version(b, quarantined())
     assert q.data_version(a, quarantined()) == q.data_version(a.clone(), quarantined())
+
+
+def test_each_clip_says_what_it_was_made_from():
+    """A reviewer reads the TTS request (or the corpus utterance) beside the label: "sees"
+    rendered as ``_unknown_`` next to a "cheese" model is a right label, not an error."""
+    v = validated(
+        {"clip_id": "tts", "confidence": 0.51, "origin_id": "tts|the word is sees|sees|en+f1"},
+    )
+    qu = quarantined(
+        {
+            "clip_id": "cut",
+            "reason": "low_alignment_confidence",
+            "confidence": 0.47,
+            "origin_id": "corpus:utt-7",
+        },
+    )
+    queue = rank(v, qu)
+    assert dict(zip(queue["clip_id"], queue["origin"], strict=True)) == {
+        "tts": "tts|the word is sees|sees|en+f1",
+        "cut": "corpus:utt-7",
+    }
