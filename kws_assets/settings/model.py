@@ -50,7 +50,7 @@ class EpochBudget(StrictSettings):
     """A network's own epoch budget: at most these epochs and this patience, never more than
     ``train``'s (so a config that trains briefly, e.g. a test's, stays brief)."""
 
-    max_epochs: int = Field(40, ge=1)
+    max_epochs: int = Field(15, ge=1)
     patience: int = Field(5, ge=1)
 
 
@@ -74,16 +74,23 @@ class TrainSettings(StrictSettings):
         description="The DS-CNN's epoch budget (kws_model and the distilled student): at most "
         "these, never more than max_epochs and patience above (the speech-embedding head's). "
         "An epoch of the DS-CNN costs about 20x one of the head; on the demo, patience 5 "
-        "stopped kws_model at epoch 16 and the student at 22 of 40 with test and held-out-"
-        "engine accuracy within noise of patience 12 (issue 26).",
+        "stopped kws_model at epoch 16 to 25 and the student at 22 of 40 with test and "
+        "held-out-engine accuracy within noise of patience 12; a budget of 15 epochs ends its "
+        "cosine schedule (small, careful steps) where the 40-epoch one was cut off at a large "
+        "learning rate (issue 26).",
     )
 
     def for_dscnn(self) -> TrainSettings:
         """These settings with the DS-CNN's budget (``dscnn``) in force."""
+        return self.within(self.dscnn.max_epochs, self.dscnn.patience)
+
+    def within(self, max_epochs: int, patience: int | None = None) -> TrainSettings:
+        """These settings with at most ``max_epochs`` (and ``patience``), never more than
+        their own: a budget only shortens (the cosine schedule follows ``max_epochs``)."""
         return self.model_copy(
             update={
-                "max_epochs": min(self.max_epochs, self.dscnn.max_epochs),
-                "patience": min(self.patience, self.dscnn.patience),
+                "max_epochs": min(self.max_epochs, max_epochs),
+                "patience": min(self.patience, patience or self.patience),
             }
         )
 
@@ -142,6 +149,18 @@ class DistillSettings(StrictSettings):
         ge=0,
         le=1,
         description="Weight of the soft (teacher) term; 1 - alpha weighs the hard labels.",
+    )
+    warm_start: bool = Field(
+        True,
+        description="The student starts from kws_model's weights (the same network on the same "
+        "table, trained on the hard labels) instead of a fresh initialisation, and trains at "
+        "most warm_epochs epochs: the teacher's soft labels then only have to move a network "
+        "that already separates the keywords (false: from scratch on the DS-CNN's budget).",
+    )
+    warm_epochs: int = Field(
+        8,
+        ge=1,
+        description="The warm-started student's epoch budget (never more than train.dscnn's).",
     )
 
 

@@ -277,7 +277,7 @@ class SpeechEmbedding(Family):
         "(embedding_negatives) as _unknown_; then hard-negative mining rounds retrain with the "
         "windows where the previous round fired (FA/h on held-out material per round in the "
         "metadata).",
-        code_version="2",
+        code_version="3",
     )
     artifact = AssetText(
         key="embedding_artifact",
@@ -394,7 +394,11 @@ class SpeechEmbedding(Family):
 
         positives = context_windows(negatives, labels, shape[1]) if negatives is not None else None
 
-        def fit(extra: np.ndarray) -> TrainResult:
+        def fit(extra: np.ndarray, previous: TrainResult | None = None) -> TrainResult:
+            """One round; a mining round starts from the previous round's head on a short
+            budget (``negatives.mining_epochs``): it knows the clips, only the mined windows
+            are new, and a second full training cost as much as the first for the same
+            held-out false accepts."""
             inputs = data.train_inputs()
             if len(extra):  # only with _unknown_ among the labels (checked below)
                 inputs = with_negatives(
@@ -403,7 +407,10 @@ class SpeechEmbedding(Family):
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=settings.train,
+                train_settings=settings.train
+                if previous is None
+                else settings.train.within(head.negatives.mining_epochs),
+                initial_state=None if previous is None else previous.model.state_dict(),
                 kind=head.head,
                 width=head.width,
                 dropout=head.dropout,
