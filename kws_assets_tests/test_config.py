@@ -186,3 +186,13 @@ def test_the_dscnn_budget_caps_train_and_leaves_the_head_alone() -> None:
     brief = TrainSettings(max_epochs=2, patience=1).for_dscnn()  # a test's config stays brief
     assert (brief.max_epochs, brief.patience) == (2, 1)
     assert dscnn.learning_rate == train.learning_rate and dscnn.seed == train.seed
+
+
+def test_a_budget_only_shortens_training() -> None:
+    from kws_assets.settings import TrainSettings
+
+    train = TrainSettings(max_epochs=40, patience=12)
+    assert (train.within(10).max_epochs, train.within(10).patience) == (10, 12)
+    assert (train.within(10, 3).max_epochs, train.within(10, 3).patience) == (10, 3)
+    brief = TrainSettings(max_epochs=4, patience=2)
+    assert (brief.within(10, 5).max_epochs, brief.within(10, 5).patience) == (4, 2)

@@ -35,6 +35,7 @@ from kws_assets.core.ship.export import OPERATING_POINT_FILE
 from kws_assets.core.ship.release import write_release
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.core.tables import SPLITS, TRAIN
 from kws_assets.lib.metadata import confusion_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
@@ -44,6 +45,9 @@ from kws_assets.settings import KwsConfig
 # IO manager moves it into place.
 FEATURE_CACHE_DIR = ("cache", "features")
 STAGING_DIR = ("cache", "staging")
+STREAM_CACHE_DIR = ("cache", "streams")
+"""Under storage.root: the negative material's streamed frames by recording and front end, so a
+re-run (a keyword changed) embeds only the recordings that changed."""
 OWNERS = ["team:kws-ml"]
 
 
@@ -256,6 +260,7 @@ def negatives_asset(family: Family) -> dg.AssetsDefinition:
         staging = cfg.storage_path(*STAGING_DIR)
         sweep_stale_staged(staging)
         store = clip_store.store
+        frames = RenderCache(cfg.storage_path(*STREAM_CACHE_DIR))
         keywords = validated_set.filter(
             (pl.col("split") == TRAIN) & pl.col("label").is_in(cfg.keywords)
         ).select("uri", "label", "clip_id")
@@ -265,10 +270,13 @@ def negatives_asset(family: Family) -> dg.AssetsDefinition:
             lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate).samples,
             staging,
             keywords,
+            frames,
         )
         context.add_output_metadata(
             {
                 "rows": staged.rows,
+                "recordings_from_cache": frames.hits,
+                "recordings_embedded": frames.misses,
                 "keywords_in_context": keywords.height,
                 "hours": round(float(negative_material["seconds"].sum()) / 3600, 3)
                 if negative_material.height

@@ -62,6 +62,13 @@ class HeadNegativeSettings(StrictSettings):
     report_threshold: float = Field(
         0.5, gt=0, le=1, description="Threshold of the held-out FA/h reported per round."
     )
+    mining_epochs: int = Field(
+        10,
+        ge=1,
+        description="Epoch budget of a mining round: it starts from the previous round's head "
+        "(the clips are learnt; only the mined windows are new) and trains at most this many "
+        "epochs, never more than train.max_epochs, its cosine schedule over them.",
+    )
 
 
 class EmbeddingSettings(StrictSettings):

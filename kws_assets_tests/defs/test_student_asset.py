@@ -1,8 +1,8 @@
 """The training assets invoked directly on small synthetic tables (handed over as scans, as the IO
 manager does): kws_model and embedding_model train with the train split in memory or streamed;
 student_model distils the teacher head's logits into a DS-CNN of the config's shape (streamed
-too), passes kws_model through when distillation is off, and refuses a teacher that does not
-fit."""
+too), starts from kws_model's weights when they fit, passes kws_model through when distillation
+is off, and refuses a teacher that does not fit."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ import pytest
 import torch
 
 from kws_assets.core.families.mfcc_dscnn import NAME as MFCC_FAMILY
+from kws_assets.core.families.mfcc_dscnn import normalised_data
 from kws_assets.core.families.speech_embedding import NAME as EMBEDDING_FAMILY
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.negative_windows import FEATURES, NEGATIVES_SCHEMA
+from kws_assets.core.model.networks import DSCNN
 from kws_assets.defs.assets.train import family_models, student_model
+from kws_assets.lib.family_assets import family_settings
 from kws_assets.lib.resources import KwsSettings
 
 MODELS = {asset.key.to_user_string(): asset for asset in family_models}
@@ -37,14 +40,17 @@ HEAD = {
 }
 
 
-def _config(tmp_path: Path, enabled: bool, stream_above_rows: int = 50_000) -> KwsSettings:
+def _config(
+    tmp_path: Path, enabled: bool, stream_above_rows: int = 50_000, warm_epochs: int = 8
+) -> KwsSettings:
     path = tmp_path / "kws.yaml"
     path.write_text(
         "keywords: [yes, no]\n"
         "model: {n_filters: 8, n_blocks: 1}\n"
         "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1, "
         f"stream_above_rows: {stream_above_rows}, shuffle_buffer: 20}}\n"
-        f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5}}\n"
+        f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5, "
+        f"warm_epochs: {warm_epochs}}}\n"
         f"storage: {{root: {tmp_path / 'data'}}}\n"
     )
     return KwsSettings(config_path=str(path))
@@ -102,16 +108,18 @@ def _run(
     teacher: ModelCheckpoint | None = None,
     embedding_table: pl.DataFrame | None = None,
     stream_above_rows: int = 50_000,
+    kws: ModelCheckpoint | None = None,
+    warm_epochs: int = 8,
 ) -> tuple[ModelCheckpoint, dict]:
     mfcc_table, embeddings = _tables()
     context = dg.build_asset_context()
     out = student_model(  # the IO manager hands the tables over as scans (pl.LazyFrame)
         context=context,
-        settings=_config(tmp_path, enabled, stream_above_rows),
+        settings=_config(tmp_path, enabled, stream_above_rows, warm_epochs),
         mfcc_table=mfcc_table.lazy(),
         embedding_table=(embeddings if embedding_table is None else embedding_table).lazy(),
         embedding_model=teacher or _teacher(),
-        kws_model=_kws_model(),
+        kws_model=kws or _kws_model(),
     )
     return out, context.get_output_metadata("result")
 
@@ -128,6 +136,25 @@ def test_distils_into_a_dscnn_of_the_config_shape(tmp_path, streamed):
     assert meta["kws_model_accuracy_test"] == 0.3 and meta["teacher_accuracy_test"] == 0.5
     assert meta["train_rows_without_teacher"] == 0
     assert set(meta["teacher_agreement"].value) == {"train", "val", "test"}
+    assert meta["warm_started_from_kws_model"] is False  # _kws_model() is no DS-CNN of it
+
+
+def test_starts_from_kws_model_when_it_is_the_same_network_on_the_same_features(tmp_path):
+    cfg = _config(tmp_path, enabled=True).config
+    spec, _ = normalised_data(family_settings(cfg), _tables()[0].lazy(), "kws_model")
+    torch.manual_seed(1)
+    kws = ModelCheckpoint(
+        family=MFCC_FAMILY,
+        labels=LABELS,
+        state_dict=DSCNN(len(LABELS), cfg.model).state_dict(),
+        network=cfg.model.model_dump(mode="json"),
+        front_end=spec.model_dump(mode="json"),
+    )
+    _, meta = _run(tmp_path, enabled=True, kws=kws, warm_epochs=1)
+    assert meta["warm_started_from_kws_model"] is True
+    assert meta["epochs_run"] == 1  # distill.warm_epochs, not train.max_epochs (2)
+    _, meta = _run(tmp_path, enabled=True, warm_epochs=1)  # a kws_model that does not fit
+    assert meta["warm_started_from_kws_model"] is False and meta["epochs_run"] == 2
 
 
 def test_passes_kws_model_through_when_distillation_is_off(tmp_path):

@@ -48,6 +48,7 @@ from kws_assets.core.ship.export import (
     write_artifact_folder,
 )
 from kws_assets.core.storage.parquet_stream import StagedParquet
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.core.tables import SPLITS
 from kws_assets.settings import (
     AudioSettings,
@@ -239,11 +240,14 @@ class Family(ABC):
         read_audio: Callable[[str], np.ndarray],
         staging: PathLike,
         keywords: pl.DataFrame | None = None,
+        cache: RenderCache = NO_CACHE,
     ) -> StagedParquet:
         """The negatives table of the material's recordings (rows: ``uri``, ``segment_id``,
         ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time; with
         ``keywords`` (train keyword clips: ``uri``, ``label``, ``clip_id``), those clips in the
-        material's surroundings too, as a stream shows them."""
+        material's surroundings too, as a stream shows them.  ``cache`` keeps each recording's
+        frames by its ``segment_id`` (a digest of what the recording is made of) and the front
+        end, so a re-run runs the front end over new recordings only."""
         raise NotImplementedError(f"the {self.name} family declares no negatives table")
 
     def train_on_material(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import torch
 from torch import nn
 
 from kws_assets.core.families.base import (
@@ -120,6 +121,21 @@ def normalised_data(
         mean, std = compute_norm_stats(raw.held["train"][0])
     spec = feature_spec(settings).with_stats(mean, std)
     return spec, raw.normalised(lambda x: normalize(x, spec))
+
+
+def warm_state(
+    checkpoint: ModelCheckpoint, settings: FamilySettings, spec: FeatureSpec
+) -> dict[str, torch.Tensor] | None:
+    """The weights of a DS-CNN ``checkpoint`` (kws_model) to warm-start another DS-CNN (the
+    student) with, when it is the same network on the same labels and the same normalised
+    features; None otherwise (a stale checkpoint of another shape or table trains from scratch)."""
+    same = (
+        checkpoint.family == NAME
+        and checkpoint.labels == settings.labels
+        and checkpoint.network == settings.model.model_dump(mode="json")
+        and checkpoint.front_end == spec.model_dump(mode="json")
+    )
+    return dict(checkpoint.state_dict) if same else None
 
 
 def dscnn_checkpoint(

@@ -11,6 +11,7 @@ openWakeWord's format (:mod:`kws_assets.core.ship.openwakeword_format`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -86,6 +87,7 @@ from kws_assets.core.ship.export import (
 )
 from kws_assets.core.ship.openwakeword_format import write_openwakeword
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.core.tables import EMBEDDING_COLUMN, TRAIN
 from kws_assets.settings import UNKNOWN_LABEL
 
@@ -148,6 +150,9 @@ SILENT_CONTEXT_SHARE = 0.25
 CONTEXT_GAIN = (0.2, 1.0)
 """Level of the surroundings relative to the material as stored."""
 KEYWORD_IN_CONTEXT = "keyword_in_context"
+STREAM_FRAMES = "stream_frames"
+"""The cache request of a material recording's streamed frames: its segment id (a digest of
+what it is made of, so its audio is the same whenever the id is) and the front end's hash."""
 
 
 def surroundings(
@@ -164,6 +169,13 @@ def surroundings(
         start = int(rng.integers(0, source.size - length))
         out[i] = source[start : start + length] * np.float32(rng.uniform(*CONTEXT_GAIN))
     return out
+
+
+def _streamed(
+    streamer: EmbeddingStreamer, read_audio: Callable[[str], np.ndarray], uri: str
+) -> np.ndarray:
+    """A recording's frames through the streaming front end."""
+    return streamer(read_audio(uri))
 
 
 def negatives_rows(
@@ -277,7 +289,7 @@ class SpeechEmbedding(Family):
         "(embedding_negatives) as _unknown_; then hard-negative mining rounds retrain with the "
         "windows where the previous round fired (FA/h on held-out material per round in the "
         "metadata).",
-        code_version="2",
+        code_version="3",
     )
     artifact = AssetText(
         key="embedding_artifact",
@@ -318,19 +330,25 @@ class SpeechEmbedding(Family):
         read_audio: Callable[[str], np.ndarray],
         staging: PathLike,
         keywords: pl.DataFrame | None = None,
+        cache: RenderCache = NO_CACHE,
     ) -> StagedParquet:
         """Each recording through the streaming front end the detector runs
-        (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms;
-        then each train keyword clip of ``keywords`` (``uri``, ``label``, ``clip_id``) in
-        context: placed between a 2-s stretch of the train material (or, one in
-        :data:`SILENT_CONTEXT_SHARE`, silence), as a stream shows it (split ``context``)."""
+        (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms
+        (kept in ``cache`` by segment id and front end); then each train keyword clip of
+        ``keywords`` (``uri``, ``label``, ``clip_id``) in context: placed between a 2-s stretch
+        of the train material (or, one in :data:`SILENT_CONTEXT_SHARE`, silence), as a stream
+        shows it (split ``context``)."""
         front_end = speech_front_end(settings)
         streamer = EmbeddingStreamer(front_end)
+        front_end_key = embedding_config_hash(front_end.spec)
         with ParquetBatchWriter(
             staging, NEGATIVES_SCHEMA, row_group_rows=READ_ROWS, prefix="embedding_negatives-"
         ) as writer:
             for row in material.iter_rows(named=True):
-                frames = streamer(read_audio(row["uri"]))
+                frames = cache.audio(
+                    {STREAM_FRAMES: row["segment_id"], "front_end": front_end_key},
+                    functools.partial(_streamed, streamer, read_audio, row["uri"]),
+                )
                 writer.write(
                     negatives_rows(
                         [row["segment_id"]],
@@ -394,7 +412,11 @@ class SpeechEmbedding(Family):
 
         positives = context_windows(negatives, labels, shape[1]) if negatives is not None else None
 
-        def fit(extra: np.ndarray) -> TrainResult:
+        def fit(extra: np.ndarray, previous: TrainResult | None = None) -> TrainResult:
+            """One round; a mining round starts from the previous round's head on a short
+            budget (``negatives.mining_epochs``): it knows the clips, only the mined windows
+            are new, and a second full training cost as much as the first for the same
+            held-out false accepts."""
             inputs = data.train_inputs()
             if len(extra):  # only with _unknown_ among the labels (checked below)
                 inputs = with_negatives(
@@ -403,7 +425,10 @@ class SpeechEmbedding(Family):
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=settings.train,
+                train_settings=settings.train
+                if previous is None
+                else settings.train.within(head.negatives.mining_epochs),
+                initial_state=None if previous is None else previous.model.state_dict(),
                 kind=head.head,
                 width=head.width,
                 dropout=head.dropout,

@@ -15,7 +15,7 @@ Both are trained by :func:`kws_assets.core.model.training.train_model` through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -134,9 +134,11 @@ def train_head(
     log: Callable[[str], None] | None = None,
     train_batches: TrainBatches | None = None,
     train_class_counts: Sequence[int] | None = None,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a head on embeddings ``[n, n_frames, dim]`` with the DS-CNN's training loop
-    (``train_batches``: the train split streamed, see ``training.train_model``)."""
+    (``train_batches``: the train split streamed; ``initial_state``: warm-start from a head of
+    the same shape; see ``training.train_model``)."""
     _, n_frames, dim = np.shape(x_val)
 
     def factory() -> nn.Module:
@@ -155,4 +157,5 @@ def train_head(
         model_factory=factory,
         train_batches=train_batches,
         train_class_counts=train_class_counts,
+        initial_state=initial_state,
     )

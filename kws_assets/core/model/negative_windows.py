@@ -341,7 +341,7 @@ def random_window_count(settings: HeadNegativeSettings, train_rows: int) -> int:
 
 
 def train_with_negatives(
-    fit: Callable[[np.ndarray], T],
+    fit: Callable[[np.ndarray, T | None], T],
     scorer: Callable[[T], Scorer],
     table: pl.LazyFrame,
     settings: HeadNegativeSettings,
@@ -354,8 +354,10 @@ def train_with_negatives(
     """Round 1: ``fit`` on the clips plus :func:`random_window_count` random train windows; then
     ``settings.mining_rounds`` times: mine the previous model's false accepts on the train
     material and ``fit`` again with them repeated ``settings.mined_repeat`` times beside fresh
-    random windows.  Every round's model is measured on the held-out material (FA/h at
-    ``settings.report_threshold``); the last round's model is returned with the rounds."""
+    random windows.  ``fit(extra, previous)`` gets the previous round's model (None in round
+    1), so a mining round can start from it rather than from scratch.  Every round's model is
+    measured on the held-out material (FA/h at ``settings.report_threshold``); the last round's
+    model is returned with the rounds."""
     columns = keyword_columns(labels)
     n, dim = windows.n_frames, windows.dim
     heldout = split_hours(table, HELDOUT) > 0
@@ -372,7 +374,7 @@ def train_with_negatives(
             f"negatives round {index + 1}: {len(random)} random windows of the material, "
             f"{len(hard)} mined windows x {settings.mined_repeat}"
         )
-        model = fit(extra)
+        model = fit(extra, model)
         score = scorer(model)
         measured = (
             false_accepts(

@@ -10,7 +10,7 @@ import torch
 
 from kws_assets.core.families import families
 from kws_assets.core.families.base import EmptySplitError, Trained
-from kws_assets.core.families.mfcc_dscnn import dscnn_checkpoint, normalised_data
+from kws_assets.core.families.mfcc_dscnn import dscnn_checkpoint, normalised_data, warm_state
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING
 from kws_assets.core.features.loader import TrainingData, split_clip_ids, table_logits
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -26,7 +26,7 @@ family_models = [model_asset(family) for family in families()]
     group_name="train",
     kinds={"pytorch"},
     io_manager_key="model_io_manager",
-    code_version="1",
+    code_version="2",
     owners=["team:kws-ml"],
     description="The DS-CNN (kws_model's shape, model settings) distilled from embedding_model: "
     "trained on the teacher head's posteriors at distill.temperature (alpha) plus the "
@@ -80,15 +80,20 @@ def student_model(
             "from the same validated_set",
             allow_retries=False,
         )
+    # kws_model is the same network on the same table: starting from it, the student needs a
+    # third of the epochs (distill.warm_start); a kws_model of another shape trains it afresh
+    warm = warm_state(kws_model, settings_, spec) if cfg.distill.warm_start else None
+    budget = cfg.train.for_dscnn()
     result = train_student(
         **data.train_inputs(),
         teacher_logits=soft["train"],
         labels=labels,
         model_settings=cfg.model,
-        train_settings=cfg.train.for_dscnn(),
+        train_settings=budget if warm is None else budget.within(cfg.distill.warm_epochs),
         distill=cfg.distill,
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),
+        initial_state=warm,
     )
     trained = Trained.scored(
         result, data, lambda accuracy: dscnn_checkpoint(settings_, spec, result, accuracy)
@@ -104,6 +109,7 @@ def student_model(
             },
             "teacher_agreement": dg.MetadataValue.json(_agreement(result.model, data, soft)),
             "train_rows_without_teacher": without_teacher,
+            "warm_started_from_kws_model": warm is not None,
             "temperature": cfg.distill.temperature,
             "alpha": cfg.distill.alpha,
         }

@@ -16,6 +16,7 @@ from kws_assets.core.families.mfcc_dscnn import (
     artifact_files,
     normalised_data,
     table_front_end,
+    warm_state,
 )
 from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, feature_config_hash
 from kws_assets.core.model.checkpoint import ModelCheckpoint
@@ -61,6 +62,29 @@ def test_network_rebuilds_the_trained_dscnn():
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), trained(x))
     assert MFCC_DSCNN.spec_shape(checkpoint) == spec.shape
+
+
+def test_a_student_warm_starts_only_from_the_same_network_on_the_same_features():
+    settings = _settings()
+    spec = FeatureSpec.from_settings(settings.features, settings.audio).with_stats(
+        [0.0] * 10, [1.0] * 10
+    )
+    trained = DSCNN(len(LABELS), settings.model)
+    checkpoint = ModelCheckpoint(
+        family=MFCC_DSCNN.name,
+        labels=LABELS,
+        state_dict=trained.state_dict(),
+        network=settings.model.model_dump(mode="json"),
+        front_end=spec.model_dump(mode="json"),
+    )
+    state = warm_state(checkpoint, settings, spec)
+    assert state is not None and state.keys() == trained.state_dict().keys()
+    other_stats = spec.with_stats([0.5] * 10, [1.0] * 10)
+    wider = FamilySettings(labels=LABELS, model=ModelSettings(n_filters=16, n_blocks=1))
+    other_labels = FamilySettings(labels=[*LABELS, "up"], model=settings.model)
+    assert warm_state(checkpoint, settings, other_stats) is None
+    assert warm_state(checkpoint, wider, spec) is None
+    assert warm_state(checkpoint, other_labels, spec) is None
 
 
 def test_artifact_files_need_normalisation_stats():

@@ -51,6 +51,7 @@ from kws_assets.core.ship.export import (
     quantize_int8,
 )
 from kws_assets.core.speech.tts import synthesize_at
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.settings import EmbeddingSettings, HeadNegativeSettings, TrainSettings
 
 SR = 16000
@@ -430,3 +431,39 @@ def test_a_keyword_in_context_is_the_clip_between_its_surroundings(words, front_
     around = (0.05 * rng.standard_normal((3, front_end.spec.context_samples))).astype(np.float32)
     noisy = front_end.in_context(clips, around)
     assert noisy.shape == silent.shape and not np.allclose(noisy, silent, atol=1e-2)
+
+
+def test_a_recording_s_streamed_frames_come_from_the_cache_the_second_time(tmp_path) -> None:
+    """The material's frames are kept by segment id and front end: a second staging reads no
+    recording again and writes the same table; another segment id is embedded afresh."""
+    rng = np.random.default_rng(2)
+    audio = (0.05 * rng.standard_normal(3 * SR)).astype(np.float32)
+    write_wav(tmp_path / "m.wav", audio, SR)
+    material = pl.DataFrame(
+        {
+            "segment_id": ["s0"],
+            "uri": [str(tmp_path / "m.wav")],
+            "split": ["train"],
+            "kind": ["noise"],
+            "seconds": [3.0],
+        }
+    )
+    settings = FamilySettings(labels=[*LABELS, "_unknown_"])
+    reads: list[str] = []
+
+    def read(uri: str) -> np.ndarray:
+        reads.append(uri)
+        return read_audio(uri).samples
+
+    cache = RenderCache(tmp_path / "streams")
+    tables = []
+    for run in range(2):
+        staged = SPEECH_EMBEDDING.stage_negatives(
+            settings, material, read, tmp_path / f"staging{run}", cache=cache
+        )
+        tables.append(pl.read_parquet(staged.path))
+    assert reads == [str(tmp_path / "m.wav")] and (cache.hits, cache.misses) == (1, 1)
+    assert tables[0].equals(tables[1])
+    renamed = material.with_columns(pl.lit("s1").alias("segment_id"))
+    SPEECH_EMBEDDING.stage_negatives(settings, renamed, read, tmp_path / "staging2", cache=cache)
+    assert len(reads) == 2 and cache.misses == 2

@@ -361,3 +361,17 @@ def test_class_balance_weights_the_training_loss(monkeypatch) -> None:
             settings,
             train_batches=lambda epoch: iter([(x[:8], y[:8])]),
         )
+
+
+def test_a_warm_start_begins_where_the_given_weights_are() -> None:
+    """Warm-started from a trained model, the first epoch's validation accuracy is already the
+    trained model's level; from scratch it is not."""
+    task, trained, _ = trained_tone_model()
+    settings = FAST_TRAIN.model_copy(
+        update={"max_epochs": 1, "min_epochs": 1, "learning_rate": 1e-6}
+    )
+    args = (task.x_train, task.y_train, task.x_val, task.y_val, TONE_LABELS, SMALL_MODEL)
+    warm = train_model(*args, settings, initial_state=trained.model.state_dict())
+    cold = train_model(*args, settings)
+    assert warm.history[0].val_accuracy == pytest.approx(trained.best_val_accuracy, abs=0.05)
+    assert cold.history[0].val_accuracy < trained.best_val_accuracy - 0.2
