@@ -25,6 +25,7 @@ from kws_assets.defs.sensors import (
     KEYWORD_SENSOR,
     LANDING_SENSOR,
     RETRAIN_SENSOR,
+    REVIEW_SENSOR,
 )
 from kws_assets.lib.partitions import KEYWORDS
 from kws_assets_tests.defs.conftest import DagsterDev, wait_for
@@ -185,7 +186,8 @@ def test_code_location_lists_jobs_schedule_and_stopped_sensors(dagster_dev):
     assert schedules == {"nightly_retrain": "STOPPED"}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
     assert sensors == dict.fromkeys(
-        (LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, AUTOMATION_SENSOR), "STOPPED"
+        (LANDING_SENSOR, KEYWORD_SENSOR, RETRAIN_SENSOR, REVIEW_SENSOR, AUTOMATION_SENSOR),
+        "STOPPED",
     )
     partitioned = {n["assetKey"]["path"][0] for n in repo["assetNodes"] if n["isPartitioned"]}
     assert partitioned == {"raw_corpus", "unknown_clips", "synthetic_clips", "aligned_keywords"}
