@@ -46,6 +46,7 @@ def queued(candidates: Candidates) -> pl.DataFrame:
             "score": 1.0 - i / 10,
             "detail": "confidence 0.5",
             "reasons": "near_min_confidence",
+            "origin": f"tts|please say {r['label']} again|{r['label']}|en+f{i}",
         }
         for i, r in enumerate(candidates.rows)
     ]
@@ -141,6 +142,8 @@ def test_a_person_relabels_and_rejects_in_the_browser(review, tmp_path):
             page.goto(served.url)
             rows = page.locator("tr.clip")
             expect(rows).to_have_count(4)
+            # what each clip was made from, beside its label
+            expect(rows.nth(2).locator(".origin")).to_have_text("tts|please say no again|no|en+f2")
             # the spectrogram of the first clip loaded
             page.wait_for_function(
                 "document.querySelector('tr.clip img').naturalWidth > 0", timeout=UI_TIMEOUT_MS
