@@ -28,6 +28,7 @@ from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import artifact_assets, families, get_family
+from kws_assets.core.review.queue import clips_per_reason
 from kws_assets.core.ship.micro_wake_word import ESPHOME_DIR
 from kws_assets.core.ship.openwakeword_format import FOLDER as OWW_FOLDER
 from kws_assets.core.ship.openwakeword_format import README_FILE as OWW_README
@@ -141,10 +142,7 @@ def review_lines(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str
     queue = cast("pl.DataFrame", defs.load_asset_value("review_queue", instance=instance))
     if queue.is_empty():
         return ["review queue: empty (nothing the pipeline is unsure of)"]
-    reasons = ", ".join(
-        f"{reason}={n}"
-        for reason, n in queue.group_by("reason").len().sort("len", descending=True).iter_rows()
-    )
+    reasons = ", ".join(f"{reason}={n}" for reason, n in clips_per_reason(queue).iter_rows())
     return [f"review queue: {queue.height} clips ({reasons}); hear and decide: kws review"]
 
 

@@ -292,3 +292,13 @@ def rank_queue(
         .join(_origins(validated, quarantined), on="clip_id", how="left")
     )
     return queue.select(list(QUEUE_COLUMNS)).cast(QUEUE_COLUMNS)  # type: ignore[arg-type]
+
+
+def clips_per_reason(queue: pl.DataFrame) -> pl.DataFrame:
+    """How many queued clips each reason holds (``reason``, ``clips``), most first: what the
+    asset's metadata and the demo's line say of the queue."""
+    return (
+        queue.group_by("reason")
+        .agg(pl.len().cast(pl.Int64).alias("clips"))
+        .sort(["clips", "reason"], descending=[True, False])
+    )

@@ -69,7 +69,7 @@ def review_queue(
         predicted=predicted,
         generated_sources=GENERATED_LICENSES,
     )
-    by_reason = queue.group_by("reason").agg(pl.len().alias("clips")).sort("reason")
+    by_reason = review.clips_per_reason(queue)
     return dg.Output(
         queue,
         metadata={

@@ -160,3 +160,9 @@ def test_each_clip_says_what_it_was_made_from():
         "tts": "tts|the word is sees|sees|en+f1",
         "cut": "corpus:utt-7",
     }
+
+
+def test_clips_per_reason_counts_most_first():
+    queue = pl.DataFrame({"reason": ["b", "a", "b", "c", "a", "b"]})
+    counts = q.clips_per_reason(queue)
+    assert counts.rows() == [("b", 3), ("a", 2), ("c", 1)]
