@@ -32,7 +32,7 @@ from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
 def report() -> ArtifactFolder:
     clips, y = labelled_clips(3, seed=60)
     results = evaluate_families(
-        {"mfcc": KwsClassifier.load_mfcc(tone_artifact().folder)},
+        {"mfcc": lambda: KwsClassifier.load_mfcc(tone_artifact().folder)},
         SETTINGS,
         tone_material(),
         [LABELS[i] for i in y],

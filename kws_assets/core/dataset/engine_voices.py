@@ -354,6 +354,20 @@ def partition_recipes(
     ), skipped
 
 
+class NotRendered(Exception):
+    """Why a recipe gave no clip (the engine's error, or speech longer than the clip), as a
+    value that crosses a process boundary whatever the original exception was."""
+
+
+def try_render(recipe: EngineRecipe, audio: AudioSettings) -> np.ndarray | NotRendered:
+    """``recipe.render(audio)``, or :class:`NotRendered` with the reason where the engine cannot
+    speak it or the speech does not fit the clip (skipped, never a failed evaluation)."""
+    try:
+        return recipe.render(audio)
+    except (TtsEngineError, SpeechOverWindow) as exc:
+        return NotRendered(str(exc))
+
+
 @dataclass
 class SpokenSet:
     """Clips spoken for evaluation only, with what each one is."""
@@ -372,12 +386,14 @@ def held_out_engine_set(
     renders: int,
     language: str,
     audio: AudioSettings,
-    render: Callable[[EngineRecipe, AudioSettings], np.ndarray] | None = None,
+    render_all: Callable[[list[EngineRecipe]], Sequence[np.ndarray | BaseException]] | None = None,
 ) -> SpokenSet:
     """Every keyword and ``unknown_words`` (as ``_unknown_``) spoken ``renders`` times by every
     voice of ``engine`` — an engine no training clip came from — at drawn rates and pitches and
-    without speaker perturbation (the engine as it is).  ``render(recipe, audio)`` replaces
-    ``recipe.render(audio)`` (e.g. through a cache of earlier renders)."""
+    without speaker perturbation (the engine as it is).  ``render_all(recipes)`` replaces
+    rendering them here one by one with :func:`try_render` (e.g. a cache of earlier renders and
+    worker processes for the rest): one clip, or the exception that kept it from being
+    rendered, per recipe in order."""
     # pydantic validates engine against the EngineName Literal (a clear error for a typo)
     settings = EngineVoiceSettings(engine=engine, renders_per_voice=renders)  # type: ignore[arg-type]
     voices, skipped = engine_voices([settings], language)
@@ -387,12 +403,14 @@ def held_out_engine_set(
         unknown_words, len(unknown_words) * max(1, len(voices)) * renders, voices, plain, "held-out"
     )
     out = SpokenSet([], [], [], [], skipped)
-    for recipe in recipes:
-        try:
-            out.samples.append(render(recipe, audio) if render else recipe.render(audio))
-        except (TtsEngineError, SpeechOverWindow) as exc:
-            out.skipped[recipe.origin_id] = str(exc)
+    spoken = (
+        render_all(recipes) if render_all else [try_render(recipe, audio) for recipe in recipes]
+    )
+    for recipe, clip in zip(recipes, spoken, strict=True):
+        if isinstance(clip, BaseException):
+            out.skipped[recipe.origin_id] = str(clip)
             continue
+        out.samples.append(clip)
         out.labels.append(recipe.label)
         out.speakers.append(recipe.speaker)
         out.names.append(recipe.origin_id)

@@ -18,8 +18,9 @@ import polars as pl
 
 from kws_assets.core.evaluation import plots
 from kws_assets.core.evaluation.det import SECONDS_PER_HOUR, threshold_grid
-from kws_assets.core.evaluation.material import EvaluationMaterial
+from kws_assets.core.evaluation.material import EvaluationMaterial, StreamAudio
 from kws_assets.core.evaluation.operating_point import (
+    ScoredStreams,
     StreamReport,
     select_operating_point,
     window_scaled,
@@ -31,7 +32,7 @@ from kws_assets.core.model.detect import (
     window_latency_ms,
 )
 from kws_assets.core.model.training import EvalReport, classification_report
-from kws_assets.core.parallel import chunks
+from kws_assets.core.parallel import chunks, process_map
 from kws_assets.settings import EvalSettings
 
 TEST_AUDIO_BATCH_CLIPS = 256
@@ -131,9 +132,11 @@ def evaluate_family(
     test_labels: Sequence[str],
     test_audio: np.ndarray | Iterable[np.ndarray],
     progress: Callable[[str], None] | None = None,
+    scored: FamilyStreams | None = None,
 ) -> EvaluationResult:
     """Evaluate one family's int8 artifact through its classifier (``labels``, ``spec``,
-    ``classify_clips``: the artifact's own front end, whatever the family).
+    ``classify_clips``: the artifact's own front end, whatever the family).  ``scored``: its
+    streams' posteriors computed already (:func:`score_family_streams`), else computed here.
 
     Clip accuracy on the test split from ``test_audio`` clips ``[n, samples]``, or batches of
     them read as they are needed, with ``test_labels``; accuracy on the held-out voices; the
@@ -174,18 +177,9 @@ def evaluate_family(
         unseen_report = classification_report(np.zeros(0), np.zeros(0), labels)
 
     detector = StreamingDetector(classifier, hop_ms=settings.hop_ms)
-    started = time.perf_counter()
-    say(
-        f"{family}: streaming the validation streams "
-        f"({material.validation.negative_seconds / 60:.1f} min negative)"
-    )
-    validation = material.validation.score(detector)
-    say(
-        f"{family}: streaming the test streams "
-        f"({material.test.negative_seconds / 60:.1f} min negative)"
-    )
-    test = material.test.score(detector)
-    stream_seconds = time.perf_counter() - started
+    if scored is None:
+        scored = _score_here(detector, family, material, say)
+    validation, test, stream_seconds = scored.validation, scored.test, scored.seconds
     thresholds = threshold_grid(settings.threshold_steps)
     hop_ms = detector.hop_s * MS_PER_S  # the hop the detector really uses (a frame multiple)
     selection = select_operating_point(
@@ -239,20 +233,107 @@ def clip_batches(
         yield np.stack([read_clip(uri) for uri in batch])
 
 
+@dataclass(frozen=True)
+class FamilyStreams:
+    """One family's posteriors on the validation and the test streams, and the wall time spent
+    computing them (where they were computed)."""
+
+    validation: ScoredStreams
+    test: ScoredStreams
+    seconds: float
+
+
+STREAM_SETS = ("validation", "test")
+"""The material's stream sets a family is scored on: the operating point is selected on the
+first, reported on the second."""
+
+
+def _score_here(
+    detector: StreamingDetector,
+    family: str,
+    material: EvaluationMaterial,
+    say: Callable[[str], None],
+) -> FamilyStreams:
+    started = time.perf_counter()
+    scored = []
+    for which in STREAM_SETS:
+        streams: StreamAudio = getattr(material, which)
+        say(
+            f"{family}: streaming the {which} streams "
+            f"({streams.negative_seconds / 60:.1f} min negative)"
+        )
+        scored.append(streams.score(detector))
+    return FamilyStreams(scored[0], scored[1], time.perf_counter() - started)
+
+
+def score_family_streams(
+    classifiers: Mapping[str, Callable[[], Any]],
+    hop_ms: float,
+    material: EvaluationMaterial,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, FamilyStreams]:
+    """Every family's posteriors on the validation and the test streams, one (family, stream
+    set) per job on ``workers`` processes (1: here, one after the other).  ``classifiers`` map a
+    family to the function that loads its classifier: a worker loads its own (an inference
+    session does not survive a fork), and the material reaches the workers through the fork.
+    A job's posteriors depend only on the classifier and the audio, so they are the same for
+    any worker count; ``seconds`` is the sum of the family's jobs' wall times."""
+    say = progress or (lambda _msg: None)
+    jobs = [(family, which) for family in classifiers for which in STREAM_SETS]
+    loaded: dict[str, StreamingDetector] = {}
+
+    def score(job: tuple[str, str]) -> tuple[ScoredStreams, float]:
+        family, which = job
+        started = time.perf_counter()
+        if family not in loaded:
+            loaded[family] = StreamingDetector(classifiers[family](), hop_ms=hop_ms)
+        return getattr(material, which).score(loaded[family]), time.perf_counter() - started
+
+    say(
+        f"streaming the validation and test streams "
+        f"({material.validation.negative_seconds / 60:.1f} + "
+        f"{material.test.negative_seconds / 60:.1f} min negative) of "
+        f"{len(classifiers)} families on {min(workers, len(jobs))} worker(s)"
+    )
+    done: dict[tuple[str, str], tuple[ScoredStreams, float]] = {}
+    for job, result in zip(jobs, process_map(score, jobs, workers), strict=True):
+        done[job] = result
+        say(f"{job[0]}: {job[1]} streams scored in {result[1]:.1f} s")
+    return {
+        family: FamilyStreams(
+            done[(family, "validation")][0],
+            done[(family, "test")][0],
+            done[(family, "validation")][1] + done[(family, "test")][1],
+        )
+        for family in classifiers
+    }
+
+
 def evaluate_families(
-    classifiers: Mapping[str, Any],
+    classifiers: Mapping[str, Callable[[], Any]],
     settings: EvalSettings,
     material: EvaluationMaterial,
     test_labels: Sequence[str],
     test_audio: Callable[[], Iterable[np.ndarray]],
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, EvaluationResult]:
     """Every family's classifier evaluated on the same ``material`` (:func:`evaluate_family`), in
-    the order of ``classifiers``; ``test_audio`` starts a fresh pass over the test clips' audio
-    batches for each family."""
+    the order of ``classifiers`` (family: the function that loads its classifier); the streams
+    are scored first, on ``workers`` processes (:func:`score_family_streams`); ``test_audio``
+    starts a fresh pass over the test clips' audio batches for each family."""
+    scored = score_family_streams(classifiers, settings.hop_ms, material, workers, progress)
     return {
         family: evaluate_family(
-            classifier, family, settings, material, test_labels, test_audio(), progress
+            load(),
+            family,
+            settings,
+            material,
+            test_labels,
+            test_audio(),
+            progress,
+            scored[family],
         )
-        for family, classifier in classifiers.items()
+        for family, load in classifiers.items()
     }

@@ -8,6 +8,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -59,14 +60,17 @@ def unseen_voice_clips(
     audio: AudioSettings,
     rng: np.random.Generator,
     cache: RenderCache = NO_CACHE,
+    workers: int = 1,
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """Each keyword spoken by every held-out voice alone and in a carrier phrase, plus
     ``unknown_words`` as ``_unknown_``; returns clips, labels and a description of each.  A
-    voice's clips are rendered together after a fresh start of espeak-ng and kept in ``cache``
-    (a re-run asking for the same recipes renders none of them)."""
+    voice's clips are rendered together after a fresh start of espeak-ng (on ``workers``
+    processes, a voice each) and kept in ``cache`` (a re-run asking for the same recipes renders
+    none of them)."""
     clips, labels, names = [], [], []
     carriers = list(grid.carrier_phrases)
     jobs = [(k, k) for k in keywords] + [(w, UNKNOWN_LABEL) for w in unknown_words]
+    per_voice: list[list[synthesis.ClipRecipe]] = []
     for voice in voices:
         recipes: list[synthesis.ClipRecipe] = []
         for word, label in jobs:
@@ -88,9 +92,19 @@ def unseen_voice_clips(
                 )
                 if carrier is None and not carriers:
                     break
-        request = {"what": "keyword clips, fresh engine", "recipes": recipes, "audio": audio}
-        rendered = cache.pieces(request, functools.partial(_render_clips, recipes, audio))
-        for recipe, clip in zip(recipes, rendered, strict=True):
+        per_voice.append(recipes)
+    rendered_voices = cache.map(
+        [
+            {"what": "keyword clips, fresh engine", "recipes": recipes, "audio": audio}
+            for recipes in per_voice
+        ],
+        functools.partial(_render_clips, audio=audio),
+        per_voice,
+        workers,
+        pieces=True,
+    )
+    for recipes, rendered in zip(per_voice, rendered_voices, strict=True):
+        for recipe, clip in zip(recipes, cast(list[np.ndarray], rendered), strict=True):
             if clip.size:
                 clips.append(clip)
                 labels.append(recipe.label)
@@ -198,6 +212,7 @@ def _streams(
     say: Callable[[str], None],
     notes: list[str],
     cache: RenderCache,
+    workers: int = 1,
 ) -> StreamAudio:
     """A negative stream (sentences by ``voices``, the split's _unknown_/_silence_ clips, noise
     bursts) of ``minutes`` and a positive stream of the split's keyword clips in filler speech."""
@@ -206,7 +221,7 @@ def _streams(
         f"{what}: speaking about {minutes:.0f} min of keyword-free sentences with "
         f"{len(voices)} voices"
     )
-    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng, cache)
+    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng, cache, workers)
     negatives = clips.filter(pl.col("label").is_in([UNKNOWN_LABEL, SILENCE_LABEL]))
     clip_pieces = [trim_clip(read_clip(uri), sr) for uri in negatives["uri"].to_list()]
     split_at = max(1, len(sentences) * FILLER_SHARE_PERCENT // 100)
@@ -253,6 +268,7 @@ def build_material(
     mfcc_table: pl.DataFrame | pl.LazyFrame,
     progress: Callable[[str], None] | None = None,
     cache: RenderCache = NO_CACHE,
+    workers: int = 1,
 ) -> EvaluationMaterial:
     """Held-out voice clips, validation streams and test streams (see
     :func:`kws_assets.core.evaluation.family.evaluate_family`), from the settings sections they
@@ -263,7 +279,8 @@ def build_material(
     ``clip_id``, ``speaker``); ``mfcc_table`` names the training speakers (a held-out voice that
     is one is not used) and gives the synthetic-vs-real feature distance.  Every TTS render
     (held-out voice clips, stream sentences) goes through ``cache``: the draws are seeded, so a
-    re-run asks for the same renders and finds them there.  The test negatives are
+    re-run asks for the same renders and finds them there; the rest are rendered on ``workers``
+    processes (the same audio for any count).  The test negatives are
     spoken by the held-out voices and the test split's TTS voices; the validation negatives by
     the validation split's TTS voices (the held-out voices when it has none, noted), from the
     same vocabulary with fresh sentences.
@@ -284,7 +301,7 @@ def build_material(
     say(f"speaking keywords with {len(held_out)} held-out voices")
     unseen_words = [str(w) for w in words[:UNSEEN_UNKNOWN_WORDS]]
     clips, unseen_labels, _ = unseen_voice_clips(
-        keywords, unseen_words, held_out, grid, audio, rng, cache
+        keywords, unseen_words, held_out, grid, audio, rng, cache, workers
     )
     if not clips:
         notes.append("no held-out voice could be synthesised")
@@ -311,6 +328,7 @@ def build_material(
         say,
         notes,
         cache,
+        workers,
     )
     validation = _streams(
         settings,
@@ -326,6 +344,7 @@ def build_material(
         say,
         notes,
         cache,
+        workers,
     )
     gap = synthetic_real_gap(mfcc_table, keywords)
     return EvaluationMaterial(clips, unseen_labels, validation, test, gap, notes)

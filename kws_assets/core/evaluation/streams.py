@@ -44,14 +44,16 @@ def speak_sentences(
     sample_rate: int,
     rng: np.random.Generator,
     cache: RenderCache = NO_CACHE,
+    workers: int = 1,
 ) -> list[np.ndarray]:
     """``count`` sentences of random ``words`` (5-12 each), each by a random voice at a random
     rate and pitch, trimmed of leading/trailing silence.  Voices espeak-ng rejects are skipped.
 
     The sentences are spoken in blocks of :data:`SENTENCE_BLOCK`, espeak-ng started afresh
     before each, so a block's audio is a function of its requests (as in a new process) and is
-    kept in ``cache``: a re-run drawing the same sentences speaks none of them.  The draws are
-    the same with or without the cache."""
+    kept in ``cache``: a re-run drawing the same sentences speaks none of them.  The blocks not
+    in the cache are spoken on ``workers`` processes.  The draws and the audio are the same with
+    or without the cache, for any worker count."""
     if not words or not voices:
         return []
     requests: list[tuple[str, str, int, int]] = []
@@ -62,18 +64,27 @@ def speak_sentences(
         rate = int(rng.integers(*SENTENCE_RATE))
         pitch = int(rng.integers(*SENTENCE_PITCH))
         requests.append((text, voice, rate, pitch))
-    spoken: list[np.ndarray] = []
-    for start in range(0, len(requests), SENTENCE_BLOCK):
-        block = requests[start : start + SENTENCE_BLOCK]
-        request = {
+    blocks = [
+        requests[start : start + SENTENCE_BLOCK]
+        for start in range(0, len(requests), SENTENCE_BLOCK)
+    ]
+    keys = [
+        {
             "what": "espeak-ng sentences, trimmed, fresh engine",
             "sentences": block,
             "sample_rate": sample_rate,
             "trim_db": TRIM_DB,
         }
-        pieces = cache.pieces(request, functools.partial(_speak_block, block, sample_rate))
-        spoken += [p for p in pieces if p.size]
-    return spoken
+        for block in blocks
+    ]
+    rendered = cache.map(
+        keys,
+        functools.partial(_speak_block, sample_rate=sample_rate),
+        blocks,
+        workers,
+        pieces=True,
+    )
+    return [p for pieces in cast(list[list[np.ndarray]], rendered) for p in pieces if p.size]
 
 
 def _speak_block(block: Sequence[tuple[str, str, int, int]], sample_rate: int) -> list[np.ndarray]:

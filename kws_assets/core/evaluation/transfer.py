@@ -6,8 +6,10 @@ distilled student's float classifier beside the artifacts, and the report folder
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -67,11 +69,13 @@ def held_out_engine_set(
     language: str,
     audio: AudioSettings,
     cache: RenderCache = NO_CACHE,
+    workers: int = 1,
 ) -> tuple[RealClips | None, dict[str, str]]:
     """The keywords and a few ``_unknown_`` words per keyword spoken by the held-out engine (no
     training clip came from it), and what could not be rendered; ``None`` without an engine or
-    without a single render.  A recipe rendered before comes from ``cache`` (festival starts a
-    process per render: ~1.5 renders/s)."""
+    without a single render.  A recipe rendered before comes from ``cache``; the others are
+    rendered on ``workers`` processes (festival starts a process per render, about 4 renders/s
+    on one core)."""
     engine = settings.held_out_engine
     if not engine:
         return None, {}
@@ -89,9 +93,14 @@ def held_out_engine_set(
         settings.held_out_engine_renders,
         language,
         audio,
-        render=lambda recipe, audio: cache.audio(
-            {"what": "held-out engine clip", "recipe": recipe, "audio": audio},
-            lambda: recipe.render(audio),
+        render_all=lambda recipes: cast(  # single renders (not blocks): arrays or reasons
+            list[np.ndarray | BaseException],
+            cache.map(
+                [{"what": "held-out engine clip", "recipe": r, "audio": audio} for r in recipes],
+                functools.partial(engine_voices.try_render, audio=audio),
+                recipes,
+                workers,
+            ),
         ),
     )
     if not spoken.samples:

@@ -28,10 +28,17 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+
+from kws_assets.core.parallel import process_map
+
+T = TypeVar("T")
+Rendered = np.ndarray | list[np.ndarray]
+"""One render (:meth:`RenderCache.audio`) or a block of them (:meth:`RenderCache.pieces`)."""
 
 CACHE_FORMAT = "render-cache-v1"
 """Part of every key: bump it when what a key's renderer returns changes meaning."""
@@ -73,11 +80,8 @@ class RenderCache:
         if self.folder is None:
             return render()
         path = self.path(request_key(request))
-        try:
-            cached = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            cached = None
-        if cached is not None:
+        cached = self._load(path, pieces=False)
+        if isinstance(cached, np.ndarray):
             self.hits += 1
             return cached
         samples = render()
@@ -93,18 +97,64 @@ class RenderCache:
         if self.folder is None:
             return render()
         path = self.path(request_key(request)).with_suffix(".npz")
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                cached = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-        except (OSError, ValueError, EOFError, KeyError):
-            cached = None
-        if cached is not None:
+        cached = self._load(path, pieces=True)
+        if isinstance(cached, list):
             self.hits += 1
             return cached
         pieces = render()
         self.misses += 1
         self._store(path, [np.asarray(p) for p in pieces])
         return pieces
+
+    def map(
+        self,
+        requests: Sequence[Mapping[str, object]],
+        render: Callable[[T], Rendered | BaseException],
+        items: Sequence[T],
+        workers: int = 1,
+        pieces: bool = False,
+    ) -> list[Rendered | BaseException]:
+        """Each request's stored audio, else ``render(item)``'s (stored for next time), the
+        misses rendered on ``workers`` processes (:func:`kws_assets.core.parallel.process_map`;
+        1: here).  ``pieces``: each render is a block (:meth:`pieces`), else one array
+        (:meth:`audio`).  ``render`` returns an exception instead of raising it for an item that
+        cannot be rendered: it is passed through at that item's place, not stored, and the other
+        items still render.  The renders are pure functions of their items (each block starts
+        its engine afresh), so the audio is the same for any worker count."""
+        if len(requests) != len(items):
+            raise ValueError(f"{len(requests)} requests for {len(items)} items")
+        suffix = ".npz" if pieces else ".npy"
+        paths = (
+            [self.path(request_key(r)).with_suffix(suffix) for r in requests]
+            if self.folder is not None
+            else [None] * len(items)
+        )
+        out: list[Rendered | BaseException | None] = [
+            self._load(path, pieces) if path is not None else None for path in paths
+        ]
+        misses = [i for i, value in enumerate(out) if value is None]
+        self.hits += len(items) - len(misses)
+        rendered = process_map(render, [items[i] for i in misses], workers)
+        for i, value in zip(misses, rendered, strict=True):
+            out[i] = value
+            path = paths[i]
+            if isinstance(value, BaseException):
+                continue
+            self.misses += 1
+            if path is not None:
+                self._store(path, value)
+        return [value for value in out if value is not None]
+
+    @staticmethod
+    def _load(path: Path, pieces: bool) -> Rendered | None:
+        """The audio stored at ``path``, or ``None`` (absent, or a file that does not load)."""
+        try:
+            if pieces:
+                with np.load(path, allow_pickle=False) as stored:
+                    return [stored[f"arr_{i}"] for i in range(len(stored.files))]
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, KeyError):
+            return None
 
     def _store(self, path: Path, samples: np.ndarray | list[np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ load each with the registry's ``load_classifier``, which reads the family from t
 :func:`evaluation_asset` builds the evaluation for any registry (a test's, with a family of its
 own); the code location's is built over the shipped registry."""
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import dagster as dg
@@ -33,6 +34,7 @@ from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import REGISTRY, Registry
 from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.parallel import resolve_workers
 from kws_assets.core.ship.export import ClipClassifier
 from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.storage.render_cache import RenderCache
@@ -57,8 +59,16 @@ def _classifiers(
     registry: Registry, artifacts: Mapping[str, ArtifactFolder]
 ) -> dict[str, ClipClassifier]:
     """Every registered family's classifier, in registration order."""
+    return {family: load() for family, load in _loaders(registry, artifacts).items()}
+
+
+def _loaders(
+    registry: Registry, artifacts: Mapping[str, ArtifactFolder], threads: int | None = None
+) -> dict[str, Callable[[], ClipClassifier]]:
+    """Every registered family's classifier as the function that loads it (with ``threads``
+    inference threads; None: the runtime's default), in registration order."""
     return {
-        family: registry.load_classifier(artifacts[asset].path)
+        family: functools.partial(registry.load_classifier, artifacts[asset].path, threads)
         for family, asset in registry.artifact_assets().items()
     }
 
@@ -106,6 +116,7 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
 
         started = time.perf_counter()
         renders = RenderCache(cfg.storage_path(*RENDER_CACHE_DIR))
+        workers = resolve_workers(cfg.compute.workers)
         try:
             material = build_material(
                 cfg.evaluation,
@@ -120,18 +131,21 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
                 mfcc_table=mfcc_table,
                 progress=context.log.info,
                 cache=renders,
+                workers=workers,
             )
         except ValueError as err:
             raise dg.Failure(f"evaluation cannot build its streams: {err}") from err
         material_s = time.perf_counter() - started
         context.log.info(f"evaluation material: {renders.summary()}")
         results = evaluate_families(
-            _classifiers(registry, artifacts),
+            # one inference thread per worker process: the workers share the cores
+            _loaders(registry, artifacts, threads=1 if workers > 1 else None),
             cfg.evaluation,
             material,
             test_clips["label"].to_list(),
             lambda: clip_batches(test_clips["uri"].to_list(), read),
             progress=context.log.info,
+            workers=workers,
         )
         lead = evaluation_report.headline(results)
         result = results[lead]
@@ -222,7 +236,13 @@ def transfer_evaluation(
         classifiers[transfer.STUDENT] = transfer.student_classifier(student_model)
     renders = RenderCache(cfg.storage_path(*RENDER_CACHE_DIR))
     held_out, skipped = transfer.held_out_engine_set(
-        cfg.evaluation, cfg.keywords, cfg.negatives, cfg.language, cfg.audio, cache=renders
+        cfg.evaluation,
+        cfg.keywords,
+        cfg.negatives,
+        cfg.language,
+        cfg.audio,
+        cache=renders,
+        workers=resolve_workers(cfg.compute.workers),
     )
     context.log.info(f"held-out engine: {renders.summary()}")
     for what, reason in list(skipped.items())[:5]:

@@ -36,7 +36,7 @@ def tone_test_clips():
 def results(tone_classifier, material, tone_test_clips) -> dict[str, EvaluationResult]:
     clips, y = tone_test_clips
     return evaluate_families(
-        dict.fromkeys(FAMILIES, tone_classifier),
+        dict.fromkeys(FAMILIES, lambda: tone_classifier),
         SETTINGS,
         material,
         [LABELS[i] for i in y],

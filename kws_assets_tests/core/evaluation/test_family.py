@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws_assets.core.evaluation.family import clip_batches, evaluate_family
+from kws_assets.core.evaluation.family import (
+    STREAM_SETS,
+    clip_batches,
+    evaluate_family,
+    score_family_streams,
+)
 from kws_assets.core.evaluation.intervals import clopper_pearson, rate_interval
 from kws_assets.core.features.mfcc import MfccExtractor, normalize
 from kws_assets.core.model.training import classification_report
@@ -91,3 +96,17 @@ def test_clip_batches_read_every_clip_once_in_order() -> None:
     assert [b.shape for b in batches] == [(2, 3), (2, 3), (1, 3)]
     assert reads == ["0", "1", "2", "3", "4"]
     assert np.concatenate(batches)[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_streams_scored_on_two_workers_are_those_scored_here(tone_classifier, material) -> None:
+    loaders = dict.fromkeys(FAMILIES, lambda: tone_classifier)
+    here = score_family_streams(loaders, SETTINGS.hop_ms, material, workers=1)
+    pooled = score_family_streams(loaders, SETTINGS.hop_ms, material, workers=2)
+    assert list(pooled) == list(FAMILIES)
+    for family in FAMILIES:
+        for which in STREAM_SETS:
+            a, b = getattr(here[family], which), getattr(pooled[family], which)
+            np.testing.assert_array_equal(a.negative.probs, b.negative.probs)
+            np.testing.assert_array_equal(a.positive.probs, b.positive.probs)
+            assert a.negative_seconds == b.negative_seconds and a.positives == b.positives
+        assert pooled[family].seconds > 0

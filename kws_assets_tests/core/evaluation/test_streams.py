@@ -13,6 +13,7 @@ from kws_assets.core.evaluation.streams import (
     GAP_S,
     NOISE_FLOOR_BLOCK_SAMPLES,
     POSITIVE_LEAD_S,
+    SENTENCE_BLOCK,
     add_noise_floor,
     concatenate_clips,
     concatenate_pieces,
@@ -111,3 +112,17 @@ def test_cached_sentences_are_the_spoken_ones_and_a_rerun_speaks_none(
     for a, b, c in zip(spoken, first, again, strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
+
+
+def test_sentences_spoken_on_two_workers_are_those_spoken_here(tmp_path: Path) -> None:
+    words = ["morning", "river", "market", "radio"]
+    count = SENTENCE_BLOCK + 3  # two blocks: the second worker has one
+    here = speak_sentences(words, ["en-us+m2"], count, 16000, np.random.default_rng(7))
+    cache = RenderCache(tmp_path)
+    pooled = speak_sentences(
+        words, ["en-us+m2"], count, 16000, np.random.default_rng(7), cache, workers=2
+    )
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert len(here) == len(pooled) == count
+    for a, b in zip(here, pooled, strict=True):
+        np.testing.assert_array_equal(a, b)

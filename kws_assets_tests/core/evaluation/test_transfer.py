@@ -6,13 +6,17 @@ and set."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from kws_assets.core.evaluation import transfer
 from kws_assets.core.evaluation.real_speech import score_families, transfer_rows
 from kws_assets.core.ship.export import KwsClassifier
+from kws_assets.core.speech.engines import ENGINES
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.settings import AudioSettings, EvalSettings, NegativeSettings
 from kws_assets_tests.tone_detector import LABELS, labelled_clips, tone_artifact
 
@@ -50,6 +54,23 @@ def test_no_held_out_engine_no_set() -> None:
     assert transfer.held_out_engine_set(
         settings, ["yes"], NegativeSettings(), "en", AudioSettings()
     ) == (None, {})
+
+
+@pytest.mark.skipif(
+    ENGINES["flite"].availability() is not None, reason=str(ENGINES["flite"].availability())
+)
+def test_the_held_out_engine_renders_on_two_workers_what_it_renders_here(tmp_path: Path) -> None:
+    settings = EvalSettings(held_out_engine="flite", held_out_engine_renders=1)
+    args = (settings, ["yes"], NegativeSettings(), "en", AudioSettings())
+    here, _ = transfer.held_out_engine_set(*args)
+    cache = RenderCache(tmp_path)
+    pooled, _ = transfer.held_out_engine_set(*args, cache=cache, workers=2)
+    assert here is not None and pooled is not None and cache.misses == len(here.labels) > 1
+    assert pooled.labels == here.labels and pooled.speakers == here.speakers
+    np.testing.assert_array_equal(pooled.samples, here.samples)
+    rerun = RenderCache(tmp_path)
+    transfer.held_out_engine_set(*args, cache=rerun, workers=2)
+    assert (rerun.hits, rerun.misses) == (len(here.labels), 0)
 
 
 def test_transfer_folder_holds_the_table_and_a_picture_per_family_and_set() -> None:

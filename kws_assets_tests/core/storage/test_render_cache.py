@@ -69,3 +69,46 @@ def test_no_cache_renders_every_time() -> None:
     for _ in range(2):
         NO_CACHE.audio({"text": "yes"}, lambda: calls.append(1) or np.zeros(1, np.float32))
     assert len(calls) == 2
+
+
+def _render(item: str) -> np.ndarray | BaseException:
+    """A render that cannot speak ``"x"`` and says so as a value."""
+    if item == "x":
+        return ValueError("cannot speak x")
+    return np.full(4, float(len(item)), np.float32)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_renders_the_misses_keeps_the_hits_and_passes_failures_through(
+    tmp_path: Path, workers: int
+) -> None:
+    items = ["yes", "x", "maybe", "no"]
+    requests = [{"text": item} for item in items]
+    cache = RenderCache(tmp_path)
+    cache.audio(requests[0], lambda: np.zeros(4, np.float32))  # rendered before
+    out = cache.map(requests, _render, items, workers)
+    np.testing.assert_array_equal(out[0], np.zeros(4, np.float32))  # from the cache
+    assert isinstance(out[1], ValueError) and "cannot speak x" in str(out[1])
+    np.testing.assert_array_equal(out[2], np.full(4, 5.0, np.float32))
+    np.testing.assert_array_equal(out[3], np.full(4, 2.0, np.float32))
+    assert (cache.hits, cache.misses) == (1, 3)  # the audio() miss, then maybe and no
+    rerun = RenderCache(tmp_path)
+    again = rerun.map(requests, _render, items, workers)
+    assert (rerun.hits, rerun.misses) == (3, 0)  # the failure is not stored: tried again
+    assert isinstance(again[1], ValueError)
+
+
+def test_map_of_blocks_reads_back_what_pieces_stored(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path)
+    stored = cache.pieces({"block": 1}, lambda: [np.ones(2, np.float32), np.zeros(0, np.float32)])
+    out = RenderCache(tmp_path).map(
+        [{"block": 1}], lambda _: pytest.fail("rendered again"), [None], pieces=True
+    )
+    assert isinstance(out[0], list) and len(out[0]) == 2
+    for a, b in zip(stored, out[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_map_without_a_folder_renders_every_time() -> None:
+    out = NO_CACHE.map([{"text": "yes"}], _render, ["yes"])
+    np.testing.assert_array_equal(out[0], np.full(4, 3.0, np.float32))
