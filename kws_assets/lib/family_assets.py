@@ -30,6 +30,7 @@ from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.features.loader import table_logits
 from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
 from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.parallel import resolve_workers
 from kws_assets.core.ship.cpu_latency import PrecisionLatency
 from kws_assets.core.ship.export import OPERATING_POINT_FILE
 from kws_assets.core.ship.release import write_release
@@ -271,6 +272,7 @@ def negatives_asset(family: Family) -> dg.AssetsDefinition:
             staging,
             keywords,
             frames,
+            resolve_workers(cfg.compute.workers),
         )
         context.add_output_metadata(
             {

@@ -180,10 +180,24 @@ def plan_segments(
                     lang,
                     settings.segment_seconds,
                     int(rng.integers(0, 2**31 - 1)),
-                    content,
+                    segment_content(kind, lang, content),
                 )
             )
     return plan
+
+
+def segment_content(kind: str, language: str, content: str) -> str:
+    """What a segment of ``kind`` is made of, for its id: ``content`` (the config's words and the
+    keyword fragments) for speech and babble; nothing for music (its seed alone); the other
+    language's own words for other-language speech.  So a segment that does not speak the
+    keywords' words keeps its id, its stored audio and its cached embeddings when a keyword
+    changes (a quarter of the demo's material)."""
+    if kind == MUSIC:
+        return ""
+    if kind == OTHER_LANGUAGE:
+        own = top_words(language, OTHER_LANGUAGE_WORDS)
+        return content_digest(own, []) if own else content
+    return content
 
 
 def speak(text: str, speaker: str, sample_rate: int, rng: np.random.Generator) -> np.ndarray | None:

@@ -241,13 +241,15 @@ class Family(ABC):
         staging: PathLike,
         keywords: pl.DataFrame | None = None,
         cache: RenderCache = NO_CACHE,
+        workers: int = 1,
     ) -> StagedParquet:
         """The negatives table of the material's recordings (rows: ``uri``, ``segment_id``,
         ``split``, ``kind``, ``seconds``) as a staged Parquet file, a recording at a time; with
         ``keywords`` (train keyword clips: ``uri``, ``label``, ``clip_id``), those clips in the
         material's surroundings too, as a stream shows them.  ``cache`` keeps each recording's
         frames by its ``segment_id`` (a digest of what the recording is made of) and the front
-        end, so a re-run runs the front end over new recordings only."""
+        end, so a re-run runs the front end over new recordings only; the others go through it
+        on ``workers`` processes (the same frames for any count)."""
         raise NotImplementedError(f"the {self.name} family declares no negatives table")
 
     def train_on_material(

@@ -11,7 +11,6 @@ openWakeWord's format (:mod:`kws_assets.core.ship.openwakeword_format`).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -331,24 +330,40 @@ class SpeechEmbedding(Family):
         staging: PathLike,
         keywords: pl.DataFrame | None = None,
         cache: RenderCache = NO_CACHE,
+        workers: int = 1,
     ) -> StagedParquet:
         """Each recording through the streaming front end the detector runs
         (:class:`~kws_assets.core.model.detect.EmbeddingStreamer`): an embedding every 80 ms
-        (kept in ``cache`` by segment id and front end); then each train keyword clip of
+        (kept in ``cache`` by segment id and front end; the recordings not in it streamed on
+        ``workers`` processes, each with its own one-thread front end); then each train keyword
+        clip of
         ``keywords`` (``uri``, ``label``, ``clip_id``) in context: placed between a 2-s stretch
         of the train material (or, one in :data:`SILENT_CONTEXT_SHARE`, silence), as a stream
         shows it (split ``context``)."""
         front_end = speech_front_end(settings)
-        streamer = EmbeddingStreamer(front_end)
         front_end_key = embedding_config_hash(front_end.spec)
+        streamers: dict[str, EmbeddingStreamer] = {}  # one per process (a session does not fork)
+
+        def stream(uri: str) -> np.ndarray:
+            if "streamer" not in streamers:
+                streamers["streamer"] = EmbeddingStreamer(
+                    front_end, threads=1 if workers > 1 else None
+                )
+            return _streamed(streamers["streamer"], read_audio, uri)
+
+        rows = list(material.iter_rows(named=True))
+        streamed = cache.map(
+            [{STREAM_FRAMES: row["segment_id"], "front_end": front_end_key} for row in rows],
+            stream,
+            [row["uri"] for row in rows],
+            workers,
+        )
         with ParquetBatchWriter(
             staging, NEGATIVES_SCHEMA, row_group_rows=READ_ROWS, prefix="embedding_negatives-"
         ) as writer:
-            for row in material.iter_rows(named=True):
-                frames = cache.audio(
-                    {STREAM_FRAMES: row["segment_id"], "front_end": front_end_key},
-                    functools.partial(_streamed, streamer, read_audio, row["uri"]),
-                )
+            for row, frames in zip(rows, streamed, strict=True):
+                if not isinstance(frames, np.ndarray):  # stream() raises rather than returns
+                    raise TypeError(f"{row['segment_id']}: no frames ({frames!r})")
                 writer.write(
                     negatives_rows(
                         [row["segment_id"]],

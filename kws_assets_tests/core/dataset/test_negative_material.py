@@ -35,6 +35,9 @@ def test_the_plan_follows_the_hours_and_keeps_each_split_to_its_voices():
     assert len([r for r in more if r.split == "train"]) == 120  # grows with its setting
     other = nm.plan_segments(settings(hours=0.2, heldout_hours=0.05), "en", voices, ["tts:de"], "y")
     assert plan[0].segment_id != other[0].segment_id  # new words or fragments: new segments
+    for before, after in zip(plan, other, strict=True):  # music, other languages: the same
+        same = before.kind in ("music", "other_language")
+        assert (before.segment_id == after.segment_id) == same, before.kind
 
 
 def test_a_split_without_voices_is_a_clear_error():

@@ -42,6 +42,7 @@ from kws_assets.core.model.embedding_head import (
     build_head,
     train_head,
 )
+from kws_assets.core.model.negative_windows import FEATURES
 from kws_assets.core.model.training import EmbeddingAugment
 from kws_assets.core.ship.export import (
     FRONT_END_FILE,
@@ -467,3 +468,34 @@ def test_a_recording_s_streamed_frames_come_from_the_cache_the_second_time(tmp_p
     renamed = material.with_columns(pl.lit("s1").alias("segment_id"))
     SPEECH_EMBEDDING.stage_negatives(settings, renamed, read, tmp_path / "staging2", cache=cache)
     assert len(reads) == 2 and cache.misses == 2
+
+
+def test_recordings_streamed_on_two_workers_give_the_table_streamed_here(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(3):
+        write_wav(
+            tmp_path / f"m{i}.wav", (0.05 * rng.standard_normal(2 * SR)).astype(np.float32), SR
+        )
+        rows.append(
+            {
+                "segment_id": f"s{i}",
+                "uri": str(tmp_path / f"m{i}.wav"),
+                "split": "train",
+                "kind": "noise",
+                "seconds": 2.0,
+            }
+        )
+    material = pl.DataFrame(rows)
+    settings = FamilySettings(labels=[*LABELS, "_unknown_"])
+
+    def read(uri: str) -> np.ndarray:
+        return read_audio(uri).samples
+
+    here = SPEECH_EMBEDDING.stage_negatives(settings, material, read, tmp_path / "one")
+    pooled = SPEECH_EMBEDDING.stage_negatives(settings, material, read, tmp_path / "two", workers=2)
+    a, b = pl.read_parquet(here.path), pl.read_parquet(pooled.path)
+    assert a.height == b.height == 3 and a["segment_id"].to_list() == b["segment_id"].to_list()
+    assert a["frames"].to_list() == b["frames"].to_list()
+    for x, y in zip(a[FEATURES].to_list(), b[FEATURES].to_list(), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
