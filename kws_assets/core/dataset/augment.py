@@ -598,13 +598,17 @@ def _augment_one(
     read_talker: Callable[[str], np.ndarray],
     noise_folder: NoiseFolder | None,
 ) -> tuple[list[dict], list[AugmentFailure]]:
-    """The augmented copies of one source clip: their rows, and the copies that failed."""
+    """The augmented copies of one source clip: their rows, and the copies that failed.  The
+    source is read only when a copy is not stored yet (a re-run reads none of its clips)."""
     rows: list[dict] = []
     failures: list[AugmentFailure] = []
-    try:
-        samples = read_clip(row["uri"]).samples
-    except AudioReadError as exc:
-        return rows, [AugmentFailure(row["clip_id"], row["uri"], exc.reason)]
+    source_audio: list[np.ndarray] = []
+
+    def source_samples() -> np.ndarray:
+        if not source_audio:
+            source_audio.append(read_clip(row["uri"]).samples)
+        return source_audio[0]
+
     sources = NoiseSources(pools.get(row["split"], []), read_talker, noise_folder)
     for copy in range(1, settings.copies_per_clip + 1):
         rng = np.random.default_rng(copy_seed(row["clip_id"], copy, settings.seed))
@@ -616,6 +620,10 @@ def _augment_one(
         source = row["source"] + AUGMENTED_SOURCE_SUFFIX
         key = store.key_for(source, row["label"], clip_id)
         if not store.exists(key):  # rendering is deterministic: a stored copy is reused
+            try:
+                samples = source_samples()
+            except AudioReadError as exc:
+                return [], [AugmentFailure(row["clip_id"], row["uri"], exc.reason)]
             try:
                 out = apply_params(samples, audio.sample_rate, params, sources)
             except AudioReadError as exc:  # a babble talker or a noise file could not be read
@@ -635,7 +643,10 @@ def _augment_one(
                 "origin_id": row["clip_id"],
                 "start_s": row["start_s"],
                 "sample_rate": audio.sample_rate,
-                "num_samples": int(samples.size),
+                # a copy keeps its source's length; a stored one is not read back to count it
+                "num_samples": int(
+                    row["num_samples"] if row.get("num_samples") else source_samples().size
+                ),
                 "split": row["split"],
                 "augment_params": recipe,
             }

@@ -285,6 +285,22 @@ def test_augmented_clips_point_at_their_source_and_stay_in_its_split(tmp_path) -
     assert combined.group_by("speaker").agg(pl.col("split").n_unique())["split"].max() == 1
 
 
+def test_a_rerun_reuses_the_stored_copies_without_reading_their_sources(tmp_path) -> None:
+    store = ClipStore.at(tmp_path / "clips")
+    clips = _clip_rows(store, np.random.default_rng(8))
+    settings = AugmentSettings(copies_per_clip=2, noise_source_weights={"colored": 1.0})
+    first, _ = A.augment_clips(clips, settings, AudioSettings(), store, lambda u: store.read(u))
+    reads: list[str] = []
+
+    def read(uri: str):
+        reads.append(uri)
+        return store.read(uri)
+
+    again, failures = A.augment_clips(clips, settings, AudioSettings(), store, read)
+    assert again == first and not failures and first
+    assert reads == []  # every copy was stored: no source clip read, none rendered again
+
+
 def test_noise_folder_skips_unreadable_files_and_crops_recordings(tmp_path) -> None:
     folder = tmp_path / "noise"
     write_wav(folder / "hum.wav", sine(60, seconds=0.5), SR)
