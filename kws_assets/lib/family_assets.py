@@ -11,6 +11,7 @@ metadata of a trained model) live here too, so asset modules never import each o
 
 import json
 import shutil
+from collections.abc import Callable
 from typing import Any, cast
 
 import dagster as dg
@@ -30,7 +31,7 @@ from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.features.loader import table_logits
 from kws_assets.core.features.table import ClipReader, TableStats, local_file_stamp
 from kws_assets.core.model.checkpoint import ModelCheckpoint
-from kws_assets.core.parallel import resolve_workers
+from kws_assets.core.parallel import progress_reporter, resolve_workers
 from kws_assets.core.ship.cpu_latency import PrecisionLatency
 from kws_assets.core.ship.export import OPERATING_POINT_FILE
 from kws_assets.core.ship.release import write_release
@@ -73,10 +74,12 @@ def stage_family_table(
     clips: pl.DataFrame,
     cache_name: str | None = None,
     partition_key: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[StagedParquet, TableStats, dict[str, Any]]:
     """``family``'s features of ``clips`` as a staged Parquet file, through the feature cache
     (a clip featurized once is read from the cache; a partition keeps a cache of its own), with
-    the family's table metadata."""
+    the family's table metadata; ``say`` hears how far it is (clips done of all, rate, time
+    left)."""
     front_end = family.front_end(family_settings(cfg))
     if cache_name is None and partition_key is not None:
         cache_name = f"{front_end.cache_name}-{partition_key}"
@@ -89,6 +92,7 @@ def stage_family_table(
         ClipReader(load_bytes=clip_store.store.read_bytes, stamp=local_file_stamp),
         cfg.storage_path(*FEATURE_CACHE_DIR),
         cache_name,
+        progress_reporter(say, "clips featurized") if say is not None else None,
     )
     return staged, stats, family.table_metadata(front_end, stats)
 
@@ -136,6 +140,7 @@ def table_asset(family: Family) -> dg.AssetsDefinition:
             clip_store,
             pl.concat([validated_set, augmented_clips], how="diagonal_relaxed"),
             partition_key=context.partition_key if context.has_partition_key else None,
+            say=context.log.info,
         )
         context.add_output_metadata(
             {

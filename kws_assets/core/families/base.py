@@ -34,6 +34,7 @@ from kws_assets.core.features.table import (
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.training import EvalReport, TrainResult
+from kws_assets.core.parallel import Progress
 from kws_assets.core.ship.cpu_latency import (
     DEFAULT_PRECISION,
     PrecisionLatency,
@@ -206,15 +207,19 @@ class Family(ABC):
         reader: ClipReader | None,
         cache_folder: PathLike | None,
         cache_name: str | None = None,
+        progress: Progress | None = None,
     ) -> tuple[StagedParquet, TableStats]:
         """The feature table of ``clips`` as a staged Parquet file, unchanged clips from the
-        feature cache in ``cache_folder`` (None: no cache)."""
+        feature cache in ``cache_folder`` (None: no cache); ``progress(done, total)`` hears the
+        clips done."""
         cache = (
             FeatureCache.for_front_end(cache_folder, front_end, cache_name)
             if cache_folder is not None
             else None
         )
-        return stage_feature_table(clips, front_end, staging, reader, cache=cache)
+        return stage_feature_table(
+            clips, front_end, staging, reader, cache=cache, progress=progress
+        )
 
     # -- network -----------------------------------------------------------------------------
     @abstractmethod

@@ -47,7 +47,7 @@ from kws_assets.core.audio.io import (
     read_audio,
 )
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
-from kws_assets.core.parallel import available_cores, thread_map
+from kws_assets.core.parallel import Progress, available_cores, thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
@@ -514,12 +514,14 @@ def write_feature_table(
     cache: FeatureCache | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
+    progress: Progress | None = None,
 ) -> TableStats:
     """Featurize every clip of ``clips`` (needs ``uri`` and the key columns) into ``writer``.
 
     Rows come out in the order of ``clips``.  With a cache, unchanged clips are copied from it and
     a new cache holding exactly these clips is written beside it, replacing it once the table is
     complete (dropped on failure).  Unreadable clips raise :class:`AudioReadError` naming the file.
+    ``progress(done, total)`` hears the clips written so far after each batch.
     """
     workers = workers or default_workers()
     stats = TableStats(workers=workers)
@@ -541,6 +543,8 @@ def write_feature_table(
             stats.featurized += batch.featurized
             stats.from_cache += batch.rows.height - batch.featurized
             stats.all_finite = stats.all_finite and bool(np.isfinite(batch.values).all())
+            if progress is not None:
+                progress(stats.rows, clips.height)
     except BaseException:
         if new_cache is not None:
             new_cache.abort()
@@ -560,6 +564,7 @@ def stage_feature_table(
     cache: FeatureCache | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[StagedParquet, TableStats]:
     """Build the feature table as a staged Parquet file in ``staging_folder`` (see
     :func:`write_feature_table`); the caller moves it into place or discards it."""
@@ -567,7 +572,14 @@ def stage_feature_table(
         staging_folder, table_schema(front_end), prefix=front_end.staging_prefix
     ) as writer:
         stats = write_feature_table(
-            clips, front_end, writer, reader, cache=cache, workers=workers, batch_size=batch_size
+            clips,
+            front_end,
+            writer,
+            reader,
+            cache=cache,
+            workers=workers,
+            batch_size=batch_size,
+            progress=progress,
         )
     assert writer.staged is not None
     stats.row_groups = writer.row_groups

@@ -99,9 +99,18 @@ def test_table_equals_the_extractor_in_order_for_any_batching(clips, spec) -> No
 
 
 def test_staged_table_has_row_groups_and_the_same_values(clips, spec, tmp_path) -> None:
+    heard: list[tuple[int, int]] = []
     staged, stats = stage_feature_table(
-        clips, table_front_end(spec), tmp_path, workers=2, batch_size=4
+        clips,
+        table_front_end(spec),
+        tmp_path,
+        workers=2,
+        batch_size=4,
+        progress=lambda done, total: heard.append((done, total)),
     )
+    # a batch at a time, in order, up to every clip
+    assert [done for done, _ in heard] == list(range(4, clips.height, 4)) + [clips.height]
+    assert {total for _, total in heard} == {clips.height}
     in_memory = build_feature_table(clips, table_front_end(spec))
     assert staged.read().equals(in_memory)
     assert stats.rows == staged.rows == clips.height and stats.all_finite
