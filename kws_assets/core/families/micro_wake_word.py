@@ -314,6 +314,7 @@ class MicroWakeWord(Family):
             cache_key=config_hash(spec),
             cache_name=COLUMN,
             staging_prefix="micro_table-",
+            holds_gil=True,
         )
 
     def table_metadata(self, front_end: TableFrontEnd, stats: TableStats) -> dict[str, Any]:

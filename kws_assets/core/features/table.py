@@ -47,7 +47,7 @@ from kws_assets.core.audio.io import (
     read_audio,
 )
 from kws_assets.core.audio.pcm_wav import pcm16_mono_samples, pcm16_to_float
-from kws_assets.core.parallel import Progress, available_cores, thread_map
+from kws_assets.core.parallel import Progress, available_cores, process_map, thread_map
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 
 if TYPE_CHECKING:  # s3fs loads only when an s3:// clip is read
@@ -106,6 +106,10 @@ class TableFrontEnd:
     """Prefix of the staged table's file name."""
     batch_size: int = READ_BATCH
     running: Callable[[], AbstractContextManager[object]] = nullcontext
+    holds_gil: bool = False
+    """The front end is a Python loop over small C calls that keep the GIL (the micro front end
+    steps its C library 10 ms at a time): its batches are featurized on worker processes, where
+    threads would take turns on one core."""
 
     @property
     def dtype(self) -> pl.DataType:
@@ -466,7 +470,8 @@ def iter_feature_batches(
     batches = (clips.slice(start, batch_size) for start in range(0, clips.height, batch_size))
     try:
         with front_end.running():
-            for result in thread_map(featurize, batches, workers):
+            parallel_map = process_map if front_end.holds_gil else thread_map
+            for result in parallel_map(featurize, batches, workers):
                 values = np.empty((result.rows.height, *front_end.shape), dtype=np.float32)
                 values[result.computed_at] = result.computed
                 if result.cached_at.size and cache_rows is not None:

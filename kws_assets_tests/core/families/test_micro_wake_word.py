@@ -410,3 +410,31 @@ def _clip_tflite(trained: object, tmp_path: Path) -> bytes:
         [clip.serve.get_concrete_function()], clip
     )
     return bytes(converter.convert())
+
+
+def test_the_table_is_featurized_on_worker_processes_the_same(tmp_path: Path) -> None:
+    """The micro front end keeps the GIL: its table batches go to processes, same features."""
+    from kws_assets.core.features.table import build_feature_table
+
+    front_end = MICRO_WAKE_WORD.front_end(SETTINGS)
+    assert front_end.holds_gil
+    clips, y = _clips(3, 5)
+    rows = []
+    for i, (clip, k) in enumerate(zip(clips, y, strict=True)):
+        write_wav(tmp_path / f"c{i}.wav", clip, 16_000)
+        rows.append(
+            {
+                "clip_id": f"c{i}",
+                "uri": str(tmp_path / f"c{i}.wav"),
+                "label": LABELS[int(k)],
+                "split": "train",
+                "speaker": "s",
+                "source": "tone",
+            }
+        )
+    table = pl.DataFrame(rows)
+    here = build_feature_table(table, front_end, workers=1, batch_size=4)
+    pooled = build_feature_table(table, front_end, workers=2, batch_size=4)
+    assert pooled["clip_id"].to_list() == table["clip_id"].to_list()
+    np.testing.assert_array_equal(here[COLUMN].to_numpy(), pooled[COLUMN].to_numpy())
+    assert here[COLUMN].to_numpy().shape == (len(rows), *MicroFrontEndSpec().shape)

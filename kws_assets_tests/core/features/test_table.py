@@ -109,7 +109,7 @@ def test_staged_table_has_row_groups_and_the_same_values(clips, spec, tmp_path) 
         progress=lambda done, total: heard.append((done, total)),
     )
     # a batch at a time, in order, up to every clip
-    assert [done for done, _ in heard] == list(range(4, clips.height, 4)) + [clips.height]
+    assert [done for done, _ in heard] == [*range(4, clips.height, 4), clips.height]
     assert {total for _, total in heard} == {clips.height}
     in_memory = build_feature_table(clips, table_front_end(spec))
     assert staged.read().equals(in_memory)
