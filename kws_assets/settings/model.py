@@ -80,6 +80,29 @@ class TrainSettings(StrictSettings):
         "test and 10 of held-out-engine accuracy (issue 26).",
     )
 
+    warm_from_previous: bool = Field(
+        True,
+        description="A model asset with a previous materialization of its own (same family, "
+        "network shape and front end) starts from those weights, the output layer's rows mapped "
+        "by label (a new keyword gets a fresh row, a removed one's row is dropped), and trains "
+        "warm_epochs; anything else (no previous model, another shape, an unreadable file) "
+        "trains from scratch and says why in the metadata. kws_model, embedding_model (its "
+        "first round), student_model and micro_model do. See warm_epochs for what it measured.",
+    )
+    warm_epochs: EpochBudget = Field(
+        default_factory=lambda: EpochBudget(max_epochs=8, patience=3),
+        description="The budget of a training warm-started from its previous materialization "
+        "(warm_from_previous; never more than the network's own budget), early stopping "
+        "allowed from the first epoch (no BatchNorm statistics to warm up).",
+    )
+
+    def warm(self) -> TrainSettings:
+        """These settings with the warm-start budget (``warm_epochs``) in force: at most its
+        epochs and patience, and early stopping allowed from the first epoch."""
+        return self.within(self.warm_epochs.max_epochs, self.warm_epochs.patience).model_copy(
+            update={"min_epochs": 1}
+        )
+
     def for_dscnn(self) -> TrainSettings:
         """These settings with the DS-CNN's budget (``dscnn``) in force."""
         return self.within(self.dscnn.max_epochs, self.dscnn.patience)
