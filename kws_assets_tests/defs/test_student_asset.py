@@ -21,8 +21,8 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.negative_windows import FEATURES, NEGATIVES_SCHEMA
 from kws_assets.core.model.networks import DSCNN
-from kws_assets.defs.assets.train import family_models, student_model
 from kws_assets.core.storage.object_store import LocalObjectStore
+from kws_assets.defs.assets.train import family_models, student_model
 from kws_assets.lib.family_assets import family_settings
 from kws_assets.lib.io_managers import TorchCheckpointUPathIOManager
 from kws_assets.lib.resources import MODELS as MODELS_DIR
