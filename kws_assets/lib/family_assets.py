@@ -11,6 +11,7 @@ metadata of a trained model) live here too, so asset modules never import each o
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -237,17 +238,27 @@ def previous_checkpoint(
         return None, {**source, "problem": f"the previous checkpoint is unreadable: {err!r}"}
 
 
-def warm_start_metadata(trained: Trained, source: dict[str, Any]) -> dict[str, Any]:
-    """Whether training started from the previous materialization (``warm_start``: which run,
-    when, the labels kept, added and removed) or from scratch, and why."""
+def warm_start_record(trained: Trained, source: dict[str, Any]) -> dict[str, Any]:
+    """Whether training started from the previous materialization (which run, when, the labels
+    kept, added and removed) or from scratch, and why: the checkpoint's ``warm_start``."""
     info = dict(trained.notes.get("warm_start") or {"warm": False, "reason": "not recorded"})
     if not info.get("warm") and source.get("problem"):
         info["reason"] = source["problem"]
     if info.get("warm"):
         info["from"] = {k: v for k, v in source.items() if k != "problem"}
+    return info
+
+
+def with_warm_start(trained: Trained, source: dict[str, Any]) -> ModelCheckpoint:
+    """The trained checkpoint recording how its training started (for the model card)."""
+    return replace(trained.checkpoint, warm_start=warm_start_record(trained, source))
+
+
+def warm_start_metadata(checkpoint: ModelCheckpoint) -> dict[str, Any]:
+    """``warm_started`` and the ``warm_start`` record, as the model asset's metadata."""
     return {
-        "warm_started": bool(info.get("warm")),
-        "warm_start": dg.MetadataValue.json(info),
+        "warm_started": bool(checkpoint.warm_start.get("warm")),
+        "warm_start": dg.MetadataValue.json(checkpoint.warm_start),
     }
 
 
@@ -376,7 +387,8 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
             inputs[family.negatives.key] if family.negatives else None,
             previous,
         )
-        meta = {**training_metadata(trained, cfg.labels), **warm_start_metadata(trained, source)}
+        checkpoint = with_warm_start(trained, source)
+        meta = {**training_metadata(trained, cfg.labels), **warm_start_metadata(checkpoint)}
         if family.report_confusion_table:
             test = trained.reports.get("test")
             meta["test_confusion_matrix"] = (
@@ -387,7 +399,7 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         if family.distil_from is not None:
             meta["distilled_from"] = family.distil_from if teacher is not None else "no"
         context.add_output_metadata(meta)
-        return trained.checkpoint
+        return checkpoint
 
     return _model
 

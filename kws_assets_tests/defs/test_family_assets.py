@@ -298,6 +298,10 @@ def test_a_second_materialization_starts_from_the_first_and_says_so(project):
         result = dg.materialize(assets, resources=resources, instance=instance)
         assert result.success
         meta = result.asset_materializations_for_node(TOY.model.key)[0].metadata
+        stored = dg.Definitions(assets=assets, resources=resources).load_asset_value(
+            TOY.model.key, instance=instance
+        )
+        assert stored.warm_start == meta["warm_start"].value  # what the model card reads
         return result.run_id, {k: v.value for k, v in meta.items()}
 
     first_run, first = model_metadata()

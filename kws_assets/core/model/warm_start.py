@@ -62,6 +62,35 @@ class WarmStart:
         return out
 
 
+def describe(info: Mapping[str, Any]) -> str:
+    """One sentence for a model card from a checkpoint's ``warm_start`` record."""
+    if not info:
+        return ""
+    if not info.get("warm"):
+        start = info.get("started_from")
+        return (
+            f"Started from {start}'s weights" if start else "Trained from scratch"
+        ) + f", not from a previous materialization ({info.get('reason', 'no reason')})."
+    source = info.get("from") or {}
+    where = ", ".join(
+        f"{name} {source[key]}"
+        for key, name in (("run_id", "run"), ("materialized_at", "materialized"))
+        if key in source
+    )
+    change = ", ".join(
+        f"{verb} {', '.join(info.get(key) or [])}"
+        for key, verb in (("labels_added", "added"), ("labels_removed", "removed"))
+        if info.get(key)
+    )
+    return (
+        "Warm-started from its previous materialization"
+        + (f" ({where})" if where else "")
+        + f": {info.get('labels_kept', 0)} labels kept"
+        + (f", {change}" if change else "")
+        + "."
+    )
+
+
 def warm_signature(
     family: str, network: Mapping[str, Any], front_end: Mapping[str, Any]
 ) -> dict[str, Any]:

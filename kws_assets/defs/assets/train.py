@@ -27,6 +27,7 @@ from kws_assets.lib.family_assets import (
     previous_checkpoint,
     training_metadata,
     warm_start_metadata,
+    with_warm_start,
 )
 from kws_assets.lib.resources import KwsSettings
 
@@ -126,8 +127,12 @@ def student_model(
         result,
         data,
         lambda accuracy: dscnn_checkpoint(settings_, spec, result, accuracy),
-        {"warm_start": own.as_dict()},
+        {
+            "warm_start": own.as_dict()
+            | ({"started_from": "kws_model"} if warm is not None and not own.warm else {})
+        },
     )
+    checkpoint = with_warm_start(trained, source)
     context.add_output_metadata(
         {
             "distilled": True,
@@ -139,13 +144,13 @@ def student_model(
             },
             "teacher_agreement": dg.MetadataValue.json(_agreement(result.model, data, soft)),
             "train_rows_without_teacher": without_teacher,
-            **warm_start_metadata(trained, source),
+            **warm_start_metadata(checkpoint),
             "warm_started_from_kws_model": warm is not None and not own.warm,
             "temperature": cfg.distill.temperature,
             "alpha": cfg.distill.alpha,
         }
     )
-    return trained.checkpoint
+    return checkpoint
 
 
 def _agreement(

@@ -16,6 +16,7 @@ from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.streaming_net import StreamingKws, StreamingShape
 from kws_assets.core.model.warm_start import (
     WarmStart,
+    describe,
     label_mapped_state,
     output_keys,
     seeded_state,
@@ -174,6 +175,23 @@ def test_the_output_layer_is_the_last_module_of_every_network():
         "classifier.weight",
         "classifier.bias",
     )
+
+
+def test_a_card_sentence_says_where_training_started():
+    warm = MFCC_DSCNN.warm_start(_settings(AFTER), _dscnn_checkpoint(_settings(BEFORE)))
+    info = warm.as_dict() | {"from": {"run_id": "r1", "materialized_at": "2026-12-06T21:00:00"}}
+    assert describe(info) == (
+        "Warm-started from its previous materialization (run r1, materialized "
+        "2026-12-06T21:00:00): 3 labels kept, added house, removed go."
+    )
+    scratch = WarmStart.from_scratch("no previous checkpoint").as_dict()
+    assert describe(scratch) == (
+        "Trained from scratch, not from a previous materialization (no previous checkpoint)."
+    )
+    assert describe(scratch | {"started_from": "kws_model"}).startswith(
+        "Started from kws_model's weights, not from a previous materialization"
+    )
+    assert describe({}) == ""
 
 
 def test_fresh_rows_are_seeded_and_leave_the_global_generator_alone():
