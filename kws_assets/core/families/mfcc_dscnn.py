@@ -139,13 +139,18 @@ def warm_state(
     return dict(checkpoint.state_dict) if same else None
 
 
+NOT_SHAPE = frozenset({"family", "dropout", "final_dropout"})
+"""Model settings a DS-CNN's tensors do not depend on."""
+
+
 def dscnn_signature(
     network: Mapping[str, Any], spec: FeatureSpec, family: str = NAME
 ) -> dict[str, Any]:
     """A DS-CNN's warm-start signature: its shape settings (not ``model.family``, which only
-    names the family the docs present) and its MFCC spec without the normalisation stats (they
-    follow the train split, which a changed keyword changes a little; the weights adapt)."""
-    shape = {k: v for k, v in network.items() if k != "family"}
+    names the family the docs present, nor the dropouts, which no tensor depends on) and its
+    MFCC spec without the normalisation stats (they follow the train split, which a changed
+    keyword changes a little; the weights adapt)."""
+    shape = {k: v for k, v in network.items() if k not in NOT_SHAPE}
     return warm_signature(family, shape, spec.model_dump(mode="json", exclude={"mean", "std"}))
 
 

@@ -114,8 +114,9 @@ def network_shape(settings: FamilySettings, n_classes: int) -> StreamingShape:
 
 
 def _without_classes(shape: dict[str, Any]) -> dict[str, Any]:
-    """A network shape without its class count: the output rows a warm start maps by label."""
-    return {k: v for k, v in shape.items() if k != "n_classes"}
+    """A network shape without its class count (the output rows a warm start maps by label)
+    and its dropout (no tensor depends on it)."""
+    return {k: v for k, v in shape.items() if k not in ("n_classes", "dropout")}
 
 
 def margin_scores(logits: np.ndarray) -> np.ndarray:

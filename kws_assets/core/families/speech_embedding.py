@@ -400,7 +400,18 @@ class SpeechEmbedding(Family):
         return writer.staged
 
     def signature(self, settings: FamilySettings) -> dict[str, Any]:
-        return warm_signature(NAME, head_network(settings), embedding_spec(settings).to_dict())
+        return self._signature(head_network(settings), embedding_spec(settings).to_dict())
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        return self._signature(checkpoint.network, checkpoint.front_end, checkpoint.family)
+
+    @staticmethod
+    def _signature(
+        network: dict[str, Any], front_end: dict[str, Any], family: str = NAME
+    ) -> dict[str, Any]:
+        """The head's shape (not its dropout, which no tensor depends on) and front end."""
+        shape = {k: v for k, v in network.items() if k != "dropout"}
+        return warm_signature(family, shape, front_end)
 
     def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
         net = head_network(settings)
@@ -442,7 +453,7 @@ class SpeechEmbedding(Family):
         table: pl.LazyFrame,
         negatives: pl.LazyFrame | None,
         log: Log,
-        previous: ModelCheckpoint | None = None,
+        last: ModelCheckpoint | None = None,
     ) -> Trained:
         labels = settings.labels
         data = training_data(table, labels, settings.train, column=COLUMN)
@@ -453,7 +464,7 @@ class SpeechEmbedding(Family):
         # the first round starts from the previous materialization's head where it fits
         # (train.warm_from_previous), on the warm budget
         warm = (
-            self.warm_start(settings, previous)
+            self.warm_start(settings, last)
             if tuple(shape) == (spec.n_frames, spec.dim)
             else WarmStart.from_scratch(f"the table's windows are {tuple(shape)}, not the spec's")
         )

@@ -101,9 +101,10 @@ def test_another_shape_or_front_end_trains_from_scratch_and_says_why(settings, r
     assert reason in warm.reason
 
 
-def test_model_family_is_not_part_of_the_shape():
+def test_model_family_and_dropout_are_not_part_of_the_shape():
     before = _settings(BEFORE)
-    after = _settings(AFTER, model=SMALL.model_copy(update={"family": "mfcc"}))
+    update = {"family": "mfcc", "dropout": 0.0, "final_dropout": 0.1}
+    after = _settings(AFTER, model=SMALL.model_copy(update=update))
     assert MFCC_DSCNN.warm_start(after, _dscnn_checkpoint(before)).warm
 
 
