@@ -5,7 +5,8 @@ keyword, as a user editing kws.yaml and running ``make demo`` again would.
 The second run re-renders only what the new keyword asks for: the clip store keeps every
 rendered clip by its recipe, the feature cache every clip's features, the render cache the
 evaluation's TTS (a changed keyword still changes the demo corpus' carrier sentences, the
-negative words, the labels and so every model).  Each run is a fresh process
+negative words, the labels and so every model, which then trains from its previous
+materialization on a short budget: ``train.warm_from_previous``).  Each run is a fresh process
 (:func:`bench.e2e.materialize_in_child`); the report puts its graph time beside the sum of its
 steps' times and the issue's targets (5 and 2 minutes on 2 cores) as ratios: the machine is
 shared, so they are measurements to read, never assertions a test makes.

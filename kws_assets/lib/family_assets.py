@@ -12,6 +12,8 @@ metadata of a trained model) live here too, so asset modules never import each o
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import dagster as dg
@@ -39,6 +41,7 @@ from kws_assets.core.storage.artifact_store import ArtifactFolder
 from kws_assets.core.storage.parquet_stream import StagedParquet, sweep_stale_staged
 from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.core.tables import SPLITS, TRAIN
+from kws_assets.lib.io_managers import TorchCheckpointUPathIOManager
 from kws_assets.lib.metadata import confusion_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 from kws_assets.settings import KwsConfig
@@ -197,17 +200,72 @@ def train_family(
     log: Log,
     teacher: TeacherLogits | None = None,
     negatives: pl.LazyFrame | None = None,
+    previous: ModelCheckpoint | None = None,
 ) -> Trained:
     """``family.train`` (``train_distilled`` with a teacher; ``train_on_material`` with the
-    family's negatives table) with an empty split as a clear, non-retried failure."""
+    family's negatives table), warm-started from ``previous`` where the family can, with an
+    empty split as a clear, non-retried failure."""
+    settings = family_settings(cfg)
     try:
         if teacher is not None:
-            return family.train_distilled(family_settings(cfg), table, teacher, log)
+            return family.train_distilled(settings, table, teacher, log, previous=previous)
         if negatives is not None:
-            return family.train_on_material(family_settings(cfg), table, negatives, log)
-        return family.train(family_settings(cfg), table, log)
+            return family.train_on_material(settings, table, negatives, log, previous=previous)
+        return family.train(settings, table, log, previous=previous)
     except EmptySplitError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
+
+
+def previous_checkpoint(
+    context: dg.AssetExecutionContext, store: object, enabled: bool
+) -> tuple[ModelCheckpoint | None, dict[str, Any]]:
+    """The checkpoint of the asset's last materialization, and where it came from (run id, time,
+    path), for a warm start (``train.warm_from_previous``).  (None, ``{"problem": why}``) when
+    there is none to use: no materialization in this instance (a checkpoint file alone is not
+    one), a store that keeps no checkpoints, an unreadable object — a warm start is an
+    optimisation, so none of these fails the step."""
+    if not enabled:
+        return None, {}
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    materialization = event.asset_materialization if event is not None else None
+    if event is None or materialization is None:
+        return None, {"problem": f"no previous materialization of {context.asset_key.path[-1]}"}
+    path = materialization.metadata.get("path")
+    source: dict[str, Any] = {
+        "run_id": event.run_id,
+        "materialized_at": datetime.fromtimestamp(event.timestamp, UTC).isoformat("T", "seconds"),
+        **({"path": str(path.value)} if path is not None else {}),
+    }
+    if not isinstance(store, TorchCheckpointUPathIOManager):
+        return None, {**source, "problem": "the model IO manager keeps no checkpoints to read"}
+    try:
+        return store.stored(context.asset_key), source
+    except Exception as err:  # any unreadable object: train from scratch
+        return None, {**source, "problem": f"the previous checkpoint is unreadable: {err!r}"}
+
+
+def warm_start_record(trained: Trained, source: dict[str, Any]) -> dict[str, Any]:
+    """Whether training started from the previous materialization (which run, when, the labels
+    kept, added and removed) or from scratch, and why: the checkpoint's ``warm_start``."""
+    info = dict(trained.notes.get("warm_start") or {"warm": False, "reason": "not recorded"})
+    if not info.get("warm") and source.get("problem"):
+        info["reason"] = source["problem"]
+    if info.get("warm"):
+        info["from"] = {k: v for k, v in source.items() if k != "problem"}
+    return info
+
+
+def with_warm_start(trained: Trained, source: dict[str, Any]) -> ModelCheckpoint:
+    """The trained checkpoint recording how its training started (for the model card)."""
+    return replace(trained.checkpoint, warm_start=warm_start_record(trained, source))
+
+
+def warm_start_metadata(checkpoint: ModelCheckpoint) -> dict[str, Any]:
+    """``warm_started`` and the ``warm_start`` record, as the model asset's metadata."""
+    return {
+        "warm_started": bool(checkpoint.warm_start.get("warm")),
+        "warm_start": dg.MetadataValue.json(checkpoint.warm_start),
+    }
 
 
 def teacher_ins(family: Family) -> dict[str, dg.AssetIn]:
@@ -317,10 +375,16 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         },
     )
     def _model(
-        context: dg.AssetExecutionContext, settings: KwsSettings, **inputs: Any
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        model_io_manager: dg.ResourceParam[dg.IOManager],
+        **inputs: Any,
     ) -> ModelCheckpoint:
         cfg = settings.config
         teacher = teacher_logits(family, cfg, inputs)
+        previous, source = previous_checkpoint(
+            context, model_io_manager, cfg.train.warm_from_previous
+        )
         trained = train_family(
             family,
             cfg,
@@ -328,8 +392,10 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
             context.log.info,
             teacher,
             inputs[family.negatives.key] if family.negatives else None,
+            previous,
         )
-        meta = training_metadata(trained, cfg.labels)
+        checkpoint = with_warm_start(trained, source)
+        meta = {**training_metadata(trained, cfg.labels), **warm_start_metadata(checkpoint)}
         if family.report_confusion_table:
             test = trained.reports.get("test")
             meta["test_confusion_matrix"] = (
@@ -340,7 +406,7 @@ def model_asset(family: Family) -> dg.AssetsDefinition:
         if family.distil_from is not None:
             meta["distilled_from"] = family.distil_from if teacher is not None else "no"
         context.add_output_metadata(meta)
-        return trained.checkpoint
+        return checkpoint
 
     return _model
 

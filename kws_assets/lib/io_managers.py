@@ -230,9 +230,22 @@ class TorchCheckpointUPathIOManager(ObjectBytesUPathIOManager):
         return buffer.getvalue()
 
     def deserialize(self, context: dg.InputContext, data: bytes) -> ModelCheckpoint:
-        return ModelCheckpoint.from_dict(
-            torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-        )
+        return checkpoint_from_bytes(data)
+
+    def stored(self, asset_key: dg.AssetKey) -> ModelCheckpoint:
+        """The checkpoint stored for an unpartitioned asset now (where ``handle_output`` put its
+        last materialization): what a re-run of that asset warm-starts from.  A missing object
+        raises ``FileNotFoundError``; an unreadable one whatever unpickling it raised."""
+        *folders, name = asset_key.path
+        path = self._base_path.joinpath(*folders, name + self.extension)
+        return checkpoint_from_bytes(self.objects.get_bytes(self.key_for_path(path)))
+
+
+def checkpoint_from_bytes(data: bytes) -> ModelCheckpoint:
+    """A checkpoint from the bytes :class:`TorchCheckpointUPathIOManager` stored."""
+    return ModelCheckpoint.from_dict(
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    )
 
 
 class ArtifactFolderUPathIOManager(ObjectStoreUPathIOManager):

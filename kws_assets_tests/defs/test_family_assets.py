@@ -15,6 +15,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from torch import nn
 
 from kws_assets.core.audio.io import write_wav
@@ -32,6 +33,7 @@ from kws_assets.core.features.loader import training_data
 from kws_assets.core.features.table import TableFrontEnd, TableStats
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.training import train_model
+from kws_assets.core.model.warm_start import seeded_state, warm_signature
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship.export import (
     FRONT_END_FILE,
@@ -111,17 +113,35 @@ class FrameEnergyFamily(Family):
         model.load_state_dict(checkpoint.state_dict)
         return model.eval()
 
-    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+    def signature(self, settings: FamilySettings) -> dict[str, Any]:
+        return warm_signature(self.name, {"frames": FRAMES}, {"rate": settings.audio.sample_rate})
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        rate = checkpoint.front_end["sample_rate"]
+        return warm_signature(checkpoint.family, {"frames": FRAMES}, {"rate": rate})
+
+    def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
+        return seeded_state(lambda: self._linear(len(settings.labels)), settings.train.seed)
+
+    def train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
+    ) -> Trained:
         assert isinstance(table, pl.LazyFrame)  # the IO manager hands the table over as a scan
         data = training_data(table, settings.labels, settings.train, column=self.column)
+        warm = self.warm_start(settings, previous)
         result = train_model(
             **data.train_inputs(),
             labels=settings.labels,
             model_settings=settings.model,
-            train_settings=settings.train,
+            train_settings=settings.train.warm() if warm.warm else settings.train,
             augment=None,
             model_factory=lambda: self._linear(len(settings.labels)),
             log=log,
+            initial_state=warm.state,
         )
         return Trained.scored(
             result,
@@ -134,6 +154,7 @@ class FrameEnergyFamily(Family):
                 front_end={"sample_rate": settings.audio.sample_rate},
                 accuracy=accuracy,
             ),
+            {"warm_start": warm.as_dict()},
         )
 
     def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
@@ -253,6 +274,57 @@ def test_a_toy_family_materializes_table_model_artifact_and_classifies(project, 
     )
     with pytest.raises(ValueError, match="unknown model family 'toy_frame_energy'"):
         REGISTRY.family_of_folder(artifact.path)  # the shipped registry never saw it
+
+
+def test_a_second_materialization_starts_from_the_first_and_says_so(project):
+    """The model asset's re-run finds its previous materialization in the instance, loads the
+    checkpoint its IO manager stored and trains from it on the warm budget; the metadata names
+    the run it came from.  An unreadable stored checkpoint trains from scratch and says why."""
+    settings, clips, labels = project
+
+    @dg.asset(name="validated_set")
+    def validated_set() -> pl.DataFrame:
+        return clips
+
+    @dg.asset(name="augmented_clips")
+    def augmented_clips() -> pl.DataFrame:
+        return clips.head(0)
+
+    assets = [validated_set, augmented_clips, *family_assets(TOY)[:2]]
+    resources = {"settings": settings, **local_storage_resources(settings.config)}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def model_metadata() -> tuple[str, dict[str, Any]]:
+        result = dg.materialize(assets, resources=resources, instance=instance)
+        assert result.success
+        meta = result.asset_materializations_for_node(TOY.model.key)[0].metadata
+        stored = dg.Definitions(assets=assets, resources=resources).load_asset_value(
+            TOY.model.key, instance=instance
+        )
+        assert stored.warm_start == meta["warm_start"].value  # what the model card reads
+        return result.run_id, {k: v.value for k, v in meta.items()}
+
+    first_run, first = model_metadata()
+    assert first["warm_started"] is False
+    assert first["warm_start"] == {
+        "warm": False,
+        "reason": f"no previous materialization of {TOY.model.key}",
+    }
+    _, second = model_metadata()
+    warm = settings.config.train.warm_epochs
+    assert second["warm_started"] is True, second["warm_start"]
+    assert second["warm_start"]["from"]["run_id"] == first_run
+    assert second["warm_start"]["from"]["path"].endswith(f"{TOY.model.key}.pt")
+    assert second["warm_start"]["labels_kept"] == len(labels)
+    assert second["epochs_run"] <= warm.max_epochs < first["epochs_run"]
+    assert second["accuracy_test"] >= 0.75
+
+    stored = Path(second["warm_start"]["from"]["path"])
+    stored.write_bytes(b"not a checkpoint")
+    _, third = model_metadata()
+    assert third["warm_started"] is False
+    assert "the previous checkpoint is unreadable" in third["warm_start"]["reason"]
+    assert third["epochs_run"] > warm.max_epochs
 
 
 def test_a_temporary_registration_is_undone():

@@ -19,6 +19,7 @@ from kws_assets.lib.io_managers import (
     S3PolarsParquetIOManager,
     S3TorchCheckpointIOManager,
     TorchCheckpointIOManager,
+    TorchCheckpointUPathIOManager,
 )
 from kws_assets.lib.resources import (
     LocalClipStoreResource,
@@ -129,8 +130,19 @@ def _run_all(resources) -> dict:
             "big_numbers": first.output_for_node("big_numbers"),
             "all_letters": defs.load_asset_value("all_letters", instance=instance),
             "checkpoint": defs.load_asset_value("checkpoint", instance=instance),
+            "stored": _stored(resources["model_io_manager"]),
             "metadata": first.asset_materializations_for_node("doubled")[0].metadata,
         }
+
+
+def _stored(factory: dg.ConfigurableIOManagerFactory) -> ModelCheckpoint:
+    """What a re-run of ``checkpoint`` warm-starts from: the object its IO manager stored (read
+    without an input context); a key never materialized is a FileNotFoundError."""
+    store = factory.create_io_manager(dg.build_init_resource_context())
+    assert isinstance(store, TorchCheckpointUPathIOManager)
+    with pytest.raises(FileNotFoundError):
+        store.stored(dg.AssetKey("never_materialized"))
+    return store.stored(dg.AssetKey("checkpoint"))
 
 
 def _check_values(values: dict) -> None:
@@ -144,6 +156,8 @@ def _check_values(values: dict) -> None:
         "y",
     ]
     assert all(torch.equal(values["checkpoint"].state_dict[k], v) for k, v in expected.items())
+    assert values["stored"].labels == ["x", "y"]
+    assert all(torch.equal(values["stored"].state_dict[k], v) for k, v in expected.items())
     assert values["metadata"]["dagster/row_count"].value == 3
     assert values["report"].file("report.json").read_text() == '{"accuracy": 0.5}'
     assert values["report"].file("plots/curve.png").read_bytes() == b"\x89PNG fake"

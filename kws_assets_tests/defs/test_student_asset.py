@@ -21,8 +21,11 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.negative_windows import FEATURES, NEGATIVES_SCHEMA
 from kws_assets.core.model.networks import DSCNN
+from kws_assets.core.storage.object_store import LocalObjectStore
 from kws_assets.defs.assets.train import family_models, student_model
 from kws_assets.lib.family_assets import family_settings
+from kws_assets.lib.io_managers import TorchCheckpointUPathIOManager
+from kws_assets.lib.resources import MODELS as MODELS_DIR
 from kws_assets.lib.resources import KwsSettings
 
 MODELS = {asset.key.to_user_string(): asset for asset in family_models}
@@ -48,7 +51,8 @@ def _config(
         "keywords: [yes, no]\n"
         "model: {n_filters: 8, n_blocks: 1}\n"
         "train: {max_epochs: 2, min_epochs: 1, batch_size: 16, threads: 1, "
-        f"stream_above_rows: {stream_above_rows}, shuffle_buffer: 20}}\n"
+        f"stream_above_rows: {stream_above_rows}, shuffle_buffer: 20, "
+        "warm_epochs: {max_epochs: 1, patience: 1}}\n"
         f"distill: {{enabled: {str(enabled).lower()}, temperature: 2.0, alpha: 0.5, "
         f"warm_epochs: {warm_epochs}}}\n"
         f"storage: {{root: {tmp_path / 'data'}}}\n"
@@ -110,12 +114,14 @@ def _run(
     stream_above_rows: int = 50_000,
     kws: ModelCheckpoint | None = None,
     warm_epochs: int = 8,
+    instance: dg.DagsterInstance | None = None,
 ) -> tuple[ModelCheckpoint, dict]:
     mfcc_table, embeddings = _tables()
-    context = dg.build_asset_context()
+    context = dg.build_asset_context(instance=instance)
     out = student_model(  # the IO manager hands the tables over as scans (pl.LazyFrame)
         context=context,
         settings=_config(tmp_path, enabled, stream_above_rows, warm_epochs),
+        model_io_manager=_models(tmp_path),
         mfcc_table=mfcc_table.lazy(),
         embedding_table=(embeddings if embedding_table is None else embedding_table).lazy(),
         embedding_model=teacher or _teacher(),
@@ -155,6 +161,38 @@ def test_starts_from_kws_model_when_it_is_the_same_network_on_the_same_features(
     assert meta["epochs_run"] == 1  # distill.warm_epochs, not train.max_epochs (2)
     _, meta = _run(tmp_path, enabled=True, warm_epochs=1)  # a kws_model that does not fit
     assert meta["warm_started_from_kws_model"] is False and meta["epochs_run"] == 2
+
+
+def _models(tmp_path: Path) -> TorchCheckpointUPathIOManager:
+    """The model IO manager of the config's storage root (where a re-run finds its checkpoint)."""
+    return TorchCheckpointUPathIOManager(LocalObjectStore.at(str(tmp_path / "data" / MODELS_DIR)))
+
+
+def test_a_rerun_starts_from_the_previous_student_model_before_kws_model(tmp_path):
+    """The previous student (already distilled, the same shape) is preferred to kws_model; the
+    metadata names the materialization it came from."""
+    instance = dg.DagsterInstance.ephemeral()
+    first, meta = _run(tmp_path, enabled=True, instance=instance)
+    assert meta["warm_started"] is False
+    assert meta["warm_start"].value["reason"] == "no previous materialization of student_model"
+    # what the model IO manager and the instance keep of that materialization
+    path = tmp_path / "data" / MODELS_DIR / "student_model.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(first.to_dict(), path)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("student_model", metadata={"path": dg.MetadataValue.path(path)})
+    )
+    second, meta = _run(tmp_path, enabled=True, instance=instance)
+    warm = meta["warm_start"].value
+    assert meta["warm_started"] is True and warm["from"]["path"] == str(path)
+    assert warm["labels_kept"] == len(LABELS) and warm["labels_added"] == []
+    assert meta["warm_started_from_kws_model"] is False
+    assert meta["epochs_run"] == 1  # train.warm_epochs, not train.max_epochs (2)
+    assert second.labels == first.labels
+    path.write_bytes(b"garbage")  # an unreadable checkpoint: from scratch, and why
+    _, meta = _run(tmp_path, enabled=True, instance=instance)
+    assert meta["warm_started"] is False and meta["epochs_run"] == 2
+    assert "unreadable" in meta["warm_start"].value["reason"]
 
 
 def test_passes_kws_model_through_when_distillation_is_off(tmp_path):
@@ -204,7 +242,10 @@ def test_kws_model_and_embedding_model_train_in_memory_or_streamed(tmp_path, str
         ),
     ):
         context = dg.build_asset_context()
-        checkpoint = asset(context=context, settings=settings, **inputs)
+        checkpoint = asset(
+            context=context, settings=settings, model_io_manager=_models(tmp_path), **inputs
+        )
+        assert context.get_output_metadata("result")["warm_started"] is False
         meta = context.get_output_metadata("result")
         assert meta["train_split_streamed"] is streamed
         assert meta["rows_per_split"].value == {"train": 48, "val": 16, "test": 16}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 from torch import nn
 
 from kws_assets.core.features.loader import TrainingData, collect_splits
@@ -34,6 +35,7 @@ from kws_assets.core.features.table import (
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.training import EvalReport, TrainResult
+from kws_assets.core.model.warm_start import WarmStart, warm_signature, warm_start_from
 from kws_assets.core.parallel import Progress
 from kws_assets.core.ship.cpu_latency import (
     DEFAULT_PRECISION,
@@ -227,16 +229,64 @@ class Family(ABC):
         """The network of a checkpoint, weights loaded, in eval mode: the one rebuild."""
 
     @abstractmethod
-    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+    def train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
+    ) -> Trained:
         """Train on the table's train split, early-stopped on val (raises
-        :class:`EmptySplitError` when either is empty)."""
+        :class:`EmptySplitError` when either is empty); ``previous`` (the model asset's last
+        materialization) warm-starts it where :meth:`warm_start` allows, on the short budget
+        ``train.warm_epochs``, and ``notes["warm_start"]`` says which it was and why."""
 
     def train_distilled(
-        self, settings: FamilySettings, table: pl.LazyFrame, teacher: TeacherLogits, log: Log
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        teacher: TeacherLogits,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
     ) -> Trained:
         """Train on the table's train split with the teacher's logits as soft targets (a family
         with ``distil_from`` overrides this)."""
         raise NotImplementedError(f"the {self.name} family is not distilled")
+
+    # -- warm start from the previous materialization ----------------------------------------
+    def signature(self, settings: FamilySettings) -> dict[str, Any] | None:
+        """What a previous checkpoint must match (:func:`warm_signature`: family, network shape
+        settings, front-end spec without data-derived parts) to warm-start training under
+        ``settings``; None: this family always trains from scratch."""
+        return None
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        """:meth:`signature` as a checkpoint records it (a family with a signature overrides
+        this; the default compares the raw network and front end)."""
+        return warm_signature(checkpoint.family, checkpoint.network, checkpoint.front_end)
+
+    def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
+        """A seeded, freshly initialised network for ``settings``' labels: the shape a previous
+        state is mapped onto and the rows a new label starts from."""
+        raise NotImplementedError(f"the {self.name} family does not warm-start")
+
+    def warm_start(self, settings: FamilySettings, previous: ModelCheckpoint | None) -> WarmStart:
+        """The initial state training under ``settings`` takes from ``previous``: its weights,
+        the output rows mapped by label, when ``train.warm_from_previous`` is on and the
+        checkpoint has this family's :meth:`signature`; otherwise from scratch, with the
+        reason (never an error)."""
+        if not settings.train.warm_from_previous:
+            return WarmStart.from_scratch("train.warm_from_previous is off")
+        signature = self.signature(settings)
+        if signature is None:
+            return WarmStart.from_scratch(f"the {self.name} family does not warm-start")
+        return warm_start_from(
+            previous,
+            signature,
+            self.checkpoint_signature,
+            settings.labels,
+            lambda: self.fresh_state(settings),
+        )
 
     def stage_negatives(
         self,
@@ -263,10 +313,11 @@ class Family(ABC):
         table: pl.LazyFrame,
         negatives: pl.LazyFrame,
         log: Log,
+        previous: ModelCheckpoint | None = None,
     ) -> Trained:
         """:meth:`train` with the negatives table's windows as ``_unknown_`` (and the family's
         hard-negative mining); a family without a negatives table trains on clips only."""
-        return self.train(settings, table, log)
+        return self.train(settings, table, log, previous)
 
     # -- artifact ----------------------------------------------------------------------------
     def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:

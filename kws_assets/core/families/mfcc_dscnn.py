@@ -49,6 +49,7 @@ from kws_assets.core.features.table import TableFrontEnd, TableStats, split_arra
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.training import MfccAugment, TrainResult, train_model
+from kws_assets.core.model.warm_start import seeded_state, warm_signature
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION, PrecisionLatency
 from kws_assets.core.ship.device_folder import DeviceClassifier, is_device_folder
 from kws_assets.core.ship.export import (
@@ -136,6 +137,21 @@ def warm_state(
         and checkpoint.front_end == spec.model_dump(mode="json")
     )
     return dict(checkpoint.state_dict) if same else None
+
+
+NOT_SHAPE = frozenset({"family", "dropout", "final_dropout"})
+"""Model settings a DS-CNN's tensors do not depend on."""
+
+
+def dscnn_signature(
+    network: Mapping[str, Any], spec: FeatureSpec, family: str = NAME
+) -> dict[str, Any]:
+    """A DS-CNN's warm-start signature: its shape settings (not ``model.family``, which only
+    names the family the docs present, nor the dropouts, which no tensor depends on) and its
+    MFCC spec without the normalisation stats (they follow the train split, which a changed
+    keyword changes a little; the weights adapt)."""
+    shape = {k: v for k, v in network.items() if k not in NOT_SHAPE}
+    return warm_signature(family, shape, spec.model_dump(mode="json", exclude={"mean", "std"}))
 
 
 def dscnn_checkpoint(
@@ -233,18 +249,42 @@ class MfccDscnn(Family):
         model.load_state_dict(checkpoint.state_dict)
         return model.eval()
 
-    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
+    def signature(self, settings: FamilySettings) -> dict[str, Any]:
+        return dscnn_signature(settings.model.model_dump(mode="json"), feature_spec(settings))
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        return dscnn_signature(checkpoint.network, checkpoint_spec(checkpoint), checkpoint.family)
+
+    def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
+        return seeded_state(
+            lambda: DSCNN(len(settings.labels), settings.model), settings.train.seed
+        )
+
+    def train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
+    ) -> Trained:
         spec, data = normalised_data(settings, table, self.model.key)
+        warm = self.warm_start(settings, previous)
+        log(f"{'warm start' if warm.warm else 'from scratch'}: {warm.reason}")
+        budget = settings.train.for_dscnn()
         result = train_model(
             **data.train_inputs(),
             labels=settings.labels,
             model_settings=settings.model,
-            train_settings=settings.train.for_dscnn(),
+            train_settings=budget.warm() if warm.warm else budget,
             log=log,
             augment=MfccAugment.from_settings(settings.train.spec_augment),
+            initial_state=warm.state,
         )
         return Trained.scored(
-            result, data, lambda acc: dscnn_checkpoint(settings, spec, result, acc)
+            result,
+            data,
+            lambda acc: dscnn_checkpoint(settings, spec, result, acc),
+            {"warm_start": warm.as_dict()},
         )
 
     def held_out(self, checkpoint: ModelCheckpoint, table: pl.LazyFrame) -> HeldOut:

@@ -58,6 +58,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.detect import DetectorOperatingPoint
 from kws_assets.core.model.streaming_net import StreamingKws, StreamingShape, margin_probabilities
 from kws_assets.core.model.training import MfccAugment, align_teacher_logits, train_model
+from kws_assets.core.model.warm_start import seeded_state, warm_signature
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION
 from kws_assets.core.ship.export import (
@@ -110,6 +111,12 @@ def network_shape(settings: FamilySettings, n_classes: int) -> StreamingShape:
         dropout=micro.dropout,
         n_classes=n_classes,
     )
+
+
+def _without_classes(shape: dict[str, Any]) -> dict[str, Any]:
+    """A network shape without its class count (the output rows a warm start maps by label)
+    and its dropout (no tensor depends on it)."""
+    return {k: v for k, v in shape.items() if k not in ("n_classes", "dropout")}
 
 
 def margin_scores(logits: np.ndarray) -> np.ndarray:
@@ -327,13 +334,37 @@ class MicroWakeWord(Family):
         model.load_state_dict(checkpoint.state_dict)
         return model.eval()
 
-    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
-        return self._train(settings, table, log, None)
+    def signature(self, settings: FamilySettings) -> dict[str, Any]:
+        shape = network_shape(settings, len(settings.labels)).as_dict()
+        spec = MicroFrontEndSpec(clip_samples=settings.audio.clip_samples)
+        return warm_signature(NAME, _without_classes(shape), spec.to_dict())
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        shape = dict(checkpoint.network["shape"])
+        return warm_signature(checkpoint.family, _without_classes(shape), checkpoint.front_end)
+
+    def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
+        shape = network_shape(settings, len(settings.labels))
+        return seeded_state(lambda: StreamingKws(shape), settings.train.seed)
+
+    def train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
+    ) -> Trained:
+        return self._train(settings, table, log, None, previous)
 
     def train_distilled(
-        self, settings: FamilySettings, table: pl.LazyFrame, teacher: TeacherLogits, log: Log
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        teacher: TeacherLogits,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
     ) -> Trained:
-        return self._train(settings, table, log, teacher)
+        return self._train(settings, table, log, teacher, previous)
 
     def _train(
         self,
@@ -341,6 +372,7 @@ class MicroWakeWord(Family):
         table: pl.LazyFrame,
         log: Log,
         teacher: TeacherLogits | None,
+        previous: ModelCheckpoint | None = None,
     ) -> Trained:
         labels, micro = settings.labels, settings.micro
         train_settings = settings.train.model_copy(
@@ -350,6 +382,10 @@ class MicroWakeWord(Family):
                 "learning_rate": micro.learning_rate,
             }
         )
+        warm = self.warm_start(settings, previous)
+        log(f"{'warm start' if warm.warm else 'from scratch'}: {warm.reason}")
+        if warm.warm:
+            train_settings = train_settings.warm()
         data = training_data(table, labels, train_settings, column=COLUMN)
         require_train_and_val(data, self.model.key)
         shape = network_shape(settings, len(labels))
@@ -375,6 +411,7 @@ class MicroWakeWord(Family):
             model_factory=lambda: StreamingKws(shape),
             teacher_logits=soft,
             distill=settings.distill if soft is not None else None,
+            initial_state=warm.state,
         )
         spec = MicroFrontEndSpec(clip_samples=settings.audio.clip_samples)
 
@@ -405,7 +442,7 @@ class MicroWakeWord(Family):
                 best_epoch=result.best_epoch,
             )
 
-        return Trained.scored(result, data, checkpoint)
+        return Trained.scored(result, data, checkpoint, {"warm_start": warm.as_dict()})
 
     def spec_shape(self, checkpoint: ModelCheckpoint) -> tuple[int, ...]:
         return MicroFrontEndSpec.from_dict(checkpoint.front_end).shape

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 from scipy.special import softmax
 from torch import nn
 
@@ -70,6 +71,7 @@ from kws_assets.core.model.training import (
     TrainResult,
     predict_logits,
 )
+from kws_assets.core.model.warm_start import WarmStart, seeded_state, warm_signature
 from kws_assets.core.onnx_session import cpu_session
 from kws_assets.core.ship.cpu_latency import DEFAULT_PRECISION, PrecisionLatency
 from kws_assets.core.ship.export import (
@@ -198,6 +200,19 @@ def negatives_rows(
         },
         schema=NEGATIVES_SCHEMA,
     )
+
+
+def head_network(settings: FamilySettings) -> dict[str, Any]:
+    """The head's network settings as a checkpoint records them (and a warm start compares)."""
+    head, spec = settings.embedding, embedding_spec(settings)
+    return {
+        "head": head.head,
+        "width": head.width,
+        "dropout": head.dropout,
+        "n_blocks": head.n_blocks,
+        "n_frames": spec.n_frames,
+        "dim": spec.dim,
+    }
 
 
 def table_front_end(front_end: SpeechEmbeddingFrontEnd) -> TableFrontEnd:
@@ -399,8 +414,43 @@ class SpeechEmbedding(Family):
         assert writer.staged is not None
         return writer.staged
 
-    def train(self, settings: FamilySettings, table: pl.LazyFrame, log: Log) -> Trained:
-        return self._train(settings, table, None, log)
+    def signature(self, settings: FamilySettings) -> dict[str, Any]:
+        return self._signature(head_network(settings), embedding_spec(settings).to_dict())
+
+    def checkpoint_signature(self, checkpoint: ModelCheckpoint) -> dict[str, Any]:
+        return self._signature(checkpoint.network, checkpoint.front_end, checkpoint.family)
+
+    @staticmethod
+    def _signature(
+        network: dict[str, Any], front_end: dict[str, Any], family: str = NAME
+    ) -> dict[str, Any]:
+        """The head's shape (not its dropout, which no tensor depends on) and front end."""
+        shape = {k: v for k, v in network.items() if k != "dropout"}
+        return warm_signature(family, shape, front_end)
+
+    def fresh_state(self, settings: FamilySettings) -> dict[str, torch.Tensor]:
+        net = head_network(settings)
+        return seeded_state(
+            lambda: build_head(
+                net["head"],
+                net["n_frames"],
+                net["dim"],
+                len(settings.labels),
+                net["width"],
+                net["dropout"],
+                net["n_blocks"],
+            ),
+            settings.train.seed,
+        )
+
+    def train(
+        self,
+        settings: FamilySettings,
+        table: pl.LazyFrame,
+        log: Log,
+        previous: ModelCheckpoint | None = None,
+    ) -> Trained:
+        return self._train(settings, table, None, log, previous)
 
     def train_on_material(
         self,
@@ -408,8 +458,9 @@ class SpeechEmbedding(Family):
         table: pl.LazyFrame,
         negatives: pl.LazyFrame,
         log: Log,
+        previous: ModelCheckpoint | None = None,
     ) -> Trained:
-        return self._train(settings, table, negatives, log)
+        return self._train(settings, table, negatives, log, previous)
 
     def _train(
         self,
@@ -417,6 +468,7 @@ class SpeechEmbedding(Family):
         table: pl.LazyFrame,
         negatives: pl.LazyFrame | None,
         log: Log,
+        last: ModelCheckpoint | None = None,
     ) -> Trained:
         labels = settings.labels
         data = training_data(table, labels, settings.train, column=COLUMN)
@@ -424,6 +476,14 @@ class SpeechEmbedding(Family):
         head = settings.embedding
         spec = embedding_spec(settings)
         shape = data.held["val"][0].shape[1:3]
+        # the first round starts from the previous materialization's head where it fits
+        # (train.warm_from_previous), on the warm budget
+        warm = (
+            self.warm_start(settings, last)
+            if tuple(shape) == (spec.n_frames, spec.dim)
+            else WarmStart.from_scratch(f"the table's windows are {tuple(shape)}, not the spec's")
+        )
+        log(f"{'warm start' if warm.warm else 'from scratch'}: {warm.reason}")
 
         positives = context_windows(negatives, labels, shape[1]) if negatives is not None else None
 
@@ -440,10 +500,10 @@ class SpeechEmbedding(Family):
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=settings.train
+                train_settings=(settings.train.warm() if warm.warm else settings.train)
                 if previous is None
                 else settings.train.within(head.negatives.mining_epochs),
-                initial_state=None if previous is None else previous.model.state_dict(),
+                initial_state=warm.state if previous is None else previous.model.state_dict(),
                 kind=head.head,
                 width=head.width,
                 dropout=head.dropout,
@@ -452,7 +512,7 @@ class SpeechEmbedding(Family):
                 log=log,
             )
 
-        notes: dict[str, Any] = {}
+        notes: dict[str, Any] = {"warm_start": warm.as_dict()}
         if negatives is None or head.negatives.window_ratio == 0 or UNKNOWN_LABEL not in labels:
             result = fit(np.empty((0, *shape), np.float32))
         else:
@@ -475,14 +535,7 @@ class SpeechEmbedding(Family):
                 family=NAME,
                 labels=labels,
                 state_dict=result.model.state_dict(),
-                network={
-                    "head": head.head,
-                    "width": head.width,
-                    "dropout": head.dropout,
-                    "n_blocks": head.n_blocks,
-                    "n_frames": spec.n_frames,
-                    "dim": spec.dim,
-                },
+                network=head_network(settings),
                 front_end=spec.to_dict(),
                 accuracy=accuracy,
                 history=[dict(epoch.__dict__) for epoch in result.history],

@@ -27,6 +27,9 @@ class ModelCheckpoint:
     accuracy: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    warm_start: dict[str, Any] = field(default_factory=dict)
+    """How training started (:meth:`WarmStart.as_dict` of ``core/model/warm_start.py`` plus the
+    previous materialization it came from), for the model card; empty: not recorded."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, **asdict(self)}

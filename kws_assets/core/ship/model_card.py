@@ -126,6 +126,9 @@ class ModelCardInputs:
     microWakeWord model spots, the families' numbers and that model's on the same stream; the
     card says them under "Beside the pretrained models" (nothing without rows)."""
     field_false_wakes: FalseWakeRate | None = None
+    training_start: str = ""
+    """How the shipped network's training started (a re-run warm-starts from the previous
+    materialization: ``core/model/warm_start.describe``); said under "Training data"."""
     """How often the model fires on the false wakes devices reported and people confirmed
     (``kws_assets.core.review.field``); the card says it under "Field false wakes"."""
 
@@ -252,6 +255,8 @@ def render_model_card(inputs: ModelCardInputs) -> str:
         ["engine", "source", "clips"],
         [(e, s, n) for e, s, n in sorted(c.training_counts, key=lambda r: (r[0], r[1]))],
     )
+    if c.training_start:
+        out += ["", escape_markdown(c.training_start)]
     metric_names = sorted({m for metrics in c.evaluation.values() for m in metrics})
     out += ["", "## Metrics per evaluation set", ""]
     out += _table(

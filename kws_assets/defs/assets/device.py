@@ -20,6 +20,7 @@ from kws_assets.core.features.table import split_arrays
 from kws_assets.core.licenses import license_rows
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.training import predict_logits
+from kws_assets.core.model.warm_start import describe
 from kws_assets.core.review.field import FalseWakeRate, confirmed_false_wakes, false_wake_rate
 from kws_assets.core.ship.device_folder import MODEL_CARD_FILE, write_device_folder
 from kws_assets.core.ship.export import KwsClassifier
@@ -203,6 +204,7 @@ def device_model(
             "beside_peers", []
         ),
         licenses=[LicenseEntry(r["kind"], r["name"], r["license"]) for r in license_rows()],
+        training_start=describe(shipped.warm_start),
     )
     folder = ArtifactFolder.staging(prefix="kws-device-")
     write_device_folder(

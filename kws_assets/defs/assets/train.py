@@ -10,13 +10,25 @@ import torch
 
 from kws_assets.core.families import families
 from kws_assets.core.families.base import EmptySplitError, Trained
-from kws_assets.core.families.mfcc_dscnn import dscnn_checkpoint, normalised_data, warm_state
+from kws_assets.core.families.mfcc_dscnn import (
+    MFCC_DSCNN,
+    dscnn_checkpoint,
+    normalised_data,
+    warm_state,
+)
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING
 from kws_assets.core.features.loader import TrainingData, split_clip_ids, table_logits
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.training import MfccAugment, align_teacher_logits, train_student
 from kws_assets.core.tables import SPLITS
-from kws_assets.lib.family_assets import family_settings, model_asset, training_metadata
+from kws_assets.lib.family_assets import (
+    family_settings,
+    model_asset,
+    previous_checkpoint,
+    training_metadata,
+    warm_start_metadata,
+    with_warm_start,
+)
 from kws_assets.lib.resources import KwsSettings
 
 family_models = [model_asset(family) for family in families()]
@@ -42,6 +54,7 @@ def student_model(
     embedding_table: pl.LazyFrame,
     embedding_model: ModelCheckpoint,
     kws_model: ModelCheckpoint,
+    model_io_manager: dg.ResourceParam[dg.IOManager],
 ) -> ModelCheckpoint:
     cfg = settings.config
     labels = cfg.labels
@@ -80,24 +93,46 @@ def student_model(
             "from the same validated_set",
             allow_retries=False,
         )
+    # A re-run starts from the previous student (train.warm_from_previous: the same network
+    # already distilled from a teacher on nearly the same labels) on the warm budget; else
     # kws_model is the same network on the same table: starting from it, the student needs a
     # third of the epochs (distill.warm_start); a kws_model of another shape trains it afresh
-    warm = warm_state(kws_model, settings_, spec) if cfg.distill.warm_start else None
     budget = cfg.train.for_dscnn()
+    previous, source = previous_checkpoint(context, model_io_manager, cfg.train.warm_from_previous)
+    own = MFCC_DSCNN.warm_start(settings_, previous)
+    warm = own.state
+    if warm is not None:
+        budget = budget.warm()
+    elif cfg.distill.warm_start:
+        warm = warm_state(kws_model, settings_, spec)
+        budget = budget if warm is None else budget.within(cfg.distill.warm_epochs)
+    context.log.info(
+        f"warm start from the previous student_model: {own.reason}"
+        if own.warm
+        else f"not from the previous student_model ({source.get('problem') or own.reason}); "
+        + ("from kws_model" if warm is not None else "from scratch")
+    )
     result = train_student(
         **data.train_inputs(),
         teacher_logits=soft["train"],
         labels=labels,
         model_settings=cfg.model,
-        train_settings=budget if warm is None else budget.within(cfg.distill.warm_epochs),
+        train_settings=budget,
         distill=cfg.distill,
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),
         initial_state=warm,
     )
     trained = Trained.scored(
-        result, data, lambda accuracy: dscnn_checkpoint(settings_, spec, result, accuracy)
+        result,
+        data,
+        lambda accuracy: dscnn_checkpoint(settings_, spec, result, accuracy),
+        {
+            "warm_start": own.as_dict()
+            | ({"started_from": "kws_model"} if warm is not None and not own.warm else {})
+        },
     )
+    checkpoint = with_warm_start(trained, source)
     context.add_output_metadata(
         {
             "distilled": True,
@@ -109,12 +144,13 @@ def student_model(
             },
             "teacher_agreement": dg.MetadataValue.json(_agreement(result.model, data, soft)),
             "train_rows_without_teacher": without_teacher,
-            "warm_started_from_kws_model": warm is not None,
+            **warm_start_metadata(checkpoint),
+            "warm_started_from_kws_model": warm is not None and not own.warm,
             "temperature": cfg.distill.temperature,
             "alpha": cfg.distill.alpha,
         }
     )
-    return trained.checkpoint
+    return checkpoint
 
 
 def _agreement(

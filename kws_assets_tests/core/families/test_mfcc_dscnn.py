@@ -22,7 +22,7 @@ from kws_assets.core.features.mfcc import FeatureSpec, MfccExtractor, feature_co
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.ship.export import C_HEADER_FILE, FEATURES_FILE, FRONT_END_FILE
-from kws_assets.settings import ModelSettings
+from kws_assets.settings import EpochBudget, ModelSettings, TrainSettings
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
@@ -109,6 +109,49 @@ def test_an_empty_split_is_an_empty_split_error():
     )
     with pytest.raises(EmptySplitError, match="kws_model needs train and val rows"):
         normalised_data(_settings(), table.lazy(), "kws_model")
+
+
+def _table(labels: list[str], seed: int = 0) -> pl.LazyFrame:
+    """A learnable MFCC table: each class shifted by its index."""
+    rng = np.random.default_rng(seed)
+    splits = ["train"] * 32 + ["val"] * 8 + ["test"] * 8
+    y = np.tile(np.arange(len(labels)), len(splits) // len(labels))
+    x = rng.normal(0, 1, (len(y), 49, 10)).astype(np.float32) + y[:, None, None]
+    return pl.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(len(y))],
+            "label": [labels[i] for i in y],
+            "split": splits,
+            "mfcc": x,
+        },
+        schema_overrides={"mfcc": pl.Array(pl.Float32, (49, 10))},
+    ).lazy()
+
+
+def test_training_starts_from_the_previous_checkpoint_on_the_warm_budget():
+    """kws_model's re-run after 'no' became 'up': the previous weights, 'up' a fresh row, the
+    warm budget (one epoch here) instead of the full one; notes say so for the metadata."""
+    train = TrainSettings(max_epochs=3, min_epochs=3, batch_size=16, threads=1)
+    train = train.model_copy(update={"warm_epochs": EpochBudget(max_epochs=1, patience=1)})
+    first = MFCC_DSCNN.train(
+        FamilySettings(labels=LABELS, model=_settings().model, train=train),
+        _table(LABELS),
+        lambda _: None,
+    )
+    assert first.notes["warm_start"] == {"warm": False, "reason": "no previous checkpoint"}
+    assert first.result.epochs_run == 3
+    after = [*LABELS[:3], "up"]
+    said: list[str] = []
+    second = MFCC_DSCNN.train(
+        FamilySettings(labels=after, model=_settings().model, train=train),
+        _table(after),
+        said.append,
+        previous=first.checkpoint,
+    )
+    warm = second.notes["warm_start"]
+    assert warm["warm"] and warm["labels_added"] == ["up"] and warm["labels_removed"] == ["no"]
+    assert said[0].startswith("warm start: from the previous checkpoint: 3 labels kept")
+    assert second.result.epochs_run == 1 and second.checkpoint.labels == after
 
 
 def test_it_owns_folders_without_a_front_end_json(tmp_path):

@@ -11,6 +11,7 @@ from kws_assets.core.ship.manifest import OperatingPoint
 from kws_assets.core.ship.model_card import (
     LicenseEntry,
     ModelCardInputs,
+    escape_markdown,
     render_model_card,
     speaker_group_metrics,
 )
@@ -116,7 +117,9 @@ def test_group_metrics_and_card(ship_model) -> None:
     assert "| voice | en-us+steph3 | GPL-3.0 |" in card
 
 
-def _card_at(point: OperatingPoint | None, beside_peers: Sequence[dict] = ()) -> str:
+def _card_at(
+    point: OperatingPoint | None, beside_peers: Sequence[dict] = (), training_start: str = ""
+) -> str:
     return render_model_card(
         ModelCardInputs(
             model_name="tones",
@@ -133,8 +136,15 @@ def _card_at(point: OperatingPoint | None, beside_peers: Sequence[dict] = ()) ->
             licenses=[],
             operating_point=point,
             beside_peers=beside_peers,
+            training_start=training_start,
         )
     )
+
+
+def test_the_card_says_how_training_started_when_told() -> None:
+    said = "Warm-started from its previous materialization (run r1): 3 labels kept, added up."
+    assert escape_markdown(said) in _card_at(None, training_start=said)  # markdown-escaped
+    assert "Warm-started" not in _card_at(None) and "from scratch" not in _card_at(None)
 
 
 def test_the_card_states_the_operating_points_intervals_and_usability() -> None:
