@@ -404,9 +404,9 @@ class SpeechEmbedding(Family):
         log: Log,
     ) -> Trained:
         labels = settings.labels
-        data = training_data(table, labels, settings.train, column=COLUMN)
-        require_train_and_val(data, self.model.key)
         head = settings.embedding
+        data = training_data(table, labels, head.head_train(settings.train), column=COLUMN)
+        require_train_and_val(data, self.model.key)
         spec = embedding_spec(settings)
         shape = data.held["val"][0].shape[1:3]
 
@@ -422,12 +422,13 @@ class SpeechEmbedding(Family):
                 inputs = with_negatives(
                     inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed, positives
                 )
+            train_settings = head.head_train(settings.train)
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=settings.train
+                train_settings=train_settings
                 if previous is None
-                else settings.train.within(head.negatives.mining_epochs),
+                else train_settings.within(head.negatives.mining_epochs),
                 initial_state=None if previous is None else previous.model.state_dict(),
                 kind=head.head,
                 width=head.width,
