@@ -118,10 +118,10 @@ class EmbeddingSettings(StrictSettings):
         1,
         ge=1,
         description="Torch threads of the head's training, never more than train.threads. "
-        "Its matmuls (64 x 1536 by 1536 x 128) are too small to share: on 2 cores busy with "
-        "other work an epoch took 13-25 s with 2 threads against 1.2-3.2 s with 1 (same "
-        "minute, issue 26), and 1.7 s with 2 threads alone on the machine against 1.2 s of "
-        "CPU with 1.",
+        "Its matmuls (64 x 1536 by 1536 x 128) are too small to share: with the 2 cores busy "
+        "with other work (load 7) an epoch of the demo's 17.7k rows took 31-55 s with 2 "
+        "threads against 1.6-2.2 s with 1, interleaved; the demo alone ran 1.7 s an epoch "
+        "with 2 threads, 1 thread needs 1.14 s of CPU (issue 26).",
     )
     budget: EpochBudget = Field(
         default_factory=lambda: EpochBudget(max_epochs=25, patience=12),
