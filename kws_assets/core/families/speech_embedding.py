@@ -289,7 +289,7 @@ class SpeechEmbedding(Family):
         "(embedding_negatives) as _unknown_; then hard-negative mining rounds retrain with the "
         "windows where the previous round fired (FA/h on held-out material per round in the "
         "metadata).",
-        code_version="3",
+        code_version="4",
     )
     artifact = AssetText(
         key="embedding_artifact",
