@@ -120,8 +120,8 @@ class EmbeddingSettings(StrictSettings):
         description="Torch threads of the head's training, never more than train.threads. "
         "Its matmuls (64 x 1536 by 1536 x 128) are too small to share: with the 2 cores busy "
         "with other work (load 7) an epoch of the demo's 17.7k rows took 31-55 s with 2 "
-        "threads against 1.6-2.2 s with 1, interleaved; the demo alone ran 1.7 s an epoch "
-        "with 2 threads, 1 thread needs 1.14 s of CPU (issue 26).",
+        "threads against 1.6-2.2 s with 1, interleaved; at load 3, 1.29-1.60 s against "
+        "0.80-0.85 s with 1 and Adam fused (whole trainings back to back; issue 26).",
     )
     budget: EpochBudget = Field(
         default_factory=lambda: EpochBudget(max_epochs=25, patience=12),
@@ -131,7 +131,8 @@ class EmbeddingSettings(StrictSettings):
         "50 epochs a training (3 seeds), 25 ran 29 to 35 with test accuracy 0.917 against "
         "0.918, held-out-engine accuracy 0.71 against 0.68 and the held-out material's false "
         "accepts 40 against 33/h (issue 26); patience 6 over 40 stopped on the plateau "
-        "before the schedule's end and lost 5 to 12 points of held-out-engine accuracy.",
+        "while the learning rate was still high and lost 12 points of held-out-engine "
+        "accuracy (seed 0).",
     )
 
     def head_train(self, train: TrainSettings) -> TrainSettings:
