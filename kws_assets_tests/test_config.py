@@ -196,3 +196,24 @@ def test_a_budget_only_shortens_training() -> None:
     assert (train.within(10, 3).max_epochs, train.within(10, 3).patience) == (10, 3)
     brief = TrainSettings(max_epochs=4, patience=2)
     assert (brief.within(10, 5).max_epochs, brief.within(10, 5).patience) == (4, 2)
+
+
+def test_the_head_trains_on_one_thread_within_its_own_budget() -> None:
+    from kws_assets.settings import EmbeddingSettings, TrainSettings
+
+    train = TrainSettings(max_epochs=40, patience=12, batch_size=64, learning_rate=4e-3)
+    head = EmbeddingSettings().head_train(train)
+    assert (head.max_epochs, head.patience, head.threads) == (25, 12, 1)
+    assert (head.batch_size, head.learning_rate) == (64, 4e-3)  # train's, unless scaled
+    assert (train.max_epochs, train.threads) == (40, 2)  # the DS-CNN's are untouched
+    assert head.seed == train.seed and head.min_epochs == train.min_epochs
+    scaled = EmbeddingSettings(batch_scale=4, lr_scale=2.0).head_train(train)
+    assert (scaled.batch_size, scaled.learning_rate) == (256, pytest.approx(8e-3))
+    brief = EmbeddingSettings().head_train(TrainSettings(max_epochs=4, patience=2, threads=1))
+    assert (brief.max_epochs, brief.patience, brief.threads) == (4, 2, 1)  # a test stays brief
+    same = EmbeddingSettings(train_threads=8, budget={"max_epochs": 40, "patience": 12}).head_train(
+        train
+    )
+    assert same == train  # threads never above train's; train's budget: train as it says
+    with pytest.raises(ValueError):
+        EmbeddingSettings(batch_scale=0)

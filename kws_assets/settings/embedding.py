@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from kws_assets.settings.base import StrictSettings
+from kws_assets.settings.model import EpochBudget, TrainSettings
 
 
 class EmbeddingAugmentSettings(StrictSettings):
@@ -97,3 +98,52 @@ class EmbeddingSettings(StrictSettings):
         default_factory=HeadNegativeSettings,
         description="Training on the negative material's windows and hard-negative mining.",
     )
+    batch_scale: int = Field(
+        1,
+        ge=1,
+        description="The head trains on batches of train.batch_size x batch_scale rows (and "
+        "learning rate x lr_scale). Larger batches make an epoch cheaper (demo tables, 17.7k "
+        "rows, 1 thread: 1.22 s of CPU at 64 rows a batch, 0.83 at 256, 0.66 at 512: the "
+        "optimiser and the per-step calls are half of it at 64), but they learn less per "
+        "epoch: at 256 (learning rate x 2, patience 6) test accuracy fell from 0.918 to 0.899 "
+        "and held-out-engine accuracy from 0.68 to 0.59 (3 seeds each, issue 26), so 1.",
+    )
+    lr_scale: float = Field(
+        1.0,
+        gt=0,
+        description="The head's learning rate is train.learning_rate x lr_scale (with "
+        "batch_scale: the square root of batch_scale is Adam's usual rule).",
+    )
+    train_threads: int = Field(
+        1,
+        ge=1,
+        description="Torch threads of the head's training, never more than train.threads. "
+        "Its matmuls (64 x 1536 by 1536 x 128) are too small to share: with the 2 cores busy "
+        "with other work (load 7) an epoch of the demo's 17.7k rows took 31-55 s with 2 "
+        "threads against 1.6-2.2 s with 1, interleaved; at load 3, 1.29-1.60 s against "
+        "0.80-0.85 s with 1 and Adam fused (whole trainings back to back; issue 26).",
+    )
+    budget: EpochBudget = Field(
+        default_factory=lambda: EpochBudget(max_epochs=25, patience=12),
+        description="The head's epoch budget (its first round, its cosine schedule over "
+        "max_epochs; a mining round has negatives.mining_epochs), never more than "
+        "train.max_epochs and train.patience. On the demo, 40 epochs (patience 12) ran 29 to "
+        "50 epochs a training (3 seeds), 25 ran 29 to 35 with test accuracy 0.917 against "
+        "0.918, held-out-engine accuracy 0.71 against 0.68 and the held-out material's false "
+        "accepts 40 against 33/h (issue 26); patience 6 over 40 stopped on the plateau "
+        "while the learning rate was still high and lost 12 points of held-out-engine "
+        "accuracy (seed 0).",
+    )
+
+    def head_train(self, train: TrainSettings) -> TrainSettings:
+        """``train`` as the head trains: its batch size and learning rate scaled
+        (``batch_scale``, ``lr_scale``), its threads (``train_threads``) and its epoch budget
+        (``budget``) in force."""
+        scaled = train.model_copy(
+            update={
+                "batch_size": train.batch_size * self.batch_scale,
+                "learning_rate": train.learning_rate * self.lr_scale,
+                "threads": min(train.threads, self.train_threads),
+            }
+        )
+        return scaled.within(self.budget.max_epochs, self.budget.patience)

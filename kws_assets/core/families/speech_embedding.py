@@ -303,7 +303,7 @@ class SpeechEmbedding(Family):
         "(embedding_negatives) as _unknown_; then hard-negative mining rounds retrain with the "
         "windows where the previous round fired (FA/h on held-out material per round in the "
         "metadata).",
-        code_version="3",
+        code_version="4",
     )
     artifact = AssetText(
         key="embedding_artifact",
@@ -471,9 +471,9 @@ class SpeechEmbedding(Family):
         last: ModelCheckpoint | None = None,
     ) -> Trained:
         labels = settings.labels
-        data = training_data(table, labels, settings.train, column=COLUMN)
-        require_train_and_val(data, self.model.key)
         head = settings.embedding
+        data = training_data(table, labels, head.head_train(settings.train), column=COLUMN)
+        require_train_and_val(data, self.model.key)
         spec = embedding_spec(settings)
         shape = data.held["val"][0].shape[1:3]
         # the first round starts from the previous materialization's head where it fits
@@ -497,12 +497,13 @@ class SpeechEmbedding(Family):
                 inputs = with_negatives(
                     inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed, positives
                 )
+            train_settings = head.head_train(settings.train)
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=(settings.train.warm() if warm.warm else settings.train)
+                train_settings=(train_settings.warm() if warm.warm else train_settings)
                 if previous is None
-                else settings.train.within(head.negatives.mining_epochs),
+                else train_settings.within(head.negatives.mining_epochs),
                 initial_state=warm.state if previous is None else previous.model.state_dict(),
                 kind=head.head,
                 width=head.width,

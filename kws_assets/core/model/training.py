@@ -437,6 +437,7 @@ def train_model(
     train_batches: TrainBatches | None = None,
     train_class_counts: Sequence[int] | None = None,
     initial_state: Mapping[str, torch.Tensor] | None = None,
+    fused_optimizer: bool = False,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
@@ -460,6 +461,11 @@ def train_model(
     weights instead of a fresh initialisation: a model that is already close (the previous
     mining round's head, the DS-CNN trained on the same table) needs a fraction of the epochs.
     The optimiser and the learning-rate schedule start afresh.
+
+    ``fused_optimizer`` takes Adam's fused kernel (one call for every weight instead of a
+    Python loop over them): the same update up to rounding (3e-7 after 50 steps of a head),
+    a quarter of the time per step (0.25 against 1.19 ms for the speech-embedding head), which
+    matters where steps are tiny (the head) and not where the network's compute dominates.
     """
     n_classes = len(labels)
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
@@ -524,6 +530,7 @@ def train_model(
             model.parameters(),
             lr=train_settings.learning_rate,
             weight_decay=train_settings.weight_decay,
+            fused=fused_optimizer or None,
         )
         scheduler = learning_rate_schedule(optimizer, train_settings)
         xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)

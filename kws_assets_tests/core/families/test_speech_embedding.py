@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -16,6 +17,7 @@ import torch
 from kws_assets.cli import EXIT_OK, main
 from kws_assets.core.audio.io import read_audio, write_wav
 from kws_assets.core.families import family_of_folder, load_classifier
+from kws_assets.core.families import speech_embedding as embedding_family
 from kws_assets.core.families.base import FamilySettings
 from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING, table_front_end
@@ -43,7 +45,7 @@ from kws_assets.core.model.embedding_head import (
     train_head,
 )
 from kws_assets.core.model.negative_windows import FEATURES
-from kws_assets.core.model.training import EmbeddingAugment
+from kws_assets.core.model.training import EmbeddingAugment, TrainResult
 from kws_assets.core.ship.export import (
     FRONT_END_FILE,
     EmbeddingClassifier,
@@ -248,6 +250,22 @@ def test_conv_head_trains_above_chance(table) -> None:
     assert result.best_val_accuracy > 2.0 / len(LABELS)
 
 
+def test_the_head_stops_early_on_its_own_patience(table) -> None:
+    """The head's budget (embedding.budget), not train.patience, stops it."""
+    settings = FamilySettings(
+        labels=LABELS,
+        train=TrainSettings(max_epochs=40, min_epochs=2, patience=12, batch_size=16, threads=1),
+        embedding=EmbeddingSettings(budget={"max_epochs": 40, "patience": 2}),
+    )
+    result = SPEECH_EMBEDDING.train(settings, table.lazy(), lambda _m: None).result
+    assert result.stopped_early and result.epochs_run < 40
+    accuracies = [h.val_accuracy for h in result.history]
+    last_gain = max(
+        i for i, acc in enumerate(accuracies) if acc > max(accuracies[:i], default=-1.0)
+    )
+    assert result.epochs_run == max(last_gain + 1 + 2, 2)
+
+
 # --- artifact -----------------------------------------------------------------------------------
 
 
@@ -355,7 +373,7 @@ def test_network_rebuilds_the_trained_head() -> None:
 
 
 def test_the_negative_material_streams_into_frames_and_trains_in_rounds(
-    table, clip_table, tmp_path
+    table, clip_table, tmp_path, monkeypatch
 ) -> None:
     """The family's negatives table holds each recording as the streaming front end sees it (an
     embedding every 80 ms); training with it runs a mining round and measures held-out FA/h."""
@@ -403,9 +421,26 @@ def test_the_negative_material_streams_into_frames_and_trains_in_rounds(
     for row in negatives.iter_rows(named=True):
         assert abs(row["frames"] - row["seconds"] / 0.08) <= 12  # one embedding every 80 ms
         assert len(row["features"]) == row["frames"] * 96
+    rounds_trained: list[TrainSettings] = []
+    real_train_head = embedding_family.train_head
+
+    def recording_train_head(**kwargs: Any) -> TrainResult:
+        rounds_trained.append(kwargs["train_settings"])
+        return real_train_head(**kwargs)
+
+    monkeypatch.setattr(embedding_family, "train_head", recording_train_head)
     trained = SPEECH_EMBEDDING.train_on_material(
         settings, table.lazy(), table_rows.lazy(), lambda _m: None
     )
+    # both rounds on the head's batches (train.batch_size x batch_scale, the learning rate
+    # scaled); the mining round on its own short budget
+    head = settings.embedding
+    assert [t.batch_size for t in rounds_trained] == [16 * head.batch_scale] * 2
+    assert [t.learning_rate for t in rounds_trained] == pytest.approx(
+        [settings.train.learning_rate * head.lr_scale] * 2
+    )
+    assert [t.max_epochs for t in rounds_trained] == [6, min(6, head.negatives.mining_epochs)]
+    assert {t.threads for t in rounds_trained} == {1}
     assert trained.notes["keywords_in_context"] == keywords.height
     rounds = trained.notes["negative_rounds"]
     assert [r["round"] for r in rounds] == [1, 2]

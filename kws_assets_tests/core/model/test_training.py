@@ -58,6 +58,31 @@ def test_early_stopping_stops_patience_epochs_after_the_last_gain() -> None:
     assert result.epochs_run == last_gain + 1 + FAST_TRAIN.patience
 
 
+def test_the_fused_optimiser_learns_what_the_loop_learns() -> None:
+    """Adam's fused kernel (the speech-embedding head's) is the same update up to rounding."""
+    task = tone_task()
+    settings = FAST_TRAIN.model_copy(update={"max_epochs": 3, "patience": 5})
+    results = [
+        train_model(
+            task.x_train[:80],
+            task.y_train[:80],
+            task.x_val,
+            task.y_val,
+            TONE_LABELS,
+            ModelSettings(n_filters=8, n_blocks=1),
+            settings,
+            fused_optimizer=fused,
+        )
+        for fused in (False, True)
+    ]
+    loop, fused = (r.model.state_dict() for r in results)
+    for name, weights in loop.items():
+        torch.testing.assert_close(fused[name], weights, rtol=1e-3, atol=1e-4)
+    assert [h.train_loss for h in results[1].history] == pytest.approx(
+        [h.train_loss for h in results[0].history], rel=1e-4
+    )
+
+
 def test_min_epochs_holds_off_early_stopping() -> None:
     task = tone_task()
     settings = FAST_TRAIN.model_copy(update={"max_epochs": 8, "patience": 1, "min_epochs": 6})
