@@ -321,19 +321,23 @@ def evaluate_families(
 ) -> dict[str, EvaluationResult]:
     """Every family's classifier evaluated on the same ``material`` (:func:`evaluate_family`), in
     the order of ``classifiers`` (family: the function that loads its classifier); the streams
-    are scored first, on ``workers`` processes (:func:`score_family_streams`); ``test_audio``
-    starts a fresh pass over the test clips' audio batches for each family."""
+    are scored first, on ``workers`` processes (:func:`score_family_streams`), then each family's
+    clips, operating point and plots, a family per worker; ``test_audio`` starts a fresh pass
+    over the test clips' audio batches for each family."""
     scored = score_family_streams(classifiers, settings.hop_ms, material, workers, progress)
-    return {
-        family: evaluate_family(
-            load(),
+    families = list(classifiers)
+
+    def evaluate(family: str) -> EvaluationResult:
+        return evaluate_family(
+            classifiers[family](),
             family,
             settings,
             material,
             test_labels,
             test_audio(),
-            progress,
+            None,  # its streams are scored: nothing left to say
             scored[family],
         )
-        for family, load in classifiers.items()
-    }
+
+    # the clips, the operating-point sweep and the plots: a family per worker too
+    return dict(zip(families, process_map(evaluate, families, workers), strict=True))

@@ -9,6 +9,7 @@ import pytest
 from kws_assets.core.evaluation.family import (
     STREAM_SETS,
     clip_batches,
+    evaluate_families,
     evaluate_family,
     score_family_streams,
 )
@@ -110,3 +111,27 @@ def test_streams_scored_on_two_workers_are_those_scored_here(tone_classifier, ma
             np.testing.assert_array_equal(a.positive.probs, b.positive.probs)
             assert a.negative_seconds == b.negative_seconds and a.positives == b.positives
         assert pooled[family].seconds > 0
+
+
+def test_families_evaluated_on_two_workers_report_what_one_reports(
+    tone_classifier, material, tone_test_clips, results
+) -> None:
+    clips, y = tone_test_clips
+    pooled = evaluate_families(
+        dict.fromkeys(FAMILIES, lambda: tone_classifier),
+        SETTINGS,
+        material,
+        [LABELS[i] for i in y],
+        lambda: iter([clips[:5], clips[5:]]),
+        workers=2,
+    )
+    assert list(pooled) == list(results)
+    timed = {"window_latency_ms"}  # a measured time, the same only by chance
+
+    def untimed(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in timed}
+
+    for family in FAMILIES:
+        assert untimed(pooled[family].summary()) == untimed(results[family].summary())
+        a, b = pooled[family].as_dict(), results[family].as_dict()
+        assert untimed(a.pop("summary")) == untimed(b.pop("summary")) and a == b

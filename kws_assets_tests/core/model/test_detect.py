@@ -62,6 +62,44 @@ def test_events_fire_once_per_bump_and_respect_the_refractory_period() -> None:
     assert find_events(scores, threshold=0.99, refractory_windows=5) == []
 
 
+def _events_one_at_a_time(
+    smoothed: np.ndarray, threshold: float, refractory_windows: int
+) -> list[tuple[int, int, float]]:
+    """The detection rule written out a detection at a time (find_events' reference)."""
+    best = smoothed.max(axis=1)
+    above = np.flatnonzero(best >= threshold)
+    events: list[tuple[int, int, float]] = []
+    next_allowed, position = 0, 0
+    while position < above.size:
+        trigger = int(above[position])
+        if trigger < next_allowed:
+            position = int(np.searchsorted(above, next_allowed))
+            continue
+        column = int(np.argmax(smoothed[trigger]))
+        end = min(len(smoothed), trigger + max(refractory_windows, 1))
+        track = smoothed[trigger:end, column]
+        below = np.flatnonzero(track < threshold)
+        if below.size:
+            track = track[: below[0]]
+        peak = trigger + int(np.argmax(track))
+        events.append((peak, column, float(smoothed[peak, column])))
+        next_allowed = trigger + max(refractory_windows, 1)
+        position += 1
+    return events
+
+
+@pytest.mark.parametrize("refractory", [0, 1, 3, 17])
+def test_events_are_those_of_the_rule_applied_one_detection_at_a_time(refractory: int) -> None:
+    rng = np.random.default_rng(refractory)
+    probs = rng.dirichlet(np.full(4, 0.3), size=3000).astype(np.float32)
+    smoothed = smooth_posteriors(probs, 3)[:, :3]
+    for threshold in (0.05, 0.3, 0.6, 0.9, 0.999):
+        expected = _events_one_at_a_time(smoothed, threshold, refractory)
+        assert find_events(smoothed, threshold, refractory) == expected
+    tail = smoothed[-5:]  # a track cut by the end of the recording
+    assert find_events(tail, 0.0, 50) == _events_one_at_a_time(tail, 0.0, 50)
+
+
 def test_the_int8_model_finds_its_keywords_in_a_long_recording(classifier) -> None:
     truth = [
         (2.0, "low_tone"),
