@@ -3,6 +3,8 @@ own front end, batches or one array alike, and the operating point selected on v
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,9 @@ from kws_assets.core.evaluation.family import (
 from kws_assets.core.evaluation.intervals import clopper_pearson, rate_interval
 from kws_assets.core.features.mfcc import MfccExtractor, normalize
 from kws_assets.core.model.training import classification_report
+from kws_assets.core.ship.export import KwsClassifier
 from kws_assets_tests.core.evaluation.conftest import FAMILIES, SETTINGS
-from kws_assets_tests.tone_detector import LABELS
+from kws_assets_tests.tone_detector import LABELS, tone_artifact
 
 
 def test_accuracy_is_the_classifiers_on_the_audio_and_matches_the_feature_table(
@@ -99,8 +102,16 @@ def test_clip_batches_read_every_clip_once_in_order() -> None:
     assert np.concatenate(batches)[:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
-def test_streams_scored_on_two_workers_are_those_scored_here(tone_classifier, material) -> None:
-    loaders = dict.fromkeys(FAMILIES, lambda: tone_classifier)
+def _loaders() -> dict:
+    """Each family's classifier as a function that loads it: a worker process must open its own
+    inference session (one opened before the fork can hang in the worker)."""
+    return dict.fromkeys(
+        FAMILIES, functools.partial(KwsClassifier.load_mfcc, tone_artifact().folder)
+    )
+
+
+def test_streams_scored_on_two_workers_are_those_scored_here(material) -> None:
+    loaders = _loaders()
     here = score_family_streams(loaders, SETTINGS.hop_ms, material, workers=1)
     pooled = score_family_streams(loaders, SETTINGS.hop_ms, material, workers=2)
     assert list(pooled) == list(FAMILIES)
@@ -114,11 +125,11 @@ def test_streams_scored_on_two_workers_are_those_scored_here(tone_classifier, ma
 
 
 def test_families_evaluated_on_two_workers_report_what_one_reports(
-    tone_classifier, material, tone_test_clips, results
+    material, tone_test_clips, results
 ) -> None:
     clips, y = tone_test_clips
     pooled = evaluate_families(
-        dict.fromkeys(FAMILIES, lambda: tone_classifier),
+        _loaders(),
         SETTINGS,
         material,
         [LABELS[i] for i in y],
