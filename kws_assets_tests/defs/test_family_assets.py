@@ -226,8 +226,9 @@ def project(tmp_path: Path) -> tuple[KwsSettings, pl.DataFrame, list[str]]:
     return settings, pl.DataFrame(rows), labels
 
 
-def test_a_toy_family_materializes_table_model_artifact_and_classifies(project, tmp_path):
-    settings, clips, labels = project
+def _sources(clips: pl.DataFrame) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """``validated_set`` (the project's clips) and an empty ``augmented_clips``: the family
+    assets' inputs, standing in for the graph upstream of them."""
 
     @dg.asset(name="validated_set")
     def validated_set() -> pl.DataFrame:
@@ -236,6 +237,14 @@ def test_a_toy_family_materializes_table_model_artifact_and_classifies(project, 
     @dg.asset(name="augmented_clips")
     def augmented_clips() -> pl.DataFrame:
         return clips.head(0)
+
+    return validated_set, augmented_clips
+
+
+def test_a_toy_family_materializes_table_model_artifact_and_classifies(project, tmp_path):
+    settings, clips, labels = project
+
+    validated_set, augmented_clips = _sources(clips)
 
     defs = dg.Definitions(
         assets=[validated_set, augmented_clips, *family_assets(TOY)],
@@ -282,13 +291,7 @@ def test_a_second_materialization_starts_from_the_first_and_says_so(project):
     the run it came from.  An unreadable stored checkpoint trains from scratch and says why."""
     settings, clips, labels = project
 
-    @dg.asset(name="validated_set")
-    def validated_set() -> pl.DataFrame:
-        return clips
-
-    @dg.asset(name="augmented_clips")
-    def augmented_clips() -> pl.DataFrame:
-        return clips.head(0)
+    validated_set, augmented_clips = _sources(clips)
 
     assets = [validated_set, augmented_clips, *family_assets(TOY)[:2]]
     resources = {"settings": settings, **local_storage_resources(settings.config)}
@@ -342,13 +345,7 @@ def test_the_toy_family_goes_on_through_the_evaluation(project, tmp_path):
     speakers and the synthetic-vs-real distance from it.)"""
     settings, clips, _ = project
 
-    @dg.asset(name="validated_set")
-    def validated_set() -> pl.DataFrame:
-        return clips
-
-    @dg.asset(name="augmented_clips")
-    def augmented_clips() -> pl.DataFrame:
-        return clips.head(0)
+    validated_set, augmented_clips = _sources(clips)
 
     toy_evaluation = evaluation_asset(Registry([TOY]))
     assert set(toy_evaluation.keys_by_input_name) == {
