@@ -20,7 +20,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,6 +269,23 @@ def common_words(
 ) -> list[str]:
     """``count`` words drawn (deterministically, by ``salt``) from the ``pool_size`` most common
     plain dictionary words (the pool is taken before ``exclude`` is applied)."""
-    skip = {w.lower() for w in exclude}
-    pool = [w for w in _common_pool(lexicon, pool_size) if w not in skip]
-    return stable_order(pool, salt)[:count]
+    return stable_pick(_common_pool(lexicon, pool_size), count, {w.lower() for w in exclude}, salt)
+
+
+def stable_pick(pool: Iterable[str], count: int, skip: Collection[str], salt: str) -> list[str]:
+    """The first ``count`` words of ``pool`` in :func:`stable_order`, each word of ``skip``
+    replaced in place by the next word past ``count`` that is not in ``skip``.
+
+    The same words as dropping ``skip`` before taking ``count``, but each keeps its position when
+    ``skip`` changes: a keyword list with one keyword swapped moves only the slots of the words it
+    frees or forbids, so whatever is drawn from the list by position (sentences of running speech)
+    stays the same, and its renders stay cached."""
+    ordered = stable_order(pool, salt)
+    substitutes = (w for w in ordered[count:] if w not in skip)
+    picked = []
+    for word in ordered[:count]:
+        if word in skip:
+            word = next(substitutes, "")
+        if word:  # a small pool may run out of substitutes: the slot stays empty
+            picked.append(word)
+    return picked

@@ -292,9 +292,9 @@ def _common_spoken(
     lex: espeak_lexicon.SpokenLexicon, forbidden: set[str], count: int, salt: str
 ) -> list[str]:
     """``count`` words drawn by ``salt`` from the :data:`COMMON_POOL` most frequent lexicon words
-    (the pool is taken before ``forbidden`` is removed, as :func:`.lexicon.common_words` does)."""
-    pool = [w for w in lex.words[:COMMON_POOL] if w not in forbidden]
-    return lexicon.stable_order(pool, salt)[:count]
+    (the pool is taken before ``forbidden`` is removed, as :func:`.lexicon.common_words` does;
+    :func:`.lexicon.stable_pick`)."""
+    return lexicon.stable_pick(lex.words[:COMMON_POOL], count, forbidden, salt)
 
 
 def sentence_words(

@@ -314,3 +314,25 @@ def test_a_phrase_config_keeps_whole_phrases_and_its_part_phrase_negatives(
     assert any(t.startswith(f"{first} ") and t != phrase for t in texts)  # second word swapped
     assert any(t.endswith(f" {second_word}") and t != phrase for t in texts)  # first swapped
     assert f"{second_word} {first}" in texts  # another order
+
+
+def test_a_keywords_recipes_stay_the_same_when_another_keyword_is_swapped() -> None:
+    """Changing one keyword of the list leaves every other keyword's clips (its renders, its
+    _unknown_ words and its windows of running speech) as they were: their renders stay cached
+    and a re-run renders only the new keyword's partition."""
+    cfg = with_language_voices(KwsConfig())
+
+    def recipes(keywords: list[str]) -> list[S.ClipRecipe]:
+        return S.keyword_recipes(
+            ["yes"],
+            cfg.tts,
+            cfg.noise,
+            seed=0,
+            salt="swap",
+            **S.recipe_options("en", cfg.negatives, keywords, cfg.evaluation.held_out_voices),
+        )
+
+    before = recipes(["yes", "no", "up", "down", "stop", "go"])
+    after = recipes(["yes", "no", "up", "down", "stop", "house"])
+    assert any(r.label == UNKNOWN_LABEL and r.text.count(" ") >= 4 for r in before)
+    assert after == before

@@ -61,3 +61,18 @@ def test_common_words_come_first(lex) -> None:
     assert len(picked) == 20 and "the" not in picked
     assert picked == L.common_words(lex, 20, exclude=["the"], salt="a")
     assert picked != L.common_words(lex, 20, exclude=["the"], salt="b")
+
+
+def test_a_pick_keeps_each_words_place_when_the_skipped_words_change() -> None:
+    """The words of dropping ``skip`` first, each at the slot it had: swapping one skipped word
+    for another changes only the slots those two words touch."""
+    pool = [f"w{i}" for i in range(40)]
+    head = L.stable_order(pool, "s")[:10]
+    old = L.stable_pick(pool, 10, {head[2]}, "s")
+    assert set(old) == set([w for w in L.stable_order(pool, "s") if w != head[2]][:10])
+    new = L.stable_pick(pool, 10, {head[6]}, "s")
+    assert len(old) == len(new) == 10
+    assert [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b] == [2, 6]
+    assert new[2] == head[2] and old[6] == head[6]
+    # a pool that runs out of substitutes leaves the slot out, never a word of skip
+    assert L.stable_pick(["a", "b", "c"], 3, {"a", "b"}, "s") == ["c"]
