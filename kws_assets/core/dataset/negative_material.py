@@ -11,17 +11,21 @@ inside the speech.  The families cut it into windows at their own hop (e.g.
 ``core/families/speech_embedding.py``); the held-out segments, spoken by other voices, are never
 trained on and measure false accepts per hour.
 
-Pure and deterministic: a :class:`SegmentRecipe` and the words and fragments it is given are the
-audio, bit for bit (its ``segment_id`` is a digest of all of them, so a store keyed by it is a
-cache by content).
+Pure and deterministic: a :class:`SegmentRecipe` (its sentences drawn when it is planned) and
+the fragments it is given are the audio, bit for bit (its ``segment_id`` is a digest of all of
+them, so a store keyed by it is a cache by content).  Each speech segment belongs to one keyword
+(in turn): its hard negatives are that keyword's phoneme neighbours and its fragments are cut from
+that keyword's clips, so a changed keyword re-renders its own segments and those whose sentences
+drew a word it frees or forbids, and no other.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -64,8 +68,31 @@ MAX_RENDER_FAILURES = 20
 """Consecutive sentences a voice may fail before its segment is given up (an error)."""
 
 
+TEXTS_PER_MINUTE = 36
+"""Sentences drawn per minute of a segment: more than the fastest voice speaks in a minute
+(about 30 of 8 words); a slower voice leaves the last ones unspoken, a faster one starts over."""
+TEXT_DRAWS = 7
+"""Salt of the random stream a segment's sentences are drawn from (apart from its audio's)."""
+
+
 class MaterialError(RuntimeError):
     """A segment could not be rendered (its voice speaks nothing)."""
+
+
+@dataclass(frozen=True)
+class MaterialWords:
+    """What the material's speech is made of: keyword-free ``common`` words (each keeps its slot
+    when the keyword list changes: :func:`.lexicon.stable_pick`), each keyword's phoneme
+    ``neighbours`` (the hard negatives), and the ids of the train clips each keyword's fragments
+    are cut from."""
+
+    common: tuple[str, ...]
+    neighbours: Mapping[str, tuple[str, ...]]
+    fragment_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return tuple(self.neighbours)
 
 
 @dataclass(frozen=True)
@@ -81,7 +108,11 @@ class SegmentRecipe:
     seconds: float
     seed: int
     content: str
-    """Digest of the words and fragments the segment draws from (part of its id)."""
+    """Digest of the sentences and fragments the segment is made of (part of its id)."""
+    owner: str = ""
+    """The keyword whose fragments a speech segment carries (its neighbours are in ``texts``)."""
+    texts: tuple[str, ...] = ()
+    """The sentences it speaks, in turn (from the start again when they run out)."""
 
     @property
     def segment_id(self) -> str:
@@ -94,6 +125,7 @@ class SegmentRecipe:
             self.language,
             f"{self.seconds:.3f}",
             self.seed,
+            self.owner,
             self.content,
         )
 
@@ -112,7 +144,7 @@ def is_tts_speaker(speaker: str) -> bool:
 
 
 def content_digest(words: Sequence[str], fragment_ids: Sequence[str]) -> str:
-    """A short digest of what the segments draw from."""
+    """A short digest of what a segment is made of."""
     h = hashlib.sha256()
     for part in (*words, "|", *fragment_ids):
         h.update(part.encode("utf-8") + b"\0")
@@ -136,11 +168,12 @@ def plan_segments(
     language: str,
     voices: Mapping[str, Sequence[str]],
     other_voices: Sequence[str],
-    content: str,
+    words: MaterialWords,
 ) -> list[SegmentRecipe]:
     """The segments of every split: ``voices[split]`` are the TTS speakers that speak that
     split's material (the train split's voices for ``train``, others for ``heldout``); each
-    segment draws its kind by the settings' shares and its voice in turn."""
+    segment draws its kind by the settings' shares, its voice and its keyword in turn, and its
+    sentences (:func:`segment_texts`)."""
     plan: list[SegmentRecipe] = []
     for split, hours in ((TRAIN, settings.hours), (HELDOUT, settings.heldout_hours)):
         count = round(hours * 3600.0 / settings.segment_seconds)
@@ -152,8 +185,10 @@ def plan_segments(
                 f"negative material: no TTS voice to speak the {split} material (the validated "
                 f"set has no TTS speaker in that split)"
             )
-        rng = np.random.default_rng([settings.seed, MATERIAL_SPLITS.index(split)])
+        split_index = MATERIAL_SPLITS.index(split)
+        rng = np.random.default_rng([settings.seed, split_index])
         others = list(other_voices)
+        keywords = words.keywords
         for index in range(count):
             draw = rng.random()
             kind = SPEECH
@@ -171,6 +206,16 @@ def plan_segments(
             elif kind == OTHER_LANGUAGE:
                 speaker = others[index % len(others)]
                 lang = voice_of(speaker)[1]
+            owner = keywords[index % len(keywords)] if keywords and kind == SPEECH else ""
+            fragment_ids = words.fragment_ids.get(owner, ())
+            texts = segment_texts(
+                kind,
+                lang,
+                words,
+                owner,
+                settings.segment_seconds,
+                np.random.default_rng([settings.seed, split_index, index, TEXT_DRAWS]),
+            )
             plan.append(
                 SegmentRecipe(
                     split,
@@ -180,24 +225,44 @@ def plan_segments(
                     lang,
                     settings.segment_seconds,
                     int(rng.integers(0, 2**31 - 1)),
-                    segment_content(kind, lang, content),
+                    "" if kind == MUSIC else content_digest(texts, fragment_ids),
+                    owner,
+                    texts,
                 )
             )
     return plan
 
 
-def segment_content(kind: str, language: str, content: str) -> str:
-    """What a segment of ``kind`` is made of, for its id: ``content`` (the config's words and the
-    keyword fragments) for speech and babble; nothing for music (its seed alone); the other
-    language's own words for other-language speech.  So a segment that does not speak the
-    keywords' words keeps its id, its stored audio and its cached embeddings when a keyword
-    changes (a quarter of the demo's material)."""
+def segment_texts(
+    kind: str,
+    language: str,
+    words: MaterialWords,
+    owner: str,
+    seconds: float,
+    rng: np.random.Generator,
+) -> tuple[str, ...]:
+    """The sentences a segment speaks: for speech, common words with about
+    :data:`NEIGHBOUR_SHARE` of ``owner``'s phoneme neighbours among them; for babble, common
+    words; for another language, its own words (the common ones where it has none); none for
+    music.  The draws are the same whatever the words are (positions into the lists), so a
+    sentence changes only where it drew a word that changed: a segment keeps its id, its stored
+    audio and its cached embeddings when a keyword it does not belong to changes."""
     if kind == MUSIC:
-        return ""
+        return ()
+    pool = words.common
     if kind == OTHER_LANGUAGE:
-        own = top_words(language, OTHER_LANGUAGE_WORDS)
-        return content_digest(own, []) if own else content
-    return content
+        pool = tuple(top_words(language, OTHER_LANGUAGE_WORDS) or pool)
+    hard = words.neighbours.get(owner, ()) if kind == SPEECH else ()
+    texts = []
+    for _ in range(math.ceil(seconds / 60.0 * TEXTS_PER_MINUTE)):
+        n = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
+        slots = rng.integers(0, max(len(pool), 1), size=n)
+        use_hard = rng.random(n) < NEIGHBOUR_SHARE
+        hard_slots = rng.integers(0, max(len(hard), 1), size=n)
+        draws = zip(slots.tolist(), use_hard.tolist(), hard_slots.tolist(), strict=True)
+        chosen = [hard[h] if take and hard else pool[s] if pool else "" for s, take, h in draws]
+        texts.append(" ".join(w for w in chosen if w))
+    return tuple(t for t in texts if t)
 
 
 def speak(text: str, speaker: str, sample_rate: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -234,19 +299,21 @@ def _at_level(piece: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _speech(
     recipe: SegmentRecipe,
-    words: Sequence[str],
+    texts: Sequence[str],
     fragments: Sequence[np.ndarray],
     fragments_per_minute: float,
     sample_rate: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
+    if not texts:
+        raise MaterialError("negative material: no words to speak")
     target = int(recipe.seconds * sample_rate)
     fragment_p = 0.0
     parts: list[np.ndarray] = []
-    filled, failures = 0, 0
+    filled, failures, said = 0, 0, 0
     while filled < target:
-        n = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
-        text = " ".join(str(words[int(i)]) for i in rng.integers(0, len(words), size=n))
+        text = texts[said % len(texts)]
+        said += 1
         spoken = speak(text, recipe.speaker, sample_rate, rng)
         if spoken is None:
             failures += 1
@@ -307,9 +374,7 @@ def _music(seconds: float, sample_rate: int, rng: np.random.Generator) -> np.nda
     return scale_to_dbfs(out, float(rng.uniform(-30.0, -16.0)))
 
 
-def _noise(
-    recipe: SegmentRecipe, words: Sequence[str], sample_rate: int, rng: np.random.Generator
-) -> np.ndarray:
+def _noise(recipe: SegmentRecipe, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """Coloured noise whose level drifts, or babble (several talkers at once)."""
     n = int(recipe.seconds * sample_rate)
     if rng.random() < 0.5 or not recipe.speaker:
@@ -321,35 +386,34 @@ def _noise(
         return scale_to_dbfs(noise * drift, float(rng.uniform(-40.0, -20.0)))
     talkers = int(rng.integers(BABBLE_TALKERS[0], BABBLE_TALKERS[1] + 1))
     mix = np.zeros(n, np.float32)
-    for talker in range(talkers):
-        one = SegmentRecipe(**{**recipe.__dict__, "index": recipe.index * 100 + talker})
-        mix += _speech(one, words, (), 0.0, sample_rate, rng)
+    texts = recipe.texts
+    for talker in range(talkers):  # each talker from another sentence on
+        start = talker * len(texts) // talkers
+        mix += _speech(recipe, texts[start:] + texts[:start], (), 0.0, sample_rate, rng)
     return scale_to_dbfs(mix, float(rng.uniform(-32.0, -18.0)))
 
 
 def render_segment(
     recipe: SegmentRecipe,
-    words: Sequence[str],
     fragments: Sequence[np.ndarray],
     settings: NegativeMaterialSettings,
     sample_rate: int,
 ) -> np.ndarray:
     """One segment's audio (float32 at ``sample_rate``, ``recipe.seconds`` long), over a pink
-    noise floor.  ``words`` are the config language's keyword-free words; ``fragments`` train
-    keyword clips to cut fragments from.  Raises :class:`MaterialError`."""
+    noise floor: its sentences (``recipe.texts``) and, in speech, fragments cut from
+    ``fragments`` (the train clips of ``recipe.owner``).  Raises :class:`MaterialError`."""
     rng = np.random.default_rng(int(recipe.segment_id[:12], 16))
     tts.reset_engine()  # espeak-ng carries state from call to call: a segment starts afresh
     if recipe.kind == SPEECH:
-        if not words:
-            raise MaterialError("negative material: no words to speak")
-        audio = _speech(recipe, words, fragments, settings.fragments_per_minute, sample_rate, rng)
+        audio = _speech(
+            recipe, recipe.texts, fragments, settings.fragments_per_minute, sample_rate, rng
+        )
     elif recipe.kind == OTHER_LANGUAGE:
-        own = top_words(recipe.language, OTHER_LANGUAGE_WORDS)
-        audio = _speech(recipe, own or list(words), (), 0.0, sample_rate, rng)
+        audio = _speech(recipe, recipe.texts, (), 0.0, sample_rate, rng)
     elif recipe.kind == MUSIC:
         audio = _music(recipe.seconds, sample_rate, rng)
     elif recipe.kind == NOISE:
-        audio = _noise(recipe, words, sample_rate, rng)
+        audio = _noise(recipe, sample_rate, rng)
     else:
         raise MaterialError(f"unknown material kind {recipe.kind!r}")
     audio = np.asarray(audio, np.float32)
@@ -362,7 +426,8 @@ MATERIAL_VOCABULARY = 3000
 NEIGHBOUR_SHARE = 0.2
 """Share of the sentence words that are the keywords' phoneme neighbours (hard negatives)."""
 MAX_FRAGMENT_CLIPS = 120
-"""Train keyword clips the fragments are cut from (each worker batch carries them)."""
+"""Train keyword clips the fragments are cut from, shared among the keywords (each worker batch
+carries them)."""
 RENDER_BATCH = 2
 
 
@@ -386,18 +451,22 @@ class Material:
 
 
 def material_words(
-    keywords: Sequence[str], negatives: NegativeSettings, language: str, seed: int
-) -> list[str]:
-    """Keyword-free words of ``language`` with about :data:`NEIGHBOUR_SHARE` phoneme neighbours of
-    the keywords among them."""
-    words = synthesis.sentence_vocabulary(
+    keywords: Sequence[str],
+    negatives: NegativeSettings,
+    language: str,
+    seed: int,
+    fragment_ids: Mapping[str, tuple[str, ...]] | None = None,
+) -> MaterialWords:
+    """Keyword-free words of ``language`` and each keyword's phoneme neighbours."""
+    common = synthesis.sentence_vocabulary(
         keywords, negatives, language, MATERIAL_VOCABULARY, salt=f"{SOURCE}|{seed}"
     )
-    neighbours = synthesis.keyword_neighbours(keywords, negatives, language)
-    if neighbours and words:
-        extra = int(len(words) * NEIGHBOUR_SHARE / (1 - NEIGHBOUR_SHARE))
-        words += [neighbours[i % len(neighbours)] for i in range(extra)]
-    return [str(w) for w in words]
+    neighbours = synthesis.neighbours_by_keyword(keywords, negatives, language)
+    return MaterialWords(
+        tuple(str(w) for w in common),
+        {k: tuple(str(w) for w in ws) for k, ws in neighbours.items()},
+        dict(fragment_ids or {}),
+    )
 
 
 def split_voices(validated: pl.DataFrame) -> tuple[dict[str, list[str]], list[str]]:
@@ -423,32 +492,35 @@ def keyword_pieces(
     keywords: Sequence[str],
     read_clip: Callable[[str], np.ndarray],
     sample_rate: int,
-) -> tuple[list[np.ndarray], list[str]]:
-    """Trimmed train keyword clips to cut fragments from, and their clip ids."""
+) -> tuple[dict[str, list[np.ndarray]], dict[str, tuple[str, ...]]]:
+    """Per keyword, trimmed train clips of it to cut fragments from (its share of
+    :data:`MAX_FRAGMENT_CLIPS`, first by clip id), and their clip ids."""
+    per_keyword = max(1, MAX_FRAGMENT_CLIPS // max(len(keywords), 1))
     rows = (
         validated.filter((pl.col("split") == TRAIN) & pl.col("label").is_in(list(keywords)))
         .sort("clip_id")
-        .head(MAX_FRAGMENT_CLIPS)
+        .group_by("label", maintain_order=True)
+        .head(per_keyword)
     )
-    pieces, ids = [], []
+    pieces: dict[str, list[np.ndarray]] = {}
+    ids: dict[str, list[str]] = {}
     for row in rows.iter_rows(named=True):
         trimmed, _ = tts.trim_silence(read_clip(row["uri"]), sample_rate, TRIM_DB)
         if trimmed.size:
-            pieces.append(trimmed.astype(np.float32))
-            ids.append(str(row["clip_id"]))
-    return pieces, ids
+            pieces.setdefault(row["label"], []).append(trimmed.astype(np.float32))
+            ids.setdefault(row["label"], []).append(str(row["clip_id"]))
+    return pieces, {k: tuple(v) for k, v in ids.items()}
 
 
 def _render_and_store(
     recipe: SegmentRecipe,
-    words: Sequence[str],
-    fragments: Sequence[np.ndarray],
+    fragments: Mapping[str, Sequence[np.ndarray]],
     settings: NegativeMaterialSettings,
     sample_rate: int,
     store: ClipStore,
 ) -> str | MaterialFailure:
     try:
-        audio = render_segment(recipe, words, fragments, settings, sample_rate)
+        audio = render_segment(recipe, fragments.get(recipe.owner, ()), settings, sample_rate)
     except MaterialError as err:
         return MaterialFailure(recipe.segment_id, recipe.speaker, str(err))
     return store.put(segment_key(store, recipe), audio, sample_rate)
@@ -477,24 +549,19 @@ def build_material(
     voices, notes = split_voices(validated)
     if settings.hours + settings.heldout_hours == 0:
         return Material(pl.DataFrame(schema=MATERIAL_SCHEMA), [], voices, notes)
-    words = material_words(keywords, negatives, language, settings.seed)
     fragments, fragment_ids = (
         keyword_pieces(validated, keywords, read_clip, audio.sample_rate)
         if settings.fragments_per_minute > 0
-        else ([], [])
+        else ({}, {})
     )
+    words = material_words(keywords, negatives, language, settings.seed, fragment_ids)
     plan = plan_segments(
-        settings,
-        language,
-        voices,
-        other_language_voices(settings, language),
-        content_digest(words, fragment_ids),
+        settings, language, voices, other_language_voices(settings, language), words
     )
     todo = [r for r in plan if not store.exists(segment_key(store, r))]
     rendered = batched_process_map(
         functools.partial(
             _render_and_store,
-            words=words,
             fragments=fragments,
             settings=settings,
             sample_rate=audio.sample_rate,

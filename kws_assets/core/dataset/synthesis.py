@@ -449,11 +449,19 @@ def keyword_neighbours(
     """Every keyword's phoneme neighbours alone (no share of other words), keyword by keyword:
     the hard negatives the evaluation streams and the negative material speak among their
     common words."""
+    by_keyword = neighbours_by_keyword(all_keywords, negatives, language)
+    return [w for words in by_keyword.values() for w in words]
+
+
+def neighbours_by_keyword(
+    all_keywords: Sequence[str], negatives: NegativeSettings, language: str = ENGLISH
+) -> dict[str, list[str]]:
+    """Each keyword's phoneme neighbours alone (:func:`keyword_neighbours`, kept apart)."""
     neighbours_only = negatives.model_copy(update={"other_words": 0})
-    out: list[str] = []
-    for keyword in all_keywords:
-        out += negative_words(keyword, all_keywords, neighbours_only, language)
-    return out
+    return {
+        keyword: negative_words(keyword, all_keywords, neighbours_only, language)
+        for keyword in all_keywords
+    }
 
 
 def unknown_recipes(
