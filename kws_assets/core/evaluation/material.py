@@ -129,10 +129,10 @@ def _render_clips(
 
 def evaluation_vocabulary(
     keywords: Sequence[str], negatives: NegativeSettings, language: str, count: int, seed: int
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], dict[str, list[str]]]:
     """Words for the negative stream: common dictionary words that are not keywords or their
-    homophones, and the keywords' phoneme neighbours (hard negatives)."""
-    neighbours = synthesis.keyword_neighbours(keywords, negatives, language)
+    homophones, and each keyword's phoneme neighbours (hard negatives)."""
+    neighbours = synthesis.neighbours_by_keyword(keywords, negatives, language)
     if not negatives.lexicon and not language.lower().startswith(synthesis.ENGLISH):
         # No pronouncing dictionary: the language's everyday words (core.fillers), if any.
         everyday = everyday_words(language) or ()
@@ -141,17 +141,6 @@ def evaluation_vocabulary(
         keywords, negatives, language, count, salt=f"evaluation|{seed}"
     )
     return words, neighbours
-
-
-def sentence_words(
-    words: Sequence[str], neighbours: Sequence[str], rng: np.random.Generator, size: int
-) -> list[str]:
-    """A word pool for sentences with about ``NEIGHBOUR_WORD_SHARE`` hard negatives."""
-    pool = list(words)
-    if neighbours:
-        extra = int(len(pool) * NEIGHBOUR_WORD_SHARE / (1 - NEIGHBOUR_WORD_SHARE))
-        pool += [str(w) for w in rng.choice(list(neighbours), size=max(extra, 1))]
-    return pool[: max(size, len(pool))]
 
 
 @dataclass(frozen=True)
@@ -204,7 +193,8 @@ def _streams(
     keywords: Sequence[str],
     clips: pl.DataFrame,
     voices: Sequence[str],
-    pool: Sequence[str],
+    words: Sequence[str],
+    hard: Sequence[Sequence[str]],
     minutes: float,
     read_clip: Callable[[str], np.ndarray],
     rng: np.random.Generator,
@@ -221,7 +211,17 @@ def _streams(
         f"{what}: speaking about {minutes:.0f} min of keyword-free sentences with "
         f"{len(voices)} voices"
     )
-    sentences = speak_sentences(pool, voices, _sentences_for(minutes), sr, rng, cache, workers)
+    sentences = speak_sentences(
+        words,
+        voices,
+        _sentences_for(minutes),
+        sr,
+        rng,
+        cache,
+        workers,
+        hard=hard,
+        hard_share=NEIGHBOUR_WORD_SHARE,
+    )
     negatives = clips.filter(pl.col("label").is_in([UNKNOWN_LABEL, SILENCE_LABEL]))
     clip_pieces = [trim_clip(read_clip(uri), sr) for uri in negatives["uri"].to_list()]
     split_at = max(1, len(sentences) * FILLER_SHARE_PERCENT // 100)
@@ -313,14 +313,15 @@ def build_material(
             "the validation split has no TTS voices: its negative sentences are spoken "
             "by the held-out voices"
         )
-    pool = sentence_words(words, neighbours, rng, len(words))
+    hard = [neighbours[k] for k in keywords if neighbours.get(k)]  # each keyword's blocks
     test = _streams(
         settings,
         audio.sample_rate,
         keywords,
         test_clips,
         test_voices,
-        pool,
+        words,
+        hard,
         settings.negative_minutes,
         read_clip,
         rng,
@@ -336,7 +337,8 @@ def build_material(
         keywords,
         val_clips,
         val_voices,
-        pool,
+        words,
+        hard,
         settings.selection_negative_minutes or settings.negative_minutes,
         read_clip,
         rng,

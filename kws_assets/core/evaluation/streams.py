@@ -45,29 +45,45 @@ def speak_sentences(
     rng: np.random.Generator,
     cache: RenderCache = NO_CACHE,
     workers: int = 1,
+    hard: Sequence[Sequence[str]] = (),
+    hard_share: float = 0.0,
 ) -> list[np.ndarray]:
     """``count`` sentences of random ``words`` (5-12 each), each by a random voice at a random
     rate and pitch, trimmed of leading/trailing silence.  Voices espeak-ng rejects are skipped.
 
-    The sentences are spoken in blocks of :data:`SENTENCE_BLOCK`, espeak-ng started afresh
-    before each, so a block's audio is a function of its requests (as in a new process) and is
-    kept in ``cache``: a re-run drawing the same sentences speaks none of them.  The blocks not
-    in the cache are spoken on ``workers`` processes.  The draws and the audio are the same with
-    or without the cache, for any worker count."""
+    The sentences are drawn and spoken in blocks of :data:`SENTENCE_BLOCK`.  Each block draws
+    from a random stream of its own (one draw of ``rng`` seeds them all), and about
+    ``hard_share`` of its words come from one list of ``hard`` (in turn: e.g. block ``b`` speaks
+    keyword ``b mod n``'s phoneme neighbours); every draw is a position, whatever the words are.
+    So a block changes only where a word it drew changed: when one keyword changes, the blocks
+    of the others that drew no word it frees or forbids are as before.
+
+    espeak-ng is started afresh before each block, so a block's audio is a function of its
+    requests (as in a new process) and is kept in ``cache``: a re-run drawing the same sentences
+    speaks none of them.  The blocks not in the cache are spoken on ``workers`` processes.  The
+    draws and the audio are the same with or without the cache, for any worker count."""
     if not words or not voices:
         return []
-    requests: list[tuple[str, str, int, int]] = []
-    for _ in range(count):
-        n = int(rng.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
-        text = " ".join(str(words[int(i)]) for i in rng.integers(0, len(words), size=n))
-        voice = str(voices[int(rng.integers(0, len(voices)))])
-        rate = int(rng.integers(*SENTENCE_RATE))
-        pitch = int(rng.integers(*SENTENCE_PITCH))
-        requests.append((text, voice, rate, pitch))
-    blocks = [
-        requests[start : start + SENTENCE_BLOCK]
-        for start in range(0, len(requests), SENTENCE_BLOCK)
-    ]
+    base = int(rng.integers(0, 2**63 - 1))
+    blocks: list[list[tuple[str, str, int, int]]] = []
+    for b, start in enumerate(range(0, count, SENTENCE_BLOCK)):
+        draw = np.random.default_rng([base, b])
+        own = hard[b % len(hard)] if hard else ()
+        block = []
+        for _ in range(min(SENTENCE_BLOCK, count - start)):
+            n = int(draw.integers(SENTENCE_WORDS[0], SENTENCE_WORDS[1] + 1))
+            slots = draw.integers(0, len(words), size=n).tolist()
+            take_hard = (draw.random(n) < hard_share).tolist()
+            hard_at = draw.random(n).tolist()  # a position in ``own``, whatever its length
+            text = " ".join(
+                str(own[int(h * len(own))]) if t and own else str(words[s])
+                for s, t, h in zip(slots, take_hard, hard_at, strict=True)
+            )
+            voice = str(voices[int(draw.integers(0, len(voices)))])
+            rate = int(draw.integers(*SENTENCE_RATE))
+            pitch = int(draw.integers(*SENTENCE_PITCH))
+            block.append((text, voice, rate, pitch))
+        blocks.append(block)
     keys = [
         {
             "what": "espeak-ng sentences, trimmed, fresh engine",

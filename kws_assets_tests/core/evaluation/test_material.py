@@ -1,19 +1,15 @@
-"""The material's words and the sentences it needs: a vocabulary without the keywords, a pool
-with its share of hard negatives, and enough sentences for the stream."""
+"""The material's words and the sentences it needs: a vocabulary without the keywords, each
+keyword's hard negatives, and enough sentences for the stream."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from kws_assets.core.evaluation.material import (
     FILLER_SHARE_PERCENT,
-    NEIGHBOUR_WORD_SHARE,
     SECONDS_PER_SENTENCE,
     _sentences_for,
     evaluation_vocabulary,
-    sentence_words,
 )
 from kws_assets.settings import NegativeSettings
 
@@ -23,18 +19,11 @@ KEYWORDS = ["yes", "no"]
 def test_vocabulary_leaves_out_the_keywords_and_follows_the_seed() -> None:
     words, neighbours = evaluation_vocabulary(KEYWORDS, NegativeSettings(), "en", 50, seed=0)
     assert len(words) == 50 and not set(words) & set(KEYWORDS)
-    assert neighbours and not set(neighbours) & set(KEYWORDS)  # phoneme neighbours, not keywords
+    assert list(neighbours) == KEYWORDS  # each keyword's phoneme neighbours, never a keyword
+    assert all(ws and not set(ws) & set(KEYWORDS) for ws in neighbours.values())
     again, _ = evaluation_vocabulary(KEYWORDS, NegativeSettings(), "en", 50, seed=0)
     other, _ = evaluation_vocabulary(KEYWORDS, NegativeSettings(), "en", 50, seed=1)
     assert again == words and other != words
-
-
-def test_sentence_pool_holds_its_share_of_hard_negatives() -> None:
-    words = [f"w{i}" for i in range(80)]
-    pool = sentence_words(words, ["near"], np.random.default_rng(0), len(words))
-    assert pool[: len(words)] == words
-    assert pool.count("near") / len(pool) == NEIGHBOUR_WORD_SHARE
-    assert sentence_words(words, [], np.random.default_rng(0), len(words)) == words
 
 
 def test_enough_sentences_for_the_stream_and_its_fillers() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kws_assets.core.evaluation import streams
 from kws_assets.core.evaluation.streams import (
     GAP_S,
     NOISE_FLOOR_BLOCK_SAMPLES,
@@ -126,3 +127,36 @@ def test_sentences_spoken_on_two_workers_are_those_spoken_here(tmp_path: Path) -
     assert len(here) == len(pooled) == count
     for a, b in zip(here, pooled, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_changed_hard_word_list_changes_only_the_blocks_that_speak_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Block b speaks list b mod n of ``hard`` (a keyword's neighbours) at about its share:
+    swapping one list (one keyword changed) re-speaks that list's blocks, and no other."""
+    spoken: list[str] = []
+
+    def fake_block(block, sample_rate):  # stands in for espeak-ng
+        spoken.extend(text for text, *_ in block)
+        return [np.ones(10, np.float32) for _ in block]
+
+    monkeypatch.setattr(streams, "_speak_block", fake_block)
+    words = [f"w{i}" for i in range(300)]
+    hard = [("aa", "ab"), ("ba", "bb", "bc"), ("ca",)]
+    count = 6 * SENTENCE_BLOCK
+
+    def speak(lists, cache):
+        spoken.clear()
+        speak_sentences(words, ["v"], count, SR, np.random.default_rng(3), cache, 1, lists, 0.2)
+        return list(spoken)
+
+    first = speak(hard, RenderCache(tmp_path))
+    said = [w for text in first for w in text.split()]
+    share = sum(not w.startswith("w") for w in said) / len(said)
+    assert 0.15 < share < 0.25
+    assert {w for text in first[:SENTENCE_BLOCK] for w in text.split()} - set(words) <= {"aa", "ab"}
+    cache = RenderCache(tmp_path)
+    changed = speak([hard[0], ("xa", "xb"), hard[2]], cache)
+    assert (cache.hits, cache.misses) == (4, 2)  # blocks 1 and 4 speak the swapped list
+    respoken = {w for text in changed for w in text.split()} - set(words)
+    assert len(changed) == 2 * SENTENCE_BLOCK and respoken <= {"xa", "xb"}
