@@ -108,6 +108,15 @@ class TrainSettings(StrictSettings):
         "of its 90 clips), for half the training time (165 s against 344 s for the four).",
     )
 
+    warm_replay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the rows of the labels a warm start kept that each warm epoch "
+        "trains on (a fresh draw every epoch); the rows of added labels are all trained on. "
+        "1 = every row.",
+    )
+
     def warm(self) -> TrainSettings:
         """These settings with the warm-start budget (``warm_epochs``) in force: at most its
         epochs and patience, and early stopping allowed from the first epoch."""

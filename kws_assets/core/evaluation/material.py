@@ -47,6 +47,8 @@ UNSEEN_VOCABULARY = 3000
 """Common words the negative sentences draw from (most never spoken in training)."""
 UNSEEN_UNKNOWN_WORDS = 10
 """Non-keyword words each held-out voice speaks for the unseen-voice accuracy."""
+TEST_SENTENCES, VALIDATION_SENTENCES = 1, 2
+"""Salts of the random streams each set's sentences are drawn from."""
 SECONDS_PER_SENTENCE = 3.0
 FILLER_SHARE_PERCENT = 15
 """Share of the synthesised sentences kept apart as filler around the positives."""
@@ -198,6 +200,7 @@ def _streams(
     minutes: float,
     read_clip: Callable[[str], np.ndarray],
     rng: np.random.Generator,
+    sentence_seed: Sequence[int],
     what: str,
     say: Callable[[str], None],
     notes: list[str],
@@ -205,7 +208,9 @@ def _streams(
     workers: int = 1,
 ) -> StreamAudio:
     """A negative stream (sentences by ``voices``, the split's _unknown_/_silence_ clips, noise
-    bursts) of ``minutes`` and a positive stream of the split's keyword clips in filler speech."""
+    bursts) of ``minutes`` and a positive stream of the split's keyword clips in filler speech.
+    The sentences are drawn from ``sentence_seed`` alone (the rest from ``rng``), so what the
+    other streams drew before never moves them and their renders stay cached."""
     sr = sample_rate
     say(
         f"{what}: speaking about {minutes:.0f} min of keyword-free sentences with "
@@ -216,7 +221,7 @@ def _streams(
         voices,
         _sentences_for(minutes),
         sr,
-        rng,
+        np.random.default_rng(sentence_seed),
         cache,
         workers,
         hard=hard,
@@ -325,6 +330,7 @@ def build_material(
         settings.negative_minutes,
         read_clip,
         rng,
+        [settings.seed, TEST_SENTENCES],
         "test streams",
         say,
         notes,
@@ -342,6 +348,7 @@ def build_material(
         settings.selection_negative_minutes or settings.negative_minutes,
         read_clip,
         rng,
+        [settings.seed, VALIDATION_SENTENCES],
         "validation streams",
         say,
         notes,

@@ -279,6 +279,7 @@ class MfccDscnn(Family):
             log=log,
             augment=MfccAugment.from_settings(settings.train.spec_augment),
             initial_state=warm.state,
+            replay=warm.replay(settings.labels, settings.train.warm_replay),
         )
         return Trained.scored(
             result,

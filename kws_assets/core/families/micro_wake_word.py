@@ -412,6 +412,7 @@ class MicroWakeWord(Family):
             teacher_logits=soft,
             distill=settings.distill if soft is not None else None,
             initial_state=warm.state,
+            replay=warm.replay(labels, settings.train.warm_replay),
         )
         spec = MicroFrontEndSpec(clip_samples=settings.audio.clip_samples)
 

@@ -505,6 +505,7 @@ class SpeechEmbedding(Family):
                 if previous is None
                 else train_settings.within(head.negatives.mining_epochs),
                 initial_state=warm.state if previous is None else previous.model.state_dict(),
+                replay=None if previous else warm.replay(labels, settings.train.warm_replay),
                 kind=head.head,
                 width=head.width,
                 dropout=head.dropout,

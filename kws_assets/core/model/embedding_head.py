@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from kws_assets.core.model.training import EmbeddingAugment, TrainBatches, TrainResult, train_model
+from kws_assets.core.model.training import (
+    EmbeddingAugment,
+    Replay,
+    TrainBatches,
+    TrainResult,
+    train_model,
+)
 from kws_assets.settings import ModelSettings, TrainSettings
 
 HeadKind = Literal["dnn", "conv"]
@@ -135,6 +141,7 @@ def train_head(
     train_batches: TrainBatches | None = None,
     train_class_counts: Sequence[int] | None = None,
     initial_state: Mapping[str, torch.Tensor] | None = None,
+    replay: Replay | None = None,
 ) -> TrainResult:
     """Train a head on embeddings ``[n, n_frames, dim]`` with the DS-CNN's training loop
     (``train_batches``: the train split streamed; ``initial_state``: warm-start from a head of
@@ -160,4 +167,5 @@ def train_head(
         train_class_counts=train_class_counts,
         initial_state=initial_state,
         fused_optimizer=True,
+        replay=replay,
     )

@@ -116,6 +116,28 @@ NO_AUGMENT = MfccAugment(max_shift_frames=0, time_masks=0, coeff_masks=0)
 
 
 @dataclass(frozen=True)
+class Replay:
+    """A warm start's epochs: every train row of the ``focus`` classes (the labels it added,
+    whose output rows are fresh) and a new random ``share`` of the other rows each epoch (the
+    labels it kept, which the previous weights already know)."""
+
+    focus: frozenset[int]
+    share: float
+
+    @classmethod
+    def of(cls, added: Sequence[str], labels: Sequence[str], share: float) -> Replay | None:
+        """The replay of a warm start that added ``added`` (None: every row, every epoch)."""
+        if share >= 1.0:
+            return None
+        return cls(frozenset(labels.index(a) for a in added if a in labels), share)
+
+    def rows(self, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A mask of the rows of ``y`` one epoch trains on."""
+        focus = torch.isin(y, torch.tensor(sorted(self.focus), dtype=y.dtype))
+        return focus | (torch.rand(y.shape[0], generator=generator) < self.share)
+
+
+@dataclass(frozen=True)
 class EpochStats:
     """Metrics of one training epoch."""
 
@@ -438,6 +460,7 @@ def train_model(
     train_class_counts: Sequence[int] | None = None,
     initial_state: Mapping[str, torch.Tensor] | None = None,
     fused_optimizer: bool = False,
+    replay: Replay | None = None,
 ) -> TrainResult:
     """Train a DS-CNN with Adam and cross-entropy; keep the best validation epoch.
 
@@ -466,6 +489,9 @@ def train_model(
     Python loop over them): the same update up to rounding (3e-7 after 50 steps of a head),
     a quarter of the time per step (0.25 against 1.19 ms for the speech-embedding head), which
     matters where steps are tiny (the head) and not where the network's compute dominates.
+
+    ``replay`` (a warm start's, :class:`Replay`) trains each epoch on the rows of the labels the
+    warm start added and a fresh share of the others; a streamed split trains on every row.
     """
     n_classes = len(labels)
     x_val = np.ascontiguousarray(x_val, dtype=np.float32)
@@ -559,6 +585,8 @@ def train_model(
                     yield torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(ys), rows
                 return
             order = torch.randperm(xt.shape[0], generator=generator)
+            if replay is not None:
+                order = order[replay.rows(yt[order], generator)]
             for start in range(0, xt.shape[0], train_settings.batch_size):
                 idx = order[start : start + train_settings.batch_size]
                 yield xt[idx], yt[idx], idx
@@ -685,6 +713,7 @@ def train_student(
     train_batches: TrainBatches | None = None,
     train_class_counts: Sequence[int] | None = None,
     initial_state: Mapping[str, torch.Tensor] | None = None,
+    replay: Replay | None = None,
 ) -> TrainResult:
     """Distil a teacher into a DS-CNN of ``model_settings``: :func:`train_model` on
     :func:`distillation_loss` over the teacher's ``teacher_logits`` ``[n_train, n_classes]``
@@ -707,4 +736,5 @@ def train_student(
         train_batches=train_batches,
         train_class_counts=train_class_counts,
         initial_state=initial_state,
+        replay=replay,
     )

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from kws_assets.core.model.checkpoint import ModelCheckpoint
+from kws_assets.core.model.training import Replay
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class WarmStart:
     @classmethod
     def from_scratch(cls, reason: str) -> WarmStart:
         return cls(None, reason)
+
+    def replay(self, labels: Sequence[str], share: float) -> Replay | None:
+        """How this start's epochs draw their rows (``train.warm_replay``): None from scratch."""
+        return Replay.of(self.added, labels, share) if self.warm else None
 
     def with_source(self, source: Mapping[str, Any]) -> WarmStart:
         """This warm start, recording where its previous checkpoint came from."""

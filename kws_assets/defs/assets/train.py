@@ -122,6 +122,7 @@ def student_model(
         log=context.log.info,
         augment=MfccAugment.from_settings(cfg.train.spec_augment),
         initial_state=warm,
+        replay=own.replay(labels, cfg.train.warm_replay),
     )
     trained = Trained.scored(
         result,

@@ -14,6 +14,7 @@ from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.model.streaming_net import StreamingKws, StreamingShape
+from kws_assets.core.model.training import Replay, train_model
 from kws_assets.core.model.warm_start import (
     WarmStart,
     describe,
@@ -241,3 +242,44 @@ def _micro_shape(settings: FamilySettings) -> dict[str, object]:
     from kws_assets.core.families.micro_wake_word import network_shape
 
     return network_shape(settings, len(settings.labels)).as_dict()
+
+
+def test_a_warm_replay_trains_every_row_of_an_added_label_and_a_share_of_the_rest():
+    warm = MFCC_DSCNN.warm_start(_settings(AFTER), _dscnn_checkpoint(_settings(BEFORE)))
+    assert warm.replay(AFTER, 1.0) is None  # every row, every epoch
+    assert WarmStart.from_scratch("none").replay(AFTER, 0.3) is None
+    replay = warm.replay(AFTER, 0.3)
+    assert replay is not None and replay.focus == {AFTER.index("house")}
+    y = torch.tensor([0, 1, 2, 3] * 500)
+    generator = torch.Generator().manual_seed(0)
+    first, second = replay.rows(y, generator), replay.rows(y, generator)
+    assert first[y == 2].all()  # house: all of its rows
+    others = first[y != 2].float().mean().item()
+    assert 0.25 < others < 0.35
+    assert not torch.equal(first, second)  # a fresh draw each epoch
+
+
+def test_a_warm_training_with_replay_sees_fewer_rows_per_epoch():
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 49, 10, generator=rng).numpy()
+    y = (torch.arange(400) % 4).numpy()
+    seen: list[int] = []
+
+    def factory() -> torch.nn.Module:
+        net = DSCNN(4, SMALL)
+        net.register_forward_hook(
+            lambda m, i, o: seen.append(i[0].shape[0]) if m.training else None
+        )
+        return net
+
+    settings = TrainSettings(max_epochs=2, min_epochs=1, batch_size=50)
+    for replay in (None, Replay.of(["house"], AFTER, 0.25)):
+        seen.clear()
+        train_model(
+            x, y, x[:40], y[:40], AFTER, SMALL, settings, model_factory=factory, replay=replay
+        )
+        rows = sum(seen) / 2
+        if replay is None:
+            assert rows == 400
+        else:  # every house row (100) and about a quarter of the other 300
+            assert 150 < rows < 200

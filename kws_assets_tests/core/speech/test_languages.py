@@ -112,6 +112,16 @@ def test_demo_corpus_sentences_use_the_languages_fillers():
         assert keyword in sentence.split() and set(others) <= set(FILLERS_BY_LANGUAGE["es"])
     english = demo_sentences(["yes"], 2, seed=7)
     assert all(set(s.split()) - {"yes"} <= set(FILLER_WORDS) for _, s in english)
+    # another keyword changed: the others' sentences stay (their recordings, their clips), but
+    # for those that drew the new keyword as a filler
+    before = demo_sentences(["yes", "no", "go"], 3, seed=7)
+    after = demo_sentences(["yes", "no", "house"], 3, seed=7)
+    kept = 0
+    for (keyword, old), (_, new) in zip(before[:6], after[:6], strict=True):
+        assert "house" not in new.split()
+        assert new == old or "house" in old.split(), keyword
+        kept += new == old
+    assert kept >= 4
     source = KwsConfig().sources[0]
     assert demo_recipe_hash(source, ["sí"], 16000, "es") != demo_recipe_hash(source, ["sí"], 16000)
 

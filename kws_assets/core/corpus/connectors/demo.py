@@ -88,14 +88,22 @@ def demo_sentences(
     keywords: list[str], per_keyword: int, seed: int, language: str = "en"
 ) -> list[tuple[str, str]]:
     """Deterministic carrier sentences: ``(keyword, sentence)`` with the keyword among fillers
-    of its language."""
-    rng = random.Random(seed)
-    fillers = [w for w in language_fillers(language) if w not in set(keywords)]
+    of its language that are not keywords.
+
+    Each keyword's sentences come from a random stream of its own, and the fillers are drawn by
+    shuffling the whole filler list (the same draws whatever the keywords are): a keyword's
+    sentences change only where they drew a filler that became a keyword, so its recordings,
+    their utterance ids (content hashes) and every clip cut from them stay the same when
+    another keyword changes."""
+    forbidden = set(keywords)
     sentences = []
     for keyword in keywords:
+        rng = random.Random(f"{seed}|{keyword}")
         for _ in range(per_keyword):
-            words = rng.sample(fillers, FILLERS_PER_SENTENCE)
-            words.insert(rng.randrange(1, FILLERS_PER_SENTENCE + 1), keyword)
+            pool = list(language_fillers(language))
+            rng.shuffle(pool)
+            words = [w for w in pool if w not in forbidden][:FILLERS_PER_SENTENCE]
+            words.insert(rng.randrange(1, len(words) + 1), keyword)
             sentences.append((keyword, " ".join(words)))
     return sentences
 
