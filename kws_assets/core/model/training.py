@@ -587,7 +587,7 @@ def train_model(
             order = torch.randperm(xt.shape[0], generator=generator)
             if replay is not None:
                 order = order[replay.rows(yt[order], generator)]
-            for start in range(0, xt.shape[0], train_settings.batch_size):
+            for start in range(0, order.shape[0], train_settings.batch_size):
                 idx = order[start : start + train_settings.batch_size]
                 yield xt[idx], yt[idx], idx
 
