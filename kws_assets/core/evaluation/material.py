@@ -318,7 +318,7 @@ def build_material(
             "the validation split has no TTS voices: its negative sentences are spoken "
             "by the held-out voices"
         )
-    hard = [neighbours[k] for k in keywords if neighbours.get(k)]  # each keyword's blocks
+    hard = [neighbours.get(k, []) for k in keywords]  # block b: keyword b mod n's neighbours
     test = _streams(
         settings,
         audio.sample_rate,
