@@ -443,20 +443,12 @@ def negative_words(
     return vocabulary.words_for(keyword)
 
 
-def keyword_neighbours(
-    all_keywords: Sequence[str], negatives: NegativeSettings, language: str = ENGLISH
-) -> list[str]:
-    """Every keyword's phoneme neighbours alone (no share of other words), keyword by keyword:
-    the hard negatives the evaluation streams and the negative material speak among their
-    common words."""
-    by_keyword = neighbours_by_keyword(all_keywords, negatives, language)
-    return [w for words in by_keyword.values() for w in words]
-
-
 def neighbours_by_keyword(
     all_keywords: Sequence[str], negatives: NegativeSettings, language: str = ENGLISH
 ) -> dict[str, list[str]]:
-    """Each keyword's phoneme neighbours alone (:func:`keyword_neighbours`, kept apart)."""
+    """Each keyword's phoneme neighbours alone (no share of other words): the hard negatives the
+    evaluation streams and the negative material speak among their common words, each keyword's
+    in the blocks and segments that belong to it."""
     neighbours_only = negatives.model_copy(update={"other_words": 0})
     return {
         keyword: negative_words(keyword, all_keywords, neighbours_only, language)
