@@ -2,8 +2,9 @@
 ``dg dev`` load :func:`defs` from here.
 
 Assets, checks, jobs and schedules come from the ``defs/`` folder (``dg.load_from_defs_folder``);
-what depends on the config in force — sensors, the storage resources of its deployment, the
-executor — is added by :func:`build_definitions`.
+what depends on the config in force — the model families it trains (``defs/family_graph.py``),
+sensors, the storage resources of its deployment, the executor — is added by
+:func:`build_definitions`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from kws_assets.config import load_config
+from kws_assets.defs.family_graph import family_definitions
 from kws_assets.defs.sensors import build_sensors
 from kws_assets.lib.executors import executor_from_env
 from kws_assets.lib.progress import RUN_LOGGERS
@@ -47,7 +49,7 @@ def build_definitions(
             **storage_resources(cfg),
         },
     )
-    return dg.Definitions.merge(folder, configured)
+    return dg.Definitions.merge(folder, family_definitions(cfg), configured)
 
 
 @dg.definitions

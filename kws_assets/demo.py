@@ -28,6 +28,7 @@ from kws_assets.core.evaluation.peers import MICROWAKEWORD, OPENWAKEWORD
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import artifact_assets, families, get_family
+from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.review.queue import clips_per_reason
 from kws_assets.core.ship.micro_wake_word import ESPHOME_DIR
 from kws_assets.core.ship.openwakeword_format import FOLDER as OWW_FOLDER
@@ -79,8 +80,8 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     family = cfg.model.family
     release = _stored(defs, instance, release_key(get_family(family)))
     default = (release or _artifact(defs, instance, FAMILY_ARTIFACTS[family])).path
-    artifact = _artifact(defs, instance, "quantized_model").path
-    metrics = json.loads((artifact / "metrics.json").read_text())
+    # the DS-CNN on MFCC trains only when families lists it (its assets exist only then)
+    dscnn = _stored(defs, instance, "quantized_model") if MFCC_DSCNN.name in cfg.families else None
     counts = (
         validated.group_by("label", "source")
         .len()
@@ -97,7 +98,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     out = default_family_lines(_stored(defs, instance, "evaluation"), family, default, transfer)
     out[1:1] = mining_lines(instance, get_family(family).model.key)
     out += transfer_lines(transfer, cfg.model.family)
-    device = _stored(defs, instance, "device_model")
+    device = _stored(defs, instance, "device_model") if dscnn is not None else None
     if device is not None:
         manifest = json.loads(device.file("manifest.json").read_text())
         out.append(
@@ -108,7 +109,8 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     releases = {
         f.name: stored.path
         for f in families()
-        if (stored := _stored(defs, instance, release_key(f))) is not None
+        if f.name in cfg.families
+        and (stored := _stored(defs, instance, release_key(f))) is not None
     }
     out += runtime_lines(releases, device.path if device is not None else None)
     out.append("\nclips per keyword (rows) and source (columns), after the quality gate:")
@@ -122,12 +124,14 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
     out.append(f"quarantined: {quarantined.height} ({reason_text})")
     out.append(f"clips by engine: {engine_counts(validated)}")
     out += review_lines(defs, instance)
-    out.append(
-        f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
-        f"{metrics['float_size_kb']} KB) at {artifact}; synthetic test split (in-distribution) "
-        f"{metrics['int8_test_accuracy']} on {metrics['test_rows']} clips"
-    )
-    out += evaluation_lines(_stored(defs, instance, "evaluation"), artifact)
+    if dscnn is not None:
+        metrics = json.loads(dscnn.file("metrics.json").read_text())
+        out.append(
+            f"DS-CNN (mfcc) int8 artifact: {metrics['int8_size_kb']} KB (float "
+            f"{metrics['float_size_kb']} KB) at {dscnn.path}; synthetic test split "
+            f"(in-distribution) {metrics['int8_test_accuracy']} on {metrics['test_rows']} clips"
+        )
+        out += evaluation_lines(_stored(defs, instance, "evaluation"), dscnn.path)
     card = _stored(defs, instance, "data_card")
     if card is not None:
         out.append(f"data card: {card.file(CARD_FILE)} (also on the data_card asset in the UI)")

@@ -38,6 +38,7 @@ from kws_assets.core.corpus.landing import (
     landed_batches,
     landing_scan,
 )
+from kws_assets.core.families.speech_embedding import SPEECH_EMBEDDING
 from kws_assets.core.review.decisions import DECISIONS_PREFIX
 from kws_assets.defs.jobs import (
     CURATE_JOB,
@@ -67,7 +68,7 @@ BATCH_FINGERPRINT_TAG = "kws/batch_fingerprint"
 # The hash of the exact manifest bytes the sensor scanned (landed batches only): raw_corpus
 # refuses to ingest a batch whose manifest is no longer these bytes.
 MANIFEST_FINGERPRINT_TAG = "kws/manifest_fingerprint"
-MODEL_ASSET = dg.AssetKey("kws_model")
+MODEL_ASSET = dg.AssetKey(SPEECH_EMBEDDING.model.key)  # trained whatever families lists
 VALIDATED_ASSET = dg.AssetKey("validated_set")
 
 
@@ -166,7 +167,8 @@ def retrain_tick(
     model_id = _latest_storage_id(context, MODEL_ASSET)
     if model_id is not None and validated_id is not None and model_id > validated_id:
         return dg.SkipReason(
-            f"kws_model was trained after this validated_set (run {asset_event.run_id})"
+            f"{MODEL_ASSET.to_user_string()} was trained after this validated_set "
+            f"(run {asset_event.run_id})"
         )
     return dg.RunRequest(
         run_key=f"validated_set@{validated_id}",

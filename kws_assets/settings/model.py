@@ -10,15 +10,18 @@ from kws_assets.settings.base import StrictSettings
 
 MODEL_FAMILIES = ("speech_embedding", "mfcc", "micro_wake_word")
 ModelFamily = Literal["speech_embedding", "mfcc", "micro_wake_word"]
+DEFAULT_FAMILIES: tuple[ModelFamily, ...] = ("speech_embedding", "micro_wake_word")
+"""The families a config that names none trains (``families``): the DS-CNN on MFCC is opt-in."""
 
 
 class ModelSettings(StrictSettings):
     """Which model family ships as *the* model, and the DS-CNN's shape (MLPerf Tiny DS-CNN-S).
 
-    Both families are trained by the graph (``kws_model``/``quantized_model`` for the DS-CNN on
-    MFCC (family ``mfcc``), ``embedding_model``/``embedding_artifact`` for the head on the speech
-    embedding); ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech
-    accuracy."""
+    The graph trains the families ``families`` lists (``embedding_model``/``embedding_artifact``
+    for the head on the speech embedding, ``micro_model``/``micro_artifact`` for the streaming
+    network, and with ``mfcc`` listed ``kws_model``/``quantized_model`` for the DS-CNN on MFCC);
+    ``family`` picks the one ``make demo`` and the docs present, chosen by real-speech accuracy.
+    The DS-CNN's shape below applies when ``mfcc`` trains."""
 
     family: ModelFamily = Field(
         "speech_embedding",

@@ -39,8 +39,10 @@ from kws_assets.settings.deploy import AutomationSettings, ComputeSettings, Stor
 from kws_assets.settings.embedding import EmbeddingSettings
 from kws_assets.settings.micro import MicroWakeWordSettings
 from kws_assets.settings.model import (
+    DEFAULT_FAMILIES,
     DistillSettings,
     EvalSettings,
+    ModelFamily,
     ModelSettings,
     QuantGateSettings,
     QuantizeSettings,
@@ -66,6 +68,18 @@ class KwsConfig(StrictSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     splits: SplitSettings = Field(default_factory=SplitSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    families: list[ModelFamily] = Field(
+        default_factory=lambda: list(DEFAULT_FAMILIES),
+        min_length=1,
+        description="The model families the graph trains, ships and evaluates (their assets "
+        "exist only when listed; every family's feature table is built). Default: the head on "
+        "the speech embedding (openWakeWord, the kws CLI) and the streaming network ESPHome "
+        "runs (microWakeWord). Add mfcc for the DS-CNN on MFCC: kws_model, its int8 "
+        "quantized_model, the student distilled from the head and device_model (TFLite Micro "
+        "int8 + C array for a microcontroller); it adds the two DS-CNN trainings, about three "
+        "minutes of make demo's five on 2 cores (issue 26), and on real speech both score "
+        "below the head and the streaming network (README, Real speech).",
+    )
     train: TrainSettings = Field(default_factory=TrainSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
     quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
@@ -118,6 +132,22 @@ class KwsConfig(StrictSettings):
         if len(set(cleaned)) != len(cleaned):
             raise ValueError(f"duplicate keywords: {cleaned}")
         return cleaned
+
+    @model_validator(mode="after")
+    def _families_hold_the_default(self) -> KwsConfig:
+        if len(set(self.families)) != len(self.families):
+            raise ValueError(f"families lists a family twice: {self.families}")
+        if "speech_embedding" not in self.families:
+            raise ValueError(
+                "families must list speech_embedding: its head is the teacher the review queue "
+                "ranks clips with and the other families learn from"
+            )
+        if self.model.family not in self.families:
+            raise ValueError(
+                f"model.family {self.model.family!r} (the default family) must be one of "
+                f"families {self.families}: add it, or pick one of those"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> KwsConfig:

@@ -21,8 +21,8 @@ from kws_assets.core.storage.artifact_store import ArtifactFolder, store_artifac
 from kws_assets.core.storage.clip_store import ClipStore
 from kws_assets.core.storage.object_store import LocalObjectStore
 from kws_assets.definitions import build_definitions
-from kws_assets.defs.assets.evaluate import evaluation
-from kws_assets.defs.checks import int8_accuracy_drop, int8_artifact_size
+from kws_assets.defs.assets.evaluate import evaluation_asset
+from kws_assets.defs.checks import dscnn_checks
 from kws_assets.lib.resources import ARTIFACTS
 from kws_assets_tests.tone_detector import (
     LABELS,
@@ -112,7 +112,7 @@ def project(tmp_path_factory) -> dict:
                 dg.SourceAsset("quantized_model", io_manager_key="artifact_io_manager"),
                 dg.SourceAsset("embedding_artifact", io_manager_key="artifact_io_manager"),
                 dg.SourceAsset("micro_artifact", io_manager_key="artifact_io_manager"),
-                evaluation,
+                evaluation_asset(),
             ],
             resources=defs.resources,
             instance=instance,
@@ -213,7 +213,7 @@ def _run_gates(project, metrics: dict, max_kb: float | None = None):
         resources["settings"] = type(resources["settings"])(config_path=str(path))
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [artifact_already_written, int8_accuracy_drop, int8_artifact_size],
+            [artifact_already_written, *dscnn_checks()],
             resources=resources,
             instance=instance,
             raise_on_error=False,

@@ -19,7 +19,13 @@ from kws_assets_tests.defs.landing_batches import write_landing_batch
 
 PER_KEYWORD = ("synthetic_clips", "aligned_keywords")
 PER_BATCH = ("raw_corpus", "unknown_clips")
-FAN_IN = ("validated_set", "quarantined_clips", "mfcc_table", "kws_model", "quantized_model")
+FAN_IN = (
+    "validated_set",
+    "quarantined_clips",
+    "mfcc_table",
+    "embedding_model",
+    "embedding_artifact",
+)
 EAGER = ("aligned_keywords", "unknown_clips", "validated_set", "quarantined_clips")
 
 # Two voices, one rate, one pitch, one noisy copy, no sampled speakers: 4 keyword clips each.
@@ -87,7 +93,7 @@ def test_automation_conditions_where_they_fit(setup):
     defs = setup["defs"]
     for key in EAGER:
         assert _node(defs, key).automation_condition is not None, key
-    for key in ("raw_corpus", "synthetic_clips", "mfcc_table", "kws_model", "quantized_model"):
+    for key in ("raw_corpus", "synthetic_clips", "mfcc_table", "embedding_model", "micro_artifact"):
         assert _node(defs, key).automation_condition is None, key  # sensors / jobs own these
 
 

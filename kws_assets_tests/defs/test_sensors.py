@@ -180,7 +180,7 @@ def test_retrain_sensor_fires_once_per_new_validated_set(config_file, instance):
     assert _requested(first) == [(RETRAIN_JOB, None)]
     assert not _tick(config_file, RETRAIN_SENSOR, instance, first.cursor).run_requests
 
-    _materialize(instance, "kws_model")  # the retrain run happened
+    _materialize(instance, "embedding_model")  # the retrain run happened
     _materialize(instance, "validated_set")
     second = _tick(config_file, RETRAIN_SENSOR, instance, first.cursor)
     assert _requested(second) == [(RETRAIN_JOB, None)]
@@ -188,7 +188,7 @@ def test_retrain_sensor_fires_once_per_new_validated_set(config_file, instance):
 
     # kws_pipeline curates and trains in one run: its model is newer than its validated set.
     _materialize(instance, "validated_set")
-    _materialize(instance, "kws_model")
+    _materialize(instance, "embedding_model")
     third = _tick(config_file, RETRAIN_SENSOR, instance, second.cursor)
     assert not third.run_requests and "trained after" in third.skip_message
 

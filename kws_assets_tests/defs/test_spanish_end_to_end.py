@@ -1,6 +1,8 @@
 """A Spanish end-to-end run (issue 8): keywords in their own script, a Spanish demo corpus
 aligned by the TTS+DTW aligner, Spanish synthetic voices, a model and its int8 artifact — and
-the keyword clips re-aligned to check they are centred on the keyword."""
+the keyword clips re-aligned to check they are centred on the keyword.  It trains the default
+``families`` (no DS-CNN on MFCC: tiny_es.yaml names none), so it is also the end-to-end run of
+the graph without the DS-CNN's assets, through to the demo's summary."""
 
 from __future__ import annotations
 
@@ -13,10 +15,13 @@ import pytest
 
 from kws_assets.config import load_config
 from kws_assets.core.audio.io import read_audio
+from kws_assets.core.evaluation.report import REPORT_FILE
+from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.speech import tts
 from kws_assets.core.speech.dtw_aligner import DtwAligner
 from kws_assets.core.speech.fillers import FILLER_WORDS
 from kws_assets.definitions import build_definitions
+from kws_assets.demo import summarize
 from kws_assets.lib.in_process import materialize_graph
 from kws_assets_tests.pipeline_runs import load_asset
 
@@ -57,7 +62,28 @@ def test_the_run_succeeds_with_spanish_keyword_partitions(pipeline):
     assert cfg.keywords == ["sí", "no", "arriba"] and cfg.language == "es"
     materialized = graph.materialized()
     assert {p for k, p in materialized if k == "aligned_keywords"} == set(cfg.keywords)
-    assert ("quantized_model", None) in materialized
+    assert ("embedding_artifact", None) in materialized
+
+
+def test_the_default_families_train_and_the_dscnn_is_not_in_the_graph(pipeline):
+    defs, cfg = pipeline["defs"], pipeline["cfg"]
+    assert cfg.families == ["speech_embedding", "micro_wake_word"]
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    dscnn = {"kws_model", "quantized_model", "student_model", "device_model", "mfcc_release"}
+    assert not keys & dscnn
+    assert {"embedding_model", "micro_model", "evaluation", "transfer_evaluation"} <= keys
+    report = json.loads(load_asset(pipeline, "evaluation").file(REPORT_FILE).read_text())
+    assert set(report["families"]) == {"speech_embedding", "micro_wake_word"}
+    transfer = json.loads(
+        load_asset(pipeline, "transfer_evaluation").file(TRANSFER_REPORT_FILE).read_text()
+    )
+    assert {row["family"] for row in transfer["table"]} == set(cfg.families)
+
+
+def test_the_demo_summary_leaves_the_dscnn_out(pipeline):
+    text = summarize(pipeline["defs"], pipeline["instance"])
+    assert text.startswith("the model (speech_embedding): ")
+    assert "DS-CNN" not in text and "small-device model" not in text
 
 
 def test_the_demo_corpus_is_spanish(pipeline):
@@ -129,7 +155,7 @@ def test_aligned_starts_match_espeaks_own_word_timing(pipeline):
 
 def test_a_model_and_its_int8_artifact(pipeline):
     cfg = pipeline["cfg"]
-    artifact = load_asset(pipeline, "quantized_model").path
+    artifact = load_asset(pipeline, "embedding_artifact").path
     assert json.loads((artifact / "labels.json").read_text(encoding="utf-8")) == cfg.labels
     assert (artifact / "model.int8.onnx").stat().st_size > 1000
     metrics = json.loads((artifact / "metrics.json").read_text())

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 import torch
 
+from kws_assets.core.families import REGISTRY
 from kws_assets.core.families.mfcc_dscnn import NAME as MFCC_FAMILY
 from kws_assets.core.families.mfcc_dscnn import normalised_data
 from kws_assets.core.families.speech_embedding import NAME as EMBEDDING_FAMILY
@@ -22,13 +23,14 @@ from kws_assets.core.model.embedding_head import build_head
 from kws_assets.core.model.negative_windows import FEATURES, NEGATIVES_SCHEMA
 from kws_assets.core.model.networks import DSCNN
 from kws_assets.core.storage.object_store import LocalObjectStore
-from kws_assets.defs.assets.train import family_models, student_model
+from kws_assets.defs.assets.train import family_models, student_model_asset
 from kws_assets.lib.family_assets import family_settings
 from kws_assets.lib.io_managers import TorchCheckpointUPathIOManager
 from kws_assets.lib.resources import MODELS as MODELS_DIR
 from kws_assets.lib.resources import KwsSettings
 
-MODELS = {asset.key.to_user_string(): asset for asset in family_models}
+MODELS = {asset.key.to_user_string(): asset for asset in family_models(REGISTRY)}
+student_model = student_model_asset()
 kws_model, embedding_model = MODELS["kws_model"], MODELS["embedding_model"]
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 N_FRAMES, N_MFCC = 49, 10  # the default MFCC front end

@@ -115,6 +115,22 @@ class Registry:
                 return family.load_shipped(folder, threads)
         return self.family_of_folder(folder).load_classifier(folder, threads, precision)
 
+    def selected(self, names: Iterable[str]) -> Registry:
+        """The families called ``names``, in this registry's order (a config's ``families``).
+        Each must be known, and a family that learns from another (``distil_from``) needs its
+        teacher among them: a clear ValueError otherwise."""
+        wanted = set(names)
+        for name in sorted(wanted):
+            self.get(name)
+        chosen = [family for family in self if family.name in wanted]
+        for family in chosen:
+            if family.distil_from is not None and family.distil_from not in wanted:
+                raise ValueError(
+                    f"the {family.name} family learns from the {family.distil_from} family: "
+                    f"list {family.distil_from} in families too"
+                )
+        return Registry(chosen)
+
     def artifact_assets(self) -> dict[str, str]:
         """``{family name: its artifact asset key}``, in registry order (evaluation's ins)."""
         return {family.name: family.artifact.key for family in self}

@@ -33,6 +33,7 @@ from kws_assets.core.evaluation.real_streams import (
 from kws_assets.core.evaluation.report import REPORT_FILE
 from kws_assets.core.evaluation.transfer import TRANSFER_REPORT_FILE
 from kws_assets.core.families import REGISTRY, Registry
+from kws_assets.core.families.mfcc_dscnn import MFCC_DSCNN
 from kws_assets.core.model.checkpoint import ModelCheckpoint
 from kws_assets.core.parallel import resolve_workers
 from kws_assets.core.ship.export import ClipClassifier
@@ -49,6 +50,9 @@ FAMILY_ARTIFACTS = REGISTRY.artifact_assets()
 """Each registered model family's int8 artifact asset, in registration order.  The first family is
 the evaluation's headline: its report keeps the top-level keys of evaluation.json and its plots
 carry no suffix."""
+
+STUDENT_ASSET = "student_model"
+"""The distilled DS-CNN, an input of transfer_evaluation when the DS-CNN on MFCC trains."""
 
 
 def _ins(family_artifacts: Mapping[str, str]) -> dict[str, dg.AssetIn]:
@@ -193,46 +197,73 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
     return evaluation
 
 
-evaluation = evaluation_asset()
+def transfer_evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
+    """The ``transfer_evaluation`` asset over every family of ``registry`` (its artifact assets
+    are the inputs), with the distilled DS-CNN student beside them when the registry holds the
+    DS-CNN on MFCC (``student_model`` exists only then)."""
+    ins = _ins(registry.artifact_assets())
+    if MFCC_DSCNN.name in registry.names():
+        ins[STUDENT_ASSET] = dg.AssetIn()
+
+    @dg.asset(
+        name="transfer_evaluation",
+        group_name="ship",
+        kinds={"onnx"},
+        io_manager_key="artifact_io_manager",
+        code_version="2",
+        owners=["team:kws-ml"],
+        ins=ins,
+        description="Every model family's int8 artifact on speech it never trained on, through "
+        "the artifact's own front end: each real source (evaluation.real_sources: recordings "
+        "of people), the held-out TTS engine (evaluation.held_out_engine: a transfer "
+        "proxy), and the synthetic test split last (in-distribution: it flatters); the "
+        "distilled DS-CNN student beside them (float weights) when the DS-CNN trains. "
+        "Accuracy on all clips and on keyword clips, the always-_unknown_ baseline, "
+        "per-class recall and confusion matrices. Each real source and the held-out engine's "
+        "renders also as one stream (the clips one after another: keywords among the other "
+        "words), every family's detector on it at the operating point the evaluation shipped: "
+        "FRR and FA/h (the whole stream counts as negative time) with exact intervals. The "
+        f"report folder holds {TRANSFER_REPORT_FILE} (table, streams; beside_peers: where a "
+        "keyword is a phrase openWakeWord or microWakeWord ships a pretrained model of, that "
+        "model in its own runtime on the same streams at its shipped point, beside every "
+        "family's numbers for the keyword).",
+    )
+    def transfer_evaluation(
+        context: dg.AssetExecutionContext,
+        settings: KwsSettings,
+        clip_store: ClipStoreResource,
+        validated_set: pl.DataFrame,
+        evaluation: ArtifactFolder,
+        **inputs: ArtifactFolder | ModelCheckpoint,
+    ) -> dg.Output[ArtifactFolder]:
+        return evaluate_transfer(
+            context, settings, clip_store, validated_set, evaluation, registry, inputs
+        )
+
+    return transfer_evaluation
 
 
-@dg.asset(
-    group_name="ship",
-    kinds={"onnx"},
-    io_manager_key="artifact_io_manager",
-    code_version="2",
-    owners=["team:kws-ml"],
-    ins=_ins(FAMILY_ARTIFACTS),
-    description="Every model family's int8 artifact on speech it never trained on, through the "
-    "artifact's own front end: each real source (evaluation.real_sources: recordings "
-    "of people), the held-out TTS engine (evaluation.held_out_engine: a transfer "
-    "proxy), and the synthetic test split last (in-distribution: it flatters); the "
-    "distilled DS-CNN student beside them (float weights). "
-    "Accuracy on all clips and on keyword clips, the always-_unknown_ baseline, "
-    "per-class recall and confusion matrices. Each real source and the held-out engine's "
-    "renders also as one stream (the clips one after another: keywords among the other words), "
-    "every family's detector on it at the operating point the evaluation shipped: FRR and FA/h "
-    "(the whole stream counts as negative time) with exact intervals. The report folder holds "
-    f"{TRANSFER_REPORT_FILE} (table, streams; beside_peers: where a keyword is a phrase "
-    "openWakeWord or microWakeWord ships a pretrained model of, that model in its own runtime "
-    "on the same streams at its shipped point, beside every family's numbers for the keyword).",
-)
-def transfer_evaluation(
+def evaluate_transfer(
     context: dg.AssetExecutionContext,
     settings: KwsSettings,
     clip_store: ClipStoreResource,
-    student_model: ModelCheckpoint,
     validated_set: pl.DataFrame,
     evaluation: ArtifactFolder,
-    **artifacts: ArtifactFolder,
+    registry: Registry,
+    inputs: dict[str, ArtifactFolder | ModelCheckpoint],
 ) -> dg.Output[ArtifactFolder]:
+    """transfer_evaluation's body: ``inputs`` are the registry's artifacts (and the student)."""
     cfg = settings.config
-    by_family = _classifiers(REGISTRY, artifacts)
+    inputs = dict(inputs)
+    student_model = inputs.pop(STUDENT_ASSET, None)
+    artifacts = cast("dict[str, ArtifactFolder]", inputs)
+    by_family = _classifiers(registry, artifacts)
     # the default family's rows lead the table, then the others in FAMILY_ARTIFACTS order
     classifiers: dict[str, ClipClassifier] = {
         f: by_family[f] for f in sorted(by_family, key=lambda f: f != cfg.model.family)
     }
-    if cfg.distill.enabled:  # the DS-CNN distilled from the embedding teacher (float weights)
+    if cfg.distill.enabled and isinstance(student_model, ModelCheckpoint):
+        # the DS-CNN distilled from the embedding teacher (float weights)
         classifiers[transfer.STUDENT] = transfer.student_classifier(student_model)
     renders = RenderCache(cfg.storage_path(*RENDER_CACHE_DIR))
     held_out, skipped = transfer.held_out_engine_set(

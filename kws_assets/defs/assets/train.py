@@ -1,14 +1,15 @@
-"""Train: each model family on the train split, early-stopped on the validation split — the
-DS-CNN on MFCC (kws_model), the head over the speech embedding (embedding_model), … — and the
-DS-CNN distilled from the embedding head (student_model: the head's transfer in a
-microcontroller's network)."""
+"""Train: each model family the config lists (``families``) on the train split, early-stopped on
+the validation split — the head over the speech embedding (embedding_model), the streaming
+network (micro_model), the DS-CNN on MFCC (kws_model) — and, with the DS-CNN, the DS-CNN distilled
+from the embedding head (student_model: the head's transfer in a microcontroller's network).
+:mod:`kws_assets.defs.family_graph` builds these from the config."""
 
 import dagster as dg
 import numpy as np
 import polars as pl
 import torch
 
-from kws_assets.core.families import families
+from kws_assets.core.families import Registry
 from kws_assets.core.families.base import EmptySplitError, Trained
 from kws_assets.core.families.mfcc_dscnn import (
     MFCC_DSCNN,
@@ -31,22 +32,30 @@ from kws_assets.lib.family_assets import (
 )
 from kws_assets.lib.resources import KwsSettings
 
-family_models = [model_asset(family) for family in families()]
+
+def family_models(registry: Registry) -> list[dg.AssetsDefinition]:
+    """The model asset of every family of ``registry`` (the config's ``families``)."""
+    return [model_asset(family) for family in registry]
 
 
-@dg.asset(
-    group_name="train",
-    kinds={"pytorch"},
-    io_manager_key="model_io_manager",
-    code_version="2",
-    owners=["team:kws-ml"],
-    description="The DS-CNN (kws_model's shape, model settings) distilled from embedding_model: "
-    "trained on the teacher head's posteriors at distill.temperature (alpha) plus the "
-    "hard labels (1 - alpha), matched to mfcc_table by clip id, early-stopped on the "
-    "validation hard labels. device_model ships it when distill.enabled (else this "
-    "asset passes kws_model through). Metadata compares student, kws_model and "
-    "teacher per split.",
-)
+def student_model_asset() -> dg.AssetsDefinition:
+    """``student_model``: in the graph when the DS-CNN on MFCC trains (``families`` lists mfcc)."""
+    return dg.asset(
+        name="student_model",
+        group_name="train",
+        kinds={"pytorch"},
+        io_manager_key="model_io_manager",
+        code_version="2",
+        owners=["team:kws-ml"],
+        description="The DS-CNN (kws_model's shape, model settings) distilled from "
+        "embedding_model: trained on the teacher head's posteriors at distill.temperature "
+        "(alpha) plus the hard labels (1 - alpha), matched to mfcc_table by clip id, "
+        "early-stopped on the validation hard labels. device_model ships it when "
+        "distill.enabled (else this asset passes kws_model through). Metadata compares "
+        "student, kws_model and teacher per split.",
+    )(student_model)
+
+
 def student_model(
     context: dg.AssetExecutionContext,
     settings: KwsSettings,
