@@ -70,8 +70,9 @@ SECTIONS = (
 )
 """What ``--only`` picks from; the default runs them all."""
 E2E_NOTE = (
-    "The e2e curve materializes the whole graph (both model families, the other TTS engines, "
-    "transfer_evaluation on the held-out engine, device_model) once per scale in a fresh process. "
+    "The e2e curve materializes the whole graph (the model families kws.yaml lists, the other "
+    "TTS engines, transfer_evaluation on the held-out engine; device_model when the families "
+    "include mfcc) once per scale in a fresh process. "
     "Before those assets 1x/4x/16x took about 95/220/870 s of graph time on 2 cores. Estimated "
     "from the section rates (not measured): the new per-scale work is other-engine synthesis "
     "(about 670 flite+piper renders at 1x, each perturbed: ~90 s, scale x more at scale x), the "

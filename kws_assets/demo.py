@@ -106,7 +106,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
             f"int8 weights, tensor arena {manifest['sizes']['tensor_arena_bytes']} B; C array, "
             f"manifest.json, MODEL_CARD.md): {device.path}"
         )
-    releases = {
+    releases: dict[str, Path] = {
         f.name: stored.path
         for f in families()
         if f.name in cfg.families
