@@ -95,7 +95,8 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
         else None
     )
     transfer = _stored(defs, instance, "transfer_evaluation")
-    out = default_family_lines(_stored(defs, instance, "evaluation"), family, default, transfer)
+    evaluation = _stored(defs, instance, "evaluation")
+    out = default_family_lines(evaluation, family, default, transfer)
     out[1:1] = mining_lines(instance, get_family(family).model.key)
     out += transfer_lines(transfer, cfg.model.family)
     device = _stored(defs, instance, "device_model") if dscnn is not None else None
@@ -131,7 +132,7 @@ def summarize(defs: dg.Definitions, instance: dg.DagsterInstance) -> str:
             f"{metrics['float_size_kb']} KB) at {dscnn.path}; synthetic test split "
             f"(in-distribution) {metrics['int8_test_accuracy']} on {metrics['test_rows']} clips"
         )
-        out += evaluation_lines(_stored(defs, instance, "evaluation"), dscnn.path)
+        out += evaluation_lines(evaluation, dscnn.path)
     card = _stored(defs, instance, "data_card")
     if card is not None:
         out.append(f"data card: {card.file(CARD_FILE)} (also on the data_card asset in the UI)")

@@ -3,10 +3,12 @@ held-out TTS engine first, clip by clip and as streams at the operating point th
 shipped (transfer_evaluation) — and clip by clip and as a streaming wake-word detector
 (evaluation: FRR at a false-accepts-per-hour operating point).
 
-Both assets are family-blind: they take every registered family's artifact folder by name and
+Both assets are family-blind: they take every family of a registry's artifact folder by name and
 load each with the registry's ``load_classifier``, which reads the family from the folder.
-:func:`evaluation_asset` builds the evaluation for any registry (a test's, with a family of its
-own); the code location's is built over the shipped registry."""
+:func:`evaluation_asset` and :func:`transfer_evaluation_asset` build them for any registry (a
+test's, with a family of its own); the code location's are built over the families the config
+trains (``defs/family_graph.py``).  The registry's first family is the evaluation's headline: its
+report keeps the top-level keys of evaluation.json and its plots carry no suffix."""
 
 import functools
 import time
@@ -45,11 +47,6 @@ from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 RENDER_CACHE_DIR = ("cache", "renders")
 """Under storage.root (always local): the evaluation's TTS renders by request, so a re-run
 speaks nothing it spoke before (``core.storage.render_cache``)."""
-
-FAMILY_ARTIFACTS = REGISTRY.artifact_assets()
-"""Each registered model family's int8 artifact asset, in registration order.  The first family is
-the evaluation's headline: its report keeps the top-level keys of evaluation.json and its plots
-carry no suffix."""
 
 STUDENT_ASSET = "student_model"
 """The distilled DS-CNN, an input of transfer_evaluation when the DS-CNN on MFCC trains."""
@@ -258,7 +255,7 @@ def evaluate_transfer(
     student_model = inputs.pop(STUDENT_ASSET, None)
     artifacts = cast("dict[str, ArtifactFolder]", inputs)
     by_family = _classifiers(registry, artifacts)
-    # the default family's rows lead the table, then the others in FAMILY_ARTIFACTS order
+    # the default family's rows lead the table, then the others in the registry's order
     classifiers: dict[str, ClipClassifier] = {
         f: by_family[f] for f in sorted(by_family, key=lambda f: f != cfg.model.family)
     }
