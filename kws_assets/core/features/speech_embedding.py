@@ -328,6 +328,7 @@ class SpeechEmbeddingFrontEnd:
         self.spec = spec or EmbeddingSpec()
         self.melspec_path, self.embedding_path = model_paths(self.spec, models_dir)
         self.batch_clips = batch_clips
+        self.threads = threads  # a whole-stream front end over these graphs uses as many
         mel_graph, self.top_db = per_clip_mel_graph(onnx.load(self.melspec_path))
         self._mel = cpu_session(mel_graph, threads)
         self._embed = cpu_session(sequence_embedding_graph(onnx.load(self.embedding_path)), threads)

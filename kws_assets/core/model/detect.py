@@ -362,7 +362,11 @@ class StreamingDetector:
             exact_windows = True
             self.hop_samples = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S))
         else:
-            self._streamer = EmbeddingStreamer(classifier.front_end)
+            # as many inference threads as the classifier's own front end (1 in a worker process
+            # beside others, so the workers do not oversubscribe the cores)
+            self._streamer = EmbeddingStreamer(
+                classifier.front_end, threads=classifier.front_end.threads
+            )
             step = self._streamer.hop_samples
             self.stride_frames = max(1, round(hop_ms * self.spec.sample_rate / MS_PER_S / step))
             self.hop_samples = self.stride_frames * step
