@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,27 @@ def test_the_head_trains_on_one_thread_within_its_own_budget() -> None:
     assert same == train  # threads never above train's; train's budget: train as it says
     with pytest.raises(ValueError):
         EmbeddingSettings(batch_scale=0)
+
+
+def test_families_default_to_the_head_and_the_streaming_network():
+    assert KwsConfig().families == ["speech_embedding", "micro_wake_word"]
+    every = KwsConfig(families=["mfcc", "speech_embedding", "micro_wake_word"])
+    assert every.families == ["mfcc", "speech_embedding", "micro_wake_word"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"families": ["speech_embedding", "speech_embedding"]}, "lists a family twice"),
+        ({"families": ["mfcc", "micro_wake_word"]}, "families must list speech_embedding"),
+        (
+            {"families": ["speech_embedding"], "model": {"family": "mfcc"}},
+            "model.family 'mfcc' (the default family) must be one of families",
+        ),
+        ({"families": ["speech_embedding", "dscnn"]}, "families"),
+        ({"families": []}, "families"),
+    ],
+)
+def test_bad_family_lists_are_rejected_naming_the_fix(fields, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        KwsConfig(**fields)

@@ -68,6 +68,34 @@ def test_assets_groups_lineage_and_job(tiny_config_file):
     assert defs.resolve_job_def(PIPELINE_JOB) is not None
 
 
+DSCNN_ASSETS = {"kws_model", "quantized_model", "student_model", "device_model", "mfcc_release"}
+DSCNN_CHECKS = {"int8_accuracy_drop", "int8_artifact_size"}
+
+
+def test_the_configs_families_decide_the_models_artifacts_and_evaluations(tiny_config_file):
+    every = build_definitions(tiny_config_file).resolve_asset_graph()  # all three families
+    default = build_definitions(PACKAGE.parent / "kws.yaml").resolve_asset_graph()
+    keys = {k.to_user_string() for k in every.get_all_asset_keys()}
+    kept = {k.to_user_string() for k in default.get_all_asset_keys()}
+    assert keys >= DSCNN_ASSETS and keys - kept == DSCNN_ASSETS
+    assert {"mfcc_table", "micro_model", "micro_wake_word_release"} <= kept  # tables stay
+    assert {k.name for k in every.asset_check_keys} >= DSCNN_CHECKS
+    assert not DSCNN_CHECKS & {k.name for k in default.asset_check_keys}
+
+    def inputs(graph, key: str) -> set[str]:
+        return {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}
+
+    assert inputs(every, "transfer_evaluation") >= {"quantized_model", "student_model"}
+    assert inputs(default, "transfer_evaluation") == {
+        "embedding_artifact",
+        "micro_artifact",
+        "evaluation",
+        "validated_set",
+    }
+    assert inputs(default, "evaluation") >= {"embedding_artifact", "micro_artifact"}
+    assert "quantized_model" not in inputs(default, "evaluation")
+
+
 def test_dg_check_defs_passes(tiny_config_file, tmp_path):
     root = Path(__file__).resolve().parents[2]
     home = tmp_path / "dagster_home"

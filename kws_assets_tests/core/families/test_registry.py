@@ -69,3 +69,17 @@ def test_a_folder_names_its_family(tmp_path):
     assert not Registry().names()
     with pytest.raises(ValueError, match="unknown model family"):
         Registry().family_of_folder(tmp_path)
+
+
+def test_a_config_selects_families_in_registry_order_teachers_included():
+    chosen = REGISTRY.selected(["micro_wake_word", "speech_embedding"])
+    assert chosen.names() == (SPEECH_EMBEDDING.name, MICRO_WAKE_WORD.name)
+    assert chosen.artifact_assets() == {
+        SPEECH_EMBEDDING.name: "embedding_artifact",
+        MICRO_WAKE_WORD.name: "micro_artifact",
+    }
+    assert REGISTRY.selected(REGISTRY.names()).names() == REGISTRY.names()
+    with pytest.raises(ValueError, match="learns from the speech_embedding family"):
+        REGISTRY.selected(["micro_wake_word"])  # its teacher is missing
+    with pytest.raises(ValueError, match="unknown model family 'dscnn'"):
+        REGISTRY.selected(["speech_embedding", "dscnn"])
