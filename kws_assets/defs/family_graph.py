@@ -22,14 +22,9 @@ from kws_assets.defs.checks import dscnn_checks
 from kws_assets.settings import KwsConfig
 
 
-def trained_families(cfg: KwsConfig, registry: Registry = REGISTRY) -> Registry:
-    """The families of ``registry`` that ``cfg.families`` lists, in registry order."""
-    return registry.selected(cfg.families)
-
-
 def family_definitions(cfg: KwsConfig, registry: Registry = REGISTRY) -> dg.Definitions:
     """The assets and checks of the families ``cfg`` trains (see the module docstring)."""
-    chosen = trained_families(cfg, registry)
+    chosen = registry.selected(cfg.families)  # in registry order, teachers checked
     assets = [
         *family_models(chosen),
         *family_artifacts(chosen),
