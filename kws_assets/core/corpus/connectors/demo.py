@@ -132,7 +132,10 @@ def generate_demo_corpus(
     """Write the demo corpus (WAVs + manifest) once; return its folder.
 
     The folder name carries the recipe hash, so changing the keywords makes a new corpus and an
-    unchanged recipe reuses the files already written.
+    unchanged recipe reuses the files already written.  Each recording is spoken by a freshly
+    started espeak-ng, so a sentence sounds the same whatever was spoken before it: the
+    recordings of the keywords that did not change keep their utterance ids, and every clip
+    cut from them stays cached downstream.
     """
     recipe = demo_recipe_hash(source, keywords, sample_rate, language)
     folder = Path(corpora_root) / f"{source.name}-{recipe}"
@@ -145,6 +148,9 @@ def generate_demo_corpus(
         for index, (keyword, sentence) in enumerate(
             demo_sentences(keywords, source.sentences_per_keyword, source.seed, language)
         ):
+            # espeak-ng keeps state between syntheses: a fresh engine per recording makes its
+            # audio (and so its utterance id, a content hash) a function of its sentence alone
+            tts.reset_engine()
             synthesis = tts.synthesize(sentence, voice=voice, rate=source.rate)
             samples = resample(synthesis.samples, synthesis.sample_rate, sample_rate)
             rel = f"audio/{voice.replace('+', '_')}/{index:04d}_{keyword}.wav"
