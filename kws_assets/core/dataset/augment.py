@@ -43,6 +43,7 @@ import torchaudio.functional as AF
 from kws_assets.core.audio.io import AudioInfo, AudioReadError, colored_noise, read_audio, resample
 from kws_assets.core.features.mfcc import single_threaded_torch
 from kws_assets.core.parallel import Progress, batched_process_map
+from kws_assets.core.stable_draws import stable_sample
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.core.tables import AUGMENTED_COLUMNS, AUGMENTED_SOURCE_SUFFIX, CLIP_COLUMNS
 from kws_assets.settings import UNKNOWN_LABEL, AudioSettings, AugmentSettings
@@ -420,7 +421,8 @@ def _draw_noise(
     sources: NoiseSources,
     exclude_babble: Sequence[str],
 ) -> dict | None:
-    pool = [c for c in sources.babble_pool if c not in set(exclude_babble)]
+    excluded = set(exclude_babble)
+    pool = [c for c in sources.babble_pool if c not in excluded]
     weights = dict(settings.noise_source_weights)
     if not pool or sources.read_babble is None:
         weights["babble"] = 0.0
@@ -436,7 +438,7 @@ def _draw_noise(
     if kind == "babble":
         low, high = settings.babble_talkers
         n = min(int(rng.integers(low, high + 1)), len(pool))
-        talkers = [pool[i] for i in rng.choice(len(pool), size=n, replace=False)]
+        talkers = stable_sample(sources.babble_pool, n, int(rng.integers(0, MAX_SEED)), excluded)
         return {"source": "babble", "talkers": talkers, "seed": int(rng.integers(0, MAX_SEED))}
     if kind == "folder" and sources.folder is not None:
         files = sources.folder.files

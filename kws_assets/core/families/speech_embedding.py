@@ -11,9 +11,12 @@ openWakeWord's format (:mod:`kws_assets.core.ship.openwakeword_format`).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,7 @@ from kws_assets.core.ship.export import (
     write_artifact_folder,
 )
 from kws_assets.core.ship.openwakeword_format import write_openwakeword
+from kws_assets.core.stable_draws import stable_sample
 from kws_assets.core.storage.parquet_stream import ParquetBatchWriter, StagedParquet
 from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.core.tables import EMBEDDING_COLUMN, TRAIN
@@ -146,30 +150,51 @@ def head_scorer(model: nn.Module) -> Scorer:
 
 CONTEXT_SEGMENTS = 12
 """Train material recordings the keyword-in-context windows draw their surroundings from."""
+CONTEXT_POOL_SEED = 0
+"""The seed of the draw of those recordings (by id: :mod:`kws_assets.core.stable_draws`)."""
 SILENT_CONTEXT_SHARE = 0.25
 """Keywords kept between silence (a quiet room), as the clip table has them all."""
 CONTEXT_GAIN = (0.2, 1.0)
 """Level of the surroundings relative to the material as stored."""
 KEYWORD_IN_CONTEXT = "keyword_in_context"
+CONTEXT_SLICE_CLIPS = 4096
+"""Keyword clips put in context (or read from the cache) and written together: memory stays
+bounded whatever the number of keyword clips."""
 STREAM_FRAMES = "stream_frames"
 """The cache request of a material recording's streamed frames: its segment id (a digest of
 what it is made of, so its audio is the same whenever the id is) and the front end's hash."""
 
 
-def surroundings(
-    pool: Sequence[np.ndarray], count: int, length: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``count`` stretches of ``length`` samples cut at random from the recordings of ``pool``
-    at a random level, a share of them silence."""
-    out = np.zeros((count, length), np.float32)
-    usable = [p for p in pool if p.size > length]
-    for i in range(count):
-        if not usable or rng.random() < SILENT_CONTEXT_SHARE:
-            continue
-        source = usable[int(rng.integers(len(usable)))]
-        start = int(rng.integers(0, source.size - length))
-        out[i] = source[start : start + length] * np.float32(rng.uniform(*CONTEXT_GAIN))
-    return out
+@dataclass(frozen=True)
+class Surroundings:
+    """Where one keyword clip's surroundings come from: a stretch of the material recording
+    ``segment`` (None: silence) starting ``at`` (a fraction of where a stretch can start), at
+    ``gain``.  Drawn from the clip's id and the recordings' ids alone
+    (:func:`surroundings_for`), so a clip keeps them, and its cached embeddings, unless the
+    recording it took changed."""
+
+    segment: str | None
+    at: float
+    gain: float
+
+    def cut(self, recording: np.ndarray | None, length: int) -> np.ndarray:
+        """The ``length`` samples of ``recording`` (the audio of :attr:`segment`)."""
+        if self.segment is None or recording is None or recording.size <= length:
+            return np.zeros(length, np.float32)
+        start = int(self.at * (recording.size - length))
+        return (recording[start : start + length] * np.float32(self.gain)).astype(np.float32)
+
+
+def surroundings_for(clip_id: str, segments: Sequence[str]) -> Surroundings:
+    """A keyword clip's :class:`Surroundings`: silence one time in :data:`SILENT_CONTEXT_SHARE`,
+    else a recording of ``segments`` drawn by :func:`~kws_assets.core.stable_draws.stable_sample`
+    (a recording that changes moves only the clips that took it), a start and a level."""
+    digest = hashlib.blake2b(f"{KEYWORD_IN_CONTEXT}|{clip_id}".encode(), digest_size=8).digest()
+    rng = np.random.default_rng(int.from_bytes(digest, "little"))
+    silent = rng.random() < SILENT_CONTEXT_SHARE
+    pick = stable_sample(segments, 1, int(rng.integers(0, 2**62)))
+    at, gain = float(rng.random()), float(rng.uniform(*CONTEXT_GAIN))
+    return Surroundings(None if silent or not pick else pick[0], at, gain)
 
 
 def _streamed(
@@ -390,25 +415,60 @@ class SpeechEmbedding(Family):
                     )
                 )
             if keywords is not None and keywords.height:
-                pool = [
-                    read_audio(uri)
-                    for uri in material.filter(pl.col("split") == TRAIN)["uri"].head(
-                        CONTEXT_SEGMENTS
+                train = material.filter(pl.col("split") == TRAIN)
+                uris = dict(zip(train["segment_id"], train["uri"], strict=True))
+                # the recordings keywords are placed in: a few, drawn by id, not by position
+                pool_ids = stable_sample(sorted(uris), CONTEXT_SEGMENTS, CONTEXT_POOL_SEED)
+                recordings: dict[str, np.ndarray] = {}  # read once per process, when needed
+                in_context: dict[str, SpeechEmbeddingFrontEnd] = {}  # one per process
+
+                def embed(chunk: Sequence[tuple[str, str, Surroundings]]) -> list[np.ndarray]:
+                    if "front_end" not in in_context:
+                        in_context["front_end"] = SpeechEmbeddingFrontEnd(
+                            front_end.spec,
+                            threads=1 if workers > 1 else settings.embedding.threads,
+                            batch_clips=settings.embedding.batch_clips,
+                        )
+                    spec = front_end.spec
+                    for _, _, around in chunk:
+                        if around.segment is not None and around.segment not in recordings:
+                            recordings[around.segment] = read_audio(uris[around.segment])
+                    clips = np.stack(
+                        [fit_to_length(read_audio(uri), spec.clip_samples) for _, uri, _ in chunk]
                     )
-                ]
-                for chunk in keywords.sort("clip_id").iter_slices(DEFAULT_BATCH_CLIPS):
-                    length = front_end.spec.clip_samples
-                    clips = np.stack([fit_to_length(read_audio(u), length) for u in chunk["uri"]])
-                    rng = np.random.default_rng(len(chunk) + sum(map(ord, chunk["clip_id"][0])))
-                    contexts = surroundings(pool, len(chunk), front_end.spec.context_samples, rng)
+                    contexts = np.stack(
+                        [
+                            around.cut(recordings.get(around.segment or ""), spec.context_samples)
+                            for _, _, around in chunk
+                        ]
+                    )
+                    return list(in_context["front_end"].in_context(clips, contexts))
+
+                for part in keywords.sort("clip_id").iter_slices(CONTEXT_SLICE_CLIPS):
+                    ids = part["clip_id"].to_list()
+                    placed = [surroundings_for(clip_id, pool_ids) for clip_id in ids]
+                    frames = cache.map_batches(
+                        [
+                            {
+                                KEYWORD_IN_CONTEXT: clip_id,
+                                "surroundings": dataclasses.asdict(around),
+                                "front_end": front_end_key,
+                            }
+                            for clip_id, around in zip(ids, placed, strict=True)
+                        ],
+                        embed,
+                        list(zip(ids, part["uri"].to_list(), placed, strict=True)),
+                        DEFAULT_BATCH_CLIPS,
+                        workers,
+                    )
                     writer.write(
                         negatives_rows(
-                            [f"{CONTEXT}:{clip_id}" for clip_id in chunk["clip_id"]],
+                            [f"{CONTEXT}:{clip_id}" for clip_id in ids],
                             CONTEXT,
                             KEYWORD_IN_CONTEXT,
                             front_end.spec.context_samples / front_end.spec.sample_rate,
-                            front_end.in_context(clips, contexts),
-                            chunk["label"].to_list(),
+                            np.stack(frames),
+                            part["label"].to_list(),
                         )
                     )
         assert writer.staged is not None
@@ -491,17 +551,20 @@ class SpeechEmbedding(Family):
             """One round; a mining round starts from the previous round's head on a short
             budget (``negatives.mining_epochs``): it knows the clips, only the mined windows
             are new, and a second full training cost as much as the first for the same
-            held-out false accepts."""
+            held-out false accepts.  A warm start's rounds (the first from the previous
+            materialization's head) all keep to the warm budget (``train.warm_epochs``)."""
             inputs = data.train_inputs()
             if len(extra):  # only with _unknown_ among the labels (checked below)
                 inputs = with_negatives(
                     inputs, extra, labels.index(UNKNOWN_LABEL), settings.train.seed, positives
                 )
             train_settings = head.head_train(settings.train)
+            if warm.warm:  # every round of a warm start on the warm budget
+                train_settings = train_settings.warm()
             return train_head(
                 **inputs,
                 labels=labels,
-                train_settings=(train_settings.warm() if warm.warm else train_settings)
+                train_settings=train_settings
                 if previous is None
                 else train_settings.within(head.negatives.mining_epochs),
                 initial_state=warm.state if previous is None else previous.model.state_dict(),

@@ -145,6 +145,48 @@ class RenderCache:
                 self._store(path, value)
         return [value for value in out if value is not None]
 
+    def map_batches(
+        self,
+        requests: Sequence[Mapping[str, object]],
+        render: Callable[[Sequence[T]], Sequence[np.ndarray]],
+        items: Sequence[T],
+        batch: int,
+        workers: int = 1,
+    ) -> list[np.ndarray]:
+        """:meth:`map` for renders that are cheaper together (a model over a batch): each
+        request's stored array, else its item's, the misses rendered ``batch`` at a time
+        (``render(items)`` returns one array per item, in order) on ``workers`` processes and
+        each stored under its own request, so a re-run with a few items added or changed
+        renders only those, whatever batches they fell in before.  ``render`` must give an
+        item the same array whatever batch it comes in."""
+        if len(requests) != len(items):
+            raise ValueError(f"{len(requests)} requests for {len(items)} items")
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        paths = (
+            [self.path(request_key(r)) for r in requests]
+            if self.folder is not None
+            else [None] * len(items)
+        )
+        out: list[np.ndarray | None] = []
+        for path in paths:
+            cached = self._load(path, pieces=False) if path is not None else None
+            out.append(cached if isinstance(cached, np.ndarray) else None)
+        misses = [i for i, value in enumerate(out) if value is None]
+        self.hits += len(items) - len(misses)
+        groups = [misses[start : start + batch] for start in range(0, len(misses), batch)]
+        rendered = process_map(render, [[items[i] for i in group] for group in groups], workers)
+        for group, arrays in zip(groups, rendered, strict=True):
+            if len(arrays) != len(group):
+                raise ValueError(f"render gave {len(arrays)} arrays for {len(group)} items")
+            for i, value in zip(group, arrays, strict=True):
+                array = out[i] = np.asarray(value)
+                self.misses += 1
+                path = paths[i]
+                if path is not None:
+                    self._store(path, array)
+        return [value for value in out if value is not None]
+
     @staticmethod
     def _load(path: Path, pieces: bool) -> Rendered | None:
         """The audio stored at ``path``, or ``None`` (absent, or a file that does not load)."""

@@ -285,6 +285,27 @@ def test_augmented_clips_point_at_their_source_and_stay_in_its_split(tmp_path) -
     assert combined.group_by("speaker").agg(pl.col("split").n_unique())["split"].max() == 1
 
 
+def test_a_changed_babble_pool_keeps_most_copies(tmp_path) -> None:
+    # a keyword freed or added moves clips in or out of the _unknown_ talkers: the copies of
+    # the other clips keep their recipes (ids, stored audio) unless they drew a moved talker
+    store = ClipStore.at(tmp_path / "clips")
+    clips = _clip_rows(store, np.random.default_rng(8))
+    settings = AugmentSettings(copies_per_clip=2, noise_source_weights={"babble": 1.0})
+    first, _ = A.augment_clips(clips, settings, AudioSettings(), store, lambda u: store.read(u))
+    extra = (  # one more talker in the train split, its id sorted among the others'
+        clips.filter((pl.col("label") == "_unknown_") & (pl.col("split") == "train"))
+        .head(1)
+        .with_columns((pl.col("clip_id") + "x").alias("clip_id"))
+    )
+    grown, _ = A.augment_clips(
+        pl.concat([clips, extra]), settings, AudioSettings(), store, lambda u: store.read(u)
+    )
+    before = {r["clip_id"] for r in first}
+    after = {r["clip_id"] for r in grown if not r["origin_id"].endswith("x")}
+    assert len(after) == len(before)
+    assert len(before & after) >= 0.6 * len(before)
+
+
 def test_a_rerun_reuses_the_stored_copies_without_reading_their_sources(tmp_path) -> None:
     store = ClipStore.at(tmp_path / "clips")
     clips = _clip_rows(store, np.random.default_rng(8))

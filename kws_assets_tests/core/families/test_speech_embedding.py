@@ -448,6 +448,20 @@ def test_the_negative_material_streams_into_frames_and_trains_in_rounds(
     assert rounds[0]["heldout"]["hours"] == pytest.approx(negatives["seconds"][1] / 3600, abs=1e-4)
     assert "hard_windows_found" in rounds[0]
     assert rounds[1]["mined_windows"] == 3 * min(rounds[0]["hard_windows_found"], 3000)
+    # a re-run warm-starts from that head: both of its rounds keep to the warm budget
+    rounds_trained.clear()
+    again = SPEECH_EMBEDDING.train_on_material(
+        settings, table.lazy(), table_rows.lazy(), lambda _m: None, trained.checkpoint
+    )
+    assert again.notes["warm_start"]["warm"] is True
+    warm = settings.train.warm_epochs
+    assert [t.max_epochs for t in rounds_trained] == [
+        min(6, warm.max_epochs),
+        min(6, warm.max_epochs, head.negatives.mining_epochs),
+    ]
+    assert {(t.patience, t.min_epochs) for t in rounds_trained} == {
+        (min(settings.train.patience, warm.patience), 1)
+    }
     # a config without _unknown_ trains on the clips alone
     plain = SPEECH_EMBEDDING.train_on_material(
         FamilySettings(labels=LABELS, train=settings.train),
@@ -503,6 +517,78 @@ def test_a_recording_s_streamed_frames_come_from_the_cache_the_second_time(tmp_p
     renamed = material.with_columns(pl.lit("s1").alias("segment_id"))
     SPEECH_EMBEDDING.stage_negatives(settings, renamed, read, tmp_path / "staging2", cache=cache)
     assert len(reads) == 2 and cache.misses == 2
+
+
+def test_keywords_in_context_are_cached_per_clip(tmp_path, monkeypatch) -> None:
+    """Each train keyword clip's surroundings are drawn from its own id and its embeddings kept
+    by it: a re-run with one clip more embeds that clip alone and writes the others' rows as
+    before; two workers write the rows one process writes."""
+    rng = np.random.default_rng(4)
+    for m in range(3):
+        write_wav(
+            tmp_path / f"m{m}.wav", (0.05 * rng.standard_normal(4 * SR)).astype(np.float32), SR
+        )
+    material = pl.DataFrame(
+        {
+            "segment_id": ["s0", "s1", "s2"],
+            "uri": [str(tmp_path / f"m{m}.wav") for m in range(3)],
+            "split": ["train"] * 3,
+            "kind": ["speech"] * 3,
+            "seconds": [4.0] * 3,
+        }
+    )
+    clip_rows = []
+    for i in range(12):
+        path = tmp_path / f"k{i}.wav"
+        write_wav(path, (0.2 * rng.standard_normal(SR)).astype(np.float32), SR)
+        clip_rows.append({"uri": str(path), "label": LABELS[i % 2], "clip_id": f"c{i:02d}"})
+    keywords = pl.DataFrame(clip_rows)
+    settings = FamilySettings(labels=[*LABELS, "_unknown_"])
+
+    def read(uri: str) -> np.ndarray:
+        return read_audio(uri).samples
+
+    def context_rows(staged: Any) -> pl.DataFrame:
+        return pl.read_parquet(staged.path).filter(pl.col("split") == "context")
+
+    cache = RenderCache(tmp_path / "cache")
+    first = context_rows(
+        SPEECH_EMBEDDING.stage_negatives(
+            settings, material, read, tmp_path / "a", keywords.head(11), cache=cache
+        )
+    )
+    misses = cache.misses
+    more = context_rows(
+        SPEECH_EMBEDDING.stage_negatives(settings, material, read, tmp_path / "b", keywords, cache)
+    )
+    assert cache.misses == misses + 1  # the new clip alone
+    assert more.head(11).equals(first) and more.height == 12
+    # a recording of the material changes: the clips placed in it, and those alone, again
+    changed = material.with_columns(
+        pl.when(pl.col("segment_id") == "s1")
+        .then(pl.lit("s9"))
+        .otherwise(pl.col("segment_id"))
+        .alias("segment_id")
+    )
+    moved = [
+        c
+        for c in keywords["clip_id"]
+        if embedding_family.surroundings_for(c, ["s0", "s1", "s2"])
+        != embedding_family.surroundings_for(c, ["s0", "s9", "s2"])
+    ]
+    assert 0 < len(moved) < keywords.height
+    misses = cache.misses
+    SPEECH_EMBEDDING.stage_negatives(settings, changed, read, tmp_path / "d", keywords, cache)
+    assert cache.misses == misses + len(moved) + 1  # and the new recording's own frames
+    monkeypatch.setattr(embedding_family, "DEFAULT_BATCH_CLIPS", 4)  # batches on 2 workers
+    pooled = context_rows(
+        SPEECH_EMBEDDING.stage_negatives(
+            settings, material, read, tmp_path / "c", keywords, workers=2
+        )
+    )
+    assert pooled["segment_id"].to_list() == more["segment_id"].to_list()
+    for x, y in zip(pooled[FEATURES].to_list(), more[FEATURES].to_list(), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
 
 
 def test_recordings_streamed_on_two_workers_give_the_table_streamed_here(tmp_path) -> None:

@@ -112,3 +112,28 @@ def test_map_of_blocks_reads_back_what_pieces_stored(tmp_path: Path) -> None:
 def test_map_without_a_folder_renders_every_time() -> None:
     out = NO_CACHE.map([{"text": "yes"}], _render, ["yes"])
     np.testing.assert_array_equal(out[0], np.full(4, 3.0, np.float32))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_batches_renders_only_the_misses_in_batches(tmp_path: Path, workers: int) -> None:
+    cache = RenderCache(tmp_path / "c")
+    calls: list[list[int]] = []
+
+    def render(items):
+        calls.append(list(items))
+        return [np.full(3, float(i), np.float32) for i in items]
+
+    first = cache.map_batches([{"n": i} for i in range(5)], render, list(range(5)), 2, workers)
+    assert [a[0] for a in first] == [0, 1, 2, 3, 4] and cache.misses == 5
+    if workers == 1:  # calls are seen here only when they ran here
+        assert calls == [[0, 1], [2, 3], [4]]
+    calls.clear()
+    # two items added in the middle: only they are rendered, together
+    items = [0, 1, 10, 2, 11, 3, 4]
+    again = cache.map_batches([{"n": i} for i in items], render, items, 4, 1)
+    assert [a[0] for a in again] == [float(i) for i in items]
+    assert calls == [[10, 11]] and cache.hits == 5
+    with pytest.raises(ValueError, match="requests for"):
+        cache.map_batches([{"n": 0}], render, [0, 1], 2)
+    with pytest.raises(ValueError, match="arrays for"):
+        cache.map_batches([{"n": 99}], lambda items: [], [99], 2)
