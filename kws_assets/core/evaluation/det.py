@@ -83,6 +83,10 @@ class DetCurve:
         return self.point(int(ties.min()))  # the lowest threshold among equals: most sensitive
 
 
+SEARCH_SLACK_S = 1e-6
+"""Bisection looks this much wider, then the tolerance itself decides (rounding at the edge)."""
+
+
 def count_hits(
     detections: Sequence[tuple[float, str]],
     positives: Sequence[Positive],
@@ -91,10 +95,19 @@ def count_hits(
     """How many positives a detection ``(window start, keyword)`` of the right keyword found
     (each detection counts for at most one positive)."""
     used = [False] * len(detections)
-    starts = np.array([d[0] for d in detections]) if detections else np.zeros(0)
+    starts = np.array([d[0] for d in detections], dtype=np.float64) if detections else np.zeros(0)
+    # the detections within the tolerance of a positive are a run of the starts in time order:
+    # found by bisection (a sweep asks this for every threshold of every grid point)
+    order = np.argsort(starts, kind="stable")
+    ordered = starts[order]
     hits = 0
     for positive in positives:
-        near = np.flatnonzero(np.abs(starts - positive.start_s) <= tolerance_s)
+        low = int(np.searchsorted(ordered, positive.start_s - tolerance_s - SEARCH_SLACK_S))
+        high = int(
+            np.searchsorted(ordered, positive.start_s + tolerance_s + SEARCH_SLACK_S, "right")
+        )
+        near = np.sort(order[low:high])  # in detection order, as a scan of them all finds them
+        near = near[np.abs(starts[near] - positive.start_s) <= tolerance_s]
         for index in near:
             if not used[index] and detections[int(index)][1] == positive.label:
                 used[index] = True

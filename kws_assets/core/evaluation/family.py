@@ -33,6 +33,8 @@ from kws_assets.core.model.detect import (
 )
 from kws_assets.core.model.training import EvalReport, classification_report
 from kws_assets.core.parallel import chunks, process_map
+from kws_assets.core.ship.export import classify_with_cache
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.settings import EvalSettings
 
 TEST_AUDIO_BATCH_CLIPS = 256
@@ -133,6 +135,7 @@ def evaluate_family(
     test_audio: np.ndarray | Iterable[np.ndarray],
     progress: Callable[[str], None] | None = None,
     scored: FamilyStreams | None = None,
+    features: RenderCache = NO_CACHE,
 ) -> EvaluationResult:
     """Evaluate one family's int8 artifact through its classifier (``labels``, ``spec``,
     ``classify_clips``: the artifact's own front end, whatever the family).  ``scored``: its
@@ -144,7 +147,8 @@ def evaluate_family(
     ``target_fa_per_hour``; the test streams' DET curve at the selected smoothing/refractory and
     the FA/h and FRR at the selected threshold, each with its exact interval at
     ``settings.confidence`` (a point meets the target by its FA/h upper bound; one missing more
-    than ``settings.max_frr`` of the validation keywords is flagged not usable).
+    than ``settings.max_frr`` of the validation keywords is flagged not usable).  ``features``
+    keeps the clips' front-end features (:func:`classify_with_cache`).
     """
     say = progress or (lambda _msg: None)
     labels = list(classifier.labels)
@@ -157,14 +161,14 @@ def evaluate_family(
         )
     y_test = np.array([index[label] for label in test_labels], dtype=np.int64)
     clips = [test_audio] if isinstance(test_audio, np.ndarray) else test_audio
-    batches = [classifier.classify_clips(batch) for batch in clips]
+    batches = [classify_with_cache(classifier, batch, features) for batch in clips]
     probs = np.concatenate(batches) if batches else np.zeros((0, len(labels)), np.float32)
     test_report = classification_report(y_test, probs.argmax(axis=1), labels)
     pictures["confusion_test"] = plots.confusion_matrix_png(
         labels, test_report.confusion, f"{family} int8 model, test split (unseen speakers)"
     )
     if material.unseen_clips:
-        unseen_probs = classifier.classify_clips(np.stack(material.unseen_clips))
+        unseen_probs = classify_with_cache(classifier, np.stack(material.unseen_clips), features)
         unseen_report = classification_report(
             np.array([index[label] for label in material.unseen_labels]),
             unseen_probs.argmax(axis=1),
@@ -318,12 +322,14 @@ def evaluate_families(
     test_audio: Callable[[], Iterable[np.ndarray]],
     progress: Callable[[str], None] | None = None,
     workers: int = 1,
+    features: RenderCache = NO_CACHE,
 ) -> dict[str, EvaluationResult]:
     """Every family's classifier evaluated on the same ``material`` (:func:`evaluate_family`), in
     the order of ``classifiers`` (family: the function that loads its classifier); the streams
     are scored first, on ``workers`` processes (:func:`score_family_streams`), then each family's
     clips, operating point and plots, a family per worker; ``test_audio`` starts a fresh pass
-    over the test clips' audio batches for each family."""
+    over the test clips' audio batches for each family; ``features`` keeps the clips' front-end
+    features (:func:`classify_with_cache`)."""
     scored = score_family_streams(classifiers, settings.hop_ms, material, workers, progress)
     families = list(classifiers)
 
@@ -337,6 +343,7 @@ def evaluate_families(
             test_audio(),
             None,  # its streams are scored: nothing left to say
             scored[family],
+            features,
         )
 
     # the clips, the operating-point sweep and the plots: a family per worker too

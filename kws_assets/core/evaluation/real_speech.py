@@ -21,7 +21,8 @@ import numpy as np
 
 from kws_assets.core.corpus.real_sources import RealClips
 from kws_assets.core.model.training import EvalReport, classification_report
-from kws_assets.core.ship.export import ClipClassifier
+from kws_assets.core.ship.export import ClipClassifier, classify_with_cache
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.settings import SILENCE_LABEL, UNKNOWN_LABEL
 
 WaveformClassifier = Callable[[np.ndarray], np.ndarray]
@@ -158,27 +159,33 @@ def score_real_source(
     )
 
 
-def waveform_classifier(classifier: ClipClassifier) -> WaveformClassifier:
+def waveform_classifier(
+    classifier: ClipClassifier, features: RenderCache = NO_CACHE
+) -> WaveformClassifier:
     """An artifact's classifier (either family) on 1-s waveforms at 16 kHz, through the
-    artifact's own front end (``classify_clips``), with the input shape checked."""
+    artifact's own front end (``classify_clips``; its features kept in ``features``:
+    :func:`~kws_assets.core.ship.export.classify_with_cache`), with the input shape checked."""
     clip_samples = int(classifier.spec.clip_samples)
 
     def classify(samples: np.ndarray) -> np.ndarray:
         if samples.ndim != 2 or samples.shape[1] != clip_samples:
             raise ValueError(f"expected clips [n, {clip_samples}], got {samples.shape}")
-        return classifier.classify_clips(samples)
+        return classify_with_cache(classifier, samples, features)
 
     return classify
 
 
 def score_families(
-    classifiers: dict[str, ClipClassifier], sets: Sequence[RealClips]
+    classifiers: dict[str, ClipClassifier],
+    sets: Sequence[RealClips],
+    features: RenderCache = NO_CACHE,
 ) -> dict[str, dict[str, RealSourceReport]]:
-    """Every family's classifier on every evaluation set: ``{family: {set: report}}``."""
+    """Every family's classifier on every evaluation set: ``{family: {set: report}}``
+    (the clips' front-end features kept in ``features``)."""
     return {
         family: {
             clips.source: score_real_source(
-                waveform_classifier(classifier), clips, classifier.labels
+                waveform_classifier(classifier, features), clips, classifier.labels
             )
             for clips in sets
             if len(clips)

@@ -147,8 +147,17 @@ class MicroClassifier(ClipClassifier):
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         if len(clips) == 0:
             return np.empty((0, len(self.labels)), dtype=np.float32)
-        batch = np.stack([np.asarray(c, dtype=np.float32) for c in clips])
-        return margin_scores(_run_logits(self.session, self._features(batch)))
+        return self.classify_features(self.clip_features(clips))
+
+    def feature_key(self) -> str:
+        return "micro_wake_word:" + config_hash(self.spec)
+
+    def clip_features(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The TFLite-Micro front end's frames of each clip (a fresh front end per clip)."""
+        return self._features(np.stack([np.asarray(c, dtype=np.float32) for c in clips]))
+
+    def classify_features(self, x: np.ndarray) -> np.ndarray:
+        return margin_scores(_run_logits(self.session, x))
 
     def classify_stream(self, samples: np.ndarray, hop_samples: int) -> np.ndarray | None:
         """Scores of the 1-s windows every ``hop_samples`` of a recording (as

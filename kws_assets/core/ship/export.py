@@ -25,6 +25,7 @@ directly.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -58,6 +59,7 @@ from kws_assets.core.features.speech_embedding import (
     MELSPEC_FILE,
     EmbeddingSpec,
     SpeechEmbeddingFrontEnd,
+    embedding_config_hash,
 )
 from kws_assets.core.features.table import ClipSpec
 from kws_assets.core.model.detect import DetectorOperatingPoint
@@ -70,6 +72,7 @@ from kws_assets.core.ship.cpu_latency import (
     write_cpu_latency,
 )
 from kws_assets.core.storage.atomic_files import swap_folder_into_place
+from kws_assets.core.storage.render_cache import NO_CACHE, RenderCache
 from kws_assets.core.tables import EMBEDDING_COLUMN, MFCC_COLUMN
 
 INPUT_NAME = MFCC_COLUMN
@@ -386,6 +389,21 @@ class ClipClassifier(ABC):
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` of 1-s clips at the spec's rate."""
 
+    def feature_key(self) -> str | None:
+        """A digest of everything :meth:`clip_features` depends on besides the audio (the front
+        end's settings and graphs), for a cache of a clip's features; None where the
+        classifier's front end is not split off (its clips are only classified whole)."""
+        return None
+
+    def clip_features(self, clips: np.ndarray) -> np.ndarray:
+        """The front end's output for clips ``[n, samples]``: what :meth:`classify_features`
+        takes, so that ``classify_features(clip_features(x)) == classify_clips(x)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not split off its front end")
+
+    def classify_features(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of :meth:`clip_features` output."""
+        raise NotImplementedError(f"{type(self).__name__} does not split off its front end")
+
     def _result(self, path: PathLike, probs: np.ndarray) -> dict[str, object]:
         best = int(np.argmax(probs))
         return {
@@ -453,7 +471,40 @@ class KwsClassifier(ClipClassifier):
 
     def classify_clips(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities of clips already at the spec's rate and length."""
-        return self.classify_features(features_for_clips(clips, self.spec, self._extractor))
+        return self.classify_features(self.clip_features(clips))
+
+    def feature_key(self) -> str:
+        """The whole feature spec (normalisation statistics included: the features are
+        normalised)."""
+        return "mfcc:" + hashlib.sha256(self.spec.model_dump_json().encode()).hexdigest()[:16]
+
+    def clip_features(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        return features_for_clips(clips, self.spec, self._extractor)
+
+
+def classify_with_cache(
+    classifier: ClipClassifier, clips: np.ndarray, cache: RenderCache = NO_CACHE
+) -> np.ndarray:
+    """``classifier.classify_clips(clips)``, each clip's front-end features kept in ``cache``
+    by the front end's digest and the clip's audio: the test split and the held-out voices'
+    clips are mostly the same from run to run (a keyword changed, a model retrained), and the
+    front end is most of a clip's cost.  A classifier without a split-off front end
+    (``feature_key`` None) classifies the clips whole."""
+    key = classifier.feature_key() if hasattr(classifier, "feature_key") else None
+    if key is None or cache.folder is None or len(clips) == 0:
+        return classifier.classify_clips(clips)
+    batch = np.ascontiguousarray(clips, dtype=np.float32)
+    requests = [
+        {"clip_features": key, "audio": hashlib.sha256(clip.tobytes()).hexdigest()}
+        for clip in batch
+    ]
+    features = cache.map_batches(
+        requests,
+        lambda part: list(classifier.clip_features(np.stack(part))),
+        list(batch),
+        max(1, len(batch)),
+    )
+    return classifier.classify_features(np.stack(features))
 
 
 class EmbeddingClassifier(ClipClassifier):
@@ -491,12 +542,19 @@ class EmbeddingClassifier(ClipClassifier):
         """Class probabilities of clips ``[n, samples]`` at 16 kHz (cut or padded to 1 s)."""
         if len(clips) == 0:
             return np.empty((0, len(self.labels)), dtype=np.float32)
+        return self.classify_features(self.clip_features(clips))
+
+    def feature_key(self) -> str:
+        return "speech_embedding:" + embedding_config_hash(self.spec)
+
+    def clip_features(self, clips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings ``[n, n_frames, 96]`` of clips at 16 kHz (cut or padded to 1 s)."""
         batch = (
             clips
             if isinstance(clips, np.ndarray)
             else np.stack([np.asarray(c, dtype=np.float32) for c in clips])
         )
-        return self.classify_features(self.front_end(batch))
+        return self.front_end(batch)
 
 
 def write_operating_point(

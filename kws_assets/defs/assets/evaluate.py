@@ -45,6 +45,9 @@ from kws_assets.lib.metadata import metadata_table
 from kws_assets.lib.resources import ClipStoreResource, KwsSettings
 
 RENDER_CACHE_DIR = ("cache", "renders")
+CLIP_FEATURES_CACHE_DIR = ("cache", "clip_features")
+"""Under storage.root: each evaluated clip's front-end features by front end and audio, so a
+re-run (a keyword changed, the models retrained) runs the front ends on the new clips alone."""
 """Under storage.root (always local): the evaluation's TTS renders by request, so a re-run
 speaks nothing it spoke before (``core.storage.render_cache``)."""
 
@@ -147,6 +150,7 @@ def evaluation_asset(registry: Registry = REGISTRY) -> dg.AssetsDefinition:
             lambda: clip_batches(test_clips["uri"].to_list(), read),
             progress=context.log.info,
             workers=workers,
+            features=RenderCache(cfg.storage_path(*CLIP_FEATURES_CACHE_DIR)),
         )
         lead = evaluation_report.headline(results)
         result = results[lead]
@@ -290,7 +294,9 @@ def evaluate_transfer(
             lambda uri: store.read(uri, target_sr=cfg.audio.sample_rate).samples,
         ),
     ]
-    scores = score_families(classifiers, sets)
+    scores = score_families(
+        classifiers, sets, RenderCache(cfg.storage_path(*CLIP_FEATURES_CACHE_DIR))
+    )
     rows = transfer_rows(scores)
     points = shipped_points(evaluation.path, list(by_family))  # the student ships none
     for family in sorted(set(by_family) - set(points)):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kws_assets.core.evaluation.det import (
+    MATCH_TOLERANCE_S,
     SATURATED_THRESHOLDS,
     DetCurve,
     count_hits,
@@ -48,6 +49,30 @@ def test_hits_need_the_right_keyword_near_the_right_time() -> None:
     detections = [(9.7, "a"), (20.2, "a"), (29.0, "a"), (30.4, "a")]
     assert count_hits(detections, positives) == 2  # wrong keyword at 20 s, 29 s is too early
     assert count_hits([(10.0, "a")], [*positives, Positive("a", 10.2, "4")]) == 1
+
+
+def test_hits_found_by_bisection_match_a_scan_of_every_detection() -> None:
+    def scan(detections, positives, tolerance_s=MATCH_TOLERANCE_S):  # the definition itself
+        used, hits = [False] * len(detections), 0
+        for positive in positives:
+            for i, (start, label) in enumerate(detections):
+                near = abs(start - positive.start_s) <= tolerance_s
+                if near and not used[i] and label == positive.label:
+                    used[i], hits = True, hits + 1
+                    break
+        return hits
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        detections = [
+            (float(rng.choice([rng.uniform(0, 60), round(rng.uniform(0, 60), 1)])), str(label))
+            for label in rng.choice(["a", "b"], size=int(rng.integers(0, 40)))
+        ]  # in any order, some on the tolerance's edge
+        positives = [
+            Positive(str(rng.choice(["a", "b"])), round(float(rng.uniform(0, 60)), 1), str(i))
+            for i in range(int(rng.integers(0, 15)))
+        ]
+        assert count_hits(detections, positives) == scan(detections, positives)
 
 
 def test_det_curve_counts_the_detections_the_model_actually_makes(classifier) -> None:

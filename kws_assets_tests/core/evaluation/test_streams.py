@@ -96,6 +96,9 @@ def test_noise_floor_is_at_its_level_everywhere_and_leaves_the_input_alone() -> 
     for start in (0, NOISE_FLOOR_BLOCK_SAMPLES, 2 * NOISE_FLOOR_BLOCK_SAMPLES):
         piece = floored[start : start + NOISE_FLOOR_BLOCK_SAMPLES].astype(np.float64)
         assert 20 * np.log10(np.sqrt(np.mean(piece**2))) == pytest.approx(-60.0, abs=0.5)
+    # one block of noise laid down from different points of it: no block repeats the last
+    first, second = floored[:NOISE_FLOOR_BLOCK_SAMPLES], floored[NOISE_FLOOR_BLOCK_SAMPLES:][:1000]
+    assert abs(np.corrcoef(first[:1000], second)[0, 1]) < 0.5
 
 
 def test_cached_sentences_are_the_spoken_ones_and_a_rerun_speaks_none(

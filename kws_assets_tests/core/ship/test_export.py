@@ -21,6 +21,7 @@ from kws_assets.core.ship.export import (
     INPUT_NAME,
     OPERATING_POINT_FILE,
     OUTPUT_NAME,
+    classify_with_cache,
     export_onnx,
     onnx_accuracy,
     onnx_logits,
@@ -30,7 +31,14 @@ from kws_assets.core.ship.export import (
     softmax,
     write_operating_point,
 )
+from kws_assets.core.storage.render_cache import RenderCache
 from kws_assets.settings import ModelSettings
+from kws_assets_tests.tone_detector import (
+    labelled_clips,
+    tone_artifact,
+    tone_embedding_artifact,
+    tone_micro_artifact,
+)
 from kws_assets_tests.tone_task import SR, TONE_LABELS, trained_tone_model
 
 KIB = 1024
@@ -321,3 +329,24 @@ def test_operating_point_files_with_and_without_bounds_read_alike(tmp_path) -> N
     fine = write_operating_point(tmp_path / "fine", point, {**flagged, "usable": True})
     assert operating_point_warning(fine) is None
     assert operating_point_warning(tmp_path / "nowhere") is None
+
+
+@pytest.mark.parametrize("which", ["mfcc", "speech_embedding", "micro_wake_word"])
+def test_cached_clip_features_classify_as_the_clips_do(tmp_path: Path, which: str) -> None:
+    """Every family's front end splits off: its features, cached by front end and audio, give
+    the probabilities ``classify_clips`` gives; a second pass runs no front end."""
+    folder = {
+        "mfcc": lambda: tone_artifact().folder,
+        "speech_embedding": tone_embedding_artifact,
+        "micro_wake_word": tone_micro_artifact,
+    }[which]()
+    classifier = load_classifier(folder)
+    clips, _ = labelled_clips(3, seed=9)
+    clips = clips.astype(np.float32)
+    cache = RenderCache(tmp_path / "features")
+    expected = classifier.classify_clips(clips)
+    np.testing.assert_allclose(classify_with_cache(classifier, clips, cache), expected, atol=1e-5)
+    assert cache.misses == len(clips) and cache.hits == 0
+    np.testing.assert_allclose(classify_with_cache(classifier, clips, cache), expected, atol=1e-5)
+    assert cache.hits == len(clips) and cache.misses == len(clips)
+    assert classifier.feature_key().startswith(which)
