@@ -33,6 +33,7 @@ from kws_assets.core.ship.micro_wake_word import (
     ESPHOME_DIR,
     MicroManifestError,
     check_esphome_model,
+    heap_frozen,
     model_ops,
     read_manifest,
 )
@@ -438,3 +439,16 @@ def test_the_table_is_featurized_on_worker_processes_the_same(tmp_path: Path) ->
     assert pooled["clip_id"].to_list() == table["clip_id"].to_list()
     np.testing.assert_array_equal(here[COLUMN].to_numpy(), pooled[COLUMN].to_numpy())
     assert here[COLUMN].to_numpy().shape == (len(rows), *MicroFrontEndSpec().shape)
+
+
+def test_the_converter_runs_with_the_heap_frozen_and_leaves_it_as_it_was() -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    with heap_frozen():
+        assert gc.get_freeze_count() > before  # what existed is left out of collections
+        garbage = [[]]
+        garbage[0].append(garbage)  # a cycle made inside the block is still collected
+        del garbage
+        assert gc.collect() >= 1
+    assert gc.get_freeze_count() == 0
