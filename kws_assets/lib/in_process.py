@@ -9,7 +9,6 @@ same partitions and materializations a backfill would have made.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,34 +71,17 @@ def materialize_graph(
         + [(PIPELINE_JOB, None)]
     )
     graph = GraphRun()
-    try:
-        for index, (job_name, partition) in enumerate(plan, start=1):
-            on_start(index, len(plan), job_name + (f" [{partition}]" if partition else ""))
-            started = time.monotonic()
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance,
-                partition_key=partition,
-                run_config=run_config,
-                raise_on_error=False,
-            )
-            on_finish(result, time.monotonic() - started)
-            graph.results.append((job_name, partition, result))
-            if not result.success:
-                break
-            settle_heap()
-    finally:
-        gc.unfreeze()  # the caller's later collections see everything again
+    for index, (job_name, partition) in enumerate(plan, start=1):
+        on_start(index, len(plan), job_name + (f" [{partition}]" if partition else ""))
+        started = time.monotonic()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
+        )
+        on_finish(result, time.monotonic() - started)
+        graph.results.append((job_name, partition, result))
+        if not result.success:
+            break
     return graph
-
-
-def settle_heap() -> None:
-    """Collect a finished run's garbage, then leave what survives out of the next runs'
-    collections (:func:`gc.freeze`, until :func:`materialize_graph` returns).  The runs share
-    one process: without this every full collection of a later run walks the objects of all
-    the runs before it (the re-run's 22 full collections took 2.8 s in the main process), and
-    the worker processes a step forks walk them too, copying the pages they touch."""
-    gc.collect()
-    gc.freeze()
 
 
 def failed_steps(result: dg.ExecuteInProcessResult) -> list[str]:

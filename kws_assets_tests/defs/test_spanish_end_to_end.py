@@ -6,7 +6,6 @@ the graph without the DS-CNN's assets, through to the demo's summary."""
 
 from __future__ import annotations
 
-import gc
 import json
 
 import dagster as dg
@@ -46,17 +45,8 @@ def pipeline(tmp_path_factory):
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(config_file)
-        frozen: list[int] = []  # objects left out of collections when each run starts
-        graph = materialize_graph(
-            defs, instance, on_start=lambda *_: frozen.append(gc.get_freeze_count())
-        )
-        yield {
-            "defs": defs,
-            "instance": instance,
-            "graph": graph,
-            "cfg": load_config(config_file),
-            "frozen": (frozen, gc.get_freeze_count()),
-        }
+        graph = materialize_graph(defs, instance)
+        yield {"defs": defs, "instance": instance, "graph": graph, "cfg": load_config(config_file)}
 
 
 def _keyword_clips(pipeline) -> pl.DataFrame:
@@ -64,12 +54,6 @@ def _keyword_clips(pipeline) -> pl.DataFrame:
     if "reject_reason" in aligned.columns:
         aligned = aligned.filter(pl.col("reject_reason").is_null())
     return aligned
-
-
-def test_each_run_starts_with_the_runs_before_it_out_of_collections(pipeline):
-    frozen, after = pipeline["frozen"]
-    assert frozen[0] == 0 and all(count > 0 for count in frozen[1:])
-    assert after == 0  # materialize_graph hands the heap back as it found it
 
 
 def test_the_run_succeeds_with_spanish_keyword_partitions(pipeline):
