@@ -94,22 +94,27 @@ def count_hits(
 ) -> int:
     """How many positives a detection ``(window start, keyword)`` of the right keyword found
     (each detection counts for at most one positive)."""
+    if not detections or not positives:
+        return 0
     used = [False] * len(detections)
-    starts = np.array([d[0] for d in detections], dtype=np.float64) if detections else np.zeros(0)
+    starts = np.array([d[0] for d in detections], dtype=np.float64)
     # the detections within the tolerance of a positive are a run of the starts in time order:
-    # found by bisection (a sweep asks this for every threshold of every grid point)
+    # found by bisection, every positive at once (a sweep asks this for every threshold of every
+    # grid point); the few candidates are then checked in detection order, as a scan finds them
     order = np.argsort(starts, kind="stable")
     ordered = starts[order]
+    at = np.array([p.start_s for p in positives], dtype=np.float64)
+    lows = np.searchsorted(ordered, at - tolerance_s - SEARCH_SLACK_S, "left").tolist()
+    highs = np.searchsorted(ordered, at + tolerance_s + SEARCH_SLACK_S, "right").tolist()
+    by_time, start_of = order.tolist(), starts.tolist()
     hits = 0
-    for positive in positives:
-        low = int(np.searchsorted(ordered, positive.start_s - tolerance_s - SEARCH_SLACK_S))
-        high = int(
-            np.searchsorted(ordered, positive.start_s + tolerance_s + SEARCH_SLACK_S, "right")
-        )
-        near = np.sort(order[low:high])  # in detection order, as a scan of them all finds them
-        near = near[np.abs(starts[near] - positive.start_s) <= tolerance_s]
-        for index in near:
-            if not used[index] and detections[int(index)][1] == positive.label:
+    for positive, low, high in zip(positives, lows, highs, strict=True):
+        for index in sorted(by_time[low:high]):
+            if (
+                not used[index]
+                and abs(start_of[index] - positive.start_s) <= tolerance_s
+                and detections[index][1] == positive.label
+            ):
                 used[index] = True
                 hits += 1
                 break
