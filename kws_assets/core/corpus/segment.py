@@ -15,8 +15,12 @@ the word's confidence, which curation compares with ``alignment.min_confidence``
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -36,7 +40,7 @@ from kws_assets.core.speech.aligners import (
     WordAligner,
     as_word_aligner,
 )
-from kws_assets.core.speech.alignment import Aligner, WordSpan
+from kws_assets.core.speech.alignment import Aligner, AlignmentResult, WordSpan
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 
@@ -159,6 +163,64 @@ def cut_word_clips(
     return clips
 
 
+ALIGNMENT_CACHE_FORMAT = "alignment-cache-v1"
+"""Part of every alignment cache key: bump it when what an aligner returns changes meaning."""
+
+
+@dataclass(frozen=True)
+class AlignmentCache:
+    """Alignments kept by what they are a function of: the aligner (its name and the alignment
+    settings), the recording (an utterance id is a digest of its audio), its transcript and
+    language.  A re-run with a keyword changed re-aligns none of the recordings it aligned
+    before (pocketsphinx took most of each unchanged keyword partition's time).  One JSON file
+    per alignment under ``folder`` (None: no cache); a file that does not load is a miss."""
+
+    folder: Path | None
+
+    def key(self, aligner: str, settings: AlignmentSettings, utt: dict, sample_rate: int) -> str:
+        request = {
+            "format": ALIGNMENT_CACHE_FORMAT,
+            "aligner": aligner,
+            "settings": settings.model_dump(mode="json"),
+            "utterance": utt["utterance_id"],
+            "transcript": utt["transcript"],
+            "language": utt["language"],
+            "sample_rate": sample_rate,
+        }
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path | None:
+        return None if self.folder is None else self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> AlignmentResult | None:
+        path = self._path(key)
+        if path is None:
+            return None
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            words = [WordSpan(**w) for w in body.pop("words")]
+            return AlignmentResult(words=words, **body)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def put(self, key: str, result: AlignmentResult) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(asdict(result), fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+NO_ALIGNMENT_CACHE = AlignmentCache(None)
+
+
 @dataclass(frozen=True)
 class AlignmentFailure:
     utterance_id: str
@@ -179,6 +241,7 @@ def align_utterances(
     workers: int = 1,
     batch_size: int = ALIGN_BATCH_UTTERANCES,
     progress: Progress | None = None,
+    cache: AlignmentCache = NO_ALIGNMENT_CACHE,
 ) -> tuple[list[dict], list[AlignmentFailure], dict[str, str]]:
     """Align each utterance to its transcript and cut keyword / ``_unknown_`` clips into the store.
 
@@ -192,13 +255,14 @@ def align_utterances(
     Utterances are aligned in batches of ``batch_size`` on ``workers`` processes (each process
     keeps its own copy of the aligner; espeak-ng, which renders the TTS+DTW references, starts
     afresh before every batch), so the result is the same, in input order, for any worker count.
+    An alignment in ``cache`` (:class:`AlignmentCache`) is not computed again.
     """
     rows: list[dict] = []
     failures: list[AlignmentFailure] = []
     g2p_words: dict[str, str] = {}
 
     def align_one(utt: dict) -> UtteranceClips:
-        return _align_utterance(utt, keywords, aligner, store, audio, settings, labels)
+        return _align_utterance(utt, keywords, aligner, store, audio, settings, labels, cache)
 
     # the TTS+DTW aligner speaks its reference with espeak-ng, which restarts per batch
     batches = batched_process_map(
@@ -236,8 +300,9 @@ def _align_utterance(
     audio: AudioSettings,
     settings: AlignmentSettings,
     labels: Collection[str] | None,
+    cache: AlignmentCache = NO_ALIGNMENT_CACHE,
 ) -> UtteranceClips:
-    """Align one utterance and cut and store its chosen clips."""
+    """Align one utterance (unless ``cache`` has it) and cut and store its chosen clips."""
     try:
         info = read_audio(utt["uri"], target_sr=audio.sample_rate)
     except AudioReadError as exc:
@@ -248,7 +313,11 @@ def _align_utterance(
     except NoAlignerError as exc:
         reason = f"no aligner for language {utt['language']!r}: {exc}"
         return UtteranceClips([], AlignmentFailure(utt["utterance_id"], utt["uri"], reason, ()), {})
-    result = word_aligner.align(info.samples, info.sample_rate, utt["transcript"])
+    key = cache.key(word_aligner.name, settings, utt, info.sample_rate)
+    result = cache.get(key)
+    if result is None:
+        result = word_aligner.align(info.samples, info.sample_rate, utt["transcript"])
+        cache.put(key, result)
     if not result.ok:
         failure = AlignmentFailure(
             utt["utterance_id"],

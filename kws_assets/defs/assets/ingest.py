@@ -42,6 +42,9 @@ from kws_assets.settings import UNKNOWN_LABEL
 GROUP = "ingest"
 KEYWORD_GROUP = "keyword_clips"  # per keyword; a group of its own so its job selects it
 MAX_LISTED = 50
+ALIGNMENT_CACHE_DIR = ("cache", "alignments")
+"""Under storage.root: each recording's alignment by aligner, recording and transcript, so a
+re-run (a keyword changed) aligns only the recordings it has not aligned before."""
 REJECTED_ENTRY_COLUMNS = ["source", "original_path", "reject_reason", "reject_detail"]
 
 
@@ -257,6 +260,7 @@ def aligned_keywords(
         labels={keyword},
         workers=resolve_workers(cfg.compute.workers),
         progress=progress_reporter(context.log.info, "utterances aligned"),
+        cache=segment.AlignmentCache(cfg.storage_path(*ALIGNMENT_CACHE_DIR)),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(
@@ -322,6 +326,7 @@ def unknown_clips(
         labels={UNKNOWN_LABEL},
         workers=resolve_workers(cfg.compute.workers),
         progress=progress_reporter(context.log.info, "utterances aligned"),
+        cache=segment.AlignmentCache(cfg.storage_path(*ALIGNMENT_CACHE_DIR)),
     )
     labelled, cut_failures = labeled_clips.cut_labeled_clips(
         list(

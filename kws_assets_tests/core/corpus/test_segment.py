@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from kws_assets.core.audio.io import read_audio, write_wav
+from kws_assets.core.corpus import segment
 from kws_assets.core.corpus.segment import (
+    AlignmentCache,
     align_utterances,
     choose_clips,
     cut_word_clips,
@@ -152,3 +154,44 @@ def test_a_phrase_is_aligned_from_a_corpus_utterance(tmp_path, language, phrase,
     assert not failures and len(rows) == 1
     assert rows[0]["reject_reason"] == "speech_over_window" and rows[0]["reject_stage"] == "clip"
     assert phrase in rows[0]["reject_detail"] and rows[0]["label"] == phrase
+
+
+def test_an_alignment_is_kept_and_not_computed_again(tmp_path, monkeypatch):
+    """A recording aligned once (same aligner settings, id, transcript) is read back from the
+    cache the next time: the same clips, no aligner call; another transcript is aligned."""
+    utterance = _spoken_utterance(tmp_path, "u1", "please say stop now", "en-us+m3", "en")
+    settings = AlignmentSettings(min_confidence=0.0)
+    store = ClipStore.at(tmp_path / "clips")
+    aligner = AlignerChoice(settings, SR)
+    audio = KwsConfig(keywords=["stop"]).audio
+    cache = AlignmentCache(tmp_path / "alignments")
+    first, failures, _ = align_utterances(
+        [utterance], ["stop"], aligner, store, audio, settings, cache=cache
+    )
+    assert not failures and any(r["label"] == "stop" for r in first)
+    calls: list[str] = []
+    real_align = segment.as_word_aligner
+
+    def counting(choice, language):
+        word_aligner = real_align(choice, language)
+        original = word_aligner.align
+
+        def align(samples, sample_rate, transcript):
+            calls.append(transcript)
+            return original(samples, sample_rate, transcript)
+
+        monkeypatch.setattr(word_aligner, "align", align)
+        return word_aligner
+
+    monkeypatch.setattr(segment, "as_word_aligner", counting)
+    again, _, _ = align_utterances(
+        [utterance], ["stop"], aligner, store, audio, settings, cache=cache
+    )
+    assert again == first and calls == []
+    other = {**utterance, "transcript": "please say stop"}
+    align_utterances([other], ["stop"], aligner, store, audio, settings, cache=cache)
+    assert calls and set(calls) == {"please say stop"}  # aligned (a fallback may try again)
+    for path in (tmp_path / "alignments").rglob("*.json"):
+        path.write_text("{broken")  # a torn file is a miss, aligned afresh
+    align_utterances([utterance], ["stop"], aligner, store, audio, settings, cache=cache)
+    assert calls[-1] == "please say stop now"
