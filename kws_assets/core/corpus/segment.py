@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,6 +39,7 @@ from kws_assets.core.speech.aligners import (
     as_word_aligner,
 )
 from kws_assets.core.speech.alignment import Aligner, AlignmentResult, WordSpan
+from kws_assets.core.storage.atomic_files import write_file_atomic
 from kws_assets.core.storage.clip_store import ClipStore, clip_id_for
 from kws_assets.settings import UNKNOWN_LABEL, AlignmentSettings, AudioSettings
 
@@ -205,17 +204,8 @@ class AlignmentCache:
 
     def put(self, key: str, result: AlignmentResult) -> None:
         path = self._path(key)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(asdict(result), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if path is not None:
+            write_file_atomic(path, json.dumps(asdict(result)))
 
 
 NO_ALIGNMENT_CACHE = AlignmentCache(None)
