@@ -68,7 +68,8 @@ class HeadNegativeSettings(StrictSettings):
         ge=1,
         description="Epoch budget of a mining round: it starts from the previous round's head "
         "(the clips are learnt; only the mined windows are new) and trains at most this many "
-        "epochs, never more than train.max_epochs, its cosine schedule over them.",
+        "epochs, never more than train.max_epochs (nor train.warm_epochs when the first round "
+        "was warm-started), its cosine schedule over them.",
     )
 
 
