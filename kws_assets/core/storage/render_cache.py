@@ -121,19 +121,9 @@ class RenderCache:
         cannot be rendered: it is passed through at that item's place, not stored, and the other
         items still render.  The renders are pure functions of their items (each block starts
         its engine afresh), so the audio is the same for any worker count."""
-        if len(requests) != len(items):
-            raise ValueError(f"{len(requests)} requests for {len(items)} items")
-        suffix = ".npz" if pieces else ".npy"
-        paths = (
-            [self.path(request_key(r)).with_suffix(suffix) for r in requests]
-            if self.folder is not None
-            else [None] * len(items)
-        )
-        out: list[Rendered | BaseException | None] = [
-            self._load(path, pieces) if path is not None else None for path in paths
-        ]
+        paths, stored = self._lookup(requests, len(items), pieces)
+        out: list[Rendered | BaseException | None] = list(stored)
         misses = [i for i, value in enumerate(out) if value is None]
-        self.hits += len(items) - len(misses)
         rendered = process_map(render, [items[i] for i in misses], workers)
         for i, value in zip(misses, rendered, strict=True):
             out[i] = value
@@ -159,21 +149,11 @@ class RenderCache:
         each stored under its own request, so a re-run with a few items added or changed
         renders only those, whatever batches they fell in before.  ``render`` must give an
         item the same array whatever batch it comes in."""
-        if len(requests) != len(items):
-            raise ValueError(f"{len(requests)} requests for {len(items)} items")
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
-        paths = (
-            [self.path(request_key(r)) for r in requests]
-            if self.folder is not None
-            else [None] * len(items)
-        )
-        out: list[np.ndarray | None] = []
-        for path in paths:
-            cached = self._load(path, pieces=False) if path is not None else None
-            out.append(cached if isinstance(cached, np.ndarray) else None)
+        paths, stored = self._lookup(requests, len(items), pieces=False)
+        out = [value if isinstance(value, np.ndarray) else None for value in stored]
         misses = [i for i, value in enumerate(out) if value is None]
-        self.hits += len(items) - len(misses)
         groups = [misses[start : start + batch] for start in range(0, len(misses), batch)]
         rendered = process_map(render, [[items[i] for i in group] for group in groups], workers)
         for group, arrays in zip(groups, rendered, strict=True):
@@ -186,6 +166,23 @@ class RenderCache:
                 if path is not None:
                     self._store(path, array)
         return [value for value in out if value is not None]
+
+    def _lookup(
+        self, requests: Sequence[Mapping[str, object]], count: int, pieces: bool
+    ) -> tuple[list[Path | None], list[Rendered | None]]:
+        """Each request's file (None without a folder) and what it holds (None: a miss); the
+        hits counted.  ``count``: the items the requests stand for (they must match)."""
+        if len(requests) != count:
+            raise ValueError(f"{len(requests)} requests for {count} items")
+        suffix = ".npz" if pieces else ".npy"
+        paths: list[Path | None] = (
+            [self.path(request_key(r)).with_suffix(suffix) for r in requests]
+            if self.folder is not None
+            else [None] * count
+        )
+        stored = [self._load(path, pieces) if path is not None else None for path in paths]
+        self.hits += sum(value is not None for value in stored)
+        return paths, stored
 
     @staticmethod
     def _load(path: Path, pieces: bool) -> Rendered | None:
